@@ -1,0 +1,317 @@
+// Package hasura is the Hasura v2 wire format as shala sees it: the typed
+// bodies of action, event-trigger and cron-trigger calls, the session
+// variables they carry, the one writer of action errors, and the middleware
+// that checks the shared webhook secret. Decoding is tolerant where Hasura
+// varies (both created_at forms, null session variables and trace context,
+// absent request_query, unknown keys, numbers sent as strings) and strict
+// where a mistake would lose work (event ids, ops, row presence).
+package hasura
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shala-edu/shala/internal/fault"
+)
+
+// Action is the body of POST /actions/{name}. In is the struct of the
+// action's arguments as declared in metadata/actions.graphql.
+type Action[In any] struct {
+	Name    string
+	Input   In
+	Session SessionVariables
+	// RequestQuery is the client's GraphQL document; empty for asynchronous
+	// actions (Hasura sends null or omits it).
+	RequestQuery string
+}
+
+// Async reports whether Hasura called this as an asynchronous action.
+func (a *Action[In]) Async() bool { return a.RequestQuery == "" }
+
+type actionWire[In any] struct {
+	Action *struct {
+		Name string `json:"name"`
+	} `json:"action"`
+	Input            *In              `json:"input"`
+	SessionVariables SessionVariables `json:"session_variables"`
+	RequestQuery     *string          `json:"request_query"`
+}
+
+// DecodeAction decodes and checks an action body.
+func DecodeAction[In any](body []byte) (*Action[In], error) {
+	var w actionWire[In]
+	if err := decode(body, &w); err != nil {
+		return nil, err
+	}
+	if w.Action == nil || w.Action.Name == "" {
+		return nil, fault.Invalidf("action.name", "missing")
+	}
+	a := &Action[In]{Name: w.Action.Name, Session: w.SessionVariables}
+	if w.Input != nil {
+		a.Input = *w.Input
+	}
+	if w.RequestQuery != nil {
+		a.RequestQuery = *w.RequestQuery
+	}
+	return a, nil
+}
+
+// Op is the database operation that fired an event trigger.
+type Op string
+
+// Event trigger operations. MANUAL is a console "invoke" with the current row
+// as New.
+const (
+	OpInsert Op = "INSERT"
+	OpUpdate Op = "UPDATE"
+	OpDelete Op = "DELETE"
+	OpManual Op = "MANUAL"
+)
+
+// TraceContext is the W3C-style trace context Hasura attaches to events.
+type TraceContext struct {
+	TraceID       string `json:"trace_id"`
+	SpanID        string `json:"span_id"`
+	SamplingState string `json:"sampling_state,omitempty"`
+}
+
+// TableName is a schema-qualified table.
+type TableName struct {
+	Schema string `json:"schema"`
+	Name   string `json:"name"`
+}
+
+// Event is the body of POST /events/{trigger}. Row is the table's row as
+// Hasura serialises it (column names as JSON keys).
+type Event[Row any] struct {
+	ID           uuid.UUID
+	CreatedAt    time.Time
+	Trigger      string
+	Table        TableName
+	CurrentRetry int
+	MaxRetries   int
+	Op           Op
+	Old, New     *Row
+	// Session is nil when the write was made by plain SQL, not through
+	// Hasura.
+	Session SessionVariables
+	Trace   *TraceContext
+}
+
+// TraceID is the trace id, or "" when Hasura sent no trace context.
+func (e *Event[Row]) TraceID() string {
+	if e.Trace == nil {
+		return ""
+	}
+	return e.Trace.TraceID
+}
+
+type eventWire[Row any] struct {
+	ID           string                 `json:"id"`
+	CreatedAt    string                 `json:"created_at"`
+	Trigger      *struct{ Name string } `json:"trigger"`
+	Table        TableName              `json:"table"`
+	DeliveryInfo struct {
+		CurrentRetry int `json:"current_retry"`
+		MaxRetries   int `json:"max_retries"`
+	} `json:"delivery_info"`
+	Event *struct {
+		Op   Op `json:"op"`
+		Data struct {
+			Old *Row `json:"old"`
+			New *Row `json:"new"`
+		} `json:"data"`
+		SessionVariables SessionVariables `json:"session_variables"`
+		TraceContext     *TraceContext    `json:"trace_context"`
+	} `json:"event"`
+}
+
+// DecodeEvent decodes and checks an event-trigger body: the id must be a
+// UUID (it is the idempotency key), the op known, and the rows the op implies
+// present.
+func DecodeEvent[Row any](body []byte) (*Event[Row], error) {
+	var w eventWire[Row]
+	if err := decode(body, &w); err != nil {
+		return nil, err
+	}
+	id, err := uuid.Parse(w.ID)
+	if err != nil {
+		return nil, fault.Invalidf("id", "want a UUID, got %q", w.ID)
+	}
+	if w.Trigger == nil || w.Trigger.Name == "" {
+		return nil, fault.Invalidf("trigger.name", "missing")
+	}
+	if w.Event == nil {
+		return nil, fault.Invalidf("event", "missing")
+	}
+	e := &Event[Row]{
+		ID: id, Trigger: w.Trigger.Name, Table: w.Table,
+		CurrentRetry: w.DeliveryInfo.CurrentRetry, MaxRetries: w.DeliveryInfo.MaxRetries,
+		Op: w.Event.Op, Old: w.Event.Data.Old, New: w.Event.Data.New,
+		Session: w.Event.SessionVariables, Trace: w.Event.TraceContext,
+	}
+	if w.CreatedAt != "" {
+		if e.CreatedAt, err = parseTime(w.CreatedAt); err != nil {
+			return nil, fault.Invalidf("created_at", "%v", err)
+		}
+	}
+	switch e.Op {
+	case OpInsert, OpManual:
+		if e.New == nil {
+			return nil, fault.Invalidf("event.data.new", "missing for %s", e.Op)
+		}
+	case OpUpdate:
+		if e.New == nil || e.Old == nil {
+			return nil, fault.Invalidf("event.data", "UPDATE needs both old and new")
+		}
+	case OpDelete:
+		if e.Old == nil {
+			return nil, fault.Invalidf("event.data.old", "missing for DELETE")
+		}
+	default:
+		return nil, fault.Invalidf("event.op", "want INSERT, UPDATE, DELETE or MANUAL, got %q", e.Op)
+	}
+	return e, nil
+}
+
+// CronEvent is the body of POST /cron/{name}, for cron triggers and one-off
+// scheduled events (which have CreatedAt and no Name).
+type CronEvent struct {
+	ID            uuid.UUID
+	Name          string
+	ScheduledTime time.Time
+	Payload       json.RawMessage
+	Comment       string
+	CreatedAt     time.Time
+}
+
+type cronWire struct {
+	ID            string          `json:"id"`
+	Name          string          `json:"name"`
+	ScheduledTime string          `json:"scheduled_time"`
+	Payload       json.RawMessage `json:"payload"`
+	Comment       string          `json:"comment"`
+	CreatedAt     string          `json:"created_at"`
+}
+
+// DecodeCron decodes and checks a cron or scheduled-event body.
+func DecodeCron(body []byte) (*CronEvent, error) {
+	var w cronWire
+	if err := decode(body, &w); err != nil {
+		return nil, err
+	}
+	id, err := uuid.Parse(w.ID)
+	if err != nil {
+		return nil, fault.Invalidf("id", "want a UUID, got %q", w.ID)
+	}
+	if w.ScheduledTime == "" {
+		return nil, fault.Invalidf("scheduled_time", "missing")
+	}
+	c := &CronEvent{ID: id, Name: w.Name, Payload: w.Payload, Comment: w.Comment}
+	if c.ScheduledTime, err = parseTime(w.ScheduledTime); err != nil {
+		return nil, fault.Invalidf("scheduled_time", "%v", err)
+	}
+	if w.CreatedAt != "" {
+		if c.CreatedAt, err = parseTime(w.CreatedAt); err != nil {
+			return nil, fault.Invalidf("created_at", "%v", err)
+		}
+	}
+	return c, nil
+}
+
+// DecodePayload decodes the cron payload into v; an absent or null payload
+// leaves v unchanged.
+func (c *CronEvent) DecodePayload(v any) error {
+	if len(c.Payload) == 0 || bytes.Equal(c.Payload, []byte("null")) {
+		return nil
+	}
+	if err := json.Unmarshal(c.Payload, v); err != nil {
+		return fault.Invalidf("payload", "%v", err)
+	}
+	return nil
+}
+
+// decode unmarshals body, turning JSON errors into messages that name the
+// offending field.
+func decode(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return fault.Invalidf("body", "empty; want a JSON object")
+	}
+	err := json.Unmarshal(body, v)
+	if err == nil {
+		return nil
+	}
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &syn):
+		return fault.Invalidf("body", "not valid JSON at byte %d: %v", syn.Offset, syn)
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		return fault.Invalidf(field, "want %s, got JSON %s", typ.Type, typ.Value)
+	default:
+		return fault.Invalidf("body", "%v", err)
+	}
+}
+
+// Time is a timestamp as Hasura writes it: RFC 3339 with a zone, or (newer
+// servers, created_at) without one, meaning UTC. Use it for timestamp
+// columns in event rows.
+type Time struct{ time.Time }
+
+var zoneless = []string{"2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999"}
+
+func parseTime(s string) (time.Time, error) {
+	if v, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return v, nil
+	}
+	for _, layout := range zoneless {
+		if v, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return v, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("want an ISO 8601 timestamp, got %q", s)
+}
+
+// UnmarshalJSON accepts both forms and null.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(b, []byte("null")) {
+		return nil
+	}
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return fmt.Errorf("want a timestamp string, got %s", b)
+	}
+	t.Time, err = parseTime(s)
+	return err
+}
+
+// Int64 is a bigint or numeric column that Hasura may send as a JSON number
+// or, with stringified numerics, as a string.
+type Int64 int64
+
+// UnmarshalJSON accepts 42 and "42".
+func (n *Int64) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "null" {
+		return nil
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("want an integer, got %s", b)
+	}
+	*n = Int64(v)
+	return nil
+}

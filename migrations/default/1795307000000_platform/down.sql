@@ -1,0 +1,4 @@
+DROP TABLE IF EXISTS pong;
+DROP TABLE IF EXISTS ping;
+DROP TABLE IF EXISTS webhook_inbox;
+DROP FUNCTION IF EXISTS set_updated_at();
