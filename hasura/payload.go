@@ -9,9 +9,11 @@ package hasura
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -262,8 +264,92 @@ func decode(body []byte, v any) error {
 		}
 		return fault.Invalidf(field, "want %s, got JSON %s", typ.Type, typ.Value)
 	default:
+		// Errors from UnmarshalJSON/UnmarshalText methods (a bad UUID, a bad
+		// timestamp) carry no field path; find it by decoding field by field.
+		if field, ferr := locate(reflect.TypeOf(v), body); field != "" {
+			return fault.Invalidf(field, "%v", ferr)
+		}
 		return fault.Invalidf("body", "%v", err)
 	}
+}
+
+var (
+	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// locate returns the JSON path of the first value in data that type t
+// refuses, and the refusal.
+func locate(t reflect.Type, data json.RawMessage) (string, error) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(jsonUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler) {
+		if err := json.Unmarshal(data, reflect.New(t).Interface()); err != nil {
+			return ".", err
+		}
+		return "", nil
+	}
+	join := func(name, sub string) string {
+		if sub == "." {
+			return name
+		}
+		return name + "." + sub
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(data, &obj) != nil {
+			return "", nil
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" {
+				continue
+			}
+			if name == "" {
+				if f.Anonymous {
+					if p, err := locate(f.Type, data); p != "" {
+						return p, err
+					}
+					continue
+				}
+				name = f.Name
+			}
+			for k, raw := range obj {
+				if strings.EqualFold(k, name) {
+					if p, err := locate(f.Type, raw); p != "" {
+						return join(k, p), err
+					}
+				}
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		var arr []json.RawMessage
+		if json.Unmarshal(data, &arr) != nil {
+			return "", nil
+		}
+		for i, raw := range arr {
+			if p, err := locate(t.Elem(), raw); p != "" {
+				return join(strconv.Itoa(i), p), err
+			}
+		}
+	case reflect.Map:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(data, &obj) != nil {
+			return "", nil
+		}
+		for k, raw := range obj {
+			if p, err := locate(t.Elem(), raw); p != "" {
+				return join(k, p), err
+			}
+		}
+	}
+	return "", nil
 }
 
 // Time is a timestamp as Hasura writes it: RFC 3339 with a zone, or (newer

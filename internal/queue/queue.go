@@ -1,0 +1,203 @@
+// Package queue wires River, shala's durable job queue on Postgres, with the
+// settings, logging and metrics every job shares. Side effects (SMS, file
+// deletion, Sheets rows, BBB calls) are River jobs so that they are retried
+// with backoff and end in a visible terminal state; webhooks enqueue them in
+// the same transaction as the domain write (InsertTx), so a job exists if and
+// only if the write committed.
+package queue
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// Client is the River client type shala uses.
+type Client = river.Client[pgx.Tx]
+
+// Inserter enqueues jobs inside a caller's transaction. *Client implements
+// it; domain packages depend on this, not on the client.
+type Inserter interface {
+	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
+}
+
+// Config tunes the client.
+type Config struct {
+	// Workers is the number of jobs worked at once by this process; 0 makes
+	// an insert-only client (no workers, no periodic jobs).
+	Workers int
+	// FetchCooldown is the minimum pause between fetches under load. River's
+	// default (100 ms) caps a client near 1,000 jobs/s.
+	FetchCooldown time.Duration
+	// Periodic jobs run on the elected leader only.
+	Periodic []*river.PeriodicJob
+	// Log receives River's warnings and errors and failed-job reports.
+	Log *slog.Logger
+	// Metrics, if set, observes every worked job.
+	Metrics *Metrics
+}
+
+// New returns a River client on pool. Start it to work jobs.
+func New(pool *pgxpool.Pool, workers *river.Workers, cfg Config) (*Client, error) {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rc := &river.Config{
+		Logger:       slog.New(levelAtLeast{log.Handler(), slog.LevelWarn}),
+		ErrorHandler: &errorLogger{log: log},
+		Workers:      workers,
+		// A job that has not finished within this is cancelled and retried:
+		// no side effect here takes minutes.
+		JobTimeout: 5 * time.Minute,
+	}
+	if cfg.Workers > 0 {
+		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
+		rc.FetchCooldown = cfg.FetchCooldown
+		rc.PeriodicJobs = cfg.Periodic
+	}
+	if cfg.Metrics != nil {
+		rc.Middleware = []rivertype.Middleware{&metricsMiddleware{m: cfg.Metrics}}
+	}
+	return river.NewClient(riverpgxv5.New(pool), rc)
+}
+
+// errorLogger logs failed and panicking jobs with their kind and attempt;
+// River then applies its retry policy (exponential backoff with jitter).
+type errorLogger struct{ log *slog.Logger }
+
+func (e *errorLogger) HandleError(ctx context.Context, job *rivertype.JobRow, err error) *river.ErrorHandlerResult {
+	e.log.WarnContext(ctx, "job failed", "job_id", job.ID, "kind", job.Kind, "attempt", job.Attempt,
+		"max_attempts", job.MaxAttempts, "err", err)
+	return nil
+}
+
+func (e *errorLogger) HandlePanic(ctx context.Context, job *rivertype.JobRow, panicVal any, trace string) *river.ErrorHandlerResult {
+	e.log.ErrorContext(ctx, "job panicked", "job_id", job.ID, "kind", job.Kind, "attempt", job.Attempt,
+		"panic", panicVal, "stack", trace)
+	return nil
+}
+
+// levelAtLeast drops records below min: River is chatty at info.
+type levelAtLeast struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (l levelAtLeast) Enabled(ctx context.Context, level slog.Level) bool {
+	return level >= l.min && l.Handler.Enabled(ctx, level)
+}
+
+// Metrics are the queue's Prometheus metrics.
+type Metrics struct {
+	jobs     *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewMetrics registers the job metrics and a collector that reports queue
+// depth (jobs by kind and state, read from river_job at scrape time).
+func NewMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) *Metrics {
+	m := &Metrics{
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shala_jobs_total",
+			Help: "Jobs worked, by kind and outcome (completed, retryable, discarded, cancelled, snoozed, panicked).",
+		}, []string{"kind", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "shala_job_duration_seconds",
+			Help:    "Time spent working a job, by kind.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"kind"}),
+	}
+	reg.MustRegister(m.jobs, m.duration, &depthCollector{pool: pool})
+	return m
+}
+
+type metricsMiddleware struct {
+	river.MiddlewareDefaults
+	m *Metrics
+}
+
+func (mw *metricsMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) (err error) {
+	start := time.Now()
+	defer func() {
+		mw.m.duration.WithLabelValues(job.Kind).Observe(time.Since(start).Seconds())
+		if p := recover(); p != nil {
+			mw.m.jobs.WithLabelValues(job.Kind, "panicked").Inc()
+			panic(p) // River recovers, records and retries it
+		}
+		mw.m.jobs.WithLabelValues(job.Kind, outcome(job, err)).Inc()
+	}()
+	return doInner(ctx)
+}
+
+func outcome(job *rivertype.JobRow, err error) string {
+	var cancel *rivertype.JobCancelError
+	var snooze *rivertype.JobSnoozeError
+	switch {
+	case err == nil:
+		return "completed"
+	case errors.As(err, &cancel):
+		return "cancelled"
+	case errors.As(err, &snooze):
+		return "snoozed"
+	case job.Attempt >= job.MaxAttempts:
+		return "discarded"
+	default:
+		return "retryable"
+	}
+}
+
+var depthDesc = prometheus.NewDesc("shala_queue_jobs",
+	"Jobs in the queue by kind and state (available, scheduled, running, retryable, discarded).",
+	[]string{"kind", "state"}, nil)
+
+var oldestDesc = prometheus.NewDesc("shala_queue_oldest_available_seconds",
+	"Age of the oldest job waiting to be worked, by kind: the backlog's lag.",
+	[]string{"kind"}, nil)
+
+type depthCollector struct{ pool *pgxpool.Pool }
+
+func (c *depthCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- depthDesc
+	ch <- oldestDesc
+}
+
+func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rows, err := c.pool.Query(ctx, `
+		SELECT kind, state::text, count(*), extract(epoch FROM now() - min(scheduled_at))::float8
+		FROM river_job
+		WHERE state IN ('available', 'scheduled', 'running', 'retryable', 'discarded')
+		GROUP BY kind, state`)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(depthDesc, err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var kind, state string
+		var n int64
+		var oldest float64
+		if err := rows.Scan(&kind, &state, &n, &oldest); err != nil {
+			ch <- prometheus.NewInvalidMetric(depthDesc, err)
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(n), kind, state)
+		if state == "available" {
+			ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, oldest, kind)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		ch <- prometheus.NewInvalidMetric(depthDesc, err)
+	}
+}

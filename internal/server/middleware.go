@@ -1,0 +1,234 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/logging"
+)
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// requestID takes X-Request-Id from the caller (Hasura sends one) or makes
+// one, echoes it, and puts it on every log record of the request.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !requestIDPattern.MatchString(id) {
+			var b [12]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(logging.With(r.Context(), "request_id", id)))
+	})
+}
+
+// recoverer turns a panic into a logged 500: one bad request must never take
+// the process down.
+func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				p := recover()
+				if p == nil {
+					return
+				}
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				log.ErrorContext(r.Context(), "handler panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				hasura.SetOutcome(r.Context(), "error")
+				w.Header().Set("Content-Type", "application/json; charset=utf-8")
+				w.WriteHeader(http.StatusInternalServerError)
+				_ = json.NewEncoder(w).Encode(map[string]any{"message": "internal error", "extensions": map[string]any{"code": "INTERNAL"}})
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// capBody limits request bodies to n bytes; handlers reading more get an
+// *http.MaxBytesError and answer 413.
+func capBody(n int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength > n {
+				hasura.SetOutcome(r.Context(), "too_large")
+				w.Header().Set("Content-Type", "application/json; charset=utf-8")
+				w.WriteHeader(http.StatusRequestEntityTooLarge)
+				_ = json.NewEncoder(w).Encode(map[string]any{
+					"message":    fmt.Sprintf("request body is larger than %d bytes", n),
+					"extensions": map[string]any{"code": "BODY_TOO_LARGE"},
+				})
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, n)
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func notFound(what string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		hasura.SetOutcome(r.Context(), "not_found")
+		hasura.WriteNotFound(w, what+" "+strconv.Quote(path.Base(r.URL.Path)))
+	}
+}
+
+func healthz() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	}
+}
+
+func readyz(log *slog.Logger, ready func(context.Context) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if ready != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+			defer cancel()
+			if err := ready(ctx); err != nil {
+				log.WarnContext(r.Context(), "not ready", "err", err)
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+				return
+			}
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	}
+}
+
+// slogPrinter adapts a slog.Logger to promhttp's Println logger.
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Println(v ...any) { p.log.Error("metrics: " + fmt.Sprint(v...)) }
+
+// Metrics are the HTTP server's Prometheus metrics.
+type Metrics struct {
+	duration *prometheus.HistogramVec
+	webhooks *prometheus.CounterVec
+}
+
+// NewMetrics registers the HTTP metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "shala_http_request_duration_seconds",
+			Help:    "HTTP request duration by route pattern, method and status code.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"route", "method", "status"}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shala_webhook_requests_total",
+			Help: "Hasura action, event and cron calls by kind, name and outcome (ok, duplicate, invalid, unauthorized, not_found, too_large, unavailable, error).",
+		}, []string{"kind", "name", "outcome"}),
+	}
+	reg.MustRegister(m.duration, m.webhooks)
+	return m
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (m *Metrics) observeHTTP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			m.duration.WithLabelValues(routeLabel(r), r.Method, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// routeLabel is the matched route pattern, or "unmatched": never the raw
+// path, which would put ids and codes into label values.
+func routeLabel(r *http.Request) string {
+	rc := chi.RouteContext(r.Context())
+	if rc == nil {
+		return "unmatched"
+	}
+	p := rc.RoutePattern()
+	if p == "" || strings.HasSuffix(p, "*") {
+		return "unmatched"
+	}
+	return p
+}
+
+func (m *Metrics) countWebhook(kind string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, outcome := hasura.TrackOutcome(r.Context())
+			sw := &statusWriter{ResponseWriter: w}
+			defer func() {
+				o := outcome()
+				if o == "" {
+					o = outcomeOfStatus(sw.status)
+				}
+				name := "unknown"
+				if rp := routeLabel(r); rp != "unmatched" && o != "not_found" {
+					name = path.Base(rp)
+				}
+				m.webhooks.WithLabelValues(kind, name, o).Inc()
+			}()
+			next.ServeHTTP(sw, r.WithContext(ctx))
+		})
+	}
+}
+
+func outcomeOfStatus(status int) string {
+	switch {
+	case status == 0 || status < 400:
+		return "ok"
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return "unauthorized"
+	case status == http.StatusNotFound:
+		return "not_found"
+	case status == http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case status == http.StatusServiceUnavailable:
+		return "unavailable"
+	case status >= 500:
+		return "error"
+	default:
+		return "invalid"
+	}
+}

@@ -1,0 +1,93 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shala-edu/shala/internal/logging"
+)
+
+func TestPanicBecomesLogged500AndServerSurvives(t *testing.T) {
+	t.Parallel()
+	var logs strings.Builder
+	log := logging.New(&logs, slog.LevelInfo)
+	h := requestID(recoverer(log)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/boom" {
+			panic("nil map write")
+		}
+		w.WriteHeader(204)
+	})))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/boom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 500 || !strings.Contains(string(body), `"code":"INTERNAL"`) {
+		t.Errorf("panic: %d %s, want 500 in Hasura's format", resp.StatusCode, body)
+	}
+	if !strings.Contains(logs.String(), "nil map write") || !strings.Contains(logs.String(), `"request_id"`) {
+		t.Errorf("panic not logged with the request id: %s", logs.String())
+	}
+	resp, err = http.Get(srv.URL + "/fine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Errorf("after a panic: %d, want 204", resp.StatusCode)
+	}
+}
+
+func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		time.Sleep(300 * time.Millisecond) // a request still working when shutdown begins
+		_, _ = w.Write([]byte("done"))
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, ln, h, slog.New(slog.DiscardHandler), 10*time.Second) }()
+
+	type result struct {
+		body string
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/")
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		res <- result{body: string(b)}
+	}()
+	<-started
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if r := <-res; r.err != nil || r.body != "done" {
+		t.Errorf("in-flight request: %q %v, want it completed", r.body, r.err)
+	}
+	if _, err := http.Get("http://" + ln.Addr().String() + "/"); err == nil {
+		t.Error("new connection accepted after shutdown")
+	}
+}

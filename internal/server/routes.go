@@ -1,0 +1,41 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/shala-edu/shala/actions"
+	"github.com/shala-edu/shala/internal/inbox"
+	"github.com/shala-edu/shala/internal/ping"
+	"github.com/shala-edu/shala/triggers"
+)
+
+// addRoutes is shala's whole HTTP surface. Hasura reaches /actions, /events
+// and /cron with the webhook secret; operators and probes reach the rest.
+// Each handler gets exactly the dependencies it uses.
+func addRoutes(r chi.Router, d Deps) {
+	in := inbox.New(d.Pool)
+	pings := ping.NewStore(d.Pool)
+
+	r.Get("/healthz", healthz())
+	r.Get("/readyz", readyz(d.Log, d.Ready))
+	r.Handle("/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{d.Log}, ErrorHandling: promhttp.ContinueOnError}))
+
+	r.Route("/actions", func(r chi.Router) {
+		r.Use(d.webhook("action")...)
+		r.NotFound(notFound("action"))
+		r.Method(http.MethodPost, "/ping", actions.Ping(d.Log, pings))
+	})
+	r.Route("/events", func(r chi.Router) {
+		r.Use(d.webhook("event")...)
+		r.NotFound(notFound("event trigger"))
+		r.Method(http.MethodPost, "/ping_created", triggers.PingCreated(d.Log, in, d.Queue))
+	})
+	r.Route("/cron", func(r chi.Router) {
+		r.Use(d.webhook("cron")...)
+		r.NotFound(notFound("cron trigger"))
+		r.Method(http.MethodPost, "/reconcile", triggers.Reconcile(d.Log, in, d.Queue))
+	})
+}

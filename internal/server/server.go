@@ -1,0 +1,85 @@
+// Package server is shala's HTTP server: NewServer builds the handler with
+// its middleware and routes (routes.go lists every route), and Serve runs it
+// with graceful shutdown.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/queue"
+)
+
+// Deps are everything the routes need.
+type Deps struct {
+	Log      *slog.Logger
+	Pool     *pgxpool.Pool
+	Queue    queue.Inserter
+	Gatherer prometheus.Gatherer
+	Metrics  *Metrics
+	// WebhookSecret is the value Hasura sends in X-Shala-Webhook-Secret.
+	WebhookSecret string
+	// MaxBodyBytes caps webhook bodies (413 beyond).
+	MaxBodyBytes int64
+	// Ready reports whether this instance can serve: database reachable,
+	// migrations current. nil means always ready.
+	Ready func(context.Context) error
+}
+
+// NewServer returns shala's HTTP handler.
+func NewServer(d Deps) http.Handler {
+	r := chi.NewRouter()
+	r.Use(requestID, d.Metrics.observeHTTP, recoverer(d.Log))
+	r.NotFound(notFound("route"))
+	addRoutes(r, d)
+	return r
+}
+
+// webhook is the middleware of the Hasura-facing groups: body cap, outcome
+// counting, then the shared secret (so unknown names answer 401 to callers
+// without the secret and 404 to Hasura).
+func (d Deps) webhook(kind string) []func(http.Handler) http.Handler {
+	return []func(http.Handler) http.Handler{
+		capBody(d.MaxBodyBytes),
+		d.Metrics.countWebhook(kind),
+		hasura.RequireSecret(d.WebhookSecret),
+	}
+}
+
+// Serve serves h on ln until ctx is cancelled, then stops accepting
+// connections and waits up to shutdownTimeout for in-flight requests.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger, shutdownTimeout time.Duration) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      90 * time.Second, // above Hasura's 30 s action timeout
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down http server", "timeout", shutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return serr
+	}
+	return err
+}
