@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shala-edu/shala/internal/pgcluster"
+	"github.com/shala-edu/shala/internal/postgres"
+)
+
+// defaultDevPGPort is the local cluster's port: unusual, so it does not clash
+// with a system Postgres on 5432.
+const defaultDevPGPort = 54329
+
+// cmdDev is the local default: everything shala needs on a fresh machine
+// with Go and the Postgres binaries, kept under the project's .data/.
+func cmdDev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data", ".data", "directory for the local cluster, blobs and dev secrets")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := pgcluster.PrepareDir(*dataDir); err != nil {
+		return err
+	}
+	vars := map[string]string{}
+
+	if getenv("DATABASE_URL") == "" {
+		port := defaultDevPGPort
+		if p := getenv("SHALA_DEV_PG_PORT"); p != "" {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				return fmt.Errorf("SHALA_DEV_PG_PORT: want a port number, got %q", p)
+			}
+			port = n
+		}
+		logFile, err := os.OpenFile(filepath.Join(*dataDir, "postgres.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		defer logFile.Close()
+		fmt.Fprintf(stdout, "dev: starting Postgres in %s on 127.0.0.1:%d (log: %s)\n",
+			filepath.Join(*dataDir, "postgres"), port, logFile.Name())
+		cluster, err := pgcluster.Start(ctx, pgcluster.Options{
+			Dir: filepath.Join(*dataDir, "postgres"), Port: port, Durable: true, Log: logFile,
+		})
+		if err != nil {
+			return fmt.Errorf("local postgres: %w", err)
+		}
+		defer cluster.Stop()
+		if err := ensureDatabase(ctx, cluster.URL("postgres"), "shala"); err != nil {
+			return err
+		}
+		vars["DATABASE_URL"] = cluster.URL("shala")
+		fmt.Fprintf(stdout, "dev: DATABASE_URL=%s\n", vars["DATABASE_URL"])
+	}
+
+	if getenv("SHALA_WEBHOOK_SECRET") == "" {
+		secret, created, err := devSecret(filepath.Join(*dataDir, "dev-webhook-secret"))
+		if err != nil {
+			return err
+		}
+		vars["SHALA_WEBHOOK_SECRET"] = secret
+		if created {
+			fmt.Fprintf(stdout, "dev: generated webhook secret (shown once; kept in %s):\n\n    SHALA_WEBHOOK_SECRET=%s\n\n",
+				filepath.Join(*dataDir, "dev-webhook-secret"), secret)
+		} else {
+			fmt.Fprintf(stdout, "dev: using the webhook secret in %s\n", filepath.Join(*dataDir, "dev-webhook-secret"))
+		}
+	}
+	if getenv("SHALA_BLOB_URL") == "" {
+		abs, err := filepath.Abs(filepath.Join(*dataDir, "blobs"))
+		if err != nil {
+			return err
+		}
+		vars["SHALA_BLOB_URL"] = "file://" + abs + "?create_dir=true"
+	}
+
+	env := func(k string) string {
+		if v, ok := vars[k]; ok {
+			return v
+		}
+		return getenv(k)
+	}
+	cfg, log, err := setup(ctx, env, stderr)
+	if err != nil {
+		return err
+	}
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal(), 4)
+	if err != nil {
+		return err
+	}
+	err = migrate(ctx, pool, log, stdout)
+	pool.Close()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "dev: serving on %s (Ctrl-C stops shala and its Postgres)\n", cfg.Addr)
+	return serve(ctx, cfg, log)
+}
+
+func ensureDatabase(ctx context.Context, adminURL, name string) error {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		return nil
+	}
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	return err
+}
+
+// devSecret reads the dev webhook secret from path, creating it on first
+// use; created says whether it was just made (and so should be shown).
+func devSecret(path string) (secret string, created bool, err error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) >= 16 {
+		return strings.TrimSpace(string(b)), false, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", false, err
+	}
+	var raw [24]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", false, err
+	}
+	secret = hex.EncodeToString(raw[:])
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", false, err
+	}
+	return secret, true, nil
+}

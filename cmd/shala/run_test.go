@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shala-edu/shala/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func TestVersionAndUsage(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"shala", "version"}, func(string) string { return "" }, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "shala ") {
+		t.Errorf("version: %q", out.String())
+	}
+	if err := run(context.Background(), []string{"shala", "frobnicate"}, func(string) string { return "" }, &out, &errOut); err == nil {
+		t.Error("unknown command: got nil error")
+	}
+}
+
+func TestServeRefusesBadConfigNamingTheVariable(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"shala", "serve"}, func(k string) string {
+		return map[string]string{"SHALA_QUEUE_WORKERS": "lots"}[k]
+	}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "SHALA_QUEUE_WORKERS") {
+		t.Errorf("got %v, want an error naming SHALA_QUEUE_WORKERS", err)
+	}
+	err = run(context.Background(), []string{"shala", "serve"}, func(string) string { return "" }, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "DATABASE_URL") || !strings.Contains(err.Error(), "SHALA_WEBHOOK_SECRET") {
+		t.Errorf("got %v, want errors naming DATABASE_URL and SHALA_WEBHOOK_SECRET", err)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestMigrateSeedServeAndShutDown drives the binary's real entry point:
+// migrate (twice: the second is a no-op), seed, serve until ready, then a
+// SIGTERM-equivalent cancellation must return cleanly.
+func TestMigrateSeedServeAndShutDown(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.URL(t)
+	addr := freeAddr(t)
+	env := map[string]string{
+		"DATABASE_URL":           dbURL,
+		"SHALA_ADDR":             addr,
+		"SHALA_WEBHOOK_SECRET":   "integration-secret-0123",
+		"SHALA_SHUTDOWN_TIMEOUT": "5s",
+		"SHALA_LOG_LEVEL":        "warn",
+	}
+	getenv := func(k string) string { return env[k] }
+	var out, errOut bytes.Buffer
+	ctx := context.Background()
+	for i := range 2 {
+		out.Reset()
+		if err := run(ctx, []string{"shala", "migrate"}, getenv, &out, &errOut); err != nil {
+			t.Fatalf("migrate %d: %v\n%s", i, err, errOut.String())
+		}
+	}
+	if !strings.Contains(out.String(), "shala migrations applied 0") {
+		t.Errorf("second migrate: %q, want nothing applied", out.String())
+	}
+	if err := run(ctx, []string{"shala", "seed", "--demo", "--schools", "5"}, getenv, &out, &errOut); err != nil {
+		t.Fatalf("seed: %v", err)
+	}
+
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- run(sctx, []string{"shala", "serve"}, getenv, &out, &errOut) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(fmt.Sprintf("http://%s/readyz", addr))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("serve never became ready: %v\n%s", err, errOut.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve after cancellation: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop after cancellation")
+	}
+}

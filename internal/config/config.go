@@ -1,0 +1,237 @@
+// Package config is shala's configuration: one typed struct read from
+// environment variables, with defaults, validation that names the variable,
+// and secrets that can come from Vault (KV v2) instead of the environment and
+// are masked whenever the config is logged or printed. The struct tags are the
+// single source of the README's configuration table (see Table).
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Secret is a string that never prints: fmt and slog show "****".
+type Secret string
+
+// Reveal returns the secret's value, for the one place that uses it.
+func (s Secret) Reveal() string { return string(s) }
+
+// String masks the value.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "****"
+}
+
+// LogValue masks the value in slog records.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// Config is every setting shala reads. Tags: env is the variable; default its
+// value when unset; vault the key in the KV v2 secret that overrides it when
+// Vault is configured; oneof the allowed values; help the README text.
+type Config struct {
+	DatabaseURL        Secret        `env:"DATABASE_URL" vault:"database_url" help:"Postgres connection string. Unset under 'shala dev' (make run): a project-local cluster is started under .data/."`
+	Addr               string        `env:"SHALA_ADDR" default:":8080" help:"HTTP listen address."`
+	PublicURL          string        `env:"SHALA_PUBLIC_URL" default:"http://localhost:8080" help:"Base URL people and Hasura use to reach shala (links in SMS, QR codes)."`
+	WebhookSecret      Secret        `env:"SHALA_WEBHOOK_SECRET" vault:"webhook_secret" help:"Shared secret Hasura sends in X-Shala-Webhook-Secret (at least 16 characters). 'shala dev' generates one."`
+	BlobURL            string        `env:"SHALA_BLOB_URL" default:"file://./.data/blobs?create_dir=true" help:"gocloud.dev/blob URL: file:// locally, s3://bucket?endpoint=…&use_path_style=true for MinIO/S3/R2."`
+	SMSProvider        string        `env:"SHALA_SMS_PROVIDER" default:"log" oneof:"log,cdac,twilio" help:"SMS provider."`
+	LogLevel           string        `env:"SHALA_LOG_LEVEL" default:"info" oneof:"debug,info,warn,error" help:"Minimum log level (JSON logs on stderr)."`
+	MaxBodyBytes       int64         `env:"SHALA_MAX_BODY_BYTES" default:"1048576" min:"1024" help:"Largest webhook body accepted (413 beyond)."`
+	ShutdownTimeout    time.Duration `env:"SHALA_SHUTDOWN_TIMEOUT" default:"25s" help:"On SIGTERM, how long in-flight requests and jobs may take to finish."`
+	DBMaxConns         int           `env:"SHALA_DB_MAX_CONNS" default:"40" min:"2" help:"Postgres pool size of this process."`
+	QueueWorkers       int           `env:"SHALA_QUEUE_WORKERS" default:"50" min:"0" help:"Jobs worked at once by this process; 0 serves HTTP only."`
+	QueueFetchCooldown time.Duration `env:"SHALA_QUEUE_FETCH_COOLDOWN" default:"5ms" help:"Minimum pause between job fetches under load (River's default 100ms caps ~1,000 jobs/s)."`
+	PostHogKey         Secret        `env:"SHALA_POSTHOG_KEY" vault:"posthog_key" help:"PostHog project API key; unset disables product analytics."`
+	PostHogHost        string        `env:"SHALA_POSTHOG_HOST" default:"https://eu.i.posthog.com" help:"PostHog ingestion host."`
+	VaultAddr          string        `env:"VAULT_ADDR" help:"Vault address. When set, secrets are read from Vault (KV v2) and override the environment."`
+	VaultToken         Secret        `env:"VAULT_TOKEN" help:"Vault token (or use Vault Agent to inject it)."`
+	VaultKVMount       string        `env:"SHALA_VAULT_KV_MOUNT" default:"secret" help:"Mount of the KV v2 engine holding shala's secrets."`
+	VaultKVPath        string        `env:"SHALA_VAULT_KV_PATH" default:"shala" help:"Path of shala's secret in that engine; its keys are the vault names in this table."`
+
+	// Sources says where each secret came from ("env", "vault"), by variable.
+	Sources map[string]string `env:"-"`
+}
+
+// SecretReader reads a KV v2 secret (vault.Client implements it).
+type SecretReader interface {
+	ReadKV(ctx context.Context, mount, path string) (map[string]string, error)
+}
+
+// Load reads the configuration from getenv and, when VAULT_ADDR is set, from
+// the secret read by openVault (called with the address and token). Every
+// problem is reported, each naming its variable.
+func Load(ctx context.Context, getenv func(string) string, openVault func(addr, token string) (SecretReader, error)) (*Config, error) {
+	c := &Config{Sources: map[string]string{}}
+	var errs []error
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("env")
+		if name == "" || name == "-" {
+			continue
+		}
+		raw := getenv(name)
+		if raw == "" {
+			raw = f.Tag.Get("default")
+		} else if f.Tag.Get("vault") != "" {
+			c.Sources[name] = "env"
+		}
+		if err := set(v.Field(i), f, raw); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if len(errs) == 0 && c.VaultAddr != "" {
+		if err := c.overlayVault(ctx, openVault); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) overlayVault(ctx context.Context, openVault func(addr, token string) (SecretReader, error)) error {
+	if _, err := url.ParseRequestURI(c.VaultAddr); err != nil {
+		return fmt.Errorf("VAULT_ADDR: want a URL such as http://127.0.0.1:8200, got %q", c.VaultAddr)
+	}
+	if c.VaultToken == "" {
+		return errors.New("VAULT_TOKEN: required when VAULT_ADDR is set")
+	}
+	r, err := openVault(c.VaultAddr, c.VaultToken.Reveal())
+	if err != nil {
+		return fmt.Errorf("VAULT_ADDR: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	secrets, err := r.ReadKV(ctx, c.VaultKVMount, c.VaultKVPath)
+	if err != nil {
+		return fmt.Errorf("SHALA_VAULT_KV_PATH: %w", err)
+	}
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	var errs []error
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key := f.Tag.Get("vault")
+		val, ok := secrets[key]
+		if key == "" || !ok || val == "" {
+			continue
+		}
+		if err := set(v.Field(i), f, val); err != nil {
+			errs = append(errs, fmt.Errorf("%s (vault key %q): %w", f.Tag.Get("env"), key, err))
+			continue
+		}
+		c.Sources[f.Tag.Get("env")] = "vault"
+	}
+	return errors.Join(errs...)
+}
+
+func set(fv reflect.Value, f reflect.StructField, raw string) error {
+	if oneof := f.Tag.Get("oneof"); oneof != "" && raw != "" && !slices.Contains(strings.Split(oneof, ","), raw) {
+		return fmt.Errorf("want one of %s, got %q", strings.ReplaceAll(oneof, ",", ", "), raw)
+	}
+	if raw == "" {
+		return nil
+	}
+	switch fv.Interface().(type) {
+	case time.Duration:
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < 0 {
+			return fmt.Errorf("want a duration such as 30s or 5m, got %q", raw)
+		}
+		fv.SetInt(int64(d))
+		return nil
+	}
+	switch fv.Kind() {
+	case reflect.String:
+		fv.SetString(raw)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return fmt.Errorf("want an integer, got %q", raw)
+		}
+		if m := f.Tag.Get("min"); m != "" {
+			if min, _ := strconv.ParseInt(m, 10, 64); n < min {
+				return fmt.Errorf("want at least %d, got %d", min, n)
+			}
+		}
+		fv.SetInt(n)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", raw)
+		}
+		fv.SetBool(b)
+	default:
+		return fmt.Errorf("unsupported config type %s", fv.Type())
+	}
+	return nil
+}
+
+// ValidateServe checks what serving needs beyond what Load checks.
+func (c *Config) ValidateServe() error {
+	var errs []error
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("DATABASE_URL: required (or run 'shala dev' for a local cluster)"))
+	}
+	if n := len(c.WebhookSecret); n < 16 {
+		errs = append(errs, fmt.Errorf("SHALA_WEBHOOK_SECRET: required, at least 16 characters (got %d); set it or store webhook_secret in Vault", n))
+	}
+	if _, err := url.Parse(c.PublicURL); err != nil || !strings.HasPrefix(c.PublicURL, "http") {
+		errs = append(errs, fmt.Errorf("SHALA_PUBLIC_URL: want an http(s) URL, got %q", c.PublicURL))
+	}
+	return errors.Join(errs...)
+}
+
+// LogValue lists every setting by variable name with secrets masked.
+func (c *Config) LogValue() slog.Value {
+	var attrs []slog.Attr
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		name := t.Field(i).Tag.Get("env")
+		if name == "" || name == "-" {
+			continue
+		}
+		val := v.Field(i).Interface()
+		if s, ok := val.(fmt.Stringer); ok {
+			val = s.String()
+		}
+		attrs = append(attrs, slog.Any(name, val))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// Var describes one variable for documentation.
+type Var struct {
+	Name, Default, Vault, Help, OneOf string
+	Secret                            bool
+}
+
+// Table lists every variable in declaration order.
+func Table() []Var {
+	var out []Var
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("env")
+		if name == "" || name == "-" {
+			continue
+		}
+		out = append(out, Var{Name: name, Default: f.Tag.Get("default"), Vault: f.Tag.Get("vault"),
+			Help: f.Tag.Get("help"), OneOf: f.Tag.Get("oneof"), Secret: f.Type == reflect.TypeFor[Secret]()})
+	}
+	return out
+}
