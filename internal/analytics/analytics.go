@@ -65,7 +65,15 @@ func (Nop) Close() error { return nil }
 
 type slogAdapter struct{ log *slog.Logger }
 
-func (a slogAdapter) Logf(format string, args ...any)   { a.log.Debug("posthog: " + fmt.Sprintf(format, args...)) }
-func (a slogAdapter) Debugf(format string, args ...any) { a.log.Debug("posthog: " + fmt.Sprintf(format, args...)) }
-func (a slogAdapter) Warnf(format string, args ...any)  { a.log.Warn("posthog: " + fmt.Sprintf(format, args...)) }
-func (a slogAdapter) Errorf(format string, args ...any) { a.log.Error("posthog: " + fmt.Sprintf(format, args...)) }
+func (a slogAdapter) Logf(format string, args ...any) {
+	a.log.Debug("posthog: " + fmt.Sprintf(format, args...))
+}
+func (a slogAdapter) Debugf(format string, args ...any) {
+	a.log.Debug("posthog: " + fmt.Sprintf(format, args...))
+}
+func (a slogAdapter) Warnf(format string, args ...any) {
+	a.log.Warn("posthog: " + fmt.Sprintf(format, args...))
+}
+func (a slogAdapter) Errorf(format string, args ...any) {
+	a.log.Error("posthog: " + fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,147 @@
+package metadata_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/metadata"
+	"github.com/shala-edu/shala/internal/pgtest"
+	"github.com/shala-edu/shala/internal/queue"
+	"github.com/shala-edu/shala/internal/server"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+var sessionVars = []string{"X-Hasura-Role", "X-Hasura-User-Id", "X-Hasura-School-Id", "X-Hasura-Udise", "X-Hasura-District"}
+
+type bundle struct {
+	cat    *metadata.Catalog
+	router chi.Routes
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	pool := pgtest.New(t)
+	cat, err := metadata.ReadCatalog(context.Background(), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := queue.New(pool, nil, queue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	h := server.NewServer(server.Deps{
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Pool: pool, Queue: q, Gatherer: reg,
+		Metrics: server.NewMetrics(reg), WebhookSecret: "x", MaxBodyBytes: 1 << 20,
+	})
+	return bundle{cat: cat, router: h.(chi.Routes)}
+}
+
+func check(b bundle, m *metadata.Metadata) []string {
+	c := &metadata.Check{Meta: m, Catalog: b.cat, Router: b.router, Roles: hasura.Roles, SessionVars: sessionVars}
+	return c.Run()
+}
+
+// TestMetadataMatchesSchemaRouterAndTypes is the metadata check: it fails
+// when metadata/ names a table, column, relationship, permission column,
+// session variable, route or action field that does not exist, or when a
+// Hasura-facing route has no metadata.
+func TestMetadataMatchesSchemaRouterAndTypes(t *testing.T) {
+	t.Parallel()
+	m, err := metadata.Load("../../metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Sources) != 1 || len(m.Sources[0].Tables) < 10 || len(m.Actions) == 0 || len(m.CronTriggers) == 0 {
+		t.Fatalf("loaded too little: %d sources, actions %d, crons %d", len(m.Sources), len(m.Actions), len(m.CronTriggers))
+	}
+	for _, p := range check(setup(t), m) {
+		t.Error(p)
+	}
+}
+
+// TestCheckCatchesDrift edits a copy of the metadata in the ways people get
+// it wrong and expects each to be reported: a check that cannot fail proves
+// nothing.
+func TestCheckCatchesDrift(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	edits := []struct {
+		file, old, new, want string
+	}{
+		{"databases/default/tables/public_student.yaml", "guardian_phone, gender, category, date_of_birth, admission_number, admission_date, grade, section, stream, academic_year, is_cwsn", "guardian_mobile, gender, category, date_of_birth, admission_number, admission_date, grade, section, stream, academic_year, is_cwsn", "column guardian_mobile does not exist"},
+		{"databases/default/tables/public_student.yaml", "X-Hasura-District", "X-Hasura-Distrct", "unknown session variable X-Hasura-Distrct"},
+		{"databases/default/tables/public_student.yaml", "- role: district_admin", "- role: headmaster", "unknown role"},
+		{"databases/default/tables/public_student.yaml", "foreign_key_constraint_on: school_id", "foreign_key_constraint_on: name", "no foreign key on public.student.name"},
+		{"databases/default/tables/public_school.yaml", "district:\n          _eq: X-Hasura-District", "region:\n          _eq: X-Hasura-District", "region is neither a column nor a relationship"},
+		{"databases/default/tables/public_ping.yaml", "/events/ping_created", "/events/ping_made", "shala has no route POST /events/ping_made"},
+		{"databases/default/tables/public_ping.yaml", "value_from_env: SHALA_WEBHOOK_SECRET", "value: hunter2", "never a literal"},
+		{"actions.graphql", "message: String!\n  ): PingResult!", "text: String!\n  ): PingResult!", "argument text has no field"},
+		{"actions.graphql", "receivedAt: timestamptz!", "receivedAt: timestamptz!\n  pongAt: timestamptz", "field PingResult.pongAt has no Go field"},
+		{"actions.graphql", "id: uuid!", "id: Int!", "GraphQL Int does not fit Go uuid.UUID"},
+		{"actions.yaml", "- role: moderator", "- role: admin", `role "admin"`},
+		{"cron_triggers.yaml", "/cron/reconcile", "/cron/reconcile_all", "shala has no route POST /cron/reconcile_all"},
+		{"databases/default/tables/tables.yaml", "- \"!include public_ping.yaml\"\n", "", "route POST /events/ping_created is not referenced"},
+	}
+	for _, e := range edits {
+		t.Run(e.want, func(t *testing.T) {
+			t.Parallel()
+			dir := copyDir(t, "../../metadata")
+			path := filepath.Join(dir, e.file)
+			src, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(src), e.old) {
+				t.Fatalf("%s does not contain %q: update the test", e.file, e.old)
+			}
+			if err := os.WriteFile(path, []byte(strings.Replace(string(src), e.old, e.new, 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			m, err := metadata.Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := check(b, m)
+			for _, p := range got {
+				if strings.Contains(p, e.want) {
+					return
+				}
+			}
+			t.Errorf("no problem mentions %q; got %q", e.want, got)
+		})
+	}
+}
+
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
