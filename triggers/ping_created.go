@@ -8,24 +8,22 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
-	"github.com/shala-edu/shala/internal/queue"
 )
 
 // PingCreated handles the ping_created trigger (insert on ping): it enqueues
 // the pong job, once per event and once per ping.
-func PingCreated(log *slog.Logger, in *inbox.Inbox, q queue.Inserter) http.Handler {
+func PingCreated(log *slog.Logger, in *inbox.Inbox) http.Handler {
 	return hasura.NewEvent("ping_created", log, func(ctx context.Context, e *hasura.Event[ping.Row]) (hasura.Ack, error) {
 		row := e.New
 		if row == nil { // DELETE delivered by a misconfigured trigger: nothing to answer
 			return hasura.Ack{Detail: "no new row"}, nil
 		}
-		dup, err := in.Receive(ctx, inbox.ForEvent(e), func(ctx context.Context, tx pgx.Tx) error {
-			return ping.EnqueuePong(ctx, tx, q, row.ID, &e.ID)
+		dup, err := in.Receive(ctx, inbox.ForEvent(e), func(ctx context.Context, w *inbox.Work) error {
+			w.Enqueue(ping.PongArgs{PingID: row.ID, EventID: &e.ID}, nil)
+			return nil
 		})
 		return hasura.Ack{Duplicate: dup}, err
 	})

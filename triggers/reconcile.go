@@ -5,23 +5,20 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
-	"github.com/shala-edu/shala/internal/queue"
 )
 
 // Reconcile handles the reconcile cron trigger: it enqueues every
 // reconciler sweep. River also runs them periodically, so shala heals
 // without Hasura; the sweeps are unique per period, so both together run each
 // once.
-func Reconcile(log *slog.Logger, in *inbox.Inbox, q queue.Inserter) http.Handler {
+func Reconcile(log *slog.Logger, in *inbox.Inbox) http.Handler {
 	return hasura.NewCron("reconcile", log, func(ctx context.Context, c *hasura.CronEvent) (hasura.Ack, error) {
-		dup, err := in.Receive(ctx, inbox.ForCron(c, "reconcile"), func(ctx context.Context, tx pgx.Tx) error {
-			_, err := q.InsertTx(ctx, tx, ping.ReconcileArgs{}, nil)
-			return err
+		dup, err := in.Receive(ctx, inbox.ForCron(c, "reconcile"), func(ctx context.Context, w *inbox.Work) error {
+			w.Enqueue(ping.ReconcileArgs{}, nil)
+			return nil
 		})
 		return hasura.Ack{Duplicate: dup}, err
 	})

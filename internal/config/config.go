@@ -43,8 +43,8 @@ type Config struct {
 	Addr               string        `env:"SHALA_ADDR" default:":8080" help:"HTTP listen address."`
 	PublicURL          string        `env:"SHALA_PUBLIC_URL" default:"http://localhost:8080" help:"Base URL people and Hasura use to reach shala (links in SMS, QR codes)."`
 	WebhookSecret      Secret        `env:"SHALA_WEBHOOK_SECRET" vault:"webhook_secret" help:"Shared secret Hasura sends in X-Shala-Webhook-Secret (at least 16 characters). 'shala dev' generates one."`
-	BlobURL            string        `env:"SHALA_BLOB_URL" default:"file://./.data/blobs?create_dir=true" help:"gocloud.dev/blob URL: file:// locally, s3://bucket?endpoint=…&use_path_style=true for MinIO/S3/R2."`
-	SMSProvider        string        `env:"SHALA_SMS_PROVIDER" default:"log" oneof:"log,cdac,twilio" help:"SMS provider."`
+	BlobURL            string        `env:"SHALA_BLOB_URL" help:"gocloud.dev/blob URL for files (exam uploads, certificates, ODK attachments): file:///abs/dir?create_dir=true, or s3://bucket?endpoint=…&use_path_style=true for MinIO/S3/R2. 'shala dev' uses .data/blobs."`
+	SMSProvider        string        `env:"SHALA_SMS_PROVIDER" default:"log" oneof:"log,cdac,twilio" help:"SMS provider (log writes messages to a file and the log; never the network)."`
 	LogLevel           string        `env:"SHALA_LOG_LEVEL" default:"info" oneof:"debug,info,warn,error" help:"Minimum log level (JSON logs on stderr)."`
 	MaxBodyBytes       int64         `env:"SHALA_MAX_BODY_BYTES" default:"1048576" min:"1024" help:"Largest webhook body accepted (413 beyond)."`
 	ShutdownTimeout    time.Duration `env:"SHALA_SHUTDOWN_TIMEOUT" default:"25s" help:"On SIGTERM, how long in-flight requests and jobs may take to finish."`

@@ -4,11 +4,21 @@
 // a retry, a restarted Hasura re-sending a locked event, three copies racing —
 // finds the id and does nothing. The record is what lets the webhook answer
 // 2xx only after its work is durable.
+//
+// Under load, concurrent deliveries share transactions (group commit): while
+// MaxInFlight transactions are open, new deliveries queue and the next
+// transaction takes up to MaxBatch of them, with one multi-row inbox insert,
+// one multi-row job insert and one commit (one fsync) for all. A delivery
+// whose work fails makes its batch retry each delivery in its own
+// transaction, so one bad delivery never fails the others. At low load a
+// delivery runs alone, immediately.
 package inbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,6 +28,7 @@ import (
 
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/postgres"
+	"github.com/shala-edu/shala/internal/queue"
 )
 
 // Delivery identifies one Hasura delivery.
@@ -39,41 +50,194 @@ func ForCron(c *hasura.CronEvent, name string) Delivery {
 	return Delivery{ID: c.ID, Kind: "cron", Name: name}
 }
 
-// Inbox records deliveries.
-type Inbox struct{ pool *pgxpool.Pool }
+// Work is the transaction a delivery's work runs in. Domain writes use Tx;
+// jobs are enqueued with Enqueue and inserted together, in Tx, before the
+// commit.
+type Work struct {
+	Tx   pgx.Tx
+	jobs []river.InsertManyParams
+}
 
-// New returns an inbox on pool.
-func New(pool *pgxpool.Pool) *Inbox { return &Inbox{pool: pool} }
+// Enqueue adds a job to insert in this transaction.
+func (w *Work) Enqueue(args river.JobArgs, opts *river.InsertOpts) {
+	w.jobs = append(w.jobs, river.InsertManyParams{Args: args, InsertOpts: opts})
+}
+
+// Defaults for group commit.
+const (
+	DefaultMaxInFlight = 2
+	DefaultMaxBatch    = 128
+	// txTimeout bounds one batch transaction; it does not depend on any one
+	// caller's context, so a caller giving up does not abort the others.
+	txTimeout = 30 * time.Second
+)
+
+// Inbox records deliveries.
+type Inbox struct {
+	pool  *pgxpool.Pool
+	queue queue.Inserter
+
+	// MaxInFlight is how many transactions run at once before deliveries
+	// start to queue; MaxBatch caps deliveries per transaction.
+	MaxInFlight, MaxBatch int
+
+	mu      sync.Mutex
+	pending []*request
+	running int
+}
+
+type request struct {
+	ctx  context.Context
+	d    Delivery
+	fn   func(ctx context.Context, w *Work) error
+	done chan struct{}
+	dup  bool
+	err  error
+}
+
+// New returns an inbox writing to pool and enqueuing with q.
+func New(pool *pgxpool.Pool, q queue.Inserter) *Inbox {
+	return &Inbox{pool: pool, queue: q, MaxInFlight: DefaultMaxInFlight, MaxBatch: DefaultMaxBatch}
+}
 
 // Receive records d and runs fn in the same transaction. If d was recorded
-// before, fn is not run and duplicate is true. Concurrent copies of d wait on
-// the first one's row lock: if it commits they are duplicates, if it rolls
-// back one of them does the work. Errors are translated (postgres.Translate),
-// so an unreachable database surfaces as fault.Unavailable.
-func (in *Inbox) Receive(ctx context.Context, d Delivery, fn func(ctx context.Context, tx pgx.Tx) error) (duplicate bool, err error) {
-	err = pgx.BeginFunc(ctx, in.pool, func(tx pgx.Tx) error {
-		var op, trace *string
-		if d.Op != "" {
-			op = &d.Op
+// before, fn is not run and duplicate is true. It returns once the
+// transaction has committed (or failed). Concurrent copies of d wait on the
+// first one's row: if it commits they are duplicates, if it rolls back one
+// of them does the work. Errors are translated (postgres.Translate), so an
+// unreachable database surfaces as fault.Unavailable.
+func (in *Inbox) Receive(ctx context.Context, d Delivery, fn func(ctx context.Context, w *Work) error) (duplicate bool, err error) {
+	r := &request{ctx: context.WithoutCancel(ctx), d: d, fn: fn, done: make(chan struct{})}
+	in.mu.Lock()
+	in.pending = append(in.pending, r)
+	lead := in.running < in.MaxInFlight
+	if lead {
+		in.running++
+	}
+	in.mu.Unlock()
+	if lead {
+		in.lead(r)
+	}
+	select {
+	case <-r.done:
+		return r.dup, r.err
+	case <-ctx.Done():
+		// The work may still commit; Hasura's retry will then be a
+		// duplicate. Answering now keeps the caller's deadline.
+		return false, postgres.Translate(fmt.Errorf("record %s %s delivery %s: %w", d.Kind, d.Name, d.ID, ctx.Err()), "delivery")
+	}
+}
+
+// lead runs batches until nothing is pending. A caller leading for its own
+// delivery (own != nil) hands the rest to a goroutine once its own is done,
+// so its answer never waits for others' work.
+func (in *Inbox) lead(own *request) {
+	for {
+		in.mu.Lock()
+		if len(in.pending) == 0 {
+			in.running--
+			in.mu.Unlock()
+			return
 		}
-		if d.TraceID != "" {
-			trace = &d.TraceID
+		if own != nil && isDone(own) {
+			in.mu.Unlock()
+			go in.lead(nil) // takes over this leader's slot
+			return
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO webhook_inbox (event_id, kind, name, op, trace_id)
-			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING`, d.ID, d.Kind, d.Name, op, trace)
+		n := min(len(in.pending), in.MaxBatch)
+		batch := make([]*request, n)
+		copy(batch, in.pending)
+		in.pending = in.pending[n:]
+		in.mu.Unlock()
+		in.execute(batch)
+	}
+}
+
+func isDone(r *request) bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// errItem marks which delivery's work failed a batch.
+type errItem struct {
+	r   *request
+	err error
+}
+
+func (e *errItem) Error() string { return e.err.Error() }
+func (e *errItem) Unwrap() error { return e.err }
+
+func (in *Inbox) execute(batch []*request) {
+	ctx, cancel := context.WithTimeout(batch[0].ctx, txTimeout)
+	defer cancel()
+	err := pgx.BeginFunc(ctx, in.pool, func(tx pgx.Tx) error {
+		ids := make([]uuid.UUID, len(batch))
+		kinds := make([]string, len(batch))
+		names := make([]string, len(batch))
+		ops := make([]*string, len(batch))
+		traces := make([]*string, len(batch))
+		for i, r := range batch {
+			ids[i], kinds[i], names[i] = r.d.ID, r.d.Kind, r.d.Name
+			if r.d.Op != "" {
+				ops[i] = &r.d.Op
+			}
+			if r.d.TraceID != "" {
+				traces[i] = &r.d.TraceID
+			}
+		}
+		rows, err := tx.Query(ctx, `INSERT INTO webhook_inbox (event_id, kind, name, op, trace_id)
+			SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+			ON CONFLICT (event_id) DO NOTHING RETURNING event_id`, ids, kinds, names, ops, traces)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			duplicate = true
-			return nil
+		inserted, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil {
+			return err
 		}
-		return fn(ctx, tx)
+		fresh := make(map[uuid.UUID]bool, len(inserted))
+		for _, id := range inserted {
+			fresh[id] = true
+		}
+		w := &Work{Tx: tx}
+		for _, r := range batch {
+			if !fresh[r.d.ID] { // recorded before, or an earlier copy in this batch
+				r.dup = true
+				continue
+			}
+			delete(fresh, r.d.ID)
+			if err := r.fn(r.ctx, w); err != nil {
+				return &errItem{r: r, err: err}
+			}
+		}
+		if len(w.jobs) > 0 {
+			if _, err := in.queue.InsertManyTx(ctx, tx, w.jobs); err != nil {
+				return fmt.Errorf("enqueue %d jobs: %w", len(w.jobs), err)
+			}
+		}
+		return nil
 	})
-	if err != nil {
-		return false, postgres.Translate(fmt.Errorf("record %s %s delivery %s: %w", d.Kind, d.Name, d.ID, err), "delivery")
+	var item *errItem
+	if err != nil && len(batch) > 1 && (errors.As(err, &item) || !postgres.Unavailable(err)) {
+		// Something in the batch failed: give every delivery its own
+		// transaction so the failure stays with the one that caused it.
+		for _, r := range batch {
+			r.dup = false
+			in.execute([]*request{r})
+		}
+		return
 	}
-	return duplicate, nil
+	for _, r := range batch {
+		if err != nil {
+			r.dup = false
+			r.err = postgres.Translate(fmt.Errorf("record %s %s delivery %s: %w", r.d.Kind, r.d.Name, r.d.ID, err), "delivery")
+		}
+		close(r.done)
+	}
 }
 
 // Retention is how long deliveries are remembered. Hasura redelivers within
@@ -83,8 +247,8 @@ const Retention = 30 * 24 * time.Hour
 
 // Prune deletes deliveries received before now-olderThan and returns how
 // many it deleted.
-func (in *Inbox) Prune(ctx context.Context, olderThan time.Duration) (int64, error) {
-	tag, err := in.pool.Exec(ctx, `DELETE FROM webhook_inbox WHERE received_at < now() - make_interval(secs => $1)`, olderThan.Seconds())
+func Prune(ctx context.Context, pool *pgxpool.Pool, olderThan time.Duration) (int64, error) {
+	tag, err := pool.Exec(ctx, `DELETE FROM webhook_inbox WHERE received_at < now() - make_interval(secs => $1)`, olderThan.Seconds())
 	if err != nil {
 		return 0, postgres.Translate(err, "delivery")
 	}
@@ -100,11 +264,11 @@ func (PruneArgs) Kind() string { return "inbox.prune" }
 // PruneWorker works PruneArgs.
 type PruneWorker struct {
 	river.WorkerDefaults[PruneArgs]
-	Inbox *Inbox
+	Pool *pgxpool.Pool
 }
 
 // Work deletes deliveries older than Retention.
 func (w *PruneWorker) Work(ctx context.Context, job *river.Job[PruneArgs]) error {
-	_, err := w.Inbox.Prune(ctx, Retention)
+	_, err := Prune(ctx, w.Pool, Retention)
 	return err
 }

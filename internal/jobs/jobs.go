@@ -23,7 +23,7 @@ func Workers(d Deps) *river.Workers {
 	w := river.NewWorkers()
 	river.AddWorker(w, &ping.PongWorker{Pool: d.Pool})
 	river.AddWorker(w, &ping.ReconcileWorker{Pool: d.Pool})
-	river.AddWorker(w, &inbox.PruneWorker{Inbox: inbox.New(d.Pool)})
+	river.AddWorker(w, &inbox.PruneWorker{Pool: d.Pool})
 	return w
 }
 

@@ -66,15 +66,6 @@ func (PongArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
-// EnqueuePong enqueues the pong job for pingID in tx. eventID is the Hasura
-// event that asked for it, or nil.
-func EnqueuePong(ctx context.Context, tx pgx.Tx, q queue.Inserter, pingID uuid.UUID, eventID *uuid.UUID) error {
-	if _, err := q.InsertTx(ctx, tx, PongArgs{PingID: pingID, EventID: eventID}, nil); err != nil {
-		return fmt.Errorf("enqueue pong for %s: %w", pingID, err)
-	}
-	return nil
-}
-
 // PongWorker writes the pong and completes its job in one transaction, so the
 // effect and the job's completion commit together.
 type PongWorker struct {

@@ -16,7 +16,7 @@ import (
 // and /cron with the webhook secret; operators and probes reach the rest.
 // Each handler gets exactly the dependencies it uses.
 func addRoutes(r chi.Router, d Deps) {
-	in := inbox.New(d.Pool)
+	in := inbox.New(d.Pool, d.Queue)
 	pings := ping.NewStore(d.Pool)
 
 	r.Get("/healthz", healthz())
@@ -31,11 +31,11 @@ func addRoutes(r chi.Router, d Deps) {
 	r.Route("/events", func(r chi.Router) {
 		r.Use(d.webhook("event")...)
 		r.NotFound(notFound("event trigger"))
-		r.Method(http.MethodPost, "/ping_created", triggers.PingCreated(d.Log, in, d.Queue))
+		r.Method(http.MethodPost, "/ping_created", triggers.PingCreated(d.Log, in))
 	})
 	r.Route("/cron", func(r chi.Router) {
 		r.Use(d.webhook("cron")...)
 		r.NotFound(notFound("cron trigger"))
-		r.Method(http.MethodPost, "/reconcile", triggers.Reconcile(d.Log, in, d.Queue))
+		r.Method(http.MethodPost, "/reconcile", triggers.Reconcile(d.Log, in))
 	})
 }

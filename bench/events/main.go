@@ -1,0 +1,341 @@
+// Command events benchmarks the event-trigger path — Hasura POSTs an event,
+// shala records it in the inbox and enqueues its job in one durable
+// transaction, then acknowledges — against this machine's ceiling for one
+// durable single-row INSERT per transaction, measured in the same run on the
+// same cluster. It prints one result line.
+//
+//	go run ./bench/events [-clients 100] [-duration 10s] [-workers 0] [-driver wrk|go]
+//
+// With no BENCH_DATABASE_URL it starts its own durable cluster (fsync and
+// synchronous_commit on) in a temp dir. The load comes from wrk (Debian
+// package wrk) running ping_created.lua when it is installed — on 2 cores a
+// Go load generator takes CPU the server under test needs — and from a Go
+// driver otherwise (-driver go).
+package main
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/jobs"
+	"github.com/shala-edu/shala/internal/pgcluster"
+	"github.com/shala-edu/shala/internal/queue"
+	"github.com/shala-edu/shala/internal/schema"
+	"github.com/shala-edu/shala/internal/server"
+	"github.com/shala-edu/shala/migrations"
+)
+
+const secret = "bench-webhook-secret-0123456789"
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/events:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	// 100 is Hasura's default number of HTTP workers delivering events
+	// (HASURA_GRAPHQL_EVENTS_HTTP_POOL_SIZE); the ceiling uses as many clients.
+	clients := flag.Int("clients", 100, "concurrent deliveries (Hasura's event HTTP pool size) and ceiling clients")
+	duration := flag.Duration("duration", 10*time.Second, "duration of each measurement")
+	workers := flag.Int("workers", 0, "River workers running during the webhook measurement (0: acknowledgement path only)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the webhook measurement to this file")
+	driver := flag.String("driver", "wrk", "load generator: wrk (falls back to go when wrk is not installed) or go")
+	flag.Parse()
+	if _, err := exec.LookPath("wrk"); err != nil && *driver == "wrk" {
+		fmt.Fprintln(os.Stderr, "bench/events: wrk not found (apt-get install wrk); using the Go driver")
+		*driver = "go"
+	}
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	dbURL := os.Getenv("BENCH_DATABASE_URL")
+	if dbURL == "" {
+		dir, err := os.MkdirTemp("", "shala-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if err := pgcluster.PrepareDir(dir); err != nil {
+			return err
+		}
+		c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "data"), Durable: true,
+			Settings: map[string]string{"shared_buffers": "256MB", "max_wal_size": "2GB"}})
+		if err != nil {
+			return err
+		}
+		defer c.Stop()
+		dbURL = c.URL("postgres")
+	}
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return err
+	}
+	cfg.MaxConns = int32(*clients + *workers + 8)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if _, err := schema.Migrate(ctx, pool, migrations.Default(), log); err != nil {
+		return err
+	}
+
+	ceiling, err := insertCeiling(ctx, pool, *clients, *duration)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	q, err := queue.New(pool, jobs.Workers(jobs.Deps{Pool: pool}), queue.Config{
+		Workers: *workers, FetchCooldown: 5 * time.Millisecond, Log: log, Metrics: queue.NewMetrics(reg, pool)})
+	if err != nil {
+		return err
+	}
+	if *workers > 0 {
+		if err := q.Start(ctx); err != nil {
+			return err
+		}
+		defer func() { _ = q.Stop(context.Background()) }()
+	}
+	h := server.NewServer(server.Deps{Log: log, Pool: pool, Queue: q, Gatherer: reg, Metrics: server.NewMetrics(reg),
+		WebhookSecret: secret, MaxBodyBytes: 1 << 20})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = server.Serve(sctx, ln, h, log, 5*time.Second) }()
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	url := "http://" + ln.Addr().String() + "/events/ping_created"
+	var res result
+	if *driver == "wrk" {
+		res, err = driveWrk(url, *clients, *duration)
+	} else {
+		res, err = drive(ctx, url, *clients, *duration)
+	}
+	if err != nil {
+		return err
+	}
+	acks, p50, p99, failures := res.acksPerSec, res.p50, res.p99, res.failures
+	// Every acknowledged delivery must be in the inbox: a 2xx for work that
+	// was not recorded would be a bug, not a speed-up.
+	var recorded int64
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM webhook_inbox").Scan(&recorded); err != nil {
+		return err
+	}
+	if recorded < res.acked {
+		return fmt.Errorf("%d deliveries acknowledged but only %d recorded", res.acked, recorded)
+	}
+	ratio := acks / ceiling
+	verdict := "MET"
+	if ratio < 0.5 || p99 > 25*time.Millisecond {
+		verdict = "NOT MET"
+	}
+	fmt.Printf("bench/events: webhook acks/s=%.0f p50=%.2fms p99=%.2fms failures=%d recorded=%d | durable 1-row INSERT ceiling=%.0f tx/s | ratio=%.2f (target >=0.50 at p99<=25ms: %s) | clients=%d duration=%s workers=%d driver=%s cpus=%d\n",
+		acks, ms(p50), ms(p99), failures, recorded, ceiling, ratio, verdict, *clients, *duration, *workers, *driver, runtime.NumCPU())
+	return nil
+}
+
+// insertCeiling measures durable single-row INSERT transactions per second
+// with n clients: the most any webhook that writes can hope for.
+func insertCeiling(ctx context.Context, pool *pgxpool.Pool, n int, d time.Duration) (float64, error) {
+	if _, err := pool.Exec(ctx, `DROP TABLE IF EXISTS bench_ceiling; CREATE TABLE bench_ceiling (id bigserial PRIMARY KEY, v text NOT NULL)`); err != nil {
+		return 0, err
+	}
+	var count atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if _, err := pool.Exec(ctx, `INSERT INTO bench_ceiling (v) VALUES ($1)`, "x"); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				count.Add(1)
+			}
+		}()
+	}
+	start := time.Now()
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		return 0, err
+	}
+	return float64(count.Load()) / time.Since(start).Seconds(), nil
+}
+
+// eventBody is a ping_created delivery exactly as Hasura sends it.
+const eventBody = `{"created_at":"%s","delivery_info":{"current_retry":0,"max_retries":5},` +
+	`"event":{"data":{"new":{"created_at":"%s","id":"%s","message":"नमस्ते","sent_by":"7"},"old":null},` +
+	`"op":"INSERT","session_variables":{"x-hasura-role":"admin","x-hasura-user-id":"7"},` +
+	`"trace_context":{"sampling_state":"1","span_id":"a1b2c3d4e5f60718","trace_id":"0af7651916cd43dd8448eb211c80319c"}},` +
+	`"id":"%s","table":{"name":"ping","schema":"public"},"trigger":{"name":"ping_created"}}`
+
+type result struct {
+	acksPerSec float64
+	acked      int64
+	p50, p99   time.Duration
+	failures   int64
+}
+
+//go:embed ping_created.lua
+var wrkScript []byte
+
+// driveWrk runs wrk with n connections for d and parses its report.
+func driveWrk(url string, n int, d time.Duration) (result, error) {
+	f, err := os.CreateTemp("", "ping_created-*.lua")
+	if err != nil {
+		return result{}, err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(wrkScript); err != nil {
+		return result{}, err
+	}
+	f.Close()
+	cmd := exec.Command("wrk", "-t2", "-c"+strconv.Itoa(n), "-d"+strconv.Itoa(int(d.Seconds()))+"s",
+		"--timeout", "30s", "--latency", "-s", f.Name(), url)
+	cmd.Env = append(os.Environ(), "SHALA_WEBHOOK_SECRET="+secret)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("wrk: %w: %s", err, out)
+	}
+	return parseWrk(string(out))
+}
+
+var (
+	wrkTotal    = regexp.MustCompile(`(\d+) requests in ([0-9.]+)(us|ms|s|m)`)
+	wrkPct      = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)`)
+	wrkNon2xx   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	wrkSockErrs = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+)
+
+func parseWrk(out string) (result, error) {
+	var r result
+	m := wrkTotal.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("wrk output not understood: %s", out)
+	}
+	total, _ := strconv.ParseInt(m[1], 10, 64)
+	elapsed, err := time.ParseDuration(m[2] + m[3])
+	if err != nil {
+		return r, err
+	}
+	if m := wrkNon2xx.FindStringSubmatch(out); m != nil {
+		r.failures, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	if m := wrkSockErrs.FindStringSubmatch(out); m != nil {
+		for _, v := range m[1:] {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			r.failures += n
+		}
+	}
+	r.acked = total - r.failures
+	r.acksPerSec = float64(r.acked) / elapsed.Seconds()
+	for _, m := range wrkPct.FindAllStringSubmatch(out, -1) {
+		v, _ := time.ParseDuration(m[2] + m[3])
+		if m[1] == "50" {
+			r.p50 = v
+		} else {
+			r.p99 = v
+		}
+	}
+	return r, nil
+}
+
+func drive(ctx context.Context, url string, n int, d time.Duration) (result, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	defer tr.CloseIdleConnections()
+	var (
+		mu     sync.Mutex
+		all    []time.Duration
+		failed atomic.Int64
+		wg     sync.WaitGroup
+	)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 4096)
+			for time.Now().Before(deadline) {
+				now := time.Now().UTC()
+				body := fmt.Sprintf(eventBody, now.Format("2006-01-02T15:04:05.999999"), now.Format(time.RFC3339Nano), uuid.New(), uuid.New())
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader([]byte(body)))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("User-Agent", "hasura-graphql-engine/v2.44.0")
+				req.Header.Set(hasura.SecretHeader, secret)
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			all = append(all, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	return result{acksPerSec: float64(len(all)) / elapsed.Seconds(), acked: int64(len(all)),
+		p50: percentile(all, 0.50), p99: percentile(all, 0.99), failures: failed.Load()}, nil
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[int(float64(len(d)-1)*p)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

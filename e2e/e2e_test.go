@@ -1,0 +1,175 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	graphql "github.com/hasura/go-graphql-client"
+)
+
+func env(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+var (
+	graphqlURL  = env("SHALA_E2E_GRAPHQL_URL", "http://localhost:8080/v1/graphql")
+	adminSecret = env("HASURA_GRAPHQL_ADMIN_SECRET", "dev-admin-secret")
+	jwtKey      = env("HASURA_JWT_KEY", "dev-jwt-signing-key-at-least-32-characters")
+)
+
+func admin() *graphql.Client {
+	return graphql.NewClient(graphqlURL, http.DefaultClient).WithRequestModifier(func(r *http.Request) {
+		r.Header.Set("X-Hasura-Admin-Secret", adminSecret)
+	})
+}
+
+// as returns a client authenticated with an HS256 JWT carrying Hasura claims,
+// as the apps' auth service issues them.
+func as(t *testing.T, role string, claims map[string]string) *graphql.Client {
+	t.Helper()
+	hc := map[string]any{"x-hasura-default-role": role, "x-hasura-allowed-roles": []string{role}}
+	for k, v := range claims {
+		hc[k] = v
+	}
+	payload := map[string]any{
+		"sub": claims["x-hasura-user-id"], "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(),
+		"https://hasura.io/jwt/claims": hc,
+	}
+	enc := base64.RawURLEncoding
+	header, _ := json.Marshal(map[string]string{"alg": "HS256", "typ": "JWT"})
+	body, _ := json.Marshal(payload)
+	signing := enc.EncodeToString(header) + "." + enc.EncodeToString(body)
+	mac := hmac.New(sha256.New, []byte(jwtKey))
+	mac.Write([]byte(signing))
+	token := signing + "." + enc.EncodeToString(mac.Sum(nil))
+	return graphql.NewClient(graphqlURL, http.DefaultClient).WithRequestModifier(func(r *http.Request) {
+		r.Header.Set("Authorization", "Bearer "+token)
+	})
+}
+
+// TestInsertFiresTriggerAndEffectIsVisible: a GraphQL insert fires the
+// ping_created event trigger → shala enqueues → worker writes the pong →
+// the pong is visible through GraphQL.
+func TestInsertFiresTriggerAndEffectIsVisible(t *testing.T) {
+	ctx := context.Background()
+	c := admin()
+	var ins struct {
+		InsertPingOne struct {
+			ID string `graphql:"id"`
+		} `graphql:"insert_ping_one(object: {message: $message})"`
+	}
+	if err := c.Mutate(ctx, &ins, map[string]any{"message": graphql.String("e2e नमस्ते")}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var q struct {
+			PingByPk *struct {
+				Pong *struct {
+					ProcessedAt string `graphql:"processed_at"`
+					EventID     string `graphql:"event_id"`
+				} `graphql:"pong"`
+			} `graphql:"ping_by_pk(id: $id)"`
+		}
+		if err := c.Query(ctx, &q, map[string]any{"id": uuid(ins.InsertPingOne.ID)}); err != nil {
+			t.Fatal(err)
+		}
+		if q.PingByPk != nil && q.PingByPk.Pong != nil {
+			if q.PingByPk.Pong.EventID == "" {
+				t.Error("pong has no event id: it came from the reconciler, not the event trigger")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no pong within 60 s: is shala reachable from Hasura (SHALA_URL) with the same SHALA_WEBHOOK_SECRET?")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// uuid is Hasura's uuid scalar for the client's variable typing.
+type uuid string
+
+func (uuid) GetGraphQLType() string { return "uuid" }
+
+// TestActionReturnsOutputAndErrorsCarryOurCode: an action's output comes
+// back typed; a 4xx from shala arrives as a GraphQL error with our
+// extensions.code.
+func TestActionReturnsOutputAndErrorsCarryOurCode(t *testing.T) {
+	ctx := context.Background()
+	c := as(t, "school", map[string]string{"x-hasura-user-id": "e2e-teacher", "x-hasura-school-id": "00000000-0000-0000-0000-000000000001"})
+	var m struct {
+		Ping struct {
+			ID         string `graphql:"id"`
+			Message    string `graphql:"message"`
+			ReceivedAt string `graphql:"receivedAt"`
+		} `graphql:"ping(message: $message)"`
+	}
+	if err := c.Mutate(ctx, &m, map[string]any{"message": graphql.String("  hello  ")}); err != nil {
+		t.Fatal(err)
+	}
+	if m.Ping.ID == "" || m.Ping.Message != "hello" || m.Ping.ReceivedAt == "" {
+		t.Errorf("ping output %+v", m.Ping)
+	}
+	err := c.Mutate(ctx, &m, map[string]any{"message": graphql.String("")})
+	var gerrs graphql.Errors
+	if !errors.As(err, &gerrs) || len(gerrs) == 0 {
+		t.Fatalf("empty message: got %v, want a GraphQL error", err)
+	}
+	if code := gerrs[0].Extensions["code"]; code != "INVALID_INPUT" {
+		t.Errorf("extensions.code %v, want INVALID_INPUT (message %q)", code, gerrs[0].Message)
+	}
+}
+
+// TestSchoolRoleSeesOnlyItsSchoolAndNoAadhaar checks the registry
+// permissions through Hasura.
+func TestSchoolRoleSeesOnlyItsSchoolAndNoAadhaar(t *testing.T) {
+	ctx := context.Background()
+	var schools struct {
+		School []struct {
+			ID string `graphql:"id"`
+		} `graphql:"school(limit: 1)"`
+	}
+	if err := admin().Query(ctx, &schools, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(schools.School) == 0 {
+		t.Skip("no schools: run `docker compose exec shala /shala seed --demo` first")
+	}
+	id := schools.School[0].ID
+	c := as(t, "school", map[string]string{"x-hasura-user-id": "e2e-teacher", "x-hasura-school-id": id})
+	var q struct {
+		Student []struct {
+			SchoolID string `graphql:"school_id"`
+		} `graphql:"student(limit: 500)"`
+	}
+	if err := c.Query(ctx, &q, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range q.Student {
+		if s.SchoolID != id {
+			t.Fatalf("school role saw a student of school %s", s.SchoolID)
+		}
+	}
+	var a struct {
+		Student []struct {
+			Aadhaar string `graphql:"aadhaar"`
+		} `graphql:"student(limit: 1)"`
+	}
+	if err := c.Query(ctx, &a, nil); err == nil {
+		t.Error("school role could select aadhaar")
+	}
+}
