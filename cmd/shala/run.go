@@ -81,15 +81,21 @@ func setup(ctx context.Context, getenv func(string) string, stderr io.Writer) (*
 	return cfg, log, nil
 }
 
-func cmdMigrate(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+// openDB is setup plus a small pool, for the one-shot commands.
+func openDB(ctx context.Context, getenv func(string) string, stderr io.Writer) (*pgxpool.Pool, *slog.Logger, error) {
 	cfg, log, err := setup(ctx, getenv, stderr)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if cfg.DatabaseURL == "" {
-		return errors.New("DATABASE_URL: required")
+		return nil, nil, errors.New("DATABASE_URL: required")
 	}
 	pool, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal(), 4)
+	return pool, log, err
+}
+
+func cmdMigrate(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	pool, log, err := openDB(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -234,14 +240,7 @@ func cmdSeed(ctx context.Context, args []string, getenv func(string) string, std
 	if !*demo {
 		return errors.New("seed: nothing to do (use --demo)")
 	}
-	cfg, _, err := setup(ctx, getenv, stderr)
-	if err != nil {
-		return err
-	}
-	if cfg.DatabaseURL == "" {
-		return errors.New("DATABASE_URL: required")
-	}
-	pool, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal(), 4)
+	pool, _, err := openDB(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/jobs"
+	"github.com/shala-edu/shala/internal/logging"
 	"github.com/shala-edu/shala/internal/pgtest"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/schema"
@@ -49,6 +50,11 @@ func setup(t *testing.T) *bundle {
 }
 
 func setupWithPool(t *testing.T, pool *pgxpool.Pool) *bundle {
+	t.Helper()
+	return setupWithLog(t, pool, discard)
+}
+
+func setupWithLog(t *testing.T, pool *pgxpool.Pool, discard *slog.Logger) *bundle {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	q, err := queue.New(pool, jobs.Workers(jobs.Deps{Pool: pool}), queue.Config{
@@ -407,4 +413,48 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ma
 	}
 	t.Fatalf("no %s%v", name, labels)
 	return 0
+}
+
+// syncBuffer is a log sink safe for concurrent handlers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestDeliveryLogsCarryRequestEventAndTraceIDs(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	b := setupWithLog(t, pgtest.New(t), logging.New(&logs, slog.LevelInfo))
+	eventID := uuid.NewString()
+	body := payload(t, "ping_created.json", map[string]string{"PING_ID": uuid.NewString(), "EVENT_ID": eventID})
+	b.post(t, "/events/ping_created", body, map[string]string{"X-Request-Id": "hasura-req-42"})
+	b.post(t, "/events/ping_created", body, map[string]string{"X-Request-Id": "hasura-req-43"}) // duplicate: logged
+	var rec map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "duplicate delivery acknowledged" {
+			rec = m
+		}
+	}
+	if rec == nil {
+		t.Fatalf("no duplicate-delivery record in %s", logs.String())
+	}
+	want := map[string]any{"request_id": "hasura-req-43", "event_id": eventID, "trace_id": "0af7651916cd43dd8448eb211c80319c", "trigger": "ping_created", "op": "INSERT"}
+	for k, v := range want {
+		if rec[k] != v {
+			t.Errorf("log record %s = %v, want %v", k, rec[k], v)
+		}
+	}
 }
