@@ -25,6 +25,10 @@ import (
 	"github.com/shala-edu/shala/internal/schema"
 	"github.com/shala-edu/shala/internal/seed"
 	"github.com/shala-edu/shala/internal/server"
+	"github.com/shala-edu/shala/internal/sms"
+	"github.com/shala-edu/shala/internal/sms/cdac"
+	"github.com/shala-edu/shala/internal/sms/outbox"
+	"github.com/shala-edu/shala/internal/sms/twilio"
 	"github.com/shala-edu/shala/internal/vault"
 	"github.com/shala-edu/shala/migrations"
 )
@@ -160,10 +164,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 	}()
 
-	client, err := queue.New(pool, jobs.Workers(jobs.Deps{Pool: pool}), queue.Config{
+	provider, err := smsProvider(cfg, log)
+	if err != nil {
+		return err
+	}
+	deps := jobs.Deps{Pool: pool, Log: log, Tracker: tracker, SMSProvider: provider, SMSRate: cfg.SMSRate, SMSMetrics: sms.NewMetrics(reg)}
+	client, err := queue.New(pool, jobs.Workers(deps), queue.Config{
 		Workers:       cfg.QueueWorkers,
+		Queues:        jobs.Queues(cfg.SMSWorkers),
 		FetchCooldown: cfg.QueueFetchCooldown,
-		Periodic:      jobs.Periodic(),
+		Periodic:      jobs.Periodic(deps),
 		Log:           log,
 		Metrics:       queue.NewMetrics(reg, pool),
 	})
@@ -181,6 +191,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	handler := server.NewServer(server.Deps{
 		Log: log, Pool: pool, Queue: client, Gatherer: reg, Metrics: server.NewMetrics(reg),
 		WebhookSecret: cfg.WebhookSecret.Reveal(), MaxBodyBytes: cfg.MaxBodyBytes,
+		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: twilioCallbackURL(cfg),
 		Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)
@@ -211,6 +222,22 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	qerr := <-queueDone
 	log.Info("stopped")
 	return errors.Join(httpErr, qerr)
+}
+
+// smsProvider builds the configured SMS provider.
+func smsProvider(cfg *config.Config, log *slog.Logger) (sms.Provider, error) {
+	switch cfg.SMSProvider {
+	case "cdac":
+		return cdac.New(cfg.CDACURL, cfg.CDACUsername, cfg.CDACPassword.Reveal(), cfg.CDACSenderID, cfg.CDACSecureKey.Reveal()), nil
+	case "twilio":
+		return twilio.New(cfg.TwilioURL, cfg.TwilioAccountSID, cfg.TwilioAuthToken.Reveal(), cfg.TwilioFrom, twilioCallbackURL(cfg)), nil
+	default:
+		return outbox.New(cfg.SMSOutbox, log)
+	}
+}
+
+func twilioCallbackURL(cfg *config.Config) string {
+	return strings.TrimRight(cfg.PublicURL, "/") + twilio.CallbackPath
 }
 
 // stopQueue lets running jobs finish within timeout, then cancels the rest;

@@ -45,6 +45,18 @@ type Config struct {
 	WebhookSecret      Secret        `env:"SHALA_WEBHOOK_SECRET" vault:"webhook_secret" help:"Shared secret Hasura sends in X-Shala-Webhook-Secret (at least 16 characters). 'shala dev' generates one."`
 	BlobURL            string        `env:"SHALA_BLOB_URL" help:"gocloud.dev/blob URL for files (exam uploads, certificates, ODK attachments): file:///abs/dir?create_dir=true, or s3://bucket?endpoint=…&use_path_style=true for MinIO/S3/R2. 'shala dev' uses .data/blobs."`
 	SMSProvider        string        `env:"SHALA_SMS_PROVIDER" default:"log" oneof:"log,cdac,twilio" help:"SMS provider (log writes messages to a file and the log; never the network)."`
+	SMSRate            float64       `env:"SHALA_SMS_RATE" default:"0" help:"SMS per second this process may send (0 = unlimited). C-DAC historically needs about 2; with N replicas give each 1/N of the provider's limit."`
+	SMSWorkers         int           `env:"SHALA_SMS_WORKERS" default:"20" min:"1" help:"SMS send jobs worked at once by this process (its own queue, so waiting sends never block other jobs)."`
+	SMSOutbox          string        `env:"SHALA_SMS_OUTBOX" default:".data/sms-outbox.log" help:"File the log provider appends each message to (full number and text)."`
+	CDACURL            string        `env:"SHALA_CDAC_URL" default:"https://msdgweb.mgov.gov.in" help:"C-DAC Mobile Seva base URL (send: /esms/sendsmsrequestDLT, reports: /ReportAPI/csvreport)."`
+	CDACUsername       string        `env:"SHALA_CDAC_USERNAME" vault:"cdac_username" help:"C-DAC department username."`
+	CDACPassword       Secret        `env:"SHALA_CDAC_PASSWORD" vault:"cdac_password" help:"C-DAC password (sent as its SHA-1)."`
+	CDACSenderID       string        `env:"SHALA_CDAC_SENDER_ID" help:"DLT-approved sender id (6 characters)."`
+	CDACSecureKey      Secret        `env:"SHALA_CDAC_SECURE_KEY" vault:"cdac_secure_key" help:"C-DAC department secure key (signs each request)."`
+	TwilioURL          string        `env:"SHALA_TWILIO_URL" default:"https://api.twilio.com" help:"Twilio API base URL."`
+	TwilioAccountSID   string        `env:"SHALA_TWILIO_ACCOUNT_SID" vault:"twilio_account_sid" help:"Twilio Account SID (AC…)."`
+	TwilioAuthToken    Secret        `env:"SHALA_TWILIO_AUTH_TOKEN" vault:"twilio_auth_token" help:"Twilio Auth Token (API auth and callback signatures)."`
+	TwilioFrom         string        `env:"SHALA_TWILIO_FROM" help:"Twilio sender: a number (+1…) or a Messaging Service SID (MG…)."`
 	LogLevel           string        `env:"SHALA_LOG_LEVEL" default:"info" oneof:"debug,info,warn,error" help:"Minimum log level (JSON logs on stderr)."`
 	MaxBodyBytes       int64         `env:"SHALA_MAX_BODY_BYTES" default:"1048576" min:"1024" help:"Largest webhook body accepted (413 beyond)."`
 	ShutdownTimeout    time.Duration `env:"SHALA_SHUTDOWN_TIMEOUT" default:"25s" help:"On SIGTERM, how long in-flight requests and jobs may take to finish."`
@@ -168,6 +180,12 @@ func set(fv reflect.Value, f reflect.StructField, raw string) error {
 			}
 		}
 		fv.SetInt(n)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(raw, 64)
+		if err != nil || f < 0 {
+			return fmt.Errorf("want a number ≥ 0, got %q", raw)
+		}
+		fv.SetFloat(f)
 	case reflect.Bool:
 		b, err := strconv.ParseBool(raw)
 		if err != nil {
@@ -189,10 +207,35 @@ func (c *Config) ValidateServe() error {
 	if n := len(c.WebhookSecret); n < 16 {
 		errs = append(errs, fmt.Errorf("SHALA_WEBHOOK_SECRET: required, at least 16 characters (got %d); set it or store webhook_secret in Vault", n))
 	}
+	require := func(names ...string) {
+		for _, n := range names {
+			if c.get(n) == "" {
+				errs = append(errs, fmt.Errorf("%s: required when SHALA_SMS_PROVIDER=%s", n, c.SMSProvider))
+			}
+		}
+	}
+	switch c.SMSProvider {
+	case "cdac":
+		require("SHALA_CDAC_URL", "SHALA_CDAC_USERNAME", "SHALA_CDAC_PASSWORD", "SHALA_CDAC_SENDER_ID", "SHALA_CDAC_SECURE_KEY")
+	case "twilio":
+		require("SHALA_TWILIO_URL", "SHALA_TWILIO_ACCOUNT_SID", "SHALA_TWILIO_AUTH_TOKEN", "SHALA_TWILIO_FROM")
+	}
 	if _, err := url.Parse(c.PublicURL); err != nil || !strings.HasPrefix(c.PublicURL, "http") {
 		errs = append(errs, fmt.Errorf("SHALA_PUBLIC_URL: want an http(s) URL, got %q", c.PublicURL))
 	}
 	return errors.Join(errs...)
+}
+
+// get returns the value of the field read from variable name, as text.
+func (c *Config) get(name string) string {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		if t.Field(i).Tag.Get("env") == name {
+			return fmt.Sprint(v.Field(i).Interface().(any))
+		}
+	}
+	return ""
 }
 
 // LogValue lists every setting by variable name with secrets masked.

@@ -4,18 +4,27 @@
 package jobs
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
+	"github.com/shala-edu/shala/internal/sms"
 )
 
 // Deps are what workers need.
 type Deps struct {
-	Pool *pgxpool.Pool
+	Pool    *pgxpool.Pool
+	Log     *slog.Logger
+	Tracker analytics.Tracker
+	// SMSProvider sends messages; SMSRate limits it (per second, 0 = none).
+	SMSProvider sms.Provider
+	SMSRate     float64
+	SMSMetrics  *sms.Metrics
 }
 
 // Workers registers every worker.
@@ -24,18 +33,38 @@ func Workers(d Deps) *river.Workers {
 	river.AddWorker(w, &ping.PongWorker{Pool: d.Pool})
 	river.AddWorker(w, &ping.ReconcileWorker{Pool: d.Pool})
 	river.AddWorker(w, &inbox.PruneWorker{Pool: d.Pool})
+
+	river.AddWorker(w, &sms.ExpandWorker{Pool: d.Pool, Metrics: d.SMSMetrics})
+	river.AddWorker(w, &sms.SendWorker{Pool: d.Pool, Provider: d.SMSProvider, Limiter: sms.Limiter(d.SMSRate),
+		Metrics: d.SMSMetrics, Log: d.Log})
+	river.AddWorker(w, &sms.ProgressWorker{Pool: d.Pool, Tracker: d.Tracker})
+	river.AddWorker(w, &sms.ReconcileWorker{Pool: d.Pool})
+	if p, ok := d.SMSProvider.(sms.Poller); ok {
+		river.AddWorker(w, &sms.ReportWorker{Pool: d.Pool, Poller: p})
+	}
 	return w
 }
 
 // Periodic lists the periodic jobs. They run on the elected leader, so N
 // replicas run each once.
-func Periodic() []*river.PeriodicJob {
-	return []*river.PeriodicJob{
-		river.NewPeriodicJob(river.PeriodicInterval(time.Minute),
-			func() (river.JobArgs, *river.InsertOpts) { return ping.ReconcileArgs{}, nil },
-			&river.PeriodicJobOpts{ID: "ping.reconcile"}),
-		river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
-			func() (river.JobArgs, *river.InsertOpts) { return inbox.PruneArgs{}, nil },
-			&river.PeriodicJobOpts{ID: "inbox.prune", RunOnStart: true}),
+func Periodic(d Deps) []*river.PeriodicJob {
+	every := func(interval time.Duration, args river.JobArgs, runOnStart bool) *river.PeriodicJob {
+		return river.NewPeriodicJob(river.PeriodicInterval(interval),
+			func() (river.JobArgs, *river.InsertOpts) { return args, nil },
+			&river.PeriodicJobOpts{ID: args.Kind(), RunOnStart: runOnStart})
 	}
+	jobs := []*river.PeriodicJob{
+		every(time.Minute, ping.ReconcileArgs{}, false),
+		every(time.Hour, inbox.PruneArgs{}, true),
+		every(time.Minute, sms.ReconcileArgs{}, true),
+	}
+	if _, ok := d.SMSProvider.(sms.Poller); ok {
+		jobs = append(jobs, every(5*time.Minute, sms.ReportArgs{}, false))
+	}
+	return jobs
+}
+
+// Queues are the queues beyond River's default and their worker counts.
+func Queues(smsWorkers int) map[string]int {
+	return map[string]int{sms.Queue: smsWorkers}
 }

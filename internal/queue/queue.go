@@ -35,6 +35,9 @@ type Config struct {
 	// Workers is the number of jobs worked at once by this process; 0 makes
 	// an insert-only client (no workers, no periodic jobs).
 	Workers int
+	// Queues are further queues and their worker counts (a capability with
+	// slow or rate-limited jobs gets its own, so it never starves others).
+	Queues map[string]int
 	// FetchCooldown is the minimum pause between fetches under load. River's
 	// default (100 ms) caps a client near 1,000 jobs/s.
 	FetchCooldown time.Duration
@@ -44,6 +47,9 @@ type Config struct {
 	Log *slog.Logger
 	// Metrics, if set, observes every worked job.
 	Metrics *Metrics
+	// RetryPolicy overrides River's (attempt⁴ seconds with jitter); tests
+	// use a fast one.
+	RetryPolicy river.ClientRetryPolicy
 }
 
 // New returns a River client on pool. Start it to work jobs.
@@ -58,10 +64,14 @@ func New(pool *pgxpool.Pool, workers *river.Workers, cfg Config) (*Client, error
 		Workers:      workers,
 		// A job that has not finished within this is cancelled and retried:
 		// no side effect here takes minutes.
-		JobTimeout: 5 * time.Minute,
+		JobTimeout:  5 * time.Minute,
+		RetryPolicy: cfg.RetryPolicy,
 	}
 	if cfg.Workers > 0 {
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
+		for name, n := range cfg.Queues {
+			rc.Queues[name] = river.QueueConfig{MaxWorkers: n}
+		}
 		rc.FetchCooldown = cfg.FetchCooldown
 		rc.PeriodicJobs = cfg.Periodic
 	}

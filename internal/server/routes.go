@@ -9,6 +9,7 @@ import (
 	"github.com/shala-edu/shala/actions"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
+	"github.com/shala-edu/shala/internal/sms/twilio"
 	"github.com/shala-edu/shala/triggers"
 )
 
@@ -23,6 +24,9 @@ func addRoutes(r chi.Router, d Deps) {
 	r.Get("/readyz", readyz(d.Log, d.Ready))
 	r.Handle("/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{d.Log}, ErrorHandling: promhttp.ContinueOnError}))
 
+	// Providers' callbacks: public, authenticated by the provider's signature.
+	r.Method(http.MethodPost, twilio.CallbackPath, twilio.StatusCallback(d.Log, d.Pool, d.TwilioAuthToken, d.TwilioCallbackURL))
+
 	r.Route("/actions", func(r chi.Router) {
 		r.Use(d.webhook("action")...)
 		r.NotFound(notFound("action"))
@@ -32,6 +36,7 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Use(d.webhook("event")...)
 		r.NotFound(notFound("event trigger"))
 		r.Method(http.MethodPost, "/ping_created", triggers.PingCreated(d.Log, in))
+		r.Method(http.MethodPost, "/sms_request_created", triggers.SMSRequestCreated(d.Log, in))
 	})
 	r.Route("/cron", func(r chi.Router) {
 		r.Use(d.webhook("cron")...)

@@ -30,6 +30,9 @@ type Deps struct {
 	WebhookSecret string
 	// MaxBodyBytes caps webhook bodies (413 beyond).
 	MaxBodyBytes int64
+	// TwilioAuthToken verifies Twilio's status callbacks, which Twilio
+	// signs for TwilioCallbackURL (the URL it was given).
+	TwilioAuthToken, TwilioCallbackURL string
 	// Ready reports whether this instance can serve: database reachable,
 	// migrations current. nil means always ready.
 	Ready func(context.Context) error

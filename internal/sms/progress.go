@@ -1,0 +1,136 @@
+package sms
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/shala-edu/shala/internal/analytics"
+)
+
+// ProgressArgs asks for a request's counts and status to be brought up to
+// date with its messages. Unique by request while one is pending or running;
+// a delivery report arriving after the request finished starts a new one.
+type ProgressArgs struct {
+	RequestID uuid.UUID `json:"request_id" river:"unique"`
+}
+
+// Kind is the River job kind.
+func (ProgressArgs) Kind() string { return "sms.progress" }
+
+// InsertOpts makes progress unique per request while it is pending.
+func (ProgressArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+		rivertype.JobStateScheduled, rivertype.JobStateRetryable}}}
+}
+
+// ProgressEvery is how often a sending request's counts are refreshed.
+const ProgressEvery = 2 * time.Second
+
+// StuckAfter fails messages that made no progress for this long: their send
+// job was lost to an operator or a bug, and the request must still finish.
+const StuckAfter = 6 * time.Hour
+
+// ProgressWorker recounts a request's messages (one aggregate per run
+// instead of a hot counter row updated by every send) and finishes the
+// request when no message is pending: DONE if anything was sent, FAILED with
+// the reasons otherwise. Until then it snoozes and runs again.
+type ProgressWorker struct {
+	river.WorkerDefaults[ProgressArgs]
+	Pool    *pgxpool.Pool
+	Tracker analytics.Tracker
+}
+
+// Work refreshes job.Args.RequestID.
+func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs]) error {
+	var (
+		finished                                         bool
+		status                                           string
+		schoolID                                         *uuid.UUID
+		typ                                              string
+		total, sent, delivered, failed, skipped, pending int
+	)
+	err := pgx.BeginFunc(ctx, w.Pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE sms_message SET status = 'failed',
+				last_error = 'no progress for ' || $2 || ': its send job was lost'
+			WHERE request_id = $1 AND status IN ('queued', 'sending') AND updated_at < now() - make_interval(secs => $3)`,
+			job.Args.RequestID, StuckAfter.String(), StuckAfter.Seconds()); err != nil {
+			return err
+		}
+		var expanded bool
+		// Lock the request before counting (reports lock messages, then
+		// the request): the count then includes every report committed
+		// before it, and later reports adjust what it writes.
+		err := tx.QueryRow(ctx, `SELECT status, school_id, type, recipients_total, skipped, expanded_at IS NOT NULL
+			FROM sms_request WHERE id = $1 FOR UPDATE`, job.Args.RequestID).
+			Scan(&status, &schoolID, &typ, &total, &skipped, &expanded)
+		if err == pgx.ErrNoRows {
+			finished = true // deleted
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status IN ('sent', 'delivered')),
+				count(*) FILTER (WHERE status = 'delivered'), count(*) FILTER (WHERE status = 'failed'),
+				count(*) FILTER (WHERE status IN ('queued', 'sending'))
+			FROM sms_message WHERE request_id = $1`, job.Args.RequestID).Scan(&sent, &delivered, &failed, &pending); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE sms_request SET sent = $2, delivered = $3, failed = $4 WHERE id = $1`,
+			job.Args.RequestID, sent, delivered, failed); err != nil {
+			return err
+		}
+		if status != "PROCESSING" || !expanded || pending > 0 {
+			finished = status == "DONE" || status == "FAILED"
+			return nil
+		}
+		finished = true
+		next, remarks := "DONE", fmt.Sprintf("%d of %d sent", sent, total)
+		if failed > 0 {
+			remarks += fmt.Sprintf(", %d failed", failed)
+		}
+		if skipped > 0 {
+			remarks += fmt.Sprintf(", %d skipped", skipped)
+		}
+		if sent == 0 {
+			next = "FAILED"
+			var last string
+			_ = tx.QueryRow(ctx, `SELECT coalesce(last_error, '') FROM sms_message WHERE request_id = $1 AND status = 'failed'
+				ORDER BY updated_at DESC LIMIT 1`, job.Args.RequestID).Scan(&last)
+			remarks = fmt.Sprintf("nothing could be sent: %d failed", failed)
+			if last != "" {
+				remarks += " (last error: " + last + ")"
+			}
+		}
+		status = next
+		_, err = tx.Exec(ctx, `UPDATE sms_request SET status = $2, remarks = $3, finished_at = now() WHERE id = $1`,
+			job.Args.RequestID, next, remarks)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if !finished {
+		return river.JobSnooze(ProgressEvery)
+	}
+	if status == "DONE" || status == "FAILED" {
+		distinct := "shala"
+		if schoolID != nil {
+			distinct = schoolID.String()
+		}
+		if w.Tracker != nil && job.Attempt <= 1 && pending == 0 {
+			w.Tracker.Capture(distinct, "sms_request_finished", map[string]any{
+				"type": typ, "status": status, "recipients": total, "sent": sent, "failed": failed, "skipped": skipped,
+			})
+		}
+	}
+	return nil
+}

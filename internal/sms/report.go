@@ -1,0 +1,72 @@
+package sms
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+)
+
+// Poller is a provider whose delivery reports shala must fetch (C-DAC has
+// no callbacks).
+type Poller interface {
+	Name() string
+	Reports(ctx context.Context, providerMessageIDs []string) ([]Status, error)
+}
+
+// ReportWindow is how long after sending a message's report is polled.
+const ReportWindow = 48 * time.Hour
+
+// ReportBatch is how many messages one poll checks; the least recently
+// checked go first, so every message gets its turn.
+const ReportBatch = 500
+
+// ReportArgs asks for one round of delivery-report polling.
+type ReportArgs struct{}
+
+// Kind is the River job kind.
+func (ReportArgs) Kind() string { return "sms.reports" }
+
+// InsertOpts keeps one round per minute.
+func (ReportArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
+}
+
+// ReportWorker polls delivery reports of sent messages.
+type ReportWorker struct {
+	river.WorkerDefaults[ReportArgs]
+	Pool   *pgxpool.Pool
+	Poller Poller
+}
+
+// Work polls one batch.
+func (w *ReportWorker) Work(ctx context.Context, job *river.Job[ReportArgs]) error {
+	_, err := PollReports(ctx, w.Pool, w.Poller)
+	return err
+}
+
+// PollReports checks the reports of up to ReportBatch sent messages and
+// records the final ones; it returns how many requests' counts changed.
+func PollReports(ctx context.Context, pool *pgxpool.Pool, p Poller) (int, error) {
+	rows, err := pool.Query(ctx, `UPDATE sms_message SET report_checked_at = now()
+		WHERE id IN (SELECT id FROM sms_message
+		             WHERE provider = $1 AND status = 'sent' AND sent_at > now() - make_interval(secs => $2)
+		             ORDER BY report_checked_at NULLS FIRST, sent_at LIMIT $3)
+		RETURNING provider_message_id`, p.Name(), ReportWindow.Seconds(), ReportBatch)
+	if err != nil {
+		return 0, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	statuses, err := p.Reports(ctx, ids)
+	n, rerr := RecordStatuses(ctx, pool, p.Name(), statuses)
+	if err != nil {
+		return n, fmt.Errorf("poll %s reports: %w", p.Name(), err)
+	}
+	return n, rerr
+}

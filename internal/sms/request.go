@@ -1,0 +1,583 @@
+package sms
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/shala-edu/shala/internal/inbox"
+	"github.com/shala-edu/shala/internal/postgres"
+	"github.com/shala-edu/shala/internal/queue"
+)
+
+// RequestRow is an sms_request row as Hasura sends it in events.
+type RequestRow struct {
+	ID       uuid.UUID  `json:"id"`
+	SchoolID *uuid.UUID `json:"school_id"`
+	Type     string     `json:"type"`
+	Status   string     `json:"status"`
+}
+
+// Request is an sms_request as the workers read it.
+type Request struct {
+	ID         uuid.UUID
+	SchoolID   *uuid.UUID
+	SchoolName string
+	Type       string
+	Language   string
+	Grades     []int32
+	Sections   []string
+	StudentIDs []uuid.UUID
+	Phones     []string
+	Variables  map[string]string
+	Status     string
+	Cursor     string
+	Expanded   bool
+}
+
+// Accept starts a QUEUED request: it marks it PROCESSING and enqueues its
+// expansion in w's transaction. A request already started (a redelivered
+// event, the reconciler racing Hasura) is left alone, so it is expanded once.
+func Accept(ctx context.Context, w *inbox.Work, requestID uuid.UUID) (accepted bool, err error) {
+	tag, err := w.Tx.Exec(ctx, `UPDATE sms_request SET status = 'PROCESSING' WHERE id = $1 AND status = 'QUEUED'`, requestID)
+	if err != nil {
+		return false, err
+	}
+	if tag.RowsAffected() == 0 {
+		return false, nil
+	}
+	w.Enqueue(ExpandArgs{RequestID: requestID}, nil)
+	return true, nil
+}
+
+// Direct describes a message shala itself sends to known phones (form
+// receipts to respondents, rule flags to collectors, result notices).
+type Direct struct {
+	Type      string
+	Phones    []string
+	Variables map[string]string
+	SchoolID  *uuid.UUID
+	Source    string // forms, assessment, system
+	Language  string // default "hi"
+}
+
+// Enqueue records d as an sms_request in tx and returns its id. The
+// reconciler (or the sms_request_created trigger, when Hasura is in front)
+// picks it up; the caller's transaction decides whether it exists at all.
+func Enqueue(ctx context.Context, tx pgx.Tx, d Direct) (uuid.UUID, error) {
+	if len(d.Phones) == 0 {
+		return uuid.Nil, errors.New("sms: direct message without phones")
+	}
+	if d.Language == "" {
+		d.Language = "hi"
+	}
+	vars, err := json.Marshal(d.Variables)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	var id uuid.UUID
+	err = tx.QueryRow(ctx, `INSERT INTO sms_request (school_id, type, language, phones, variables, source)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, d.SchoolID, d.Type, d.Language, d.Phones, vars, d.Source).Scan(&id)
+	return id, postgres.Translate(err, "sms request")
+}
+
+func loadRequest(ctx context.Context, q pgx.Tx, id uuid.UUID) (*Request, error) {
+	r := &Request{ID: id}
+	var vars []byte
+	var cursor *string
+	err := q.QueryRow(ctx, `SELECT r.school_id, coalesce(s.name, ''), r.type, r.language, r.grades, r.sections,
+			r.student_ids, r.phones, r.variables, r.status, r.expand_cursor, r.expanded_at IS NOT NULL
+		FROM sms_request r LEFT JOIN school s ON s.id = r.school_id WHERE r.id = $1 FOR UPDATE OF r`, id).
+		Scan(&r.SchoolID, &r.SchoolName, &r.Type, &r.Language, &r.Grades, &r.Sections, &r.StudentIDs, &r.Phones,
+			&vars, &r.Status, &cursor, &r.Expanded)
+	if err != nil {
+		return nil, postgres.Translate(err, "sms request "+id.String())
+	}
+	if cursor != nil {
+		r.Cursor = *cursor
+	}
+	raw := map[string]any{}
+	if err := json.Unmarshal(vars, &raw); err != nil {
+		return nil, err
+	}
+	r.Variables = make(map[string]string, len(raw))
+	for k, v := range raw {
+		switch v := v.(type) {
+		case string:
+			r.Variables[k] = v
+		case nil:
+		default:
+			r.Variables[k] = fmt.Sprint(v)
+		}
+	}
+	return r, nil
+}
+
+func loadTemplate(ctx context.Context, q pgx.Tx, typ, lang string) (Template, error) {
+	t := Template{Type: typ, Language: lang}
+	err := q.QueryRow(ctx, `SELECT body, dlt_template_id FROM sms_template WHERE type = $1 AND language = $2 AND enabled`,
+		typ, lang).Scan(&t.Body, &t.DLTTemplateID)
+	return t, err
+}
+
+func failRequest(ctx context.Context, q pgx.Tx, id uuid.UUID, remark string) error {
+	_, err := q.Exec(ctx, `UPDATE sms_request SET status = 'FAILED', remarks = $2, finished_at = now() WHERE id = $1`, id, remark)
+	return err
+}
+
+// ExpandArgs asks for the fan-out of one request. Unique by request: one
+// expansion however often it is asked for.
+type ExpandArgs struct {
+	RequestID uuid.UUID `json:"request_id" river:"unique"`
+}
+
+// Kind is the River job kind.
+func (ExpandArgs) Kind() string { return "sms.expand" }
+
+// InsertOpts makes the expansion unique per request.
+func (ExpandArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// PageSize is how many students one expansion transaction takes.
+const PageSize = 1000
+
+// ExpandWorker resolves a request's recipients and queues its messages, a
+// page at a time: each page's messages and their send jobs commit together
+// with the request's cursor, so a killed expansion resumes where it stopped
+// and never queues a phone twice (sms_message is unique per request and
+// phone).
+type ExpandWorker struct {
+	river.WorkerDefaults[ExpandArgs]
+	Pool    *pgxpool.Pool
+	Metrics *Metrics
+}
+
+// Work expands job.Args.RequestID.
+func (w *ExpandWorker) Work(ctx context.Context, job *river.Job[ExpandArgs]) error {
+	for {
+		done, err := w.page(ctx, job.Args.RequestID)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+type recipient struct {
+	studentID *uuid.UUID
+	names     []string
+	classes   []string
+	raw       string
+}
+
+// page expands one page in one transaction and reports whether the
+// expansion is complete.
+func (w *ExpandWorker) page(ctx context.Context, id uuid.UUID) (done bool, err error) {
+	err = pgx.BeginFunc(ctx, w.Pool, func(tx pgx.Tx) error {
+		r, err := loadRequest(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if r.Expanded || r.Status == "DONE" || r.Status == "FAILED" {
+			done = true
+			return nil
+		}
+		tmpl, err := loadTemplate(ctx, tx, r.Type, r.Language)
+		if errors.Is(err, pgx.ErrNoRows) {
+			done = true
+			return failRequest(ctx, tx, id, fmt.Sprintf("no enabled %s template in language %q", r.Type, r.Language))
+		}
+		if err != nil {
+			return err
+		}
+		if missing := tmpl.Missing(r.Variables); len(missing) > 0 {
+			done = true
+			return failRequest(ctx, tx, id, "missing template variables: "+strings.Join(missing, ", "))
+		}
+
+		var recipients []recipient
+		var next string
+		if r.Phones != nil {
+			for _, p := range r.Phones {
+				recipients = append(recipients, recipient{raw: p})
+			}
+			done = true
+		} else {
+			recipients, next, done, err = students(ctx, tx, r)
+			if err != nil {
+				return err
+			}
+		}
+		noPhone, err := w.queue(ctx, tx, r, tmpl, recipients)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE sms_request SET expand_cursor = $2, skipped = skipped + $3 WHERE id = $1`,
+			id, next, noPhone); err != nil {
+			return err
+		}
+		if done {
+			return finishExpansion(ctx, tx, id)
+		}
+		return nil
+	})
+	return done, err
+}
+
+// students reads the next page of targeted students, ordered by phone so
+// siblings sharing one arrive in the same page. A page never ends inside a
+// group of the same phone (unless the group alone fills it).
+func students(ctx context.Context, tx pgx.Tx, r *Request) (out []recipient, next string, done bool, err error) {
+	if r.SchoolID == nil {
+		return nil, "", true, nil
+	}
+	afterPhone, afterID := "", uuid.Nil
+	if r.Cursor != "" {
+		p, idStr, _ := strings.Cut(r.Cursor, "\x1f")
+		afterPhone = p
+		afterID, _ = uuid.Parse(idStr)
+	}
+	var grades []int32
+	var sections []string
+	var ids []uuid.UUID
+	if len(r.Grades) > 0 {
+		grades = r.Grades
+	}
+	if len(r.Sections) > 0 {
+		sections = r.Sections
+	}
+	if len(r.StudentIDs) > 0 {
+		ids = r.StudentIDs
+	}
+	rows, err := tx.Query(ctx, `SELECT s.id, s.name, coalesce(s.guardian_phone, ''), s.grade, coalesce(s.section, '')
+		FROM student s
+		WHERE s.school_id = $1 AND s.status = 'ACTIVE' AND s.enabled
+		  AND ($2::int[] IS NULL OR s.grade = ANY ($2))
+		  AND ($3::text[] IS NULL OR s.section = ANY ($3))
+		  AND ($4::uuid[] IS NULL OR s.id = ANY ($4))
+		  AND (coalesce(s.guardian_phone, ''), s.id) > ($5, $6)
+		ORDER BY coalesce(s.guardian_phone, ''), s.id
+		LIMIT $7`, *r.SchoolID, grades, sections, ids, afterPhone, afterID, PageSize+1)
+	if err != nil {
+		return nil, "", false, err
+	}
+	type st struct {
+		id                   uuid.UUID
+		name, phone, section string
+		grade                int
+	}
+	var page []st
+	for rows.Next() {
+		var s st
+		if err := rows.Scan(&s.id, &s.name, &s.phone, &s.grade, &s.section); err != nil {
+			return nil, "", false, err
+		}
+		page = append(page, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", false, err
+	}
+	done = len(page) <= PageSize
+	if !done {
+		page = page[:PageSize]
+		// Keep the last phone's group whole for the next page, unless the
+		// whole page is that one phone.
+		last := page[len(page)-1].phone
+		cut := len(page)
+		for cut > 0 && page[cut-1].phone == last {
+			cut--
+		}
+		if cut > 0 && last != "" {
+			page = page[:cut]
+		}
+	}
+	if len(page) > 0 {
+		l := page[len(page)-1]
+		next = l.phone + "\x1f" + l.id.String()
+	}
+	for _, s := range page {
+		id := s.id
+		class := fmt.Sprint(s.grade)
+		if s.section != "" {
+			class += "-" + s.section
+		}
+		out = append(out, recipient{studentID: &id, names: []string{s.name}, classes: []string{class}, raw: s.phone})
+	}
+	return out, next, done, nil
+}
+
+// queue groups recipients by normalised phone, renders one message per
+// phone and inserts the messages and their send jobs. It returns how many
+// recipients had no phone at all (they get no row).
+func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Template, recipients []recipient) (noPhone int, err error) {
+	type msg struct {
+		studentID *uuid.UUID
+		names     []string
+		classes   []string
+		reason    string
+	}
+	byPhone := map[string]*msg{}
+	var order []string
+	for _, rc := range recipients {
+		e164, reason := Normalize(rc.raw)
+		if reason == ReasonNoPhone {
+			noPhone++
+			continue
+		}
+		key := e164
+		if reason != "" {
+			key = strings.TrimSpace(rc.raw)
+		}
+		m, ok := byPhone[key]
+		if !ok {
+			m = &msg{studentID: rc.studentID, reason: reason}
+			byPhone[key] = m
+			order = append(order, key)
+		}
+		m.names = appendNew(m.names, rc.names...)
+		m.classes = appendNew(m.classes, rc.classes...)
+	}
+	if len(order) == 0 {
+		return noPhone, nil
+	}
+	var (
+		studentIDs []*uuid.UUID
+		phones     []string
+		bodies     []string
+		statuses   []string
+		errs       []*string
+	)
+	for _, phone := range order {
+		m := byPhone[phone]
+		vars := make(map[string]string, len(r.Variables)+3)
+		for k, v := range r.Variables {
+			vars[k] = v
+		}
+		vars["student_name"] = strings.Join(m.names, ", ")
+		vars["class"] = strings.Join(m.classes, ", ")
+		vars["school_name"] = r.SchoolName
+		body, err := tmpl.Render(vars)
+		if err != nil {
+			return 0, err
+		}
+		studentIDs = append(studentIDs, m.studentID)
+		phones = append(phones, phone)
+		bodies = append(bodies, body)
+		if m.reason != "" {
+			reason := m.reason
+			statuses, errs = append(statuses, "undeliverable"), append(errs, &reason)
+		} else {
+			statuses, errs = append(statuses, "queued"), append(errs, nil)
+		}
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO sms_message (request_id, student_id, phone, body, status, last_error)
+		SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[])
+		ON CONFLICT (request_id, phone) DO NOTHING
+		RETURNING id, status`, r.ID, studentIDs, phones, bodies, statuses, errs)
+	if err != nil {
+		return 0, err
+	}
+	var jobs []river.InsertManyParams
+	undeliverable := 0
+	for rows.Next() {
+		var id uuid.UUID
+		var status string
+		if err := rows.Scan(&id, &status); err != nil {
+			return 0, err
+		}
+		if status == "queued" {
+			jobs = append(jobs, river.InsertManyParams{Args: SendArgs{MessageID: id}})
+		} else {
+			undeliverable++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if w.Metrics != nil && undeliverable > 0 {
+		w.Metrics.messages.WithLabelValues("none", "undeliverable").Add(float64(undeliverable))
+	}
+	if len(jobs) > 0 {
+		if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertManyTx(ctx, tx, jobs); err != nil {
+			return 0, fmt.Errorf("enqueue %d sends: %w", len(jobs), err)
+		}
+	}
+	return noPhone + undeliverable, nil
+}
+
+func appendNew(list []string, items ...string) []string {
+	for _, it := range items {
+		dup := false
+		for _, have := range list {
+			if have == it {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			list = append(list, it)
+		}
+	}
+	return list
+}
+
+// finishExpansion records the recipient count and starts following
+// progress; a request with nobody to send to fails with the reasons.
+func finishExpansion(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
+	var total, skipped int
+	if err := tx.QueryRow(ctx, `UPDATE sms_request SET expanded_at = now(),
+			recipients_total = (SELECT count(*) FROM sms_message WHERE request_id = $1 AND status <> 'undeliverable')
+		WHERE id = $1 RETURNING recipients_total, skipped`, id).Scan(&total, &skipped); err != nil {
+		return err
+	}
+	if total == 0 {
+		return failRequest(ctx, tx, id, "nothing to send: no recipient has a valid Indian mobile number"+skipSummary(ctx, tx, id, skipped))
+	}
+	_, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, ProgressArgs{RequestID: id}, nil)
+	return err
+}
+
+// skipSummary lists why recipients were skipped, for remarks.
+func skipSummary(ctx context.Context, tx pgx.Tx, id uuid.UUID, skipped int) string {
+	if skipped == 0 {
+		return ""
+	}
+	rows, err := tx.Query(ctx, `SELECT last_error, count(*) FROM sms_message
+		WHERE request_id = $1 AND status = 'undeliverable' GROUP BY last_error`, id)
+	if err != nil {
+		return ""
+	}
+	counts := map[string]int{}
+	undeliverable := 0
+	for rows.Next() {
+		var reason string
+		var n int
+		if rows.Scan(&reason, &n) == nil {
+			counts[reason] = n
+			undeliverable += n
+		}
+	}
+	if n := skipped - undeliverable; n > 0 {
+		counts[ReasonNoPhone] = n
+	}
+	var parts []string
+	for reason, n := range counts {
+		parts = append(parts, fmt.Sprintf("%d %s", n, reason))
+	}
+	sort.Strings(parts)
+	return " (skipped: " + strings.Join(parts, ", ") + ")"
+}
+
+// Reconcile finds requests still QUEUED after minAge — their event never
+// reached shala (Hasura down or absent, retries exhausted, rows written by
+// plain SQL or by shala's own producers) — and accepts them as the trigger
+// would.
+func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `UPDATE sms_request SET status = 'PROCESSING'
+			WHERE id IN (SELECT id FROM sms_request WHERE status = 'QUEUED' AND created_at < now() - make_interval(secs => $1)
+			             ORDER BY created_at LIMIT 500 FOR UPDATE SKIP LOCKED)
+			RETURNING id`, minAge.Seconds())
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		params := make([]river.InsertManyParams, len(ids))
+		for i, id := range ids {
+			params[i] = river.InsertManyParams{Args: ExpandArgs{RequestID: id}}
+		}
+		n = len(ids)
+		_, err = q.InsertManyTx(ctx, tx, params)
+		return err
+	})
+	return n, err
+}
+
+// ReconcileAfter is how long a request may stay QUEUED before the sweep
+// takes it: Hasura normally delivers within seconds.
+const ReconcileAfter = 2 * time.Minute
+
+// ReconcileArgs asks for a sweep of requests whose event never arrived.
+type ReconcileArgs struct{}
+
+// Kind is the River job kind.
+func (ReconcileArgs) Kind() string { return "sms.reconcile" }
+
+// InsertOpts keeps one sweep per minute.
+func (ReconcileArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
+}
+
+// ReconcileWorker works ReconcileArgs.
+type ReconcileWorker struct {
+	river.WorkerDefaults[ReconcileArgs]
+	Pool *pgxpool.Pool
+}
+
+// Work accepts requests left QUEUED.
+func (w *ReconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs]) error {
+	_, err := Reconcile(ctx, w.Pool, river.ClientFromContext[pgx.Tx](ctx), ReconcileAfter)
+	return err
+}
+
+// RecordStatuses applies delivery reports of provider to their messages (a
+// message only moves forward: sent → delivered or failed) and adjusts the
+// counts of the requests they belong to in the same transaction. Unknown ids
+// are ignored: reports may arrive for messages sent by another environment
+// or long pruned. It returns how many messages changed.
+//
+// Locks are taken messages first, then the request row, as ProgressWorker
+// does; the worker recounts after taking the request row, so a report and a
+// recount never overwrite each other.
+func RecordStatuses(ctx context.Context, pool *pgxpool.Pool, provider string, statuses []Status) (int, error) {
+	if len(statuses) == 0 {
+		return 0, nil
+	}
+	ids := make([]string, len(statuses))
+	outcome := make([]string, len(statuses))
+	reasons := make([]*string, len(statuses))
+	for i, s := range statuses {
+		ids[i] = s.ProviderMessageID
+		switch {
+		case s.Delivered:
+			outcome[i] = "delivered"
+		case s.Failed:
+			outcome[i] = "failed"
+			r := truncate(s.Reason)
+			reasons[i] = &r
+		default:
+			outcome[i] = "sent"
+		}
+	}
+	n := 0
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `WITH changed AS (
+				UPDATE sms_message m SET status = u.outcome,
+					delivered_at = CASE WHEN u.outcome = 'delivered' THEN now() ELSE m.delivered_at END,
+					last_error = coalesce(u.reason, m.last_error)
+				FROM unnest($2::text[], $3::text[], $4::text[]) AS u(pid, outcome, reason)
+				WHERE m.provider = $1 AND m.provider_message_id = u.pid AND u.outcome <> 'sent' AND m.status = 'sent'
+				RETURNING m.request_id, m.status),
+			per AS (
+				SELECT request_id, count(*) FILTER (WHERE status = 'delivered') AS d, count(*) FILTER (WHERE status = 'failed') AS f
+				FROM changed GROUP BY request_id)
+			UPDATE sms_request r SET delivered = r.delivered + per.d, failed = r.failed + per.f, sent = r.sent - per.f
+			FROM per WHERE r.id = per.request_id`, provider, ids, outcome, reasons)
+		n = int(tag.RowsAffected())
+		return err
+	})
+	return n, postgres.Translate(err, "sms message")
+}

@@ -1,0 +1,33 @@
+package triggers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/inbox"
+	"github.com/shala-edu/shala/internal/sms"
+)
+
+// SMSRequestCreated handles sms_request_created (insert on sms_request): it
+// marks the request PROCESSING and enqueues its expansion, once per event and
+// once per request.
+func SMSRequestCreated(log *slog.Logger, in *inbox.Inbox) http.Handler {
+	return hasura.NewEvent("sms_request_created", log, func(ctx context.Context, e *hasura.Event[sms.RequestRow]) (hasura.Ack, error) {
+		if e.New == nil {
+			return hasura.Ack{Detail: "no new row"}, nil
+		}
+		accepted := false
+		dup, err := in.Receive(ctx, inbox.ForEvent(e), func(ctx context.Context, w *inbox.Work) error {
+			var err error
+			accepted, err = sms.Accept(ctx, w, e.New.ID)
+			return err
+		})
+		ack := hasura.Ack{Duplicate: dup}
+		if err == nil && !dup && !accepted {
+			ack.Detail = "request already started or gone"
+		}
+		return ack, err
+	})
+}
