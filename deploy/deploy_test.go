@@ -20,6 +20,7 @@ import (
 
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/server"
+	"github.com/shala-edu/shala/internal/sms"
 )
 
 // recorder collects what would be registered.
@@ -57,6 +58,7 @@ func exported(t *testing.T) map[string]bool {
 	}
 	defer pool.Close()
 	queue.NewMetrics(r, pool)
+	sms.NewMetrics(r)
 	return r.names
 }
 

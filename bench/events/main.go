@@ -25,7 +25,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"runtime/pprof"
@@ -39,13 +38,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shala-edu/shala/bench/benchdb"
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/jobs"
-	"github.com/shala-edu/shala/internal/pgcluster"
 	"github.com/shala-edu/shala/internal/queue"
-	"github.com/shala-edu/shala/internal/schema"
 	"github.com/shala-edu/shala/internal/server"
-	"github.com/shala-edu/shala/migrations"
 )
 
 const secret = "bench-webhook-secret-0123456789"
@@ -73,37 +70,11 @@ func run() error {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	dbURL := os.Getenv("BENCH_DATABASE_URL")
-	if dbURL == "" {
-		dir, err := os.MkdirTemp("", "shala-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		if err := pgcluster.PrepareDir(dir); err != nil {
-			return err
-		}
-		c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "data"), Durable: true,
-			Settings: map[string]string{"shared_buffers": "256MB", "max_wal_size": "2GB"}})
-		if err != nil {
-			return err
-		}
-		defer c.Stop()
-		dbURL = c.URL("postgres")
-	}
-	cfg, err := pgxpool.ParseConfig(dbURL)
+	pool, cleanup, err := benchdb.Open(ctx, int32(*clients+*workers+8))
 	if err != nil {
 		return err
 	}
-	cfg.MaxConns = int32(*clients + *workers + 8)
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if _, err := schema.Migrate(ctx, pool, migrations.Default(), log); err != nil {
-		return err
-	}
+	defer cleanup()
 
 	ceiling, err := insertCeiling(ctx, pool, *clients, *duration)
 	if err != nil {

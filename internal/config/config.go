@@ -232,7 +232,7 @@ func (c *Config) get(name string) string {
 	t := v.Type()
 	for i := range t.NumField() {
 		if t.Field(i).Tag.Get("env") == name {
-			return fmt.Sprint(v.Field(i).Interface().(any))
+			return fmt.Sprint(v.Field(i).Interface())
 		}
 	}
 	return ""

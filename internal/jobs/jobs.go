@@ -29,14 +29,18 @@ type Deps struct {
 
 // Workers registers every worker.
 func Workers(d Deps) *river.Workers {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
 	w := river.NewWorkers()
 	river.AddWorker(w, &ping.PongWorker{Pool: d.Pool})
 	river.AddWorker(w, &ping.ReconcileWorker{Pool: d.Pool})
 	river.AddWorker(w, &inbox.PruneWorker{Pool: d.Pool})
 
 	river.AddWorker(w, &sms.ExpandWorker{Pool: d.Pool, Metrics: d.SMSMetrics})
-	river.AddWorker(w, &sms.SendWorker{Pool: d.Pool, Provider: d.SMSProvider, Limiter: sms.Limiter(d.SMSRate),
-		Metrics: d.SMSMetrics, Log: d.Log})
+	sender := &sms.Sender{Pool: d.Pool, Provider: d.SMSProvider, Limiter: sms.Limiter(d.SMSRate), Metrics: d.SMSMetrics, Log: d.Log}
+	river.AddWorker(w, &sms.SendBatchWorker{Sender: sender})
+	river.AddWorker(w, &sms.SendWorker{Sender: sender})
 	river.AddWorker(w, &sms.ProgressWorker{Pool: d.Pool, Tracker: d.Tracker})
 	river.AddWorker(w, &sms.ReconcileWorker{Pool: d.Pool})
 	if p, ok := d.SMSProvider.(sms.Poller); ok {

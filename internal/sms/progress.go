@@ -51,14 +51,14 @@ type ProgressWorker struct {
 // Work refreshes job.Args.RequestID.
 func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs]) error {
 	var (
-		finished                                         bool
+		finished, transitioned                           bool
 		status                                           string
 		schoolID                                         *uuid.UUID
 		typ                                              string
 		total, sent, delivered, failed, skipped, pending int
 	)
 	err := pgx.BeginFunc(ctx, w.Pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE sms_message SET status = 'failed',
+		if _, err := tx.Exec(ctx, `UPDATE sms_message SET status = 'failed', updated_at = now(),
 				last_error = 'no progress for ' || $2 || ': its send job was lost'
 			WHERE request_id = $1 AND status IN ('queued', 'sending') AND updated_at < now() - make_interval(secs => $3)`,
 			job.Args.RequestID, StuckAfter.String(), StuckAfter.Seconds()); err != nil {
@@ -92,7 +92,7 @@ func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs])
 			finished = status == "DONE" || status == "FAILED"
 			return nil
 		}
-		finished = true
+		finished, transitioned = true, true
 		next, remarks := "DONE", fmt.Sprintf("%d of %d sent", sent, total)
 		if failed > 0 {
 			remarks += fmt.Sprintf(", %d failed", failed)
@@ -121,16 +121,15 @@ func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs])
 	if !finished {
 		return river.JobSnooze(ProgressEvery)
 	}
-	if status == "DONE" || status == "FAILED" {
+	if transitioned && w.Tracker != nil {
 		distinct := "shala"
 		if schoolID != nil {
 			distinct = schoolID.String()
 		}
-		if w.Tracker != nil && job.Attempt <= 1 && pending == 0 {
-			w.Tracker.Capture(distinct, "sms_request_finished", map[string]any{
-				"type": typ, "status": status, "recipients": total, "sent": sent, "failed": failed, "skipped": skipped,
-			})
-		}
+		// Counts and internal ids only: never phones or names.
+		w.Tracker.Capture(distinct, "sms_request_finished", map[string]any{
+			"type": typ, "status": status, "recipients": total, "sent": sent, "failed": failed, "skipped": skipped,
+		})
 	}
 	return nil
 }

@@ -386,7 +386,7 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 	if err != nil {
 		return 0, err
 	}
-	var jobs []river.InsertManyParams
+	var queued []uuid.UUID
 	undeliverable := 0
 	for rows.Next() {
 		var id uuid.UUID
@@ -395,7 +395,7 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 			return 0, err
 		}
 		if status == "queued" {
-			jobs = append(jobs, river.InsertManyParams{Args: SendArgs{MessageID: id}})
+			queued = append(queued, id)
 		} else {
 			undeliverable++
 		}
@@ -403,8 +403,14 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
-	if w.Metrics != nil && undeliverable > 0 {
-		w.Metrics.messages.WithLabelValues("none", "undeliverable").Add(float64(undeliverable))
+	var jobs []river.InsertManyParams
+	for len(queued) > 0 {
+		n := min(BatchSize, len(queued))
+		jobs = append(jobs, river.InsertManyParams{Args: SendBatchArgs{MessageIDs: queued[:n]}})
+		queued = queued[n:]
+	}
+	if undeliverable > 0 {
+		w.Metrics.message("none", "undeliverable", undeliverable)
 	}
 	if len(jobs) > 0 {
 		if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertManyTx(ctx, tx, jobs); err != nil {
@@ -565,7 +571,7 @@ func RecordStatuses(ctx context.Context, pool *pgxpool.Pool, provider string, st
 	n := 0
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `WITH changed AS (
-				UPDATE sms_message m SET status = u.outcome,
+				UPDATE sms_message m SET status = u.outcome, updated_at = now(),
 					delivered_at = CASE WHEN u.outcome = 'delivered' THEN now() ELSE m.delivered_at END,
 					last_error = coalesce(u.reason, m.last_error)
 				FROM unnest($2::text[], $3::text[], $4::text[]) AS u(pid, outcome, reason)

@@ -53,6 +53,32 @@ type fixture struct {
 	twilio   *twiliotest.Server
 	reg      *prometheus.Registry
 	metrics  *sms.Metrics
+	events   *recorder
+}
+
+// recorder keeps the product events captured, as PostHog would receive them.
+type recorder struct {
+	mu     sync.Mutex
+	events []captured
+}
+
+type captured struct {
+	distinctID, event string
+	props             map[string]any
+}
+
+func (r *recorder) Capture(distinctID, event string, props map[string]any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, captured{distinctID, event, props})
+}
+
+func (r *recorder) Close() error { return nil }
+
+func (r *recorder) all() []captured {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]captured(nil), r.events...)
 }
 
 type option func(*fixture)
@@ -67,6 +93,7 @@ func setup(t *testing.T, opts ...option) *fixture {
 	t.Helper()
 	f := &fixture{t: t, pool: pgtest.New(t), reg: prometheus.NewRegistry()}
 	f.metrics = sms.NewMetrics(f.reg)
+	f.events = &recorder{}
 	for _, o := range opts {
 		o(f)
 	}
@@ -104,7 +131,7 @@ func setup(t *testing.T, opts ...option) *fixture {
 // start it (stopped when the test ends).
 func (f *fixture) newClient(start bool) *queue.Client {
 	f.t.Helper()
-	deps := jobs.Deps{Pool: f.pool, Log: discard, SMSProvider: f.provider, SMSMetrics: f.metrics}
+	deps := jobs.Deps{Pool: f.pool, Log: discard, Tracker: f.events, SMSProvider: f.provider, SMSMetrics: f.metrics}
 	c, err := queue.New(f.pool, jobs.Workers(deps), queue.Config{
 		Workers: 10, Queues: jobs.Queues(8), FetchCooldown: time.Millisecond, Log: discard, RetryPolicy: fastRetry{},
 	})
@@ -261,6 +288,16 @@ func TestEventDeliveredThreeTimesExpandsOnceOneMessagePerPhone(t *testing.T) {
 	if body != want {
 		t.Errorf("body %q, want %q", body, want)
 	}
+	events := f.events.all()
+	if len(events) != 1 || events[0].event != "sms_request_finished" || events[0].distinctID != f.school.String() ||
+		events[0].props["sent"] != 2 || events[0].props["status"] != "DONE" {
+		t.Errorf("product events %+v, want one sms_request_finished for the school with counts", events)
+	}
+	for _, e := range events {
+		if strings.Contains(fmt.Sprint(e.props), "98160") {
+			t.Errorf("a phone number reached analytics: %v", e.props)
+		}
+	}
 	for _, r := range f.gw.Received() {
 		if r.Number == "9816012345" && (r.Text != want || r.Service != "unicodemsg" || r.TemplateID != "1007164390254879011") {
 			t.Errorf("gateway decoded %q via %s template %s: Hindi not encoded correctly", r.Text, r.Service, r.TemplateID)
@@ -384,7 +421,7 @@ func TestNobodyReachableFailsWithReasons(t *testing.T) {
 // cancelled) while the request is being expanded and sent, then starts a new
 // client: every message ends terminal, every phone has exactly one message,
 // and a phone can have been sent twice only if its send was in flight at the
-// kill (at most the sms queue's worker count).
+// kill (at most the sms queue's workers × sms.BatchConcurrency).
 func TestKilledMidFanOutLosesNothing(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
@@ -429,8 +466,8 @@ func TestKilledMidFanOutLosesNothing(t *testing.T) {
 			t.Logf("%s sent %d times (in flight at the kill)", number, times)
 		}
 	}
-	if twice > 8 {
-		t.Errorf("%d phones got the message twice, more than the 8 sends that can be in flight", twice)
+	if inFlight := 8 * sms.BatchConcurrency; twice > inFlight {
+		t.Errorf("%d phones got the message twice, more than the %d sends that can be in flight", twice, inFlight)
 	}
 	if got := len(f.gw.Accepted()); got != n {
 		t.Errorf("%d distinct phones reached, want %d", got, n)

@@ -23,6 +23,7 @@ type Outbox struct {
 	path string
 	log  *slog.Logger
 	mu   sync.Mutex
+	f    *os.File
 }
 
 // New returns an outbox appending to path (created 0600, with its
@@ -35,8 +36,8 @@ func New(path string, log *slog.Logger) (*Outbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sms outbox: %w", err)
 	}
-	f.Close()
-	return &Outbox{path: path, log: log}, nil
+	// Kept open for the life of the process: one append per message.
+	return &Outbox{path: path, log: log, f: f}, nil
 }
 
 // Name is "log".
@@ -49,15 +50,10 @@ func (o *Outbox) Send(ctx context.Context, msg sms.Message) (string, error) {
 	id := "log-" + hex.EncodeToString(raw[:])
 	line := fmt.Sprintf("%s\t%s\tto=%s\tdlt=%s\t%s\n", time.Now().UTC().Format(time.RFC3339), id, msg.To, msg.DLTTemplateID, msg.Body)
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	f, err := os.OpenFile(o.path, os.O_APPEND|os.O_WRONLY, 0o600)
+	_, err := o.f.WriteString(line)
+	o.mu.Unlock()
 	if err != nil {
-		return "", fmt.Errorf("sms outbox: %w", err)
-	}
-	_, werr := f.WriteString(line)
-	cerr := f.Close()
-	if werr != nil || cerr != nil {
-		return "", fmt.Errorf("sms outbox: write: %v %v", werr, cerr)
+		return "", fmt.Errorf("sms outbox: write: %w", err)
 	}
 	o.log.InfoContext(ctx, "sms written to outbox", "id", id, "to", sms.Mask(msg.To), "file", o.path)
 	return id, nil

@@ -1,0 +1,59 @@
+// Package benchdb gives benchmark programs a migrated, durable Postgres: the
+// one in BENCH_DATABASE_URL, or a private cluster (fsync and
+// synchronous_commit on) started in a temp dir and removed afterwards.
+package benchdb
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shala-edu/shala/internal/pgcluster"
+	"github.com/shala-edu/shala/internal/schema"
+	"github.com/shala-edu/shala/migrations"
+)
+
+// Open returns a pool of maxConns on a migrated database and a function that
+// closes it and stops the cluster it started, if any.
+func Open(ctx context.Context, maxConns int32) (*pgxpool.Pool, func(), error) {
+	cleanup := func() {}
+	url := os.Getenv("BENCH_DATABASE_URL")
+	if url == "" {
+		dir, err := os.MkdirTemp("", "shala-bench-")
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := pgcluster.PrepareDir(dir); err != nil {
+			return nil, nil, err
+		}
+		c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "data"), Durable: true,
+			Settings: map[string]string{"shared_buffers": "256MB", "max_wal_size": "4GB"}})
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, nil, err
+		}
+		cleanup = func() { c.Stop(); os.RemoveAll(dir) }
+		url = c.URL("postgres")
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	cfg.MaxConns = maxConns
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	if _, err := schema.Migrate(ctx, pool, migrations.Default(), slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		pool.Close()
+		cleanup()
+		return nil, nil, err
+	}
+	return pool, func() { pool.Close(); cleanup() }, nil
+}
