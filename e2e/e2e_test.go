@@ -173,3 +173,58 @@ func TestSchoolRoleSeesOnlyItsSchoolAndNoAadhaar(t *testing.T) {
 		t.Error("school role could select aadhaar")
 	}
 }
+
+// TestSMSRequestThroughHasura: a teacher inserts a holiday notice through
+// GraphQL; the sms_request_created trigger fans it out and the request
+// reaches DONE with its counts readable by the same teacher.
+func TestSMSRequestThroughHasura(t *testing.T) {
+	ctx := context.Background()
+	var schools struct {
+		School []struct {
+			ID string `graphql:"id"`
+		} `graphql:"school(where: {students: {guardian_phone: {_is_null: false}}}, limit: 1)"`
+	}
+	if err := admin().Query(ctx, &schools, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(schools.School) == 0 {
+		t.Skip("no students: run `docker compose exec shala /shala seed --demo` first")
+	}
+	c := as(t, "school", map[string]string{"x-hasura-user-id": "e2e-teacher", "x-hasura-school-id": schools.School[0].ID})
+	var ins struct {
+		InsertSMSRequestOne struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		} `json:"insert_sms_request_one"`
+	}
+	err := c.Exec(ctx, `mutation($vars: jsonb!) { insert_sms_request_one(object: {type: "HOLIDAY", variables: $vars}) { id status } }`,
+		&ins, map[string]any{"vars": map[string]string{"start_date": "25 दिसंबर", "end_date": "1 जनवरी", "reopen_date": "2 जनवरी"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var q struct {
+			Request struct {
+				Status          string  `json:"status"`
+				Sent            int     `json:"sent"`
+				RecipientsTotal int     `json:"recipients_total"`
+				Remarks         *string `json:"remarks"`
+			} `json:"sms_request_by_pk"`
+		}
+		if err := c.Exec(ctx, `query($id: uuid!) { sms_request_by_pk(id: $id) { status sent recipients_total remarks } }`,
+			&q, map[string]any{"id": ins.InsertSMSRequestOne.ID}); err != nil {
+			t.Fatal(err)
+		}
+		if q.Request.Status == "DONE" {
+			if q.Request.Sent == 0 || q.Request.Sent > q.Request.RecipientsTotal {
+				t.Errorf("DONE with %d sent of %d", q.Request.Sent, q.Request.RecipientsTotal)
+			}
+			return
+		}
+		if q.Request.Status == "FAILED" || time.Now().After(deadline) {
+			t.Fatalf("request ended %s (%v)", q.Request.Status, q.Request.Remarks)
+		}
+		time.Sleep(time.Second)
+	}
+}

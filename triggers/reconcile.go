@@ -8,6 +8,7 @@ import (
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
+	"github.com/shala-edu/shala/internal/sms"
 )
 
 // Reconcile handles the reconcile cron trigger: it enqueues every
@@ -18,6 +19,7 @@ func Reconcile(log *slog.Logger, in *inbox.Inbox) http.Handler {
 	return hasura.NewCron("reconcile", log, func(ctx context.Context, c *hasura.CronEvent) (hasura.Ack, error) {
 		dup, err := in.Receive(ctx, inbox.ForCron(c, "reconcile"), func(ctx context.Context, w *inbox.Work) error {
 			w.Enqueue(ping.ReconcileArgs{}, nil)
+			w.Enqueue(sms.ReconcileArgs{}, nil)
 			return nil
 		})
 		return hasura.Ack{Duplicate: dup}, err

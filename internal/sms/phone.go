@@ -1,6 +1,7 @@
 package sms
 
 import (
+	"regexp"
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
@@ -59,4 +60,12 @@ func Mask(phone string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+var phoneLike = regexp.MustCompile(`\+?[0-9][0-9 ()-]{5,}[0-9]`)
+
+// MaskText masks every phone-like run of digits in s (provider error texts
+// quote the number: "The 'To' number +91… is not valid"), for logs.
+func MaskText(s string) string {
+	return phoneLike.ReplaceAllStringFunc(s, Mask)
 }

@@ -124,7 +124,7 @@ func (s *Sender) send(ctx context.Context, m *outgoing) {
 		m.providerID = id
 	case Permanent(err):
 		s.Metrics.providerError(s.Provider.Name(), ErrorCode(err))
-		s.Log.InfoContext(ctx, "sms refused", "message_id", m.id, "to", Mask(m.to), "err", err)
+		s.Log.InfoContext(ctx, "sms refused", "message_id", m.id, "to", Mask(m.to), "err", MaskText(err.Error()))
 		m.fail = err.Error()
 	default:
 		s.Metrics.providerError(s.Provider.Name(), ErrorCode(err))
@@ -292,7 +292,8 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		WHERE id = $1 AND status IN ('queued', 'sending')`, m.id, truncate(m.transient.Error()), w.Provider.Name()); err != nil {
 		return errors.Join(m.transient, err)
 	}
-	return m.transient
+	// River logs and stores the error: mask numbers the provider quoted.
+	return errors.New(MaskText(m.transient.Error()))
 }
 
 func truncate(s string) string {

@@ -613,4 +613,7 @@ func TestNormalizeAndMask(t *testing.T) {
 	if got := sms.Mask("+919816012345"); got != "+********2345" {
 		t.Errorf("Mask = %s", got)
 	}
+	if got := sms.MaskText("21211: The 'To' number +91 98160 12345 is not a valid phone number. job 42"); got != "21211: The 'To' number +** ***** *2345 is not a valid phone number. job 42" {
+		t.Errorf("MaskText = %s", got)
+	}
 }
