@@ -617,3 +617,20 @@ func TestNormalizeAndMask(t *testing.T) {
 		t.Errorf("MaskText = %s", got)
 	}
 }
+
+func TestLimiter(t *testing.T) {
+	t.Parallel()
+	unlimited := sms.Limiter(0)
+	for range 1000 {
+		if !unlimited.Allow() {
+			t.Fatal("SHALA_SMS_RATE=0 limited a send")
+		}
+	}
+	two := sms.Limiter(2)
+	if !two.Allow() {
+		t.Fatal("first send refused")
+	}
+	if two.Allow() {
+		t.Error("a second send in the same instant was allowed at 2/s")
+	}
+}
