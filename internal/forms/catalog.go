@@ -1,0 +1,205 @@
+// Package forms turns ODK form definitions and submissions into shala's
+// rows: registered, versioned definitions (with questions and choices for
+// data-collection forms), business rules evaluated on typed values, and the
+// one submission pipeline that the submitForm action, the OpenRosa endpoint
+// and rows inserted through Hasura all share — raw XML stored first, then
+// parsed into a response with typed answers or an assessment, idempotent on
+// the instanceID, edits (deprecatedID) applied atomically.
+package forms
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/postgres"
+	"github.com/shala-edu/shala/internal/xform"
+)
+
+// Purposes of a form.
+const (
+	AssessmentBuilder = "ASSESSMENT_BUILDER"
+	DataCollection    = "DATA_COLLECTION"
+)
+
+// Definition is a registered form version, parsed, with the ids of its
+// questions and choices.
+type Definition struct {
+	Form      *xform.Form
+	Purpose   string
+	questions map[string]uuid.UUID               // path → question id
+	choices   map[uuid.UUID]map[string]uuid.UUID // question id → value → choice id
+}
+
+// Catalog reads registered definitions. Versions are immutable once
+// registered, so a parsed definition is cached for the life of the process.
+type Catalog struct {
+	pool *pgxpool.Pool
+	mu   sync.RWMutex
+	defs map[[2]string]*Definition
+}
+
+// NewCatalog returns a catalog on pool.
+func NewCatalog(pool *pgxpool.Pool) *Catalog {
+	return &Catalog{pool: pool, defs: map[[2]string]*Definition{}}
+}
+
+// ErrUnknownForm is returned (wrapped in a fault) for a form or version that
+// is not registered.
+var ErrUnknownForm = errors.New("form not registered")
+
+// Get returns the definition of form id at version.
+func (c *Catalog) Get(ctx context.Context, id, version string) (*Definition, error) {
+	key := [2]string{id, version}
+	c.mu.RLock()
+	d := c.defs[key]
+	c.mu.RUnlock()
+	if d != nil {
+		return d, nil
+	}
+	var xml, purpose string
+	err := c.pool.QueryRow(ctx, `SELECT v.xform, f.purpose FROM form_version v JOIN form f ON f.id = v.form_id
+		WHERE v.form_id = $1 AND v.version = $2`, id, version).Scan(&xml, &purpose)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fault.Wrap(ErrUnknownForm, fault.NotFound, "UNKNOWN_FORM", "form %q version %q is not registered", id, version)
+	}
+	if err != nil {
+		return nil, postgres.Translate(err, "form")
+	}
+	f, err := xform.ParseDefinition([]byte(xml))
+	if err != nil {
+		return nil, fmt.Errorf("registered form %s version %s no longer parses: %w", id, version, err)
+	}
+	d = &Definition{Form: f, Purpose: purpose, questions: map[string]uuid.UUID{}, choices: map[uuid.UUID]map[string]uuid.UUID{}}
+	rows, err := c.pool.Query(ctx, `SELECT q.id, q.path, c.id, c.value FROM form_question q
+		LEFT JOIN form_choice c ON c.question_id = q.id WHERE q.form_id = $1 AND q.version = $2`, id, version)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var qid uuid.UUID
+		var path string
+		var cid *uuid.UUID
+		var value *string
+		if err := rows.Scan(&qid, &path, &cid, &value); err != nil {
+			return nil, err
+		}
+		d.questions[path] = qid
+		if cid != nil {
+			if d.choices[qid] == nil {
+				d.choices[qid] = map[string]uuid.UUID{}
+			}
+			d.choices[qid][*value] = *cid
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.defs[key] = d
+	c.mu.Unlock()
+	return d, nil
+}
+
+// Registered describes a registered version.
+type Registered struct {
+	FormID, Version, Title, Purpose string
+	Questions                       int
+	Languages                       []string
+	// AlreadyRegistered is true when this exact definition was registered
+	// before (registering is idempotent).
+	AlreadyRegistered bool
+}
+
+// builderFields are the fields an assessment-builder form must have.
+var builderFields = []string{"name", "type", "academic_year", "districts", "session", "date", "time",
+	"grade", "subjects", "evaluation", "unit_type", "outcome"}
+
+// Register parses and stores a form definition. A version is registered
+// once: the same definition again is a no-op, a different definition under
+// an existing version is refused (bump the version: stored submissions of
+// the old one stay readable). Data-collection forms get their questions and
+// choices.
+func (c *Catalog) Register(ctx context.Context, definition []byte, purpose, by string) (*Registered, error) {
+	if purpose != AssessmentBuilder && purpose != DataCollection {
+		return nil, fault.Invalidf("purpose", "want ASSESSMENT_BUILDER or DATA_COLLECTION, got %q", purpose)
+	}
+	f, err := xform.ParseDefinition(definition)
+	if err != nil {
+		return nil, fault.Wrap(err, fault.Invalid, "INVALID_XFORM", "xform: %v", err)
+	}
+	if purpose == AssessmentBuilder {
+		var missing []string
+		for _, name := range builderFields {
+			if !slices.ContainsFunc(f.Fields, func(fl *xform.Field) bool { return fl.Name == name }) {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) > 0 {
+			return nil, fault.New(fault.Invalid, "INVALID_XFORM", "xform: an assessment builder needs the fields %v", missing)
+		}
+	}
+	res := &Registered{FormID: f.ID, Version: f.Version, Title: f.Title, Purpose: purpose, Languages: f.Languages}
+	if purpose == DataCollection {
+		res.Questions = len(f.Fields)
+	}
+	sum := sha256.Sum256(definition)
+	err = pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		var existing string
+		err := tx.QueryRow(ctx, `INSERT INTO form (id, title, purpose) VALUES ($1, $2, $3)
+			ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title RETURNING purpose`, f.ID, f.Title, purpose).Scan(&existing)
+		if err != nil {
+			return err
+		}
+		if existing != purpose {
+			return fault.New(fault.Conflict, "FORM_PURPOSE_CONFLICT", "form %q is registered as %s, not %s", f.ID, existing, purpose)
+		}
+		var stored string
+		err = tx.QueryRow(ctx, `SELECT xform FROM form_version WHERE form_id = $1 AND version = $2`, f.ID, f.Version).Scan(&stored)
+		switch {
+		case err == nil:
+			if sha256.Sum256([]byte(stored)) != sum {
+				return fault.New(fault.Conflict, "VERSION_EXISTS",
+					"form %q version %q is registered with a different definition: give the changed form a new version", f.ID, f.Version)
+			}
+			res.AlreadyRegistered = true
+			return nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO form_version (form_id, version, title, xform, languages, registered_by)
+			VALUES ($1, $2, $3, $4, $5, nullif($6, ''))`, f.ID, f.Version, f.Title, string(definition), f.Languages, by); err != nil {
+			return err
+		}
+		if purpose != DataCollection {
+			return nil
+		}
+		for _, fl := range f.Fields {
+			var qid uuid.UUID
+			if err := tx.QueryRow(ctx, `INSERT INTO form_question (form_id, version, path, name, type, repeat, required, labels, position)
+				VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, $8, $9) RETURNING id`,
+				f.ID, f.Version, fl.Path, fl.Name, string(fl.Type), fl.Repeat, fl.Required, fl.Labels, fl.Position).Scan(&qid); err != nil {
+				return err
+			}
+			for i, ch := range fl.Choices {
+				if _, err := tx.Exec(ctx, `INSERT INTO form_choice (question_id, value, labels, position) VALUES ($1, $2, $3, $4)
+					ON CONFLICT (question_id, value) DO NOTHING`, qid, ch.Value, ch.Labels, i); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, postgres.Translate(err, "form "+f.ID)
+	}
+	return res, nil
+}

@@ -1,0 +1,92 @@
+package forms
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/postgres"
+	"github.com/shala-edu/shala/internal/sms"
+)
+
+// Collector is a field collector who submits from ODK Collect or Enketo.
+type Collector struct {
+	ID        uuid.UUID
+	Name      string
+	Phone     string
+	RevokedAt *time.Time
+}
+
+// Collectors manages collectors and their tokens. A token is 32 bytes from
+// crypto/rand (43 URL-safe characters), shown once at creation; only its
+// SHA-256 is stored, so a leaked database does not leak tokens.
+type Collectors struct{ pool *pgxpool.Pool }
+
+// NewCollectors returns collectors on pool.
+func NewCollectors(pool *pgxpool.Pool) *Collectors { return &Collectors{pool: pool} }
+
+func hashToken(token string) []byte {
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
+}
+
+// Create adds a collector and returns it with its token.
+func (c *Collectors) Create(ctx context.Context, name, phone, by string) (Collector, string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len([]rune(name)) > 200 {
+		return Collector{}, "", fault.Invalidf("name", "must be 1–200 characters")
+	}
+	e164, reason := sms.Normalize(phone)
+	if reason != "" {
+		return Collector{}, "", fault.Invalidf("phone", "%s: rule flags are sent to this number by SMS, so it must be an Indian mobile", reason)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return Collector{}, "", err
+	}
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	col := Collector{Name: name, Phone: e164}
+	err := c.pool.QueryRow(ctx, `INSERT INTO collector (name, phone, token_hash, token_hint, created_by)
+		VALUES ($1, $2, $3, $4, nullif($5, '')) RETURNING id`, name, e164, hashToken(token), token[:6], by).Scan(&col.ID)
+	if err != nil {
+		return Collector{}, "", postgres.Translate(err, "collector")
+	}
+	return col, token, nil
+}
+
+// Revoke disables a collector's token; its past submissions stay.
+func (c *Collectors) Revoke(ctx context.Context, id uuid.UUID) (time.Time, error) {
+	var at time.Time
+	err := c.pool.QueryRow(ctx, `UPDATE collector SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING revoked_at`, id).Scan(&at)
+	return at, postgres.Translate(err, "collector "+id.String())
+}
+
+// Authenticate finds the collector of token: Unauthorized for an unknown
+// token, Forbidden for a revoked one.
+func (c *Collectors) Authenticate(ctx context.Context, token string) (Collector, error) {
+	var col Collector
+	if len(token) < 20 || len(token) > 100 {
+		return col, fault.New(fault.Unauthorized, "", "unknown collector token")
+	}
+	err := c.pool.QueryRow(ctx, `SELECT id, name, phone, revoked_at FROM collector WHERE token_hash = $1`, hashToken(token)).
+		Scan(&col.ID, &col.Name, &col.Phone, &col.RevokedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return col, fault.New(fault.Unauthorized, "", "unknown collector token")
+	}
+	if err != nil {
+		return col, postgres.Translate(err, "collector")
+	}
+	if col.RevokedAt != nil {
+		return col, fault.New(fault.Forbidden, "TOKEN_REVOKED", "this collector's token was revoked")
+	}
+	return col, nil
+}

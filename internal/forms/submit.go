@@ -1,0 +1,364 @@
+package forms
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/postgres"
+	"github.com/shala-edu/shala/internal/queue"
+	"github.com/shala-edu/shala/internal/xform"
+)
+
+// Submission statuses.
+const (
+	StatusReceived   = "received"
+	StatusAccepted   = "accepted"
+	StatusRejected   = "rejected"
+	StatusDuplicate  = "duplicate"
+	StatusSuperseded = "superseded"
+)
+
+// Pipeline is the one way submissions become rows.
+type Pipeline struct {
+	Pool    *pgxpool.Pool
+	Catalog *Catalog
+	Rules   *Rules
+	Log     *slog.Logger
+}
+
+// Input is a submission as it arrived.
+type Input struct {
+	XML         []byte
+	Source      string // action, openrosa (hasura rows are inserted by apps)
+	CollectorID *uuid.UUID
+	SubmittedBy string
+}
+
+// Result is what became of a submission.
+type Result struct {
+	SubmissionID uuid.UUID
+	Status       string
+	InstanceID   string
+	AssessmentID *uuid.UUID
+	ResponseID   *uuid.UUID
+	Flags        []string
+	Errors       []xform.FieldError
+	// Duplicate is true when the same XML had been received before and
+	// this result is the first one's.
+	Duplicate bool
+}
+
+// Receive stores the raw submission (committed before anything else, so it
+// is never lost) and processes it.
+func (p *Pipeline) Receive(ctx context.Context, in Input) (*Result, error) {
+	if !utf8.Valid(in.XML) || strings.ContainsRune(string(in.XML), 0) {
+		return nil, fault.New(fault.Invalid, "INVALID_SUBMISSION", "xml: not UTF-8 text")
+	}
+	var id uuid.UUID
+	sum := sha256.Sum256(in.XML)
+	err := p.Pool.QueryRow(ctx, `INSERT INTO form_submission (xml, xml_sha256, source, collector_id, submitted_by)
+		VALUES ($1, $2, $3, $4, nullif($5, '')) RETURNING id`, string(in.XML), sum[:], in.Source, in.CollectorID, in.SubmittedBy).Scan(&id)
+	if err != nil {
+		return nil, postgres.Translate(err, "submission")
+	}
+	return p.Process(ctx, id)
+}
+
+// errConflict marks a lost race for an instanceID.
+var errConflict = errors.New("instanceID taken")
+
+// Process parses a stored submission and writes what it describes. It is
+// idempotent: a submission already processed returns its result.
+func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (*Result, error) {
+	return p.process(ctx, id, 0)
+}
+
+func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int) (*Result, error) {
+	var (
+		xmlText, status string
+		sum             []byte
+		collectorID     *uuid.UUID
+	)
+	if err := p.Pool.QueryRow(ctx, `SELECT xml, xml_sha256, status, collector_id FROM form_submission WHERE id = $1`, id).
+		Scan(&xmlText, &sum, &status, &collectorID); err != nil {
+		return nil, postgres.Translate(err, "submission "+id.String())
+	}
+	if sum == nil {
+		s := sha256.Sum256([]byte(xmlText))
+		sum = s[:]
+	}
+	if status != StatusReceived && !(status == StatusRejected && unknownForm(ctx, p.Pool, id)) {
+		return p.result(ctx, id)
+	}
+	sub, err := xform.ParseSubmission([]byte(xmlText))
+	if err != nil {
+		if rerr := p.reject(ctx, id, nil, []xform.FieldError{{Path: "/", Reason: err.Error()}}); rerr != nil {
+			return nil, rerr
+		}
+		f := fault.Wrap(err, fault.Invalid, "INVALID_SUBMISSION", "xml: %v", err)
+		return nil, f
+	}
+
+	var res *Result
+	var refusal error
+	err = pgx.BeginFunc(ctx, p.Pool, func(tx pgx.Tx) error {
+		refusal = nil
+		if _, err := tx.Exec(ctx, `UPDATE form_submission SET instance_id = $2, deprecated_id = nullif($3, ''),
+				form_id = $4, form_version = nullif($5, ''), xml_sha256 = $6 WHERE id = $1`,
+			id, sub.InstanceID, sub.DeprecatedID, sub.FormID, sub.Version, sum); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+				return errConflict
+			}
+			return err
+		}
+		def, err := p.Catalog.Get(ctx, sub.FormID, sub.Version)
+		if err != nil {
+			if fault.KindOf(err) == fault.NotFound {
+				refusal = err
+				return markRejected(ctx, tx, id, []xform.FieldError{{Path: "/" + sub.Root, Reason: fault.As(err).Message}})
+			}
+			return err
+		}
+		answers, errs := def.Form.Answers(sub)
+		if len(errs) > 0 {
+			res = &Result{SubmissionID: id, Status: StatusRejected, InstanceID: sub.InstanceID, Errors: errs}
+			return markRejected(ctx, tx, id, errs)
+		}
+		switch def.Purpose {
+		case DataCollection:
+			res, err = p.writeResponse(ctx, tx, id, sub, def, answers, collectorID)
+		case AssessmentBuilder:
+			res, err = p.writeAssessment(ctx, tx, id, sub, def, answers)
+			if f := fault.As(err); err != nil && f.Kind == fault.Unprocessable {
+				refusal = err
+				return markRejected(ctx, tx, id, []xform.FieldError{{Path: f.Field, Reason: f.Message}})
+			}
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE form_submission SET status = 'accepted', errors = NULL, processed_at = now() WHERE id = $1`, id)
+		return err
+	})
+	if errors.Is(err, errConflict) {
+		return p.duplicate(ctx, id, sub, sum, depth)
+	}
+	if err != nil {
+		err = postgres.Translate(err, "submission")
+		if k := fault.KindOf(err); k == fault.Invalid || k == fault.Conflict {
+			// A constraint the data broke: it will break it again, so the
+			// submission is rejected rather than retried.
+			if rerr := p.reject(ctx, id, nil, []xform.FieldError{{Path: "/" + sub.Root, Reason: fault.As(err).Message}}); rerr != nil {
+				return nil, rerr
+			}
+		}
+		return nil, err
+	}
+	if refusal != nil {
+		return nil, refusal
+	}
+	return res, nil
+}
+
+// duplicate handles a submission whose instanceID is already used: the same
+// XML is the same submission (answered with the first one's result, the
+// first one processed now if it never was); different XML is a conflict.
+func (p *Pipeline) duplicate(ctx context.Context, id uuid.UUID, sub *xform.Submission, sum []byte, depth int) (*Result, error) {
+	var first uuid.UUID
+	var firstSum []byte
+	if err := p.Pool.QueryRow(ctx, `SELECT id, xml_sha256 FROM form_submission WHERE instance_id = $1 AND status <> 'duplicate'`,
+		sub.InstanceID).Scan(&first, &firstSum); err != nil {
+		return nil, postgres.Translate(err, "submission")
+	}
+	if string(firstSum) != string(sum) {
+		errs := []xform.FieldError{{Path: "/" + sub.Root + "/meta/instanceID",
+			Reason: fmt.Sprintf("%s was already received (submission %s) with different content", sub.InstanceID, first)}}
+		if err := p.reject(ctx, id, &first, errs); err != nil {
+			return nil, err
+		}
+		return nil, fault.New(fault.Conflict, "DUPLICATE_INSTANCE",
+			"instanceID %s was already received with different content: an edit must carry a new instanceID and meta/deprecatedID", sub.InstanceID)
+	}
+	if _, err := p.Pool.Exec(ctx, `UPDATE form_submission SET status = 'duplicate', duplicate_of = $2, processed_at = now()
+		WHERE id = $1`, id, first); err != nil {
+		return nil, postgres.Translate(err, "submission")
+	}
+	if depth > 0 {
+		return nil, fmt.Errorf("submission %s: duplicate of a duplicate", id)
+	}
+	res, err := p.process(ctx, first, depth+1)
+	if res != nil {
+		res.Duplicate = true
+	}
+	return res, err
+}
+
+func markRejected(ctx context.Context, tx pgx.Tx, id uuid.UUID, errs []xform.FieldError) error {
+	b, _ := json.Marshal(errs)
+	_, err := tx.Exec(ctx, `UPDATE form_submission SET status = 'rejected', errors = $2, processed_at = now() WHERE id = $1`, id, b)
+	return err
+}
+
+// reject records a refusal outside the processing transaction; dupOf, when
+// set, points at the submission that holds the instanceID.
+func (p *Pipeline) reject(ctx context.Context, id uuid.UUID, dupOf *uuid.UUID, errs []xform.FieldError) error {
+	b, _ := json.Marshal(errs)
+	_, err := p.Pool.Exec(ctx, `UPDATE form_submission SET status = 'rejected', errors = $2, duplicate_of = $3, processed_at = now()
+		WHERE id = $1`, id, b, dupOf)
+	return postgres.Translate(err, "submission")
+}
+
+// unknownForm reports whether a rejected submission was rejected only
+// because its form was not registered: it is worth processing again.
+func unknownForm(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID) bool {
+	var yes bool
+	_ = pool.QueryRow(ctx, `SELECT coalesce(errors -> 0 ->> 'reason', '') LIKE 'form % is not registered'
+		FROM form_submission WHERE id = $1`, id).Scan(&yes)
+	return yes
+}
+
+// result reads what became of a processed submission.
+func (p *Pipeline) result(ctx context.Context, id uuid.UUID) (*Result, error) {
+	res := &Result{SubmissionID: id}
+	var errs []byte
+	var dupOf *uuid.UUID
+	var instance *string
+	if err := p.Pool.QueryRow(ctx, `SELECT status, errors, duplicate_of, instance_id FROM form_submission WHERE id = $1`, id).
+		Scan(&res.Status, &errs, &dupOf, &instance); err != nil {
+		return nil, postgres.Translate(err, "submission")
+	}
+	if instance != nil {
+		res.InstanceID = *instance
+	}
+	if res.Status == StatusDuplicate && dupOf != nil {
+		r, err := p.result(ctx, *dupOf)
+		if r != nil {
+			r.Duplicate = true
+		}
+		return r, err
+	}
+	if errs != nil {
+		_ = json.Unmarshal(errs, &res.Errors)
+	}
+	var rid, aid *uuid.UUID
+	_ = p.Pool.QueryRow(ctx, `SELECT (SELECT id FROM response WHERE submission_id = $1),
+		(SELECT id FROM assessment WHERE submission_id = $1)`, id).Scan(&rid, &aid)
+	res.ResponseID, res.AssessmentID = rid, aid
+	if rid != nil {
+		rows, err := p.Pool.Query(ctx, `SELECT message FROM response_flag WHERE response_id = $1 ORDER BY rule_name`, *rid)
+		if err != nil {
+			return nil, err
+		}
+		res.Flags, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, err
+		}
+	}
+	if res.Flags == nil {
+		res.Flags = []string{}
+	}
+	return res, nil
+}
+
+// ProcessArgs asks for a stored submission to be processed: rows inserted
+// into form_submission through Hasura, and submissions whose processing
+// never finished (the reconciler). Unique per submission.
+type ProcessArgs struct {
+	SubmissionID uuid.UUID `json:"submission_id" river:"unique"`
+}
+
+// Kind is the River job kind.
+func (ProcessArgs) Kind() string { return "forms.process" }
+
+// InsertOpts makes processing unique per submission.
+func (ProcessArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// ProcessWorker processes one submission. Refusals (unknown form, invalid
+// XML, conflicts) are recorded on the submission and end the job; only
+// failures to reach the database are retried.
+type ProcessWorker struct {
+	river.WorkerDefaults[ProcessArgs]
+	Pipeline *Pipeline
+}
+
+// Work processes job.Args.SubmissionID.
+func (w *ProcessWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
+	_, err := w.Pipeline.Process(ctx, job.Args.SubmissionID)
+	if err != nil && fault.KindOf(err) != fault.Internal && fault.KindOf(err) != fault.Unavailable {
+		return nil // recorded on the submission
+	}
+	return err
+}
+
+// ReconcileAfter is how long a submission may stay "received" before the
+// sweep processes it.
+const ReconcileAfter = time.Minute
+
+// Reconcile enqueues processing for submissions left "received" (a crash
+// between storing and processing, Hasura inserts whose event never came).
+func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id FROM form_submission WHERE status = 'received'
+			AND received_at < now() - make_interval(secs => $1) ORDER BY received_at LIMIT 1000`, minAge.Seconds())
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		params := make([]river.InsertManyParams, len(ids))
+		for i, id := range ids {
+			params[i] = river.InsertManyParams{Args: ProcessArgs{SubmissionID: id}}
+		}
+		res, err := q.InsertManyTx(ctx, tx, params)
+		for _, r := range res {
+			if !r.UniqueSkippedAsDuplicate {
+				n++
+			}
+		}
+		return err
+	})
+	return n, err
+}
+
+// ReconcileArgs asks for a sweep of unprocessed submissions.
+type ReconcileArgs struct{}
+
+// Kind is the River job kind.
+func (ReconcileArgs) Kind() string { return "forms.reconcile" }
+
+// InsertOpts keeps one sweep per minute.
+func (ReconcileArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
+}
+
+// ReconcileWorker works ReconcileArgs.
+type ReconcileWorker struct {
+	river.WorkerDefaults[ReconcileArgs]
+	Pool *pgxpool.Pool
+}
+
+// Work enqueues processing for submissions left "received".
+func (w *ReconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs]) error {
+	_, err := Reconcile(ctx, w.Pool, river.ClientFromContext[pgx.Tx](ctx), ReconcileAfter)
+	return err
+}

@@ -1,0 +1,12 @@
+DROP FUNCTION IF EXISTS search_answers(text, text, text, text);
+DROP TABLE IF EXISTS response_flag;
+DROP TABLE IF EXISTS answer;
+DROP TABLE IF EXISTS response;
+DROP TABLE IF EXISTS form_attachment;
+DROP TABLE IF EXISTS form_submission;
+DROP TABLE IF EXISTS collector;
+DROP TABLE IF EXISTS form_rule;
+DROP TABLE IF EXISTS form_choice;
+DROP TABLE IF EXISTS form_question;
+DROP TABLE IF EXISTS form_version;
+DROP TABLE IF EXISTS form;

@@ -1,0 +1,11 @@
+DROP TABLE IF EXISTS assessment_tsp;
+DROP TABLE IF EXISTS assessment_result;
+ALTER TABLE student DROP CONSTRAINT IF EXISTS student_id_school;
+DROP TABLE IF EXISTS assessment_class;
+DROP TABLE IF EXISTS assessment_component;
+DROP TABLE IF EXISTS assessment_subject;
+DROP TABLE IF EXISTS assessment_deadline;
+DROP TABLE IF EXISTS assessment;
+DROP TABLE IF EXISTS grade_mapping;
+DROP FUNCTION IF EXISTS assessment_write_check();
+DROP FUNCTION IF EXISTS assessment_class_check();
