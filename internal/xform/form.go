@@ -89,7 +89,7 @@ func (fl *Field) HasChoice(value string) bool {
 var (
 	itextRef    = regexp.MustCompile(`jr:itext\(\s*'([^']+)'\s*\)`)
 	instanceRef = regexp.MustCompile(`instance\(\s*'([^']+)'\s*\)`)
-	formIDPat = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
+	formIDPat   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
 )
 
 // ParseDefinition parses an XForm definition.
