@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/sms"
@@ -20,6 +21,7 @@ func Reconcile(log *slog.Logger, in *inbox.Inbox) http.Handler {
 		dup, err := in.Receive(ctx, inbox.ForCron(c, "reconcile"), func(ctx context.Context, w *inbox.Work) error {
 			w.Enqueue(ping.ReconcileArgs{}, nil)
 			w.Enqueue(sms.ReconcileArgs{}, nil)
+			w.Enqueue(forms.ReconcileArgs{}, nil)
 			return nil
 		})
 		return hasura.Ack{Duplicate: dup}, err

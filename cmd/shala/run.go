@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/jobs"
 	"github.com/shala-edu/shala/internal/logging"
@@ -188,10 +191,26 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 	}
 
+	blobURL := cfg.BlobURL
+	if blobURL == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		blobURL = "file://" + filepath.Join(wd, ".data", "blobs") + "?create_dir=true"
+		log.Warn("SHALA_BLOB_URL unset: storing files under the working directory", "url", blobURL)
+	}
+	bucket, err := blob.Open(ctx, blobURL)
+	if err != nil {
+		return err
+	}
+	defer bucket.Close()
+
 	handler := server.NewServer(server.Deps{
 		Log: log, Pool: pool, Queue: client, Gatherer: reg, Metrics: server.NewMetrics(reg),
 		WebhookSecret: cfg.WebhookSecret.Reveal(), MaxBodyBytes: cfg.MaxBodyBytes,
 		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: twilioCallbackURL(cfg),
+		Blobs: bucket, PublicURL: cfg.PublicURL, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
 		Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)

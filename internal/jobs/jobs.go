@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/sms"
@@ -46,6 +47,10 @@ func Workers(d Deps) *river.Workers {
 	if p, ok := d.SMSProvider.(sms.Poller); ok {
 		river.AddWorker(w, &sms.ReportWorker{Pool: d.Pool, Poller: p})
 	}
+
+	pipeline := &forms.Pipeline{Pool: d.Pool, Catalog: forms.NewCatalog(d.Pool), Rules: forms.NewRules(), Log: d.Log}
+	river.AddWorker(w, &forms.ProcessWorker{Pipeline: pipeline})
+	river.AddWorker(w, &forms.ReconcileWorker{Pool: d.Pool})
 	return w
 }
 
@@ -61,6 +66,7 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(time.Minute, ping.ReconcileArgs{}, false),
 		every(time.Hour, inbox.PruneArgs{}, true),
 		every(time.Minute, sms.ReconcileArgs{}, true),
+		every(time.Minute, forms.ReconcileArgs{}, true),
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {
 		jobs = append(jobs, every(5*time.Minute, sms.ReportArgs{}, false))

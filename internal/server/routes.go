@@ -7,7 +7,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shala-edu/shala/actions"
+	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
+	"github.com/shala-edu/shala/internal/openrosa"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/sms/twilio"
 	"github.com/shala-edu/shala/triggers"
@@ -19,10 +21,23 @@ import (
 func addRoutes(r chi.Router, d Deps) {
 	in := inbox.New(d.Pool, d.Queue)
 	pings := ping.NewStore(d.Pool)
+	catalog := forms.NewCatalog(d.Pool)
+	rules := forms.NewRules()
+	pipeline := &forms.Pipeline{Pool: d.Pool, Catalog: catalog, Rules: rules, Log: d.Log}
+	collectors := forms.NewCollectors(d.Pool)
 
 	r.Get("/healthz", healthz())
 	r.Get("/readyz", readyz(d.Log, d.Ready))
 	r.Handle("/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{d.Log}, ErrorHandling: promhttp.ContinueOnError}))
+
+	// ODK Collect and Enketo submit here; the collector token in the path
+	// authenticates them.
+	r.Route("/openrosa/key/{token}", func(r chi.Router) {
+		submission := openrosa.Submission(openrosa.Deps{Log: d.Log, Pool: d.Pool, Pipeline: pipeline,
+			Collectors: collectors, Bucket: d.Blobs, MaxBytes: d.OpenRosaMaxBytes})
+		r.Method(http.MethodHead, "/submission", submission)
+		r.Method(http.MethodPost, "/submission", submission)
+	})
 
 	// Providers' callbacks: public, authenticated by the provider's signature.
 	r.Method(http.MethodPost, twilio.CallbackPath, twilio.StatusCallback(d.Log, d.Pool, d.TwilioAuthToken, d.TwilioCallbackURL))
@@ -31,12 +46,18 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Use(d.webhook("action")...)
 		r.NotFound(notFound("action"))
 		r.Method(http.MethodPost, "/ping", actions.Ping(d.Log, pings))
+		r.Method(http.MethodPost, "/registerForm", actions.RegisterForm(d.Log, catalog))
+		r.Method(http.MethodPost, "/saveFormRule", actions.SaveFormRule(d.Log, catalog, rules))
+		r.Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, pipeline))
+		r.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, collectors, d.PublicURL))
+		r.Method(http.MethodPost, "/revokeCollector", actions.RevokeCollector(d.Log, collectors))
 	})
 	r.Route("/events", func(r chi.Router) {
 		r.Use(d.webhook("event")...)
 		r.NotFound(notFound("event trigger"))
 		r.Method(http.MethodPost, "/ping_created", triggers.PingCreated(d.Log, in))
 		r.Method(http.MethodPost, "/sms_request_created", triggers.SMSRequestCreated(d.Log, in))
+		r.Method(http.MethodPost, "/form_submission_created", triggers.FormSubmissionCreated(d.Log, in))
 	})
 	r.Route("/cron", func(r chi.Router) {
 		r.Use(d.webhook("cron")...)

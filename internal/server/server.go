@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/queue"
 )
 
@@ -30,6 +31,12 @@ type Deps struct {
 	WebhookSecret string
 	// MaxBodyBytes caps webhook bodies (413 beyond).
 	MaxBodyBytes int64
+	// Blobs stores files (OpenRosa attachments).
+	Blobs *blob.Bucket
+	// PublicURL is how people reach shala (collector URLs).
+	PublicURL string
+	// OpenRosaMaxBytes caps one OpenRosa submission with its attachments.
+	OpenRosaMaxBytes int64
 	// TwilioAuthToken verifies Twilio's status callbacks, which Twilio
 	// signs for TwilioCallbackURL (the URL it was given).
 	TwilioAuthToken, TwilioCallbackURL string

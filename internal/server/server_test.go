@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/jobs"
 	"github.com/shala-edu/shala/internal/logging"
 	"github.com/shala-edu/shala/internal/pgtest"
@@ -34,6 +35,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 const secret = "test-webhook-secret"
 
 type bundle struct {
+	dir    string
 	pool   *pgxpool.Pool
 	queue  *queue.Client
 	url    string
@@ -63,9 +65,14 @@ func setupWithLog(t *testing.T, pool *pgxpool.Pool, discard *slog.Logger) *bundl
 	if err != nil {
 		t.Fatal(err)
 	}
+	bucket, err := blob.Open(context.Background(), "file://"+t.TempDir()+"?create_dir=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bucket.Close() })
 	h := server.NewServer(server.Deps{
 		Log: discard, Pool: pool, Queue: q, Gatherer: reg, Metrics: server.NewMetrics(reg),
-		WebhookSecret: secret, MaxBodyBytes: 64 << 10,
+		WebhookSecret: secret, MaxBodyBytes: 64 << 10, Blobs: bucket, PublicURL: "https://shala.example", OpenRosaMaxBytes: 256 << 10,
 		Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return err

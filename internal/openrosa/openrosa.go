@@ -1,0 +1,255 @@
+// Package openrosa serves the OpenRosa submission API, so ODK Collect and
+// Enketo submit straight to shala: HEAD and POST
+// /openrosa/key/{token}/submission, authenticated the way ODK Central's app
+// users are (a collector token in the path). A POST is multipart/form-data
+// with the instance in the xml_submission_file part and attachments as
+// further file parts; answers are OpenRosaResponse XML documents with
+// X-OpenRosa-Version: 1.0 and X-OpenRosa-Accept-Content-Length.
+package openrosa
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"os"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/forms"
+	"github.com/shala-edu/shala/internal/logging"
+)
+
+// MaxAttachments caps the files of one submission.
+const MaxAttachments = 20
+
+// Deps are what the endpoint needs.
+type Deps struct {
+	Log        *slog.Logger
+	Pool       *pgxpool.Pool
+	Pipeline   *forms.Pipeline
+	Collectors *forms.Collectors
+	Bucket     *blob.Bucket
+	// MaxBytes caps a whole submission request (XML and attachments).
+	MaxBytes int64
+}
+
+type response struct {
+	XMLName xml.Name `xml:"http://openrosa.org/http/response OpenRosaResponse"`
+	Message struct {
+		Nature string `xml:"nature,attr,omitempty"`
+		Text   string `xml:",chardata"`
+	} `xml:"message"`
+}
+
+func (d Deps) headers(w http.ResponseWriter) {
+	w.Header().Set("X-OpenRosa-Version", "1.0")
+	w.Header().Set("X-OpenRosa-Accept-Content-Length", strconv.FormatInt(d.MaxBytes, 10))
+}
+
+func (d Deps) write(w http.ResponseWriter, status int, nature, text string) {
+	d.headers(w)
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.WriteHeader(status)
+	var r response
+	r.Message.Nature, r.Message.Text = nature, text
+	_, _ = w.Write([]byte(xml.Header))
+	_ = xml.NewEncoder(w).Encode(r)
+}
+
+// writeError answers a failure in OpenRosa's format with the status the
+// fault's kind implies; unexpected errors are logged and answered 500.
+func (d Deps) writeError(ctx context.Context, w http.ResponseWriter, err error) {
+	f := fault.As(err)
+	switch f.Kind {
+	case fault.Internal:
+		d.Log.ErrorContext(ctx, "openrosa submission failed", "err", err)
+		d.write(w, http.StatusInternalServerError, "", "internal error: the submission was not recorded; send it again later")
+		return
+	case fault.Unavailable:
+		d.Log.WarnContext(ctx, "openrosa submission: database unavailable", "err", err)
+		w.Header().Set("Retry-After", "30")
+	default:
+		d.Log.InfoContext(ctx, "openrosa submission refused", "code", f.Code, "err", f.Message)
+	}
+	d.write(w, f.Kind.Status(), "", f.Message)
+}
+
+// Submission serves HEAD and POST /openrosa/key/{token}/submission.
+func Submission(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		col, err := d.Collectors.Authenticate(ctx, chi.URLParam(r, "token"))
+		if err != nil {
+			d.writeError(ctx, w, err)
+			return
+		}
+		ctx = logging.With(ctx, "collector_id", col.ID.String())
+		if r.Method == http.MethodHead {
+			d.headers(w)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if r.ContentLength > d.MaxBytes {
+			d.write(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("submission larger than %d bytes", d.MaxBytes))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, d.MaxBytes)
+		doc, files, err := readParts(r)
+		defer func() {
+			for _, f := range files {
+				f.file.Close()
+				os.Remove(f.file.Name())
+			}
+		}()
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				d.write(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("submission larger than %d bytes", d.MaxBytes))
+				return
+			}
+			d.writeError(ctx, w, err)
+			return
+		}
+		res, err := d.Pipeline.Receive(ctx, forms.Input{XML: doc, Source: "openrosa", CollectorID: &col.ID})
+		if err != nil {
+			d.writeError(ctx, w, err)
+			return
+		}
+		if err := d.store(ctx, res.SubmissionID, files); err != nil {
+			// The XML is recorded; the attachments are not. Collect keeps
+			// the submission and sends it again: the XML is then a
+			// duplicate and the attachments are stored.
+			d.writeError(ctx, w, fault.Wrap(err, fault.Unavailable, "", "attachments could not be stored; send the form again"))
+			return
+		}
+		switch {
+		case res.Status == forms.StatusRejected:
+			var reasons []string
+			for _, e := range res.Errors {
+				reasons = append(reasons, e.String())
+			}
+			// Stored with its errors: 201, so Collect does not resend what
+			// cannot change; the reasons reach the collector.
+			d.write(w, http.StatusCreated, "submit_success", "Received with errors: "+strings.Join(reasons, "; "))
+		case res.Duplicate:
+			d.write(w, http.StatusCreated, "submit_success", "Form already received")
+		case len(res.Flags) > 0:
+			d.write(w, http.StatusCreated, "submit_success", "Form received. Please check: "+strings.Join(res.Flags, "; "))
+		default:
+			d.write(w, http.StatusCreated, "submit_success", "Form received")
+		}
+	})
+}
+
+type attachment struct {
+	name, contentType string
+	size              int64
+	file              *os.File
+}
+
+var safeName = regexp.MustCompile(`^[A-Za-z0-9._() -]{1,255}$`)
+
+// readParts streams the multipart body: the instance into memory, each
+// attachment to a temp file.
+func readParts(r *http.Request) ([]byte, []*attachment, error) {
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mediaType != "multipart/form-data" {
+		return nil, nil, fault.New(fault.Invalid, "INVALID_SUBMISSION", "want multipart/form-data with an xml_submission_file part")
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, nil, fault.Wrap(err, fault.Invalid, "INVALID_SUBMISSION", "multipart body: %v", err)
+	}
+	var doc []byte
+	var files []*attachment
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, files, maybeTooBig(err, "multipart body")
+		}
+		switch {
+		case part.FormName() == "xml_submission_file":
+			if doc, err = io.ReadAll(part); err != nil {
+				return nil, files, maybeTooBig(err, "xml_submission_file")
+			}
+		case part.FileName() != "":
+			if len(files) >= MaxAttachments {
+				return nil, files, fault.New(fault.Invalid, "INVALID_SUBMISSION", "more than %d attachments", MaxAttachments)
+			}
+			name := path.Base(part.FileName())
+			if !safeName.MatchString(name) || name == "." || name == ".." {
+				return nil, files, fault.New(fault.Invalid, "INVALID_SUBMISSION", "attachment name %q is not allowed", part.FileName())
+			}
+			f, err := os.CreateTemp("", "shala-attachment-*")
+			if err != nil {
+				return nil, files, err
+			}
+			a := &attachment{name: name, contentType: part.Header.Get("Content-Type"), file: f}
+			files = append(files, a)
+			if a.size, err = io.Copy(f, part); err != nil {
+				return nil, files, maybeTooBig(err, "attachment "+name)
+			}
+			if a.contentType == "" {
+				a.contentType = "application/octet-stream"
+			}
+		}
+		part.Close()
+	}
+	if doc == nil {
+		return nil, files, fault.New(fault.Invalid, "INVALID_SUBMISSION", "xml_submission_file: missing")
+	}
+	return doc, files, nil
+}
+
+func maybeTooBig(err error, what string) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return err
+	}
+	return fault.Wrap(err, fault.Invalid, "INVALID_SUBMISSION", "%s: %v", what, err)
+}
+
+// store uploads attachments to the bucket under submissions/{id}/ and
+// records them; storing the same name again overwrites the file.
+func (d Deps) store(ctx context.Context, submission uuid.UUID, files []*attachment) error {
+	for _, a := range files {
+		key := "submissions/" + submission.String() + "/" + a.name
+		if _, err := a.file.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		bw, err := d.Bucket.NewWriter(ctx, key, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(bw, a.file); err != nil {
+			_ = bw.Close()
+			return err
+		}
+		if err := bw.Close(); err != nil {
+			return err
+		}
+		if _, err := d.Pool.Exec(ctx, `INSERT INTO form_attachment (submission_id, name, content_type, size, blob_key)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (submission_id, name)
+			DO UPDATE SET content_type = EXCLUDED.content_type, size = EXCLUDED.size, blob_key = EXCLUDED.blob_key`,
+			submission, a.name, a.contentType, a.size, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}

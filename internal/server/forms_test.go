@@ -1,0 +1,275 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+)
+
+func xformFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile("../xform/testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// action calls a Hasura action as role with a user id and decodes the
+// answer.
+func (b *bundle) action(t *testing.T, name, role string, input map[string]any) (int, map[string]any) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{
+		"action":            map[string]any{"name": name},
+		"input":             input,
+		"session_variables": map[string]any{"x-hasura-role": role, "x-hasura-user-id": "user-" + role},
+		"request_query":     "mutation { " + name + " }",
+	})
+	resp := b.post(t, "/actions/"+name, body, nil)
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func code(out map[string]any) any {
+	ext, _ := out["extensions"].(map[string]any)
+	return ext["code"]
+}
+
+func (b *bundle) registerHousehold(t *testing.T) {
+	t.Helper()
+	status, out := b.action(t, "registerForm", "admin", map[string]any{"xform": xformFile(t, "household_survey.xml"), "purpose": "DATA_COLLECTION"})
+	if status != 200 || out["formId"] != "household_survey" || out["questions"] != float64(28) {
+		t.Fatalf("registerForm: %d %v", status, out)
+	}
+}
+
+func TestFormActions(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	if status, out := b.action(t, "registerForm", "school", map[string]any{"xform": xformFile(t, "household_survey.xml"), "purpose": "DATA_COLLECTION"}); status != 403 {
+		t.Errorf("registerForm as school: %d %v", status, out)
+	}
+	if status, out := b.action(t, "registerForm", "admin", map[string]any{"xform": "<h:html/>", "purpose": "SURVEY"}); status != 400 || !strings.HasPrefix(fmt.Sprint(out["message"]), "purpose:") {
+		t.Errorf("bad purpose: %d %v", status, out)
+	}
+	b.registerHousehold(t)
+
+	status, out := b.action(t, "saveFormRule", "admin", map[string]any{"formId": "household_survey", "name": "savings",
+		"expression": "monthly_savings <= monthly_incme", "message": "बचत आय से अधिक"})
+	if status != 400 || code(out) != "INVALID_INPUT" || !strings.Contains(fmt.Sprint(out["message"]), "unknown name monthly_incme") {
+		t.Errorf("rule with a typo: %d %v", status, out)
+	}
+	if status, out := b.action(t, "saveFormRule", "admin", map[string]any{"formId": "household_survey", "name": "savings",
+		"expression": "monthly_savings <= monthly_income", "message": "बचत आय से अधिक"}); status != 200 || out["id"] == nil {
+		t.Errorf("saveFormRule: %d %v", status, out)
+	}
+
+	doc := xformFile(t, "household_submission.xml")
+	status, out = b.action(t, "submitForm", "school", map[string]any{"xml": doc})
+	if status != 200 || out["status"] != "accepted" || out["responseId"] == nil || out["duplicate"] != false || out["assessmentId"] != nil {
+		t.Fatalf("submitForm: %d %v", status, out)
+	}
+	responseID := out["responseId"]
+	status, out = b.action(t, "submitForm", "school", map[string]any{"xml": doc})
+	if status != 200 || out["duplicate"] != true || out["responseId"] != responseID {
+		t.Errorf("same XML again: %d %v", status, out)
+	}
+	status, out = b.action(t, "submitForm", "school", map[string]any{"xml": strings.Replace(doc, "<rooms>3</rooms>", "<rooms>5</rooms>", 1)})
+	if status != 409 || code(out) != "DUPLICATE_INSTANCE" {
+		t.Errorf("different XML, same instanceID: %d %v", status, out)
+	}
+	status, out = b.action(t, "submitForm", "school", map[string]any{"xml": strings.NewReplacer(
+		"uuid:6f1c2d8e-3b4a-4e5f-9a7b-2c1d0e9f8a7b", "uuid:second", "<monthly_income>18000</monthly_income>", "<monthly_income>eighteen</monthly_income>").Replace(doc)})
+	errs, _ := out["errors"].([]any)
+	if status != 200 || out["status"] != "rejected" || len(errs) != 1 {
+		t.Errorf("bad value: %d %v", status, out)
+	}
+	status, out = b.action(t, "submitForm", "school", map[string]any{"xml": `<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><data id="x"/>`})
+	if status != 400 || code(out) != "INVALID_SUBMISSION" {
+		t.Errorf("DTD: %d %v", status, out)
+	}
+	status, out = b.action(t, "submitForm", "school", map[string]any{"xml": strings.NewReplacer(`id="household_survey"`, `id="unknown_form"`,
+		"uuid:6f1c2d8e-3b4a-4e5f-9a7b-2c1d0e9f8a7b", "uuid:third").Replace(doc)})
+	if status != 404 || code(out) != "UNKNOWN_FORM" {
+		t.Errorf("unknown form: %d %v", status, out)
+	}
+
+	// Assessment builders are for admins.
+	if _, err := b.pool.Exec(context.Background(), `INSERT INTO academic_year (id, starts_on, ends_on) VALUES ('2026-27', '2026-04-01', '2027-03-31')`); err != nil {
+		t.Fatal(err)
+	}
+	if status, out := b.action(t, "registerForm", "admin", map[string]any{"xform": xformFile(t, "assessment_builder.xml"), "purpose": "ASSESSMENT_BUILDER"}); status != 200 {
+		t.Fatalf("register builder: %d %v", status, out)
+	}
+	if status, out := b.action(t, "submitForm", "school", map[string]any{"xml": xformFile(t, "assessment_submission.xml")}); status != 403 {
+		t.Errorf("builder submission by a school: %d %v", status, out)
+	}
+	status, out = b.action(t, "submitForm", "state_admin", map[string]any{"xml": xformFile(t, "assessment_submission.xml")})
+	if status != 200 || out["assessmentId"] == nil {
+		t.Errorf("builder submission: %d %v", status, out)
+	}
+	status, out = b.action(t, "submitForm", "state_admin", map[string]any{"xml": strings.NewReplacer("<outcome>TSP</outcome>", "<outcome>MARKS</outcome>",
+		"uuid:0a7c3e1f-5d2b-4c8a-9e6f-1b2c3d4e5f60", "uuid:other").Replace(xformFile(t, "assessment_submission.xml"))})
+	if status != 422 || code(out) != "UNSUPPORTED_ASSESSMENT" || !strings.Contains(fmt.Sprint(out["message"]), "unit type NONE × evaluation MARKS × outcome MARKS") {
+		t.Errorf("unsupported kind: %d %v", status, out)
+	}
+}
+
+type openRosaResponse struct {
+	XMLName xml.Name `xml:"OpenRosaResponse"`
+	Message string   `xml:"message"`
+}
+
+func (b *bundle) createCollector(t *testing.T) (id, token string) {
+	t.Helper()
+	status, out := b.action(t, "createCollector", "admin", map[string]any{"name": "रमेश", "phone": "9816055555"})
+	if status != 200 {
+		t.Fatalf("createCollector: %d %v", status, out)
+	}
+	token = out["token"].(string)
+	if out["submissionUrl"] != "https://shala.example/openrosa/key/"+token {
+		t.Errorf("submissionUrl %v", out["submissionUrl"])
+	}
+	return out["id"].(string), token
+}
+
+// submit posts a multipart OpenRosa submission as ODK Collect does.
+func (b *bundle) submit(t *testing.T, token string, doc string, attachments map[string][]byte) (*http.Response, openRosaResponse) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="xml_submission_file"; filename="submission.xml"`)
+	h.Set("Content-Type", "text/xml")
+	pw, _ := mw.CreatePart(h)
+	_, _ = pw.Write([]byte(doc))
+	for name, data := range attachments {
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename=%q`, name, name))
+		h.Set("Content-Type", "image/jpeg")
+		pw, _ := mw.CreatePart(h)
+		_, _ = pw.Write(data)
+	}
+	_ = mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, b.url+"/openrosa/key/"+token+"/submission", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("X-OpenRosa-Version", "1.0")
+	req.Header.Set("Date", "Sun, 22 Nov 2026 10:00:00 GMT")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out openRosaResponse
+	raw, _ := io.ReadAll(resp.Body)
+	if err := xml.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("answer is not an OpenRosaResponse: %s", raw)
+	}
+	return resp, out
+}
+
+func TestOpenRosaSubmission(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.registerHousehold(t)
+	collectorID, token := b.createCollector(t)
+
+	req, _ := http.NewRequest(http.MethodHead, b.url+"/openrosa/key/"+token+"/submission", nil)
+	req.Header.Set("X-OpenRosa-Version", "1.0")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 || resp.Header.Get("X-OpenRosa-Version") != "1.0" || resp.Header.Get("X-OpenRosa-Accept-Content-Length") != "262144" {
+		t.Errorf("HEAD: %d %v", resp.StatusCode, resp.Header)
+	}
+
+	photo := bytes.Repeat([]byte{0xff, 0xd8, 0xff}, 1000)
+	doc := xformFile(t, "household_submission.xml")
+	resp, out := b.submit(t, token, doc, map[string][]byte{"1700463587123.jpg": photo})
+	if resp.StatusCode != 201 || out.Message != "Form received" || resp.Header.Get("X-OpenRosa-Version") != "1.0" {
+		t.Fatalf("POST: %d %+v", resp.StatusCode, out)
+	}
+	var key string
+	var size int64
+	if err := b.pool.QueryRow(context.Background(), `SELECT a.blob_key, a.size FROM form_attachment a JOIN form_submission s ON s.id = a.submission_id
+		WHERE s.collector_id = $1`, collectorID).Scan(&key, &size); err != nil {
+		t.Fatal(err)
+	}
+	if size != int64(len(photo)) || !strings.HasSuffix(key, "/1700463587123.jpg") {
+		t.Errorf("attachment %s %d", key, size)
+	}
+	if n := b.count(t, `SELECT count(*) FROM response WHERE collector_id = $1`, collectorID); n != 1 {
+		t.Errorf("%d responses for the collector", n)
+	}
+
+	if resp, out := b.submit(t, token, doc, map[string][]byte{"1700463587123.jpg": photo}); resp.StatusCode != 201 || out.Message != "Form already received" {
+		t.Errorf("resend: %d %+v", resp.StatusCode, out)
+	}
+	if resp, out := b.submit(t, token, strings.Replace(doc, "<rooms>3</rooms>", "<rooms>6</rooms>", 1), nil); resp.StatusCode != 409 || !strings.Contains(out.Message, "different content") {
+		t.Errorf("conflict: %d %+v", resp.StatusCode, out)
+	}
+	if resp, _ := b.submit(t, token, strings.NewReplacer(`id="household_survey"`, `id="nope"`, "uuid:6f1c2d8e", "uuid:00000000").Replace(doc), nil); resp.StatusCode != 404 {
+		t.Errorf("unknown form: %d", resp.StatusCode)
+	}
+	if resp, _ := b.submit(t, "not-a-real-token-at-all-0123456789", doc, nil); resp.StatusCode != 401 {
+		t.Errorf("unknown token: %d", resp.StatusCode)
+	}
+	if resp, _ := b.submit(t, token, doc, map[string][]byte{"big.jpg": bytes.Repeat([]byte("x"), 300<<10)}); resp.StatusCode != 413 {
+		t.Errorf("over the cap: %d", resp.StatusCode)
+	}
+	req, _ = http.NewRequest(http.MethodPost, b.url+"/openrosa/key/"+token+"/submission", strings.NewReader(doc))
+	req.Header.Set("Content-Type", "text/xml")
+	if resp, err := b.client.Do(req); err != nil || resp.StatusCode != 400 {
+		t.Errorf("not multipart: %v %v", resp.StatusCode, err)
+	}
+	if status, out := b.action(t, "revokeCollector", "admin", map[string]any{"id": collectorID}); status != 200 || out["revokedAt"] == nil {
+		t.Fatalf("revoke: %d %v", status, out)
+	}
+	if resp, _ := b.submit(t, token, doc, nil); resp.StatusCode != 403 {
+		t.Errorf("revoked token: %d", resp.StatusCode)
+	}
+}
+
+func TestFormSubmissionInsertedThroughHasura(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.registerHousehold(t)
+	var id uuid.UUID
+	if err := b.pool.QueryRow(context.Background(), `INSERT INTO form_submission (xml, source, submitted_by) VALUES ($1, 'hasura', 'teacher-1') RETURNING id`,
+		xformFile(t, "household_submission.xml")).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	event := fmt.Sprintf(`{"created_at":"2026-11-22T10:15:30.123456","delivery_info":{"current_retry":0,"max_retries":10},
+		"event":{"data":{"new":{"id":"%s","status":"received","source":"hasura","xml":"…","submitted_by":"teacher-1"},"old":null},"op":"INSERT",
+		"session_variables":{"x-hasura-role":"school","x-hasura-user-id":"teacher-1"},"trace_context":null},
+		"id":"%s","table":{"name":"form_submission","schema":"public"},"trigger":{"name":"form_submission_created"}}`, id, uuid.New())
+	for range 2 {
+		if resp := b.post(t, "/events/form_submission_created", []byte(event), nil); resp.StatusCode != 200 {
+			t.Fatalf("event: %d", resp.StatusCode)
+		}
+	}
+	if n := b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'forms.process'`); n != 1 {
+		t.Errorf("%d process jobs for one submission delivered twice, want 1", n)
+	}
+	b.startWorkers(t)
+	waitFor(t, "the submission to be processed", func() bool {
+		return b.count(t, `SELECT count(*) FROM form_submission WHERE id = $1 AND status = 'accepted'`, id) == 1
+	})
+	if n := b.count(t, `SELECT count(*) FROM response WHERE submission_id = $1`, id); n != 1 {
+		t.Errorf("%d responses", n)
+	}
+}
