@@ -22,8 +22,6 @@ import (
 // outcome, for any unit type.
 var (
 	unitTypes       = []string{"LO", "UNIT", "QUESTION", "NONE"}
-	evaluations     = []string{"GRADE", "MARKS", "PERCENTAGE", "NONE"}
-	outcomes        = []string{"TSP", "BOOLEAN", "MARKS"}
 	assessmentTypes = []string{"FA1", "FA2", "FA3", "FA4", "SA1", "SA2", "TERM1", "TERM2", "BASELINE", "ENDLINE"}
 )
 

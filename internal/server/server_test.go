@@ -35,7 +35,6 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 const secret = "test-webhook-secret"
 
 type bundle struct {
-	dir    string
 	pool   *pgxpool.Pool
 	queue  *queue.Client
 	url    string
