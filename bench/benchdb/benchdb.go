@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -56,4 +59,35 @@ func Open(ctx context.Context, maxConns int32) (*pgxpool.Pool, func(), error) {
 		return nil, nil, err
 	}
 	return pool, func() { pool.Close(); cleanup() }, nil
+}
+
+// InsertCeiling measures durable single-row INSERT transactions per second
+// with n clients: the most any webhook that writes can hope for.
+func InsertCeiling(ctx context.Context, pool *pgxpool.Pool, n int, d time.Duration) (float64, error) {
+	if _, err := pool.Exec(ctx, `DROP TABLE IF EXISTS bench_ceiling; CREATE TABLE bench_ceiling (id bigserial PRIMARY KEY, v text NOT NULL)`); err != nil {
+		return 0, err
+	}
+	var count atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if _, err := pool.Exec(ctx, `INSERT INTO bench_ceiling (v) VALUES ($1)`, "x"); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				count.Add(1)
+			}
+		}()
+	}
+	start := time.Now()
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		return 0, err
+	}
+	return float64(count.Load()) / time.Since(start).Seconds(), nil
 }

@@ -24,21 +24,18 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shala-edu/shala/bench/benchdb"
+	"github.com/shala-edu/shala/bench/wrk"
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/jobs"
 	"github.com/shala-edu/shala/internal/queue"
@@ -63,7 +60,7 @@ func run() error {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the webhook measurement to this file")
 	driver := flag.String("driver", "wrk", "load generator: wrk (falls back to go when wrk is not installed) or go")
 	flag.Parse()
-	if _, err := exec.LookPath("wrk"); err != nil && *driver == "wrk" {
+	if !wrk.Installed() && *driver == "wrk" {
 		fmt.Fprintln(os.Stderr, "bench/events: wrk not found (apt-get install wrk); using the Go driver")
 		*driver = "go"
 	}
@@ -76,7 +73,7 @@ func run() error {
 	}
 	defer cleanup()
 
-	ceiling, err := insertCeiling(ctx, pool, *clients, *duration)
+	ceiling, err := benchdb.InsertCeiling(ctx, pool, *clients, *duration)
 	if err != nil {
 		return err
 	}
@@ -114,24 +111,24 @@ func run() error {
 		defer pprof.StopCPUProfile()
 	}
 	url := "http://" + ln.Addr().String() + "/events/ping_created"
-	var res result
+	var res wrk.Result
 	if *driver == "wrk" {
-		res, err = driveWrk(url, *clients, *duration)
+		res, err = wrk.Run(url, wrkScript, map[string]string{"SHALA_WEBHOOK_SECRET": secret}, *clients, *duration)
 	} else {
 		res, err = drive(ctx, url, *clients, *duration)
 	}
 	if err != nil {
 		return err
 	}
-	acks, p50, p99, failures := res.acksPerSec, res.p50, res.p99, res.failures
+	acks, p50, p99, failures := res.PerSecond, res.P50, res.P99, res.Failures
 	// Every acknowledged delivery must be in the inbox: a 2xx for work that
 	// was not recorded would be a bug, not a speed-up.
 	var recorded int64
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM webhook_inbox").Scan(&recorded); err != nil {
 		return err
 	}
-	if recorded < res.acked {
-		return fmt.Errorf("%d deliveries acknowledged but only %d recorded", res.acked, recorded)
+	if recorded < res.OK {
+		return fmt.Errorf("%d deliveries acknowledged but only %d recorded", res.OK, recorded)
 	}
 	ratio := acks / ceiling
 	verdict := "MET"
@@ -143,37 +140,6 @@ func run() error {
 	return nil
 }
 
-// insertCeiling measures durable single-row INSERT transactions per second
-// with n clients: the most any webhook that writes can hope for.
-func insertCeiling(ctx context.Context, pool *pgxpool.Pool, n int, d time.Duration) (float64, error) {
-	if _, err := pool.Exec(ctx, `DROP TABLE IF EXISTS bench_ceiling; CREATE TABLE bench_ceiling (id bigserial PRIMARY KEY, v text NOT NULL)`); err != nil {
-		return 0, err
-	}
-	var count atomic.Int64
-	var firstErr atomic.Value
-	deadline := time.Now().Add(d)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(deadline) {
-				if _, err := pool.Exec(ctx, `INSERT INTO bench_ceiling (v) VALUES ($1)`, "x"); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				count.Add(1)
-			}
-		}()
-	}
-	start := time.Now()
-	wg.Wait()
-	if err, ok := firstErr.Load().(error); ok {
-		return 0, err
-	}
-	return float64(count.Load()) / time.Since(start).Seconds(), nil
-}
-
 // eventBody is a ping_created delivery exactly as Hasura sends it.
 const eventBody = `{"created_at":"%s","delivery_info":{"current_retry":0,"max_retries":5},` +
 	`"event":{"data":{"new":{"created_at":"%s","id":"%s","message":"नमस्ते","sent_by":"7"},"old":null},` +
@@ -181,78 +147,10 @@ const eventBody = `{"created_at":"%s","delivery_info":{"current_retry":0,"max_re
 	`"trace_context":{"sampling_state":"1","span_id":"a1b2c3d4e5f60718","trace_id":"0af7651916cd43dd8448eb211c80319c"}},` +
 	`"id":"%s","table":{"name":"ping","schema":"public"},"trigger":{"name":"ping_created"}}`
 
-type result struct {
-	acksPerSec float64
-	acked      int64
-	p50, p99   time.Duration
-	failures   int64
-}
-
 //go:embed ping_created.lua
 var wrkScript []byte
 
-// driveWrk runs wrk with n connections for d and parses its report.
-func driveWrk(url string, n int, d time.Duration) (result, error) {
-	f, err := os.CreateTemp("", "ping_created-*.lua")
-	if err != nil {
-		return result{}, err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(wrkScript); err != nil {
-		return result{}, err
-	}
-	f.Close()
-	cmd := exec.Command("wrk", "-t2", "-c"+strconv.Itoa(n), "-d"+strconv.Itoa(int(d.Seconds()))+"s",
-		"--timeout", "30s", "--latency", "-s", f.Name(), url)
-	cmd.Env = append(os.Environ(), "SHALA_WEBHOOK_SECRET="+secret)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return result{}, fmt.Errorf("wrk: %w: %s", err, out)
-	}
-	return parseWrk(string(out))
-}
-
-var (
-	wrkTotal    = regexp.MustCompile(`(\d+) requests in ([0-9.]+)(us|ms|s|m)`)
-	wrkPct      = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)`)
-	wrkNon2xx   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
-	wrkSockErrs = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
-)
-
-func parseWrk(out string) (result, error) {
-	var r result
-	m := wrkTotal.FindStringSubmatch(out)
-	if m == nil {
-		return r, fmt.Errorf("wrk output not understood: %s", out)
-	}
-	total, _ := strconv.ParseInt(m[1], 10, 64)
-	elapsed, err := time.ParseDuration(m[2] + m[3])
-	if err != nil {
-		return r, err
-	}
-	if m := wrkNon2xx.FindStringSubmatch(out); m != nil {
-		r.failures, _ = strconv.ParseInt(m[1], 10, 64)
-	}
-	if m := wrkSockErrs.FindStringSubmatch(out); m != nil {
-		for _, v := range m[1:] {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			r.failures += n
-		}
-	}
-	r.acked = total - r.failures
-	r.acksPerSec = float64(r.acked) / elapsed.Seconds()
-	for _, m := range wrkPct.FindAllStringSubmatch(out, -1) {
-		v, _ := time.ParseDuration(m[2] + m[3])
-		if m[1] == "50" {
-			r.p50 = v
-		} else {
-			r.p99 = v
-		}
-	}
-	return r, nil
-}
-
-func drive(ctx context.Context, url string, n int, d time.Duration) (result, error) {
+func drive(ctx context.Context, url string, n int, d time.Duration) (wrk.Result, error) {
 	tr := &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n}
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	defer tr.CloseIdleConnections()
@@ -297,8 +195,8 @@ func drive(ctx context.Context, url string, n int, d time.Duration) (result, err
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	return result{acksPerSec: float64(len(all)) / elapsed.Seconds(), acked: int64(len(all)),
-		p50: percentile(all, 0.50), p99: percentile(all, 0.99), failures: failed.Load()}, nil
+	return wrk.Result{PerSecond: float64(len(all)) / elapsed.Seconds(), OK: int64(len(all)),
+		P50: percentile(all, 0.50), P99: percentile(all, 0.99), Failures: failed.Load()}, nil
 }
 
 func percentile(d []time.Duration, p float64) time.Duration {

@@ -70,24 +70,45 @@ type Direct struct {
 	Language  string // default "hi"
 }
 
-// Enqueue records d as an sms_request in tx and returns its id. The
-// reconciler (or the sms_request_created trigger, when Hasura is in front)
-// picks it up; the caller's transaction decides whether it exists at all.
-func Enqueue(ctx context.Context, tx pgx.Tx, d Direct) (uuid.UUID, error) {
+const insertDirect = `INSERT INTO sms_request (id, school_id, type, language, phones, variables, source)
+	VALUES ($1, $2, $3, $4, $5, $6, $7)`
+
+func directArgs(d Direct) (uuid.UUID, []any, error) {
 	if len(d.Phones) == 0 {
-		return uuid.Nil, errors.New("sms: direct message without phones")
+		return uuid.Nil, nil, errors.New("sms: direct message without phones")
 	}
 	if d.Language == "" {
 		d.Language = "hi"
 	}
 	vars, err := json.Marshal(d.Variables)
 	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	id := uuid.New()
+	return id, []any{id, d.SchoolID, d.Type, d.Language, d.Phones, vars, d.Source}, nil
+}
+
+// Enqueue records d as an sms_request in tx and returns its id. The
+// reconciler (or the sms_request_created trigger, when Hasura is in front)
+// picks it up; the caller's transaction decides whether it exists at all.
+func Enqueue(ctx context.Context, tx pgx.Tx, d Direct) (uuid.UUID, error) {
+	id, args, err := directArgs(d)
+	if err != nil {
 		return uuid.Nil, err
 	}
-	var id uuid.UUID
-	err = tx.QueryRow(ctx, `INSERT INTO sms_request (school_id, type, language, phones, variables, source)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, d.SchoolID, d.Type, d.Language, d.Phones, vars, d.Source).Scan(&id)
+	_, err = tx.Exec(ctx, insertDirect, args...)
 	return id, postgres.Translate(err, "sms request")
+}
+
+// EnqueueBatch adds d's insert to b, for callers that write in one round
+// trip; it commits or fails with the rest of the batch.
+func EnqueueBatch(b *pgx.Batch, d Direct) (uuid.UUID, error) {
+	id, args, err := directArgs(d)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	b.Queue(insertDirect, args...)
+	return id, nil
 }
 
 func loadRequest(ctx context.Context, q pgx.Tx, id uuid.UUID) (*Request, error) {

@@ -139,18 +139,21 @@ CREATE TRIGGER response_updated_at BEFORE UPDATE ON response FOR EACH ROW EXECUT
 -- any answer can be searched by equality); the typed column holds it as its
 -- type.
 CREATE TABLE answer (
-  id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   response_id  uuid NOT NULL REFERENCES response (id) ON DELETE CASCADE,
   question_id  uuid NOT NULL REFERENCES form_question (id),
   repeat_index int[] NOT NULL DEFAULT '{}',
+  n            smallint NOT NULL DEFAULT 0 CHECK (n >= 0),
   value_text   text NOT NULL CHECK (char_length(value_text) <= 10000),
   value_number numeric,
   value_time   timestamptz,
   value_bool   boolean,
-  choice_id    uuid REFERENCES form_choice (id)
+  choice_id    uuid REFERENCES form_choice (id),
+  -- The key doubles as the per-response index (one index fewer to maintain
+  -- for the ~30 answers every submission writes).
+  CONSTRAINT answer_pkey PRIMARY KEY (response_id, question_id, repeat_index, n)
 );
 COMMENT ON COLUMN answer.repeat_index IS 'Position in each enclosing repeat, outermost first (1-based); {} outside repeats';
-CREATE INDEX answer_response_question ON answer (response_id, question_id);
+COMMENT ON COLUMN answer.n IS 'Which selected choice of a multiple choice (0, 1, …); 0 for every other answer';
 CREATE INDEX answer_question_value ON answer (question_id, value_text);
 
 CREATE TABLE response_flag (
@@ -165,8 +168,9 @@ CREATE TABLE response_flag (
 
 -- Cross-question search: answers to question_name in responses whose answer
 -- to where_name equals equals (e.g. every "local word for water" from
--- responses whose "city" is Shimla), across all versions of form_id. Both
--- joins go through answer_question_value and answer_response_question.
+-- responses whose "city" is Shimla), across all versions of form_id. The
+-- first lookup goes through answer_question_value, the second through the
+-- primary key (response_id, question_id, …).
 CREATE FUNCTION search_answers(form_id text, question_name text, where_name text, equals text)
 RETURNS SETOF answer
 LANGUAGE sql STABLE AS $$
