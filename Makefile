@@ -24,9 +24,10 @@ lint: ## staticcheck (pinned)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -tags e2e ./e2e/...
 
-bench: ## benchmarks: event-trigger acks vs the durable INSERT ceiling; 100k-recipient SMS fan-out vs River no-op jobs
+bench: ## benchmarks: event acks and OpenRosa ingestion vs the durable INSERT ceiling; 100k SMS fan-out vs River no-op jobs
 	$(GO) run ./bench/events
 	$(GO) run ./bench/sms
+	$(GO) run ./bench/forms
 
 build: ## build bin/shala
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/shala ./cmd/shala

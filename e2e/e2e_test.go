@@ -228,3 +228,51 @@ func TestSMSRequestThroughHasura(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 }
+
+// TestFormThroughHasura registers the household survey, submits the sample
+// through the submitForm action and finds its answer with search_answers.
+func TestFormThroughHasura(t *testing.T) {
+	ctx := context.Background()
+	def, err := os.ReadFile("../internal/xform/testdata/household_survey.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../internal/xform/testdata/household_submission.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg struct {
+		RegisterForm struct {
+			FormID string `json:"formId"`
+		} `json:"registerForm"`
+	}
+	if err := admin().Exec(ctx, `mutation($x: String!) { registerForm(xform: $x, purpose: DATA_COLLECTION) { formId } }`,
+		&reg, map[string]any{"x": string(def)}); err != nil {
+		t.Fatal(err)
+	}
+	c := as(t, "state_admin", map[string]string{"x-hasura-user-id": "e2e-state"})
+	var sub struct {
+		SubmitForm struct {
+			Status     string  `json:"status"`
+			ResponseID *string `json:"responseId"`
+		} `json:"submitForm"`
+	}
+	if err := c.Exec(ctx, `mutation($x: String!) { submitForm(xml: $x) { status responseId } }`, &sub, map[string]any{"x": string(doc)}); err != nil {
+		t.Fatal(err)
+	}
+	if sub.SubmitForm.Status != "accepted" || sub.SubmitForm.ResponseID == nil {
+		t.Fatalf("submitForm: %+v", sub.SubmitForm)
+	}
+	var found struct {
+		Answers []struct {
+			ValueText string `json:"value_text"`
+		} `json:"search_answers"`
+	}
+	if err := c.Exec(ctx, `query { search_answers(args: {form_id: "household_survey", question_name: "local_word_for_water", where_name: "city", equals: "Shimla"}) { value_text } }`,
+		&found, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(found.Answers) == 0 || found.Answers[0].ValueText != "पाणी" {
+		t.Errorf("search_answers: %+v", found.Answers)
+	}
+}

@@ -325,8 +325,14 @@ func TestHostileSubmissionsAreRefusedButKept(t *testing.T) {
 			t.Errorf("%.30q: %v", doc, err)
 		}
 	}
-	if n := f.count(`SELECT count(*) FROM form_submission WHERE status = 'rejected'`); n != 3 {
-		t.Errorf("%d kept as rejected, want 3", n)
+	f.register("household_survey.xml", forms.DataCollection)
+	wrongRoot := strings.NewReplacer("<data ", "<survey ", "</data>", "</survey>").Replace(string(read(t, "household_submission.xml")))
+	_, err := f.pipeline.Receive(context.Background(), forms.Input{XML: []byte(wrongRoot), Source: "action"})
+	if fault.As(err).Code != "INVALID_SUBMISSION" || !strings.Contains(err.Error(), "root element <survey> does not match <data>") {
+		t.Errorf("wrong root: %v", err)
+	}
+	if n := f.count(`SELECT count(*) FROM form_submission WHERE status = 'rejected'`); n != 4 {
+		t.Errorf("%d kept as rejected, want 4", n)
 	}
 	if _, err := f.pipeline.Receive(context.Background(), forms.Input{XML: []byte("\xff\xfe<data/>"), Source: "action"}); fault.KindOf(err) != fault.Invalid {
 		t.Errorf("not UTF-8: %v", err)

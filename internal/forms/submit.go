@@ -97,7 +97,7 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done
 		return nil, false, nil
 	}
 	def, err := p.Catalog.Get(ctx, sub.FormID, sub.Version)
-	if err != nil || def.Purpose != DataCollection {
+	if err != nil || def.Purpose != DataCollection || sub.Root != def.Form.Root {
 		return nil, false, nil
 	}
 	answers, errs := def.Form.Answers(sub)
@@ -186,6 +186,11 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int) (*Resul
 				return markRejected(ctx, tx, id, []xform.FieldError{{Path: "/" + sub.Root, Reason: fault.As(err).Message}})
 			}
 			return err
+		}
+		if sub.Root != def.Form.Root {
+			refusal = fault.New(fault.Invalid, "INVALID_SUBMISSION", "root element <%s> does not match <%s> of form %s version %s",
+				sub.Root, def.Form.Root, sub.FormID, sub.Version)
+			return markRejected(ctx, tx, id, []xform.FieldError{{Path: "/" + sub.Root, Reason: fault.As(refusal).Message}})
 		}
 		answers, errs := def.Form.Answers(sub)
 		if len(errs) > 0 {
