@@ -371,28 +371,11 @@ const ReconcileAfter = time.Minute
 
 // Reconcile enqueues processing for submissions left "received" (a crash
 // between storing and processing, Hasura inserts whose event never came).
-func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (int, error) {
-	n := 0
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id FROM form_submission WHERE status = 'received'
+func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		n, err = queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return ProcessArgs{SubmissionID: id} },
+			`SELECT id FROM form_submission WHERE status = 'received'
 			AND received_at < now() - make_interval(secs => $1) ORDER BY received_at LIMIT 1000`, minAge.Seconds())
-		if err != nil {
-			return err
-		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-		if err != nil || len(ids) == 0 {
-			return err
-		}
-		params := make([]river.InsertManyParams, len(ids))
-		for i, id := range ids {
-			params[i] = river.InsertManyParams{Args: ProcessArgs{SubmissionID: id}}
-		}
-		res, err := q.InsertManyTx(ctx, tx, params)
-		for _, r := range res {
-			if !r.UniqueSkippedAsDuplicate {
-				n++
-			}
-		}
 		return err
 	})
 	return n, err

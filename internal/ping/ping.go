@@ -125,33 +125,13 @@ func (w *ReconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs
 
 // Reconcile enqueues pong jobs for pings older than minAge that have none,
 // and returns how many it enqueued.
-func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (int, error) {
-	n := 0
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT p.id FROM ping p
+func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		n, err = queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return PongArgs{PingID: id} },
+			`SELECT p.id FROM ping p
 			WHERE p.created_at < now() - make_interval(secs => $1)
 			  AND NOT EXISTS (SELECT 1 FROM pong WHERE pong.ping_id = p.id)
 			ORDER BY p.created_at LIMIT 1000`, minAge.Seconds())
-		if err != nil {
-			return err
-		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-		if err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		params := make([]river.InsertManyParams, len(ids))
-		for i, id := range ids {
-			params[i] = river.InsertManyParams{Args: PongArgs{PingID: id}}
-		}
-		res, err := q.InsertManyTx(ctx, tx, params)
-		for _, r := range res {
-			if !r.UniqueSkippedAsDuplicate {
-				n++
-			}
-		}
 		return err
 	})
 	return n, err

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -210,4 +211,31 @@ func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
 	if err := rows.Err(); err != nil {
 		ch <- prometheus.NewInvalidMetric(depthDesc, err)
 	}
+}
+
+// EnqueueEach runs query in tx — any statement returning one uuid column:
+// the rows a sweep found — and inserts the job job(id) for each row, in the
+// same transaction. It returns how many jobs were new (unique jobs already
+// queued are skipped). Every reconciler is one of these.
+func EnqueueEach(ctx context.Context, tx pgx.Tx, q Inserter, job func(uuid.UUID) river.JobArgs, query string, args ...any) (int, error) {
+	rows, err := tx.Query(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	params := make([]river.InsertManyParams, len(ids))
+	for i, id := range ids {
+		params[i] = river.InsertManyParams{Args: job(id)}
+	}
+	res, err := q.InsertManyTx(ctx, tx, params)
+	n := 0
+	for _, r := range res {
+		if !r.UniqueSkippedAsDuplicate {
+			n++
+		}
+	}
+	return n, err
 }

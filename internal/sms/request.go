@@ -508,26 +508,13 @@ func skipSummary(ctx context.Context, tx pgx.Tx, id uuid.UUID, skipped int) stri
 // reached shala (Hasura down or absent, retries exhausted, rows written by
 // plain SQL or by shala's own producers) — and accepts them as the trigger
 // would.
-func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (int, error) {
-	n := 0
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `UPDATE sms_request SET status = 'PROCESSING'
+func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		n, err = queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return ExpandArgs{RequestID: id} },
+			`UPDATE sms_request SET status = 'PROCESSING'
 			WHERE id IN (SELECT id FROM sms_request WHERE status = 'QUEUED' AND created_at < now() - make_interval(secs => $1)
 			             ORDER BY created_at LIMIT 500 FOR UPDATE SKIP LOCKED)
 			RETURNING id`, minAge.Seconds())
-		if err != nil {
-			return err
-		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-		if err != nil || len(ids) == 0 {
-			return err
-		}
-		params := make([]river.InsertManyParams, len(ids))
-		for i, id := range ids {
-			params[i] = river.InsertManyParams{Args: ExpandArgs{RequestID: id}}
-		}
-		n = len(ids)
-		_, err = q.InsertManyTx(ctx, tx, params)
 		return err
 	})
 	return n, err
