@@ -96,7 +96,7 @@ func run() error {
 	}
 	h := server.NewServer(server.Deps{Log: log, Pool: pool, Queue: q, Gatherer: reg, Metrics: server.NewMetrics(reg),
 		WebhookSecret: "bench-secret-0123456789", MaxBodyBytes: 1 << 20, Blobs: bucket, PublicURL: "http://127.0.0.1",
-		OpenRosaMaxBytes: 10 << 20})
+		OpenRosaMaxBytes: 10 << 20, PublicRate: 1e9, PublicBurst: 1 << 30}) // one load generator, one IP: no per-IP limit
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

@@ -211,6 +211,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		WebhookSecret: cfg.WebhookSecret.Reveal(), MaxBodyBytes: cfg.MaxBodyBytes,
 		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: twilioCallbackURL(cfg),
 		Blobs: bucket, PublicURL: cfg.PublicURL, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
+		PublicRate: cfg.PublicRate, PublicBurst: cfg.PublicBurst,
 		Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)

@@ -44,6 +44,8 @@ type Config struct {
 	PublicURL          string        `env:"SHALA_PUBLIC_URL" default:"http://localhost:8080" help:"Base URL people and Hasura use to reach shala (links in SMS, QR codes)."`
 	WebhookSecret      Secret        `env:"SHALA_WEBHOOK_SECRET" vault:"webhook_secret" help:"Shared secret Hasura sends in X-Shala-Webhook-Secret (at least 16 characters). 'shala dev' generates one."`
 	BlobURL            string        `env:"SHALA_BLOB_URL" help:"gocloud.dev/blob URL for files (exam uploads, certificates, ODK attachments): file:///abs/dir?create_dir=true, or s3://bucket?endpoint=…&use_path_style=true for MinIO/S3/R2. 'shala dev' uses .data/blobs."`
+	PublicRate         float64       `env:"SHALA_PUBLIC_RATE" default:"20" help:"Requests per second each client IP may make to public token/code endpoints (OpenRosa), per process; bursts up to SHALA_PUBLIC_BURST."`
+	PublicBurst        int           `env:"SHALA_PUBLIC_BURST" default:"100" min:"1" help:"Burst allowance of SHALA_PUBLIC_RATE (a school's NAT sending a morning's forms at once)."`
 	OpenRosaMaxBytes   int64         `env:"SHALA_OPENROSA_MAX_BYTES" default:"10485760" min:"65536" help:"Largest OpenRosa submission (XML and attachments) accepted; advertised in X-OpenRosa-Accept-Content-Length."`
 	SMSProvider        string        `env:"SHALA_SMS_PROVIDER" default:"log" oneof:"log,cdac,twilio" help:"SMS provider (log writes messages to a file and the log; never the network)."`
 	SMSRate            float64       `env:"SHALA_SMS_RATE" default:"0" help:"SMS per second this process may send (0 = unlimited). C-DAC historically needs about 2; with N replicas give each 1/N of the provider's limit."`

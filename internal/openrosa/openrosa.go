@@ -30,6 +30,7 @@ import (
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/logging"
+	"github.com/shala-edu/shala/internal/postgres"
 )
 
 // MaxAttachments caps the files of one submission.
@@ -252,4 +253,81 @@ func (d Deps) store(ctx context.Context, submission uuid.UUID, files []*attachme
 		}
 	}
 	return nil
+}
+
+type xformsList struct {
+	XMLName xml.Name    `xml:"http://openrosa.org/xforms/xformsList xforms"`
+	Forms   []xformItem `xml:"xform"`
+}
+
+type xformItem struct {
+	FormID      string `xml:"formID"`
+	Name        string `xml:"name"`
+	Version     string `xml:"version"`
+	Hash        string `xml:"hash"`
+	DownloadURL string `xml:"downloadUrl"`
+}
+
+// FormList serves GET /openrosa/key/{token}/formList (the OpenRosa Form List
+// API): the latest version of every data-collection form, with its MD5 hash
+// and download URL, so ODK Collect can fetch and update forms.
+func FormList(d Deps, publicURL string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		token := chi.URLParam(r, "token")
+		if _, err := d.Collectors.Authenticate(ctx, token); err != nil {
+			d.writeError(ctx, w, err)
+			return
+		}
+		rows, err := d.Pool.Query(ctx, `SELECT DISTINCT ON (v.form_id) v.form_id, v.title, v.version, md5(v.xform)
+			FROM form_version v JOIN form f ON f.id = v.form_id
+			WHERE f.purpose = 'DATA_COLLECTION' ORDER BY v.form_id, v.registered_at DESC`)
+		if err != nil {
+			d.writeError(ctx, w, err)
+			return
+		}
+		list := xformsList{Forms: []xformItem{}}
+		base := strings.TrimRight(publicURL, "/") + "/openrosa/key/" + token + "/forms/"
+		for rows.Next() {
+			var it xformItem
+			if err := rows.Scan(&it.FormID, &it.Name, &it.Version, &it.Hash); err != nil {
+				d.writeError(ctx, w, err)
+				return
+			}
+			it.Hash = "md5:" + it.Hash
+			it.DownloadURL = base + it.FormID + "/" + it.Version + ".xml"
+			list.Forms = append(list.Forms, it)
+		}
+		if err := rows.Err(); err != nil {
+			d.writeError(ctx, w, err)
+			return
+		}
+		d.headers(w)
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		_, _ = w.Write([]byte(xml.Header))
+		_ = xml.NewEncoder(w).Encode(list)
+	})
+}
+
+// FormDownload serves GET /openrosa/key/{token}/forms/{form}/{version}.xml:
+// a registered definition, byte for byte.
+func FormDownload(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if _, err := d.Collectors.Authenticate(ctx, chi.URLParam(r, "token")); err != nil {
+			d.writeError(ctx, w, err)
+			return
+		}
+		version := strings.TrimSuffix(chi.URLParam(r, "file"), ".xml")
+		var def string
+		err := d.Pool.QueryRow(ctx, `SELECT xform FROM form_version WHERE form_id = $1 AND version = $2`,
+			chi.URLParam(r, "form"), version).Scan(&def)
+		if err != nil {
+			d.writeError(ctx, w, postgres.Translate(err, "form "+chi.URLParam(r, "form")+" version "+version))
+			return
+		}
+		d.headers(w)
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		_, _ = w.Write([]byte(def))
+	})
 }

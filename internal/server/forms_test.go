@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -271,5 +272,56 @@ func TestFormSubmissionInsertedThroughHasura(t *testing.T) {
 	})
 	if n := b.count(t, `SELECT count(*) FROM response WHERE submission_id = $1`, id); n != 1 {
 		t.Errorf("%d responses", n)
+	}
+}
+
+func TestOpenRosaFormListAndDownload(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.registerHousehold(t)
+	_, token := b.createCollector(t)
+	resp, err := b.client.Get(b.url + "/openrosa/key/" + token + "/formList")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var list struct {
+		Forms []struct {
+			FormID      string `xml:"formID"`
+			Version     string `xml:"version"`
+			Hash        string `xml:"hash"`
+			DownloadURL string `xml:"downloadUrl"`
+		} `xml:"xform"`
+	}
+	if err := xml.Unmarshal(raw, &list); err != nil || resp.StatusCode != 200 || resp.Header.Get("X-OpenRosa-Version") != "1.0" {
+		t.Fatalf("formList: %d %v %s", resp.StatusCode, err, raw)
+	}
+	def := xformFile(t, "household_survey.xml")
+	if len(list.Forms) != 1 || list.Forms[0].FormID != "household_survey" || list.Forms[0].Hash != fmt.Sprintf("md5:%x", md5.Sum([]byte(def))) {
+		t.Fatalf("formList %+v", list.Forms)
+	}
+	want := "https://shala.example/openrosa/key/" + token + "/forms/household_survey/2026111501.xml"
+	if list.Forms[0].DownloadURL != want {
+		t.Errorf("downloadUrl %s, want %s", list.Forms[0].DownloadURL, want)
+	}
+	resp, err = b.client.Get(b.url + strings.TrimPrefix(want, "https://shala.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(got) != def {
+		t.Errorf("download: %d, %d bytes, want the definition byte for byte", resp.StatusCode, len(got))
+	}
+	resp, _ = b.client.Get(b.url + "/openrosa/key/" + token + "/forms/household_survey/1.xml")
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("unknown version: %d", resp.StatusCode)
+	}
+	resp, _ = b.client.Get(b.url + "/openrosa/key/wrong-token-0000000000000000000/formList")
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("formList with a wrong token: %d", resp.StatusCode)
 	}
 }

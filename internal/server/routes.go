@@ -11,6 +11,7 @@ import (
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/openrosa"
 	"github.com/shala-edu/shala/internal/ping"
+	"github.com/shala-edu/shala/internal/ratelimit"
 	"github.com/shala-edu/shala/internal/sms/twilio"
 	"github.com/shala-edu/shala/triggers"
 )
@@ -33,10 +34,13 @@ func addRoutes(r chi.Router, d Deps) {
 	// ODK Collect and Enketo submit here; the collector token in the path
 	// authenticates them.
 	r.Route("/openrosa/key/{token}", func(r chi.Router) {
-		submission := openrosa.Submission(openrosa.Deps{Log: d.Log, Pool: d.Pool, Pipeline: pipeline,
-			Collectors: collectors, Bucket: d.Blobs, MaxBytes: d.OpenRosaMaxBytes})
+		r.Use(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware)
+		odk := openrosa.Deps{Log: d.Log, Pool: d.Pool, Pipeline: pipeline, Collectors: collectors, Bucket: d.Blobs, MaxBytes: d.OpenRosaMaxBytes}
+		submission := openrosa.Submission(odk)
 		r.Method(http.MethodHead, "/submission", submission)
 		r.Method(http.MethodPost, "/submission", submission)
+		r.Method(http.MethodGet, "/formList", openrosa.FormList(odk, d.PublicURL))
+		r.Method(http.MethodGet, "/forms/{form}/{file}", openrosa.FormDownload(odk))
 	})
 
 	// Providers' callbacks: public, authenticated by the provider's signature.

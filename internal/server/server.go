@@ -35,6 +35,10 @@ type Deps struct {
 	Blobs *blob.Bucket
 	// PublicURL is how people reach shala (collector URLs).
 	PublicURL string
+	// PublicRate and PublicBurst limit requests per client IP on the public,
+	// token- or code-authenticated endpoints (OpenRosa).
+	PublicRate  float64
+	PublicBurst int
 	// OpenRosaMaxBytes caps one OpenRosa submission with its attachments.
 	OpenRosaMaxBytes int64
 	// TwilioAuthToken verifies Twilio's status callbacks, which Twilio
@@ -47,6 +51,9 @@ type Deps struct {
 
 // NewServer returns shala's HTTP handler.
 func NewServer(d Deps) http.Handler {
+	if d.PublicRate <= 0 {
+		d.PublicRate, d.PublicBurst = 20, 100
+	}
 	r := chi.NewRouter()
 	r.Use(requestID, d.Metrics.observeHTTP, recoverer(d.Log))
 	r.NotFound(notFound("route"))
