@@ -594,3 +594,35 @@ func TestCrossQuestionSearchUsesIndexes(t *testing.T) {
 		}
 	}
 }
+
+func TestReceiptIsBuiltFromTheResponsesOwnAnswers(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.register("household_survey.xml", forms.DataCollection)
+	ctx := context.Background()
+	if _, err := f.pool.Exec(ctx, `INSERT INTO form_receipt (form_id, phone_field, name_field, summary_fields)
+		VALUES ('household_survey', 'phone', 'name', '{household_size,monthly_income,has_toilet}')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "household_submission.xml"), Source: "openrosa"}); err != nil {
+		t.Fatal(err)
+	}
+	var phones []string
+	var vars map[string]string
+	if err := f.pool.QueryRow(ctx, `SELECT phones, variables FROM sms_request WHERE type = 'RECEIPT'`).Scan(&phones, &vars); err != nil {
+		t.Fatalf("no receipt queued: %v", err)
+	}
+	if len(phones) != 1 || phones[0] != "+919816012345" || vars["name"] != "सुनीता ठाकुर" || vars["form_title"] != "Household Survey 2026" ||
+		vars["summary"] != "सदस्यों की संख्या: 3, परिवार की मासिक आय (₹): 18000, क्या घर में शौचालय है?: हाँ" || vars["reference"] != "सुनीता ठाकुर - Matiana" {
+		t.Errorf("receipt to %v with %v", phones, vars)
+	}
+	// An edit does not send a second receipt.
+	edit := household(t, "<instanceID>"+firstInstance+"</instanceID>",
+		"<instanceID>uuid:edit-1</instanceID><deprecatedID>"+firstInstance+"</deprecatedID>")
+	if _, err := f.pipeline.Receive(ctx, forms.Input{XML: edit, Source: "openrosa"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(`SELECT count(*) FROM sms_request WHERE type = 'RECEIPT'`); n != 1 {
+		t.Errorf("%d receipts after an edit, want 1", n)
+	}
+}

@@ -83,6 +83,11 @@ func (p *Pipeline) queueResponse(ctx context.Context, b *pgx.Batch, responseID, 
 	if err := queueAnswers(b, responseID, def, answers); err != nil {
 		return nil, err
 	}
+	if !replace {
+		if err := p.queueReceipt(ctx, b, sub, def, answers); err != nil {
+			return nil, err
+		}
+	}
 	flags := []string{}
 	if len(broken) == 0 {
 		return flags, nil
@@ -99,17 +104,93 @@ func (p *Pipeline) queueResponse(ctx context.Context, b *pgx.Batch, responseID, 
 		if err := p.Pool.QueryRow(ctx, `SELECT phone FROM collector WHERE id = $1`, *collectorID).Scan(&phone); err != nil {
 			return nil, err
 		}
-		reference := sub.InstanceName
-		if reference == "" {
-			id := strings.TrimPrefix(sub.InstanceID, "uuid:")
-			reference = id[:min(8, len(id))]
-		}
 		if _, err := sms.EnqueueBatch(b, sms.Direct{Type: "RULE_FLAG", Phones: []string{phone}, Source: "forms",
-			Variables: map[string]string{"reference": reference, "form_title": def.Form.Title, "message": strings.Join(flags, "; ")}}); err != nil {
+			Variables: map[string]string{"reference": reference(sub), "form_title": def.Form.Title, "message": strings.Join(flags, "; ")}}); err != nil {
 			return nil, fmt.Errorf("queue rule-flag SMS: %w", err)
 		}
 	}
 	return flags, nil
+}
+
+// reference names a submission in SMS: its instanceName, or the start of
+// its instanceID.
+func reference(sub *xform.Submission) string {
+	if sub.InstanceName != "" {
+		return sub.InstanceName
+	}
+	id := strings.TrimPrefix(sub.InstanceID, "uuid:")
+	return id[:min(8, len(id))]
+}
+
+// queueReceipt adds the RECEIPT SMS of a new response to b when its form has
+// an enabled receipt: to the respondent's number (an answer), naming them
+// and summarising answers with their labels in the receipt's language. A
+// response without a usable Indian mobile number gets no receipt.
+func (p *Pipeline) queueReceipt(ctx context.Context, b *pgx.Batch, sub *xform.Submission, def *Definition, answers []xform.Answer) error {
+	var phoneField, lang string
+	var nameField *string
+	var summary []string
+	err := p.Pool.QueryRow(ctx, `SELECT phone_field, name_field, summary_fields, language FROM form_receipt
+		WHERE form_id = $1 AND enabled`, sub.FormID).Scan(&phoneField, &nameField, &summary, &lang)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	byName := map[string]xform.Answer{}
+	for _, a := range answers {
+		if _, seen := byName[a.Field.Name]; !seen && a.Field.Repeat == "" {
+			byName[a.Field.Name] = a
+		}
+	}
+	e164, reason := sms.Normalize(byName[phoneField].Raw)
+	if reason != "" {
+		return nil
+	}
+	name := ""
+	if nameField != nil {
+		name = byName[*nameField].Raw
+	}
+	var parts []string
+	for _, field := range summary {
+		a, ok := byName[field]
+		if !ok {
+			continue
+		}
+		parts = append(parts, label(a.Field.Labels, lang, a.Field.Name)+": "+displayValue(a, lang))
+	}
+	_, err = sms.EnqueueBatch(b, sms.Direct{Type: "RECEIPT", Phones: []string{e164}, Source: "forms",
+		Variables: map[string]string{"name": name, "form_title": def.Form.Title, "summary": strings.Join(parts, ", "), "reference": reference(sub)}})
+	return err
+}
+
+func label(labels map[string]string, lang, fallback string) string {
+	if l := labels[lang]; l != "" {
+		return l
+	}
+	if l := labels["default"]; l != "" {
+		return l
+	}
+	return fallback
+}
+
+// displayValue shows choices by their labels.
+func displayValue(a xform.Answer, lang string) string {
+	if len(a.Choices) == 0 {
+		return a.Raw
+	}
+	var out []string
+	for _, v := range a.Choices {
+		shown := v
+		for _, c := range a.Field.Choices {
+			if c.Value == v {
+				shown = label(c.Labels, lang, v)
+			}
+		}
+		out = append(out, shown)
+	}
+	return strings.Join(out, ", ")
 }
 
 // runBatch executes every statement of a sent batch and closes it.

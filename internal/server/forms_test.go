@@ -325,3 +325,59 @@ func TestOpenRosaFormListAndDownload(t *testing.T) {
 		t.Errorf("formList with a wrong token: %d", resp.StatusCode)
 	}
 }
+
+func TestFinalisingAClassSendsTheResultSMS(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	if _, err := b.pool.Exec(ctx, `INSERT INTO academic_year (id, starts_on, ends_on) VALUES ('2026-27', '2026-04-01', '2027-03-31')`); err != nil {
+		t.Fatal(err)
+	}
+	if status, out := b.action(t, "registerForm", "admin", map[string]any{"xform": xformFile(t, "assessment_builder.xml"), "purpose": "ASSESSMENT_BUILDER"}); status != 200 {
+		t.Fatalf("register builder: %d %v", status, out)
+	}
+	status, out := b.action(t, "submitForm", "admin", map[string]any{"xml": xformFile(t, "assessment_submission.xml")})
+	if status != 200 {
+		t.Fatalf("builder: %d %v", status, out)
+	}
+	assessment := out["assessmentId"].(string)
+	var school uuid.UUID
+	if err := b.pool.QueryRow(ctx, `INSERT INTO school (udise, name, district, block, session) VALUES ('02110100101', 'GSSS Kufri', 'Shimla', 'Mashobra', 'W') RETURNING id`).Scan(&school); err != nil {
+		t.Fatal(err)
+	}
+	event := func(op, oldFinal, newFinal string) []byte {
+		old := "null"
+		if oldFinal != "" {
+			old = fmt.Sprintf(`{"assessment_id":"%s","school_id":"%s","grade":6,"section":"A","final":%s,"finalized_by":null}`, assessment, school, oldFinal)
+		}
+		return []byte(fmt.Sprintf(`{"created_at":"2026-11-22T10:15:30.123456","delivery_info":{"current_retry":0,"max_retries":10},
+			"event":{"data":{"old":%s,"new":{"assessment_id":"%s","school_id":"%s","grade":6,"section":"A","final":%s,"finalized_at":"2026-11-22T10:15:30+00:00","finalized_by":"teacher-9"}},
+			"op":"%s","session_variables":{"x-hasura-role":"school","x-hasura-school-id":"%s","x-hasura-user-id":"teacher-9"},"trace_context":null},
+			"id":"%s","table":{"name":"assessment_class","schema":"public"},"trigger":{"name":"assessment_class_finalized"}}`,
+			old, assessment, school, newFinal, op, school, uuid.New()))
+	}
+	if resp := b.post(t, "/events/assessment_class_finalized", event("INSERT", "", "false"), nil); resp.StatusCode != 200 {
+		t.Fatalf("not final: %d", resp.StatusCode)
+	}
+	if n := b.count(t, `SELECT count(*) FROM sms_request`); n != 0 {
+		t.Fatalf("a class that is not final sent %d requests", n)
+	}
+	finalised := event("UPDATE", "false", "true")
+	for range 2 {
+		if resp := b.post(t, "/events/assessment_class_finalized", finalised, nil); resp.StatusCode != 200 {
+			t.Fatalf("final: %d", resp.StatusCode)
+		}
+	}
+	var typ, source string
+	var grades []int32
+	var sections []string
+	var vars map[string]string
+	if err := b.pool.QueryRow(ctx, `SELECT type, grades, sections, variables, source FROM sms_request WHERE school_id = $1`, school).
+		Scan(&typ, &grades, &sections, &vars, &source); err != nil {
+		t.Fatalf("no result SMS request (or more than one): %v", err)
+	}
+	if typ != "EXAM_RESULT_ANNOUNCEMENT" || len(grades) != 1 || grades[0] != 6 || sections[0] != "A" || source != "assessment" ||
+		vars["assessment"] != "SA-1 गणित और हिंदी 2026" || vars["results_date"] == "" {
+		t.Errorf("request %s %v %v %v %s", typ, grades, sections, vars, source)
+	}
+}

@@ -62,6 +62,7 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodPost, "/ping_created", triggers.PingCreated(d.Log, in))
 		r.Method(http.MethodPost, "/sms_request_created", triggers.SMSRequestCreated(d.Log, in))
 		r.Method(http.MethodPost, "/form_submission_created", triggers.FormSubmissionCreated(d.Log, in))
+		r.Method(http.MethodPost, "/assessment_class_finalized", triggers.AssessmentClassFinalized(d.Log, in))
 	})
 	r.Route("/cron", func(r chi.Router) {
 		r.Use(d.webhook("cron")...)
