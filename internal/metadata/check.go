@@ -198,15 +198,27 @@ func (c *Check) checkTable(p *problems, t *Table, tables map[string]*Table, hand
 		route := c.webhookRoute(p, ew, et.Webhook, "/events/", et.Name, handlers)
 		used[route] = true
 		checkSecretHeader(p, ew, et.Headers)
+		sent := cols // columns in the event payload
 		for op, oc := range map[string]*opColumns{"insert": et.Definition.Insert, "update": et.Definition.Update, "delete": et.Definition.Delete} {
-			if oc == nil || oc.Columns.Kind != yaml.SequenceNode {
+			if oc == nil {
 				continue
 			}
-			var list []string
-			_ = oc.Columns.Decode(&list)
-			for _, col := range list {
-				if !cols[col] {
-					p.add("%s: %s column %s does not exist", ew, op, col)
+			for what, node := range map[string]yaml.Node{"column": oc.Columns, "payload column": oc.Payload} {
+				if node.Kind != yaml.SequenceNode {
+					continue
+				}
+				var list []string
+				_ = node.Decode(&list)
+				for _, col := range list {
+					if !cols[col] {
+						p.add("%s: %s %s %s does not exist", ew, op, what, col)
+					}
+				}
+				if what == "payload column" {
+					sent = map[string]bool{}
+					for _, col := range list {
+						sent[col] = true
+					}
 				}
 			}
 		}
@@ -214,6 +226,8 @@ func (c *Check) checkTable(p *problems, t *Table, tables map[string]*Table, hand
 			for _, f := range jsonFields(h.RowType()) {
 				if !cols[f.name] {
 					p.add("%s: the handler's row type %s reads column %q, which %s does not have", ew, h.RowType(), f.name, name)
+				} else if !sent[f.name] {
+					p.add("%s: the handler's row type %s reads column %q, which the trigger's payload leaves out", ew, h.RowType(), f.name)
 				}
 			}
 		} else if handlers[route] != nil {

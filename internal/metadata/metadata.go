@@ -131,6 +131,7 @@ type EventTrigger struct {
 
 type opColumns struct {
 	Columns yaml.Node `yaml:"columns"`
+	Payload yaml.Node `yaml:"payload"` // columns sent in the event, when not all
 }
 
 // Action is one action.
