@@ -75,9 +75,14 @@ func run() error {
 	if _, err := forms.NewRules().SaveRule(ctx, catalog, "household_survey", "savings", "monthly_savings <= monthly_income", "बचत आय से अधिक", "bench"); err != nil {
 		return err
 	}
-	_, token, err := forms.NewCollectors(pool).Create(ctx, "bench collector", "9816055555", "bench")
-	if err != nil {
-		return err
+	// One collector per connection, as in the field: each collector's
+	// phone sends its own submissions.
+	tokens := make([]string, *clients)
+	for i := range tokens {
+		_, tokens[i], err = forms.NewCollectors(pool).Create(ctx, fmt.Sprintf("bench collector %d", i+1), fmt.Sprintf("98160%05d", i), "bench")
+		if err != nil {
+			return err
+		}
 	}
 	dir, err := os.MkdirTemp("", "shala-bench-forms-")
 	if err != nil {
@@ -115,8 +120,8 @@ func run() error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	url := "http://" + ln.Addr().String() + "/openrosa/key/" + token + "/submission"
-	res, err := wrk.Run(url, script(string(submission)), nil, *clients, *duration)
+	url := "http://" + ln.Addr().String() + "/"
+	res, err := wrk.Run(url, script(string(submission), tokens), nil, *clients, *duration)
 	if err != nil {
 		return err
 	}
@@ -141,8 +146,9 @@ func run() error {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // script is a wrk script that posts the submission as ODK Collect does
-// (multipart, xml_submission_file), each with its own instanceID.
-func script(submission string) []byte {
+// (multipart, xml_submission_file), each with its own instanceID, the
+// collectors' tokens taken in turn.
+func script(submission string, tokens []string) []byte {
 	const boundary = "----shalaBenchBoundary7MA4YWxkTrZu0gW"
 	tmpl := strings.Replace(submission, "uuid:6f1c2d8e-3b4a-4e5f-9a7b-2c1d0e9f8a7b", "INSTANCE_ID", 1)
 	return []byte(`thread_no = 0
@@ -154,6 +160,7 @@ function setup(thread)
 end
 local template = [==[` + tmpl + `]==]
 local boundary = "` + boundary + `"
+local tokens = {"` + strings.Join(tokens, `", "`) + `"}
 request = function()
   counter = counter + 1
   local id = string.format("uuid:bench-%d-%d-%d", os.time(), thread_no, counter)
@@ -161,7 +168,8 @@ request = function()
   local body = "--" .. boundary .. "\r\n" ..
     "Content-Disposition: form-data; name=\"xml_submission_file\"; filename=\"submission.xml\"\r\n" ..
     "Content-Type: text/xml\r\n\r\n" .. xml .. "\r\n--" .. boundary .. "--\r\n"
-  return wrk.format("POST", nil, {
+  local path = "/openrosa/key/" .. tokens[(thread_no * 7919 + counter) % #tokens + 1] .. "/submission"
+  return wrk.format("POST", path, {
     ["Content-Type"] = "multipart/form-data; boundary=" .. boundary,
     ["X-OpenRosa-Version"] = "1.0",
     ["User-Agent"] = "org.odk.collect.android/v2024.3.1 Dalvik/2.1.0",
