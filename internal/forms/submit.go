@@ -381,25 +381,9 @@ func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge
 	return n, err
 }
 
-// ReconcileArgs asks for a sweep of unprocessed submissions.
-type ReconcileArgs struct{}
+// ReconcileArgs asks for a sweep of unprocessed submissions (worked by a
+// queue.SweepWorker running Reconcile).
+type ReconcileArgs struct{ queue.PerMinute }
 
 // Kind is the River job kind.
 func (ReconcileArgs) Kind() string { return "forms.reconcile" }
-
-// InsertOpts keeps one sweep per minute.
-func (ReconcileArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
-}
-
-// ReconcileWorker works ReconcileArgs.
-type ReconcileWorker struct {
-	river.WorkerDefaults[ReconcileArgs]
-	Pool *pgxpool.Pool
-}
-
-// Work enqueues processing for submissions left "received".
-func (w *ReconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs]) error {
-	_, err := Reconcile(ctx, w.Pool, river.ClientFromContext[pgx.Tx](ctx), ReconcileAfter)
-	return err
-}

@@ -14,6 +14,7 @@ import (
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
+	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/sms"
 )
 
@@ -35,7 +36,7 @@ func Workers(d Deps) *river.Workers {
 	}
 	w := river.NewWorkers()
 	river.AddWorker(w, &ping.PongWorker{Pool: d.Pool})
-	river.AddWorker(w, &ping.ReconcileWorker{Pool: d.Pool})
+	river.AddWorker(w, &queue.SweepWorker[ping.ReconcileArgs]{Pool: d.Pool, MinAge: ping.ReconcileAfter, Sweep: ping.Reconcile})
 	river.AddWorker(w, &inbox.PruneWorker{Pool: d.Pool})
 
 	river.AddWorker(w, &sms.ExpandWorker{Pool: d.Pool, Metrics: d.SMSMetrics})
@@ -43,14 +44,14 @@ func Workers(d Deps) *river.Workers {
 	river.AddWorker(w, &sms.SendBatchWorker{Sender: sender})
 	river.AddWorker(w, &sms.SendWorker{Sender: sender})
 	river.AddWorker(w, &sms.ProgressWorker{Pool: d.Pool, Tracker: d.Tracker})
-	river.AddWorker(w, &sms.ReconcileWorker{Pool: d.Pool})
+	river.AddWorker(w, &queue.SweepWorker[sms.ReconcileArgs]{Pool: d.Pool, MinAge: sms.ReconcileAfter, Sweep: sms.Reconcile})
 	if p, ok := d.SMSProvider.(sms.Poller); ok {
 		river.AddWorker(w, &sms.ReportWorker{Pool: d.Pool, Poller: p})
 	}
 
 	pipeline := &forms.Pipeline{Pool: d.Pool, Catalog: forms.NewCatalog(d.Pool), Rules: forms.NewRules(), Log: d.Log}
 	river.AddWorker(w, &forms.ProcessWorker{Pipeline: pipeline})
-	river.AddWorker(w, &forms.ReconcileWorker{Pool: d.Pool})
+	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
 	return w
 }
 

@@ -97,34 +97,18 @@ func (w *PongWorker) Work(ctx context.Context, job *river.Job[PongArgs]) error {
 // ReconcileArgs asks for a sweep of pings that never got a pong because
 // their event was never delivered (Hasura down or absent, retries exhausted,
 // rows written by plain SQL).
-type ReconcileArgs struct{}
+type ReconcileArgs struct{ queue.PerMinute }
 
 // Kind is the River job kind.
 func (ReconcileArgs) Kind() string { return "ping.reconcile" }
-
-// InsertOpts keeps at most one sweep per minute however many callers ask.
-func (ReconcileArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
-}
 
 // ReconcileAfter is how old a ping without a pong must be before the sweep
 // takes it: younger ones are still within Hasura's normal delivery time.
 const ReconcileAfter = time.Minute
 
-// ReconcileWorker enqueues pong jobs for pings left without one.
-type ReconcileWorker struct {
-	river.WorkerDefaults[ReconcileArgs]
-	Pool *pgxpool.Pool
-}
-
-// Work enqueues up to 1,000 missing pongs per run; the next run takes more.
-func (w *ReconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs]) error {
-	_, err := Reconcile(ctx, w.Pool, river.ClientFromContext[pgx.Tx](ctx), ReconcileAfter)
-	return err
-}
-
-// Reconcile enqueues pong jobs for pings older than minAge that have none,
-// and returns how many it enqueued.
+// Reconcile enqueues pong jobs (up to 1,000 per run) for pings older than
+// minAge that have none, and returns how many it enqueued. It is the
+// queue.Sweep of ReconcileArgs.
 func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		n, err = queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return PongArgs{PingID: id} },

@@ -239,3 +239,34 @@ func EnqueueEach(ctx context.Context, tx pgx.Tx, q Inserter, job func(uuid.UUID)
 	}
 	return n, err
 }
+
+// PerMinute is embedded in the args of periodic jobs: at most one such job
+// per minute, however many callers (the periodic schedule, the reconcile
+// cron trigger, other replicas) ask.
+type PerMinute struct{}
+
+// InsertOpts makes the job unique per minute.
+func (PerMinute) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
+}
+
+// Sweep is a reconciler: it finds rows older than minAge whose work never
+// happened (an event Hasura never delivered, a crash between two steps) and
+// enqueues that work through q, returning how many jobs it added.
+type Sweep func(ctx context.Context, pool *pgxpool.Pool, q Inserter, minAge time.Duration) (int, error)
+
+// SweepWorker works the periodic job A by running Sweep with the job's own
+// client. Each sweep takes a bounded number of rows; the next run takes
+// more.
+type SweepWorker[A river.JobArgs] struct {
+	river.WorkerDefaults[A]
+	Pool   *pgxpool.Pool
+	MinAge time.Duration
+	Sweep  Sweep
+}
+
+// Work runs one sweep.
+func (w *SweepWorker[A]) Work(ctx context.Context, job *river.Job[A]) error {
+	_, err := w.Sweep(ctx, w.Pool, river.ClientFromContext[pgx.Tx](ctx), w.MinAge)
+	return err
+}

@@ -8,6 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+
+	"github.com/shala-edu/shala/internal/queue"
 )
 
 // Poller is a provider whose delivery reports shala must fetch (C-DAC has
@@ -25,15 +27,10 @@ const ReportWindow = 48 * time.Hour
 const ReportBatch = 500
 
 // ReportArgs asks for one round of delivery-report polling.
-type ReportArgs struct{}
+type ReportArgs struct{ queue.PerMinute }
 
 // Kind is the River job kind.
 func (ReportArgs) Kind() string { return "sms.reports" }
-
-// InsertOpts keeps one round per minute.
-func (ReportArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
-}
 
 // ReportWorker polls delivery reports of sent messages.
 type ReportWorker struct {

@@ -524,28 +524,12 @@ func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge
 // takes it: Hasura normally delivers within seconds.
 const ReconcileAfter = 2 * time.Minute
 
-// ReconcileArgs asks for a sweep of requests whose event never arrived.
-type ReconcileArgs struct{}
+// ReconcileArgs asks for a sweep of requests whose event never arrived
+// (worked by a queue.SweepWorker running Reconcile).
+type ReconcileArgs struct{ queue.PerMinute }
 
 // Kind is the River job kind.
 func (ReconcileArgs) Kind() string { return "sms.reconcile" }
-
-// InsertOpts keeps one sweep per minute.
-func (ReconcileArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
-}
-
-// ReconcileWorker works ReconcileArgs.
-type ReconcileWorker struct {
-	river.WorkerDefaults[ReconcileArgs]
-	Pool *pgxpool.Pool
-}
-
-// Work accepts requests left QUEUED.
-func (w *ReconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs]) error {
-	_, err := Reconcile(ctx, w.Pool, river.ClientFromContext[pgx.Tx](ctx), ReconcileAfter)
-	return err
-}
 
 // RecordStatuses applies delivery reports of provider to their messages (a
 // message only moves forward: sent → delivered or failed) and adjusts the
