@@ -21,11 +21,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -92,25 +90,18 @@ func run() error {
 	}
 	h := server.NewServer(server.Deps{Log: log, Pool: pool, Queue: q, Gatherer: reg, Metrics: server.NewMetrics(reg),
 		WebhookSecret: secret, MaxBodyBytes: 1 << 20})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	base, stop, err := benchdb.Serve(ctx, h, log)
 	if err != nil {
 		return err
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { _ = server.Serve(sctx, ln, h, log, 5*time.Second) }()
+	defer stop()
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := benchdb.Profile(*cpuProfile)
+	if err != nil {
+		return err
 	}
-	url := "http://" + ln.Addr().String() + "/events/ping_created"
+	defer stopProfile()
+	url := base + "/events/ping_created"
 	var res wrk.Result
 	if *driver == "wrk" {
 		res, err = wrk.Run(url, wrkScript, map[string]string{"SHALA_WEBHOOK_SECRET": secret}, *clients, *duration)

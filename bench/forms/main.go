@@ -16,10 +16,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -102,25 +100,18 @@ func run() error {
 	h := server.NewServer(server.Deps{Log: log, Pool: pool, Queue: q, Gatherer: reg, Metrics: server.NewMetrics(reg),
 		WebhookSecret: "bench-secret-0123456789", MaxBodyBytes: 1 << 20, Blobs: bucket, PublicURL: "http://127.0.0.1",
 		OpenRosaMaxBytes: 10 << 20, PublicRate: 1e9, PublicBurst: 1 << 30}) // one load generator, one IP: no per-IP limit
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	base, stop, err := benchdb.Serve(ctx, h, log)
 	if err != nil {
 		return err
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { _ = server.Serve(sctx, ln, h, log, 5*time.Second) }()
+	defer stop()
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := benchdb.Profile(*cpuProfile)
+	if err != nil {
+		return err
 	}
-	url := "http://" + ln.Addr().String() + "/"
+	defer stopProfile()
+	url := base + "/"
 	res, err := wrk.Run(url, script(string(submission), tokens), nil, *clients, *duration)
 	if err != nil {
 		return err

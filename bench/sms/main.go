@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -87,14 +86,9 @@ func run() error {
 	if err := client.Start(ctx); err != nil {
 		return err
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+	stopProfile, err := benchdb.Profile(*cpuProfile)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
 	if _, err := sms.Reconcile(ctx, pool, client, 0); err != nil {
@@ -121,7 +115,7 @@ func run() error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	e2e := time.Since(start)
-	pprof.StopCPUProfile()
+	stopProfile()
 	// The request is DONE at the progress job's next check (every 2 s):
 	// the last message's own time is the fair end of the fan-out.
 	var lastSent time.Time
