@@ -17,6 +17,7 @@ import (
 
 	"github.com/shala-edu/shala/internal/pgcluster"
 	"github.com/shala-edu/shala/internal/postgres"
+	"github.com/shala-edu/shala/internal/server"
 )
 
 // defaultDevPGPort is the local cluster's port: unusual, so it does not clash
@@ -67,17 +68,23 @@ func cmdDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		fmt.Fprintf(stdout, "dev: DATABASE_URL=%s\n", vars["DATABASE_URL"])
 	}
 
-	if getenv("SHALA_WEBHOOK_SECRET") == "" {
-		secret, created, err := devSecret(filepath.Join(*dataDir, "dev-webhook-secret"))
+	for _, s := range []struct{ name, file, what string }{
+		{"SHALA_WEBHOOK_SECRET", "dev-webhook-secret", "webhook secret"},
+		{"SHALA_OPERATOR_PASSWORD", "dev-operator-password", "River UI password (user " + server.OperatorUser + ", /riverui/)"},
+	} {
+		if getenv(s.name) != "" {
+			continue
+		}
+		file := filepath.Join(*dataDir, s.file)
+		secret, created, err := devSecret(file)
 		if err != nil {
 			return err
 		}
-		vars["SHALA_WEBHOOK_SECRET"] = secret
+		vars[s.name] = secret
 		if created {
-			fmt.Fprintf(stdout, "dev: generated webhook secret (shown once; kept in %s):\n\n    SHALA_WEBHOOK_SECRET=%s\n\n",
-				filepath.Join(*dataDir, "dev-webhook-secret"), secret)
+			fmt.Fprintf(stdout, "dev: generated %s (shown once; kept in %s):\n\n    %s=%s\n\n", s.what, file, s.name, secret)
 		} else {
-			fmt.Fprintf(stdout, "dev: using the webhook secret in %s\n", filepath.Join(*dataDir, "dev-webhook-secret"))
+			fmt.Fprintf(stdout, "dev: using the %s in %s\n", s.what, file)
 		}
 	}
 	if getenv("SHALA_BLOB_URL") == "" {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -206,12 +207,19 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer bucket.Close()
 
+	var operator http.Handler
+	if cfg.OperatorPassword != "" {
+		if operator, err = queue.NewUI(ctx, client, log); err != nil {
+			return err
+		}
+	}
 	handler := server.NewServer(server.Deps{
 		Log: log, Pool: pool, Queue: client, Gatherer: reg, Metrics: server.NewMetrics(reg),
 		WebhookSecret: cfg.WebhookSecret.Reveal(), MaxBodyBytes: cfg.MaxBodyBytes,
 		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: twilioCallbackURL(cfg),
 		Blobs: bucket, PublicURL: cfg.PublicURL, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
 		PublicRate: cfg.PublicRate, PublicBurst: cfg.PublicBurst,
+		Operator: operator, OperatorPassword: cfg.OperatorPassword.Reveal(),
 		Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)

@@ -43,6 +43,7 @@ type Config struct {
 	Addr               string        `env:"SHALA_ADDR" default:":8080" help:"HTTP listen address."`
 	PublicURL          string        `env:"SHALA_PUBLIC_URL" default:"http://localhost:8080" help:"Base URL people and Hasura use to reach shala (links in SMS, QR codes)."`
 	WebhookSecret      Secret        `env:"SHALA_WEBHOOK_SECRET" vault:"webhook_secret" help:"Shared secret Hasura sends in X-Shala-Webhook-Secret (at least 16 characters). 'shala dev' generates one."`
+	OperatorPassword   Secret        `env:"SHALA_OPERATOR_PASSWORD" vault:"operator_password" help:"Password of user 'operator' for the River UI at /riverui/ (failed jobs, retries; at least 12 characters). Unset: no UI. 'shala dev' generates one."`
 	BlobURL            string        `env:"SHALA_BLOB_URL" help:"gocloud.dev/blob URL for files (exam uploads, certificates, ODK attachments): file:///abs/dir?create_dir=true, or s3://bucket?endpoint=…&use_path_style=true for MinIO/S3/R2. 'shala dev' uses .data/blobs."`
 	PublicRate         float64       `env:"SHALA_PUBLIC_RATE" default:"20" help:"Requests per second each client IP may make to public token/code endpoints (OpenRosa), per process; bursts up to SHALA_PUBLIC_BURST."`
 	PublicBurst        int           `env:"SHALA_PUBLIC_BURST" default:"100" min:"1" help:"Burst allowance of SHALA_PUBLIC_RATE (a school's NAT sending a morning's forms at once)."`
@@ -209,6 +210,9 @@ func (c *Config) ValidateServe() error {
 	}
 	if n := len(c.WebhookSecret); n < 16 {
 		errs = append(errs, fmt.Errorf("SHALA_WEBHOOK_SECRET: required, at least 16 characters (got %d); set it or store webhook_secret in Vault", n))
+	}
+	if n := len(c.OperatorPassword); n > 0 && n < 12 {
+		errs = append(errs, fmt.Errorf("SHALA_OPERATOR_PASSWORD: at least 12 characters (got %d), or unset to serve no River UI", n))
 	}
 	require := func(names ...string) {
 		for _, n := range names {

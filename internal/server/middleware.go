@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -230,5 +232,31 @@ func outcomeOfStatus(status int) string {
 		return "error"
 	default:
 		return "invalid"
+	}
+}
+
+// OperatorUser is the user name of the operator console's basic auth.
+const OperatorUser = "operator"
+
+// operatorAuth admits requests carrying HTTP basic credentials of
+// OperatorUser and password (compared in constant time, as hashes so the
+// length does not leak either) and asks the browser for them otherwise.
+// Failed attempts are logged with the client address.
+func operatorAuth(log *slog.Logger, password string) func(http.Handler) http.Handler {
+	wantUser, wantPass := sha256.Sum256([]byte(OperatorUser)), sha256.Sum256([]byte(password))
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			user, pass, ok := r.BasicAuth()
+			gotUser, gotPass := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(pass))
+			if ok && subtle.ConstantTimeCompare(gotUser[:], wantUser[:])&subtle.ConstantTimeCompare(gotPass[:], wantPass[:]) == 1 {
+				next.ServeHTTP(w, r)
+				return
+			}
+			if ok {
+				log.WarnContext(r.Context(), "operator console: wrong credentials", "remote", r.RemoteAddr)
+			}
+			w.Header().Set("WWW-Authenticate", `Basic realm="shala operators", charset="UTF-8"`)
+			http.Error(w, "operator credentials required", http.StatusUnauthorized)
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/openrosa"
 	"github.com/shala-edu/shala/internal/ping"
+	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/ratelimit"
 	"github.com/shala-edu/shala/internal/sms/twilio"
 	"github.com/shala-edu/shala/triggers"
@@ -42,6 +43,17 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodGet, "/formList", openrosa.FormList(odk, d.PublicURL))
 		r.Method(http.MethodGet, "/forms/{form}/{file}", openrosa.FormDownload(odk))
 	})
+
+	// Operators: River's UI, to see failed jobs and retry them. Basic auth
+	// (rate-limited per IP against guessing) and, since browsers resend basic
+	// credentials on their own, cross-origin writes refused.
+	if d.Operator != nil && d.OperatorPassword != "" {
+		r.Route(queue.UIPath, func(r chi.Router) {
+			r.Use(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware, operatorAuth(d.Log, d.OperatorPassword),
+				http.NewCrossOriginProtection().Handler)
+			r.Handle("/*", d.Operator)
+		})
+	}
 
 	// Providers' callbacks: public, authenticated by the provider's signature.
 	r.Method(http.MethodPost, twilio.CallbackPath, twilio.StatusCallback(d.Log, d.Pool, d.TwilioAuthToken, d.TwilioCallbackURL))

@@ -44,6 +44,11 @@ type Deps struct {
 	// TwilioAuthToken verifies Twilio's status callbacks, which Twilio
 	// signs for TwilioCallbackURL (the URL it was given).
 	TwilioAuthToken, TwilioCallbackURL string
+	// Operator is River's UI (queue.NewUI), served under queue.UIPath to
+	// user OperatorUser with OperatorPassword; without both it is not
+	// served.
+	Operator         http.Handler
+	OperatorPassword string
 	// Ready reports whether this instance can serve: database reachable,
 	// migrations current. nil means always ready.
 	Ready func(context.Context) error

@@ -64,6 +64,10 @@ func setupWithLog(t *testing.T, pool *pgxpool.Pool, discard *slog.Logger) *bundl
 	if err != nil {
 		t.Fatal(err)
 	}
+	ui, err := queue.NewUI(t.Context(), q, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
 	bucket, err := blob.Open(context.Background(), "file://"+t.TempDir()+"?create_dir=true")
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +76,7 @@ func setupWithLog(t *testing.T, pool *pgxpool.Pool, discard *slog.Logger) *bundl
 	h := server.NewServer(server.Deps{
 		Log: discard, Pool: pool, Queue: q, Gatherer: reg, Metrics: server.NewMetrics(reg),
 		WebhookSecret: secret, MaxBodyBytes: 64 << 10, Blobs: bucket, PublicURL: "https://shala.example", OpenRosaMaxBytes: 256 << 10,
+		Operator: ui, OperatorPassword: operatorPassword,
 		Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return err
