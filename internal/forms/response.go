@@ -46,7 +46,7 @@ func (p *Pipeline) writeResponse(ctx context.Context, tx pgx.Tx, id uuid.UUID, s
 	if !replaced {
 		responseID = uuid.New()
 	}
-	flags, err := p.queueResponse(ctx, b, responseID, id, sub, def, answers, collectorID, replaced)
+	flags, err := p.queueResponse(ctx, tx, b, responseID, id, sub, def, answers, collectorID, replaced)
 	if err != nil {
 		return nil, err
 	}
@@ -58,10 +58,12 @@ func (p *Pipeline) writeResponse(ctx context.Context, tx pgx.Tx, id uuid.UUID, s
 
 // queueResponse adds to b the response row (new, or the replaced one
 // updated), its answers and the flags of the rules it breaks, with the
-// RULE_FLAG SMS to the collector; it returns the flag messages.
-func (p *Pipeline) queueResponse(ctx context.Context, b *pgx.Batch, responseID, submissionID uuid.UUID, sub *xform.Submission,
+// RULE_FLAG SMS to the collector; it returns the flag messages. It reads
+// rules, receipt and phone through q: the transaction b will run in, if any
+// (never a second connection while one is held).
+func (p *Pipeline) queueResponse(ctx context.Context, q querier, b *pgx.Batch, responseID, submissionID uuid.UUID, sub *xform.Submission,
 	def *Definition, answers []xform.Answer, collectorID *uuid.UUID, replace bool) ([]string, error) {
-	rules, err := p.loadRules(ctx, sub.FormID)
+	rules, err := loadRules(ctx, q, sub.FormID)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +86,7 @@ func (p *Pipeline) queueResponse(ctx context.Context, b *pgx.Batch, responseID, 
 		return nil, err
 	}
 	if !replace {
-		if err := p.queueReceipt(ctx, b, sub, def, answers); err != nil {
+		if err := queueReceipt(ctx, q, b, sub, def, answers); err != nil {
 			return nil, err
 		}
 	}
@@ -101,7 +103,7 @@ func (p *Pipeline) queueResponse(ctx context.Context, b *pgx.Batch, responseID, 
 		SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[])`, responseID, ids, names, flags)
 	if collectorID != nil {
 		var phone string
-		if err := p.Pool.QueryRow(ctx, `SELECT phone FROM collector WHERE id = $1`, *collectorID).Scan(&phone); err != nil {
+		if err := q.QueryRow(ctx, `SELECT phone FROM collector WHERE id = $1`, *collectorID).Scan(&phone); err != nil {
 			return nil, err
 		}
 		if _, err := sms.EnqueueBatch(b, sms.Direct{Type: "RULE_FLAG", Phones: []string{phone}, Source: "forms",
@@ -126,11 +128,11 @@ func reference(sub *xform.Submission) string {
 // an enabled receipt: to the respondent's number (an answer), naming them
 // and summarising answers with their labels in the receipt's language. A
 // response without a usable Indian mobile number gets no receipt.
-func (p *Pipeline) queueReceipt(ctx context.Context, b *pgx.Batch, sub *xform.Submission, def *Definition, answers []xform.Answer) error {
+func queueReceipt(ctx context.Context, q querier, b *pgx.Batch, sub *xform.Submission, def *Definition, answers []xform.Answer) error {
 	var phoneField, lang string
 	var nameField *string
 	var summary []string
-	err := p.Pool.QueryRow(ctx, `SELECT phone_field, name_field, summary_fields, language FROM form_receipt
+	err := q.QueryRow(ctx, `SELECT phone_field, name_field, summary_fields, language FROM form_receipt
 		WHERE form_id = $1 AND enabled`, sub.FormID).Scan(&phoneField, &nameField, &summary, &lang)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil

@@ -226,8 +226,8 @@ func firstLine(s string) string {
 	return s
 }
 
-func (p *Pipeline) loadRules(ctx context.Context, formID string) ([]Rule, error) {
-	rows, err := p.Pool.Query(ctx, `SELECT id, name, expression, message FROM form_rule WHERE form_id = $1 ORDER BY name`, formID)
+func loadRules(ctx context.Context, q querier, formID string) ([]Rule, error) {
+	rows, err := q.Query(ctx, `SELECT id, name, expression, message FROM form_rule WHERE form_id = $1 ORDER BY name`, formID)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -88,9 +89,11 @@ func (p *Pipeline) Receive(ctx context.Context, in Input) (*Result, error) {
 // transaction (a pgx batch: one round trip, one commit): the raw XML with its
 // final status, the response, its answers and flags. It declines (done is
 // false) whatever needs the general path — XML that does not parse, an
-// unknown form, an edit, an assessment builder, an instanceID already used —
-// and nothing is written then. On the benchmark this is what the
-// 34-answer survey needs to keep up (one round trip instead of nine).
+// unknown form, an edit, an assessment builder, an instanceID already used or
+// already replaced by an edit, anything the database refuses — and nothing is
+// written then: the general path stores the raw XML first and sorts it out.
+// On the benchmark this is what the 34-answer survey needs to keep up (one
+// round trip instead of nine).
 func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done bool, err error) {
 	sub, err := xform.ParseSubmission(in.XML)
 	if err != nil || sub.DeprecatedID != "" {
@@ -105,6 +108,9 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done
 	sum := sha256.Sum256(in.XML)
 	res = &Result{SubmissionID: id, InstanceID: sub.InstanceID, Flags: []string{}}
 	b := &pgx.Batch{}
+	// Serialises with edits of this instanceID and refuses when one was
+	// already accepted (this is then an older version).
+	b.Queue(`SELECT form_submission_claim($1)`, sub.InstanceID)
 	const insert = `INSERT INTO form_submission (id, xml, xml_sha256, instance_id, form_id, form_version, status, errors,
 		source, collector_id, submitted_by, processed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, nullif($11, ''), now())`
 	if len(errs) > 0 {
@@ -115,18 +121,18 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done
 		b.Queue(insert, id, string(in.XML), sum[:], sub.InstanceID, sub.FormID, sub.Version, StatusAccepted, nil,
 			in.Source, in.CollectorID, in.SubmittedBy)
 		responseID := uuid.New()
-		flags, err := p.queueResponse(ctx, b, responseID, id, sub, def, answers, in.CollectorID, false)
+		flags, err := p.queueResponse(ctx, p.Pool, b, responseID, id, sub, def, answers, in.CollectorID, false)
 		if err != nil {
-			return nil, true, postgres.Translate(err, "submission")
+			return nil, false, nil
 		}
 		res.Status, res.ResponseID, res.Flags = StatusAccepted, &responseID, flags
 	}
 	if err := runBatch(ctx, p.Pool.SendBatch(ctx, b), b.Len()); err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "form_submission_instance" {
-			return nil, false, nil // the instanceID is taken: the general path sorts out duplicate from conflict
-		}
-		return nil, true, postgres.Translate(err, "submission")
+		// The instanceID is taken (a duplicate or a conflict), an edit
+		// replaced it, a value the database refuses, or the database is
+		// unreachable: the general path stores the XML or says why it cannot.
+		p.Log.DebugContext(ctx, "submission takes the general path", "instance_id", sub.InstanceID, "reason", err)
+		return nil, false, nil
 	}
 	return res, true, nil
 }
@@ -154,7 +160,7 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int) (*Resul
 		s := sha256.Sum256([]byte(xmlText))
 		sum = s[:]
 	}
-	if status != StatusReceived && !(status == StatusRejected && unknownForm(ctx, p.Pool, id)) {
+	if !processable(ctx, p.Pool, id, status) {
 		return p.result(ctx, id)
 	}
 	sub, err := xform.ParseSubmission([]byte(xmlText))
@@ -165,27 +171,45 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int) (*Resul
 		f := fault.Wrap(err, fault.Invalid, "INVALID_SUBMISSION", "xml: %v", err)
 		return nil, f
 	}
+	// Read before the transaction: a definition not yet cached is loaded on
+	// another connection, and a transaction waiting for a second connection
+	// from the pool it holds one of can deadlock the pool.
+	def, defErr := p.Catalog.Get(ctx, sub.FormID, sub.Version)
+	if defErr != nil && fault.KindOf(defErr) != fault.NotFound {
+		return nil, defErr
+	}
 
-	var res *Result
-	var refusal error
+	var (
+		res     *Result
+		refusal error
+		settled bool // processed by someone else meanwhile
+	)
 	err = pgx.BeginFunc(ctx, p.Pool, func(tx pgx.Tx) error {
-		refusal = nil
+		res, refusal, settled = nil, nil, false
+		// One at a time per instanceID, edits with what they edit; then
+		// whoever got here first has decided.
+		if err := lockInstances(ctx, tx, sub.InstanceID, sub.DeprecatedID); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT status FROM form_submission WHERE id = $1 FOR UPDATE`, id).Scan(&status); err != nil {
+			return err
+		}
+		if !processable(ctx, tx, id, status) {
+			settled = true
+			return nil
+		}
 		if _, err := tx.Exec(ctx, `UPDATE form_submission SET instance_id = $2, deprecated_id = nullif($3, ''),
 				form_id = $4, form_version = nullif($5, ''), xml_sha256 = $6 WHERE id = $1`,
 			id, sub.InstanceID, sub.DeprecatedID, sub.FormID, sub.Version, sum); err != nil {
 			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "form_submission_instance" {
 				return errConflict
 			}
 			return err
 		}
-		def, err := p.Catalog.Get(ctx, sub.FormID, sub.Version)
-		if err != nil {
-			if fault.KindOf(err) == fault.NotFound {
-				refusal = err
-				return markRejected(ctx, tx, id, []xform.FieldError{{Path: "/" + sub.Root, Reason: fault.As(err).Message}})
-			}
-			return err
+		if defErr != nil {
+			refusal = defErr
+			return markRejected(ctx, tx, id, []xform.FieldError{{Path: "/" + sub.Root, Reason: fault.As(defErr).Message}})
 		}
 		if sub.Root != def.Form.Root {
 			refusal = fault.New(fault.Invalid, "INVALID_SUBMISSION", "root element <%s> does not match <%s> of form %s version %s",
@@ -197,6 +221,14 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int) (*Resul
 			res = &Result{SubmissionID: id, Status: StatusRejected, InstanceID: sub.InstanceID, Errors: errs}
 			return markRejected(ctx, tx, id, errs)
 		}
+		if r, err := p.checkEditOrder(ctx, tx, id, sub); r != nil || err != nil {
+			res, refusal = r, err
+			if f := fault.As(err); err != nil && f.Kind == fault.Conflict {
+				return markRejected(ctx, tx, id, []xform.FieldError{{Path: f.Field, Reason: f.Message}})
+			}
+			return err
+		}
+		var err error
 		switch def.Purpose {
 		case DataCollection:
 			res, err = p.writeResponse(ctx, tx, id, sub, def, answers, collectorID)
@@ -227,10 +259,69 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int) (*Resul
 		}
 		return nil, err
 	}
+	if settled {
+		return p.result(ctx, id)
+	}
 	if refusal != nil {
 		return nil, refusal
 	}
 	return res, nil
+}
+
+// lockInstances takes the transaction-long locks that make processing of an
+// instanceID, and of edits with the version they edit, one at a time (the
+// fast path takes the same lock in form_submission_claim). Keys are taken in
+// sorted order so two edits cannot deadlock.
+func lockInstances(ctx context.Context, tx pgx.Tx, keys ...string) error {
+	keys = slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k == "" })
+	slices.Sort(keys)
+	for _, k := range slices.Compact(keys) {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('form_submission:' || $1, 0))`, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkEditOrder handles versions that arrive out of order, under the
+// instance locks. A submission an accepted edit already replaced is an older
+// version: it is kept as superseded (its result says so) and changes
+// nothing. An edit of a version another edit already replaced is a stale
+// branch: refused with STALE_EDIT (409), as ODK Central does, so two edits
+// never both stay live. nil, nil means go on.
+func (p *Pipeline) checkEditOrder(ctx context.Context, tx pgx.Tx, id uuid.UUID, sub *xform.Submission) (*Result, error) {
+	var newer string
+	err := tx.QueryRow(ctx, `SELECT instance_id FROM form_submission WHERE deprecated_id = $1 AND status = 'accepted'`, sub.InstanceID).Scan(&newer)
+	switch {
+	case err == nil:
+		if _, err := tx.Exec(ctx, `UPDATE form_submission SET status = 'superseded', errors = NULL, processed_at = now() WHERE id = $1`, id); err != nil {
+			return nil, err
+		}
+		return &Result{SubmissionID: id, Status: StatusSuperseded, InstanceID: sub.InstanceID, Flags: []string{}}, nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return nil, err
+	}
+	if sub.DeprecatedID == "" {
+		return nil, nil
+	}
+	err = tx.QueryRow(ctx, `SELECT instance_id FROM form_submission WHERE deprecated_id = $1 AND status = 'accepted' AND id <> $2`,
+		sub.DeprecatedID, id).Scan(&newer)
+	switch {
+	case err == nil:
+		return nil, &fault.Error{Kind: fault.Conflict, Code: "STALE_EDIT", Field: "/" + sub.Root + "/meta/deprecatedID",
+			Message: fmt.Sprintf("%s was already replaced by %s: edit the latest version", sub.DeprecatedID, newer)}
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	default:
+		return nil, err
+	}
+}
+
+// processable reports whether a submission in status may be processed: one
+// never processed, or one rejected only because its form was not registered
+// then.
+func processable(ctx context.Context, q querier, id uuid.UUID, status string) bool {
+	return status == StatusReceived || (status == StatusRejected && unknownForm(ctx, q, id))
 }
 
 // duplicate handles a submission whose instanceID is already used: the same
@@ -273,19 +364,27 @@ func markRejected(ctx context.Context, tx pgx.Tx, id uuid.UUID, errs []xform.Fie
 }
 
 // reject records a refusal outside the processing transaction; dupOf, when
-// set, points at the submission that holds the instanceID.
+// set, points at the submission that holds the instanceID. It never
+// overrides an outcome another processing of the submission recorded
+// meanwhile (accepted, superseded, duplicate).
 func (p *Pipeline) reject(ctx context.Context, id uuid.UUID, dupOf *uuid.UUID, errs []xform.FieldError) error {
 	b, _ := json.Marshal(errs)
 	_, err := p.Pool.Exec(ctx, `UPDATE form_submission SET status = 'rejected', errors = $2, duplicate_of = $3, processed_at = now()
-		WHERE id = $1`, id, b, dupOf)
+		WHERE id = $1 AND status IN ('received', 'rejected')`, id, b, dupOf)
 	return postgres.Translate(err, "submission")
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // unknownForm reports whether a rejected submission was rejected only
 // because its form was not registered: it is worth processing again.
-func unknownForm(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID) bool {
+func unknownForm(ctx context.Context, q querier, id uuid.UUID) bool {
 	var yes bool
-	_ = pool.QueryRow(ctx, `SELECT coalesce(errors -> 0 ->> 'reason', '') LIKE 'form % is not registered'
+	_ = q.QueryRow(ctx, `SELECT coalesce(errors -> 0 ->> 'reason', '') LIKE 'form % is not registered'
 		FROM form_submission WHERE id = $1`, id).Scan(&yes)
 	return yes
 }

@@ -3,9 +3,11 @@ package xform
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Submission is a parsed instance document.
@@ -90,10 +92,15 @@ func (f *Form) Answers(s *Submission) ([]Answer, []FieldError) {
 			p := path + "/" + c.name.Local
 			sp := shown + "/" + c.name.Local
 			idx := index
+			seen[c.name.Local]++
 			if contains(f.Repeats, p) {
-				seen[c.name.Local]++
 				idx = append(append([]int(nil), index...), seen[c.name.Local])
 				sp = fmt.Sprintf("%s[%d]", sp, seen[c.name.Local])
+			} else if seen[c.name.Local] == 2 {
+				errs = append(errs, FieldError{Path: sp, Reason: "appears more than once but is not a repeat"})
+				continue
+			} else if seen[c.name.Local] > 2 {
+				continue
 			}
 			if p == "/"+f.Root+"/meta" {
 				continue
@@ -118,6 +125,10 @@ func (f *Form) Answers(s *Submission) ([]Answer, []FieldError) {
 			if raw == "" {
 				continue
 			}
+			if n := utf8.RuneCountInString(raw); n > MaxAnswerLength {
+				errs = append(errs, FieldError{Path: sp, Reason: fmt.Sprintf("%d characters, more than the %d an answer may have", n, MaxAnswerLength)})
+				continue
+			}
 			a, reason := coerce(fl, raw)
 			if reason != "" {
 				errs = append(errs, FieldError{Path: sp, Reason: reason})
@@ -131,19 +142,28 @@ func (f *Form) Answers(s *Submission) ([]Answer, []FieldError) {
 	return answers, errs
 }
 
+// MaxAnswerLength is the most characters one answer may have (the
+// answer.value_text constraint).
+const MaxAnswerLength = 10000
+
+// decimalSyntax is xsd:decimal, plus the exponent JavaRosa writes for large
+// values (1.0E7); Postgres numeric reads exactly these, where Go's ParseFloat
+// would also take hex floats, underscores and "Inf".
+var decimalSyntax = regexp.MustCompile(`^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
+
 func coerce(fl *Field, raw string) (Answer, string) {
 	a := Answer{Field: fl, Raw: raw}
 	switch fl.Type {
 	case Int:
 		n, err := strconv.ParseInt(raw, 10, 64)
-		if err != nil {
+		if err != nil || !decimalSyntax.MatchString(raw) {
 			return a, fmt.Sprintf("%q is not a whole number", short(raw))
 		}
 		v := float64(n)
 		a.Number = &v
 	case Decimal:
 		v, err := strconv.ParseFloat(raw, 64)
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || !decimalSyntax.MatchString(raw) {
 			return a, fmt.Sprintf("%q is not a number", short(raw))
 		}
 		a.Number = &v

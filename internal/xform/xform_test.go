@@ -132,7 +132,10 @@ func TestValuesThatDoNotFitAreListedWithTheirPaths(t *testing.T) {
 		"<has_toilet>yes</has_toilet>", "<has_toilet>maybe</has_toilet>",
 		"<gps>31.1561 77.3592 2205.4 4.8</gps>", "<gps>131.1 77.3</gps>",
 		"<survey_date>2026-11-20</survey_date>", "<survey_date>20/11/2026</survey_date>",
-		"<remarks/>", "<remarks/><favourite_colour>blue</favourite_colour>",
+		"<remarks/>", "<remarks>"+strings.Repeat("ब", 10001)+"</remarks><favourite_colour>blue</favourite_colour>",
+		"<monthly_savings>2500.50</monthly_savings>", "<monthly_savings>0x1p4</monthly_savings>",
+		"<rooms>3</rooms>", "<rooms>3</rooms><rooms>4</rooms>",
+		"<household_size>3</household_size>", "<household_size>1_0</household_size>",
 	).Replace(string(read(t, "household_submission.xml")))
 	s, err := xform.ParseSubmission([]byte(bad))
 	if err != nil {
@@ -146,6 +149,11 @@ func TestValuesThatDoNotFitAreListedWithTheirPaths(t *testing.T) {
 		"/data/location/gps":           "latitude must be within",
 		"/data/survey_date":            "is not a date",
 		"/data/favourite_colour":       "not in form household_survey version 2026111501",
+		// What Postgres would refuse is refused here, with its path.
+		"/data/remarks":                 "10001 characters, more than the 10000",
+		"/data/economy/monthly_savings": "is not a number",
+		"/data/home/rooms":              "appears more than once",
+		"/data/household_size":          "is not a whole number",
 	}
 	got := map[string]string{}
 	for _, e := range errs {

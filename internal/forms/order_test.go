@@ -1,0 +1,238 @@
+package forms_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/forms"
+)
+
+const editInstance = "uuid:aaaaaaaa-0000-4000-8000-000000000002"
+
+// withInstance is the household submission under another instanceID.
+func withInstance(t *testing.T, id string, replace ...string) []byte {
+	return household(t, append([]string{"<instanceID>" + firstInstance + "</instanceID>", "<instanceID>" + id + "</instanceID>"}, replace...)...)
+}
+
+// editOf is an edit (meta/deprecatedID) of the first submission.
+func editOf(t *testing.T, instance, rooms string) []byte {
+	return household(t, "<instanceID>"+firstInstance+"</instanceID>",
+		"<instanceID>"+instance+"</instanceID><deprecatedID>"+firstInstance+"</deprecatedID>",
+		"<rooms>3</rooms>", "<rooms>"+rooms+"</rooms>")
+}
+
+func (f *fixture) rooms() []string {
+	f.t.Helper()
+	rows, err := f.pool.Query(context.Background(), `SELECT a.value_text FROM answer a JOIN form_question q ON q.id = a.question_id
+		WHERE q.name = 'rooms' ORDER BY 1`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		_ = rows.Scan(&v)
+		out = append(out, v)
+	}
+	return out
+}
+
+// Values the database would refuse are found before it is asked: the fast
+// path never loses a submission to a failed batch, and the reasons name the
+// fields.
+func TestValuesTheDatabaseWouldRefuseAreRejectedAndKept(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.register("household_survey.xml", forms.DataCollection)
+	ctx := context.Background()
+	cases := []struct {
+		name, path string
+		doc        []byte
+	}{
+		{"a non-repeat element twice", "/data/home/rooms", withInstance(t, "uuid:r-1", "<rooms>3</rooms>", "<rooms>3</rooms><rooms>4</rooms>")},
+		{"a text answer over 10,000 characters", "/data/remarks", withInstance(t, "uuid:r-2", "<remarks/>", "<remarks>"+strings.Repeat("x", 10001)+"</remarks>")},
+		{"a hex float as a decimal", "/data/economy/monthly_savings", withInstance(t, "uuid:r-3", "<monthly_savings>2500.50</monthly_savings>", "<monthly_savings>0x1p4</monthly_savings>")},
+	}
+	for _, c := range cases {
+		res, err := f.pipeline.Receive(ctx, forms.Input{XML: c.doc, Source: "openrosa"})
+		if err != nil || res.Status != forms.StatusRejected || len(res.Errors) != 1 || res.Errors[0].Path != c.path {
+			t.Errorf("%s: %+v %v, want rejected with one reason at %s", c.name, res, err, c.path)
+		}
+	}
+	if n := f.count(`SELECT count(*) FROM form_submission WHERE status = 'rejected' AND errors IS NOT NULL`); n != len(cases) {
+		t.Errorf("%d of %d submissions kept as rejected", n, len(cases))
+	}
+	if n := f.count(`SELECT count(*) FROM response`); n != 0 {
+		t.Errorf("%d responses from rejected submissions", n)
+	}
+}
+
+// An edit that arrives before its original becomes the response; the
+// original, when it comes, is kept as superseded and changes nothing.
+func TestEditBeforeItsOriginal(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.register("household_survey.xml", forms.DataCollection)
+	ctx := context.Background()
+	edit, err := f.pipeline.Receive(ctx, forms.Input{XML: editOf(t, editInstance, "4"), Source: "openrosa"})
+	if err != nil || edit.Status != forms.StatusAccepted {
+		t.Fatalf("edit: %+v %v", edit, err)
+	}
+	orig, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "household_submission.xml"), Source: "openrosa"})
+	if err != nil || orig.Status != forms.StatusSuperseded || orig.ResponseID != nil {
+		t.Fatalf("late original: %+v %v, want superseded without a response", orig, err)
+	}
+	if n := f.count(`SELECT count(*) FROM response`); n != 1 {
+		t.Errorf("%d responses for one edited instance", n)
+	}
+	if got := f.rooms(); len(got) != 1 || got[0] != "4" {
+		t.Errorf("rooms %v, want the edit's [4]", got)
+	}
+	// Sent again, the late original is the same submission, still superseded.
+	again, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "household_submission.xml"), Source: "openrosa"})
+	if err != nil || again.Status != forms.StatusSuperseded || !again.Duplicate {
+		t.Errorf("late original again: %+v %v", again, err)
+	}
+}
+
+// An original and its edit processed at the same time end as if they had
+// come in order, whichever wins; two edits of one version leave one live and
+// refuse the other as STALE_EDIT.
+func TestConcurrentVersionsOfOneSubmission(t *testing.T) {
+	t.Parallel()
+	for round := range 5 {
+		f := setup(t)
+		f.register("household_survey.xml", forms.DataCollection)
+		ctx := context.Background()
+		docs := [][]byte{read(t, "household_submission.xml"), editOf(t, editInstance, "4"), editOf(t, "uuid:bbbbbbbb-0000-4000-8000-000000000003", "5")}
+		errs := make([]error, len(docs))
+		var wg sync.WaitGroup
+		for i, doc := range docs {
+			wg.Go(func() { _, errs[i] = f.pipeline.Receive(ctx, forms.Input{XML: doc, Source: "openrosa"}) })
+		}
+		wg.Wait()
+		stale := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+			case fault.As(err).Code == "STALE_EDIT" && fault.KindOf(err) == fault.Conflict:
+				stale++
+			default:
+				t.Errorf("round %d: %v", round, err)
+			}
+		}
+		if n := f.count(`SELECT count(*) FROM response`); n != 1 {
+			t.Errorf("round %d: %d responses, want 1", round, n)
+		}
+		live := f.count(`SELECT count(*) FROM form_submission WHERE status = 'accepted'`)
+		if live != 1 || f.count(`SELECT count(*) FROM form_submission`) != 3 {
+			t.Errorf("round %d: %d accepted submissions of 3 stored, want 1", round, live)
+		}
+		// Both edits replace the original; one of them is live, and the
+		// response holds its answers. The other is refused, or superseded
+		// when it was the one that arrived before the original.
+		var liveRooms string
+		_ = f.pool.QueryRow(ctx, `SELECT CASE instance_id WHEN $1 THEN '4' WHEN 'uuid:bbbbbbbb-0000-4000-8000-000000000003' THEN '5' ELSE '3' END
+			FROM form_submission WHERE status = 'accepted'`, editInstance).Scan(&liveRooms)
+		if got := f.rooms(); len(got) != 1 || got[0] != liveRooms || liveRooms == "3" {
+			t.Errorf("round %d: rooms %v; the live version says %s", round, got, liveRooms)
+		}
+		if stale > 1 {
+			t.Errorf("round %d: %d stale edits", round, stale)
+		}
+	}
+}
+
+// Processing the same stored submission twice at once (a Collect retry and
+// the reconciler, two Hasura inserts) records one outcome: the second finds
+// it decided.
+func TestConcurrentProcessingKeepsTheOutcome(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	_, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "household_submission.xml"), Source: "openrosa"})
+	if fault.As(err).Code != "UNKNOWN_FORM" {
+		t.Fatalf("want UNKNOWN_FORM, got %v", err)
+	}
+	var id uuid.UUID
+	if err := f.pool.QueryRow(ctx, `SELECT id FROM form_submission`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	f.register("household_survey.xml", forms.DataCollection)
+	var wg sync.WaitGroup
+	results := make([]*forms.Result, 4)
+	errs := make([]error, len(results))
+	for i := range results {
+		wg.Go(func() { results[i], errs[i] = f.pipeline.Process(ctx, id) })
+	}
+	wg.Wait()
+	for i := range results {
+		if errs[i] != nil || results[i].Status != forms.StatusAccepted || results[i].ResponseID == nil {
+			t.Errorf("process %d: %+v %v", i, results[i], errs[i])
+		}
+	}
+	if n := f.count(`SELECT count(*) FROM form_submission WHERE id = $1 AND status = 'accepted'`, id); n != 1 {
+		t.Error("the submission is not accepted")
+	}
+	if n := f.count(`SELECT count(*) FROM response WHERE submission_id = $1`, id); n != 1 {
+		t.Errorf("%d responses", n)
+	}
+}
+
+// As many submissions processed at once as the pool has connections (River
+// workers, Hasura inserts) all finish: processing never waits for a second
+// connection while holding one.
+func TestProcessingNeverNeedsTwoConnections(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.register("household_survey.xml", forms.DataCollection)
+	ctx := context.Background()
+	const conns = 4
+	cfg, err := pgxpool.ParseConfig(f.pool.Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = conns
+	small, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	// A fresh catalog: the definition is not cached yet either.
+	p := &forms.Pipeline{Pool: small, Catalog: forms.NewCatalog(small), Rules: forms.NewRules(), Log: f.pipeline.Log}
+	ids := make([]uuid.UUID, 2*conns)
+	for i := range ids {
+		doc := withInstance(t, uuid.NewString(), "<monthly_savings>2500.50</monthly_savings>", "<monthly_savings>25000</monthly_savings>")
+		if err := f.pool.QueryRow(ctx, `INSERT INTO form_submission (xml) VALUES ($1) RETURNING id`, string(doc)).Scan(&ids[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := forms.NewRules().SaveRule(ctx, f.catalog, "household_survey", "savings", "monthly_savings <= monthly_income", "बचत आय से अधिक", "t"); err != nil {
+		t.Fatal(err)
+	}
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(ids))
+	for i, id := range ids {
+		wg.Go(func() { _, errs[i] = p.Process(tctx, id) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if errors.Is(err, context.DeadlineExceeded) || err != nil {
+			t.Errorf("process %d: %v", i, err)
+		}
+	}
+	if n := f.count(`SELECT count(*) FROM response_flag`); n != len(ids) {
+		t.Errorf("%d flags, want one per response (%d)", n, len(ids))
+	}
+}
