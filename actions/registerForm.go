@@ -36,6 +36,9 @@ type RegisterFormOutput struct {
 	Questions         int      `json:"questions"`
 	Languages         []string `json:"languages"`
 	AlreadyRegistered bool     `json:"alreadyRegistered"`
+	// WaitingSubmissions arrived before this version was registered and
+	// are processed within a minute.
+	WaitingSubmissions int `json:"waitingSubmissions"`
 }
 
 // RegisterForm registers an XForm definition version (admin only).
@@ -53,6 +56,6 @@ func RegisterForm(log *slog.Logger, catalog *forms.Catalog) http.Handler {
 			langs = []string{}
 		}
 		return RegisterFormOutput{FormID: r.FormID, Version: r.Version, Title: r.Title, Purpose: r.Purpose,
-			Questions: r.Questions, Languages: langs, AlreadyRegistered: r.AlreadyRegistered}, nil
+			Questions: r.Questions, Languages: langs, AlreadyRegistered: r.AlreadyRegistered, WaitingSubmissions: r.Waiting}, nil
 	})
 }

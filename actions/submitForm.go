@@ -55,12 +55,13 @@ func SubmitForm(log *slog.Logger, pipeline *forms.Pipeline) http.Handler {
 		}
 		if sub, err := xform.ParseSubmission([]byte(a.Input.XML)); err == nil {
 			if def, err := pipeline.Catalog.Get(ctx, sub.FormID, sub.Version); err == nil && def.Purpose == forms.AssessmentBuilder {
-				if err := a.Session.RequireRole("admin", "state_admin"); err != nil {
+				if err := a.Session.RequireRole(forms.BuilderRoles...); err != nil {
 					return SubmitFormOutput{}, err
 				}
 			}
 		}
-		res, err := pipeline.Receive(ctx, forms.Input{XML: []byte(a.Input.XML), Source: "action", SubmittedBy: a.Session.UserID()})
+		res, err := pipeline.Receive(ctx, forms.Input{XML: []byte(a.Input.XML), Source: "action", SubmittedBy: a.Session.UserID(),
+			Role: a.Session.Role()})
 		if err != nil {
 			return SubmitFormOutput{}, err
 		}

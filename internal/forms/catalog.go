@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/google/uuid"
@@ -117,11 +118,63 @@ type Registered struct {
 	// AlreadyRegistered is true when this exact definition was registered
 	// before (registering is idempotent).
 	AlreadyRegistered bool
+	// Waiting is how many submissions had arrived before this version was
+	// registered; they are processed by the next reconcile sweep.
+	Waiting int
 }
 
 // builderFields are the fields an assessment-builder form must have.
 var builderFields = []string{"name", "type", "academic_year", "districts", "session", "date", "time",
 	"grade", "subjects", "evaluation", "unit_type", "outcome"}
+
+// builderShape is what reading an assessment builder's submission relies on:
+// the type of some fields (nil: any) and whether they sit in a repeat
+// (grade→subjects and components are repeats; the deadline date is not).
+var builderShape = map[string]struct {
+	types  []xform.Type
+	repeat *bool
+}{
+	"date":           {[]xform.Type{xform.Date}, ptr(false)},
+	"grade":          {[]xform.Type{xform.Int}, ptr(true)},
+	"subjects":       {nil, ptr(true)},
+	"component_type": {nil, ptr(true)},
+	"max_marks":      {[]xform.Type{xform.Int, xform.Decimal}, ptr(true)},
+	"total_marks":    {[]xform.Type{xform.Int, xform.Decimal}, ptr(false)},
+	"pass_percent":   {[]xform.Type{xform.Int, xform.Decimal}, nil},
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// checkBuilder refuses an assessment-builder definition that lacks a field
+// or has one of the wrong type or place, naming each.
+func checkBuilder(f *xform.Form) error {
+	var problems []string
+	for _, name := range builderFields {
+		if !slices.ContainsFunc(f.Fields, func(fl *xform.Field) bool { return fl.Name == name }) {
+			problems = append(problems, name+" is missing")
+		}
+	}
+	for _, fl := range f.Fields {
+		shape, ok := builderShape[fl.Name]
+		if !ok {
+			continue
+		}
+		if shape.types != nil && !slices.Contains(shape.types, fl.Type) {
+			problems = append(problems, fmt.Sprintf("%s is %s, want %v", fl.Path, fl.Type, shape.types))
+		}
+		if shape.repeat != nil && *shape.repeat != (fl.Repeat != "") {
+			where := "outside a repeat"
+			if *shape.repeat {
+				where = "inside a repeat"
+			}
+			problems = append(problems, fmt.Sprintf("%s must be %s", fl.Path, where))
+		}
+	}
+	if len(problems) > 0 {
+		return fault.New(fault.Invalid, "INVALID_XFORM", "xform: not an assessment builder: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
 
 // Register parses and stores a form definition. A version is registered
 // once: the same definition again is a no-op, a different definition under
@@ -137,14 +190,8 @@ func (c *Catalog) Register(ctx context.Context, definition []byte, purpose, by s
 		return nil, fault.Wrap(err, fault.Invalid, "INVALID_XFORM", "xform: %v", err)
 	}
 	if purpose == AssessmentBuilder {
-		var missing []string
-		for _, name := range builderFields {
-			if !slices.ContainsFunc(f.Fields, func(fl *xform.Field) bool { return fl.Name == name }) {
-				missing = append(missing, name)
-			}
-		}
-		if len(missing) > 0 {
-			return nil, fault.New(fault.Invalid, "INVALID_XFORM", "xform: an assessment builder needs the fields %v", missing)
+		if err := checkBuilder(f); err != nil {
+			return nil, err
 		}
 	}
 	res := &Registered{FormID: f.ID, Version: f.Version, Title: f.Title, Purpose: purpose, Languages: f.Languages}
@@ -179,6 +226,15 @@ func (c *Catalog) Register(ctx context.Context, definition []byte, purpose, by s
 			VALUES ($1, $2, $3, $4, $5, nullif($6, ''))`, f.ID, f.Version, f.Title, string(definition), f.Languages, by); err != nil {
 			return err
 		}
+		// Submissions that came before their form are processed now: back
+		// to "received", where the reconcile sweep (every minute) takes them.
+		tag, err := tx.Exec(ctx, `UPDATE form_submission SET status = 'received', errors = NULL, processed_at = NULL
+			WHERE form_id = $1 AND form_version = $2 AND status = 'rejected'
+			  AND errors -> 0 ->> 'reason' LIKE 'form % is not registered'`, f.ID, f.Version)
+		if err != nil {
+			return err
+		}
+		res.Waiting = int(tag.RowsAffected())
 		if purpose != DataCollection {
 			return nil
 		}

@@ -100,8 +100,16 @@ func TestRegisterIsVersionedAndIdempotent(t *testing.T) {
 		t.Errorf("a new version: %v", err)
 	}
 	_, err = f.catalog.Register(context.Background(), read(t, "household_survey.xml"), forms.AssessmentBuilder, "")
-	if err == nil || !strings.Contains(err.Error(), "an assessment builder needs the fields") {
+	if err == nil || !strings.Contains(err.Error(), "not an assessment builder: type is missing") {
 		t.Errorf("household as a builder: %v", err)
+	}
+	// A builder whose grade is text, not a whole number, would leave its
+	// submissions unreadable: refused at registration, naming the field.
+	badBuilder := strings.Replace(string(read(t, "assessment_builder.xml")),
+		`nodeset="/assessment/grade_subjects/grade" required="true()" type="int"`, `nodeset="/assessment/grade_subjects/grade" required="true()" type="string"`, 1)
+	_, err = f.catalog.Register(context.Background(), []byte(badBuilder), forms.AssessmentBuilder, "")
+	if err == nil || !strings.Contains(err.Error(), "/assessment/grade_subjects/grade is string, want [int]") {
+		t.Errorf("builder with a text grade: %v", err)
 	}
 	if _, err := f.catalog.Register(context.Background(), []byte("<not-a-form/>"), forms.DataCollection, ""); fault.KindOf(err) != fault.Invalid {
 		t.Errorf("not an XForm: %v", err)
@@ -278,7 +286,12 @@ func TestUnknownFormIsKeptAndProcessedOnceRegistered(t *testing.T) {
 	if n := f.count(`SELECT count(*) FROM form_submission WHERE status = 'rejected' AND xml LIKE '%सुनीता%'`); n != 1 {
 		t.Fatal("the raw XML was not kept")
 	}
-	f.register("household_survey.xml", forms.DataCollection)
+	if r := f.register("household_survey.xml", forms.DataCollection); r.Waiting != 1 {
+		t.Errorf("registration reports %d waiting submissions, want 1", r.Waiting)
+	}
+	if n := f.count(`SELECT count(*) FROM form_submission WHERE status = 'received' AND errors IS NULL`); n != 1 {
+		t.Fatal("registering the form did not put the waiting submission back for processing")
+	}
 	res, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "household_submission.xml"), Source: "openrosa"})
 	if err != nil || res.Status != forms.StatusAccepted || !res.Duplicate {
 		t.Fatalf("resent after registration: %+v %v, want the kept submission accepted", res, err)
@@ -339,6 +352,16 @@ func TestHostileSubmissionsAreRefusedButKept(t *testing.T) {
 	}
 }
 
+// builderReady registers the assessment builder and its academic year.
+func (f *fixture) builderReady() {
+	f.t.Helper()
+	if _, err := f.pool.Exec(context.Background(), `INSERT INTO academic_year (id, starts_on, ends_on, is_current)
+		VALUES ('2026-27', '2026-04-01', '2027-03-31', true)`); err != nil {
+		f.t.Fatal(err)
+	}
+	f.register("assessment_builder.xml", forms.AssessmentBuilder)
+}
+
 func builderXML(t testing.TB, replace ...string) []byte {
 	return []byte(strings.NewReplacer(replace...).Replace(string(read(t, "assessment_submission.xml"))))
 }
@@ -347,10 +370,7 @@ func TestAssessmentBuilderCreatesTheAssessment(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	ctx := context.Background()
-	if _, err := f.pool.Exec(ctx, `INSERT INTO academic_year (id, starts_on, ends_on, is_current) VALUES ('2026-27', '2026-04-01', '2027-03-31', true)`); err != nil {
-		t.Fatal(err)
-	}
-	f.register("assessment_builder.xml", forms.AssessmentBuilder)
+	f.builderReady()
 	res, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "assessment_submission.xml"), Source: "action", SubmittedBy: "admin-1"})
 	if err != nil {
 		t.Fatal(err)
@@ -399,10 +419,7 @@ func TestUnsupportedAssessmentKindsAreRefusedByName(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	ctx := context.Background()
-	if _, err := f.pool.Exec(ctx, `INSERT INTO academic_year (id, starts_on, ends_on) VALUES ('2026-27', '2026-04-01', '2027-03-31')`); err != nil {
-		t.Fatal(err)
-	}
-	f.register("assessment_builder.xml", forms.AssessmentBuilder)
+	f.builderReady()
 	_, err := f.pipeline.Receive(ctx, forms.Input{XML: builderXML(t, "<evaluation>MARKS</evaluation>", "<evaluation>PERCENTAGE</evaluation>",
 		"<outcome>TSP</outcome>", "<outcome>BOOLEAN</outcome>"), Source: "action"})
 	if fault.As(err).Code != "UNSUPPORTED_ASSESSMENT" || !strings.Contains(err.Error(), "unit type NONE × evaluation PERCENTAGE × outcome BOOLEAN") {
@@ -437,10 +454,7 @@ func TestSchoolWritesFollowDeadlineFinalAndMaximum(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	ctx := context.Background()
-	if _, err := f.pool.Exec(ctx, `INSERT INTO academic_year (id, starts_on, ends_on) VALUES ('2026-27', '2026-04-01', '2027-03-31')`); err != nil {
-		t.Fatal(err)
-	}
-	f.register("assessment_builder.xml", forms.AssessmentBuilder)
+	f.builderReady()
 	res, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "assessment_submission.xml"), Source: "action"})
 	if err != nil {
 		t.Fatal(err)

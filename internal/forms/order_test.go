@@ -236,3 +236,42 @@ func TestProcessingNeverNeedsTwoConnections(t *testing.T) {
 		t.Errorf("%d flags, want one per response (%d)", n, len(ids))
 	}
 }
+
+// A school can insert form_submission rows through Hasura (data collection),
+// but an assessment builder inserted that way does not create an assessment:
+// Hasura records the role and the pipeline refuses it. state_admin may.
+func TestAssessmentBuildersOnlyFromBuilderRoles(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	f.builderReady()
+	insert := func(role string, doc []byte) uuid.UUID {
+		var id uuid.UUID
+		// What Hasura's insert permission writes: xml from the app, source,
+		// submitted_by and submitted_role from the session.
+		if err := f.pool.QueryRow(ctx, `INSERT INTO form_submission (xml, source, submitted_by, submitted_role)
+			VALUES ($1, 'hasura', '17', $2) RETURNING id`, string(doc), role).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	school := insert("school", read(t, "assessment_submission.xml"))
+	_, err := f.pipeline.Process(ctx, school)
+	if fault.KindOf(err) != fault.Forbidden || !strings.Contains(err.Error(), "not school") {
+		t.Errorf("builder from a school: %v, want FORBIDDEN", err)
+	}
+	var status string
+	var reason string
+	_ = f.pool.QueryRow(ctx, `SELECT status, errors -> 0 ->> 'reason' FROM form_submission WHERE id = $1`, school).Scan(&status, &reason)
+	if status != forms.StatusRejected || !strings.Contains(reason, "assessment builders are submitted by admin or state_admin") {
+		t.Errorf("school's builder kept as %s (%q), want rejected with the reason", status, reason)
+	}
+	if n := f.count(`SELECT count(*) FROM assessment`); n != 0 {
+		t.Fatalf("a school created %d assessments", n)
+	}
+	admin := insert("state_admin", builderXML(t, "uuid:0a7c3e1f-5d2b-4c8a-9e6f-1b2c3d4e5f60", "uuid:0a7c3e1f-5d2b-4c8a-9e6f-00000000aaaa"))
+	res, err := f.pipeline.Process(ctx, admin)
+	if err != nil || res.AssessmentID == nil {
+		t.Fatalf("builder from state_admin: %+v %v", res, err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/postgres"
@@ -47,6 +48,8 @@ type Input struct {
 	Source      string // action, openrosa (hasura rows are inserted by apps)
 	CollectorID *uuid.UUID
 	SubmittedBy string
+	// Role is the submitter's Hasura role (actions); empty elsewhere.
+	Role string
 }
 
 // Result is what became of a submission.
@@ -77,8 +80,9 @@ func (p *Pipeline) Receive(ctx context.Context, in Input) (*Result, error) {
 	}
 	var id uuid.UUID
 	sum := sha256.Sum256(in.XML)
-	err := p.Pool.QueryRow(ctx, `INSERT INTO form_submission (xml, xml_sha256, source, collector_id, submitted_by)
-		VALUES ($1, $2, $3, $4, nullif($5, '')) RETURNING id`, string(in.XML), sum[:], in.Source, in.CollectorID, in.SubmittedBy).Scan(&id)
+	err := p.Pool.QueryRow(ctx, `INSERT INTO form_submission (xml, xml_sha256, source, collector_id, submitted_by, submitted_role)
+		VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, '')) RETURNING id`,
+		string(in.XML), sum[:], in.Source, in.CollectorID, in.SubmittedBy, in.Role).Scan(&id)
 	if err != nil {
 		return nil, postgres.Translate(err, "submission")
 	}
@@ -112,14 +116,15 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done
 	// already accepted (this is then an older version).
 	b.Queue(`SELECT form_submission_claim($1)`, sub.InstanceID)
 	const insert = `INSERT INTO form_submission (id, xml, xml_sha256, instance_id, form_id, form_version, status, errors,
-		source, collector_id, submitted_by, processed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, nullif($11, ''), now())`
+		source, collector_id, submitted_by, submitted_role, processed_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, nullif($11, ''), nullif($12, ''), now())`
 	if len(errs) > 0 {
 		b.Queue(insert, id, string(in.XML), sum[:], sub.InstanceID, sub.FormID, sub.Version, StatusRejected, errs,
-			in.Source, in.CollectorID, in.SubmittedBy)
+			in.Source, in.CollectorID, in.SubmittedBy, in.Role)
 		res.Status, res.Errors = StatusRejected, errs
 	} else {
 		b.Queue(insert, id, string(in.XML), sum[:], sub.InstanceID, sub.FormID, sub.Version, StatusAccepted, nil,
-			in.Source, in.CollectorID, in.SubmittedBy)
+			in.Source, in.CollectorID, in.SubmittedBy, in.Role)
 		responseID := uuid.New()
 		flags, err := p.queueResponse(ctx, p.Pool, b, responseID, id, sub, def, answers, in.CollectorID, false)
 		if err != nil {
@@ -137,6 +142,11 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done
 	return res, true, nil
 }
 
+// BuilderRoles are the Hasura roles that may submit assessment builders
+// (through the submitForm action or Hasura inserts); OpenRosa submissions
+// come from collectors, whom an admin created.
+var BuilderRoles = []string{"admin", "state_admin"}
+
 // errConflict marks a lost race for an instanceID.
 var errConflict = errors.New("instanceID taken")
 
@@ -151,9 +161,10 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int) (*Resul
 		xmlText, status string
 		sum             []byte
 		collectorID     *uuid.UUID
+		role            *string
 	)
-	if err := p.Pool.QueryRow(ctx, `SELECT xml, xml_sha256, status, collector_id FROM form_submission WHERE id = $1`, id).
-		Scan(&xmlText, &sum, &status, &collectorID); err != nil {
+	if err := p.Pool.QueryRow(ctx, `SELECT xml, xml_sha256, status, collector_id, submitted_role FROM form_submission WHERE id = $1`, id).
+		Scan(&xmlText, &sum, &status, &collectorID, &role); err != nil {
 		return nil, postgres.Translate(err, "submission "+id.String())
 	}
 	if sum == nil {
@@ -233,6 +244,11 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int) (*Resul
 		case DataCollection:
 			res, err = p.writeResponse(ctx, tx, id, sub, def, answers, collectorID)
 		case AssessmentBuilder:
+			if role != nil && !slices.Contains(BuilderRoles, *role) {
+				refusal = fault.New(fault.Forbidden, "FORBIDDEN", "assessment builders are submitted by %s, not %s",
+					strings.Join(BuilderRoles, " or "), *role)
+				return markRejected(ctx, tx, id, []xform.FieldError{{Path: "/" + sub.Root, Reason: fault.As(refusal).Message}})
+			}
 			res, err = p.writeAssessment(ctx, tx, id, sub, def, answers)
 			if f := fault.As(err); err != nil && f.Kind == fault.Unprocessable {
 				refusal = err
@@ -413,8 +429,10 @@ func (p *Pipeline) result(ctx context.Context, id uuid.UUID) (*Result, error) {
 		_ = json.Unmarshal(errs, &res.Errors)
 	}
 	var rid, aid *uuid.UUID
-	_ = p.Pool.QueryRow(ctx, `SELECT (SELECT id FROM response WHERE submission_id = $1),
-		(SELECT id FROM assessment WHERE submission_id = $1)`, id).Scan(&rid, &aid)
+	if err := p.Pool.QueryRow(ctx, `SELECT (SELECT id FROM response WHERE submission_id = $1),
+		(SELECT id FROM assessment WHERE submission_id = $1)`, id).Scan(&rid, &aid); err != nil {
+		return nil, postgres.Translate(err, "submission")
+	}
 	res.ResponseID, res.AssessmentID = rid, aid
 	if rid != nil {
 		rows, err := p.Pool.Query(ctx, `SELECT message FROM response_flag WHERE response_id = $1 ORDER BY rule_name`, *rid)
@@ -434,7 +452,9 @@ func (p *Pipeline) result(ctx context.Context, id uuid.UUID) (*Result, error) {
 
 // ProcessArgs asks for a stored submission to be processed: rows inserted
 // into form_submission through Hasura, and submissions whose processing
-// never finished (the reconciler). Unique per submission.
+// never finished or whose form was registered after them (the reconciler).
+// Unique per submission while queued or running; a finished job does not
+// block processing the submission again (processing is idempotent).
 type ProcessArgs struct {
 	SubmissionID uuid.UUID `json:"submission_id" river:"unique"`
 }
@@ -444,7 +464,9 @@ func (ProcessArgs) Kind() string { return "forms.process" }
 
 // InsertOpts makes processing unique per submission.
 func (ProcessArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+		rivertype.JobStateRunning, rivertype.JobStateScheduled}}}
 }
 
 // ProcessWorker processes one submission. Refusals (unknown form, invalid

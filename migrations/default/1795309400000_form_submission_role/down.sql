@@ -1,0 +1,1 @@
+ALTER TABLE form_submission DROP COLUMN IF EXISTS submitted_role;
