@@ -70,7 +70,9 @@ type Result struct {
 // new submission of a registered data-collection form — is written in one
 // round trip (receiveFast); everything else takes the general way, which
 // commits the raw XML before anything else, so it is never lost, and then
-// processes it.
+// processes it. When a stored submission is refused (unknown form, conflict)
+// the error comes with a result naming the stored submission, so what came
+// with it (OpenRosa attachments) can be kept too.
 func (p *Pipeline) Receive(ctx context.Context, in Input) (*Result, error) {
 	if !utf8.Valid(in.XML) || strings.ContainsRune(string(in.XML), 0) {
 		return nil, fault.New(fault.Invalid, "INVALID_SUBMISSION", "xml: not UTF-8 text")
@@ -86,7 +88,13 @@ func (p *Pipeline) Receive(ctx context.Context, in Input) (*Result, error) {
 	if err != nil {
 		return nil, postgres.Translate(err, "submission")
 	}
-	return p.Process(ctx, id)
+	res, err := p.Process(ctx, id)
+	if err != nil && res == nil {
+		if k := fault.KindOf(err); k != fault.Internal && k != fault.Unavailable {
+			res = &Result{SubmissionID: id, Status: StatusRejected, Flags: []string{}}
+		}
+	}
+	return res, err
 }
 
 // receiveFast writes a new data-collection submission in one implicit

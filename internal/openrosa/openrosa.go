@@ -77,7 +77,7 @@ func (d Deps) writeError(ctx context.Context, w http.ResponseWriter, err error) 
 	switch f.Kind {
 	case fault.Internal:
 		d.Log.ErrorContext(ctx, "openrosa submission failed", "err", err)
-		d.write(w, http.StatusInternalServerError, "", "internal error: the submission was not recorded; send it again later")
+		d.write(w, http.StatusInternalServerError, "", "internal error: send the form again later")
 		return
 	case fault.Unavailable:
 		d.Log.WarnContext(ctx, "openrosa submission: database unavailable", "err", err)
@@ -126,6 +126,14 @@ func Submission(d Deps) http.Handler {
 		}
 		res, err := d.Pipeline.Receive(ctx, forms.Input{XML: doc, Source: "openrosa", CollectorID: &col.ID})
 		if err != nil {
+			if res != nil {
+				// Stored but refused (a form not registered yet, a
+				// conflict): its photos are kept with it, for when it is
+				// processed or looked into.
+				if serr := d.store(ctx, res.SubmissionID, files); serr != nil {
+					d.Log.WarnContext(ctx, "openrosa: attachments of a refused submission not stored", "err", serr)
+				}
+			}
 			d.writeError(ctx, w, err)
 			return
 		}

@@ -223,8 +223,15 @@ func TestOpenRosaSubmission(t *testing.T) {
 	if resp, out := b.submit(t, token, strings.Replace(doc, "<rooms>3</rooms>", "<rooms>6</rooms>", 1), nil); resp.StatusCode != 409 || !strings.Contains(out.Message, "different content") {
 		t.Errorf("conflict: %d %+v", resp.StatusCode, out)
 	}
-	if resp, _ := b.submit(t, token, strings.NewReplacer(`id="household_survey"`, `id="nope"`, "uuid:6f1c2d8e", "uuid:00000000").Replace(doc), nil); resp.StatusCode != 404 {
+	// A form not registered yet: 404, but the XML and its photo are kept
+	// for when the form is registered.
+	if resp, _ := b.submit(t, token, strings.NewReplacer(`id="household_survey"`, `id="nope"`, "uuid:6f1c2d8e", "uuid:00000000").Replace(doc),
+		map[string][]byte{"1700463587123.jpg": photo}); resp.StatusCode != 404 {
 		t.Errorf("unknown form: %d", resp.StatusCode)
+	}
+	if n := b.count(t, `SELECT count(*) FROM form_attachment a JOIN form_submission s ON s.id = a.submission_id
+		WHERE s.form_id = 'nope' AND s.status = 'rejected' AND a.size = $1`, len(photo)); n != 1 {
+		t.Errorf("the photo of the unknown form's submission was not kept (%d)", n)
 	}
 	if resp, _ := b.submit(t, "not-a-real-token-at-all-0123456789", doc, nil); resp.StatusCode != 401 {
 		t.Errorf("unknown token: %d", resp.StatusCode)
