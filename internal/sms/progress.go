@@ -34,8 +34,12 @@ func (ProgressArgs) InsertOpts() river.InsertOpts {
 // ProgressEvery is how often a sending request's counts are refreshed.
 const ProgressEvery = 2 * time.Second
 
-// StuckAfter fails messages that made no progress for this long: their send
-// job was lost to an operator or a bug, and the request must still finish.
+// StuckAfter fails messages that made no progress for this long and have no
+// send job left (lost to an operator or a bug), so the request still
+// finishes. A message tried at least once has its own retry job, at most
+// ~78 minutes apart; one never tried waits for its request's batches, which
+// at a low provider rate can take many hours: it counts as stuck only when
+// no batch of its request is left.
 const StuckAfter = 6 * time.Hour
 
 // ProgressWorker recounts a request's messages (one aggregate per run
@@ -60,7 +64,10 @@ func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs])
 	err := pgx.BeginFunc(ctx, w.Pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE sms_message SET status = 'failed', updated_at = now(),
 				last_error = 'no progress for ' || $2 || ': its send job was lost'
-			WHERE request_id = $1 AND status IN ('queued', 'sending') AND updated_at < now() - make_interval(secs => $3)`,
+			WHERE request_id = $1 AND status IN ('queued', 'sending') AND updated_at < now() - make_interval(secs => $3)
+			  AND (attempts > 0 OR NOT EXISTS (SELECT 1 FROM river_job
+			         WHERE kind = 'sms.send_batch' AND args ->> 'request_id' = $1::text
+			           AND state IN ('available', 'pending', 'retryable', 'running', 'scheduled')))`,
 			job.Args.RequestID, StuckAfter.String(), StuckAfter.Seconds()); err != nil {
 			return err
 		}

@@ -64,3 +64,11 @@ type Status struct {
 	Failed            bool   // will not be delivered
 	Reason            string // gateway's reason when failed
 }
+
+// CallbackProvider is a provider that reports delivery by calling shala back
+// (Twilio). Its reports can arrive before shala has recorded the send they
+// are about; the sender then applies the waiting report when it records.
+type CallbackProvider interface {
+	Provider
+	ReportsByCallback()
+}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -187,10 +188,30 @@ type ExpandWorker struct {
 func (w *ExpandWorker) Work(ctx context.Context, job *river.Job[ExpandArgs]) error {
 	for {
 		done, err := w.page(ctx, job.Args.RequestID)
+		if err != nil && job.Attempt >= job.MaxAttempts {
+			return errors.Join(err, w.giveUp(context.WithoutCancel(ctx), job.Args.RequestID, err))
+		}
 		if err != nil || done {
 			return err
 		}
 	}
+}
+
+// giveUp ends a request whose expansion failed on its last attempt, so it
+// does not stay PROCESSING forever: what was queued is sent and the request
+// finishes as usual; with nothing queued it fails with the error.
+func (w *ExpandWorker) giveUp(ctx context.Context, id uuid.UUID, cause error) error {
+	return pgx.BeginFunc(ctx, w.Pool, func(tx pgx.Tx) error {
+		var queued bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sms_message WHERE request_id = $1 AND status <> 'undeliverable')`, id).
+			Scan(&queued); err != nil {
+			return err
+		}
+		if queued {
+			return finishExpansion(ctx, tx, id)
+		}
+		return failRequest(ctx, tx, id, "recipients could not be resolved: "+truncate(MaskText(cause.Error())))
+	})
 }
 
 type recipient struct {
@@ -383,12 +404,18 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		for k, v := range r.Variables {
 			vars[k] = v
 		}
-		vars["student_name"] = strings.Join(m.names, ", ")
-		vars["class"] = strings.Join(m.classes, ", ")
+		vars["student_name"] = joinListed(m.names, r.Language)
+		vars["class"] = joinListed(m.classes, r.Language)
 		vars["school_name"] = r.SchoolName
 		body, err := tmpl.Render(vars)
 		if err != nil {
 			return 0, err
+		}
+		if n := utf8.RuneCountInString(body); n > MaxBody && m.reason == "" {
+			// Long variables: this recipient is skipped with the reason;
+			// the rest of the request goes on.
+			m.reason = fmt.Sprintf("the message would have %d characters, more than %d", n, MaxBody)
+			body = string([]rune(body)[:MaxBody])
 		}
 		studentIDs = append(studentIDs, m.studentID)
 		phones = append(phones, phone)
@@ -427,7 +454,7 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 	var jobs []river.InsertManyParams
 	for len(queued) > 0 {
 		n := min(BatchSize, len(queued))
-		jobs = append(jobs, river.InsertManyParams{Args: SendBatchArgs{MessageIDs: queued[:n]}})
+		jobs = append(jobs, river.InsertManyParams{Args: SendBatchArgs{RequestID: r.ID, MessageIDs: queued[:n]}})
 		queued = queued[n:]
 	}
 	if undeliverable > 0 {
@@ -562,6 +589,19 @@ func RecordStatuses(ctx context.Context, pool *pgxpool.Pool, provider string, st
 	}
 	n := 0
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := lockReports(ctx, tx, provider, ids); err != nil {
+			return err
+		}
+		// A report about a send not recorded yet waits for it (Sender.record
+		// applies it).
+		if _, err := tx.Exec(ctx, `INSERT INTO sms_report_early (provider, provider_message_id, outcome, reason)
+			SELECT $1, u.pid, u.outcome, u.reason FROM unnest($2::text[], $3::text[], $4::text[]) AS u(pid, outcome, reason)
+			WHERE u.outcome <> 'sent'
+			  AND NOT EXISTS (SELECT 1 FROM sms_message m WHERE m.provider = $1 AND m.provider_message_id = u.pid)
+			ON CONFLICT (provider, provider_message_id) DO UPDATE SET outcome = EXCLUDED.outcome, reason = EXCLUDED.reason,
+			  received_at = now()`, provider, ids, outcome, reasons); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `WITH changed AS (
 				UPDATE sms_message m SET status = u.outcome, updated_at = now(),
 					delivered_at = CASE WHEN u.outcome = 'delivered' THEN now() ELSE m.delivered_at END,

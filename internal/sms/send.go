@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,6 +38,9 @@ const (
 
 // SendBatchArgs asks for a batch of a request's first attempts.
 type SendBatchArgs struct {
+	// RequestID lets the progress sweep tell a message waiting for its
+	// batch from one whose batch was lost.
+	RequestID  uuid.UUID   `json:"request_id,omitzero"`
 	MessageIDs []uuid.UUID `json:"message_ids"`
 }
 
@@ -132,21 +136,57 @@ func (s *Sender) send(ctx context.Context, m *outgoing) {
 	}
 }
 
-// record writes a terminal outcome.
+// record writes a terminal outcome. For a provider that calls back, a
+// delivery report that arrived before this write is applied with it.
 func (s *Sender) record(ctx context.Context, m *outgoing) error {
 	status, pid, le := "sent", &m.providerID, (*string)(nil)
 	if m.fail != "" {
 		t := truncate(m.fail)
 		status, pid, le = "failed", nil, &t
 	}
-	if _, err := s.Pool.Exec(ctx, `UPDATE sms_message SET status = $2, provider = $5, attempts = attempts + 1,
-			provider_message_id = coalesce($3, provider_message_id), last_error = $4,
-			sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END, updated_at = now()
-		WHERE id = $1 AND status IN ('queued', 'sending')`, m.id, status, pid, le, s.Provider.Name()); err != nil {
+	const update = `UPDATE sms_message SET status = $2, provider = $5, attempts = attempts + 1,
+			provider_message_id = coalesce($3, provider_message_id), last_error = coalesce($4, last_error),
+			sent_at = CASE WHEN $2 IN ('sent', 'delivered') THEN now() ELSE sent_at END,
+			delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END, updated_at = now()
+		WHERE id = $1 AND status IN ('queued', 'sending')`
+	if _, callsBack := s.Provider.(CallbackProvider); !callsBack || status != "sent" {
+		if _, err := s.Pool.Exec(ctx, update, m.id, status, pid, le, s.Provider.Name()); err != nil {
+			return err
+		}
+		s.Metrics.message(s.Provider.Name(), status, 1)
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		if err := lockReports(ctx, tx, s.Provider.Name(), []string{m.providerID}); err != nil {
+			return err
+		}
+		var outcome string
+		var reason *string
+		err := tx.QueryRow(ctx, `DELETE FROM sms_report_early WHERE provider = $1 AND provider_message_id = $2 RETURNING outcome, reason`,
+			s.Provider.Name(), m.providerID).Scan(&outcome, &reason)
+		switch {
+		case err == nil:
+			status, le = outcome, reason
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		_, err = tx.Exec(ctx, update, m.id, status, pid, le, s.Provider.Name())
+		return err
+	})
+	if err != nil {
 		return err
 	}
-	s.Metrics.message(s.Provider.Name(), status, 1)
+	s.Metrics.message(s.Provider.Name(), "sent", 1)
 	return nil
+}
+
+// lockReports serialises recording sends with applying their delivery
+// reports, per provider message id (sorted: no deadlocks).
+func lockReports(ctx context.Context, tx pgx.Tx, provider string, ids []string) error {
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('sms_report:' || $1 || ':' || pid, 0))
+		FROM unnest($2::text[]) WITH ORDINALITY AS u(pid, i) ORDER BY i`, provider, ids)
+	return err
 }
 
 // SendBatchWorker makes the first attempt of a batch of messages. A message
@@ -191,7 +231,8 @@ func (w *SendBatchWorker) Work(ctx context.Context, job *river.Job[SendBatchArgs
 	)
 	for _, m := range todo {
 		if ctx.Err() != nil {
-			break // stopping: the re-run sends the rest
+			m.notSent = true // stopping: the re-run sends the rest
+			continue
 		}
 		sem <- struct{}{}
 		wg.Add(1)
@@ -221,8 +262,20 @@ func (w *SendBatchWorker) Work(ctx context.Context, job *river.Job[SendBatchArgs
 	if firstErr != nil {
 		return firstErr // River retries the batch; recorded messages are skipped
 	}
-	return ctx.Err()
+	for _, m := range todo {
+		if m.notSent {
+			// Stopping, or the rate limiter's queue is longer than this
+			// job's time: run again soon for the rest, without using up an
+			// attempt (a snooze is not a failure).
+			return river.JobSnooze(SnoozeUnsent)
+		}
+	}
+	return nil
 }
+
+// SnoozeUnsent is how soon a send job whose messages did not all get a turn
+// at the rate limiter runs again.
+const SnoozeUnsent = time.Second
 
 // scheduleRetry records a transient first attempt and hands the message to
 // its own retry job, in one transaction.
@@ -277,7 +330,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	}
 	w.send(ctx, m)
 	if m.notSent {
-		return ctx.Err()
+		return river.JobSnooze(SnoozeUnsent)
 	}
 	rctx := context.WithoutCancel(ctx)
 	if m.transient == nil {

@@ -70,6 +70,28 @@ func (t Template) Render(vars map[string]string) (string, error) {
 	return out, nil
 }
 
+// MaxBody is the most characters a message may have (sms_message.body).
+const MaxBody = 2000
+
+// MaxListed is how many names (or classes) one message lists; the rest are
+// counted ("राम, सीता, गीता और 4 अन्य"). Siblings share a phone, but so do
+// students whose records carry a teacher's or a shop's number: listing 150
+// names would make a message nobody reads and that no gateway takes.
+const MaxListed = 3
+
+// joinListed joins items, at most MaxListed of them, in language lang
+// ("hi" or "en").
+func joinListed(items []string, lang string) string {
+	if len(items) <= MaxListed {
+		return strings.Join(items, ", ")
+	}
+	rest := len(items) - MaxListed
+	if lang == "hi" {
+		return fmt.Sprintf("%s और %d अन्य", strings.Join(items[:MaxListed], ", "), rest)
+	}
+	return fmt.Sprintf("%s and %d others", strings.Join(items[:MaxListed], ", "), rest)
+}
+
 var flatten = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ", "\t", " ", "{", "(", "}", ")")
 
 func clean(v string) string {

@@ -58,6 +58,10 @@ func New(baseURL, accountSID, authToken, from, statusCallback string) *Client {
 // Name is "twilio".
 func (c *Client) Name() string { return "twilio" }
 
+// ReportsByCallback marks Twilio as a sms.CallbackProvider: status callbacks
+// to CallbackPath.
+func (c *Client) ReportsByCallback() {}
+
 type apiError struct {
 	Code     int    `json:"code"`
 	Message  string `json:"message"`
@@ -231,7 +235,8 @@ func StatusCallback(log *slog.Logger, pool *pgxpool.Pool, authToken, callbackURL
 		}
 		if _, err := sms.RecordStatuses(r.Context(), pool, "twilio", []sms.Status{st}); err != nil {
 			log.ErrorContext(r.Context(), "twilio callback not recorded", "err", err)
-			// Twilio retries callbacks that fail.
+			// Twilio does not retry status callbacks by default: this report
+			// is lost and the message stays "sent" (logged above).
 			http.Error(w, "not recorded", http.StatusServiceUnavailable)
 			return
 		}

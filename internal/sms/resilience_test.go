@@ -1,0 +1,198 @@
+package sms_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/shala-edu/shala/internal/sms"
+)
+
+// queuedMessages makes a PROCESSING, expanded HOLIDAY request with n queued
+// messages (as the expansion leaves them), last touched age ago.
+func (f *fixture) queuedMessages(n int, age time.Duration) (uuid.UUID, []uuid.UUID) {
+	f.t.Helper()
+	ctx := context.Background()
+	var req uuid.UUID
+	if err := f.pool.QueryRow(ctx, `INSERT INTO sms_request (school_id, type, variables, status, expanded_at, recipients_total)
+		VALUES ($1, 'HOLIDAY', '{"start_date":"a","end_date":"b","reopen_date":"c"}', 'PROCESSING', now(), $2) RETURNING id`,
+		f.school, n).Scan(&req); err != nil {
+		f.t.Fatal(err)
+	}
+	var ids []uuid.UUID
+	for i := range n {
+		var id uuid.UUID
+		if err := f.pool.QueryRow(ctx, `INSERT INTO sms_message (request_id, phone, body, created_at, updated_at)
+			VALUES ($1, $2, 'body', now() - make_interval(secs => $3), now() - make_interval(secs => $3)) RETURNING id`,
+			req, fmt.Sprintf("+9198160%05d", i), age.Seconds()).Scan(&id); err != nil {
+			f.t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return req, ids
+}
+
+func isSnooze(err error) bool {
+	var snooze *rivertype.JobSnoozeError
+	return errors.As(err, &snooze)
+}
+
+// With a slow provider rate, a batch's turn at the rate limiter can lie
+// beyond its job's deadline. The job then runs again for the rest (a snooze:
+// no attempt used) instead of completing with messages unsent.
+func TestBatchBehindTheRateLimiterRunsAgainForTheRest(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	_, ids := f.queuedMessages(10, 0)
+	w := &sms.SendBatchWorker{Sender: &sms.Sender{Pool: f.pool, Provider: f.provider, Limiter: sms.Limiter(1), Log: discard, Metrics: f.metrics}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	err := w.Work(ctx, &river.Job[sms.SendBatchArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 25}, Args: sms.SendBatchArgs{MessageIDs: ids}})
+	queued := f.count(`SELECT count(*) FROM sms_message WHERE id = ANY ($1) AND status = 'queued' AND attempts = 0`, ids)
+	if queued == 0 || !isSnooze(err) {
+		t.Fatalf("%d messages left, job returned %v; want some left and a snooze", queued, err)
+	}
+	// The re-run, with time, sends the rest.
+	again := &sms.SendBatchWorker{Sender: &sms.Sender{Pool: f.pool, Provider: f.provider, Limiter: sms.Limiter(0), Log: discard, Metrics: f.metrics}}
+	if err := again.Work(context.Background(), &river.Job[sms.SendBatchArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 25}, Args: sms.SendBatchArgs{MessageIDs: ids}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(`SELECT count(*) FROM sms_message WHERE id = ANY ($1) AND status = 'sent'`, ids); n != len(ids) {
+		t.Errorf("%d of %d sent", n, len(ids))
+	}
+	if got := len(f.gw.Accepted()); got != len(ids) {
+		t.Errorf("the gateway took %d messages, want each of the %d once", got, len(ids))
+	}
+}
+
+// The same for a retry: its turn beyond the deadline snoozes the job.
+func TestRetryBehindTheRateLimiterRunsAgain(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	_, ids := f.queuedMessages(1, 0)
+	if _, err := f.pool.Exec(context.Background(), `UPDATE sms_message SET attempts = 1 WHERE id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	lim := sms.Limiter(1)
+	for range 5 { // other workers' turns ahead of this one
+		_ = lim.Reserve()
+	}
+	w := &sms.SendWorker{Sender: &sms.Sender{Pool: f.pool, Provider: f.provider, Limiter: lim, Log: discard, Metrics: f.metrics}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := w.Work(ctx, &river.Job[sms.SendArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 7}, Args: sms.SendArgs{MessageID: ids[0]}})
+	if !isSnooze(err) {
+		t.Errorf("retry job returned %v, want a snooze", err)
+	}
+}
+
+// Messages waiting hours for their batch at a slow provider rate are not
+// "stuck"; messages whose batch is gone are.
+func TestStuckSweepSparesMessagesWhoseBatchIsQueued(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	q := f.newClient(false)
+	waiting, ids := f.queuedMessages(5, 7*time.Hour)
+	if _, err := q.Insert(context.Background(), sms.SendBatchArgs{RequestID: waiting, MessageIDs: ids}, nil); err != nil {
+		t.Fatal(err)
+	}
+	lost, _ := f.queuedMessages(3, 7*time.Hour)
+	pw := &sms.ProgressWorker{Pool: f.pool}
+	for _, req := range []uuid.UUID{waiting, lost} {
+		_ = pw.Work(context.Background(), &river.Job[sms.ProgressArgs]{JobRow: &rivertype.JobRow{}, Args: sms.ProgressArgs{RequestID: req}})
+	}
+	if n := f.count(`SELECT count(*) FROM sms_message WHERE request_id = $1 AND status = 'queued'`, waiting); n != 5 {
+		t.Errorf("%d of 5 messages still waiting for their queued batch, want all", n)
+	}
+	if s := f.state(lost); s.Status != "FAILED" || s.Failed != 3 {
+		t.Errorf("request whose batch is gone: %+v, want FAILED with 3 failed", s)
+	}
+}
+
+// 150 students share one phone (a teacher's number entered for those
+// without one): their message names three and counts the rest, and the
+// request finishes for everyone.
+func TestSharedPhoneListsAFewNamesAndTheRequestFinishes(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for i := range 150 {
+		f.student(fmt.Sprintf("विद्यार्थी नाम %03d", i), 6, "A", "+919816012345")
+	}
+	f.student("अन्य", 6, "A", "+919816099999")
+	id := f.request("MEETING", map[string]string{"meeting_date": "5 दिसंबर"}, nil)
+	f.newClient(true)
+	if _, err := sms.Reconcile(context.Background(), f.pool, f.newClient(false), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor(id, "DONE")
+	if s := f.state(id); s.Sent != 2 {
+		t.Errorf("%+v, want both phones sent", s)
+	}
+	var body string
+	_ = f.pool.QueryRow(context.Background(), `SELECT body FROM sms_message WHERE request_id = $1 AND phone = '+919816012345'`, id).Scan(&body)
+	if !strings.Contains(body, "और 147 अन्य") || strings.Contains(body, "विद्यार्थी नाम 149") {
+		t.Errorf("shared phone's message: %q", body)
+	}
+}
+
+// A variable long enough to push a message past 2,000 characters skips that
+// recipient with the reason; nothing strands the request.
+func TestOverlongMessageIsSkippedWithTheReason(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.student("एक", 6, "A", "+919816012345")
+	id := f.request("MEETING", map[string]string{"meeting_date": strings.Repeat("५", 1990)}, nil)
+	f.newClient(true)
+	if _, err := sms.Reconcile(context.Background(), f.pool, f.newClient(false), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor(id, "FAILED")
+	if s := f.state(id); !strings.Contains(s.Remarks, "more than 2000") {
+		t.Errorf("remarks %q, want the length named", s.Remarks)
+	}
+}
+
+// A Twilio callback can beat shala's own record of the send: it waits, and
+// is applied when the send is recorded.
+type racingTwilio struct {
+	sms.Provider
+	f *fixture
+}
+
+func (r racingTwilio) ReportsByCallback() {}
+
+func (r racingTwilio) Send(ctx context.Context, m sms.Message) (string, error) {
+	sid, err := r.Provider.Send(ctx, m)
+	if err != nil {
+		return sid, err
+	}
+	if code, err := r.f.twilio.Callback(sid, "undelivered", "30003", ""); err != nil || code != 204 {
+		r.f.t.Errorf("early callback: %d %v", code, err)
+	}
+	return sid, nil
+}
+
+func TestTwilioCallbackBeforeTheSendIsRecorded(t *testing.T) {
+	t.Parallel()
+	f := setup(t, withTwilio())
+	_, ids := f.queuedMessages(1, 0)
+	w := &sms.SendBatchWorker{Sender: &sms.Sender{Pool: f.pool, Provider: racingTwilio{f.provider, f}, Limiter: sms.Limiter(0), Log: discard, Metrics: f.metrics}}
+	if err := w.Work(context.Background(), &river.Job[sms.SendBatchArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 25}, Args: sms.SendBatchArgs{MessageIDs: ids}}); err != nil {
+		t.Fatal(err)
+	}
+	var status, lastErr string
+	_ = f.pool.QueryRow(context.Background(), `SELECT status, coalesce(last_error, '') FROM sms_message WHERE id = $1`, ids[0]).Scan(&status, &lastErr)
+	if status != "failed" || lastErr != "twilio undelivered 30003" {
+		t.Errorf("message %s (%q), want failed with the early report's reason", status, lastErr)
+	}
+	if n := f.count(`SELECT count(*) FROM sms_report_early`); n != 0 {
+		t.Errorf("%d early reports left over", n)
+	}
+}

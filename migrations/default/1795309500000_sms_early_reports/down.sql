@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS sms_report_early;
