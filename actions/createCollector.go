@@ -16,6 +16,9 @@ import (
 type CreateCollectorInput struct {
 	Name  string `json:"name"`
 	Phone string `json:"phone"`
+	// BuildsAssessments lets the collector submit assessment-builder forms
+	// (an admin filling the builder in Enketo); optional, false by default.
+	BuildsAssessments *bool `json:"buildsAssessments"`
 }
 
 // CreateCollectorOutput is the CreateCollectorOutput type. The token is
@@ -35,7 +38,11 @@ func CreateCollector(log *slog.Logger, collectors *forms.Collectors, publicURL s
 		if err := a.Session.RequireRole("admin"); err != nil {
 			return CreateCollectorOutput{}, err
 		}
-		c, token, err := collectors.Create(ctx, a.Input.Name, a.Input.Phone, a.Session.UserID())
+		create := collectors.Create
+		if a.Input.BuildsAssessments != nil && *a.Input.BuildsAssessments {
+			create = collectors.CreateBuilder
+		}
+		c, token, err := create(ctx, a.Input.Name, a.Input.Phone, a.Session.UserID())
 		if err != nil {
 			return CreateCollectorOutput{}, err
 		}

@@ -41,6 +41,16 @@ func hashToken(token string) []byte {
 
 // Create adds a collector and returns it with its token.
 func (c *Collectors) Create(ctx context.Context, name, phone, by string) (Collector, string, error) {
+	return c.create(ctx, name, phone, by, false)
+}
+
+// CreateBuilder adds a collector that may also submit assessment-builder
+// forms: for admins who fill the builder in Enketo or Collect.
+func (c *Collectors) CreateBuilder(ctx context.Context, name, phone, by string) (Collector, string, error) {
+	return c.create(ctx, name, phone, by, true)
+}
+
+func (c *Collectors) create(ctx context.Context, name, phone, by string, builds bool) (Collector, string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len([]rune(name)) > 200 {
 		return Collector{}, "", fault.Invalidf("name", "must be 1–200 characters")
@@ -55,8 +65,8 @@ func (c *Collectors) Create(ctx context.Context, name, phone, by string) (Collec
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw[:])
 	col := Collector{Name: name, Phone: e164}
-	err := c.pool.QueryRow(ctx, `INSERT INTO collector (name, phone, token_hash, token_hint, created_by)
-		VALUES ($1, $2, $3, $4, nullif($5, '')) RETURNING id`, name, e164, hashToken(token), token[:6], by).Scan(&col.ID)
+	err := c.pool.QueryRow(ctx, `INSERT INTO collector (name, phone, token_hash, token_hint, created_by, builds_assessments)
+		VALUES ($1, $2, $3, $4, nullif($5, ''), $6) RETURNING id`, name, e164, hashToken(token), token[:6], by, builds).Scan(&col.ID)
 	if err != nil {
 		return Collector{}, "", postgres.Translate(err, "collector")
 	}

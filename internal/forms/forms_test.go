@@ -484,6 +484,9 @@ func TestSchoolWritesFollowDeadlineFinalAndMaximum(t *testing.T) {
 	if err := write("MATHEMATICS", 72, true); err != nil {
 		t.Fatalf("a valid result: %v", err)
 	}
+	if _, err := f.pool.Exec(ctx, `UPDATE assessment_result SET grade = 'A' WHERE student_id = $1`, student); err == nil || !strings.Contains(err.Error(), "evaluated in marks, not grades") {
+		t.Errorf("a grade in a marks assessment: %v", err)
+	}
 	for _, tt := range []struct {
 		name    string
 		subject string
@@ -509,11 +512,30 @@ func TestSchoolWritesFollowDeadlineFinalAndMaximum(t *testing.T) {
 	if _, err := f.pool.Exec(ctx, `UPDATE assessment_class SET final = false`); err == nil {
 		t.Error("a final class was reopened")
 	}
+	// Moving the student to another section does not reopen the final
+	// class for their result: it stays the result of 6-A.
+	if _, err := f.pool.Exec(ctx, `UPDATE student SET section = 'B' WHERE id = $1`, student); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.pool.Exec(ctx, `UPDATE assessment_result SET marks = 80 WHERE student_id = $1`, student); err == nil || !strings.Contains(err.Error(), "class 6-A is final") {
+		t.Errorf("editing a final class's result after moving the student: %v", err)
+	}
+	if _, err := f.pool.Exec(ctx, `UPDATE student SET section = 'A' WHERE id = $1`, student); err != nil {
+		t.Fatal(err)
+	}
+	// Finalising is held to the rules too: not for a class the assessment
+	// does not cover, not after the deadline.
+	if _, err := f.pool.Exec(ctx, `INSERT INTO assessment_class (assessment_id, school_id, grade, section, final) VALUES ($1, $2, 11, 'A', true)`, aid, school); err == nil || !strings.Contains(err.Error(), "class 11 is not part of") {
+		t.Errorf("finalising a class the assessment does not cover: %v", err)
+	}
 	if _, err := f.pool.Exec(ctx, `DELETE FROM assessment_class; UPDATE assessment_deadline SET due_at = now() - interval '1 minute'`); err != nil {
 		t.Fatal(err)
 	}
 	if err := write("MATHEMATICS", 70, true); err == nil || !strings.Contains(err.Error(), "deadline") {
 		t.Errorf("after the deadline: %v", err)
+	}
+	if _, err := f.pool.Exec(ctx, `INSERT INTO assessment_class (assessment_id, school_id, grade, section, final) VALUES ($1, $2, 6, 'A', true)`, aid, school); err == nil || !strings.Contains(err.Error(), "deadline") {
+		t.Errorf("finalising after the deadline: %v", err)
 	}
 	_, err = f.pool.Exec(ctx, `INSERT INTO assessment_tsp (assessment_id, school_id, grade, section, subject, students_cleared, students_present)
 		VALUES ($1, $2, 6, 'A', 'HINDI', 30, 25)`, aid, school)

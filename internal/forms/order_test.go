@@ -275,3 +275,101 @@ func TestAssessmentBuildersOnlyFromBuilderRoles(t *testing.T) {
 		t.Fatalf("builder from state_admin: %+v %v", res, err)
 	}
 }
+
+// An edit replaces only a submission of its own form, and only its
+// submitter's (the same collector, or the same user) unless an admin edits.
+func TestEditsReplaceOnlyYourOwnSubmissionsOfTheSameForm(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.register("household_survey.xml", forms.DataCollection)
+	ctx := context.Background()
+	collectors := forms.NewCollectors(f.pool)
+	a, _, err := collectors.Create(ctx, "A", "9816011111", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := collectors.Create(ctx, "B", "9816022222", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "household_submission.xml"), Source: "openrosa", CollectorID: &a.ID}); err != nil {
+		t.Fatal(err)
+	}
+	// B edits A's submission.
+	_, err = f.pipeline.Receive(ctx, forms.Input{XML: editOf(t, editInstance, "9"), Source: "openrosa", CollectorID: &b.ID})
+	if fault.KindOf(err) != fault.Forbidden || !strings.Contains(err.Error(), "only your own submission") {
+		t.Errorf("another collector's edit: %v, want FORBIDDEN", err)
+	}
+	// A school user edits it through the action.
+	_, err = f.pipeline.Receive(ctx, forms.Input{XML: editOf(t, "uuid:cccccccc-0000-4000-8000-000000000004", "9"), Source: "action",
+		SubmittedBy: "17", Role: "school"})
+	if fault.KindOf(err) != fault.Forbidden {
+		t.Errorf("a school user's edit of a collector's submission: %v, want FORBIDDEN", err)
+	}
+	if got := f.rooms(); len(got) != 1 || got[0] != "3" {
+		t.Fatalf("rooms %v: a refused edit changed the response", got)
+	}
+	// A's own edit, and an admin's, go through.
+	if res, err := f.pipeline.Receive(ctx, forms.Input{XML: editOf(t, "uuid:dddddddd-0000-4000-8000-000000000005", "4"), Source: "openrosa", CollectorID: &a.ID}); err != nil || res.Status != forms.StatusAccepted {
+		t.Fatalf("the collector's own edit: %+v %v", res, err)
+	}
+	adminEdit := household(t, "<instanceID>"+firstInstance+"</instanceID>",
+		"<instanceID>uuid:eeeeeeee-0000-4000-8000-000000000006</instanceID><deprecatedID>uuid:dddddddd-0000-4000-8000-000000000005</deprecatedID>",
+		"<rooms>3</rooms>", "<rooms>5</rooms>")
+	if res, err := f.pipeline.Receive(ctx, forms.Input{XML: adminEdit, Source: "action", SubmittedBy: "1", Role: "state_admin"}); err != nil || res.Status != forms.StatusAccepted {
+		t.Fatalf("an admin's edit: %+v %v", res, err)
+	}
+	if got := f.rooms(); len(got) != 1 || got[0] != "5" {
+		t.Errorf("rooms %v, want the admin's 5", got)
+	}
+}
+
+// An edit naming a submission of another form (e.g. an assessment builder)
+// is refused: it cannot block or replace that submission.
+func TestEditOfAnotherFormIsRefused(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.register("household_survey.xml", forms.DataCollection)
+	f.builderReady()
+	ctx := context.Background()
+	res, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "assessment_submission.xml"), Source: "action", SubmittedBy: "1", Role: "state_admin"})
+	if err != nil || res.AssessmentID == nil {
+		t.Fatalf("builder: %+v %v", res, err)
+	}
+	attack := household(t, "<instanceID>"+firstInstance+"</instanceID>",
+		"<instanceID>uuid:attacker-1</instanceID><deprecatedID>uuid:0a7c3e1f-5d2b-4c8a-9e6f-1b2c3d4e5f60</deprecatedID>")
+	_, err = f.pipeline.Receive(ctx, forms.Input{XML: attack, Source: "action", SubmittedBy: "17", Role: "school"})
+	if fault.KindOf(err) != fault.Forbidden || !strings.Contains(err.Error(), "not a submission of form household_survey") {
+		t.Errorf("edit naming the builder: %v, want FORBIDDEN", err)
+	}
+	if n := f.count(`SELECT count(*) FROM form_submission WHERE deprecated_id = 'uuid:0a7c3e1f-5d2b-4c8a-9e6f-1b2c3d4e5f60' AND status = 'accepted'`); n != 0 {
+		t.Error("the builder counts as replaced")
+	}
+}
+
+// Through OpenRosa only collectors an admin created for it submit
+// assessment builders.
+func TestOnlyBuilderCollectorsSubmitBuilders(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.builderReady()
+	ctx := context.Background()
+	collectors := forms.NewCollectors(f.pool)
+	field, _, err := collectors.Create(ctx, "field", "9816011111", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.pipeline.Receive(ctx, forms.Input{XML: read(t, "assessment_submission.xml"), Source: "openrosa", CollectorID: &field.ID})
+	if fault.KindOf(err) != fault.Forbidden || f.count(`SELECT count(*) FROM assessment`) != 0 {
+		t.Fatalf("builder from a field collector: %v, want FORBIDDEN and no assessment", err)
+	}
+	admin, _, err := collectors.CreateBuilder(ctx, "admin in Enketo", "9816022222", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.pipeline.Receive(ctx, forms.Input{XML: builderXML(t, "uuid:0a7c3e1f-5d2b-4c8a-9e6f-1b2c3d4e5f60", "uuid:0a7c3e1f-5d2b-4c8a-9e6f-00000000bbbb"),
+		Source: "openrosa", CollectorID: &admin.ID})
+	if err != nil || res.AssessmentID == nil {
+		t.Errorf("builder from a builder collector: %+v %v", res, err)
+	}
+}

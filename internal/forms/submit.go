@@ -169,10 +169,10 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int) (*Resul
 		xmlText, status string
 		sum             []byte
 		collectorID     *uuid.UUID
-		role            *string
+		role, by        *string
 	)
-	if err := p.Pool.QueryRow(ctx, `SELECT xml, xml_sha256, status, collector_id, submitted_role FROM form_submission WHERE id = $1`, id).
-		Scan(&xmlText, &sum, &status, &collectorID, &role); err != nil {
+	if err := p.Pool.QueryRow(ctx, `SELECT xml, xml_sha256, status, collector_id, submitted_role, submitted_by
+		FROM form_submission WHERE id = $1`, id).Scan(&xmlText, &sum, &status, &collectorID, &role, &by); err != nil {
 		return nil, postgres.Translate(err, "submission "+id.String())
 	}
 	if sum == nil {
@@ -240,6 +240,13 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int) (*Resul
 			res = &Result{SubmissionID: id, Status: StatusRejected, InstanceID: sub.InstanceID, Errors: errs}
 			return markRejected(ctx, tx, id, errs)
 		}
+		if err := checkEditOwner(ctx, tx, sub, collectorID, role, by); err != nil {
+			refusal = err
+			if f := fault.As(err); f.Kind == fault.Forbidden {
+				return markRejected(ctx, tx, id, []xform.FieldError{{Path: f.Field, Reason: f.Message}})
+			}
+			return err
+		}
 		if r, err := p.checkEditOrder(ctx, tx, id, sub); r != nil || err != nil {
 			res, refusal = r, err
 			if f := fault.As(err); err != nil && f.Kind == fault.Conflict {
@@ -252,10 +259,9 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int) (*Resul
 		case DataCollection:
 			res, err = p.writeResponse(ctx, tx, id, sub, def, answers, collectorID)
 		case AssessmentBuilder:
-			if role != nil && !slices.Contains(BuilderRoles, *role) {
-				refusal = fault.New(fault.Forbidden, "FORBIDDEN", "assessment builders are submitted by %s, not %s",
-					strings.Join(BuilderRoles, " or "), *role)
-				return markRejected(ctx, tx, id, []xform.FieldError{{Path: "/" + sub.Root, Reason: fault.As(refusal).Message}})
+			if err := mayBuild(ctx, tx, collectorID, role); err != nil {
+				refusal = err
+				return markRejected(ctx, tx, id, []xform.FieldError{{Path: "/" + sub.Root, Reason: fault.As(err).Message}})
 			}
 			res, err = p.writeAssessment(ctx, tx, id, sub, def, answers)
 			if f := fault.As(err); err != nil && f.Kind == fault.Unprocessable {
@@ -339,6 +345,66 @@ func (p *Pipeline) checkEditOrder(ctx context.Context, tx pgx.Tx, id uuid.UUID, 
 	default:
 		return nil, err
 	}
+}
+
+// mayBuild refuses an assessment builder from a Hasura role other than
+// BuilderRoles, or from a collector not marked builds_assessments. Rows
+// written outside Hasura's permissions (no role, no collector) are trusted.
+func mayBuild(ctx context.Context, tx pgx.Tx, collectorID *uuid.UUID, role *string) error {
+	if role != nil && !slices.Contains(BuilderRoles, *role) {
+		return fault.New(fault.Forbidden, "FORBIDDEN", "assessment builders are submitted by %s, not %s", strings.Join(BuilderRoles, " or "), *role)
+	}
+	if collectorID == nil {
+		return nil
+	}
+	var builds bool
+	if err := tx.QueryRow(ctx, `SELECT builds_assessments FROM collector WHERE id = $1`, *collectorID).Scan(&builds); err != nil {
+		return err
+	}
+	if !builds {
+		return fault.New(fault.Forbidden, "FORBIDDEN", "this collector may not submit assessment builders (an admin creates builder collectors with buildsAssessments)")
+	}
+	return nil
+}
+
+// checkEditOwner refuses an edit (meta/deprecatedID) of a submission of
+// another form, or of someone else's: the version it replaces must have come
+// from the same collector or the same user, unless the editor is an admin
+// (BuilderRoles) or wrote outside Hasura's permissions. An edit of a
+// version never received is not checked here: the original, if it comes,
+// is then the older version.
+func checkEditOwner(ctx context.Context, tx pgx.Tx, sub *xform.Submission, collectorID *uuid.UUID, role, by *string) error {
+	if sub.DeprecatedID == "" {
+		return nil
+	}
+	var (
+		formID           *string
+		origCol          *uuid.UUID
+		origBy, origRole *string
+	)
+	err := tx.QueryRow(ctx, `SELECT form_id, collector_id, submitted_by, submitted_role FROM form_submission
+		WHERE instance_id = $1 AND status <> 'duplicate'`, sub.DeprecatedID).Scan(&formID, &origCol, &origBy, &origRole)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	path := "/" + sub.Root + "/meta/deprecatedID"
+	if formID == nil || *formID != sub.FormID {
+		return &fault.Error{Kind: fault.Forbidden, Code: "FORBIDDEN", Field: path,
+			Message: fmt.Sprintf("%s is not a submission of form %s: an edit replaces a submission of its own form", sub.DeprecatedID, sub.FormID)}
+	}
+	switch {
+	case role != nil && slices.Contains(BuilderRoles, *role):
+	case role == nil && collectorID == nil && by == nil: // outside Hasura's permissions
+	case collectorID != nil && origCol != nil && *collectorID == *origCol:
+	case by != nil && origBy != nil && *by == *origBy && role != nil && origRole != nil && *role == *origRole:
+	default:
+		return &fault.Error{Kind: fault.Forbidden, Code: "FORBIDDEN", Field: path,
+			Message: fmt.Sprintf("%s was submitted by someone else: an edit replaces only your own submission", sub.DeprecatedID)}
+	}
+	return nil
 }
 
 // processable reports whether a submission in status may be processed: one

@@ -304,7 +304,7 @@ func students(ctx context.Context, tx pgx.Tx, r *Request) (out []recipient, next
 		FROM student s
 		WHERE s.school_id = $1 AND s.status = 'ACTIVE' AND s.enabled
 		  AND ($2::int[] IS NULL OR s.grade = ANY ($2))
-		  AND ($3::text[] IS NULL OR s.section = ANY ($3))
+		  AND ($3::text[] IS NULL OR coalesce(s.section, 'A') = ANY ($3)) -- no section is section A, as for assessments
 		  AND ($4::uuid[] IS NULL OR s.id = ANY ($4))
 		  AND (coalesce(s.guardian_phone, ''), s.id) > ($5, $6)
 		ORDER BY coalesce(s.guardian_phone, ''), s.id

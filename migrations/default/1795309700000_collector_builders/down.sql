@@ -1,0 +1,1 @@
+ALTER TABLE collector DROP COLUMN IF EXISTS builds_assessments;
