@@ -24,6 +24,8 @@ type Collector struct {
 	Name      string
 	Phone     string
 	RevokedAt *time.Time
+	// BuildsAssessments: may submit assessment-builder forms.
+	BuildsAssessments bool
 }
 
 // Collectors manages collectors and their tokens. A token is 32 bytes from
@@ -64,7 +66,7 @@ func (c *Collectors) create(ctx context.Context, name, phone, by string, builds 
 		return Collector{}, "", err
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw[:])
-	col := Collector{Name: name, Phone: e164}
+	col := Collector{Name: name, Phone: e164, BuildsAssessments: builds}
 	err := c.pool.QueryRow(ctx, `INSERT INTO collector (name, phone, token_hash, token_hint, created_by, builds_assessments)
 		VALUES ($1, $2, $3, $4, nullif($5, ''), $6) RETURNING id`, name, e164, hashToken(token), token[:6], by, builds).Scan(&col.ID)
 	if err != nil {
@@ -87,8 +89,8 @@ func (c *Collectors) Authenticate(ctx context.Context, token string) (Collector,
 	if len(token) < 20 || len(token) > 100 {
 		return col, fault.New(fault.Unauthorized, "", "unknown collector token")
 	}
-	err := c.pool.QueryRow(ctx, `SELECT id, name, phone, revoked_at FROM collector WHERE token_hash = $1`, hashToken(token)).
-		Scan(&col.ID, &col.Name, &col.Phone, &col.RevokedAt)
+	err := c.pool.QueryRow(ctx, `SELECT id, name, phone, revoked_at, builds_assessments FROM collector WHERE token_hash = $1`, hashToken(token)).
+		Scan(&col.ID, &col.Name, &col.Phone, &col.RevokedAt, &col.BuildsAssessments)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return col, fault.New(fault.Unauthorized, "", "unknown collector token")
 	}

@@ -277,19 +277,22 @@ type xformItem struct {
 }
 
 // FormList serves GET /openrosa/key/{token}/formList (the OpenRosa Form List
-// API): the latest version of every data-collection form, with its MD5 hash
-// and download URL, so ODK Collect can fetch and update forms.
+// API): the latest version of every data-collection form (and of the
+// assessment builders, for collectors that build assessments), with its MD5
+// hash and download URL, so ODK Collect can fetch and update forms.
 func FormList(d Deps, publicURL string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		token := chi.URLParam(r, "token")
-		if _, err := d.Collectors.Authenticate(ctx, token); err != nil {
+		col, err := d.Collectors.Authenticate(ctx, token)
+		if err != nil {
 			d.writeError(ctx, w, err)
 			return
 		}
 		rows, err := d.Pool.Query(ctx, `SELECT DISTINCT ON (v.form_id) v.form_id, v.title, v.version, md5(v.xform)
 			FROM form_version v JOIN form f ON f.id = v.form_id
-			WHERE f.purpose = 'DATA_COLLECTION' ORDER BY v.form_id, v.registered_at DESC`)
+			WHERE f.purpose = 'DATA_COLLECTION' OR (f.purpose = 'ASSESSMENT_BUILDER' AND $1)
+			ORDER BY v.form_id, v.registered_at DESC`, col.BuildsAssessments)
 		if err != nil {
 			d.writeError(ctx, w, err)
 			return

@@ -331,6 +331,37 @@ func TestOpenRosaFormListAndDownload(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Errorf("formList with a wrong token: %d", resp.StatusCode)
 	}
+
+	// The assessment builder is listed for a builder collector (an admin in
+	// Enketo), not for field collectors.
+	if status, out := b.action(t, "registerForm", "admin", map[string]any{"xform": xformFile(t, "assessment_builder.xml"), "purpose": "ASSESSMENT_BUILDER"}); status != 200 {
+		t.Fatalf("register builder: %d %v", status, out)
+	}
+	status, out := b.action(t, "createCollector", "admin", map[string]any{"name": "प्रशासक", "phone": "9816066666", "buildsAssessments": true})
+	if status != 200 {
+		t.Fatalf("builder collector: %d %v", status, out)
+	}
+	ids := func(token string) []string {
+		resp, err := b.client.Get(b.url + "/openrosa/key/" + token + "/formList")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		list.Forms = nil
+		_ = xml.Unmarshal(raw, &list)
+		var out []string
+		for _, f := range list.Forms {
+			out = append(out, f.FormID)
+		}
+		return out
+	}
+	if got := ids(out["token"].(string)); len(got) != 2 {
+		t.Errorf("builder collector's forms %v, want the survey and the builder", got)
+	}
+	if got := ids(token); len(got) != 1 || got[0] != "household_survey" {
+		t.Errorf("field collector's forms %v, want only the survey", got)
+	}
 }
 
 func TestFinalisingAClassSendsTheResultSMS(t *testing.T) {
