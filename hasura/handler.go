@@ -212,6 +212,9 @@ func WriteActionError(ctx context.Context, w http.ResponseWriter, log *slog.Logg
 	status := f.Kind.Status()
 	if f.Kind == fault.Internal || f.Kind == fault.Unavailable {
 		log.ErrorContext(ctx, "action failed", "err", err)
+		if f.Kind == fault.Unavailable {
+			w.Header().Set("Retry-After", RetryAfterSeconds)
+		}
 		SetOutcome(ctx, outcomeFor(f.Kind))
 		writeJSON(w, status, errorBody("internal error", f.Code, ""))
 		return

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -87,12 +88,13 @@ type Inbox struct {
 }
 
 type request struct {
-	ctx  context.Context
-	d    Delivery
-	fn   func(ctx context.Context, w *Work) error
-	done chan struct{}
-	dup  bool
-	err  error
+	ctx    context.Context // the caller's, without its cancellation
+	caller context.Context // the caller's: done when it has answered
+	d      Delivery
+	fn     func(ctx context.Context, w *Work) error
+	done   chan struct{}
+	dup    bool
+	err    error
 }
 
 // New returns an inbox writing to pool and enqueuing with q.
@@ -107,7 +109,7 @@ func New(pool *pgxpool.Pool, q queue.Inserter) *Inbox {
 // of them does the work. Errors are translated (postgres.Translate), so an
 // unreachable database surfaces as fault.Unavailable.
 func (in *Inbox) Receive(ctx context.Context, d Delivery, fn func(ctx context.Context, w *Work) error) (duplicate bool, err error) {
-	r := &request{ctx: context.WithoutCancel(ctx), d: d, fn: fn, done: make(chan struct{})}
+	r := &request{ctx: context.WithoutCancel(ctx), caller: ctx, d: d, fn: fn, done: make(chan struct{})}
 	in.mu.Lock()
 	in.pending = append(in.pending, r)
 	lead := in.running < in.MaxInFlight
@@ -145,12 +147,52 @@ func (in *Inbox) lead(own *request) {
 			return
 		}
 		n := min(len(in.pending), in.MaxBatch)
-		batch := make([]*request, n)
-		copy(batch, in.pending)
+		batch := make([]*request, 0, n)
+		for _, r := range in.pending[:n] {
+			if r.caller.Err() != nil {
+				// Its caller has answered (non-2xx) and Hasura will
+				// deliver it again: not worth a transaction now.
+				r.err = postgres.Translate(fmt.Errorf("record %s %s delivery %s: %w", r.d.Kind, r.d.Name, r.d.ID, r.caller.Err()), "delivery")
+				close(r.done)
+				continue
+			}
+			batch = append(batch, r)
+		}
 		in.pending = in.pending[n:]
 		in.mu.Unlock()
-		in.execute(batch)
+		if len(batch) > 0 {
+			in.safeExecute(batch)
+		}
 	}
+}
+
+// safeExecute runs execute and, should anything in it panic outside a
+// delivery's work (which execute recovers itself), fails the batch's
+// undecided deliveries instead of leaving their callers waiting and this
+// leader's slot taken.
+func (in *Inbox) safeExecute(batch []*request) {
+	defer func() {
+		if p := recover(); p != nil {
+			for _, r := range batch {
+				if !isDone(r) {
+					r.dup, r.err = false, fmt.Errorf("record %s %s delivery %s: panic: %v", r.d.Kind, r.d.Name, r.d.ID, p)
+					close(r.done)
+				}
+			}
+		}
+	}()
+	in.execute(batch)
+}
+
+// runWork runs r's work, turning a panic into an error that names it (with
+// the stack), so one bad delivery fails alone.
+func runWork(ctx context.Context, r *request, w *Work) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in %s %s work: %v\n%s", r.d.Kind, r.d.Name, p, debug.Stack())
+		}
+	}()
+	return r.fn(ctx, w)
 }
 
 func isDone(r *request) bool {
@@ -210,7 +252,8 @@ func (in *Inbox) execute(batch []*request) {
 				continue
 			}
 			delete(fresh, r.d.ID)
-			if err := r.fn(r.ctx, w); err != nil {
+			// The batch's context: its deadline bounds the work too.
+			if err := runWork(ctx, r, w); err != nil {
 				return &errItem{r: r, err: err}
 			}
 		}
@@ -222,9 +265,26 @@ func (in *Inbox) execute(batch []*request) {
 		return nil
 	})
 	var item *errItem
-	if err != nil && len(batch) > 1 && (errors.As(err, &item) || !postgres.Unavailable(err)) {
-		// Something in the batch failed: give every delivery its own
-		// transaction so the failure stays with the one that caused it.
+	switch {
+	case err == nil || len(batch) == 1:
+	case errors.As(err, &item):
+		// One delivery's work failed (or panicked, or ran out of time): it
+		// runs again alone, so the failure stays with it, and the rest
+		// again together.
+		rest := make([]*request, 0, len(batch)-1)
+		for _, r := range batch {
+			r.dup = false
+			if r != item.r {
+				rest = append(rest, r)
+			}
+		}
+		in.execute([]*request{item.r})
+		in.execute(rest)
+		return
+	case !postgres.Unavailable(err):
+		// Something else in the batch failed: every delivery its own
+		// transaction. (An unreachable database fails them all: one 503
+		// each and Hasura's retry, not a transaction each.)
 		for _, r := range batch {
 			r.dup = false
 			in.execute([]*request{r})

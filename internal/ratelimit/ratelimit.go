@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -15,14 +16,21 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// PerIP is a token bucket per client IP.
+// MaxClients caps the clients remembered at once. Beyond it (a flood from
+// many addresses) new clients share one overflow bucket until idle ones are
+// forgotten: memory stays bounded and known clients keep their own buckets.
+const MaxClients = 100_000
+
+// PerIP is a token bucket per client IP (per /64 for IPv6, which a single
+// subscriber gets whole).
 type PerIP struct {
 	rate  rate.Limit
 	burst int
 
-	mu      sync.Mutex
-	clients map[string]*client
-	sweep   time.Time
+	mu       sync.Mutex
+	clients  map[string]*client
+	overflow *rate.Limiter
+	sweep    time.Time
 }
 
 type client struct {
@@ -32,17 +40,28 @@ type client struct {
 
 // New allows each IP perSecond requests on average and burst at once.
 func New(perSecond float64, burst int) *PerIP {
-	return &PerIP{rate: rate.Limit(perSecond), burst: burst, clients: map[string]*client{}}
+	return &PerIP{rate: rate.Limit(perSecond), burst: burst, clients: map[string]*client{},
+		overflow: rate.NewLimiter(rate.Limit(perSecond), burst)}
+}
+
+// refill is how long an idle client takes to have a full bucket again: it
+// can then be forgotten, since a new bucket is the same.
+func (p *PerIP) refill() time.Duration {
+	if p.rate <= 0 {
+		return time.Minute
+	}
+	return max(time.Second, time.Duration(float64(p.burst)/float64(p.rate)*float64(time.Second)))
 }
 
 // Allow reports whether ip may make a request now.
 func (p *PerIP) Allow(ip string, now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if now.Sub(p.sweep) > time.Minute {
+	idle := p.refill()
+	if now.Sub(p.sweep) > idle || (len(p.clients) >= MaxClients && now.Sub(p.sweep) > time.Second) {
 		// Forget clients idle long enough to have a full bucket again.
 		for k, c := range p.clients {
-			if now.Sub(c.seen) > 10*time.Minute {
+			if now.Sub(c.seen) > idle {
 				delete(p.clients, k)
 			}
 		}
@@ -50,6 +69,9 @@ func (p *PerIP) Allow(ip string, now time.Time) bool {
 	}
 	c := p.clients[ip]
 	if c == nil {
+		if len(p.clients) >= MaxClients {
+			return p.overflow.AllowN(now, 1)
+		}
 		c = &client{lim: rate.NewLimiter(p.rate, p.burst)}
 		p.clients[ip] = c
 	}
@@ -66,6 +88,7 @@ func (p *PerIP) Middleware(next http.Handler) http.Handler {
 		if err != nil {
 			ip = r.RemoteAddr
 		}
+		ip = key(ip)
 		if !p.Allow(ip, time.Now()) {
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(float64(p.burst)/float64(p.rate)))))
 			w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -76,4 +99,14 @@ func (p *PerIP) Middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// key is ip itself for IPv4, its /64 for IPv6.
+func key(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return ip
+	}
+	prefix, _ := a.Prefix(64)
+	return prefix.String()
 }

@@ -1,6 +1,7 @@
 package ratelimit_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -45,5 +46,53 @@ func TestMiddlewareAnswers429(t *testing.T) {
 	}
 	if codes[0] != 204 || codes[1] != 429 {
 		t.Errorf("codes %v, want [204 429]", codes)
+	}
+}
+
+// A flood from more addresses than MaxClients does not grow memory without
+// bound: the newcomers share one overflow bucket, known clients keep theirs.
+func TestFloodOfAddressesSharesOneOverflowBucket(t *testing.T) {
+	t.Parallel()
+	p := ratelimit.New(1, 3)
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	for i := range ratelimit.MaxClients {
+		p.Allow(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), now)
+	}
+	allowed := 0
+	for i := range 10 {
+		if p.Allow(fmt.Sprintf("172.16.0.%d", i), now) {
+			allowed++
+		}
+	}
+	if allowed != 3 {
+		t.Errorf("%d of 10 newcomers allowed, want the overflow bucket's burst of 3", allowed)
+	}
+	if !p.Allow("10.0.0.1", now.Add(1100*time.Millisecond)) {
+		t.Error("a known client lost its own bucket")
+	}
+	// Once the flood is idle for a bucket's refill time, it is forgotten.
+	later := now.Add(10 * time.Second)
+	for i := range 3 {
+		if !p.Allow(fmt.Sprintf("172.16.1.%d", i), later) {
+			t.Errorf("newcomer %d refused after the flood went idle", i)
+		}
+	}
+}
+
+// IPv6 clients are limited per /64: one subscriber cannot rotate addresses
+// within its prefix to get fresh buckets.
+func TestIPv6SharesABucketPer64(t *testing.T) {
+	t.Parallel()
+	h := ratelimit.New(1, 2).Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	codes := []int{}
+	for _, addr := range []string{"[2001:db8:1:2::1]:4000", "[2001:db8:1:2::ffff]:4000", "[2001:db8:1:2:aaaa::3]:4000", "[2001:db8:1:3::1]:4000"} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.RemoteAddr = addr
+		h.ServeHTTP(rec, req)
+		codes = append(codes, rec.Code)
+	}
+	if codes[0] != 204 || codes[1] != 204 || codes[2] != 429 || codes[3] != 204 {
+		t.Errorf("codes %v, want 204 204 429 (same /64) 204 (another /64)", codes)
 	}
 }

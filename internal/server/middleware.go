@@ -107,9 +107,11 @@ func readyz(log *slog.Logger, ready func(context.Context) error) http.HandlerFun
 			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 			defer cancel()
 			if err := ready(ctx); err != nil {
+				// The reason goes to the log: probes are unauthenticated and
+				// database errors name users and hosts.
 				log.WarnContext(r.Context(), "not ready", "err", err)
 				w.WriteHeader(http.StatusServiceUnavailable)
-				_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+				_, _ = w.Write([]byte("not ready (the reason is in shala's log)\n"))
 				return
 			}
 		}
@@ -201,10 +203,19 @@ func (m *Metrics) countWebhook(kind string) func(http.Handler) http.Handler {
 			ctx, outcome := hasura.TrackOutcome(r.Context())
 			sw := &statusWriter{ResponseWriter: w}
 			defer func() {
+				p := recover()
 				o := outcome()
-				if o == "" {
+				switch {
+				case p != nil:
+					o = "error" // the recoverer answers 500
+				case o == "":
 					o = outcomeOfStatus(sw.status)
 				}
+				defer func() {
+					if p != nil {
+						panic(p)
+					}
+				}()
 				name := "unknown"
 				if rp := routeLabel(r); rp != "unmatched" && o != "not_found" {
 					name = path.Base(rp)

@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/shala-edu/shala/internal/logging"
 )
 
@@ -89,5 +93,32 @@ func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + ln.Addr().String() + "/"); err == nil {
 		t.Error("new connection accepted after shutdown")
+	}
+}
+
+// A webhook that panics is counted as an error, not as ok.
+func TestPanickingWebhookIsCountedAsError(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	log := logging.New(io.Discard, slog.LevelInfo)
+	r := chi.NewRouter()
+	r.Use(recoverer(log))
+	r.With(m.countWebhook("event")).Post("/events/boom", func(w http.ResponseWriter, r *http.Request) { panic("bug") })
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/events/boom", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 500 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if got := testutil.ToFloat64(m.webhooks.WithLabelValues("event", "boom", "error")); got != 1 {
+		t.Errorf("error outcome counted %v times, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.webhooks.WithLabelValues("event", "boom", "ok")); got != 0 {
+		t.Errorf("the panic was counted as ok")
 	}
 }

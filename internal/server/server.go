@@ -66,13 +66,13 @@ func NewServer(d Deps) http.Handler {
 	return r
 }
 
-// webhook is the middleware of the Hasura-facing groups: body cap, outcome
-// counting, then the shared secret (so unknown names answer 401 to callers
+// webhook is the middleware of the Hasura-facing groups: outcome counting,
+// body cap, then the shared secret (so unknown names answer 401 to callers
 // without the secret and 404 to Hasura).
 func (d Deps) webhook(kind string) []func(http.Handler) http.Handler {
 	return []func(http.Handler) http.Handler{
-		capBody(d.MaxBodyBytes),
 		d.Metrics.countWebhook(kind),
+		capBody(d.MaxBodyBytes),
 		hasura.RequireSecret(d.WebhookSecret),
 	}
 }
