@@ -234,9 +234,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	log.Info("listening", "addr", ln.Addr().String(), "workers", cfg.QueueWorkers)
 	tracker.Capture("shala", "server_started", map[string]any{"version": version})
 
+	// The queue stops when shala is told to stop, or when the listener
+	// fails (the process then exits with the listener's error).
+	qctx, stopWorkers := context.WithCancel(ctx)
+	defer stopWorkers()
 	queueDone := make(chan error, 1)
 	go func() {
-		<-ctx.Done()
+		<-qctx.Done()
 		if cfg.QueueWorkers == 0 {
 			queueDone <- nil
 			return
@@ -245,7 +249,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}()
 	httpErr := server.Serve(ctx, ln, handler, log, cfg.ShutdownTimeout)
 	if httpErr != nil && ctx.Err() == nil {
-		return httpErr // the listener failed; nothing to drain
+		stopWorkers() // the listener failed: no HTTP to drain, but running jobs finish
+		return errors.Join(httpErr, <-queueDone)
 	}
 	qerr := <-queueDone
 	log.Info("stopped")

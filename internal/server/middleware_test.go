@@ -122,3 +122,42 @@ func TestPanickingWebhookIsCountedAsError(t *testing.T) {
 		t.Errorf("the panic was counted as ok")
 	}
 }
+
+// A request still running at the shutdown timeout is cancelled, so stopping
+// never takes (much) longer than the timeout.
+func TestServeCancelsRequestsStillRunningAtTheTimeout(t *testing.T) {
+	t.Parallel()
+	started, cancelled := make(chan struct{}), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		select {
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-time.After(time.Minute):
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, ln, h, slog.New(slog.DiscardHandler), 200*time.Millisecond) }()
+	go func() {
+		if resp, err := http.Get("http://" + ln.Addr().String() + "/"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-started
+	cancel()
+	select {
+	case <-served:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve still waiting for the request long after the shutdown timeout")
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Error("the running request's context was never cancelled")
+	}
+}

@@ -80,6 +80,11 @@ func (d Deps) webhook(kind string) []func(http.Handler) http.Handler {
 // Serve serves h on ln until ctx is cancelled, then stops accepting
 // connections and waits up to shutdownTimeout for in-flight requests.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger, shutdownTimeout time.Duration) error {
+	// Requests keep running through a shutdown (not cancelled when ctx is),
+	// until shutdownTimeout: then they are cancelled and their connections
+	// closed, so stopping never takes longer than that.
+	base, abort := context.WithCancel(context.WithoutCancel(ctx))
+	defer abort()
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -87,7 +92,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logge
 		WriteTimeout:      90 * time.Second, // above Hasura's 30 s action timeout
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -100,6 +105,11 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logge
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(sctx)
+	if err != nil {
+		log.Warn("requests still running at the shutdown timeout: cancelling them", "err", err)
+		abort()
+		_ = srv.Close()
+	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		return serr
 	}
