@@ -270,7 +270,7 @@ type ErrorBody struct {
 	Extensions map[string]any `json:"extensions"`
 }
 
-func errorBody(msg, code, field string) ErrorBody {
+func errorBody(msg string, code fault.Code, field string) ErrorBody {
 	ext := map[string]any{"code": code}
 	if field != "" {
 		ext["field"] = field

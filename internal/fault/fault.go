@@ -44,18 +44,39 @@ var statuses = map[Kind]int{
 	Unavailable:   http.StatusServiceUnavailable,
 }
 
-var defaultCodes = map[Kind]string{
-	Internal:      "INTERNAL",
-	Invalid:       "INVALID_INPUT",
-	Unauthorized:  "UNAUTHORIZED",
-	Forbidden:     "FORBIDDEN",
-	NotFound:      "NOT_FOUND",
-	Conflict:      "CONFLICT",
-	Gone:          "GONE",
-	TooLarge:      "TOO_LARGE",
-	Unprocessable: "UNPROCESSABLE",
-	RateLimited:   "RATE_LIMITED",
-	Unavailable:   "UNAVAILABLE",
+// Code is a stable, SCREAMING_SNAKE error code: the `extensions.code` apps
+// branch on. Every code shala can emit is a constant of this type — the
+// common ones below, domain-specific ones in their domain package — and the
+// README's contract lists them all.
+type Code string
+
+// Codes every package may use; each Kind has a default.
+const (
+	CodeInternal      Code = "INTERNAL"
+	CodeInvalidInput  Code = "INVALID_INPUT"
+	CodeUnauthorized  Code = "UNAUTHORIZED"
+	CodeForbidden     Code = "FORBIDDEN"
+	CodeNotFound      Code = "NOT_FOUND"
+	CodeConflict      Code = "CONFLICT"
+	CodeGone          Code = "GONE"
+	CodeTooLarge      Code = "TOO_LARGE"
+	CodeUnprocessable Code = "UNPROCESSABLE"
+	CodeRateLimited   Code = "RATE_LIMITED"
+	CodeUnavailable   Code = "UNAVAILABLE"
+)
+
+var defaultCodes = map[Kind]Code{
+	Internal:      CodeInternal,
+	Invalid:       CodeInvalidInput,
+	Unauthorized:  CodeUnauthorized,
+	Forbidden:     CodeForbidden,
+	NotFound:      CodeNotFound,
+	Conflict:      CodeConflict,
+	Gone:          CodeGone,
+	TooLarge:      CodeTooLarge,
+	Unprocessable: CodeUnprocessable,
+	RateLimited:   CodeRateLimited,
+	Unavailable:   CodeUnavailable,
 }
 
 // Status is the HTTP status for k.
@@ -66,7 +87,7 @@ func (k Kind) Status() int { return statuses[k] }
 // only logged.
 type Error struct {
 	Kind    Kind
-	Code    string // stable, SCREAMING_SNAKE; apps branch on it
+	Code    Code // stable; apps branch on it
 	Message string
 	Field   string // input path the error is about, e.g. "input.message"
 	Err     error
@@ -83,7 +104,7 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // New returns an error of kind k with the given code (or the kind's default
 // code when code is empty).
-func New(k Kind, code, format string, args ...any) *Error {
+func New(k Kind, code Code, format string, args ...any) *Error {
 	if code == "" {
 		code = defaultCodes[k]
 	}
@@ -98,7 +119,7 @@ func Invalidf(field, format string, args ...any) *Error {
 }
 
 // Wrap returns an error of kind k that keeps err as its cause.
-func Wrap(err error, k Kind, code, format string, args ...any) *Error {
+func Wrap(err error, k Kind, code Code, format string, args ...any) *Error {
 	e := New(k, code, format, args...)
 	e.Err = err
 	return e

@@ -114,7 +114,7 @@ func readBuilder(root string, answers []xform.Answer) (*builder, error) {
 			b.enabled = a.Raw != "no" && a.Raw != "false" && a.Raw != "0"
 		}
 	}
-	refuse := func(field, code, format string, args ...any) error {
+	refuse := func(field string, code fault.Code, format string, args ...any) error {
 		return &fault.Error{Kind: fault.Unprocessable, Code: code, Field: "/" + root + "/" + field, Message: fmt.Sprintf(format, args...)}
 	}
 	for field, v := range map[string]string{"name": b.name, "type": b.kind, "deadline/academic_year": b.year,
