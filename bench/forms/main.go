@@ -26,6 +26,7 @@ import (
 	"github.com/shala-edu/shala/bench/benchdb"
 	"github.com/shala-edu/shala/bench/wrk"
 	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/server"
@@ -77,7 +78,7 @@ func run() error {
 	// phone sends its own submissions.
 	tokens := make([]string, *clients)
 	for i := range tokens {
-		_, tokens[i], err = forms.NewCollectors(pool).Create(ctx, fmt.Sprintf("bench collector %d", i+1), fmt.Sprintf("98160%05d", i), "bench")
+		_, tokens[i], err = collector.NewStore(pool).Create(ctx, fmt.Sprintf("bench collector %d", i+1), fmt.Sprintf("98160%05d", i), "bench")
 		if err != nil {
 			return err
 		}

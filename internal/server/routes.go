@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shala-edu/shala/actions"
+	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/openrosa"
@@ -26,7 +27,7 @@ func addRoutes(r chi.Router, d Deps) {
 	catalog := forms.NewCatalog(d.Pool)
 	rules := forms.NewRules()
 	pipeline := &forms.Pipeline{Pool: d.Pool, Catalog: catalog, Rules: rules, Log: d.Log}
-	collectors := forms.NewCollectors(d.Pool)
+	collectors := collector.NewStore(d.Pool)
 
 	r.Get("/healthz", healthz())
 	r.Get("/readyz", readyz(d.Log, d.Ready))
