@@ -17,6 +17,7 @@ import (
 
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
@@ -35,7 +36,7 @@ type Deps struct {
 	Catalog    *forms.Catalog
 	Rules      *forms.Rules
 	Pipeline   *forms.Pipeline
-	Collectors *forms.Collectors
+	Collectors *collector.Store
 	// WebhookSecret is the value Hasura sends in X-Shala-Webhook-Secret.
 	WebhookSecret string
 	// MaxBodyBytes caps webhook bodies (413 beyond).
