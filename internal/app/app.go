@@ -31,6 +31,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/config"
@@ -39,6 +40,7 @@ import (
 	"github.com/shala-edu/shala/internal/jobs"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/postgres"
+	"github.com/shala-edu/shala/internal/progress"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/schema"
 	"github.com/shala-edu/shala/internal/server"
@@ -85,6 +87,10 @@ type App struct {
 	Rules      *forms.Rules
 	Pipeline   *forms.Pipeline
 	Collectors *collector.Store
+	Listings   *progress.Store
+	// Verifier checks the apps' Hasura JWTs (HASURA_GRAPHQL_JWT_SECRET) on
+	// REST endpoints; nil when it is unset.
+	Verifier *auth.Verifier
 
 	// Queue works every job kind jobs.Workers lists (once Start is
 	// called); Inbox records Hasura deliveries and enqueues through it.
@@ -159,6 +165,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.Rules = forms.NewRules()
 	a.Pipeline = &forms.Pipeline{Pool: a.Pool, Catalog: a.Catalog, Rules: a.Rules, Log: log}
 	a.Collectors = collector.NewStore(a.Pool)
+	a.Listings = progress.NewStore(a.Pool)
+	if a.Verifier, err = newVerifier(cfg); err != nil {
+		return nil, err
+	}
 
 	// The queue and what records work into it.
 	jd := jobs.Deps{Pool: a.Pool, Log: log, Tracker: a.Tracker, SMSProvider: a.SMS, SMSRate: cfg.SMSRate,
@@ -186,6 +196,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		WebhookSecret: cfg.WebhookSecret.Reveal(), MaxBodyBytes: cfg.MaxBodyBytes,
 		PublicURL: cfg.PublicURL, PublicRate: cfg.PublicRate, PublicBurst: cfg.PublicBurst,
 		Inbox: a.Inbox, Pings: a.Pings, Catalog: a.Catalog, Rules: a.Rules, Pipeline: a.Pipeline, Collectors: a.Collectors,
+		Listings: a.Listings, Verifier: a.Verifier,
 		Blobs: a.Bucket, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
 		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: TwilioCallbackURL(cfg),
 		Operator: a.Operator, OperatorPassword: cfg.OperatorPassword.Reveal(),
@@ -295,4 +306,17 @@ func smsProvider(cfg *config.Config, log *slog.Logger) (sms.Provider, error) {
 // SHALA_PUBLIC_URL + twilio.CallbackPath.
 func TwilioCallbackURL(cfg *config.Config) string {
 	return strings.TrimRight(cfg.PublicURL, "/") + twilio.CallbackPath
+}
+
+// newVerifier builds the JWT verifier of HASURA_GRAPHQL_JWT_SECRET, or nil
+// when it is unset.
+func newVerifier(cfg *config.Config) (*auth.Verifier, error) {
+	if cfg.JWTSecret == "" {
+		return nil, nil
+	}
+	jc, err := auth.ParseConfig(cfg.JWTSecret.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("HASURA_GRAPHQL_JWT_SECRET: %w", err)
+	}
+	return auth.NewVerifier(jc)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/ratelimit"
 	"github.com/shala-edu/shala/internal/sms/twilio"
+	"github.com/shala-edu/shala/internal/web"
 	"github.com/shala-edu/shala/triggers"
 )
 
@@ -45,6 +46,10 @@ func addRoutes(r chi.Router, d Deps) {
 		})
 	}
 
+	// The teacher app's REST listing, authorised by its Hasura JWT.
+	r.With(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware).
+		Method(http.MethodGet, web.SchoolAssessmentsPath, web.SchoolAssessments(d.Log, d.Verifier, d.Listings))
+
 	// Providers' callbacks: public, authenticated by the provider's signature.
 	r.Method(http.MethodPost, twilio.CallbackPath, twilio.StatusCallback(d.Log, d.Pool, d.TwilioAuthToken, d.TwilioCallbackURL))
 
@@ -57,6 +62,7 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, d.Pipeline))
 		r.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, d.Collectors, d.PublicURL))
 		r.Method(http.MethodPost, "/revokeCollector", actions.RevokeCollector(d.Log, d.Collectors))
+		r.Method(http.MethodPost, "/schoolAssessments", actions.SchoolAssessments(d.Log, d.Listings))
 	})
 	r.Route("/events", func(r chi.Router) {
 		r.Use(d.webhook("event")...)

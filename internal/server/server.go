@@ -16,11 +16,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
+	"github.com/shala-edu/shala/internal/progress"
 )
 
 // Deps are everything the routes need, built once by internal/app.
@@ -37,6 +39,10 @@ type Deps struct {
 	Rules      *forms.Rules
 	Pipeline   *forms.Pipeline
 	Collectors *collector.Store
+	Listings   *progress.Store
+	// Verifier checks the apps' Hasura JWTs on REST endpoints; nil when
+	// HASURA_GRAPHQL_JWT_SECRET is unset (they answer 401).
+	Verifier *auth.Verifier
 	// WebhookSecret is the value Hasura sends in X-Shala-Webhook-Secret.
 	WebhookSecret string
 	// MaxBodyBytes caps webhook bodies (413 beyond).

@@ -1,0 +1,136 @@
+// Package web serves shala's public HTTP endpoints that are not Hasura
+// webhooks. One file per endpoint group; each maker takes exactly the
+// dependencies it uses.
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/auth"
+	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/progress"
+)
+
+// SchoolAssessmentsPath is the teacher app's REST listing.
+const SchoolAssessmentsPath = "/schools/me/assessments"
+
+// SchoolAssessments serves GET /schools/me/assessments, the app's REST
+// twin of the schoolAssessments action: the listing of the school in the
+// caller's Hasura JWT (verified as Hasura verifies it; X-Hasura-Role picks
+// among its allowed roles, which must give the school role) with an ETag;
+// If-None-Match with the current one answers 304 after one indexed read.
+// verifier nil (HASURA_GRAPHQL_JWT_SECRET unset) answers 401.
+func SchoolAssessments(log *slog.Logger, verifier *auth.Verifier, listings *progress.Store) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		session, err := schoolSession(ctx, verifier, r)
+		if err != nil {
+			assessmentsError(ctx, w, log, err)
+			return
+		}
+		school, err := session.SchoolID()
+		if err != nil {
+			assessmentsError(ctx, w, log, err)
+			return
+		}
+		match := ifNoneMatch(r.Header.Values("If-None-Match"))
+		if len(match) == 1 && match[0] == "*" {
+			// Any listing the client holds: it is this school's, so current.
+			if match[0], err = listings.Version(ctx, school); err != nil {
+				assessmentsError(ctx, w, log, err)
+				return
+			}
+		}
+		l, err := listings.Listing(ctx, school, match...)
+		if err != nil {
+			assessmentsError(ctx, w, log, err)
+			return
+		}
+		h := w.Header()
+		h.Set("ETag", `"`+l.ETag+`"`)
+		// Private to the caller; always revalidated (cheap: a 304).
+		h.Set("Cache-Control", "private, no-cache")
+		h.Set("Vary", "Authorization, X-Hasura-Role")
+		if l.NotModified {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		h.Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		if err := json.NewEncoder(w).Encode(l); err != nil {
+			log.DebugContext(ctx, "listing not delivered", "err", err) // the client went away
+		}
+	})
+}
+
+// schoolSession verifies r's token and returns the session Hasura would
+// derive for it, which must be the school role's.
+func schoolSession(ctx context.Context, verifier *auth.Verifier, r *http.Request) (hasura.SessionVariables, error) {
+	if verifier == nil {
+		return nil, fault.New(fault.Unauthorized, "", "sign-in is not configured on this server")
+	}
+	token, err := verifier.TokenFrom(r)
+	if err != nil {
+		return nil, fault.Wrap(err, fault.Unauthorized, "", "a Hasura JWT is required")
+	}
+	claims, err := verifier.Verify(ctx, token)
+	if err != nil {
+		return nil, fault.Wrap(err, fault.Unauthorized, "", "the token is not valid")
+	}
+	vars, err := claims.Session(r.Header.Get("X-Hasura-Role"))
+	if err != nil {
+		return nil, fault.Wrap(err, fault.Forbidden, "", "the token does not allow role %q", r.Header.Get("X-Hasura-Role"))
+	}
+	s := hasura.SessionVariables(vars)
+	if err := s.RequireRole("school"); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ifNoneMatch lists the entity tags of If-None-Match headers (RFC 9110
+// §13.1.2: a comma-separated list, or "*"), weak or strong alike.
+func ifNoneMatch(values []string) []string {
+	var tags []string
+	for _, v := range values {
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.TrimSpace(t); t == "*" {
+				return []string{"*"}
+			} else if t != "" && len(tags) < 16 {
+				tags = append(tags, progress.Opaque(t))
+			}
+		}
+	}
+	return tags
+}
+
+// assessmentsError answers err as JSON {"message", "extensions": {"code"}},
+// the shape apps read from actions: a *fault.Error with its status and
+// code, anything else logged and answered 500.
+func assessmentsError(ctx context.Context, w http.ResponseWriter, log *slog.Logger, err error) {
+	f := fault.As(err)
+	switch f.Kind {
+	case fault.Internal:
+		log.ErrorContext(ctx, "listing failed", "err", err)
+	case fault.Unauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="shala"`)
+		log.InfoContext(ctx, "listing refused", "code", f.Code, "err", err)
+	default:
+		log.InfoContext(ctx, "listing refused", "code", f.Code, "err", err)
+	}
+	if errors.Is(err, context.Canceled) {
+		return // the client went away
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(f.Kind.Status())
+	if err := json.NewEncoder(w).Encode(map[string]any{"message": f.Message, "extensions": map[string]any{"code": f.Code}}); err != nil {
+		log.DebugContext(ctx, "error not delivered", "err", err)
+	}
+}
