@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -15,13 +16,17 @@ type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// driftSQL counts everything from scratch (results, TSP rows, final
-// classes, students) and lists where the maintained counters differ. A
-// counter row of all zeroes is the same as none.
-const driftSQL = `WITH kept AS (
+// progressDriftSQL lists where the maintained counters of the assessments
+// $1 and schools $2 (NULL: all) differ from a count from scratch. A counter
+// row of all zeroes is the same as none.
+const progressDriftSQL = `WITH kept AS (
 	SELECT * FROM assessment_progress
 	WHERE (students, present, absent, scored, passed, tsp_units, tsp_present, tsp_cleared) <> (0, 0, 0, 0, 0, 0, 0, 0)
-), fresh AS (SELECT * FROM assessment_progress_count(NULL))
+		AND assessment_id = ANY (coalesce($1, ARRAY[assessment_id])) AND school_id = ANY (coalesce($2, ARRAY[school_id]))
+), fresh AS (
+	SELECT * FROM assessment_progress_recount
+	WHERE assessment_id = ANY (coalesce($1, ARRAY[assessment_id])) AND school_id = ANY (coalesce($2, ARRAY[school_id]))
+)
 SELECT format('progress %s school %s class %s-%s %s: kept %s, counted %s',
 	coalesce(k.assessment_id, f.assessment_id), coalesce(k.school_id, f.school_id), coalesce(k.grade, f.grade),
 	coalesce(k.section, f.section), coalesce(k.subject, f.subject),
@@ -34,8 +39,11 @@ FROM kept k FULL JOIN fresh f
 WHERE k.school_id IS NULL OR f.school_id IS NULL
 	OR (k.students, k.present, k.absent, k.scored, k.passed, k.tsp_units, k.tsp_present, k.tsp_cleared, k.final)
 	IS DISTINCT FROM (f.students, f.present, f.absent, f.scored, f.passed, f.tsp_units, f.tsp_present, f.tsp_cleared, f.final)
-UNION ALL
-SELECT format('class school %s %s-%s: kept %s students, counted %s', coalesce(k.school_id, f.school_id),
+ORDER BY 1`
+
+// classDriftSQL lists classes whose maintained enrolment differs from a
+// count of their active, enabled students.
+const classDriftSQL = `SELECT format('class school %s %s-%s: kept %s students, counted %s', coalesce(k.school_id, f.school_id),
 	coalesce(k.grade, f.grade), coalesce(k.section, f.section), coalesce(k.students, 0), coalesce(f.students, 0))
 FROM (SELECT * FROM school_class WHERE students <> 0) k
 FULL JOIN (SELECT school_id, grade, coalesce(section, 'A') AS section, count(*)::int AS students FROM student
@@ -45,22 +53,45 @@ WHERE k.students IS DISTINCT FROM f.students
 ORDER BY 1`
 
 // Drift counts every counter from scratch and returns each place the
-// maintained counters differ from the count (nil when none do): the check
-// that the triggers keep them right. It reads every result, so it is for
-// tests, benchmarks and operators, never for serving.
+// maintained counters (progress and class enrolment) differ from the count
+// (nil when none do): the check that the triggers keep them right. It
+// reads every result, so it is for tests, benchmarks and operators, never
+// for serving.
 func Drift(ctx context.Context, q Querier) ([]string, error) {
-	rows, err := q.Query(ctx, driftSQL)
+	diffs, err := lines(ctx, q, progressDriftSQL, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	diffs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	classes, err := lines(ctx, q, classDriftSQL)
 	if err != nil {
-		return nil, fmt.Errorf("progress drift: %w", err)
+		return nil, err
 	}
-	if len(diffs) == 0 {
+	if diffs = append(diffs, classes...); len(diffs) == 0 {
 		return nil, nil
 	}
 	return diffs, nil
+}
+
+// DriftOf is Drift for the progress counters of some assessments in some
+// schools: it reads only their results.
+func DriftOf(ctx context.Context, q Querier, assessments, schools []uuid.UUID) ([]string, error) {
+	diffs, err := lines(ctx, q, progressDriftSQL, assessments, schools)
+	if len(diffs) == 0 {
+		return nil, err
+	}
+	return diffs, err
+}
+
+func lines(ctx context.Context, q Querier, sql string, args ...any) ([]string, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("progress drift: %w", err)
+	}
+	return out, nil
 }
 
 // Rebuild counts every counter from scratch: the progress rows, each

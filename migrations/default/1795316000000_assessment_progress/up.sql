@@ -95,60 +95,51 @@ $$;
 
 -- The counts from scratch: the definition the triggers maintain
 -- incrementally. Used to build the counters (migration, seed, an
--- assessment's pass rule edited) and by the check that compares them.
--- assessment NULL: every assessment.
-CREATE FUNCTION assessment_progress_count(for_assessment uuid)
-RETURNS TABLE (assessment_id uuid, school_id uuid, grade smallint, section text, subject text,
-               students int, present int, absent int, scored int, passed int,
-               tsp_units int, tsp_present int, tsp_cleared int, final boolean)
-LANGUAGE sql STABLE AS $$
-  WITH per_student AS (
-    SELECT r.assessment_id, r.school_id, r.class_grade AS grade, r.class_section AS section, r.subject, r.student_id,
-           bool_or(r.present) AS present, bool_or(r.marks IS NOT NULL OR r.grade IS NOT NULL) AS scored,
-           sum(r.marks) AS marks, avg(g.value) AS points
-    FROM assessment_result r LEFT JOIN grade_mapping g ON g.letter = r.grade
-    WHERE for_assessment IS NULL OR r.assessment_id = for_assessment
-    GROUP BY 1, 2, 3, 4, 5, 6
-  ), results AS (
-    SELECT s.assessment_id, s.school_id, s.grade, s.section, s.subject,
-           count(*)::int AS students, count(*) FILTER (WHERE s.present)::int AS present,
-           count(*) FILTER (WHERE NOT s.present)::int AS absent, count(*) FILTER (WHERE s.scored)::int AS scored,
-           count(*) FILTER (WHERE s.present AND s.scored
-             AND assessment_passes(p.evaluation, p.pass_percent, p.max_marks, p.top_points, s.marks, s.points))::int AS passed
-    FROM per_student s JOIN assessment_pass_rule p ON p.assessment_id = s.assessment_id
-    GROUP BY 1, 2, 3, 4, 5
-  ), tsp AS (
-    SELECT t.assessment_id, t.school_id, t.grade, t.section, t.subject, count(*)::int AS units,
-           sum(t.students_present)::int AS present, sum(t.students_cleared)::int AS cleared
-    FROM assessment_tsp t
-    WHERE for_assessment IS NULL OR t.assessment_id = for_assessment
-    GROUP BY 1, 2, 3, 4, 5
-  )
-  SELECT k.assessment_id, k.school_id, k.grade, k.section, k.subject,
-         coalesce(r.students, 0), coalesce(r.present, 0), coalesce(r.absent, 0), coalesce(r.scored, 0), coalesce(r.passed, 0),
-         coalesce(t.units, 0), coalesce(t.present, 0), coalesce(t.cleared, 0),
-         EXISTS (SELECT 1 FROM assessment_class c WHERE c.assessment_id = k.assessment_id AND c.school_id = k.school_id
-                 AND c.grade = k.grade AND c.section = k.section AND c.final)
-  FROM (SELECT assessment_id, school_id, grade, section, subject FROM results
-        UNION SELECT assessment_id, school_id, grade, section, subject FROM tsp) k
-  LEFT JOIN results r ON (r.assessment_id, r.school_id, r.grade, r.section, r.subject) = (k.assessment_id, k.school_id, k.grade, k.section, k.subject)
-  LEFT JOIN tsp t ON (t.assessment_id, t.school_id, t.grade, t.section, t.subject) = (k.assessment_id, k.school_id, k.grade, k.section, k.subject)
-$$;
+-- assessment's pass rule edited) and by the check that compares them. A
+-- filter on assessment_id or school_id reaches the base tables' indexes.
+CREATE VIEW assessment_progress_recount AS
+WITH per_student AS (
+  SELECT r.assessment_id, r.school_id, r.class_grade AS grade, r.class_section AS section, r.subject, r.student_id,
+         bool_or(r.present) AS present, bool_or(r.marks IS NOT NULL OR r.grade IS NOT NULL) AS scored,
+         sum(r.marks) AS marks, avg(g.value) AS points
+  FROM assessment_result r LEFT JOIN grade_mapping g ON g.letter = r.grade
+  GROUP BY 1, 2, 3, 4, 5, 6
+), counts AS (
+  SELECT s.assessment_id, s.school_id, s.grade, s.section, s.subject,
+         count(*)::int AS students, count(*) FILTER (WHERE s.present)::int AS present,
+         count(*) FILTER (WHERE NOT s.present)::int AS absent, count(*) FILTER (WHERE s.scored)::int AS scored,
+         count(*) FILTER (WHERE s.present AND s.scored
+           AND assessment_passes(p.evaluation, p.pass_percent, p.max_marks, p.top_points, s.marks, s.points))::int AS passed,
+         0 AS tsp_units, 0 AS tsp_present, 0 AS tsp_cleared
+  FROM per_student s JOIN assessment_pass_rule p ON p.assessment_id = s.assessment_id
+  GROUP BY 1, 2, 3, 4, 5
+  UNION ALL
+  SELECT t.assessment_id, t.school_id, t.grade, t.section, t.subject, 0, 0, 0, 0, 0,
+         count(*)::int, sum(t.students_present)::int, sum(t.students_cleared)::int
+  FROM assessment_tsp t
+  GROUP BY 1, 2, 3, 4, 5
+)
+SELECT k.assessment_id, k.school_id, k.grade, k.section, k.subject,
+       sum(k.students)::int AS students, sum(k.present)::int AS present, sum(k.absent)::int AS absent,
+       sum(k.scored)::int AS scored, sum(k.passed)::int AS passed,
+       sum(k.tsp_units)::int AS tsp_units, sum(k.tsp_present)::int AS tsp_present, sum(k.tsp_cleared)::int AS tsp_cleared,
+       EXISTS (SELECT 1 FROM assessment_class c WHERE c.assessment_id = k.assessment_id AND c.school_id = k.school_id
+               AND c.grade = k.grade AND c.section = k.section AND c.final) AS final
+FROM counts k
+GROUP BY k.assessment_id, k.school_id, k.grade, k.section, k.subject;
 
 -- Locks. Counter writers (results, TSP, finalisation) share an
 -- assessment's lock; rebuilding its counters takes it alone, so no write
 -- lands between the rebuild's read and its counters.
 CREATE FUNCTION assessment_progress_lock_key(assessment uuid) RETURNS bigint
-LANGUAGE sql IMMUTABLE AS $$ SELECT hashtextextended('assessment_progress:' || assessment, 0) $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT hashtextextended('assessment_progress:' || assessment::text, 0) $$;
 
 CREATE FUNCTION assessment_progress_share(assessments uuid[]) RETURNS void
 LANGUAGE plpgsql AS $$
-DECLARE
-  lock_key bigint;
 BEGIN
-  FOR lock_key IN SELECT DISTINCT assessment_progress_lock_key(a) FROM unnest(assessments) a ORDER BY 1 LOOP
-    PERFORM pg_advisory_xact_lock_shared(lock_key);
-  END LOOP;
+  -- One statement, the locks taken in key order.
+  PERFORM count(pg_advisory_xact_lock_shared(l.k))
+  FROM (SELECT DISTINCT assessment_progress_lock_key(a) AS k FROM unnest(assessments) a ORDER BY 1) l;
 END;
 $$;
 
@@ -159,21 +150,18 @@ BEGIN
   IF for_assessment IS NOT NULL THEN
     PERFORM pg_advisory_xact_lock(assessment_progress_lock_key(for_assessment));
   END IF;
-  DELETE FROM assessment_progress p WHERE for_assessment IS NULL OR p.assessment_id = for_assessment;
-  INSERT INTO assessment_progress (assessment_id, school_id, grade, section, subject, students, present, absent, scored, passed,
-                                   tsp_units, tsp_present, tsp_cleared, final)
-  SELECT * FROM assessment_progress_count(for_assessment);
+  IF for_assessment IS NULL THEN
+    DELETE FROM assessment_progress;
+    INSERT INTO assessment_progress (assessment_id, school_id, grade, section, subject, students, present, absent, scored, passed,
+                                     tsp_units, tsp_present, tsp_cleared, final)
+    SELECT * FROM assessment_progress_recount;
+  ELSE
+    DELETE FROM assessment_progress p WHERE p.assessment_id = for_assessment;
+    INSERT INTO assessment_progress (assessment_id, school_id, grade, section, subject, students, present, absent, scored, passed,
+                                     tsp_units, tsp_present, tsp_cleared, final)
+    SELECT * FROM assessment_progress_recount r WHERE r.assessment_id = for_assessment;
+  END IF;
 END;
-$$;
-
--- Bumps the versions of classes (school, grade, section), creating rows for
--- classes that have none yet (results of a class whose students have all
--- moved on).
-CREATE FUNCTION school_class_bump(schools uuid[], grades smallint[], sections text[]) RETURNS void
-LANGUAGE sql AS $$
-  INSERT INTO school_class AS c (school_id, grade, section)
-  SELECT DISTINCT s, g, x FROM unnest(schools, grades, sections) AS u (s, g, x) ORDER BY 1, 2, 3
-  ON CONFLICT (school_id, grade, section) DO UPDATE SET version = c.version + 1
 $$;
 
 -- Bumps the versions of (district, session) scopes.
@@ -192,6 +180,35 @@ LANGUAGE sql AS $$
   HAVING count(*) > 0
 $$;
 
+-- Adds a difference to one counter row (creating it) and gives its class a
+-- new version. Existing rows are updated first: an upsert would check its
+-- proposed row, a negative difference, against the table's CHECK.
+CREATE FUNCTION assessment_progress_add(d_assessment uuid, d_school uuid, d_grade smallint, d_section text, d_subject text,
+  d_students int, d_present int, d_absent int, d_scored int, d_passed int, d_tsp_units int, d_tsp_present int, d_tsp_cleared int)
+RETURNS void
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+  UPDATE assessment_progress p SET students = p.students + d_students, present = p.present + d_present, absent = p.absent + d_absent,
+    scored = p.scored + d_scored, passed = p.passed + d_passed, tsp_units = p.tsp_units + d_tsp_units,
+    tsp_present = p.tsp_present + d_tsp_present, tsp_cleared = p.tsp_cleared + d_tsp_cleared
+  WHERE p.school_id = d_school AND p.assessment_id = d_assessment AND p.grade = d_grade AND p.section = d_section AND p.subject = d_subject;
+  IF NOT FOUND THEN
+    INSERT INTO assessment_progress AS p (assessment_id, school_id, grade, section, subject, students, present, absent, scored, passed,
+      tsp_units, tsp_present, tsp_cleared, final)
+    VALUES (d_assessment, d_school, d_grade, d_section, d_subject, d_students, d_present, d_absent, d_scored, d_passed,
+      d_tsp_units, d_tsp_present, d_tsp_cleared,
+      EXISTS (SELECT 1 FROM assessment_class c WHERE c.assessment_id = d_assessment AND c.school_id = d_school
+              AND c.grade = d_grade AND c.section = d_section AND c.final))
+    ON CONFLICT (school_id, assessment_id, grade, section, subject) DO UPDATE SET
+      students = p.students + EXCLUDED.students, present = p.present + EXCLUDED.present, absent = p.absent + EXCLUDED.absent,
+      scored = p.scored + EXCLUDED.scored, passed = p.passed + EXCLUDED.passed, tsp_units = p.tsp_units + EXCLUDED.tsp_units,
+      tsp_present = p.tsp_present + EXCLUDED.tsp_present, tsp_cleared = p.tsp_cleared + EXCLUDED.tsp_cleared;
+  END IF;
+  INSERT INTO school_class AS c (school_id, grade, section) VALUES (d_school, d_grade, d_section)
+  ON CONFLICT (school_id, grade, section) DO UPDATE SET version = c.version + 1;
+END;
+$$;
+
 -- Results: what a statement changed, as the difference of each touched
 -- student's state per (assessment, class, subject) before and after it.
 -- A student's state in a subject spans their component rows, so the
@@ -199,85 +216,68 @@ $$;
 -- advisory lock per (assessment, student, subject)); at READ COMMITTED the
 -- query after the lock sees every row committed before it.
 CREATE FUNCTION assessment_result_progress_apply(olds assessment_result[], news assessment_result[]) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Its plans are cached once per session: re-planning the difference query
+-- for every statement cost more than running it.
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
-  lock_key bigint;
-  changed record;
+  change record;
 BEGIN
   IF current_setting('transaction_isolation') <> 'read committed' THEN
     RAISE EXCEPTION 'assessment results are written at READ COMMITTED (their progress counters read the rows committed before them), not %',
       current_setting('transaction_isolation') USING ERRCODE = 'feature_not_supported';
   END IF;
   PERFORM assessment_progress_share(ARRAY(SELECT x.assessment_id FROM unnest(olds || news) x));
-  FOR lock_key IN SELECT DISTINCT hashtextextended('assessment_student:' || x.assessment_id || ':' || x.student_id || ':' || x.subject, 0)
-           FROM unnest(olds || news) x ORDER BY 1 LOOP
-    PERFORM pg_advisory_xact_lock(lock_key);
-  END LOOP;
+  PERFORM count(pg_advisory_xact_lock(l.k))
+  FROM (SELECT DISTINCT hashtextextended('assessment_student:' || x.assessment_id::text || ':' || x.student_id::text || ':' || x.subject, 0) AS k
+        FROM unnest(olds || news) x ORDER BY 1) l;
 
-  WITH chg AS (
-    SELECT false AS is_new, o.* FROM unnest(olds) o
-    UNION ALL
-    SELECT true, n.* FROM unnest(news) n
-  ), keys AS (
-    SELECT DISTINCT assessment_id, school_id, student_id, subject, class_grade, class_section FROM chg
-  ), cur AS (
-    SELECT r.id, r.assessment_id, r.school_id, r.student_id, r.subject, r.class_grade, r.class_section, r.present, r.marks, r.grade
-    FROM keys k JOIN assessment_result r ON r.assessment_id = k.assessment_id AND r.student_id = k.student_id AND r.subject = k.subject
-      AND r.class_grade = k.class_grade AND r.class_section = k.class_section
-  ), states AS (
-    -- after: the rows now; before: the rows now less what the statement
-    -- wrote, plus what it replaced or deleted.
-    SELECT 1 AS sign, c.* FROM cur c
-    UNION ALL
-    SELECT -1, c.* FROM cur c WHERE NOT EXISTS (SELECT 1 FROM chg WHERE chg.is_new AND chg.id = c.id)
-    UNION ALL
-    SELECT -1, o.id, o.assessment_id, o.school_id, o.student_id, o.subject, o.class_grade, o.class_section, o.present, o.marks, o.grade
-    FROM chg o WHERE NOT o.is_new
-  ), per_student AS (
-    SELECT s.sign, s.assessment_id, s.school_id, s.student_id, s.subject, s.class_grade, s.class_section,
-           bool_or(s.present) AS present, bool_or(s.marks IS NOT NULL OR s.grade IS NOT NULL) AS scored,
-           sum(s.marks) AS marks, avg(g.value) AS points
-    FROM states s LEFT JOIN grade_mapping g ON g.letter = s.grade
-    GROUP BY 1, 2, 3, 4, 5, 6, 7
-  ), delta AS (
-    SELECT s.assessment_id, s.school_id, s.class_grade AS grade, s.class_section AS section, s.subject,
-           sum(s.sign)::int AS students,
-           coalesce(sum(s.sign) FILTER (WHERE s.present), 0)::int AS present,
-           coalesce(sum(s.sign) FILTER (WHERE NOT s.present), 0)::int AS absent,
-           coalesce(sum(s.sign) FILTER (WHERE s.scored), 0)::int AS scored,
-           coalesce(sum(s.sign) FILTER (WHERE s.present AND s.scored
-             AND assessment_passes(p.evaluation, p.pass_percent, p.max_marks, p.top_points, s.marks, s.points)), 0)::int AS passed
-    FROM per_student s JOIN assessment_pass_rule p ON p.assessment_id = s.assessment_id
-    GROUP BY 1, 2, 3, 4, 5
-  ), nonzero AS (
+  FOR change IN
+    -- Per touched student, subject and class: the rows' counts and sums
+    -- now (one index scan), less what the statement added and plus what
+    -- it took away, give the state before; the states' differences are
+    -- summed per class and subject.
+    WITH net AS (
+      SELECT c.assessment_id, c.school_id, c.student_id, c.subject, c.class_grade, c.class_section,
+             sum(c.sign)::int AS n, sum(c.sign * c.present::int)::int AS n_present,
+             sum(c.sign * (c.marks IS NOT NULL OR c.grade IS NOT NULL)::int)::int AS n_scored,
+             sum(c.sign * coalesce(c.marks, 0)) AS marks, sum(c.sign * (c.marks IS NOT NULL)::int)::int AS n_marks,
+             sum(c.sign * coalesce(g.value, 0)) AS points, sum(c.sign * (g.value IS NOT NULL)::int)::int AS n_points
+      FROM (SELECT -1 AS sign, o.* FROM unnest(olds) o UNION ALL SELECT 1, n.* FROM unnest(news) n) c
+      LEFT JOIN grade_mapping g ON g.letter = c.grade
+      GROUP BY 1, 2, 3, 4, 5, 6
+    ), states AS (
+      SELECT k.assessment_id, k.school_id, k.class_grade AS grade, k.class_section AS section, k.subject,
+             a.n > 0 AS a_has, a.n_present > 0 AS a_present, a.n_scored > 0 AS a_scored,
+             CASE WHEN a.n_marks > 0 THEN a.marks END AS a_marks, CASE WHEN a.n_points > 0 THEN a.points / a.n_points END AS a_points,
+             a.n - k.n > 0 AS b_has, a.n_present - k.n_present > 0 AS b_present, a.n_scored - k.n_scored > 0 AS b_scored,
+             CASE WHEN a.n_marks - k.n_marks > 0 THEN a.marks - k.marks END AS b_marks,
+             CASE WHEN a.n_points - k.n_points > 0 THEN (a.points - k.points) / (a.n_points - k.n_points) END AS b_points
+      FROM net k CROSS JOIN LATERAL (
+        SELECT count(*)::int AS n, count(*) FILTER (WHERE r.present)::int AS n_present,
+               count(*) FILTER (WHERE r.marks IS NOT NULL OR r.grade IS NOT NULL)::int AS n_scored,
+               coalesce(sum(r.marks), 0) AS marks, count(r.marks)::int AS n_marks,
+               coalesce(sum(g.value), 0) AS points, count(g.value)::int AS n_points
+        FROM assessment_result r LEFT JOIN grade_mapping g ON g.letter = r.grade
+        WHERE r.assessment_id = k.assessment_id AND r.student_id = k.student_id AND r.subject = k.subject
+          AND r.class_grade = k.class_grade AND r.class_section = k.class_section) a
+    ), delta AS (
+      SELECT s.assessment_id, s.school_id, s.grade, s.section, s.subject,
+             sum(s.a_has::int - s.b_has::int)::int AS students,
+             sum(s.a_present::int - s.b_present::int)::int AS present,
+             sum((s.a_has AND NOT s.a_present)::int - (s.b_has AND NOT s.b_present)::int)::int AS absent,
+             sum(s.a_scored::int - s.b_scored::int)::int AS scored,
+             sum((s.a_present AND s.a_scored AND assessment_passes(p.evaluation, p.pass_percent, p.max_marks, p.top_points, s.a_marks, s.a_points))::int
+               - (s.b_present AND s.b_scored AND assessment_passes(p.evaluation, p.pass_percent, p.max_marks, p.top_points, s.b_marks, s.b_points))::int)::int AS passed
+      FROM states s JOIN assessment_pass_rule p ON p.assessment_id = s.assessment_id
+      GROUP BY 1, 2, 3, 4, 5
+    )
     SELECT * FROM delta d WHERE (d.students, d.present, d.absent, d.scored, d.passed) <> (0, 0, 0, 0, 0)
-  ), upd AS (
-    -- Existing counters first: an upsert would check its proposed row
-    -- (a negative difference) against the table's CHECK.
-    UPDATE assessment_progress p SET students = p.students + d.students, present = p.present + d.present,
-      absent = p.absent + d.absent, scored = p.scored + d.scored, passed = p.passed + d.passed
-    FROM nonzero d
-    WHERE (p.school_id, p.assessment_id, p.grade, p.section, p.subject) = (d.school_id, d.assessment_id, d.grade, d.section, d.subject)
-    RETURNING p.school_id, p.assessment_id, p.grade, p.section, p.subject
-  ), ins AS (
-    INSERT INTO assessment_progress AS p (assessment_id, school_id, grade, section, subject, students, present, absent, scored, passed, final)
-    SELECT d.assessment_id, d.school_id, d.grade, d.section, d.subject, d.students, d.present, d.absent, d.scored, d.passed,
-           EXISTS (SELECT 1 FROM assessment_class c WHERE c.assessment_id = d.assessment_id AND c.school_id = d.school_id
-                   AND c.grade = d.grade AND c.section = d.section AND c.final)
-    FROM nonzero d
-    WHERE NOT EXISTS (SELECT 1 FROM upd u WHERE (u.school_id, u.assessment_id, u.grade, u.section, u.subject) = (d.school_id, d.assessment_id, d.grade, d.section, d.subject))
     ORDER BY d.school_id, d.assessment_id, d.grade, d.section, d.subject
-    ON CONFLICT (school_id, assessment_id, grade, section, subject) DO UPDATE SET
-      students = p.students + EXCLUDED.students, present = p.present + EXCLUDED.present, absent = p.absent + EXCLUDED.absent,
-      scored = p.scored + EXCLUDED.scored, passed = p.passed + EXCLUDED.passed
-    RETURNING p.school_id, p.assessment_id, p.grade, p.section, p.subject
-  ), applied AS (
-    SELECT * FROM upd UNION ALL SELECT * FROM ins
-  )
-  SELECT array_agg(school_id) AS schools, array_agg(grade) AS grades, array_agg(section) AS sections INTO changed FROM applied;
-  IF changed.schools IS NOT NULL THEN
-    PERFORM school_class_bump(changed.schools, changed.grades, changed.sections);
-  END IF;
+  LOOP
+    PERFORM assessment_progress_add(change.assessment_id, change.school_id, change.grade, change.section, change.subject,
+      change.students, change.present, change.absent, change.scored, change.passed, 0, 0, 0);
+  END LOOP;
 END;
 $$;
 
@@ -303,46 +303,22 @@ CREATE TRIGGER assessment_result_progress_delete AFTER DELETE ON assessment_resu
 
 -- TSP counts: sums, so the difference is the new rows less the old.
 CREATE FUNCTION assessment_tsp_progress_apply(olds assessment_tsp[], news assessment_tsp[]) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
-  changed record;
+  change record;
 BEGIN
   PERFORM assessment_progress_share(ARRAY(SELECT x.assessment_id FROM unnest(olds || news) x));
-  WITH chg AS (
-    SELECT -1 AS sign, o.* FROM unnest(olds) o
-    UNION ALL
-    SELECT 1, n.* FROM unnest(news) n
-  ), delta AS (
+  FOR change IN
     SELECT c.assessment_id, c.school_id, c.grade, c.section, c.subject, sum(c.sign)::int AS units,
            sum(c.sign * c.students_present)::int AS present, sum(c.sign * c.students_cleared)::int AS cleared
-    FROM chg c GROUP BY 1, 2, 3, 4, 5
-  ), nonzero AS (
-    SELECT * FROM delta d WHERE (d.units, d.present, d.cleared) <> (0, 0, 0)
-  ), upd AS (
-    UPDATE assessment_progress p SET tsp_units = p.tsp_units + d.units, tsp_present = p.tsp_present + d.present,
-      tsp_cleared = p.tsp_cleared + d.cleared
-    FROM nonzero d
-    WHERE (p.school_id, p.assessment_id, p.grade, p.section, p.subject) = (d.school_id, d.assessment_id, d.grade, d.section, d.subject)
-    RETURNING p.school_id, p.assessment_id, p.grade, p.section, p.subject
-  ), ins AS (
-    INSERT INTO assessment_progress AS p (assessment_id, school_id, grade, section, subject, tsp_units, tsp_present, tsp_cleared, final)
-    SELECT d.assessment_id, d.school_id, d.grade, d.section, d.subject, d.units, d.present, d.cleared,
-           EXISTS (SELECT 1 FROM assessment_class c WHERE c.assessment_id = d.assessment_id AND c.school_id = d.school_id
-                   AND c.grade = d.grade AND c.section = d.section AND c.final)
-    FROM nonzero d
-    WHERE NOT EXISTS (SELECT 1 FROM upd u WHERE (u.school_id, u.assessment_id, u.grade, u.section, u.subject) = (d.school_id, d.assessment_id, d.grade, d.section, d.subject))
-    ORDER BY d.school_id, d.assessment_id, d.grade, d.section, d.subject
-    ON CONFLICT (school_id, assessment_id, grade, section, subject) DO UPDATE SET
-      tsp_units = p.tsp_units + EXCLUDED.tsp_units, tsp_present = p.tsp_present + EXCLUDED.tsp_present,
-      tsp_cleared = p.tsp_cleared + EXCLUDED.tsp_cleared
-    RETURNING p.school_id, p.assessment_id, p.grade, p.section, p.subject
-  ), applied AS (
-    SELECT * FROM upd UNION ALL SELECT * FROM ins
-  )
-  SELECT array_agg(school_id) AS schools, array_agg(grade) AS grades, array_agg(section) AS sections INTO changed FROM applied;
-  IF changed.schools IS NOT NULL THEN
-    PERFORM school_class_bump(changed.schools, changed.grades, changed.sections);
-  END IF;
+    FROM (SELECT -1 AS sign, o.* FROM unnest(olds) o UNION ALL SELECT 1, n.* FROM unnest(news) n) c
+    GROUP BY 1, 2, 3, 4, 5
+    HAVING (sum(c.sign), sum(c.sign * c.students_present), sum(c.sign * c.students_cleared)) <> (0, 0, 0)
+    ORDER BY 2, 1, 3, 4, 5
+  LOOP
+    PERFORM assessment_progress_add(change.assessment_id, change.school_id, change.grade, change.section, change.subject,
+      0, 0, 0, 0, 0, change.units, change.present, change.cleared);
+  END LOOP;
 END;
 $$;
 
@@ -369,8 +345,6 @@ CREATE TRIGGER assessment_tsp_progress_delete AFTER DELETE ON assessment_tsp
 -- Finalisation: the class's counter rows carry its final flag.
 CREATE FUNCTION assessment_class_progress_apply(olds assessment_class[], news assessment_class[]) RETURNS void
 LANGUAGE plpgsql AS $$
-DECLARE
-  changed record;
 BEGIN
   PERFORM assessment_progress_share(ARRAY(SELECT x.assessment_id FROM unnest(olds || news) x));
   WITH o AS (SELECT * FROM unnest(olds)), n AS (SELECT * FROM unnest(news)),
@@ -384,10 +358,9 @@ BEGIN
     UPDATE assessment_progress p SET final = f.final FROM flags f
     WHERE (p.school_id, p.assessment_id, p.grade, p.section) = (f.school_id, f.assessment_id, f.grade, f.section)
   )
-  SELECT array_agg(school_id) AS schools, array_agg(grade) AS grades, array_agg(section) AS sections INTO changed FROM flags;
-  IF changed.schools IS NOT NULL THEN
-    PERFORM school_class_bump(changed.schools, changed.grades, changed.sections);
-  END IF;
+  INSERT INTO school_class AS c (school_id, grade, section)
+  SELECT DISTINCT f.school_id, f.grade, f.section FROM flags f ORDER BY 1, 2, 3
+  ON CONFLICT (school_id, grade, section) DO UPDATE SET version = c.version + 1;
 END;
 $$;
 
