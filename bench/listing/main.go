@@ -66,6 +66,7 @@ func run() (err error) {
 	writes := flag.Int("writes", 150, "results each teacher writes (one per transaction)")
 	duration := flag.Duration("duration", 10*time.Second, "duration of each read measurement")
 	sample := flag.Int("schools", 2000, "random schools the readers ask for")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the listing measurement to this file")
 	flag.Parse()
 	if !wrk.Installed() {
 		return errors.New("needs wrk (apt-get install wrk)")
@@ -153,7 +154,12 @@ func run() (err error) {
 	if _, err := wrk.Run(url, readScript(tokens, nil), nil, *readers, 2*time.Second); err != nil { // warm up
 		return err
 	}
+	stopProfile, err := benchdb.Profile(*cpuProfile)
+	if err != nil {
+		return err
+	}
 	listing, err := wrk.Run(url, readScript(tokens, nil), nil, *readers, *duration)
+	stopProfile()
 	if err != nil {
 		return err
 	}

@@ -91,16 +91,7 @@ func (s *Store) Listing(ctx context.Context, school uuid.UUID, ifNoneMatch ...st
 			return &Listing{ETag: etag, NotModified: true, Assessments: []Assessment{}}, nil
 		}
 	}
-	var l *Listing
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		var err error
-		l, err = read(ctx, tx, school)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return l, nil
+	return read(ctx, s.pool, school)
 }
 
 // visibleSQL is the assessments open to school $1: enabled, with a deadline
@@ -149,18 +140,24 @@ type progressRow struct {
 	final      bool
 }
 
-// read assembles the listing from one snapshot (tx is repeatable read).
-func read(ctx context.Context, tx pgx.Tx, school uuid.UUID) (*Listing, error) {
+// read assembles the listing from one snapshot: its queries run in one
+// repeatable-read transaction, sent in one round trip.
+func read(ctx context.Context, pool *pgxpool.Pool, school uuid.UUID) (*Listing, error) {
 	b := &pgx.Batch{}
+	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 	b.Queue(versionSQL, school)
 	b.Queue(assessmentsSQL, school)
 	b.Queue(subjectsSQL, school)
 	b.Queue(classesSQL, school)
 	b.Queue(progressSQL, school)
 	b.Queue(finalSQL, school)
-	br := tx.SendBatch(ctx, b)
+	b.Queue("COMMIT")
+	br := pool.SendBatch(ctx, b)
 	defer br.Close()
 
+	if _, err := br.Exec(); err != nil {
+		return nil, err
+	}
 	v, err := scanVersion(br.QueryRow(), school)
 	if err != nil {
 		return nil, err
@@ -168,7 +165,7 @@ func read(ctx context.Context, tx pgx.Tx, school uuid.UUID) (*Listing, error) {
 	rows, _ := br.Query()
 	assessments, err := collect(rows, func(r pgx.Row) (Assessment, error) {
 		var a Assessment
-		err := r.Scan(&a.ID, &a.Name, &a.Type, &a.AcademicYear, &a.UnitType, &a.Evaluation, &a.Outcome,
+		err := r.Scan((*[16]byte)(&a.ID), &a.Name, &a.Type, &a.AcademicYear, &a.UnitType, &a.Evaluation, &a.Outcome,
 			&a.TotalMarks, &a.PassPercent, &a.DueAt)
 		return a, err
 	})
@@ -183,7 +180,7 @@ func read(ctx context.Context, tx pgx.Tx, school uuid.UUID) (*Listing, error) {
 	rows, _ = br.Query()
 	subjects, err := collect(rows, func(r pgx.Row) (gradeSubject, error) {
 		var g gradeSubject
-		err := r.Scan(&g.assessment, &g.grade, &g.subject)
+		err := r.Scan((*[16]byte)(&g.assessment), &g.grade, &g.subject)
 		return g, err
 	})
 	if err != nil {
@@ -204,7 +201,7 @@ func read(ctx context.Context, tx pgx.Tx, school uuid.UUID) (*Listing, error) {
 	counters, err := collect(rows, func(r pgx.Row) (progressRow, error) {
 		var p progressRow
 		c := &p.counts
-		err := r.Scan(&p.assessment, &p.class.grade, &p.class.section, &p.subject, &c.Students, &c.Present, &c.Absent,
+		err := r.Scan((*[16]byte)(&p.assessment), &p.class.grade, &p.class.section, &p.subject, &c.Students, &c.Present, &c.Absent,
 			&c.Scored, &c.Passed, &c.TSPUnits, &c.TSPPresent, &c.TSPCleared, &p.final)
 		return p, err
 	})
@@ -218,7 +215,7 @@ func read(ctx context.Context, tx pgx.Tx, school uuid.UUID) (*Listing, error) {
 	rows, _ = br.Query()
 	finals, err := collect(rows, func(r pgx.Row) (finalClass, error) {
 		var f finalClass
-		err := r.Scan(&f.assessment, &f.class.grade, &f.class.section)
+		err := r.Scan((*[16]byte)(&f.assessment), &f.class.grade, &f.class.section)
 		return f, err
 	})
 	if err != nil {
@@ -309,6 +306,9 @@ func read(ctx context.Context, tx pgx.Tx, school uuid.UUID) (*Listing, error) {
 		if a.Classes == nil {
 			a.Classes = []Class{}
 		}
+	}
+	if _, err := br.Exec(); err != nil { // COMMIT
+		return nil, err
 	}
 	return &Listing{ETag: v.etag(school), Assessments: assessments}, br.Close()
 }
