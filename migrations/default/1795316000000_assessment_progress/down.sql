@@ -42,5 +42,6 @@ DROP VIEW IF EXISTS assessment_progress_recount;
 DROP FUNCTION IF EXISTS assessment_passes(text, numeric, numeric, numeric, numeric, numeric);
 DROP VIEW IF EXISTS assessment_pass_rule;
 DROP TABLE IF EXISTS assessment_progress;
+DROP INDEX IF EXISTS assessment_class_school_final;
 DROP TABLE IF EXISTS assessment_scope;
 DROP TABLE IF EXISTS school_class;

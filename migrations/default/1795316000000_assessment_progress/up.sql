@@ -65,6 +65,8 @@ CREATE TABLE assessment_progress (
     AND tsp_units >= 0 AND tsp_present >= 0 AND tsp_cleared BETWEEN 0 AND tsp_present)
 ) WITH (fillfactor = 80);
 CREATE INDEX assessment_progress_assessment ON assessment_progress (assessment_id);
+-- A school's final classes, read by its listing in one range.
+CREATE INDEX assessment_class_school_final ON assessment_class (school_id, assessment_id) WHERE final;
 COMMENT ON TABLE assessment_progress IS 'Per (assessment, school, class, subject) progress, maintained in the same transaction as every result, TSP and finalisation write';
 COMMENT ON COLUMN assessment_progress.students IS 'Students with a result in the subject (present or absent)';
 COMMENT ON COLUMN assessment_progress.present IS 'Students present in at least one component';
