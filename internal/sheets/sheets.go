@@ -78,79 +78,68 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 // it (as Editor) for shala to write them.
 func (c *Client) Account() string { return c.account }
 
-// Tab is one sheet (tab) of a spreadsheet.
-type Tab struct {
-	ID      int64
-	Title   string
-	Rows    int64 // grid size, not the rows holding data
-	Columns int64
-}
-
-// ErrNoTab is returned by Tab when the spreadsheet has no tab of that title.
-var ErrNoTab = errors.New("no such sheet")
-
-// Tab looks up the tab called title (spreadsheets.get).
-func (c *Client) Tab(ctx context.Context, spreadsheetID, title string) (*Tab, error) {
+// Tab looks up the tab (sheet) called title (spreadsheets.get) and returns
+// its id and width in columns; found is false when there is none.
+func (c *Client) Tab(ctx context.Context, spreadsheetID, title string) (id, columns int64, found bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	s, err := c.svc.Spreadsheets.Get(spreadsheetID).Fields("sheets.properties").Context(ctx).Do()
 	if err != nil {
-		return nil, wrap("spreadsheets.get", err)
+		return 0, 0, false, wrap("spreadsheets.get", err)
 	}
 	for _, sh := range s.Sheets {
 		if p := sh.Properties; p != nil && p.Title == title {
-			return tab(p), nil
+			id, columns = props(p)
+			return id, columns, true, nil
 		}
 	}
-	return nil, ErrNoTab
+	return 0, 0, false, nil
 }
 
-func tab(p *gsheets.SheetProperties) *Tab {
-	t := &Tab{ID: p.SheetId, Title: p.Title}
-	if g := p.GridProperties; g != nil {
-		t.Rows, t.Columns = g.RowCount, g.ColumnCount
+func props(p *gsheets.SheetProperties) (id, columns int64) {
+	if p.GridProperties != nil {
+		columns = p.GridProperties.ColumnCount
 	}
-	return t
+	return p.SheetId, columns
 }
 
-// AddTab creates a tab called title (batchUpdate addSheet).
-func (c *Client) AddTab(ctx context.Context, spreadsheetID, title string) (*Tab, error) {
+// AddTab creates a tab called title (batchUpdate addSheet) and returns its
+// id and width.
+func (c *Client) AddTab(ctx context.Context, spreadsheetID, title string) (id, columns int64, err error) {
 	res, err := c.batchUpdate(ctx, spreadsheetID, &gsheets.Request{AddSheet: &gsheets.AddSheetRequest{
 		Properties: &gsheets.SheetProperties{Title: title}}})
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
 	if len(res.Replies) != 1 || res.Replies[0].AddSheet == nil || res.Replies[0].AddSheet.Properties == nil {
-		return nil, errors.New("sheets batchUpdate addSheet: reply without the new sheet's properties")
+		return 0, 0, errors.New("sheets batchUpdate addSheet: reply without the new sheet's properties")
 	}
-	return tab(res.Replies[0].AddSheet.Properties), nil
+	id, columns = props(res.Replies[0].AddSheet.Properties)
+	return id, columns, nil
 }
 
-// WriteHeader widens the tab to at least width columns when it has fewer
-// (appendDimension) and writes labels into row 1 from column from (0-based)
-// on (updateCells), in one batchUpdate. Writing the same labels again
-// changes nothing, so a retry is harmless.
-func (c *Client) WriteHeader(ctx context.Context, spreadsheetID string, t *Tab, from int, labels []string, width int) error {
+// WriteHeader writes labels into row 1 of tab sheetID from column from
+// (0-based) on (updateCells), first widening the tab to width columns when
+// it has fewer (appendDimension; have is its width now), in one
+// batchUpdate. Writing the same labels again changes nothing, so a retry is
+// harmless.
+func (c *Client) WriteHeader(ctx context.Context, spreadsheetID string, sheetID, have int64, from int, labels []string, width int) error {
 	var reqs []*gsheets.Request
-	if int64(width) > t.Columns {
+	if int64(width) > have {
 		reqs = append(reqs, &gsheets.Request{AppendDimension: &gsheets.AppendDimensionRequest{
-			SheetId: t.ID, Dimension: "COLUMNS", Length: int64(width) - t.Columns}})
+			SheetId: sheetID, Dimension: "COLUMNS", Length: int64(width) - have}})
 	}
 	cells := make([]*gsheets.CellData, len(labels))
-	for i, l := range labels {
-		l := l
-		cells[i] = &gsheets.CellData{UserEnteredValue: &gsheets.ExtendedValue{StringValue: &l}}
+	for i := range labels {
+		cells[i] = &gsheets.CellData{UserEnteredValue: &gsheets.ExtendedValue{StringValue: &labels[i]}}
 	}
 	reqs = append(reqs, &gsheets.Request{UpdateCells: &gsheets.UpdateCellsRequest{
-		Start:  &gsheets.GridCoordinate{SheetId: t.ID, RowIndex: 0, ColumnIndex: int64(from)},
+		Start:  &gsheets.GridCoordinate{SheetId: sheetID, RowIndex: 0, ColumnIndex: int64(from)},
 		Rows:   []*gsheets.RowData{{Values: cells}},
 		Fields: "userEnteredValue",
 	}})
-	if _, err := c.batchUpdate(ctx, spreadsheetID, reqs...); err != nil {
-		return err
-	}
-	t.Columns = max(t.Columns, int64(width))
-	return nil
+	_, err := c.batchUpdate(ctx, spreadsheetID, reqs...)
+	return err
 }
 
 func (c *Client) batchUpdate(ctx context.Context, spreadsheetID string, reqs ...*gsheets.Request) (*gsheets.BatchUpdateSpreadsheetResponse, error) {
@@ -163,24 +152,19 @@ func (c *Client) batchUpdate(ctx context.Context, spreadsheetID string, reqs ...
 	return res, nil
 }
 
-// Read returns the values of range a1 (values.get), rows first, unformatted
-// (numbers as float64, text as string). Trailing empty rows and cells are
-// absent, as Google sends them.
-func (c *Client) Read(ctx context.Context, spreadsheetID, a1 string) ([][]any, error) {
+// Read returns the values of cells (A1 notation without the sheet, e.g.
+// "A5:A") in tab title (values.get), rows first, unformatted (numbers as
+// float64, text as string). Trailing empty rows and cells are absent, as
+// Google sends them.
+func (c *Client) Read(ctx context.Context, spreadsheetID, title, cells string) ([][]any, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	v, err := c.svc.Spreadsheets.Values.Get(spreadsheetID, a1).MajorDimension("ROWS").
+	v, err := c.svc.Spreadsheets.Values.Get(spreadsheetID, Range(title, cells)).MajorDimension("ROWS").
 		ValueRenderOption("UNFORMATTED_VALUE").Context(ctx).Do()
 	if err != nil {
 		return nil, wrap("values.get", err)
 	}
 	return v.Values, nil
-}
-
-// Appended is where an append landed.
-type Appended struct {
-	Range string // A1 range of the new rows, e.g. "Responses!A2:F501"
-	Rows  int64
 }
 
 // Append adds rows after the last row of the table in tab title
@@ -191,21 +175,21 @@ type Appended struct {
 //
 // The Sheets API has no idempotency key: when Append fails, the rows may or
 // may not be in the sheet (Unknown says whether that is possible), and the
-// caller must read the sheet back before sending them again.
-func (c *Client) Append(ctx context.Context, spreadsheetID, title string, rows [][]any) (*Appended, error) {
+// caller must read the sheet back before sending them again. It returns the
+// A1 range the rows landed in.
+func (c *Client) Append(ctx context.Context, spreadsheetID, title string, rows [][]any) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	res, err := c.svc.Spreadsheets.Values.Append(spreadsheetID, Range(title, "A1"), &gsheets.ValueRange{
 		MajorDimension: "ROWS", Values: rows,
 	}).ValueInputOption("RAW").InsertDataOption("INSERT_ROWS").Context(ctx).Do()
 	if err != nil {
-		return nil, wrap("values.append", err)
+		return "", wrap("values.append", err)
 	}
-	out := &Appended{}
-	if res.Updates != nil {
-		out.Range, out.Rows = res.Updates.UpdatedRange, res.Updates.UpdatedRows
+	if res.Updates == nil {
+		return "", nil
 	}
-	return out, nil
+	return res.Updates.UpdatedRange, nil
 }
 
 // Range is the A1 notation of cells in tab title: the title quoted (quotes
@@ -246,34 +230,21 @@ func wrap(call string, err error) error {
 	return e
 }
 
-// Transient reports whether err may go away by itself: quota (429), server
-// errors (5xx), timeouts and network failures. Anything else (403: not
-// shared with the service account; 404: no such spreadsheet; 400: a bad
-// range) needs a person.
-func Transient(err error) bool {
-	var e *Error
-	if !errors.As(err, &e) {
-		return false
-	}
-	if e.Status == 0 {
-		return true
-	}
-	return e.Status == http.StatusTooManyRequests || e.Status == http.StatusRequestTimeout || e.Status >= 500
+// Transient reports whether the failure may go away by itself: quota
+// (429), server errors (5xx), timeouts and network failures. Anything else
+// (403: not shared with the service account; 404: no such spreadsheet; 400:
+// a bad range) needs a person.
+func (e *Error) Transient() bool {
+	return e.Status == 0 || e.Status == http.StatusTooManyRequests || e.Status == http.StatusRequestTimeout || e.Status >= 500
 }
 
-// Unknown reports whether a failed call may nevertheless have been applied:
-// no answer came (timeout, dropped connection), or the server failed while
-// working it (5xx). A 4xx means Google refused it.
-func Unknown(err error) bool {
-	var e *Error
-	if !errors.As(err, &e) {
-		return true
-	}
-	return e.Status == 0 || e.Status >= 500
-}
+// Unknown reports whether the failed call may nevertheless have been
+// applied: no answer came (timeout, dropped connection), or the server
+// failed while working it (5xx). A 4xx means Google refused it.
+func (e *Error) Unknown() bool { return e.Status == 0 || e.Status >= 500 }
 
-// IsTimeout reports whether err is a call cut off by its deadline.
-func IsTimeout(err error) bool {
+// Timeout reports whether the call was cut off by its deadline.
+func (e *Error) Timeout() bool {
 	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+	return errors.Is(e.Err, context.DeadlineExceeded) || (errors.As(e.Err, &ne) && ne.Timeout())
 }

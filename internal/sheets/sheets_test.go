@@ -33,31 +33,28 @@ func TestClient(t *testing.T) {
 	t.Run("tabs, header, append and read through the official client with service-account auth", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		if _, err := b.client.Tab(ctx, "book-1234567890", "Responses"); !errors.Is(err, sheets.ErrNoTab) {
-			t.Fatalf("Tab of a missing tab: got %v, want ErrNoTab", err)
+		if _, _, found, err := b.client.Tab(ctx, "book-1234567890", "Responses"); found || err != nil {
+			t.Fatalf("Tab of a missing tab: got found %v, %v; want not found", found, err)
 		}
-		tab, err := b.client.AddTab(ctx, "book-1234567890", "Responses")
+		id, cols, err := b.client.AddTab(ctx, "book-1234567890", "Responses")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := b.client.WriteHeader(ctx, "book-1234567890", tab, 0, []string{"KEY", "x", "y"}, 30); err != nil {
+		if err := b.client.WriteHeader(ctx, "book-1234567890", id, cols, 0, []string{"KEY", "x", "y"}, 30); err != nil {
 			t.Fatal(err)
 		}
-		if tab.Columns != 30 {
-			t.Errorf("columns after widening: got %d, want 30", tab.Columns)
+		gotID, gotCols, found, err := b.client.Tab(ctx, "book-1234567890", "Responses")
+		if err != nil || !found || gotCols != 30 || gotID != id {
+			t.Fatalf("Tab: got id %d, %d columns, found %v, %v; want id %d with 30 columns", gotID, gotCols, found, err, id)
 		}
-		got, err := b.client.Tab(ctx, "book-1234567890", "Responses")
-		if err != nil || got.Columns != 30 || got.ID != tab.ID {
-			t.Fatalf("Tab: got %+v, %v; want id %d with 30 columns", got, err, tab.ID)
-		}
-		res, err := b.client.Append(ctx, "book-1234567890", "Responses", [][]any{{"r1", "=1+1", 3.5}, {"r2", "-2", 7}})
+		rg, err := b.client.Append(ctx, "book-1234567890", "Responses", [][]any{{"r1", "=1+1", 3.5}, {"r2", "-2", 7}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Rows != 2 || res.Range != "'Responses'!A2:C3" {
-			t.Errorf("appended: got %+v, want 2 rows at 'Responses'!A2:C3", res)
+		if rg != "'Responses'!A2:C3" {
+			t.Errorf("appended range: got %q, want 'Responses'!A2:C3", rg)
 		}
-		rows, err := b.client.Read(ctx, "book-1234567890", sheets.Range("Responses", "A2:A"))
+		rows, err := b.client.Read(ctx, "book-1234567890", "Responses", "A2:A")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,31 +62,38 @@ func TestClient(t *testing.T) {
 			t.Errorf("read back column A: got %v, want [[r1] [r2]]", rows)
 		}
 		all := b.srv.Rows("book-1234567890", "Responses")
-		if all[1][1] != "=1+1" || all[1][2] != 3.5 {
-			t.Errorf("stored row: got %v, want the formula kept as text and the number as a number", all[1])
+		if all[0][1] != "x" || all[1][1] != "=1+1" || all[1][2] != 3.5 {
+			t.Errorf("stored rows: got %v, want the header, the formula kept as text and the number as a number", all)
 		}
 	})
 
+	classify := func(err error) (transient, unknown bool) {
+		var se *sheets.Error
+		if !errors.As(err, &se) {
+			t.Fatalf("got %v (%T), want a *sheets.Error", err, err)
+		}
+		return se.Transient(), se.Unknown()
+	}
 	t.Run("errors are classified", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		b.srv.SetFault(func(c sheetstest.Call) sheetstest.Fault { return sheetstest.TooMany })
 		_, err := b.client.Append(ctx, "book-1234567890", "Sheet1", [][]any{{"a"}})
-		if !sheets.Transient(err) || sheets.Unknown(err) {
-			t.Errorf("429: got transient %v unknown %v (%v), want transient, known not applied", sheets.Transient(err), sheets.Unknown(err), err)
+		if tr, un := classify(err); !tr || un {
+			t.Errorf("429: got transient %v unknown %v (%v), want transient, known not applied", tr, un, err)
 		}
 		b.srv.SetFault(func(c sheetstest.Call) sheetstest.Fault { return sheetstest.DropAfterApply })
 		_, err = b.client.Append(ctx, "book-1234567890", "Sheet1", [][]any{{"a"}})
-		if !sheets.Transient(err) || !sheets.Unknown(err) {
-			t.Errorf("dropped connection: got transient %v unknown %v (%v), want both", sheets.Transient(err), sheets.Unknown(err), err)
+		if tr, un := classify(err); !tr || !un {
+			t.Errorf("dropped connection: got transient %v unknown %v (%v), want both", tr, un, err)
 		}
 		b.srv.SetFault(nil)
 		b.srv.Deny("book-1234567890")
-		_, err = b.client.Tab(ctx, "book-1234567890", "Sheet1")
-		if sheets.Transient(err) || sheets.Unknown(err) {
-			t.Errorf("403: got transient %v unknown %v (%v), want permanent", sheets.Transient(err), sheets.Unknown(err), err)
+		_, _, _, err = b.client.Tab(ctx, "book-1234567890", "Sheet1")
+		if tr, un := classify(err); tr || un {
+			t.Errorf("403: got transient %v unknown %v (%v), want permanent", tr, un, err)
 		}
-		_, err = b.client.Tab(ctx, "no-such-book-123", "Sheet1")
+		_, _, _, err = b.client.Tab(ctx, "no-such-book-123", "Sheet1")
 		var se *sheets.Error
 		if !errors.As(err, &se) || se.Status != 404 {
 			t.Errorf("missing spreadsheet: got %v, want HTTP 404", err)
@@ -111,7 +115,8 @@ func TestClient(t *testing.T) {
 			return sheetstest.None
 		})
 		_, err = c.Append(ctx, "book-1234567890", "Sheet1", [][]any{{"a"}})
-		if !sheets.Unknown(err) || !sheets.IsTimeout(err) {
+		var se *sheets.Error
+		if !errors.As(err, &se) || !se.Unknown() || !se.Timeout() {
 			t.Fatalf("got %v, want an unknown outcome from a timeout", err)
 		}
 		if rows := srv.Rows("book-1234567890", "Sheet1"); len(rows) != 1 {
