@@ -85,6 +85,17 @@ type Exporter struct {
 	Metrics *Metrics
 }
 
+// NewExporter returns an exporter with production settings: up to 5,000
+// rows or 4 MB per append (Google recommends payloads of a few MB), four
+// minutes of appending per run, responses left to settle for 5 s, and an
+// append of unknown outcome checked 2 minutes later (Google may still be
+// working on a request the client gave up on; it must land before the
+// read-back, or the read-back would miss it and the rows be sent twice).
+func NewExporter(pool *pgxpool.Pool, s Sheets, langs *Languages, pace *Pacer, log *slog.Logger, m *Metrics) *Exporter {
+	return &Exporter{Pool: pool, Sheets: s, Langs: langs, Pace: pace, Settle: 5 * time.Second, UnknownWait: 2 * time.Minute,
+		BatchRows: 5000, BatchBytes: 4 << 20, Budget: 4 * time.Minute, Log: log, Metrics: m}
+}
+
 // Steps passed to Exporter.Hook.
 const (
 	StepLocked    = "locked"
@@ -343,8 +354,18 @@ func (e *Exporter) batch(ctx context.Context, conn querier, x *export, l *Layout
 		return 0, err
 	}
 	page, err := readPage(ctx, conn, x.FormID, x.Cursor, &horizon, e.BatchRows)
-	if err != nil || len(page) == 0 {
+	if err != nil {
 		return 0, err
+	}
+	if len(page) == 0 {
+		// Responses above the horizon are settling (or wait for an open
+		// transaction): come back for them instead of at the next sweep.
+		var newer bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM response WHERE form_id = $1 AND (created_at, id) > ($2, $3))`,
+			x.FormID, x.Cursor.SubmittedAt, x.Cursor.ID).Scan(&newer); err != nil || !newer {
+			return 0, err
+		}
+		return 0, waitErr(max(e.Settle, time.Second))
 	}
 	rows := make([][]any, 0, len(page))
 	size := 0
