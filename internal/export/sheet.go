@@ -333,14 +333,18 @@ func (e *Exporter) tab(ctx context.Context, x *export) (int64, int64, error) {
 		}
 		return id, cols, nil
 	}
-	top, err := e.Sheets.Read(ctx, x.SpreadsheetID, x.Sheet, "A1:C2")
+	top, err := e.Sheets.Read(ctx, x.SpreadsheetID, x.Sheet, "A1:C100")
 	if err != nil {
 		return 0, 0, e.sheetsErr(err)
 	}
-	if len(top) > 0 && len(top[0]) > 0 && top[0][0] != Fixed[0] {
-		return 0, 0, &permanent{fmt.Sprintf("sheet %q already holds other data (A1 is %q, not %s): connect an empty or new sheet", x.Sheet, fmt.Sprint(top[0][0]), Fixed[0])}
+	if len(top) > 0 && (len(top[0]) == 0 || top[0][0] != Fixed[0]) {
+		first := ""
+		if len(top[0]) > 0 {
+			first = fmt.Sprint(top[0][0])
+		}
+		return 0, 0, &permanent{fmt.Sprintf("sheet %q already holds other data (A1 is %q, not %s): connect an empty or new sheet", x.Sheet, first, Fixed[0])}
 	}
-	if len(top) > 1 && len(top[1]) > 0 && x.RowsWritten == 0 && x.Pending == nil {
+	if len(top) > 1 && x.RowsWritten == 0 && x.Pending == nil {
 		return 0, 0, &permanent{fmt.Sprintf("sheet %q already holds rows this export did not write: connect an empty or new sheet", x.Sheet)}
 	}
 	return id, cols, nil

@@ -7,6 +7,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -85,7 +86,7 @@ func ExportCSV(d ExportDeps) http.Handler {
 		h.Set("Content-Disposition", `attachment; filename="`+formID+`.csv"`)
 		h.Set("Cache-Control", "no-store")
 		h.Set("X-Content-Type-Options", "nosniff")
-		cw := &countingWriter{w: w}
+		cw := &countingWriter{w: w, rc: http.NewResponseController(w)}
 		n, err := export.WriteCSV(ctx, d.Pool, d.Langs, cw, formID, o)
 		if err == nil {
 			d.Log.InfoContext(ctx, "csv export", "form_id", formID, "rows", n, "bytes", cw.n, "signed_link", since != nil || r.URL.Query().Has("sig"))
@@ -144,12 +145,24 @@ func authorize(ctx context.Context, d ExportDeps, r *http.Request, formID string
 	return &t, nil
 }
 
+// countingWriter counts what was sent and keeps the connection's write
+// deadline a minute ahead while the file streams: a million-row export
+// takes longer than the server's WriteTimeout, and a client that stops
+// reading for a minute is cut off.
 type countingWriter struct {
-	w http.ResponseWriter
-	n int64
+	w        http.ResponseWriter
+	rc       *http.ResponseController
+	n        int64
+	extended time.Time
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
+	if now := time.Now(); now.Sub(c.extended) > 5*time.Second {
+		if err := c.rc.SetWriteDeadline(now.Add(time.Minute)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return 0, err
+		}
+		c.extended = now
+	}
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err

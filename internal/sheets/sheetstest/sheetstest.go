@@ -103,19 +103,28 @@ type tab struct {
 
 // New starts a server; it is closed when t ends.
 func New(t testing.TB) *Server {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	s, stop, err := Start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{key: key, account: "shala-exporter@shala-test.iam.gserviceaccount.com",
+	t.Cleanup(stop)
+	return s
+}
+
+// Start starts a server outside a test (benchmarks); stop closes it.
+func Start() (s *Server, stop func(), err error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, nil, err
+	}
+	s = &Server{key: key, account: "shala-exporter@shala-test.iam.gserviceaccount.com",
 		books: map[string]*book{}, tokens: map[string]bool{}, calls: map[string]int{}, done: make(chan struct{})}
 	srv := httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(func() {
+	s.URL = srv.URL + "/"
+	return s, func() {
 		close(s.done)
 		srv.Close()
-	})
-	s.URL = srv.URL + "/"
-	return s
+	}, nil
 }
 
 // CredentialsJSON is a service account key for this server: its token_uri
