@@ -8,13 +8,14 @@
 //     in the same batch size, no database. It reports rows/s, the calls
 //     used, and what Google's quota (SHALA_SHEETS_WRITES_PER_MINUTE, 50)
 //     makes of them.
+//
 //   - CSV: -csv responses streamed through GET /exports/{formId}.csv (the
 //     real handler, a signed link) to a client that discards the body;
 //     reference: COPY of the same responses' answers (response id and
 //     answer columns, no pivot) to a discarding reader. It reports rows/s,
 //     MB/s and the process's peak RSS during the export (target < 64 MiB).
 //
-//	go run ./bench/exports [-sheets 100000] [-csv 1000000]
+//     go run ./bench/exports [-sheets 100000] [-csv 1000000]
 package main
 
 import (
