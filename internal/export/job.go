@@ -13,6 +13,15 @@ import (
 	"github.com/shala-edu/shala/internal/queue"
 )
 
+// Queue is the River queue of sheet exports. Writes are paced to Google's
+// per-account quota anyway, so a few exports at a time use it fully; each
+// holds a database connection while it runs, and its own queue keeps
+// hundreds of forms' exports from taking the pool or the default workers.
+const Queue = "sheets"
+
+// QueueWorkers is how many exports one process runs at once.
+const QueueWorkers = 4
+
 // ExportArgs runs one sheet export until it has caught up (or its budget
 // is spent). Unique per export while queued or running.
 type ExportArgs struct {
@@ -24,7 +33,7 @@ func (ExportArgs) Kind() string { return "sheets.export" }
 
 // InsertOpts makes the job unique per export until it finishes.
 func (ExportArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 12, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+	return river.InsertOpts{Queue: Queue, MaxAttempts: 12, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
 		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
 		rivertype.JobStateScheduled, rivertype.JobStateRetryable}}}
 }

@@ -85,5 +85,5 @@ func Periodic(d Deps) []*river.PeriodicJob {
 
 // Queues are the queues beyond River's default and their worker counts.
 func Queues(smsWorkers int) map[string]int {
-	return map[string]int{sms.Queue: smsWorkers}
+	return map[string]int{sms.Queue: smsWorkers, export.Queue: export.QueueWorkers}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -20,6 +21,9 @@ import (
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/fault"
 )
+
+// formIDPattern is what form ids look like (form.id's CHECK).
+var formIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
 
 // ExportRoles may download any form's responses with their Hasura JWT.
 var ExportRoles = []string{"admin", "state_admin"}
@@ -53,7 +57,7 @@ func ExportCSV(d ExportDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		formID, ok := strings.CutSuffix(chi.URLParam(r, "file"), ".csv")
-		if !ok || formID == "" {
+		if !ok || !formIDPattern.MatchString(formID) {
 			writeError(ctx, w, d.Log, fault.New(fault.NotFound, "", "want /exports/<formId>.csv"))
 			return
 		}
