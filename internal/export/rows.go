@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+	"unicode/utf16"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -91,8 +91,8 @@ type RowOptions struct {
 	// Numbers makes answers to int and decimal questions (outside repeats)
 	// json.Number cells instead of text, so Sheets stores them as numbers.
 	Numbers bool
-	// MaxCell cuts longer text cells (in characters) with a marker; 0 = no
-	// limit. Google refuses a whole append with one cell over 50,000.
+	// MaxCell cuts longer text cells (in UTF-16 code units, as Google
+	// counts) with a marker; 0 = no limit. Google refuses a whole append with one cell over 50,000.
 	MaxCell int
 }
 
@@ -164,8 +164,8 @@ func (l *Layout) Row(r *Response, o RowOptions) ([]any, error) {
 		switch {
 		case o.Numbers && !repeat && j == i+1 && l.numeric[ks[i].a.qid] && ks[i].a.number.Valid:
 			row[len(Fixed)+col] = json.Number(ks[i].a.number.String)
-		case o.MaxCell > 0 && utf8.RuneCountInString(cell) > o.MaxCell:
-			row[len(Fixed)+col] = cut(cell, o.MaxCell-utf8.RuneCountInString(truncated)) + truncated
+		case o.MaxCell > 0 && units(cell) > o.MaxCell:
+			row[len(Fixed)+col] = cut(cell, o.MaxCell-units(truncated)) + truncated
 		default:
 			row[len(Fixed)+col] = cell
 		}
@@ -183,14 +183,26 @@ func (l *Layout) value(a *answer, o RowOptions) string {
 	return a.text
 }
 
-// cut returns the first n characters of s.
-func cut(s string, n int) string {
-	i := 0
-	for range n {
-		_, size := utf8.DecodeRuneInString(s[i:])
-		i += size
+// units is the length of s in UTF-16 code units, as Google counts a cell's
+// characters (a character outside the BMP, such as an emoji, is two).
+func units(s string) int {
+	n := 0
+	for _, r := range s {
+		n += utf16.RuneLen(r)
 	}
-	return s[:i]
+	return n
+}
+
+// cut returns the longest prefix of s of at most n UTF-16 code units.
+func cut(s string, n int) string {
+	used := 0
+	for i, r := range s {
+		if used+utf16.RuneLen(r) > n {
+			return s[:i]
+		}
+		used += utf16.RuneLen(r)
+	}
+	return s
 }
 
 func parseIndex(s string) []int {

@@ -230,7 +230,7 @@ func (e *Exporter) run(ctx context.Context, conn querier, x *export) (Outcome, e
 		e.hook(StepResolved)
 	}
 	start := e.now()
-	for {
+	for reloads := 0; ; reloads++ {
 		l, err := e.prepare(ctx, conn, x)
 		if err != nil {
 			return out, err
@@ -241,8 +241,8 @@ func (e *Exporter) run(ctx context.Context, conn querier, x *export) (Outcome, e
 				return out, nil
 			}
 			n, err := e.batch(ctx, conn, x, l)
-			if errors.Is(err, ErrUnknownQuestion) {
-				break // a version registered meanwhile: read the layout again
+			if errors.Is(err, ErrUnknownQuestion) && reloads == 0 {
+				break // a version registered meanwhile: read the layout again, once
 			}
 			var w waitErr
 			if errors.As(err, &w) {

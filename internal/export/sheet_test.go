@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 
 	"github.com/shala-edu/shala/internal/sheets/sheetstest"
 )
@@ -57,6 +58,23 @@ func TestSheetExport(t *testing.T) {
 		}
 		if n, enabled, lastErr := s.state(s.exportID); n != 3 || !enabled || lastErr != "" {
 			t.Errorf("state: got rows %d enabled %v error %q, want 3, true, none", n, enabled, lastErr)
+		}
+	})
+
+	t.Run("a cell over Google's 50,000 characters is cut, not refused", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second)
+		long := strings.Repeat("😀", 9000) // 18,000 UTF-16 units, as Google counts
+		s.respond("1", rep("member_name", "1", long), rep("member_name", "2", long), rep("member_name", "3", long))
+		s.run()
+		rows := s.srv.Rows(book, "Responses")
+		cell, _ := rows[1][9].(string)
+		units := 0
+		for _, r := range cell {
+			units += len(utf16.Encode([]rune{r}))
+		}
+		if units > 50000 || !strings.HasSuffix(cell, "…[truncated]") || !strings.HasPrefix(cell, "1: 😀") {
+			t.Errorf("cell: %d units, ends %q; want at most 50,000 ending with the marker", units, cell[max(0, len(cell)-20):])
 		}
 	})
 
