@@ -33,6 +33,7 @@ import (
 	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
@@ -86,7 +87,7 @@ type App struct {
 	Catalog    *forms.Catalog
 	Rules      *forms.Rules
 	Pipeline   *forms.Pipeline
-	Collectors *forms.Collectors
+	Collectors *collector.Store
 
 	// Exports: Sheets is nil (and Exporter too) without a Google service
 	// account; CSV links are signed with Links; JWT verifies apps' Hasura
@@ -169,7 +170,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.Catalog = forms.NewCatalog(a.Pool)
 	a.Rules = forms.NewRules()
 	a.Pipeline = &forms.Pipeline{Pool: a.Pool, Catalog: a.Catalog, Rules: a.Rules, Log: log}
-	a.Collectors = forms.NewCollectors(a.Pool)
+	a.Collectors = collector.NewStore(a.Pool)
 	if err := a.buildExports(ctx, cfg, log); err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
@@ -38,7 +39,7 @@ type Deps struct {
 	Catalog    *forms.Catalog
 	Rules      *forms.Rules
 	Pipeline   *forms.Pipeline
-	Collectors *forms.Collectors
+	Collectors *collector.Store
 	// WebhookSecret is the value Hasura sends in X-Shala-Webhook-Secret.
 	WebhookSecret string
 	// MaxBodyBytes caps webhook bodies (413 beyond).
