@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -179,5 +178,3 @@ func (f *fixture) state(id uuid.UUID) (rowsWritten int64, enabled bool, lastErro
 	}
 	return
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

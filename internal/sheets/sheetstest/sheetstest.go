@@ -594,6 +594,11 @@ func (s *Server) batchUpdate(w http.ResponseWriter, b *book, id string, body []b
 	writeJSON(w, map[string]any{"spreadsheetId": id, "replies": replies})
 }
 
+// rangeError is a range Google refuses, in Google's words.
+type rangeError string
+
+func (e rangeError) Error() string { return string(e) }
+
 // cellRange is a parsed A1 range: 0-based, end exclusive; -1 = unbounded.
 type cellRange struct{ r0, c0, r1, c1 int }
 
@@ -614,13 +619,13 @@ func (b *book) parseRange(a1 string) (*tab, cellRange, error) {
 			}
 		}
 		if end < 0 {
-			return nil, cellRange{}, fmt.Errorf("Unable to parse range: %s", a1)
+			return nil, cellRange{}, rangeError("Unable to parse range: " + a1)
 		}
 		title = strings.ReplaceAll(a1[1:end], "''", "'")
 		rest := a1[end+1:]
 		if rest != "" {
 			if !strings.HasPrefix(rest, "!") {
-				return nil, cellRange{}, fmt.Errorf("Unable to parse range: %s", a1)
+				return nil, cellRange{}, rangeError("Unable to parse range: " + a1)
 			}
 			cells = rest[1:]
 		}
@@ -629,7 +634,7 @@ func (b *book) parseRange(a1 string) (*tab, cellRange, error) {
 	}
 	t := b.find(title)
 	if t == nil {
-		return nil, cellRange{}, fmt.Errorf("Unable to parse range: %s", a1)
+		return nil, cellRange{}, rangeError("Unable to parse range: " + a1)
 	}
 	rg := cellRange{0, 0, -1, -1}
 	if cells == "" {
@@ -638,7 +643,7 @@ func (b *book) parseRange(a1 string) (*tab, cellRange, error) {
 	from, to, two := strings.Cut(cells, ":")
 	m := a1Cell.FindStringSubmatch(from)
 	if m == nil || (m[1] == "" && m[2] == "") {
-		return nil, cellRange{}, fmt.Errorf("Unable to parse range: %s", a1)
+		return nil, cellRange{}, rangeError("Unable to parse range: " + a1)
 	}
 	if m[1] != "" {
 		rg.c0 = colIndex(m[1])
@@ -646,20 +651,20 @@ func (b *book) parseRange(a1 string) (*tab, cellRange, error) {
 	if m[2] != "" {
 		n, _ := strconv.Atoi(m[2])
 		if n < 1 {
-			return nil, cellRange{}, fmt.Errorf("Unable to parse range: %s", a1)
+			return nil, cellRange{}, rangeError("Unable to parse range: " + a1)
 		}
 		rg.r0 = n - 1
 	}
 	if !two {
 		rg.r1, rg.c1 = rg.r0+1, rg.c0+1
 		if m[2] == "" { // "A" alone is not A1 notation
-			return nil, cellRange{}, fmt.Errorf("Unable to parse range: %s", a1)
+			return nil, cellRange{}, rangeError("Unable to parse range: " + a1)
 		}
 		return t, rg, nil
 	}
 	m2 := a1Cell.FindStringSubmatch(to)
 	if m2 == nil || (m2[1] == "" && m2[2] == "") {
-		return nil, cellRange{}, fmt.Errorf("Unable to parse range: %s", a1)
+		return nil, cellRange{}, rangeError("Unable to parse range: " + a1)
 	}
 	if m2[1] != "" {
 		rg.c1 = colIndex(m2[1]) + 1
@@ -669,7 +674,7 @@ func (b *book) parseRange(a1 string) (*tab, cellRange, error) {
 		rg.r1 = n
 	}
 	if int64(rg.c0) >= t.cols || (rg.c1 > 0 && int64(rg.c1) > t.cols) {
-		return nil, cellRange{}, fmt.Errorf("Range (%s) exceeds grid limits. Max rows: %d, max columns: %d", a1, t.rows, t.cols)
+		return nil, cellRange{}, rangeError(fmt.Sprintf("Range (%s) exceeds grid limits. Max rows: %d, max columns: %d", a1, t.rows, t.cols))
 	}
 	return t, rg, nil
 }
