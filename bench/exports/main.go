@@ -59,6 +59,7 @@ func main() {
 func run() error {
 	nSheets := flag.Int("sheets", 100_000, "responses in the Sheets backlog")
 	nCSV := flag.Int("csv", 1_000_000, "responses in the CSV export")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the CSV export to this file")
 	flag.Parse()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -96,7 +97,7 @@ func run() error {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "filled %d responses in %s\n", *nCSV, time.Since(start).Round(time.Millisecond))
-	csvLine, err := benchCSV(ctx, pool, log, *nCSV)
+	csvLine, err := benchCSV(ctx, pool, log, *nCSV, *cpuProfile)
 	if err != nil {
 		return err
 	}
@@ -224,7 +225,7 @@ func benchSheets(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, n in
 		paced.Round(time.Second), float64(n)/max(paced.Seconds(), elapsed.Seconds())), nil
 }
 
-func benchCSV(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, n int) (string, error) {
+func benchCSV(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, n int, profile string) (string, error) {
 	// Reference: COPY of the same answers, unpivoted.
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
@@ -252,6 +253,11 @@ func benchCSV(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, n int) 
 	runtime.GC()
 	debug.FreeOSMemory()
 	resetPeakRSS()
+	base := rss("VmRSS:")
+	stop, err := benchdb.Profile(profile)
+	if err != nil {
+		return "", err
+	}
 	start = time.Now()
 	resp, err := http.Get(srv.URL + strings.TrimPrefix(link, "http://bench"))
 	if err != nil {
@@ -263,13 +269,14 @@ func benchCSV(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, n int) 
 	}
 	resp.Body.Close()
 	elapsed := time.Since(start)
-	peak := peakRSS()
+	stop()
+	peak := rss("VmHWM:")
 	if resp.StatusCode != 200 || counter.records() != n+1 {
 		return "", fmt.Errorf("csv: status %d, %d records, want %d and a header", resp.StatusCode, counter.records(), n)
 	}
 	rate := float64(n) / elapsed.Seconds()
-	return fmt.Sprintf("csv %d rows in %s = %.0f rows/s, %.1f MB/s; COPY of the answers %.0f responses/s, ratio %.2f; peak RSS %d MiB (target < 64)",
-		n, elapsed.Round(time.Millisecond), rate, float64(counter.bytes)/elapsed.Seconds()/1e6, copyRate, rate/copyRate, peak>>20), nil
+	return fmt.Sprintf("csv %d rows in %s = %.0f rows/s, %.1f MB/s; COPY of the answers %.0f responses/s, ratio %.2f; peak RSS %d MiB (target < 64; %d MiB before the export)",
+		n, elapsed.Round(time.Millisecond), rate, float64(counter.bytes)/elapsed.Seconds()/1e6, copyRate, rate/copyRate, peak>>20, base>>20), nil
 }
 
 // lineCounter counts CSV records: line ends outside quoted cells (a
@@ -300,14 +307,14 @@ func resetPeakRSS() {
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 }
 
-// peakRSS is VmHWM, in bytes.
-func peakRSS() int64 {
+// rss reads a size field of /proc/self/status (VmRSS:, VmHWM:), in bytes.
+func rss(field string) int64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb << 10
 		}
