@@ -252,7 +252,9 @@ func benchCSV(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, n int, 
 
 	runtime.GC()
 	debug.FreeOSMemory()
-	resetPeakRSS()
+	if err := resetPeakRSS(); err != nil {
+		return "", fmt.Errorf("reset the peak RSS (Linux only): %w", err)
+	}
 	base := rss("VmRSS:")
 	stop, err := benchdb.Profile(profile)
 	if err != nil {
@@ -303,8 +305,8 @@ func (c *lineCounter) records() int { return c.crlf }
 
 // resetPeakRSS resets the kernel's high-water mark of this process's
 // resident set (Linux: writing 5 to clear_refs).
-func resetPeakRSS() {
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+func resetPeakRSS() error {
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 }
 
 // rss reads a size field of /proc/self/status (VmRSS:, VmHWM:), in bytes.

@@ -212,7 +212,11 @@ func parseIndex(s string) []int {
 	parts := strings.Split(s, ".")
 	out := make([]int, len(parts))
 	for i, p := range parts {
-		out[i], _ = strconv.Atoi(p) // written by array_to_string of an int[]: always digits
+		n, err := strconv.Atoi(p)
+		if err != nil { // array_to_string of an int[] writes digits only
+			panic(fmt.Sprintf("repeat index %q: %v", s, err))
+		}
+		out[i] = n
 	}
 	return out
 }

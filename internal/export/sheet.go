@@ -153,7 +153,7 @@ func (e *Exporter) hook(step string) {
 // two-int form, which never collides with one-bigint locks.
 func lockKey(id uuid.UUID) (int32, int32) {
 	h := fnv.New32a()
-	_, _ = h.Write(id[:])
+	h.Write(id[:]) // a hash's Write never fails
 	return 0x53485454, int32(h.Sum32()) // "SHTT"
 }
 
@@ -182,7 +182,10 @@ func (e *Exporter) Run(ctx context.Context, id uuid.UUID) (out Outcome, err erro
 		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1, $2)`, class, key); uerr != nil {
 			// A session we cannot unlock must not go back to the pool with
 			// the lock: closing it releases the lock.
-			_ = conn.Hijack().Close(uctx)
+			log.WarnContext(uctx, "unlock sheet export: closing the connection", "export_id", id, "err", uerr)
+			if cerr := conn.Hijack().Close(uctx); cerr != nil {
+				log.WarnContext(uctx, "close connection", "err", cerr)
+			}
 		}
 	}()
 	e.hook(StepLocked)

@@ -207,8 +207,12 @@ func writeError(ctx context.Context, w http.ResponseWriter, log *slog.Logger, er
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil { // v is errorBody: strings only
+		panic(err)
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Del("Content-Disposition")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	w.Write(append(b, '\n')) // a failed write means the client is gone: nothing left to tell it
 }
