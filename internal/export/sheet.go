@@ -153,7 +153,7 @@ func (e *Exporter) hook(step string) {
 // two-int form, which never collides with one-bigint locks.
 func lockKey(id uuid.UUID) (int32, int32) {
 	h := fnv.New32a()
-	h.Write(id[:]) // a hash's Write never fails
+	h.Write(id[:])                      // a hash's Write never fails
 	return 0x53485454, int32(h.Sum32()) // "SHTT"
 }
 
