@@ -23,7 +23,7 @@ import (
 	"github.com/shala-edu/shala/internal/progress"
 )
 
-const jwtSecret = `{"type": "HS256", "key": "listing-test-signing-key-of-32-characters+"}`
+const listingJWTSecret = `{"type": "HS256", "key": "listing-test-signing-key-of-32-characters+"}`
 
 // listingBundle is shala with a JWT secret, serving two Shimla schools with
 // an assessment open to both and a result of school A's.
@@ -44,12 +44,12 @@ func setupListing(t *testing.T, withSecret bool) *listingBundle {
 	cfg := apptest.Config(t)
 	cfg.WebhookSecret = secret
 	if withSecret {
-		cfg.JWTSecret = config.Secret(jwtSecret)
+		cfg.JWTSecret = config.Secret(listingJWTSecret)
 	}
 	a := apptest.New(t, cfg, app.Options{Pool: pool})
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	jc, err := auth.ParseConfig(jwtSecret)
+	jc, err := auth.ParseConfig(listingJWTSecret)
 	if err != nil {
 		t.Fatal(err)
 	}

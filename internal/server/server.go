@@ -19,10 +19,12 @@ import (
 	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/collector"
+	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/progress"
+	"github.com/shala-edu/shala/internal/queue"
 )
 
 // Deps are everything the routes need, built once by internal/app.
@@ -40,9 +42,6 @@ type Deps struct {
 	Pipeline   *forms.Pipeline
 	Collectors *collector.Store
 	Listings   *progress.Store
-	// Verifier checks the apps' Hasura JWTs on REST endpoints; nil when
-	// HASURA_GRAPHQL_JWT_SECRET is unset (they answer 401).
-	Verifier *auth.Verifier
 	// WebhookSecret is the value Hasura sends in X-Shala-Webhook-Secret.
 	WebhookSecret string
 	// MaxBodyBytes caps webhook bodies (413 beyond).
@@ -68,6 +67,15 @@ type Deps struct {
 	// Ready reports whether this instance can serve: database reachable,
 	// migrations current. nil means always ready.
 	Ready func(context.Context) error
+	// Exports: Queue enqueues sheet exports (connectSheet); Langs caches
+	// forms' default languages; Links signs and checks CSV links; JWT
+	// verifies apps' Hasura tokens (nil: none configured); SheetsAccount is
+	// the Google service account ("" when Sheets is not configured).
+	Queue         queue.Inserter
+	Langs         *export.Languages
+	Links         *export.Links
+	JWT           *auth.Verifier
+	SheetsAccount string
 }
 
 // NewServer returns shala's HTTP handler.

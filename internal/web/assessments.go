@@ -1,12 +1,7 @@
-// Package web serves shala's public HTTP endpoints that are not Hasura
-// webhooks. One file per endpoint group; each maker takes exactly the
-// dependencies it uses.
 package web
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -34,25 +29,25 @@ func SchoolAssessments(log *slog.Logger, verifier *auth.Verifier, listings *prog
 		ctx := r.Context()
 		session, err := schoolSession(ctx, verifier, r)
 		if err != nil {
-			assessmentsError(ctx, w, log, err)
+			writeError(ctx, w, log, err)
 			return
 		}
 		school, err := session.SchoolID()
 		if err != nil {
-			assessmentsError(ctx, w, log, err)
+			writeError(ctx, w, log, err)
 			return
 		}
 		match := ifNoneMatch(r.Header.Values("If-None-Match"))
 		if len(match) == 1 && match[0] == "*" {
 			// Any listing the client holds: it is this school's, so current.
 			if match[0], err = listings.Version(ctx, school); err != nil {
-				assessmentsError(ctx, w, log, err)
+				writeError(ctx, w, log, err)
 				return
 			}
 		}
 		l, err := listings.Listing(ctx, school, match...)
 		if err != nil {
-			assessmentsError(ctx, w, log, err)
+			writeError(ctx, w, log, err)
 			return
 		}
 		h := w.Header()
@@ -76,29 +71,40 @@ func SchoolAssessments(log *slog.Logger, verifier *auth.Verifier, listings *prog
 	})
 }
 
-// schoolSession verifies r's token and returns the session Hasura would
-// derive for it, which must be the school role's.
+// schoolSession is the session of r's Hasura JWT, which must be the school
+// role's.
 func schoolSession(ctx context.Context, verifier *auth.Verifier, r *http.Request) (hasura.SessionVariables, error) {
-	if verifier == nil {
-		return nil, fault.New(fault.Unauthorized, "", "sign-in is not configured on this server")
-	}
-	token, err := verifier.TokenFrom(r)
+	s, err := hasuraSession(ctx, verifier, r, "sign in with your Hasura JWT")
 	if err != nil {
-		return nil, fault.Wrap(err, fault.Unauthorized, "", "a Hasura JWT is required")
+		return nil, err
 	}
-	claims, err := verifier.Verify(ctx, token)
-	if err != nil {
-		return nil, fault.Wrap(err, fault.Unauthorized, "", "the token is not valid")
-	}
-	vars, err := claims.Session(r.Header.Get("X-Hasura-Role"))
-	if err != nil {
-		return nil, fault.Wrap(err, fault.Forbidden, "", "the token does not allow role %q", r.Header.Get("X-Hasura-Role"))
-	}
-	s := hasura.SessionVariables(vars)
 	if err := s.RequireRole("school"); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// hasuraSession verifies r's Hasura JWT as Hasura would and returns the
+// session Hasura would derive for it: the role X-Hasura-Role asks for (the
+// token's default without it), which the token must allow. signIn is the
+// message for a request without a usable token.
+func hasuraSession(ctx context.Context, verifier *auth.Verifier, r *http.Request, signIn string) (hasura.SessionVariables, error) {
+	if verifier == nil {
+		return nil, fault.New(fault.Unauthorized, "", "%s", signIn)
+	}
+	token, err := verifier.TokenFrom(r)
+	if err != nil {
+		return nil, fault.Wrap(err, fault.Unauthorized, "", "%s", signIn)
+	}
+	claims, err := verifier.Verify(ctx, token)
+	if err != nil {
+		return nil, fault.Wrap(err, fault.Unauthorized, "", "your sign-in is not valid or has expired")
+	}
+	vars, err := claims.Session(r.Header.Get("X-Hasura-Role"))
+	if err != nil {
+		return nil, fault.Wrap(err, fault.Forbidden, "", "role %q may not use it", r.Header.Get("X-Hasura-Role"))
+	}
+	return hasura.SessionVariables(vars), nil
 }
 
 // ifNoneMatch lists the entity tags of If-None-Match headers (RFC 9110
@@ -115,29 +121,4 @@ func ifNoneMatch(values []string) []string {
 		}
 	}
 	return tags
-}
-
-// assessmentsError answers err as JSON {"message", "extensions": {"code"}},
-// the shape apps read from actions: a *fault.Error with its status and
-// code, anything else logged and answered 500.
-func assessmentsError(ctx context.Context, w http.ResponseWriter, log *slog.Logger, err error) {
-	f := fault.As(err)
-	switch f.Kind {
-	case fault.Internal:
-		log.ErrorContext(ctx, "listing failed", "err", err)
-	case fault.Unauthorized:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="shala"`)
-		log.InfoContext(ctx, "listing refused", "code", f.Code, "err", err)
-	default:
-		log.InfoContext(ctx, "listing refused", "code", f.Code, "err", err)
-	}
-	if errors.Is(err, context.Canceled) {
-		return // the client went away
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(f.Kind.Status())
-	if err := json.NewEncoder(w).Encode(map[string]any{"message": f.Message, "extensions": map[string]any{"code": f.Code}}); err != nil {
-		log.DebugContext(ctx, "error not delivered", "err", err)
-	}
 }
