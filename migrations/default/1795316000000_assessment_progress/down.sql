@@ -16,7 +16,7 @@ DROP TRIGGER IF EXISTS student_class_insert ON student;
 DROP TRIGGER IF EXISTS student_class_update ON student;
 DROP TRIGGER IF EXISTS student_class_delete ON student;
 DROP FUNCTION IF EXISTS student_class_progress();
-DROP FUNCTION IF EXISTS student_class_apply(student[], student[]);
+DROP FUNCTION IF EXISTS student_class_apply(uuid[], smallint[], text[], int[]);
 DROP TRIGGER IF EXISTS assessment_class_progress_insert ON assessment_class;
 DROP TRIGGER IF EXISTS assessment_class_progress_update ON assessment_class;
 DROP TRIGGER IF EXISTS assessment_class_progress_delete ON assessment_class;

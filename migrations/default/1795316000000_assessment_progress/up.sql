@@ -388,17 +388,15 @@ CREATE TRIGGER assessment_class_progress_delete AFTER DELETE ON assessment_class
 
 -- Enrolment: active, enabled students per class; a student moved to
 -- another class, leaving, disabled or registered changes two counts, one
--- or none.
-CREATE FUNCTION student_class_apply(olds student[], news student[]) RETURNS void
-LANGUAGE sql AS $$
+-- or none. The statement's rows are counted per class first (a bulk
+-- promotion is a few hundred classes, not a million rows).
+CREATE FUNCTION student_class_apply(schools uuid[], grades smallint[], sections text[], deltas int[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
   WITH delta AS (
-    SELECT x.school_id, x.grade, x.section, sum(x.d)::int AS students
-    FROM (SELECT o.school_id, o.grade, coalesce(o.section, 'A') AS section, -1 AS d FROM unnest(olds) o
-          WHERE o.status = 'ACTIVE' AND o.enabled
-          UNION ALL
-          SELECT n.school_id, n.grade, coalesce(n.section, 'A'), 1 FROM unnest(news) n
-          WHERE n.status = 'ACTIVE' AND n.enabled) x
-    GROUP BY 1, 2, 3 HAVING sum(x.d) <> 0
+    SELECT d.school_id, d.grade, d.section, sum(d.delta)::int AS students
+    FROM unnest(schools, grades, sections, deltas) AS d (school_id, grade, section, delta)
+    GROUP BY 1, 2, 3 HAVING sum(d.delta) <> 0
   ), upd AS (
     UPDATE school_class c SET students = c.students + d.students, version = c.version + 1
     FROM delta d WHERE (c.school_id, c.grade, c.section) = (d.school_id, d.grade, d.section)
@@ -408,18 +406,33 @@ LANGUAGE sql AS $$
   SELECT d.school_id, d.grade, d.section, d.students FROM delta d
   WHERE NOT EXISTS (SELECT 1 FROM upd u WHERE (u.school_id, u.grade, u.section) = (d.school_id, d.grade, d.section))
   ORDER BY 1, 2, 3
-  ON CONFLICT (school_id, grade, section) DO UPDATE SET students = c.students + EXCLUDED.students, version = c.version + 1
+  ON CONFLICT (school_id, grade, section) DO UPDATE SET students = c.students + EXCLUDED.students, version = c.version + 1;
+END;
 $$;
 
 CREATE FUNCTION student_class_progress() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+  d record;
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    PERFORM student_class_apply('{}', ARRAY(SELECT n::student FROM new_rows n));
+    SELECT array_agg(x.school_id) AS s, array_agg(x.grade) AS g, array_agg(x.section) AS c, array_agg(x.n) AS n INTO d
+    FROM (SELECT school_id, grade, coalesce(section, 'A') AS section, count(*)::int AS n FROM new_rows
+          WHERE status = 'ACTIVE' AND enabled GROUP BY 1, 2, 3) x;
   ELSIF TG_OP = 'UPDATE' THEN
-    PERFORM student_class_apply(ARRAY(SELECT o::student FROM old_rows o), ARRAY(SELECT n::student FROM new_rows n));
+    SELECT array_agg(x.school_id) AS s, array_agg(x.grade) AS g, array_agg(x.section) AS c, array_agg(x.n) AS n INTO d
+    FROM (SELECT school_id, grade, section, sum(n)::int AS n FROM (
+            SELECT school_id, grade, coalesce(section, 'A') AS section, -1 AS n FROM old_rows WHERE status = 'ACTIVE' AND enabled
+            UNION ALL
+            SELECT school_id, grade, coalesce(section, 'A'), 1 FROM new_rows WHERE status = 'ACTIVE' AND enabled) u
+          GROUP BY 1, 2, 3 HAVING sum(n) <> 0) x;
   ELSE
-    PERFORM student_class_apply(ARRAY(SELECT o::student FROM old_rows o), '{}');
+    SELECT array_agg(x.school_id) AS s, array_agg(x.grade) AS g, array_agg(x.section) AS c, array_agg(x.n) AS n INTO d
+    FROM (SELECT school_id, grade, coalesce(section, 'A') AS section, -count(*)::int AS n FROM old_rows
+          WHERE status = 'ACTIVE' AND enabled GROUP BY 1, 2, 3) x;
+  END IF;
+  IF d.s IS NOT NULL THEN
+    PERFORM student_class_apply(d.s, d.g, d.c, d.n);
   END IF;
   RETURN NULL;
 END;
