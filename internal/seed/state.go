@@ -36,9 +36,9 @@ type StateResult struct {
 	Elapsed                                   time.Duration
 }
 
-// StateDistricts are the districts the state data set fills, with the share
+// stateDistricts are the districts the state data set fills, with the share
 // of their schools that are winter-closing (session W).
-var StateDistricts = []struct {
+var stateDistricts = []struct {
 	Name   string
 	Winter float64
 }{
@@ -140,7 +140,7 @@ func State(ctx context.Context, pool *pgxpool.Pool, opts StateOptions) (StateRes
 	if say == nil {
 		say = func(string, ...any) {}
 	}
-	res := StateResult{Districts: len(StateDistricts)}
+	res := StateResult{Districts: len(stateDistricts)}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return res, err
@@ -220,7 +220,7 @@ func State(ctx context.Context, pool *pgxpool.Pool, opts StateOptions) (StateRes
 
 func districtNames() []string {
 	var out []string
-	for _, d := range StateDistricts {
+	for _, d := range stateDistricts {
 		out = append(out, d.Name)
 	}
 	return out
@@ -253,13 +253,13 @@ type stateGen struct {
 }
 
 func (g *stateGen) loadSchools(ctx context.Context, tx pgx.Tx, scale float64) ([]*stateSchool, error) {
-	perDistrict := int(math.Round(18000 * scale / float64(len(StateDistricts))))
+	perDistrict := int(math.Round(18000 * scale / float64(len(stateDistricts))))
 	if perDistrict < 1 {
 		perDistrict = 1
 	}
 	var schools []*stateSchool
 	var schoolRows, staffRows [][]any
-	for d, dist := range StateDistricts {
+	for d, dist := range stateDistricts {
 		for i := range perDistrict {
 			lv := g.level()
 			s := &stateSchool{id: g.schoolIDs.next(), udise: stateUDISE(d, i)}
@@ -378,7 +378,7 @@ func (g *stateGen) loadAssessments(ctx context.Context, tx pgx.Tx, year string) 
 				a.id, sub, instance, a.name, a.kind, year, a.unitType, a.evaluation, a.passPercent); err != nil {
 				return nil, fmt.Errorf("assessment: %w", err)
 			}
-			for _, d := range StateDistricts {
+			for _, d := range stateDistricts {
 				for si, session := range []string{"W", "S"} {
 					if _, err := tx.Exec(ctx, `INSERT INTO assessment_deadline (assessment_id, district, session, due_at)
 						VALUES ($1, $2, $3, date_trunc('day', now()) + make_interval(days => $4) + interval '12 hours')`,
