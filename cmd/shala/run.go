@@ -172,7 +172,25 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	deps := jobs.Deps{Pool: pool, Log: log, Tracker: tracker, SMSProvider: provider, SMSRate: cfg.SMSRate, SMSMetrics: sms.NewMetrics(reg)}
+	blobURL := cfg.BlobURL
+	if blobURL == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		blobURL = "file://" + filepath.Join(wd, ".data", "blobs") + "?create_dir=true"
+		log.Warn("SHALA_BLOB_URL unset: storing files under the working directory", "url", blobURL)
+	}
+	bucket, err := blob.Open(ctx, blobURL)
+	if err != nil {
+		return err
+	}
+	defer bucket.Close()
+	if err := os.MkdirAll(cfg.TusDir, 0o750); err != nil {
+		return fmt.Errorf("SHALA_TUS_DIR: %w", err)
+	}
+
+	deps := jobs.Deps{Pool: pool, Log: log, Tracker: tracker, SMSProvider: provider, SMSRate: cfg.SMSRate, SMSMetrics: sms.NewMetrics(reg), Blobs: bucket}
 	client, err := queue.New(pool, jobs.Workers(deps), queue.Config{
 		Workers:       cfg.QueueWorkers,
 		Queues:        jobs.Queues(cfg.SMSWorkers),
@@ -192,21 +210,6 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 	}
 
-	blobURL := cfg.BlobURL
-	if blobURL == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return err
-		}
-		blobURL = "file://" + filepath.Join(wd, ".data", "blobs") + "?create_dir=true"
-		log.Warn("SHALA_BLOB_URL unset: storing files under the working directory", "url", blobURL)
-	}
-	bucket, err := blob.Open(ctx, blobURL)
-	if err != nil {
-		return err
-	}
-	defer bucket.Close()
-
 	var operator http.Handler
 	if cfg.OperatorPassword != "" {
 		if operator, err = queue.NewUI(ctx, client, log); err != nil {
@@ -217,7 +220,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Log: log, Pool: pool, Queue: client, Gatherer: reg, Metrics: server.NewMetrics(reg),
 		WebhookSecret: cfg.WebhookSecret.Reveal(), MaxBodyBytes: cfg.MaxBodyBytes,
 		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: twilioCallbackURL(cfg),
-		Blobs: bucket, PublicURL: cfg.PublicURL, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
+		Blobs: bucket, TusDir: cfg.TusDir, PublicURL: cfg.PublicURL, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
 		PublicRate: cfg.PublicRate, PublicBurst: cfg.PublicBurst,
 		Operator: operator, OperatorPassword: cfg.OperatorPassword.Reveal(),
 		Ready: func(ctx context.Context) error {

@@ -11,6 +11,8 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
@@ -27,6 +29,8 @@ type Deps struct {
 	SMSProvider sms.Provider
 	SMSRate     float64
 	SMSMetrics  *sms.Metrics
+	// Blobs is the file store (exam answer files are deleted from it).
+	Blobs *blob.Bucket
 }
 
 // Workers registers every worker.
@@ -52,6 +56,10 @@ func Workers(d Deps) *river.Workers {
 	pipeline := &forms.Pipeline{Pool: d.Pool, Catalog: forms.NewCatalog(d.Pool), Rules: forms.NewRules(), Log: d.Log}
 	river.AddWorker(w, &forms.ProcessWorker{Pipeline: pipeline})
 	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
+
+	exams := exam.New(exam.Deps{Pool: d.Pool, Files: exam.NewFiles(d.Blobs), Log: d.Log})
+	river.AddWorker(w, &exam.DeleteBlobWorker{Store: exams})
+	river.AddWorker(w, &exam.ExpireWorker{Store: exams})
 	return w
 }
 
@@ -68,6 +76,7 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(time.Hour, inbox.PruneArgs{}, true),
 		every(time.Minute, sms.ReconcileArgs{}, true),
 		every(time.Minute, forms.ReconcileArgs{}, true),
+		every(time.Hour, exam.ExpireArgs{}, true),
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {
 		jobs = append(jobs, every(5*time.Minute, sms.ReportArgs{}, false))

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shala-edu/shala/actions"
+	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/openrosa"
@@ -14,6 +15,7 @@ import (
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/ratelimit"
 	"github.com/shala-edu/shala/internal/sms/twilio"
+	"github.com/shala-edu/shala/internal/web"
 	"github.com/shala-edu/shala/triggers"
 )
 
@@ -27,6 +29,7 @@ func addRoutes(r chi.Router, d Deps) {
 	rules := forms.NewRules()
 	pipeline := &forms.Pipeline{Pool: d.Pool, Catalog: catalog, Rules: rules, Log: d.Log}
 	collectors := forms.NewCollectors(d.Pool)
+	exams := exam.New(exam.Deps{Pool: d.Pool, Queue: d.Queue, Files: exam.NewFiles(d.Blobs), Now: d.Now, Log: d.Log})
 
 	r.Get("/healthz", healthz())
 	r.Get("/readyz", readyz(d.Log, d.Ready))
@@ -43,6 +46,25 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodGet, "/formList", openrosa.FormList(odk, d.PublicURL))
 		r.Method(http.MethodGet, "/forms/{form}/{file}", openrosa.FormDownload(odk))
 	})
+
+	// Students hand in exam answer files by upload code (plain multipart,
+	// or tus for resumable uploads); anyone holding a verification code
+	// gets a signed link. Wrong codes are counted per client (guesses).
+	if d.Blobs != nil {
+		guesses := web.NewGuesses()
+		links := web.NewLinks(d.Blobs, web.LinkKey(d.WebhookSecret), d.PublicURL, exams.Now)
+		public := ratelimit.New(d.PublicRate, d.PublicBurst).Middleware
+		r.Route("/submissions/{uploadCode}", func(r chi.Router) {
+			r.Use(public)
+			r.Method(http.MethodPost, "/", web.Submit(d.Log, exams, guesses))
+			r.Method(http.MethodGet, "/", web.SubmissionStatus(d.Log, exams, guesses))
+			if d.TusDir != "" {
+				r.Handle("/tus/*", web.NewTus(d.Log, exams, guesses, d.TusDir))
+			}
+		})
+		r.With(public).Method(http.MethodGet, "/verifications/{code}", web.Verification(d.Log, exams, links, guesses))
+		r.With(public).Handle("/files/{uploadID}/{name}", web.Files(d.Log, exams, links))
+	}
 
 	// Operators: River's UI, to see failed jobs and retry them. Basic auth
 	// (rate-limited per IP against guessing) and, since browsers resend basic
@@ -67,6 +89,10 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, pipeline))
 		r.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, collectors, d.PublicURL))
 		r.Method(http.MethodPost, "/revokeCollector", actions.RevokeCollector(d.Log, collectors))
+		r.Method(http.MethodPost, "/createExam", actions.CreateExam(d.Log, exams))
+		r.Method(http.MethodPost, "/createExamStudents", actions.CreateExamStudents(d.Log, exams))
+		r.Method(http.MethodPost, "/resetUploadCode", actions.ResetUploadCode(d.Log, exams))
+		r.Method(http.MethodPost, "/purgeExam", actions.PurgeExam(d.Log, exams))
 	})
 	r.Route("/events", func(r chi.Router) {
 		r.Use(d.webhook("event")...)
@@ -80,5 +106,6 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Use(d.webhook("cron")...)
 		r.NotFound(notFound("cron trigger"))
 		r.Method(http.MethodPost, "/reconcile", triggers.Reconcile(d.Log, in))
+		r.Method(http.MethodPost, "/expire_exam_uploads", triggers.ExpireExamUploads(d.Log, in))
 	})
 }

@@ -31,8 +31,13 @@ type Deps struct {
 	WebhookSecret string
 	// MaxBodyBytes caps webhook bodies (413 beyond).
 	MaxBodyBytes int64
-	// Blobs stores files (OpenRosa attachments).
+	// Blobs stores files (OpenRosa attachments, exam answer files). Without
+	// it the exam file endpoints are not served.
 	Blobs *blob.Bucket
+	// TusDir holds resumable exam uploads in progress (SHALA_TUS_DIR).
+	TusDir string
+	// Now is the clock of exam expiry and download links; nil is time.Now.
+	Now func() time.Time
 	// PublicURL is how people reach shala (collector URLs).
 	PublicURL string
 	// PublicRate and PublicBurst limit requests per client IP on the public,
