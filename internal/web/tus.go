@@ -180,10 +180,11 @@ func (t *Tus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t.serve(ctx, tw, r, id)
 }
 
-// serve hands the request to tusd with the path below /tus/.
+// serve hands the request to tusd with the path below /tus/ (tusd's
+// router reads the path as its own).
 func (t *Tus) serve(ctx context.Context, w http.ResponseWriter, r *http.Request, id string) {
 	r = r.Clone(ctx)
-	r.URL.Path = tusBase + id
+	r.URL.Path = "/" + id
 	r.URL.RawPath = ""
 	t.h.ServeHTTP(w, r)
 }
