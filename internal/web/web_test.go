@@ -822,3 +822,64 @@ func TestStoreFailures(t *testing.T) {
 		}
 	})
 }
+
+func TestPurgeDeletesFiles(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	closes := f.clock.Now().Add(time.Hour)
+	id, err := f.exams.CreateExam(ctx, "examiner-1", "History", nil, &closes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, _, err := f.exams.CreateStudents(ctx, "examiner-1", id, []exam.StudentInput{
+		{Nickname: "a", FirstName: "A", LastName: "B", Email: "a@example.org"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := f.upload(t, created[0].UploadCode, "secret-name.pdf", pdf(1000, 1))
+	wantStatus(t, resp, http.StatusCreated)
+	rc := decode[web.ReceiptJSON](t, resp)
+	f.clock.Add(time.Hour + exam.PurgeAfter)
+	if _, err := f.exams.PurgeExam(ctx, "examiner-1", id); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, f.get(t, "/verifications/"+rc.VerificationCode), http.StatusGone, "DELETED")
+	wantError(t, f.get(t, "/submissions/"+created[0].UploadCode), http.StatusNotFound, "UNKNOWN_CODE")
+	if n := f.runDeletes(t); n != 1 {
+		t.Errorf("%d deletion jobs, want 1", n)
+	}
+	if b := f.blobs(t); len(b) != 0 {
+		t.Errorf("blobs after purge: %v", b)
+	}
+	var names int
+	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM exam_upload WHERE file_name IS NOT NULL`).Scan(&names); err != nil || names != 0 {
+		t.Errorf("%d file names kept (%v)", names, err)
+	}
+}
+
+func TestSweepRequeuesLostDeletions(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	code := f.student(t)
+	wantStatus(t, f.upload(t, code, "a.pdf", pdf(1000, 1)), http.StatusCreated)
+	wantStatus(t, f.upload(t, code, "b.pdf", pdf(1000, 2)), http.StatusCreated)
+	// The replaced file's job is lost (say, discarded after its retries).
+	if _, err := f.pool.Exec(ctx, `DELETE FROM river_job WHERE kind = 'exam_blob_delete'`); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.exams.Expire(ctx, f.queue); err != nil || got.Requeued != 0 {
+		t.Fatalf("sweep right after: %+v, %v; want nothing requeued yet", got, err)
+	}
+	f.clock.Add(exam.ReconcileAfter + time.Second)
+	if got, err := f.exams.Expire(ctx, f.queue); err != nil || got.Requeued != 1 {
+		t.Fatalf("sweep later: %+v, %v; want the lost deletion queued", got, err)
+	}
+	if got, err := f.exams.Expire(ctx, f.queue); err != nil || got.Requeued != 0 {
+		t.Errorf("sweep again while queued: %+v, %v; want no second job", got, err)
+	}
+	if n := f.runDeletes(t); n != 1 || len(f.blobs(t)) != 1 {
+		t.Errorf("%d jobs run, blobs %v; want the replaced file gone", n, f.blobs(t))
+	}
+}
