@@ -38,45 +38,57 @@ type Swept struct {
 	Requeued int
 }
 
-// Expire marks uploads past expires_at expired and deletes their blobs, in
-// batches of ExpireBatch: each batch is claimed and marked in one statement
-// (FOR UPDATE SKIP LOCKED, so two sweeps share the work), its blobs deleted
-// concurrently, and the deleted ones marked deleted_at. A blob already gone
-// counts as deleted. A failed deletion is recorded in storage_failure and
-// becomes a DeleteBlobArgs job, retried with backoff. Then blobs of uploads
-// left undeleted for ReconcileAfter get their job queued again. The cost
-// follows the expired rows (partial indexes), not the table; a second run
-// finds nothing to do.
+// Expire deletes the blobs of uploads past expires_at and marks them
+// expired, in batches of ExpireBatch. Each batch is one transaction: claim
+// the rows (FOR UPDATE SKIP LOCKED, so two sweeps share the work), delete
+// their blobs concurrently, then one UPDATE marks them expired — with
+// deleted_at for the blobs that are gone (already gone counts). A failed
+// deletion is recorded in storage_failure and becomes a DeleteBlobArgs job,
+// retried with backoff, in the same transaction. A crash mid-batch leaves
+// the rows active (access is refused by time anyway) for the next sweep;
+// deleting again is harmless. Then blobs of uploads left undeleted for
+// ReconcileAfter get their job queued again. The cost follows the expired
+// rows (partial indexes), not the table; a second run finds nothing to do.
 func (s *Store) Expire(ctx context.Context, q queue.Inserter) (Swept, error) {
 	var out Swept
 	now := s.now()
 	for {
-		rows, err := s.pool.Query(ctx, `UPDATE exam_upload SET state = 'expired', state_changed_at = $1
-			WHERE id IN (SELECT id FROM exam_upload WHERE state = 'active' AND expires_at <= $1
-				ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-			RETURNING id, blob_key`, now, ExpireBatch)
+		n := 0
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, `SELECT id, blob_key FROM exam_upload WHERE state = 'active' AND expires_at <= $1
+				ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, ExpireBatch)
+			if err != nil {
+				return err
+			}
+			batch, err := pgx.CollectRows(rows, pgx.RowToStructByPos[DeleteBlobArgs])
+			if err != nil || len(batch) == 0 {
+				return err
+			}
+			n = len(batch)
+			ids := make([]uuid.UUID, len(batch))
+			for i, a := range batch {
+				ids[i] = a.UploadID
+			}
+			deleted, failed := s.deleteBlobs(ctx, batch)
+			if _, err := tx.Exec(ctx, `UPDATE exam_upload SET state = 'expired', state_changed_at = $1::timestamptz,
+					deleted_at = CASE WHEN id = ANY($3::uuid[]) THEN $1::timestamptz END
+				WHERE id = ANY($2)`, now, ids, deleted); err != nil {
+				return err
+			}
+			if len(failed) > 0 {
+				if err := s.retryLater(ctx, tx, q, failed); err != nil {
+					return err
+				}
+			}
+			out.Expired += len(batch)
+			out.Deleted += len(deleted)
+			out.Failed += len(failed)
+			return nil
+		})
 		if err != nil {
 			return out, postgres.Translate(err, "exam_upload")
 		}
-		batch, err := pgx.CollectRows(rows, pgx.RowToStructByPos[DeleteBlobArgs])
-		if err != nil {
-			return out, postgres.Translate(err, "exam_upload")
-		}
-		out.Expired += len(batch)
-		deleted, failed := s.deleteBlobs(ctx, batch)
-		out.Deleted += len(deleted)
-		out.Failed += len(failed)
-		if len(deleted) > 0 {
-			if _, err := s.pool.Exec(ctx, `UPDATE exam_upload SET deleted_at = $2 WHERE id = ANY($1)`, deleted, now); err != nil {
-				return out, postgres.Translate(err, "exam_upload")
-			}
-		}
-		if len(failed) > 0 {
-			if err := s.retryLater(ctx, q, failed); err != nil {
-				return out, err
-			}
-		}
-		if len(batch) < ExpireBatch || ctx.Err() != nil {
+		if n < ExpireBatch || ctx.Err() != nil {
 			break
 		}
 	}
@@ -113,26 +125,22 @@ func (s *Store) deleteBlobs(ctx context.Context, batch []DeleteBlobArgs) (delete
 	return deleted, failed
 }
 
-// retryLater records failed deletions and queues a job for each.
-func (s *Store) retryLater(ctx context.Context, q queue.Inserter, failed []failedDelete) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		jobs := make([]river.InsertManyParams, len(failed))
-		for i, f := range failed {
-			cause := f.err
-			var se *upload.StorageError
-			if errors.As(cause, &se) {
-				cause = se.Err
-			}
-			if err := upload.RecordFailure(ctx, tx, "delete", f.Key, cause); err != nil {
-				return err
-			}
-			jobs[i] = river.InsertManyParams{Args: f.DeleteBlobArgs}
+// retryLater records failed deletions and queues a job for each, in tx.
+func (s *Store) retryLater(ctx context.Context, tx pgx.Tx, q queue.Inserter, failed []failedDelete) error {
+	jobs := make([]river.InsertManyParams, len(failed))
+	for i, f := range failed {
+		cause := f.err
+		var se *upload.StorageError
+		if errors.As(cause, &se) {
+			cause = se.Err
 		}
-		_, err := q.InsertManyTx(ctx, tx, jobs)
+		if err := upload.RecordFailure(ctx, tx, "delete", f.Key, cause); err != nil {
+			return err
+		}
+		jobs[i] = river.InsertManyParams{Args: f.DeleteBlobArgs}
+	}
+	if _, err := q.InsertManyTx(ctx, tx, jobs); err != nil {
 		return err
-	})
-	if err != nil {
-		return postgres.Translate(err, "storage_failure")
 	}
 	s.log.WarnContext(ctx, "expired files not deleted; recorded and queued for retry", "count", len(failed), "first_err", failed[0].err)
 	return nil
