@@ -41,15 +41,15 @@ const (
 
 // Error codes of this package (listed in the README's Errors contract).
 const (
-	CodeUploadLimit     fault.Code = "UPLOAD_LIMIT_REACHED"
-	CodeExamNotOpen     fault.Code = "EXAM_NOT_OPEN"
-	CodeExamClosed      fault.Code = "EXAM_CLOSED"
-	CodeReplaced        fault.Code = "REPLACED"
-	CodeExpired         fault.Code = "EXPIRED"
-	CodeDeleted         fault.Code = "DELETED"
-	CodeNotPurgeable    fault.Code = "NOT_PURGEABLE"
-	CodeUnknownCode     fault.Code = "UNKNOWN_CODE"
-	CodeStudentsRefused fault.Code = "STUDENTS_REFUSED"
+	CodeUploadLimit  fault.Code = "UPLOAD_LIMIT_REACHED"
+	CodeExamNotOpen  fault.Code = "EXAM_NOT_OPEN"
+	CodeExamClosed   fault.Code = "EXAM_CLOSED"
+	CodeReplaced     fault.Code = "REPLACED"
+	CodeExpired      fault.Code = "EXPIRED"
+	CodeDeleted      fault.Code = "DELETED"
+	CodeNotPurgeable fault.Code = "NOT_PURGEABLE"
+	CodeUnknownCode  fault.Code = "UNKNOWN_CODE"
+	CodeExamPurged   fault.Code = "EXAM_PURGED"
 )
 
 // Upload states.

@@ -117,7 +117,7 @@ func (s *Store) CreateStudents(ctx context.Context, examiner string, examID uuid
 			return err
 		}
 		if purged != nil {
-			return fault.New(fault.Unprocessable, CodeNotPurgeable, "exam: was purged; create a new exam")
+			return fault.New(fault.Unprocessable, CodeExamPurged, "exam: was purged; create a new exam")
 		}
 		emails := make([]string, len(rows))
 		for i, r := range rows {
@@ -186,7 +186,8 @@ func withFreshCode(ctx context.Context, tx pgx.Tx, insert func(tx pgx.Tx, code s
 }
 
 // ResetUploadCode gives the examiner's student a new upload code; the old
-// one stops working at once (in-progress resumable uploads under it too).
+// one stops working at once (a resumable upload in progress continues
+// under the new code).
 func (s *Store) ResetUploadCode(ctx context.Context, examiner string, studentID uuid.UUID) (CreatedStudent, error) {
 	out := CreatedStudent{ID: studentID}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

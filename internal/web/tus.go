@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,7 +56,14 @@ const (
 	HeaderSize             = "Shala-Size"
 )
 
-var tusIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
+// Upload ids are the student's id (32 hex) and 16 random hex characters,
+// so a student's uploads are found by name.
+var tusIDPattern = regexp.MustCompile(`^[0-9a-f]{48}$`)
+
+// TusMaxUnfinished is how many unfinished uploads a student may hold: a new
+// one beyond it removes the oldest (a phone app restarted again and again
+// must not lock the student out, nor fill the disk).
+const TusMaxUnfinished = 3
 
 // Tus serves /submissions/{uploadCode}/tus/ with tusd's handler over a
 // local directory (filestore; a directory shared by every replica, or
@@ -211,6 +221,11 @@ func (t *Tus) preCreate(hook tusd.HookEvent) (tusd.HTTPResponse, tusd.FileInfoCh
 	}
 	// Only what shala sets is kept: who may resume it, when it began (the
 	// exam window and the expiry count from here), the file's name.
+	prefix := strings.ReplaceAll(s.st.ID.String(), "-", "")
+	if err := t.makeRoom(hook.Context, prefix); err != nil {
+		return tusd.HTTPResponse{}, tusd.FileInfoChanges{}, tusError(err)
+	}
+	id := prefix + hex.EncodeToString(randomBytes(8))
 	meta := tusd.MetaData{"student": s.st.ID.String(), "started": strconv.FormatInt(now.Unix(), 10)}
 	name := hook.Upload.MetaData["filename"]
 	if name == "" {
@@ -220,7 +235,48 @@ func (t *Tus) preCreate(hook tusd.HookEvent) (tusd.HTTPResponse, tusd.FileInfoCh
 		meta["filename"] = name
 	}
 	resp := tusd.HTTPResponse{Header: tusd.HTTPHeader{"Upload-Expires": now.Add(TusIncompleteLifetime).UTC().Format(http.TimeFormat)}}
-	return resp, tusd.FileInfoChanges{MetaData: meta}, nil
+	return resp, tusd.FileInfoChanges{ID: id, MetaData: meta}, nil
+}
+
+// makeRoom removes a student's oldest unfinished uploads so that a new one
+// keeps them at TusMaxUnfinished.
+func (t *Tus) makeRoom(ctx context.Context, prefix string) error {
+	infos, err := filepath.Glob(filepath.Join(t.dir, prefix+"*.info"))
+	if err != nil {
+		return err
+	}
+	type held struct {
+		up      tusd.Upload
+		started time.Time
+	}
+	var unfinished []held
+	for _, p := range infos {
+		up, err := t.store.GetUpload(ctx, strings.TrimSuffix(filepath.Base(p), ".info"))
+		if err != nil {
+			continue // removed meanwhile, or half-written: the sweep handles it
+		}
+		info, err := up.GetInfo(ctx)
+		if err != nil || finished(info) {
+			continue
+		}
+		unfinished = append(unfinished, held{up, started(info)})
+	}
+	slices.SortFunc(unfinished, func(a, b held) int { return a.started.Compare(b.started) })
+	for len(unfinished) >= TusMaxUnfinished {
+		if err := t.store.AsTerminatableUpload(unfinished[0].up).Terminate(ctx); err != nil {
+			return err
+		}
+		unfinished = unfinished[1:]
+	}
+	return nil
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand: " + err.Error()) // unreachable: crypto/rand crashes the program itself
+	}
+	return b
 }
 
 func (t *Tus) preFinish(hook tusd.HookEvent) (tusd.HTTPResponse, error) {

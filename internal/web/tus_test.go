@@ -219,6 +219,20 @@ func TestTusRules(t *testing.T) {
 		wantError(t, f.tus(t, http.MethodPatch, loc, pdf(1000, 1)[400:], map[string]string{"Upload-Offset": "400"}), http.StatusGone, "EXPIRED")
 		wantStatus(t, f.tus(t, http.MethodHead, loc, nil, nil), http.StatusNotFound)
 	})
+	t.Run("a student holds at most three unfinished uploads; a new one removes the oldest", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		code := f.student(t)
+		var locs []string
+		for range web.TusMaxUnfinished + 1 {
+			locs = append(locs, f.create(t, code, 1000))
+			f.clock.Add(time.Minute)
+		}
+		wantStatus(t, f.tus(t, http.MethodHead, locs[0], nil, nil), http.StatusNotFound)
+		for _, loc := range locs[1:] {
+			wantStatus(t, f.tus(t, http.MethodHead, loc, nil, nil), http.StatusOK)
+		}
+	})
 	t.Run("termination removes an unfinished upload", func(t *testing.T) {
 		t.Parallel()
 		f := setup(t)
