@@ -420,7 +420,7 @@ func (t *Tus) Sweep(ctx context.Context, now time.Time) (int, error) {
 
 // tusWriter puts the request's upload code into tusd's Location headers
 // and announces the expiration extension, which shala implements around
-// tusd (Upload-Expires, 410 after it).
+// tusd (Upload-Expires, 410 after it), and not creation-defer-length.
 type tusWriter struct {
 	http.ResponseWriter
 	code  string
@@ -434,8 +434,15 @@ func (w *tusWriter) WriteHeader(status int) {
 		if loc := h.Get("Location"); loc != "" {
 			h.Set("Location", strings.Replace(loc, tusBase, "/submissions/"+w.code+"/tus/", 1))
 		}
-		if ext := h.Get("Tus-Extension"); ext != "" && !strings.Contains(ext, "expiration") {
-			h.Set("Tus-Extension", ext+",expiration")
+		if ext := h.Get("Tus-Extension"); ext != "" {
+			// Deferred lengths are refused (the cap is checked at creation).
+			var out []string
+			for e := range strings.SplitSeq(ext, ",") {
+				if e != "creation-defer-length" && e != "expiration" {
+					out = append(out, e)
+				}
+			}
+			h.Set("Tus-Extension", strings.Join(append(out, "expiration"), ","))
 		}
 	}
 	w.ResponseWriter.WriteHeader(status)

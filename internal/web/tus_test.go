@@ -160,6 +160,9 @@ func TestTusRules(t *testing.T) {
 				t.Errorf("Tus-Extension %q lacks %s", ext, want)
 			}
 		}
+		if strings.Contains(ext, "defer") {
+			t.Errorf("Tus-Extension %q offers deferred lengths, which are refused", ext)
+		}
 		if resp.Header.Get("Tus-Max-Size") != strconv.Itoa(exam.MaxFileBytes) {
 			t.Errorf("Tus-Max-Size %q", resp.Header.Get("Tus-Max-Size"))
 		}
