@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,19 +13,16 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shala-edu/shala/actions"
 	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/app"
+	"github.com/shala-edu/shala/internal/app/apptest"
 	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/pgtest"
-	"github.com/shala-edu/shala/internal/queue"
-	"github.com/shala-edu/shala/internal/server"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-const secret = "test-webhook-secret"
 
 type clock struct {
 	mu sync.Mutex
@@ -54,16 +50,9 @@ type fixture struct {
 func setup(t *testing.T) *fixture {
 	t.Helper()
 	pool := pgtest.New(t)
-	q, err := queue.New(pool, nil, queue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	f := &fixture{pool: pool, clock: &clock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}}
-	reg := prometheus.NewRegistry()
-	srv := httptest.NewServer(server.NewServer(server.Deps{
-		Log: slog.New(slog.DiscardHandler), Pool: pool, Queue: q, Gatherer: reg, Metrics: server.NewMetrics(reg),
-		WebhookSecret: secret, MaxBodyBytes: 1 << 20, Now: f.clock.Now,
-	}))
+	a := apptest.New(t, apptest.Config(t), app.Options{Pool: pool, Now: f.clock.Now})
+	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
 	return f
@@ -84,7 +73,7 @@ func (f *fixture) call(t *testing.T, name, role, user string, input any, out any
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set(hasura.SecretHeader, secret)
+	req.Header.Set(hasura.SecretHeader, apptest.WebhookSecret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

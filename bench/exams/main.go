@@ -42,14 +42,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"gocloud.dev/blob"
-	"gocloud.dev/blob/fileblob"
 
 	"github.com/shala-edu/shala/bench/benchdb"
 	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/queue"
-	"github.com/shala-edu/shala/internal/server"
 )
 
 func main() {
@@ -61,7 +58,7 @@ func main() {
 
 const fileSize = 1 << 20
 
-func run() error {
+func run() (err error) {
 	clients := flag.Int("clients", 32, "concurrent students uploading (and raw writers)")
 	duration := flag.Duration("duration", 10*time.Second, "duration of each throughput measurement")
 	inflight := flag.Int("inflight", 200, "uploads held half-sent for the memory measurement")
@@ -80,26 +77,21 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bucket, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true})
+	a, closeApp, err := benchdb.NewApp(ctx, pool, map[string]string{
+		// Temp files next to the blobs: the memory measurement counts them.
+		"SHALA_BLOB_URL":      "file://" + dir + "?create_dir=true&no_tmp_dir=true",
+		"SHALA_PUBLIC_URL":    "http://127.0.0.1",
+		"SHALA_QUEUE_WORKERS": "0",
+		// One load generator, one IP: no per-IP limit.
+		"SHALA_PUBLIC_RATE":  "1e9",
+		"SHALA_PUBLIC_BURST": fmt.Sprint(1 << 30),
+	}, log)
 	if err != nil {
 		return err
 	}
-	defer bucket.Close()
-	q, err := queue.New(pool, nil, queue.Config{})
-	if err != nil {
-		return err
-	}
-	now := time.Now
-	exams := exam.New(exam.Deps{Pool: pool, Files: exam.NewFiles(bucket), Queue: q, Now: func() time.Time { return now() }, Log: log})
-	tusDir := filepath.Join(dir, "tus")
-	if err := os.MkdirAll(tusDir, 0o750); err != nil {
-		return err
-	}
-	reg := prometheus.NewRegistry()
-	h := server.NewServer(server.Deps{Log: log, Pool: pool, Queue: q, Gatherer: reg, Metrics: server.NewMetrics(reg),
-		WebhookSecret: "bench-secret-0123456789", MaxBodyBytes: 1 << 20, Blobs: bucket, TusDir: tusDir,
-		PublicURL: "http://127.0.0.1", PublicRate: 1e9, PublicBurst: 1 << 30}) // one load generator, one IP: no per-IP limit
-	base, stop, err := benchdb.Serve(ctx, h, log)
+	defer func() { err = errors.Join(err, closeApp()) }()
+	bucket, exams, q := a.Bucket, a.Exams, a.Queue
+	base, stop, err := benchdb.Serve(ctx, a.Handler(), log)
 	if err != nil {
 		return err
 	}

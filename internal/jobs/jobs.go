@@ -20,7 +20,7 @@ import (
 	"github.com/shala-edu/shala/internal/sms"
 )
 
-// Deps are what workers need.
+// Deps are what workers need, built once by internal/app.
 type Deps struct {
 	Pool    *pgxpool.Pool
 	Log     *slog.Logger
@@ -29,8 +29,12 @@ type Deps struct {
 	SMSProvider sms.Provider
 	SMSRate     float64
 	SMSMetrics  *sms.Metrics
+	// Pipeline processes form submissions.
+	Pipeline *forms.Pipeline
 	// Blobs is the file store (exam answer files are deleted from it).
 	Blobs *blob.Bucket
+	// Now is the exam sweep's clock; nil is time.Now.
+	Now func() time.Time
 }
 
 // Workers registers every worker.
@@ -53,11 +57,11 @@ func Workers(d Deps) *river.Workers {
 		river.AddWorker(w, &sms.ReportWorker{Pool: d.Pool, Poller: p})
 	}
 
-	pipeline := &forms.Pipeline{Pool: d.Pool, Catalog: forms.NewCatalog(d.Pool), Rules: forms.NewRules(), Log: d.Log}
-	river.AddWorker(w, &forms.ProcessWorker{Pipeline: pipeline})
+	river.AddWorker(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
 	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
 
-	exams := exam.New(exam.Deps{Pool: d.Pool, Files: exam.NewFiles(d.Blobs), Log: d.Log})
+	// The workers' own exam store: it enqueues through the job's client.
+	exams := exam.New(exam.Deps{Pool: d.Pool, Files: exam.NewFiles(d.Blobs), Now: d.Now, Log: d.Log})
 	river.AddWorker(w, &exam.DeleteBlobWorker{Store: exams})
 	river.AddWorker(w, &exam.ExpireWorker{Store: exams})
 	return w

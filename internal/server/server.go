@@ -17,16 +17,30 @@ import (
 
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/blob"
-	"github.com/shala-edu/shala/internal/queue"
+	"github.com/shala-edu/shala/internal/collector"
+	"github.com/shala-edu/shala/internal/exam"
+	"github.com/shala-edu/shala/internal/forms"
+	"github.com/shala-edu/shala/internal/inbox"
+	"github.com/shala-edu/shala/internal/ping"
 )
 
-// Deps are everything the routes need.
+// Deps are everything the routes need, built once by internal/app.
 type Deps struct {
 	Log      *slog.Logger
 	Pool     *pgxpool.Pool
-	Queue    queue.Inserter
 	Gatherer prometheus.Gatherer
 	Metrics  *Metrics
+	// Inbox records Hasura's event and cron deliveries.
+	Inbox *inbox.Inbox
+	// Stores and services of the capabilities.
+	Pings      *ping.Store
+	Catalog    *forms.Catalog
+	Rules      *forms.Rules
+	Pipeline   *forms.Pipeline
+	Collectors *collector.Store
+	// Exams are exam answer files; their public endpoints are served when
+	// Blobs is set too.
+	Exams *exam.Store
 	// WebhookSecret is the value Hasura sends in X-Shala-Webhook-Secret.
 	WebhookSecret string
 	// MaxBodyBytes caps webhook bodies (413 beyond).
@@ -36,8 +50,6 @@ type Deps struct {
 	Blobs *blob.Bucket
 	// TusDir holds resumable exam uploads in progress (SHALA_TUS_DIR).
 	TusDir string
-	// Now is the clock of exam expiry and download links; nil is time.Now.
-	Now func() time.Time
 	// PublicURL is how people reach shala (collector URLs).
 	PublicURL string
 	// PublicRate and PublicBurst limit requests per client IP on the public,

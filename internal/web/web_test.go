@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -24,23 +23,19 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"gocloud.dev/blob"
-	"gocloud.dev/blob/fileblob"
 
+	"github.com/shala-edu/shala/internal/app"
+	"github.com/shala-edu/shala/internal/app/apptest"
 	"github.com/shala-edu/shala/internal/exam"
-	"github.com/shala-edu/shala/internal/jobs"
 	"github.com/shala-edu/shala/internal/pgtest"
 	"github.com/shala-edu/shala/internal/queue"
-	"github.com/shala-edu/shala/internal/server"
 	"github.com/shala-edu/shala/internal/web"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-var discard = slog.New(slog.DiscardHandler)
 
 // clock is the injectable clock: tests move it, never sleep.
 type clock struct {
@@ -71,29 +66,22 @@ type fixture struct {
 	bucket *blob.Bucket
 	clock  *clock
 	queue  *queue.Client
-	exams  *exam.Store // the same clock and bucket as the server's
+	app    *app.App
+	exams  *exam.Store // the server's: same clock, bucket and queue
 	url    string
 	srv    *httptest.Server
 	closed chan struct{} // a connection of srv closed (its handler is done)
 }
 
+// setup builds shala through its composition root on a fresh database,
+// with a clock the test moves (starting now, so that River's own periodic
+// sweep, on the real clock, finds nothing the test did not expect) and a
+// fileblob bucket whose temp files stay in its directory (a test sees that
+// nothing is left).
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{pool: pgtest.New(t), dir: t.TempDir(), clock: &clock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)},
+	f := &fixture{pool: pgtest.New(t), dir: t.TempDir(), clock: &clock{t: time.Now().UTC().Truncate(time.Second)},
 		closed: make(chan struct{}, 16)}
-	var err error
-	f.bucket, err = fileblob.OpenBucket(f.dir, &fileblob.Options{NoTempDir: true, CreateDir: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.bucket.Close() })
-	f.queue, err = queue.New(f.pool, jobs.Workers(jobs.Deps{Pool: f.pool, Log: discard, Blobs: f.bucket}), queue.Config{
-		Workers: 4, FetchCooldown: time.Millisecond, Log: discard, RetryPolicy: fastRetry{},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.exams = exam.New(exam.Deps{Pool: f.pool, Files: exam.NewFiles(f.bucket), Queue: f.queue, Now: f.clock.Now, Log: discard})
 	var handler http.Handler
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
@@ -107,12 +95,13 @@ func setup(t *testing.T) *fixture {
 	f.srv.Start()
 	t.Cleanup(f.srv.Close)
 	f.url = f.srv.URL
-	reg := prometheus.NewRegistry()
-	handler = server.NewServer(server.Deps{
-		Log: discard, Pool: f.pool, Queue: f.queue, Gatherer: reg, Metrics: server.NewMetrics(reg),
-		WebhookSecret: "test-webhook-secret", MaxBodyBytes: 64 << 10, Blobs: f.bucket, TusDir: t.TempDir(),
-		PublicURL: f.url, PublicRate: 1000, PublicBurst: 1000, Now: f.clock.Now,
-	})
+	cfg := apptest.Config(t)
+	cfg.BlobURL = "file://" + f.dir + "?create_dir=true&no_tmp_dir=true"
+	cfg.PublicURL = f.url
+	cfg.PublicRate, cfg.PublicBurst = 1000, 1000
+	f.app = apptest.New(t, cfg, app.Options{Pool: f.pool, RetryPolicy: fastRetry{}, Now: f.clock.Now})
+	f.bucket, f.queue, f.exams = f.app.Bucket, f.app.Queue, f.app.Exams
+	handler = f.app.Handler()
 	return f
 }
 
@@ -698,21 +687,13 @@ func (f *fixture) failures(t *testing.T) []failure {
 	return out
 }
 
-// startWorkers runs the River client and returns its job events.
+// startWorkers starts the River workers and returns their job events;
+// apptest stops them when the test ends.
 func (f *fixture) startWorkers(t *testing.T) <-chan *river.Event {
 	t.Helper()
 	events, cancel := f.queue.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed)
 	t.Cleanup(cancel)
-	if err := f.queue.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := f.queue.Stop(ctx); err != nil {
-			t.Errorf("stop queue: %v", err)
-		}
-	})
+	apptest.Start(t, f.app)
 	return events
 }
 
