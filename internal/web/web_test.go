@@ -29,6 +29,7 @@ import (
 
 	"github.com/shala-edu/shala/internal/app"
 	"github.com/shala-edu/shala/internal/app/apptest"
+	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/pgtest"
 	"github.com/shala-edu/shala/internal/queue"
@@ -78,7 +79,7 @@ type fixture struct {
 // sweep, on the real clock, finds nothing the test did not expect) and a
 // fileblob bucket whose temp files stay in its directory (a test sees that
 // nothing is left).
-func setup(t *testing.T) *fixture {
+func setup(t *testing.T, configure ...func(*config.Config)) *fixture {
 	t.Helper()
 	f := &fixture{pool: pgtest.New(t), dir: t.TempDir(), clock: &clock{t: time.Now().UTC().Truncate(time.Second)},
 		closed: make(chan struct{}, 16)}
@@ -99,6 +100,9 @@ func setup(t *testing.T) *fixture {
 	cfg.BlobURL = "file://" + f.dir + "?create_dir=true&no_tmp_dir=true"
 	cfg.PublicURL = f.url
 	cfg.PublicRate, cfg.PublicBurst = 1000, 1000
+	for _, c := range configure {
+		c(cfg)
+	}
 	f.app = apptest.New(t, cfg, app.Options{Pool: f.pool, RetryPolicy: fastRetry{}, Now: f.clock.Now})
 	f.bucket, f.queue, f.exams = f.app.Bucket, f.app.Queue, f.app.Exams
 	handler = f.app.Handler()
