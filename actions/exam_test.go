@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,33 +23,16 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type fixture struct {
 	pool  *pgxpool.Pool
-	clock *clock
+	clock *apptest.Clock
 	url   string
 }
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
 	pool := pgtest.New(t)
-	f := &fixture{pool: pool, clock: &clock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}}
+	f := &fixture{pool: pool, clock: apptest.NewClock(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))}
 	a := apptest.New(t, apptest.Config(t), app.Options{Pool: pool, Now: f.clock.Now})
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)

@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,24 +37,6 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// clock is the injectable clock: tests move it, never sleep.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // fastRetry retries failed jobs after 10 ms instead of River's attempt⁴ s.
 type fastRetry struct{}
 
@@ -65,7 +46,7 @@ type fixture struct {
 	pool   *pgxpool.Pool
 	dir    string // the bucket's directory
 	bucket *blob.Bucket
-	clock  *clock
+	clock  *apptest.Clock
 	queue  *queue.Client
 	app    *app.App
 	exams  *exam.Store // the server's: same clock, bucket and queue
@@ -81,7 +62,7 @@ type fixture struct {
 // nothing is left).
 func setup(t *testing.T, configure ...func(*config.Config)) *fixture {
 	t.Helper()
-	f := &fixture{pool: pgtest.New(t), dir: t.TempDir(), clock: &clock{t: time.Now().UTC().Truncate(time.Second)},
+	f := &fixture{pool: pgtest.New(t), dir: t.TempDir(), clock: apptest.NewClock(time.Now().UTC().Truncate(time.Second)),
 		closed: make(chan struct{}, 16)}
 	var handler http.Handler
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
