@@ -44,57 +44,102 @@ type Swept struct {
 // their blobs concurrently, then one UPDATE marks them expired — with
 // deleted_at for the blobs that are gone (already gone counts). A failed
 // deletion is recorded in storage_failure and becomes a DeleteBlobArgs job,
-// retried with backoff, in the same transaction. A crash mid-batch leaves
-// the rows active (access is refused by time anyway) for the next sweep;
-// deleting again is harmless. Then blobs of uploads left undeleted for
+// retried with backoff, in the same transaction. Batches overlap: while one
+// batch's UPDATE commits, the next is claimed (its rows are the next ones
+// not locked) and its blobs deleted. A crash mid-batch leaves the rows
+// active (access is refused by time anyway) for the next sweep; deleting
+// again is harmless. Then blobs of uploads left undeleted for
 // ReconcileAfter get their job queued again. The cost follows the expired
 // rows (partial indexes), not the table; a second run finds nothing to do.
 func (s *Store) Expire(ctx context.Context, q queue.Inserter) (Swept, error) {
 	var out Swept
 	now := s.now()
-	for {
-		n := 0
-		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			rows, err := tx.Query(ctx, `SELECT id, blob_key FROM exam_upload WHERE state = 'active' AND expires_at <= $1
-				ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, ExpireBatch)
-			if err != nil {
-				return err
-			}
-			batch, err := pgx.CollectRows(rows, pgx.RowToStructByPos[DeleteBlobArgs])
-			if err != nil || len(batch) == 0 {
-				return err
-			}
-			n = len(batch)
-			ids := make([]uuid.UUID, len(batch))
-			for i, a := range batch {
-				ids[i] = a.UploadID
-			}
-			deleted, failed := s.deleteBlobs(ctx, batch)
-			if _, err := tx.Exec(ctx, `UPDATE exam_upload SET state = 'expired', state_changed_at = $1::timestamptz,
-					deleted_at = CASE WHEN id = ANY($3::uuid[]) THEN $1::timestamptz END
-				WHERE id = ANY($2)`, now, ids, deleted); err != nil {
-				return err
-			}
-			if len(failed) > 0 {
-				if err := s.retryLater(ctx, tx, q, failed); err != nil {
-					return err
-				}
-			}
-			out.Expired += len(batch)
-			out.Deleted += len(deleted)
-			out.Failed += len(failed)
+	var committing chan error // the previous batch's mark-and-commit
+	wait := func() error {
+		if committing == nil {
 			return nil
-		})
+		}
+		err := <-committing
+		committing = nil
+		return err
+	}
+	for {
+		tx, err := s.pool.Begin(ctx)
 		if err != nil {
-			return out, postgres.Translate(err, "exam_upload")
+			return out, errors.Join(postgres.Translate(err, "exam_upload"), wait())
 		}
-		if n < ExpireBatch || ctx.Err() != nil {
-			break
+		rows, err := tx.Query(ctx, `SELECT id, blob_key FROM exam_upload WHERE state = 'active' AND expires_at <= $1
+			ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, ExpireBatch)
+		var batch []DeleteBlobArgs
+		if err == nil {
+			batch, err = pgx.CollectRows(rows, pgx.RowToStructByPos[DeleteBlobArgs])
 		}
+		if err != nil || len(batch) == 0 {
+			err = s.finishSweep(ctx, tx, q, now, err, wait, &out)
+			return out, err
+		}
+		deleted, failed := s.deleteBlobs(ctx, batch)
+		if err := wait(); err != nil {
+			return out, errors.Join(err, rollback(ctx, tx))
+		}
+		committing = make(chan error, 1)
+		go func() { committing <- s.markExpired(ctx, tx, q, now, batch, deleted, failed, &out) }()
+		if len(batch) < ExpireBatch || ctx.Err() != nil {
+			err = s.finishSweep(ctx, nil, q, now, nil, wait, &out)
+			return out, err
+		}
+	}
+}
+
+// finishSweep ends a sweep: it rolls back tx (an empty or failed claim),
+// waits for the last batch's commit, then requeues lost deletions.
+func (s *Store) finishSweep(ctx context.Context, tx pgx.Tx, q queue.Inserter, now time.Time, claimErr error, wait func() error, out *Swept) error {
+	var rerr error
+	if tx != nil {
+		rerr = rollback(ctx, tx)
+	}
+	if err := errors.Join(postgres.Translate(claimErr, "exam_upload"), rerr, wait()); err != nil {
+		return err
 	}
 	n, err := s.requeue(ctx, q, now)
 	out.Requeued = n
-	return out, err
+	return err
+}
+
+// markExpired marks a claimed batch expired (deleted_at for the blobs that
+// are gone), records and queues the failed deletions, and commits tx. out
+// counts the batch once committed; the sweep runs one of these at a time.
+func (s *Store) markExpired(ctx context.Context, tx pgx.Tx, q queue.Inserter, now time.Time,
+	batch []DeleteBlobArgs, deleted []uuid.UUID, failed []failedDelete, out *Swept) error {
+	ids := make([]uuid.UUID, len(batch))
+	for i, a := range batch {
+		ids[i] = a.UploadID
+	}
+	_, err := tx.Exec(ctx, `UPDATE exam_upload SET state = 'expired', state_changed_at = $1::timestamptz,
+			deleted_at = CASE WHEN id = ANY($3::uuid[]) THEN $1::timestamptz END
+		WHERE id = ANY($2)`, now, ids, deleted)
+	if err == nil && len(failed) > 0 {
+		err = s.retryLater(ctx, tx, q, failed)
+	}
+	if err == nil {
+		err = tx.Commit(ctx)
+	}
+	if err != nil {
+		return errors.Join(postgres.Translate(err, "exam_upload"), rollback(ctx, tx))
+	}
+	out.Expired += len(batch)
+	out.Deleted += len(deleted)
+	out.Failed += len(failed)
+	return nil
+}
+
+// rollback ends tx; after a commit, or on a connection already gone, there
+// is nothing to report.
+func rollback(ctx context.Context, tx pgx.Tx) error {
+	if err := tx.Rollback(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
+		return err
+	}
+	return nil
 }
 
 type failedDelete struct {
