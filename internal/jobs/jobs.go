@@ -13,6 +13,7 @@ import (
 	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/exam"
+	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
@@ -35,6 +36,8 @@ type Deps struct {
 	Blobs *blob.Bucket
 	// Now is the exam sweep's clock; nil is time.Now.
 	Now func() time.Time
+	// Exporter appends responses to Google Sheets (nil: not configured).
+	Exporter *export.Exporter
 }
 
 // Workers registers every worker.
@@ -64,6 +67,8 @@ func Workers(d Deps) *river.Workers {
 	exams := exam.New(exam.Deps{Pool: d.Pool, Files: exam.NewFiles(d.Blobs), Now: d.Now, Log: d.Log})
 	river.AddWorker(w, &exam.DeleteBlobWorker{Store: exams})
 	river.AddWorker(w, &exam.ExpireWorker{Store: exams})
+	river.AddWorker(w, &export.ExportWorker{Exporter: d.Exporter})
+	river.AddWorker(w, &queue.SweepWorker[export.SweepArgs]{Pool: d.Pool, Sweep: export.Sweep})
 	return w
 }
 
@@ -81,6 +86,7 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(time.Minute, sms.ReconcileArgs{}, true),
 		every(time.Minute, forms.ReconcileArgs{}, true),
 		every(time.Hour, exam.ExpireArgs{}, true),
+		every(time.Minute, export.SweepArgs{}, true),
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {
 		jobs = append(jobs, every(5*time.Minute, sms.ReportArgs{}, false))
@@ -90,5 +96,5 @@ func Periodic(d Deps) []*river.PeriodicJob {
 
 // Queues are the queues beyond River's default and their worker counts.
 func Queues(smsWorkers int) map[string]int {
-	return map[string]int{sms.Queue: smsWorkers}
+	return map[string]int{sms.Queue: smsWorkers, export.Queue: export.QueueWorkers}
 }

@@ -339,7 +339,7 @@ func started(info tusd.FileInfo) time.Time {
 func tusError(err error) tusd.Error {
 	f := fault.As(err)
 	msg := f.Message
-	body, jerr := json.Marshal(errorBody{Message: msg, Extensions: map[string]any{"code": f.Code}})
+	body, jerr := json.Marshal(newErrorBody(f))
 	if jerr != nil {
 		body = []byte(`{"message":"internal error"}`)
 	}

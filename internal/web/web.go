@@ -22,33 +22,62 @@ import (
 // failing; an upload tried again a little later will likely work.
 const RetryAfterSeconds = 30
 
-// writeError is the one place a public endpoint's error becomes a response:
-// a *fault.Error becomes its status with its message and code; anything
-// else is logged and answered with a generic 500.
+// errorBody is the JSON of every error this package answers: the shape
+// apps already read from actions.
+type errorBody struct {
+	Message    string `json:"message"`
+	Extensions struct {
+		Code  fault.Code `json:"code"`
+		Field string     `json:"field,omitempty"`
+	} `json:"extensions"`
+}
+
+func newErrorBody(f *fault.Error) errorBody {
+	var b errorBody
+	b.Message, b.Extensions.Code, b.Extensions.Field = f.Message, f.Code, f.Field
+	return b
+}
+
+// writeError is the one place a public endpoint's error becomes a
+// response: a known error (*fault.Error) is its status with {"message",
+// "extensions": {"code", "field"}}; anything else is logged and answered
+// with a generic 500. An unavailable dependency is 503 with Retry-After
+// (its message kept when it is written for people, as the blob store's
+// is; a bare database outage says only "temporarily unavailable").
 func writeError(ctx context.Context, w http.ResponseWriter, log *slog.Logger, err error) {
 	f := fault.As(err)
+	b := newErrorBody(f)
 	switch f.Kind {
 	case fault.Internal:
 		log.ErrorContext(ctx, "request failed", "err", err)
+		b.Message = "internal error"
 	case fault.Unavailable:
 		log.WarnContext(ctx, "request failed: dependency unavailable", "err", err)
+		if f.Code == fault.CodeUnavailable {
+			b.Message = "temporarily unavailable; try again shortly"
+		}
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+	case fault.Unauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="shala"`)
+		log.InfoContext(ctx, "request refused", "code", f.Code, "err", err)
 	default:
 		log.InfoContext(ctx, "request refused", "code", f.Code, "err", f.Message)
 	}
-	writeJSON(w, f.Kind.Status(), errorBody{Message: f.Message, Extensions: map[string]any{"code": f.Code}})
+	writeJSON(w, f.Kind.Status(), b)
 }
 
-type errorBody struct {
-	Message    string         `json:"message"`
-	Extensions map[string]any `json:"extensions"`
-}
-
+// writeJSON writes v (an error body or a small answer) as JSON; a failed
+// write means the client is gone, with nothing left to tell it.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil { // the package's own types: strings, numbers, times
+		panic(err)
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Del("Content-Disposition")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v) // the client is gone if this fails; nothing to do
+	w.Write(append(b, '\n')) // a failed write means the client is gone: nothing left to tell it
 }
 
 // Guess limits: wrong codes a client may try. A student who mistypes
