@@ -200,7 +200,9 @@ type status struct {
 	Message    string `xml:"message,omitempty"`
 }
 
-func okStatus(key, msg string) status { return status{ReturnCode: "SUCCESS", MessageKey: key, Message: msg} }
+func okStatus(key, msg string) status {
+	return status{ReturnCode: "SUCCESS", MessageKey: key, Message: msg}
+}
 
 func writeXML(w http.ResponseWriter, v any) {
 	out, err := xml.Marshal(v)
