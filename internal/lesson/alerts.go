@@ -2,12 +2,14 @@ package lesson
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	"github.com/riverqueue/river"
@@ -31,7 +33,8 @@ func (AlertsArgs) Kind() string { return "lesson.bbb_alerts" }
 // AlertsWorker works AlertsArgs.
 type AlertsWorker struct {
 	river.WorkerDefaults[AlertsArgs]
-	Servers *Servers
+	Pool *pgxpool.Pool
+	Log  *slog.Logger
 	// Source is Prometheus; nil when SHALA_PROMETHEUS_URL is unset (the job
 	// then does nothing).
 	Source AlertSource
@@ -50,7 +53,7 @@ func (w *AlertsWorker) Work(ctx context.Context, _ *river.Job[AlertsArgs]) error
 		// Never read a failed fetch as "no alerts": nothing is re-enabled.
 		return err
 	}
-	_, _, err = w.Servers.ApplyAlerts(ctx, res.Alerts)
+	_, _, err = NewServers(w.Pool, nil, nil, w.Log, nil).ApplyAlerts(ctx, res.Alerts)
 	return err
 }
 

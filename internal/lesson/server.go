@@ -422,7 +422,9 @@ func (CheckArgs) InsertOpts() river.InsertOpts {
 // CheckWorker works CheckArgs.
 type CheckWorker struct {
 	river.WorkerDefaults[CheckArgs]
-	Servers *Servers
+	Pool *pgxpool.Pool
+	BBB  *bbb.Client
+	Log  *slog.Logger
 }
 
 // Timeout covers the negotiation (up to three calls).
@@ -430,7 +432,7 @@ func (w *CheckWorker) Timeout(*river.Job[CheckArgs]) time.Duration { return time
 
 // Work checks the server and re-enables it on success.
 func (w *CheckWorker) Work(ctx context.Context, job *river.Job[CheckArgs]) error {
-	return w.Servers.check(ctx, job.Args.ServerID)
+	return NewServers(w.Pool, river.ClientFromContext[pgx.Tx](ctx), w.BBB, w.Log, nil).check(ctx, job.Args.ServerID)
 }
 
 func (s *Servers) check(ctx context.Context, id uuid.UUID) error {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/bbb"
@@ -33,7 +35,8 @@ func (EndMeetingArgs) InsertOpts() river.InsertOpts {
 // EndMeetingWorker works EndMeetingArgs.
 type EndMeetingWorker struct {
 	river.WorkerDefaults[EndMeetingArgs]
-	Rooms *Rooms
+	Pool *pgxpool.Pool
+	BBB  *bbb.Client
 }
 
 // Timeout is one BBB call with room to spare.
@@ -42,7 +45,7 @@ func (w *EndMeetingWorker) Timeout(*river.Job[EndMeetingArgs]) time.Duration { r
 // Work ends the meeting.
 func (w *EndMeetingWorker) Work(ctx context.Context, job *river.Job[EndMeetingArgs]) error {
 	var meetingID, url, alg, secret string
-	err := w.Rooms.pool.QueryRow(ctx, `SELECT l.meeting_id, s.api_url, s.checksum_algorithm, sec.secret
+	err := w.Pool.QueryRow(ctx, `SELECT l.meeting_id, s.api_url, s.checksum_algorithm, sec.secret
 		FROM lesson l JOIN bbb_server s ON s.id = l.server_id JOIN bbb_server_secret sec ON sec.server_id = s.id
 		WHERE l.id = $1`, job.Args.LessonID).Scan(&meetingID, &url, &alg, &secret)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -51,7 +54,7 @@ func (w *EndMeetingWorker) Work(ctx context.Context, job *river.Job[EndMeetingAr
 	if err != nil {
 		return err
 	}
-	err = w.Rooms.client.End(ctx, bbb.Server{URL: url, Secret: secret, Algorithm: bbb.Algorithm(alg)}, meetingID)
+	err = w.BBB.End(ctx, bbb.Server{URL: url, Secret: secret, Algorithm: bbb.Algorithm(alg)}, meetingID)
 	if bbb.IsNotFound(err) {
 		return nil
 	}
@@ -74,7 +77,10 @@ const MaxLessonAge = 12 * time.Hour
 // SweepWorker works SweepArgs.
 type SweepWorker struct {
 	river.WorkerDefaults[SweepArgs]
-	Rooms *Rooms
+	Pool   *pgxpool.Pool
+	BBB    *bbb.Client
+	Log    *slog.Logger
+	Policy Policy
 }
 
 // Timeout bounds a sweep: up to 500 lessons, 8 BBB calls at a time.
@@ -82,7 +88,7 @@ func (w *SweepWorker) Timeout(*river.Job[SweepArgs]) time.Duration { return 2 * 
 
 // Work runs one sweep.
 func (w *SweepWorker) Work(ctx context.Context, _ *river.Job[SweepArgs]) error {
-	_, err := w.Rooms.Sweep(ctx)
+	_, err := NewRooms(w.Pool, river.ClientFromContext[pgx.Tx](ctx), w.BBB, w.Log, w.Policy).Sweep(ctx)
 	return err
 }
 
