@@ -20,7 +20,9 @@ import (
 	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
+	"github.com/shala-edu/shala/internal/lesson"
 	"github.com/shala-edu/shala/internal/ping"
+	"github.com/shala-edu/shala/internal/web"
 )
 
 // Deps are everything the routes need, built once by internal/app.
@@ -37,6 +39,15 @@ type Deps struct {
 	Rules      *forms.Rules
 	Pipeline   *forms.Pipeline
 	Collectors *collector.Store
+	// Online lessons: groups and tokens, the BBB server pool, lessons, and
+	// what signs moderators' quick-link JWTs (nil: those links answer 503)
+	// with the app they redirect to.
+	LessonGroups      *lesson.Groups
+	BBBServers        *lesson.Servers
+	Lessons           *lesson.Rooms
+	ModeratorMinter   web.Minter
+	ModeratorAppURL   string
+	ModeratorTokenTTL time.Duration
 	// WebhookSecret is the value Hasura sends in X-Shala-Webhook-Secret.
 	WebhookSecret string
 	// MaxBodyBytes caps webhook bodies (413 beyond).
