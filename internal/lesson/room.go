@@ -94,80 +94,132 @@ type live struct {
 
 // Start starts a lesson for group groupID and returns the moderator's join
 // URL, reusing the group's running meeting if it has one.
+//
+// A start is a handful of round trips: the reads and the group lock in one
+// batch, the placement in another, the BBB create, and the durable update
+// that marks the lesson running together with the unlock.
 func (r *Rooms) Start(ctx context.Context, c Caller, groupID uuid.UUID) (Started, error) {
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return Started{}, postgres.Translate(err, "database")
 	}
 	defer conn.Release()
-	mod, err := moderatorOf(ctx, conn, c.UserID)
-	if err != nil {
-		return Started{}, err
+
+	// Starts of one group run one at a time, across processes (a session
+	// advisory lock): the second of two concurrent starts finds the first
+	// one's meeting and reuses it.
+	key := groupID.String()
+	b := &pgx.Batch{}
+	b.Queue(`SELECT id, display_name FROM moderator WHERE user_id = $1`, c.UserID)
+	b.Queue(`SELECT pg_try_advisory_lock($1, hashtext($2))`, groupLockSpace, key)
+	b.Queue(`SELECT g.id, g.name, g.region, (SELECT count(*) FROM group_student st WHERE st.group_id = g.id)
+		FROM lesson_group g WHERE g.id = $1
+		  AND EXISTS (SELECT 1 FROM group_moderator gm JOIN moderator m ON m.id = gm.moderator_id
+			WHERE gm.group_id = g.id AND m.user_id = $2)`, groupID, c.UserID)
+	b.Queue(liveSQL, groupID)
+	br := conn.SendBatch(ctx, b)
+	mod := Moderator{UserID: c.UserID}
+	modErr := br.QueryRow().Scan(&mod.ID, &mod.DisplayName)
+	var locked bool
+	lockErr := br.QueryRow().Scan(&locked)
+	var g Group
+	var roster int
+	groupErr := br.QueryRow().Scan(&g.ID, &g.Name, &g.Region, &roster)
+	lv, liveErr := scanLive(br.QueryRow())
+	closeErr := br.Close()
+	if locked {
+		defer r.unlock(ctx, conn, key, &locked)
 	}
-	// Starts of one group run one at a time, across processes: the second of
-	// two concurrent starts finds the first one's meeting and reuses it.
-	var got bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, groupLockSpace, groupID.String()).Scan(&got); err != nil {
-		return Started{}, postgres.Translate(err, "group lock")
+	switch {
+	case lockErr != nil || closeErr != nil:
+		return Started{}, postgres.Translate(errors.Join(lockErr, closeErr), "group lock")
+	case errors.Is(modErr, pgx.ErrNoRows):
+		return Started{}, fault.New(fault.Forbidden, CodeNotModerator, "you have no moderator profile; an admin must add you as a moderator")
+	case modErr != nil:
+		return Started{}, postgres.Translate(modErr, "moderator")
+	case groupErr != nil:
+		return Started{}, postgres.Translate(groupErr, "group "+key)
 	}
-	if !got {
+	if !locked {
 		if r.contended != nil {
 			r.contended()
 		}
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, hashtext($2))`, groupLockSpace, groupID.String()); err != nil {
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, hashtext($2))`, groupLockSpace, key); err != nil {
 			return Started{}, postgres.Translate(err, "group lock")
 		}
+		locked = true
+		defer r.unlock(ctx, conn, key, &locked)
+		// The start we waited for may have made the lesson.
+		lv, liveErr = scanLive(conn.QueryRow(ctx, liveSQL, groupID))
 	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, groupLockSpace, groupID.String()); err != nil {
-			// A session lock dies with its connection: close it rather than
-			// return it to the pool still holding the lock.
-			r.log.WarnContext(ctx, "group unlock failed; closing the connection", "err", err)
-			conn.Conn().Close(uctx)
-		}
-	}()
-
-	var g Group
-	var roster int
-	err = conn.QueryRow(ctx, `SELECT g.id, g.name, g.region, (SELECT count(*) FROM group_student st WHERE st.group_id = g.id)
-		FROM lesson_group g WHERE g.id = $1
-		  AND EXISTS (SELECT 1 FROM group_moderator gm WHERE gm.group_id = g.id AND gm.moderator_id = $2)`, groupID, mod.ID).
-		Scan(&g.ID, &g.Name, &g.Region, &roster)
-	if err != nil {
-		return Started{}, postgres.Translate(err, "group "+groupID.String())
-	}
-	lv, err := r.live(ctx, conn, groupID)
-	if err != nil {
-		return Started{}, err
+	if liveErr != nil {
+		return Started{}, postgres.Translate(liveErr, "lesson")
 	}
 	if lv != nil {
-		s, ok, err := r.reuse(ctx, conn, lv, mod)
+		s, ok, err := r.reuse(ctx, conn, lv, mod, key, &locked)
 		if err != nil || ok {
 			return s, err
 		}
 	}
-	return r.startNew(ctx, conn, g, mod, roster)
+	return r.startNew(ctx, conn, g, mod, roster, key, &locked)
 }
 
-func (r *Rooms) live(ctx context.Context, q querier, groupID uuid.UUID) (*live, error) {
+// unlock releases the group lock unless the success path already did.
+func (r *Rooms) unlock(ctx context.Context, conn *pgxpool.Conn, key string, locked *bool) {
+	if !*locked {
+		return
+	}
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, groupLockSpace, key); err != nil {
+		// A session lock dies with its connection: close it rather than
+		// return it to the pool still holding the lock.
+		r.log.WarnContext(ctx, "group unlock failed; closing the connection", "err", err)
+		if err := conn.Conn().Close(uctx); err != nil {
+			r.log.WarnContext(ctx, "close connection", "err", err)
+		}
+	}
+	*locked = false
+}
+
+// markRunning records the meeting's session and releases the group lock in
+// one durable round trip.
+func (r *Rooms) markRunning(ctx context.Context, conn *pgxpool.Conn, lessonID uuid.UUID, createTime int64, key string, locked *bool) error {
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE lesson SET status = 'running', create_time = $2 WHERE id = $1 AND ended_at IS NULL`, lessonID, createTime)
+	b.Queue(`SELECT pg_advisory_unlock($1, hashtext($2))`, groupLockSpace, key)
+	br := conn.SendBatch(ctx, b)
+	tag, err := br.Exec()
+	_, uerr := br.Exec()
+	if err := errors.Join(err, uerr, br.Close()); err != nil {
+		return postgres.Translate(err, "lesson")
+	}
+	*locked = false
+	if tag.RowsAffected() == 0 {
+		return fault.New(fault.Conflict, "", "the lesson was ended while it was starting")
+	}
+	return nil
+}
+
+const liveSQL = `SELECT l.id, l.status, l.meeting_id, coalesce(l.create_time, 0), l.server_id, s.enabled,
+		s.api_url, s.checksum_algorithm, sec.secret, ls.attendee_pw, ls.moderator_pw, g.name
+	FROM lesson l JOIN lesson_group g ON g.id = l.group_id
+	LEFT JOIN bbb_server s ON s.id = l.server_id
+	LEFT JOIN bbb_server_secret sec ON sec.server_id = l.server_id
+	LEFT JOIN lesson_secret ls ON ls.lesson_id = l.id
+	WHERE l.group_id = $1 AND l.ended_at IS NULL`
+
+// scanLive reads liveSQL's row: nil when the group has no live lesson.
+func scanLive(row pgx.Row) (*live, error) {
 	var lv live
 	var url, alg, secret, apw, mpw *string
 	var enabled *bool
-	err := q.QueryRow(ctx, `SELECT l.id, l.status, l.meeting_id, coalesce(l.create_time, 0), l.server_id, s.enabled,
-			s.api_url, s.checksum_algorithm, sec.secret, ls.attendee_pw, ls.moderator_pw, g.name
-		FROM lesson l JOIN lesson_group g ON g.id = l.group_id
-		LEFT JOIN bbb_server s ON s.id = l.server_id
-		LEFT JOIN bbb_server_secret sec ON sec.server_id = l.server_id
-		LEFT JOIN lesson_secret ls ON ls.lesson_id = l.id
-		WHERE l.group_id = $1 AND l.ended_at IS NULL`, groupID).
-		Scan(&lv.ID, &lv.Status, &lv.MeetingID, &lv.CreateTime, &lv.ServerID, &enabled, &url, &alg, &secret, &apw, &mpw, &lv.GroupName)
+	err := row.Scan(&lv.ID, &lv.Status, &lv.MeetingID, &lv.CreateTime, &lv.ServerID, &enabled, &url, &alg, &secret, &apw, &mpw, &lv.GroupName)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, postgres.Translate(err, "lesson")
+		return nil, err
 	}
 	lv.Enabled = enabled != nil && *enabled
 	lv.Server = bbb.Server{URL: deref(url), Secret: deref(secret), Algorithm: bbb.Algorithm(deref(alg))}
@@ -192,7 +244,7 @@ func moderatorJoin(s bbb.Server, meetingID string, createTime int64, mpw string,
 // reuse brings the group's live lesson back if its meeting runs, or can be
 // re-created on its (still enabled) server under the same meeting ID. When
 // it cannot, the lesson is ended and its seats released, and ok is false.
-func (r *Rooms) reuse(ctx context.Context, conn *pgxpool.Conn, lv *live, mod Moderator) (Started, bool, error) {
+func (r *Rooms) reuse(ctx context.Context, conn *pgxpool.Conn, lv *live, mod Moderator, key string, locked *bool) (Started, bool, error) {
 	var err error
 	running := false
 	if lv.ServerID != nil {
@@ -210,13 +262,10 @@ func (r *Rooms) reuse(ctx context.Context, conn *pgxpool.Conn, lv *live, mod Mod
 		}
 	}
 	if err == nil && running {
-		tag, err := conn.Exec(ctx, `UPDATE lesson SET status = 'running', create_time = $2 WHERE id = $1 AND ended_at IS NULL`, lv.ID, lv.CreateTime)
-		if err != nil {
-			return Started{}, false, postgres.Translate(err, "lesson")
+		if err := r.markRunning(ctx, conn, lv.ID, lv.CreateTime, key, locked); err != nil {
+			return Started{}, false, err
 		}
-		if tag.RowsAffected() == 1 {
-			return Started{LessonID: lv.ID, JoinURL: moderatorJoin(lv.Server, lv.MeetingID, lv.CreateTime, lv.ModeratorPW, mod), Reused: true}, true, nil
-		}
+		return Started{LessonID: lv.ID, JoinURL: moderatorJoin(lv.Server, lv.MeetingID, lv.CreateTime, lv.ModeratorPW, mod), Reused: true}, true, nil
 	}
 	cause := err
 	reason := "meeting no longer running"
@@ -254,7 +303,7 @@ type chosen struct {
 	Server bbb.Server
 }
 
-func (r *Rooms) startNew(ctx context.Context, conn *pgxpool.Conn, g Group, mod Moderator, roster int) (Started, error) {
+func (r *Rooms) startNew(ctx context.Context, conn *pgxpool.Conn, g Group, mod Moderator, roster int, key string, locked *bool) (Started, error) {
 	p := &placement{ID: uuid.New(), GroupID: g.ID, ModeratorID: mod.ID, Region: g.Region, Roster: roster,
 		Seats: max(roster, 1), AttendeePW: password(), ModeratorPW: password()}
 	tried := []uuid.UUID{}
@@ -270,12 +319,8 @@ func (r *Rooms) startNew(ctx context.Context, conn *pgxpool.Conn, g Group, mod M
 		tried = append(tried, srv.ID)
 		m, err := r.client.Create(ctx, srv.Server, meetingParams(p.ID, g.Name, p.AttendeePW, p.ModeratorPW))
 		if err == nil {
-			tag, err := conn.Exec(ctx, `UPDATE lesson SET status = 'running', create_time = $2 WHERE id = $1 AND ended_at IS NULL`, p.ID, m.CreateTime)
-			if err != nil {
-				return Started{}, postgres.Translate(err, "lesson")
-			}
-			if tag.RowsAffected() == 0 {
-				return Started{}, fault.New(fault.Conflict, "", "the lesson was ended while it was starting")
+			if err := r.markRunning(ctx, conn, p.ID, m.CreateTime, key, locked); err != nil {
+				return Started{}, err
 			}
 			return Started{LessonID: p.ID, JoinURL: moderatorJoin(srv.Server, p.ID.String(), m.CreateTime, p.ModeratorPW, mod)}, nil
 		}
@@ -308,115 +353,148 @@ func noServer(tried int, last error) error {
 	return &fault.Error{Kind: fault.Unprocessable, Code: CodeNoServer, Message: msg, Err: last}
 }
 
-// disableFailed takes a server out of the pool when its failure means it
-// cannot be used (unreachable, or it refuses shala's checksum).
+// unusable reports whether a failed call means the server cannot be used:
+// unreachable, or it refuses shala's checksum.
+func unusable(err error) bool {
+	return errors.Is(err, bbb.ErrUnreachable) || bbb.IsChecksumError(err)
+}
+
+// disableFailed takes a server out of the pool when err says it is
+// unusable.
 func (r *Rooms) disableFailed(ctx context.Context, tx pgx.Tx, id uuid.UUID, err error) error {
-	if !errors.Is(err, bbb.ErrUnreachable) && !bbb.IsChecksumError(err) {
+	if !unusable(err) {
 		return nil
 	}
-	r.log.WarnContext(ctx, "disabling bbb server", "server_id", id, "err", err)
-	return markUnreachable(ctx, tx, id, "create failed: "+err.Error())
+	r.log.WarnContext(ctx, "bbb server disabled", "server_id", id, "err", err)
+	_, xerr := tx.Exec(ctx, markUnreachableSQL, id, truncate("create failed: "+err.Error(), 500))
+	return xerr
 }
 
 func password() string { return rand.Text()[:16] }
 
-// place chooses a server for p and books p's seats on it, in one transaction
-// under the allocation lock: every allocation sees every earlier booking, so
-// a burst spreads by capacity. On a retry it first releases the seats on the
-// server that failed (disabling it when failed says it is unusable). ok is
-// false when no server qualifies; a lesson already placed is then failed
-// and released.
+// place chooses a server for p and books p's seats on it, in one
+// transaction under the allocation lock: every allocation sees every
+// earlier booking, so a burst spreads by capacity. On a retry it first
+// releases the seats on the server that failed (disabling it when failed
+// says it is unusable). ok is false when no server qualifies; a lesson
+// already placed is then failed and released.
+//
+// The transaction is one batch (one round trip, an implicit transaction):
+// the lock is held for the statements' execution only. Each statement of
+// the batch takes a fresh snapshot (read committed), so the choice sees
+// every booking committed before the lock was granted. Its commit does not
+// wait for a disk flush (synchronous_commit off): still atomic and ordered,
+// and the durable commit that marks the lesson running flushes it. A crash
+// in between loses this placement whole — lesson row and seats together —
+// before anyone was handed a join URL.
 func (r *Rooms) place(ctx context.Context, conn *pgxpool.Conn, p *placement, tried []uuid.UUID, failed error) (chosen, bool, error) {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, allocationLock)
+	if p.placed {
+		if unusable(failed) {
+			b.Queue(markUnreachableSQL, tried[len(tried)-1], truncate("create failed: "+failed.Error(), 500))
+		}
+		b.Queue(releaseSQL, p.ID)
+	}
+	args := []any{p.GroupID, r.policy.HeartbeatMaxAge.Seconds(), r.policy.MaxLoadPerCPU, p.Seats, tried, p.Region, p.ID}
+	if p.placed {
+		b.Queue(chooseSQL+moveSQL, args...)
+	} else {
+		b.Queue(chooseSQL+insertSQL, append(args, p.ID.String(), p.ModeratorID, p.Roster, p.AttendeePW, p.ModeratorPW)...)
+	}
+	br := conn.SendBatch(ctx, b)
+	var errs []error
+	for range b.Len() - 1 {
+		_, err := br.Exec()
+		errs = append(errs, err)
+	}
 	var c chosen
-	found := false
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, allocationLock); err != nil {
-			return err
-		}
-		if p.placed {
-			if err := r.disableFailed(ctx, tx, tried[len(tried)-1], failed); err != nil {
-				return err
-			}
-			if err := release(ctx, tx, p.ID); err != nil {
-				return err
-			}
-		}
-		var url, alg, secret string
-		err := tx.QueryRow(ctx, `SELECT s.id, s.api_url, s.checksum_algorithm, sec.secret
-			FROM bbb_server s
-			JOIN bbb_server_secret sec ON sec.server_id = s.id
-			LEFT JOIN group_preferred_server pref ON pref.server_id = s.id AND pref.group_id = $1
-			WHERE s.enabled
-			  AND s.last_heartbeat_at >= now() - make_interval(secs => $2)
-			  AND s.load_5m / s.cpu_count < $3
-			  AND greatest(s.users, s.booked) + $4 <= s.capacity
-			  AND NOT (s.id = ANY ($5))
-			ORDER BY pref.priority NULLS LAST,
-			         (s.region = $6) DESC,
-			         greatest(s.users, s.booked)::float8 / s.capacity,
-			         s.last_assigned_at NULLS FIRST,
-			         s.id
-			LIMIT 1`,
-			p.GroupID, r.policy.HeartbeatMaxAge.Seconds(), r.policy.MaxLoadPerCPU, p.Seats, tried, p.Region).
-			Scan(&c.ID, &url, &alg, &secret)
-		if errors.Is(err, pgx.ErrNoRows) {
-			if p.placed {
-				reason := "no server left to try"
-				if failed != nil {
-					reason += " (last: " + failed.Error() + ")"
-				}
-				_, err := endLesson(ctx, tx, p.ID, "failed", truncate(reason, 500))
-				return err
-			}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		c.Server = bbb.Server{URL: url, Secret: secret, Algorithm: bbb.Algorithm(alg)}
-		if _, err := tx.Exec(ctx, `UPDATE bbb_server SET booked = booked + $2, last_assigned_at = now() WHERE id = $1`, c.ID, p.Seats); err != nil {
-			return err
-		}
-		if p.placed {
-			_, err = tx.Exec(ctx, `UPDATE lesson SET server_id = $2, booked = $3, servers_tried = servers_tried + 1 WHERE id = $1`, p.ID, c.ID, p.Seats)
-			if err != nil {
-				return err
-			}
-		} else {
-			_, err = tx.Exec(ctx, `INSERT INTO lesson (id, group_id, server_id, meeting_id, moderator_id, expected_attendees, booked, servers_tried)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, 1)`, p.ID, p.GroupID, c.ID, p.ID.String(), p.ModeratorID, p.Roster, p.Seats)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO lesson_secret (lesson_id, attendee_pw, moderator_pw) VALUES ($1, $2, $3)`,
-				p.ID, p.AttendeePW, p.ModeratorPW); err != nil {
-				return err
-			}
-		}
-		found = true
-		return nil
-	})
-	if err != nil {
+	var url, alg, secret string
+	err := br.QueryRow().Scan(&c.ID, &url, &alg, &secret)
+	found := err == nil
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = nil
+	}
+	if err := errors.Join(append(errs, err, br.Close())...); err != nil {
 		return chosen{}, false, postgres.Translate(err, "lesson")
 	}
-	if found {
-		p.placed = true
+	if unusable(failed) {
+		r.log.WarnContext(ctx, "bbb server disabled", "server_id", tried[len(tried)-1], "err", failed)
 	}
-	return c, found, nil
+	if !found {
+		if p.placed {
+			reason := "no server left to try"
+			if failed != nil {
+				reason += " (last: " + failed.Error() + ")"
+			}
+			err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+				_, err := endLesson(ctx, tx, p.ID, "failed", reason)
+				return err
+			})
+			if err != nil {
+				return chosen{}, false, postgres.Translate(err, "lesson")
+			}
+		}
+		return chosen{}, false, nil
+	}
+	c.Server = bbb.Server{URL: url, Secret: secret, Algorithm: bbb.Algorithm(alg)}
+	p.placed = true
+	return c, true, nil
 }
+
+// chooseSQL picks the server ($1 group, $2 heartbeat max age in seconds,
+// $3 max load per CPU, $4 seats, $5 servers tried, $6 region): enabled,
+// recent heartbeat, load per CPU under the limit, room for the seats; the
+// group's preferred servers first by priority, then its region, then the
+// lowest projected fill before this lesson (users reported at the last
+// heartbeat or seats booked, whichever is more, over capacity), then the
+// longest unused. It books the seats on it (b).
+const chooseSQL = `WITH c AS (
+	SELECT s.id FROM bbb_server s
+	JOIN bbb_server_secret sec ON sec.server_id = s.id
+	LEFT JOIN group_preferred_server pref ON pref.server_id = s.id AND pref.group_id = $1
+	WHERE s.enabled
+	  AND s.last_heartbeat_at >= now() - make_interval(secs => $2)
+	  AND s.load_5m / s.cpu_count < $3
+	  AND greatest(s.users, s.booked) + $4 <= s.capacity
+	  AND NOT (s.id = ANY ($5))
+	ORDER BY pref.priority NULLS LAST,
+	         (s.region = $6) DESC,
+	         greatest(s.users, s.booked)::float8 / s.capacity,
+	         s.last_assigned_at NULLS FIRST,
+	         s.id
+	LIMIT 1
+), b AS (
+	UPDATE bbb_server s SET booked = s.booked + $4, last_assigned_at = now() FROM c WHERE s.id = c.id
+	RETURNING s.id, s.api_url, s.checksum_algorithm
+)`
+
+// insertSQL records a new lesson on the chosen server ($7 id, $8 meeting
+// id, $9 moderator, $10 roster, $11/$12 join passwords).
+const insertSQL = `, l AS (
+	INSERT INTO lesson (id, group_id, server_id, meeting_id, moderator_id, expected_attendees, booked, servers_tried)
+	SELECT $7, $1, b.id, $8, $9, $10, $4, 1 FROM b RETURNING id
+), ls AS (
+	INSERT INTO lesson_secret (lesson_id, attendee_pw, moderator_pw) SELECT l.id, $11, $12 FROM l
+)
+SELECT b.id, b.api_url, b.checksum_algorithm, sec.secret FROM b JOIN bbb_server_secret sec ON sec.server_id = b.id`
+
+// moveSQL moves lesson $7 to the chosen server.
+const moveSQL = `, l AS (
+	UPDATE lesson SET server_id = b.id, booked = $4, servers_tried = servers_tried + 1 FROM b WHERE lesson.id = $7
+)
+SELECT b.id, b.api_url, b.checksum_algorithm, sec.secret FROM b JOIN bbb_server_secret sec ON sec.server_id = b.id`
+
+// releaseSQL gives lesson $1's seats back to its server. The row lock makes
+// a concurrent release (an end) wait and then find nothing to give back.
+const releaseSQL = `WITH old AS (SELECT server_id, booked FROM lesson WHERE id = $1 FOR UPDATE),
+	cleared AS (UPDATE lesson SET booked = 0 WHERE id = $1 AND booked > 0)
+UPDATE bbb_server s SET booked = greatest(s.booked - old.booked, 0) FROM old WHERE s.id = old.server_id AND old.booked > 0`
 
 // release gives a live lesson's seats back to its server.
 func release(ctx context.Context, tx pgx.Tx, lessonID uuid.UUID) error {
-	var serverID *uuid.UUID
-	var booked int
-	err := tx.QueryRow(ctx, `SELECT server_id, booked FROM lesson WHERE id = $1 FOR UPDATE`, lessonID).Scan(&serverID, &booked)
-	if err != nil || serverID == nil || booked == 0 {
-		return err
-	}
-	if _, err := tx.Exec(ctx, `UPDATE lesson SET booked = 0 WHERE id = $1`, lessonID); err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, `UPDATE bbb_server SET booked = greatest(booked - $2, 0) WHERE id = $1`, *serverID, booked)
+	_, err := tx.Exec(ctx, releaseSQL, lessonID)
 	return err
 }
 

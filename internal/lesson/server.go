@@ -466,13 +466,11 @@ func (s *Servers) check(ctx context.Context, id uuid.UUID) error {
 	return err
 }
 
-// markUnreachable disables a server after a failed call, unless it is
-// disabled already (an operator's or an alert's disable stays as it is).
-func markUnreachable(ctx context.Context, tx pgx.Tx, id uuid.UUID, reason string) error {
-	_, err := tx.Exec(ctx, `UPDATE bbb_server SET enabled = false, disabled_by = 'unreachable', disabled_reason = $2, disabled_at = now()
-		WHERE id = $1 AND enabled`, id, truncate(reason, 500))
-	return err
-}
+// markUnreachableSQL disables server $1 after a failed call ($2 the
+// reason), unless it is disabled already: an operator's or an alert's
+// disable stays as it is.
+const markUnreachableSQL = `UPDATE bbb_server SET enabled = false, disabled_by = 'unreachable', disabled_reason = $2, disabled_at = now()
+	WHERE id = $1 AND enabled`
 
 // truncate cuts s to at most n characters.
 func truncate(s string, n int) string {

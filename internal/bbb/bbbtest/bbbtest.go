@@ -92,7 +92,14 @@ type Server struct {
 
 // New starts a server; it is closed when t ends.
 func New(t testing.TB, o Options) *Server {
-	s := &Server{Secret: o.Secret, algorithms: o.Algorithms, latency: o.Latency, beforeAnswer: o.BeforeAnswer,
+	s, stop := Start(o)
+	t.Cleanup(stop)
+	return s
+}
+
+// Start starts a server outside a test (benchmarks); stop closes it.
+func Start(o Options) (s *Server, stop func()) {
+	s = &Server{Secret: o.Secret, algorithms: o.Algorithms, latency: o.Latency, beforeAnswer: o.BeforeAnswer,
 		meetings: map[string]*Meeting{}, calls: map[string]int{}, failures: map[string][]Failure{}}
 	if s.Secret == "" {
 		s.Secret = randomHex(16)
@@ -101,11 +108,10 @@ func New(t testing.TB, o Options) *Server {
 		s.algorithms = []string{"sha1", "sha256", "sha384", "sha512"}
 	}
 	srv := httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
 	s.Host = u.Host
 	s.URL = srv.URL + APIPath
-	return s
+	return s, srv.Close
 }
 
 func randomHex(n int) string {
