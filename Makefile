@@ -28,6 +28,7 @@ bench: ## benchmarks: event acks and OpenRosa ingestion vs the durable INSERT ce
 	$(GO) run ./bench/events
 	$(GO) run ./bench/sms
 	$(GO) run ./bench/forms
+	$(GO) run ./bench/lessons
 
 build: ## build bin/shala
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/shala ./cmd/shala

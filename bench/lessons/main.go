@@ -103,7 +103,7 @@ func run() (err error) {
 	}
 
 	// Reference: bare creates at the same rate on the same servers.
-	client := bbb.New(5 * time.Second)
+	client := bbb.New(5*time.Second, nil)
 	ref, refErrs := openLoop(*starts, *rate, func(i int) error {
 		ts := servers[i%len(servers)]
 		_, err := client.Create(ctx, bbb.Server{URL: ts.URL, Secret: ts.Secret, Algorithm: bbb.SHA256},

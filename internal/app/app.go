@@ -173,7 +173,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.Pipeline = &forms.Pipeline{Pool: a.Pool, Catalog: a.Catalog, Rules: a.Rules, Log: log}
 	a.Collectors = collector.NewStore(a.Pool)
 
-	a.BBB = bbb.New(cfg.BBBTimeout)
+	a.BBB = bbb.New(cfg.BBBTimeout, bbb.NewMetrics(a.Registry))
 	alerts, err := prometheusAlerts(cfg.PrometheusURL)
 	if err != nil {
 		return nil, err

@@ -31,6 +31,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Algorithm is a checksum hash BBB accepts.
@@ -155,14 +157,55 @@ func IsChecksumError(err error) bool {
 
 // Client calls BBB servers. Its zero value is not usable; use New.
 type Client struct {
-	http *http.Client
+	http    *http.Client
+	metrics *Metrics
 }
 
-// New returns a client whose every call gives up after timeout.
-func New(timeout time.Duration) *Client {
+// Metrics count and time BBB API calls (no server names or ids in labels).
+type Metrics struct {
+	calls    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewMetrics registers shala_bbb_requests_total{call,outcome} (outcome:
+// ok, failed — a FAILED answer —, unreachable, cancelled) and
+// shala_bbb_request_duration_seconds{call}.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shala_bbb_requests_total",
+			Help: "BigBlueButton API calls by call and outcome (ok, failed, unreachable, cancelled)."}, []string{"call", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "shala_bbb_request_duration_seconds",
+			Help: "Time a BigBlueButton API call took, by call.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}, []string{"call"}),
+	}
+	reg.MustRegister(m.calls, m.duration)
+	return m
+}
+
+func (m *Metrics) observe(call string, start time.Time, err error) {
+	if m == nil {
+		return
+	}
+	outcome := "ok"
+	var failed *Error
+	switch {
+	case err == nil:
+	case errors.As(err, &failed):
+		outcome = "failed"
+	case errors.Is(err, ErrUnreachable):
+		outcome = "unreachable"
+	default:
+		outcome = "cancelled"
+	}
+	m.calls.WithLabelValues(call, outcome).Inc()
+	m.duration.WithLabelValues(call).Observe(time.Since(start).Seconds())
+}
+
+// New returns a client whose every call gives up after timeout; m (may be
+// nil) observes every call.
+func New(timeout time.Duration, m *Metrics) *Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 32
-	return &Client{http: &http.Client{Timeout: timeout, Transport: t,
+	return &Client{metrics: m, http: &http.Client{Timeout: timeout, Transport: t,
 		// BBB API answers are never redirects; following one would send the
 		// checksum elsewhere.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
@@ -210,7 +253,9 @@ const maxAnswer = 16 << 20
 
 // get calls call on s and decodes a SUCCESS answer into v (which must also
 // hold the envelope fields it needs).
-func (c *Client) get(ctx context.Context, s Server, call string, params []Param, v any) (response, error) {
+func (c *Client) get(ctx context.Context, s Server, call string, params []Param, v any) (_ response, err error) {
+	start := time.Now()
+	defer func() { c.metrics.observe(call, start, err) }()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.CallURL(call, params), nil)
 	if err != nil {
 		return response{}, fmt.Errorf("bbb %s: %w", call, err)

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/shala-edu/shala/internal/bbb"
 	"github.com/shala-edu/shala/internal/bbb/bbbtest"
 )
@@ -80,7 +83,7 @@ func TestClientAgainstBBBValidator(t *testing.T) {
 			t.Parallel()
 			ts := bbbtest.New(t, bbbtest.Options{})
 			srv := server(t, ts, alg)
-			c := bbb.New(5 * time.Second)
+			c := bbb.New(5*time.Second, nil)
 			ctx := context.Background()
 
 			if ms, err := c.GetMeetings(ctx, srv); err != nil || len(ms) != 0 {
@@ -149,7 +152,7 @@ func TestClientAgainstBBBValidator(t *testing.T) {
 
 func TestRefusals(t *testing.T) {
 	t.Parallel()
-	c := bbb.New(2 * time.Second)
+	c := bbb.New(2*time.Second, nil)
 	ctx := context.Background()
 
 	t.Run("wrong secret", func(t *testing.T) {
@@ -205,7 +208,7 @@ func TestRefusals(t *testing.T) {
 	t.Run("timeout is unreachable", func(t *testing.T) {
 		t.Parallel()
 		ts := bbbtest.New(t, bbbtest.Options{Latency: time.Second})
-		_, err := bbb.New(50*time.Millisecond).GetMeetings(ctx, server(t, ts, bbb.SHA256))
+		_, err := bbb.New(50*time.Millisecond, nil).GetMeetings(ctx, server(t, ts, bbb.SHA256))
 		if !errors.Is(err, bbb.ErrUnreachable) {
 			t.Errorf("got %v, want ErrUnreachable", err)
 		}
@@ -245,8 +248,36 @@ func TestSecretNeverPrinted(t *testing.T) {
 	}
 	ts := bbbtest.New(t, bbbtest.Options{Secret: "TOPSECRET-456"})
 	ts.SetDown(true)
-	_, err := bbb.New(time.Second).GetMeetings(context.Background(), bbb.Server{URL: ts.URL, Secret: ts.Secret, Algorithm: bbb.SHA1})
+	_, err := bbb.New(time.Second, nil).GetMeetings(context.Background(), bbb.Server{URL: ts.URL, Secret: ts.Secret, Algorithm: bbb.SHA1})
 	if err == nil || strings.Contains(err.Error(), "TOPSECRET") || strings.Contains(err.Error(), "checksum=") {
 		t.Errorf("error carries the secret or the signed URL: %v", err)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	c := bbb.New(time.Second, bbb.NewMetrics(reg))
+	ts := bbbtest.New(t, bbbtest.Options{})
+	ctx := context.Background()
+	if _, err := c.GetMeetings(ctx, server(t, ts, bbb.SHA256)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetMeetingInfo(ctx, server(t, ts, bbb.SHA256), "nope"); !bbb.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	ts.SetDown(true)
+	if _, err := c.GetMeetings(ctx, server(t, ts, bbb.SHA256)); err == nil {
+		t.Fatal("down server answered")
+	}
+	want := `
+# HELP shala_bbb_requests_total BigBlueButton API calls by call and outcome (ok, failed, unreachable, cancelled).
+# TYPE shala_bbb_requests_total counter
+shala_bbb_requests_total{call="getMeetingInfo",outcome="failed"} 1
+shala_bbb_requests_total{call="getMeetings",outcome="ok"} 1
+shala_bbb_requests_total{call="getMeetings",outcome="unreachable"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "shala_bbb_requests_total"); err != nil {
+		t.Error(err)
 	}
 }

@@ -41,7 +41,7 @@ func setupPolicy(t *testing.T, p lesson.Policy) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := bbb.New(10 * time.Second)
+	client := bbb.New(10*time.Second, nil)
 	return &bundle{pool: pool, client: client, groups: lesson.NewGroups(pool),
 		servers: lesson.NewServers(pool, q, client, nil, []string{"*.bbb.test"}),
 		rooms:   lesson.NewRooms(pool, q, client, nil, p)}
