@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -342,6 +343,11 @@ func prometheusAlerts(url string) (lesson.AlertSource, error) {
 // HASURA_GRAPHQL_JWT_SECRET; nil (links answer 503) when that is unset or
 // holds a public key only.
 func moderatorMinter(cfg *config.Config, log *slog.Logger) (web.Minter, error) {
+	if u := cfg.ModeratorAppURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+			return nil, fmt.Errorf("SHALA_MODERATOR_APP_URL: want an absolute http(s) URL, got %q", u)
+		}
+	}
 	if cfg.JWTSecret == "" {
 		return nil, nil
 	}

@@ -144,6 +144,39 @@ func TestHeartbeat(t *testing.T) {
 			t.Errorf("registration from outside the allow-list: got %v", err)
 		}
 	})
+	t.Run("an unverified registration does not lock the real node out", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		q, err := queue.New(b.pool, nil, queue.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers := lesson.NewServers(b.pool, q, b.client, nil, []string{"127.0.0.1"})
+		ts := bbbtest.New(t, bbbtest.Options{})
+		fake := heartbeat(t, lesson.Heartbeat{Hostname: ts.Host, CPUs: 1, Region: "x", APIURL: ts.URL, Secret: "attacker-secret", Capacity: 5})
+		first, err := servers.Heartbeat(ctx, fake, lesson.Sign("attacker-secret", fake))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := lesson.Check(servers, ctx, first.ServerID); err == nil {
+			t.Error("a check with the wrong secret passed")
+		}
+		real := heartbeat(t, lesson.Heartbeat{Hostname: ts.Host, CPUs: 8, Region: "shimla", APIURL: ts.URL, Secret: ts.Secret, Capacity: 300})
+		second, err := servers.Heartbeat(ctx, real, lesson.Sign(ts.Secret, real))
+		if err != nil || second.ServerID != first.ServerID || !second.Registered {
+			t.Fatalf("the real node's registration: %+v, %v", second, err)
+		}
+		if err := lesson.Check(servers, ctx, second.ServerID); err != nil {
+			t.Fatal(err)
+		}
+		if st := b.state(t, second.ServerID); !st.enabled || st.capacity != 300 {
+			t.Errorf("after the real node's check: %+v", st)
+		}
+		// Verified now: the other secret is refused.
+		if _, err := servers.Heartbeat(ctx, fake, lesson.Sign("attacker-secret", fake)); code(err) != lesson.CodeBadSignature {
+			t.Errorf("the other secret after verification: got %v, want BAD_SIGNATURE", err)
+		}
+	})
 	t.Run("never re-enables what an operator or an alert disabled", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

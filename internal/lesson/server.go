@@ -308,10 +308,18 @@ func (s *Servers) Heartbeat(ctx context.Context, body []byte, signature string) 
 		LEFT JOIN bbb_server_secret sec ON sec.server_id = s.id WHERE s.hostname = $1`, hb.Hostname).
 		Scan(&id, &secret, &enabled, &disabledBy)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return s.register(ctx, hb, region, body, signature)
+		return s.register(ctx, hb, region, body, signature, nil)
 	}
 	if err != nil {
 		return HeartbeatResult{}, postgres.Translate(err, "server")
+	}
+	if (secret == nil || !signatureOK(*secret, body, signature)) && disabledBy != nil && *disabledBy == DisabledRegistration {
+		// A registration nobody has verified yet (its secret never passed a
+		// connection check) does not reserve the hostname: a new one with
+		// another secret replaces it, and the check decides which secret the
+		// real server has. Otherwise whoever registered a hostname first —
+		// with any secret — would lock its real node out.
+		return s.register(ctx, hb, region, body, signature, &id)
 	}
 	if secret == nil || !signatureOK(*secret, body, signature) {
 		return HeartbeatResult{}, fault.New(fault.Unauthorized, CodeBadSignature, "%s does not match the body signed with the server's secret", SignatureHeader)
@@ -348,7 +356,7 @@ func (s *Servers) fresh(hb Heartbeat) error {
 
 // register records a new node from its first heartbeat, disabled until the
 // connection check passes.
-func (s *Servers) register(ctx context.Context, hb Heartbeat, region *string, body []byte, signature string) (HeartbeatResult, error) {
+func (s *Servers) register(ctx context.Context, hb Heartbeat, region *string, body []byte, signature string, pending *uuid.UUID) (HeartbeatResult, error) {
 	if !HostAllowed(s.allow, hb.Hostname) {
 		return HeartbeatResult{}, fault.New(fault.Forbidden, CodeHostNotAllowed, "hostname %s is not registered and not on the allow-list", hb.Hostname)
 	}
@@ -381,6 +389,25 @@ func (s *Servers) register(ctx context.Context, hb Heartbeat, region *string, bo
 	}
 	res := HeartbeatResult{Registered: true}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if pending != nil {
+			res.ServerID = *pending
+			tag, err := tx.Exec(ctx, `UPDATE bbb_server SET api_url = $2, checksum_algorithm = $3, region = $4, cpu_count = $5,
+					load_5m = $6, users = $7, meetings = $8, capacity = $9, last_heartbeat_at = now(),
+					disabled_reason = 'registered by heartbeat; connection check pending'
+				WHERE id = $1 AND disabled_by = 'registration'`,
+				*pending, base, string(alg), *region, hb.CPUs, hb.Load5, hb.Users, hb.Meetings, hb.Capacity)
+			if err != nil {
+				return postgres.Translate(err, "server")
+			}
+			if tag.RowsAffected() == 0 {
+				return fault.New(fault.Conflict, "", "%s was verified meanwhile; sign with its registered secret", hb.Hostname)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE bbb_server_secret SET secret = $2, updated_at = now() WHERE server_id = $1`, *pending, secret); err != nil {
+				return postgres.Translate(err, "server secret")
+			}
+			_, err = s.queue.InsertTx(ctx, tx, CheckArgs{ServerID: res.ServerID}, nil)
+			return err
+		}
 		err := tx.QueryRow(ctx, `INSERT INTO bbb_server (hostname, api_url, checksum_algorithm, enabled, disabled_by, disabled_reason,
 				region, cpu_count, load_5m, users, meetings, capacity, last_heartbeat_at, created_by)
 			VALUES ($1, $2, $3, false, 'registration', 'registered by heartbeat; connection check pending',

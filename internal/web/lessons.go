@@ -76,7 +76,7 @@ type lessonPage struct {
 	Action         string
 }
 
-func render(ctx context.Context, w http.ResponseWriter, log *slog.Logger, status int, name string, p lessonPage) {
+func renderLesson(ctx context.Context, w http.ResponseWriter, log *slog.Logger, status int, name string, p lessonPage) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := lessonPages.ExecuteTemplate(w, name, p); err != nil {
@@ -107,7 +107,7 @@ func lessonMessage(ctx context.Context, w http.ResponseWriter, log *slog.Logger,
 		p.Hindi, p.English = "अभी कक्षा से जुड़ नहीं पा रहे हैं। एक मिनट बाद फिर से कोशिश करें।",
 			"The lesson cannot be reached right now. Try again in a minute."
 	}
-	render(ctx, w, log, status, "lesson_message", p)
+	renderLesson(ctx, w, log, status, "lesson_message", p)
 }
 
 // Join serves a student's personal link, GET /j/{token}: into the running
@@ -131,7 +131,7 @@ func Join(log *slog.Logger, rooms *lesson.Rooms, guesses *ratelimit.PerIP) http.
 			http.Redirect(w, r, j.URL, http.StatusFound)
 			return
 		}
-		render(ctx, w, log, http.StatusOK, "lesson_wait", lessonPage{Title: "TeleKlasa · " + j.GroupName, Nonce: nonce,
+		renderLesson(ctx, w, log, http.StatusOK, "lesson_wait", lessonPage{Title: "TeleKlasa · " + j.GroupName, Nonce: nonce,
 			Student: j.StudentName, Group: j.GroupName, StatusPath: r.URL.Path + "/status", JoinPath: r.URL.Path})
 	})
 }

@@ -47,7 +47,7 @@ func ModeratorLink(log *slog.Logger, groups *lesson.Groups, minter Minter, appUR
 			return
 		}
 		if r.Method != http.MethodPost {
-			render(ctx, w, log, http.StatusOK, "lesson_signin", lessonPage{Title: "TeleKlasa", Nonce: nonce, Action: r.URL.RequestURI()})
+			renderLesson(ctx, w, log, http.StatusOK, "lesson_signin", lessonPage{Title: "TeleKlasa", Nonce: nonce, Action: r.URL.RequestURI()})
 			return
 		}
 		if minter == nil || appURL == "" {
