@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shala-edu/shala/internal/bbb"
+	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/server"
 	"github.com/shala-edu/shala/internal/sms"
@@ -61,6 +62,7 @@ func exported(t *testing.T) map[string]bool {
 	queue.NewMetrics(r, pool)
 	sms.NewMetrics(r)
 	bbb.NewMetrics(r)
+	export.NewMetrics(r)
 	return r.names
 }
 

@@ -26,7 +26,7 @@ import (
 	"github.com/shala-edu/shala/internal/pgtest"
 )
 
-const jwtSecret = `{"type":"HS256","key":"a-shared-secret-of-at-least-32-characters!"}`
+const lessonJWTSecret = `{"type":"HS256","key":"a-shared-secret-of-at-least-32-characters!"}`
 
 type lessonBundle struct {
 	pool *pgxpool.Pool
@@ -40,7 +40,7 @@ func setupLessons(t *testing.T) *lessonBundle {
 	t.Helper()
 	pool := pgtest.New(t)
 	cfg := apptest.Config(t)
-	cfg.JWTSecret = jwtSecret
+	cfg.JWTSecret = lessonJWTSecret
 	cfg.ModeratorAppURL = "https://teach.example/app"
 	cfg.BBBHosts = "127.0.0.1"
 	cfg.PublicRate, cfg.PublicBurst = 1000, 1000
@@ -82,7 +82,7 @@ func (b *lessonBundle) action(t *testing.T, name string, session map[string]stri
 	return resp.StatusCode, e
 }
 
-func errCode(e map[string]any) string {
+func lessonErrCode(e map[string]any) string {
 	ext, _ := e["extensions"].(map[string]any)
 	c, _ := ext["code"].(string)
 	return c
@@ -99,7 +99,7 @@ func (b *lessonBundle) get(t *testing.T, path string) (*http.Response, string) {
 	return resp, string(raw)
 }
 
-var admin = map[string]string{"x-hasura-role": "admin", "x-hasura-user-id": "admin-1"}
+var lessonAdmin = map[string]string{"x-hasura-role": "admin", "x-hasura-user-id": "admin-1"}
 
 func (b *lessonBundle) moderator(t *testing.T, name string) map[string]string {
 	t.Helper()
@@ -110,7 +110,7 @@ func (b *lessonBundle) moderator(t *testing.T, name string) map[string]string {
 	return map[string]string{"x-hasura-role": "moderator", "x-hasura-user-id": uid}
 }
 
-type groupOut struct {
+type lessonGroupOut struct {
 	ID       uuid.UUID `json:"id"`
 	Students []struct {
 		ID    uuid.UUID `json:"id"`
@@ -119,9 +119,9 @@ type groupOut struct {
 	} `json:"students"`
 }
 
-func (b *lessonBundle) group(t *testing.T, mod map[string]string, students ...string) groupOut {
+func (b *lessonBundle) group(t *testing.T, mod map[string]string, students ...string) lessonGroupOut {
 	t.Helper()
-	var g groupOut
+	var g lessonGroupOut
 	if st, e := b.action(t, "createGroup", mod, map[string]any{"name": "6-A", "region": "shimla", "students": students}, &g); st != 200 {
 		t.Fatalf("createGroup: %d %v", st, e)
 	}
@@ -135,7 +135,7 @@ func (b *lessonBundle) addServer(t *testing.T) *bbbtest.Server {
 		ID      uuid.UUID `json:"id"`
 		Enabled bool      `json:"enabled"`
 	}
-	st, e := b.action(t, "addBBBServer", admin, map[string]any{"url": ts.URL, "secret": ts.Secret, "region": "shimla", "capacity": 300, "cpuCount": 8}, &out)
+	st, e := b.action(t, "addBBBServer", lessonAdmin, map[string]any{"url": ts.URL, "secret": ts.Secret, "region": "shimla", "capacity": 300, "cpuCount": 8}, &out)
 	if st != 200 || !out.Enabled {
 		t.Fatalf("addBBBServer: %d %v %+v", st, e, out)
 	}
@@ -236,7 +236,7 @@ func TestLessonActionErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		st, e := b.action(t, c.action, c.session, c.input, &out)
-		if st != c.status || errCode(e) != c.code {
+		if st != c.status || lessonErrCode(e) != c.code {
 			t.Errorf("%s: got %d %v, want %d %s", c.name, st, e, c.status, c.code)
 		}
 	}
@@ -324,7 +324,7 @@ func TestModeratorLink(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(page, `method="post"`) || resp.Header.Get("Location") != "" {
 		t.Fatalf("GET: %d %s", resp.StatusCode, page)
 	}
-	verifier, err := auth.NewVerifier(mustConfig(t))
+	verifier, err := auth.NewVerifier(lessonJWTConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,9 +389,9 @@ func TestBBBAlertsCron(t *testing.T) {
 	}
 }
 
-func mustConfig(t *testing.T) *auth.Config {
+func lessonJWTConfig(t *testing.T) *auth.Config {
 	t.Helper()
-	c, err := auth.ParseConfig(jwtSecret)
+	c, err := auth.ParseConfig(lessonJWTSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
