@@ -12,6 +12,16 @@ import (
 	"github.com/shala-edu/shala/internal/lesson"
 )
 
+// setupGroup is setup with a moderator ("M") and their group of 30 in
+// region shimla.
+func setupGroup(t *testing.T) (*bundle, lesson.Caller, lesson.Group) {
+	t.Helper()
+	b := setup(t)
+	mod := b.moderator(t, "M")
+	g, _ := b.group(t, mod, "shimla", 30)
+	return b, mod, g
+}
+
 // serverOf is the server a lesson was placed on.
 func (b *bundle) serverOf(t *testing.T, lessonID uuid.UUID) uuid.UUID {
 	t.Helper()
@@ -57,9 +67,7 @@ func TestAllocation(t *testing.T) {
 
 	t.Run("no servers", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		mod := b.moderator(t, "M")
-		g, _ := b.group(t, mod, "shimla", 30)
+		b, mod, g := setupGroup(t)
 		if _, err := b.rooms.Start(ctx, mod, g.ID); code(err) != lesson.CodeNoServer {
 			t.Errorf("got %v, want NO_SERVER_AVAILABLE", err)
 		}
@@ -83,9 +91,7 @@ func TestAllocation(t *testing.T) {
 	for name, exclude := range excluded {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t)
-			mod := b.moderator(t, "M")
-			g, _ := b.group(t, mod, "shimla", 30)
+			b, mod, g := setupGroup(t)
 			bad, _ := b.server(t, serverOpts{})
 			exclude(b, t, bad)
 			if _, err := b.rooms.Start(ctx, mod, g.ID); code(err) != lesson.CodeNoServer {
@@ -103,9 +109,7 @@ func TestAllocation(t *testing.T) {
 	}
 	t.Run("just under the load limit", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		mod := b.moderator(t, "M")
-		g, _ := b.group(t, mod, "shimla", 30)
+		b, mod, g := setupGroup(t)
 		id, _ := b.server(t, serverOpts{})
 		b.exec(t, `UPDATE bbb_server SET cpu_count = 4, load_5m = 3.19, capacity = 300, users = 270 WHERE id = $1`, id)
 		if _, err := b.rooms.Start(ctx, mod, g.ID); err != nil {
@@ -114,9 +118,7 @@ func TestAllocation(t *testing.T) {
 	})
 	t.Run("region preference", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		mod := b.moderator(t, "M")
-		g, _ := b.group(t, mod, "shimla", 30)
+		b, mod, g := setupGroup(t)
 		_, _ = b.server(t, serverOpts{region: "delhi", capacity: 1000})
 		local, _ := b.server(t, serverOpts{region: "shimla", capacity: 300})
 		b.exec(t, `UPDATE bbb_server SET users = 200 WHERE id = $1`, local)
@@ -130,9 +132,7 @@ func TestAllocation(t *testing.T) {
 	})
 	t.Run("preferred beats region", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		mod := b.moderator(t, "M")
-		g, _ := b.group(t, mod, "shimla", 30)
+		b, mod, g := setupGroup(t)
 		_, _ = b.server(t, serverOpts{region: "shimla"})
 		second, _ := b.server(t, serverOpts{region: "delhi"})
 		first, _ := b.server(t, serverOpts{region: "delhi"})
@@ -149,9 +149,7 @@ func TestAllocation(t *testing.T) {
 	})
 	t.Run("failover disables the dead server", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		mod := b.moderator(t, "M")
-		g, _ := b.group(t, mod, "shimla", 30)
+		b, mod, g := setupGroup(t)
 		dead, deadTS := b.server(t, serverOpts{})
 		alive, aliveTS := b.server(t, serverOpts{})
 		b.prefer(t, g.ID, dead, 1)
@@ -178,9 +176,7 @@ func TestAllocation(t *testing.T) {
 	})
 	t.Run("at most two more servers", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		mod := b.moderator(t, "M")
-		g, _ := b.group(t, mod, "shimla", 30)
+		b, mod, g := setupGroup(t)
 		var dead []uuid.UUID
 		for i := range 3 {
 			id, ts := b.server(t, serverOpts{})
@@ -210,9 +206,7 @@ func TestAllocation(t *testing.T) {
 	})
 	t.Run("a refused create moves on without disabling", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		mod := b.moderator(t, "M")
-		g, _ := b.group(t, mod, "shimla", 30)
+		b, mod, g := setupGroup(t)
 		first, ts := b.server(t, serverOpts{})
 		b.prefer(t, g.ID, first, 1)
 		ts.Fail("create", bbbtest.Failure{Key: "maxMeetingsReached", Message: "full"})
