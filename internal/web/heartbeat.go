@@ -23,7 +23,6 @@ const maxHeartbeat = 16 << 10
 func Heartbeat(log *slog.Logger, servers *lesson.Servers) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		w.Header().Set("Cache-Control", "no-store")
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHeartbeat))
 		if err != nil {
 			var tooLarge *http.MaxBytesError
@@ -35,11 +34,10 @@ func Heartbeat(log *slog.Logger, servers *lesson.Servers) http.Handler {
 		} else {
 			var res lesson.HeartbeatResult
 			if res, err = servers.Heartbeat(ctx, body, r.Header.Get(lesson.SignatureHeader)); err == nil {
-				w.Header().Set("Content-Type", "application/json; charset=utf-8")
-				lessonJSON(ctx, w, log, res)
+				writeJSON(w, http.StatusOK, res)
 				return
 			}
 		}
-		lessonError(ctx, w, log, err)
+		writeError(ctx, w, log, err)
 	})
 }

@@ -4,18 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"embed"
-	"encoding/json"
 	"html/template"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/lesson"
-	"github.com/shala-edu/shala/internal/ratelimit"
 )
 
 //go:embed templates/lesson.html
@@ -23,33 +19,10 @@ var lessonFiles embed.FS
 
 var lessonPages = template.Must(template.ParseFS(lessonFiles, "templates/lesson.html"))
 
-// Wrong tokens a client may try: a student mistyping a link now and then
-// never notices; someone enumerating the 34⁶ tokens gets one guess per 30 s
-// per IP (per /64 for IPv6) after the first 10.
-const (
-	TokenGuessRate  = 1.0 / 30
-	TokenGuessBurst = 10
-)
-
-// NewTokenGuesses returns the wrong-token counter the lesson links share.
-func NewTokenGuesses() *ratelimit.PerIP { return ratelimit.New(TokenGuessRate, TokenGuessBurst) }
-
-// outOfGuesses answers 429 if r's client has no wrong token left; it is
-// checked before the token is looked up, so a hit cannot be told from a
-// miss once the budget is spent.
-func outOfGuesses(w http.ResponseWriter, r *http.Request, guesses *ratelimit.PerIP) bool {
-	if !guesses.Exhausted(ratelimit.ClientKey(r), time.Now()) {
-		return false
-	}
-	w.Header().Set("Retry-After", strconv.Itoa(guesses.RetryAfter()))
-	ratelimit.WriteTooMany(w)
-	return true
-}
-
-// chargeMiss counts a wrong token against r's client.
-func chargeMiss(r *http.Request, guesses *ratelimit.PerIP, err error) {
+// charge counts a wrong token (NotFound) against r's client.
+func charge(r *http.Request, guesses *Guesses, err error) {
 	if fault.KindOf(err) == fault.NotFound {
-		guesses.Allow(ratelimit.ClientKey(r), time.Now())
+		guesses.wrong(r)
 	}
 }
 
@@ -113,9 +86,9 @@ func lessonMessage(ctx context.Context, w http.ResponseWriter, log *slog.Logger,
 // Join serves a student's personal link, GET /j/{token}: into the running
 // lesson (302 to the BBB join URL), or the waiting page ("limbo") that polls
 // JoinStatus and goes in when the lesson starts. Unknown token: 404 page.
-func Join(log *slog.Logger, rooms *lesson.Rooms, guesses *ratelimit.PerIP) http.Handler {
+func Join(log *slog.Logger, rooms *lesson.Rooms, guesses *Guesses) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if outOfGuesses(w, r, guesses) {
+		if guesses.blocked(w, r) {
 			return
 		}
 		ctx := r.Context()
@@ -123,7 +96,7 @@ func Join(log *slog.Logger, rooms *lesson.Rooms, guesses *ratelimit.PerIP) http.
 		nonce := pageHeaders(w)
 		j, err := rooms.Join(ctx, token)
 		if err != nil {
-			chargeMiss(r, guesses, err)
+			charge(r, guesses, err)
 			lessonMessage(ctx, w, log, nonce, err)
 			return
 		}
@@ -138,49 +111,17 @@ func Join(log *slog.Logger, rooms *lesson.Rooms, guesses *ratelimit.PerIP) http.
 
 // JoinStatus is what the waiting page polls, GET /j/{token}/status:
 // {"state": "waiting"|"ready"}. One indexed query, no BBB call.
-func JoinStatus(log *slog.Logger, rooms *lesson.Rooms, guesses *ratelimit.PerIP) http.Handler {
+func JoinStatus(log *slog.Logger, rooms *lesson.Rooms, guesses *Guesses) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if outOfGuesses(w, r, guesses) {
+		if guesses.blocked(w, r) {
 			return
 		}
 		j, err := rooms.Status(r.Context(), chi.URLParam(r, "token"))
-		chargeMiss(r, guesses, err)
-		w.Header().Set("Cache-Control", "no-store")
 		if err != nil {
-			lessonError(r.Context(), w, log, err)
+			charge(r, guesses, err)
+			writeError(r.Context(), w, log, err)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		lessonJSON(r.Context(), w, log, map[string]string{"state": string(j.State)})
+		writeJSON(w, http.StatusOK, map[string]string{"state": string(j.State)})
 	})
-}
-
-// lessonJSON writes v; a failed write means the client left.
-func lessonJSON(ctx context.Context, w http.ResponseWriter, log *slog.Logger, v any) {
-	if err := json.NewEncoder(w).Encode(v); err != nil {
-		log.DebugContext(ctx, "write answer", "err", err)
-	}
-}
-
-// lessonError answers a JSON endpoint's error: a *fault.Error as its
-// status, message and code; anything else is logged and answered 503 with
-// Retry-After (the database or a BBB server is failing; retrying works).
-func lessonError(ctx context.Context, w http.ResponseWriter, log *slog.Logger, err error) {
-	f := fault.As(err)
-	status := f.Kind.Status()
-	switch f.Kind {
-	case fault.Internal, fault.Unavailable:
-		log.ErrorContext(ctx, "request failed", "err", err)
-		w.Header().Set("Retry-After", "30")
-		status, f = http.StatusServiceUnavailable, fault.New(fault.Unavailable, "", "try again shortly")
-	default:
-		log.InfoContext(ctx, "request refused", "code", f.Code, "err", f.Message)
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	ext := map[string]any{"code": f.Code}
-	if f.Field != "" {
-		ext["field"] = f.Field
-	}
-	lessonJSON(ctx, w, log, map[string]any{"message": f.Message, "extensions": ext})
 }

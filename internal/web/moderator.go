@@ -13,7 +13,6 @@ import (
 
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/lesson"
-	"github.com/shala-edu/shala/internal/ratelimit"
 )
 
 // Minter mints Hasura JWTs; *auth.Issuer is one.
@@ -33,16 +32,16 @@ type Minter interface {
 // a server: {appURL}#token={jwt}&expires_at={unix}[&group={id}].
 // An unknown link is a 404 page (wrong links are limited per IP); without a
 // minter or an app URL the link answers 503.
-func ModeratorLink(log *slog.Logger, groups *lesson.Groups, minter Minter, appURL string, ttl time.Duration, guesses *ratelimit.PerIP) http.Handler {
+func ModeratorLink(log *slog.Logger, groups *lesson.Groups, minter Minter, appURL string, ttl time.Duration, guesses *Guesses) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		if outOfGuesses(w, r, guesses) {
+		if guesses.blocked(w, r) {
 			return
 		}
 		nonce := pageHeaders(w)
 		m, err := groups.ModeratorByLink(ctx, chi.URLParam(r, "token"))
 		if err != nil {
-			chargeMiss(r, guesses, err)
+			charge(r, guesses, err)
 			lessonMessage(ctx, w, log, nonce, err)
 			return
 		}
