@@ -26,6 +26,8 @@ type Key struct {
 	NotBefore, NotAfter time.Time
 	// Dev marks the development key (no Vault): published with "use": "dev".
 	Dev bool
+	// version is the Vault transit key version (0 for other keys).
+	version int
 }
 
 // KeyID is the kid of a public key: the first 6 bytes of its SHA-256,
