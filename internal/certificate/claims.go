@@ -9,6 +9,8 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/google/uuid"
+
+	"github.com/shala-edu/shala/internal/student"
 )
 
 // claims is the QR's CBOR map: a CWT claims set (RFC 8392) — iss, iat and
@@ -25,11 +27,11 @@ type claims struct {
 	FatherName      *text  `cbor:"-2,keyasint,omitempty"`
 	MotherName      *text  `cbor:"-3,keyasint,omitempty"`
 	DateOfBirth     *int64 `cbor:"-4,keyasint,omitempty"`
-	Gender          int    `cbor:"-5,keyasint"` // index in Genders
+	Gender          int    `cbor:"-5,keyasint"` // index in student.Genders
 	Category        *int   `cbor:"-6,keyasint,omitempty"`
 	Grade           int    `cbor:"-7,keyasint"`
 	Section         string `cbor:"-8,keyasint,omitempty"`
-	Stream          any    `cbor:"-9,keyasint,omitempty"` // index in Streams, or the stream's id as text
+	Stream          any    `cbor:"-9,keyasint,omitempty"` // index in student.Streams, or the stream's id as text
 	AdmissionNumber *text  `cbor:"-10,keyasint,omitempty"`
 	AdmissionDate   *int64 `cbor:"-11,keyasint,omitempty"`
 	LeavingDate     int64  `cbor:"-12,keyasint"`
@@ -70,18 +72,18 @@ func toClaims(s *Snapshot) (*claims, error) {
 		LeavingDate: days(s.LeavingDate),
 	}
 	var err error
-	if c.Gender, err = indexOf(Genders, s.Gender); err != nil {
+	if c.Gender, err = indexOf(student.Genders, s.Gender); err != nil {
 		return nil, fmt.Errorf("gender: %w", err)
 	}
 	if s.Category != "" {
-		i, err := indexOf(Categories, s.Category)
+		i, err := indexOf(student.Categories, s.Category)
 		if err != nil {
 			return nil, fmt.Errorf("category: %w", err)
 		}
 		c.Category = &i
 	}
 	if s.Stream != "" {
-		if i, err := indexOf(Streams, s.Stream); err == nil {
+		if i, err := indexOf(student.Streams, s.Stream); err == nil {
 			c.Stream = i
 		} else {
 			c.Stream = s.Stream
@@ -135,18 +137,18 @@ func (c *claims) snapshot(kid string) (*Snapshot, error) {
 		t := fromDays(*c.AdmissionDate)
 		s.AdmissionDate = &t
 	}
-	if s.Gender, err = at(Genders, c.Gender, "gender"); err != nil {
+	if s.Gender, err = at(student.Genders, c.Gender, "gender"); err != nil {
 		return nil, err
 	}
 	if c.Category != nil {
-		if s.Category, err = at(Categories, *c.Category, "category"); err != nil {
+		if s.Category, err = at(student.Categories, *c.Category, "category"); err != nil {
 			return nil, err
 		}
 	}
 	switch v := c.Stream.(type) {
 	case nil:
 	case uint64:
-		if s.Stream, err = at(Streams, int(v), "stream"); err != nil {
+		if s.Stream, err = at(student.Streams, int(v), "stream"); err != nil {
 			return nil, err
 		}
 	case string:

@@ -17,6 +17,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/makiuchi-d/gozxing"
 	gozxingqr "github.com/makiuchi-d/gozxing/qrcode"
+
+	"github.com/shala-edu/shala/internal/student"
 )
 
 func date(s string) *time.Time {
@@ -206,10 +208,10 @@ func TestQRVersionWithLongestNames(t *testing.T) {
 	for i := range 50 {
 		rng := rand.New(rand.NewPCG(uint64(i), 7))
 		s := sample()
-		s.Name = longestName(rng, MaxNameChars)
-		s.FatherName = longestName(rng, MaxParentNameChars)
-		s.MotherName = longestName(rng, MaxParentNameChars)
-		s.AdmissionNumber = strings.Repeat("9/", MaxAdmissionNumberChars/2)
+		s.Name = longestName(rng, student.MaxNameChars)
+		s.FatherName = longestName(rng, student.MaxParentNameChars)
+		s.MotherName = longestName(rng, student.MaxParentNameChars)
+		s.AdmissionNumber = strings.Repeat("9/", student.MaxAdmissionNumberChars/2)
 		s.Stream, s.Grade = "SCIENCE_NON_MEDICAL", 12
 		payload, err := Seal(context.Background(), b.signer, s)
 		if err != nil {

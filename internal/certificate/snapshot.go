@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/student"
 )
 
 // Reason is why a student left (GraphQL enum LeavingReason).
@@ -63,14 +64,6 @@ func (r Reason) Label() string {
 	}
 }
 
-// Genders, categories and streams in wire order (the QR carries the index;
-// append only).
-var (
-	Genders    = []string{"MALE", "FEMALE", "OTHER"}
-	Categories = []string{"GENERAL", "SC", "ST", "OBC", "EWS"}
-	Streams    = []string{"SCIENCE_MEDICAL", "SCIENCE_NON_MEDICAL", "COMMERCE", "ARTS", "VOCATIONAL"}
-)
-
 // Snapshot is what a certificate states: the issuing school and the student
 // as they left. It is stored with the certificate row, printed on the PDF
 // and — all of it but the school's name and the free-text description —
@@ -97,18 +90,6 @@ type Snapshot struct {
 	KeyID           string     `json:"keyId"`
 }
 
-// Name limits. They keep the QR at version ≤ 16 (level Q) whatever the
-// names say: with names at these lengths the COSE message is at most 291
-// bytes, zlib adds at most 16 (see deflate), so the payload is at most 466
-// of version 16's 470 alphanumeric characters. TestQRVersionWithLongestNames
-// measures it with names of random Devanagari syllables (the worst to
-// compress).
-const (
-	MaxNameChars            = 40
-	MaxParentNameChars      = 36
-	MaxAdmissionNumberChars = 20
-)
-
 // CheckFits reports, naming the field, a snapshot whose names are longer
 // than a certificate can carry (records written before the limits existed).
 func (s *Snapshot) CheckFits() error {
@@ -116,10 +97,10 @@ func (s *Snapshot) CheckFits() error {
 		field, v string
 		max      int
 	}{
-		{"name", s.Name, MaxNameChars},
-		{"fatherName", s.FatherName, MaxParentNameChars},
-		{"motherName", s.MotherName, MaxParentNameChars},
-		{"admissionNumber", s.AdmissionNumber, MaxAdmissionNumberChars},
+		{"name", s.Name, student.MaxNameChars},
+		{"fatherName", s.FatherName, student.MaxParentNameChars},
+		{"motherName", s.MotherName, student.MaxParentNameChars},
+		{"admissionNumber", s.AdmissionNumber, student.MaxAdmissionNumberChars},
 	} {
 		if n := len([]rune(f.v)); n > f.max {
 			return fault.New(fault.Unprocessable, CodeDoesNotFit,
