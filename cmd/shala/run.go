@@ -19,11 +19,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/shala-edu/shala/internal/aadhaar"
 	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/jobs"
 	"github.com/shala-edu/shala/internal/logging"
+	"github.com/shala-edu/shala/internal/pdf"
 	"github.com/shala-edu/shala/internal/postgres"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/schema"
@@ -33,6 +36,7 @@ import (
 	"github.com/shala-edu/shala/internal/sms/cdac"
 	"github.com/shala-edu/shala/internal/sms/outbox"
 	"github.com/shala-edu/shala/internal/sms/twilio"
+	"github.com/shala-edu/shala/internal/student"
 	"github.com/shala-edu/shala/internal/vault"
 	"github.com/shala-edu/shala/migrations"
 )
@@ -172,26 +176,6 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	deps := jobs.Deps{Pool: pool, Log: log, Tracker: tracker, SMSProvider: provider, SMSRate: cfg.SMSRate, SMSMetrics: sms.NewMetrics(reg)}
-	client, err := queue.New(pool, jobs.Workers(deps), queue.Config{
-		Workers:       cfg.QueueWorkers,
-		Queues:        jobs.Queues(cfg.SMSWorkers),
-		FetchCooldown: cfg.QueueFetchCooldown,
-		Periodic:      jobs.Periodic(deps),
-		Log:           log,
-		Metrics:       queue.NewMetrics(reg, pool),
-	})
-	if err != nil {
-		return fmt.Errorf("queue: %w", err)
-	}
-	if cfg.QueueWorkers > 0 {
-		// The client runs until stopped below, not until ctx ends: stopping
-		// must be a soft stop that lets running jobs finish.
-		if err := client.Start(context.WithoutCancel(ctx)); err != nil {
-			return fmt.Errorf("start queue: %w", err)
-		}
-	}
-
 	blobURL := cfg.BlobURL
 	if blobURL == "" {
 		wd, err := os.Getwd()
@@ -207,6 +191,33 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer bucket.Close()
 
+	students, certs, pdfs, err := openCertificates(ctx, cfg, pool, log)
+	if err != nil {
+		return err
+	}
+	defer pdfs.Close()
+	deps := jobs.Deps{Pool: pool, Log: log, Tracker: tracker, SMSProvider: provider, SMSRate: cfg.SMSRate, SMSMetrics: sms.NewMetrics(reg),
+		PDF: pdfs, Blobs: bucket, PublicURL: cfg.PublicURL}
+	client, err := queue.New(pool, jobs.Workers(deps), queue.Config{
+		Workers:       cfg.QueueWorkers,
+		Queues:        jobs.Queues(cfg.SMSWorkers),
+		FetchCooldown: cfg.QueueFetchCooldown,
+		Periodic:      jobs.Periodic(deps),
+		Log:           log,
+		Metrics:       queue.NewMetrics(reg, pool),
+	})
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	certs.SetQueue(client)
+	if cfg.QueueWorkers > 0 {
+		// The client runs until stopped below, not until ctx ends: stopping
+		// must be a soft stop that lets running jobs finish.
+		if err := client.Start(context.WithoutCancel(ctx)); err != nil {
+			return fmt.Errorf("start queue: %w", err)
+		}
+	}
+
 	var operator http.Handler
 	if cfg.OperatorPassword != "" {
 		if operator, err = queue.NewUI(ctx, client, log); err != nil {
@@ -220,6 +231,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Blobs: bucket, PublicURL: cfg.PublicURL, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
 		PublicRate: cfg.PublicRate, PublicBurst: cfg.PublicBurst,
 		Operator: operator, OperatorPassword: cfg.OperatorPassword.Reveal(),
+		Students: students, Certificates: certs,
 		Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)
@@ -300,15 +312,47 @@ func cmdSeed(ctx context.Context, args []string, getenv func(string) string, std
 	if !*demo {
 		return errors.New("seed: nothing to do (use --demo)")
 	}
+	cfg, log, err := setup(ctx, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	protector, err := aadhaar.OpenProtector(cfg.AadhaarKey.Reveal(), cfg.VaultAddr != "", cfg.DataDir, log.Warn)
+	if err != nil {
+		return err
+	}
 	pool, _, err := openDB(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	res, err := seed.Demo(ctx, pool, seed.Options{Schools: *schools})
+	res, err := seed.Demo(ctx, pool, seed.Options{Schools: *schools, Aadhaar: protector})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "seed: district %s: %d schools, %d staff, %d students\n", res.District, res.Schools, res.Staff, res.Students)
 	return nil
+}
+
+// openCertificates builds the student and certificate stores (Aadhaar
+// protector, certificate signer: Vault when configured, development keys
+// under SHALA_DATA_DIR otherwise), protects Aadhaar numbers written before
+// they were encrypted, and makes the (lazily started) PDF pool.
+func openCertificates(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, log *slog.Logger) (*student.Store, *certificate.Store, *pdf.Pool, error) {
+	protector, err := aadhaar.OpenProtector(cfg.AadhaarKey.Reveal(), cfg.VaultAddr != "", cfg.DataDir, log.Warn)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	signer, err := certificate.OpenSigner(ctx, cfg.VaultAddr, cfg.VaultToken.Reveal(), cfg.TransitMount, cfg.CertificateKey, cfg.DataDir, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	done, dropped, stuck, err := student.ProtectLegacy(ctx, pool, protector)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("protect stored Aadhaar numbers: %w", err)
+	}
+	if done+dropped+stuck > 0 {
+		log.Warn("Aadhaar numbers stored before encryption", "encrypted", done, "invalid_cleared", dropped, "left_until_corrected", stuck)
+	}
+	return student.NewStore(pool, protector), certificate.NewStore(pool, signer, nil),
+		pdf.NewLazy(pdf.Options{ExecPath: cfg.Chromium, Tabs: cfg.PDFTabs}), nil
 }

@@ -133,3 +133,27 @@ func Mask(last4 string) string {
 	}
 	return "XXXX XXXX " + last4
 }
+
+// OpenProtector builds the protector shala runs with: from key (base64,
+// SHALA_AADHAAR_KEY or Vault's aadhaar_key) when set — required when Vault
+// is configured — else from a development key under dataDir, which it says
+// loudly through warn.
+func OpenProtector(key string, withVault bool, dataDir string, warn func(msg string, args ...any)) (*Protector, error) {
+	if key != "" {
+		k, err := ParseKey(key)
+		if err != nil {
+			return nil, fmt.Errorf("SHALA_AADHAAR_KEY: %w", err)
+		}
+		return NewProtector(k)
+	}
+	if withVault {
+		return nil, errors.New("SHALA_AADHAAR_KEY: required when Vault is configured (store aadhaar_key in shala's Vault secret)")
+	}
+	path := filepath.Join(dataDir, "dev-aadhaar-key")
+	k, created, err := DevKey(path)
+	if err != nil {
+		return nil, err
+	}
+	warn("DEVELOPMENT Aadhaar key in use (no Vault): Aadhaar numbers are encrypted under a key kept on this disk", "path", path, "created", created)
+	return NewProtector(k)
+}

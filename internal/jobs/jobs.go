@@ -11,8 +11,11 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
+	"github.com/shala-edu/shala/internal/pdf"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/sms"
@@ -27,6 +30,10 @@ type Deps struct {
 	SMSProvider sms.Provider
 	SMSRate     float64
 	SMSMetrics  *sms.Metrics
+	// Certificate PDFs: rendered by PDF (a warm Chromium), stored in Blobs.
+	PDF       certificate.Renderer
+	Blobs     *blob.Bucket
+	PublicURL string
 }
 
 // Workers registers every worker.
@@ -52,6 +59,11 @@ func Workers(d Deps) *river.Workers {
 	pipeline := &forms.Pipeline{Pool: d.Pool, Catalog: forms.NewCatalog(d.Pool), Rules: forms.NewRules(), Log: d.Log}
 	river.AddWorker(w, &forms.ProcessWorker{Pipeline: pipeline})
 	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
+
+	if d.PDF != nil {
+		river.AddWorker(w, &certificate.RenderWorker{Pool: d.Pool, Bucket: d.Blobs, Renderer: d.PDF, Fonts: pdf.FontFaces(), PublicURL: d.PublicURL})
+	}
+	river.AddWorker(w, &queue.SweepWorker[certificate.ReconcileArgs]{Pool: d.Pool, MinAge: certificate.ReconcileAfter, Sweep: certificate.Reconcile})
 	return w
 }
 
@@ -68,6 +80,7 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(time.Hour, inbox.PruneArgs{}, true),
 		every(time.Minute, sms.ReconcileArgs{}, true),
 		every(time.Minute, forms.ReconcileArgs{}, true),
+		every(time.Minute, certificate.ReconcileArgs{}, true),
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {
 		jobs = append(jobs, every(5*time.Minute, sms.ReportArgs{}, false))

@@ -96,8 +96,25 @@ func New(ctx context.Context, opts Options) (*Pool, error) {
 	return p, nil
 }
 
+// NewLazy returns a pool that starts Chromium at its first render: for
+// processes that may never render (a missing Chromium then fails the render
+// jobs, visibly and retried, instead of the start-up).
+func NewLazy(opts Options) *Pool {
+	if opts.Tabs <= 0 {
+		opts.Tabs = 2
+	}
+	return &Pool{opts: opts}
+}
+
 // start launches the browser (the caller holds mu or owns p alone).
 func (p *Pool) start() error {
+	if p.opts.ExecPath == "" {
+		path, err := FindChromium()
+		if err != nil {
+			return err
+		}
+		p.opts.ExecPath = path
+	}
 	flags := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(p.opts.ExecPath),
 		chromedp.DisableGPU,

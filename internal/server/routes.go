@@ -1,12 +1,15 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shala-edu/shala/actions"
+	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/openrosa"
@@ -14,6 +17,7 @@ import (
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/ratelimit"
 	"github.com/shala-edu/shala/internal/sms/twilio"
+	"github.com/shala-edu/shala/internal/web"
 	"github.com/shala-edu/shala/triggers"
 )
 
@@ -44,6 +48,16 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodGet, "/forms/{form}/{file}", openrosa.FormDownload(odk))
 	})
 
+	// Leaving certificates, public: what a phone camera opens from the QR
+	// code, the published signing keys, the PDFs. Rate limited per IP.
+	r.Group(func(r chi.Router) {
+		r.Use(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware)
+		r.Method(http.MethodGet, "/verify/{id}", web.VerifyByID(d.Log, d.Certificates))
+		r.Method(http.MethodGet, "/verify", web.VerifyPayload(d.Log, d.Certificates))
+		r.Method(http.MethodGet, web.KeysPath, web.Keys(d.Log, d.certificateSigner()))
+		r.Method(http.MethodGet, "/certificates/{id}/pdf", web.CertificatePDF(d.Log, d.Certificates, d.Blobs))
+	})
+
 	// Operators: River's UI, to see failed jobs and retry them. Basic auth
 	// (rate-limited per IP against guessing) and, since browsers resend basic
 	// credentials on their own, cross-origin writes refused.
@@ -67,6 +81,12 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, pipeline))
 		r.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, collectors, d.PublicURL))
 		r.Method(http.MethodPost, "/revokeCollector", actions.RevokeCollector(d.Log, collectors))
+		r.Method(http.MethodPost, "/registerStudent", actions.RegisterStudent(d.Log, d.Students))
+		r.Method(http.MethodPost, "/promoteStudents", actions.PromoteStudents(d.Log, d.Students))
+		r.Method(http.MethodPost, "/issueLeavingCertificate", actions.IssueLeavingCertificate(d.Log, d.Certificates, d.PublicURL))
+		r.Method(http.MethodPost, "/revokeCertificate", actions.RevokeCertificate(d.Log, d.Certificates))
+		r.Method(http.MethodPost, "/verifyCertificate", actions.VerifyCertificate(d.Log, d.Certificates))
+		r.Method(http.MethodPost, "/admitTransferredStudent", actions.AdmitTransferredStudent(d.Log, d.Certificates))
 	})
 	r.Route("/events", func(r chi.Router) {
 		r.Use(d.webhook("event")...)
@@ -82,3 +102,24 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodPost, "/reconcile", triggers.Reconcile(d.Log, in))
 	})
 }
+
+// certificateSigner is the signer whose keys are published (none when
+// certificates are not wired, as in some tests: the key set is then empty).
+func (d Deps) certificateSigner() certificate.Signer {
+	if d.Certificates == nil {
+		return noKeys{}
+	}
+	return d.Certificates.Signer()
+}
+
+type noKeys struct{}
+
+func (noKeys) SigningKey(context.Context) (certificate.Key, error) {
+	return certificate.Key{}, errNoSigner
+}
+func (noKeys) Sign(context.Context, certificate.Key, []byte) ([]byte, error) {
+	return nil, errNoSigner
+}
+func (noKeys) Keys(context.Context) ([]certificate.Key, error) { return nil, nil }
+
+var errNoSigner = errors.New("no certificate signer configured")

@@ -17,7 +17,9 @@ import (
 
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/queue"
+	"github.com/shala-edu/shala/internal/student"
 )
 
 // Deps are everything the routes need.
@@ -49,6 +51,10 @@ type Deps struct {
 	// served.
 	Operator         http.Handler
 	OperatorPassword string
+	// Students and Certificates serve the student and leaving-certificate
+	// actions and the public verification endpoints.
+	Students     *student.Store
+	Certificates *certificate.Store
 	// Ready reports whether this instance can serve: database reachable,
 	// migrations current. nil means always ready.
 	Ready func(context.Context) error
