@@ -2,6 +2,7 @@ package certificate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"html/template"
 	"time"
@@ -37,6 +38,9 @@ func (w *RenderWorker) Timeout(*river.Job[RenderArgs]) time.Duration { return ti
 // (a retry after the store but before the record) it writes the same file
 // again.
 func (w *RenderWorker) Work(ctx context.Context, job *river.Job[RenderArgs]) error {
+	if w.Renderer == nil || w.Bucket == nil {
+		return errors.New("no PDF renderer or blob storage in this process")
+	}
 	r, err := get(ctx, w.Pool, job.Args.CertificateID)
 	if err != nil {
 		return err

@@ -345,7 +345,7 @@ func (s *Store) Admit(ctx context.Context, schoolID uuid.UUID, actor string, in 
 				category, date_of_birth, admission_number, admission_date, grade, section, stream, academic_year,
 				aadhaar_hash, aadhaar_ciphertext, aadhaar_last4, is_cwsn, cwsn_type, transfer_source, admitted_from_certificate)
 			SELECT $1, $2, c.student_name, c.father_name, c.mother_name, old.guardian_phone, c.gender, c.category,
-				c.date_of_birth, nullif($3, ''), $4, $5, nullif($6, ''), CASE WHEN $5 >= 11 THEN c.stream END, $7,
+				c.date_of_birth, nullif($3, ''), $4, $5::smallint, nullif($6, ''), CASE WHEN $5::smallint >= 11 THEN c.stream END, $7,
 				old.aadhaar_hash, old.aadhaar_ciphertext, old.aadhaar_last4, old.is_cwsn, old.cwsn_type, 'IN_STATE', c.id
 			FROM leaving_certificate c JOIN student old ON old.id = c.student_id
 			WHERE c.id = $8`, newID, schoolID, number, today(now), in.Grade, section, year, certID)

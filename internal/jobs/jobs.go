@@ -60,9 +60,7 @@ func Workers(d Deps) *river.Workers {
 	river.AddWorker(w, &forms.ProcessWorker{Pipeline: pipeline})
 	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
 
-	if d.PDF != nil {
-		river.AddWorker(w, &certificate.RenderWorker{Pool: d.Pool, Bucket: d.Blobs, Renderer: d.PDF, Fonts: pdf.FontFaces(), PublicURL: d.PublicURL})
-	}
+	river.AddWorker(w, &certificate.RenderWorker{Pool: d.Pool, Bucket: d.Blobs, Renderer: d.PDF, Fonts: pdf.FontFaces(), PublicURL: d.PublicURL})
 	river.AddWorker(w, &queue.SweepWorker[certificate.ReconcileArgs]{Pool: d.Pool, MinAge: certificate.ReconcileAfter, Sweep: certificate.Reconcile})
 	return w
 }
