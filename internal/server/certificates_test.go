@@ -19,11 +19,15 @@ import (
 	"github.com/dromara/dongle/coding/base45"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shala-edu/shala/internal/aadhaar"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/certificate"
+	"github.com/shala-edu/shala/internal/certificate/certtest"
 	"github.com/shala-edu/shala/internal/jobs"
+	"github.com/shala-edu/shala/internal/pdf"
 	"github.com/shala-edu/shala/internal/pgtest"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/server"
@@ -33,6 +37,7 @@ import (
 type certBundle struct {
 	*bundle
 	schoolA, schoolB uuid.UUID
+	bucket           *blob.Bucket
 }
 
 func certSetup(t *testing.T) *certBundle {
@@ -71,7 +76,7 @@ func certSetup(t *testing.T) *certBundle {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	b := &certBundle{bundle: &bundle{pool: pool, queue: q, url: srv.URL, reg: reg, client: srv.Client()},
-		schoolA: uuid.New(), schoolB: uuid.New()}
+		schoolA: uuid.New(), schoolB: uuid.New(), bucket: bucket}
 	if _, err := pool.Exec(ctx, `INSERT INTO academic_year (id, starts_on, ends_on, is_current) VALUES
 			('2025-26', '2025-04-01', '2026-03-31', false), ('2026-27', '2026-04-01', '2027-03-31', true)`); err != nil {
 		t.Fatal(err)
@@ -387,4 +392,48 @@ func TestLeavingCertificate(t *testing.T) {
 			t.Errorf("revoked page: %d", status)
 		}
 	})
+}
+
+// TestCertificateRoundTrip: issue → the PDF job renders it → GET pdfUrl →
+// the QR read back from the printed page (pdftoppm + a QR decoder) →
+// verified with crypto/ed25519 and the published key set alone.
+func TestCertificateRoundTrip(t *testing.T) {
+	t.Parallel()
+	certtest.NeedTools(t, "chromium", "pdftoppm", "pdftotext")
+	b := certSetup(t)
+	ctx := context.Background()
+	status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": anushka(aadhaar.Complete("67890123456"), "A/9")})
+	if status != 200 {
+		t.Fatalf("register: %d %v", status, out)
+	}
+	status, out = b.as(t, uuid.Nil, "issueLeavingCertificate", map[string]any{"studentId": out["id"], "reason": "COMPLETED_SCHOOLING", "leavingDate": "2026-11-30"})
+	if status != 200 {
+		t.Fatalf("issue as admin: %d %v", status, out)
+	}
+	id, qr := uuid.MustParse(out["certificateId"].(string)), out["qr"].(string)
+
+	renderer, err := pdf.New(ctx, pdf.Options{Tabs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(renderer.Close)
+	w := &certificate.RenderWorker{Pool: b.pool, Bucket: b.bucket, Renderer: renderer, Fonts: pdf.FontFaces(), PublicURL: "https://shala.example"}
+	if err := w.Work(ctx, &river.Job[certificate.RenderArgs]{JobRow: &rivertype.JobRow{}, Args: certificate.RenderArgs{CertificateID: id}}); err != nil {
+		t.Fatal(err)
+	}
+	status, hdr, body := b.get(t, "/certificates/"+id.String()+"/pdf")
+	if status != 200 || hdr.Get("Content-Type") != "application/pdf" {
+		t.Fatalf("pdf: got %d %s", status, hdr.Get("Content-Type"))
+	}
+	scanned := certtest.ScanPDF(t, []byte(body))
+	if scanned != qr {
+		t.Fatalf("the QR on the PDF reads %q, want the issued payload", scanned)
+	}
+	_, _, keys := b.get(t, "/.well-known/shala-keys.json")
+	if !certtest.VerifyWithStdlib(t, scanned, []byte(keys)) {
+		t.Error("the scanned payload does not verify with crypto/ed25519 and the published key")
+	}
+	if text := strings.Join(strings.Fields(certtest.PDFText(t, []byte(body))), ""); !strings.Contains(text, "अनुष्काठाकुर") {
+		t.Errorf("pdftotext does not find the student's name in:\n%s", text)
+	}
 }
