@@ -49,6 +49,9 @@ commands:
   dev       local default: start a project-local Postgres under .data/ if
             DATABASE_URL is unset, generate a dev webhook secret, migrate, serve
   seed      fill the database with data (--demo: a realistic district)
+  verify-certificate [-keys file|URL] <payload | image file>
+            check a School Leaving Certificate offline: its signature against
+            the published key set; no database
   version   print the version
 `
 
@@ -68,6 +71,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdDev(ctx, rest, getenv, stdout, stderr)
 	case "seed":
 		return cmdSeed(ctx, rest, getenv, stdout, stderr)
+	case "verify-certificate":
+		return cmdVerifyCertificate(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "shala %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil

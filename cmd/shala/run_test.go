@@ -67,6 +67,8 @@ func TestMigrateSeedServeAndShutDown(t *testing.T) {
 		"SHALA_WEBHOOK_SECRET":   "integration-secret-0123",
 		"SHALA_SHUTDOWN_TIMEOUT": "5s",
 		"SHALA_LOG_LEVEL":        "warn",
+		"SHALA_DATA_DIR":         t.TempDir(),
+		"SHALA_BLOB_URL":         "file://" + t.TempDir() + "?create_dir=true",
 	}
 	getenv := func(k string) string { return env[k] }
 	var out, errOut bytes.Buffer
