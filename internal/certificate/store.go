@@ -39,10 +39,6 @@ func NewStore(pool *pgxpool.Pool, signer Signer, q queue.Inserter) *Store {
 	return &Store{pool: pool, signer: signer, queue: q, Now: time.Now}
 }
 
-// SetQueue sets the inserter of PDF jobs (the queue client is built after
-// the store, since its workers need the store's dependencies).
-func (s *Store) SetQueue(q queue.Inserter) { s.queue = q }
-
 // Signer is the store's signer (the key set endpoint publishes its keys).
 func (s *Store) Signer() Signer { return s.signer }
 

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"compress/zlib"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,64 +16,39 @@ import (
 
 	"github.com/dromara/dongle/coding/base45"
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
+	gcblob "gocloud.dev/blob"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shala-edu/shala/internal/aadhaar"
-	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/app"
+	"github.com/shala-edu/shala/internal/app/apptest"
 	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/certificate/certtest"
-	"github.com/shala-edu/shala/internal/jobs"
 	"github.com/shala-edu/shala/internal/pdf"
 	"github.com/shala-edu/shala/internal/pgtest"
-	"github.com/shala-edu/shala/internal/queue"
-	"github.com/shala-edu/shala/internal/server"
-	"github.com/shala-edu/shala/internal/student"
 )
 
 type certBundle struct {
 	*bundle
 	schoolA, schoolB uuid.UUID
-	bucket           *blob.Bucket
+	bucket           *gcblob.Bucket
 }
 
 func certSetup(t *testing.T) *certBundle {
 	t.Helper()
 	pool := pgtest.New(t)
 	ctx := context.Background()
-	reg := prometheus.NewRegistry()
-	q, err := queue.New(pool, jobs.Workers(jobs.Deps{Pool: pool}), queue.Config{Workers: 0, Log: discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bucket, err := blob.Open(ctx, "file://"+t.TempDir()+"?create_dir=true")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bucket.Close() })
-	key := make([]byte, aadhaar.KeySize)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	prot, err := aadhaar.NewProtector(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	students := student.NewStore(pool, prot)
-	students.Now = func() time.Time { return time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC) }
-	certs := certificate.NewStore(pool, certificate.NewDevSigner(priv), q)
-	certs.Now = students.Now
-	h := server.NewServer(server.Deps{Log: discard, Pool: pool, Queue: q, Gatherer: reg, Metrics: server.NewMetrics(reg),
-		WebhookSecret: secret, MaxBodyBytes: 64 << 10, Blobs: bucket, PublicURL: "https://shala.example",
-		PublicRate: 1000, PublicBurst: 1000, Students: students, Certificates: certs})
-	srv := httptest.NewServer(h)
+	cfg := apptest.Config(t)
+	cfg.WebhookSecret = secret
+	cfg.PublicRate, cfg.PublicBurst = 1000, 1000
+	a := apptest.New(t, cfg, app.Options{Pool: pool})
+	now := func() time.Time { return time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC) }
+	a.Students.Now, a.Certificates.Now = now, now
+	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	b := &certBundle{bundle: &bundle{pool: pool, queue: q, url: srv.URL, reg: reg, client: srv.Client()},
+	bucket := a.Bucket
+	b := &certBundle{bundle: &bundle{app: a, pool: pool, queue: a.Queue, url: srv.URL, reg: a.Registry, client: srv.Client()},
 		schoolA: uuid.New(), schoolB: uuid.New(), bucket: bucket}
 	if _, err := pool.Exec(ctx, `INSERT INTO academic_year (id, starts_on, ends_on, is_current) VALUES
 			('2025-26', '2025-04-01', '2026-03-31', false), ('2026-27', '2026-04-01', '2027-03-31', true)`); err != nil {

@@ -38,7 +38,7 @@ func NeedTools(t *testing.T, tools ...string) {
 	}
 }
 
-// ScanPDF rasterises the PDF's page (pdftoppm, 200 dpi) and reads its QR
+// ScanPDF rasterises the PDF's page (pdftoppm, 300 dpi, no anti-aliasing) and reads its QR
 // code with a QR decoder.
 func ScanPDF(t *testing.T, pdfBytes []byte) string {
 	t.Helper()
@@ -47,7 +47,7 @@ func ScanPDF(t *testing.T, pdfBytes []byte) string {
 	if err := os.WriteFile(file, pdfBytes, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("pdftoppm", "-r", "200", "-png", "-singlefile", file, filepath.Join(dir, "page")).CombinedOutput(); err != nil {
+	if out, err := exec.Command("pdftoppm", "-r", "300", "-aa", "no", "-aaVector", "no", "-png", "-singlefile", file, filepath.Join(dir, "page")).CombinedOutput(); err != nil {
 		t.Fatalf("pdftoppm: %v: %s", err, out)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "page.png"))
