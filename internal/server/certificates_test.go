@@ -16,9 +16,9 @@ import (
 
 	"github.com/dromara/dongle/coding/base45"
 	"github.com/google/uuid"
-	gcblob "gocloud.dev/blob"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+	gcblob "gocloud.dev/blob"
 
 	"github.com/shala-edu/shala/internal/aadhaar"
 	"github.com/shala-edu/shala/internal/app"
