@@ -32,6 +32,7 @@ import (
 
 	"github.com/shala-edu/shala/internal/aadhaar"
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/collector"
@@ -50,6 +51,7 @@ import (
 	"github.com/shala-edu/shala/internal/sms/outbox"
 	"github.com/shala-edu/shala/internal/sms/twilio"
 	"github.com/shala-edu/shala/internal/student"
+	"github.com/shala-edu/shala/internal/upload"
 	"github.com/shala-edu/shala/migrations"
 )
 
@@ -96,6 +98,11 @@ type App struct {
 	Students     *student.Store
 	Certificates *certificate.Store
 	PDF          *pdf.Pool
+	// Documents stores transfer documents (exam files' rules); JWT verifies
+	// the apps' Hasura tokens on REST endpoints (nil without
+	// HASURA_GRAPHQL_JWT_SECRET: those endpoints answer 401).
+	Documents *upload.Store
+	JWT       *auth.Verifier
 
 	// Queue works every job kind jobs.Workers lists (once Start is
 	// called); Inbox records Hasura deliveries and enqueues through it.
@@ -181,6 +188,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	}
 	protectLegacyAadhaar(ctx, a.Pool, protector, log)
 	a.PDF = pdf.NewLazy(pdf.Options{ExecPath: cfg.Chromium, Tabs: cfg.PDFTabs})
+	a.Documents = upload.New(a.Bucket, student.DocumentPrefix, student.DocumentMaxBytes, upload.Documents()...)
+	if cfg.JWTSecret != "" {
+		jc, err := auth.ParseConfig(cfg.JWTSecret.Reveal())
+		if err != nil {
+			return nil, fmt.Errorf("HASURA_GRAPHQL_JWT_SECRET: %w", err)
+		}
+		if a.JWT, err = auth.NewVerifier(jc); err != nil {
+			return nil, fmt.Errorf("HASURA_GRAPHQL_JWT_SECRET: %w", err)
+		}
+	}
 	a.onClose(func() error { a.PDF.Close(); return nil })
 
 	// The queue and what records work into it.
@@ -213,7 +230,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		Blobs: a.Bucket, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
 		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: TwilioCallbackURL(cfg),
 		Operator: a.Operator, OperatorPassword: cfg.OperatorPassword.Reveal(),
-		Students: a.Students, Certificates: a.Certificates,
+		Students: a.Students, Certificates: a.Certificates, Documents: a.Documents, JWT: a.JWT,
 		Ready: a.Ready,
 	})
 	return a, nil

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dromara/dongle/coding/base45"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -408,5 +409,74 @@ func TestCertificateRoundTrip(t *testing.T) {
 	}
 	if text := strings.Join(strings.Fields(certtest.PDFText(t, []byte(body))), ""); !strings.Contains(text, "अनुष्काठाकुर") {
 		t.Errorf("pdftotext does not find the student's name in:\n%s", text)
+	}
+}
+
+func TestOtherStateAdmissionWithUploadedDocuments(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.New(t)
+	cfg := apptest.Config(t)
+	cfg.WebhookSecret = secret
+	cfg.JWTSecret = `{"type":"HS256","key":"test-jwt-signing-key-at-least-32-characters"}`
+	a := apptest.New(t, cfg, app.Options{Pool: pool})
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	b := &certBundle{bundle: &bundle{app: a, pool: pool, queue: a.Queue, url: srv.URL, reg: a.Registry, client: srv.Client()},
+		schoolA: uuid.New(), schoolB: uuid.New(), bucket: a.Bucket}
+	if _, err := pool.Exec(context.Background(), `INSERT INTO school (id, udise, name, district, block, session) VALUES
+		($1, '02110512345', 'GSSS Kotkhai', 'Shimla', 'Kotkhai', 'W')`, b.schoolA); err != nil {
+		t.Fatal(err)
+	}
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "principal-a", "exp": time.Now().Add(time.Hour).Unix(),
+		"https://hasura.io/jwt/claims": map[string]any{"x-hasura-allowed-roles": []string{"school"}, "x-hasura-default-role": "school",
+			"x-hasura-user-id": "principal-a", "x-hasura-school-id": b.schoolA.String()},
+	}).SignedString([]byte("test-jwt-signing-key-at-least-32-characters"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upload := func(body []byte, bearer string) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, b.url+"/students/documents", bytes.NewReader(body))
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := b.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, out
+	}
+	pdfDoc := []byte("%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+	if status, _ := upload(pdfDoc, ""); status != 401 {
+		t.Errorf("no token: got %d, want 401", status)
+	}
+	if status, out := upload([]byte("<html><script>alert(1)</script></html>"), token); status != 415 {
+		t.Errorf("HTML: got %d %v, want 415", status, out)
+	}
+	big := append(append([]byte{}, pdfDoc...), bytes.Repeat([]byte("0"), 3<<20)...)
+	if status, out := upload(big, token); status != 413 {
+		t.Errorf("over 3 MiB: got %d %v, want 413", status, out)
+	}
+	status, out := upload(pdfDoc, token)
+	if status != 201 || out["contentType"] != "application/pdf" {
+		t.Fatalf("upload: got %d %v", status, out)
+	}
+	doc := out["id"]
+	in := with(with(anushka(aadhaar.Complete("78901234567"), "A/5"), "transferSource", "OTHER_STATE"),
+		"documents", []any{map[string]any{"id": doc, "kind": "TRANSFER_CERTIFICATE"}})
+	if status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": in}); status != 200 || out["transferSource"] != "OTHER_STATE" {
+		t.Fatalf("register from another state: %d %v", status, out)
+	}
+	if n := b.count(t, `SELECT count(*) FROM student_document WHERE id = $1 AND student_id IS NOT NULL AND kind = 'TRANSFER_CERTIFICATE'`, doc); n != 1 {
+		t.Error("document not attached to the student")
+	}
+	again := with(with(in, "aadhaar", nil), "admissionNumber", "A/6")
+	if status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": again}); status != 400 || !strings.HasPrefix(fmt.Sprint(out["message"]), "student.documents[0].id") {
+		t.Errorf("a document used twice: %d %v", status, out)
 	}
 }

@@ -38,14 +38,17 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodGet, "/forms/{form}/{file}", openrosa.FormDownload(odk))
 	})
 
-	// Leaving certificates, public: what a phone camera opens from the QR
-	// code, the published signing keys, the PDFs. Rate limited per IP.
+	// Students and leaving certificates, outside Hasura: what a phone camera
+	// opens from the QR code, the published signing keys, the PDFs, and
+	// schools' transfer-document uploads. Rate limited per IP.
 	r.Group(func(r chi.Router) {
 		r.Use(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware)
 		r.Method(http.MethodGet, "/verify/{id}", web.VerifyByID(d.Log, d.Certificates))
 		r.Method(http.MethodGet, "/verify", web.VerifyPayload(d.Log, d.Certificates))
 		r.Method(http.MethodGet, web.KeysPath, web.Keys(d.Log, d.certificateSigner()))
 		r.Method(http.MethodGet, "/certificates/{id}/pdf", web.CertificatePDF(d.Log, d.Certificates, d.Blobs))
+		// Transfer documents (OTHER_STATE admissions), with the app's JWT.
+		r.Method(http.MethodPost, web.DocumentsPath, web.StudentDocuments(d.Log, d.JWT, d.Students, d.Documents))
 	})
 
 	// Operators: River's UI, to see failed jobs and retry them. Basic auth

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/collector"
@@ -23,6 +24,7 @@ import (
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/student"
+	"github.com/shala-edu/shala/internal/upload"
 )
 
 // Deps are everything the routes need, built once by internal/app.
@@ -65,6 +67,9 @@ type Deps struct {
 	// actions and the public verification endpoints.
 	Students     *student.Store
 	Certificates *certificate.Store
+	// Documents stores transfer documents; JWT verifies the apps' tokens.
+	Documents *upload.Store
+	JWT       *auth.Verifier
 	// Ready reports whether this instance can serve: database reachable,
 	// migrations current. nil means always ready.
 	Ready func(context.Context) error
