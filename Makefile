@@ -5,12 +5,12 @@ LDFLAGS := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help run test lint bench build seed tools e2e fmt
+.PHONY: help run test lint bench build seed tools e2e fmt deps
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-run: ## local default: Postgres under .data/, dev secret, migrate, serve on :8080
+run: deps ## local default: Postgres under .data/, dev secret, migrate, serve on :8080
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/shala dev
 
 test: tools ## the whole suite: formatting, vet (e2e included), every test against real Postgres
@@ -37,6 +37,9 @@ seed: ## fill the local database with the demo district (needs DATABASE_URL, or 
 
 e2e: ## end-to-end suite against `docker compose up` (needs Docker)
 	$(GO) test -count=1 -tags e2e ./e2e/...
+
+deps: ## Debian packages for certificate PDFs (chromium) and their tests (poppler-utils), when missing
+	@./.ci/deps.sh
 
 tools: ## install promtool into .tools/bin (from Debian's prometheus package)
 	@./.ci/tools.sh
