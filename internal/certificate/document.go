@@ -38,20 +38,27 @@ func VerifyURL(publicURL, id string) string {
 	return strings.TrimRight(publicURL, "/") + "/verify/" + id
 }
 
-// Document is the certificate as an A4 HTML page (for the PDF renderer):
-// the snapshot, the QR code (vector, 42 mm), the id and the verify URL.
-// fonts is the CSS that declares the fonts it uses (pdf.FontFaces).
-func Document(r *Record, publicURL string, fonts template.CSS) (string, error) {
+// Page is a certificate as the PDF renderer takes it: the CSS (A4, fonts
+// "Noto Sans" and "Noto Sans Devanagari") and the body's HTML.
+type Page struct {
+	Style, Body string
+}
+
+// Document is the certificate as an A4 page: the snapshot, the QR code
+// (vector, 42 mm), the id and the verify URL.
+func Document(r *Record, publicURL string) (Page, error) {
 	q, err := NewQR(r.Payload)
 	if err != nil {
-		return "", err
+		return Page{}, err
 	}
-	var b bytes.Buffer
-	err = document.Execute(&b, struct {
+	var style, body bytes.Buffer
+	if err := document.ExecuteTemplate(&style, "style", nil); err != nil {
+		return Page{}, err
+	}
+	err = document.ExecuteTemplate(&body, "body", struct {
 		*Record
-		Fonts     template.CSS
 		QR        template.HTML
 		VerifyURL string
-	}{r, fonts, template.HTML(q.SVG()), VerifyURL(publicURL, r.ID.String())})
-	return b.String(), err
+	}{r, template.HTML(q.SVG()), VerifyURL(publicURL, r.ID.String())})
+	return Page{Style: style.String(), Body: body.String()}, err
 }

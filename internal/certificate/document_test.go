@@ -18,11 +18,11 @@ func renderPDF(t *testing.T, r *Record) []byte {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	html, err := Document(r, "https://shala.example.org", pdf.FontFaces())
+	page, err := Document(r, "https://shala.example.org")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := pool.Render(context.Background(), html)
+	out, err := pool.Render(context.Background(), page.Style, page.Body)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html/template"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -12,9 +11,9 @@ import (
 	"gocloud.dev/blob"
 )
 
-// Renderer prints an HTML document as PDF (internal/pdf's pool).
+// Renderer prints a page (its CSS and body) as PDF (internal/pdf's pool).
 type Renderer interface {
-	Render(ctx context.Context, html string) ([]byte, error)
+	Render(ctx context.Context, style, body string) ([]byte, error)
 }
 
 // PDFKey is where a certificate's PDF is stored.
@@ -27,7 +26,6 @@ type RenderWorker struct {
 	Pool      *pgxpool.Pool
 	Bucket    *blob.Bucket
 	Renderer  Renderer
-	Fonts     template.CSS
 	PublicURL string
 }
 
@@ -48,11 +46,11 @@ func (w *RenderWorker) Work(ctx context.Context, job *river.Job[RenderArgs]) err
 	if r.PDFKey != "" {
 		return nil
 	}
-	html, err := Document(r, w.PublicURL, w.Fonts)
+	page, err := Document(r, w.PublicURL)
 	if err != nil {
 		return err
 	}
-	pdf, err := w.Renderer.Render(ctx, html)
+	pdf, err := w.Renderer.Render(ctx, page.Style, page.Body)
 	if err != nil {
 		return err
 	}

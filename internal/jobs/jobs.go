@@ -15,7 +15,6 @@ import (
 	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
-	"github.com/shala-edu/shala/internal/pdf"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/sms"
@@ -61,7 +60,7 @@ func Workers(d Deps) *river.Workers {
 	river.AddWorker(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
 	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
 
-	river.AddWorker(w, &certificate.RenderWorker{Pool: d.Pool, Bucket: d.Blobs, Renderer: d.PDF, Fonts: pdf.FontFaces(), PublicURL: d.PublicURL})
+	river.AddWorker(w, &certificate.RenderWorker{Pool: d.Pool, Bucket: d.Blobs, Renderer: d.PDF, PublicURL: d.PublicURL})
 	river.AddWorker(w, &queue.SweepWorker[certificate.ReconcileArgs]{Pool: d.Pool, MinAge: certificate.ReconcileAfter, Sweep: certificate.Reconcile})
 	return w
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"embed"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -27,8 +28,8 @@ import (
 var fonts embed.FS
 
 // FontFaces is CSS declaring the bundled fonts as data URLs: "Noto Sans
-// Devanagari" (regular, bold) and "Noto Sans" (Latin). Documents put it in
-// a <style> and use font-family: "Noto Sans", "Noto Sans Devanagari".
+// Devanagari" (regular, bold) and "Noto Sans" (Latin). Every tab's shell
+// document has it; pages use font-family: "Noto Sans", "Noto Sans Devanagari".
 func FontFaces() template.CSS {
 	var sb strings.Builder
 	for _, f := range []struct{ file, family, weight string }{
@@ -74,7 +75,16 @@ type Pool struct {
 	browser       context.Context
 	cancelAlloc   context.CancelFunc
 	cancelBrowser context.CancelFunc
-	tabs          chan context.Context
+	tabs          chan *tab
+}
+
+// tab is one page of the browser holding the shell document: the bundled
+// fonts loaded once (a document that brought its fonts each time would
+// spend most of its render decoding 1 MB of them), a style element and a
+// body that each render replaces.
+type tab struct {
+	ctx   context.Context
+	ready bool // the shell is loaded and its fonts decoded
 }
 
 // New starts Chromium and opens its tabs.
@@ -136,15 +146,15 @@ func (p *Pool) start() error {
 		cancelAlloc()
 		return fmt.Errorf("pdf: start chromium %s: %w", p.opts.ExecPath, err)
 	}
-	tabs := make(chan context.Context, p.opts.Tabs)
+	tabs := make(chan *tab, p.opts.Tabs)
 	for range p.opts.Tabs {
-		tab, _ := chromedp.NewContext(browser) // closed with the browser
-		if err := chromedp.Do(tab); err != nil {
+		t, _ := chromedp.NewContext(browser) // closed with the browser
+		if err := chromedp.Do(t); err != nil {
 			cancelBrowser()
 			cancelAlloc()
 			return fmt.Errorf("pdf: open tab: %w", err)
 		}
-		tabs <- tab
+		tabs <- &tab{ctx: t}
 	}
 	p.browser, p.cancelAlloc, p.cancelBrowser, p.tabs = browser, cancelAlloc, cancelBrowser, tabs
 	return nil
@@ -161,10 +171,18 @@ func (p *Pool) Close() {
 	}
 }
 
-// Render prints html (a whole document; it must not load anything from the
-// network) as an A4 PDF once its fonts are loaded. A crashed browser is
-// started again on the next render.
-func (p *Pool) Render(ctx context.Context, html string) ([]byte, error) {
+// shell is the document every tab keeps: fonts declared (and loaded once),
+// an empty style element and body for each render to fill.
+func shell() string {
+	return `<!doctype html><html><head><meta charset="utf-8"><style>` + string(FontFaces()) +
+		`</style><style id="page"></style></head><body></body></html>`
+}
+
+// Render prints a page — its CSS and the HTML of its body; it must not load
+// anything from the network — as PDF once its fonts are ready (@page in the
+// CSS sets the paper). A crashed browser is started again on the next
+// render.
+func (p *Pool) Render(ctx context.Context, style, body string) ([]byte, error) {
 	p.mu.Lock()
 	if p.browser == nil || p.browser.Err() != nil {
 		if p.cancelBrowser != nil {
@@ -179,39 +197,53 @@ func (p *Pool) Render(ctx context.Context, html string) ([]byte, error) {
 	tabs := p.tabs
 	p.mu.Unlock()
 
-	var tab context.Context
+	var t *tab
 	select {
-	case tab = <-tabs:
+	case t = <-tabs:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	defer func() { tabs <- tab }()
-	if tab.Err() != nil {
-		return nil, fmt.Errorf("pdf: browser closed: %w", tab.Err())
+	defer func() { tabs <- t }()
+	if t.ctx.Err() != nil {
+		return nil, fmt.Errorf("pdf: browser closed: %w", t.ctx.Err())
 	}
 	// The tab's context is long-lived; this render is bounded by ctx.
-	rctx, cancel := context.WithCancel(tab)
+	rctx, cancel := context.WithCancel(t.ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
-	out, err := chromedp.Run(rctx, func(c context.Context, t *chromedp.Target) ([]byte, error) {
-		if _, err := chromedp.Navigate("about:blank")(c, t); err != nil {
-			return nil, err
+	fill, err := json.Marshal([2]string{style, body})
+	if err != nil {
+		return nil, err
+	}
+	out, err := chromedp.Run(rctx, func(c context.Context, tt *chromedp.Target) ([]byte, error) {
+		if !t.ready {
+			if _, err := chromedp.Navigate("about:blank")(c, tt); err != nil {
+				return nil, err
+			}
+			tree, err := cdp.Call(c, tt, page.GetFrameTree, cdp.Empty{})
+			if err != nil {
+				return nil, err
+			}
+			if _, err := cdp.Call(c, tt, page.SetDocumentContent, page.SetDocumentContentParams{FrameID: tree.FrameTree.Frame.ID, HTML: shell()}); err != nil {
+				return nil, err
+			}
+			// @font-face fonts load when text uses them: load them all now.
+			if _, err := chromedp.Evaluate[float64](`Promise.all([...document.fonts].map(f => f.load())).then(l => l.length)`, chromedp.EvalAwaitPromise)(c, tt); err != nil {
+				return nil, fmt.Errorf("load fonts: %w", err)
+			}
+			t.ready = true
 		}
-		tree, err := cdp.Call(c, t, page.GetFrameTree, cdp.Empty{})
-		if err != nil {
-			return nil, err
-		}
-		if _, err := cdp.Call(c, t, page.SetDocumentContent, page.SetDocumentContentParams{FrameID: tree.FrameTree.Frame.ID, HTML: html}); err != nil {
-			return nil, err
-		}
-		if _, err := chromedp.Evaluate[float64](`document.fonts.ready.then(() => document.fonts.size)`, chromedp.EvalAwaitPromise)(c, t); err != nil {
+		js := `(() => { const [s, b] = ` + string(fill) + `; document.getElementById("page").textContent = s; document.body.innerHTML = b;
+			return document.fonts.ready.then(() => document.fonts.size); })()`
+		if _, err := chromedp.Evaluate[float64](js, chromedp.EvalAwaitPromise)(c, tt); err != nil {
 			return nil, err
 		}
 		return chromedp.PrintToPDF(chromedp.PDFPaper(chromedp.PaperA4), chromedp.PDFMargin(0),
-			chromedp.PDFPrintBackground(), chromedp.PDFPreferCSSPageSize())(c, t)
+			chromedp.PDFPrintBackground(), chromedp.PDFPreferCSSPageSize())(c, tt)
 	})
 	if err != nil {
+		t.ready = false // load the shell again next time
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}

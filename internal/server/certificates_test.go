@@ -391,7 +391,7 @@ func TestCertificateRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(renderer.Close)
-	w := &certificate.RenderWorker{Pool: b.pool, Bucket: b.bucket, Renderer: renderer, Fonts: pdf.FontFaces(), PublicURL: "https://shala.example"}
+	w := &certificate.RenderWorker{Pool: b.pool, Bucket: b.bucket, Renderer: renderer, PublicURL: "https://shala.example"}
 	if err := w.Work(ctx, &river.Job[certificate.RenderArgs]{JobRow: &rivertype.JobRow{}, Args: certificate.RenderArgs{CertificateID: id}}); err != nil {
 		t.Fatal(err)
 	}
