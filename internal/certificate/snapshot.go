@@ -110,16 +110,14 @@ func (s *Snapshot) CheckFits() error {
 	return nil
 }
 
-// Error codes of this package.
+// Error codes of this package. admitTransferredStudent also answers a QR
+// that does not verify with its Problem as the code (BAD_FORMAT,
+// BAD_SIGNATURE, UNKNOWN_KEY).
 const (
-	CodeDoesNotFit   fault.Code = "DOES_NOT_FIT"
-	CodeAlreadyUsed  fault.Code = "ALREADY_USED"
-	CodeRevoked      fault.Code = "REVOKED"
-	CodeInvalid      fault.Code = "INVALID_CERTIFICATE"
-	CodeNotLeaving   fault.Code = "NOT_ACTIVE"
-	CodeNotYourCert  fault.Code = "NOT_ISSUER"
-	CodeOwnStudent   fault.Code = "SAME_SCHOOL"
-	CodePDFPreparing fault.Code = "BEING_PREPARED"
+	CodeDoesNotFit  fault.Code = "DOES_NOT_FIT"
+	CodeAlreadyUsed fault.Code = "ALREADY_USED"
+	CodeRevoked     fault.Code = "REVOKED"
+	CodeNotLeaving  fault.Code = "NOT_ACTIVE"
 )
 
 func indexOf(list []string, v string) (int, error) {
