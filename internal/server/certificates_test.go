@@ -143,6 +143,18 @@ func TestRegisterStudent(t *testing.T) {
 		t.Errorf("Aadhaar at rest: %d rows hashed and encrypted (err %v), want 1", stored, err)
 	}
 
+	t.Run("the whole number for the admin role only", func(t *testing.T) {
+		if status, out := b.as(t, b.schoolA, "studentAadhaar", map[string]any{"studentId": out["id"]}); status != 403 {
+			t.Errorf("school: got %d %v, want 403", status, out)
+		}
+		body, _ := json.Marshal(map[string]any{"action": map[string]any{"name": "studentAadhaar"}, "input": map[string]any{"studentId": out["id"]},
+			"session_variables": map[string]any{"x-hasura-role": "admin"}, "request_query": "query"})
+		var got map[string]any
+		resp := b.post(t, "/actions/studentAadhaar", body, nil)
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != 200 || got["aadhaar"] != number {
+			t.Errorf("admin: got %d %v, want the number", resp.StatusCode, got)
+		}
+	})
 	t.Run("admission number unique in the school, said so", func(t *testing.T) {
 		status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": with(anushka(aadhaar.Complete("34567890123"), "A/1"), "name", "प्रिया शर्मा")})
 		if status != 409 || code(out) != "ADMISSION_NUMBER_TAKEN" || !strings.Contains(fmt.Sprint(out["message"]), "A/1") {

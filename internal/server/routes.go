@@ -80,6 +80,7 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodPost, "/revokeCertificate", actions.RevokeCertificate(d.Log, d.Certificates))
 		r.Method(http.MethodPost, "/verifyCertificate", actions.VerifyCertificate(d.Log, d.Certificates))
 		r.Method(http.MethodPost, "/admitTransferredStudent", actions.AdmitTransferredStudent(d.Log, d.Certificates))
+		r.Method(http.MethodPost, "/studentAadhaar", actions.StudentAadhaar(d.Log, d.Students))
 	})
 	r.Route("/events", func(r chi.Router) {
 		r.Use(d.webhook("event")...)
