@@ -11,16 +11,23 @@ import (
 //go:embed templates/*.html
 var templates embed.FS
 
-var document = template.Must(template.New("certificate.html").Funcs(template.FuncMap{
-	"date": func(t *time.Time) string {
-		if t == nil {
-			return "—"
-		}
-		return t.In(IST).Format("02-01-2006")
-	},
-	"ptr":    func(t time.Time) *time.Time { return &t },
-	"gender": genderLabel,
-}).ParseFS(templates, "templates/certificate.html"))
+// TemplateFuncs are what pages showing a certificate use: date (a *time.Time
+// as DD-MM-YYYY in IST, "—" for none), ptr (a time.Time's address) and
+// gender (in English and Hindi).
+func TemplateFuncs() template.FuncMap {
+	return template.FuncMap{
+		"date": func(t *time.Time) string {
+			if t == nil {
+				return "—"
+			}
+			return t.In(IST).Format("02-01-2006")
+		},
+		"ptr":    func(t time.Time) *time.Time { return &t },
+		"gender": genderLabel,
+	}
+}
+
+var document = template.Must(template.New("certificate.html").Funcs(TemplateFuncs()).ParseFS(templates, "templates/certificate.html"))
 
 func genderLabel(g string) string {
 	switch g {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/vault"
 )
 
@@ -64,7 +65,7 @@ func (s *TransitSigner) Keys(ctx context.Context) ([]Key, error) {
 			// Vault briefly unreachable: keep serving what was read.
 			return s.keys, nil
 		}
-		return nil, err
+		return nil, fault.Wrap(err, fault.Unavailable, "", "certificate signing keys unavailable")
 	}
 	if tk.Type != "ed25519" {
 		return nil, fmt.Errorf("vault transit key %s/%s is %q, want ed25519", s.mount, s.name, tk.Type)
@@ -104,7 +105,7 @@ func (s *TransitSigner) Sign(ctx context.Context, k Key, msg []byte) ([]byte, er
 	}
 	sig, v, err := s.vault.TransitSign(ctx, s.mount, s.name, k.version, msg)
 	if err != nil {
-		return nil, err
+		return nil, fault.Wrap(err, fault.Unavailable, "", "certificate signing unavailable")
 	}
 	if v != k.version || !ed25519.Verify(k.Public, msg, sig) {
 		return nil, fmt.Errorf("vault transit sign %s/%s: signature does not verify with version %d", s.mount, s.name, k.version)

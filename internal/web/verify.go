@@ -5,7 +5,6 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -17,15 +16,7 @@ import (
 //go:embed templates/verify.html
 var pages embed.FS
 
-var verifyPage = template.Must(template.New("verify.html").Funcs(template.FuncMap{
-	"date": func(t *time.Time) string {
-		if t == nil {
-			return "—"
-		}
-		return t.In(certificate.IST).Format("02-01-2006")
-	},
-	"ptr": func(t time.Time) *time.Time { return &t },
-}).ParseFS(pages, "templates/verify.html"))
+var verifyPage = template.Must(template.New("verify.html").Funcs(certificate.TemplateFuncs()).ParseFS(pages, "templates/verify.html"))
 
 // verdict is what the page says.
 type verdict struct {

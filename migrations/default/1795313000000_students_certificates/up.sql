@@ -27,16 +27,18 @@ COMMENT ON COLUMN student.aadhaar_last4 IS 'Last four digits of the Aadhaar numb
 CREATE UNIQUE INDEX student_aadhaar_active ON student (aadhaar_hash) WHERE status = 'ACTIVE' AND aadhaar_hash IS NOT NULL;
 
 -- Names a certificate can carry (its QR code stays at version ≤ 16; see
--- internal/certificate): Devanagari or Latin letters, spaces, . ' - and the
--- joiners Hindi spelling uses. NOT VALID: rows written before keep their
+-- internal/certificate): at most 40 (36 for parents) characters of the
+-- alphabet the QR packs one byte each — Devanagari, ASCII letters and
+-- digits, spaces, . ' - and the joiners Hindi spelling uses. (registerStudent
+-- is stricter: letters only.) NOT VALID: rows written before keep their
 -- names until corrected; new writes are held to the rule.
 ALTER TABLE student
   ADD CONSTRAINT student_name_certificate CHECK (
-    char_length(name) <= 40 AND name ~ '^[A-Za-z\u0900-\u097F .''\u200C\u200D-]+$') NOT VALID,
+    char_length(name) <= 40 AND name ~ '^[A-Za-z0-9\u0900-\u097F .''\u200C\u200D-]+$') NOT VALID,
   ADD CONSTRAINT student_father_name_certificate CHECK (
-    char_length(father_name) <= 36 AND father_name ~ '^[A-Za-z\u0900-\u097F .''\u200C\u200D-]*$') NOT VALID,
+    char_length(father_name) <= 36 AND father_name ~ '^[A-Za-z0-9\u0900-\u097F .''\u200C\u200D-]*$') NOT VALID,
   ADD CONSTRAINT student_mother_name_certificate CHECK (
-    char_length(mother_name) <= 36 AND mother_name ~ '^[A-Za-z\u0900-\u097F .''\u200C\u200D-]*$') NOT VALID,
+    char_length(mother_name) <= 36 AND mother_name ~ '^[A-Za-z0-9\u0900-\u097F .''\u200C\u200D-]*$') NOT VALID,
   ADD CONSTRAINT student_admission_number_certificate CHECK (
     char_length(admission_number) <= 20 AND admission_number ~ '^[A-Za-z0-9/ .-]+$') NOT VALID;
 
