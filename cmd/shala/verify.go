@@ -132,9 +132,15 @@ func scanImage(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	res, err := gozxingqr.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true})
-	if err != nil {
-		return "", fmt.Errorf("%s: no QR code found: %w", path, err)
+	// A photo or scan of the page first; then the image as the code alone
+	// (gozxing's finder-pattern detector misreads a few valid codes).
+	var res *gozxing.Result
+	for _, hints := range []map[gozxing.DecodeHintType]any{
+		{gozxing.DecodeHintType_TRY_HARDER: true}, {gozxing.DecodeHintType_PURE_BARCODE: true},
+	} {
+		if res, err = gozxingqr.NewQRCodeReader().Decode(bmp, hints); err == nil {
+			return res.GetText(), nil
+		}
 	}
-	return res.GetText(), nil
+	return "", fmt.Errorf("%s: no QR code found (paste the payload instead): %w", path, err)
 }

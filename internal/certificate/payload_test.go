@@ -255,7 +255,9 @@ func decodeQR(t *testing.T, pngBytes []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := gozxingqr.NewQRCodeReader().Decode(bmp, nil)
+	// The image is the code alone: PURE_BARCODE (gozxing's finder-pattern
+	// detector misreads about 2% of valid codes in a larger picture).
+	res, err := gozxingqr.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_PURE_BARCODE: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +266,7 @@ func decodeQR(t *testing.T, pngBytes []byte) string {
 
 func TestPackedText(t *testing.T) {
 	t.Parallel()
-	for _, s := range []string{"अनुष्का ठाकुर", "Anushka Thakur", "क्‍ष", "Zoë", ""} {
+	for _, s := range []string{"अनुष्का ठाकुर", "Anushka Thakur", "क्\u200dष", "Zoë", ""} {
 		b, err := cbor.Marshal(text(s))
 		if err != nil {
 			t.Fatal(err)

@@ -22,7 +22,6 @@ var verifyPage = template.Must(template.New("verify.html").Funcs(certificate.Tem
 type verdict struct {
 	State    string // valid, revoked, used, invalid, unknown
 	Snapshot *certificate.Snapshot
-	Checked  bool // checked online (false only for an offline-style invalid)
 }
 
 func render(w http.ResponseWriter, log *slog.Logger, r *http.Request, status int, v verdict) {
@@ -61,7 +60,7 @@ func VerifyByID(log *slog.Logger, certs *certificate.Store) http.Handler {
 }
 
 func recordVerdict(rec *certificate.Record) verdict {
-	v := verdict{State: "valid", Snapshot: &rec.Snapshot, Checked: true}
+	v := verdict{State: "valid", Snapshot: &rec.Snapshot}
 	switch {
 	case rec.RevokedAt != nil:
 		v.State = "revoked"
@@ -86,10 +85,10 @@ func VerifyPayload(log *slog.Logger, certs *certificate.Store) http.Handler {
 		switch {
 		case v.Record != nil:
 			render(w, log, r, http.StatusOK, recordVerdict(v.Record))
-		case v.Opened.Snapshot != nil: // signed by us, but no record: not honoured
-			render(w, log, r, http.StatusOK, verdict{State: "revoked", Snapshot: v.Opened.Snapshot, Checked: true})
+		case v.Opened.Snapshot != nil: // signed by us, but no record: not honoured, nothing shown
+			render(w, log, r, http.StatusOK, verdict{State: "revoked"})
 		default:
-			render(w, log, r, http.StatusOK, verdict{State: "invalid", Checked: true})
+			render(w, log, r, http.StatusOK, verdict{State: "invalid"})
 		}
 	})
 }
