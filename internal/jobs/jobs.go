@@ -13,6 +13,7 @@ import (
 	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/certificate"
+	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
@@ -35,6 +36,8 @@ type Deps struct {
 	PDF       certificate.Renderer
 	Blobs     *blob.Bucket
 	PublicURL string
+	// Exporter appends responses to Google Sheets (nil: not configured).
+	Exporter *export.Exporter
 }
 
 // Workers registers every worker.
@@ -62,6 +65,8 @@ func Workers(d Deps) *river.Workers {
 
 	river.AddWorker(w, &certificate.RenderWorker{Pool: d.Pool, Bucket: d.Blobs, Renderer: d.PDF, PublicURL: d.PublicURL})
 	river.AddWorker(w, &queue.SweepWorker[certificate.ReconcileArgs]{Pool: d.Pool, MinAge: certificate.ReconcileAfter, Sweep: certificate.Reconcile})
+	river.AddWorker(w, &export.ExportWorker{Exporter: d.Exporter})
+	river.AddWorker(w, &queue.SweepWorker[export.SweepArgs]{Pool: d.Pool, Sweep: export.Sweep})
 	return w
 }
 
@@ -79,6 +84,7 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(time.Minute, sms.ReconcileArgs{}, true),
 		every(time.Minute, forms.ReconcileArgs{}, true),
 		every(time.Minute, certificate.ReconcileArgs{}, true),
+		every(time.Minute, export.SweepArgs{}, true),
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {
 		jobs = append(jobs, every(5*time.Minute, sms.ReportArgs{}, false))
@@ -88,5 +94,5 @@ func Periodic(d Deps) []*river.PeriodicJob {
 
 // Queues are the queues beyond River's default and their worker counts.
 func Queues(smsWorkers int) map[string]int {
-	return map[string]int{sms.Queue: smsWorkers}
+	return map[string]int{sms.Queue: smsWorkers, export.Queue: export.QueueWorkers}
 }

@@ -62,6 +62,11 @@ func addRoutes(r chi.Router, d Deps) {
 		})
 	}
 
+	// Responses as CSV: a Hasura JWT (admin, state_admin) or a signed link
+	// from exportLink; per-IP limited, at most 4 streaming at once.
+	r.With(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware).Method(http.MethodGet, "/exports/{file}",
+		web.ExportCSV(web.ExportDeps{Log: d.Log, Pool: d.Pool, Langs: d.Langs, Verifier: d.JWT, Links: d.Links, Slots: make(chan struct{}, 4)}))
+
 	// Providers' callbacks: public, authenticated by the provider's signature.
 	r.Method(http.MethodPost, twilio.CallbackPath, twilio.StatusCallback(d.Log, d.Pool, d.TwilioAuthToken, d.TwilioCallbackURL))
 
@@ -81,6 +86,8 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodPost, "/verifyCertificate", actions.VerifyCertificate(d.Log, d.Certificates))
 		r.Method(http.MethodPost, "/admitTransferredStudent", actions.AdmitTransferredStudent(d.Log, d.Certificates))
 		r.Method(http.MethodPost, "/studentAadhaar", actions.StudentAadhaar(d.Log, d.Students))
+		r.Method(http.MethodPost, "/connectSheet", actions.ConnectSheet(d.Log, d.Pool, d.Queue, d.SheetsAccount))
+		r.Method(http.MethodPost, "/exportLink", actions.ExportLink(d.Log, d.Pool, d.Links))
 	})
 	r.Route("/events", func(r chi.Router) {
 		r.Use(d.webhook("event")...)

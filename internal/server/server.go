@@ -20,9 +20,11 @@ import (
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/collector"
+	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
+	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/student"
 	"github.com/shala-edu/shala/internal/upload"
 )
@@ -67,12 +69,20 @@ type Deps struct {
 	// actions and the public verification endpoints.
 	Students     *student.Store
 	Certificates *certificate.Store
-	// Documents stores transfer documents; JWT verifies the apps' tokens.
+	// Documents stores transfer documents (students from other states).
 	Documents *upload.Store
-	JWT       *auth.Verifier
 	// Ready reports whether this instance can serve: database reachable,
 	// migrations current. nil means always ready.
 	Ready func(context.Context) error
+	// Exports: Queue enqueues sheet exports (connectSheet); Langs caches
+	// forms' default languages; Links signs and checks CSV links; JWT
+	// verifies apps' Hasura tokens (nil: none configured); SheetsAccount is
+	// the Google service account ("" when Sheets is not configured).
+	Queue         queue.Inserter
+	Langs         *export.Languages
+	Links         *export.Links
+	JWT           *auth.Verifier
+	SheetsAccount string
 }
 
 // NewServer returns shala's HTTP handler.

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"strconv"
 
 	"github.com/google/uuid"
 
@@ -32,12 +31,12 @@ func StudentDocuments(log *slog.Logger, verifier *auth.Verifier, students *stude
 		ctx := r.Context()
 		school, actor, err := schoolOf(ctx, r, verifier)
 		if err != nil {
-			writeProblem(ctx, w, log, err)
+			writeError(ctx, w, log, err)
 			return
 		}
 		body, err := fileOf(r)
 		if err != nil {
-			writeProblem(ctx, w, log, err)
+			writeError(ctx, w, log, err)
 			return
 		}
 		// The cap is the store's; this only stops a client that keeps
@@ -48,7 +47,7 @@ func StudentDocuments(log *slog.Logger, verifier *auth.Verifier, students *stude
 			err = fault.New(fault.TooLarge, upload.CodeTooLarge, "file: larger than %d bytes", files.MaxBytes())
 		}
 		if err != nil {
-			writeProblem(ctx, w, log, err)
+			writeError(ctx, w, log, err)
 			return
 		}
 		doc, err := students.AddDocument(ctx, school, actor, f)
@@ -56,7 +55,7 @@ func StudentDocuments(log *slog.Logger, verifier *auth.Verifier, students *stude
 			if derr := files.Delete(context.WithoutCancel(ctx), f.Key); derr != nil {
 				log.ErrorContext(ctx, "orphaned transfer document", "key", f.Key, "err", derr)
 			}
-			writeProblem(ctx, w, log, err)
+			writeError(ctx, w, log, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -122,30 +121,5 @@ func fileOf(r *http.Request) (io.Reader, error) {
 		if p.FormName() == "file" {
 			return p, nil
 		}
-	}
-}
-
-// writeProblem answers a REST error as {"message", "extensions": {"code"}}
-// (the shape apps read from actions); unexpected errors are logged and
-// answered 500. (The exams branch brings web.writeError with the same
-// contract: when both are in, one replaces the other.)
-func writeProblem(ctx context.Context, w http.ResponseWriter, log *slog.Logger, err error) {
-	f := fault.As(err)
-	switch f.Kind {
-	case fault.Internal:
-		log.ErrorContext(ctx, "request failed", "err", err)
-	case fault.Unavailable:
-		log.WarnContext(ctx, "request failed: dependency unavailable", "err", err)
-		w.Header().Set("Retry-After", strconv.Itoa(30))
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(f.Kind.Status())
-	msg := f.Message
-	if f.Kind == fault.Internal {
-		msg = "internal error"
-	}
-	if err := json.NewEncoder(w).Encode(map[string]any{"message": msg, "extensions": map[string]any{"code": f.Code}}); err != nil {
-		log.DebugContext(ctx, "write error answer", "err", err)
 	}
 }
