@@ -95,20 +95,19 @@ func (s *Store) Issue(ctx context.Context, c Caller, in IssueInput) (Issued, err
 	}
 	var out Issued
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := student.MarkShala(ctx, tx); err != nil {
-			return err
-		}
 		snap := &Snapshot{ID: uuid.New(), LeavingDate: leaving, Reason: in.Reason, Description: desc,
 			IssuedAt: now.UTC().Truncate(time.Second)}
 		var schoolID uuid.UUID
-		var status, academicYear string
+		var marked, status, academicYear string
 		var father, mother, category, section, stream, admission *string
-		err := tx.QueryRow(ctx, `SELECT s.school_id, sc.udise, sc.name, s.status, s.name, s.father_name, s.mother_name,
+		// set_config: shala records its own trail rows (student.MarkShala),
+		// folded into the locking read to save a round trip.
+		err := tx.QueryRow(ctx, `SELECT set_config('shala.trail', 'shala', true), s.school_id, sc.udise, sc.name, s.status, s.name, s.father_name, s.mother_name,
 				s.date_of_birth, s.gender, s.category, s.grade, s.section, s.stream, s.admission_number, s.admission_date,
 				coalesce(s.academic_year, '')
 			FROM student s JOIN school sc ON sc.id = s.school_id
 			WHERE s.id = $1 AND ($2::uuid IS NULL OR s.school_id = $2) FOR UPDATE OF s`, in.StudentID, c.SchoolID,
-		).Scan(&schoolID, &snap.IssuerUDISE, &snap.IssuerName, &status, &snap.Name, &father, &mother, &snap.DateOfBirth,
+		).Scan(&marked, &schoolID, &snap.IssuerUDISE, &snap.IssuerName, &status, &snap.Name, &father, &mother, &snap.DateOfBirth,
 			&snap.Gender, &category, &snap.Grade, &section, &stream, &admission, &snap.AdmissionDate, &academicYear)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fault.New(fault.NotFound, "", "studentId: no student %s in your school", in.StudentID)
@@ -135,28 +134,28 @@ func (s *Store) Issue(ctx context.Context, c Caller, in IssueInput) (Issued, err
 			return fault.New(fault.Unprocessable, CodeDoesNotFit,
 				"the certificate would need a QR code bigger than version %d (%d characters); shorten the names on the student's record", MaxQRVersion, len(payload))
 		}
-		if _, err := tx.Exec(ctx, `UPDATE student SET status = 'LEFT', left_on = $2, left_reason = $3, left_description = nullif($4, '')
-			WHERE id = $1`, in.StudentID, leaving, string(in.Reason), desc); err != nil {
-			return postgres.Translate(err, "student")
+		kind := student.EventLeft
+		if in.Reason.Transfer() {
+			kind = student.EventTransferredOut
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO leaving_certificate (id, student_id, school_id, issuer_udise, issuer_name,
+		event, eventArgs := student.Event{StudentID: in.StudentID, SchoolID: schoolID, Kind: kind,
+			AcademicYear: academicYear, Grade: snap.Grade, Section: snap.Section, Actor: c.UserID, CertificateID: &snap.ID,
+			Details: map[string]any{"reason": string(in.Reason), "leavingDate": in.LeavingDate}}.Statement()
+		// The three writes in one round trip.
+		batch := &pgx.Batch{}
+		batch.Queue(`UPDATE student SET status = 'LEFT', left_on = $2, left_reason = $3, left_description = nullif($4, '')
+			WHERE id = $1`, in.StudentID, leaving, string(in.Reason), desc)
+		batch.Queue(`INSERT INTO leaving_certificate (id, student_id, school_id, issuer_udise, issuer_name,
 				student_name, father_name, mother_name, date_of_birth, gender, category, grade, section, stream,
 				admission_number, admission_date, leaving_date, reason, description, issued_at, issued_by, key_id, payload)
 			VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), nullif($8, ''), $9, $10, nullif($11, ''), $12, nullif($13, ''),
 				nullif($14, ''), nullif($15, ''), $16, $17, $18, nullif($19, ''), $20, nullif($21, ''), $22, $23)`,
 			snap.ID, in.StudentID, schoolID, snap.IssuerUDISE, snap.IssuerName, snap.Name, snap.FatherName, snap.MotherName,
 			snap.DateOfBirth, snap.Gender, snap.Category, snap.Grade, snap.Section, snap.Stream, snap.AdmissionNumber,
-			snap.AdmissionDate, leaving, string(in.Reason), desc, snap.IssuedAt, c.UserID, snap.KeyID, payload); err != nil {
+			snap.AdmissionDate, leaving, string(in.Reason), desc, snap.IssuedAt, c.UserID, snap.KeyID, payload)
+		batch.Queue(event, eventArgs...)
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 			return postgres.Translate(err, "certificate")
-		}
-		kind := student.EventLeft
-		if in.Reason.Transfer() {
-			kind = student.EventTransferredOut
-		}
-		if err := student.AddEvent(ctx, tx, student.Event{StudentID: in.StudentID, SchoolID: schoolID, Kind: kind,
-			AcademicYear: academicYear, Grade: snap.Grade, Section: snap.Section, Actor: c.UserID, CertificateID: &snap.ID,
-			Details: map[string]any{"reason": string(in.Reason), "leavingDate": in.LeavingDate}}); err != nil {
-			return err
 		}
 		if _, err := s.queue.InsertTx(ctx, tx, RenderArgs{CertificateID: snap.ID}, nil); err != nil {
 			return fmt.Errorf("enqueue certificate pdf: %w", err)

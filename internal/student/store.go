@@ -225,14 +225,21 @@ type Event struct {
 
 // AddEvent records e in tx.
 func AddEvent(ctx context.Context, tx pgx.Tx, e Event) error {
+	q, args := e.Statement()
+	_, err := tx.Exec(ctx, q, args...)
+	return err
+}
+
+// Statement is the INSERT that records e, for callers that batch it with
+// their own writes.
+func (e Event) Statement() (string, []any) {
 	if e.Details == nil {
 		e.Details = map[string]any{}
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO student_event (student_id, school_id, kind, academic_year, grade, section,
+	return `INSERT INTO student_event (student_id, school_id, kind, academic_year, grade, section,
 			details, actor, certificate_id)
 		VALUES ($1, $2, $3, nullif($4, ''), nullif($5, 0), nullif($6, ''), $7, nullif($8, ''), $9)`,
-		e.StudentID, e.SchoolID, e.Kind, e.AcademicYear, e.Grade, e.Section, e.Details, e.Actor, e.CertificateID)
-	return err
+		[]any{e.StudentID, e.SchoolID, e.Kind, e.AcademicYear, e.Grade, e.Section, e.Details, e.Actor, e.CertificateID}
 }
 
 // ProtectLegacy encrypts Aadhaar numbers written before they were protected
