@@ -13,6 +13,7 @@ import (
 	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/certificate"
+	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
@@ -32,9 +33,14 @@ type Deps struct {
 	SMSMetrics  *sms.Metrics
 	// Pipeline processes form submissions.
 	Pipeline *forms.Pipeline
-	// Certificate PDFs: rendered by PDF (a warm Chromium), stored in Blobs.
+	// Blobs is the file store (exam answer files are deleted from it;
+	// certificate PDFs are stored in it).
+	Blobs *blob.Bucket
+	// Now is the exam sweep's clock; nil is time.Now.
+	Now func() time.Time
+	// Certificate PDFs are rendered by PDF (a warm Chromium); PublicURL is
+	// the verify URL printed on them.
 	PDF       certificate.Renderer
-	Blobs     *blob.Bucket
 	PublicURL string
 	// Exporter appends responses to Google Sheets (nil: not configured).
 	Exporter *export.Exporter
@@ -65,6 +71,10 @@ func Workers(d Deps) *river.Workers {
 
 	river.AddWorker(w, &certificate.RenderWorker{Pool: d.Pool, Bucket: d.Blobs, Renderer: d.PDF, PublicURL: d.PublicURL})
 	river.AddWorker(w, &queue.SweepWorker[certificate.ReconcileArgs]{Pool: d.Pool, MinAge: certificate.ReconcileAfter, Sweep: certificate.Reconcile})
+	// The workers' own exam store: it enqueues through the job's client.
+	exams := exam.New(exam.Deps{Pool: d.Pool, Files: exam.NewFiles(d.Blobs), Now: d.Now, Log: d.Log})
+	river.AddWorker(w, &exam.DeleteBlobWorker{Store: exams})
+	river.AddWorker(w, &exam.ExpireWorker{Store: exams})
 	river.AddWorker(w, &export.ExportWorker{Exporter: d.Exporter})
 	river.AddWorker(w, &queue.SweepWorker[export.SweepArgs]{Pool: d.Pool, Sweep: export.Sweep})
 	return w
@@ -84,6 +94,7 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(time.Minute, sms.ReconcileArgs{}, true),
 		every(time.Minute, forms.ReconcileArgs{}, true),
 		every(time.Minute, certificate.ReconcileArgs{}, true),
+		every(time.Hour, exam.ExpireArgs{}, true),
 		every(time.Minute, export.SweepArgs{}, true),
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/fault"
-	"github.com/shala-edu/shala/internal/student"
+	registry "github.com/shala-edu/shala/internal/student" // web has its own student (tus)
 	"github.com/shala-edu/shala/internal/upload"
 )
 
@@ -26,7 +26,7 @@ const DocumentsPath = "/students/documents"
 // as the "file" part of a multipart form, streamed into blob storage under
 // the exam files' rules (≤ 3 MiB: 413 beyond; type sniffed: 415 for others).
 // It answers 201 {id, contentType, size, sha256}.
-func StudentDocuments(log *slog.Logger, verifier *auth.Verifier, students *student.Store, files *upload.Store) http.Handler {
+func StudentDocuments(log *slog.Logger, verifier *auth.Verifier, students *registry.Store, files *upload.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		school, actor, err := schoolOf(ctx, r, verifier)
