@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shala-edu/shala/internal/assessment"
@@ -304,5 +305,135 @@ func TestOnlyBuilderCollectorsSubmitBuilders(t *testing.T) {
 		Source: "openrosa", CollectorID: &admin.ID})
 	if err != nil || res.AssessmentID == nil {
 		t.Errorf("builder from a builder collector: %+v %v", res, err)
+	}
+}
+
+// open creates the sample assessment with its deadline a day away and a
+// school in Shimla (W), and returns their ids.
+func (f *fixture) open() (assessmentID, school uuid.UUID) {
+	f.t.Helper()
+	ctx := context.Background()
+	res, err := f.pipeline.Receive(ctx, forms.Input{XML: read(f.t, "assessment_submission.xml"), Source: "action"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.pool.Exec(ctx, `UPDATE assessment_deadline SET due_at = now() + interval '1 day'`); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.pool.QueryRow(ctx, `INSERT INTO school (udise, name, district, block, session) VALUES ('02110100101', 'GSSS Kufri', 'Shimla', 'Mashobra', 'W') RETURNING id`).Scan(&school); err != nil {
+		f.t.Fatal(err)
+	}
+	return *res.AssessmentID, school
+}
+
+// A class row is created only for an assessment open to the school (the
+// school role inserts non-final rows through Hasura): enabled, open to its
+// district and session, before the deadline, for a class it covers.
+func TestClassRowsOnlyForOpenAssessments(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	aid, shimla := f.open()
+	var kangra uuid.UUID
+	if err := f.pool.QueryRow(ctx, `INSERT INTO school (udise, name, district, block, session) VALUES ('02020100101', 'GSSS Dehra', 'Kangra', 'Dehra', 'W') RETURNING id`).Scan(&kangra); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(school uuid.UUID, grade int) error {
+		_, err := f.pool.Exec(ctx, `INSERT INTO assessment_class (assessment_id, school_id, grade, section, final) VALUES ($1, $2, $3, 'A', false)`,
+			aid, school, grade)
+		return err
+	}
+	for _, tt := range []struct {
+		name   string
+		school uuid.UUID
+		grade  int
+		want   string
+	}{
+		{"a district the assessment is not open to", kangra, 6, "not open to this school's district and session"},
+		{"a class the assessment does not cover", shimla, 11, "class 11 is not part of"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := insert(tt.school, tt.grade); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if err := insert(shimla, 6); err != nil {
+		t.Fatalf("a class of an open assessment: %v", err)
+	}
+	if _, err := f.pool.Exec(ctx, `UPDATE assessment_deadline SET due_at = now() - interval '1 minute'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := insert(shimla, 7); err == nil || !strings.Contains(err.Error(), "deadline") {
+		t.Errorf("after the deadline: %v", err)
+	}
+}
+
+// A final class's results are announced once, whoever asks: the sweep
+// finds a class finalised by plain SQL (no event), a second sweep and a late
+// event find it announced; a class finalised days ago is not announced
+// late; an assessment without an SMS template records why nothing was sent.
+func TestResultsAreAnnouncedOncePerClass(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	aid, school := f.open()
+	finalise := func(section, finalisedAt string) {
+		t.Helper()
+		if _, err := f.pool.Exec(ctx, `INSERT INTO assessment_class (assessment_id, school_id, grade, section, final, finalized_at, finalized_by)
+			VALUES ($1, $2, 6, $3, true, now() - $4::interval, 'teacher-9')`, aid, school, section, finalisedAt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweep := func() int {
+		t.Helper()
+		n, err := assessment.SweepAnnouncements(ctx, f.pool, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	finalise("A", "2 minutes")
+	if n := sweep(); n != 1 {
+		t.Errorf("first sweep queued %d, want 1", n)
+	}
+	var by string
+	var vars map[string]string
+	if err := f.pool.QueryRow(ctx, `SELECT requested_by, variables FROM sms_request WHERE school_id = $1 AND type = 'EXAM_RESULT_ANNOUNCEMENT'
+		AND grades = '{6}' AND sections = '{A}'`, school).Scan(&by, &vars); err != nil {
+		t.Fatalf("no result SMS for the class finalised by SQL: %v", err)
+	}
+	if by != "teacher-9" || vars["assessment"] != "SA-1 गणित और हिंदी 2026" || len(vars["results_date"]) != len("02-01-2006") {
+		t.Errorf("requested by %q with %v", by, vars)
+	}
+	if n := sweep(); n != 0 {
+		t.Errorf("second sweep queued %d, want 0", n)
+	}
+	var late assessment.Announcement
+	if err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
+		var err error
+		late, err = assessment.Announce(ctx, tx, assessment.Class{AssessmentID: aid, SchoolID: school, Grade: 6, Section: "A"})
+		return err
+	}); err != nil || late.Queued != nil {
+		t.Errorf("the late event: %+v %v, want nothing queued", late, err)
+	}
+
+	finalise("B", "4 days") // historical results loaded by SQL
+	if _, err := f.pool.Exec(ctx, `UPDATE assessment SET sms_template = NULL`); err != nil {
+		t.Fatal(err)
+	}
+	finalise("C", "2 minutes")
+	if n := sweep(); n != 0 {
+		t.Errorf("sweep queued %d for a class finalised days ago and one without a template, want 0", n)
+	}
+	var skipped string
+	if err := f.pool.QueryRow(ctx, `SELECT skipped FROM assessment_announcement WHERE section = 'C' AND sms_request_id IS NULL`).Scan(&skipped); err != nil || skipped != "the assessment has no SMS template" {
+		t.Errorf("class C: %q %v", skipped, err)
+	}
+	if n := f.count(`SELECT count(*) FROM assessment_announcement WHERE section = 'B'`); n != 0 {
+		t.Errorf("the class finalised days ago was announced")
+	}
+	if n := f.count(`SELECT count(*) FROM sms_request`); n != 1 {
+		t.Errorf("%d result requests in all, want 1", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/assessment"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
@@ -52,6 +53,7 @@ func Workers(d Deps) *river.Workers {
 	pipeline := &forms.Pipeline{Pool: d.Pool, Catalog: forms.NewCatalog(d.Pool), Rules: forms.NewRules(), Log: d.Log}
 	river.AddWorker(w, &forms.ProcessWorker{Pipeline: pipeline})
 	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
+	river.AddWorker(w, &queue.SweepWorker[assessment.SweepArgs]{Pool: d.Pool, MinAge: assessment.AnnounceAfter, Sweep: assessment.SweepAnnouncements})
 	return w
 }
 
@@ -68,6 +70,7 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(time.Hour, inbox.PruneArgs{}, true),
 		every(time.Minute, sms.ReconcileArgs{}, true),
 		every(time.Minute, forms.ReconcileArgs{}, true),
+		every(time.Minute, assessment.SweepArgs{}, true),
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {
 		jobs = append(jobs, every(5*time.Minute, sms.ReportArgs{}, false))
