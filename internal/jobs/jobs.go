@@ -19,7 +19,7 @@ import (
 	"github.com/shala-edu/shala/internal/sms"
 )
 
-// Deps are what workers need.
+// Deps are what workers need, built once by internal/app.
 type Deps struct {
 	Pool    *pgxpool.Pool
 	Log     *slog.Logger
@@ -28,6 +28,8 @@ type Deps struct {
 	SMSProvider sms.Provider
 	SMSRate     float64
 	SMSMetrics  *sms.Metrics
+	// Pipeline processes form submissions.
+	Pipeline *forms.Pipeline
 }
 
 // Workers registers every worker.
@@ -50,8 +52,7 @@ func Workers(d Deps) *river.Workers {
 		river.AddWorker(w, &sms.ReportWorker{Pool: d.Pool, Poller: p})
 	}
 
-	pipeline := &forms.Pipeline{Pool: d.Pool, Catalog: forms.NewCatalog(d.Pool), Rules: forms.NewRules(), Log: d.Log}
-	river.AddWorker(w, &forms.ProcessWorker{Pipeline: pipeline})
+	river.AddWorker(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
 	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
 	river.AddWorker(w, &queue.SweepWorker[assessment.SweepArgs]{Pool: d.Pool, MinAge: assessment.AnnounceAfter, Sweep: assessment.SweepAnnouncements})
 	return w
