@@ -352,20 +352,20 @@ func apply(ctx context.Context, q execer, id uuid.UUID, out outcome) error {
 	if out.status == "" {
 		return nil
 	}
-	var code *string
-	var errs []byte
+	var code, errs any // NULL unless set
 	if out.status == StatusRejected {
 		c := string(out.code)
 		if c == "" {
 			c = string(fault.CodeInternal)
 		}
-		code = &c
+		code = c
 	}
 	if len(out.errors) > 0 {
-		var err error
-		if errs, err = json.Marshal(out.errors); err != nil {
+		b, err := json.Marshal(out.errors)
+		if err != nil {
 			return err
 		}
+		errs = b
 	}
 	// A refusal of the sender (FORBIDDEN: not theirs to build or edit) does
 	// not keep the instanceID: the same document from someone allowed to
