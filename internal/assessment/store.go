@@ -13,8 +13,9 @@ type Origin struct {
 	SubmissionID uuid.UUID
 	Root         string // the instance's root element, for field paths
 	InstanceID   string
-	// DeprecatedID, when set, names the builder submission this one edits.
-	DeprecatedID string
+	// Replaces, when set, is the instanceID of the builder submission in
+	// force that this one edits.
+	Replaces string
 	// CreatedBy is the submitter's user id ("" when unknown).
 	CreatedBy string
 }
@@ -55,8 +56,8 @@ func Save(ctx context.Context, tx pgx.Tx, o Origin, b *Builder) (id uuid.UUID, r
 	for i, c := range b.Components {
 		kinds[i] = c.Kind
 	}
-	if o.DeprecatedID != "" {
-		err := tx.QueryRow(ctx, `SELECT id FROM assessment WHERE builder_instance_id = $1 FOR UPDATE`, o.DeprecatedID).Scan(&id)
+	if o.Replaces != "" {
+		err := tx.QueryRow(ctx, `SELECT id FROM assessment WHERE builder_instance_id = $1 FOR UPDATE`, o.Replaces).Scan(&id)
 		switch {
 		case err == nil:
 			replaced = true

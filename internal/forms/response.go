@@ -22,24 +22,24 @@ import (
 // RULE_FLAG SMS to the collector). An edit (meta/deprecatedID naming an
 // accepted submission) replaces the earlier response's answers and flags in
 // place, keeping its id, and marks the earlier submission superseded.
-func (p *Pipeline) writeResponse(ctx context.Context, tx pgx.Tx, id uuid.UUID, sub *xform.Submission, def *Definition,
+func (p *Pipeline) writeResponse(ctx context.Context, tx pgx.Tx, id uuid.UUID, sub *xform.Submission, replaces string, def *Definition,
 	answers []xform.Answer, collectorID *uuid.UUID) (*Result, error) {
 	b := &pgx.Batch{}
 	var responseID uuid.UUID
 	replaced := false
-	if sub.DeprecatedID != "" {
+	if replaces != "" {
 		var old uuid.UUID
 		err := tx.QueryRow(ctx, `SELECT r.id FROM form_submission s JOIN response r ON r.submission_id = s.id
-			WHERE s.instance_id = $1 AND s.status = 'accepted' FOR UPDATE OF s, r`, sub.DeprecatedID).Scan(&old)
+			WHERE s.instance_id = $1 AND s.status = 'accepted' FOR UPDATE OF s, r`, replaces).Scan(&old)
 		switch {
 		case err == nil:
-			b.Queue(`UPDATE form_submission SET status = 'superseded' WHERE instance_id = $1 AND status = 'accepted'`, sub.DeprecatedID)
 			b.Queue(`DELETE FROM answer WHERE response_id = $1`, old)
 			b.Queue(`DELETE FROM response_flag WHERE response_id = $1`, old)
 			responseID, replaced = old, true
 		case errors.Is(err, pgx.ErrNoRows):
-			// The original never arrived or was not accepted: this is the
-			// response.
+			// The version it replaces has no response (an assessment builder
+			// under a data-collection form id cannot be: checkEdit compared
+			// forms): this is the response.
 		default:
 			return nil, err
 		}
@@ -47,7 +47,7 @@ func (p *Pipeline) writeResponse(ctx context.Context, tx pgx.Tx, id uuid.UUID, s
 	if !replaced {
 		responseID = uuid.New()
 	}
-	flags, err := p.queueResponse(ctx, tx, b, responseID, id, sub, def, answers, collectorID, replaced)
+	flags, err := p.queueResponse(ctx, tx, b, responseID, id, sub, replaces, def, answers, collectorID, replaced)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +63,7 @@ func (p *Pipeline) writeResponse(ctx context.Context, tx pgx.Tx, id uuid.UUID, s
 // rules, receipt and phone through q: the transaction b will run in, if any
 // (never a second connection while one is held).
 func (p *Pipeline) queueResponse(ctx context.Context, q querier, b *pgx.Batch, responseID, submissionID uuid.UUID, sub *xform.Submission,
-	def *Definition, answers []xform.Answer, collectorID *uuid.UUID, replace bool) ([]string, error) {
+	replaces string, def *Definition, answers []xform.Answer, collectorID *uuid.UUID, replace bool) ([]string, error) {
 	rules, err := loadRules(ctx, q, sub.FormID)
 	if err != nil {
 		return nil, err
@@ -74,7 +74,7 @@ func (p *Pipeline) queueResponse(ctx context.Context, q querier, b *pgx.Batch, r
 		meta["instanceName"] = sub.InstanceName
 	}
 	if replace {
-		meta["replaces"] = sub.DeprecatedID
+		meta["replaces"] = replaces
 		b.Queue(`UPDATE response SET submission_id = $2, instance_id = $3, form_version = $4,
 			collector_id = coalesce($5, collector_id), meta = meta || $6, flagged = $7 WHERE id = $1`,
 			responseID, submissionID, sub.InstanceID, sub.Version, collectorID, meta, len(broken) > 0)

@@ -53,6 +53,9 @@ const (
 	CodeDuplicateInstance fault.Code = "DUPLICATE_INSTANCE"
 	// CodeStaleEdit: an edit of a version another edit already replaced.
 	CodeStaleEdit fault.Code = "STALE_EDIT"
+	// CodeUnknownEdit: an edit whose deprecatedID names a submission never
+	// received (ODK Central's 404).
+	CodeUnknownEdit fault.Code = "UNKNOWN_EDIT"
 	// CodeInvalidXForm: a definition that cannot be registered.
 	CodeInvalidXForm fault.Code = "INVALID_XFORM"
 	// CodeVersionExists: a different definition under a registered version.
@@ -167,7 +170,7 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done
 		b.Queue(insert, id, string(in.XML), sum[:], sub.InstanceID, sub.FormID, sub.Version, StatusAccepted, nil, nil,
 			in.Source, in.CollectorID, in.SubmittedBy, in.Role)
 		responseID := uuid.New()
-		flags, err := p.queueResponse(ctx, p.Pool, b, responseID, id, sub, def, answers, in.CollectorID, false)
+		flags, err := p.queueResponse(ctx, p.Pool, b, responseID, id, sub, "", def, answers, in.CollectorID, false)
 		if err != nil {
 			return nil, false, nil
 		}
@@ -188,6 +191,10 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done
 func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (*Result, error) {
 	return p.process(ctx, id, 0)
 }
+
+// maxDepth bounds how often one processing starts another (the first
+// version of a duplicate, what an edit names, a registration seen late).
+const maxDepth = 4
 
 // Sentinels that end a processing transaction without recording anything.
 var (
@@ -245,10 +252,20 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int) (*Resul
 		}
 		return apply(ctx, tx, id, out)
 	})
+	var pe *pendingError
 	switch {
 	case errors.Is(err, errTaken):
 		return p.duplicate(ctx, st, sub, depth)
-	case errors.Is(err, errRegistered) && depth < 2:
+	case errors.Is(err, errRegistered) && depth < maxDepth:
+		return p.process(ctx, id, depth+1)
+	case errors.As(err, &pe) && depth < maxDepth:
+		// What this edit names is stored but not processed yet: process it
+		// first (outside this transaction, which held its lock), then this.
+		if _, err := p.process(ctx, pe.id, depth+1); err != nil {
+			if k := fault.KindOf(err); k == fault.Internal || k == fault.Unavailable {
+				return nil, err
+			}
+		}
 		return p.process(ctx, id, depth+1)
 	case err != nil:
 		err = postgres.Translate(err, "submission")
@@ -367,10 +384,12 @@ func apply(ctx context.Context, q execer, id uuid.UUID, out outcome) error {
 		}
 		errs = b
 	}
-	// A refusal of the sender (FORBIDDEN: not theirs to build or edit) does
-	// not keep the instanceID: the same document from someone allowed to
-	// send it is processed, not answered as this one's duplicate.
-	release := out.code == fault.CodeForbidden
+	// A refusal of the sender (FORBIDDEN: not theirs to build or edit) or of
+	// an edit of a submission not received (UNKNOWN_EDIT) does not keep the
+	// instanceID: the same document from someone allowed to send it, or sent
+	// again once the edited submission arrived, is processed afresh, as ODK
+	// Central (which stores neither) does.
+	release := out.code == fault.CodeForbidden || out.code == CodeUnknownEdit
 	if _, err := q.Exec(ctx, `UPDATE form_submission SET status = $2, error_code = $3, errors = $4, duplicate_of = $5, processed_at = now(),
 			instance_id = CASE WHEN $6 THEN NULL ELSE instance_id END
 		WHERE id = $1 AND status IN ('received', 'rejected')`, id, out.status, code, errs, out.dupOf, release); err != nil {
@@ -424,8 +443,8 @@ func (p *Pipeline) duplicate(ctx context.Context, st *stored, sub *xform.Submiss
 	if err := apply(ctx, p.Pool, st.id, outcome{status: StatusDuplicate, dupOf: &first}); err != nil {
 		return nil, postgres.Translate(err, "submission")
 	}
-	if depth > 0 {
-		return nil, fmt.Errorf("submission %s: duplicate of a duplicate", st.id)
+	if depth >= maxDepth {
+		return nil, fmt.Errorf("submission %s: duplicate of %s, processed too deep", st.id, first)
 	}
 	res, err := p.process(ctx, first, depth+1)
 	if res != nil {

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -48,6 +49,7 @@ func TestRealXFormShapesThroughEveryPath(t *testing.T) {
 		{"note_trigger", 0, 2},
 		{"odk_extensions", 0, 5 + 2}, // the rank's three choices are three rows
 		{"orx_meta", 0, 2},
+		{"unversioned", 0, 2},
 	} {
 		t.Run(tt.file, func(t *testing.T) {
 			status, out := b.action(t, "registerForm", "admin", map[string]any{"xform": xformFile(t, "shapes/"+tt.file+".xml"), "purpose": "DATA_COLLECTION"})
@@ -72,6 +74,18 @@ func TestRealXFormShapesThroughEveryPath(t *testing.T) {
 			})
 			if n := b.count(t, `SELECT count(*) FROM form_submission WHERE id = $1 AND status = 'accepted'`, id); n != 1 {
 				t.Errorf("Hasura insert not accepted")
+			}
+			if tt.file == "unversioned" {
+				// Version "" is ___ in form URLs, as in ODK Central.
+				resp, err := b.client.Get(b.url + "/openrosa/key/" + token + "/forms/sports_day/___.xml")
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(got) != xformFile(t, "shapes/unversioned.xml") {
+					t.Errorf("download of the unversioned form: %d", resp.StatusCode)
+				}
 			}
 			for _, path := range []string{"a1", "o1", "h1"} {
 				if n := b.count(t, `SELECT count(*) FROM answer a JOIN response r ON r.id = a.response_id WHERE r.instance_id = $1`,

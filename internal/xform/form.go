@@ -137,12 +137,11 @@ func ParseDefinition(data []byte) (*Form, error) {
 	}
 	f.Root = primary.name.Local
 	f.ID = primary.attr("id")
+	// No version attribute is version "" (ODK Central stores it so): XLSForm
+	// writes none when the settings sheet has no version.
 	f.Version = primary.attr("version")
 	if !formIDPat.MatchString(f.ID) {
 		return nil, fmt.Errorf("instance root <%s>: id %q must be 1–100 letters, digits, '_', '.' or '-'", f.Root, f.ID)
-	}
-	if f.Version == "" {
-		return nil, fmt.Errorf("instance root <%s id=%q>: version attribute missing", f.Root, f.ID)
 	}
 	if f.Title == "" {
 		f.Title = f.ID

@@ -37,10 +37,15 @@ func ParseSubmission(data []byte) (*Submission, error) {
 	if s.FormID == "" {
 		return nil, fmt.Errorf("root element <%s>: id attribute (the form id) missing", s.Root)
 	}
-	if meta := root.child("meta"); meta != nil {
+	if meta := root.child("meta"); meta != nil { // meta or orx:meta
 		s.InstanceID = textOf(meta.child("instanceID"))
 		s.DeprecatedID = textOf(meta.child("deprecatedID"))
 		s.InstanceName = textOf(meta.child("instanceName"))
+	}
+	if s.InstanceID == "" {
+		// Forms from before the meta block put it under the root, as ODK
+		// Central also reads it.
+		s.InstanceID = textOf(root.child("instanceID"))
 	}
 	if s.InstanceID == "" {
 		return nil, fmt.Errorf("/%s/meta/instanceID: missing; every submission needs one", s.Root)

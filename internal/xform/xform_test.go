@@ -360,6 +360,11 @@ var shapes = []struct {
 			}
 		}
 	}},
+	{"no version attribute (version \"\", as in ODK Central)", "unversioned", func(t *testing.T, f *xform.Form, answers []xform.Answer) {
+		if f.Version != "" || len(answers) != 2 {
+			t.Errorf("version %q, %d answers", f.Version, len(answers))
+		}
+	}},
 	{"orx:meta instead of meta", "orx_meta", func(t *testing.T, f *xform.Form, answers []xform.Answer) {
 		if fl := f.Field("/data/meta/timeStart"); fl == nil || fl.Type != xform.DateTime {
 			t.Errorf("a bind on /data/orx:meta/orx:timeStart: %+v", fl)
