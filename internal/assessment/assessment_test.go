@@ -437,3 +437,57 @@ func TestResultsAreAnnouncedOncePerClass(t *testing.T) {
 		t.Errorf("%d result requests in all, want 1", n)
 	}
 }
+
+// The Samarth layout's ids name master data; an id that names nothing (or
+// a subject id of another class, a type of another category) is refused at
+// its field, with the submission kept as rejected.
+func TestSamarthIDsAreCheckedByPath(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	if _, err := f.pool.Exec(ctx, `
+		INSERT INTO academic_year (id, starts_on, ends_on) VALUES ('2022-23', '2022-04-01', '2023-03-31');
+		UPDATE assessment_category SET external_id = '12' WHERE id = 'SA';
+		UPDATE assessment_type SET external_id = '3' WHERE id = 'SA1';
+		INSERT INTO subject_code (external_id, subject, grade) VALUES ('5', 'HINDI', 1), ('6', 'ENGLISH', 1), ('88', 'MATHEMATICS', 1),
+			('4', 'HINDI', 2), ('38', 'ENGLISH', 2), ('89', 'MATHEMATICS', 2);
+		DELETE FROM district WHERE code = 'una';`); err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.catalog.Register(ctx, read(t, "samarth_builder.xml"), forms.AssessmentBuilder, "admin-1")
+	if err != nil || r.BuilderLayout != "samarth" {
+		t.Fatalf("register: %+v %v", r, err)
+	}
+	doc := string(read(t, "samarth_builder_submission.xml"))
+	for i, tt := range []struct {
+		name, from, to, path, want string
+	}{
+		{"a component type id nobody entered", "", "", "/data/eval_params/coms/assessment_component_group[1]/component_details", `unknown component type "10"`},
+		{"a subject id of another class", "<eval_params_subjects>5 6 88</eval_params_subjects>", "<eval_params_subjects>5 101</eval_params_subjects>",
+			"/data/grade_subject_selection/my_repeat[1]/eval_params_subjects", "subject id 101 is HINDI of class 5, not of class 1"},
+		{"a type of another category", "<assessment_category>12</assessment_category>", "<assessment_category>1</assessment_category>",
+			"/data/assessment_details/assessment_category", "assessment type SA1 is of category SA, not FA"},
+		{"a district that is not there", "lahaul_and_spiti shimla", "shimla una", "/data/deadline/applicable_district", `unknown district "una"`},
+		{"an academic year that is not there", "<academic_year>2022-2023</academic_year>", "<academic_year>2023-2024</academic_year>",
+			"/data/deadline/academic_year", `academic year "2023-24" does not exist`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			xml := strings.NewReplacer("uuid:7d2e4b10-93c1-4f6a-b8e2-5a0c1d9e3f47", fmt.Sprintf("uuid:ids-%d", i), tt.from, tt.to).Replace(doc)
+			if tt.from == "" {
+				xml = strings.Replace(doc, "uuid:7d2e4b10-93c1-4f6a-b8e2-5a0c1d9e3f47", fmt.Sprintf("uuid:ids-%d", i), 1)
+			}
+			_, err := f.pipeline.Receive(ctx, forms.Input{XML: []byte(xml), Source: "action", Role: "state_admin", SubmittedBy: "1"})
+			fe := fault.As(err)
+			if fe.Code != assessment.CodeInvalid || fe.Field != tt.path || !strings.Contains(fe.Message, tt.want) {
+				t.Errorf("got %v at %s, want %q at %s", err, fe.Field, tt.want, tt.path)
+			}
+			if n := f.count(`SELECT count(*) FROM form_submission WHERE instance_id = $1 AND status = 'rejected'
+				AND error_code = 'INVALID_ASSESSMENT' AND errors -> 0 ->> 'path' = $2`, fmt.Sprintf("uuid:ids-%d", i), tt.path); n != 1 {
+				t.Errorf("not kept as rejected at its path")
+			}
+		})
+	}
+	if n := f.count(`SELECT count(*) FROM assessment`); n != 0 {
+		t.Errorf("%d assessments from refused builders", n)
+	}
+}

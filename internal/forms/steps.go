@@ -324,9 +324,9 @@ func (r *run) writeAssessment(ctx context.Context, tx pgx.Tx) (*outcome, error) 
 		out := refused(err, "/"+r.sub.Root)
 		return &out, nil
 	}
-	b, err := assessment.Read(r.sub.Root, r.answers)
+	b, err := assessment.Read(r.def.Layout, r.sub.Root, r.answers)
 	if err == nil {
-		origin := assessment.Origin{SubmissionID: r.st.id, Root: r.sub.Root, InstanceID: r.sub.InstanceID, Replaces: r.target}
+		origin := assessment.Origin{SubmissionID: r.st.id, InstanceID: r.sub.InstanceID, Replaces: r.target}
 		if r.st.by != nil {
 			origin.CreatedBy = *r.st.by
 		}

@@ -64,7 +64,8 @@ type Geo struct {
 // Answer is one field's value in one repeat instance.
 type Answer struct {
 	Field   *Field
-	Index   []int // 1-based position in each enclosing repeat, outermost first
+	Index   []int  // 1-based position in each enclosing repeat, outermost first
+	At      string // where the value is in the submission: /data/member[2]/member_age
 	Raw     string
 	Number  *float64   // int and decimal
 	Time    *time.Time // date (UTC midnight) and dateTime
@@ -139,7 +140,7 @@ func (f *Form) Answers(s *Submission) ([]Answer, []FieldError) {
 				errs = append(errs, FieldError{Path: sp, Reason: reason})
 				continue
 			}
-			a.Index = idx
+			a.Index, a.At = idx, sp
 			answers = append(answers, a)
 		}
 	}
@@ -173,7 +174,9 @@ func coerce(fl *Field, raw string) (Answer, string) {
 		}
 		a.Number = &v
 	case Date:
-		t, err := time.Parse("2006-01-02", raw)
+		// JavaRosa pads (2022-02-28); Enketo's exports and hand-made
+		// instances do not always (2022-2-28).
+		t, err := time.Parse("2006-1-2", raw)
 		if err != nil {
 			return a, fmt.Sprintf("%q is not a date (YYYY-MM-DD)", short(raw))
 		}
