@@ -12,6 +12,7 @@ import (
 
 	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/assessment"
+	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
@@ -30,6 +31,8 @@ type Deps struct {
 	SMSMetrics  *sms.Metrics
 	// Pipeline processes form submissions.
 	Pipeline *forms.Pipeline
+	// Exporter appends responses to Google Sheets (nil: not configured).
+	Exporter *export.Exporter
 }
 
 // Workers registers every worker.
@@ -55,6 +58,9 @@ func Workers(d Deps) *river.Workers {
 	river.AddWorker(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
 	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
 	river.AddWorker(w, &queue.SweepWorker[assessment.SweepArgs]{Pool: d.Pool, MinAge: assessment.AnnounceAfter, Sweep: assessment.SweepAnnouncements})
+
+	river.AddWorker(w, &export.ExportWorker{Exporter: d.Exporter})
+	river.AddWorker(w, &queue.SweepWorker[export.SweepArgs]{Pool: d.Pool, Sweep: export.Sweep})
 	return w
 }
 
@@ -72,6 +78,7 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(time.Minute, sms.ReconcileArgs{}, true),
 		every(time.Minute, forms.ReconcileArgs{}, true),
 		every(time.Minute, assessment.SweepArgs{}, true),
+		every(time.Minute, export.SweepArgs{}, true),
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {
 		jobs = append(jobs, every(5*time.Minute, sms.ReportArgs{}, false))
@@ -81,5 +88,5 @@ func Periodic(d Deps) []*river.PeriodicJob {
 
 // Queues are the queues beyond River's default and their worker counts.
 func Queues(smsWorkers int) map[string]int {
-	return map[string]int{sms.Queue: smsWorkers}
+	return map[string]int{sms.Queue: smsWorkers, export.Queue: export.QueueWorkers}
 }
