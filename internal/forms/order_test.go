@@ -420,3 +420,29 @@ func TestFormRegisteredWhileASubmissionIsProcessed(t *testing.T) {
 		t.Errorf("%d responses", n)
 	}
 }
+
+// An original whose instanceID an accepted edit already replaced (kept
+// from before edits of unknown submissions were refused, or one an edit
+// stood in for) is kept as superseded and changes nothing, whether its
+// values fit (the fast path declines it) or not.
+func TestOriginalAfterItsAcceptedEdit(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.register("household_survey.xml", forms.DataCollection)
+	ctx := context.Background()
+	if _, err := f.pool.Exec(ctx, `INSERT INTO form_submission (xml, instance_id, deprecated_id, form_id, form_version, status)
+		VALUES ('<data/>', 'uuid:e-1', $1, 'household_survey', '2026111501', 'accepted'),
+		       ('<data/>', 'uuid:e-2', 'uuid:o-2', 'household_survey', '2026111501', 'accepted')`, firstInstance); err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range [][]byte{read(t, "household_submission.xml"),
+		withInstance(t, "uuid:o-2", "<monthly_income>18000</monthly_income>", "<monthly_income>lots</monthly_income>")} {
+		res, err := f.pipeline.Receive(ctx, forms.Input{XML: doc, Source: "openrosa"})
+		if err != nil || res.Status != forms.StatusSuperseded || res.ResponseID != nil {
+			t.Errorf("original after its edit: %+v %v, want superseded", res, err)
+		}
+	}
+	if n := f.count(`SELECT count(*) FROM response`); n != 0 {
+		t.Errorf("%d responses from superseded originals", n)
+	}
+}

@@ -53,7 +53,7 @@ func (r *run) decide(ctx context.Context, tx pgx.Tx) (outcome, error) {
 	if err := r.claim(ctx, tx); err != nil {
 		return outcome{}, err
 	}
-	for _, s := range []step{r.checkForm, r.checkEdit, r.checkValues, r.checkLateOriginal, r.write} {
+	for _, s := range []step{r.checkForm, r.checkEdit, r.checkLateOriginal, r.checkValues, r.write} {
 		out, err := s(ctx, tx)
 		if err != nil || out != nil {
 			if out == nil {

@@ -156,12 +156,17 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done
 	sum := sha256.Sum256(in.XML)
 	res = &Result{SubmissionID: id, InstanceID: sub.InstanceID, Flags: []string{}}
 	b := &pgx.Batch{}
-	// Serialises with edits of this instanceID and refuses when one was
-	// already accepted (this is then an older version).
-	b.Queue(`SELECT form_submission_claim($1)`, sub.InstanceID)
+	// Not when an accepted edit already replaced this instanceID (it is
+	// then an older version, which the general path records as
+	// superseded): the row is not written, the response's reference to it
+	// fails the batch. No lock is needed against a concurrent edit: an
+	// edit is accepted only once the version it names is committed
+	// (UNKNOWN_EDIT otherwise), and the instanceID's unique index settles
+	// a concurrent copy.
 	const insert = `INSERT INTO form_submission (id, xml, xml_sha256, instance_id, form_id, form_version, status, error_code, errors,
 		source, collector_id, submitted_by, submitted_role, processed_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, nullif($12, ''), nullif($13, ''), now())`
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, nullif($12, ''), nullif($13, ''), now()
+		WHERE NOT EXISTS (SELECT 1 FROM form_submission WHERE deprecated_id = $4 AND status = 'accepted')`
 	if len(errs) > 0 {
 		b.Queue(insert, id, string(in.XML), sum[:], sub.InstanceID, sub.FormID, sub.Version, StatusRejected, CodeInvalidValue, errs,
 			in.Source, in.CollectorID, in.SubmittedBy, in.Role)
@@ -169,14 +174,18 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done
 	} else {
 		b.Queue(insert, id, string(in.XML), sum[:], sub.InstanceID, sub.FormID, sub.Version, StatusAccepted, nil, nil,
 			in.Source, in.CollectorID, in.SubmittedBy, in.Role)
+		set, err := p.Rules.settings.get(ctx, p.Pool, sub.FormID)
+		if err != nil {
+			return nil, false, nil
+		}
 		responseID := uuid.New()
-		flags, err := p.queueResponse(ctx, p.Pool, b, responseID, id, sub, "", def, answers, in.CollectorID, false)
+		flags, err := p.queueResponse(ctx, p.Pool, set, b, responseID, id, sub, "", def, answers, in.CollectorID, false)
 		if err != nil {
 			return nil, false, nil
 		}
 		res.Status, res.ResponseID, res.Flags = StatusAccepted, &responseID, flags
 	}
-	if err := runBatch(ctx, p.Pool.SendBatch(ctx, b), b.Len()); err != nil {
+	if err := runBatch(ctx, p.Pool.SendBatch(ctx, b), b.Len(), true); err != nil {
 		// The instanceID is taken (a duplicate or a conflict), an edit
 		// replaced it, a value the database refuses, or the database is
 		// unreachable: the general path stores the XML or says why it cannot.
@@ -406,7 +415,7 @@ func apply(ctx context.Context, q execer, id uuid.UUID, out outcome) error {
 
 // lockInstances takes the transaction-long locks that make processing of an
 // instanceID, and of edits with the version they edit, one at a time (the
-// fast path takes the same lock in form_submission_claim). Keys are taken in
+// fast path takes none: see receiveFast). Keys are taken in
 // sorted order so two edits cannot deadlock.
 func lockInstances(ctx context.Context, tx pgx.Tx, keys ...string) error {
 	keys = slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k == "" })
