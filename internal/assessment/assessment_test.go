@@ -470,6 +470,8 @@ func TestSamarthIDsAreCheckedByPath(t *testing.T) {
 		{"a district that is not there", "lahaul_and_spiti shimla", "shimla una", "/data/deadline/applicable_district", `unknown district "una"`},
 		{"an academic year that is not there", "<academic_year>2022-2023</academic_year>", "<academic_year>2023-2024</academic_year>",
 			"/data/deadline/academic_year", `academic year "2023-24" does not exist`},
+		{"marks per subject", "<subject_custom>no</subject_custom>", "<subject_custom>yes</subject_custom>",
+			"/data/eval_params/subject_custom", "marks that differ per subject are not supported"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			xml := strings.NewReplacer("uuid:7d2e4b10-93c1-4f6a-b8e2-5a0c1d9e3f47", fmt.Sprintf("uuid:ids-%d", i), tt.from, tt.to).Replace(doc)

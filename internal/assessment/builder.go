@@ -113,6 +113,15 @@ func Read(l *Layout, root string, answers []xform.Answer) (*Builder, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Marks that differ per subject would need a total and components per
+	// subject, which assessments do not have: refused rather than read as
+	// the same for every subject.
+	if custom, err := r.yesNo("subject_custom", false); err != nil || custom {
+		if err != nil {
+			return nil, err
+		}
+		return nil, refuse(r.at("subject_custom"), CodeInvalid, "marks that differ per subject are not supported: the total and components apply to every subject")
+	}
 	if a, ok := r.first("sms_template"); ok && smsOn {
 		s := Ref{Value: strings.TrimSpace(a.Raw), At: a.At}
 		b.SMS = &s
