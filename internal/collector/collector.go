@@ -41,7 +41,8 @@ type Collector struct {
 // SHA-256 is stored, so a leaked database does not leak tokens.
 type Store struct {
 	pool *pgxpool.Pool
-	// known caches tokens that authenticated, for AuthTTL: every OpenRosa
+	// known caches the collectors of tokens that authenticated (by the
+	// token's SHA-256, never the token), for AuthTTL: every OpenRosa
 	// request checks its token, and a phone sends many.
 	mu    sync.Mutex
 	known map[string]known
@@ -107,9 +108,9 @@ func (s *Store) Revoke(ctx context.Context, id uuid.UUID) (time.Time, error) {
 	var at time.Time
 	err := s.pool.QueryRow(ctx, `UPDATE collector SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING revoked_at`, id).Scan(&at)
 	s.mu.Lock()
-	for token, k := range s.known {
+	for hash, k := range s.known {
 		if k.col.ID == id {
-			delete(s.known, token)
+			delete(s.known, hash)
 		}
 	}
 	s.mu.Unlock()
@@ -123,14 +124,14 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Collector, erro
 	if len(token) < 20 || len(token) > 100 {
 		return col, fault.New(fault.Unauthorized, "", "unknown collector token")
 	}
-	now := s.now()
+	now, hash := s.now(), hashToken(token)
 	s.mu.Lock()
-	k, ok := s.known[token]
+	k, ok := s.known[string(hash)]
 	s.mu.Unlock()
 	if ok && now.Sub(k.at) < AuthTTL {
 		return k.col, nil
 	}
-	err := s.pool.QueryRow(ctx, `SELECT id, name, phone, revoked_at, builds_assessments FROM collector WHERE token_hash = $1`, hashToken(token)).
+	err := s.pool.QueryRow(ctx, `SELECT id, name, phone, revoked_at, builds_assessments FROM collector WHERE token_hash = $1`, hash).
 		Scan(&col.ID, &col.Name, &col.Phone, &col.RevokedAt, &col.BuildsAssessments)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return col, fault.New(fault.Unauthorized, "", "unknown collector token")
@@ -145,7 +146,7 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Collector, erro
 	if len(s.known) >= maxKnown {
 		clear(s.known) // collectors × AuthTTL bounds it in practice; this bounds it always
 	}
-	s.known[token] = known{col: col, at: now}
+	s.known[string(hash)] = known{col: col, at: now}
 	s.mu.Unlock()
 	return col, nil
 }
