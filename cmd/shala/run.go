@@ -22,6 +22,7 @@ import (
 	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/config"
+	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/jobs"
 	"github.com/shala-edu/shala/internal/logging"
 	"github.com/shala-edu/shala/internal/postgres"
@@ -172,7 +173,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	deps := jobs.Deps{Pool: pool, Log: log, Tracker: tracker, SMSProvider: provider, SMSRate: cfg.SMSRate, SMSMetrics: sms.NewMetrics(reg)}
+	formMetrics := forms.NewMetrics(reg)
+	deps := jobs.Deps{Pool: pool, Log: log, Tracker: tracker, SMSProvider: provider, SMSRate: cfg.SMSRate, SMSMetrics: sms.NewMetrics(reg), FormMetrics: formMetrics}
 	client, err := queue.New(pool, jobs.Workers(deps), queue.Config{
 		Workers:       cfg.QueueWorkers,
 		Queues:        jobs.Queues(cfg.SMSWorkers),
@@ -214,7 +216,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 	}
 	handler := server.NewServer(server.Deps{
-		Log: log, Pool: pool, Queue: client, Gatherer: reg, Metrics: server.NewMetrics(reg),
+		Log: log, Pool: pool, Queue: client, Gatherer: reg, Metrics: server.NewMetrics(reg), FormMetrics: formMetrics,
 		WebhookSecret: cfg.WebhookSecret.Reveal(), MaxBodyBytes: cfg.MaxBodyBytes,
 		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: twilioCallbackURL(cfg),
 		Blobs: bucket, PublicURL: cfg.PublicURL, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,

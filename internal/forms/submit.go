@@ -40,6 +40,7 @@ type Pipeline struct {
 	Catalog *Catalog
 	Rules   *Rules
 	Log     *slog.Logger
+	Metrics *Metrics // nil counts nothing
 }
 
 // Input is a submission as it arrived.

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"regexp"
@@ -298,7 +299,6 @@ func FormList(d Deps, publicURL string) http.Handler {
 			return
 		}
 		list := xformsList{Forms: []xformItem{}}
-		base := strings.TrimRight(publicURL, "/") + "/openrosa/key/" + token + "/forms/"
 		for rows.Next() {
 			var it xformItem
 			if err := rows.Scan(&it.FormID, &it.Name, &it.Version, &it.Hash); err != nil {
@@ -306,7 +306,7 @@ func FormList(d Deps, publicURL string) http.Handler {
 				return
 			}
 			it.Hash = "md5:" + it.Hash
-			it.DownloadURL = base + it.FormID + "/" + it.Version + ".xml"
+			it.DownloadURL = DownloadURL(publicURL, token, it.FormID, it.Version)
 			list.Forms = append(list.Forms, it)
 		}
 		if err := rows.Err(); err != nil {
@@ -320,6 +320,24 @@ func FormList(d Deps, publicURL string) http.Handler {
 	})
 }
 
+// DownloadURL is where Collect downloads a form version; every segment is
+// escaped (ids may hold non-ASCII letters; forms registered before names
+// were checked may hold anything).
+func DownloadURL(publicURL, token, formID, version string) string {
+	return strings.TrimRight(publicURL, "/") + "/openrosa/key/" + url.PathEscape(token) +
+		"/forms/" + url.PathEscape(formID) + "/" + url.PathEscape(version+".xml")
+}
+
+// param is a path parameter, unescaped: the router matches the raw path
+// when the client escaped it differently from Go's default.
+func param(r *http.Request, name string) string {
+	v := chi.URLParam(r, name)
+	if u, err := url.PathUnescape(v); err == nil && r.URL.RawPath != "" {
+		return u
+	}
+	return v
+}
+
 // FormDownload serves GET /openrosa/key/{token}/forms/{form}/{version}.xml:
 // a registered definition, byte for byte.
 func FormDownload(d Deps) http.Handler {
@@ -329,12 +347,12 @@ func FormDownload(d Deps) http.Handler {
 			d.writeError(ctx, w, err)
 			return
 		}
-		version := strings.TrimSuffix(chi.URLParam(r, "file"), ".xml")
+		form, version := param(r, "form"), strings.TrimSuffix(param(r, "file"), ".xml")
 		var def string
 		err := d.Pool.QueryRow(ctx, `SELECT xform FROM form_version WHERE form_id = $1 AND version = $2`,
-			chi.URLParam(r, "form"), version).Scan(&def)
+			form, version).Scan(&def)
 		if err != nil {
-			d.writeError(ctx, w, postgres.Translate(err, "form "+chi.URLParam(r, "form")+" version "+version))
+			d.writeError(ctx, w, postgres.Translate(err, "form "+form+" version "+version))
 			return
 		}
 		d.headers(w)

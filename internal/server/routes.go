@@ -25,7 +25,7 @@ func addRoutes(r chi.Router, d Deps) {
 	pings := ping.NewStore(d.Pool)
 	catalog := forms.NewCatalog(d.Pool)
 	rules := forms.NewRules()
-	pipeline := &forms.Pipeline{Pool: d.Pool, Catalog: catalog, Rules: rules, Log: d.Log}
+	pipeline := &forms.Pipeline{Pool: d.Pool, Catalog: catalog, Rules: rules, Log: d.Log, Metrics: d.FormMetrics}
 	collectors := forms.NewCollectors(d.Pool)
 
 	r.Get("/healthz", healthz())

@@ -17,6 +17,7 @@ import (
 
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/queue"
 )
 
@@ -27,6 +28,8 @@ type Deps struct {
 	Queue    queue.Inserter
 	Gatherer prometheus.Gatherer
 	Metrics  *Metrics
+	// FormMetrics counts the forms pipeline's rule errors (nil: not counted).
+	FormMetrics *forms.Metrics
 	// WebhookSecret is the value Hasura sends in X-Shala-Webhook-Secret.
 	WebhookSecret string
 	// MaxBodyBytes caps webhook bodies (413 beyond).
