@@ -30,6 +30,7 @@ import (
 	"github.com/shala-edu/shala/internal/schema"
 	"github.com/shala-edu/shala/internal/seed"
 	"github.com/shala-edu/shala/internal/server"
+	"github.com/shala-edu/shala/internal/slowread"
 	"github.com/shala-edu/shala/internal/sms"
 	"github.com/shala-edu/shala/internal/sms/cdac"
 	"github.com/shala-edu/shala/internal/sms/outbox"
@@ -220,6 +221,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		WebhookSecret: cfg.WebhookSecret.Reveal(), MaxBodyBytes: cfg.MaxBodyBytes,
 		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: twilioCallbackURL(cfg),
 		Blobs: bucket, PublicURL: cfg.PublicURL, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
+		Upload: slowread.Options{MinRate: cfg.UploadMinRate, Window: cfg.UploadWindow},
 		PublicRate: cfg.PublicRate, PublicBurst: cfg.PublicBurst,
 		Operator: operator, OperatorPassword: cfg.OperatorPassword.Reveal(),
 		Ready: func(ctx context.Context) error {

@@ -32,6 +32,7 @@ import (
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/logging"
 	"github.com/shala-edu/shala/internal/postgres"
+	"github.com/shala-edu/shala/internal/slowread"
 )
 
 // MaxAttachments caps the files of one submission.
@@ -120,6 +121,14 @@ func Submission(d Deps) http.Handler {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				d.write(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("submission larger than %d bytes", d.MaxBytes))
+				return
+			}
+			if slowread.Interrupted(err) {
+				// The link failed, not the form: a 5xx makes Collect keep
+				// it and send it again; nothing was stored.
+				d.Log.InfoContext(ctx, "openrosa upload interrupted", "err", err, "cause", cause(err))
+				w.Header().Set("Retry-After", "30")
+				d.write(w, http.StatusServiceUnavailable, "", "The upload was interrupted before the whole submission arrived; send it again.")
 				return
 			}
 			d.writeError(ctx, w, err)
@@ -227,9 +236,21 @@ func readParts(r *http.Request) ([]byte, []*attachment, error) {
 	return doc, files, nil
 }
 
+// cause is the link's own error behind an interrupted upload, for logs.
+func cause(err error) error {
+	var ie *slowread.InterruptedError
+	if errors.As(err, &ie) {
+		return ie.Cause()
+	}
+	return err
+}
+
+// maybeTooBig passes on errors of size and of the link as they are (their
+// text, which names addresses, is never shown) and makes the rest a
+// refusal of what was sent.
 func maybeTooBig(err error, what string) error {
 	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
+	if errors.As(err, &tooBig) || slowread.Interrupted(err) {
 		return err
 	}
 	return fault.Wrap(err, fault.Invalid, "INVALID_SUBMISSION", "%s: %v", what, err)

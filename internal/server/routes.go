@@ -13,6 +13,7 @@ import (
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/ratelimit"
+	"github.com/shala-edu/shala/internal/slowread"
 	"github.com/shala-edu/shala/internal/sms/twilio"
 	"github.com/shala-edu/shala/triggers"
 )
@@ -39,7 +40,7 @@ func addRoutes(r chi.Router, d Deps) {
 		odk := openrosa.Deps{Log: d.Log, Pool: d.Pool, Pipeline: pipeline, Collectors: collectors, Bucket: d.Blobs, MaxBytes: d.OpenRosaMaxBytes}
 		submission := openrosa.Submission(odk)
 		r.Method(http.MethodHead, "/submission", submission)
-		r.Method(http.MethodPost, "/submission", submission)
+		r.With(slowread.Middleware(d.Upload)).Method(http.MethodPost, "/submission", submission)
 		r.Method(http.MethodGet, "/formList", openrosa.FormList(odk, d.PublicURL))
 		r.Method(http.MethodGet, "/forms/{form}/{file}", openrosa.FormDownload(odk))
 	})

@@ -19,6 +19,7 @@ import (
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/queue"
+	"github.com/shala-edu/shala/internal/slowread"
 )
 
 // Deps are everything the routes need.
@@ -44,6 +45,9 @@ type Deps struct {
 	PublicBurst int
 	// OpenRosaMaxBytes caps one OpenRosa submission with its attachments.
 	OpenRosaMaxBytes int64
+	// Upload is the floor of upload routes' bodies (slowread): any speed
+	// above it is served, a stalled connection is dropped.
+	Upload slowread.Options
 	// TwilioAuthToken verifies Twilio's status callbacks, which Twilio
 	// signs for TwilioCallbackURL (the URL it was given).
 	TwilioAuthToken, TwilioCallbackURL string

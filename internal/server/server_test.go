@@ -57,6 +57,13 @@ func setupWithPool(t *testing.T, pool *pgxpool.Pool) *bundle {
 
 func setupWithLog(t *testing.T, pool *pgxpool.Pool, discard *slog.Logger) *bundle {
 	t.Helper()
+	return setupServer(t, pool, discard, nil)
+}
+
+// setupServer builds the bundle; configure, if set, adjusts the router's
+// dependencies and the HTTP server before it starts.
+func setupServer(t *testing.T, pool *pgxpool.Pool, discard *slog.Logger, configure func(*server.Deps, *http.Server)) *bundle {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	q, err := queue.New(pool, jobs.Workers(jobs.Deps{Pool: pool}), queue.Config{
 		Workers: 10, FetchCooldown: 5 * time.Millisecond, Log: discard, Metrics: queue.NewMetrics(reg, pool),
@@ -73,7 +80,7 @@ func setupWithLog(t *testing.T, pool *pgxpool.Pool, discard *slog.Logger) *bundl
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bucket.Close() })
-	h := server.NewServer(server.Deps{
+	deps := server.Deps{
 		Log: discard, Pool: pool, Queue: q, Gatherer: reg, Metrics: server.NewMetrics(reg),
 		WebhookSecret: secret, MaxBodyBytes: 64 << 10, Blobs: bucket, PublicURL: "https://shala.example", OpenRosaMaxBytes: 256 << 10,
 		Operator: ui, OperatorPassword: operatorPassword,
@@ -83,8 +90,13 @@ func setupWithLog(t *testing.T, pool *pgxpool.Pool, discard *slog.Logger) *bundl
 			}
 			return schema.Status(ctx, pool, migrations.Default())
 		},
-	})
-	srv := httptest.NewServer(h)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	if configure != nil {
+		configure(&deps, srv.Config)
+	}
+	srv.Config.Handler = server.NewServer(deps)
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &bundle{pool: pool, queue: q, url: srv.URL, reg: reg, client: srv.Client()}
 }
