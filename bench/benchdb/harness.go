@@ -2,13 +2,19 @@ package benchdb
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shala-edu/shala/internal/app"
+	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/server"
 )
 
@@ -40,4 +46,30 @@ func Profile(path string) (func(), error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// NewApp builds shala through its composition root (internal/app) on pool,
+// with the defaults overridden by env and its files (blobs, SMS outbox) in
+// a temp dir. closeApp stops its workers, releases it and removes the dir.
+func NewApp(ctx context.Context, pool *pgxpool.Pool, env map[string]string, log *slog.Logger) (a *app.App, closeApp func() error, err error) {
+	dir, err := os.MkdirTemp("", "shala-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	vars := map[string]string{
+		"SHALA_WEBHOOK_SECRET": "bench-webhook-secret-0123456789",
+		"SHALA_BLOB_URL":       "file://" + filepath.Join(dir, "blobs") + "?create_dir=true",
+		"SHALA_SMS_OUTBOX":     filepath.Join(dir, "sms-outbox.log"),
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := config.Load(ctx, func(k string) string { return vars[k] }, nil)
+	if err == nil {
+		a, err = app.New(ctx, cfg, log, app.Options{Pool: pool})
+	}
+	if err != nil {
+		return nil, nil, errors.Join(err, os.RemoveAll(dir))
+	}
+	return a, func() error { return errors.Join(a.Stop(5*time.Second), a.Close(), os.RemoveAll(dir)) }, nil
 }

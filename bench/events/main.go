@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,14 +31,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shala-edu/shala/bench/benchdb"
 	"github.com/shala-edu/shala/bench/wrk"
 	"github.com/shala-edu/shala/hasura"
-	"github.com/shala-edu/shala/internal/jobs"
-	"github.com/shala-edu/shala/internal/queue"
-	"github.com/shala-edu/shala/internal/server"
 )
 
 const secret = "bench-webhook-secret-0123456789"
@@ -49,7 +46,7 @@ func main() {
 	}
 }
 
-func run() error {
+func run() (err error) {
 	// 100 is Hasura's default number of HTTP workers delivering events
 	// (HASURA_GRAPHQL_EVENTS_HTTP_POOL_SIZE); the ceiling uses as many clients.
 	clients := flag.Int("clients", 100, "concurrent deliveries (Hasura's event HTTP pool size) and ceiling clients")
@@ -76,20 +73,18 @@ func run() error {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	q, err := queue.New(pool, jobs.Workers(jobs.Deps{Pool: pool}), queue.Config{
-		Workers: *workers, FetchCooldown: 5 * time.Millisecond, Log: log, Metrics: queue.NewMetrics(reg, pool)})
+	a, closeApp, err := benchdb.NewApp(ctx, pool, map[string]string{
+		"SHALA_WEBHOOK_SECRET": secret,
+		"SHALA_QUEUE_WORKERS":  fmt.Sprint(*workers),
+	}, log)
 	if err != nil {
 		return err
 	}
-	if *workers > 0 {
-		if err := q.Start(ctx); err != nil {
-			return err
-		}
-		defer func() { _ = q.Stop(context.Background()) }()
+	defer func() { err = errors.Join(err, closeApp()) }()
+	if err := a.Start(ctx); err != nil {
+		return err
 	}
-	h := server.NewServer(server.Deps{Log: log, Pool: pool, Queue: q, Gatherer: reg, Metrics: server.NewMetrics(reg),
-		WebhookSecret: secret, MaxBodyBytes: 1 << 20})
+	h := a.Handler()
 	base, stop, err := benchdb.Serve(ctx, h, log)
 	if err != nil {
 		return err

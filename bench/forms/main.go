@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,14 +22,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/shala-edu/shala/bench/benchdb"
 	"github.com/shala-edu/shala/bench/wrk"
-	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/forms"
-	"github.com/shala-edu/shala/internal/queue"
-	"github.com/shala-edu/shala/internal/server"
 )
 
 func main() {
@@ -38,7 +34,7 @@ func main() {
 	}
 }
 
-func run() error {
+func run() (err error) {
 	clients := flag.Int("clients", 32, "concurrent collectors submitting (and ceiling clients)")
 	duration := flag.Duration("duration", 10*time.Second, "duration of each measurement")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the ingestion to this file")
@@ -66,40 +62,33 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	catalog := forms.NewCatalog(pool)
-	if _, err := catalog.Register(ctx, definition, forms.DataCollection, "bench"); err != nil {
+	a, closeApp, err := benchdb.NewApp(ctx, pool, map[string]string{
+		"SHALA_PUBLIC_URL":    "http://127.0.0.1",
+		"SHALA_QUEUE_WORKERS": "0",
+		// One load generator, one IP: no per-IP limit.
+		"SHALA_PUBLIC_RATE":  "1e9",
+		"SHALA_PUBLIC_BURST": fmt.Sprint(1 << 30),
+	}, log)
+	if err != nil {
 		return err
 	}
-	if _, err := forms.NewRules().SaveRule(ctx, catalog, "household_survey", "savings", "monthly_savings <= monthly_income", "बचत आय से अधिक", "bench"); err != nil {
+	defer func() { err = errors.Join(err, closeApp()) }()
+	if _, err := a.Catalog.Register(ctx, definition, forms.DataCollection, "bench"); err != nil {
+		return err
+	}
+	if _, err := a.Rules.SaveRule(ctx, a.Catalog, "household_survey", "savings", "monthly_savings <= monthly_income", "बचत आय से अधिक", "bench"); err != nil {
 		return err
 	}
 	// One collector per connection, as in the field: each collector's
 	// phone sends its own submissions.
 	tokens := make([]string, *clients)
 	for i := range tokens {
-		_, tokens[i], err = forms.NewCollectors(pool).Create(ctx, fmt.Sprintf("bench collector %d", i+1), fmt.Sprintf("98160%05d", i), "bench")
+		_, tokens[i], err = a.Collectors.Create(ctx, fmt.Sprintf("bench collector %d", i+1), fmt.Sprintf("98160%05d", i), "bench")
 		if err != nil {
 			return err
 		}
 	}
-	dir, err := os.MkdirTemp("", "shala-bench-forms-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	bucket, err := blob.Open(ctx, "file://"+dir+"?create_dir=true")
-	if err != nil {
-		return err
-	}
-	defer bucket.Close()
-	reg := prometheus.NewRegistry()
-	q, err := queue.New(pool, nil, queue.Config{})
-	if err != nil {
-		return err
-	}
-	h := server.NewServer(server.Deps{Log: log, Pool: pool, Queue: q, Gatherer: reg, Metrics: server.NewMetrics(reg),
-		WebhookSecret: "bench-secret-0123456789", MaxBodyBytes: 1 << 20, Blobs: bucket, PublicURL: "http://127.0.0.1",
-		OpenRosaMaxBytes: 10 << 20, PublicRate: 1e9, PublicBurst: 1 << 30}) // one load generator, one IP: no per-IP limit
+	h := a.Handler()
 	base, stop, err := benchdb.Serve(ctx, h, log)
 	if err != nil {
 		return err

@@ -11,12 +11,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -28,10 +28,8 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/bench/benchdb"
-	"github.com/shala-edu/shala/internal/jobs"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/sms"
-	"github.com/shala-edu/shala/internal/sms/outbox"
 )
 
 func main() {
@@ -41,7 +39,7 @@ func main() {
 	}
 }
 
-func run() error {
+func run() (err error) {
 	recipients := flag.Int("recipients", 100_000, "students (each with a distinct valid mobile) the request targets")
 	workers := flag.Int("workers", 50, "workers on the sms queue (and on the default queue)")
 	cooldown := flag.Duration("cooldown", 5*time.Millisecond, "River fetch cooldown")
@@ -60,30 +58,25 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "shala-bench-sms-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	provider, err := outbox.New(filepath.Join(dir, "outbox.log"), log)
-	if err != nil {
-		return err
-	}
-
 	// SMS run first, so the peak RSS read after it is the fan-out's.
-	deps := jobs.Deps{Pool: pool, Log: log, SMSProvider: provider}
-	client, err := queue.New(pool, jobs.Workers(deps), queue.Config{
-		Workers: *workers, Queues: jobs.Queues(*workers), FetchCooldown: *cooldown, Log: log})
+	a, closeApp, err := benchdb.NewApp(ctx, pool, map[string]string{
+		"SHALA_QUEUE_WORKERS":        strconv.Itoa(*workers),
+		"SHALA_SMS_WORKERS":          strconv.Itoa(*workers),
+		"SHALA_QUEUE_FETCH_COOLDOWN": cooldown.String(),
+		"SHALA_SMS_PROVIDER":         "log",
+	}, log)
 	if err != nil {
 		return err
 	}
+	defer func() { err = errors.Join(err, closeApp()) }()
+	client := a.Queue
 	var requestID uuid.UUID
 	if err := pool.QueryRow(ctx, `INSERT INTO sms_request (school_id, type, variables)
 		VALUES ($1, 'HOLIDAY', '{"start_date": "25 दिसंबर", "end_date": "1 जनवरी", "reopen_date": "2 जनवरी"}') RETURNING id`,
 		school).Scan(&requestID); err != nil {
 		return err
 	}
-	if err := client.Start(ctx); err != nil {
+	if err := a.Start(ctx); err != nil {
 		return err
 	}
 	stopProfile, err := benchdb.Profile(*cpuProfile)
@@ -123,7 +116,7 @@ func run() error {
 		return err
 	}
 	sendSpan := lastSent.Sub(start)
-	if err := client.Stop(ctx); err != nil {
+	if err := a.Stop(time.Minute); err != nil {
 		return err
 	}
 	if status != "DONE" || sent != *recipients {

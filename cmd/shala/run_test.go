@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/shala-edu/shala/internal/pgtest"
 )
@@ -67,6 +70,9 @@ func TestMigrateSeedServeAndShutDown(t *testing.T) {
 		"SHALA_WEBHOOK_SECRET":   "integration-secret-0123",
 		"SHALA_SHUTDOWN_TIMEOUT": "5s",
 		"SHALA_LOG_LEVEL":        "warn",
+		// Hermetic: nothing under the source tree.
+		"SHALA_SMS_OUTBOX": filepath.Join(t.TempDir(), "sms-outbox.log"),
+		"SHALA_BLOB_URL":   "file://" + t.TempDir() + "?create_dir=true",
 	}
 	getenv := func(k string) string { return env[k] }
 	var out, errOut bytes.Buffer
@@ -110,5 +116,60 @@ func TestMigrateSeedServeAndShutDown(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop after cancellation")
+	}
+}
+
+// TestServeFailingToListenOrOpenStartsNoWorkers: when anything serve needs
+// fails (the address is taken, the blob store cannot be opened), it returns
+// an error naming the variable and no River worker ever started — none left
+// running behind a process that is exiting.
+func TestServeFailingToListenOrOpenStartsNoWorkers(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busy.Close() })
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"address in use", map[string]string{"SHALA_ADDR": busy.Addr().String()}, "SHALA_ADDR"},
+		{"blob store unusable", map[string]string{"SHALA_BLOB_URL": "nosuchscheme://bucket"}, "SHALA_BLOB_URL"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dbURL := pgtest.URL(t)
+			env := map[string]string{
+				"DATABASE_URL":         dbURL,
+				"SHALA_ADDR":           freeAddr(t),
+				"SHALA_WEBHOOK_SECRET": "integration-secret-0123",
+				"SHALA_LOG_LEVEL":      "error",
+				"SHALA_SMS_OUTBOX":     filepath.Join(t.TempDir(), "sms-outbox.log"),
+				"SHALA_BLOB_URL":       "file://" + t.TempDir() + "?create_dir=true",
+			}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			var out, errOut bytes.Buffer
+			err := run(t.Context(), []string{"shala", "serve"}, func(k string) string { return env[k] }, &out, &errOut)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("serve: got %v, want an error naming %s", err, tt.want)
+			}
+			// A River client that started registered its queues.
+			conn, err := pgx.Connect(t.Context(), dbURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(t.Context())
+			var queues int
+			if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM river_queue").Scan(&queues); err != nil {
+				t.Fatal(err)
+			}
+			if queues != 0 {
+				t.Errorf("river_queue has %d rows: workers were started before serve failed", queues)
+			}
+		})
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shala-edu/shala/internal/auth"
 )
 
 // Secret is a string that never prints: fmt and slog show "****".
@@ -44,6 +46,7 @@ type Config struct {
 	PublicURL          string        `env:"SHALA_PUBLIC_URL" default:"http://localhost:8080" help:"Base URL people and Hasura use to reach shala (links in SMS, QR codes)."`
 	WebhookSecret      Secret        `env:"SHALA_WEBHOOK_SECRET" vault:"webhook_secret" help:"Shared secret Hasura sends in X-Shala-Webhook-Secret (at least 16 characters). 'shala dev' generates one."`
 	OperatorPassword   Secret        `env:"SHALA_OPERATOR_PASSWORD" vault:"operator_password" help:"Password of user 'operator' for the River UI at /riverui/ (failed jobs, retries; at least 12 characters). Unset: no UI. 'shala dev' generates one."`
+	JWTSecret          Secret        `env:"HASURA_GRAPHQL_JWT_SECRET" vault:"hasura_jwt_secret" help:"Hasura's JWT key configuration (the same JSON value Hasura is given): shala's REST endpoints verify the apps' Hasura JWTs with it, and mints short-lived ones (moderator links) with an HMAC key. Unset: those endpoints answer 401."`
 	BlobURL            string        `env:"SHALA_BLOB_URL" help:"gocloud.dev/blob URL for files (exam uploads, certificates, ODK attachments): file:///abs/dir?create_dir=true, or s3://bucket?endpoint=…&use_path_style=true for MinIO/S3/R2. 'shala dev' uses .data/blobs."`
 	PublicRate         float64       `env:"SHALA_PUBLIC_RATE" default:"20" help:"Requests per second each client IP may make to public token/code endpoints (OpenRosa), per process; bursts up to SHALA_PUBLIC_BURST."`
 	PublicBurst        int           `env:"SHALA_PUBLIC_BURST" default:"100" min:"1" help:"Burst allowance of SHALA_PUBLIC_RATE (a school's NAT sending a morning's forms at once)."`
@@ -228,6 +231,11 @@ func (c *Config) ValidateServe() error {
 		require("SHALA_CDAC_URL", "SHALA_CDAC_USERNAME", "SHALA_CDAC_PASSWORD", "SHALA_CDAC_SENDER_ID", "SHALA_CDAC_SECURE_KEY")
 	case "twilio":
 		require("SHALA_TWILIO_URL", "SHALA_TWILIO_ACCOUNT_SID", "SHALA_TWILIO_AUTH_TOKEN", "SHALA_TWILIO_FROM")
+	}
+	if c.JWTSecret != "" {
+		if _, err := auth.ParseConfig(c.JWTSecret.Reveal()); err != nil {
+			errs = append(errs, fmt.Errorf("HASURA_GRAPHQL_JWT_SECRET: %w", err))
+		}
 	}
 	if _, err := url.Parse(c.PublicURL); err != nil || !strings.HasPrefix(c.PublicURL, "http") {
 		errs = append(errs, fmt.Errorf("SHALA_PUBLIC_URL: want an http(s) URL, got %q", c.PublicURL))

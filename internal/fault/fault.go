@@ -28,6 +28,7 @@ const (
 	Unprocessable             // 422: well-formed but refused by a rule (limits, state)
 	RateLimited               // 429
 	Unavailable               // 503: a dependency is down; retrying later may work
+	Unsupported               // 415: a file whose type is not accepted
 )
 
 var statuses = map[Kind]int{
@@ -42,6 +43,7 @@ var statuses = map[Kind]int{
 	Unprocessable: http.StatusUnprocessableEntity,
 	RateLimited:   http.StatusTooManyRequests,
 	Unavailable:   http.StatusServiceUnavailable,
+	Unsupported:   http.StatusUnsupportedMediaType,
 }
 
 // Code is a stable, SCREAMING_SNAKE error code: the `extensions.code` apps
@@ -63,6 +65,7 @@ const (
 	CodeUnprocessable Code = "UNPROCESSABLE"
 	CodeRateLimited   Code = "RATE_LIMITED"
 	CodeUnavailable   Code = "UNAVAILABLE"
+	CodeUnsupported   Code = "UNSUPPORTED_TYPE"
 )
 
 var defaultCodes = map[Kind]Code{
@@ -77,6 +80,7 @@ var defaultCodes = map[Kind]Code{
 	Unprocessable: CodeUnprocessable,
 	RateLimited:   CodeRateLimited,
 	Unavailable:   CodeUnavailable,
+	Unsupported:   CodeUnsupported,
 }
 
 // Status is the HTTP status for k.

@@ -18,7 +18,7 @@ import (
 	"github.com/shala-edu/shala/internal/sms"
 )
 
-// Deps are what workers need.
+// Deps are what workers need, built once by internal/app.
 type Deps struct {
 	Pool    *pgxpool.Pool
 	Log     *slog.Logger
@@ -27,7 +27,8 @@ type Deps struct {
 	SMSProvider sms.Provider
 	SMSRate     float64
 	SMSMetrics  *sms.Metrics
-	FormMetrics *forms.Metrics
+	// Pipeline processes form submissions.
+	Pipeline *forms.Pipeline
 }
 
 // Workers registers every worker.
@@ -50,8 +51,7 @@ func Workers(d Deps) *river.Workers {
 		river.AddWorker(w, &sms.ReportWorker{Pool: d.Pool, Poller: p})
 	}
 
-	pipeline := &forms.Pipeline{Pool: d.Pool, Catalog: forms.NewCatalog(d.Pool), Rules: forms.NewRules(), Log: d.Log, Metrics: d.FormMetrics}
-	river.AddWorker(w, &forms.ProcessWorker{Pipeline: pipeline})
+	river.AddWorker(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
 	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
 	return w
 }

@@ -2,21 +2,18 @@ package metadata_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/app"
+	"github.com/shala-edu/shala/internal/app/apptest"
 	"github.com/shala-edu/shala/internal/metadata"
 	"github.com/shala-edu/shala/internal/pgtest"
-	"github.com/shala-edu/shala/internal/queue"
-	"github.com/shala-edu/shala/internal/server"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -35,15 +32,7 @@ func setup(t *testing.T) bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.New(pool, nil, queue.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	h := server.NewServer(server.Deps{
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Pool: pool, Queue: q, Gatherer: reg,
-		Metrics: server.NewMetrics(reg), WebhookSecret: "x", MaxBodyBytes: 1 << 20,
-	})
+	h := apptest.New(t, apptest.Config(t), app.Options{Pool: pool}).Handler()
 	return bundle{cat: cat, router: h.(chi.Routes)}
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/logging"
@@ -43,7 +44,7 @@ type Deps struct {
 	Log        *slog.Logger
 	Pool       *pgxpool.Pool
 	Pipeline   *forms.Pipeline
-	Collectors *forms.Collectors
+	Collectors *collector.Store
 	Bucket     *blob.Bucket
 	// MaxBytes caps a whole submission request (XML and attachments).
 	MaxBytes int64

@@ -82,6 +82,23 @@ func New(pool *pgxpool.Pool, workers *river.Workers, cfg Config) (*Client, error
 	return river.NewClient(riverpgxv5.New(pool), rc)
 }
 
+// Stop stops client: running jobs may finish within timeout, then the rest
+// are cancelled. River puts cancelled work back for a retry (by this
+// process later, or another one), so nothing is lost.
+func Stop(client *Client, timeout time.Duration, log *slog.Logger) error {
+	log.Info("stopping workers", "timeout", timeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := client.Stop(sctx)
+	if err == nil {
+		return nil
+	}
+	log.Warn("workers did not finish in time; cancelling running jobs", "err", err)
+	cctx, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	return client.StopAndCancel(cctx)
+}
+
 // errorLogger logs failed and panicking jobs with their kind and attempt;
 // River then applies its retry policy (exponential backoff with jitter).
 type errorLogger struct{ log *slog.Logger }

@@ -10,8 +10,9 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shala-edu/shala/internal/app"
+	"github.com/shala-edu/shala/internal/app/apptest"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/server"
 )
@@ -130,8 +131,9 @@ func (b *bundle) jobState(t *testing.T, id int64) string {
 func TestNoOperatorPasswordNoRiverUI(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	h := server.NewServer(server.Deps{Log: discard, Pool: b.pool, Queue: b.queue, Gatherer: prometheus.NewRegistry(),
-		Metrics: server.NewMetrics(prometheus.NewRegistry()), WebhookSecret: secret})
+	cfg := apptest.Config(t)
+	cfg.OperatorPassword = ""
+	h := apptest.New(t, cfg, app.Options{Pool: b.pool}).Handler()
 	for _, path := range []string{"/riverui/", "/riverui/api/jobs"} {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodGet, path, nil)

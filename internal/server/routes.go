@@ -7,10 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shala-edu/shala/actions"
-	"github.com/shala-edu/shala/internal/forms"
-	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/openrosa"
-	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/ratelimit"
 	"github.com/shala-edu/shala/internal/slowread"
@@ -22,13 +19,6 @@ import (
 // and /cron with the webhook secret; operators and probes reach the rest.
 // Each handler gets exactly the dependencies it uses.
 func addRoutes(r chi.Router, d Deps) {
-	in := inbox.New(d.Pool, d.Queue)
-	pings := ping.NewStore(d.Pool)
-	catalog := forms.NewCatalog(d.Pool)
-	rules := forms.NewRules()
-	pipeline := &forms.Pipeline{Pool: d.Pool, Catalog: catalog, Rules: rules, Log: d.Log, Metrics: d.FormMetrics}
-	collectors := forms.NewCollectors(d.Pool)
-
 	r.Get("/healthz", healthz())
 	r.Get("/readyz", readyz(d.Log, d.Ready))
 	r.Handle("/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{d.Log}, ErrorHandling: promhttp.ContinueOnError}))
@@ -37,7 +27,7 @@ func addRoutes(r chi.Router, d Deps) {
 	// authenticates them.
 	r.Route("/openrosa/key/{token}", func(r chi.Router) {
 		r.Use(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware)
-		odk := openrosa.Deps{Log: d.Log, Pool: d.Pool, Pipeline: pipeline, Collectors: collectors, Bucket: d.Blobs, MaxBytes: d.OpenRosaMaxBytes}
+		odk := openrosa.Deps{Log: d.Log, Pool: d.Pool, Pipeline: d.Pipeline, Collectors: d.Collectors, Bucket: d.Blobs, MaxBytes: d.OpenRosaMaxBytes}
 		submission := openrosa.Submission(odk)
 		r.Method(http.MethodHead, "/submission", submission)
 		r.With(slowread.Middleware(d.Upload)).Method(http.MethodPost, "/submission", submission)
@@ -62,24 +52,24 @@ func addRoutes(r chi.Router, d Deps) {
 	r.Route("/actions", func(r chi.Router) {
 		r.Use(d.webhook("action")...)
 		r.NotFound(notFound("action"))
-		r.Method(http.MethodPost, "/ping", actions.Ping(d.Log, pings))
-		r.Method(http.MethodPost, "/registerForm", actions.RegisterForm(d.Log, catalog))
-		r.Method(http.MethodPost, "/saveFormRule", actions.SaveFormRule(d.Log, catalog, rules))
-		r.Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, pipeline))
-		r.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, collectors, d.PublicURL))
-		r.Method(http.MethodPost, "/revokeCollector", actions.RevokeCollector(d.Log, collectors))
+		r.Method(http.MethodPost, "/ping", actions.Ping(d.Log, d.Pings))
+		r.Method(http.MethodPost, "/registerForm", actions.RegisterForm(d.Log, d.Catalog))
+		r.Method(http.MethodPost, "/saveFormRule", actions.SaveFormRule(d.Log, d.Catalog, d.Rules))
+		r.Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, d.Pipeline))
+		r.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, d.Collectors, d.PublicURL))
+		r.Method(http.MethodPost, "/revokeCollector", actions.RevokeCollector(d.Log, d.Collectors))
 	})
 	r.Route("/events", func(r chi.Router) {
 		r.Use(d.webhook("event")...)
 		r.NotFound(notFound("event trigger"))
-		r.Method(http.MethodPost, "/ping_created", triggers.PingCreated(d.Log, in))
-		r.Method(http.MethodPost, "/sms_request_created", triggers.SMSRequestCreated(d.Log, in))
-		r.Method(http.MethodPost, "/form_submission_created", triggers.FormSubmissionCreated(d.Log, in))
-		r.Method(http.MethodPost, "/assessment_class_finalized", triggers.AssessmentClassFinalized(d.Log, in))
+		r.Method(http.MethodPost, "/ping_created", triggers.PingCreated(d.Log, d.Inbox))
+		r.Method(http.MethodPost, "/sms_request_created", triggers.SMSRequestCreated(d.Log, d.Inbox))
+		r.Method(http.MethodPost, "/form_submission_created", triggers.FormSubmissionCreated(d.Log, d.Inbox))
+		r.Method(http.MethodPost, "/assessment_class_finalized", triggers.AssessmentClassFinalized(d.Log, d.Inbox))
 	})
 	r.Route("/cron", func(r chi.Router) {
 		r.Use(d.webhook("cron")...)
 		r.NotFound(notFound("cron trigger"))
-		r.Method(http.MethodPost, "/reconcile", triggers.Reconcile(d.Log, in))
+		r.Method(http.MethodPost, "/reconcile", triggers.Reconcile(d.Log, d.Inbox))
 	})
 }

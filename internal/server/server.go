@@ -17,20 +17,27 @@ import (
 
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/forms"
-	"github.com/shala-edu/shala/internal/queue"
+	"github.com/shala-edu/shala/internal/inbox"
+	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/slowread"
 )
 
-// Deps are everything the routes need.
+// Deps are everything the routes need, built once by internal/app.
 type Deps struct {
 	Log      *slog.Logger
 	Pool     *pgxpool.Pool
-	Queue    queue.Inserter
 	Gatherer prometheus.Gatherer
 	Metrics  *Metrics
-	// FormMetrics counts the forms pipeline's rule errors (nil: not counted).
-	FormMetrics *forms.Metrics
+	// Inbox records Hasura's event and cron deliveries.
+	Inbox *inbox.Inbox
+	// Stores and services of the capabilities.
+	Pings      *ping.Store
+	Catalog    *forms.Catalog
+	Rules      *forms.Rules
+	Pipeline   *forms.Pipeline
+	Collectors *collector.Store
 	// WebhookSecret is the value Hasura sends in X-Shala-Webhook-Secret.
 	WebhookSecret string
 	// MaxBodyBytes caps webhook bodies (413 beyond).

@@ -20,14 +20,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shala-edu/shala/hasura"
-	"github.com/shala-edu/shala/internal/blob"
-	"github.com/shala-edu/shala/internal/jobs"
+	"github.com/shala-edu/shala/internal/app"
+	"github.com/shala-edu/shala/internal/app/apptest"
+	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/logging"
 	"github.com/shala-edu/shala/internal/pgtest"
 	"github.com/shala-edu/shala/internal/queue"
-	"github.com/shala-edu/shala/internal/schema"
-	"github.com/shala-edu/shala/internal/server"
-	"github.com/shala-edu/shala/migrations"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -35,6 +33,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 const secret = "test-webhook-secret"
 
 type bundle struct {
+	app    *app.App
 	pool   *pgxpool.Pool
 	queue  *queue.Client
 	url    string
@@ -55,63 +54,40 @@ func setupWithPool(t *testing.T, pool *pgxpool.Pool) *bundle {
 	return setupWithLog(t, pool, discard)
 }
 
-func setupWithLog(t *testing.T, pool *pgxpool.Pool, discard *slog.Logger) *bundle {
+// setupWithLog builds shala through its composition root (as serve does)
+// on pool and serves it on a loopback port.
+func setupWithLog(t *testing.T, pool *pgxpool.Pool, log *slog.Logger) *bundle {
 	t.Helper()
-	return setupServer(t, pool, discard, nil)
+	return setupServer(t, pool, log, nil, nil)
 }
 
-// setupServer builds the bundle; configure, if set, adjusts the router's
-// dependencies and the HTTP server before it starts.
-func setupServer(t *testing.T, pool *pgxpool.Pool, discard *slog.Logger, configure func(*server.Deps, *http.Server)) *bundle {
+// setupServer is setupWithLog with configure adjusting the configuration
+// before shala is built and serve the HTTP server before it starts.
+func setupServer(t *testing.T, pool *pgxpool.Pool, log *slog.Logger, configure func(*config.Config), serve func(*http.Server)) *bundle {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	q, err := queue.New(pool, jobs.Workers(jobs.Deps{Pool: pool}), queue.Config{
-		Workers: 10, FetchCooldown: 5 * time.Millisecond, Log: discard, Metrics: queue.NewMetrics(reg, pool),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ui, err := queue.NewUI(t.Context(), q, discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bucket, err := blob.Open(context.Background(), "file://"+t.TempDir()+"?create_dir=true")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bucket.Close() })
-	deps := server.Deps{
-		Log: discard, Pool: pool, Queue: q, Gatherer: reg, Metrics: server.NewMetrics(reg),
-		WebhookSecret: secret, MaxBodyBytes: 64 << 10, Blobs: bucket, PublicURL: "https://shala.example", OpenRosaMaxBytes: 256 << 10,
-		Operator: ui, OperatorPassword: operatorPassword,
-		Ready: func(ctx context.Context) error {
-			if err := pool.Ping(ctx); err != nil {
-				return err
-			}
-			return schema.Status(ctx, pool, migrations.Default())
-		},
-	}
-	srv := httptest.NewUnstartedServer(nil)
+	cfg := apptest.Config(t)
+	cfg.WebhookSecret = secret
+	cfg.MaxBodyBytes = 64 << 10
+	cfg.OpenRosaMaxBytes = 256 << 10
+	cfg.OperatorPassword = operatorPassword
+	cfg.QueueFetchCooldown = 5 * time.Millisecond
 	if configure != nil {
-		configure(&deps, srv.Config)
+		configure(cfg)
 	}
-	srv.Config.Handler = server.NewServer(deps)
+	a := apptest.NewWithLog(t, cfg, log, app.Options{Pool: pool})
+	srv := httptest.NewUnstartedServer(a.Handler())
+	if serve != nil {
+		serve(srv.Config)
+	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &bundle{pool: pool, queue: q, url: srv.URL, reg: reg, client: srv.Client()}
+	return &bundle{app: a, pool: pool, queue: a.Queue, url: srv.URL, reg: a.Registry, client: srv.Client()}
 }
 
 // startWorkers starts the River client; it is stopped when the test ends.
 func (b *bundle) startWorkers(t *testing.T) {
 	t.Helper()
-	if err := b.queue.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = b.queue.Stop(ctx)
-	})
+	apptest.Start(t, b.app)
 }
 
 func (b *bundle) post(t *testing.T, path string, body []byte, hdr map[string]string) *http.Response {

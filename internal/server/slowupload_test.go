@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/pgtest"
-	"github.com/shala-edu/shala/internal/server"
-	"github.com/shala-edu/shala/internal/slowread"
 )
 
 // phone sends a body the way a phone on a poor link does: chunk bytes every
@@ -77,9 +76,10 @@ func multipartSubmission(t *testing.T, doc string, photo []byte) (body []byte, c
 func TestSlowPhonesAreServedAndStalledOnesDropped(t *testing.T) {
 	t.Parallel()
 	const window = 300 * time.Millisecond
-	b := setupServer(t, pgtest.New(t), discard, func(d *server.Deps, s *http.Server) {
-		d.OpenRosaMaxBytes = 1 << 20
-		d.Upload = slowread.Options{MinRate: 8 << 10, Window: window, WriteTimeout: time.Second} // 2.4 kB per window
+	b := setupServer(t, pgtest.New(t), discard, func(c *config.Config) {
+		c.OpenRosaMaxBytes = 1 << 20
+		c.UploadMinRate, c.UploadWindow = 8<<10, window // 2.4 kB per window
+	}, func(s *http.Server) {
 		s.ReadTimeout, s.WriteTimeout = 400*time.Millisecond, 600*time.Millisecond
 	})
 	b.registerHousehold(t)

@@ -20,10 +20,10 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shala-edu/shala/hasura"
-	"github.com/shala-edu/shala/internal/jobs"
+	"github.com/shala-edu/shala/internal/app"
+	"github.com/shala-edu/shala/internal/app/apptest"
 	"github.com/shala-edu/shala/internal/pgtest"
 	"github.com/shala-edu/shala/internal/queue"
-	"github.com/shala-edu/shala/internal/server"
 	"github.com/shala-edu/shala/internal/sms"
 	"github.com/shala-edu/shala/internal/sms/cdac"
 	"github.com/shala-edu/shala/internal/sms/cdac/cdactest"
@@ -118,37 +118,33 @@ func setup(t *testing.T, opts ...option) *fixture {
 		c.HTTP.Timeout = 150 * time.Millisecond
 		f.provider = c
 	}
-	q := f.newClient(false)
-	handler = server.NewServer(server.Deps{
-		Log: discard, Pool: f.pool, Queue: q, Gatherer: f.reg, Metrics: server.NewMetrics(f.reg),
-		WebhookSecret: secret, MaxBodyBytes: 1 << 20,
-		TwilioAuthToken: "twilio-token", TwilioCallbackURL: f.url + twilio.CallbackPath,
-	})
+	a := f.newApp()
+	handler = a.Handler()
 	return f
 }
 
-// newClient builds a River client with every worker; start says whether to
-// start it (stopped when the test ends).
+// newApp builds shala through its composition root, with the fixture's
+// provider, event recorder and fast retries.
+func (f *fixture) newApp() *app.App {
+	f.t.Helper()
+	cfg := apptest.Config(f.t)
+	cfg.WebhookSecret = secret
+	cfg.PublicURL = f.url
+	cfg.TwilioAuthToken = "twilio-token"
+	cfg.SMSWorkers = 8
+	return apptest.New(f.t, cfg, app.Options{Pool: f.pool, SMSProvider: f.provider, Tracker: f.events, RetryPolicy: fastRetry{}})
+}
+
+// newClient builds a River client with every worker (another instance of
+// shala on the same database); start says whether to start it (stopped when
+// the test ends).
 func (f *fixture) newClient(start bool) *queue.Client {
 	f.t.Helper()
-	deps := jobs.Deps{Pool: f.pool, Log: discard, Tracker: f.events, SMSProvider: f.provider, SMSMetrics: f.metrics}
-	c, err := queue.New(f.pool, jobs.Workers(deps), queue.Config{
-		Workers: 10, Queues: jobs.Queues(8), FetchCooldown: time.Millisecond, Log: discard, RetryPolicy: fastRetry{},
-	})
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	a := f.newApp()
 	if start {
-		if err := c.Start(context.Background()); err != nil {
-			f.t.Fatal(err)
-		}
-		f.t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = c.StopAndCancel(ctx)
-		})
+		apptest.Start(f.t, a)
 	}
-	return c
+	return a.Queue
 }
 
 func (f *fixture) student(name string, grade int, section string, phone any) uuid.UUID {

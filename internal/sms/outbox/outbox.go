@@ -58,3 +58,10 @@ func (o *Outbox) Send(ctx context.Context, msg sms.Message) (string, error) {
 	o.log.InfoContext(ctx, "sms written to outbox", "id", id, "to", sms.Mask(msg.To), "file", o.path)
 	return id, nil
 }
+
+// Close closes the outbox file; Send fails afterwards.
+func (o *Outbox) Close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.f.Close()
+}

@@ -1,4 +1,4 @@
-package main
+package queue_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"github.com/shala-edu/shala/internal/pgtest"
 	"github.com/shala-edu/shala/internal/queue"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 type slowArgs struct {
 	For time.Duration `json:"for"`
@@ -73,7 +75,9 @@ func TestShutdownLetsRunningJobsFinishOrRequeuesThem(t *testing.T) {
 			case <-time.After(20 * time.Second):
 				t.Fatal("job never started")
 			}
-			_ = stopQueue(client, tt.deadline, slog.New(slog.DiscardHandler))
+			if err := queue.Stop(client, tt.deadline, slog.New(slog.DiscardHandler)); err != nil {
+				t.Fatalf("stop: %v", err)
+			}
 			var state string
 			if err := pool.QueryRow(ctx, "SELECT state FROM river_job WHERE id = $1", res.Job.ID).Scan(&state); err != nil {
 				t.Fatal(err)
