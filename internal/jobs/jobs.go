@@ -31,28 +31,29 @@ type Deps struct {
 	Pipeline *forms.Pipeline
 }
 
-// Workers registers every worker.
+// Workers registers every worker, each through queue.Add: a kind's timeout
+// must fit the rescue rule (queue.MaxTimeout; see internal/queue/rescue.go).
 func Workers(d Deps) *river.Workers {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	w := river.NewWorkers()
-	river.AddWorker(w, &ping.PongWorker{Pool: d.Pool})
-	river.AddWorker(w, &queue.SweepWorker[ping.ReconcileArgs]{Pool: d.Pool, MinAge: ping.ReconcileAfter, Sweep: ping.Reconcile})
-	river.AddWorker(w, &inbox.PruneWorker{Pool: d.Pool})
+	queue.Add(w, &ping.PongWorker{Pool: d.Pool})
+	queue.Add(w, &queue.SweepWorker[ping.ReconcileArgs]{Pool: d.Pool, MinAge: ping.ReconcileAfter, Sweep: ping.Reconcile})
+	queue.Add(w, &inbox.PruneWorker{Pool: d.Pool})
 
-	river.AddWorker(w, &sms.ExpandWorker{Pool: d.Pool, Metrics: d.SMSMetrics})
+	queue.Add(w, &sms.ExpandWorker{Pool: d.Pool, Metrics: d.SMSMetrics})
 	sender := &sms.Sender{Pool: d.Pool, Provider: d.SMSProvider, Limiter: sms.Limiter(d.SMSRate), Metrics: d.SMSMetrics, Log: d.Log}
-	river.AddWorker(w, &sms.SendBatchWorker{Sender: sender})
-	river.AddWorker(w, &sms.SendWorker{Sender: sender})
-	river.AddWorker(w, &sms.ProgressWorker{Pool: d.Pool, Tracker: d.Tracker})
-	river.AddWorker(w, &queue.SweepWorker[sms.ReconcileArgs]{Pool: d.Pool, MinAge: sms.ReconcileAfter, Sweep: sms.Reconcile})
+	queue.Add(w, &sms.SendBatchWorker{Sender: sender})
+	queue.Add(w, &sms.SendWorker{Sender: sender})
+	queue.Add(w, &sms.ProgressWorker{Pool: d.Pool, Tracker: d.Tracker})
+	queue.Add(w, &queue.SweepWorker[sms.ReconcileArgs]{Pool: d.Pool, MinAge: sms.ReconcileAfter, Sweep: sms.Reconcile})
 	if p, ok := d.SMSProvider.(sms.Poller); ok {
-		river.AddWorker(w, &sms.ReportWorker{Pool: d.Pool, Poller: p})
+		queue.Add(w, &sms.ReportWorker{Pool: d.Pool, Poller: p})
 	}
 
-	river.AddWorker(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
-	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
+	queue.Add(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
+	queue.Add(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
 	return w
 }
 
