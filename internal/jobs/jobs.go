@@ -57,6 +57,10 @@ func Workers(d Deps) *river.Workers {
 	return w
 }
 
+// SweepEvery is how often River runs each reconciler (the reconcile cron
+// trigger adds a run every 5 minutes when Hasura is in front).
+const SweepEvery = time.Minute
+
 // Periodic lists the periodic jobs. They run on the elected leader, so N
 // replicas run each once.
 func Periodic(d Deps) []*river.PeriodicJob {
@@ -66,10 +70,10 @@ func Periodic(d Deps) []*river.PeriodicJob {
 			&river.PeriodicJobOpts{ID: args.Kind(), RunOnStart: runOnStart})
 	}
 	jobs := []*river.PeriodicJob{
-		every(time.Minute, ping.ReconcileArgs{}, false),
+		every(SweepEvery, ping.ReconcileArgs{}, false),
 		every(time.Hour, inbox.PruneArgs{}, true),
-		every(time.Minute, sms.ReconcileArgs{}, true),
-		every(time.Minute, forms.ReconcileArgs{}, true),
+		every(SweepEvery, sms.ReconcileArgs{}, true),
+		every(SweepEvery, forms.ReconcileArgs{}, true),
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {
 		jobs = append(jobs, every(5*time.Minute, sms.ReportArgs{}, false))

@@ -515,7 +515,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shala_sms_messages_total",
-			Help: "SMS message outcomes by provider and status (sent, failed, retry, undeliverable).",
+			Help: "SMS message outcomes by provider and status (sent, failed, retry, undeliverable; unconfirmed: a call whose outcome was never learned, a possible duplicate).",
 		}, []string{"provider", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "shala_sms_send_duration_seconds",
