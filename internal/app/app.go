@@ -31,9 +31,11 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/config"
+	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/jobs"
@@ -42,6 +44,7 @@ import (
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/schema"
 	"github.com/shala-edu/shala/internal/server"
+	"github.com/shala-edu/shala/internal/sheets"
 	"github.com/shala-edu/shala/internal/slowread"
 	"github.com/shala-edu/shala/internal/sms"
 	"github.com/shala-edu/shala/internal/sms/cdac"
@@ -86,6 +89,15 @@ type App struct {
 	Rules      *forms.Rules
 	Pipeline   *forms.Pipeline
 	Collectors *collector.Store
+
+	// Exports: Sheets is nil (and Exporter too) without a Google service
+	// account; CSV links are signed with Links; JWT verifies apps' Hasura
+	// tokens on REST endpoints (nil without HASURA_GRAPHQL_JWT_SECRET).
+	Sheets   *sheets.Client
+	Exporter *export.Exporter
+	Langs    *export.Languages
+	Links    *export.Links
+	JWT      *auth.Verifier
 
 	// Queue works every job kind jobs.Workers lists (once Start is
 	// called); Inbox records Hasura deliveries and enqueues through it.
@@ -160,10 +172,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.Rules = forms.NewRules()
 	a.Pipeline = &forms.Pipeline{Pool: a.Pool, Catalog: a.Catalog, Rules: a.Rules, Log: log, Metrics: forms.NewMetrics(a.Registry)}
 	a.Collectors = collector.NewStore(a.Pool)
+	if err := a.buildExports(ctx, cfg, log); err != nil {
+		return nil, err
+	}
 
 	// The queue and what records work into it.
 	jd := jobs.Deps{Pool: a.Pool, Log: log, Tracker: a.Tracker, SMSProvider: a.SMS, SMSRate: cfg.SMSRate,
-		SMSMetrics: a.SMSMetrics, Pipeline: a.Pipeline}
+		SMSMetrics: a.SMSMetrics, Pipeline: a.Pipeline, Exporter: a.Exporter}
 	if a.Queue, err = queue.New(a.Pool, jobs.Workers(jd), queue.Config{
 		Workers:       cfg.QueueWorkers,
 		Queues:        jobs.Queues(cfg.SMSWorkers),
@@ -192,8 +207,46 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: TwilioCallbackURL(cfg),
 		Operator: a.Operator, OperatorPassword: cfg.OperatorPassword.Reveal(),
 		Ready: a.Ready,
+		Queue: a.Queue, Langs: a.Langs, Links: a.Links, JWT: a.JWT, SheetsAccount: a.sheetsAccount(),
 	})
 	return a, nil
+}
+
+// buildExports builds the Sheets client and exporter (with a service
+// account), the CSV link signer and the JWT verifier.
+func (a *App) buildExports(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	a.Langs = export.NewLanguages()
+	metrics := export.NewMetrics(a.Registry)
+	if cfg.SheetsCredentials != "" {
+		var err error
+		a.Sheets, err = sheets.New(ctx, sheets.Config{URL: cfg.SheetsURL, CredentialsJSON: []byte(cfg.SheetsCredentials.Reveal())})
+		if err != nil {
+			return fmt.Errorf("SHALA_SHEETS_CREDENTIALS: %w", err)
+		}
+		a.Exporter = export.NewExporter(a.Pool, a.Sheets, a.Langs, export.NewPacer(cfg.SheetsWrites), log, metrics)
+	}
+	key := []byte(cfg.ExportLinkKey.Reveal())
+	if len(key) == 0 {
+		key = export.DeriveKey(cfg.WebhookSecret.Reveal())
+	}
+	a.Links = export.NewLinks(key, cfg.PublicURL)
+	if cfg.JWTSecret != "" {
+		jc, err := auth.ParseConfig(cfg.JWTSecret.Reveal())
+		if err != nil {
+			return fmt.Errorf("HASURA_GRAPHQL_JWT_SECRET: %w", err)
+		}
+		if a.JWT, err = auth.NewVerifier(jc); err != nil {
+			return fmt.Errorf("HASURA_GRAPHQL_JWT_SECRET: %w", err)
+		}
+	}
+	return nil
+}
+
+func (a *App) sheetsAccount() string {
+	if a.Sheets == nil {
+		return ""
+	}
+	return a.Sheets.Account()
 }
 
 // onClose registers f to run on Close, after everything built later.

@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
@@ -29,6 +30,8 @@ type Deps struct {
 	SMSMetrics  *sms.Metrics
 	// Pipeline processes form submissions.
 	Pipeline *forms.Pipeline
+	// Exporter appends responses to Google Sheets (nil: not configured).
+	Exporter *export.Exporter
 }
 
 // Workers registers every worker, each through queue.Add: a kind's timeout
@@ -54,6 +57,10 @@ func Workers(d Deps) *river.Workers {
 
 	queue.Add(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
 	queue.Add(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
+
+	// A sheet export runs up to its own (longer) timeout; see queue.AddLong.
+	queue.AddLong(w, &export.ExportWorker{Exporter: d.Exporter})
+	queue.Add(w, &queue.SweepWorker[export.SweepArgs]{Pool: d.Pool, Sweep: export.Sweep})
 	return w
 }
 
@@ -74,6 +81,7 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(time.Hour, inbox.PruneArgs{}, true),
 		every(SweepEvery, sms.ReconcileArgs{}, true),
 		every(SweepEvery, forms.ReconcileArgs{}, true),
+		every(time.Minute, export.SweepArgs{}, true),
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {
 		jobs = append(jobs, every(5*time.Minute, sms.ReportArgs{}, false))
@@ -83,5 +91,5 @@ func Periodic(d Deps) []*river.PeriodicJob {
 
 // Queues are the queues beyond River's default and their worker counts.
 func Queues(smsWorkers int) map[string]int {
-	return map[string]int{sms.Queue: smsWorkers}
+	return map[string]int{sms.Queue: smsWorkers, export.Queue: export.QueueWorkers}
 }

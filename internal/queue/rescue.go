@@ -54,6 +54,17 @@ func Add[T river.JobArgs](workers *river.Workers, worker river.Worker[T]) {
 	river.AddWorker(workers, worker)
 }
 
+// AddLong registers a worker whose runs may outlast MaxTimeout. River
+// rescues a job only once it has run the longer of RescueAfter and its
+// kind's timeout, so a killed process's job of this kind waits its whole
+// timeout before another process takes it. Use it only where that delay is
+// acceptable and a second run while the first still works is harmless: the
+// sheet export (one run per export holds a session lock; a second finds it
+// busy).
+func AddLong[T river.JobArgs](workers *river.Workers, worker river.Worker[T]) {
+	river.AddWorker(workers, worker)
+}
+
 // WithGrace is the context for recording what a cancelled job did (the
 // outcome of a call that went out): not cancelled with the job, but bounded
 // by Grace so the owner still finishes before RescueAfter.

@@ -16,11 +16,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/collector"
+	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
+	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/slowread"
 )
 
@@ -66,6 +69,15 @@ type Deps struct {
 	// Ready reports whether this instance can serve: database reachable,
 	// migrations current. nil means always ready.
 	Ready func(context.Context) error
+	// Exports: Queue enqueues sheet exports (connectSheet); Langs caches
+	// forms' default languages; Links signs and checks CSV links; JWT
+	// verifies apps' Hasura tokens (nil: none configured); SheetsAccount is
+	// the Google service account ("" when Sheets is not configured).
+	Queue         queue.Inserter
+	Langs         *export.Languages
+	Links         *export.Links
+	JWT           *auth.Verifier
+	SheetsAccount string
 }
 
 // NewServer returns shala's HTTP handler.
