@@ -325,43 +325,86 @@ func (w *SendBatchWorker) Work(ctx context.Context, job *river.Job[SendBatchArgs
 		if err != nil {
 			return err
 		}
-		if err := w.sendAll(ctx, wave); err != nil {
-			return err // River retries the batch; recorded messages are skipped
+		w.callAll(ctx, wave)
+		// The outcomes are written at once — even when the job is being
+		// stopped (within queue.Grace) — so few sent messages are ever
+		// unrecorded. If that fails, the batch runs again and finds them
+		// claimed ('sending'): sent again, and counted as unconfirmed.
+		rctx, cancelRecord := queue.WithGrace(ctx)
+		err = w.recordWave(rctx, wave)
+		cancelRecord()
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// sendAll calls the provider for each claimed message at once and records
-// every outcome, even if the job is being stopped meanwhile.
-func (w *SendBatchWorker) sendAll(ctx context.Context, wave []*outgoing) error {
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs error
-	)
+// callAll calls the provider for each claimed message at once.
+func (w *SendBatchWorker) callAll(ctx context.Context, wave []*outgoing) {
+	var wg sync.WaitGroup
 	for _, m := range wave {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			w.send(ctx, m)
-			rctx, cancel := queue.WithGrace(ctx)
-			defer cancel()
-			var err error
-			if m.transient != nil {
-				err = w.scheduleRetry(rctx, m)
-			} else {
-				err = w.record(rctx, m)
-			}
-			if err != nil {
-				mu.Lock()
-				errs = errors.Join(errs, err)
-				mu.Unlock()
-			}
 		}()
 	}
 	wg.Wait()
-	return errs
+}
+
+// recordWave records the outcomes of a wave: sent and failed messages of a
+// provider that does not call back in one statement; retries to schedule
+// and callback reports to apply each on its own.
+func (w *SendBatchWorker) recordWave(ctx context.Context, wave []*outgoing) error {
+	_, callsBack := w.Provider.(CallbackProvider)
+	var final []*outgoing
+	for _, m := range wave {
+		if m.transient == nil && !callsBack {
+			final = append(final, m)
+			continue
+		}
+		var err error
+		if m.transient != nil {
+			err = w.scheduleRetry(ctx, m)
+		} else {
+			err = w.record(ctx, m)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return w.recordFinal(ctx, final)
+}
+
+// recordFinal records the final outcomes of done (sent or failed; a
+// provider that does not call back) in one statement.
+func (s *Sender) recordFinal(ctx context.Context, done []*outgoing) error {
+	if len(done) == 0 {
+		return nil
+	}
+	ids, statuses := make([]uuid.UUID, len(done)), make([]string, len(done))
+	pids, errs := make([]*string, len(done)), make([]*string, len(done))
+	for i, m := range done {
+		ids[i], statuses[i] = m.id, "sent"
+		if m.fail != "" {
+			t := truncate(m.fail)
+			statuses[i], errs[i] = "failed", &t
+		} else {
+			pids[i] = &m.providerID
+		}
+	}
+	if _, err := s.Pool.Exec(ctx, `UPDATE sms_message m SET status = u.status, provider = $1,
+			provider_message_id = coalesce(u.pid, m.provider_message_id), last_error = coalesce(u.err, m.last_error),
+			sent_at = CASE WHEN u.status = 'sent' THEN now() ELSE m.sent_at END, updated_at = now()
+		FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[]) AS u(id, status, pid, err)
+		WHERE m.id = u.id AND m.status IN ('queued', 'sending')`, s.Provider.Name(), ids, statuses, pids, errs); err != nil {
+		return err
+	}
+	for _, st := range statuses {
+		s.Metrics.message(s.Provider.Name(), st, 1)
+	}
+	return nil
 }
 
 // SnoozeUnsent is how soon a send job whose messages did not all get a turn
