@@ -176,7 +176,7 @@ func newBroadcast(t *testing.T) *broadcast {
 		"SHALA_BLOB_URL=file://" + filepath.Join(t.TempDir(), "blobs") + "?create_dir=true",
 		"SHALA_SMS_PROVIDER=cdac", "SHALA_CDAC_URL=" + b.gw.URL, "SHALA_CDAC_USERNAME=hpgovt-hpssa",
 		"SHALA_CDAC_PASSWORD=s3cret", "SHALA_CDAC_SENDER_ID=HPSSAS", "SHALA_CDAC_SECURE_KEY=dept-secure-key",
-		"SHALA_SMS_RATE=400", fmt.Sprintf("SHALA_SMS_WORKERS=%d", killSMSWorker), "SHALA_QUEUE_WORKERS=20",
+		"SHALA_SMS_RATE=1000", fmt.Sprintf("SHALA_SMS_WORKERS=%d", killSMSWorker), "SHALA_QUEUE_WORKERS=20",
 		"SHALA_LOG_LEVEL=info", "SHALA_SHUTDOWN_TIMEOUT=5s", "SHALA_DB_MAX_CONNS=30",
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 	}
@@ -315,10 +315,17 @@ func (b *broadcast) check(t *testing.T, from time.Time) {
 		t.Errorf("%d parents got more messages than their row records (attempts, unconfirmed_attempts)", unrecorded)
 	}
 	var rescued int
-	if err := b.pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job
-		WHERE errors::text LIKE '%Stuck job rescued%'`).Scan(&rescued); err != nil {
+	var lastRescue, lastSent time.Time
+	if err := b.pool.QueryRow(context.Background(), `SELECT count(*), coalesce(max((e ->> 'at')::timestamptz), now())
+		FROM river_job, jsonb_array_elements(to_jsonb(errors)) e
+		WHERE e ->> 'error' LIKE 'Stuck job rescued%'`).Scan(&rescued, &lastRescue); err != nil {
 		t.Fatal(err)
 	}
+	if err := b.pool.QueryRow(context.Background(), `SELECT max(sent_at) FROM sms_message WHERE request_id = $1`, b.request).Scan(&lastSent); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d jobs rescued, the last %v after the restart or kill; the last message sent %v after it",
+		rescued, lastRescue.Sub(from).Round(time.Second), lastSent.Sub(from).Round(time.Second))
 	if rescued == 0 {
 		t.Error("no job was rescued: the kill did not leave running jobs behind")
 	}

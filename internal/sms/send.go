@@ -448,9 +448,11 @@ func (s *Sender) recordTransient(ctx context.Context, q interface {
 // sent because their request's template was disabled since the expansion.
 func (w *SendBatchWorker) failUnsendable(ctx context.Context, ids []uuid.UUID) error {
 	_, err := w.Pool.Exec(ctx, `UPDATE sms_message m SET status = 'failed', updated_at = now(),
+			unconfirmed_attempts = m.unconfirmed_attempts + CASE WHEN m.status = 'sending' THEN 1 ELSE 0 END,
 			last_error = 'the request''s template is no longer enabled'
 		FROM sms_request r
-		WHERE m.id = ANY ($1) AND r.id = m.request_id AND m.status = 'queued' AND m.attempts = 0
+		WHERE m.id = ANY ($1) AND r.id = m.request_id AND m.status IN ('queued', 'sending')
+		  AND (m.attempts = 0 OR (m.status = 'sending' AND m.attempts = 1))
 		  AND NOT EXISTS (SELECT 1 FROM sms_template t WHERE t.type = r.type AND t.language = r.language AND t.enabled)`, ids)
 	return err
 }
@@ -473,8 +475,9 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		// Recorded already (a re-run after a crash), deleted with its
 		// request, or its template disabled since.
 		_, err := w.Pool.Exec(ctx, `UPDATE sms_message SET status = 'failed', updated_at = now(),
+				unconfirmed_attempts = unconfirmed_attempts + CASE WHEN status = 'sending' THEN 1 ELSE 0 END,
 				last_error = 'the request''s template is no longer enabled'
-			WHERE id = $1 AND status = 'queued'`, job.Args.MessageID)
+			WHERE id = $1 AND status IN ('queued', 'sending')`, job.Args.MessageID)
 		return err
 	}
 	if err != nil {
