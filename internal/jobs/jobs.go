@@ -11,9 +11,13 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/bbb"
+	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
+	"github.com/shala-edu/shala/internal/lesson"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/sms"
@@ -30,6 +34,16 @@ type Deps struct {
 	SMSMetrics  *sms.Metrics
 	// Pipeline processes form submissions.
 	Pipeline *forms.Pipeline
+	// BBB calls BigBlueButton servers; LessonPolicy is how lessons are
+	// placed (zero: lesson.DefaultPolicy); Alerts is Prometheus (nil: no
+	// alert checks).
+	BBB          *bbb.Client
+	LessonPolicy lesson.Policy
+	Alerts       lesson.AlertSource
+	// Blobs is the file store (exam answer files are deleted from it).
+	Blobs *blob.Bucket
+	// Now is the exam sweep's clock; nil is time.Now.
+	Now func() time.Time
 	// Exporter appends responses to Google Sheets (nil: not configured).
 	Exporter *export.Exporter
 }
@@ -55,8 +69,21 @@ func Workers(d Deps) *river.Workers {
 		queue.Add(w, &sms.ReportWorker{Pool: d.Pool, Poller: p})
 	}
 
+	if d.LessonPolicy == (lesson.Policy{}) {
+		d.LessonPolicy = lesson.DefaultPolicy()
+	}
+	queue.Add(w, &lesson.EndMeetingWorker{Pool: d.Pool, BBB: d.BBB})
+	queue.Add(w, &lesson.SweepWorker{Pool: d.Pool, BBB: d.BBB, Log: d.Log, Policy: d.LessonPolicy})
+	queue.Add(w, &lesson.CheckWorker{Pool: d.Pool, BBB: d.BBB, Log: d.Log})
+	queue.Add(w, &lesson.AlertsWorker{Pool: d.Pool, Log: d.Log, Source: d.Alerts})
+
 	queue.Add(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
 	queue.Add(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
+
+	// The workers' own exam store: it enqueues through the job's client.
+	exams := exam.New(exam.Deps{Pool: d.Pool, Files: exam.NewFiles(d.Blobs), Now: d.Now, Log: d.Log})
+	queue.Add(w, &exam.DeleteBlobWorker{Store: exams})
+	queue.Add(w, &exam.ExpireWorker{Store: exams})
 
 	// A sheet export runs up to its own (longer) timeout; see queue.AddLong.
 	queue.AddLong(w, &export.ExportWorker{Exporter: d.Exporter})
@@ -81,10 +108,15 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(time.Hour, inbox.PruneArgs{}, true),
 		every(SweepEvery, sms.ReconcileArgs{}, true),
 		every(SweepEvery, forms.ReconcileArgs{}, true),
+		every(time.Hour, exam.ExpireArgs{}, true),
 		every(time.Minute, export.SweepArgs{}, true),
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {
 		jobs = append(jobs, every(5*time.Minute, sms.ReportArgs{}, false))
+	}
+	jobs = append(jobs, every(time.Minute, lesson.SweepArgs{}, true))
+	if d.Alerts != nil {
+		jobs = append(jobs, every(time.Minute, lesson.AlertsArgs{}, true))
 	}
 	return jobs
 }

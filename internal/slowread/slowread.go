@@ -23,7 +23,13 @@ import (
 	"net/http"
 	"syscall"
 	"time"
+
+	"github.com/shala-edu/shala/internal/fault"
 )
+
+// CodeInterrupted is the error code of an upload answered 503 because its
+// link failed (REST endpoints; OpenRosa answers carry no codes).
+const CodeInterrupted fault.Code = "UPLOAD_INTERRUPTED"
 
 // Defaults of Options.
 const (
