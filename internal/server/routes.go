@@ -13,6 +13,7 @@ import (
 	"github.com/shala-edu/shala/internal/openrosa"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/ratelimit"
+	"github.com/shala-edu/shala/internal/slowread"
 	"github.com/shala-edu/shala/internal/sms/twilio"
 	"github.com/shala-edu/shala/internal/web"
 	"github.com/shala-edu/shala/triggers"
@@ -33,7 +34,7 @@ func addRoutes(r chi.Router, d Deps) {
 		odk := openrosa.Deps{Log: d.Log, Pool: d.Pool, Pipeline: d.Pipeline, Collectors: d.Collectors, Bucket: d.Blobs, MaxBytes: d.OpenRosaMaxBytes}
 		submission := openrosa.Submission(odk)
 		r.Method(http.MethodHead, "/submission", submission)
-		r.Method(http.MethodPost, "/submission", submission)
+		r.With(slowread.Middleware(d.Upload)).Method(http.MethodPost, "/submission", submission)
 		r.Method(http.MethodGet, "/formList", openrosa.FormList(odk, d.PublicURL))
 		r.Method(http.MethodGet, "/forms/{form}/{file}", openrosa.FormDownload(odk))
 	})
@@ -59,7 +60,9 @@ func addRoutes(r chi.Router, d Deps) {
 		public := ratelimit.New(d.PublicRate, d.PublicBurst).Middleware
 		r.Route("/submissions/{uploadCode}", func(r chi.Router) {
 			r.Use(public)
-			r.Method(http.MethodPost, "/", web.Submit(d.Log, exams, guesses))
+			// A student's phone may be slow: read at any speed above the
+			// floor (tus has its own per-read deadline and resumes).
+			r.With(slowread.Middleware(d.Upload)).Method(http.MethodPost, "/", web.Submit(d.Log, exams, guesses))
 			r.Method(http.MethodGet, "/", web.SubmissionStatus(d.Log, exams, guesses))
 			if d.TusDir != "" {
 				r.Handle("/tus/*", web.NewTus(d.Log, exams, guesses, d.TusDir))
