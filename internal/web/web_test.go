@@ -45,6 +45,7 @@ func (fastRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(
 type fixture struct {
 	pool   *pgxpool.Pool
 	dir    string // the bucket's directory
+	tusDir string // resumable uploads in progress
 	bucket *blob.Bucket
 	clock  *apptest.Clock
 	queue  *queue.Client
@@ -84,6 +85,7 @@ func setup(t *testing.T, configure ...func(*config.Config)) *fixture {
 	for _, c := range configure {
 		c(cfg)
 	}
+	f.tusDir = cfg.TusDir
 	f.app = apptest.New(t, cfg, app.Options{Pool: f.pool, RetryPolicy: fastRetry{}, Now: f.clock.Now})
 	f.bucket, f.queue, f.exams = f.app.Bucket, f.app.Queue, f.app.Exams
 	handler = f.app.Handler()
