@@ -575,6 +575,24 @@ func TestDownloadLinks(t *testing.T) {
 		f.clock.Add(time.Second)
 		wantError(t, f.get(t, v.DownloadURL), http.StatusForbidden, "FORBIDDEN")
 	})
+	t.Run("the saved name keeps the sniffed type: markup sent as text is not saved as a page", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		code := f.student(t)
+		page := []byte("<img src=x onerror=alert(document.domain)> my answer\n")
+		resp := f.upload(t, code, "answer.html", page)
+		wantStatus(t, resp, http.StatusCreated)
+		rc := decode[web.ReceiptJSON](t, resp)
+		v := decode[web.VerificationJSON](t, f.get(t, "/verifications/"+rc.VerificationCode))
+		if v.FileName != "answer.html.txt" || v.ContentType != "text/plain; charset=utf-8" {
+			t.Errorf("verification: name %q, type %q; want answer.html.txt, text/plain", v.FileName, v.ContentType)
+		}
+		dl := f.get(t, v.DownloadURL)
+		wantStatus(t, dl, http.StatusOK)
+		if got := dl.Header.Get("Content-Disposition"); got != "attachment; filename=answer.html.txt" {
+			t.Errorf("Content-Disposition %q, want the name ending in .txt", got)
+		}
+	})
 	t.Run("tampered, other method, other file: 403", func(t *testing.T) {
 		t.Parallel()
 		f, _, v, _ := setupFile(t)
