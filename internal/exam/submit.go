@@ -162,10 +162,9 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (Receipt, error) {
 			return r, err
 		}
 	}
-	now := s.now()
 	started := sub.StartedAt
 	if started.IsZero() {
-		started = now
+		started = s.now()
 	}
 	if err := CanUpload(st, started); err != nil {
 		return Receipt{}, err
@@ -178,12 +177,24 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (Receipt, error) {
 		}
 		return Receipt{}, err
 	}
-	r, dup, err := s.accept(ctx, st, sub, f, now)
+	// Every byte is stored. Recording it no longer depends on the client,
+	// who may be gone (a phone losing its signal after its last byte): a
+	// cancel mid-commit would leave the outcome unknown, and the blob of an
+	// upload that did commit would be deleted below as refused.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), acceptTimeout)
+	defer cancel()
+	// uploaded_at is when the bytes were in (a slow link takes minutes),
+	// to the microsecond Postgres keeps, so the receipt says what is stored.
+	r, dup, err := s.accept(actx, st, sub, f, s.now().Truncate(time.Microsecond))
 	if err != nil || dup {
 		s.discard(ctx, f.Key)
 	}
 	return r, err
 }
+
+// acceptTimeout bounds recording a stored file (a few statements in one
+// transaction), now that the client's cancellation no longer does.
+const acceptTimeout = 30 * time.Second
 
 // accept records an uploaded file as the student's one active upload. dup
 // says a concurrent finish of the same resumable upload won: r is its

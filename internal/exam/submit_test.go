@@ -1,0 +1,162 @@
+package exam
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+
+	"github.com/shala-edu/shala/internal/pgtest"
+	"github.com/shala-edu/shala/internal/queue"
+)
+
+// submitFixture is a Store on a fresh database and a fileblob bucket, with
+// a clock the test moves and a queue whose inserts the test can watch.
+type submitFixture struct {
+	pool   *pgxpool.Pool
+	bucket *blob.Bucket
+	store  *Store
+	queue  *hookedQueue
+
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (f *submitFixture) clock() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *submitFixture) advance(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = f.now.Add(d)
+}
+
+// hookedQueue runs onInsert (once) when a job is inserted inside a
+// transaction, then inserts it.
+type hookedQueue struct {
+	queue.Inserter
+	onInsert func()
+}
+
+func (q *hookedQueue) InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
+	if q.onInsert != nil {
+		q.onInsert()
+		q.onInsert = nil
+	}
+	return q.Inserter.InsertManyTx(ctx, tx, params)
+}
+
+func setupSubmit(t *testing.T) (*submitFixture, string) {
+	t.Helper()
+	pool := pgtest.New(t)
+	bucket, err := fileblob.OpenBucket(t.TempDir(), &fileblob.Options{CreateDir: true, NoTempDir: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bucket.Close() })
+	q, err := queue.New(pool, nil, queue.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &submitFixture{pool: pool, bucket: bucket, queue: &hookedQueue{Inserter: q},
+		now: time.Date(2026, 6, 1, 9, 0, 0, 123456789, time.UTC)}
+	f.store = New(Deps{Pool: pool, Files: NewFiles(bucket), Queue: f.queue, Now: f.clock})
+	ctx := context.Background()
+	id, err := f.store.CreateExam(ctx, "examiner-1", "Chemistry", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, errs, err := f.store.CreateStudents(ctx, "examiner-1", id, []StudentInput{
+		{Nickname: "asha", FirstName: "Asha", LastName: "Verma", Email: "asha@example.org"}}, nil)
+	if err != nil || len(errs) > 0 {
+		t.Fatalf("create student: %v %v", err, errs)
+	}
+	return f, created[0].UploadCode
+}
+
+// readHook runs hook on its first read, then reads r.
+type readHook struct {
+	r    io.Reader
+	hook func()
+}
+
+func (h *readHook) Read(p []byte) (int, error) {
+	if h.hook != nil {
+		h.hook()
+		h.hook = nil
+	}
+	return h.r.Read(p)
+}
+
+func pdfBytes(n int, fill byte) []byte {
+	b := bytes.Repeat([]byte{fill}, n)
+	copy(b, "%PDF-1.7\n")
+	return b
+}
+
+func TestSubmitOnceTheBytesAreIn(t *testing.T) {
+	t.Parallel()
+	t.Run("the client leaving while the upload is recorded does not undo it", func(t *testing.T) {
+		t.Parallel()
+		f, code := setupSubmit(t)
+		ctx := context.Background()
+		if _, err := f.store.Submit(ctx, Submission{Code: code, FileName: "a.pdf", Body: bytes.NewReader(pdfBytes(2000, 'a'))}); err != nil {
+			t.Fatal(err)
+		}
+		// The second upload replaces the first: its transaction queues the
+		// old blob's deletion, and there the client goes away (a phone
+		// losing its signal after its last byte). Cancelled mid-commit, the
+		// outcome would be unknown — and the new blob deleted as refused
+		// while its row may have committed.
+		reqCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		f.queue.onInsert = cancel
+		rc, err := f.store.Submit(reqCtx, Submission{Code: code, FileName: "b.pdf", Body: bytes.NewReader(pdfBytes(3000, 'b'))})
+		if err != nil {
+			t.Fatalf("Submit with the client gone after its last byte: %v", err)
+		}
+		var key, state string
+		if err := f.pool.QueryRow(ctx, `SELECT blob_key, state FROM exam_upload WHERE verification_code = $1`, rc.VerificationCode).Scan(&key, &state); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := f.bucket.Exists(ctx, key); err != nil || !ok || state != StateActive {
+			t.Errorf("upload %s: blob exists %v (%v); want the active upload's blob stored", state, ok, err)
+		}
+	})
+	t.Run("uploaded_at is when the last byte arrived, not when the request began", func(t *testing.T) {
+		t.Parallel()
+		f, code := setupSubmit(t)
+		ctx := context.Background()
+		// 3 MiB at 256 kbit/s: the bytes take about 100 s.
+		body := &readHook{r: bytes.NewReader(pdfBytes(MaxFileBytes, 'c')), hook: func() { f.advance(100 * time.Second) }}
+		began := f.clock()
+		rc, err := f.store.Submit(ctx, Submission{Code: code, FileName: "c.pdf", Body: body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		arrived := began.Add(100 * time.Second).Truncate(time.Microsecond)
+		var uploadedAt time.Time
+		if err := f.pool.QueryRow(ctx, `SELECT uploaded_at FROM exam_upload WHERE id = $1`, rc.UploadID).Scan(&uploadedAt); err != nil {
+			t.Fatal(err)
+		}
+		if !uploadedAt.Equal(arrived) {
+			t.Errorf("uploaded_at %v, want %v (when the bytes were in)", uploadedAt, arrived)
+		}
+		// The receipt says what the database holds, to the microsecond.
+		if want := arrived.Add(Lifetime); !rc.ExpiresAt.Equal(want) {
+			t.Errorf("receipt expiresAt %v, want %v", rc.ExpiresAt, want)
+		}
+	})
+}
