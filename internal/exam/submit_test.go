@@ -61,11 +61,7 @@ func (q *hookedQueue) InsertManyTx(ctx context.Context, tx pgx.Tx, params []rive
 func setupSubmit(t *testing.T) (*submitFixture, string) {
 	t.Helper()
 	pool := pgtest.New(t)
-	bucket, err := fileblob.OpenBucket(t.TempDir(), &fileblob.Options{CreateDir: true, NoTempDir: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bucket.Close() })
+	bucket := testBucket(t)
 	q, err := queue.New(pool, nil, queue.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +80,18 @@ func setupSubmit(t *testing.T) (*submitFixture, string) {
 		t.Fatalf("create student: %v %v", err, errs)
 	}
 	return f, created[0].UploadCode
+}
+
+// testBucket is a fileblob bucket in a temp dir, temp files beside the
+// blobs.
+func testBucket(t *testing.T) *blob.Bucket {
+	t.Helper()
+	bucket, err := fileblob.OpenBucket(t.TempDir(), &fileblob.Options{CreateDir: true, NoTempDir: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bucket.Close() })
+	return bucket
 }
 
 // readHook runs hook on its first read, then reads r.
