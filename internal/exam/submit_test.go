@@ -3,10 +3,14 @@ package exam
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,6 +21,7 @@ import (
 
 	"github.com/shala-edu/shala/internal/pgtest"
 	"github.com/shala-edu/shala/internal/queue"
+	"github.com/shala-edu/shala/internal/upload"
 )
 
 // submitFixture is a Store on a fresh database and a fileblob bucket, with
@@ -167,4 +172,26 @@ func TestSubmitOnceTheBytesAreIn(t *testing.T) {
 			t.Errorf("receipt expiresAt %v, want %v", rc.ExpiresAt, want)
 		}
 	})
+}
+
+func TestStorageFailureRecordsAnyMessage(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.New(t)
+	ctx := context.Background()
+	// A store's error cut at the column's 2,000 bytes inside a character,
+	// or carrying a NUL, is still recorded (Postgres refuses both as text).
+	for i, msg := range []string{"x" + strings.Repeat("é", 1500), "open exams/k\x00: no such file"} {
+		key := fmt.Sprintf("exams/key%d", i)
+		if err := upload.RecordFailure(ctx, pool, "delete", key, errors.New(msg)); err != nil {
+			t.Errorf("RecordFailure(%.20q…): %v", msg, err)
+			continue
+		}
+		var got string
+		if err := pool.QueryRow(ctx, `SELECT error FROM storage_failure WHERE key = $1`, key).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) > 2000 || !utf8.ValidString(got) || strings.ContainsRune(got, 0) || !strings.HasPrefix(got, msg[:10]) {
+			t.Errorf("recorded %d bytes %.40q…", len(got), got)
+		}
+	}
 }
