@@ -66,7 +66,9 @@ func (s *Store) Expire(ctx context.Context, q queue.Inserter) (Swept, error) {
 	for {
 		tx, err := s.pool.Begin(ctx)
 		if err != nil {
-			return out, errors.Join(postgres.Translate(err, "exam_upload"), wait())
+			// wait before out is read: the last batch's commit counts into it.
+			werr := wait()
+			return out, errors.Join(postgres.Translate(err, "exam_upload"), werr)
 		}
 		rows, err := tx.Query(ctx, `SELECT id, blob_key FROM exam_upload WHERE state = 'active' AND expires_at <= $1
 			ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, ExpireBatch)
