@@ -144,8 +144,9 @@ type Receipt struct {
 	ExpiresAt        time.Time
 }
 
-// Submit accepts a file: it checks the code, the exam's window and the
-// limit, streams the file into storage (cap, sniffed type, hash), then in
+// Submit accepts a file: it checks the code, the exam's window (for an
+// upload started before the close, that it finishes within
+// LateFinishGrace after it) and the limit, streams the file into storage (cap, sniffed type, hash), then in
 // one transaction counts the upload (the CHECK on uploads_used refuses a
 // sixth), marks the previous active upload replaced — its verification code
 // answers 410 from the commit on — records the new one as the only active
@@ -168,6 +169,12 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (Receipt, error) {
 	}
 	if err := CanUpload(st, started); err != nil {
 		return Receipt{}, err
+	}
+	if now := s.now(); st.ClosesAt != nil && !now.Before(st.ClosesAt.Add(LateFinishGrace)) {
+		// Started in time (a resumable upload) but finished too late.
+		return Receipt{}, fault.New(fault.Unprocessable, CodeExamClosed,
+			"exam: closed at %s; an upload started before then had until %s to finish",
+			st.ClosesAt.UTC().Format(time.RFC3339), st.ClosesAt.Add(LateFinishGrace).UTC().Format(time.RFC3339))
 	}
 	f, err := s.files.Put(ctx, sub.Body)
 	if err != nil {

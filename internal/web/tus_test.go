@@ -342,3 +342,32 @@ func TestTusErrorsSpeakTus(t *testing.T) {
 		}
 	}
 }
+
+func TestExamWindow(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	opens, closes := f.clock.Now().Add(time.Hour), f.clock.Now().Add(3*time.Hour)
+	code := f.studentIn(t, &opens, &closes)
+	wantError(t, f.upload(t, code, "early.pdf", pdf(100, 1)), http.StatusUnprocessableEntity, "EXAM_NOT_OPEN")
+	wantError(t, f.tus(t, http.MethodPost, "/submissions/"+code+"/tus/", nil, map[string]string{"Upload-Length": "100"}), http.StatusUnprocessableEntity, "EXAM_NOT_OPEN")
+
+	f.clock.Add(3*time.Hour - time.Minute) // a minute before the close
+	slow := f.create(t, code, 1000)        // a slow link, finishing after the close
+	reserved := f.create(t, code, 1000)    // a placeholder, filled in at leisure
+	f.clock.Add(time.Minute)
+	wantError(t, f.upload(t, code, "late.pdf", pdf(100, 2)), http.StatusUnprocessableEntity, "EXAM_CLOSED")
+	wantError(t, f.tus(t, http.MethodPost, "/submissions/"+code+"/tus/", nil, map[string]string{"Upload-Length": "100"}), http.StatusUnprocessableEntity, "EXAM_CLOSED")
+
+	// Started before the close, finished within the grace a slow link
+	// needs: accepted.
+	f.clock.Add(exam.LateFinishGrace - time.Second)
+	resp := f.tus(t, http.MethodPatch, slow, pdf(1000, 3), map[string]string{"Upload-Offset": "0"})
+	wantStatus(t, resp, http.StatusNoContent)
+	if !exam.ValidVerificationCode(resp.Header.Get(web.HeaderVerificationCode)) {
+		t.Errorf("finish within the grace: headers %v, want the receipt", resp.Header)
+	}
+	// Started before the close but finished after the grace — up to 24 h
+	// later, answers written after the close — refused.
+	f.clock.Add(time.Second)
+	wantError(t, f.tus(t, http.MethodPatch, reserved, pdf(1000, 4), map[string]string{"Upload-Offset": "0"}), http.StatusUnprocessableEntity, "EXAM_CLOSED")
+}

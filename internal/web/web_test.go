@@ -96,8 +96,15 @@ func setup(t *testing.T, configure ...func(*config.Config)) *fixture {
 // the student's upload code.
 func (f *fixture) student(t *testing.T) string {
 	t.Helper()
+	return f.studentIn(t, nil, nil)
+}
+
+// studentIn is student for an exam open from opens to closes (nil: no
+// bound).
+func (f *fixture) studentIn(t *testing.T, opens, closes *time.Time) string {
+	t.Helper()
 	ctx := context.Background()
-	id, err := f.exams.CreateExam(ctx, "examiner-1", "Physics 2026", nil, nil)
+	id, err := f.exams.CreateExam(ctx, "examiner-1", "Physics 2026", opens, closes)
 	if err != nil {
 		t.Fatal(err)
 	}
