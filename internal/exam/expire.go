@@ -189,7 +189,7 @@ func (s *Store) retryLater(ctx context.Context, tx pgx.Tx, q queue.Inserter, fai
 	if _, err := q.InsertManyTx(ctx, tx, jobs); err != nil {
 		return err
 	}
-	s.log.WarnContext(ctx, "expired files not deleted; recorded and queued for retry", "count", len(failed), "first_err", failed[0].err)
+	s.log.WarnContext(ctx, "blobs not deleted; recorded and queued for retry", "count", len(failed), "first_err", failed[0].err)
 	return nil
 }
 

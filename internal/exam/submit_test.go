@@ -72,7 +72,9 @@ func setupSubmit(t *testing.T) (*submitFixture, string) {
 		t.Fatal(err)
 	}
 	f := &submitFixture{pool: pool, bucket: bucket, queue: &hookedQueue{Inserter: q},
-		now: time.Date(2026, 6, 1, 9, 0, 0, 123456789, time.UTC)}
+		// The wall clock (blobs' modification times follow it), with
+		// nanoseconds Postgres does not keep.
+		now: time.Now().UTC().Truncate(time.Second).Add(123456789)}
 	f.store = New(Deps{Pool: pool, Files: NewFiles(bucket), Queue: f.queue, Now: f.clock})
 	ctx := context.Background()
 	id, err := f.store.CreateExam(ctx, "examiner-1", "Chemistry", nil, nil)
@@ -193,5 +195,49 @@ func TestStorageFailureRecordsAnyMessage(t *testing.T) {
 		if len(got) > 2000 || !utf8.ValidString(got) || strings.ContainsRune(got, 0) || !strings.HasPrefix(got, msg[:10]) {
 			t.Errorf("recorded %d bytes %.40q…", len(got), got)
 		}
+	}
+}
+
+func TestReapOrphans(t *testing.T) {
+	t.Parallel()
+	f, code := setupSubmit(t)
+	ctx := context.Background()
+	rc, err := f.store.Submit(ctx, Submission{Code: code, FileName: "kept.pdf", Body: bytes.NewReader(pdfBytes(1000, 'k'))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept string
+	if err := f.pool.QueryRow(ctx, `SELECT blob_key FROM exam_upload WHERE id = $1`, rc.UploadID).Scan(&kept); err != nil {
+		t.Fatal(err)
+	}
+	// A process killed between storing a file and recording it: the blob
+	// is there, no row names it, and no job or failure row remembers it.
+	lost, err := f.store.Files().Put(ctx, bytes.NewReader(pdfBytes(1000, 'l')))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exists := func(key string) bool {
+		t.Helper()
+		ok, err := f.bucket.Exists(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+
+	// Young blobs may be uploads being recorded right now: left alone.
+	if got, err := f.store.ReapOrphans(ctx, f.queue); err != nil || got != (Orphans{}) {
+		t.Errorf("sweep of young blobs: %+v, %v; want nothing touched", got, err)
+	}
+	f.advance(OrphanAge + time.Minute)
+	got, err := f.store.ReapOrphans(ctx, f.queue)
+	if err != nil || got != (Orphans{Listed: 2, Deleted: 1}) {
+		t.Errorf("sweep: %+v, %v; want 2 listed, the orphan deleted", got, err)
+	}
+	if exists(lost.Key) || !exists(kept) {
+		t.Errorf("after the sweep: orphan exists %v, recorded upload's blob exists %v", exists(lost.Key), exists(kept))
+	}
+	if again, err := f.store.ReapOrphans(ctx, f.queue); err != nil || again != (Orphans{Listed: 1}) {
+		t.Errorf("second sweep %+v, %v; want nothing deleted", again, err)
 	}
 }

@@ -83,6 +83,7 @@ func Workers(d Deps) *river.Workers {
 	exams := exam.New(exam.Deps{Pool: d.Pool, Files: exam.NewFiles(d.Blobs), Now: d.Now, Log: d.Log})
 	river.AddWorker(w, &exam.DeleteBlobWorker{Store: exams})
 	river.AddWorker(w, &exam.ExpireWorker{Store: exams})
+	river.AddWorker(w, &exam.ReapOrphansWorker{Store: exams})
 	river.AddWorker(w, &export.ExportWorker{Exporter: d.Exporter})
 	river.AddWorker(w, &queue.SweepWorker[export.SweepArgs]{Pool: d.Pool, Sweep: export.Sweep})
 	return w
@@ -102,6 +103,7 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(time.Minute, sms.ReconcileArgs{}, true),
 		every(time.Minute, forms.ReconcileArgs{}, true),
 		every(time.Hour, exam.ExpireArgs{}, true),
+		every(24*time.Hour, exam.ReapOrphansArgs{}, false),
 		every(time.Minute, export.SweepArgs{}, true),
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {
