@@ -74,7 +74,9 @@ func (s *Store) Expire(ctx context.Context, q queue.Inserter) (Swept, error) {
 	for {
 		tx, err := s.pool.Begin(ctx)
 		if err != nil {
-			return out, errors.Join(postgres.Translate(err, "exam_upload"), wait())
+			// wait before out is read: the last batch's commit counts into it.
+			werr := wait()
+			return out, errors.Join(postgres.Translate(err, "exam_upload"), werr)
 		}
 		rows, err := tx.Query(ctx, `SELECT id, blob_key FROM exam_upload WHERE state = 'active' AND expires_at <= $1
 			ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, ExpireBatch)
@@ -201,7 +203,7 @@ func (s *Store) retryLater(ctx context.Context, tx pgx.Tx, q queue.Inserter, fai
 	if _, err := q.InsertManyTx(ctx, tx, jobs); err != nil {
 		return err
 	}
-	s.log.WarnContext(ctx, "expired files not deleted; recorded and queued for retry", "count", len(failed), "first_err", failed[0].err)
+	s.log.WarnContext(ctx, "blobs not deleted; recorded and queued for retry", "count", len(failed), "first_err", failed[0].err)
 	return nil
 }
 

@@ -95,6 +95,9 @@ func Workers(d Deps) *river.Workers {
 	exams := exam.New(exam.Deps{Pool: d.Pool, Files: exam.NewFiles(d.Blobs), Now: d.Now, Log: d.Log})
 	queue.Add(w, &exam.DeleteBlobWorker{Store: exams})
 	queue.Add(w, &exam.ExpireWorker{Store: exams})
+	// The daily orphan sweep lists the bucket (minutes): a second run after
+	// a kill is harmless, a late one costs nothing (see queue.AddLong).
+	queue.AddLong(w, &exam.ReapOrphansWorker{Store: exams})
 
 	// A sheet export runs up to its own (longer) timeout; see queue.AddLong.
 	queue.AddLong(w, &export.ExportWorker{Exporter: d.Exporter})
@@ -122,6 +125,7 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(SweepEvery, certificate.ReconcileArgs{}, true),
 		every(SweepEvery, assessment.SweepArgs{}, true),
 		every(time.Hour, exam.ExpireArgs{}, true),
+		every(24*time.Hour, exam.ReapOrphansArgs{}, false),
 		every(time.Minute, export.SweepArgs{}, true),
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {

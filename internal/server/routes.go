@@ -65,7 +65,7 @@ func addRoutes(r chi.Router, d Deps) {
 			r.With(slowread.Middleware(d.Upload)).Method(http.MethodPost, "/", web.Submit(d.Log, exams, guesses))
 			r.Method(http.MethodGet, "/", web.SubmissionStatus(d.Log, exams, guesses))
 			if d.TusDir != "" {
-				r.Handle("/tus/*", web.NewTus(d.Log, exams, guesses, d.TusDir))
+				r.Handle("/tus/*", web.NewTus(d.Log, exams, guesses, d.TusDir, d.PublicURL))
 			}
 		})
 		r.With(public).Method(http.MethodGet, "/verifications/{code}", web.Verification(d.Log, exams, links, guesses))
