@@ -117,7 +117,7 @@ func (s *Store) Register(ctx context.Context, schoolID uuid.UUID, actor string, 
 				$11, nullif($12, ''), nullif($13, ''), nullif($14, ''), $15, $16, nullif($17, ''), $18, nullif($19, ''), $20)
 			RETURNING id, school_id, name, grade, section, admission_number, academic_year, status, transfer_source, aadhaar_last4`,
 			schoolID, r.Name, r.FatherName, r.MotherName, r.Phone, r.Gender, r.Category, r.DateOfBirth, r.AdmissionNumber,
-			r.AdmissionDate, r.Grade, r.Section, r.Stream, r.AcademicYear, prot.Hash, prot.Ciphertext, prot.Last4,
+			r.AdmissionDate, r.Grade, r.Section, r.Stream, r.AcademicYear, orNull(prot.Hash), orNull(prot.Ciphertext), prot.Last4,
 			r.IsCWSN, r.CWSNType, r.Source,
 		).Scan(&out.ID, &out.SchoolID, &out.Name, &out.Grade, &out.Section, &out.AdmissionNumber, &out.AcademicYear,
 			&out.Status, &out.TransferSource, &out.AadhaarLast4)
@@ -334,4 +334,13 @@ func (s *Store) RevealAadhaar(ctx context.Context, id uuid.UUID) (string, error)
 		return "", nil
 	}
 	return s.protect.Reveal(ct)
+}
+
+// orNull is b, or SQL NULL when b is empty: a student registered without
+// an Aadhaar number has no hash or ciphertext.
+func orNull(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }

@@ -101,7 +101,8 @@ var (
 	// ASCII as the form table's id check wants.
 	xlsformID = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,99}$`)
 	// xlsformVersion: the same characters, starting with a letter, digit or
-	// '_' (XLSForm's usual yyyymmddrr, 1.2, v3).
+	// '_' (XLSForm's usual yyyymmddrr, 1.2, v3). A form may have no version
+	// at all (Central serves it as version "").
 	xlsformVersion = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$`)
 )
 
@@ -113,7 +114,7 @@ func (f *Form) CheckNames() error {
 	if !xlsformID.MatchString(f.ID) {
 		return fmt.Errorf("instance root <%s>: id %q must start with a letter or '_' and have up to 100 letters, digits, '_', '-' or '.'", f.Root, f.ID)
 	}
-	if !xlsformVersion.MatchString(f.Version) {
+	if f.Version != "" && !xlsformVersion.MatchString(f.Version) {
 		return fmt.Errorf("instance root <%s id=%q>: version %q must be up to 100 letters, digits, '_', '-' or '.', not starting with '.'", f.Root, f.ID, f.Version)
 	}
 	return nil
