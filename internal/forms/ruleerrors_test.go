@@ -46,9 +46,9 @@ func TestRuleThatFailsAtRunTimeIsRecordedLoggedAndCounted(t *testing.T) {
 	f.pipeline.Log = slog.New(slog.NewJSONHandler(&logs, nil))
 	f.pipeline.Metrics = metrics
 	f.register("household_survey.xml", forms.DataCollection)
-	now := time.Now()
-	forms.SetRulesClock(f.rules, func() time.Time { return now })
 	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	forms.SetRulesClock(f.rules, func() time.Time { return now })
 	for name, expression := range map[string]string{
 		"savings":     "monthly_savings <= monthly_income",                   // runs and holds
 		"income_code": "int(local_word_for_water) >= 0",                      // int("पाणी")
@@ -97,8 +97,8 @@ func TestRuleThatFailsAtRunTimeIsRecordedLoggedAndCounted(t *testing.T) {
 	}
 
 	// A response whose rules all run has no rule_errors. The rules are
-	// deleted behind the cache's back (as through Hasura): they stop
-	// applying SettingsTTL later.
+	// deleted behind the pipeline's back (as through Hasura): they apply
+	// once the fast path's cached settings are SettingsTTL old.
 	if _, err := f.pool.Exec(ctx, `DELETE FROM form_rule WHERE name <> 'savings'`); err != nil {
 		t.Fatal(err)
 	}
