@@ -246,9 +246,10 @@ func (e Event) Statement() (string, []any) {
 // (the aadhaar_legacy column), 500 rows per transaction, and clears the
 // plaintext. Numbers that fail the Verhoeff check, or that would make a
 // second ACTIVE enrolment, are cleared and counted in dropped (the school
-// re-enters them). A row the newer rules refuse (a name a certificate cannot
-// carry) keeps its plaintext until corrected and is counted in stuck. Safe
-// to run on every start: it does nothing when nothing is left.
+// re-enters them). A row a check refuses keeps its plaintext and is counted
+// in stuck (the name rules judge only what a write sets, so an old name
+// does not hold its row's Aadhaar in plaintext). Safe to run on every
+// start: it does nothing when nothing is left.
 func ProtectLegacy(ctx context.Context, pool *pgxpool.Pool, p *aadhaar.Protector) (protected, dropped, stuck int, err error) {
 	after := uuid.Nil
 	for {
