@@ -18,6 +18,7 @@ import (
 	"github.com/makiuchi-d/gozxing"
 	gozxingqr "github.com/makiuchi-d/gozxing/qrcode"
 
+	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/student"
 )
 
@@ -277,6 +278,37 @@ func TestPackedText(t *testing.T) {
 		}
 		if string(got) != s {
 			t.Errorf("got %q, want %q", got, s)
+		}
+	}
+}
+
+// TestCheckFits: a snapshot the register of the school the child moves to
+// could not hold (an old record's long or bracketed name) is refused before
+// the child leaves, naming the field.
+func TestCheckFits(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name  string
+		edit  func(*Snapshot)
+		field string
+	}{
+		{"fits", func(*Snapshot) {}, ""},
+		{"digits in an old name fit", func(s *Snapshot) { s.Name = "Ram Kumar 2" }, ""},
+		{"joiners fit", func(s *Snapshot) { s.Name = "क्\u200dष" }, ""},
+		{"too long", func(s *Snapshot) { s.Name = strings.Repeat("अ", student.MaxNameChars+1) }, "name"},
+		{"brackets", func(s *Snapshot) { s.Name = "Ram Kumar (Junior)" }, "name"},
+		{"another script", func(s *Snapshot) { s.MotherName = "Анна" }, "motherName"},
+		{"S/O in a father's name", func(s *Snapshot) { s.FatherName = "S/O Shyam Lal" }, "fatherName"},
+		{"admission number", func(s *Snapshot) { s.AdmissionNumber = "12#4" }, "admissionNumber"},
+	} {
+		s := sample()
+		c.edit(s)
+		err := s.CheckFits()
+		switch {
+		case c.field == "" && err != nil:
+			t.Errorf("%s: got %v, want it to fit", c.name, err)
+		case c.field != "" && (fault.As(err).Code != CodeDoesNotFit || !strings.HasPrefix(err.Error(), c.field+":")):
+			t.Errorf("%s: got %v, want DOES_NOT_FIT naming %s", c.name, err, c.field)
 		}
 	}
 }

@@ -299,8 +299,8 @@ func (s *Store) Admit(ctx context.Context, schoolID uuid.UUID, actor string, in 
 		return uuid.Nil, fault.Invalidf("section", "a section from A to H, got %q", section)
 	}
 	number := strings.TrimSpace(deref(in.AdmissionNumber))
-	if utf8.RuneCountInString(number) > student.MaxAdmissionNumberChars {
-		return uuid.Nil, fault.Invalidf("admissionNumber", "at most %d characters", student.MaxAdmissionNumberChars)
+	if err := student.CheckAdmissionNumber("admissionNumber", number); err != nil {
+		return uuid.Nil, err
 	}
 	keys, err := s.signer.Keys(ctx)
 	if err != nil {

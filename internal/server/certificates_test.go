@@ -266,6 +266,10 @@ func TestLeavingCertificate(t *testing.T) {
 	if status, out := b.as(t, b.schoolA, "issueLeavingCertificate", map[string]any{"studentId": studentID, "reason": "OTHER", "leavingDate": "2026-11-30"}); status != 409 {
 		t.Errorf("second certificate for a student who left: %d %v, want 409", status, out)
 	}
+	if status, out := b.as(t, b.schoolB, "admitTransferredStudent", map[string]any{"qr": qr, "grade": 9, "admissionNumber": "B#1"}); status != 400 ||
+		!strings.HasPrefix(fmt.Sprint(out["message"]), "admissionNumber:") {
+		t.Errorf("an admission number the register cannot hold: %d %v, want 400 naming admissionNumber", status, out)
+	}
 
 	t.Run("pdf is being prepared", func(t *testing.T) {
 		status, hdr, _ := b.get(t, "/certificates/"+certID+"/pdf")
