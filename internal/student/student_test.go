@@ -116,6 +116,11 @@ func TestProtectLegacy(t *testing.T) {
 	if err != nil || done != 1 || dropped != 1 || stuck != 0 {
 		t.Fatalf("got %d protected, %d dropped, %d stuck, %v; want 1, 1, 0", done, dropped, stuck, err)
 	}
+	var note string
+	if err := b.pool.QueryRow(ctx, `SELECT details->>'note' FROM student_event WHERE student_id = $1 AND kind = 'CORRECTED'
+		AND details->'fields' = '["aadhaar"]'`, bad).Scan(&note); err != nil || strings.Contains(note, "234567890120") {
+		t.Errorf("the cleared number's trail row: %q, %v; want one saying to enter it again, without the number", note, err)
+	}
 	store := student.NewStore(b.pool, b.prot)
 	if got, err := store.RevealAadhaar(ctx, b.student); err != nil || got != valid {
 		t.Errorf("revealed %q, %v; want the number back", got, err)
