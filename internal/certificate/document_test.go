@@ -69,20 +69,10 @@ func TestDocumentPDF(t *testing.T) {
 func TestDocumentPDFLongestNames(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	s := sample()
-	s.Name = fit("श्रीमती क्\u200dषमा प्रज्ञा त्रिपाठी ज़ैदी शर्मा वर्मा", student.MaxNameChars)
-	s.FatherName = fit("श्री द्वारिकाप्रसाद क्षत्रिय ग्रामीण हृदय", student.MaxParentNameChars)
-	s.MotherName = fit("श्रीमती स्त्रीधन ऋद्धि सिद्धि ठाकुर", student.MaxParentNameChars)
-	s.AdmissionNumber = strings.Repeat("9/", student.MaxAdmissionNumberChars/2)
-	s.Stream, s.Grade = "SCIENCE_NON_MEDICAL", 12
-	payload, err := Seal(context.Background(), b.signer, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := NewQR(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := atLimits(fit("श्रीमती क्\u200dषमा प्रज्ञा त्रिपाठी ज़ैदी शर्मा वर्मा", student.MaxNameChars),
+		fit("श्री द्वारिकाप्रसाद क्षत्रिय ग्रामीण हृदय", student.MaxParentNameChars),
+		fit("श्रीमती स्त्रीधन ऋद्धि सिद्धि ठाकुर", student.MaxParentNameChars))
+	payload, q := sealQR(t, b, s)
 	t.Logf("payload %d characters, QR version %d", len(payload), q.Version)
 	if q.Version > MaxQRVersion {
 		t.Fatalf("QR version %d, want ≤ %d", q.Version, MaxQRVersion)

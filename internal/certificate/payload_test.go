@@ -202,26 +202,39 @@ func longestName(rng *rand.Rand, n int) string {
 	return string(r)
 }
 
+// atLimits is the sample with these names, the longest admission number
+// and a class-12 stream: the biggest certificate for those names.
+func atLimits(name, father, mother string) *Snapshot {
+	s := sample()
+	s.Name, s.FatherName, s.MotherName = name, father, mother
+	s.AdmissionNumber = strings.Repeat("9/", student.MaxAdmissionNumberChars/2)
+	s.Stream, s.Grade = "SCIENCE_NON_MEDICAL", 12
+	return s
+}
+
+// sealQR signs s and encodes its QR code.
+func sealQR(t *testing.T, b bundle, s *Snapshot) (string, *QR) {
+	t.Helper()
+	payload, err := Seal(context.Background(), b.signer, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := NewQR(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return payload, q
+}
+
 func TestQRVersionWithLongestNames(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	worst := 0
 	for i := range 50 {
 		rng := rand.New(rand.NewPCG(uint64(i), 7))
-		s := sample()
-		s.Name = longestName(rng, student.MaxNameChars)
-		s.FatherName = longestName(rng, student.MaxParentNameChars)
-		s.MotherName = longestName(rng, student.MaxParentNameChars)
-		s.AdmissionNumber = strings.Repeat("9/", student.MaxAdmissionNumberChars/2)
-		s.Stream, s.Grade = "SCIENCE_NON_MEDICAL", 12
-		payload, err := Seal(context.Background(), b.signer, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q, err := NewQR(payload)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := atLimits(longestName(rng, student.MaxNameChars), longestName(rng, student.MaxParentNameChars),
+			longestName(rng, student.MaxParentNameChars))
+		payload, q := sealQR(t, b, s)
 		worst = max(worst, q.Version)
 		// The bound holds whatever the content: zlib never adds more than
 		// 16 bytes to the COSE message.
