@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -133,4 +134,53 @@ func copyDir(t *testing.T, src string) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// TestWhatNoRoleReads: Aadhaar numbers are never readable or writable in
+// any form but their last four digits, through any role, and no event
+// trigger ships a student row (Hasura's event payload carries every column,
+// whatever the permissions); the school that issued a certificate learns
+// that it was used, not where the child is enrolled now.
+func TestWhatNoRoleReads(t *testing.T) {
+	t.Parallel()
+	m, err := metadata.Load("../../metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hidden := []struct {
+		table, role string // role "": every role
+		columns     []string
+	}{
+		{"student", "", []string{"aadhaar_hash", "aadhaar_ciphertext", "aadhaar_legacy"}},
+		{"leaving_certificate", "school", []string{"admitted_school_id", "admitted_student_id"}},
+	}
+	tables := map[string]metadata.Table{}
+	for _, tb := range m.Sources[0].Tables {
+		tables[tb.Table.Name] = tb
+	}
+	for _, h := range hidden {
+		tb, ok := tables[h.table]
+		if !ok {
+			t.Fatalf("no table %s in the metadata", h.table)
+		}
+		for kind, perms := range map[string][]metadata.Permission{"select": tb.SelectPermissions, "insert": tb.InsertPermissions, "update": tb.UpdatePermissions} {
+			for _, p := range perms {
+				if h.role != "" && p.Role != h.role {
+					continue
+				}
+				cols, all, err := p.ColumnList()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range h.columns {
+					if all || slices.Contains(cols, c) {
+						t.Errorf("%s may %s %s.%s", p.Role, kind, h.table, c)
+					}
+				}
+			}
+		}
+	}
+	if n := len(tables["student"].EventTriggers); n != 0 {
+		t.Errorf("%d event triggers on student: their payloads would carry the Aadhaar hash and ciphertext", n)
+	}
 }
