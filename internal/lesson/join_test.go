@@ -8,9 +8,25 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/shala-edu/shala/internal/bbb/bbbtest"
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/lesson"
 )
+
+// setupLesson is setup with one server and a running lesson of a group of
+// n students.
+func setupLesson(t *testing.T, n int) (*bundle, *bbbtest.Server, []lesson.Student, lesson.Started) {
+	t.Helper()
+	b := setup(t)
+	_, ts := b.server(t, serverOpts{})
+	mod := b.moderator(t, "M")
+	g, st := b.group(t, mod, "shimla", n)
+	s, err := b.rooms.Start(context.Background(), mod, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, ts, st, s
+}
 
 func TestJoin(t *testing.T) {
 	t.Parallel()
@@ -95,6 +111,54 @@ func TestJoin(t *testing.T) {
 		}
 		if _, err := b.rooms.Join(ctx, st[0].Token); code(err) != lesson.CodeTooManySessions {
 			t.Errorf("a third link within the grace: got %v, want TOO_MANY_SESSIONS", err)
+		}
+	})
+	t.Run("a device in the meeting and a link on its way are two sessions", func(t *testing.T) {
+		t.Parallel()
+		b, ts, st, s := setupLesson(t, 1)
+		// The first device is in the meeting, its link handed out long ago.
+		j, err := b.rooms.Join(ctx, st[0].Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		follow(t, j.URL)
+		b.exec(t, `UPDATE lesson_join SET granted_at = now() - interval '5 minutes'`)
+		// A friend's link is handed out; their browser is still loading.
+		if _, err := b.rooms.Join(ctx, st[0].Token); err != nil {
+			t.Fatalf("second device: %v", err)
+		}
+		if _, err := b.rooms.Join(ctx, st[0].Token); code(err) != lesson.CodeTooManySessions {
+			t.Errorf("third device (one in the meeting, one on its way): got %v, want TOO_MANY_SESSIONS", err)
+		}
+		if m, _ := ts.Meeting(s.LessonID.String()); len(m.Attendees) != 1 {
+			t.Errorf("attendees: %+v", m.Attendees)
+		}
+	})
+	t.Run("a device that dropped out gets back in", func(t *testing.T) {
+		t.Parallel()
+		b, ts, st, s := setupLesson(t, 1)
+		for i := range 2 {
+			j, err := b.rooms.Join(ctx, st[0].Token)
+			if err != nil {
+				t.Fatalf("device %d: %v", i+1, err)
+			}
+			follow(t, j.URL)
+		}
+		// One device's connection drops; it opens the link again at once
+		// (its earlier link is still within the grace period).
+		m, _ := ts.Meeting(s.LessonID.String())
+		ts.Leave(s.LessonID.String(), m.Attendees[0].UserID)
+		j, err := b.rooms.Join(ctx, st[0].Token)
+		if err != nil {
+			t.Fatalf("back in after a drop: %v", err)
+		}
+		follow(t, j.URL)
+		m, _ = ts.Meeting(s.LessonID.String())
+		if len(m.Attendees) != 2 || m.Attendees[0].UserID == m.Attendees[1].UserID {
+			t.Errorf("attendees after the rejoin: %+v; want two devices, one user id each", m.Attendees)
+		}
+		if _, err := b.rooms.Join(ctx, st[0].Token); code(err) != lesson.CodeTooManySessions {
+			t.Errorf("a third device: got %v, want TOO_MANY_SESSIONS", err)
 		}
 	})
 	t.Run("meeting gone or server down: wait", func(t *testing.T) {
