@@ -105,6 +105,35 @@ func TestHeartbeat(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a replayed or older heartbeat is refused", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		id, ts := b.server(t, serverOpts{})
+		now := time.Now().Unix()
+		send := func(at int64, users int) error {
+			body := heartbeat(t, lesson.Heartbeat{Hostname: ts.Host, CPUs: 4, Users: users, Timestamp: at})
+			_, err := b.servers.Heartbeat(ctx, body, lesson.Sign(ts.Secret, body))
+			return err
+		}
+		if err := send(now, 10); err != nil {
+			t.Fatal(err)
+		}
+		b.exec(t, `UPDATE bbb_server SET last_heartbeat_at = now() - interval '2 minutes' WHERE id = $1`, id)
+		for name, at := range map[string]int64{"the same body again": now, "an older body": now - 30} {
+			if err := send(at, 99); fault.As(err).Field != "timestamp" {
+				t.Errorf("%s: got %v, want refused on timestamp", name, err)
+			}
+		}
+		var users int
+		var stale bool
+		if err := b.pool.QueryRow(ctx, `SELECT users, last_heartbeat_at < now() - interval '1 minute' FROM bbb_server WHERE id = $1`, id).
+			Scan(&users, &stale); err != nil || users != 10 || !stale {
+			t.Errorf("after the replays: users %d, heartbeat stale %v (%v); want 10, still stale", users, stale, err)
+		}
+		if err := send(now+1, 11); err != nil {
+			t.Errorf("the next heartbeat: %v", err)
+		}
+	})
 	t.Run("self-registration from the allow-list", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
