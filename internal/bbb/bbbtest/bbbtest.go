@@ -40,6 +40,11 @@ type Options struct {
 	Algorithms []string
 	// Latency delays every answer.
 	Latency time.Duration
+	// Reencode validates as BBB 2.4 did (bigbluebutton#12919): the query is
+	// parsed and encoded again with Apache HttpClient's URLEncodedUtils
+	// before it is hashed, so a checksum only matches a query encoded the
+	// way Java's form encoding does it.
+	Reencode bool
 	// BeforeAnswer, if set, is called with the call's name before each
 	// answer (after its checksum was checked): tests block or count there.
 	BeforeAnswer func(call string)
@@ -79,6 +84,7 @@ type Server struct {
 	Secret string
 
 	algorithms   []string
+	reencode     bool
 	beforeAnswer func(string)
 
 	mu       sync.Mutex
@@ -99,7 +105,7 @@ func New(t testing.TB, o Options) *Server {
 
 // Start starts a server outside a test (benchmarks); stop closes it.
 func Start(o Options) (s *Server, stop func()) {
-	s = &Server{Secret: o.Secret, algorithms: o.Algorithms, latency: o.Latency, beforeAnswer: o.BeforeAnswer,
+	s = &Server{Secret: o.Secret, algorithms: o.Algorithms, reencode: o.Reencode, latency: o.Latency, beforeAnswer: o.BeforeAnswer,
 		meetings: map[string]*Meeting{}, calls: map[string]int{}, failures: map[string][]Failure{}}
 	if s.Secret == "" {
 		s.Secret = randomHex(16)
@@ -236,9 +242,13 @@ func (s *Server) checksumOK(call, rawQuery, checksum string) bool {
 		return false
 	}
 	q := rawQuery
-	q = strings.Replace(q, "&checksum="+checksum, "", -1)
-	q = strings.Replace(q, "checksum="+checksum+"&", "", -1)
-	q = strings.Replace(q, "checksum="+checksum, "", -1)
+	if s.reencode {
+		q = reencoded(rawQuery)
+	} else {
+		q = strings.Replace(q, "&checksum="+checksum, "", -1)
+		q = strings.Replace(q, "checksum="+checksum+"&", "", -1)
+		q = strings.Replace(q, "checksum="+checksum, "", -1)
+	}
 	var h hash.Hash
 	var alg string
 	switch len(checksum) {
@@ -258,6 +268,41 @@ func (s *Server) checksumOK(call, rawQuery, checksum string) bool {
 	}
 	h.Write([]byte(call + q + s.Secret))
 	return strings.EqualFold(hex.EncodeToString(h.Sum(nil)), checksum)
+}
+
+// reencoded is BBB 2.4's query without its checksum:
+// URLEncodedUtils.parse (pairs split at '&' and ';', '+' and %XX decoded),
+// the checksum pairs removed, then URLEncodedUtils.format, whose safe
+// characters are letters, digits and "-_.*", a space becoming '+' and any
+// other byte %XX in upper case.
+func reencoded(raw string) string {
+	var out []string
+	for _, pair := range strings.FieldsFunc(raw, func(r rune) bool { return r == '&' || r == ';' }) {
+		k, v, _ := strings.Cut(pair, "=")
+		dk, err1 := url.QueryUnescape(k)
+		dv, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil || dk == "checksum" {
+			continue
+		}
+		out = append(out, javaForm(dk)+"="+javaForm(dv))
+	}
+	return strings.Join(out, "&")
+}
+
+func javaForm(s string) string {
+	const safe = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.*"
+	var b strings.Builder
+	for _, c := range []byte(s) {
+		switch {
+		case c == ' ':
+			b.WriteByte('+')
+		case strings.IndexByte(safe, c) >= 0:
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
