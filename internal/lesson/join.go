@@ -120,9 +120,20 @@ func (r *Rooms) Join(ctx context.Context, token string) (Joining, error) {
 		if ctx.Err() != nil {
 			return Joining{}, ctx.Err()
 		}
-		// The meeting is gone (the sweep will end the lesson) or its server
-		// does not answer: the student waits and the page tries again.
 		r.log.InfoContext(ctx, "join: meeting not available", "lesson_id", st.LessonID, "err", err)
+		if bbb.IsNotFound(err) {
+			// The meeting is gone (ended in BBB, or expired): end the lesson
+			// now, as the sweep would, so the waiting pages' status says
+			// "waiting" instead of sending them back here every poll.
+			err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+				_, err := endLesson(ctx, tx, *st.LessonID, "ended", "the meeting is gone from its server")
+				return err
+			})
+			if err != nil {
+				return Joining{}, postgres.Translate(err, "lesson")
+			}
+		}
+		// The student waits; an unreachable server is the sweep's to judge.
 		return j, nil
 	}
 	prefix := "st-" + st.ID.String()

@@ -161,23 +161,35 @@ func TestJoin(t *testing.T) {
 			t.Errorf("a third device: got %v, want TOO_MANY_SESSIONS", err)
 		}
 	})
-	t.Run("meeting gone or server down: wait", func(t *testing.T) {
+	t.Run("meeting gone: the lesson ends and its pages wait", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		_, ts := b.server(t, serverOpts{})
-		mod := b.moderator(t, "M")
-		g, st := b.group(t, mod, "shimla", 1)
-		s, err := b.rooms.Start(ctx, mod, g.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts.Forget(s.LessonID.String())
+		b, ts, st, s := setupLesson(t, 1)
+		ts.Forget(s.LessonID.String()) // the teacher ended it in BBB
 		if j, err := b.rooms.Join(ctx, st[0].Token); err != nil || j.State != lesson.Waiting {
-			t.Errorf("meeting gone: %+v, %v; want waiting", j, err)
+			t.Errorf("join: %+v, %v; want waiting", j, err)
 		}
+		// The waiting page polls status: it must not say "ready" and send
+		// the page back in again and again.
+		if j, err := b.rooms.Status(ctx, st[0].Token); err != nil || j.State != lesson.Waiting {
+			t.Errorf("status after the join saw the meeting gone: %+v, %v; want waiting", j, err)
+		}
+		var status string
+		var booked int
+		if err := b.pool.QueryRow(ctx, `SELECT l.status, s.booked FROM lesson l JOIN bbb_server s ON s.id = l.server_id WHERE l.id = $1`,
+			s.LessonID).Scan(&status, &booked); err != nil || status != "ended" || booked != 0 {
+			t.Errorf("lesson %s, server booked %d (%v); want ended, 0", status, booked, err)
+		}
+	})
+	t.Run("server down: wait, the lesson kept", func(t *testing.T) {
+		t.Parallel()
+		b, ts, st, s := setupLesson(t, 1)
 		ts.SetDown(true)
 		if j, err := b.rooms.Join(ctx, st[0].Token); err != nil || j.State != lesson.Waiting {
 			t.Errorf("server down: %+v, %v; want waiting", j, err)
+		}
+		var status string
+		if err := b.pool.QueryRow(ctx, `SELECT status FROM lesson WHERE id = $1`, s.LessonID).Scan(&status); err != nil || status != "running" {
+			t.Errorf("lesson %s (%v); want running (an unreachable server is the sweep's to judge)", status, err)
 		}
 	})
 	t.Run("unknown tokens", func(t *testing.T) {
