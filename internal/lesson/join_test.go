@@ -349,6 +349,25 @@ func TestSweep(t *testing.T) {
 			t.Errorf("end-meeting jobs: %d (%v), want 1", jobs, err)
 		}
 	})
+	t.Run("more live lessons than a sweep checks: each gets its turn", func(t *testing.T) {
+		t.Parallel()
+		p := lesson.DefaultPolicy()
+		p.SweepBatch = 1
+		b := setupPolicy(t, p)
+		_, ts := b.server(t, serverOpts{})
+		older, _ := start(t, b)
+		newer, _ := start(t, b)
+		b.exec(t, `UPDATE lesson SET started_at = now() - interval '4 minutes' WHERE id = $1`, older.LessonID)
+		ts.Forget(newer.LessonID.String()) // the newer lesson's meeting is over
+		for i := range 2 {
+			if _, err := b.rooms.Sweep(ctx); err != nil {
+				t.Fatalf("sweep %d: %v", i+1, err)
+			}
+		}
+		if st, booked := status(t, b, newer); st != "ended" || booked != 30 {
+			t.Errorf("after two sweeps of one lesson each: newer lesson %s, server booked %d; want ended, 30 (the older one's)", st, booked)
+		}
+	})
 	t.Run("booked seats corrected", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

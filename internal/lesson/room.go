@@ -33,6 +33,8 @@ type Policy struct {
 	// JoinGrace is how long a handed-out join link counts as a live session
 	// before its browser shows up in getMeetingInfo.
 	JoinGrace time.Duration
+	// SweepBatch is how many live lessons one sweep checks (0: 500).
+	SweepBatch int
 }
 
 // DefaultPolicy is the issue's: heartbeat within 60 s, load per CPU < 0.8,
