@@ -438,13 +438,16 @@ type Attendee struct {
 
 // MeetingInfo is what getMeetingInfo and getMeetings tell about a meeting.
 type MeetingInfo struct {
-	MeetingID         string     `xml:"meetingID"`
-	InternalMeetingID string     `xml:"internalMeetingID"`
-	CreateTime        int64      `xml:"createTime"`
-	Running           bool       `xml:"running"`
-	ParticipantCount  int        `xml:"participantCount"`
-	ModeratorCount    int        `xml:"moderatorCount"`
-	Attendees         []Attendee `xml:"attendees>attendee"`
+	MeetingID         string `xml:"meetingID"`
+	InternalMeetingID string `xml:"internalMeetingID"`
+	CreateTime        int64  `xml:"createTime"`
+	Running           bool   `xml:"running"`
+	// ForciblyEnded: the meeting was ended (the end call, or a moderator's
+	// "End meeting"); BBB keeps it in memory a while, but nobody can join.
+	ForciblyEnded    bool       `xml:"hasBeenForciblyEnded"`
+	ParticipantCount int        `xml:"participantCount"`
+	ModeratorCount   int        `xml:"moderatorCount"`
+	Attendees        []Attendee `xml:"attendees>attendee"`
 }
 
 // GetMeetingInfo describes the meeting; a meeting that does not exist is an

@@ -147,11 +147,19 @@ func TestClientAgainstBBBValidator(t *testing.T) {
 			if err := c.End(ctx, srv, "lesson-1"); err != nil {
 				t.Fatal(err)
 			}
+			// BBB keeps an ended meeting in memory a while, marked ended.
+			if info, err := c.GetMeetingInfo(ctx, srv, "lesson-1"); err != nil || !info.ForciblyEnded || info.Running {
+				t.Errorf("getMeetingInfo after end: got %+v, %v; want found, forcibly ended, not running", info, err)
+			}
+			if err := c.End(ctx, srv, "lesson-1"); err != nil {
+				t.Errorf("second end: got %v, want it accepted again", err)
+			}
+			ts.Forget("lesson-1")
 			if _, err := c.GetMeetingInfo(ctx, srv, "lesson-1"); !bbb.IsNotFound(err) {
-				t.Errorf("getMeetingInfo after end: got %v, want notFound", err)
+				t.Errorf("getMeetingInfo once removed from memory: got %v, want notFound", err)
 			}
 			if err := c.End(ctx, srv, "lesson-1"); !bbb.IsNotFound(err) {
-				t.Errorf("second end: got %v, want notFound", err)
+				t.Errorf("end once removed from memory: got %v, want notFound", err)
 			}
 		})
 	}

@@ -96,6 +96,12 @@ func (r *Rooms) Status(ctx context.Context, token string) (Joining, error) {
 	return j, nil
 }
 
+// meetingGone reports whether getMeetingInfo's answer says the meeting is
+// over: unknown to its server, or ended and kept in memory.
+func meetingGone(info bbb.MeetingInfo, err error) bool {
+	return bbb.IsNotFound(err) || (err == nil && info.ForciblyEnded)
+}
+
 // Join resolves a student's link: a running lesson gives a join URL unless
 // the token already has its live sessions (TOO_MANY_SESSIONS); otherwise
 // the student waits.
@@ -116,24 +122,27 @@ func (r *Rooms) Join(ctx context.Context, token string) (Joining, error) {
 		return j, nil
 	}
 	info, err := r.client.GetMeetingInfo(ctx, st.Server, st.MeetingID)
+	if meetingGone(info, err) {
+		// Ended in BBB (BBB keeps an ended meeting in memory a while, and
+		// refuses joins to it) or gone: end the lesson now, as the sweep
+		// would, so the waiting pages' status says "waiting" instead of
+		// sending them back here every poll.
+		r.log.InfoContext(ctx, "join: the meeting is over; ending the lesson", "lesson_id", st.LessonID)
+		err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+			_, err := endLesson(ctx, tx, *st.LessonID, "ended", "the meeting is over on its server")
+			return err
+		})
+		if err != nil {
+			return Joining{}, postgres.Translate(err, "lesson")
+		}
+		return j, nil
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return Joining{}, ctx.Err()
 		}
-		r.log.InfoContext(ctx, "join: meeting not available", "lesson_id", st.LessonID, "err", err)
-		if bbb.IsNotFound(err) {
-			// The meeting is gone (ended in BBB, or expired): end the lesson
-			// now, as the sweep would, so the waiting pages' status says
-			// "waiting" instead of sending them back here every poll.
-			err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-				_, err := endLesson(ctx, tx, *st.LessonID, "ended", "the meeting is gone from its server")
-				return err
-			})
-			if err != nil {
-				return Joining{}, postgres.Translate(err, "lesson")
-			}
-		}
 		// The student waits; an unreachable server is the sweep's to judge.
+		r.log.InfoContext(ctx, "join: meeting not available", "lesson_id", st.LessonID, "err", err)
 		return j, nil
 	}
 	prefix := "st-" + st.ID.String()

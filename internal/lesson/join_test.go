@@ -8,6 +8,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/shala-edu/shala/internal/bbb"
 	"github.com/shala-edu/shala/internal/bbb/bbbtest"
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/lesson"
@@ -180,6 +181,20 @@ func TestJoin(t *testing.T) {
 			t.Errorf("lesson %s, server booked %d (%v); want ended, 0", status, booked, err)
 		}
 	})
+	t.Run("meeting ended in BBB, still in its memory: the lesson ends", func(t *testing.T) {
+		t.Parallel()
+		b, ts, st, s := setupLesson(t, 1)
+		srv := bbb.Server{URL: ts.URL, Secret: ts.Secret, Algorithm: bbb.SHA256}
+		if err := b.client.End(ctx, srv, s.LessonID.String()); err != nil { // the teacher's "End meeting"
+			t.Fatal(err)
+		}
+		if j, err := b.rooms.Join(ctx, st[0].Token); err != nil || j.State != lesson.Waiting || j.URL != "" {
+			t.Errorf("join: %+v, %v; want waiting, no join URL (BBB would refuse it)", j, err)
+		}
+		if j, err := b.rooms.Status(ctx, st[0].Token); err != nil || j.State != lesson.Waiting {
+			t.Errorf("status: %+v, %v; want waiting", j, err)
+		}
+	})
 	t.Run("server down: wait, the lesson kept", func(t *testing.T) {
 		t.Parallel()
 		b, ts, st, s := setupLesson(t, 1)
@@ -240,9 +255,13 @@ func TestEnd(t *testing.T) {
 	if err := w.Work(ctx, job); err != nil {
 		t.Fatal(err)
 	}
-	if len(ts.Meetings()) != 0 {
-		t.Errorf("meeting still on the server")
+	if m, ok := ts.Meeting(s.LessonID.String()); !ok || !m.Ended {
+		t.Errorf("meeting on the server: %+v (found %v); want ended", m, ok)
 	}
+	if err := w.Work(ctx, job); err != nil {
+		t.Errorf("ending an ended meeting again: %v", err)
+	}
+	ts.Forget(s.LessonID.String())
 	if err := w.Work(ctx, job); err != nil {
 		t.Errorf("ending a meeting that is gone: %v", err)
 	}
@@ -291,6 +310,21 @@ func TestSweep(t *testing.T) {
 		ts.Forget(s.LessonID.String())
 		res, err := b.rooms.Sweep(ctx)
 		if err != nil || res.Ended != 1 {
+			t.Fatalf("sweep: %+v, %v", res, err)
+		}
+		if st, booked := status(t, b, s); st != "ended" || booked != 0 {
+			t.Errorf("lesson %s, server booked %d; want ended, 0", st, booked)
+		}
+	})
+	t.Run("meeting ended in BBB, still in its memory: ended", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, ts := b.server(t, serverOpts{})
+		s, _ := start(t, b)
+		if err := b.client.End(ctx, bbb.Server{URL: ts.URL, Secret: ts.Secret, Algorithm: bbb.SHA256}, s.LessonID.String()); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := b.rooms.Sweep(ctx); err != nil || res.Ended != 1 {
 			t.Fatalf("sweep: %+v, %v", res, err)
 		}
 		if st, booked := status(t, b, s); st != "ended" || booked != 0 {

@@ -215,7 +215,7 @@ func (r *Rooms) settle(ctx context.Context, id uuid.UUID, status, meetingID stri
 	}
 	info, err := r.client.GetMeetingInfo(ctx, *srv, meetingID)
 	switch {
-	case bbb.IsNotFound(err):
+	case meetingGone(info, err):
 		if status == "starting" {
 			return end("failed", "the start never finished and the meeting does not exist", false)
 		}

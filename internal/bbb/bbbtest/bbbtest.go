@@ -73,6 +73,11 @@ type Meeting struct {
 	Attendees               []Attendee
 	Meta                    map[string]string
 	MaxParticipants         int
+	// Ended: ended by the end call (or a moderator in the meeting). BBB
+	// keeps such a meeting in memory for a while: getMeetingInfo still
+	// finds it (hasBeenForciblyEnded), join refuses it, and create with the
+	// same ID makes a new meeting. Forget removes it.
+	Ended bool
 }
 
 // Server is a running fake BBB server.
@@ -197,8 +202,8 @@ func (s *Server) Leave(meetingID, userID string) {
 	}
 }
 
-// Forget removes a meeting as BBB does when it expires or its last user
-// leaves.
+// Forget removes a meeting from memory, as BBB does some time after it
+// ended, expired or its last user left.
 func (s *Server) Forget(meetingID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -367,7 +372,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case "isMeetingRunning":
 		s.mu.Lock()
 		m := s.meetings[q.Get("meetingID")]
-		running := m != nil && len(m.Attendees) > 0
+		running := m != nil && !m.Ended && len(m.Attendees) > 0
 		s.mu.Unlock()
 		writeXML(w, struct {
 			XMLName xml.Name `xml:"response"`
@@ -410,8 +415,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}{status: st, Meetings: list})
 	case "end":
 		s.mu.Lock()
-		_, ok := s.meetings[q.Get("meetingID")]
-		delete(s.meetings, q.Get("meetingID"))
+		m, ok := s.meetings[q.Get("meetingID")]
+		if ok {
+			m.Ended, m.Attendees = true, nil
+		}
 		s.mu.Unlock()
 		if !ok {
 			failed(w, "notFound", "We could not find a meeting with that meeting ID - perhaps the meeting is not yet running?")
@@ -453,7 +460,7 @@ func (s *Server) create(w http.ResponseWriter, q url.Values) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if m := s.meetings[id]; m != nil {
+	if m := s.meetings[id]; m != nil && !m.Ended {
 		if (q.Get("attendeePW") != "" && q.Get("attendeePW") != m.AttendeePW) ||
 			(q.Get("moderatorPW") != "" && q.Get("moderatorPW") != m.ModeratorPW) {
 			failed(w, "idNotUnique", "A meeting already exists with that meeting ID.  Please use a different meeting ID.")
@@ -495,6 +502,11 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request, q url.Values) {
 	if m == nil {
 		s.mu.Unlock()
 		failed(w, "invalidMeetingIdentifier", "The meeting ID that you supplied did not match any existing meetings")
+		return
+	}
+	if m.Ended {
+		s.mu.Unlock()
+		failed(w, "meetingForciblyEnded", "You can not re-join a meeting that has already been forcibly ended.")
 		return
 	}
 	if ct := q.Get("createTime"); ct != "" && ct != fmt.Sprint(m.CreateTime) {
@@ -573,6 +585,7 @@ type meetingXML struct {
 	AttendeePW        string        `xml:"attendeePW"`
 	ModeratorPW       string        `xml:"moderatorPW"`
 	Running           bool          `xml:"running"`
+	ForciblyEnded     bool          `xml:"hasBeenForciblyEnded"`
 	ParticipantCount  int           `xml:"participantCount"`
 	ModeratorCount    int           `xml:"moderatorCount"`
 	Attendees         []attendeeXML `xml:"attendees>attendee"`
@@ -580,7 +593,8 @@ type meetingXML struct {
 
 func toXML(m *Meeting) *meetingXML {
 	x := &meetingXML{MeetingName: m.Name, MeetingID: m.ID, InternalMeetingID: m.InternalID, CreateTime: m.CreateTime,
-		AttendeePW: m.AttendeePW, ModeratorPW: m.ModeratorPW, Running: len(m.Attendees) > 0, ParticipantCount: len(m.Attendees)}
+		AttendeePW: m.AttendeePW, ModeratorPW: m.ModeratorPW, Running: !m.Ended && len(m.Attendees) > 0, ForciblyEnded: m.Ended,
+		ParticipantCount: len(m.Attendees)}
 	for _, a := range m.Attendees {
 		if a.Role == "MODERATOR" {
 			x.ModeratorCount++
