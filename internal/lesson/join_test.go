@@ -14,19 +14,29 @@ import (
 	"github.com/shala-edu/shala/internal/lesson"
 )
 
+// liveLesson is a running lesson of a group on one server.
+type liveLesson struct {
+	*bundle
+	ts  *bbbtest.Server
+	mod lesson.Caller
+	g   lesson.Group
+	st  []lesson.Student
+	s   lesson.Started
+}
+
 // setupLesson is setup with one server and a running lesson of a group of
 // n students.
-func setupLesson(t *testing.T, n int) (*bundle, *bbbtest.Server, []lesson.Student, lesson.Started) {
+func setupLesson(t *testing.T, n int) liveLesson {
 	t.Helper()
-	b := setup(t)
-	_, ts := b.server(t, serverOpts{})
-	mod := b.moderator(t, "M")
-	g, st := b.group(t, mod, "shimla", n)
-	s, err := b.rooms.Start(context.Background(), mod, g.ID)
-	if err != nil {
+	l := liveLesson{bundle: setup(t)}
+	_, l.ts = l.server(t, serverOpts{})
+	l.mod = l.moderator(t, "M")
+	l.g, l.st = l.group(t, l.mod, "shimla", n)
+	var err error
+	if l.s, err = l.rooms.Start(context.Background(), l.mod, l.g.ID); err != nil {
 		t.Fatal(err)
 	}
-	return b, ts, st, s
+	return l
 }
 
 func TestJoin(t *testing.T) {
@@ -116,7 +126,8 @@ func TestJoin(t *testing.T) {
 	})
 	t.Run("a device in the meeting and a link on its way are two sessions", func(t *testing.T) {
 		t.Parallel()
-		b, ts, st, s := setupLesson(t, 1)
+		l := setupLesson(t, 1)
+		b, ts, st, s := l.bundle, l.ts, l.st, l.s
 		// The first device is in the meeting, its link handed out long ago.
 		j, err := b.rooms.Join(ctx, st[0].Token)
 		if err != nil {
@@ -137,7 +148,8 @@ func TestJoin(t *testing.T) {
 	})
 	t.Run("a device that dropped out gets back in", func(t *testing.T) {
 		t.Parallel()
-		b, ts, st, s := setupLesson(t, 1)
+		l := setupLesson(t, 1)
+		b, ts, st, s := l.bundle, l.ts, l.st, l.s
 		for i := range 2 {
 			j, err := b.rooms.Join(ctx, st[0].Token)
 			if err != nil {
@@ -164,7 +176,8 @@ func TestJoin(t *testing.T) {
 	})
 	t.Run("meeting gone: the lesson ends and its pages wait", func(t *testing.T) {
 		t.Parallel()
-		b, ts, st, s := setupLesson(t, 1)
+		l := setupLesson(t, 1)
+		b, ts, st, s := l.bundle, l.ts, l.st, l.s
 		ts.Forget(s.LessonID.String()) // the teacher ended it in BBB
 		if j, err := b.rooms.Join(ctx, st[0].Token); err != nil || j.State != lesson.Waiting {
 			t.Errorf("join: %+v, %v; want waiting", j, err)
@@ -183,7 +196,8 @@ func TestJoin(t *testing.T) {
 	})
 	t.Run("meeting ended in BBB, still in its memory: the lesson ends", func(t *testing.T) {
 		t.Parallel()
-		b, ts, st, s := setupLesson(t, 1)
+		l := setupLesson(t, 1)
+		b, ts, st, s := l.bundle, l.ts, l.st, l.s
 		srv := bbb.Server{URL: ts.URL, Secret: ts.Secret, Algorithm: bbb.SHA256}
 		if err := b.client.End(ctx, srv, s.LessonID.String()); err != nil { // the teacher's "End meeting"
 			t.Fatal(err)
@@ -197,7 +211,8 @@ func TestJoin(t *testing.T) {
 	})
 	t.Run("server down: wait, the lesson kept", func(t *testing.T) {
 		t.Parallel()
-		b, ts, st, s := setupLesson(t, 1)
+		l := setupLesson(t, 1)
+		b, ts, st, s := l.bundle, l.ts, l.st, l.s
 		ts.SetDown(true)
 		if j, err := b.rooms.Join(ctx, st[0].Token); err != nil || j.State != lesson.Waiting {
 			t.Errorf("server down: %+v, %v; want waiting", j, err)
