@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/assessment"
 	"github.com/shala-edu/shala/internal/bbb"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/certificate"
@@ -85,6 +86,7 @@ func Workers(d Deps) *river.Workers {
 
 	river.AddWorker(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
 	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
+	river.AddWorker(w, &queue.SweepWorker[assessment.SweepArgs]{Pool: d.Pool, MinAge: assessment.AnnounceAfter, Sweep: assessment.SweepAnnouncements})
 
 	river.AddWorker(w, &certificate.RenderWorker{Pool: d.Pool, Bucket: d.Blobs, Renderer: d.PDF, PublicURL: d.PublicURL})
 	river.AddWorker(w, &queue.SweepWorker[certificate.ReconcileArgs]{Pool: d.Pool, MinAge: certificate.ReconcileAfter, Sweep: certificate.Reconcile})
@@ -111,6 +113,7 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(time.Minute, sms.ReconcileArgs{}, true),
 		every(time.Minute, forms.ReconcileArgs{}, true),
 		every(time.Minute, certificate.ReconcileArgs{}, true),
+		every(time.Minute, assessment.SweepArgs{}, true),
 		every(time.Hour, exam.ExpireArgs{}, true),
 		every(time.Minute, export.SweepArgs{}, true),
 	}

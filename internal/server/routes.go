@@ -116,6 +116,7 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodPost, "/ping", actions.Ping(d.Log, d.Pings))
 		r.Method(http.MethodPost, "/registerForm", actions.RegisterForm(d.Log, d.Catalog))
 		r.Method(http.MethodPost, "/saveFormRule", actions.SaveFormRule(d.Log, d.Catalog, d.Rules))
+		r.Method(http.MethodPost, "/saveBuilderMapping", actions.SaveBuilderMapping(d.Log, d.Catalog))
 		r.Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, d.Pipeline))
 		r.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, d.Collectors, d.PublicURL))
 		r.Method(http.MethodPost, "/revokeCollector", actions.RevokeCollector(d.Log, d.Collectors))
