@@ -238,6 +238,22 @@ func TestComposeStackIsComplete(t *testing.T) {
 			t.Errorf("hasura service lacks %s", k)
 		}
 	}
+	// shala verifies apps' Hasura JWTs and mints moderators' quick-link ones
+	// with the very key configuration Hasura verifies with; in the stack it
+	// reaches shala through Vault (vault-init writes it to secret/shala).
+	if jwt, init := h["HASURA_GRAPHQL_JWT_SECRET"], c.Services["vault-init"].Environment["HASURA_GRAPHQL_JWT_SECRET"]; jwt == nil || jwt != init {
+		t.Errorf("vault-init gets HASURA_GRAPHQL_JWT_SECRET %v, hasura %v; want the same value", init, jwt)
+	}
+	script, err := os.ReadFile("vault/init.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(script), `hasura_jwt_secret="${HASURA_GRAPHQL_JWT_SECRET}"`) {
+		t.Error("vault/init.sh does not write hasura_jwt_secret (shala's HASURA_GRAPHQL_JWT_SECRET) to secret/shala")
+	}
+	if got := c.Services["shala"].Environment["SHALA_PROMETHEUS_URL"]; got != "http://prometheus:9090" {
+		t.Errorf("shala's SHALA_PROMETHEUS_URL is %v, want the stack's Prometheus (bbb_alerts reads it)", got)
+	}
 }
 
 // TestComposePostgresLogsNoValues checks that the compose cluster logs
