@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/sheets/sheetstest"
 )
 
@@ -165,6 +166,68 @@ func TestSheetExport(t *testing.T) {
 		}
 		if rows := s.srv.Rows(book, "Responses"); len(rows) != 2 || rows[0][0] != "Budget 2026" {
 			t.Errorf("sheet: got %v, want it untouched", rows)
+		}
+	})
+
+	t.Run("a tab deleted or emptied stops the export; connecting again writes every response again, once", func(t *testing.T) {
+		t.Parallel()
+		for _, how := range []string{"deleted", "deleted and made again empty", "emptied", "deleted with a batch pending"} {
+			t.Run(how, func(t *testing.T) {
+				t.Parallel()
+				s := setupSheets(t, 200*time.Millisecond)
+				s.respond("1", a("name", "A"))
+				s.respond("1", a("name", "B"))
+				s.run()
+				switch how {
+				case "deleted":
+					s.srv.DeleteTab(book, "Responses")
+				case "deleted and made again empty":
+					s.srv.DeleteTab(book, "Responses")
+					s.srv.SetCells(book, "Responses", nil)
+				case "emptied":
+					s.srv.SetCells(book, "Responses", nil)
+				case "deleted with a batch pending":
+					s.srv.SetFault(func(c sheetstest.Call) sheetstest.Fault {
+						if c.Method == "values.append" {
+							return sheetstest.TimeoutAfterApply
+						}
+						return sheetstest.None
+					})
+					s.respond("1", a("name", "C"))
+					if _, err := s.exporter.Run(ctx, s.exportID); err == nil {
+						t.Fatal("a timed-out append: got no error")
+					}
+					s.srv.SetFault(nil)
+					s.srv.DeleteTab(book, "Responses")
+				}
+				s.respond("1", a("name", "D"))
+				if out := s.run(); !out.Disabled {
+					t.Errorf("the tab %s: got %+v, want the export disabled", how, out)
+				}
+				if how == "emptied" || how == "deleted and made again empty" {
+					// D landed at row 1, with no header above: the export
+					// stops and says what to do, which a person does.
+					if _, _, lastErr := s.state(s.exportID); !strings.Contains(lastErr, "lost its header") {
+						t.Errorf("last error: got %q, want it to say the tab lost its header", lastErr)
+					}
+					s.srv.SetCells(book, "Responses", nil)
+				}
+				c, err := export.Connect(ctx, s.pool, nil, formID, book, "Responses", "admin-1")
+				if err != nil || !c.Enabled {
+					t.Fatalf("connect again: %+v, %v", c, err)
+				}
+				s.run()
+				rows := s.srv.Rows(book, "Responses")
+				if len(rows) == 0 || rows[0][0] != "KEY" {
+					t.Fatalf("sheet: got %v, want the header first", rows)
+				}
+				if got, want := s.keys(), s.ordered(); !slices.Equal(got, want) {
+					t.Errorf("keys: got %v, want every response once, in order: %v", got, want)
+				}
+				if n, enabled, lastErr := s.state(s.exportID); n != int64(len(s.ordered())) || !enabled || lastErr != "" {
+					t.Errorf("state: got rows %d enabled %v error %q, want %d, enabled, no error", n, enabled, lastErr, len(s.ordered()))
+				}
+			})
 		}
 	})
 
