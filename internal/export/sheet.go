@@ -536,17 +536,18 @@ func (e *Exporter) resolve(ctx context.Context, conn querier, x *export) (int, e
 // horizon is the newest submitted_at a run may take: responses are stamped
 // with their transaction's start time, so one still being written can
 // commit with a time below responses already visible. Nothing at or after
-// the start of the oldest transaction that has written and is still open
-// is taken, nor anything younger than Settle (a transaction that began but
-// has not written yet). Reading other sessions' xact_start needs the
-// database role to own them or have pg_read_all_stats; without it only
-// Settle protects.
+// the start of the oldest open transaction that has written, or that waits
+// for a lock (the forms pipeline locks the instanceID before it writes; a
+// wait can outlast Settle), is taken, nor anything younger than Settle (a
+// transaction that began but has not written yet). Reading other sessions'
+// xact_start needs the database role to own them or have
+// pg_read_all_stats; without it only Settle protects.
 func (e *Exporter) horizon(ctx context.Context, q querier) (time.Time, error) {
 	var h time.Time
 	err := q.QueryRow(ctx, `SELECT least(clock_timestamp() - make_interval(secs => $1),
 		(SELECT min(xact_start) FROM pg_stat_activity
 		 WHERE datname = current_database() AND backend_type = 'client backend'
-		   AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()))`, e.Settle.Seconds()).Scan(&h)
+		   AND (backend_xid IS NOT NULL OR wait_event_type = 'Lock') AND pid <> pg_backend_pid()))`, e.Settle.Seconds()).Scan(&h)
 	return h, err
 }
 

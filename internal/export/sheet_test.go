@@ -8,6 +8,9 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/sheets/sheetstest"
 )
@@ -147,6 +150,60 @@ func TestSheetExport(t *testing.T) {
 		}
 		if err := tx.Commit(ctx); err != nil {
 			t.Fatal(err)
+		}
+		s.run()
+		if got, want := s.keys(), []string{early.String(), late.String(), after.String()}; !slices.Equal(got, want) {
+			t.Errorf("keys: got %v, want %v", got, want)
+		}
+	})
+
+	t.Run("a response whose transaction waited for a lock before writing is not skipped", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second) // Settle 0: only the horizon protects
+		early := s.respond("1", a("name", "early"))
+		holder, err := s.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer holder.Rollback(ctx)
+		if _, err := holder.Exec(ctx, `SELECT pg_advisory_xact_lock(20261201)`); err != nil {
+			t.Fatal(err)
+		}
+		// The forms pipeline takes a lock on the instanceID before it
+		// writes; its response is stamped with its transaction's start.
+		lateID := make(chan any, 2)
+		go func() {
+			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(20261201)`); err != nil {
+					return err
+				}
+				id, err := insertResponse(tx, "1", []ans{a("name", "late")})
+				if err == nil {
+					lateID <- id
+				}
+				return err
+			})
+			if err != nil {
+				lateID <- err
+			}
+		}()
+		for waiting := false; !waiting; {
+			if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+				AND wait_event_type = 'Lock' AND wait_event = 'advisory')`).Scan(&waiting); err != nil {
+				t.Fatal(err)
+			}
+		}
+		after := s.respond("1", a("name", "after"))
+		s.run()
+		if got := s.keys(); !slices.Equal(got, []string{early.String()}) {
+			t.Errorf("while a transaction waits to write: got %v, want only the response before it", got)
+		}
+		if err := holder.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		late, ok := (<-lateID).(uuid.UUID)
+		if !ok {
+			t.Fatal("the waiting transaction failed")
 		}
 		s.run()
 		if got, want := s.keys(), []string{early.String(), late.String(), after.String()}; !slices.Equal(got, want) {
