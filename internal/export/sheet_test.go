@@ -82,6 +82,25 @@ func TestSheetExport(t *testing.T) {
 		}
 	})
 
+	t.Run("a number JSON cannot carry (NaN, Infinity) goes as text instead of stalling the export", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second)
+		nan := s.respond("1", a("name", "A"), a("age", "41"))
+		inf := s.respond("1", a("name", "B"), a("age", "42"))
+		for id, v := range map[uuid.UUID]string{nan: "NaN", inf: "Infinity"} {
+			// numeric holds them; the forms pipeline never stores them, SQL can.
+			if _, err := s.pool.Exec(ctx, `UPDATE answer SET value_number = $2::numeric WHERE response_id = $1 AND value_number IS NOT NULL`, id, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if out, err := s.exporter.Run(ctx, s.exportID); err != nil || out.Rows != 2 {
+			t.Fatalf("run: got %+v, %v; want both rows appended", out, err)
+		}
+		if rows := s.srv.Rows(book, "Responses"); rows[1][4] != "41" || rows[2][4] != "42" {
+			t.Errorf("age cells: got %q and %q, want the text as submitted", rows[1][4], rows[2][4])
+		}
+	})
+
 	t.Run("a later form version adds its columns at the end without reordering", func(t *testing.T) {
 		t.Parallel()
 		s := setupSheets(t, 5*time.Second)
