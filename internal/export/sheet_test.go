@@ -190,21 +190,22 @@ func TestSheetExport(t *testing.T) {
 		}
 		// The forms pipeline takes a lock on the instanceID before it
 		// writes; its response is stamped with its transaction's start.
-		lateID := make(chan any, 2)
+		lateID := make(chan any, 1) // the response's id once committed, or an error
 		go func() {
+			var id uuid.UUID
 			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 				if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(20261201)`); err != nil {
 					return err
 				}
-				id, err := insertResponse(tx, "1", []ans{a("name", "late")})
-				if err == nil {
-					lateID <- id
-				}
+				var err error
+				id, err = insertResponse(tx, "1", []ans{a("name", "late")})
 				return err
 			})
 			if err != nil {
 				lateID <- err
+				return
 			}
+			lateID <- id
 		}()
 		for waiting := false; !waiting; {
 			if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
@@ -220,9 +221,10 @@ func TestSheetExport(t *testing.T) {
 		if err := holder.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		late, ok := (<-lateID).(uuid.UUID)
+		got := <-lateID
+		late, ok := got.(uuid.UUID)
 		if !ok {
-			t.Fatal("the waiting transaction failed")
+			t.Fatalf("the waiting transaction: %v", got)
 		}
 		s.run()
 		if got, want := s.keys(), []string{early.String(), late.String(), after.String()}; !slices.Equal(got, want) {
