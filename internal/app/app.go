@@ -35,6 +35,7 @@ import (
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/config"
+	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
@@ -68,6 +69,9 @@ type Options struct {
 	RetryPolicy river.ClientRetryPolicy
 	// Version is reported in shala_build_info.
 	Version string
+	// Now is the clock of exam expiry, exam windows and download links
+	// (tests move it); nil is time.Now.
+	Now func() time.Time
 }
 
 // App is shala, built: every long-lived dependency, constructed once.
@@ -88,6 +92,9 @@ type App struct {
 	Rules      *forms.Rules
 	Pipeline   *forms.Pipeline
 	Collectors *collector.Store
+	// Exams are exam answer files (built after Queue, which they enqueue
+	// blob deletions into).
+	Exams *exam.Store
 
 	// Exports: Sheets is nil (and Exporter too) without a Google service
 	// account; CSV links are signed with Links; JWT verifies apps' Hasura
@@ -177,7 +184,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 
 	// The queue and what records work into it.
 	jd := jobs.Deps{Pool: a.Pool, Log: log, Tracker: a.Tracker, SMSProvider: a.SMS, SMSRate: cfg.SMSRate,
-		SMSMetrics: a.SMSMetrics, Pipeline: a.Pipeline, Exporter: a.Exporter}
+		SMSMetrics: a.SMSMetrics, Pipeline: a.Pipeline, Exporter: a.Exporter, Blobs: a.Bucket, Now: opts.Now}
 	if a.Queue, err = queue.New(a.Pool, jobs.Workers(jd), queue.Config{
 		Workers:       cfg.QueueWorkers,
 		Queues:        jobs.Queues(cfg.SMSWorkers),
@@ -190,6 +197,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	a.Inbox = inbox.New(a.Pool, a.Queue)
+	a.Exams = exam.New(exam.Deps{Pool: a.Pool, Files: exam.NewFiles(a.Bucket), Queue: a.Queue, Now: opts.Now, Log: log})
+	if err := os.MkdirAll(cfg.TusDir, 0o750); err != nil {
+		return nil, fmt.Errorf("SHALA_TUS_DIR: %w", err)
+	}
 	if cfg.OperatorPassword != "" {
 		if a.Operator, err = queue.NewUI(bg, a.Queue, log); err != nil {
 			return nil, err
@@ -201,7 +212,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		WebhookSecret: cfg.WebhookSecret.Reveal(), MaxBodyBytes: cfg.MaxBodyBytes,
 		PublicURL: cfg.PublicURL, PublicRate: cfg.PublicRate, PublicBurst: cfg.PublicBurst,
 		Inbox: a.Inbox, Pings: a.Pings, Catalog: a.Catalog, Rules: a.Rules, Pipeline: a.Pipeline, Collectors: a.Collectors,
-		Blobs: a.Bucket, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
+		Exams: a.Exams, Blobs: a.Bucket, TusDir: cfg.TusDir, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
 		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: TwilioCallbackURL(cfg),
 		Operator: a.Operator, OperatorPassword: cfg.OperatorPassword.Reveal(),
 		Ready: a.Ready,

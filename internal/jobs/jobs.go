@@ -11,6 +11,8 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
@@ -30,6 +32,10 @@ type Deps struct {
 	SMSMetrics  *sms.Metrics
 	// Pipeline processes form submissions.
 	Pipeline *forms.Pipeline
+	// Blobs is the file store (exam answer files are deleted from it).
+	Blobs *blob.Bucket
+	// Now is the exam sweep's clock; nil is time.Now.
+	Now func() time.Time
 	// Exporter appends responses to Google Sheets (nil: not configured).
 	Exporter *export.Exporter
 }
@@ -57,6 +63,10 @@ func Workers(d Deps) *river.Workers {
 	river.AddWorker(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
 	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
 
+	// The workers' own exam store: it enqueues through the job's client.
+	exams := exam.New(exam.Deps{Pool: d.Pool, Files: exam.NewFiles(d.Blobs), Now: d.Now, Log: d.Log})
+	river.AddWorker(w, &exam.DeleteBlobWorker{Store: exams})
+	river.AddWorker(w, &exam.ExpireWorker{Store: exams})
 	river.AddWorker(w, &export.ExportWorker{Exporter: d.Exporter})
 	river.AddWorker(w, &queue.SweepWorker[export.SweepArgs]{Pool: d.Pool, Sweep: export.Sweep})
 	return w
@@ -75,6 +85,7 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(time.Hour, inbox.PruneArgs{}, true),
 		every(time.Minute, sms.ReconcileArgs{}, true),
 		every(time.Minute, forms.ReconcileArgs{}, true),
+		every(time.Hour, exam.ExpireArgs{}, true),
 		every(time.Minute, export.SweepArgs{}, true),
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {

@@ -35,6 +35,25 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodGet, "/forms/{form}/{file}", openrosa.FormDownload(odk))
 	})
 
+	// Students hand in exam answer files by upload code (plain multipart,
+	// or tus for resumable uploads); anyone holding a verification code
+	// gets a signed link. Wrong codes are counted per client (guesses).
+	if exams := d.Exams; exams != nil && d.Blobs != nil {
+		guesses := web.NewGuesses()
+		links := web.NewLinks(d.Blobs, web.LinkKey(d.WebhookSecret), d.PublicURL, exams.Now)
+		public := ratelimit.New(d.PublicRate, d.PublicBurst).Middleware
+		r.Route("/submissions/{uploadCode}", func(r chi.Router) {
+			r.Use(public)
+			r.Method(http.MethodPost, "/", web.Submit(d.Log, exams, guesses))
+			r.Method(http.MethodGet, "/", web.SubmissionStatus(d.Log, exams, guesses))
+			if d.TusDir != "" {
+				r.Handle("/tus/*", web.NewTus(d.Log, exams, guesses, d.TusDir))
+			}
+		})
+		r.With(public).Method(http.MethodGet, "/verifications/{code}", web.Verification(d.Log, exams, links, guesses))
+		r.With(public).Handle("/files/{uploadID}/{name}", web.Files(d.Log, exams, links))
+	}
+
 	// Operators: River's UI, to see failed jobs and retry them. Basic auth
 	// (rate-limited per IP against guessing) and, since browsers resend basic
 	// credentials on their own, cross-origin writes refused.
@@ -63,6 +82,10 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, d.Pipeline))
 		r.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, d.Collectors, d.PublicURL))
 		r.Method(http.MethodPost, "/revokeCollector", actions.RevokeCollector(d.Log, d.Collectors))
+		r.Method(http.MethodPost, "/createExam", actions.CreateExam(d.Log, d.Exams))
+		r.Method(http.MethodPost, "/createExamStudents", actions.CreateExamStudents(d.Log, d.Exams))
+		r.Method(http.MethodPost, "/resetUploadCode", actions.ResetUploadCode(d.Log, d.Exams))
+		r.Method(http.MethodPost, "/purgeExam", actions.PurgeExam(d.Log, d.Exams))
 		r.Method(http.MethodPost, "/connectSheet", actions.ConnectSheet(d.Log, d.Pool, d.Queue, d.SheetsAccount))
 		r.Method(http.MethodPost, "/exportLink", actions.ExportLink(d.Log, d.Pool, d.Links))
 	})
@@ -78,5 +101,6 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Use(d.webhook("cron")...)
 		r.NotFound(notFound("cron trigger"))
 		r.Method(http.MethodPost, "/reconcile", triggers.Reconcile(d.Log, d.Inbox))
+		r.Method(http.MethodPost, "/expire_exam_uploads", triggers.ExpireExamUploads(d.Log, d.Inbox))
 	})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/collector"
+	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
@@ -40,12 +41,18 @@ type Deps struct {
 	Rules      *forms.Rules
 	Pipeline   *forms.Pipeline
 	Collectors *collector.Store
+	// Exams are exam answer files; their public endpoints are served when
+	// Blobs is set too.
+	Exams *exam.Store
 	// WebhookSecret is the value Hasura sends in X-Shala-Webhook-Secret.
 	WebhookSecret string
 	// MaxBodyBytes caps webhook bodies (413 beyond).
 	MaxBodyBytes int64
-	// Blobs stores files (OpenRosa attachments).
+	// Blobs stores files (OpenRosa attachments, exam answer files). Without
+	// it the exam file endpoints are not served.
 	Blobs *blob.Bucket
+	// TusDir holds resumable exam uploads in progress (SHALA_TUS_DIR).
+	TusDir string
 	// PublicURL is how people reach shala (collector URLs).
 	PublicURL string
 	// PublicRate and PublicBurst limit requests per client IP on the public,

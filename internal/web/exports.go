@@ -6,7 +6,6 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -170,49 +169,4 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// errorBody is the JSON of every error this package answers.
-type errorBody struct {
-	Message    string `json:"message"`
-	Extensions struct {
-		Code  fault.Code `json:"code"`
-		Field string     `json:"field,omitempty"`
-	} `json:"extensions"`
-}
-
-// writeError is the one place a REST error becomes a response: a known
-// error (*fault.Error) is its status with {"message", "extensions": {"code",
-// "field"}}; anything else is logged and answered with a generic 500 (503
-// for an unavailable dependency).
-func writeError(ctx context.Context, w http.ResponseWriter, log *slog.Logger, err error) {
-	f := fault.As(err)
-	var b errorBody
-	b.Message, b.Extensions.Code, b.Extensions.Field = f.Message, f.Code, f.Field
-	switch f.Kind {
-	case fault.Internal, fault.Unavailable:
-		log.ErrorContext(ctx, "request failed", "err", err)
-		b.Message = "internal error"
-		if f.Kind == fault.Unavailable {
-			b.Message = "temporarily unavailable; try again shortly"
-			w.Header().Set("Retry-After", "10")
-		}
-	case fault.Unauthorized:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="shala"`)
-		log.InfoContext(ctx, "request refused", "code", f.Code, "err", err)
-	default:
-		log.InfoContext(ctx, "request refused", "code", f.Code, "err", f.Message)
-	}
-	writeJSON(w, f.Kind.Status(), b)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil { // v is errorBody: strings only
-		panic(err)
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Del("Content-Disposition")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n')) // a failed write means the client is gone: nothing left to tell it
 }

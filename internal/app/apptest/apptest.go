@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ func Config(t testing.TB) *config.Config {
 		"SHALA_WEBHOOK_SECRET":       WebhookSecret,
 		"SHALA_BLOB_URL":             "file://" + filepath.Join(dir, "blobs") + "?create_dir=true",
 		"SHALA_SMS_OUTBOX":           filepath.Join(dir, "sms-outbox.log"),
+		"SHALA_TUS_DIR":              filepath.Join(dir, "tus"),
 		"SHALA_PUBLIC_URL":           "https://shala.example",
 		"SHALA_QUEUE_WORKERS":        "10",
 		"SHALA_QUEUE_FETCH_COOLDOWN": "1ms",
@@ -79,4 +81,28 @@ func Start(t testing.TB, a *app.App) {
 	if err := a.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Clock is a clock a test moves (app.Options.Now = c.Now): time-bound
+// rules are tested by moving it, never by sleeping.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock showing t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now is the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Add moves the clock by d.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
