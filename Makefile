@@ -28,6 +28,7 @@ bench: ## benchmarks: event acks and OpenRosa ingestion vs the durable INSERT ce
 	$(GO) run ./bench/events
 	$(GO) run ./bench/sms
 	$(GO) run ./bench/forms
+	$(GO) run ./bench/lessons
 	$(GO) run ./bench/exports
 	$(GO) run ./bench/exams
 

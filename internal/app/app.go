@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -26,12 +27,15 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/auth"
+	"github.com/shala-edu/shala/internal/bbb"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/config"
@@ -40,6 +44,7 @@ import (
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/jobs"
+	"github.com/shala-edu/shala/internal/lesson"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/postgres"
 	"github.com/shala-edu/shala/internal/queue"
@@ -50,6 +55,7 @@ import (
 	"github.com/shala-edu/shala/internal/sms/cdac"
 	"github.com/shala-edu/shala/internal/sms/outbox"
 	"github.com/shala-edu/shala/internal/sms/twilio"
+	"github.com/shala-edu/shala/internal/web"
 	"github.com/shala-edu/shala/migrations"
 )
 
@@ -96,6 +102,12 @@ type App struct {
 	// blob deletions into).
 	Exams *exam.Store
 
+	// Online lessons: the BBB API client, groups and tokens, the server
+	// pool, lessons.
+	BBB          *bbb.Client
+	LessonGroups *lesson.Groups
+	BBBServers   *lesson.Servers
+	Lessons      *lesson.Rooms
 	// Exports: Sheets is nil (and Exporter too) without a Google service
 	// account; CSV links are signed with Links; JWT verifies apps' Hasura
 	// tokens on REST endpoints (nil without HASURA_GRAPHQL_JWT_SECRET).
@@ -182,9 +194,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return nil, err
 	}
 
+	a.BBB = bbb.New(cfg.BBBTimeout, bbb.NewMetrics(a.Registry))
+	alerts, err := prometheusAlerts(cfg.PrometheusURL)
+	if err != nil {
+		return nil, err
+	}
+
 	// The queue and what records work into it.
 	jd := jobs.Deps{Pool: a.Pool, Log: log, Tracker: a.Tracker, SMSProvider: a.SMS, SMSRate: cfg.SMSRate,
-		SMSMetrics: a.SMSMetrics, Pipeline: a.Pipeline, Exporter: a.Exporter, Blobs: a.Bucket, Now: opts.Now}
+		SMSMetrics: a.SMSMetrics, Pipeline: a.Pipeline, Exporter: a.Exporter, Blobs: a.Bucket, Now: opts.Now,
+		BBB: a.BBB, LessonPolicy: lesson.DefaultPolicy(), Alerts: alerts}
 	if a.Queue, err = queue.New(a.Pool, jobs.Workers(jd), queue.Config{
 		Workers:       cfg.QueueWorkers,
 		Queues:        jobs.Queues(cfg.SMSWorkers),
@@ -197,6 +216,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	a.Inbox = inbox.New(a.Pool, a.Queue)
+	a.LessonGroups = lesson.NewGroups(a.Pool)
+	a.BBBServers = lesson.NewServers(a.Pool, a.Queue, a.BBB, log, splitList(cfg.BBBHosts))
+	a.Lessons = lesson.NewRooms(a.Pool, a.Queue, a.BBB, log, lesson.DefaultPolicy())
+	minter, err := moderatorMinter(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	a.Exams = exam.New(exam.Deps{Pool: a.Pool, Files: exam.NewFiles(a.Bucket), Queue: a.Queue, Now: opts.Now, Log: log})
 	if err := os.MkdirAll(cfg.TusDir, 0o750); err != nil {
 		return nil, fmt.Errorf("SHALA_TUS_DIR: %w", err)
@@ -214,6 +240,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		Inbox: a.Inbox, Pings: a.Pings, Catalog: a.Catalog, Rules: a.Rules, Pipeline: a.Pipeline, Collectors: a.Collectors,
 		Exams: a.Exams, Blobs: a.Bucket, TusDir: cfg.TusDir, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
 		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: TwilioCallbackURL(cfg),
+		LessonGroups: a.LessonGroups, BBBServers: a.BBBServers, Lessons: a.Lessons,
+		ModeratorMinter: minter, ModeratorAppURL: cfg.ModeratorAppURL, ModeratorTokenTTL: cfg.ModeratorTokenTTL,
 		Operator: a.Operator, OperatorPassword: cfg.OperatorPassword.Reveal(),
 		Ready: a.Ready,
 		Queue: a.Queue, Langs: a.Langs, Links: a.Links, JWT: a.JWT, SheetsAccount: a.sheetsAccount(),
@@ -359,4 +387,55 @@ func smsProvider(cfg *config.Config, log *slog.Logger) (sms.Provider, error) {
 // SHALA_PUBLIC_URL + twilio.CallbackPath.
 func TwilioCallbackURL(cfg *config.Config) string {
 	return strings.TrimRight(cfg.PublicURL, "/") + twilio.CallbackPath
+}
+
+// prometheusAlerts is the alert source of the bbb_alerts check: Prometheus
+// at url, or nil when url is empty.
+func prometheusAlerts(url string) (lesson.AlertSource, error) {
+	if url == "" {
+		return nil, nil
+	}
+	c, err := promapi.NewClient(promapi.Config{Address: url})
+	if err != nil {
+		return nil, fmt.Errorf("SHALA_PROMETHEUS_URL: %w", err)
+	}
+	return promv1.NewAPI(c), nil
+}
+
+// moderatorMinter signs moderators' quick-link JWTs with the HMAC key of
+// HASURA_GRAPHQL_JWT_SECRET; nil (links answer 503) when that is unset or
+// holds a public key only.
+func moderatorMinter(cfg *config.Config, log *slog.Logger) (web.Minter, error) {
+	if u := cfg.ModeratorAppURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+			return nil, fmt.Errorf("SHALA_MODERATOR_APP_URL: want an absolute http(s) URL, got %q", u)
+		}
+	}
+	if cfg.JWTSecret == "" {
+		return nil, nil
+	}
+	jc, err := auth.ParseConfig(cfg.JWTSecret.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("HASURA_GRAPHQL_JWT_SECRET: %w", err)
+	}
+	if !strings.HasPrefix(jc.Type, "HS") {
+		log.Warn("moderator quick links are off: HASURA_GRAPHQL_JWT_SECRET holds no HMAC key to sign with", "type", jc.Type)
+		return nil, nil
+	}
+	iss, err := auth.NewIssuer(jc, nil, "", nil)
+	if err != nil {
+		return nil, fmt.Errorf("HASURA_GRAPHQL_JWT_SECRET: %w", err)
+	}
+	return iss, nil
+}
+
+// splitList splits a comma-separated setting, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -75,6 +75,11 @@ type Config struct {
 	DBMaxConns         int           `env:"SHALA_DB_MAX_CONNS" default:"40" min:"2" help:"Postgres pool size of this process."`
 	QueueWorkers       int           `env:"SHALA_QUEUE_WORKERS" default:"50" min:"0" help:"Jobs worked at once by this process; 0 serves HTTP only."`
 	QueueFetchCooldown time.Duration `env:"SHALA_QUEUE_FETCH_COOLDOWN" default:"5ms" help:"Minimum pause between job fetches under load (River's default 100ms caps ~1,000 jobs/s)."`
+	BBBTimeout         time.Duration `env:"SHALA_BBB_TIMEOUT" default:"5s" help:"How long one BigBlueButton API call may take; a server that does not answer in time counts as unreachable (startLesson tries up to 3 servers within Hasura's 30 s)."`
+	BBBHosts           string        `env:"SHALA_BBB_HOSTS" help:"Comma-separated hosts that may self-register as BBB servers by heartbeat: bbb1.example.org or *.bbb.example.org. Servers an admin added always may send heartbeats. Unset: no self-registration."`
+	PrometheusURL      string        `env:"SHALA_PROMETHEUS_URL" help:"Prometheus base URL the bbb_alerts cron reads /api/v1/alerts from (firing alerts labelled hostname or instance disable that BBB server). Unset: no alert checks."`
+	ModeratorAppURL    string        `env:"SHALA_MODERATOR_APP_URL" help:"The moderators' web app: a moderator quick link (/m/{token}) redirects there with a short-lived Hasura JWT in the URL fragment. Unset: quick links answer 503."`
+	ModeratorTokenTTL  time.Duration `env:"SHALA_MODERATOR_TOKEN_TTL" default:"15m" help:"Lifetime of the Hasura JWT a moderator quick link mints."`
 	PostHogKey         Secret        `env:"SHALA_POSTHOG_KEY" vault:"posthog_key" help:"PostHog project API key; unset disables product analytics."`
 	PostHogHost        string        `env:"SHALA_POSTHOG_HOST" default:"https://eu.i.posthog.com" help:"PostHog ingestion host."`
 	VaultAddr          string        `env:"VAULT_ADDR" help:"Vault address. When set, secrets are read from Vault (KV v2) and override the environment."`

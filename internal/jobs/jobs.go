@@ -11,11 +11,13 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/bbb"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
+	"github.com/shala-edu/shala/internal/lesson"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/sms"
@@ -32,6 +34,12 @@ type Deps struct {
 	SMSMetrics  *sms.Metrics
 	// Pipeline processes form submissions.
 	Pipeline *forms.Pipeline
+	// BBB calls BigBlueButton servers; LessonPolicy is how lessons are
+	// placed (zero: lesson.DefaultPolicy); Alerts is Prometheus (nil: no
+	// alert checks).
+	BBB          *bbb.Client
+	LessonPolicy lesson.Policy
+	Alerts       lesson.AlertSource
 	// Blobs is the file store (exam answer files are deleted from it).
 	Blobs *blob.Bucket
 	// Now is the exam sweep's clock; nil is time.Now.
@@ -59,6 +67,14 @@ func Workers(d Deps) *river.Workers {
 	if p, ok := d.SMSProvider.(sms.Poller); ok {
 		river.AddWorker(w, &sms.ReportWorker{Pool: d.Pool, Poller: p})
 	}
+
+	if d.LessonPolicy == (lesson.Policy{}) {
+		d.LessonPolicy = lesson.DefaultPolicy()
+	}
+	river.AddWorker(w, &lesson.EndMeetingWorker{Pool: d.Pool, BBB: d.BBB})
+	river.AddWorker(w, &lesson.SweepWorker{Pool: d.Pool, BBB: d.BBB, Log: d.Log, Policy: d.LessonPolicy})
+	river.AddWorker(w, &lesson.CheckWorker{Pool: d.Pool, BBB: d.BBB, Log: d.Log})
+	river.AddWorker(w, &lesson.AlertsWorker{Pool: d.Pool, Log: d.Log, Source: d.Alerts})
 
 	river.AddWorker(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
 	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
@@ -90,6 +106,10 @@ func Periodic(d Deps) []*river.PeriodicJob {
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {
 		jobs = append(jobs, every(5*time.Minute, sms.ReportArgs{}, false))
+	}
+	jobs = append(jobs, every(time.Minute, lesson.SweepArgs{}, true))
+	if d.Alerts != nil {
+		jobs = append(jobs, every(time.Minute, lesson.AlertsArgs{}, true))
 	}
 	return jobs
 }

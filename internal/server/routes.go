@@ -73,6 +73,24 @@ func addRoutes(r chi.Router, d Deps) {
 	// Providers' callbacks: public, authenticated by the provider's signature.
 	r.Method(http.MethodPost, twilio.CallbackPath, twilio.StatusCallback(d.Log, d.Pool, d.TwilioAuthToken, d.TwilioCallbackURL))
 
+	// Online lessons: students' personal links and moderators' quick links
+	// (tokens in the path: rate limited per IP, wrong tokens limited
+	// further), and BBB nodes' heartbeats (signed with the node's secret).
+	tokens := web.NewGuesses()
+	r.Route("/j/{token}", func(r chi.Router) {
+		r.Use(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware)
+		r.Method(http.MethodGet, "/", web.Join(d.Log, d.Lessons, tokens))
+		r.Method(http.MethodGet, "/status", web.JoinStatus(d.Log, d.Lessons, tokens))
+	})
+	r.Route("/m/{token}", func(r chi.Router) {
+		r.Use(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware)
+		link := web.ModeratorLink(d.Log, d.LessonGroups, d.ModeratorMinter, d.ModeratorAppURL, d.ModeratorTokenTTL, tokens)
+		r.Method(http.MethodGet, "/", link)
+		r.Method(http.MethodPost, "/", link)
+	})
+	r.With(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware).
+		Method(http.MethodPost, web.HeartbeatPath, web.Heartbeat(d.Log, d.BBBServers))
+
 	r.Route("/actions", func(r chi.Router) {
 		r.Use(d.webhook("action")...)
 		r.NotFound(notFound("action"))
@@ -82,6 +100,16 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, d.Pipeline))
 		r.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, d.Collectors, d.PublicURL))
 		r.Method(http.MethodPost, "/revokeCollector", actions.RevokeCollector(d.Log, d.Collectors))
+		r.Method(http.MethodPost, "/addBBBServer", actions.AddBBBServer(d.Log, d.BBBServers))
+		r.Method(http.MethodPost, "/disableBBBServer", actions.DisableBBBServer(d.Log, d.BBBServers))
+		r.Method(http.MethodPost, "/createGroup", actions.CreateGroup(d.Log, d.LessonGroups))
+		r.Method(http.MethodPost, "/addStudents", actions.AddStudents(d.Log, d.LessonGroups))
+		r.Method(http.MethodPost, "/removeStudent", actions.RemoveStudent(d.Log, d.LessonGroups))
+		r.Method(http.MethodPost, "/resetAccessToken", actions.ResetAccessToken(d.Log, d.LessonGroups))
+		r.Method(http.MethodPost, "/createModeratorLink", actions.CreateModeratorLink(d.Log, d.LessonGroups, d.PublicURL))
+		r.Method(http.MethodPost, "/resetModeratorLink", actions.ResetModeratorLink(d.Log, d.LessonGroups, d.PublicURL))
+		r.Method(http.MethodPost, "/startLesson", actions.StartLesson(d.Log, d.Lessons))
+		r.Method(http.MethodPost, "/endLesson", actions.EndLesson(d.Log, d.Lessons))
 		r.Method(http.MethodPost, "/createExam", actions.CreateExam(d.Log, d.Exams))
 		r.Method(http.MethodPost, "/createExamStudents", actions.CreateExamStudents(d.Log, d.Exams))
 		r.Method(http.MethodPost, "/resetUploadCode", actions.ResetUploadCode(d.Log, d.Exams))
@@ -101,6 +129,7 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Use(d.webhook("cron")...)
 		r.NotFound(notFound("cron trigger"))
 		r.Method(http.MethodPost, "/reconcile", triggers.Reconcile(d.Log, d.Inbox))
+		r.Method(http.MethodPost, "/bbb_alerts", triggers.BBBAlerts(d.Log, d.Inbox))
 		r.Method(http.MethodPost, "/expire_exam_uploads", triggers.ExpireExamUploads(d.Log, d.Inbox))
 	})
 }

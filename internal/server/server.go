@@ -23,8 +23,10 @@ import (
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
+	"github.com/shala-edu/shala/internal/lesson"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/queue"
+	"github.com/shala-edu/shala/internal/web"
 )
 
 // Deps are everything the routes need, built once by internal/app.
@@ -41,6 +43,15 @@ type Deps struct {
 	Rules      *forms.Rules
 	Pipeline   *forms.Pipeline
 	Collectors *collector.Store
+	// Online lessons: groups and tokens, the BBB server pool, lessons, and
+	// what signs moderators' quick-link JWTs (nil: those links answer 503)
+	// with the app they redirect to.
+	LessonGroups      *lesson.Groups
+	BBBServers        *lesson.Servers
+	Lessons           *lesson.Rooms
+	ModeratorMinter   web.Minter
+	ModeratorAppURL   string
+	ModeratorTokenTTL time.Duration
 	// Exams are exam answer files; their public endpoints are served when
 	// Blobs is set too.
 	Exams *exam.Store
