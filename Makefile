@@ -5,7 +5,7 @@ LDFLAGS := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help run test lint bench build seed tools e2e fmt
+.PHONY: help run test lint bench bench-listing build seed tools e2e fmt
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ bench: ## benchmarks: event acks and OpenRosa ingestion vs the durable INSERT ce
 	$(GO) run ./bench/lessons
 	$(GO) run ./bench/exports
 	$(GO) run ./bench/exams
+
+bench-listing: ## state-scale listing bench: loads 18,000 schools / 30 M results (≈20 GB free disk, ~15 min), then reads and writes
+	$(GO) run ./bench/listing
 
 build: ## build bin/shala
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/shala ./cmd/shala

@@ -10,6 +10,7 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -31,7 +32,8 @@ commands:
   migrate   apply River's and shala's database migrations, then exit
   dev       local default: start a project-local Postgres under .data/ if
             DATABASE_URL is unset, generate a dev webhook secret, migrate, serve
-  seed      fill the database with data (--demo: a realistic district)
+  seed      fill the database with data (--demo: a realistic district;
+            --state [--scale F]: the state-scale data set, with COPY)
   version   print the version
 `
 
@@ -171,11 +173,16 @@ func cmdSeed(ctx context.Context, args []string, getenv func(string) string, std
 	fs.SetOutput(stderr)
 	demo := fs.Bool("demo", false, "fill a realistic demo district (schools, classes, students, staff)")
 	schools := fs.Int("schools", 60, "with --demo: number of schools")
+	state := fs.Bool("state", false, "load the state-scale data set with COPY (12 districts, 18,000 schools, 1.5 M students, 20 assessments, ≈30 M results; needs a superuser)")
+	scale := fs.Float64("scale", 1, "with --state: fraction of the state's size")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *state {
+		return seedState(ctx, getenv, stdout, stderr, *scale)
+	}
 	if !*demo {
-		return errors.New("seed: nothing to do (use --demo)")
+		return errors.New("seed: nothing to do (use --demo or --state)")
 	}
 	pool, _, err := openDB(ctx, getenv, stderr)
 	if err != nil {
@@ -187,5 +194,30 @@ func cmdSeed(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	fmt.Fprintf(stdout, "seed: district %s: %d schools, %d staff, %d students\n", res.District, res.Schools, res.Staff, res.Students)
+	return nil
+}
+
+func seedState(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer, scale float64) error {
+	pool, _, err := openDB(ctx, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	res, err := seed.State(ctx, pool, seed.StateOptions{Scale: scale, Progress: func(format string, args ...any) {
+		fmt.Fprintf(stderr, format+"\n", args...)
+	}})
+	if err != nil {
+		return err
+	}
+	if res.AlreadySeeded {
+		fmt.Fprintf(stdout, "seed: the state data set is already there (%d schools)\n", res.Schools)
+		return nil
+	}
+	var size string
+	if err := pool.QueryRow(ctx, `SELECT pg_size_pretty(pg_database_size(current_database()))`).Scan(&size); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "seed: state: %d districts, %d schools, %d students, %d assessments, %d results, %d TSP counts, %d final classes in %s; database %s\n",
+		res.Districts, res.Schools, res.Students, res.Assessments, res.Results, res.TSP, res.FinalClasses, res.Elapsed.Round(time.Second), size)
 	return nil
 }

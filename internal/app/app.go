@@ -47,6 +47,7 @@ import (
 	"github.com/shala-edu/shala/internal/lesson"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/postgres"
+	"github.com/shala-edu/shala/internal/progress"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/schema"
 	"github.com/shala-edu/shala/internal/server"
@@ -98,6 +99,7 @@ type App struct {
 	Rules      *forms.Rules
 	Pipeline   *forms.Pipeline
 	Collectors *collector.Store
+	Listings   *progress.Store
 	// Exams are exam answer files (built after Queue, which they enqueue
 	// blob deletions into).
 	Exams *exam.Store
@@ -190,6 +192,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.Rules = forms.NewRules()
 	a.Pipeline = &forms.Pipeline{Pool: a.Pool, Catalog: a.Catalog, Rules: a.Rules, Log: log}
 	a.Collectors = collector.NewStore(a.Pool)
+	a.Listings = progress.NewStore(a.Pool)
 	if err := a.buildExports(ctx, cfg, log); err != nil {
 		return nil, err
 	}
@@ -238,7 +241,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		WebhookSecret: cfg.WebhookSecret.Reveal(), MaxBodyBytes: cfg.MaxBodyBytes,
 		PublicURL: cfg.PublicURL, PublicRate: cfg.PublicRate, PublicBurst: cfg.PublicBurst,
 		Inbox: a.Inbox, Pings: a.Pings, Catalog: a.Catalog, Rules: a.Rules, Pipeline: a.Pipeline, Collectors: a.Collectors,
-		Exams: a.Exams, Blobs: a.Bucket, TusDir: cfg.TusDir, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
+		Listings: a.Listings,
+		Exams:    a.Exams, Blobs: a.Bucket, TusDir: cfg.TusDir, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
 		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: TwilioCallbackURL(cfg),
 		LessonGroups: a.LessonGroups, BBBServers: a.BBBServers, Lessons: a.Lessons,
 		ModeratorMinter: minter, ModeratorAppURL: cfg.ModeratorAppURL, ModeratorTokenTTL: cfg.ModeratorTokenTTL,

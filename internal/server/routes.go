@@ -65,6 +65,10 @@ func addRoutes(r chi.Router, d Deps) {
 		})
 	}
 
+	// The teacher app's REST listing, authorised by its Hasura JWT.
+	r.With(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware).
+		Method(http.MethodGet, web.SchoolAssessmentsPath, web.SchoolAssessments(d.Log, d.JWT, d.Listings))
+
 	// Responses as CSV: a Hasura JWT (admin, state_admin) or a signed link
 	// from exportLink; per-IP limited, at most 4 streaming at once.
 	r.With(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware).Method(http.MethodGet, "/exports/{file}",
@@ -100,6 +104,7 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, d.Pipeline))
 		r.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, d.Collectors, d.PublicURL))
 		r.Method(http.MethodPost, "/revokeCollector", actions.RevokeCollector(d.Log, d.Collectors))
+		r.Method(http.MethodPost, "/schoolAssessments", actions.SchoolAssessments(d.Log, d.Listings))
 		r.Method(http.MethodPost, "/addBBBServer", actions.AddBBBServer(d.Log, d.BBBServers))
 		r.Method(http.MethodPost, "/disableBBBServer", actions.DisableBBBServer(d.Log, d.BBBServers))
 		r.Method(http.MethodPost, "/createGroup", actions.CreateGroup(d.Log, d.LessonGroups))

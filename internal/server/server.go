@@ -25,6 +25,7 @@ import (
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/lesson"
 	"github.com/shala-edu/shala/internal/ping"
+	"github.com/shala-edu/shala/internal/progress"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/web"
 )
@@ -43,6 +44,7 @@ type Deps struct {
 	Rules      *forms.Rules
 	Pipeline   *forms.Pipeline
 	Collectors *collector.Store
+	Listings   *progress.Store
 	// Online lessons: groups and tokens, the BBB server pool, lessons, and
 	// what signs moderators' quick-link JWTs (nil: those links answer 503)
 	// with the app they redirect to.

@@ -114,22 +114,11 @@ func authorize(ctx context.Context, d ExportDeps, r *http.Request, formID string
 	if q.Has("sig") {
 		return d.Links.Verify(formID, q, d.Now())
 	}
-	if d.Verifier == nil {
-		return nil, fault.New(fault.Unauthorized, "", "sign in (Hasura JWT) or use a link from exportLink")
-	}
-	tok, err := d.Verifier.TokenFrom(r)
+	session, err := hasuraSession(ctx, d.Verifier, r, "sign in (Hasura JWT) or use a link from exportLink")
 	if err != nil {
-		return nil, fault.Wrap(err, fault.Unauthorized, "", "sign in (Hasura JWT) or use a link from exportLink")
+		return nil, err
 	}
-	claims, err := d.Verifier.Verify(ctx, tok)
-	if err != nil {
-		return nil, fault.Wrap(err, fault.Unauthorized, "", "your sign-in is not valid or has expired")
-	}
-	session, err := claims.Session(r.Header.Get("X-Hasura-Role"))
-	if err != nil {
-		return nil, fault.Wrap(err, fault.Forbidden, "", "role %q may not use it", r.Header.Get("X-Hasura-Role"))
-	}
-	role := session["x-hasura-role"]
+	role := session.Role()
 	allowed := false
 	for _, r := range ExportRoles {
 		allowed = allowed || r == role
