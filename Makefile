@@ -10,8 +10,9 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-run: deps ## local default: Postgres under .data/, dev secret, migrate, serve on :8080
-	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/shala dev
+run: deps ## local default: Postgres under .data/, dev secret, migrate, serve on 127.0.0.1:8080
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/shala ./cmd/shala
+	exec bin/shala dev
 
 test: tools ## the whole suite: formatting, vet (e2e included), every test against real Postgres
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -55,6 +55,7 @@ import (
 	"github.com/shala-edu/shala/internal/schema"
 	"github.com/shala-edu/shala/internal/server"
 	"github.com/shala-edu/shala/internal/sheets"
+	"github.com/shala-edu/shala/internal/slowread"
 	"github.com/shala-edu/shala/internal/sms"
 	"github.com/shala-edu/shala/internal/sms/cdac"
 	"github.com/shala-edu/shala/internal/sms/outbox"
@@ -204,7 +205,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.Pings = ping.NewStore(a.Pool)
 	a.Catalog = forms.NewCatalog(a.Pool)
 	a.Rules = forms.NewRules()
-	a.Pipeline = &forms.Pipeline{Pool: a.Pool, Catalog: a.Catalog, Rules: a.Rules, Log: log}
+	a.Pipeline = &forms.Pipeline{Pool: a.Pool, Catalog: a.Catalog, Rules: a.Rules, Log: log, Metrics: forms.NewMetrics(a.Registry)}
 	a.Collectors = collector.NewStore(a.Pool)
 	a.Listings = progress.NewStore(a.Pool)
 	if err := a.buildExports(ctx, cfg, log); err != nil {
@@ -272,6 +273,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		Inbox: a.Inbox, Pings: a.Pings, Catalog: a.Catalog, Rules: a.Rules, Pipeline: a.Pipeline, Collectors: a.Collectors,
 		Listings: a.Listings,
 		Exams:    a.Exams, Blobs: a.Bucket, TusDir: cfg.TusDir, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
+		Upload:          slowread.Options{MinRate: cfg.UploadMinRate, Window: cfg.UploadWindow},
 		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: TwilioCallbackURL(cfg),
 		LessonGroups: a.LessonGroups, BBBServers: a.BBBServers, Lessons: a.Lessons,
 		ModeratorMinter: minter, ModeratorAppURL: cfg.ModeratorAppURL, ModeratorTokenTTL: cfg.ModeratorTokenTTL,

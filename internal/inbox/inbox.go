@@ -305,10 +305,16 @@ func (in *Inbox) execute(batch []*request) {
 // month covers both with a wide margin.
 const Retention = 30 * 24 * time.Hour
 
-// Prune deletes deliveries received before now-olderThan and returns how
-// many it deleted.
+// PruneBatch is how many deliveries one prune statement deletes, so a
+// backlog of millions is deleted in short statements.
+const PruneBatch = 10_000
+
+// Prune deletes up to PruneBatch deliveries received before now-olderThan,
+// oldest first, and returns how many it deleted.
 func Prune(ctx context.Context, pool *pgxpool.Pool, olderThan time.Duration) (int64, error) {
-	tag, err := pool.Exec(ctx, `DELETE FROM webhook_inbox WHERE received_at < now() - make_interval(secs => $1)`, olderThan.Seconds())
+	tag, err := pool.Exec(ctx, `DELETE FROM webhook_inbox WHERE event_id IN (
+			SELECT event_id FROM webhook_inbox WHERE received_at < now() - make_interval(secs => $1)
+			ORDER BY received_at LIMIT $2)`, olderThan.Seconds(), PruneBatch)
 	if err != nil {
 		return 0, postgres.Translate(err, "delivery")
 	}
@@ -327,8 +333,20 @@ type PruneWorker struct {
 	Pool *pgxpool.Pool
 }
 
+// Timeout bounds one run; a run deletes batches for half of it and
+// snoozes to go on.
+func (w *PruneWorker) Timeout(*river.Job[PruneArgs]) time.Duration { return queue.MaxTimeout }
+
 // Work deletes deliveries older than Retention.
 func (w *PruneWorker) Work(ctx context.Context, job *river.Job[PruneArgs]) error {
-	_, err := Prune(ctx, w.Pool, Retention)
-	return err
+	start := time.Now()
+	for {
+		n, err := Prune(ctx, w.Pool, Retention)
+		if err != nil || n < PruneBatch {
+			return err
+		}
+		if time.Since(start) > queue.MaxTimeout/2 {
+			return river.JobSnooze(0)
+		}
+	}
 }

@@ -40,15 +40,18 @@ type AlertsWorker struct {
 	Source AlertSource
 }
 
-// Timeout is one Prometheus call and one transaction.
-func (w *AlertsWorker) Timeout(*river.Job[AlertsArgs]) time.Duration { return 30 * time.Second }
+// Timeout is one Prometheus call (at most half of it) and one transaction,
+// within the rescue rule (queue.MaxTimeout).
+func (w *AlertsWorker) Timeout(*river.Job[AlertsArgs]) time.Duration { return queue.MaxTimeout }
 
 // Work applies the firing alerts to the pool.
 func (w *AlertsWorker) Work(ctx context.Context, _ *river.Job[AlertsArgs]) error {
 	if w.Source == nil {
 		return nil
 	}
-	res, err := w.Source.Alerts(ctx)
+	actx, cancel := context.WithTimeout(ctx, queue.MaxTimeout/2)
+	defer cancel()
+	res, err := w.Source.Alerts(actx)
 	if err != nil {
 		// Never read a failed fetch as "no alerts": nothing is re-enabled.
 		return err

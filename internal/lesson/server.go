@@ -454,8 +454,9 @@ type CheckWorker struct {
 	Log  *slog.Logger
 }
 
-// Timeout covers the negotiation (up to three calls).
-func (w *CheckWorker) Timeout(*river.Job[CheckArgs]) time.Duration { return time.Minute }
+// Timeout covers the negotiation (up to three calls of SHALA_BBB_TIMEOUT,
+// 5 s by default), within the rescue rule (queue.MaxTimeout).
+func (w *CheckWorker) Timeout(*river.Job[CheckArgs]) time.Duration { return queue.MaxTimeout }
 
 // Work checks the server and re-enables it on success.
 func (w *CheckWorker) Work(ctx context.Context, job *river.Job[CheckArgs]) error {

@@ -39,8 +39,9 @@ type EndMeetingWorker struct {
 	BBB  *bbb.Client
 }
 
-// Timeout is one BBB call with room to spare.
-func (w *EndMeetingWorker) Timeout(*river.Job[EndMeetingArgs]) time.Duration { return 30 * time.Second }
+// Timeout is one BBB call (SHALA_BBB_TIMEOUT) with room to spare, within
+// the rescue rule (queue.MaxTimeout).
+func (w *EndMeetingWorker) Timeout(*river.Job[EndMeetingArgs]) time.Duration { return queue.MaxTimeout }
 
 // Work ends the meeting.
 func (w *EndMeetingWorker) Work(ctx context.Context, job *river.Job[EndMeetingArgs]) error {
@@ -83,8 +84,15 @@ type SweepWorker struct {
 	Policy Policy
 }
 
-// Timeout bounds a sweep: up to 500 lessons, 8 BBB calls at a time.
-func (w *SweepWorker) Timeout(*river.Job[SweepArgs]) time.Duration { return 2 * time.Minute }
+// Timeout bounds a sweep: up to 500 lessons, 8 BBB calls at a time; a
+// lesson whose check could not start while settleTime was left waits for
+// the next sweep (a minute later), so a run stays within the rescue rule
+// (queue.MaxTimeout) however many servers are slow.
+func (w *SweepWorker) Timeout(*river.Job[SweepArgs]) time.Duration { return queue.MaxTimeout }
+
+// settleTime is what one lesson's check may take: a BBB call (5 s by
+// default) and a transaction.
+const settleTime = 8 * time.Second
 
 // Work runs one sweep.
 func (w *SweepWorker) Work(ctx context.Context, _ *river.Job[SweepArgs]) error {
@@ -139,10 +147,14 @@ func (r *Rooms) Sweep(ctx context.Context) (SweepResult, error) {
 	var errs []error
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
+	deadline, hasDeadline := ctx.Deadline()
 	for _, x := range todo {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			if hasDeadline && time.Until(deadline) < settleTime {
+				return // the next sweep checks it
+			}
 			outcome, err := r.settle(ctx, x.id, x.status, x.mid, x.old, x.server)
 			mu.Lock()
 			defer mu.Unlock()

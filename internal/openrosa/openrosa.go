@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"regexp"
@@ -32,6 +33,7 @@ import (
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/logging"
 	"github.com/shala-edu/shala/internal/postgres"
+	"github.com/shala-edu/shala/internal/slowread"
 )
 
 // MaxAttachments caps the files of one submission.
@@ -120,6 +122,14 @@ func Submission(d Deps) http.Handler {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				d.write(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("submission larger than %d bytes", d.MaxBytes))
+				return
+			}
+			if slowread.Interrupted(err) {
+				// The link failed, not the form: a 5xx makes Collect keep
+				// it and send it again; nothing was stored.
+				d.Log.InfoContext(ctx, "openrosa upload interrupted", "err", err, "cause", cause(err))
+				w.Header().Set("Retry-After", "30")
+				d.write(w, http.StatusServiceUnavailable, "", "The upload was interrupted before the whole submission arrived; send it again.")
 				return
 			}
 			d.writeError(ctx, w, err)
@@ -227,9 +237,21 @@ func readParts(r *http.Request) ([]byte, []*attachment, error) {
 	return doc, files, nil
 }
 
+// cause is the link's own error behind an interrupted upload, for logs.
+func cause(err error) error {
+	var ie *slowread.InterruptedError
+	if errors.As(err, &ie) {
+		return ie.Cause()
+	}
+	return err
+}
+
+// maybeTooBig passes on errors of size and of the link as they are (their
+// text, which names addresses, is never shown) and makes the rest a
+// refusal of what was sent.
 func maybeTooBig(err error, what string) error {
 	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
+	if errors.As(err, &tooBig) || slowread.Interrupted(err) {
 		return err
 	}
 	return fault.Wrap(err, fault.Invalid, "INVALID_SUBMISSION", "%s: %v", what, err)
@@ -262,6 +284,17 @@ func (d Deps) store(ctx context.Context, submission uuid.UUID, files []*attachme
 		}
 	}
 	return nil
+}
+
+// unversioned stands for version "" (a definition without a version
+// attribute) in form URLs, as in ODK Central's.
+const unversioned = "___"
+
+func versionSegment(v string) string {
+	if v == "" {
+		return unversioned
+	}
+	return v
 }
 
 type xformsList struct {
@@ -299,7 +332,6 @@ func FormList(d Deps, publicURL string) http.Handler {
 			return
 		}
 		list := xformsList{Forms: []xformItem{}}
-		base := strings.TrimRight(publicURL, "/") + "/openrosa/key/" + token + "/forms/"
 		for rows.Next() {
 			var it xformItem
 			if err := rows.Scan(&it.FormID, &it.Name, &it.Version, &it.Hash); err != nil {
@@ -307,7 +339,7 @@ func FormList(d Deps, publicURL string) http.Handler {
 				return
 			}
 			it.Hash = "md5:" + it.Hash
-			it.DownloadURL = base + it.FormID + "/" + it.Version + ".xml"
+			it.DownloadURL = DownloadURL(publicURL, token, it.FormID, versionSegment(it.Version))
 			list.Forms = append(list.Forms, it)
 		}
 		if err := rows.Err(); err != nil {
@@ -321,6 +353,24 @@ func FormList(d Deps, publicURL string) http.Handler {
 	})
 }
 
+// DownloadURL is where Collect downloads a form version; every segment is
+// escaped (ids may hold non-ASCII letters; forms registered before names
+// were checked may hold anything).
+func DownloadURL(publicURL, token, formID, version string) string {
+	return strings.TrimRight(publicURL, "/") + "/openrosa/key/" + url.PathEscape(token) +
+		"/forms/" + url.PathEscape(formID) + "/" + url.PathEscape(version+".xml")
+}
+
+// param is a path parameter, unescaped: the router matches the raw path
+// when the client escaped it differently from Go's default.
+func param(r *http.Request, name string) string {
+	v := chi.URLParam(r, name)
+	if u, err := url.PathUnescape(v); err == nil && r.URL.RawPath != "" {
+		return u
+	}
+	return v
+}
+
 // FormDownload serves GET /openrosa/key/{token}/forms/{form}/{version}.xml:
 // a registered definition, byte for byte.
 func FormDownload(d Deps) http.Handler {
@@ -330,12 +380,15 @@ func FormDownload(d Deps) http.Handler {
 			d.writeError(ctx, w, err)
 			return
 		}
-		version := strings.TrimSuffix(chi.URLParam(r, "file"), ".xml")
+		form, version := param(r, "form"), strings.TrimSuffix(param(r, "file"), ".xml")
+		if version == unversioned {
+			version = ""
+		}
 		var def string
 		err := d.Pool.QueryRow(ctx, `SELECT xform FROM form_version WHERE form_id = $1 AND version = $2`,
-			chi.URLParam(r, "form"), version).Scan(&def)
+			form, version).Scan(&def)
 		if err != nil {
-			d.writeError(ctx, w, postgres.Translate(err, "form "+chi.URLParam(r, "form")+" version "+version))
+			d.writeError(ctx, w, postgres.Translate(err, "form "+form+" version "+version))
 			return
 		}
 		d.headers(w)

@@ -73,6 +73,9 @@ type PongWorker struct {
 	Pool *pgxpool.Pool
 }
 
+// Timeout bounds writing one pong.
+func (w *PongWorker) Timeout(*river.Job[PongArgs]) time.Duration { return queue.MaxTimeout }
+
 // Work writes the pong for job.Args.PingID unless it exists.
 func (w *PongWorker) Work(ctx context.Context, job *river.Job[PongArgs]) error {
 	return pgx.BeginFunc(ctx, w.Pool, func(tx pgx.Tx) error {

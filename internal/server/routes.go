@@ -13,6 +13,7 @@ import (
 	"github.com/shala-edu/shala/internal/openrosa"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/ratelimit"
+	"github.com/shala-edu/shala/internal/slowread"
 	"github.com/shala-edu/shala/internal/sms/twilio"
 	"github.com/shala-edu/shala/internal/web"
 	"github.com/shala-edu/shala/triggers"
@@ -33,7 +34,7 @@ func addRoutes(r chi.Router, d Deps) {
 		odk := openrosa.Deps{Log: d.Log, Pool: d.Pool, Pipeline: d.Pipeline, Collectors: d.Collectors, Bucket: d.Blobs, MaxBytes: d.OpenRosaMaxBytes}
 		submission := openrosa.Submission(odk)
 		r.Method(http.MethodHead, "/submission", submission)
-		r.Method(http.MethodPost, "/submission", submission)
+		r.With(slowread.Middleware(d.Upload)).Method(http.MethodPost, "/submission", submission)
 		r.Method(http.MethodGet, "/formList", openrosa.FormList(odk, d.PublicURL))
 		r.Method(http.MethodGet, "/forms/{form}/{file}", openrosa.FormDownload(odk))
 	})
@@ -59,10 +60,12 @@ func addRoutes(r chi.Router, d Deps) {
 		public := ratelimit.New(d.PublicRate, d.PublicBurst).Middleware
 		r.Route("/submissions/{uploadCode}", func(r chi.Router) {
 			r.Use(public)
-			r.Method(http.MethodPost, "/", web.Submit(d.Log, exams, guesses))
+			// A student's phone may be slow: read at any speed above the
+			// floor (tus has its own per-read deadline and resumes).
+			r.With(slowread.Middleware(d.Upload)).Method(http.MethodPost, "/", web.Submit(d.Log, exams, guesses))
 			r.Method(http.MethodGet, "/", web.SubmissionStatus(d.Log, exams, guesses))
 			if d.TusDir != "" {
-				r.Handle("/tus/*", web.NewTus(d.Log, exams, guesses, d.TusDir))
+				r.Handle("/tus/*", web.NewTus(d.Log, exams, guesses, d.TusDir, d.PublicURL))
 			}
 		})
 		r.With(public).Method(http.MethodGet, "/verifications/{code}", web.Verification(d.Log, exams, links, guesses))
@@ -116,6 +119,7 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodPost, "/ping", actions.Ping(d.Log, d.Pings))
 		r.Method(http.MethodPost, "/registerForm", actions.RegisterForm(d.Log, d.Catalog))
 		r.Method(http.MethodPost, "/saveFormRule", actions.SaveFormRule(d.Log, d.Catalog, d.Rules))
+		r.Method(http.MethodPost, "/saveBuilderMapping", actions.SaveBuilderMapping(d.Log, d.Catalog))
 		r.Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, d.Pipeline))
 		r.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, d.Collectors, d.PublicURL))
 		r.Method(http.MethodPost, "/revokeCollector", actions.RevokeCollector(d.Log, d.Collectors))

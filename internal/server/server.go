@@ -28,6 +28,7 @@ import (
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/progress"
 	"github.com/shala-edu/shala/internal/queue"
+	"github.com/shala-edu/shala/internal/slowread"
 	"github.com/shala-edu/shala/internal/student"
 	"github.com/shala-edu/shala/internal/upload"
 	"github.com/shala-edu/shala/internal/web"
@@ -77,6 +78,9 @@ type Deps struct {
 	PublicBurst int
 	// OpenRosaMaxBytes caps one OpenRosa submission with its attachments.
 	OpenRosaMaxBytes int64
+	// Upload is the floor of upload routes' bodies (slowread): any speed
+	// above it is served, a stalled connection is dropped.
+	Upload slowread.Options
 	// TwilioAuthToken verifies Twilio's status callbacks, which Twilio
 	// signs for TwilioCallbackURL (the URL it was given).
 	TwilioAuthToken, TwilioCallbackURL string

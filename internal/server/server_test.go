@@ -22,6 +22,7 @@ import (
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/app"
 	"github.com/shala-edu/shala/internal/app/apptest"
+	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/logging"
 	"github.com/shala-edu/shala/internal/pgtest"
 	"github.com/shala-edu/shala/internal/queue"
@@ -57,14 +58,28 @@ func setupWithPool(t *testing.T, pool *pgxpool.Pool) *bundle {
 // on pool and serves it on a loopback port.
 func setupWithLog(t *testing.T, pool *pgxpool.Pool, log *slog.Logger) *bundle {
 	t.Helper()
+	return setupServer(t, pool, log, nil, nil)
+}
+
+// setupServer is setupWithLog with configure adjusting the configuration
+// before shala is built and serve the HTTP server before it starts.
+func setupServer(t *testing.T, pool *pgxpool.Pool, log *slog.Logger, configure func(*config.Config), serve func(*http.Server)) *bundle {
+	t.Helper()
 	cfg := apptest.Config(t)
 	cfg.WebhookSecret = secret
 	cfg.MaxBodyBytes = 64 << 10
 	cfg.OpenRosaMaxBytes = 256 << 10
 	cfg.OperatorPassword = operatorPassword
 	cfg.QueueFetchCooldown = 5 * time.Millisecond
+	if configure != nil {
+		configure(cfg)
+	}
 	a := apptest.NewWithLog(t, cfg, log, app.Options{Pool: pool})
-	srv := httptest.NewServer(a.Handler())
+	srv := httptest.NewUnstartedServer(a.Handler())
+	if serve != nil {
+		serve(srv.Config)
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &bundle{app: a, pool: pool, queue: a.Queue, url: srv.URL, reg: a.Registry, client: srv.Client()}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/queue"
 )
 
 // ProgressArgs asks for a request's counts and status to be brought up to
@@ -52,6 +53,9 @@ type ProgressWorker struct {
 	Tracker analytics.Tracker
 }
 
+// Timeout bounds one recount (one transaction).
+func (w *ProgressWorker) Timeout(*river.Job[ProgressArgs]) time.Duration { return queue.MaxTimeout }
+
 // Work refreshes job.Args.RequestID.
 func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs]) error {
 	var (
@@ -63,6 +67,7 @@ func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs])
 	)
 	err := pgx.BeginFunc(ctx, w.Pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE sms_message SET status = 'failed', updated_at = now(),
+				unconfirmed_attempts = unconfirmed_attempts + CASE WHEN status = 'sending' THEN 1 ELSE 0 END,
 				last_error = 'no progress for ' || $2 || ': its send job was lost'
 			WHERE request_id = $1 AND status IN ('queued', 'sending') AND updated_at < now() - make_interval(secs => $3)
 			  AND (attempts > 0 OR NOT EXISTS (SELECT 1 FROM river_job

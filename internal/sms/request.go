@@ -81,6 +81,9 @@ func directArgs(d Direct) (uuid.UUID, []any, error) {
 	if d.Language == "" {
 		d.Language = "hi"
 	}
+	if d.Variables == nil {
+		d.Variables = map[string]string{} // a nil map marshals as JSON null, which the column refuses
+	}
 	vars, err := json.Marshal(d.Variables)
 	if err != nil {
 		return uuid.Nil, nil, err
@@ -184,15 +187,30 @@ type ExpandWorker struct {
 	Metrics *Metrics
 }
 
+// Timeout bounds one run of the expansion: it commits a page at a time
+// and stops taking pages after ExpandBudget, snoozing to go on from its
+// cursor, so a run is short whatever the request's size.
+func (w *ExpandWorker) Timeout(*river.Job[ExpandArgs]) time.Duration { return queue.MaxTimeout }
+
+// ExpandBudget is how long one run of an expansion keeps taking pages (a
+// page of PageSize students takes well under a second).
+const ExpandBudget = queue.MaxTimeout / 2
+
 // Work expands job.Args.RequestID.
 func (w *ExpandWorker) Work(ctx context.Context, job *river.Job[ExpandArgs]) error {
+	start := time.Now()
 	for {
 		done, err := w.page(ctx, job.Args.RequestID)
 		if err != nil && job.Attempt >= job.MaxAttempts {
-			return errors.Join(err, w.giveUp(context.WithoutCancel(ctx), job.Args.RequestID, err))
+			gctx, cancel := queue.WithGrace(ctx)
+			defer cancel()
+			return errors.Join(err, w.giveUp(gctx, job.Args.RequestID, err))
 		}
 		if err != nil || done {
 			return err
+		}
+		if time.Since(start) > ExpandBudget {
+			return river.JobSnooze(0) // go on from the cursor in a new run
 		}
 	}
 }
@@ -288,9 +306,9 @@ func students(ctx context.Context, tx pgx.Tx, r *Request) (out []recipient, next
 		afterPhone = p
 		afterID, _ = uuid.Parse(idStr)
 	}
-	var grades []int32
-	var sections []string
-	var ids []uuid.UUID
+	// No filter is NULL (an untyped nil: a nil slice would say the same by
+	// accident, see postgres.NilArgs).
+	var grades, sections, ids any
 	if len(r.Grades) > 0 {
 		grades = r.Grades
 	}

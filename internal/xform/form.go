@@ -32,6 +32,8 @@ var knownTypes = map[string]Type{
 	"string": String, "int": Int, "integer": Int, "decimal": Decimal, "date": Date, "dateTime": DateTime,
 	"time": Time, "select1": Select1, "select": Select, "geopoint": Geopoint, "boolean": Boolean,
 	"binary": Binary, "barcode": Barcode, "geotrace": Geotrace, "geoshape": Geoshape,
+	// ODK's rank control submits every choice, space separated, in order.
+	"odk:rank": Select,
 }
 
 // Form is a parsed form definition.
@@ -94,7 +96,28 @@ var (
 	itextRef    = regexp.MustCompile(`jr:itext\(\s*'([^']+)'\s*\)`)
 	instanceRef = regexp.MustCompile(`instance\(\s*'([^']+)'\s*\)`)
 	formIDPat   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
+	// xlsformID is an XLSForm name (pyxform's rule for XML identifiers: a
+	// letter or underscore, then letters, digits, '_', '-' or '.'), in
+	// ASCII as the form table's id check wants.
+	xlsformID = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,99}$`)
+	// xlsformVersion: the same characters, starting with a letter, digit or
+	// '_' (XLSForm's usual yyyymmddrr, 1.2, v3).
+	xlsformVersion = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$`)
 )
+
+// CheckNames refuses a form id or version that XLSForm would not produce:
+// ids and versions become path segments of the URLs ODK Collect downloads
+// forms from, so no '/', no spaces, never "." or "..". Registration applies
+// it; definitions registered before it still parse.
+func (f *Form) CheckNames() error {
+	if !xlsformID.MatchString(f.ID) {
+		return fmt.Errorf("instance root <%s>: id %q must start with a letter or '_' and have up to 100 letters, digits, '_', '-' or '.'", f.Root, f.ID)
+	}
+	if !xlsformVersion.MatchString(f.Version) {
+		return fmt.Errorf("instance root <%s id=%q>: version %q must be up to 100 letters, digits, '_', '-' or '.', not starting with '.'", f.Root, f.ID, f.Version)
+	}
+	return nil
+}
 
 // ParseDefinition parses an XForm definition.
 func ParseDefinition(data []byte) (*Form, error) {
@@ -114,7 +137,9 @@ func ParseDefinition(data []byte) (*Form, error) {
 	if model == nil {
 		return nil, fmt.Errorf("<h:head> has no <model>")
 	}
-	f := &Form{byPath: map[string]*Field{}, groups: map[string]bool{}}
+	// Never nil: a form without translations has no languages, and that is
+	// an empty list, not a missing one.
+	f := &Form{byPath: map[string]*Field{}, groups: map[string]bool{}, Fields: []*Field{}, Repeats: []string{}, Languages: []string{}}
 	if t := head.child("title"); t != nil {
 		f.Title = t.Text()
 	}
@@ -137,12 +162,11 @@ func ParseDefinition(data []byte) (*Form, error) {
 	}
 	f.Root = primary.name.Local
 	f.ID = primary.attr("id")
+	// No version attribute is version "" (ODK Central stores it so): XLSForm
+	// writes none when the settings sheet has no version.
 	f.Version = primary.attr("version")
 	if !formIDPat.MatchString(f.ID) {
 		return nil, fmt.Errorf("instance root <%s>: id %q must be 1–100 letters, digits, '_', '.' or '-'", f.Root, f.ID)
-	}
-	if f.Version == "" {
-		return nil, fmt.Errorf("instance root <%s id=%q>: version attribute missing", f.Root, f.ID)
 	}
 	if f.Title == "" {
 		f.Title = f.ID
@@ -213,16 +237,21 @@ func ParseDefinition(data []byte) (*Form, error) {
 					}
 				}
 			}
-		case "input", "select1", "select", "upload", "range", "rank", "trigger", "odk:rank":
+		case "input", "select1", "select", "upload", "range", "rank", "trigger":
 			fl := f.byPath[absolute(f.Root, n.attr("ref"))]
 			if fl == nil {
 				return
 			}
 			fl.Labels = labels(n.child("label"), translations)
+			if len(fl.Labels) == 0 {
+				// A question with only a hint (pyxform allows it): the hint
+				// is the text the collector saw.
+				fl.Labels = labels(n.child("hint"), translations)
+			}
 			switch n.name.Local {
 			case "select1":
 				fl.Type = Select1
-			case "select":
+			case "select", "rank":
 				fl.Type = Select
 			}
 			for _, it := range n.all("item") {
@@ -263,13 +292,24 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// absolute normalises a nodeset or ref to an absolute path.
+// absolute normalises a nodeset or ref to an absolute path of local names:
+// /data/orx:meta/orx:instanceID (older pyxform, ODK Build, Enketo) is
+// /data/meta/instanceID, as the instance's elements are keyed.
 func absolute(root, ref string) string {
 	ref = strings.TrimSpace(ref)
-	if strings.HasPrefix(ref, "/") {
+	if !strings.HasPrefix(ref, "/") {
+		ref = "/" + root + "/" + ref
+	}
+	if !strings.Contains(ref, ":") {
 		return ref
 	}
-	return "/" + root + "/" + ref
+	steps := strings.Split(ref, "/")
+	for i, s := range steps {
+		if j := strings.IndexByte(s, ':'); j >= 0 && !strings.ContainsAny(s[:j], "[(") {
+			steps[i] = s[j+1:]
+		}
+	}
+	return strings.Join(steps, "/")
 }
 
 func textOf(n *node) string {
