@@ -131,7 +131,7 @@ func TestExports(t *testing.T) {
 			!strings.Contains(resp.Header.Get("Content-Disposition"), `filename="household_survey.csv"`) {
 			t.Fatalf("GET link: %d %v %s", resp.StatusCode, resp.Header, body)
 		}
-		if !bytes.HasPrefix(body, []byte("\xEF\xBB\xBFKEY,SubmissionDate,FormVersion,")) || !strings.Contains(string(body), responseID) {
+		if !bytes.HasPrefix(body, []byte("\xEF\xBB\xBF\"KEY\",\"SubmissionDate\",\"FormVersion\",")) || !strings.Contains(string(body), responseID) {
 			t.Errorf("body: got %.300q", body)
 		}
 		q := link.Query()
