@@ -39,6 +39,10 @@ type RegisterFormOutput struct {
 	// WaitingSubmissions arrived before this version was registered and
 	// are processed within a minute.
 	WaitingSubmissions int `json:"waitingSubmissions"`
+	// BuilderLayout names the builder mapping that reads an assessment
+	// builder's submissions (shala, samarth, or a saved one); null for
+	// data collection.
+	BuilderLayout *string `json:"builderLayout"`
 }
 
 // RegisterForm registers an XForm definition version (admin only).
@@ -55,7 +59,11 @@ func RegisterForm(log *slog.Logger, catalog *forms.Catalog) http.Handler {
 		if langs == nil {
 			langs = []string{}
 		}
-		return RegisterFormOutput{FormID: r.FormID, Version: r.Version, Title: r.Title, Purpose: r.Purpose,
-			Questions: r.Questions, Languages: langs, AlreadyRegistered: r.AlreadyRegistered, WaitingSubmissions: r.Waiting}, nil
+		out := RegisterFormOutput{FormID: r.FormID, Version: r.Version, Title: r.Title, Purpose: r.Purpose,
+			Questions: r.Questions, Languages: langs, AlreadyRegistered: r.AlreadyRegistered, WaitingSubmissions: r.Waiting}
+		if r.BuilderLayout != "" {
+			out.BuilderLayout = &r.BuilderLayout
+		}
+		return out, nil
 	})
 }

@@ -23,28 +23,26 @@ type ClassRow struct {
 }
 
 // AssessmentClassFinalized handles assessment_class_finalized (insert, or
-// update of final, on assessment_class): when a class's submission becomes
-// final, the assessment's result SMS goes to that class's parents. A class
-// cannot be un-finalised, so this happens once per class (and once per
-// event).
+// update of final, on assessment_class; also a console "Invoke", op
+// MANUAL): when a class's submission is final, the assessment's result SMS
+// goes to that class's parents — once per class, whatever the event id
+// (assessment.Announce records it). Classes whose event never comes are
+// announced by the sweep.
 func AssessmentClassFinalized(log *slog.Logger, in *inbox.Inbox) http.Handler {
 	return hasura.NewEvent("assessment_class_finalized", log, func(ctx context.Context, e *hasura.Event[ClassRow]) (hasura.Ack, error) {
-		if e.New == nil || !e.New.Final || (e.Old != nil && e.Old.Final) {
+		if e.New == nil || !e.New.Final {
 			return hasura.Ack{Detail: "not a finalisation"}, nil
 		}
-		queued := false
+		var a assessment.Announcement
 		dup, err := in.Receive(ctx, inbox.ForEvent(e), func(ctx context.Context, w *inbox.Work) error {
-			by := ""
-			if e.New.FinalizedBy != nil {
-				by = *e.New.FinalizedBy
-			}
 			var err error
-			queued, err = assessment.AnnounceResults(ctx, w.Tx, e.New.AssessmentID, e.New.SchoolID, e.New.Grade, e.New.Section, by)
+			a, err = assessment.Announce(ctx, w.Tx, assessment.Class{AssessmentID: e.New.AssessmentID, SchoolID: e.New.SchoolID,
+				Grade: e.New.Grade, Section: e.New.Section})
 			return err
 		})
 		ack := hasura.Ack{Duplicate: dup}
-		if err == nil && !dup && !queued {
-			ack.Detail = "the assessment has no SMS template"
+		if err == nil && !dup && a.Queued == nil {
+			ack.Detail = a.Skipped
 		}
 		return ack, err
 	})

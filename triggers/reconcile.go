@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/assessment"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/lesson"
@@ -24,6 +25,7 @@ func Reconcile(log *slog.Logger, in *inbox.Inbox) http.Handler {
 			w.Enqueue(sms.ReconcileArgs{}, nil)
 			w.Enqueue(forms.ReconcileArgs{}, nil)
 			w.Enqueue(lesson.SweepArgs{}, nil)
+			w.Enqueue(assessment.SweepArgs{}, nil)
 			return nil
 		})
 		return hasura.Ack{Duplicate: dup}, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shala-edu/shala/internal/aadhaar"
 	"github.com/shala-edu/shala/internal/app"
 	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/logging"
@@ -34,6 +35,9 @@ commands:
             DATABASE_URL is unset, generate a dev webhook secret, migrate, serve
   seed      fill the database with data (--demo: a realistic district;
             --state [--scale F]: the state-scale data set, with COPY)
+  verify-certificate [-keys file|URL] <payload | image file>
+            check a School Leaving Certificate offline: its signature against
+            the published key set; no database
   version   print the version
 `
 
@@ -53,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdDev(ctx, rest, getenv, stdout, stderr)
 	case "seed":
 		return cmdSeed(ctx, rest, getenv, stdout, stderr)
+	case "verify-certificate":
+		return cmdVerifyCertificate(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "shala %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
@@ -184,12 +190,20 @@ func cmdSeed(ctx context.Context, args []string, getenv func(string) string, std
 	if !*demo {
 		return errors.New("seed: nothing to do (use --demo or --state)")
 	}
+	cfg, log, err := setup(ctx, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	protector, err := aadhaar.OpenProtector(cfg.AadhaarKey.Reveal(), cfg.VaultAddr != "", cfg.DataDir, log.Warn)
+	if err != nil {
+		return err
+	}
 	pool, _, err := openDB(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	res, err := seed.Demo(ctx, pool, seed.Options{Schools: *schools})
+	res, err := seed.Demo(ctx, pool, seed.Options{Schools: *schools, Aadhaar: protector})
 	if err != nil {
 		return err
 	}

@@ -33,10 +33,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
 
+	"github.com/shala-edu/shala/internal/aadhaar"
 	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/bbb"
 	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/exam"
@@ -45,6 +47,7 @@ import (
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/jobs"
 	"github.com/shala-edu/shala/internal/lesson"
+	"github.com/shala-edu/shala/internal/pdf"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/postgres"
 	"github.com/shala-edu/shala/internal/progress"
@@ -56,6 +59,8 @@ import (
 	"github.com/shala-edu/shala/internal/sms/cdac"
 	"github.com/shala-edu/shala/internal/sms/outbox"
 	"github.com/shala-edu/shala/internal/sms/twilio"
+	"github.com/shala-edu/shala/internal/student"
+	"github.com/shala-edu/shala/internal/upload"
 	"github.com/shala-edu/shala/internal/web"
 	"github.com/shala-edu/shala/migrations"
 )
@@ -100,6 +105,15 @@ type App struct {
 	Pipeline   *forms.Pipeline
 	Collectors *collector.Store
 	Listings   *progress.Store
+	// Students and Certificates: registration, promotion, leaving
+	// certificates (Aadhaar protected by the key from Vault or a dev key;
+	// certificates signed in Vault transit or with a dev key); PDF renders
+	// them in a warm Chromium started at the first render.
+	Students     *student.Store
+	Certificates *certificate.Store
+	PDF          *pdf.Pool
+	// Documents stores transfer documents (exam files' rules).
+	Documents *upload.Store
 	// Exams are exam answer files (built after Queue, which they enqueue
 	// blob deletions into).
 	Exams *exam.Store
@@ -202,11 +216,25 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err != nil {
 		return nil, err
 	}
+	protector, err := aadhaar.OpenProtector(cfg.AadhaarKey.Reveal(), cfg.VaultAddr != "", cfg.DataDir, log.Warn)
+	if err != nil {
+		return nil, err
+	}
+	a.Students = student.NewStore(a.Pool, protector)
+	signer, err := certificate.OpenSigner(ctx, cfg.VaultAddr, cfg.VaultToken.Reveal(), cfg.TransitMount, cfg.CertificateKey, cfg.DataDir, log)
+	if err != nil {
+		return nil, err
+	}
+	protectLegacyAadhaar(ctx, a.Pool, protector, log)
+	a.PDF = pdf.NewLazy(pdf.Options{ExecPath: cfg.Chromium, Tabs: cfg.PDFTabs})
+	a.Documents = upload.New(a.Bucket, student.DocumentPrefix, student.DocumentMaxBytes, upload.Documents()...)
+	a.onClose(func() error { a.PDF.Close(); return nil })
 
 	// The queue and what records work into it.
 	jd := jobs.Deps{Pool: a.Pool, Log: log, Tracker: a.Tracker, SMSProvider: a.SMS, SMSRate: cfg.SMSRate,
 		SMSMetrics: a.SMSMetrics, Pipeline: a.Pipeline, Exporter: a.Exporter, Blobs: a.Bucket, Now: opts.Now,
-		BBB: a.BBB, LessonPolicy: lesson.DefaultPolicy(), Alerts: alerts}
+		BBB: a.BBB, LessonPolicy: lesson.DefaultPolicy(), Alerts: alerts,
+		PDF: a.PDF, PublicURL: cfg.PublicURL}
 	if a.Queue, err = queue.New(a.Pool, jobs.Workers(jd), queue.Config{
 		Workers:       cfg.QueueWorkers,
 		Queues:        jobs.Queues(cfg.SMSWorkers),
@@ -226,6 +254,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err != nil {
 		return nil, err
 	}
+	a.Certificates = certificate.NewStore(a.Pool, signer, a.Queue)
 	a.Exams = exam.New(exam.Deps{Pool: a.Pool, Files: exam.NewFiles(a.Bucket), Queue: a.Queue, Now: opts.Now, Log: log})
 	if err := os.MkdirAll(cfg.TusDir, 0o750); err != nil {
 		return nil, fmt.Errorf("SHALA_TUS_DIR: %w", err)
@@ -247,10 +276,25 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		LessonGroups: a.LessonGroups, BBBServers: a.BBBServers, Lessons: a.Lessons,
 		ModeratorMinter: minter, ModeratorAppURL: cfg.ModeratorAppURL, ModeratorTokenTTL: cfg.ModeratorTokenTTL,
 		Operator: a.Operator, OperatorPassword: cfg.OperatorPassword.Reveal(),
+		Students: a.Students, Certificates: a.Certificates, Documents: a.Documents,
 		Ready: a.Ready,
 		Queue: a.Queue, Langs: a.Langs, Links: a.Links, JWT: a.JWT, SheetsAccount: a.sheetsAccount(),
 	})
 	return a, nil
+}
+
+// protectLegacyAadhaar encrypts Aadhaar numbers stored in plaintext before
+// migration 1795313000000 (a no-op once done). A failure (database briefly
+// down) does not stop shala: it is logged and tried again at the next start.
+func protectLegacyAadhaar(ctx context.Context, pool *pgxpool.Pool, p *aadhaar.Protector, log *slog.Logger) {
+	done, dropped, stuck, err := student.ProtectLegacy(ctx, pool, p)
+	if err != nil {
+		log.Error("could not encrypt Aadhaar numbers stored before encryption; trying again at the next start", "err", err)
+		return
+	}
+	if done+dropped+stuck > 0 {
+		log.Warn("Aadhaar numbers stored before encryption", "encrypted", done, "invalid_cleared", dropped, "left_until_corrected", stuck)
+	}
 }
 
 // buildExports builds the Sheets client and exporter (with a service

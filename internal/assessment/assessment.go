@@ -30,10 +30,7 @@ const (
 // None} × evaluation {Grade, Marks, Percentage, None} × outcome {TSP,
 // Boolean, Marks} (32 combinations), Grade or Marks evaluation with a TSP
 // outcome, for any unit type.
-var (
-	unitTypes       = []string{"LO", "UNIT", "QUESTION", "NONE"}
-	assessmentTypes = []string{"FA1", "FA2", "FA3", "FA4", "SA1", "SA2", "TERM1", "TERM2", "BASELINE", "ENDLINE"}
-)
+var unitTypes = []string{"LO", "UNIT", "QUESTION", "NONE"}
 
 // Supported reports whether an assessment kind is supported.
 func Supported(unitType, evaluation, outcome string) bool {
@@ -61,7 +58,7 @@ func MayBuild(role *string, collectorBuilds *bool) error {
 	return nil
 }
 
-// refuse is a builder refusal at field (a path below the instance root).
-func refuse(root, field string, code fault.Code, format string, args ...any) error {
-	return &fault.Error{Kind: fault.Unprocessable, Code: code, Field: "/" + root + "/" + field, Message: fmt.Sprintf(format, args...)}
+// refuse is a builder refusal at the submission path at.
+func refuse(at string, code fault.Code, format string, args ...any) error {
+	return &fault.Error{Kind: fault.Unprocessable, Code: code, Field: at, Message: fmt.Sprintf(format, args...)}
 }

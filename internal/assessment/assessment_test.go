@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shala-edu/shala/internal/assessment"
@@ -304,5 +305,191 @@ func TestOnlyBuilderCollectorsSubmitBuilders(t *testing.T) {
 		Source: "openrosa", CollectorID: &admin.ID})
 	if err != nil || res.AssessmentID == nil {
 		t.Errorf("builder from a builder collector: %+v %v", res, err)
+	}
+}
+
+// open creates the sample assessment with its deadline a day away and a
+// school in Shimla (W), and returns their ids.
+func (f *fixture) open() (assessmentID, school uuid.UUID) {
+	f.t.Helper()
+	ctx := context.Background()
+	res, err := f.pipeline.Receive(ctx, forms.Input{XML: read(f.t, "assessment_submission.xml"), Source: "action"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.pool.Exec(ctx, `UPDATE assessment_deadline SET due_at = now() + interval '1 day'`); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.pool.QueryRow(ctx, `INSERT INTO school (udise, name, district, block, session) VALUES ('02110100101', 'GSSS Kufri', 'Shimla', 'Mashobra', 'W') RETURNING id`).Scan(&school); err != nil {
+		f.t.Fatal(err)
+	}
+	return *res.AssessmentID, school
+}
+
+// A class row is created only for an assessment open to the school (the
+// school role inserts non-final rows through Hasura): enabled, open to its
+// district and session, before the deadline, for a class it covers.
+func TestClassRowsOnlyForOpenAssessments(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	aid, shimla := f.open()
+	var kangra uuid.UUID
+	if err := f.pool.QueryRow(ctx, `INSERT INTO school (udise, name, district, block, session) VALUES ('02020100101', 'GSSS Dehra', 'Kangra', 'Dehra', 'W') RETURNING id`).Scan(&kangra); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(school uuid.UUID, grade int) error {
+		_, err := f.pool.Exec(ctx, `INSERT INTO assessment_class (assessment_id, school_id, grade, section, final) VALUES ($1, $2, $3, 'A', false)`,
+			aid, school, grade)
+		return err
+	}
+	for _, tt := range []struct {
+		name   string
+		school uuid.UUID
+		grade  int
+		want   string
+	}{
+		{"a district the assessment is not open to", kangra, 6, "not open to this school's district and session"},
+		{"a class the assessment does not cover", shimla, 11, "class 11 is not part of"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := insert(tt.school, tt.grade); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if err := insert(shimla, 6); err != nil {
+		t.Fatalf("a class of an open assessment: %v", err)
+	}
+	if _, err := f.pool.Exec(ctx, `UPDATE assessment_deadline SET due_at = now() - interval '1 minute'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := insert(shimla, 7); err == nil || !strings.Contains(err.Error(), "deadline") {
+		t.Errorf("after the deadline: %v", err)
+	}
+}
+
+// A final class's results are announced once, whoever asks: the sweep
+// finds a class finalised by plain SQL (no event), a second sweep and a late
+// event find it announced; a class finalised days ago is not announced
+// late; an assessment without an SMS template records why nothing was sent.
+func TestResultsAreAnnouncedOncePerClass(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	aid, school := f.open()
+	finalise := func(section, finalisedAt string) {
+		t.Helper()
+		if _, err := f.pool.Exec(ctx, `INSERT INTO assessment_class (assessment_id, school_id, grade, section, final, finalized_at, finalized_by)
+			VALUES ($1, $2, 6, $3, true, now() - $4::interval, 'teacher-9')`, aid, school, section, finalisedAt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweep := func() int {
+		t.Helper()
+		n, err := assessment.SweepAnnouncements(ctx, f.pool, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	finalise("A", "2 minutes")
+	if n := sweep(); n != 1 {
+		t.Errorf("first sweep queued %d, want 1", n)
+	}
+	var by string
+	var vars map[string]string
+	if err := f.pool.QueryRow(ctx, `SELECT requested_by, variables FROM sms_request WHERE school_id = $1 AND type = 'EXAM_RESULT_ANNOUNCEMENT'
+		AND grades = '{6}' AND sections = '{A}'`, school).Scan(&by, &vars); err != nil {
+		t.Fatalf("no result SMS for the class finalised by SQL: %v", err)
+	}
+	if by != "teacher-9" || vars["assessment"] != "SA-1 गणित और हिंदी 2026" || len(vars["results_date"]) != len("02-01-2006") {
+		t.Errorf("requested by %q with %v", by, vars)
+	}
+	if n := sweep(); n != 0 {
+		t.Errorf("second sweep queued %d, want 0", n)
+	}
+	var late assessment.Announcement
+	if err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
+		var err error
+		late, err = assessment.Announce(ctx, tx, assessment.Class{AssessmentID: aid, SchoolID: school, Grade: 6, Section: "A"})
+		return err
+	}); err != nil || late.Queued != nil {
+		t.Errorf("the late event: %+v %v, want nothing queued", late, err)
+	}
+
+	finalise("B", "4 days") // historical results loaded by SQL
+	if _, err := f.pool.Exec(ctx, `UPDATE assessment SET sms_template = NULL`); err != nil {
+		t.Fatal(err)
+	}
+	finalise("C", "2 minutes")
+	if n := sweep(); n != 0 {
+		t.Errorf("sweep queued %d for a class finalised days ago and one without a template, want 0", n)
+	}
+	var skipped string
+	if err := f.pool.QueryRow(ctx, `SELECT skipped FROM assessment_announcement WHERE section = 'C' AND sms_request_id IS NULL`).Scan(&skipped); err != nil || skipped != "the assessment has no SMS template" {
+		t.Errorf("class C: %q %v", skipped, err)
+	}
+	if n := f.count(`SELECT count(*) FROM assessment_announcement WHERE section = 'B'`); n != 0 {
+		t.Errorf("the class finalised days ago was announced")
+	}
+	if n := f.count(`SELECT count(*) FROM sms_request`); n != 1 {
+		t.Errorf("%d result requests in all, want 1", n)
+	}
+}
+
+// The Samarth layout's ids name master data; an id that names nothing (or
+// a subject id of another class, a type of another category) is refused at
+// its field, with the submission kept as rejected.
+func TestSamarthIDsAreCheckedByPath(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	if _, err := f.pool.Exec(ctx, `
+		INSERT INTO academic_year (id, starts_on, ends_on) VALUES ('2022-23', '2022-04-01', '2023-03-31');
+		UPDATE assessment_category SET external_id = '12' WHERE id = 'SA';
+		UPDATE assessment_type SET external_id = '3' WHERE id = 'SA1';
+		INSERT INTO subject_code (external_id, subject, grade) VALUES ('5', 'HINDI', 1), ('6', 'ENGLISH', 1), ('88', 'MATHEMATICS', 1),
+			('4', 'HINDI', 2), ('38', 'ENGLISH', 2), ('89', 'MATHEMATICS', 2);
+		DELETE FROM district WHERE code = 'una';`); err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.catalog.Register(ctx, read(t, "samarth_builder.xml"), forms.AssessmentBuilder, "admin-1")
+	if err != nil || r.BuilderLayout != "samarth" {
+		t.Fatalf("register: %+v %v", r, err)
+	}
+	doc := string(read(t, "samarth_builder_submission.xml"))
+	for i, tt := range []struct {
+		name, from, to, path, want string
+	}{
+		{"a component type id nobody entered", "", "", "/data/eval_params/coms/assessment_component_group[1]/component_details", `unknown component type "10"`},
+		{"a subject id of another class", "<eval_params_subjects>5 6 88</eval_params_subjects>", "<eval_params_subjects>5 101</eval_params_subjects>",
+			"/data/grade_subject_selection/my_repeat[1]/eval_params_subjects", "subject id 101 is HINDI of class 5, not of class 1"},
+		{"a type of another category", "<assessment_category>12</assessment_category>", "<assessment_category>1</assessment_category>",
+			"/data/assessment_details/assessment_category", "assessment type SA1 is of category SA, not FA"},
+		{"a district that is not there", "lahaul_and_spiti shimla", "shimla una", "/data/deadline/applicable_district", `unknown district "una"`},
+		{"an academic year that is not there", "<academic_year>2022-2023</academic_year>", "<academic_year>2023-2024</academic_year>",
+			"/data/deadline/academic_year", `academic year "2023-24" does not exist`},
+		{"marks per subject", "<subject_custom>no</subject_custom>", "<subject_custom>yes</subject_custom>",
+			"/data/eval_params/subject_custom", "marks that differ per subject are not supported"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			xml := strings.NewReplacer("uuid:7d2e4b10-93c1-4f6a-b8e2-5a0c1d9e3f47", fmt.Sprintf("uuid:ids-%d", i), tt.from, tt.to).Replace(doc)
+			if tt.from == "" {
+				xml = strings.Replace(doc, "uuid:7d2e4b10-93c1-4f6a-b8e2-5a0c1d9e3f47", fmt.Sprintf("uuid:ids-%d", i), 1)
+			}
+			_, err := f.pipeline.Receive(ctx, forms.Input{XML: []byte(xml), Source: "action", Role: "state_admin", SubmittedBy: "1"})
+			fe := fault.As(err)
+			if fe.Code != assessment.CodeInvalid || fe.Field != tt.path || !strings.Contains(fe.Message, tt.want) {
+				t.Errorf("got %v at %s, want %q at %s", err, fe.Field, tt.want, tt.path)
+			}
+			if n := f.count(`SELECT count(*) FROM form_submission WHERE instance_id = $1 AND status = 'rejected'
+				AND error_code = 'INVALID_ASSESSMENT' AND errors -> 0 ->> 'path' = $2`, fmt.Sprintf("uuid:ids-%d", i), tt.path); n != 1 {
+				t.Errorf("not kept as rejected at its path")
+			}
+		})
+	}
+	if n := f.count(`SELECT count(*) FROM assessment`); n != 0 {
+		t.Errorf("%d assessments from refused builders", n)
 	}
 }

@@ -3,6 +3,8 @@ package assessment
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -11,52 +13,41 @@ import (
 // Origin is the builder submission an assessment is written from.
 type Origin struct {
 	SubmissionID uuid.UUID
-	Root         string // the instance's root element, for field paths
 	InstanceID   string
-	// DeprecatedID, when set, names the builder submission this one edits.
-	DeprecatedID string
+	// Replaces, when set, is the instanceID of the builder submission in
+	// force that this one edits.
+	Replaces string
 	// CreatedBy is the submitter's user id ("" when unknown).
 	CreatedBy string
+}
+
+// resolved is a builder's master data as shala's codes.
+type resolved struct {
+	typ, name  string
+	category   *string
+	districts  []string
+	subjects   map[int][]string // class → subject ids
+	components []string         // component type ids, in b.Components' order
+	sms        string
 }
 
 // Save writes, in tx, the assessment b describes: a new one, or — when o
 // edits the builder submission an assessment is in force for — that
 // assessment replaced in place (same id; its deadlines, subjects and
 // components rewritten, components that already have marks kept). It returns
-// the assessment's id and whether it replaced one. Refusals (an unknown
-// academic year or subject, removing a component that has marks) are
-// Unprocessable faults naming the field, returned before anything is
+// the assessment's id and whether it replaced one. Master data is looked up
+// by code or external id; an unknown one (academic year, assessment type or
+// category, district, subject — or a subject id of another class —,
+// component type, SMS template), like removing a component that has marks,
+// is an Unprocessable fault naming the field, returned before anything is
 // written.
 func Save(ctx context.Context, tx pgx.Tx, o Origin, b *Builder) (id uuid.UUID, replaced bool, err error) {
-	var ok bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM academic_year WHERE id = $1)`, b.Year).Scan(&ok); err != nil {
-		return uuid.Nil, false, err
-	}
-	if !ok {
-		return uuid.Nil, false, refuse(o.Root, "deadline/academic_year", CodeInvalid, "academic year %q does not exist", b.Year)
-	}
-	var subjects []string
-	for _, ss := range b.Grades {
-		subjects = append(subjects, ss...)
-	}
-	rows, err := tx.Query(ctx, `SELECT s FROM unnest($1::text[]) s WHERE NOT EXISTS (SELECT 1 FROM subject WHERE id = s)`, subjects)
+	res, err := resolve(ctx, tx, b)
 	if err != nil {
 		return uuid.Nil, false, err
 	}
-	unknown, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return uuid.Nil, false, err
-	}
-	if len(unknown) > 0 {
-		return uuid.Nil, false, refuse(o.Root, "grade_subjects", CodeInvalid, "unknown subjects %v", unknown)
-	}
-
-	kinds := make([]string, len(b.Components))
-	for i, c := range b.Components {
-		kinds[i] = c.Kind
-	}
-	if o.DeprecatedID != "" {
-		err := tx.QueryRow(ctx, `SELECT id FROM assessment WHERE builder_instance_id = $1 FOR UPDATE`, o.DeprecatedID).Scan(&id)
+	if o.Replaces != "" {
+		err := tx.QueryRow(ctx, `SELECT id FROM assessment WHERE builder_instance_id = $1 FOR UPDATE`, o.Replaces).Scan(&id)
 		switch {
 		case err == nil:
 			replaced = true
@@ -69,7 +60,7 @@ func Save(ctx context.Context, tx pgx.Tx, o Origin, b *Builder) (id uuid.UUID, r
 		// transaction, so it must leave nothing half-written.
 		rows, err := tx.Query(ctx, `SELECT c.component_type FROM assessment_component c
 			WHERE c.assessment_id = $1 AND NOT (c.component_type = ANY ($2))
-			  AND EXISTS (SELECT 1 FROM assessment_result r WHERE r.component_id = c.id)`, id, kinds)
+			  AND EXISTS (SELECT 1 FROM assessment_result r WHERE r.component_id = c.id)`, id, res.components)
 		if err != nil {
 			return uuid.Nil, false, err
 		}
@@ -78,38 +69,37 @@ func Save(ctx context.Context, tx pgx.Tx, o Origin, b *Builder) (id uuid.UUID, r
 			return uuid.Nil, false, err
 		}
 		if len(used) > 0 {
-			return uuid.Nil, false, refuse(o.Root, "component", CodeInvalid, "components %v already have marks and cannot be removed", used)
+			return uuid.Nil, false, refuse(componentsAt(b), CodeInvalid, "components %v already have marks and cannot be removed", used)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE assessment SET submission_id = $2, builder_instance_id = $3, name = $4, type = $5,
 				academic_year = $6, unit_type = $7, evaluation = $8, outcome = $9, total_marks = $10, pass_percent = $11,
-				sms_template = nullif($12, ''), enabled = $13
-			WHERE id = $1`, id, o.SubmissionID, o.InstanceID, b.Name, b.Kind, b.Year,
-			b.UnitType, b.Evaluation, b.Outcome, b.Total, b.PassPct, b.SMS, b.Enabled); err != nil {
+				sms_template = nullif($12, ''), enabled = $13, category = $14
+			WHERE id = $1`, id, o.SubmissionID, o.InstanceID, res.name, res.typ, b.Year.Value,
+			b.UnitType, b.Evaluation, b.Outcome, b.Total, b.PassPct, res.sms, b.Enabled, res.category); err != nil {
 			return uuid.Nil, false, err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM assessment_deadline WHERE assessment_id = $1`, id); err != nil {
-			return uuid.Nil, false, err
+		for _, q := range []string{`DELETE FROM assessment_deadline WHERE assessment_id = $1`, `DELETE FROM assessment_subject WHERE assessment_id = $1`} {
+			if _, err := tx.Exec(ctx, q, id); err != nil {
+				return uuid.Nil, false, err
+			}
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM assessment_subject WHERE assessment_id = $1`, id); err != nil {
-			return uuid.Nil, false, err
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM assessment_component WHERE assessment_id = $1 AND NOT (component_type = ANY ($2))`, id, kinds); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM assessment_component WHERE assessment_id = $1 AND NOT (component_type = ANY ($2))`, id, res.components); err != nil {
 			return uuid.Nil, false, err
 		}
 	} else {
 		if err := tx.QueryRow(ctx, `INSERT INTO assessment (submission_id, builder_instance_id, name, type, academic_year, unit_type,
-				evaluation, outcome, total_marks, pass_percent, sms_template, enabled, created_by)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, nullif($11, ''), $12, nullif($13, ''))
-			RETURNING id`, o.SubmissionID, o.InstanceID, b.Name, b.Kind, b.Year, b.UnitType, b.Evaluation, b.Outcome, b.Total, b.PassPct,
-			b.SMS, b.Enabled, o.CreatedBy).Scan(&id); err != nil {
+				evaluation, outcome, total_marks, pass_percent, sms_template, enabled, created_by, category)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, nullif($11, ''), $12, nullif($13, ''), $14)
+			RETURNING id`, o.SubmissionID, o.InstanceID, res.name, res.typ, b.Year.Value, b.UnitType, b.Evaluation, b.Outcome, b.Total, b.PassPct,
+			res.sms, b.Enabled, o.CreatedBy, res.category).Scan(&id); err != nil {
 			return uuid.Nil, false, err
 		}
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO assessment_deadline (assessment_id, district, session, due_at)
-		SELECT $1, d, $3, $4 FROM unnest($2::text[]) d`, id, b.Districts, b.Session, b.DueAt); err != nil {
+		SELECT $1, d, $3, $4 FROM unnest($2::text[]) d ON CONFLICT DO NOTHING`, id, res.districts, b.Session, b.DueAt); err != nil {
 		return uuid.Nil, false, err
 	}
-	for g, ss := range b.Grades {
+	for g, ss := range res.subjects {
 		if _, err := tx.Exec(ctx, `INSERT INTO assessment_subject (assessment_id, grade, subject)
 			SELECT $1, $2, s FROM unnest($3::text[]) s ON CONFLICT DO NOTHING`, id, g, ss); err != nil {
 			return uuid.Nil, false, err
@@ -119,9 +109,134 @@ func Save(ctx context.Context, tx pgx.Tx, o Origin, b *Builder) (id uuid.UUID, r
 		if _, err := tx.Exec(ctx, `INSERT INTO assessment_component (assessment_id, component_type, max_marks, pass_percent, position)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (assessment_id, component_type)
 			DO UPDATE SET max_marks = EXCLUDED.max_marks, pass_percent = EXCLUDED.pass_percent, position = EXCLUDED.position`,
-			id, c.Kind, c.Max, c.PassPct, i); err != nil {
+			id, res.components[i], c.Max, c.PassPct, i); err != nil {
 			return uuid.Nil, false, err
 		}
 	}
 	return id, replaced, nil
+}
+
+func componentsAt(b *Builder) string {
+	if len(b.Components) > 0 {
+		return b.Components[0].Kind.At
+	}
+	return b.Type.At
+}
+
+// resolve looks b's master data up by code or external id.
+func resolve(ctx context.Context, tx pgx.Tx, b *Builder) (*resolved, error) {
+	res := &resolved{subjects: map[int][]string{}}
+	var ok bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM academic_year WHERE id = $1)`, b.Year.Value).Scan(&ok); err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, refuse(b.Year.At, CodeInvalid, "academic year %q does not exist", b.Year.Value)
+	}
+	var category *string
+	err := tx.QueryRow(ctx, `SELECT id, category, name FROM assessment_type WHERE id = $1 OR external_id = $1 ORDER BY id = $1 DESC LIMIT 1`,
+		b.Type.Value).Scan(&res.typ, &category, &res.name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, refuse(b.Type.At, CodeInvalid, "assessment type %q is neither the code nor the external id of an assessment type", b.Type.Value)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if category != nil {
+		res.category = category
+	}
+	if b.Category != nil {
+		var c string
+		err := tx.QueryRow(ctx, `SELECT id FROM assessment_category WHERE id = $1 OR external_id = $1 ORDER BY id = $1 DESC LIMIT 1`,
+			b.Category.Value).Scan(&c)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, refuse(b.Category.At, CodeInvalid, "assessment category %q is neither the code nor the external id of an assessment category", b.Category.Value)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if category != nil && *category != c {
+			return nil, refuse(b.Category.At, CodeInvalid, "assessment type %s is of category %s, not %s", res.typ, *category, c)
+		}
+		res.category = &c
+	}
+	if b.Name != "" {
+		res.name = b.Name
+	} else {
+		res.name += " " + b.Year.Value
+	}
+	if res.districts, err = lookup(ctx, tx, b.Districts, "district",
+		`SELECT d.name FROM district d WHERE lower(d.name) = lower($1) OR d.code = lower($1) OR d.external_id = $1 LIMIT 1`); err != nil {
+		return nil, err
+	}
+	for _, c := range b.Classes {
+		for _, s := range c.Subjects {
+			var subject string
+			var grade *int16
+			err := tx.QueryRow(ctx, `SELECT id, NULL::smallint FROM subject WHERE id = $1
+				UNION ALL SELECT subject, grade FROM subject_code WHERE external_id = $1 LIMIT 1`, s.Value).Scan(&subject, &grade)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil, refuse(s.At, CodeInvalid, "subject %q is neither the code nor the external id of a subject", s.Value)
+			}
+			if err != nil {
+				return nil, err
+			}
+			if grade != nil && int(*grade) != c.Grade {
+				return nil, refuse(s.At, CodeInvalid, "subject id %s is %s of class %d, not of class %d", s.Value, subject, *grade, c.Grade)
+			}
+			res.subjects[c.Grade] = append(res.subjects[c.Grade], subject)
+		}
+	}
+	kinds := make([]Ref, len(b.Components))
+	for i, c := range b.Components {
+		kinds[i] = c.Kind
+	}
+	if res.components, err = lookup(ctx, tx, kinds, "component type",
+		`SELECT id FROM component_type WHERE id = upper($1) OR external_id = $1 ORDER BY id = upper($1) DESC LIMIT 1`); err != nil {
+		return nil, err
+	}
+	if b.SMS != nil {
+		err := tx.QueryRow(ctx, `SELECT type FROM sms_template WHERE type = $1 OR external_id = $1 ORDER BY enabled DESC LIMIT 1`, b.SMS.Value).Scan(&res.sms)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, refuse(b.SMS.At, CodeInvalid, "sms_template %q is neither an SMS template type nor the external id of an SMS template", b.SMS.Value)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// lookup resolves each ref with query (one parameter, one text column).
+func lookup(ctx context.Context, tx pgx.Tx, refs []Ref, what, query string) ([]string, error) {
+	out := make([]string, 0, len(refs))
+	var unknown []string
+	at := ""
+	for _, r := range refs {
+		var v string
+		err := tx.QueryRow(ctx, query, r.Value).Scan(&v)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			unknown = append(unknown, r.Value)
+			if at == "" {
+				at = r.At
+			}
+		case err != nil:
+			return nil, err
+		default:
+			out = append(out, v)
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, refuse(at, CodeInvalid, "unknown %s %s (neither a code nor an external id)", what, strings.Join(quote(unknown), ", "))
+	}
+	return out, nil
+}
+
+func quote(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -38,10 +39,30 @@ type Collector struct {
 // Store manages collectors and their tokens. A token is 32 bytes from
 // crypto/rand (43 URL-safe characters), shown once at creation; only its
 // SHA-256 is stored, so a leaked database does not leak tokens.
-type Store struct{ pool *pgxpool.Pool }
+type Store struct {
+	pool *pgxpool.Pool
+	// known caches the collectors of tokens that authenticated (by the
+	// token's SHA-256, never the token), for AuthTTL: every OpenRosa
+	// request checks its token, and a phone sends many.
+	mu    sync.Mutex
+	known map[string]known
+	now   func() time.Time
+}
+
+type known struct {
+	col Collector
+	at  time.Time
+}
+
+// AuthTTL is how long a process trusts a token it authenticated before it
+// checks it again: a revocation through another replica takes effect
+// within this long; one through this process at once.
+const AuthTTL = 2 * time.Second
 
 // NewStore returns collectors on pool.
-func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+func NewStore(pool *pgxpool.Pool) *Store {
+	return &Store{pool: pool, known: map[string]known{}, now: time.Now}
+}
 
 func hashToken(token string) []byte {
 	sum := sha256.Sum256([]byte(token))
@@ -86,6 +107,13 @@ func (s *Store) create(ctx context.Context, name, phone, by string, builds bool)
 func (s *Store) Revoke(ctx context.Context, id uuid.UUID) (time.Time, error) {
 	var at time.Time
 	err := s.pool.QueryRow(ctx, `UPDATE collector SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING revoked_at`, id).Scan(&at)
+	s.mu.Lock()
+	for hash, k := range s.known {
+		if k.col.ID == id {
+			delete(s.known, hash)
+		}
+	}
+	s.mu.Unlock()
 	return at, postgres.Translate(err, "collector "+id.String())
 }
 
@@ -96,7 +124,14 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Collector, erro
 	if len(token) < 20 || len(token) > 100 {
 		return col, fault.New(fault.Unauthorized, "", "unknown collector token")
 	}
-	err := s.pool.QueryRow(ctx, `SELECT id, name, phone, revoked_at, builds_assessments FROM collector WHERE token_hash = $1`, hashToken(token)).
+	now, hash := s.now(), hashToken(token)
+	s.mu.Lock()
+	k, ok := s.known[string(hash)]
+	s.mu.Unlock()
+	if ok && now.Sub(k.at) < AuthTTL {
+		return k.col, nil
+	}
+	err := s.pool.QueryRow(ctx, `SELECT id, name, phone, revoked_at, builds_assessments FROM collector WHERE token_hash = $1`, hash).
 		Scan(&col.ID, &col.Name, &col.Phone, &col.RevokedAt, &col.BuildsAssessments)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return col, fault.New(fault.Unauthorized, "", "unknown collector token")
@@ -107,8 +142,17 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Collector, erro
 	if col.RevokedAt != nil {
 		return col, fault.New(fault.Forbidden, CodeTokenRevoked, "this collector's token was revoked")
 	}
+	s.mu.Lock()
+	if len(s.known) >= maxKnown {
+		clear(s.known) // collectors × AuthTTL bounds it in practice; this bounds it always
+	}
+	s.known[string(hash)] = known{col: col, at: now}
+	s.mu.Unlock()
 	return col, nil
 }
+
+// maxKnown bounds the token cache.
+const maxKnown = 100_000
 
 // Querier is a pool or a transaction: what collectors are read through
 // when the caller is already inside one.

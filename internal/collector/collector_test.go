@@ -3,6 +3,7 @@ package collector_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -63,4 +64,46 @@ func TestCollectorTokens(t *testing.T) {
 		t.Errorf("landline: %v", err)
 	}
 
+}
+
+// A token is checked once per AuthTTL: a revocation through this process
+// takes effect at once, one through another replica within AuthTTL.
+func TestAuthenticationIsCachedBriefly(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	here, elsewhere := collector.NewStore(f.pool), collector.NewStore(f.pool)
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	collector.SetClock(here, func() time.Time { return now })
+	col, token, err := here.Create(ctx, "सीमा", "9418012345", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := here.Authenticate(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := elsewhere.Revoke(ctx, col.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := here.Authenticate(ctx, token); err != nil {
+		t.Errorf("within AuthTTL of a revocation elsewhere: %v, want the cached collector", err)
+	}
+	now = now.Add(collector.AuthTTL)
+	if _, err := here.Authenticate(ctx, token); fault.As(err).Code != collector.CodeTokenRevoked {
+		t.Errorf("AuthTTL after a revocation elsewhere: %v, want TOKEN_REVOKED", err)
+	}
+	// Revoked through the same store: at once.
+	other, token2, err := here.Create(ctx, "रीना", "9418012346", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := here.Authenticate(ctx, token2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := here.Revoke(ctx, other.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := here.Authenticate(ctx, token2); fault.As(err).Code != collector.CodeTokenRevoked {
+		t.Errorf("revoked through the same store: %v, want TOKEN_REVOKED at once", err)
+	}
 }

@@ -82,6 +82,12 @@ type Config struct {
 	ModeratorTokenTTL  time.Duration `env:"SHALA_MODERATOR_TOKEN_TTL" default:"15m" help:"Lifetime of the Hasura JWT a moderator quick link mints."`
 	PostHogKey         Secret        `env:"SHALA_POSTHOG_KEY" vault:"posthog_key" help:"PostHog project API key; unset disables product analytics."`
 	PostHogHost        string        `env:"SHALA_POSTHOG_HOST" default:"https://eu.i.posthog.com" help:"PostHog ingestion host."`
+	DataDir            string        `env:"SHALA_DATA_DIR" default:".data" help:"Directory for local state without Vault: the development certificate signing key and Aadhaar key (never used when VAULT_ADDR is set)."`
+	AadhaarKey         Secret        `env:"SHALA_AADHAAR_KEY" vault:"aadhaar_key" help:"32 random bytes, base64: keys the Aadhaar hash (uniqueness) and encryption. Required with Vault; without Vault a development key is kept in SHALA_DATA_DIR."`
+	TransitMount       string        `env:"SHALA_VAULT_TRANSIT_MOUNT" default:"transit" help:"Mount of Vault's transit engine that signs leaving certificates."`
+	CertificateKey     string        `env:"SHALA_CERTIFICATE_KEY" default:"shala-slc" help:"Name of the ed25519 transit key that signs leaving certificates (its public keys are published at /.well-known/shala-keys.json)."`
+	PDFTabs            int           `env:"SHALA_PDF_TABS" default:"2" min:"1" help:"Certificate PDFs rendered at once by this process's warm Chromium."`
+	Chromium           string        `env:"SHALA_CHROMIUM" help:"Chromium binary for PDFs; empty: chromium (or chromium-browser, google-chrome) on PATH."`
 	VaultAddr          string        `env:"VAULT_ADDR" help:"Vault address. When set, secrets are read from Vault (KV v2) and override the environment."`
 	VaultToken         Secret        `env:"VAULT_TOKEN" help:"Vault token (or use Vault Agent to inject it)."`
 	VaultKVMount       string        `env:"SHALA_VAULT_KV_MOUNT" default:"secret" help:"Mount of the KV v2 engine holding shala's secrets."`

@@ -115,6 +115,9 @@ func (s *Store) markExpired(ctx context.Context, tx pgx.Tx, q queue.Inserter, no
 	for i, a := range batch {
 		ids[i] = a.UploadID
 	}
+	if deleted == nil {
+		deleted = []uuid.UUID{} // none deleted: an empty array, not NULL (postgres.NilArgs)
+	}
 	_, err := tx.Exec(ctx, `UPDATE exam_upload SET state = 'expired', state_changed_at = $1::timestamptz,
 			deleted_at = CASE WHEN id = ANY($3::uuid[]) THEN $1::timestamptz END
 		WHERE id = ANY($2)`, now, ids, deleted)

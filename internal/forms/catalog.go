@@ -10,8 +10,10 @@ package forms
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/google/uuid"
@@ -33,8 +35,11 @@ const (
 // Definition is a registered form version, parsed, with the ids of its
 // questions and choices.
 type Definition struct {
-	Form      *xform.Form
-	Purpose   string
+	Form    *xform.Form
+	Purpose string
+	// Layout reads an assessment builder's submissions (nil for data
+	// collection).
+	Layout    *assessment.Layout
 	questions map[string]uuid.UUID               // path → question id
 	choices   map[uuid.UUID]map[string]uuid.UUID // question id → value → choice id
 }
@@ -66,8 +71,10 @@ func (c *Catalog) Get(ctx context.Context, id, version string) (*Definition, err
 		return d, nil
 	}
 	var xml, purpose string
-	err := c.pool.QueryRow(ctx, `SELECT v.xform, f.purpose FROM form_version v JOIN form f ON f.id = v.form_id
-		WHERE v.form_id = $1 AND v.version = $2`, id, version).Scan(&xml, &purpose)
+	var layout *string
+	var mapping []byte
+	err := c.pool.QueryRow(ctx, `SELECT v.xform, f.purpose, v.builder_layout, v.builder_mapping FROM form_version v JOIN form f ON f.id = v.form_id
+		WHERE v.form_id = $1 AND v.version = $2`, id, version).Scan(&xml, &purpose, &layout, &mapping)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fault.Wrap(ErrUnknownForm, fault.NotFound, CodeUnknownForm, "form %q version %q is not registered", id, version)
 	}
@@ -79,11 +86,17 @@ func (c *Catalog) Get(ctx context.Context, id, version string) (*Definition, err
 		return nil, fmt.Errorf("registered form %s version %s no longer parses: %w", id, version, err)
 	}
 	d = &Definition{Form: f, Purpose: purpose, questions: map[string]uuid.UUID{}, choices: map[uuid.UUID]map[string]uuid.UUID{}}
+	if purpose == AssessmentBuilder {
+		if d.Layout, err = registeredLayout(f, layout, mapping); err != nil {
+			return nil, fmt.Errorf("registered builder %s version %s: %w", id, version, err)
+		}
+	}
 	rows, err := c.pool.Query(ctx, `SELECT q.id, q.path, c.id, c.value FROM form_question q
 		LEFT JOIN form_choice c ON c.question_id = q.id WHERE q.form_id = $1 AND q.version = $2`, id, version)
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
 	for rows.Next() {
 		var qid uuid.UUID
 		var path string
@@ -120,6 +133,52 @@ type Registered struct {
 	// Waiting is how many submissions had arrived before this version was
 	// registered; they are processed by the next reconcile sweep.
 	Waiting int
+	// BuilderLayout names the mapping that reads an assessment builder's
+	// submissions ("" for data collection).
+	BuilderLayout string
+}
+
+// registeredLayout is the layout a builder version was registered with: the
+// mapping stored with it, or (none stored) the built-in one it names.
+func registeredLayout(f *xform.Form, layout *string, mapping []byte) (*assessment.Layout, error) {
+	var m assessment.Mapping
+	switch {
+	case mapping != nil:
+		var err error
+		if m, err = assessment.ParseMapping(mapping); err != nil {
+			return nil, err
+		}
+	case layout != nil:
+		var ok bool
+		if m, ok = assessment.BuiltInLayout(*layout); !ok {
+			return nil, fmt.Errorf("no built-in builder layout %q", *layout)
+		}
+	default:
+		m = assessment.BuiltIn[0]
+	}
+	l, problems, _ := assessment.Fit(m, f)
+	if l == nil {
+		return nil, fmt.Errorf("no longer fits its layout %s: %s", m.Layout, strings.Join(problems, "; "))
+	}
+	return l, nil
+}
+
+// candidates are the mappings a builder definition of form id may take, in
+// order: the one an admin saved for the form, then the built-in ones.
+func (c *Catalog) candidates(ctx context.Context, id string) ([]assessment.Mapping, error) {
+	var saved []byte
+	err := c.pool.QueryRow(ctx, `SELECT mapping FROM builder_mapping WHERE form_id = $1`, id).Scan(&saved)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return assessment.BuiltIn, nil
+	case err != nil:
+		return nil, postgres.Translate(err, "builder mapping")
+	}
+	m, err := assessment.ParseMapping(saved)
+	if err != nil {
+		return nil, fmt.Errorf("saved builder mapping of %s: %w", id, err)
+	}
+	return append([]assessment.Mapping{m}, assessment.BuiltIn...), nil
 }
 
 // Register parses and stores a form definition. A version is registered
@@ -135,12 +194,25 @@ func (c *Catalog) Register(ctx context.Context, definition []byte, purpose, by s
 	if err != nil {
 		return nil, fault.Wrap(err, fault.Invalid, CodeInvalidXForm, "xform: %v", err)
 	}
+	var layout *assessment.Layout
 	if purpose == AssessmentBuilder {
-		if err := assessment.CheckDefinition(f); err != nil {
+		candidates, err := c.candidates(ctx, f.ID)
+		if err != nil {
+			return nil, err
+		}
+		if layout, err = assessment.Choose(candidates, f); err != nil {
 			return nil, fault.Wrap(err, fault.Invalid, CodeInvalidXForm, "xform: %v", err)
 		}
 	}
 	res := &Registered{FormID: f.ID, Version: f.Version, Title: f.Title, Purpose: purpose, Languages: f.Languages}
+	var layoutName, mappingJSON any // NULL for data collection
+	if layout != nil {
+		b, err := json.Marshal(layout.Mapping)
+		if err != nil {
+			return nil, err
+		}
+		layoutName, mappingJSON, res.BuilderLayout = layout.Mapping.Layout, b, layout.Mapping.Layout
+	}
 	if purpose == DataCollection {
 		res.Questions = len(f.Fields)
 	}
@@ -162,9 +234,14 @@ func (c *Catalog) Register(ctx context.Context, definition []byte, purpose, by s
 			return err
 		}
 		var stored string
-		err = tx.QueryRow(ctx, `SELECT xform FROM form_version WHERE form_id = $1 AND version = $2`, f.ID, f.Version).Scan(&stored)
+		var storedLayout *string
+		err = tx.QueryRow(ctx, `SELECT xform, builder_layout FROM form_version WHERE form_id = $1 AND version = $2`, f.ID, f.Version).
+			Scan(&stored, &storedLayout)
 		switch {
 		case err == nil:
+			if storedLayout != nil {
+				res.BuilderLayout = *storedLayout
+			}
 			if sha256.Sum256([]byte(stored)) != sum {
 				return fault.New(fault.Conflict, CodeVersionExists,
 					"form %q version %q is registered with a different definition: give the changed form a new version", f.ID, f.Version)
@@ -174,8 +251,9 @@ func (c *Catalog) Register(ctx context.Context, definition []byte, purpose, by s
 		case !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO form_version (form_id, version, title, xform, languages, registered_by)
-			VALUES ($1, $2, $3, $4, $5, nullif($6, ''))`, f.ID, f.Version, f.Title, string(definition), f.Languages, by); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO form_version (form_id, version, title, xform, languages, registered_by, builder_layout, builder_mapping)
+			VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, $8)`, f.ID, f.Version, f.Title, string(definition), f.Languages, by,
+			layoutName, mappingJSON); err != nil {
 			return err
 		}
 		// Submissions that came before their form are processed now: back

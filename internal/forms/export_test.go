@@ -1,5 +1,10 @@
 package forms
 
+import "time"
+
 // SetAfterRead makes p call f after a processing read the submission's
 // definition, before its transaction: where a registration can race it.
 func SetAfterRead(p *Pipeline, f func()) { p.afterRead = f }
+
+// SetRulesClock makes r's settings cache read the time from now.
+func SetRulesClock(r *Rules, now func() time.Time) { r.settings.now = now }

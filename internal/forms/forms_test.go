@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -443,5 +444,45 @@ func TestReceiptIsBuiltFromTheResponsesOwnAnswers(t *testing.T) {
 	}
 	if n := f.count(`SELECT count(*) FROM sms_request WHERE type = 'RECEIPT'`); n != 1 {
 		t.Errorf("%d receipts after an edit, want 1", n)
+	}
+}
+
+// Rules are read once per SettingsTTL on the fast path: one saved through
+// this process applies to the next submission, one saved through another
+// replica within SettingsTTL.
+func TestRulesSavedElsewhereApplyWithinTheirTTL(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.register("household_survey.xml", forms.DataCollection)
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	forms.SetRulesClock(f.rules, func() time.Time { return now })
+	submit := func(instance string) []string {
+		t.Helper()
+		res, err := f.pipeline.Receive(ctx, forms.Input{XML: withInstance(t, instance), Source: "openrosa"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Flags
+	}
+	if flags := submit("uuid:ttl-1"); len(flags) != 0 {
+		t.Fatalf("flags %v before any rule", flags)
+	}
+	elsewhere := forms.NewRules()
+	if _, err := elsewhere.SaveRule(ctx, f.catalog, "household_survey", "few rooms", "rooms > 5", "कम कमरे", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if flags := submit("uuid:ttl-2"); len(flags) != 0 {
+		t.Errorf("flags %v within SettingsTTL of a rule saved elsewhere, want the cached rules", flags)
+	}
+	now = now.Add(forms.SettingsTTL)
+	if flags := submit("uuid:ttl-3"); len(flags) != 1 {
+		t.Errorf("flags %v SettingsTTL after, want the new rule's", flags)
+	}
+	if _, err := f.rules.SaveRule(ctx, f.catalog, "household_survey", "few rooms", "rooms > 1", "कम कमरे", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if flags := submit("uuid:ttl-4"); len(flags) != 0 {
+		t.Errorf("flags %v right after the rule was saved here, want it applied at once", flags)
 	}
 }

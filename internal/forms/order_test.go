@@ -77,46 +77,96 @@ func TestValuesTheDatabaseWouldRefuseAreRejectedAndKept(t *testing.T) {
 	}
 }
 
-// An edit that arrives before its original becomes the response; the
-// original, when it comes, is kept as superseded and changes nothing.
-func TestEditBeforeItsOriginal(t *testing.T) {
+// An edit whose deprecatedID names a submission never received is refused
+// as ODK Central refuses it (UNKNOWN_EDIT, 404), kept with its XML, and
+// does not hold its instanceID: sent again once the original has arrived,
+// it is the edit it says it is.
+func TestEditOfASubmissionNeverReceived(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	f.register("household_survey.xml", forms.DataCollection)
 	ctx := context.Background()
-	edit, err := f.pipeline.Receive(ctx, forms.Input{XML: editOf(t, editInstance, "4"), Source: "openrosa"})
-	if err != nil || edit.Status != forms.StatusAccepted {
-		t.Fatalf("edit: %+v %v", edit, err)
+	_, err := f.pipeline.Receive(ctx, forms.Input{XML: editOf(t, editInstance, "4"), Source: "openrosa"})
+	if fault.As(err).Code != forms.CodeUnknownEdit || fault.KindOf(err) != fault.NotFound ||
+		!strings.Contains(err.Error(), "the submission being edited ("+firstInstance+") was not found") {
+		t.Fatalf("edit before its original: %v, want UNKNOWN_EDIT", err)
+	}
+	if n := f.count(`SELECT count(*) FROM form_submission WHERE status = 'rejected' AND error_code = 'UNKNOWN_EDIT'
+		AND errors -> 0 ->> 'path' = '/data/meta/deprecatedID' AND xml LIKE '%<rooms>4</rooms>%'`); n != 1 {
+		t.Errorf("the refused edit is not kept with its reason (%d)", n)
+	}
+	if n := f.count(`SELECT count(*) FROM response`); n != 0 {
+		t.Errorf("a refused edit made %d responses", n)
 	}
 	orig, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "household_submission.xml"), Source: "openrosa"})
-	if err != nil || orig.Status != forms.StatusSuperseded || orig.ResponseID != nil {
-		t.Fatalf("late original: %+v %v, want superseded without a response", orig, err)
+	if err != nil || orig.Status != forms.StatusAccepted {
+		t.Fatalf("original: %+v %v", orig, err)
 	}
-	if n := f.count(`SELECT count(*) FROM response`); n != 1 {
-		t.Errorf("%d responses for one edited instance", n)
+	again, err := f.pipeline.Receive(ctx, forms.Input{XML: editOf(t, editInstance, "4"), Source: "openrosa"})
+	if err != nil || again.Status != forms.StatusAccepted || again.Duplicate || *again.ResponseID != *orig.ResponseID {
+		t.Fatalf("the edit sent again: %+v %v, want it to replace the original's response", again, err)
 	}
 	if got := f.rooms(); len(got) != 1 || got[0] != "4" {
 		t.Errorf("rooms %v, want the edit's [4]", got)
 	}
-	// Sent again, the late original is the same submission, still superseded.
-	again, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "household_submission.xml"), Source: "openrosa"})
-	if err != nil || again.Status != forms.StatusSuperseded || !again.Duplicate {
-		t.Errorf("late original again: %+v %v", again, err)
+	if n := f.count(`SELECT count(*) FROM form_submission WHERE instance_id = $1 AND status = 'superseded'`, firstInstance); n != 1 {
+		t.Error("the original is not superseded")
 	}
 }
 
-// An original and its edit processed at the same time end as if they had
-// come in order, whichever wins; two edits of one version leave one live and
-// refuse the other as STALE_EDIT.
+// An edit of a version that was stored but refused (bad values) stands in
+// for it: Collect edits the copy it sent, so the edit replaces what that
+// copy would have replaced; a stale branch is still refused.
+func TestEditOfARefusedEdit(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.register("household_survey.xml", forms.DataCollection)
+	ctx := context.Background()
+	const refusedEdit, fixed = "uuid:aaaaaaaa-0000-4000-8000-0000000000a1", "uuid:aaaaaaaa-0000-4000-8000-0000000000a2"
+	orig, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "household_submission.xml"), Source: "openrosa"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := f.pipeline.Receive(ctx, forms.Input{XML: editOf(t, refusedEdit, "lots"), Source: "openrosa"}); err != nil || res.Status != forms.StatusRejected {
+		t.Fatalf("edit with a bad value: %+v %v", res, err)
+	}
+	edit := household(t, "<instanceID>"+firstInstance+"</instanceID>",
+		"<instanceID>"+fixed+"</instanceID><deprecatedID>"+refusedEdit+"</deprecatedID>", "<rooms>3</rooms>", "<rooms>5</rooms>")
+	res, err := f.pipeline.Receive(ctx, forms.Input{XML: edit, Source: "openrosa"})
+	if err != nil || res.Status != forms.StatusAccepted || *res.ResponseID != *orig.ResponseID {
+		t.Fatalf("edit of the refused edit: %+v %v, want the original's response replaced", res, err)
+	}
+	if got := f.rooms(); len(got) != 1 || got[0] != "5" {
+		t.Errorf("rooms %v, want [5]", got)
+	}
+	_, err = f.pipeline.Receive(ctx, forms.Input{XML: editOf(t, "uuid:aaaaaaaa-0000-4000-8000-0000000000a3", "6"), Source: "openrosa"})
+	if fault.As(err).Code != forms.CodeStaleEdit {
+		t.Errorf("another edit of the original after it was replaced: %v, want STALE_EDIT", err)
+	}
+	if n := f.count(`SELECT count(*) FROM form_submission WHERE status = 'accepted'`); n != 1 {
+		t.Errorf("%d live versions, want 1", n)
+	}
+}
+
+// An original and its edits processed at the same time end as if they had
+// come in order: an edit that finds its original stored but not processed
+// yet (a Hasura insert whose job has not run) processes it first; two edits
+// of one version leave one live and refuse the other as STALE_EDIT.
 func TestConcurrentVersionsOfOneSubmission(t *testing.T) {
 	t.Parallel()
 	for round := range 5 {
 		f := setup(t)
 		f.register("household_survey.xml", forms.DataCollection)
 		ctx := context.Background()
-		docs := [][]byte{read(t, "household_submission.xml"), editOf(t, editInstance, "4"), editOf(t, "uuid:bbbbbbbb-0000-4000-8000-000000000003", "5")}
-		errs := make([]error, len(docs))
+		var original uuid.UUID
+		if err := f.pool.QueryRow(ctx, `INSERT INTO form_submission (xml, source) VALUES ($1, 'hasura') RETURNING id`,
+			string(read(t, "household_submission.xml"))).Scan(&original); err != nil {
+			t.Fatal(err)
+		}
+		docs := [][]byte{editOf(t, editInstance, "4"), editOf(t, "uuid:bbbbbbbb-0000-4000-8000-000000000003", "5")}
+		errs := make([]error, len(docs)+1)
 		var wg sync.WaitGroup
+		wg.Go(func() { _, errs[len(docs)] = f.pipeline.Process(ctx, original) })
 		for i, doc := range docs {
 			wg.Go(func() { _, errs[i] = f.pipeline.Receive(ctx, forms.Input{XML: doc, Source: "openrosa"}) })
 		}
@@ -139,16 +189,15 @@ func TestConcurrentVersionsOfOneSubmission(t *testing.T) {
 			t.Errorf("round %d: %d accepted submissions of 3 stored, want 1", round, live)
 		}
 		// Both edits replace the original; one of them is live, and the
-		// response holds its answers. The other is refused, or superseded
-		// when it was the one that arrived before the original.
+		// response holds its answers; the other is refused as stale.
 		var liveRooms string
 		_ = f.pool.QueryRow(ctx, `SELECT CASE instance_id WHEN $1 THEN '4' WHEN 'uuid:bbbbbbbb-0000-4000-8000-000000000003' THEN '5' ELSE '3' END
 			FROM form_submission WHERE status = 'accepted'`, editInstance).Scan(&liveRooms)
 		if got := f.rooms(); len(got) != 1 || got[0] != liveRooms || liveRooms == "3" {
 			t.Errorf("round %d: rooms %v; the live version says %s", round, got, liveRooms)
 		}
-		if stale > 1 {
-			t.Errorf("round %d: %d stale edits", round, stale)
+		if stale != 1 {
+			t.Errorf("round %d: %d stale edits, want 1", round, stale)
 		}
 	}
 }
@@ -369,5 +418,31 @@ func TestFormRegisteredWhileASubmissionIsProcessed(t *testing.T) {
 	}
 	if n := f.count(`SELECT count(*) FROM response WHERE submission_id = $1`, id); n != 1 {
 		t.Errorf("%d responses", n)
+	}
+}
+
+// An original whose instanceID an accepted edit already replaced (kept
+// from before edits of unknown submissions were refused, or one an edit
+// stood in for) is kept as superseded and changes nothing, whether its
+// values fit (the fast path declines it) or not.
+func TestOriginalAfterItsAcceptedEdit(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.register("household_survey.xml", forms.DataCollection)
+	ctx := context.Background()
+	if _, err := f.pool.Exec(ctx, `INSERT INTO form_submission (xml, instance_id, deprecated_id, form_id, form_version, status)
+		VALUES ('<data/>', 'uuid:e-1', $1, 'household_survey', '2026111501', 'accepted'),
+		       ('<data/>', 'uuid:e-2', 'uuid:o-2', 'household_survey', '2026111501', 'accepted')`, firstInstance); err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range [][]byte{read(t, "household_submission.xml"),
+		withInstance(t, "uuid:o-2", "<monthly_income>18000</monthly_income>", "<monthly_income>lots</monthly_income>")} {
+		res, err := f.pipeline.Receive(ctx, forms.Input{XML: doc, Source: "openrosa"})
+		if err != nil || res.Status != forms.StatusSuperseded || res.ResponseID != nil {
+			t.Errorf("original after its edit: %+v %v, want superseded", res, err)
+		}
+	}
+	if n := f.count(`SELECT count(*) FROM response`); n != 0 {
+		t.Errorf("%d responses from superseded originals", n)
 	}
 }

@@ -22,24 +22,24 @@ import (
 // RULE_FLAG SMS to the collector). An edit (meta/deprecatedID naming an
 // accepted submission) replaces the earlier response's answers and flags in
 // place, keeping its id, and marks the earlier submission superseded.
-func (p *Pipeline) writeResponse(ctx context.Context, tx pgx.Tx, id uuid.UUID, sub *xform.Submission, def *Definition,
+func (p *Pipeline) writeResponse(ctx context.Context, tx pgx.Tx, id uuid.UUID, sub *xform.Submission, replaces string, def *Definition,
 	answers []xform.Answer, collectorID *uuid.UUID) (*Result, error) {
 	b := &pgx.Batch{}
 	var responseID uuid.UUID
 	replaced := false
-	if sub.DeprecatedID != "" {
+	if replaces != "" {
 		var old uuid.UUID
 		err := tx.QueryRow(ctx, `SELECT r.id FROM form_submission s JOIN response r ON r.submission_id = s.id
-			WHERE s.instance_id = $1 AND s.status = 'accepted' FOR UPDATE OF s, r`, sub.DeprecatedID).Scan(&old)
+			WHERE s.instance_id = $1 AND s.status = 'accepted' FOR UPDATE OF s, r`, replaces).Scan(&old)
 		switch {
 		case err == nil:
-			b.Queue(`UPDATE form_submission SET status = 'superseded' WHERE instance_id = $1 AND status = 'accepted'`, sub.DeprecatedID)
 			b.Queue(`DELETE FROM answer WHERE response_id = $1`, old)
 			b.Queue(`DELETE FROM response_flag WHERE response_id = $1`, old)
 			responseID, replaced = old, true
 		case errors.Is(err, pgx.ErrNoRows):
-			// The original never arrived or was not accepted: this is the
-			// response.
+			// The version it replaces has no response (an assessment builder
+			// under a data-collection form id cannot be: checkEdit compared
+			// forms): this is the response.
 		default:
 			return nil, err
 		}
@@ -47,34 +47,34 @@ func (p *Pipeline) writeResponse(ctx context.Context, tx pgx.Tx, id uuid.UUID, s
 	if !replaced {
 		responseID = uuid.New()
 	}
-	flags, err := p.queueResponse(ctx, tx, b, responseID, id, sub, def, answers, collectorID, replaced)
+	set, err := readSettings(ctx, tx, sub.FormID)
 	if err != nil {
 		return nil, err
 	}
-	if err := runBatch(ctx, tx.SendBatch(ctx, b), b.Len()); err != nil {
+	flags, err := p.queueResponse(ctx, tx, set, b, responseID, id, sub, replaces, def, answers, collectorID, replaced)
+	if err != nil {
+		return nil, err
+	}
+	if err := runBatch(ctx, tx.SendBatch(ctx, b), b.Len(), false); err != nil {
 		return nil, err
 	}
 	return &Result{SubmissionID: id, Status: StatusAccepted, InstanceID: sub.InstanceID, ResponseID: &responseID, Flags: flags}, nil
 }
 
 // queueResponse adds to b the response row (new, or the replaced one
-// updated), its answers and the flags of the rules it breaks, with the
-// RULE_FLAG SMS to the collector; it returns the flag messages. It reads
-// rules, receipt and phone through q: the transaction b will run in, if any
+// updated), its answers and the flags of the rules (of set) it breaks, with
+// the RULE_FLAG SMS to the collector; it returns the flag messages. It reads
+// the collector's phone through q: the transaction b will run in, if any
 // (never a second connection while one is held).
-func (p *Pipeline) queueResponse(ctx context.Context, q querier, b *pgx.Batch, responseID, submissionID uuid.UUID, sub *xform.Submission,
-	def *Definition, answers []xform.Answer, collectorID *uuid.UUID, replace bool) ([]string, error) {
-	rules, err := loadRules(ctx, q, sub.FormID)
-	if err != nil {
-		return nil, err
-	}
-	broken := p.Rules.Evaluate(def.Form, answers, rules)
+func (p *Pipeline) queueResponse(ctx context.Context, q querier, set settings, b *pgx.Batch, responseID, submissionID uuid.UUID, sub *xform.Submission,
+	replaces string, def *Definition, answers []xform.Answer, collectorID *uuid.UUID, replace bool) ([]string, error) {
+	broken := p.Rules.Evaluate(def.Form, answers, set.rules)
 	meta := map[string]any{}
 	if sub.InstanceName != "" {
 		meta["instanceName"] = sub.InstanceName
 	}
 	if replace {
-		meta["replaces"] = sub.DeprecatedID
+		meta["replaces"] = replaces
 		b.Queue(`UPDATE response SET submission_id = $2, instance_id = $3, form_version = $4,
 			collector_id = coalesce($5, collector_id), meta = meta || $6, flagged = $7 WHERE id = $1`,
 			responseID, submissionID, sub.InstanceID, sub.Version, collectorID, meta, len(broken) > 0)
@@ -87,7 +87,7 @@ func (p *Pipeline) queueResponse(ctx context.Context, q querier, b *pgx.Batch, r
 		return nil, err
 	}
 	if !replace {
-		if err := queueReceipt(ctx, q, b, sub, def, answers); err != nil {
+		if err := queueReceipt(b, set.receipt, sub, def, answers); err != nil {
 			return nil, err
 		}
 	}
@@ -129,18 +129,11 @@ func reference(sub *xform.Submission) string {
 // an enabled receipt: to the respondent's number (an answer), naming them
 // and summarising answers with their labels in the receipt's language. A
 // response without a usable Indian mobile number gets no receipt.
-func queueReceipt(ctx context.Context, q querier, b *pgx.Batch, sub *xform.Submission, def *Definition, answers []xform.Answer) error {
-	var phoneField, lang string
-	var nameField *string
-	var summary []string
-	err := q.QueryRow(ctx, `SELECT phone_field, name_field, summary_fields, language FROM form_receipt
-		WHERE form_id = $1 AND enabled`, sub.FormID).Scan(&phoneField, &nameField, &summary, &lang)
-	if errors.Is(err, pgx.ErrNoRows) {
+func queueReceipt(b *pgx.Batch, rec *receipt, sub *xform.Submission, def *Definition, answers []xform.Answer) error {
+	if rec == nil {
 		return nil
 	}
-	if err != nil {
-		return err
-	}
+	phoneField, nameField, summary, lang := rec.PhoneField, rec.NameField, rec.SummaryFields, rec.Language
 	byName := map[string]xform.Answer{}
 	for _, a := range answers {
 		if _, seen := byName[a.Field.Name]; !seen && a.Field.Repeat == "" {
@@ -163,7 +156,7 @@ func queueReceipt(ctx context.Context, q querier, b *pgx.Batch, sub *xform.Submi
 		}
 		parts = append(parts, label(a.Field.Labels, lang, a.Field.Name)+": "+displayValue(a, lang))
 	}
-	_, err = sms.EnqueueBatch(b, sms.Direct{Type: "RECEIPT", Phones: []string{e164}, Source: "forms",
+	_, err := sms.EnqueueBatch(b, sms.Direct{Type: "RECEIPT", Phones: []string{e164}, Source: "forms",
 		Variables: map[string]string{"name": name, "form_title": def.Form.Title, "summary": strings.Join(parts, ", "), "reference": reference(sub)}})
 	return err
 }
@@ -196,12 +189,20 @@ func displayValue(a xform.Answer, lang string) string {
 	return strings.Join(out, ", ")
 }
 
-// runBatch executes every statement of a sent batch and closes it.
-func runBatch(ctx context.Context, br pgx.BatchResults, n int) error {
-	for range n {
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return err
+// errNotWritten: the fast path's submission row was not written (an
+// accepted edit already replaced its instanceID).
+var errNotWritten = errors.New("submission row not written")
+
+// runBatch executes every statement of a sent batch and closes it;
+// firstWrites requires the first statement to have written a row.
+func runBatch(ctx context.Context, br pgx.BatchResults, n int, firstWrites bool) error {
+	for i := range n {
+		tag, err := br.Exec()
+		if err == nil && i == 0 && firstWrites && tag.RowsAffected() != 1 {
+			err = errNotWritten
+		}
+		if err != nil {
+			return errors.Join(err, br.Close())
 		}
 	}
 	return br.Close()

@@ -25,10 +25,14 @@ import (
 type Rules struct {
 	mu       sync.Mutex
 	programs map[string]*vm.Program // form id|version|expression → program
+	// settings are forms' rules and receipts for the fast path.
+	settings settingsCache
 }
 
 // NewRules returns an empty rule cache.
-func NewRules() *Rules { return &Rules{programs: map[string]*vm.Program{}} }
+func NewRules() *Rules {
+	return &Rules{programs: map[string]*vm.Program{}, settings: settingsCache{byID: map[string]cachedSettings{}, now: time.Now}}
+}
 
 // env is the compile-time environment of f: every variable with a value of
 // its type.
@@ -198,7 +202,7 @@ func (r *Rules) SaveRule(ctx context.Context, c *Catalog, formID, name, expressi
 	err := c.pool.QueryRow(ctx, `SELECT v.version, f.purpose FROM form_version v JOIN form f ON f.id = v.form_id
 		WHERE v.form_id = $1 ORDER BY v.registered_at DESC LIMIT 1`, formID).Scan(&version, &purpose)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return uuid.Nil, fault.New(fault.NotFound, "UNKNOWN_FORM", "form %q is not registered", formID)
+		return uuid.Nil, fault.New(fault.NotFound, CodeUnknownForm, "form %q is not registered", formID)
 	}
 	if err != nil {
 		return uuid.Nil, postgres.Translate(err, "form")
@@ -218,22 +222,11 @@ func (r *Rules) SaveRule(ctx context.Context, c *Catalog, formID, name, expressi
 		VALUES ($1, $2, $3, $4, nullif($5, ''))
 		ON CONFLICT (form_id, name) DO UPDATE SET expression = EXCLUDED.expression, message = EXCLUDED.message
 		RETURNING id`, formID, name, expression, message, by).Scan(&id)
+	r.settings.forget(formID)
 	return id, postgres.Translate(err, "rule")
 }
 
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
-}
-
-func loadRules(ctx context.Context, q querier, formID string) ([]Rule, error) {
-	rows, err := q.Query(ctx, `SELECT id, name, expression, message FROM form_rule WHERE form_id = $1 ORDER BY name`, formID)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Rule, error) {
-		var r Rule
-		err := row.Scan(&r.ID, &r.Name, &r.Expression, &r.Message)
-		return r, err
-	})
 }

@@ -26,6 +26,9 @@ type run struct {
 	def     *Definition // nil: the form version was not registered when read
 	answers []xform.Answer
 	errs    []xform.FieldError
+	// target is the instanceID of the accepted version this edit replaces
+	// (set by checkEdit); "" for an original.
+	target string
 }
 
 // step decides an outcome, or returns nil to let the next step decide.
@@ -50,7 +53,7 @@ func (r *run) decide(ctx context.Context, tx pgx.Tx) (outcome, error) {
 	if err := r.claim(ctx, tx); err != nil {
 		return outcome{}, err
 	}
-	for _, s := range []step{r.checkForm, r.checkValues, r.checkEditOwner, r.checkEditOrder, r.write} {
+	for _, s := range []step{r.checkForm, r.checkEdit, r.checkLateOriginal, r.checkValues, r.write} {
 		out, err := s(ctx, tx)
 		if err != nil || out != nil {
 			if out == nil {
@@ -67,7 +70,7 @@ func (r *run) decide(ctx context.Context, tx pgx.Tx) (outcome, error) {
 // (errTaken: the same one again, or a conflict).
 func (r *run) claim(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `UPDATE form_submission SET instance_id = $2, deprecated_id = nullif($3, ''),
-			form_id = $4, form_version = nullif($5, ''), xml_sha256 = $6 WHERE id = $1`,
+			form_id = $4, form_version = $5, xml_sha256 = $6 WHERE id = $1`,
 		r.st.id, r.sub.InstanceID, r.sub.DeprecatedID, r.sub.FormID, r.sub.Version, r.st.sum)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "form_submission_instance" {
@@ -114,74 +117,175 @@ func (r *run) checkValues(context.Context, pgx.Tx) (*outcome, error) {
 	return &out, nil
 }
 
-// checkEditOwner refuses an edit (meta/deprecatedID) of a submission of
-// another form, or of someone else's: the version it replaces must have come
-// from the same collector or the same user, unless the editor is an admin
-// (assessment.BuilderRoles) or wrote outside Hasura's permissions. An edit
-// of a version never received is not checked here.
-func (r *run) checkEditOwner(ctx context.Context, tx pgx.Tx) (*outcome, error) {
-	if r.sub.DeprecatedID == "" {
-		return nil, nil
-	}
-	var (
-		formID           *string
-		origCol          *uuid.UUID
-		origBy, origRole *string
-	)
-	err := tx.QueryRow(ctx, `SELECT form_id, collector_id, submitted_by, submitted_role FROM form_submission
-		WHERE instance_id = $1 AND status <> 'duplicate'`, r.sub.DeprecatedID).Scan(&formID, &origCol, &origBy, &origRole)
+// version is a stored version of a submission, as an edit's checks read it.
+type version struct {
+	id           uuid.UUID
+	status       string
+	deprecatedID *string
+	formID       *string
+	collectorID  *uuid.UUID
+	by, role     *string
+}
+
+// findVersion reads the live (not duplicate) submission of instanceID other
+// than self; nil when none was received.
+func findVersion(ctx context.Context, tx pgx.Tx, instanceID string, self uuid.UUID) (*version, error) {
+	v := &version{}
+	err := tx.QueryRow(ctx, `SELECT id, status, deprecated_id, form_id, collector_id, submitted_by, submitted_role FROM form_submission
+		WHERE instance_id = $1 AND status <> 'duplicate' AND id <> $2`, instanceID, self).
+		Scan(&v.id, &v.status, &v.deprecatedID, &v.formID, &v.collectorID, &v.by, &v.role)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
+	return v, err
+}
+
+// pendingError asks for a stored, not yet processed submission to be
+// processed before the one that needs it (an edit of it) is decided.
+type pendingError struct{ id uuid.UUID }
+
+func (e *pendingError) Error() string { return "submission " + e.id.String() + " is not processed yet" }
+
+// pending finds a stored submission of instanceID that no processing has
+// read yet (its header is still only in its XML): a Hasura insert whose job
+// has not run, a crash before processing.
+func pending(ctx context.Context, tx pgx.Tx, instanceID string, self uuid.UUID) (*pendingError, error) {
+	rows, err := tx.Query(ctx, `SELECT id, xml FROM form_submission
+		WHERE status = 'received' AND instance_id IS NULL AND id <> $2 AND strpos(xml, $1) > 0 LIMIT 20`, instanceID, self)
 	if err != nil {
 		return nil, err
 	}
-	path := "/" + r.sub.Root + "/meta/deprecatedID"
-	if formID == nil || *formID != r.sub.FormID {
-		out := refused(&fault.Error{Kind: fault.Forbidden, Code: fault.CodeForbidden, Field: path,
-			Message: fmt.Sprintf("%s is not a submission of form %s: an edit replaces a submission of its own form", r.sub.DeprecatedID, r.sub.FormID)}, "")
-		return &out, nil
+	type raw struct {
+		id  uuid.UUID
+		xml string
 	}
-	col, role, by := r.st.collectorID, r.st.role, r.st.by
-	switch {
-	case role != nil && slices.Contains(assessment.BuilderRoles, *role):
-	case role == nil && col == nil && by == nil: // outside Hasura's permissions
-	case col != nil && origCol != nil && *col == *origCol:
-	case by != nil && origBy != nil && *by == *origBy && role != nil && origRole != nil && *role == *origRole:
-	default:
-		out := refused(&fault.Error{Kind: fault.Forbidden, Code: fault.CodeForbidden, Field: path,
-			Message: fmt.Sprintf("%s was submitted by someone else: an edit replaces only your own submission", r.sub.DeprecatedID)}, "")
-		return &out, nil
+	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (raw, error) {
+		var r raw
+		err := row.Scan(&r.id, &r.xml)
+		return r, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range found {
+		if sub, err := xform.ParseSubmission([]byte(r.xml)); err == nil && sub.InstanceID == instanceID {
+			return &pendingError{id: r.id}, nil
+		}
 	}
 	return nil, nil
 }
 
-// checkEditOrder handles versions that arrive out of order, under the
-// instance locks. A submission an accepted edit already replaced is an older
-// version: it is kept as superseded (its result says so) and changes
-// nothing. An edit of a version another edit already replaced is a stale
-// branch: refused with STALE_EDIT (409), as ODK Central does, so two edits
-// never both stay live.
-func (r *run) checkEditOrder(ctx context.Context, tx pgx.Tx) (*outcome, error) {
+// maxEditChain bounds how many refused edits an edit may stand in for.
+const maxEditChain = 10
+
+// checkEdit decides an edit (meta/deprecatedID), as ODK Central does: the
+// version it names must have been received (else UNKNOWN_EDIT, 404), be a
+// submission of the same form and the editor's own (else FORBIDDEN), and be
+// the current version (else STALE_EDIT, 409: it was edited since). It sets
+// what the edit replaces (run.target): the named version when it is the
+// accepted one. shala keeps refused versions, which Central never stores:
+// an edit of a refused version stands in for it — it replaces what that
+// version would have replaced (following refused edits back), or becomes
+// the first version when the refused one was an original. A named version
+// not processed yet is processed first (pendingError).
+func (r *run) checkEdit(ctx context.Context, tx pgx.Tx) (*outcome, error) {
+	dep := r.sub.DeprecatedID
+	if dep == "" {
+		return nil, nil
+	}
+	path := "/" + r.sub.Root + "/meta/deprecatedID"
+	refuse := func(kind fault.Kind, code fault.Code, format string, args ...any) (*outcome, error) {
+		out := refused(&fault.Error{Kind: kind, Code: code, Field: path, Message: fmt.Sprintf(format, args...)}, "")
+		return &out, nil
+	}
+	unknown := func(instanceID string) (*outcome, error) {
+		pe, err := pending(ctx, tx, instanceID, r.st.id)
+		if err != nil {
+			return nil, err
+		}
+		if pe != nil {
+			return nil, pe
+		}
+		return refuse(fault.NotFound, CodeUnknownEdit, "the submission being edited (%s) was not found: an edit replaces a submission already received", dep)
+	}
+	named, err := findVersion(ctx, tx, dep, r.st.id)
+	if err != nil {
+		return nil, err
+	}
+	if named == nil {
+		return unknown(dep)
+	}
+	if named.formID == nil || *named.formID != r.sub.FormID {
+		return refuse(fault.Forbidden, fault.CodeForbidden, "%s is not a submission of form %s: an edit replaces a submission of its own form", dep, r.sub.FormID)
+	}
+	if ok, err := r.mayEdit(ctx, tx, named); err != nil || !ok {
+		if err != nil {
+			return nil, err
+		}
+		return refuse(fault.Forbidden, fault.CodeForbidden, "%s was submitted by someone else: an edit replaces only your own submission", dep)
+	}
+	v, instance := named, dep
+	for range maxEditChain {
+		switch v.status {
+		case StatusReceived:
+			return nil, &pendingError{id: v.id}
+		case StatusAccepted:
+			r.target = instance
+			return nil, nil
+		case StatusSuperseded:
+			return refuse(fault.Conflict, CodeStaleEdit, "%s was already replaced by a later version: edit the latest version", dep)
+		case StatusRejected:
+			if v.deprecatedID == nil {
+				r.target = "" // the refused version was an original: this one is
+				return nil, nil
+			}
+			instance = *v.deprecatedID
+			if err := lockInstances(ctx, tx, instance); err != nil {
+				return nil, err
+			}
+			if v, err = findVersion(ctx, tx, instance, r.st.id); err != nil {
+				return nil, err
+			}
+			if v == nil {
+				return unknown(instance)
+			}
+		default:
+			return nil, fmt.Errorf("submission %s: unexpected status %q", v.id, v.status)
+		}
+	}
+	return refuse(fault.Conflict, CodeStaleEdit, "%s is the end of more than %d refused edits: edit the latest accepted version", dep, maxEditChain)
+}
+
+// mayEdit reports whether this submission's sender may edit v: the same
+// collector, or the same user and role; an admin (assessment.BuilderRoles),
+// or anyone writing outside Hasura's permissions; for assessment builders,
+// anyone allowed to build (builder collectors are admins in Enketo).
+func (r *run) mayEdit(ctx context.Context, tx pgx.Tx, v *version) (bool, error) {
+	col, role, by := r.st.collectorID, r.st.role, r.st.by
+	switch {
+	case role != nil && slices.Contains(assessment.BuilderRoles, *role):
+	case role == nil && col == nil && by == nil: // outside Hasura's permissions
+	case col != nil && v.collectorID != nil && *col == *v.collectorID:
+	case by != nil && v.by != nil && *by == *v.by && role != nil && v.role != nil && *role == *v.role:
+	case col != nil && r.def.Purpose == AssessmentBuilder:
+		return collector.BuildsAssessments(ctx, tx, *col)
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// checkLateOriginal keeps a version that an accepted edit already replaced
+// as superseded, changing nothing: an original processed after an edit that
+// stood in for it while it was refused (its form registered later), or
+// versions from before edits of unknown submissions were refused.
+func (r *run) checkLateOriginal(ctx context.Context, tx pgx.Tx) (*outcome, error) {
 	var newer string
 	err := tx.QueryRow(ctx, `SELECT instance_id FROM form_submission WHERE deprecated_id = $1 AND status = 'accepted'`, r.sub.InstanceID).Scan(&newer)
 	switch {
 	case err == nil:
 		return &outcome{status: StatusSuperseded,
 			result: &Result{SubmissionID: r.st.id, Status: StatusSuperseded, InstanceID: r.sub.InstanceID, Flags: []string{}}}, nil
-	case !errors.Is(err, pgx.ErrNoRows):
-		return nil, err
-	}
-	if r.sub.DeprecatedID == "" {
-		return nil, nil
-	}
-	err = tx.QueryRow(ctx, `SELECT instance_id FROM form_submission WHERE deprecated_id = $1 AND status = 'accepted' AND id <> $2`,
-		r.sub.DeprecatedID, r.st.id).Scan(&newer)
-	switch {
-	case err == nil:
-		out := refused(&fault.Error{Kind: fault.Conflict, Code: CodeStaleEdit, Field: "/" + r.sub.Root + "/meta/deprecatedID",
-			Message: fmt.Sprintf("%s was already replaced by %s: edit the latest version", r.sub.DeprecatedID, newer)}, "")
-		return &out, nil
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, nil
 	default:
@@ -195,11 +299,11 @@ func (r *run) checkEditOrder(ctx context.Context, tx pgx.Tx) (*outcome, error) {
 func (r *run) write(ctx context.Context, tx pgx.Tx) (*outcome, error) {
 	switch r.def.Purpose {
 	case DataCollection:
-		res, err := r.p.writeResponse(ctx, tx, r.st.id, r.sub, r.def, r.answers, r.st.collectorID)
+		res, err := r.p.writeResponse(ctx, tx, r.st.id, r.sub, r.target, r.def, r.answers, r.st.collectorID)
 		if err != nil {
 			return nil, err
 		}
-		out := accepted(res, r.sub.DeprecatedID)
+		out := accepted(res, r.target)
 		return &out, nil
 	case AssessmentBuilder:
 		return r.writeAssessment(ctx, tx)
@@ -220,16 +324,16 @@ func (r *run) writeAssessment(ctx context.Context, tx pgx.Tx) (*outcome, error) 
 		out := refused(err, "/"+r.sub.Root)
 		return &out, nil
 	}
-	b, err := assessment.Read(r.sub.Root, r.answers)
+	b, err := assessment.Read(r.def.Layout, r.sub.Root, r.answers)
 	if err == nil {
-		origin := assessment.Origin{SubmissionID: r.st.id, Root: r.sub.Root, InstanceID: r.sub.InstanceID, DeprecatedID: r.sub.DeprecatedID}
+		origin := assessment.Origin{SubmissionID: r.st.id, InstanceID: r.sub.InstanceID, Replaces: r.target}
 		if r.st.by != nil {
 			origin.CreatedBy = *r.st.by
 		}
 		var id uuid.UUID
 		if id, _, err = assessment.Save(ctx, tx, origin, b); err == nil {
 			out := accepted(&Result{SubmissionID: r.st.id, Status: StatusAccepted, InstanceID: r.sub.InstanceID, AssessmentID: &id, Flags: []string{}},
-				r.sub.DeprecatedID)
+				r.target)
 			return &out, nil
 		}
 	}

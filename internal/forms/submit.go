@@ -53,6 +53,9 @@ const (
 	CodeDuplicateInstance fault.Code = "DUPLICATE_INSTANCE"
 	// CodeStaleEdit: an edit of a version another edit already replaced.
 	CodeStaleEdit fault.Code = "STALE_EDIT"
+	// CodeUnknownEdit: an edit whose deprecatedID names a submission never
+	// received (ODK Central's 404).
+	CodeUnknownEdit fault.Code = "UNKNOWN_EDIT"
 	// CodeInvalidXForm: a definition that cannot be registered.
 	CodeInvalidXForm fault.Code = "INVALID_XFORM"
 	// CodeVersionExists: a different definition under a registered version.
@@ -153,12 +156,17 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done
 	sum := sha256.Sum256(in.XML)
 	res = &Result{SubmissionID: id, InstanceID: sub.InstanceID, Flags: []string{}}
 	b := &pgx.Batch{}
-	// Serialises with edits of this instanceID and refuses when one was
-	// already accepted (this is then an older version).
-	b.Queue(`SELECT form_submission_claim($1)`, sub.InstanceID)
+	// Not when an accepted edit already replaced this instanceID (it is
+	// then an older version, which the general path records as
+	// superseded): the row is not written, the response's reference to it
+	// fails the batch. No lock is needed against a concurrent edit: an
+	// edit is accepted only once the version it names is committed
+	// (UNKNOWN_EDIT otherwise), and the instanceID's unique index settles
+	// a concurrent copy.
 	const insert = `INSERT INTO form_submission (id, xml, xml_sha256, instance_id, form_id, form_version, status, error_code, errors,
 		source, collector_id, submitted_by, submitted_role, processed_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, nullif($12, ''), nullif($13, ''), now())`
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, nullif($12, ''), nullif($13, ''), now()
+		WHERE NOT EXISTS (SELECT 1 FROM form_submission WHERE deprecated_id = $4 AND status = 'accepted')`
 	if len(errs) > 0 {
 		b.Queue(insert, id, string(in.XML), sum[:], sub.InstanceID, sub.FormID, sub.Version, StatusRejected, CodeInvalidValue, errs,
 			in.Source, in.CollectorID, in.SubmittedBy, in.Role)
@@ -166,14 +174,18 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done
 	} else {
 		b.Queue(insert, id, string(in.XML), sum[:], sub.InstanceID, sub.FormID, sub.Version, StatusAccepted, nil, nil,
 			in.Source, in.CollectorID, in.SubmittedBy, in.Role)
+		set, err := p.Rules.settings.get(ctx, p.Pool, sub.FormID)
+		if err != nil {
+			return nil, false, nil
+		}
 		responseID := uuid.New()
-		flags, err := p.queueResponse(ctx, p.Pool, b, responseID, id, sub, def, answers, in.CollectorID, false)
+		flags, err := p.queueResponse(ctx, p.Pool, set, b, responseID, id, sub, "", def, answers, in.CollectorID, false)
 		if err != nil {
 			return nil, false, nil
 		}
 		res.Status, res.ResponseID, res.Flags = StatusAccepted, &responseID, flags
 	}
-	if err := runBatch(ctx, p.Pool.SendBatch(ctx, b), b.Len()); err != nil {
+	if err := runBatch(ctx, p.Pool.SendBatch(ctx, b), b.Len(), true); err != nil {
 		// The instanceID is taken (a duplicate or a conflict), an edit
 		// replaced it, a value the database refuses, or the database is
 		// unreachable: the general path stores the XML or says why it cannot.
@@ -188,6 +200,10 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done
 func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (*Result, error) {
 	return p.process(ctx, id, 0)
 }
+
+// maxDepth bounds how often one processing starts another (the first
+// version of a duplicate, what an edit names, a registration seen late).
+const maxDepth = 4
 
 // Sentinels that end a processing transaction without recording anything.
 var (
@@ -245,10 +261,20 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int) (*Resul
 		}
 		return apply(ctx, tx, id, out)
 	})
+	var pe *pendingError
 	switch {
 	case errors.Is(err, errTaken):
 		return p.duplicate(ctx, st, sub, depth)
-	case errors.Is(err, errRegistered) && depth < 2:
+	case errors.Is(err, errRegistered) && depth < maxDepth:
+		return p.process(ctx, id, depth+1)
+	case errors.As(err, &pe) && depth < maxDepth:
+		// What this edit names is stored but not processed yet: process it
+		// first (outside this transaction, which held its lock), then this.
+		if _, err := p.process(ctx, pe.id, depth+1); err != nil {
+			if k := fault.KindOf(err); k == fault.Internal || k == fault.Unavailable {
+				return nil, err
+			}
+		}
 		return p.process(ctx, id, depth+1)
 	case err != nil:
 		err = postgres.Translate(err, "submission")
@@ -352,25 +378,27 @@ func apply(ctx context.Context, q execer, id uuid.UUID, out outcome) error {
 	if out.status == "" {
 		return nil
 	}
-	var code *string
-	var errs []byte
+	var code, errs any // NULL unless set
 	if out.status == StatusRejected {
 		c := string(out.code)
 		if c == "" {
 			c = string(fault.CodeInternal)
 		}
-		code = &c
+		code = c
 	}
 	if len(out.errors) > 0 {
-		var err error
-		if errs, err = json.Marshal(out.errors); err != nil {
+		b, err := json.Marshal(out.errors)
+		if err != nil {
 			return err
 		}
+		errs = b
 	}
-	// A refusal of the sender (FORBIDDEN: not theirs to build or edit) does
-	// not keep the instanceID: the same document from someone allowed to
-	// send it is processed, not answered as this one's duplicate.
-	release := out.code == fault.CodeForbidden
+	// A refusal of the sender (FORBIDDEN: not theirs to build or edit) or of
+	// an edit of a submission not received (UNKNOWN_EDIT) does not keep the
+	// instanceID: the same document from someone allowed to send it, or sent
+	// again once the edited submission arrived, is processed afresh, as ODK
+	// Central (which stores neither) does.
+	release := out.code == fault.CodeForbidden || out.code == CodeUnknownEdit
 	if _, err := q.Exec(ctx, `UPDATE form_submission SET status = $2, error_code = $3, errors = $4, duplicate_of = $5, processed_at = now(),
 			instance_id = CASE WHEN $6 THEN NULL ELSE instance_id END
 		WHERE id = $1 AND status IN ('received', 'rejected')`, id, out.status, code, errs, out.dupOf, release); err != nil {
@@ -387,7 +415,7 @@ func apply(ctx context.Context, q execer, id uuid.UUID, out outcome) error {
 
 // lockInstances takes the transaction-long locks that make processing of an
 // instanceID, and of edits with the version they edit, one at a time (the
-// fast path takes the same lock in form_submission_claim). Keys are taken in
+// fast path takes none: see receiveFast). Keys are taken in
 // sorted order so two edits cannot deadlock.
 func lockInstances(ctx context.Context, tx pgx.Tx, keys ...string) error {
 	keys = slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k == "" })
@@ -424,8 +452,8 @@ func (p *Pipeline) duplicate(ctx context.Context, st *stored, sub *xform.Submiss
 	if err := apply(ctx, p.Pool, st.id, outcome{status: StatusDuplicate, dupOf: &first}); err != nil {
 		return nil, postgres.Translate(err, "submission")
 	}
-	if depth > 0 {
-		return nil, fmt.Errorf("submission %s: duplicate of a duplicate", st.id)
+	if depth >= maxDepth {
+		return nil, fmt.Errorf("submission %s: duplicate of %s, processed too deep", st.id, first)
 	}
 	res, err := p.process(ctx, first, depth+1)
 	if res != nil {

@@ -11,8 +11,10 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/assessment"
 	"github.com/shala-edu/shala/internal/bbb"
 	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
@@ -41,9 +43,15 @@ type Deps struct {
 	LessonPolicy lesson.Policy
 	Alerts       lesson.AlertSource
 	// Blobs is the file store (exam answer files are deleted from it).
+	// Blobs is the file store (exam answer files are deleted from it;
+	// certificate PDFs are stored in it).
 	Blobs *blob.Bucket
 	// Now is the exam sweep's clock; nil is time.Now.
 	Now func() time.Time
+	// Certificate PDFs are rendered by PDF (a warm Chromium); PublicURL is
+	// the verify URL printed on them.
+	PDF       certificate.Renderer
+	PublicURL string
 	// Exporter appends responses to Google Sheets (nil: not configured).
 	Exporter *export.Exporter
 }
@@ -78,7 +86,10 @@ func Workers(d Deps) *river.Workers {
 
 	river.AddWorker(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
 	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
+	river.AddWorker(w, &queue.SweepWorker[assessment.SweepArgs]{Pool: d.Pool, MinAge: assessment.AnnounceAfter, Sweep: assessment.SweepAnnouncements})
 
+	river.AddWorker(w, &certificate.RenderWorker{Pool: d.Pool, Bucket: d.Blobs, Renderer: d.PDF, PublicURL: d.PublicURL})
+	river.AddWorker(w, &queue.SweepWorker[certificate.ReconcileArgs]{Pool: d.Pool, MinAge: certificate.ReconcileAfter, Sweep: certificate.Reconcile})
 	// The workers' own exam store: it enqueues through the job's client.
 	exams := exam.New(exam.Deps{Pool: d.Pool, Files: exam.NewFiles(d.Blobs), Now: d.Now, Log: d.Log})
 	river.AddWorker(w, &exam.DeleteBlobWorker{Store: exams})
@@ -101,6 +112,8 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(time.Hour, inbox.PruneArgs{}, true),
 		every(time.Minute, sms.ReconcileArgs{}, true),
 		every(time.Minute, forms.ReconcileArgs{}, true),
+		every(time.Minute, certificate.ReconcileArgs{}, true),
+		every(time.Minute, assessment.SweepArgs{}, true),
 		every(time.Hour, exam.ExpireArgs{}, true),
 		every(time.Minute, export.SweepArgs{}, true),
 	}

@@ -264,6 +264,17 @@ func (d Deps) store(ctx context.Context, submission uuid.UUID, files []*attachme
 	return nil
 }
 
+// unversioned stands for version "" (a definition without a version
+// attribute) in form URLs, as in ODK Central's.
+const unversioned = "___"
+
+func versionSegment(v string) string {
+	if v == "" {
+		return unversioned
+	}
+	return v
+}
+
 type xformsList struct {
 	XMLName xml.Name    `xml:"http://openrosa.org/xforms/xformsList xforms"`
 	Forms   []xformItem `xml:"xform"`
@@ -307,7 +318,7 @@ func FormList(d Deps, publicURL string) http.Handler {
 				return
 			}
 			it.Hash = "md5:" + it.Hash
-			it.DownloadURL = base + it.FormID + "/" + it.Version + ".xml"
+			it.DownloadURL = base + it.FormID + "/" + versionSegment(it.Version) + ".xml"
 			list.Forms = append(list.Forms, it)
 		}
 		if err := rows.Err(); err != nil {
@@ -331,6 +342,9 @@ func FormDownload(d Deps) http.Handler {
 			return
 		}
 		version := strings.TrimSuffix(chi.URLParam(r, "file"), ".xml")
+		if version == unversioned {
+			version = ""
+		}
 		var def string
 		err := d.Pool.QueryRow(ctx, `SELECT xform FROM form_version WHERE form_id = $1 AND version = $2`,
 			chi.URLParam(r, "form"), version).Scan(&def)

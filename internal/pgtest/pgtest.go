@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shala-edu/shala/internal/pgcluster"
+	"github.com/shala-edu/shala/internal/postgres"
 	"github.com/shala-edu/shala/internal/schema"
 	"github.com/shala-edu/shala/migrations"
 )
@@ -172,14 +173,38 @@ func URL(t testing.TB) string {
 }
 
 // New returns a pool on a fresh migrated database for t (see URL); the pool
-// is closed when t ends.
+// is closed when t ends. Every statement's arguments are checked for nil
+// Go slices and maps (postgres.NilArgs): t fails, when it ends, for each
+// one that reached the database.
 func New(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), URL(t))
+	cfg, err := pgxpool.ParseConfig(URL(t))
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	t.Cleanup(pool.Close)
+	var (
+		mu    sync.Mutex
+		found []string
+	)
+	cfg.ConnConfig.Tracer = postgres.NilArgs{Report: func(sql string, param int, goType string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(found) < 20 {
+			found = append(found, fmt.Sprintf("$%d is a nil %s (write an empty one, or an untyped nil for NULL) in: %s", param, goType, sql))
+		}
+	}}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(func() {
+		pool.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range found {
+			t.Errorf("pgtest: nil Go slice or map sent to Postgres: %s", f)
+		}
+	})
 	return pool
 }
 

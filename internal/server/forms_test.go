@@ -401,8 +401,19 @@ func TestFinalisingAClassSendsTheResultSMS(t *testing.T) {
 			"id":"%s","table":{"name":"assessment_class","schema":"public"},"trigger":{"name":"assessment_class_finalized"}}`,
 			old, assessment, school, newFinal, op, school, uuid.New()))
 	}
+	// The rows the events describe: the class opened, then finalised.
+	if _, err := b.pool.Exec(ctx, `UPDATE assessment_deadline SET due_at = now() + interval '1 day'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.pool.Exec(ctx, `INSERT INTO assessment_class (assessment_id, school_id, grade, section, final) VALUES ($1, $2, 6, 'A', false)`,
+		assessment, school); err != nil {
+		t.Fatal(err)
+	}
 	if resp := b.post(t, "/events/assessment_class_finalized", event("INSERT", "", "false"), nil); resp.StatusCode != 200 {
 		t.Fatalf("not final: %d", resp.StatusCode)
+	}
+	if _, err := b.pool.Exec(ctx, `UPDATE assessment_class SET final = true, finalized_by = 'teacher-9' WHERE assessment_id = $1`, assessment); err != nil {
+		t.Fatal(err)
 	}
 	if n := b.count(t, `SELECT count(*) FROM sms_request`); n != 0 {
 		t.Fatalf("a class that is not final sent %d requests", n)
@@ -424,5 +435,15 @@ func TestFinalisingAClassSendsTheResultSMS(t *testing.T) {
 	if typ != "EXAM_RESULT_ANNOUNCEMENT" || len(grades) != 1 || grades[0] != 6 || sections[0] != "A" || source != "assessment" ||
 		vars["assessment"] != "SA-1 गणित और हिंदी 2026" || vars["results_date"] == "" {
 		t.Errorf("request %s %v %v %v %s", typ, grades, sections, vars, source)
+	}
+
+	// An operator's "Invoke" of the trigger on the final row in Hasura's
+	// console (op MANUAL, no old row, a new event id) does not broadcast
+	// the results a second time.
+	if resp := b.post(t, "/events/assessment_class_finalized", event("MANUAL", "", "true"), nil); resp.StatusCode != 200 {
+		t.Fatalf("manual invoke: %d", resp.StatusCode)
+	}
+	if n := b.count(t, `SELECT count(*) FROM sms_request WHERE school_id = $1`, school); n != 1 {
+		t.Errorf("%d result requests after a manual re-invoke of a final class, want 1", n)
 	}
 }

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shala-edu/shala/actions"
+	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/openrosa"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/ratelimit"
@@ -35,6 +38,18 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodGet, "/forms/{form}/{file}", openrosa.FormDownload(odk))
 	})
 
+	// Students and leaving certificates, outside Hasura: what a phone camera
+	// opens from the QR code, the published signing keys, the PDFs, and
+	// schools' transfer-document uploads. Rate limited per IP.
+	r.Group(func(r chi.Router) {
+		r.Use(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware)
+		r.Method(http.MethodGet, "/verify/{id}", web.VerifyByID(d.Log, d.Certificates))
+		r.Method(http.MethodGet, "/verify", web.VerifyPayload(d.Log, d.Certificates))
+		r.Method(http.MethodGet, web.KeysPath, web.Keys(d.Log, d.certificateSigner()))
+		r.Method(http.MethodGet, "/certificates/{id}/pdf", web.CertificatePDF(d.Log, d.Certificates, d.Blobs))
+		// Transfer documents (OTHER_STATE admissions), with the app's JWT.
+		r.Method(http.MethodPost, web.DocumentsPath, web.StudentDocuments(d.Log, d.JWT, d.Students, d.Documents))
+	})
 	// Students hand in exam answer files by upload code (plain multipart,
 	// or tus for resumable uploads); anyone holding a verification code
 	// gets a signed link. Wrong codes are counted per client (guesses).
@@ -101,6 +116,7 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodPost, "/ping", actions.Ping(d.Log, d.Pings))
 		r.Method(http.MethodPost, "/registerForm", actions.RegisterForm(d.Log, d.Catalog))
 		r.Method(http.MethodPost, "/saveFormRule", actions.SaveFormRule(d.Log, d.Catalog, d.Rules))
+		r.Method(http.MethodPost, "/saveBuilderMapping", actions.SaveBuilderMapping(d.Log, d.Catalog))
 		r.Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, d.Pipeline))
 		r.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, d.Collectors, d.PublicURL))
 		r.Method(http.MethodPost, "/revokeCollector", actions.RevokeCollector(d.Log, d.Collectors))
@@ -115,6 +131,13 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodPost, "/resetModeratorLink", actions.ResetModeratorLink(d.Log, d.LessonGroups, d.PublicURL))
 		r.Method(http.MethodPost, "/startLesson", actions.StartLesson(d.Log, d.Lessons))
 		r.Method(http.MethodPost, "/endLesson", actions.EndLesson(d.Log, d.Lessons))
+		r.Method(http.MethodPost, "/registerStudent", actions.RegisterStudent(d.Log, d.Students))
+		r.Method(http.MethodPost, "/promoteStudents", actions.PromoteStudents(d.Log, d.Students))
+		r.Method(http.MethodPost, "/issueLeavingCertificate", actions.IssueLeavingCertificate(d.Log, d.Certificates, d.PublicURL))
+		r.Method(http.MethodPost, "/revokeCertificate", actions.RevokeCertificate(d.Log, d.Certificates))
+		r.Method(http.MethodPost, "/verifyCertificate", actions.VerifyCertificate(d.Log, d.Certificates))
+		r.Method(http.MethodPost, "/admitTransferredStudent", actions.AdmitTransferredStudent(d.Log, d.Certificates))
+		r.Method(http.MethodPost, "/studentAadhaar", actions.StudentAadhaar(d.Log, d.Students))
 		r.Method(http.MethodPost, "/createExam", actions.CreateExam(d.Log, d.Exams))
 		r.Method(http.MethodPost, "/createExamStudents", actions.CreateExamStudents(d.Log, d.Exams))
 		r.Method(http.MethodPost, "/resetUploadCode", actions.ResetUploadCode(d.Log, d.Exams))
@@ -138,3 +161,24 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodPost, "/expire_exam_uploads", triggers.ExpireExamUploads(d.Log, d.Inbox))
 	})
 }
+
+// certificateSigner is the signer whose keys are published (none when
+// certificates are not wired, as in some tests: the key set is then empty).
+func (d Deps) certificateSigner() certificate.Signer {
+	if d.Certificates == nil {
+		return noKeys{}
+	}
+	return d.Certificates.Signer()
+}
+
+type noKeys struct{}
+
+func (noKeys) SigningKey(context.Context) (certificate.Key, error) {
+	return certificate.Key{}, errNoSigner
+}
+func (noKeys) Sign(context.Context, certificate.Key, []byte) ([]byte, error) {
+	return nil, errNoSigner
+}
+func (noKeys) Keys(context.Context) ([]certificate.Key, error) { return nil, nil }
+
+var errNoSigner = errors.New("no certificate signer configured")

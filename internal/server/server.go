@@ -18,6 +18,7 @@ import (
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/export"
@@ -27,6 +28,8 @@ import (
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/progress"
 	"github.com/shala-edu/shala/internal/queue"
+	"github.com/shala-edu/shala/internal/student"
+	"github.com/shala-edu/shala/internal/upload"
 	"github.com/shala-edu/shala/internal/web"
 )
 
@@ -82,6 +85,12 @@ type Deps struct {
 	// served.
 	Operator         http.Handler
 	OperatorPassword string
+	// Students and Certificates serve the student and leaving-certificate
+	// actions and the public verification endpoints.
+	Students     *student.Store
+	Certificates *certificate.Store
+	// Documents stores transfer documents (students from other states).
+	Documents *upload.Store
 	// Ready reports whether this instance can serve: database reachable,
 	// migrations current. nil means always ready.
 	Ready func(context.Context) error

@@ -81,6 +81,9 @@ func directArgs(d Direct) (uuid.UUID, []any, error) {
 	if d.Language == "" {
 		d.Language = "hi"
 	}
+	if d.Variables == nil {
+		d.Variables = map[string]string{} // a nil map marshals as JSON null, which the column refuses
+	}
 	vars, err := json.Marshal(d.Variables)
 	if err != nil {
 		return uuid.Nil, nil, err
@@ -288,9 +291,9 @@ func students(ctx context.Context, tx pgx.Tx, r *Request) (out []recipient, next
 		afterPhone = p
 		afterID, _ = uuid.Parse(idStr)
 	}
-	var grades []int32
-	var sections []string
-	var ids []uuid.UUID
+	// No filter is NULL (an untyped nil: a nil slice would say the same by
+	// accident, see postgres.NilArgs).
+	var grades, sections, ids any
 	if len(r.Grades) > 0 {
 		grades = r.Grades
 	}

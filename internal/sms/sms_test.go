@@ -160,9 +160,13 @@ func (f *fixture) student(name string, grade int, section string, phone any) uui
 func (f *fixture) request(typ string, vars map[string]string, grades []int) uuid.UUID {
 	f.t.Helper()
 	b, _ := json.Marshal(vars)
+	var g any // NULL (every grade) unless given
+	if grades != nil {
+		g = grades
+	}
 	var id uuid.UUID
 	if err := f.pool.QueryRow(context.Background(), `INSERT INTO sms_request (school_id, type, grades, variables, requested_by)
-		VALUES ($1, $2, $3, $4, 'teacher-7') RETURNING id`, f.school, typ, grades, b).Scan(&id); err != nil {
+		VALUES ($1, $2, $3, $4, 'teacher-7') RETURNING id`, f.school, typ, g, b).Scan(&id); err != nil {
 		f.t.Fatal(err)
 	}
 	return id
@@ -573,6 +577,27 @@ func TestDirectMessagesFromOtherCapabilities(t *testing.T) {
 	rec := f.gw.Received()
 	if len(rec) != 1 || rec[0].Number != "9816055555" || !strings.Contains(rec[0].Text, "मासिक बचत आय से अधिक है") {
 		t.Errorf("gateway got %+v", rec)
+	}
+}
+
+// A direct message without variables (a nil map) is recorded with none,
+// not refused: a nil Go map is JSON null, which the column's check refuses.
+func TestDirectMessageWithoutVariables(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	var id uuid.UUID
+	err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
+		var err error
+		id, err = sms.Enqueue(ctx, tx, sms.Direct{Type: "RULE_FLAG", Phones: []string{"98160 55555"}, Source: "forms"})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("enqueue without variables: %v", err)
+	}
+	var vars string
+	if err := f.pool.QueryRow(ctx, `SELECT variables::text FROM sms_request WHERE id = $1`, id).Scan(&vars); err != nil || vars != "{}" {
+		t.Errorf("variables %q %v, want {}", vars, err)
 	}
 }
 

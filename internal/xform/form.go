@@ -32,6 +32,8 @@ var knownTypes = map[string]Type{
 	"string": String, "int": Int, "integer": Int, "decimal": Decimal, "date": Date, "dateTime": DateTime,
 	"time": Time, "select1": Select1, "select": Select, "geopoint": Geopoint, "boolean": Boolean,
 	"binary": Binary, "barcode": Barcode, "geotrace": Geotrace, "geoshape": Geoshape,
+	// ODK's rank control submits every choice, space separated, in order.
+	"odk:rank": Select,
 }
 
 // Form is a parsed form definition.
@@ -114,7 +116,9 @@ func ParseDefinition(data []byte) (*Form, error) {
 	if model == nil {
 		return nil, fmt.Errorf("<h:head> has no <model>")
 	}
-	f := &Form{byPath: map[string]*Field{}, groups: map[string]bool{}}
+	// Never nil: a form without translations has no languages, and that is
+	// an empty list, not a missing one.
+	f := &Form{byPath: map[string]*Field{}, groups: map[string]bool{}, Fields: []*Field{}, Repeats: []string{}, Languages: []string{}}
 	if t := head.child("title"); t != nil {
 		f.Title = t.Text()
 	}
@@ -137,12 +141,11 @@ func ParseDefinition(data []byte) (*Form, error) {
 	}
 	f.Root = primary.name.Local
 	f.ID = primary.attr("id")
+	// No version attribute is version "" (ODK Central stores it so): XLSForm
+	// writes none when the settings sheet has no version.
 	f.Version = primary.attr("version")
 	if !formIDPat.MatchString(f.ID) {
 		return nil, fmt.Errorf("instance root <%s>: id %q must be 1–100 letters, digits, '_', '.' or '-'", f.Root, f.ID)
-	}
-	if f.Version == "" {
-		return nil, fmt.Errorf("instance root <%s id=%q>: version attribute missing", f.Root, f.ID)
 	}
 	if f.Title == "" {
 		f.Title = f.ID
@@ -213,16 +216,21 @@ func ParseDefinition(data []byte) (*Form, error) {
 					}
 				}
 			}
-		case "input", "select1", "select", "upload", "range", "rank", "trigger", "odk:rank":
+		case "input", "select1", "select", "upload", "range", "rank", "trigger":
 			fl := f.byPath[absolute(f.Root, n.attr("ref"))]
 			if fl == nil {
 				return
 			}
 			fl.Labels = labels(n.child("label"), translations)
+			if len(fl.Labels) == 0 {
+				// A question with only a hint (pyxform allows it): the hint
+				// is the text the collector saw.
+				fl.Labels = labels(n.child("hint"), translations)
+			}
 			switch n.name.Local {
 			case "select1":
 				fl.Type = Select1
-			case "select":
+			case "select", "rank":
 				fl.Type = Select
 			}
 			for _, it := range n.all("item") {
@@ -263,13 +271,24 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// absolute normalises a nodeset or ref to an absolute path.
+// absolute normalises a nodeset or ref to an absolute path of local names:
+// /data/orx:meta/orx:instanceID (older pyxform, ODK Build, Enketo) is
+// /data/meta/instanceID, as the instance's elements are keyed.
 func absolute(root, ref string) string {
 	ref = strings.TrimSpace(ref)
-	if strings.HasPrefix(ref, "/") {
+	if !strings.HasPrefix(ref, "/") {
+		ref = "/" + root + "/" + ref
+	}
+	if !strings.Contains(ref, ":") {
 		return ref
 	}
-	return "/" + root + "/" + ref
+	steps := strings.Split(ref, "/")
+	for i, s := range steps {
+		if j := strings.IndexByte(s, ':'); j >= 0 && !strings.ContainsAny(s[:j], "[(") {
+			steps[i] = s[j+1:]
+		}
+	}
+	return strings.Join(steps, "/")
 }
 
 func textOf(n *node) string {

@@ -37,10 +37,15 @@ func ParseSubmission(data []byte) (*Submission, error) {
 	if s.FormID == "" {
 		return nil, fmt.Errorf("root element <%s>: id attribute (the form id) missing", s.Root)
 	}
-	if meta := root.child("meta"); meta != nil {
+	if meta := root.child("meta"); meta != nil { // meta or orx:meta
 		s.InstanceID = textOf(meta.child("instanceID"))
 		s.DeprecatedID = textOf(meta.child("deprecatedID"))
 		s.InstanceName = textOf(meta.child("instanceName"))
+	}
+	if s.InstanceID == "" {
+		// Forms from before the meta block put it under the root, as ODK
+		// Central also reads it.
+		s.InstanceID = textOf(root.child("instanceID"))
 	}
 	if s.InstanceID == "" {
 		return nil, fmt.Errorf("/%s/meta/instanceID: missing; every submission needs one", s.Root)
@@ -59,7 +64,8 @@ type Geo struct {
 // Answer is one field's value in one repeat instance.
 type Answer struct {
 	Field   *Field
-	Index   []int // 1-based position in each enclosing repeat, outermost first
+	Index   []int  // 1-based position in each enclosing repeat, outermost first
+	At      string // where the value is in the submission: /data/member[2]/member_age
 	Raw     string
 	Number  *float64   // int and decimal
 	Time    *time.Time // date (UTC midnight) and dateTime
@@ -134,7 +140,7 @@ func (f *Form) Answers(s *Submission) ([]Answer, []FieldError) {
 				errs = append(errs, FieldError{Path: sp, Reason: reason})
 				continue
 			}
-			a.Index = idx
+			a.Index, a.At = idx, sp
 			answers = append(answers, a)
 		}
 	}
@@ -168,7 +174,9 @@ func coerce(fl *Field, raw string) (Answer, string) {
 		}
 		a.Number = &v
 	case Date:
-		t, err := time.Parse("2006-01-02", raw)
+		// JavaRosa pads (2022-02-28); Enketo's exports and hand-made
+		// instances do not always (2022-2-28).
+		t, err := time.Parse("2006-1-2", raw)
 		if err != nil {
 			return a, fmt.Sprintf("%q is not a date (YYYY-MM-DD)", short(raw))
 		}

@@ -304,3 +304,114 @@ func FuzzParseSubmission(f *testing.F) {
 		}
 	})
 }
+
+// shapes are definitions as pyxform and Enketo write them that the
+// household survey does not cover, each with one valid submission. Every
+// one must parse, and its submission must read without errors.
+var shapes = []struct {
+	name, file string
+	check      func(t *testing.T, f *xform.Form, answers []xform.Answer)
+}{
+	{"no itext: plain labels, choices from secondary instances", "plain", func(t *testing.T, f *xform.Form, answers []xform.Answer) {
+		if f.Languages == nil || len(f.Languages) != 0 {
+			t.Errorf("languages %#v, want an empty list", f.Languages)
+		}
+		if got := f.Field("/data/village").Labels["default"]; got != "Village" {
+			t.Errorf("label %q", got)
+		}
+		if fl := f.Field("/data/source_type"); fl.Type != xform.Select1 || len(fl.Choices) != 3 || fl.Choices[2].Labels["default"] != "Spring" {
+			t.Errorf("source_type %+v", fl)
+		}
+	}},
+	{"itext with one language", "one_language", func(t *testing.T, f *xform.Form, _ []xform.Answer) {
+		if strings.Join(f.Languages, "|") != "Hindi (hi)" {
+			t.Errorf("languages %v", f.Languages)
+		}
+		if fl := f.Field("/data/meal_served"); len(fl.Choices) != 2 || fl.Choices[0].Labels["Hindi (hi)"] != "हाँ" {
+			t.Errorf("meal_served %+v", fl)
+		}
+	}},
+	{"itext entries with media only", "media_itext", func(t *testing.T, f *xform.Form, _ []xform.Answer) {
+		if fl := f.Field("/data/animal"); len(fl.Choices) != 2 || fl.Labels == nil || len(fl.Labels) != 0 {
+			t.Errorf("animal %+v: want two choices and no text label", fl)
+		}
+		if got := f.Field("/data/child_name").Labels["default"]; got != "Child's name" {
+			t.Errorf("child_name label %q", got)
+		}
+	}},
+	{"hint-only questions", "hint_only", func(t *testing.T, f *xform.Form, _ []xform.Answer) {
+		if got := f.Field("/data/books_issued").Labels["default"]; got != "Books issued today (count the register)" {
+			t.Errorf("a hint-only question's label %q, want its hint", got)
+		}
+		if got := f.Field("/data/librarian").Labels["default"]; got != "Librarian" {
+			t.Errorf("label %q", got)
+		}
+	}},
+	{"notes and a trigger", "note_trigger", func(t *testing.T, f *xform.Form, answers []xform.Answer) {
+		if len(answers) != 2 {
+			t.Errorf("%d answers, want the name and the acknowledgement (notes are empty)", len(answers))
+		}
+	}},
+	{"odk: extensions (rank, setgeopoint, audit, max-pixels)", "odk_extensions", func(t *testing.T, f *xform.Form, answers []xform.Answer) {
+		fl := f.Field("/data/priorities")
+		if fl.Type != xform.Select || len(fl.Choices) != 3 {
+			t.Errorf("rank %+v", fl)
+		}
+		for _, a := range answers {
+			if a.Field == fl && strings.Join(a.Choices, " ") != "toilets roof ramp" {
+				t.Errorf("rank order %v", a.Choices)
+			}
+		}
+	}},
+	{"no version attribute (version \"\", as in ODK Central)", "unversioned", func(t *testing.T, f *xform.Form, answers []xform.Answer) {
+		if f.Version != "" || len(answers) != 2 {
+			t.Errorf("version %q, %d answers", f.Version, len(answers))
+		}
+	}},
+	{"orx:meta instead of meta", "orx_meta", func(t *testing.T, f *xform.Form, answers []xform.Answer) {
+		if fl := f.Field("/data/meta/timeStart"); fl == nil || fl.Type != xform.DateTime {
+			t.Errorf("a bind on /data/orx:meta/orx:timeStart: %+v", fl)
+		}
+		if len(answers) != 2 {
+			t.Errorf("%d answers, want 2 (meta is not an answer)", len(answers))
+		}
+	}},
+}
+
+func TestRealXFormShapes(t *testing.T) {
+	t.Parallel()
+	for _, tt := range shapes {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f, err := xform.ParseDefinition(read(t, "shapes/"+tt.file+".xml"))
+			if err != nil {
+				t.Fatalf("definition: %v", err)
+			}
+			if f.Languages == nil {
+				t.Error("languages is nil")
+			}
+			for _, fl := range f.Fields {
+				if fl.Labels == nil {
+					t.Errorf("%s: labels is nil", fl.Path)
+				}
+				for _, c := range fl.Choices {
+					if c.Labels == nil {
+						t.Errorf("%s choice %s: labels is nil", fl.Path, c.Value)
+					}
+				}
+			}
+			sub, err := xform.ParseSubmission(read(t, "shapes/"+tt.file+".instance.xml"))
+			if err != nil {
+				t.Fatalf("submission: %v", err)
+			}
+			if sub.InstanceID == "" || sub.FormID != f.ID || sub.Version != f.Version || sub.Root != f.Root {
+				t.Errorf("submission header %+v, form %s %s <%s>", sub, f.ID, f.Version, f.Root)
+			}
+			answers, errs := f.Answers(sub)
+			if len(errs) != 0 {
+				t.Errorf("errors %v", errs)
+			}
+			tt.check(t, f, answers)
+		})
+	}
+}

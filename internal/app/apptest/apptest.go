@@ -23,8 +23,8 @@ const WebhookSecret = "apptest-webhook-secret"
 var Discard = slog.New(slog.DiscardHandler)
 
 // Config is the configuration tests build an App with: the defaults, the
-// webhook secret WebhookSecret, the blob bucket and the SMS outbox under
-// t.TempDir(), 10 workers with a 1 ms fetch cooldown, and no per-IP limit
+// webhook secret WebhookSecret, the blob bucket, the SMS outbox and the
+// development keys (certificate signing, Aadhaar) under t.TempDir(), 10 workers with a 1 ms fetch cooldown, and no per-IP limit
 // worth mentioning. Tests change what they need before calling New.
 func Config(t testing.TB) *config.Config {
 	t.Helper()
@@ -38,6 +38,7 @@ func Config(t testing.TB) *config.Config {
 		"SHALA_QUEUE_WORKERS":        "10",
 		"SHALA_QUEUE_FETCH_COOLDOWN": "1ms",
 		"SHALA_SMS_WORKERS":          "8",
+		"SHALA_DATA_DIR":             filepath.Join(dir, "data"),
 	}
 	cfg, err := config.Load(context.Background(), func(k string) string { return env[k] }, nil)
 	if err != nil {
