@@ -194,11 +194,15 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
-	if _, err := pool.Exec(ctx, `ALTER TABLE assessment_result DISABLE TRIGGER assessment_result_progress_insert`); err != nil {
+	// The counters' triggers on an insert: the BEFORE statement one that
+	// counts the query's statements and the AFTER one that applies them.
+	if _, err := pool.Exec(ctx, `ALTER TABLE assessment_result DISABLE TRIGGER assessment_result_progress_start;
+		ALTER TABLE assessment_result DISABLE TRIGGER assessment_result_progress_insert`); err != nil {
 		return err
 	}
 	wOff, err := w.run(ctx, unmaintained)
-	if _, e := pool.Exec(ctx, `ALTER TABLE assessment_result ENABLE TRIGGER assessment_result_progress_insert`); e != nil {
+	if _, e := pool.Exec(ctx, `ALTER TABLE assessment_result ENABLE TRIGGER assessment_result_progress_start;
+		ALTER TABLE assessment_result ENABLE TRIGGER assessment_result_progress_insert`); e != nil {
 		err = errors.Join(err, e)
 	}
 	if err != nil {

@@ -275,6 +275,14 @@ func TestVersionChangesWithWhatTheListingShows(t *testing.T) {
 			_, err := w.pool.Exec(w.ctx, `UPDATE assessment SET name = 'X renamed' WHERE id = $1`, w.x)
 			return err
 		}, true},
+		{"its SMS template edited (not listed)", func() error {
+			_, err := w.pool.Exec(w.ctx, `UPDATE assessment SET sms_template = 'EXAM_RESULT_ANNOUNCEMENT' WHERE id = $1`, w.x)
+			return err
+		}, false},
+		{"an assessment updated to what it was", func() error {
+			_, err := w.pool.Exec(w.ctx, `UPDATE assessment SET name = name, enabled = enabled WHERE id = $1`, w.x)
+			return err
+		}, false},
 		{"its deadline moved", func() error {
 			_, err := w.pool.Exec(w.ctx, `UPDATE assessment_deadline SET due_at = due_at + interval '1 day' WHERE assessment_id = $1 AND district = 'Shimla'`, w.x)
 			return err
@@ -345,21 +353,31 @@ func TestPassRuleEditRecountsPassed(t *testing.T) {
 	w.noDrift("after the edits")
 }
 
+// TestWritesAtRepeatableReadAreRefused: result writes and recounts (a
+// pass-rule edit) read the rows committed before them, which an older
+// snapshot would not show.
 func TestWritesAtRepeatableReadAreRefused(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	tx, err := w.pool.BeginTx(w.ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := tx.Rollback(w.ctx); err != nil {
-			t.Error(err)
+	for _, tt := range []struct {
+		name string
+		sql  string
+		args []any
+	}{
+		{"a result", `INSERT INTO assessment_result (assessment_id, school_id, student_id, subject, component_id, present, marks)
+			VALUES ($1, $2, $3, 'HINDI', $4, true, 10)`, []any{w.x, w.a, w.s1, w.theory}},
+		{"a pass-rule edit", `UPDATE assessment SET pass_percent = 40 WHERE id = $1`, []any{w.x}},
+	} {
+		tx, err := w.pool.BeginTx(w.ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	_, err = tx.Exec(w.ctx, `INSERT INTO assessment_result (assessment_id, school_id, student_id, subject, component_id, present, marks)
-		VALUES ($1, $2, $3, 'HINDI', $4, true, 10)`, w.x, w.a, w.s1, w.theory)
-	if err == nil || !strings.Contains(err.Error(), "READ COMMITTED") {
-		t.Errorf("a result written at repeatable read: %v, want a refusal naming READ COMMITTED", err)
+		_, err = tx.Exec(w.ctx, tt.sql, tt.args...)
+		if err == nil || !strings.Contains(err.Error(), "READ COMMITTED") {
+			t.Errorf("%s at repeatable read: %v, want a refusal naming READ COMMITTED", tt.name, err)
+		}
+		if err := tx.Rollback(w.ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -6,7 +6,10 @@
 // There is no cache to clear. The counters (assessment_progress,
 // school_class) are maintained by statement-level triggers in the same
 // transaction as every result, TSP, finalisation and enrolment write
-// (migration 1795316000000_assessment_progress), so they are always right
+// (migrations 1795316000000_assessment_progress; for statements that change
+// a student's rows in several ways at once, TRUNCATE and grade points
+// 1795316500000_progress_statement_sets and
+// 1795316600000_progress_truncate_grades_edits), so they are always right
 // and a listing reads a few counter rows, never results. The version is
 // the school's (district, session) scope version plus the sum of its
 // classes' versions, each bumped in the writing transaction: versions only
