@@ -11,6 +11,7 @@ import (
 	"reflect"
 
 	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/logging"
 )
 
@@ -209,7 +210,7 @@ const RetryAfterSeconds = "10"
 // request's ids and answered with a generic 500.
 func WriteActionError(ctx context.Context, w http.ResponseWriter, log *slog.Logger, err error) {
 	f := fault.As(err)
-	status := f.Kind.Status()
+	status := httperr.Status(f.Kind)
 	if f.Kind == fault.Internal || f.Kind == fault.Unavailable {
 		log.ErrorContext(ctx, "action failed", "err", err)
 		if f.Kind == fault.Unavailable {
@@ -240,7 +241,7 @@ func writeDeliveryError(ctx context.Context, w http.ResponseWriter, log *slog.Lo
 		writeJSON(w, http.StatusServiceUnavailable, errorBody(f.Message, f.Code, ""))
 	default:
 		log.WarnContext(ctx, "delivery refused", "code", f.Code, "err", f.Message)
-		writeJSON(w, f.Kind.Status(), errorBody(f.Message, f.Code, f.Field))
+		writeJSON(w, httperr.Status(f.Kind), errorBody(f.Message, f.Code, f.Field))
 	}
 }
 

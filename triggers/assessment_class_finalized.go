@@ -33,7 +33,7 @@ func AssessmentClassFinalized(log *slog.Logger, in *inbox.Inbox) http.Handler {
 			return hasura.Ack{Detail: "not a finalisation"}, nil
 		}
 		queued := false
-		dup, err := in.Receive(ctx, inbox.ForEvent(e), func(ctx context.Context, w *inbox.Work) error {
+		dup, err := in.Receive(ctx, forEvent(e), func(ctx context.Context, w *inbox.Work) error {
 			by := ""
 			if e.New.FinalizedBy != nil {
 				by = *e.New.FinalizedBy

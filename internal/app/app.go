@@ -78,12 +78,14 @@ type App struct {
 
 	SMS        sms.Provider
 	SMSMetrics *sms.Metrics
+	SMSReports *sms.Reports
 
-	Pings      *ping.Store
-	Catalog    *forms.Catalog
-	Rules      *forms.Rules
-	Pipeline   *forms.Pipeline
-	Collectors *forms.Collectors
+	Pings       *ping.Store
+	Catalog     *forms.Catalog
+	Rules       *forms.Rules
+	Pipeline    *forms.Pipeline
+	Collectors  *forms.Collectors
+	Attachments *forms.Attachments
 
 	// Queue works every job kind jobs.Workers lists (once Start is
 	// called); Inbox records Hasura deliveries and enqueues through it.
@@ -151,6 +153,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		}
 	}
 	a.SMSMetrics = sms.NewMetrics(a.Registry)
+	a.SMSReports = sms.NewReports(a.Pool)
 
 	// Domain stores and services.
 	a.Pings = ping.NewStore(a.Pool)
@@ -158,6 +161,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.Rules = forms.NewRules()
 	a.Pipeline = &forms.Pipeline{Pool: a.Pool, Catalog: a.Catalog, Rules: a.Rules, Log: log}
 	a.Collectors = forms.NewCollectors(a.Pool)
+	a.Attachments = forms.NewAttachments(a.Pool)
 
 	// The queue and what records work into it.
 	jd := jobs.Deps{Pool: a.Pool, Log: log, Tracker: a.Tracker, SMSProvider: a.SMS, SMSRate: cfg.SMSRate,
@@ -175,17 +179,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	}
 	a.Inbox = inbox.New(a.Pool, a.Queue)
 	if cfg.OperatorPassword != "" {
-		if a.Operator, err = queue.NewUI(bg, a.Queue, log); err != nil {
+		if a.Operator, err = server.NewOperatorUI(bg, a.Queue, log); err != nil {
 			return nil, err
 		}
 	}
 
 	a.handler = server.NewServer(server.Deps{
-		Log: log, Pool: a.Pool, Gatherer: a.Registry, Metrics: server.NewMetrics(a.Registry),
+		Log: log, Gatherer: a.Registry, Metrics: server.NewMetrics(a.Registry),
 		WebhookSecret: cfg.WebhookSecret.Reveal(), MaxBodyBytes: cfg.MaxBodyBytes,
 		PublicURL: cfg.PublicURL, PublicRate: cfg.PublicRate, PublicBurst: cfg.PublicBurst,
-		Inbox: a.Inbox, Pings: a.Pings, Catalog: a.Catalog, Rules: a.Rules, Pipeline: a.Pipeline, Collectors: a.Collectors,
-		Blobs: a.Bucket, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
+		Inbox: a.Inbox, Pings: a.Pings, Catalog: a.Catalog, Rules: a.Rules, Pipeline: a.Pipeline, Collectors: a.Collectors, Attachments: a.Attachments,
+		SMSReports: a.SMSReports,
+		Blobs:      a.Bucket, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
 		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: TwilioCallbackURL(cfg),
 		Operator: a.Operator, OperatorPassword: cfg.OperatorPassword.Reveal(),
 		Ready: a.Ready,

@@ -1,21 +1,21 @@
 // Package fault is shala's one error vocabulary. Domain packages return a
 // *fault.Error for anything the caller did wrong or must know about (bad
 // input, missing row, conflict, expired link); every other error is internal.
-// The HTTP edges (hasura.WriteActionError and the REST writer) turn a Kind
-// into a status code and a Code into the stable `extensions.code` apps
-// branch on, so the mapping lives in exactly one place.
+// The HTTP edges turn a Kind into a status code (internal/httperr, and each
+// wire format's writer: hasura, openrosa) and a Code into the stable
+// `extensions.code` apps branch on; this package knows nothing of HTTP.
 package fault
 
 import (
 	"errors"
 	"fmt"
-	"net/http"
 )
 
 // Kind classifies an error by what the caller should do about it.
 type Kind int
 
-// Kinds, with the HTTP status each maps to.
+// Kinds. The HTTP edges give each a status (internal/httperr); the
+// comments say which.
 const (
 	Internal      Kind = iota // 500: a bug or an outage; details are logged, not shown
 	Invalid                   // 400: the input is wrong; the message names the field
@@ -29,20 +29,6 @@ const (
 	RateLimited               // 429
 	Unavailable               // 503: a dependency is down; retrying later may work
 )
-
-var statuses = map[Kind]int{
-	Internal:      http.StatusInternalServerError,
-	Invalid:       http.StatusBadRequest,
-	Unauthorized:  http.StatusUnauthorized,
-	Forbidden:     http.StatusForbidden,
-	NotFound:      http.StatusNotFound,
-	Conflict:      http.StatusConflict,
-	Gone:          http.StatusGone,
-	TooLarge:      http.StatusRequestEntityTooLarge,
-	Unprocessable: http.StatusUnprocessableEntity,
-	RateLimited:   http.StatusTooManyRequests,
-	Unavailable:   http.StatusServiceUnavailable,
-}
 
 // Code is a stable, SCREAMING_SNAKE error code: the `extensions.code` apps
 // branch on. Every code shala can emit is a constant of this type — the
@@ -78,9 +64,6 @@ var defaultCodes = map[Kind]Code{
 	RateLimited:   CodeRateLimited,
 	Unavailable:   CodeUnavailable,
 }
-
-// Status is the HTTP status for k.
-func (k Kind) Status() int { return statuses[k] }
 
 // Error is an error the caller may see. Message is written for the person
 // using the app and never contains secrets; Err, if set, is the cause and is

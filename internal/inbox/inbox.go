@@ -27,7 +27,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
-	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/postgres"
 	"github.com/shala-edu/shala/internal/queue"
 )
@@ -39,16 +38,6 @@ type Delivery struct {
 	Name    string // trigger or cron name
 	Op      string // event op; empty for cron
 	TraceID string
-}
-
-// ForEvent describes an event-trigger delivery.
-func ForEvent[Row any](e *hasura.Event[Row]) Delivery {
-	return Delivery{ID: e.ID, Kind: "event", Name: e.Trigger, Op: string(e.Op), TraceID: e.TraceID()}
-}
-
-// ForCron describes a cron or scheduled-event delivery.
-func ForCron(c *hasura.CronEvent, name string) Delivery {
-	return Delivery{ID: c.ID, Kind: "cron", Name: name}
 }
 
 // Work is the transaction a delivery's work runs in. Domain writes use Tx;

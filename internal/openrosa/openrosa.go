@@ -24,13 +24,12 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/forms"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/logging"
-	"github.com/shala-edu/shala/internal/postgres"
 )
 
 // MaxAttachments caps the files of one submission.
@@ -38,11 +37,12 @@ const MaxAttachments = 20
 
 // Deps are what the endpoint needs.
 type Deps struct {
-	Log        *slog.Logger
-	Pool       *pgxpool.Pool
-	Pipeline   *forms.Pipeline
-	Collectors *forms.Collectors
-	Bucket     *blob.Bucket
+	Log         *slog.Logger
+	Catalog     *forms.Catalog
+	Pipeline    *forms.Pipeline
+	Collectors  *forms.Collectors
+	Attachments *forms.Attachments
+	Bucket      *blob.Bucket
 	// MaxBytes caps a whole submission request (XML and attachments).
 	MaxBytes int64
 }
@@ -85,7 +85,7 @@ func (d Deps) writeError(ctx context.Context, w http.ResponseWriter, err error) 
 	default:
 		d.Log.InfoContext(ctx, "openrosa submission refused", "code", f.Code, "err", f.Message)
 	}
-	d.write(w, f.Kind.Status(), "", f.Message)
+	d.write(w, httperr.Status(f.Kind), "", f.Message)
 }
 
 // Submission serves HEAD and POST /openrosa/key/{token}/submission.
@@ -253,10 +253,8 @@ func (d Deps) store(ctx context.Context, submission uuid.UUID, files []*attachme
 		if err := bw.Close(); err != nil {
 			return err
 		}
-		if _, err := d.Pool.Exec(ctx, `INSERT INTO form_attachment (submission_id, name, content_type, size, blob_key)
-			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (submission_id, name)
-			DO UPDATE SET content_type = EXCLUDED.content_type, size = EXCLUDED.size, blob_key = EXCLUDED.blob_key`,
-			submission, a.name, a.contentType, a.size, key); err != nil {
+		if err := d.Attachments.Record(ctx, forms.Attachment{SubmissionID: submission, Name: a.name,
+			ContentType: a.contentType, Size: a.size, BlobKey: key}); err != nil {
 			return err
 		}
 	}
@@ -289,29 +287,16 @@ func FormList(d Deps, publicURL string) http.Handler {
 			d.writeError(ctx, w, err)
 			return
 		}
-		rows, err := d.Pool.Query(ctx, `SELECT DISTINCT ON (v.form_id) v.form_id, v.title, v.version, md5(v.xform)
-			FROM form_version v JOIN form f ON f.id = v.form_id
-			WHERE f.purpose = 'DATA_COLLECTION' OR (f.purpose = 'ASSESSMENT_BUILDER' AND $1)
-			ORDER BY v.form_id, v.registered_at DESC`, col.BuildsAssessments)
+		latest, err := d.Catalog.Latest(ctx, col.BuildsAssessments)
 		if err != nil {
 			d.writeError(ctx, w, err)
 			return
 		}
 		list := xformsList{Forms: []xformItem{}}
 		base := strings.TrimRight(publicURL, "/") + "/openrosa/key/" + token + "/forms/"
-		for rows.Next() {
-			var it xformItem
-			if err := rows.Scan(&it.FormID, &it.Name, &it.Version, &it.Hash); err != nil {
-				d.writeError(ctx, w, err)
-				return
-			}
-			it.Hash = "md5:" + it.Hash
-			it.DownloadURL = base + it.FormID + "/" + it.Version + ".xml"
-			list.Forms = append(list.Forms, it)
-		}
-		if err := rows.Err(); err != nil {
-			d.writeError(ctx, w, err)
-			return
+		for _, f := range latest {
+			list.Forms = append(list.Forms, xformItem{FormID: f.FormID, Name: f.Title, Version: f.Version,
+				Hash: "md5:" + f.MD5, DownloadURL: base + f.FormID + "/" + f.Version + ".xml"})
 		}
 		d.headers(w)
 		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
@@ -330,11 +315,9 @@ func FormDownload(d Deps) http.Handler {
 			return
 		}
 		version := strings.TrimSuffix(chi.URLParam(r, "file"), ".xml")
-		var def string
-		err := d.Pool.QueryRow(ctx, `SELECT xform FROM form_version WHERE form_id = $1 AND version = $2`,
-			chi.URLParam(r, "form"), version).Scan(&def)
+		def, err := d.Catalog.Source(ctx, chi.URLParam(r, "form"), version)
 		if err != nil {
-			d.writeError(ctx, w, postgres.Translate(err, "form "+chi.URLParam(r, "form")+" version "+version))
+			d.writeError(ctx, w, err)
 			return
 		}
 		d.headers(w)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/shala-edu/shala/actions"
 	"github.com/shala-edu/shala/internal/openrosa"
-	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/ratelimit"
 	"github.com/shala-edu/shala/internal/sms/twilio"
 	"github.com/shala-edu/shala/triggers"
@@ -26,7 +25,8 @@ func addRoutes(r chi.Router, d Deps) {
 	// authenticates them.
 	r.Route("/openrosa/key/{token}", func(r chi.Router) {
 		r.Use(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware)
-		odk := openrosa.Deps{Log: d.Log, Pool: d.Pool, Pipeline: d.Pipeline, Collectors: d.Collectors, Bucket: d.Blobs, MaxBytes: d.OpenRosaMaxBytes}
+		odk := openrosa.Deps{Log: d.Log, Catalog: d.Catalog, Pipeline: d.Pipeline, Collectors: d.Collectors,
+			Attachments: d.Attachments, Bucket: d.Blobs, MaxBytes: d.OpenRosaMaxBytes}
 		submission := openrosa.Submission(odk)
 		r.Method(http.MethodHead, "/submission", submission)
 		r.Method(http.MethodPost, "/submission", submission)
@@ -38,7 +38,7 @@ func addRoutes(r chi.Router, d Deps) {
 	// (rate-limited per IP against guessing) and, since browsers resend basic
 	// credentials on their own, cross-origin writes refused.
 	if d.Operator != nil && d.OperatorPassword != "" {
-		r.Route(queue.UIPath, func(r chi.Router) {
+		r.Route(OperatorPath, func(r chi.Router) {
 			r.Use(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware, operatorAuth(d.Log, d.OperatorPassword),
 				http.NewCrossOriginProtection().Handler)
 			r.Handle("/*", d.Operator)
@@ -46,7 +46,7 @@ func addRoutes(r chi.Router, d Deps) {
 	}
 
 	// Providers' callbacks: public, authenticated by the provider's signature.
-	r.Method(http.MethodPost, twilio.CallbackPath, twilio.StatusCallback(d.Log, d.Pool, d.TwilioAuthToken, d.TwilioCallbackURL))
+	r.Method(http.MethodPost, twilio.CallbackPath, twilio.StatusCallback(d.Log, d.SMSReports, d.TwilioAuthToken, d.TwilioCallbackURL))
 
 	r.Route("/actions", func(r chi.Router) {
 		r.Use(d.webhook("action")...)

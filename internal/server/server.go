@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shala-edu/shala/hasura"
@@ -20,22 +19,24 @@ import (
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
+	"github.com/shala-edu/shala/internal/sms"
 )
 
 // Deps are everything the routes need, built once by internal/app.
 type Deps struct {
 	Log      *slog.Logger
-	Pool     *pgxpool.Pool
 	Gatherer prometheus.Gatherer
 	Metrics  *Metrics
 	// Inbox records Hasura's event and cron deliveries.
 	Inbox *inbox.Inbox
 	// Stores and services of the capabilities.
-	Pings      *ping.Store
-	Catalog    *forms.Catalog
-	Rules      *forms.Rules
-	Pipeline   *forms.Pipeline
-	Collectors *forms.Collectors
+	Pings       *ping.Store
+	Catalog     *forms.Catalog
+	Rules       *forms.Rules
+	Pipeline    *forms.Pipeline
+	Collectors  *forms.Collectors
+	Attachments *forms.Attachments
+	SMSReports  *sms.Reports
 	// WebhookSecret is the value Hasura sends in X-Shala-Webhook-Secret.
 	WebhookSecret string
 	// MaxBodyBytes caps webhook bodies (413 beyond).
@@ -53,7 +54,7 @@ type Deps struct {
 	// TwilioAuthToken verifies Twilio's status callbacks, which Twilio
 	// signs for TwilioCallbackURL (the URL it was given).
 	TwilioAuthToken, TwilioCallbackURL string
-	// Operator is River's UI (queue.NewUI), served under queue.UIPath to
+	// Operator is River's UI (NewOperatorUI), served under OperatorPath to
 	// user OperatorUser with OperatorPassword; without both it is not
 	// served.
 	Operator         http.Handler
