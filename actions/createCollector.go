@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shala-edu/shala/hasura"
-	"github.com/shala-edu/shala/internal/forms"
+	"github.com/shala-edu/shala/internal/collector"
 )
 
 // CreateCollectorInput is the arguments of createCollector.
@@ -33,7 +33,7 @@ type CreateCollectorOutput struct {
 
 // CreateCollector adds a field collector (admin only) and returns the token
 // and the server URL to configure in ODK Collect or Enketo.
-func CreateCollector(log *slog.Logger, collectors *forms.Collectors, publicURL string) http.Handler {
+func CreateCollector(log *slog.Logger, collectors *collector.Store, publicURL string) http.Handler {
 	return hasura.NewAction("createCollector", log, func(ctx context.Context, a *hasura.Action[CreateCollectorInput]) (CreateCollectorOutput, error) {
 		if err := a.Session.RequireRole("admin"); err != nil {
 			return CreateCollectorOutput{}, err

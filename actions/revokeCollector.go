@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shala-edu/shala/hasura"
-	"github.com/shala-edu/shala/internal/forms"
+	"github.com/shala-edu/shala/internal/collector"
 )
 
 // RevokeCollectorInput is the arguments of revokeCollector.
@@ -25,7 +25,7 @@ type RevokeCollectorOutput struct {
 
 // RevokeCollector disables a collector's token (admin only); the OpenRosa
 // endpoint then answers 403.
-func RevokeCollector(log *slog.Logger, collectors *forms.Collectors) http.Handler {
+func RevokeCollector(log *slog.Logger, collectors *collector.Store) http.Handler {
 	return hasura.NewAction("revokeCollector", log, func(ctx context.Context, a *hasura.Action[RevokeCollectorInput]) (RevokeCollectorOutput, error) {
 		if err := a.Session.RequireRole("admin"); err != nil {
 			return RevokeCollectorOutput{}, err

@@ -8,7 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shala-edu/shala/hasura"
-	"github.com/shala-edu/shala/internal/forms"
+	"github.com/shala-edu/shala/internal/assessment"
 	"github.com/shala-edu/shala/internal/inbox"
 )
 
@@ -39,7 +39,7 @@ func AssessmentClassFinalized(log *slog.Logger, in *inbox.Inbox) http.Handler {
 				by = *e.New.FinalizedBy
 			}
 			var err error
-			queued, err = forms.AnnounceResults(ctx, w.Tx, e.New.AssessmentID, e.New.SchoolID, e.New.Grade, e.New.Section, by)
+			queued, err = assessment.AnnounceResults(ctx, w.Tx, e.New.AssessmentID, e.New.SchoolID, e.New.Grade, e.New.Section, by)
 			return err
 		})
 		ack := hasura.Ack{Duplicate: dup}

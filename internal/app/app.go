@@ -32,6 +32,7 @@ import (
 
 	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
@@ -84,7 +85,7 @@ type App struct {
 	Catalog     *forms.Catalog
 	Rules       *forms.Rules
 	Pipeline    *forms.Pipeline
-	Collectors  *forms.Collectors
+	Collectors  *collector.Store
 	Attachments *forms.Attachments
 
 	// Queue works every job kind jobs.Workers lists (once Start is
@@ -160,7 +161,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.Catalog = forms.NewCatalog(a.Pool)
 	a.Rules = forms.NewRules()
 	a.Pipeline = &forms.Pipeline{Pool: a.Pool, Catalog: a.Catalog, Rules: a.Rules, Log: log}
-	a.Collectors = forms.NewCollectors(a.Pool)
+	a.Collectors = collector.NewStore(a.Pool)
 	a.Attachments = forms.NewAttachments(a.Pool)
 
 	// The queue and what records work into it.

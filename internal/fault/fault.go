@@ -28,6 +28,7 @@ const (
 	Unprocessable             // 422: well-formed but refused by a rule (limits, state)
 	RateLimited               // 429
 	Unavailable               // 503: a dependency is down; retrying later may work
+	Unsupported               // 415: a file whose type is not accepted
 )
 
 // Code is a stable, SCREAMING_SNAKE error code: the `extensions.code` apps
@@ -49,6 +50,7 @@ const (
 	CodeUnprocessable Code = "UNPROCESSABLE"
 	CodeRateLimited   Code = "RATE_LIMITED"
 	CodeUnavailable   Code = "UNAVAILABLE"
+	CodeUnsupported   Code = "UNSUPPORTED_TYPE"
 )
 
 var defaultCodes = map[Kind]Code{
@@ -63,6 +65,7 @@ var defaultCodes = map[Kind]Code{
 	Unprocessable: CodeUnprocessable,
 	RateLimited:   CodeRateLimited,
 	Unavailable:   CodeUnavailable,
+	Unsupported:   CodeUnsupported,
 }
 
 // Error is an error the caller may see. Message is written for the person

@@ -12,14 +12,13 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shala-edu/shala/internal/assessment"
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/postgres"
 	"github.com/shala-edu/shala/internal/xform"
@@ -70,7 +69,7 @@ func (c *Catalog) Get(ctx context.Context, id, version string) (*Definition, err
 	err := c.pool.QueryRow(ctx, `SELECT v.xform, f.purpose FROM form_version v JOIN form f ON f.id = v.form_id
 		WHERE v.form_id = $1 AND v.version = $2`, id, version).Scan(&xml, &purpose)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fault.Wrap(ErrUnknownForm, fault.NotFound, "UNKNOWN_FORM", "form %q version %q is not registered", id, version)
+		return nil, fault.Wrap(ErrUnknownForm, fault.NotFound, CodeUnknownForm, "form %q version %q is not registered", id, version)
 	}
 	if err != nil {
 		return nil, postgres.Translate(err, "form")
@@ -123,59 +122,6 @@ type Registered struct {
 	Waiting int
 }
 
-// builderFields are the fields an assessment-builder form must have.
-var builderFields = []string{"name", "type", "academic_year", "districts", "session", "date", "time",
-	"grade", "subjects", "evaluation", "unit_type", "outcome"}
-
-// builderShape is what reading an assessment builder's submission relies on:
-// the type of some fields (nil: any) and whether they sit in a repeat
-// (grade→subjects and components are repeats; the deadline date is not).
-var builderShape = map[string]struct {
-	types  []xform.Type
-	repeat *bool
-}{
-	"date":           {[]xform.Type{xform.Date}, ptr(false)},
-	"grade":          {[]xform.Type{xform.Int}, ptr(true)},
-	"subjects":       {nil, ptr(true)},
-	"component_type": {nil, ptr(true)},
-	"max_marks":      {[]xform.Type{xform.Int, xform.Decimal}, ptr(true)},
-	"total_marks":    {[]xform.Type{xform.Int, xform.Decimal}, ptr(false)},
-	"pass_percent":   {[]xform.Type{xform.Int, xform.Decimal}, nil},
-}
-
-func ptr[T any](v T) *T { return &v }
-
-// checkBuilder refuses an assessment-builder definition that lacks a field
-// or has one of the wrong type or place, naming each.
-func checkBuilder(f *xform.Form) error {
-	var problems []string
-	for _, name := range builderFields {
-		if !slices.ContainsFunc(f.Fields, func(fl *xform.Field) bool { return fl.Name == name }) {
-			problems = append(problems, name+" is missing")
-		}
-	}
-	for _, fl := range f.Fields {
-		shape, ok := builderShape[fl.Name]
-		if !ok {
-			continue
-		}
-		if shape.types != nil && !slices.Contains(shape.types, fl.Type) {
-			problems = append(problems, fmt.Sprintf("%s is %s, want %v", fl.Path, fl.Type, shape.types))
-		}
-		if shape.repeat != nil && *shape.repeat != (fl.Repeat != "") {
-			where := "outside a repeat"
-			if *shape.repeat {
-				where = "inside a repeat"
-			}
-			problems = append(problems, fmt.Sprintf("%s must be %s", fl.Path, where))
-		}
-	}
-	if len(problems) > 0 {
-		return fault.New(fault.Invalid, "INVALID_XFORM", "xform: not an assessment builder: %s", strings.Join(problems, "; "))
-	}
-	return nil
-}
-
 // Register parses and stores a form definition. A version is registered
 // once: the same definition again is a no-op, a different definition under
 // an existing version is refused (bump the version: stored submissions of
@@ -187,11 +133,11 @@ func (c *Catalog) Register(ctx context.Context, definition []byte, purpose, by s
 	}
 	f, err := xform.ParseDefinition(definition)
 	if err != nil {
-		return nil, fault.Wrap(err, fault.Invalid, "INVALID_XFORM", "xform: %v", err)
+		return nil, fault.Wrap(err, fault.Invalid, CodeInvalidXForm, "xform: %v", err)
 	}
 	if purpose == AssessmentBuilder {
-		if err := checkBuilder(f); err != nil {
-			return nil, err
+		if err := assessment.CheckDefinition(f); err != nil {
+			return nil, fault.Wrap(err, fault.Invalid, CodeInvalidXForm, "xform: %v", err)
 		}
 	}
 	res := &Registered{FormID: f.ID, Version: f.Version, Title: f.Title, Purpose: purpose, Languages: f.Languages}
@@ -207,14 +153,20 @@ func (c *Catalog) Register(ctx context.Context, definition []byte, purpose, by s
 			return err
 		}
 		if existing != purpose {
-			return fault.New(fault.Conflict, "FORM_PURPOSE_CONFLICT", "form %q is registered as %s, not %s", f.ID, existing, purpose)
+			return fault.New(fault.Conflict, CodePurposeConflict, "form %q is registered as %s, not %s", f.ID, existing, purpose)
+		}
+		// Ordered with processings that found this version unregistered
+		// (versionRegistered): each has either recorded its refusal, which
+		// the update below puts back, or will see the version.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+versionLockKey+`)`, f.ID, f.Version); err != nil {
+			return err
 		}
 		var stored string
 		err = tx.QueryRow(ctx, `SELECT xform FROM form_version WHERE form_id = $1 AND version = $2`, f.ID, f.Version).Scan(&stored)
 		switch {
 		case err == nil:
 			if sha256.Sum256([]byte(stored)) != sum {
-				return fault.New(fault.Conflict, "VERSION_EXISTS",
+				return fault.New(fault.Conflict, CodeVersionExists,
 					"form %q version %q is registered with a different definition: give the changed form a new version", f.ID, f.Version)
 			}
 			res.AlreadyRegistered = true
@@ -228,9 +180,8 @@ func (c *Catalog) Register(ctx context.Context, definition []byte, purpose, by s
 		}
 		// Submissions that came before their form are processed now: back
 		// to "received", where the reconcile sweep (every minute) takes them.
-		tag, err := tx.Exec(ctx, `UPDATE form_submission SET status = 'received', errors = NULL, processed_at = NULL
-			WHERE form_id = $1 AND form_version = $2 AND status = 'rejected'
-			  AND errors -> 0 ->> 'reason' LIKE 'form % is not registered'`, f.ID, f.Version)
+		tag, err := tx.Exec(ctx, `UPDATE form_submission SET status = 'received', error_code = NULL, errors = NULL, processed_at = NULL
+			WHERE form_id = $1 AND form_version = $2 AND status = 'rejected' AND error_code = $3`, f.ID, f.Version, CodeUnknownForm)
 		if err != nil {
 			return err
 		}
@@ -258,4 +209,22 @@ func (c *Catalog) Register(ctx context.Context, definition []byte, purpose, by s
 		return nil, postgres.Translate(err, "form "+f.ID)
 	}
 	return res, nil
+}
+
+// versionLockKey is the advisory lock key of form version ($1, $2): taken
+// exclusively by Register, shared by a processing that finds the version
+// unregistered.
+const versionLockKey = `hashtextextended('form_version:' || $1 || ':' || $2, 0)`
+
+// versionRegistered reports, in tx and under the version's shared lock,
+// whether form id version is registered now.
+func versionRegistered(ctx context.Context, tx pgx.Tx, id, version string) (bool, error) {
+	// Two statements: the second's snapshot is taken after the lock is
+	// held, so it sees a registration that committed while we waited.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared(`+versionLockKey+`)`, id, version); err != nil {
+		return false, err
+	}
+	var yes bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM form_version WHERE form_id = $1 AND version = $2)`, id, version).Scan(&yes)
+	return yes, err
 }

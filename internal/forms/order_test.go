@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/forms"
 )
@@ -237,45 +238,6 @@ func TestProcessingNeverNeedsTwoConnections(t *testing.T) {
 	}
 }
 
-// A school can insert form_submission rows through Hasura (data collection),
-// but an assessment builder inserted that way does not create an assessment:
-// Hasura records the role and the pipeline refuses it. state_admin may.
-func TestAssessmentBuildersOnlyFromBuilderRoles(t *testing.T) {
-	t.Parallel()
-	f := setup(t)
-	ctx := context.Background()
-	f.builderReady()
-	insert := func(role string, doc []byte) uuid.UUID {
-		var id uuid.UUID
-		// What Hasura's insert permission writes: xml from the app, source,
-		// submitted_by and submitted_role from the session.
-		if err := f.pool.QueryRow(ctx, `INSERT INTO form_submission (xml, source, submitted_by, submitted_role)
-			VALUES ($1, 'hasura', '17', $2) RETURNING id`, string(doc), role).Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		return id
-	}
-	school := insert("school", read(t, "assessment_submission.xml"))
-	_, err := f.pipeline.Process(ctx, school)
-	if fault.KindOf(err) != fault.Forbidden || !strings.Contains(err.Error(), "not school") {
-		t.Errorf("builder from a school: %v, want FORBIDDEN", err)
-	}
-	var status string
-	var reason string
-	_ = f.pool.QueryRow(ctx, `SELECT status, errors -> 0 ->> 'reason' FROM form_submission WHERE id = $1`, school).Scan(&status, &reason)
-	if status != forms.StatusRejected || !strings.Contains(reason, "assessment builders are submitted by admin or state_admin") {
-		t.Errorf("school's builder kept as %s (%q), want rejected with the reason", status, reason)
-	}
-	if n := f.count(`SELECT count(*) FROM assessment`); n != 0 {
-		t.Fatalf("a school created %d assessments", n)
-	}
-	admin := insert("state_admin", builderXML(t, "uuid:0a7c3e1f-5d2b-4c8a-9e6f-1b2c3d4e5f60", "uuid:0a7c3e1f-5d2b-4c8a-9e6f-00000000aaaa"))
-	res, err := f.pipeline.Process(ctx, admin)
-	if err != nil || res.AssessmentID == nil {
-		t.Fatalf("builder from state_admin: %+v %v", res, err)
-	}
-}
-
 // An edit replaces only a submission of its own form, and only its
 // submitter's (the same collector, or the same user) unless an admin edits.
 func TestEditsReplaceOnlyYourOwnSubmissionsOfTheSameForm(t *testing.T) {
@@ -283,7 +245,7 @@ func TestEditsReplaceOnlyYourOwnSubmissionsOfTheSameForm(t *testing.T) {
 	f := setup(t)
 	f.register("household_survey.xml", forms.DataCollection)
 	ctx := context.Background()
-	collectors := forms.NewCollectors(f.pool)
+	collectors := collector.NewStore(f.pool)
 	a, _, err := collectors.Create(ctx, "A", "9816011111", "admin")
 	if err != nil {
 		t.Fatal(err)
@@ -347,29 +309,65 @@ func TestEditOfAnotherFormIsRefused(t *testing.T) {
 	}
 }
 
-// Through OpenRosa only collectors an admin created for it submit
-// assessment builders.
-func TestOnlyBuilderCollectorsSubmitBuilders(t *testing.T) {
+// A rejected submission is put back for processing on the code it was
+// rejected with (UNKNOWN_FORM) when its form version is registered, whatever
+// its message says; a message that merely reads like one is not enough.
+func TestRegisteringPutsBackByCodeNotWording(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	f.builderReady()
 	ctx := context.Background()
-	collectors := forms.NewCollectors(f.pool)
-	field, _, err := collectors.Create(ctx, "field", "9816011111", "admin")
-	if err != nil {
+	insert := func(instance, code, reason string) uuid.UUID {
+		var id uuid.UUID
+		if err := f.pool.QueryRow(ctx, `INSERT INTO form_submission (xml, instance_id, form_id, form_version, status, error_code, errors)
+			VALUES ($1, $2, 'household_survey', '2026111501', 'rejected', $3, jsonb_build_array(jsonb_build_object('path', '/data', 'reason', $4::text)))
+			RETURNING id`, string(withInstance(t, instance)), instance, code, reason).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	waiting := insert("uuid:w-1", "UNKNOWN_FORM", "फ़ॉर्म पंजीकृत नहीं है") // reworded, translated
+	lookalike := insert("uuid:w-2", "INVALID_VALUE", `form "x" version "y" is not registered`)
+	if r := f.register("household_survey.xml", forms.DataCollection); r.Waiting != 1 {
+		t.Errorf("registration put back %d submissions, want 1", r.Waiting)
+	}
+	for id, want := range map[uuid.UUID]string{waiting: forms.StatusReceived, lookalike: forms.StatusRejected} {
+		var got string
+		if err := f.pool.QueryRow(ctx, `SELECT status FROM form_submission WHERE id = $1`, id).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("submission %s is %s, want %s", id, got, want)
+		}
+	}
+	res, err := f.pipeline.Process(ctx, waiting)
+	if err != nil || res.Status != forms.StatusAccepted || res.ResponseID == nil {
+		t.Errorf("processing the put-back submission: %+v %v", res, err)
+	}
+	if res, err := f.pipeline.Process(ctx, lookalike); err != nil || res.Status != forms.StatusRejected || res.Code != forms.CodeInvalidValue {
+		t.Errorf("processing the look-alike: %+v %v, want it left rejected as INVALID_VALUE", res, err)
+	}
+}
+
+// A form version registered between a processing's read of the definition
+// (none) and its transaction: the processing sees the registration and
+// accepts the submission, instead of recording UNKNOWN_FORM after the
+// registration already put such submissions back (which left it rejected
+// for good).
+func TestFormRegisteredWhileASubmissionIsProcessed(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	var id uuid.UUID
+	if err := f.pool.QueryRow(ctx, `INSERT INTO form_submission (xml) VALUES ($1) RETURNING id`, string(read(t, "household_submission.xml"))).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.pipeline.Receive(ctx, forms.Input{XML: read(t, "assessment_submission.xml"), Source: "openrosa", CollectorID: &field.ID})
-	if fault.KindOf(err) != fault.Forbidden || f.count(`SELECT count(*) FROM assessment`) != 0 {
-		t.Fatalf("builder from a field collector: %v, want FORBIDDEN and no assessment", err)
+	var once sync.Once
+	forms.SetAfterRead(f.pipeline, func() { once.Do(func() { f.register("household_survey.xml", forms.DataCollection) }) })
+	res, err := f.pipeline.Process(ctx, id)
+	if err != nil || res.Status != forms.StatusAccepted || res.ResponseID == nil {
+		t.Fatalf("processed: %+v %v, want accepted", res, err)
 	}
-	admin, _, err := collectors.CreateBuilder(ctx, "admin in Enketo", "9816022222", "admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := f.pipeline.Receive(ctx, forms.Input{XML: builderXML(t, "uuid:0a7c3e1f-5d2b-4c8a-9e6f-1b2c3d4e5f60", "uuid:0a7c3e1f-5d2b-4c8a-9e6f-00000000bbbb"),
-		Source: "openrosa", CollectorID: &admin.ID})
-	if err != nil || res.AssessmentID == nil {
-		t.Errorf("builder from a builder collector: %+v %v", res, err)
+	if n := f.count(`SELECT count(*) FROM response WHERE submission_id = $1`, id); n != 1 {
+		t.Errorf("%d responses", n)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/sms"
 	"github.com/shala-edu/shala/internal/xform"
 )
@@ -102,8 +103,8 @@ func (p *Pipeline) queueResponse(ctx context.Context, q querier, b *pgx.Batch, r
 	b.Queue(`INSERT INTO response_flag (response_id, rule_id, rule_name, message)
 		SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[])`, responseID, ids, names, flags)
 	if collectorID != nil {
-		var phone string
-		if err := q.QueryRow(ctx, `SELECT phone FROM collector WHERE id = $1`, *collectorID).Scan(&phone); err != nil {
+		phone, err := collector.Phone(ctx, q, *collectorID)
+		if err != nil {
 			return nil, err
 		}
 		if _, err := sms.EnqueueBatch(b, sms.Direct{Type: "RULE_FLAG", Phones: []string{phone}, Source: "forms",

@@ -34,12 +34,43 @@ const (
 	StatusSuperseded = "superseded"
 )
 
+// Refusal codes of submissions and definitions. A rejected submission
+// stores its code (form_submission.error_code); what happens to it later
+// (processing again once its form is registered) is decided on the code,
+// never on the wording of a message.
+const (
+	// CodeInvalidSubmission: not an instance document shala can read (not
+	// XML, a DTD, no instanceID, a root that is not the form's).
+	CodeInvalidSubmission fault.Code = "INVALID_SUBMISSION"
+	// CodeInvalidValue: values that do not fit their fields (stored with
+	// every path and reason; the submission is answered, not refused).
+	CodeInvalidValue fault.Code = "INVALID_VALUE"
+	// CodeUnknownForm: the form version is not registered (yet); the
+	// submission is processed again when it is.
+	CodeUnknownForm fault.Code = "UNKNOWN_FORM"
+	// CodeDuplicateInstance: the instanceID was received with different
+	// content.
+	CodeDuplicateInstance fault.Code = "DUPLICATE_INSTANCE"
+	// CodeStaleEdit: an edit of a version another edit already replaced.
+	CodeStaleEdit fault.Code = "STALE_EDIT"
+	// CodeInvalidXForm: a definition that cannot be registered.
+	CodeInvalidXForm fault.Code = "INVALID_XFORM"
+	// CodeVersionExists: a different definition under a registered version.
+	CodeVersionExists fault.Code = "VERSION_EXISTS"
+	// CodePurposeConflict: the form id is registered with another purpose.
+	CodePurposeConflict fault.Code = "FORM_PURPOSE_CONFLICT"
+)
+
 // Pipeline is the one way submissions become rows.
 type Pipeline struct {
 	Pool    *pgxpool.Pool
 	Catalog *Catalog
 	Rules   *Rules
 	Log     *slog.Logger
+
+	// afterRead, when set (tests), runs after a processing read the
+	// definition and before its transaction.
+	afterRead func()
 }
 
 // Input is a submission as it arrived.
@@ -56,6 +87,8 @@ type Input struct {
 type Result struct {
 	SubmissionID uuid.UUID
 	Status       string
+	// Code says why a rejected submission was rejected.
+	Code         fault.Code
 	InstanceID   string
 	AssessmentID *uuid.UUID
 	ResponseID   *uuid.UUID
@@ -75,7 +108,7 @@ type Result struct {
 // with it (OpenRosa attachments) can be kept too.
 func (p *Pipeline) Receive(ctx context.Context, in Input) (*Result, error) {
 	if !utf8.Valid(in.XML) || strings.ContainsRune(string(in.XML), 0) {
-		return nil, fault.New(fault.Invalid, "INVALID_SUBMISSION", "xml: not UTF-8 text")
+		return nil, fault.New(fault.Invalid, CodeInvalidSubmission, "xml: not UTF-8 text")
 	}
 	if res, done, err := p.receiveFast(ctx, in); done {
 		return res, err
@@ -91,7 +124,7 @@ func (p *Pipeline) Receive(ctx context.Context, in Input) (*Result, error) {
 	res, err := p.Process(ctx, id)
 	if err != nil && res == nil {
 		if k := fault.KindOf(err); k != fault.Internal && k != fault.Unavailable {
-			res = &Result{SubmissionID: id, Status: StatusRejected, Flags: []string{}}
+			res = &Result{SubmissionID: id, Status: StatusRejected, Code: fault.As(err).Code, Flags: []string{}}
 		}
 	}
 	return res, err
@@ -123,15 +156,15 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done
 	// Serialises with edits of this instanceID and refuses when one was
 	// already accepted (this is then an older version).
 	b.Queue(`SELECT form_submission_claim($1)`, sub.InstanceID)
-	const insert = `INSERT INTO form_submission (id, xml, xml_sha256, instance_id, form_id, form_version, status, errors,
+	const insert = `INSERT INTO form_submission (id, xml, xml_sha256, instance_id, form_id, form_version, status, error_code, errors,
 		source, collector_id, submitted_by, submitted_role, processed_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, nullif($11, ''), nullif($12, ''), now())`
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, nullif($12, ''), nullif($13, ''), now())`
 	if len(errs) > 0 {
-		b.Queue(insert, id, string(in.XML), sum[:], sub.InstanceID, sub.FormID, sub.Version, StatusRejected, errs,
+		b.Queue(insert, id, string(in.XML), sum[:], sub.InstanceID, sub.FormID, sub.Version, StatusRejected, CodeInvalidValue, errs,
 			in.Source, in.CollectorID, in.SubmittedBy, in.Role)
-		res.Status, res.Errors = StatusRejected, errs
+		res.Status, res.Code, res.Errors = StatusRejected, CodeInvalidValue, errs
 	} else {
-		b.Queue(insert, id, string(in.XML), sum[:], sub.InstanceID, sub.FormID, sub.Version, StatusAccepted, nil,
+		b.Queue(insert, id, string(in.XML), sum[:], sub.InstanceID, sub.FormID, sub.Version, StatusAccepted, nil, nil,
 			in.Source, in.CollectorID, in.SubmittedBy, in.Role)
 		responseID := uuid.New()
 		flags, err := p.queueResponse(ctx, p.Pool, b, responseID, id, sub, def, answers, in.CollectorID, false)
@@ -150,152 +183,206 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done
 	return res, true, nil
 }
 
-// BuilderRoles are the Hasura roles that may submit assessment builders
-// (through the submitForm action or Hasura inserts); OpenRosa submissions
-// come from collectors, whom an admin created.
-var BuilderRoles = []string{"admin", "state_admin"}
-
-// errConflict marks a lost race for an instanceID.
-var errConflict = errors.New("instanceID taken")
-
 // Process parses a stored submission and writes what it describes. It is
 // idempotent: a submission already processed returns its result.
 func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (*Result, error) {
 	return p.process(ctx, id, 0)
 }
 
+// Sentinels that end a processing transaction without recording anything.
+var (
+	// errTaken: the instanceID is held by another submission (the same
+	// submission again, or a conflict).
+	errTaken = errors.New("instanceID taken")
+	// errRegistered: the form version was registered while this
+	// submission was being processed; process again with its definition.
+	errRegistered = errors.New("form registered meanwhile")
+)
+
+// process reads the stored submission, decides what becomes of it in one
+// transaction (run.decide: named steps, each returning an outcome or
+// passing) and records that outcome in the same transaction (apply).
+// Outcomes that need the pool — the instanceID held by another submission,
+// a constraint the data broke — are recorded after it.
 func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int) (*Result, error) {
-	var (
-		xmlText, status string
-		sum             []byte
-		collectorID     *uuid.UUID
-		role, by        *string
-	)
-	if err := p.Pool.QueryRow(ctx, `SELECT xml, xml_sha256, status, collector_id, submitted_role, submitted_by
-		FROM form_submission WHERE id = $1`, id).Scan(&xmlText, &sum, &status, &collectorID, &role, &by); err != nil {
+	st, err := load(ctx, p.Pool, id, false)
+	if err != nil {
 		return nil, postgres.Translate(err, "submission "+id.String())
 	}
-	if sum == nil {
-		s := sha256.Sum256([]byte(xmlText))
-		sum = s[:]
-	}
-	if !processable(ctx, p.Pool, id, status) {
+	if !st.processable() {
 		return p.result(ctx, id)
 	}
-	sub, err := xform.ParseSubmission([]byte(xmlText))
+	sub, err := xform.ParseSubmission([]byte(st.xml))
 	if err != nil {
-		if rerr := p.reject(ctx, id, nil, []xform.FieldError{{Path: "/", Reason: err.Error()}}); rerr != nil {
-			return nil, rerr
+		out := refused(fault.Wrap(err, fault.Invalid, CodeInvalidSubmission, "xml: %v", err), "/")
+		if err := apply(ctx, p.Pool, id, out); err != nil {
+			return nil, postgres.Translate(err, "submission")
 		}
-		f := fault.Wrap(err, fault.Invalid, "INVALID_SUBMISSION", "xml: %v", err)
-		return nil, f
+		return nil, out.refusal
 	}
 	// Read before the transaction: a definition not yet cached is loaded on
 	// another connection, and a transaction waiting for a second connection
 	// from the pool it holds one of can deadlock the pool.
-	def, defErr := p.Catalog.Get(ctx, sub.FormID, sub.Version)
-	if defErr != nil && fault.KindOf(defErr) != fault.NotFound {
-		return nil, defErr
+	def, err := p.Catalog.Get(ctx, sub.FormID, sub.Version)
+	switch {
+	case fault.KindOf(err) == fault.NotFound:
+		def = nil
+	case err != nil:
+		return nil, err
 	}
-
-	var (
-		res     *Result
-		refusal error
-		settled bool // processed by someone else meanwhile
-	)
+	if p.afterRead != nil {
+		p.afterRead()
+	}
+	r := &run{p: p, st: st, sub: sub, def: def}
+	if def != nil && sub.Root == def.Form.Root {
+		r.answers, r.errs = def.Form.Answers(sub) // parsing only: outside the transaction
+	}
+	var out outcome
 	err = pgx.BeginFunc(ctx, p.Pool, func(tx pgx.Tx) error {
-		res, refusal, settled = nil, nil, false
-		// One at a time per instanceID, edits with what they edit; then
-		// whoever got here first has decided.
-		if err := lockInstances(ctx, tx, sub.InstanceID, sub.DeprecatedID); err != nil {
-			return err
-		}
-		if err := tx.QueryRow(ctx, `SELECT status FROM form_submission WHERE id = $1 FOR UPDATE`, id).Scan(&status); err != nil {
-			return err
-		}
-		if !processable(ctx, tx, id, status) {
-			settled = true
-			return nil
-		}
-		if _, err := tx.Exec(ctx, `UPDATE form_submission SET instance_id = $2, deprecated_id = nullif($3, ''),
-				form_id = $4, form_version = nullif($5, ''), xml_sha256 = $6 WHERE id = $1`,
-			id, sub.InstanceID, sub.DeprecatedID, sub.FormID, sub.Version, sum); err != nil {
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "form_submission_instance" {
-				return errConflict
-			}
-			return err
-		}
-		if defErr != nil {
-			refusal = defErr
-			return markRejected(ctx, tx, id, []xform.FieldError{{Path: "/" + sub.Root, Reason: fault.As(defErr).Message}})
-		}
-		if sub.Root != def.Form.Root {
-			refusal = fault.New(fault.Invalid, "INVALID_SUBMISSION", "root element <%s> does not match <%s> of form %s version %s",
-				sub.Root, def.Form.Root, sub.FormID, sub.Version)
-			return markRejected(ctx, tx, id, []xform.FieldError{{Path: "/" + sub.Root, Reason: fault.As(refusal).Message}})
-		}
-		answers, errs := def.Form.Answers(sub)
-		if len(errs) > 0 {
-			res = &Result{SubmissionID: id, Status: StatusRejected, InstanceID: sub.InstanceID, Errors: errs}
-			return markRejected(ctx, tx, id, errs)
-		}
-		if err := checkEditOwner(ctx, tx, sub, collectorID, role, by); err != nil {
-			refusal = err
-			if f := fault.As(err); f.Kind == fault.Forbidden {
-				return markRejected(ctx, tx, id, []xform.FieldError{{Path: f.Field, Reason: f.Message}})
-			}
-			return err
-		}
-		if r, err := p.checkEditOrder(ctx, tx, id, sub); r != nil || err != nil {
-			res, refusal = r, err
-			if f := fault.As(err); err != nil && f.Kind == fault.Conflict {
-				return markRejected(ctx, tx, id, []xform.FieldError{{Path: f.Field, Reason: f.Message}})
-			}
-			return err
-		}
 		var err error
-		switch def.Purpose {
-		case DataCollection:
-			res, err = p.writeResponse(ctx, tx, id, sub, def, answers, collectorID)
-		case AssessmentBuilder:
-			if err := mayBuild(ctx, tx, collectorID, role); err != nil {
-				refusal = err
-				return markRejected(ctx, tx, id, []xform.FieldError{{Path: "/" + sub.Root, Reason: fault.As(err).Message}})
-			}
-			res, err = p.writeAssessment(ctx, tx, id, sub, def, answers)
-			if f := fault.As(err); err != nil && f.Kind == fault.Unprocessable {
-				refusal = err
-				return markRejected(ctx, tx, id, []xform.FieldError{{Path: f.Field, Reason: f.Message}})
-			}
-		}
-		if err != nil {
+		if out, err = r.decide(ctx, tx); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE form_submission SET status = 'accepted', errors = NULL, processed_at = now() WHERE id = $1`, id)
-		return err
+		return apply(ctx, tx, id, out)
 	})
-	if errors.Is(err, errConflict) {
-		return p.duplicate(ctx, id, sub, sum, depth)
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, errTaken):
+		return p.duplicate(ctx, st, sub, depth)
+	case errors.Is(err, errRegistered) && depth < 2:
+		return p.process(ctx, id, depth+1)
+	case err != nil:
 		err = postgres.Translate(err, "submission")
 		if k := fault.KindOf(err); k == fault.Invalid || k == fault.Conflict {
 			// A constraint the data broke: it will break it again, so the
 			// submission is rejected rather than retried.
-			if rerr := p.reject(ctx, id, nil, []xform.FieldError{{Path: "/" + sub.Root, Reason: fault.As(err).Message}}); rerr != nil {
-				return nil, rerr
+			if rerr := apply(ctx, p.Pool, id, refused(err, "/"+sub.Root)); rerr != nil {
+				return nil, postgres.Translate(rerr, "submission")
 			}
 		}
 		return nil, err
+	case out.status == "":
+		return p.result(ctx, id) // decided by another processing meanwhile
 	}
-	if settled {
-		return p.result(ctx, id)
+	return out.result, out.refusal
+}
+
+// stored is a submission row as processing reads it.
+type stored struct {
+	id          uuid.UUID
+	xml         string
+	sum         []byte
+	status      string
+	code        *string
+	collectorID *uuid.UUID
+	role, by    *string
+}
+
+// processable reports whether the submission may be processed: one never
+// processed, or one rejected only because its form was not registered then.
+func (s *stored) processable() bool {
+	return s.status == StatusReceived || (s.status == StatusRejected && s.code != nil && *s.code == string(CodeUnknownForm))
+}
+
+// load reads submission id through q; forUpdate locks the row (in a
+// transaction) so that the status read is the one processing decides on.
+func load(ctx context.Context, q querier, id uuid.UUID, forUpdate bool) (*stored, error) {
+	query := `SELECT xml, xml_sha256, status, error_code, collector_id, submitted_role, submitted_by FROM form_submission WHERE id = $1`
+	if forUpdate {
+		query = `SELECT '', xml_sha256, status, error_code, collector_id, submitted_role, submitted_by FROM form_submission WHERE id = $1 FOR UPDATE`
 	}
-	if refusal != nil {
-		return nil, refusal
+	s := &stored{id: id}
+	if err := q.QueryRow(ctx, query, id).Scan(&s.xml, &s.sum, &s.status, &s.code, &s.collectorID, &s.role, &s.by); err != nil {
+		return nil, err
 	}
-	return res, nil
+	if s.sum == nil && !forUpdate {
+		sum := sha256.Sum256([]byte(s.xml))
+		s.sum = sum[:]
+	}
+	return s, nil
+}
+
+// outcome is what processing decided for a submission; apply records it.
+type outcome struct {
+	// status is the submission's new status; "" means nothing is recorded
+	// (another processing decided it meanwhile).
+	status string
+	code   fault.Code         // why it was rejected
+	errors []xform.FieldError // what was wrong, by path (rejected)
+	dupOf  *uuid.UUID         // the submission holding its instanceID
+	// replaces is the instanceID an accepted edit supersedes.
+	replaces string
+	result   *Result // what the caller is answered
+	refusal  error   // what the caller is answered instead of a result
+}
+
+func accepted(res *Result, replaces string) outcome {
+	return outcome{status: StatusAccepted, replaces: replaces, result: res}
+}
+
+// invalidValues rejects a submission whose values do not fit their fields:
+// recorded with every reason, and answered with them (not refused: the
+// sender cannot change what was collected).
+func invalidValues(id uuid.UUID, instance string, errs []xform.FieldError) outcome {
+	return outcome{status: StatusRejected, code: CodeInvalidValue, errors: errs,
+		result: &Result{SubmissionID: id, Status: StatusRejected, Code: CodeInvalidValue, InstanceID: instance, Errors: errs, Flags: []string{}}}
+}
+
+// refused rejects a submission with err (a fault) recorded at the fault's
+// field, or at path when it names none.
+func refused(err error, path string) outcome {
+	f := fault.As(err)
+	if f.Field != "" {
+		path = f.Field
+	}
+	return outcome{status: StatusRejected, code: f.Code, errors: []xform.FieldError{{Path: path, Reason: f.Message}}, refusal: err}
+}
+
+// execer is a pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// apply records out on submission id — the one place a processing outcome
+// is written. It never overrides an outcome recorded meanwhile by another
+// processing of the submission (accepted, superseded, duplicate): inside the
+// processing transaction the row is locked and still undecided; outside it
+// (refusals recorded after a failed transaction) the status guard keeps the
+// first decision.
+func apply(ctx context.Context, q execer, id uuid.UUID, out outcome) error {
+	if out.status == "" {
+		return nil
+	}
+	var code *string
+	var errs []byte
+	if out.status == StatusRejected {
+		c := string(out.code)
+		if c == "" {
+			c = string(fault.CodeInternal)
+		}
+		code = &c
+	}
+	if len(out.errors) > 0 {
+		var err error
+		if errs, err = json.Marshal(out.errors); err != nil {
+			return err
+		}
+	}
+	// A refusal of the sender (FORBIDDEN: not theirs to build or edit) does
+	// not keep the instanceID: the same document from someone allowed to
+	// send it is processed, not answered as this one's duplicate.
+	release := out.code == fault.CodeForbidden
+	if _, err := q.Exec(ctx, `UPDATE form_submission SET status = $2, error_code = $3, errors = $4, duplicate_of = $5, processed_at = now(),
+			instance_id = CASE WHEN $6 THEN NULL ELSE instance_id END
+		WHERE id = $1 AND status IN ('received', 'rejected')`, id, out.status, code, errs, out.dupOf, release); err != nil {
+		return err
+	}
+	if out.status == StatusAccepted && out.replaces != "" {
+		if _, err := q.Exec(ctx, `UPDATE form_submission SET status = 'superseded' WHERE instance_id = $1 AND status = 'accepted'`,
+			out.replaces); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lockInstances takes the transaction-long locks that make processing of an
@@ -313,132 +400,32 @@ func lockInstances(ctx context.Context, tx pgx.Tx, keys ...string) error {
 	return nil
 }
 
-// checkEditOrder handles versions that arrive out of order, under the
-// instance locks. A submission an accepted edit already replaced is an older
-// version: it is kept as superseded (its result says so) and changes
-// nothing. An edit of a version another edit already replaced is a stale
-// branch: refused with STALE_EDIT (409), as ODK Central does, so two edits
-// never both stay live. nil, nil means go on.
-func (p *Pipeline) checkEditOrder(ctx context.Context, tx pgx.Tx, id uuid.UUID, sub *xform.Submission) (*Result, error) {
-	var newer string
-	err := tx.QueryRow(ctx, `SELECT instance_id FROM form_submission WHERE deprecated_id = $1 AND status = 'accepted'`, sub.InstanceID).Scan(&newer)
-	switch {
-	case err == nil:
-		if _, err := tx.Exec(ctx, `UPDATE form_submission SET status = 'superseded', errors = NULL, processed_at = now() WHERE id = $1`, id); err != nil {
-			return nil, err
-		}
-		return &Result{SubmissionID: id, Status: StatusSuperseded, InstanceID: sub.InstanceID, Flags: []string{}}, nil
-	case !errors.Is(err, pgx.ErrNoRows):
-		return nil, err
-	}
-	if sub.DeprecatedID == "" {
-		return nil, nil
-	}
-	err = tx.QueryRow(ctx, `SELECT instance_id FROM form_submission WHERE deprecated_id = $1 AND status = 'accepted' AND id <> $2`,
-		sub.DeprecatedID, id).Scan(&newer)
-	switch {
-	case err == nil:
-		return nil, &fault.Error{Kind: fault.Conflict, Code: "STALE_EDIT", Field: "/" + sub.Root + "/meta/deprecatedID",
-			Message: fmt.Sprintf("%s was already replaced by %s: edit the latest version", sub.DeprecatedID, newer)}
-	case errors.Is(err, pgx.ErrNoRows):
-		return nil, nil
-	default:
-		return nil, err
-	}
-}
-
-// mayBuild refuses an assessment builder from a Hasura role other than
-// BuilderRoles, or from a collector not marked builds_assessments. Rows
-// written outside Hasura's permissions (no role, no collector) are trusted.
-func mayBuild(ctx context.Context, tx pgx.Tx, collectorID *uuid.UUID, role *string) error {
-	if role != nil && !slices.Contains(BuilderRoles, *role) {
-		return fault.New(fault.Forbidden, "FORBIDDEN", "assessment builders are submitted by %s, not %s", strings.Join(BuilderRoles, " or "), *role)
-	}
-	if collectorID == nil {
-		return nil
-	}
-	var builds bool
-	if err := tx.QueryRow(ctx, `SELECT builds_assessments FROM collector WHERE id = $1`, *collectorID).Scan(&builds); err != nil {
-		return err
-	}
-	if !builds {
-		return fault.New(fault.Forbidden, "FORBIDDEN", "this collector may not submit assessment builders (an admin creates builder collectors with buildsAssessments)")
-	}
-	return nil
-}
-
-// checkEditOwner refuses an edit (meta/deprecatedID) of a submission of
-// another form, or of someone else's: the version it replaces must have come
-// from the same collector or the same user, unless the editor is an admin
-// (BuilderRoles) or wrote outside Hasura's permissions. An edit of a
-// version never received is not checked here: the original, if it comes,
-// is then the older version.
-func checkEditOwner(ctx context.Context, tx pgx.Tx, sub *xform.Submission, collectorID *uuid.UUID, role, by *string) error {
-	if sub.DeprecatedID == "" {
-		return nil
-	}
-	var (
-		formID           *string
-		origCol          *uuid.UUID
-		origBy, origRole *string
-	)
-	err := tx.QueryRow(ctx, `SELECT form_id, collector_id, submitted_by, submitted_role FROM form_submission
-		WHERE instance_id = $1 AND status <> 'duplicate'`, sub.DeprecatedID).Scan(&formID, &origCol, &origBy, &origRole)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	path := "/" + sub.Root + "/meta/deprecatedID"
-	if formID == nil || *formID != sub.FormID {
-		return &fault.Error{Kind: fault.Forbidden, Code: "FORBIDDEN", Field: path,
-			Message: fmt.Sprintf("%s is not a submission of form %s: an edit replaces a submission of its own form", sub.DeprecatedID, sub.FormID)}
-	}
-	switch {
-	case role != nil && slices.Contains(BuilderRoles, *role):
-	case role == nil && collectorID == nil && by == nil: // outside Hasura's permissions
-	case collectorID != nil && origCol != nil && *collectorID == *origCol:
-	case by != nil && origBy != nil && *by == *origBy && role != nil && origRole != nil && *role == *origRole:
-	default:
-		return &fault.Error{Kind: fault.Forbidden, Code: "FORBIDDEN", Field: path,
-			Message: fmt.Sprintf("%s was submitted by someone else: an edit replaces only your own submission", sub.DeprecatedID)}
-	}
-	return nil
-}
-
-// processable reports whether a submission in status may be processed: one
-// never processed, or one rejected only because its form was not registered
-// then.
-func processable(ctx context.Context, q querier, id uuid.UUID, status string) bool {
-	return status == StatusReceived || (status == StatusRejected && unknownForm(ctx, q, id))
-}
-
 // duplicate handles a submission whose instanceID is already used: the same
 // XML is the same submission (answered with the first one's result, the
 // first one processed now if it never was); different XML is a conflict.
-func (p *Pipeline) duplicate(ctx context.Context, id uuid.UUID, sub *xform.Submission, sum []byte, depth int) (*Result, error) {
+func (p *Pipeline) duplicate(ctx context.Context, st *stored, sub *xform.Submission, depth int) (*Result, error) {
 	var first uuid.UUID
 	var firstSum []byte
 	if err := p.Pool.QueryRow(ctx, `SELECT id, xml_sha256 FROM form_submission WHERE instance_id = $1 AND status <> 'duplicate'`,
 		sub.InstanceID).Scan(&first, &firstSum); err != nil {
 		return nil, postgres.Translate(err, "submission")
 	}
-	if string(firstSum) != string(sum) {
-		errs := []xform.FieldError{{Path: "/" + sub.Root + "/meta/instanceID",
+	if string(firstSum) != string(st.sum) {
+		out := refused(fault.New(fault.Conflict, CodeDuplicateInstance,
+			"instanceID %s was already received with different content: an edit must carry a new instanceID and meta/deprecatedID", sub.InstanceID), "")
+		out.errors = []xform.FieldError{{Path: "/" + sub.Root + "/meta/instanceID",
 			Reason: fmt.Sprintf("%s was already received (submission %s) with different content", sub.InstanceID, first)}}
-		if err := p.reject(ctx, id, &first, errs); err != nil {
-			return nil, err
+		out.dupOf = &first
+		if err := apply(ctx, p.Pool, st.id, out); err != nil {
+			return nil, postgres.Translate(err, "submission")
 		}
-		return nil, fault.New(fault.Conflict, "DUPLICATE_INSTANCE",
-			"instanceID %s was already received with different content: an edit must carry a new instanceID and meta/deprecatedID", sub.InstanceID)
+		return nil, out.refusal
 	}
-	if _, err := p.Pool.Exec(ctx, `UPDATE form_submission SET status = 'duplicate', duplicate_of = $2, processed_at = now()
-		WHERE id = $1`, id, first); err != nil {
+	if err := apply(ctx, p.Pool, st.id, outcome{status: StatusDuplicate, dupOf: &first}); err != nil {
 		return nil, postgres.Translate(err, "submission")
 	}
 	if depth > 0 {
-		return nil, fmt.Errorf("submission %s: duplicate of a duplicate", id)
+		return nil, fmt.Errorf("submission %s: duplicate of a duplicate", st.id)
 	}
 	res, err := p.process(ctx, first, depth+1)
 	if res != nil {
@@ -447,36 +434,10 @@ func (p *Pipeline) duplicate(ctx context.Context, id uuid.UUID, sub *xform.Submi
 	return res, err
 }
 
-func markRejected(ctx context.Context, tx pgx.Tx, id uuid.UUID, errs []xform.FieldError) error {
-	b, _ := json.Marshal(errs)
-	_, err := tx.Exec(ctx, `UPDATE form_submission SET status = 'rejected', errors = $2, processed_at = now() WHERE id = $1`, id, b)
-	return err
-}
-
-// reject records a refusal outside the processing transaction; dupOf, when
-// set, points at the submission that holds the instanceID. It never
-// overrides an outcome another processing of the submission recorded
-// meanwhile (accepted, superseded, duplicate).
-func (p *Pipeline) reject(ctx context.Context, id uuid.UUID, dupOf *uuid.UUID, errs []xform.FieldError) error {
-	b, _ := json.Marshal(errs)
-	_, err := p.Pool.Exec(ctx, `UPDATE form_submission SET status = 'rejected', errors = $2, duplicate_of = $3, processed_at = now()
-		WHERE id = $1 AND status IN ('received', 'rejected')`, id, b, dupOf)
-	return postgres.Translate(err, "submission")
-}
-
 // querier is a pool or a transaction.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-// unknownForm reports whether a rejected submission was rejected only
-// because its form was not registered: it is worth processing again.
-func unknownForm(ctx context.Context, q querier, id uuid.UUID) bool {
-	var yes bool
-	_ = q.QueryRow(ctx, `SELECT coalesce(errors -> 0 ->> 'reason', '') LIKE 'form % is not registered'
-		FROM form_submission WHERE id = $1`, id).Scan(&yes)
-	return yes
 }
 
 // result reads what became of a processed submission.
@@ -484,13 +445,16 @@ func (p *Pipeline) result(ctx context.Context, id uuid.UUID) (*Result, error) {
 	res := &Result{SubmissionID: id}
 	var errs []byte
 	var dupOf *uuid.UUID
-	var instance *string
-	if err := p.Pool.QueryRow(ctx, `SELECT status, errors, duplicate_of, instance_id FROM form_submission WHERE id = $1`, id).
-		Scan(&res.Status, &errs, &dupOf, &instance); err != nil {
+	var instance, code *string
+	if err := p.Pool.QueryRow(ctx, `SELECT status, error_code, errors, duplicate_of, instance_id FROM form_submission WHERE id = $1`, id).
+		Scan(&res.Status, &code, &errs, &dupOf, &instance); err != nil {
 		return nil, postgres.Translate(err, "submission")
 	}
 	if instance != nil {
 		res.InstanceID = *instance
+	}
+	if code != nil {
+		res.Code = fault.Code(*code)
 	}
 	if res.Status == StatusDuplicate && dupOf != nil {
 		r, err := p.result(ctx, *dupOf)
@@ -500,7 +464,9 @@ func (p *Pipeline) result(ctx context.Context, id uuid.UUID) (*Result, error) {
 		return r, err
 	}
 	if errs != nil {
-		_ = json.Unmarshal(errs, &res.Errors)
+		if err := json.Unmarshal(errs, &res.Errors); err != nil {
+			return nil, fmt.Errorf("submission %s: stored errors: %w", id, err)
+		}
 	}
 	var rid, aid *uuid.UUID
 	if err := p.Pool.QueryRow(ctx, `SELECT (SELECT id FROM response WHERE submission_id = $1),
@@ -550,6 +516,11 @@ type ProcessWorker struct {
 	river.WorkerDefaults[ProcessArgs]
 	Pipeline *Pipeline
 }
+
+// Timeout bounds one processing: a 10 MiB submission parses and writes in
+// well under a second; a minute leaves room for lock waits behind other
+// versions of the same instanceID.
+func (w *ProcessWorker) Timeout(*river.Job[ProcessArgs]) time.Duration { return time.Minute }
 
 // Work processes job.Args.SubmissionID.
 func (w *ProcessWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {

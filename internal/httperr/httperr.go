@@ -26,6 +26,7 @@ var statuses = map[fault.Kind]int{
 	fault.Unprocessable: http.StatusUnprocessableEntity,
 	fault.RateLimited:   http.StatusTooManyRequests,
 	fault.Unavailable:   http.StatusServiceUnavailable,
+	fault.Unsupported:   http.StatusUnsupportedMediaType,
 }
 
 // Status is the HTTP status an error of kind k answers with, unless a wire

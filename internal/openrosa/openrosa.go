@@ -26,6 +26,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/httperr"
@@ -40,7 +41,7 @@ type Deps struct {
 	Log         *slog.Logger
 	Catalog     *forms.Catalog
 	Pipeline    *forms.Pipeline
-	Collectors  *forms.Collectors
+	Collectors  *collector.Store
 	Attachments *forms.Attachments
 	Bucket      *blob.Bucket
 	// MaxBytes caps a whole submission request (XML and attachments).

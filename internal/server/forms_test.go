@@ -114,8 +114,15 @@ func TestFormActions(t *testing.T) {
 	if status, out := b.action(t, "registerForm", "admin", map[string]any{"xform": xformFile(t, "assessment_builder.xml"), "purpose": "ASSESSMENT_BUILDER"}); status != 200 {
 		t.Fatalf("register builder: %d %v", status, out)
 	}
-	if status, out := b.action(t, "submitForm", "school", map[string]any{"xml": xformFile(t, "assessment_submission.xml")}); status != 403 {
+	if status, out := b.action(t, "submitForm", "school", map[string]any{"xml": xformFile(t, "assessment_submission.xml")}); status != 403 || code(out) != "FORBIDDEN" {
 		t.Errorf("builder submission by a school: %d %v", status, out)
+	}
+	// Refused by the pipeline, not before it: the XML is kept with the
+	// refusal, as on every other path (the action no longer parses it
+	// itself, ignoring errors).
+	if n := b.count(t, `SELECT count(*) FROM form_submission WHERE source = 'action' AND submitted_role = 'school'
+		AND status = 'rejected' AND error_code = 'FORBIDDEN' AND xml LIKE '%<assessment %'`); n != 1 {
+		t.Errorf("%d refused builders kept from the school, want 1", n)
 	}
 	status, out = b.action(t, "submitForm", "state_admin", map[string]any{"xml": xformFile(t, "assessment_submission.xml")})
 	if status != 200 || out["assessmentId"] == nil {

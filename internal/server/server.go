@@ -16,6 +16,7 @@ import (
 
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
@@ -34,7 +35,7 @@ type Deps struct {
 	Catalog     *forms.Catalog
 	Rules       *forms.Rules
 	Pipeline    *forms.Pipeline
-	Collectors  *forms.Collectors
+	Collectors  *collector.Store
 	Attachments *forms.Attachments
 	SMSReports  *sms.Reports
 	// WebhookSecret is the value Hasura sends in X-Shala-Webhook-Secret.
