@@ -65,7 +65,7 @@ type Config struct {
 	TwilioAuthToken    Secret        `env:"SHALA_TWILIO_AUTH_TOKEN" vault:"twilio_auth_token" help:"Twilio Auth Token (API auth and callback signatures)."`
 	TwilioFrom         string        `env:"SHALA_TWILIO_FROM" help:"Twilio sender: a number (+1…) or a Messaging Service SID (MG…)."`
 	LogLevel           string        `env:"SHALA_LOG_LEVEL" default:"info" oneof:"debug,info,warn,error" help:"Minimum log level (JSON logs on stderr)."`
-	MaxBodyBytes       int64         `env:"SHALA_MAX_BODY_BYTES" default:"1048576" min:"1024" help:"Largest webhook body accepted (413 beyond)."`
+	MaxBodyBytes       int64         `env:"SHALA_MAX_BODY_BYTES" default:"1048576" min:"1024" help:"Largest event, cron and action body accepted (413 beyond); registerForm and submitForm accept what their columns hold (5 MiB definitions, 10 MiB submissions, as JSON)."`
 	ShutdownTimeout    time.Duration `env:"SHALA_SHUTDOWN_TIMEOUT" default:"25s" help:"On SIGTERM, how long in-flight requests and jobs may take to finish."`
 	DBMaxConns         int           `env:"SHALA_DB_MAX_CONNS" default:"40" min:"2" help:"Postgres pool size of this process."`
 	QueueWorkers       int           `env:"SHALA_QUEUE_WORKERS" default:"50" min:"0" help:"Jobs worked at once by this process; 0 serves HTTP only."`

@@ -50,7 +50,9 @@ const (
 	CodeUnprocessable Code = "UNPROCESSABLE"
 	CodeRateLimited   Code = "RATE_LIMITED"
 	CodeUnavailable   Code = "UNAVAILABLE"
-	CodeUnsupported   Code = "UNSUPPORTED_TYPE"
+	// CodeBodyTooLarge refuses a request body over its route's limit.
+	CodeBodyTooLarge Code = "BODY_TOO_LARGE"
+	CodeUnsupported  Code = "UNSUPPORTED_TYPE"
 )
 
 var defaultCodes = map[Kind]Code{

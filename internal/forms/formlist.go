@@ -10,6 +10,13 @@ import (
 	"github.com/shala-edu/shala/internal/postgres"
 )
 
+// The largest definition and submission the database stores
+// (form_version.xform and form_submission.xml CHECK constraints), in bytes.
+const (
+	MaxDefinitionBytes = 5 << 20
+	MaxSubmissionBytes = 10 << 20
+)
+
 // Listed is a form version as the OpenRosa form list offers it.
 type Listed struct {
 	FormID, Title, Version string

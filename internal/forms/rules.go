@@ -198,7 +198,7 @@ func (r *Rules) SaveRule(ctx context.Context, c *Catalog, formID, name, expressi
 	err := c.pool.QueryRow(ctx, `SELECT v.version, f.purpose FROM form_version v JOIN form f ON f.id = v.form_id
 		WHERE v.form_id = $1 ORDER BY v.registered_at DESC LIMIT 1`, formID).Scan(&version, &purpose)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return uuid.Nil, fault.New(fault.NotFound, "UNKNOWN_FORM", "form %q is not registered", formID)
+		return uuid.Nil, fault.New(fault.NotFound, CodeUnknownForm, "form %q is not registered", formID)
 	}
 	if err != nil {
 		return uuid.Nil, postgres.Translate(err, "form")

@@ -71,6 +71,13 @@ func (d Deps) write(w http.ResponseWriter, status int, nature, text string) {
 	_ = xml.NewEncoder(w).Encode(r)
 }
 
+// WriteError is the httperr.Writer of the OpenRosa routes: what middleware
+// answer (the rate limit, a panic) reaches ODK Collect as an
+// OpenRosaResponse document too.
+func (d Deps) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	d.writeError(r.Context(), w, err)
+}
+
 // writeError answers a failure in OpenRosa's format with the status the
 // fault's kind implies; unexpected errors are logged and answered 500.
 func (d Deps) writeError(ctx context.Context, w http.ResponseWriter, err error) {
@@ -177,11 +184,11 @@ var safeName = regexp.MustCompile(`^[A-Za-z0-9._() -]{1,255}$`)
 func readParts(r *http.Request) ([]byte, []*attachment, error) {
 	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mediaType != "multipart/form-data" {
-		return nil, nil, fault.New(fault.Invalid, "INVALID_SUBMISSION", "want multipart/form-data with an xml_submission_file part")
+		return nil, nil, fault.New(fault.Invalid, forms.CodeInvalidSubmission, "want multipart/form-data with an xml_submission_file part")
 	}
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return nil, nil, fault.Wrap(err, fault.Invalid, "INVALID_SUBMISSION", "multipart body: %v", err)
+		return nil, nil, fault.Wrap(err, fault.Invalid, forms.CodeInvalidSubmission, "multipart body: %v", err)
 	}
 	var doc []byte
 	var files []*attachment
@@ -200,11 +207,11 @@ func readParts(r *http.Request) ([]byte, []*attachment, error) {
 			}
 		case part.FileName() != "":
 			if len(files) >= MaxAttachments {
-				return nil, files, fault.New(fault.Invalid, "INVALID_SUBMISSION", "more than %d attachments", MaxAttachments)
+				return nil, files, fault.New(fault.Invalid, forms.CodeInvalidSubmission, "more than %d attachments", MaxAttachments)
 			}
 			name := path.Base(part.FileName())
 			if !safeName.MatchString(name) || name == "." || name == ".." {
-				return nil, files, fault.New(fault.Invalid, "INVALID_SUBMISSION", "attachment name %q is not allowed", part.FileName())
+				return nil, files, fault.New(fault.Invalid, forms.CodeInvalidSubmission, "attachment name %q is not allowed", part.FileName())
 			}
 			f, err := os.CreateTemp("", "shala-attachment-*")
 			if err != nil {
@@ -222,7 +229,7 @@ func readParts(r *http.Request) ([]byte, []*attachment, error) {
 		part.Close()
 	}
 	if doc == nil {
-		return nil, files, fault.New(fault.Invalid, "INVALID_SUBMISSION", "xml_submission_file: missing")
+		return nil, files, fault.New(fault.Invalid, forms.CodeInvalidSubmission, "xml_submission_file: missing")
 	}
 	return doc, files, nil
 }
@@ -232,7 +239,7 @@ func maybeTooBig(err error, what string) error {
 	if errors.As(err, &tooBig) {
 		return err
 	}
-	return fault.Wrap(err, fault.Invalid, "INVALID_SUBMISSION", "%s: %v", what, err)
+	return fault.Wrap(err, fault.Invalid, forms.CodeInvalidSubmission, "%s: %v", what, err)
 }
 
 // store uploads attachments to the bucket under submissions/{id}/ and

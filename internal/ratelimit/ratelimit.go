@@ -5,7 +5,6 @@
 package ratelimit
 
 import (
-	"encoding/json"
 	"net"
 	"net/http"
 	"net/netip"
@@ -14,6 +13,9 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/httperr"
 )
 
 // MaxClients caps the clients remembered at once. Beyond it (a flood from
@@ -79,7 +81,8 @@ func (p *PerIP) Allow(ip string, now time.Time) bool {
 	return c.lim.AllowN(now, 1)
 }
 
-// Middleware answers 429 with Retry-After beyond the limit, keyed by the
+// Middleware answers 429 with Retry-After beyond the limit (in the route's
+// wire format, httperr.Write), keyed by the
 // connection's remote address (a proxy in front must pass the client's own
 // connection, or every client shares the proxy's bucket).
 func (p *PerIP) Middleware(next http.Handler) http.Handler {
@@ -91,10 +94,7 @@ func (p *PerIP) Middleware(next http.Handler) http.Handler {
 		ip = key(ip)
 		if !p.Allow(ip, time.Now()) {
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(float64(p.burst)/float64(p.rate)))))
-			w.Header().Set("Content-Type", "application/json; charset=utf-8")
-			w.WriteHeader(http.StatusTooManyRequests)
-			_ = json.NewEncoder(w).Encode(map[string]any{"message": "too many requests; try again shortly",
-				"extensions": map[string]any{"code": "RATE_LIMITED"}})
+			httperr.Write(w, r, fault.New(fault.RateLimited, "", "too many requests; try again shortly"))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -15,6 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/logging"
 )
 
@@ -159,5 +162,31 @@ func TestServeCancelsRequestsStillRunningAtTheTimeout(t *testing.T) {
 	case <-cancelled:
 	case <-time.After(5 * time.Second):
 		t.Error("the running request's context was never cancelled")
+	}
+}
+
+// A panic is answered in the wire format of the route it happened on: XML
+// on OpenRosa's routes, Hasura's JSON on Hasura's.
+func TestPanicIsAnsweredInTheRoutesFormat(t *testing.T) {
+	t.Parallel()
+	xmlWriter := func(w http.ResponseWriter, r *http.Request, err error) {
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		w.WriteHeader(httperr.Status(fault.As(err).Kind))
+		_, _ = w.Write([]byte(`<OpenRosaResponse xmlns="http://openrosa.org/http/response"><message>internal error</message></OpenRosaResponse>`))
+	}
+	boom := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })
+	r := chi.NewRouter()
+	r.Use(httperr.Track, recoverer(slog.New(slog.DiscardHandler)))
+	r.With(httperr.Use(xmlWriter)).Get("/openrosa/boom", boom)
+	r.With(httperr.Use(hasura.WriteError)).Get("/actions/boom", boom)
+	for _, tt := range []struct{ path, wantType, wantBody string }{
+		{"/openrosa/boom", "text/xml; charset=utf-8", "<OpenRosaResponse"},
+		{"/actions/boom", "application/json; charset=utf-8", `"code":"INTERNAL"`},
+	} {
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.path, nil))
+		if rec.Code != 500 || rec.Header().Get("Content-Type") != tt.wantType || !strings.Contains(rec.Body.String(), tt.wantBody) {
+			t.Errorf("GET %s: %d %s %s, want 500 %s with %s", tt.path, rec.Code, rec.Header().Get("Content-Type"), rec.Body.String(), tt.wantType, tt.wantBody)
+		}
 	}
 }

@@ -7,6 +7,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shala-edu/shala/actions"
+	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/forms"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/openrosa"
 	"github.com/shala-edu/shala/internal/ratelimit"
 	"github.com/shala-edu/shala/internal/sms/twilio"
@@ -24,9 +27,9 @@ func addRoutes(r chi.Router, d Deps) {
 	// ODK Collect and Enketo submit here; the collector token in the path
 	// authenticates them.
 	r.Route("/openrosa/key/{token}", func(r chi.Router) {
-		r.Use(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware)
 		odk := openrosa.Deps{Log: d.Log, Catalog: d.Catalog, Pipeline: d.Pipeline, Collectors: d.Collectors,
 			Attachments: d.Attachments, Bucket: d.Blobs, MaxBytes: d.OpenRosaMaxBytes}
+		r.Use(httperr.Use(odk.WriteError), ratelimit.New(d.PublicRate, d.PublicBurst).Middleware)
 		submission := openrosa.Submission(odk)
 		r.Method(http.MethodHead, "/submission", submission)
 		r.Method(http.MethodPost, "/submission", submission)
@@ -51,15 +54,21 @@ func addRoutes(r chi.Router, d Deps) {
 	r.Route("/actions", func(r chi.Router) {
 		r.Use(d.webhook("action")...)
 		r.NotFound(notFound("action"))
-		r.Method(http.MethodPost, "/ping", actions.Ping(d.Log, d.Pings))
-		r.Method(http.MethodPost, "/registerForm", actions.RegisterForm(d.Log, d.Catalog))
-		r.Method(http.MethodPost, "/saveFormRule", actions.SaveFormRule(d.Log, d.Catalog, d.Rules))
-		r.Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, d.Pipeline))
-		r.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, d.Collectors, d.PublicURL))
-		r.Method(http.MethodPost, "/revokeCollector", actions.RevokeCollector(d.Log, d.Collectors))
+		// Each action's body limit fits its largest argument as the
+		// database stores it; the others take SHALA_MAX_BODY_BYTES.
+		small := r.With(capBody(d.MaxBodyBytes))
+		small.Method(http.MethodPost, "/ping", actions.Ping(d.Log, d.Pings))
+		r.With(capBody(hasura.ActionBodyLimit(forms.MaxDefinitionBytes))).
+			Method(http.MethodPost, "/registerForm", actions.RegisterForm(d.Log, d.Catalog))
+		small.Method(http.MethodPost, "/saveFormRule", actions.SaveFormRule(d.Log, d.Catalog, d.Rules))
+		r.With(capBody(hasura.ActionBodyLimit(forms.MaxSubmissionBytes))).
+			Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, d.Pipeline))
+		small.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, d.Collectors, d.PublicURL))
+		small.Method(http.MethodPost, "/revokeCollector", actions.RevokeCollector(d.Log, d.Collectors))
 	})
 	r.Route("/events", func(r chi.Router) {
 		r.Use(d.webhook("event")...)
+		r.Use(capBody(d.MaxBodyBytes))
 		r.NotFound(notFound("event trigger"))
 		r.Method(http.MethodPost, "/ping_created", triggers.PingCreated(d.Log, d.Inbox))
 		r.Method(http.MethodPost, "/sms_request_created", triggers.SMSRequestCreated(d.Log, d.Inbox))
@@ -68,6 +77,7 @@ func addRoutes(r chi.Router, d Deps) {
 	})
 	r.Route("/cron", func(r chi.Router) {
 		r.Use(d.webhook("cron")...)
+		r.Use(capBody(d.MaxBodyBytes))
 		r.NotFound(notFound("cron trigger"))
 		r.Method(http.MethodPost, "/reconcile", triggers.Reconcile(d.Log, d.Inbox))
 	})

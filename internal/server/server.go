@@ -18,6 +18,7 @@ import (
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/forms"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/sms"
@@ -40,7 +41,8 @@ type Deps struct {
 	SMSReports  *sms.Reports
 	// WebhookSecret is the value Hasura sends in X-Shala-Webhook-Secret.
 	WebhookSecret string
-	// MaxBodyBytes caps webhook bodies (413 beyond).
+	// MaxBodyBytes caps event, cron and most action bodies (413 beyond);
+	// actions carrying documents have the limit of their column.
 	MaxBodyBytes int64
 	// Blobs stores files (OpenRosa attachments).
 	Blobs *blob.Bucket
@@ -71,19 +73,20 @@ func NewServer(d Deps) http.Handler {
 		d.PublicRate, d.PublicBurst = 20, 100
 	}
 	r := chi.NewRouter()
-	r.Use(requestID, d.Metrics.observeHTTP, recoverer(d.Log))
+	r.Use(httperr.Track, requestID, d.Metrics.observeHTTP, recoverer(d.Log))
 	r.NotFound(notFound("route"))
 	addRoutes(r, d)
 	return r
 }
 
 // webhook is the middleware of the Hasura-facing groups: outcome counting,
-// body cap, then the shared secret (so unknown names answer 401 to callers
-// without the secret and 404 to Hasura).
+// Hasura's error format for what middleware answer, then the shared secret
+// (so unknown names answer 401 to callers without the secret and 404 to
+// Hasura). Each route's body cap comes after, in routes.go.
 func (d Deps) webhook(kind string) []func(http.Handler) http.Handler {
 	return []func(http.Handler) http.Handler{
 		d.Metrics.countWebhook(kind),
-		capBody(d.MaxBodyBytes),
+		httperr.Use(hasura.WriteError),
 		hasura.RequireSecret(d.WebhookSecret),
 	}
 }

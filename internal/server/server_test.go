@@ -22,6 +22,7 @@ import (
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/app"
 	"github.com/shala-edu/shala/internal/app/apptest"
+	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/logging"
 	"github.com/shala-edu/shala/internal/pgtest"
 	"github.com/shala-edu/shala/internal/queue"
@@ -44,18 +45,23 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	pool := pgtest.New(t)
-	return setupWithPool(t, pool)
+	return setupWith(t, pgtest.New(t), discard, nil)
 }
 
 func setupWithPool(t *testing.T, pool *pgxpool.Pool) *bundle {
 	t.Helper()
-	return setupWithLog(t, pool, discard)
+	return setupWith(t, pool, discard, nil)
 }
 
-// setupWithLog builds shala through its composition root (as serve does)
-// on pool and serves it on a loopback port.
 func setupWithLog(t *testing.T, pool *pgxpool.Pool, log *slog.Logger) *bundle {
+	t.Helper()
+	return setupWith(t, pool, log, nil)
+}
+
+// setupWith builds shala through its composition root (as serve does) on
+// pool, with the test configuration changed by configure (if not nil), and
+// serves it on a loopback port.
+func setupWith(t *testing.T, pool *pgxpool.Pool, log *slog.Logger, configure func(*config.Config)) *bundle {
 	t.Helper()
 	cfg := apptest.Config(t)
 	cfg.WebhookSecret = secret
@@ -63,6 +69,9 @@ func setupWithLog(t *testing.T, pool *pgxpool.Pool, log *slog.Logger) *bundle {
 	cfg.OpenRosaMaxBytes = 256 << 10
 	cfg.OperatorPassword = operatorPassword
 	cfg.QueueFetchCooldown = 5 * time.Millisecond
+	if configure != nil {
+		configure(cfg)
+	}
 	a := apptest.NewWithLog(t, cfg, log, app.Options{Pool: pool})
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
