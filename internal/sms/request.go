@@ -284,7 +284,9 @@ func students(ctx context.Context, tx pgx.Tx, r *Request) (out []recipient, next
 	if r.Cursor != "" {
 		p, idStr, _ := strings.Cut(r.Cursor, "\x1f")
 		afterPhone = p
-		afterID, _ = uuid.Parse(idStr)
+		if afterID, err = uuid.Parse(idStr); err != nil {
+			return nil, "", false, fmt.Errorf("expansion cursor of request %s: %w", r.ID, err)
+		}
 	}
 	var grades []int32
 	var sections []string
