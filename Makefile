@@ -5,7 +5,7 @@ LDFLAGS := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help run test lint bench build seed tools e2e fmt
+.PHONY: help run test lint bench build seed tools e2e fmt readme
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ e2e: ## end-to-end suite against `docker compose up` (needs Docker)
 
 tools: ## install promtool into .tools/bin (from Debian's prometheus package)
 	@./.ci/tools.sh
+
+readme: ## rewrite README.md's configuration table from internal/config (after changing a variable)
+	$(GO) run ./internal/config/readme
 
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')

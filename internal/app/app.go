@@ -34,6 +34,7 @@ import (
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/config"
+	"github.com/shala-edu/shala/internal/eventlog"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/jobs"
@@ -166,7 +167,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 
 	// The queue and what records work into it.
 	jd := jobs.Deps{Pool: a.Pool, Log: log, Tracker: a.Tracker, SMSProvider: a.SMS, SMSRate: cfg.SMSRate,
-		SMSMetrics: a.SMSMetrics, Pipeline: a.Pipeline}
+		SMSMetrics: a.SMSMetrics, Pipeline: a.Pipeline,
+		EventLog: &eventlog.Cleaner{Pool: a.Pool, Retention: cfg.EventLogRetention, Metrics: eventlog.NewMetrics(a.Registry)}}
 	if a.Queue, err = queue.New(a.Pool, jobs.Workers(jd), queue.Config{
 		Workers:       cfg.QueueWorkers,
 		Queues:        jobs.Queues(cfg.SMSWorkers),

@@ -69,6 +69,7 @@ type Config struct {
 	ShutdownTimeout    time.Duration `env:"SHALA_SHUTDOWN_TIMEOUT" default:"25s" help:"On SIGTERM, how long in-flight requests and jobs may take to finish."`
 	DBMaxConns         int           `env:"SHALA_DB_MAX_CONNS" default:"40" min:"2" help:"Postgres pool size of this process."`
 	QueueWorkers       int           `env:"SHALA_QUEUE_WORKERS" default:"50" min:"0" help:"Jobs worked at once by this process; 0 serves HTTP only."`
+	EventLogRetention  time.Duration `env:"SHALA_EVENT_LOG_RETENTION" default:"168h" help:"How long Hasura's finished event-trigger events (delivered, or failed for good) and their invocation logs are kept in hdb_catalog before shala deletes them, hourly and in batches; 0 keeps them. Hasura's own cleanup_config runs only on Cloud and Enterprise."`
 	QueueFetchCooldown time.Duration `env:"SHALA_QUEUE_FETCH_COOLDOWN" default:"5ms" help:"Minimum pause between job fetches under load (River's default 100ms caps ~1,000 jobs/s)."`
 	PostHogKey         Secret        `env:"SHALA_POSTHOG_KEY" vault:"posthog_key" help:"PostHog project API key; unset disables product analytics."`
 	PostHogHost        string        `env:"SHALA_POSTHOG_HOST" default:"https://eu.i.posthog.com" help:"PostHog ingestion host."`

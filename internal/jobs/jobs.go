@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/eventlog"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
@@ -29,6 +30,8 @@ type Deps struct {
 	SMSMetrics  *sms.Metrics
 	// Pipeline processes form submissions.
 	Pipeline *forms.Pipeline
+	// EventLog deletes Hasura's old finished events.
+	EventLog *eventlog.Cleaner
 }
 
 // Workers registers every worker.
@@ -40,6 +43,7 @@ func Workers(d Deps) *river.Workers {
 	river.AddWorker(w, &ping.PongWorker{Pool: d.Pool})
 	river.AddWorker(w, &queue.SweepWorker[ping.ReconcileArgs]{Pool: d.Pool, MinAge: ping.ReconcileAfter, Sweep: ping.Reconcile})
 	river.AddWorker(w, &inbox.PruneWorker{Pool: d.Pool})
+	river.AddWorker(w, &eventlog.CleanWorker{Cleaner: d.EventLog})
 
 	river.AddWorker(w, &sms.ExpandWorker{Pool: d.Pool, Metrics: d.SMSMetrics})
 	sender := &sms.Sender{Pool: d.Pool, Provider: d.SMSProvider, Limiter: sms.Limiter(d.SMSRate), Metrics: d.SMSMetrics, Log: d.Log}
@@ -67,6 +71,7 @@ func Periodic(d Deps) []*river.PeriodicJob {
 	jobs := []*river.PeriodicJob{
 		every(time.Minute, ping.ReconcileArgs{}, false),
 		every(time.Hour, inbox.PruneArgs{}, true),
+		every(time.Hour, eventlog.CleanArgs{}, true),
 		every(time.Minute, sms.ReconcileArgs{}, true),
 		every(time.Minute, forms.ReconcileArgs{}, true),
 	}
