@@ -24,10 +24,11 @@ lint: ## staticcheck (pinned)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -tags e2e ./e2e/...
 
-bench: ## benchmarks: event acks and OpenRosa ingestion vs the durable INSERT ceiling; 100k SMS fan-out vs River no-op jobs
+bench: ## benchmarks: event acks and OpenRosa ingestion vs the durable INSERT ceiling; 100k SMS fan-out vs River no-op jobs; Sheets backlog and 1M-row CSV export
 	$(GO) run ./bench/events
 	$(GO) run ./bench/sms
 	$(GO) run ./bench/forms
+	$(GO) run ./bench/exports
 
 build: ## build bin/shala
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/shala ./cmd/shala

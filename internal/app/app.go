@@ -31,10 +31,12 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/eventlog"
+	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/jobs"
@@ -43,6 +45,7 @@ import (
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/schema"
 	"github.com/shala-edu/shala/internal/server"
+	"github.com/shala-edu/shala/internal/sheets"
 	"github.com/shala-edu/shala/internal/sms"
 	"github.com/shala-edu/shala/internal/sms/cdac"
 	"github.com/shala-edu/shala/internal/sms/outbox"
@@ -88,6 +91,15 @@ type App struct {
 	Pipeline    *forms.Pipeline
 	Collectors  *collector.Store
 	Attachments *forms.Attachments
+
+	// Exports: Sheets is nil (and Exporter too) without a Google service
+	// account; CSV links are signed with Links; JWT verifies apps' Hasura
+	// tokens on REST endpoints (nil without HASURA_GRAPHQL_JWT_SECRET).
+	Sheets   *sheets.Client
+	Exporter *export.Exporter
+	Langs    *export.Languages
+	Links    *export.Links
+	JWT      *auth.Verifier
 
 	// Queue works every job kind jobs.Workers lists (once Start is
 	// called); Inbox records Hasura deliveries and enqueues through it.
@@ -164,10 +176,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.Pipeline = &forms.Pipeline{Pool: a.Pool, Catalog: a.Catalog, Rules: a.Rules, Log: log}
 	a.Collectors = collector.NewStore(a.Pool)
 	a.Attachments = forms.NewAttachments(a.Pool)
+	if err := a.buildExports(ctx, cfg, log); err != nil {
+		return nil, err
+	}
 
 	// The queue and what records work into it.
 	jd := jobs.Deps{Pool: a.Pool, Log: log, Tracker: a.Tracker, SMSProvider: a.SMS, SMSRate: cfg.SMSRate,
-		SMSMetrics: a.SMSMetrics, Pipeline: a.Pipeline,
+		SMSMetrics: a.SMSMetrics, Pipeline: a.Pipeline, Exporter: a.Exporter,
 		EventLog: &eventlog.Cleaner{Pool: a.Pool, Retention: cfg.EventLogRetention, Metrics: eventlog.NewMetrics(a.Registry)}}
 	if a.Queue, err = queue.New(a.Pool, jobs.Workers(jd), queue.Config{
 		Workers:       cfg.QueueWorkers,
@@ -188,7 +203,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	}
 
 	a.handler = server.NewServer(server.Deps{
-		Log: log, Gatherer: a.Registry, Metrics: server.NewMetrics(a.Registry),
+		Log: log, Pool: a.Pool, Gatherer: a.Registry, Metrics: server.NewMetrics(a.Registry),
 		WebhookSecret: cfg.WebhookSecret.Reveal(), MaxBodyBytes: cfg.MaxBodyBytes,
 		PublicURL: cfg.PublicURL, PublicRate: cfg.PublicRate, PublicBurst: cfg.PublicBurst,
 		Inbox: a.Inbox, Pings: a.Pings, Catalog: a.Catalog, Rules: a.Rules, Pipeline: a.Pipeline, Collectors: a.Collectors, Attachments: a.Attachments,
@@ -197,8 +212,46 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: TwilioCallbackURL(cfg),
 		Operator: a.Operator, OperatorPassword: cfg.OperatorPassword.Reveal(),
 		Ready: a.Ready,
+		Queue: a.Queue, Langs: a.Langs, Links: a.Links, JWT: a.JWT, SheetsAccount: a.sheetsAccount(),
 	})
 	return a, nil
+}
+
+// buildExports builds the Sheets client and exporter (with a service
+// account), the CSV link signer and the JWT verifier.
+func (a *App) buildExports(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	a.Langs = export.NewLanguages()
+	metrics := export.NewMetrics(a.Registry)
+	if cfg.SheetsCredentials != "" {
+		var err error
+		a.Sheets, err = sheets.New(ctx, sheets.Config{URL: cfg.SheetsURL, CredentialsJSON: []byte(cfg.SheetsCredentials.Reveal())})
+		if err != nil {
+			return fmt.Errorf("SHALA_SHEETS_CREDENTIALS: %w", err)
+		}
+		a.Exporter = export.NewExporter(a.Pool, a.Sheets, a.Langs, export.NewPacer(cfg.SheetsWrites), log, metrics)
+	}
+	key := []byte(cfg.ExportLinkKey.Reveal())
+	if len(key) == 0 {
+		key = export.DeriveKey(cfg.WebhookSecret.Reveal())
+	}
+	a.Links = export.NewLinks(key, cfg.PublicURL)
+	if cfg.JWTSecret != "" {
+		jc, err := auth.ParseConfig(cfg.JWTSecret.Reveal())
+		if err != nil {
+			return fmt.Errorf("HASURA_GRAPHQL_JWT_SECRET: %w", err)
+		}
+		if a.JWT, err = auth.NewVerifier(jc); err != nil {
+			return fmt.Errorf("HASURA_GRAPHQL_JWT_SECRET: %w", err)
+		}
+	}
+	return nil
+}
+
+func (a *App) sheetsAccount() string {
+	if a.Sheets == nil {
+		return ""
+	}
+	return a.Sheets.Account()
 }
 
 // onClose registers f to run on Close, after everything built later.

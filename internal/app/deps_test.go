@@ -1,14 +1,13 @@
 package app_test
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
-	"os/exec"
-	"path/filepath"
+	"go/ast"
+	"go/types"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/shala-edu/shala/internal/modtest"
 )
 
 // The dependency rules of the module: which packages may import what. A
@@ -47,10 +46,6 @@ var (
 		"internal/httperr",       // fault kinds as HTTP statuses, per-route error writers
 		"internal/ratelimit",     // per-IP limiting middleware
 	}
-	// Handler packages answer requests; their SQL lives in the store code
-	// of the domain package they call, never in a handler.
-	handlers = []string{"actions", "triggers", "internal/server", "internal/openrosa", "internal/web/...",
-		"internal/sms/twilio", "internal/bbb/...", "hasura"}
 )
 
 // A rule forbids the packages it applies to some imports.
@@ -106,13 +101,6 @@ var rules = []rule{
 		forbidden:  edge,
 		transitive: true,
 	},
-	{
-		// SQL lives in store code: a handler that needs a row calls its
-		// domain package.
-		name:      "handler packages run no SQL (no pgx import)",
-		applies:   func(p string) bool { return in(p, handlers) },
-		forbidden: []string{"github.com/jackc/pgx/v5/..."},
-	},
 }
 
 // in reports whether pkg matches one of patterns.
@@ -129,69 +117,17 @@ func in(pkg string, patterns []string) bool {
 	return false
 }
 
-type goPackage struct {
-	ImportPath string
-	Imports    []string
-	Deps       []string
-	Module     *struct{ Path string }
-}
-
-// modulePackages lists the module's packages (not their tests) with their
-// direct imports and all their dependencies, as `go list` reports them.
-func modulePackages(t *testing.T) (module string, pkgs []goPackage) {
-	t.Helper()
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	cmd := exec.Command("go", "list", "-json=ImportPath,Imports,Deps,Module", "./...")
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, stderr.String())
-	}
-	dec := json.NewDecoder(bytes.NewReader(out))
-	for {
-		var p goPackage
-		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		pkgs = append(pkgs, p)
-		if p.Module != nil {
-			module = p.Module.Path
-		}
-	}
-	if len(pkgs) < 20 {
-		t.Fatalf("go list found %d packages: not the module", len(pkgs))
-	}
-	return module, pkgs
-}
-
 // TestDependencyRules fails when a package imports what its group may not
 // (see rules above). Add a package to edge or protocol only when it truly is
 // one; say why next to it.
 func TestDependencyRules(t *testing.T) {
 	t.Parallel()
-	module, pkgs := modulePackages(t)
-	rel := func(importPath string) string {
-		if importPath == module {
-			return "."
-		}
-		if r, ok := strings.CutPrefix(importPath, module+"/"); ok {
-			return r
-		}
-		return importPath
-	}
+	m := modtest.Load(t, false)
 	for _, r := range rules {
 		t.Run(r.name, func(t *testing.T) {
 			t.Parallel()
-			for _, p := range pkgs {
-				pkg := rel(p.ImportPath)
-				if !r.applies(pkg) {
+			for _, p := range m.Packages {
+				if !r.applies(p.Rel) {
 					continue
 				}
 				imports, verb := p.Imports, "imports"
@@ -199,8 +135,8 @@ func TestDependencyRules(t *testing.T) {
 					imports, verb = p.Deps, "depends on"
 				}
 				for _, imp := range imports {
-					if in(rel(imp), r.forbidden) && rel(imp) != pkg {
-						t.Errorf("%s %s %s", pkg, verb, rel(imp))
+					if in(imp, r.forbidden) && imp != p.Rel {
+						t.Errorf("%s %s %s", p.Rel, verb, imp)
 					}
 				}
 			}
@@ -226,9 +162,6 @@ func TestDependencyRulesCatchBreaks(t *testing.T) {
 		{"internal/ping", "hasura"},
 		{"internal/exam", "net/http"},
 		{"internal/inbox", "hasura"},
-		{"internal/sms/twilio", "github.com/jackc/pgx/v5/pgxpool"},
-		{"internal/openrosa", "github.com/jackc/pgx/v5"},
-		{"internal/web/files", "github.com/jackc/pgx/v5"},
 		{"internal/forms", "internal/server"},
 		{"internal/vault", "internal/inbox"},
 	} {
@@ -246,4 +179,59 @@ func TestDependencyRulesCatchBreaks(t *testing.T) {
 			t.Errorf("%s importing %s: broke %v, want no rule broken", tt.pkg, tt.imp, got)
 		}
 	}
+}
+
+// Handler packages answer requests; their SQL lives in the store code of
+// the domain package they call, never in a handler.
+var handlers = []string{"actions", "triggers", "internal/server", "internal/openrosa", "internal/web/...",
+	"internal/sms/twilio", "internal/bbb/...", "hasura"}
+
+// sqlMethods are the pgx calls that run SQL (on a pool, a connection, a
+// transaction); sqlFuncs the pgx functions that do.
+var (
+	sqlMethods = []string{"Exec", "Query", "QueryRow", "SendBatch", "CopyFrom", "Begin", "BeginTx"}
+	sqlFuncs   = []string{"BeginFunc", "BeginTxFunc"}
+)
+
+// TestHandlersRunNoSQL fails when a handler package calls pgx to run SQL:
+// a handler that needs a row calls its domain package's store code.
+// (Passing a pool on to a store is allowed.)
+func TestHandlersRunNoSQL(t *testing.T) {
+	t.Parallel()
+	m := modtest.Load(t, true)
+	for _, p := range m.Packages {
+		if !in(p.Rel, handlers) {
+			continue
+		}
+		for _, f := range p.Files {
+			ast.Inspect(f, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				sel, ok := call.Fun.(*ast.SelectorExpr)
+				if !ok {
+					return true
+				}
+				if runsSQL(p.Info, sel) {
+					t.Errorf("%s: %s runs SQL in a handler package; move it to the store code of its domain package", m.Position(call), sel.Sel.Name)
+				}
+				return true
+			})
+		}
+	}
+}
+
+// runsSQL reports whether sel is a pgx method or function that runs SQL.
+func runsSQL(info *types.Info, sel *ast.SelectorExpr) bool {
+	fromPgx := func(pkg *types.Package) bool {
+		return pkg != nil && strings.HasPrefix(pkg.Path(), "github.com/jackc/pgx/v5")
+	}
+	if s, ok := info.Selections[sel]; ok && s.Kind() == types.MethodVal {
+		return slices.Contains(sqlMethods, sel.Sel.Name) && fromPgx(s.Obj().Pkg())
+	}
+	if fn, ok := info.Uses[sel.Sel].(*types.Func); ok {
+		return slices.Contains(sqlFuncs, fn.Name()) && fromPgx(fn.Pkg())
+	}
+	return false
 }

@@ -64,6 +64,10 @@ type Config struct {
 	TwilioAccountSID   string        `env:"SHALA_TWILIO_ACCOUNT_SID" vault:"twilio_account_sid" help:"Twilio Account SID (AC…)."`
 	TwilioAuthToken    Secret        `env:"SHALA_TWILIO_AUTH_TOKEN" vault:"twilio_auth_token" help:"Twilio Auth Token (API auth and callback signatures)."`
 	TwilioFrom         string        `env:"SHALA_TWILIO_FROM" help:"Twilio sender: a number (+1…) or a Messaging Service SID (MG…)."`
+	SheetsCredentials  Secret        `env:"SHALA_SHEETS_CREDENTIALS" vault:"google_service_account" help:"Google service account key (the JSON file's contents) that appends responses to Google Sheets; share each spreadsheet with its client_email as Editor. Unset: connectSheet refuses and no sheet is written."`
+	SheetsURL          string        `env:"SHALA_SHEETS_URL" default:"https://sheets.googleapis.com/" help:"Google Sheets API endpoint."`
+	SheetsWrites       int           `env:"SHALA_SHEETS_WRITES_PER_MINUTE" default:"50" min:"0" help:"Sheets writes a minute shared by every replica (Google allows 60 per minute per service account; 0 = unpaced)."`
+	ExportLinkKey      Secret        `env:"SHALA_EXPORT_LINK_KEY" vault:"export_link_key" help:"Key signing CSV export links (at least 32 characters). Unset: derived from SHALA_WEBHOOK_SECRET, so every replica agrees."`
 	LogLevel           string        `env:"SHALA_LOG_LEVEL" default:"info" oneof:"debug,info,warn,error" help:"Minimum log level (JSON logs on stderr)."`
 	MaxBodyBytes       int64         `env:"SHALA_MAX_BODY_BYTES" default:"1048576" min:"1024" help:"Largest event, cron and action body accepted (413 beyond); registerForm and submitForm accept what their columns hold (5 MiB definitions, 10 MiB submissions, as JSON)."`
 	ShutdownTimeout    time.Duration `env:"SHALA_SHUTDOWN_TIMEOUT" default:"25s" help:"On SIGTERM, how long in-flight requests and jobs may take to finish."`
@@ -230,6 +234,9 @@ func (c *Config) ValidateServe() error {
 		require("SHALA_CDAC_URL", "SHALA_CDAC_USERNAME", "SHALA_CDAC_PASSWORD", "SHALA_CDAC_SENDER_ID", "SHALA_CDAC_SECURE_KEY")
 	case "twilio":
 		require("SHALA_TWILIO_URL", "SHALA_TWILIO_ACCOUNT_SID", "SHALA_TWILIO_AUTH_TOKEN", "SHALA_TWILIO_FROM")
+	}
+	if n := len(c.ExportLinkKey); n > 0 && n < 32 {
+		errs = append(errs, fmt.Errorf("SHALA_EXPORT_LINK_KEY: at least 32 characters (got %d), or unset to derive one", n))
 	}
 	if c.JWTSecret != "" {
 		if _, err := auth.ParseConfig(c.JWTSecret.Reveal()); err != nil {

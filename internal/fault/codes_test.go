@@ -2,102 +2,40 @@ package fault_test
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
-	"errors"
 	"go/ast"
 	"go/constant"
-	"go/importer"
-	"go/parser"
 	"go/token"
 	"go/types"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/shala-edu/shala/internal/modtest"
 )
 
-// listed is a package as `go list -export -deps -json` describes it.
-type listed struct {
-	ImportPath, Dir, Export string
-	GoFiles                 []string
-	Standard                bool
-	Module                  *struct{ Path string }
-}
-
-// emittedCodes type-checks every package of the module (its non-test
-// files) and returns each fault.Code constant's value with where it is
-// declared, and every place a string literal becomes a fault.Code outside a
-// constant declaration (an untyped code: `fault.New(k, "OOPS", …)`).
+// emittedCodes returns each fault.Code constant of the module's packages
+// (their non-test files) with where it is declared, and every place a
+// string literal becomes a fault.Code outside a constant declaration (an
+// untyped code: `fault.New(k, "OOPS", …)`).
 func emittedCodes(t *testing.T) (codes map[string]string, untyped []string, root string) {
 	t.Helper()
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	root = filepath.Dir(strings.TrimSpace(string(gomod)))
-	cmd := exec.Command("go", "list", "-export", "-deps", "-json=ImportPath,Dir,Export,GoFiles,Standard,Module", "./...")
-	cmd.Dir = root
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, stderr.String())
-	}
-	exports := map[string]string{}
-	var module []listed
-	modulePath := ""
-	dec := json.NewDecoder(bytes.NewReader(out))
-	for {
-		var p listed
-		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		exports[p.ImportPath] = p.Export
-		if !p.Standard && p.Module != nil && p.Dir != "" && strings.HasPrefix(p.Dir, root) {
-			module = append(module, p)
-			modulePath = p.Module.Path
-		}
-	}
-	faultPath := modulePath + "/internal/fault"
+	m := modtest.Load(t, true)
+	faultPath := m.Path + "/internal/fault"
 	isCode := func(t types.Type) bool {
 		n, ok := t.(*types.Named)
 		return ok && n.Obj().Name() == "Code" && n.Obj().Pkg() != nil && n.Obj().Pkg().Path() == faultPath
 	}
-
-	fset := token.NewFileSet()
-	imp := importer.ForCompiler(fset, "gc", func(path string) (io.ReadCloser, error) {
-		if exports[path] == "" {
-			return nil, errors.New("no export data for " + path)
-		}
-		return os.Open(exports[path])
-	})
 	codes = map[string]string{}
-	for _, p := range module {
-		var files []*ast.File
-		for _, name := range p.GoFiles {
-			f, err := parser.ParseFile(fset, filepath.Join(p.Dir, name), nil, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			files = append(files, f)
-		}
-		info := &types.Info{Types: map[ast.Expr]types.TypeAndValue{}, Defs: map[*ast.Ident]types.Object{}}
-		if _, err := (&types.Config{Importer: imp}).Check(p.ImportPath, fset, files, info); err != nil {
-			t.Fatalf("type-check %s: %v", p.ImportPath, err)
-		}
-		for id, obj := range info.Defs {
+	for _, p := range m.Packages {
+		for id, obj := range p.Info.Defs {
 			if c, ok := obj.(*types.Const); ok && isCode(c.Type()) {
-				codes[constant.StringVal(c.Val())] = fset.Position(id.Pos()).String()
+				codes[constant.StringVal(c.Val())] = m.Position(id)
 			}
 		}
-		for _, f := range files {
+		for _, f := range p.Files {
 			var consts []ast.Node // const declarations: where a literal may be a code
 			ast.Inspect(f, func(n ast.Node) bool {
 				if d, ok := n.(*ast.GenDecl); ok && d.Tok == token.CONST {
@@ -107,17 +45,17 @@ func emittedCodes(t *testing.T) (codes map[string]string, untyped []string, root
 			})
 			ast.Inspect(f, func(n ast.Node) bool {
 				lit, ok := n.(*ast.BasicLit)
-				if !ok || lit.Kind != token.STRING || lit.Value == `""` || !isCode(info.Types[lit].Type) {
+				if !ok || lit.Kind != token.STRING || lit.Value == `""` || !isCode(p.Info.Types[lit].Type) {
 					return true
 				}
 				if !slices.ContainsFunc(consts, func(d ast.Node) bool { return d.Pos() <= lit.Pos() && lit.End() <= d.End() }) {
-					untyped = append(untyped, fset.Position(lit.Pos()).String()+": "+lit.Value)
+					untyped = append(untyped, m.Position(lit)+": "+lit.Value)
 				}
 				return true
 			})
 		}
 	}
-	return codes, untyped, root
+	return codes, untyped, m.Root
 }
 
 var readmeCode = regexp.MustCompile("^\\| `([A-Z][A-Z0-9_]+)` \\|")

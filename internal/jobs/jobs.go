@@ -12,6 +12,7 @@ import (
 
 	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/eventlog"
+	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
@@ -32,6 +33,8 @@ type Deps struct {
 	Pipeline *forms.Pipeline
 	// EventLog deletes Hasura's old finished events.
 	EventLog *eventlog.Cleaner
+	// Exporter appends responses to Google Sheets (nil: not configured).
+	Exporter *export.Exporter
 }
 
 // Workers registers every worker.
@@ -57,6 +60,9 @@ func Workers(d Deps) *river.Workers {
 
 	river.AddWorker(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
 	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
+
+	river.AddWorker(w, &export.ExportWorker{Exporter: d.Exporter})
+	river.AddWorker(w, &queue.SweepWorker[export.SweepArgs]{Pool: d.Pool, Sweep: export.Sweep})
 	return w
 }
 
@@ -74,6 +80,7 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(time.Hour, eventlog.CleanArgs{}, true),
 		every(time.Minute, sms.ReconcileArgs{}, true),
 		every(time.Minute, forms.ReconcileArgs{}, true),
+		every(time.Minute, export.SweepArgs{}, true),
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {
 		jobs = append(jobs, every(5*time.Minute, sms.ReportArgs{}, false))
@@ -83,5 +90,5 @@ func Periodic(d Deps) []*river.PeriodicJob {
 
 // Queues are the queues beyond River's default and their worker counts.
 func Queues(smsWorkers int) map[string]int {
-	return map[string]int{sms.Queue: smsWorkers}
+	return map[string]int{sms.Queue: smsWorkers, export.Queue: export.QueueWorkers}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/shala-edu/shala/internal/openrosa"
 	"github.com/shala-edu/shala/internal/ratelimit"
 	"github.com/shala-edu/shala/internal/sms/twilio"
+	"github.com/shala-edu/shala/internal/web"
 	"github.com/shala-edu/shala/triggers"
 )
 
@@ -48,6 +49,11 @@ func addRoutes(r chi.Router, d Deps) {
 		})
 	}
 
+	// Responses as CSV: a Hasura JWT (admin, state_admin) or a signed link
+	// from exportLink; per-IP limited, at most 4 streaming at once.
+	r.With(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware).Method(http.MethodGet, "/exports/{file}",
+		web.ExportCSV(web.ExportDeps{Log: d.Log, Pool: d.Pool, Langs: d.Langs, Verifier: d.JWT, Links: d.Links, Slots: make(chan struct{}, 4)}))
+
 	// Providers' callbacks: public, authenticated by the provider's signature.
 	r.Method(http.MethodPost, twilio.CallbackPath, twilio.StatusCallback(d.Log, d.SMSReports, d.TwilioAuthToken, d.TwilioCallbackURL))
 
@@ -65,6 +71,8 @@ func addRoutes(r chi.Router, d Deps) {
 			Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, d.Pipeline))
 		small.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, d.Collectors, d.PublicURL))
 		small.Method(http.MethodPost, "/revokeCollector", actions.RevokeCollector(d.Log, d.Collectors))
+		small.Method(http.MethodPost, "/connectSheet", actions.ConnectSheet(d.Log, d.Pool, d.Queue, d.SheetsAccount))
+		small.Method(http.MethodPost, "/exportLink", actions.ExportLink(d.Log, d.Pool, d.Links))
 	})
 	r.Route("/events", func(r chi.Router) {
 		r.Use(d.webhook("event")...)

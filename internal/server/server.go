@@ -12,21 +12,28 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/collector"
+	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/ping"
+	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/sms"
 )
 
 // Deps are everything the routes need, built once by internal/app.
 type Deps struct {
-	Log      *slog.Logger
+	Log *slog.Logger
+	// Pool is for the handlers that still take one (exports); new handlers
+	// take the store of their domain package instead.
+	Pool     *pgxpool.Pool
 	Gatherer prometheus.Gatherer
 	Metrics  *Metrics
 	// Inbox records Hasura's event and cron deliveries.
@@ -65,6 +72,15 @@ type Deps struct {
 	// Ready reports whether this instance can serve: database reachable,
 	// migrations current. nil means always ready.
 	Ready func(context.Context) error
+	// Exports: Queue enqueues sheet exports (connectSheet); Langs caches
+	// forms' default languages; Links signs and checks CSV links; JWT
+	// verifies apps' Hasura tokens (nil: none configured); SheetsAccount is
+	// the Google service account ("" when Sheets is not configured).
+	Queue         queue.Inserter
+	Langs         *export.Languages
+	Links         *export.Links
+	JWT           *auth.Verifier
+	SheetsAccount string
 }
 
 // NewServer returns shala's HTTP handler.

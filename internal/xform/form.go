@@ -45,6 +45,10 @@ type Form struct {
 	// Repeats are the paths of repeat groups.
 	Repeats   []string
 	Languages []string
+	// DefaultLanguage is the itext translation marked default="true()", or
+	// the first one when none is marked (as ODK clients choose); "" when
+	// the form has no translations (its labels are under "default").
+	DefaultLanguage string
 
 	byPath map[string]*Field
 	groups map[string]bool
@@ -145,6 +149,7 @@ func ParseDefinition(data []byte) (*Form, error) {
 	}
 
 	translations := itext(model)
+	f.DefaultLanguage = defaultLanguage(model)
 	for lang := range translations {
 		f.Languages = append(f.Languages, lang)
 	}
@@ -295,6 +300,25 @@ func itext(model *node) map[string]map[string]string {
 		out[lang] = texts
 	}
 	return out
+}
+
+// defaultLanguage is the translation marked default="true()" (pyxform
+// writes that), else the first in document order.
+func defaultLanguage(model *node) string {
+	it := model.child("itext")
+	if it == nil {
+		return ""
+	}
+	first := ""
+	for _, tr := range it.all("translation") {
+		if first == "" {
+			first = tr.attr("lang")
+		}
+		if d := strings.TrimSpace(tr.attr("default")); d == "true()" || d == "true" {
+			return tr.attr("lang")
+		}
+	}
+	return first
 }
 
 // labels resolves a <label>: inline text (language "default"), or a

@@ -40,6 +40,9 @@ func TestParseHouseholdDefinition(t *testing.T) {
 	if strings.Join(f.Languages, "|") != "English|Hindi (hi)" {
 		t.Errorf("languages %v", f.Languages)
 	}
+	if f.DefaultLanguage != "English" {
+		t.Errorf("default language: got %q, want English (marked default=\"true()\")", f.DefaultLanguage)
+	}
 	tests := []struct {
 		path, name string
 		typ        xform.Type

@@ -1,0 +1,572 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Sheets is the Google Sheets API as the exporter uses it
+// (internal/sheets.Client implements it). Errors it returns may say what
+// they mean through methods Transient() bool (may go away by itself) and
+// Unknown() bool (the call may have been applied although it failed);
+// errors without them count as permanent and known not applied.
+type Sheets interface {
+	// Tab returns the id and width of the tab called title.
+	Tab(ctx context.Context, spreadsheetID, title string) (id, columns int64, found bool, err error)
+	// AddTab creates a tab called title.
+	AddTab(ctx context.Context, spreadsheetID, title string) (id, columns int64, err error)
+	// WriteHeader writes labels into row 1 from column from on, widening
+	// the tab (now have columns wide) to width columns first if needed.
+	WriteHeader(ctx context.Context, spreadsheetID string, sheetID, have int64, from int, labels []string, width int) error
+	// Read returns the values of cells (A1 without the sheet) of tab title.
+	Read(ctx context.Context, spreadsheetID, title, cells string) ([][]any, error)
+	// Append inserts rows after the tab's last row, values stored as given
+	// (INSERT_ROWS, RAW), and returns the A1 range they landed in.
+	Append(ctx context.Context, spreadsheetID, title string, rows [][]any) (string, error)
+}
+
+// MaxCellChars is the longest cell Google Sheets keeps.
+const MaxCellChars = 50000
+
+// Exporter appends a form's responses to its Google Sheet, one row per
+// response in (submitted_at, id) order, and guarantees that, whatever fails
+// — a timeout after Google applied an append, a 5xx, a dropped connection,
+// the process killed between any two steps — the sheet ends with exactly one
+// row per response:
+//
+//   - No missing row: the cursor (the last response known to be in the
+//     sheet) moves only after Google confirmed the append, or after the
+//     sheet was read back and showed the rows. Responses are taken only
+//     below a horizon that no transaction still writing can insert below
+//     (see horizon), so a response committed late never lands behind the
+//     cursor.
+//   - No duplicate: the Sheets API has no idempotency key, so before each
+//     append the batch is recorded as pending. A run that finds a pending
+//     batch does not send anything until it has read the sheet's tail back
+//     (column A holds the response ids) and moved the cursor past the rows
+//     that landed; only the rest is sent again.
+//   - One writer per export: a session advisory lock, and every write of a
+//     run goes through the connection holding it, so a run that lost its
+//     lock cannot record anything.
+type Exporter struct {
+	Pool   *pgxpool.Pool
+	Sheets Sheets
+	Langs  *Languages
+	// Pace spaces writes under Google's per-minute quota (nil: no pacing).
+	Pace *Pacer
+	// Settle leaves responses younger than this for the next run: they may
+	// belong to a transaction that began but has not written yet.
+	Settle time.Duration
+	// UnknownWait is how long after an append of unknown outcome the sheet
+	// is read back: long enough for a request Google is still working on to
+	// land first.
+	UnknownWait time.Duration
+	// BatchRows and BatchBytes bound one append (rows, approximate JSON
+	// bytes); at least one row is always sent.
+	BatchRows, BatchBytes int
+	// Budget is how long one run appends before handing over to the next
+	// job (Outcome.More).
+	Budget time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// Hook, if set, is called at each step (the fault-injection test kills
+	// the exporter there by panicking).
+	Hook    func(step string)
+	Log     *slog.Logger
+	Metrics *Metrics
+}
+
+// NewExporter returns an exporter with production settings: up to 5,000
+// rows or 4 MB per append (Google recommends payloads of a few MB), four
+// minutes of appending per run, responses left to settle for 5 s, and an
+// append of unknown outcome checked 2 minutes later (Google may still be
+// working on a request the client gave up on; it must land before the
+// read-back, or the read-back would miss it and the rows be sent twice).
+func NewExporter(pool *pgxpool.Pool, s Sheets, langs *Languages, pace *Pacer, log *slog.Logger, m *Metrics) *Exporter {
+	return &Exporter{Pool: pool, Sheets: s, Langs: langs, Pace: pace, Settle: 5 * time.Second, UnknownWait: 2 * time.Minute,
+		BatchRows: 5000, BatchBytes: 4 << 20, Budget: 4 * time.Minute, Log: log, Metrics: m}
+}
+
+// Steps passed to Exporter.Hook.
+const (
+	StepLocked    = "locked"
+	StepPending   = "pending-recorded"
+	StepAppended  = "appended"
+	StepCommitted = "committed"
+	StepResolved  = "pending-resolved"
+	StepHeader    = "header-written"
+)
+
+// Outcome is what one run did.
+type Outcome struct {
+	Rows     int           // rows appended (or found landed) by this run
+	More     bool          // the budget ran out with responses left: run again now
+	Wait     time.Duration // run again after this (pacing, or a pending batch to check later)
+	Busy     bool          // another run holds the export
+	Disabled bool          // the export is disabled (now or before); see last_error
+}
+
+// export is a sheet_export row.
+type export struct {
+	ID                   uuid.UUID
+	FormID               string
+	SpreadsheetID, Sheet string
+	Enabled              bool
+	SheetID              *int64
+	Columns              []string
+	HeaderColumns        int
+	Cursor               Cursor
+	Pending              *Cursor
+	PendingRows          int
+	PendingAt            time.Time
+	RowsWritten          int64
+}
+
+// permanent is a failure a person must fix; the export is disabled with it.
+type permanent struct{ msg string }
+
+func (p *permanent) Error() string { return p.msg }
+
+func (e *Exporter) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+func (e *Exporter) hook(step string) {
+	if e.Hook != nil {
+		e.Hook(step)
+	}
+}
+
+// lockKey is the export's advisory lock: (class, hash of the id), the
+// two-int form, which never collides with one-bigint locks.
+func lockKey(id uuid.UUID) (int32, int32) {
+	h := fnv.New32a()
+	h.Write(id[:])                      // a hash's Write never fails
+	return 0x53485454, int32(h.Sum32()) // "SHTT"
+}
+
+// Run appends what is new for export id.
+func (e *Exporter) Run(ctx context.Context, id uuid.UUID) (out Outcome, err error) {
+	log := e.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	conn, err := e.Pool.Acquire(ctx)
+	if err != nil {
+		return out, err
+	}
+	defer conn.Release()
+	class, key := lockKey(id)
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, class, key).Scan(&locked); err != nil {
+		return out, err
+	}
+	if !locked {
+		return Outcome{Busy: true}, nil
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1, $2)`, class, key); uerr != nil {
+			// A session we cannot unlock must not go back to the pool with
+			// the lock: closing it releases the lock.
+			log.WarnContext(uctx, "unlock sheet export: closing the connection", "export_id", id, "err", uerr)
+			if cerr := conn.Hijack().Close(uctx); cerr != nil {
+				log.WarnContext(uctx, "close connection", "err", cerr)
+			}
+		}
+	}()
+	e.hook(StepLocked)
+
+	x, err := loadExport(ctx, conn, id)
+	if err != nil || !x.Enabled {
+		return Outcome{Disabled: err == nil}, err
+	}
+	out, err = e.run(ctx, conn, x)
+	var p *permanent
+	switch {
+	case errors.As(err, &p):
+		log.WarnContext(ctx, "sheet export disabled", "export_id", id, "err", p.msg)
+		if _, derr := conn.Exec(ctx, `UPDATE sheet_export SET enabled = false, last_error = left($2, 2000), last_error_at = now(),
+			last_run_at = now() WHERE id = $1`, id, p.msg); derr != nil {
+			return out, derr
+		}
+		out.Disabled = true
+		return out, nil
+	case err != nil:
+		if ctx.Err() == nil {
+			if _, rerr := conn.Exec(ctx, `UPDATE sheet_export SET last_error = left($2, 2000), last_error_at = now(), last_run_at = now()
+				WHERE id = $1`, id, err.Error()); rerr != nil {
+				log.WarnContext(ctx, "record sheet export error", "export_id", id, "err", rerr)
+			}
+		}
+		return out, err
+	}
+	_, err = conn.Exec(ctx, `UPDATE sheet_export SET last_run_at = now() WHERE id = $1`, id)
+	return out, err
+}
+
+func (e *Exporter) run(ctx context.Context, conn querier, x *export) (Outcome, error) {
+	var out Outcome
+	if x.Pending != nil {
+		wait := x.PendingAt.Add(e.UnknownWait).Sub(e.now())
+		if wait > 0 {
+			return Outcome{Wait: wait}, nil
+		}
+		n, err := e.resolve(ctx, conn, x)
+		if err != nil {
+			return out, err
+		}
+		out.Rows += n
+		e.hook(StepResolved)
+	}
+	start := e.now()
+	for reloads := 0; ; reloads++ {
+		l, err := e.prepare(ctx, conn, x)
+		if err != nil {
+			return out, err
+		}
+		for {
+			if e.Budget > 0 && e.now().Sub(start) > e.Budget {
+				out.More = true
+				return out, nil
+			}
+			n, err := e.batch(ctx, conn, x, l)
+			if errors.Is(err, ErrUnknownQuestion) && reloads == 0 {
+				break // a version registered meanwhile: read the layout again, once
+			}
+			var w waitErr
+			if errors.As(err, &w) {
+				out.Wait = time.Duration(w)
+				return out, nil
+			}
+			if err != nil {
+				return out, err
+			}
+			if n == 0 {
+				return out, nil
+			}
+			out.Rows += n
+		}
+	}
+}
+
+// waitErr asks the caller to come back after a pause (write pacing).
+type waitErr time.Duration
+
+func (w waitErr) Error() string { return fmt.Sprintf("wait %s", time.Duration(w)) }
+
+// prepare makes sure the tab exists and is shala's, the layout is current
+// and the header has every column.
+func (e *Exporter) prepare(ctx context.Context, conn querier, x *export) (*Layout, error) {
+	l, err := LoadLayout(ctx, conn, e.Langs, x.FormID, x.Columns)
+	if err != nil {
+		return nil, err
+	}
+	if names := l.Names(); len(names) != len(x.Columns) {
+		if _, err := conn.Exec(ctx, `UPDATE sheet_export SET columns = $2 WHERE id = $1`, x.ID, names); err != nil {
+			return nil, err
+		}
+		x.Columns = names
+	}
+	width := len(Fixed) + len(l.Columns)
+	var tabCols int64 = -1
+	if x.SheetID == nil {
+		id, cols, err := e.tab(ctx, x)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := conn.Exec(ctx, `UPDATE sheet_export SET sheet_id = $2 WHERE id = $1`, x.ID, id); err != nil {
+			return nil, err
+		}
+		x.SheetID, tabCols = &id, cols
+	}
+	if x.HeaderColumns >= width {
+		return l, nil
+	}
+	if tabCols < 0 {
+		_, cols, found, err := e.Sheets.Tab(ctx, x.SpreadsheetID, x.Sheet)
+		if err != nil {
+			return nil, e.sheetsErr(err)
+		}
+		if !found {
+			return nil, &permanent{fmt.Sprintf("sheet %q was deleted or renamed in spreadsheet %s", x.Sheet, x.SpreadsheetID)}
+		}
+		tabCols = cols
+	}
+	header := l.Header(func(s string) string { return s })
+	if err := e.paced(ctx, conn); err != nil {
+		return nil, err
+	}
+	if err := e.Sheets.WriteHeader(ctx, x.SpreadsheetID, *x.SheetID, tabCols, x.HeaderColumns, header[x.HeaderColumns:], width); err != nil {
+		return nil, e.sheetsErr(err)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE sheet_export SET header_columns = $2 WHERE id = $1`, x.ID, width); err != nil {
+		return nil, err
+	}
+	x.HeaderColumns = width
+	e.hook(StepHeader)
+	return l, nil
+}
+
+// tab finds or creates the export's tab and checks it is empty or already
+// shala's: row 1 is the header (KEY first), and no rows follow unless this
+// export wrote them.
+func (e *Exporter) tab(ctx context.Context, x *export) (int64, int64, error) {
+	id, cols, found, err := e.Sheets.Tab(ctx, x.SpreadsheetID, x.Sheet)
+	if err != nil {
+		return 0, 0, e.sheetsErr(err)
+	}
+	if !found {
+		id, cols, err = e.Sheets.AddTab(ctx, x.SpreadsheetID, x.Sheet)
+		if err != nil {
+			return 0, 0, e.sheetsErr(err)
+		}
+		return id, cols, nil
+	}
+	top, err := e.Sheets.Read(ctx, x.SpreadsheetID, x.Sheet, "A1:C100")
+	if err != nil {
+		return 0, 0, e.sheetsErr(err)
+	}
+	if len(top) > 0 && (len(top[0]) == 0 || top[0][0] != Fixed[0]) {
+		first := ""
+		if len(top[0]) > 0 {
+			first = fmt.Sprint(top[0][0])
+		}
+		return 0, 0, &permanent{fmt.Sprintf("sheet %q already holds other data (A1 is %q, not %s): connect an empty or new sheet", x.Sheet, first, Fixed[0])}
+	}
+	if len(top) > 1 && x.RowsWritten == 0 && x.Pending == nil {
+		return 0, 0, &permanent{fmt.Sprintf("sheet %q already holds rows this export did not write: connect an empty or new sheet", x.Sheet)}
+	}
+	return id, cols, nil
+}
+
+// batch appends the next batch, returning how many rows; 0 when there is
+// nothing new below the horizon.
+func (e *Exporter) batch(ctx context.Context, conn querier, x *export, l *Layout) (int, error) {
+	horizon, err := e.horizon(ctx, conn)
+	if err != nil {
+		return 0, err
+	}
+	page, err := readPage(ctx, conn, x.FormID, x.Cursor, &horizon, e.BatchRows)
+	if err != nil {
+		return 0, err
+	}
+	if len(page) == 0 {
+		// Responses above the horizon are settling (or wait for an open
+		// transaction): come back for them instead of at the next sweep.
+		var newer bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM response WHERE form_id = $1 AND (created_at, id) > ($2, $3))`,
+			x.FormID, x.Cursor.SubmittedAt, x.Cursor.ID).Scan(&newer); err != nil || !newer {
+			return 0, err
+		}
+		return 0, waitErr(max(e.Settle, time.Second))
+	}
+	rows := make([][]any, 0, len(page))
+	size := 0
+	for i := range page {
+		row, err := l.Row(&page[i], RowOptions{Numbers: true, MaxCell: MaxCellChars})
+		if err != nil {
+			return 0, err
+		}
+		n := rowSize(row)
+		if len(rows) > 0 && e.BatchBytes > 0 && size+n > e.BatchBytes {
+			break
+		}
+		rows, size = append(rows, row), size+n
+	}
+	last := page[len(rows)-1].Cursor()
+	if err := e.paced(ctx, conn); err != nil {
+		return 0, err
+	}
+	tag, err := conn.Exec(ctx, `UPDATE sheet_export SET pending_submitted_at = $2, pending_response_id = $3, pending_rows = $4,
+		pending_at = $5 WHERE id = $1 AND pending_response_id IS NULL`, x.ID, last.SubmittedAt, last.ID, len(rows), e.now())
+	if err != nil {
+		return 0, err
+	}
+	if tag.RowsAffected() != 1 {
+		return 0, fmt.Errorf("sheet export %s: a pending batch appeared under the lock", x.ID)
+	}
+	x.Pending, x.PendingRows, x.PendingAt = &last, len(rows), e.now()
+	e.hook(StepPending)
+	_, err = e.Sheets.Append(ctx, x.SpreadsheetID, x.Sheet, rows)
+	e.Metrics.call("values.append", err)
+	e.hook(StepAppended)
+	if err != nil {
+		var u interface{ Unknown() bool }
+		if errors.As(err, &u) && !u.Unknown() {
+			// Refused (429, 4xx): nothing landed, nothing to check.
+			if _, cerr := conn.Exec(ctx, `UPDATE sheet_export SET pending_submitted_at = NULL, pending_response_id = NULL,
+				pending_rows = NULL, pending_at = NULL WHERE id = $1`, x.ID); cerr != nil {
+				return 0, cerr
+			}
+			x.Pending = nil
+		}
+		// Otherwise the batch stays pending: the next run reads the sheet
+		// back before sending anything.
+		return 0, e.sheetsErr(err)
+	}
+	if err := e.commit(ctx, conn, x, last, len(rows)); err != nil {
+		return 0, err
+	}
+	e.Metrics.rows(len(rows))
+	e.hook(StepCommitted)
+	return len(rows), nil
+}
+
+// commit moves the cursor past n more rows and clears the pending batch.
+func (e *Exporter) commit(ctx context.Context, conn querier, x *export, to Cursor, n int) error {
+	if _, err := conn.Exec(ctx, `UPDATE sheet_export SET cursor_submitted_at = $2, cursor_response_id = $3,
+		rows_written = rows_written + $4, pending_submitted_at = NULL, pending_response_id = NULL, pending_rows = NULL,
+		pending_at = NULL, last_error = NULL, last_error_at = NULL WHERE id = $1`, x.ID, to.SubmittedAt, to.ID, n); err != nil {
+		return err
+	}
+	x.Cursor, x.RowsWritten, x.Pending = to, x.RowsWritten+int64(n), nil
+	return nil
+}
+
+// resolve settles a pending batch from the sheet itself: it reads column A
+// from the last row known written on (the whole column if that row is not
+// where it should be — someone edited the sheet) and counts the batch's
+// rows that are there. Rows are appended in order, so the batch landed up
+// to its last response present; the cursor moves there and the rest will
+// be sent again.
+func (e *Exporter) resolve(ctx context.Context, conn querier, x *export) (int, error) {
+	anchor := Fixed[0]
+	if x.RowsWritten > 0 {
+		anchor = x.Cursor.ID.String()
+	}
+	vals, err := e.Sheets.Read(ctx, x.SpreadsheetID, x.Sheet, fmt.Sprintf("A%d:A", 1+x.RowsWritten))
+	e.Metrics.call("values.get", err)
+	if err != nil {
+		return 0, e.sheetsErr(err)
+	}
+	if len(vals) == 0 || len(vals[0]) == 0 || vals[0][0] != anchor {
+		if vals, err = e.Sheets.Read(ctx, x.SpreadsheetID, x.Sheet, "A:A"); err != nil {
+			return 0, e.sheetsErr(err)
+		}
+	}
+	there := make(map[string]bool, len(vals))
+	for _, v := range vals {
+		if len(v) > 0 {
+			if s, ok := v[0].(string); ok {
+				there[s] = true
+			}
+		}
+	}
+	rows, err := conn.Query(ctx, `SELECT id, created_at FROM response
+		WHERE form_id = $1 AND (created_at, id) > ($2, $3) AND (created_at, id) <= ($4, $5)
+		ORDER BY created_at, id`, x.FormID, x.Cursor.SubmittedAt, x.Cursor.ID, x.Pending.SubmittedAt, x.Pending.ID)
+	if err != nil {
+		return 0, err
+	}
+	batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Cursor, error) {
+		var c Cursor
+		err := r.Scan(&c.ID, &c.SubmittedAt)
+		return c, err
+	})
+	if err != nil {
+		return 0, err
+	}
+	landed := 0
+	for i, c := range batch {
+		if there[c.ID.String()] {
+			landed = i + 1
+		}
+	}
+	e.Metrics.resolved(landed > 0)
+	if landed == 0 {
+		_, err := conn.Exec(ctx, `UPDATE sheet_export SET pending_submitted_at = NULL, pending_response_id = NULL,
+			pending_rows = NULL, pending_at = NULL WHERE id = $1`, x.ID)
+		x.Pending = nil
+		return 0, err
+	}
+	return landed, e.commit(ctx, conn, x, batch[landed-1], landed)
+}
+
+// horizon is the newest submitted_at a run may take: responses are stamped
+// with their transaction's start time, so one still being written can
+// commit with a time below responses already visible. Nothing at or after
+// the start of the oldest transaction that has written and is still open
+// is taken, nor anything younger than Settle (a transaction that began but
+// has not written yet). Reading other sessions' xact_start needs the
+// database role to own them or have pg_read_all_stats; without it only
+// Settle protects.
+func (e *Exporter) horizon(ctx context.Context, q querier) (time.Time, error) {
+	var h time.Time
+	err := q.QueryRow(ctx, `SELECT least(clock_timestamp() - make_interval(secs => $1),
+		(SELECT min(xact_start) FROM pg_stat_activity
+		 WHERE datname = current_database() AND backend_type = 'client backend'
+		   AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()))`, e.Settle.Seconds()).Scan(&h)
+	return h, err
+}
+
+// paced waits for the next write slot, or asks to be run later when it is
+// far off.
+func (e *Exporter) paced(ctx context.Context, q querier) error {
+	if e.Pace == nil {
+		return nil
+	}
+	return e.Pace.Wait(ctx, q)
+}
+
+// sheetsErr turns a Sheets failure into a permanent one (the export is
+// disabled) unless it may go away by itself.
+func (e *Exporter) sheetsErr(err error) error {
+	var t interface{ Transient() bool }
+	if errors.As(err, &t) && t.Transient() {
+		return err
+	}
+	return &permanent{err.Error()}
+}
+
+func rowSize(row []any) int {
+	n := 2
+	for _, v := range row {
+		switch c := v.(type) {
+		case string:
+			n += len(c) + 3 + strings.Count(c, "\"") + strings.Count(c, "\n")
+		default:
+			n += 24
+		}
+	}
+	return n
+}
+
+func loadExport(ctx context.Context, q querier, id uuid.UUID) (*export, error) {
+	x := &export{ID: id}
+	var (
+		curAt, penAt, pendingAt *time.Time
+		curID, penID            *uuid.UUID
+		penRows                 *int
+	)
+	err := q.QueryRow(ctx, `SELECT form_id, spreadsheet_id, sheet_name, enabled, sheet_id, columns, header_columns,
+			cursor_submitted_at, cursor_response_id, pending_submitted_at, pending_response_id, pending_rows, pending_at, rows_written
+		FROM sheet_export WHERE id = $1`, id).Scan(&x.FormID, &x.SpreadsheetID, &x.Sheet, &x.Enabled, &x.SheetID, &x.Columns,
+		&x.HeaderColumns, &curAt, &curID, &penAt, &penID, &penRows, &pendingAt, &x.RowsWritten)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return &export{ID: id}, nil // deleted: nothing to do (Enabled false)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if curID != nil {
+		x.Cursor = Cursor{SubmittedAt: *curAt, ID: *curID}
+	}
+	if penID != nil {
+		x.Pending, x.PendingRows, x.PendingAt = &Cursor{SubmittedAt: *penAt, ID: *penID}, *penRows, *pendingAt
+	}
+	return x, nil
+}

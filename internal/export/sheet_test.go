@@ -1,0 +1,244 @@
+package export_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf16"
+
+	"github.com/shala-edu/shala/internal/sheets/sheetstest"
+)
+
+func TestSheetExport(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("appends each response once, in order, under a header written once", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second)
+		r1 := s.respond("1", a("name", "आरव"), a("age", "41"), a("income", "-1500.50"), a("water", "tap"),
+			choice("sources", 0, "farm"), choice("sources", 1, "wages"), a("formula", "=cmd|' /C calc'!A0"),
+			rep("member_name", "1", "Asha"), rep("member_age", "1", "12"), rep("member_name", "2", "Ravi"))
+		out := s.run()
+		if out.Rows != 1 {
+			t.Fatalf("first run: got %d rows, want 1", out.Rows)
+		}
+		rows := s.srv.Rows(book, "Responses")
+		wantHeader := []any{"KEY", "SubmissionDate", "FormVersion", "Name", "Age", "Monthly income", "Water source",
+			"Income sources", `=HYPERLINK("x")`, "Name (member_name)", "Member age", "instanceID"}
+		if !slices.Equal(rows[0], wantHeader) {
+			t.Errorf("header:\n got %q\nwant %q", rows[0], wantHeader)
+		}
+		got := rows[1]
+		if got[0] != r1.String() || got[2] != "1" || got[3] != "आरव" || got[4] != 41.0 || got[5] != -1500.5 ||
+			got[6] != "tap" || got[7] != "farm wages" || got[8] != "=cmd|' /C calc'!A0" ||
+			got[9] != "1: Asha\n2: Ravi" || got[10] != "1: 12" {
+			t.Errorf("row: got %q", got)
+		}
+		if _, err := time.Parse(time.RFC3339, got[1].(string)); err != nil {
+			t.Errorf("SubmissionDate %q: %v", got[1], err)
+		}
+
+		r2 := s.respond("1", a("name", "Meena"))
+		r3 := s.respond("1", a("name", "Kamla"))
+		if out := s.run(); out.Rows != 2 {
+			t.Errorf("second run: got %d rows, want 2", out.Rows)
+		}
+		if out := s.run(); out.Rows != 0 {
+			t.Errorf("third run with nothing new: got %d rows, want 0", out.Rows)
+		}
+		if got, want := s.keys(), []string{r1.String(), r2.String(), r3.String()}; !slices.Equal(got, want) {
+			t.Errorf("keys: got %v, want %v", got, want)
+		}
+		calls := s.srv.Calls()
+		if calls["values.append"] != 2 || calls["spreadsheets.batchUpdate"] != 2 {
+			t.Errorf("calls: got %v, want 2 appends and 2 batchUpdates (add the tab, write the header)", calls)
+		}
+		if n, enabled, lastErr := s.state(s.exportID); n != 3 || !enabled || lastErr != "" {
+			t.Errorf("state: got rows %d enabled %v error %q, want 3, true, none", n, enabled, lastErr)
+		}
+	})
+
+	t.Run("a cell over Google's 50,000 characters is cut, not refused", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second)
+		long := strings.Repeat("😀", 9000) // 18,000 UTF-16 units, as Google counts
+		s.respond("1", rep("member_name", "1", long), rep("member_name", "2", long), rep("member_name", "3", long))
+		s.run()
+		rows := s.srv.Rows(book, "Responses")
+		cell, _ := rows[1][9].(string)
+		units := 0
+		for _, r := range cell {
+			units += len(utf16.Encode([]rune{r}))
+		}
+		if units > 50000 || !strings.HasSuffix(cell, "…[truncated]") || !strings.HasPrefix(cell, "1: 😀") {
+			t.Errorf("cell: %d units, ends %q; want at most 50,000 ending with the marker", units, cell[max(0, len(cell)-20):])
+		}
+	})
+
+	t.Run("a later form version adds its columns at the end without reordering", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second)
+		s.respond("1", a("name", "A"))
+		s.run()
+		s.register("survey_v2.xml")
+		r2 := s.respond("2", a("name", "B"), a("remarks", "new question"))
+		s.run()
+		rows := s.srv.Rows(book, "Responses")
+		if got := rows[0][len(rows[0])-1]; got != "Remarks" || rows[0][3] != "Name" || len(rows[0]) != 13 {
+			t.Errorf("header: got %q, want the 12 columns then Remarks", rows[0])
+		}
+		if rows[2][0] != r2.String() || rows[2][12] != "new question" || rows[2][3] != "B" {
+			t.Errorf("row of version 2: got %q", rows[2])
+		}
+	})
+
+	t.Run("a timeout after Google applied the append does not duplicate the rows", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 300*time.Millisecond)
+		s.respond("1", a("name", "A"))
+		s.respond("1", a("name", "B"))
+		s.srv.SetFault(func(c sheetstest.Call) sheetstest.Fault {
+			if c.Method == "values.append" {
+				return sheetstest.TimeoutAfterApply
+			}
+			return sheetstest.None
+		})
+		if _, err := s.exporter.Run(ctx, s.exportID); err == nil {
+			t.Fatal("run with a timed-out append: got no error")
+		}
+		if n, _, lastErr := s.state(s.exportID); n != 0 || lastErr == "" {
+			t.Errorf("after the timeout: got rows %d error %q, want 0 and the error recorded", n, lastErr)
+		}
+		s.srv.SetFault(nil)
+		s.respond("1", a("name", "C"))
+		out := s.run()
+		if got, want := s.keys(), s.ordered(); !slices.Equal(got, want) {
+			t.Errorf("keys: got %v, want %v (each once)", got, want)
+		}
+		if out.Rows != 3 {
+			t.Errorf("rows settled and appended by the second run: got %d, want 3", out.Rows)
+		}
+		if n, _, lastErr := s.state(s.exportID); n != 3 || lastErr != "" {
+			t.Errorf("state: got rows %d error %q, want 3 and no error", n, lastErr)
+		}
+	})
+
+	t.Run("a response committed after later ones is not skipped", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second)
+		early := s.respond("1", a("name", "early"))
+		tx, err := s.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		late, err := insertResponse(tx, "1", []ans{a("name", "late")}) // submitted_at = now, committed later
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := s.respond("1", a("name", "after"))
+		s.run()
+		if got := s.keys(); !slices.Equal(got, []string{early.String()}) {
+			t.Errorf("while the late transaction is open: got %v, want only the response before it", got)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		s.run()
+		if got, want := s.keys(), []string{early.String(), late.String(), after.String()}; !slices.Equal(got, want) {
+			t.Errorf("keys: got %v, want %v", got, want)
+		}
+	})
+
+	t.Run("a sheet holding other data is never written; the export is disabled with the reason", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second)
+		s.srv.SetCells(book, "Responses", [][]any{{"Budget 2026"}, {"rent", 1200.0}})
+		s.respond("1", a("name", "A"))
+		out := s.run()
+		n, enabled, lastErr := s.state(s.exportID)
+		if !out.Disabled || enabled || n != 0 || !strings.Contains(lastErr, "already holds other data") {
+			t.Errorf("got outcome %+v, rows %d enabled %v error %q; want disabled with the reason", out, n, enabled, lastErr)
+		}
+		if rows := s.srv.Rows(book, "Responses"); len(rows) != 2 || rows[0][0] != "Budget 2026" {
+			t.Errorf("sheet: got %v, want it untouched", rows)
+		}
+	})
+
+	t.Run("a spreadsheet not shared with the service account disables the export", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second)
+		s.srv.Deny(book)
+		s.respond("1", a("name", "A"))
+		s.run()
+		if _, enabled, lastErr := s.state(s.exportID); enabled || !strings.Contains(lastErr, "403") {
+			t.Errorf("got enabled %v error %q, want disabled with HTTP 403", enabled, lastErr)
+		}
+	})
+
+	t.Run("429 fails the run for a retry and nothing is pending", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second)
+		s.respond("1", a("name", "A"))
+		s.srv.SetFault(func(c sheetstest.Call) sheetstest.Fault {
+			if c.Method == "values.append" {
+				return sheetstest.TooMany
+			}
+			return sheetstest.None
+		})
+		if _, err := s.exporter.Run(ctx, s.exportID); err == nil {
+			t.Fatal("got no error")
+		}
+		var pending *string
+		if err := s.pool.QueryRow(ctx, `SELECT pending_response_id::text FROM sheet_export WHERE id = $1`, s.exportID).Scan(&pending); err != nil {
+			t.Fatal(err)
+		}
+		if pending != nil {
+			t.Errorf("pending after a refused append: got %s, want none", *pending)
+		}
+		s.srv.SetFault(nil)
+		s.run()
+		if got := len(s.keys()); got != 1 {
+			t.Errorf("rows: got %d, want 1", got)
+		}
+		if reads := s.srv.Calls()["values.get"]; reads != 0 {
+			t.Errorf("read-backs: got %d, want 0 (a 429 is known not applied)", reads)
+		}
+	})
+
+	t.Run("one run at a time per export", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second)
+		s.respond("1", a("name", "A"))
+		inside := make(chan struct{})
+		release := make(chan struct{})
+		s.exporter.Hook = func(step string) {
+			if step == "locked" {
+				close(inside)
+				<-release
+			}
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.exporter.Run(ctx, s.exportID)
+			done <- err
+		}()
+		<-inside
+		other := *s.exporter
+		other.Hook = nil
+		out, err := other.Run(ctx, s.exportID)
+		if err != nil || !out.Busy {
+			t.Errorf("second run while the first holds the export: got %+v, %v; want busy", out, err)
+		}
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := len(s.keys()); got != 1 {
+			t.Errorf("rows: got %d, want 1", got)
+		}
+	})
+}

@@ -1,0 +1,2 @@
+DROP TABLE sheets_quota;
+DROP TABLE sheet_export;
