@@ -38,11 +38,12 @@ func guard[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
-// holdLeader starts a delivery whose work blocks until the returned
-// function is called, so that deliveries sent meanwhile queue and then run
-// in one batch.
+// holdLeader makes in's only transaction slot busy with a delivery whose
+// work blocks until the returned function is called (or the test ends), so
+// that deliveries received meanwhile queue and then run in one batch.
 func holdLeader(t *testing.T, in *inbox.Inbox) (release func()) {
 	t.Helper()
+	in.MaxInFlight = 1
 	started, hold := make(chan struct{}), make(chan struct{})
 	go func() {
 		_, err := in.Receive(context.Background(), delivery(uuid.New()), func(context.Context, *inbox.Work) error {

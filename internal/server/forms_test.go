@@ -286,7 +286,7 @@ func TestFormSubmissionInsertedThroughHasura(t *testing.T) {
 		t.Errorf("%d process jobs for one submission delivered twice, want 1", n)
 	}
 	b.startWorkers(t)
-	waitFor(t, "the submission to be processed", func() bool {
+	b.waitFor(t, "the submission to be processed", func() bool {
 		return b.count(t, `SELECT count(*) FROM form_submission WHERE id = $1 AND status = 'accepted'`, id) == 1
 	})
 	if n := b.count(t, `SELECT count(*) FROM response WHERE submission_id = $1`, id); n != 1 {

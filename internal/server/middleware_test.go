@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,9 +59,10 @@ func TestPanicBecomesLogged500AndServerSurvives(t *testing.T) {
 func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 	t.Parallel()
 	started := make(chan struct{})
+	shutdown := newLogSignal("shutting down http server")
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
-		time.Sleep(300 * time.Millisecond) // a request still working when shutdown begins
+		<-shutdown.seen // still working when the shutdown begins
 		_, _ = w.Write([]byte("done"))
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -69,7 +71,7 @@ func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, ln, h, slog.New(slog.DiscardHandler), 10*time.Second) }()
+	go func() { served <- Serve(ctx, ln, h, slog.New(shutdown), 10*time.Second) }()
 
 	type result struct {
 		body string
@@ -190,3 +192,27 @@ func TestPanicIsAnsweredInTheRoutesFormat(t *testing.T) {
 		}
 	}
 }
+
+// logSignal is a log handler that closes seen when a record with message
+// msg is logged: a test waits for what the code says it is doing.
+type logSignal struct {
+	msg  string
+	seen chan struct{}
+	once *sync.Once
+}
+
+func newLogSignal(msg string) logSignal {
+	return logSignal{msg: msg, seen: make(chan struct{}), once: new(sync.Once)}
+}
+
+func (h logSignal) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h logSignal) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return nil
+}
+
+func (h logSignal) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h logSignal) WithGroup(string) slog.Handler      { return h }

@@ -34,6 +34,7 @@ const secret = "test-webhook-secret"
 
 type bundle struct {
 	app    *app.App
+	jobs   apptest.Signal // notified whenever a job finishes
 	pool   *pgxpool.Pool
 	queue  *queue.Client
 	url    string
@@ -75,7 +76,7 @@ func setupWith(t *testing.T, pool *pgxpool.Pool, log *slog.Logger, configure fun
 	a := apptest.NewWithLog(t, cfg, log, app.Options{Pool: pool})
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	return &bundle{app: a, pool: pool, queue: a.Queue, url: srv.URL, reg: a.Registry, client: srv.Client()}
+	return &bundle{app: a, jobs: apptest.JobsFinished(t, a), pool: pool, queue: a.Queue, url: srv.URL, reg: a.Registry, client: srv.Client()}
 }
 
 // startWorkers starts the River client; it is stopped when the test ends.
@@ -127,17 +128,11 @@ func (b *bundle) count(t *testing.T, query string, args ...any) int {
 	return n
 }
 
-// waitFor polls cond until it holds or a generous deadline passes. It is a
-// wait, not a timing assertion: only the deadline's expiry fails the test.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitFor returns once cond holds, checking it again each time a job
+// finishes.
+func (b *bundle) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	b.jobs.Await(t, what, cond)
 }
 
 func (b *bundle) insertPing(t *testing.T, age time.Duration) uuid.UUID {
@@ -199,8 +194,8 @@ func TestSameEventDeliveredThreeTimesConcurrentlyHasOneEffect(t *testing.T) {
 	}
 
 	b.startWorkers(t)
-	waitFor(t, "the pong", func() bool { return b.count(t, "SELECT count(*) FROM pong WHERE ping_id = $1", pingID) == 1 })
-	waitFor(t, "jobs to finish", func() bool {
+	b.waitFor(t, "the pong", func() bool { return b.count(t, "SELECT count(*) FROM pong WHERE ping_id = $1", pingID) == 1 })
+	b.waitFor(t, "jobs to finish", func() bool {
 		return b.count(t, "SELECT count(*) FROM river_job WHERE kind = 'ping.pong' AND state <> 'completed'") == 0
 	})
 	if n := b.count(t, "SELECT count(*) FROM pong WHERE ping_id = $1 AND event_id = $2", pingID, eventID); n != 1 {
@@ -230,7 +225,7 @@ func TestReconcileCronEnqueuesPingsWhoseEventNeverCame(t *testing.T) {
 		t.Errorf("%d reconcile jobs after the same cron event twice, want 1", n)
 	}
 	b.startWorkers(t)
-	waitFor(t, "the lost ping's pong", func() bool {
+	b.waitFor(t, "the lost ping's pong", func() bool {
 		return b.count(t, "SELECT count(*) FROM pong WHERE ping_id = $1 AND event_id IS NULL", lost) == 1
 	})
 	if n := b.count(t, "SELECT count(*) FROM pong WHERE ping_id = $1", fresh); n != 0 {
