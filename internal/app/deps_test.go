@@ -3,6 +3,8 @@ package app_test
 import (
 	"go/ast"
 	"go/types"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -234,4 +236,28 @@ func runsSQL(info *types.Info, sel *ast.SelectorExpr) bool {
 		return slices.Contains(sqlFuncs, fn.Name()) && fromPgx(fn.Pkg())
 	}
 	return false
+}
+
+// TestReadmeLayoutListsEveryPackage: the README's Layout section names
+// every Go package of the module, so a newcomer can hold it against the
+// tree.
+func TestReadmeLayoutListsEveryPackage(t *testing.T) {
+	t.Parallel()
+	m := modtest.Load(t, false)
+	readme, err := os.ReadFile(filepath.Join(m.Root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, layout, ok := strings.Cut(string(readme), "\n## Layout\n")
+	if !ok {
+		t.Fatal("README.md has no ## Layout section")
+	}
+	if end := strings.Index(layout, "\n## "); end >= 0 {
+		layout = layout[:end]
+	}
+	for _, p := range m.Packages {
+		if !strings.Contains(layout, "`"+p.Rel+"`") && !strings.Contains(layout, "`"+p.Rel+"/`") {
+			t.Errorf("README.md's Layout does not name %s", p.Rel)
+		}
+	}
 }
