@@ -5,12 +5,12 @@ LDFLAGS := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help run test lint bench build seed tools e2e fmt readme
+.PHONY: help run test lint bench bench-listing build seed tools e2e fmt deps readme
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-run: ## local default: Postgres under .data/, dev secret, migrate, serve on :8080
+run: deps ## local default: Postgres under .data/, dev secret, migrate, serve on :8080
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/shala dev
 
 test: tools ## the whole suite: formatting, vet (e2e included), every test against real Postgres
@@ -24,11 +24,17 @@ lint: ## staticcheck (pinned)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -tags e2e ./e2e/...
 
-bench: ## benchmarks: event acks and OpenRosa ingestion vs the durable INSERT ceiling; 100k SMS fan-out vs River no-op jobs; Sheets backlog and 1M-row CSV export
+bench: ## benchmarks: event acks and OpenRosa ingestion vs the durable INSERT ceiling; 100k SMS fan-out vs River no-op jobs; Sheets backlog and 1M-row CSV export; exam uploads and expiry vs raw fileblob; certificates/s vs blank pages
 	$(GO) run ./bench/events
 	$(GO) run ./bench/sms
 	$(GO) run ./bench/forms
+	$(GO) run ./bench/lessons
 	$(GO) run ./bench/exports
+	$(GO) run ./bench/certificates
+	$(GO) run ./bench/exams
+
+bench-listing: ## state-scale listing bench: loads 18,000 schools / 30 M results (≈20 GB free disk, ~15 min), then reads and writes
+	$(GO) run ./bench/listing
 
 build: ## build bin/shala
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/shala ./cmd/shala
@@ -38,6 +44,9 @@ seed: ## fill the local database with the demo district (needs DATABASE_URL, or 
 
 e2e: ## end-to-end suite against `docker compose up` (needs Docker)
 	$(GO) test -count=1 -tags e2e ./e2e/...
+
+deps: ## Debian packages for certificate PDFs (chromium) and their tests (poppler-utils), when missing
+	@./.ci/deps.sh
 
 tools: ## install promtool into .tools/bin (from Debian's prometheus package)
 	@./.ci/tools.sh

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
+	"github.com/shala-edu/shala/internal/bbb"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/server"
@@ -60,6 +61,7 @@ func exported(t *testing.T) map[string]bool {
 	defer pool.Close()
 	queue.NewMetrics(r, pool)
 	sms.NewMetrics(r)
+	bbb.NewMetrics(r)
 	export.NewMetrics(r)
 	return r.names
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
+	"github.com/shala-edu/shala/internal/lesson"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/sms"
 )
@@ -22,6 +23,7 @@ func Reconcile(log *slog.Logger, in *inbox.Inbox) http.Handler {
 			w.Enqueue(ping.ReconcileArgs{}, nil)
 			w.Enqueue(sms.ReconcileArgs{}, nil)
 			w.Enqueue(forms.ReconcileArgs{}, nil)
+			w.Enqueue(lesson.SweepArgs{}, nil)
 			return nil
 		})
 		return hasura.Ack{Duplicate: dup}, err

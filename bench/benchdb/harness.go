@@ -60,6 +60,8 @@ func NewApp(ctx context.Context, pool *pgxpool.Pool, env map[string]string, log 
 		"SHALA_WEBHOOK_SECRET": "bench-webhook-secret-0123456789",
 		"SHALA_BLOB_URL":       "file://" + filepath.Join(dir, "blobs") + "?create_dir=true",
 		"SHALA_SMS_OUTBOX":     filepath.Join(dir, "sms-outbox.log"),
+		"SHALA_DATA_DIR":       filepath.Join(dir, "data"),
+		"SHALA_TUS_DIR":        filepath.Join(dir, "tus"),
 	}
 	for k, v := range env {
 		vars[k] = v

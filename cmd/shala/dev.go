@@ -87,6 +87,9 @@ func cmdDev(ctx context.Context, args []string, getenv func(string) string, stdo
 			fmt.Fprintf(stdout, "dev: using the %s in %s\n", s.what, file)
 		}
 	}
+	if getenv("SHALA_DATA_DIR") == "" {
+		vars["SHALA_DATA_DIR"] = *dataDir // development signing and Aadhaar keys
+	}
 	if getenv("SHALA_BLOB_URL") == "" {
 		abs, err := filepath.Abs(filepath.Join(*dataDir, "blobs"))
 		if err != nil {

@@ -10,9 +10,11 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shala-edu/shala/internal/aadhaar"
 	"github.com/shala-edu/shala/internal/app"
 	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/logging"
@@ -31,7 +33,11 @@ commands:
   migrate   apply River's and shala's database migrations, then exit
   dev       local default: start a project-local Postgres under .data/ if
             DATABASE_URL is unset, generate a dev webhook secret, migrate, serve
-  seed      fill the database with data (--demo: a realistic district)
+  seed      fill the database with data (--demo: a realistic district;
+            --state [--scale F]: the state-scale data set, with COPY)
+  verify-certificate [-keys file|URL] <payload | image file>
+            check a School Leaving Certificate offline: its signature against
+            the published key set; no database
   version   print the version
 `
 
@@ -51,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdDev(ctx, rest, getenv, stdout, stderr)
 	case "seed":
 		return cmdSeed(ctx, rest, getenv, stdout, stderr)
+	case "verify-certificate":
+		return cmdVerifyCertificate(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "shala %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
@@ -171,21 +179,59 @@ func cmdSeed(ctx context.Context, args []string, getenv func(string) string, std
 	fs.SetOutput(stderr)
 	demo := fs.Bool("demo", false, "fill a realistic demo district (schools, classes, students, staff)")
 	schools := fs.Int("schools", 60, "with --demo: number of schools")
+	state := fs.Bool("state", false, "load the state-scale data set with COPY (12 districts, 18,000 schools, 1.5 M students, 20 assessments, ≈30 M results; needs a superuser)")
+	scale := fs.Float64("scale", 1, "with --state: fraction of the state's size")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *state {
+		return seedState(ctx, getenv, stdout, stderr, *scale)
+	}
 	if !*demo {
-		return errors.New("seed: nothing to do (use --demo)")
+		return errors.New("seed: nothing to do (use --demo or --state)")
+	}
+	cfg, log, err := setup(ctx, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	protector, err := aadhaar.OpenProtector(cfg.AadhaarKey.Reveal(), cfg.VaultAddr != "", cfg.DataDir, log.Warn)
+	if err != nil {
+		return err
 	}
 	pool, _, err := openDB(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	res, err := seed.Demo(ctx, pool, seed.Options{Schools: *schools})
+	res, err := seed.Demo(ctx, pool, seed.Options{Schools: *schools, Aadhaar: protector})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "seed: district %s: %d schools, %d staff, %d students\n", res.District, res.Schools, res.Staff, res.Students)
+	return nil
+}
+
+func seedState(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer, scale float64) error {
+	pool, _, err := openDB(ctx, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	res, err := seed.State(ctx, pool, seed.StateOptions{Scale: scale, Progress: func(format string, args ...any) {
+		fmt.Fprintf(stderr, format+"\n", args...)
+	}})
+	if err != nil {
+		return err
+	}
+	if res.AlreadySeeded {
+		fmt.Fprintf(stdout, "seed: the state data set is already there (%d schools)\n", res.Schools)
+		return nil
+	}
+	var size string
+	if err := pool.QueryRow(ctx, `SELECT pg_size_pretty(pg_database_size(current_database()))`).Scan(&size); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "seed: state: %d districts, %d schools, %d students, %d assessments, %d results, %d TSP counts, %d final classes in %s; database %s\n",
+		res.Districts, res.Schools, res.Students, res.Assessments, res.Results, res.TSP, res.FinalClasses, res.Elapsed.Round(time.Second), size)
 	return nil
 }

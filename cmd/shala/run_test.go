@@ -101,6 +101,8 @@ func TestMigrateSeedServeAndShutDown(t *testing.T) {
 		// Hermetic: nothing under the source tree.
 		"SHALA_SMS_OUTBOX": filepath.Join(t.TempDir(), "sms-outbox.log"),
 		"SHALA_BLOB_URL":   "file://" + t.TempDir() + "?create_dir=true",
+		"SHALA_DATA_DIR":   t.TempDir(),
+		"SHALA_TUS_DIR":    filepath.Join(t.TempDir(), "tus"),
 	}
 	getenv := func(k string) string { return env[k] }
 	var out, errOut bytes.Buffer
@@ -176,6 +178,7 @@ func TestServeFailingToListenOrOpenStartsNoWorkers(t *testing.T) {
 				"SHALA_LOG_LEVEL":      "error",
 				"SHALA_SMS_OUTBOX":     filepath.Join(t.TempDir(), "sms-outbox.log"),
 				"SHALA_BLOB_URL":       "file://" + t.TempDir() + "?create_dir=true",
+				"SHALA_TUS_DIR":        filepath.Join(t.TempDir(), "tus"),
 			}
 			for k, v := range tt.env {
 				env[k] = v

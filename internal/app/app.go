@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -26,22 +27,31 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
 
+	"github.com/shala-edu/shala/internal/aadhaar"
 	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/auth"
+	"github.com/shala-edu/shala/internal/bbb"
 	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/eventlog"
+	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/jobs"
+	"github.com/shala-edu/shala/internal/lesson"
+	"github.com/shala-edu/shala/internal/pdf"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/postgres"
+	"github.com/shala-edu/shala/internal/progress"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/schema"
 	"github.com/shala-edu/shala/internal/server"
@@ -50,6 +60,9 @@ import (
 	"github.com/shala-edu/shala/internal/sms/cdac"
 	"github.com/shala-edu/shala/internal/sms/outbox"
 	"github.com/shala-edu/shala/internal/sms/twilio"
+	"github.com/shala-edu/shala/internal/student"
+	"github.com/shala-edu/shala/internal/upload"
+	"github.com/shala-edu/shala/internal/web"
 	"github.com/shala-edu/shala/migrations"
 )
 
@@ -69,6 +82,9 @@ type Options struct {
 	RetryPolicy river.ClientRetryPolicy
 	// Version is reported in shala_build_info.
 	Version string
+	// Now is the clock of exam expiry, exam windows and download links
+	// (tests move it); nil is time.Now.
+	Now func() time.Time
 }
 
 // App is shala, built: every long-lived dependency, constructed once.
@@ -91,7 +107,26 @@ type App struct {
 	Pipeline    *forms.Pipeline
 	Collectors  *collector.Store
 	Attachments *forms.Attachments
+	Listings    *progress.Store
+	// Students and Certificates: registration, promotion, leaving
+	// certificates (Aadhaar protected by the key from Vault or a dev key;
+	// certificates signed in Vault transit or with a dev key); PDF renders
+	// them in a warm Chromium started at the first render.
+	Students     *student.Store
+	Certificates *certificate.Store
+	PDF          *pdf.Pool
+	// Documents stores transfer documents (exam files' rules).
+	Documents *upload.Store
+	// Exams are exam answer files (built after Queue, which they enqueue
+	// blob deletions into).
+	Exams *exam.Store
 
+	// Online lessons: the BBB API client, groups and tokens, the server
+	// pool, lessons.
+	BBB          *bbb.Client
+	LessonGroups *lesson.Groups
+	BBBServers   *lesson.Servers
+	Lessons      *lesson.Rooms
 	// Exports: Sheets is nil (and Exporter too) without a Google service
 	// account; CSV links are signed with Links; JWT verifies apps' Hasura
 	// tokens on REST endpoints (nil without HASURA_GRAPHQL_JWT_SECRET).
@@ -176,13 +211,35 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.Pipeline = &forms.Pipeline{Pool: a.Pool, Catalog: a.Catalog, Rules: a.Rules, Log: log}
 	a.Collectors = collector.NewStore(a.Pool)
 	a.Attachments = forms.NewAttachments(a.Pool)
+	a.Listings = progress.NewStore(a.Pool)
 	if err := a.buildExports(ctx, cfg, log); err != nil {
 		return nil, err
 	}
 
+	a.BBB = bbb.New(cfg.BBBTimeout, bbb.NewMetrics(a.Registry))
+	alerts, err := prometheusAlerts(cfg.PrometheusURL)
+	if err != nil {
+		return nil, err
+	}
+	protector, err := aadhaar.OpenProtector(cfg.AadhaarKey.Reveal(), cfg.VaultAddr != "", cfg.DataDir, log.Warn)
+	if err != nil {
+		return nil, err
+	}
+	a.Students = student.NewStore(a.Pool, protector)
+	signer, err := certificate.OpenSigner(ctx, cfg.VaultAddr, cfg.VaultToken.Reveal(), cfg.TransitMount, cfg.CertificateKey, cfg.DataDir, log)
+	if err != nil {
+		return nil, err
+	}
+	protectLegacyAadhaar(ctx, a.Pool, protector, log)
+	a.PDF = pdf.NewLazy(pdf.Options{ExecPath: cfg.Chromium, Tabs: cfg.PDFTabs})
+	a.Documents = upload.New(a.Bucket, student.DocumentPrefix, student.DocumentMaxBytes, upload.Documents()...)
+	a.onClose(func() error { a.PDF.Close(); return nil })
+
 	// The queue and what records work into it.
 	jd := jobs.Deps{Pool: a.Pool, Log: log, Tracker: a.Tracker, SMSProvider: a.SMS, SMSRate: cfg.SMSRate,
-		SMSMetrics: a.SMSMetrics, Pipeline: a.Pipeline, Exporter: a.Exporter,
+		SMSMetrics: a.SMSMetrics, Pipeline: a.Pipeline, Exporter: a.Exporter, Blobs: a.Bucket, Now: opts.Now,
+		BBB: a.BBB, LessonPolicy: lesson.DefaultPolicy(), Alerts: alerts,
+		PDF: a.PDF, PublicURL: cfg.PublicURL,
 		EventLog: &eventlog.Cleaner{Pool: a.Pool, Retention: cfg.EventLogRetention, Metrics: eventlog.NewMetrics(a.Registry)}}
 	if a.Queue, err = queue.New(a.Pool, jobs.Workers(jd), queue.Config{
 		Workers:       cfg.QueueWorkers,
@@ -196,6 +253,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	a.Inbox = inbox.New(a.Pool, a.Queue)
+	a.LessonGroups = lesson.NewGroups(a.Pool)
+	a.BBBServers = lesson.NewServers(a.Pool, a.Queue, a.BBB, log, splitList(cfg.BBBHosts))
+	a.Lessons = lesson.NewRooms(a.Pool, a.Queue, a.BBB, log, lesson.DefaultPolicy())
+	minter, err := moderatorMinter(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	a.Certificates = certificate.NewStore(a.Pool, signer, a.Queue)
+	a.Exams = exam.New(exam.Deps{Pool: a.Pool, Files: exam.NewFiles(a.Bucket), Queue: a.Queue, Now: opts.Now, Log: log})
+	if err := os.MkdirAll(cfg.TusDir, 0o750); err != nil {
+		return nil, fmt.Errorf("SHALA_TUS_DIR: %w", err)
+	}
 	if cfg.OperatorPassword != "" {
 		if a.Operator, err = server.NewOperatorUI(bg, a.Queue, log); err != nil {
 			return nil, err
@@ -206,15 +275,32 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		Log: log, Pool: a.Pool, Gatherer: a.Registry, Metrics: server.NewMetrics(a.Registry),
 		WebhookSecret: cfg.WebhookSecret.Reveal(), MaxBodyBytes: cfg.MaxBodyBytes,
 		PublicURL: cfg.PublicURL, PublicRate: cfg.PublicRate, PublicBurst: cfg.PublicBurst,
-		Inbox: a.Inbox, Pings: a.Pings, Catalog: a.Catalog, Rules: a.Rules, Pipeline: a.Pipeline, Collectors: a.Collectors, Attachments: a.Attachments,
-		SMSReports: a.SMSReports,
-		Blobs:      a.Bucket, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
+		Inbox: a.Inbox, Pings: a.Pings, Catalog: a.Catalog, Rules: a.Rules, Pipeline: a.Pipeline, Collectors: a.Collectors, Attachments: a.Attachments, SMSReports: a.SMSReports,
+		Listings: a.Listings,
+		Exams:    a.Exams, Blobs: a.Bucket, TusDir: cfg.TusDir, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
 		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: TwilioCallbackURL(cfg),
+		LessonGroups: a.LessonGroups, BBBServers: a.BBBServers, Lessons: a.Lessons,
+		ModeratorMinter: minter, ModeratorAppURL: cfg.ModeratorAppURL, ModeratorTokenTTL: cfg.ModeratorTokenTTL,
 		Operator: a.Operator, OperatorPassword: cfg.OperatorPassword.Reveal(),
+		Students: a.Students, Certificates: a.Certificates, Documents: a.Documents,
 		Ready: a.Ready,
 		Queue: a.Queue, Langs: a.Langs, Links: a.Links, JWT: a.JWT, SheetsAccount: a.sheetsAccount(),
 	})
 	return a, nil
+}
+
+// protectLegacyAadhaar encrypts Aadhaar numbers stored in plaintext before
+// migration 1795313000000 (a no-op once done). A failure (database briefly
+// down) does not stop shala: it is logged and tried again at the next start.
+func protectLegacyAadhaar(ctx context.Context, pool *pgxpool.Pool, p *aadhaar.Protector, log *slog.Logger) {
+	done, dropped, stuck, err := student.ProtectLegacy(ctx, pool, p)
+	if err != nil {
+		log.Error("could not encrypt Aadhaar numbers stored before encryption; trying again at the next start", "err", err)
+		return
+	}
+	if done+dropped+stuck > 0 {
+		log.Warn("Aadhaar numbers stored before encryption", "encrypted", done, "invalid_cleared", dropped, "left_until_corrected", stuck)
+	}
 }
 
 // buildExports builds the Sheets client and exporter (with a service
@@ -355,4 +441,55 @@ func smsProvider(cfg *config.Config, log *slog.Logger) (sms.Provider, error) {
 // SHALA_PUBLIC_URL + twilio.CallbackPath.
 func TwilioCallbackURL(cfg *config.Config) string {
 	return strings.TrimRight(cfg.PublicURL, "/") + twilio.CallbackPath
+}
+
+// prometheusAlerts is the alert source of the bbb_alerts check: Prometheus
+// at url, or nil when url is empty.
+func prometheusAlerts(url string) (lesson.AlertSource, error) {
+	if url == "" {
+		return nil, nil
+	}
+	c, err := promapi.NewClient(promapi.Config{Address: url})
+	if err != nil {
+		return nil, fmt.Errorf("SHALA_PROMETHEUS_URL: %w", err)
+	}
+	return promv1.NewAPI(c), nil
+}
+
+// moderatorMinter signs moderators' quick-link JWTs with the HMAC key of
+// HASURA_GRAPHQL_JWT_SECRET; nil (links answer 503) when that is unset or
+// holds a public key only.
+func moderatorMinter(cfg *config.Config, log *slog.Logger) (web.Minter, error) {
+	if u := cfg.ModeratorAppURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+			return nil, fmt.Errorf("SHALA_MODERATOR_APP_URL: want an absolute http(s) URL, got %q", u)
+		}
+	}
+	if cfg.JWTSecret == "" {
+		return nil, nil
+	}
+	jc, err := auth.ParseConfig(cfg.JWTSecret.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("HASURA_GRAPHQL_JWT_SECRET: %w", err)
+	}
+	if !strings.HasPrefix(jc.Type, "HS") {
+		log.Warn("moderator quick links are off: HASURA_GRAPHQL_JWT_SECRET holds no HMAC key to sign with", "type", jc.Type)
+		return nil, nil
+	}
+	iss, err := auth.NewIssuer(jc, nil, "", nil)
+	if err != nil {
+		return nil, fmt.Errorf("HASURA_GRAPHQL_JWT_SECRET: %w", err)
+	}
+	return iss, nil
+}
+
+// splitList splits a comma-separated setting, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

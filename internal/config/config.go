@@ -48,6 +48,7 @@ type Config struct {
 	OperatorPassword   Secret        `env:"SHALA_OPERATOR_PASSWORD" vault:"operator_password" help:"Password of user 'operator' for the River UI at /riverui/ (failed jobs, retries; at least 12 characters). Unset: no UI. 'shala dev' generates one."`
 	JWTSecret          Secret        `env:"HASURA_GRAPHQL_JWT_SECRET" vault:"hasura_jwt_secret" help:"Hasura's JWT key configuration (the same JSON value Hasura is given): shala's REST endpoints verify the apps' Hasura JWTs with it, and mints short-lived ones (moderator links) with an HMAC key. Unset: those endpoints answer 401."`
 	BlobURL            string        `env:"SHALA_BLOB_URL" help:"gocloud.dev/blob URL for files (exam uploads, certificates, ODK attachments): file:///abs/dir?create_dir=true, or s3://bucket?endpoint=…&use_path_style=true for MinIO/S3/R2. 'shala dev' uses .data/blobs."`
+	TusDir             string        `env:"SHALA_TUS_DIR" default:".data/tus" help:"Directory of resumable (tus) exam uploads in progress, kept 24 h unfinished. With several replicas: a shared volume, or route each upload code to one replica."`
 	PublicRate         float64       `env:"SHALA_PUBLIC_RATE" default:"20" help:"Requests per second each client IP may make to public token/code endpoints (OpenRosa), per process; bursts up to SHALA_PUBLIC_BURST."`
 	PublicBurst        int           `env:"SHALA_PUBLIC_BURST" default:"100" min:"1" help:"Burst allowance of SHALA_PUBLIC_RATE (a school's NAT sending a morning's forms at once)."`
 	OpenRosaMaxBytes   int64         `env:"SHALA_OPENROSA_MAX_BYTES" default:"10485760" min:"65536" help:"Largest OpenRosa submission (XML and attachments) accepted; advertised in X-OpenRosa-Accept-Content-Length."`
@@ -75,8 +76,19 @@ type Config struct {
 	QueueWorkers       int           `env:"SHALA_QUEUE_WORKERS" default:"50" min:"0" help:"Jobs worked at once by this process; 0 serves HTTP only."`
 	EventLogRetention  time.Duration `env:"SHALA_EVENT_LOG_RETENTION" default:"168h" help:"How long Hasura's finished event-trigger events (delivered, or failed for good) and their invocation logs are kept in hdb_catalog before shala deletes them, hourly and in batches; 0 keeps them. Hasura's own cleanup_config runs only on Cloud and Enterprise."`
 	QueueFetchCooldown time.Duration `env:"SHALA_QUEUE_FETCH_COOLDOWN" default:"5ms" help:"Minimum pause between job fetches under load (River's default 100ms caps ~1,000 jobs/s)."`
+	BBBTimeout         time.Duration `env:"SHALA_BBB_TIMEOUT" default:"5s" help:"How long one BigBlueButton API call may take; a server that does not answer in time counts as unreachable (startLesson tries up to 3 servers within Hasura's 30 s)."`
+	BBBHosts           string        `env:"SHALA_BBB_HOSTS" help:"Comma-separated hosts that may self-register as BBB servers by heartbeat: bbb1.example.org or *.bbb.example.org. Servers an admin added always may send heartbeats. Unset: no self-registration."`
+	PrometheusURL      string        `env:"SHALA_PROMETHEUS_URL" help:"Prometheus base URL the bbb_alerts cron reads /api/v1/alerts from (firing alerts labelled hostname or instance disable that BBB server). Unset: no alert checks."`
+	ModeratorAppURL    string        `env:"SHALA_MODERATOR_APP_URL" help:"The moderators' web app: a moderator quick link (/m/{token}) redirects there with a short-lived Hasura JWT in the URL fragment. Unset: quick links answer 503."`
+	ModeratorTokenTTL  time.Duration `env:"SHALA_MODERATOR_TOKEN_TTL" default:"15m" help:"Lifetime of the Hasura JWT a moderator quick link mints."`
 	PostHogKey         Secret        `env:"SHALA_POSTHOG_KEY" vault:"posthog_key" help:"PostHog project API key; unset disables product analytics."`
 	PostHogHost        string        `env:"SHALA_POSTHOG_HOST" default:"https://eu.i.posthog.com" help:"PostHog ingestion host."`
+	DataDir            string        `env:"SHALA_DATA_DIR" default:".data" help:"Directory for local state without Vault: the development certificate signing key and Aadhaar key (never used when VAULT_ADDR is set)."`
+	AadhaarKey         Secret        `env:"SHALA_AADHAAR_KEY" vault:"aadhaar_key" help:"32 random bytes, base64: keys the Aadhaar hash (uniqueness) and encryption. Required with Vault; without Vault a development key is kept in SHALA_DATA_DIR."`
+	TransitMount       string        `env:"SHALA_VAULT_TRANSIT_MOUNT" default:"transit" help:"Mount of Vault's transit engine that signs leaving certificates."`
+	CertificateKey     string        `env:"SHALA_CERTIFICATE_KEY" default:"shala-slc" help:"Name of the ed25519 transit key that signs leaving certificates (its public keys are published at /.well-known/shala-keys.json)."`
+	PDFTabs            int           `env:"SHALA_PDF_TABS" default:"2" min:"1" help:"Certificate PDFs rendered at once by this process's warm Chromium."`
+	Chromium           string        `env:"SHALA_CHROMIUM" help:"Chromium binary for PDFs; empty: chromium (or chromium-browser, google-chrome) on PATH."`
 	VaultAddr          string        `env:"VAULT_ADDR" help:"Vault address. When set, secrets are read from Vault (KV v2) and override the environment."`
 	VaultToken         Secret        `env:"VAULT_TOKEN" help:"Vault token (or use Vault Agent to inject it)."`
 	VaultKVMount       string        `env:"SHALA_VAULT_KV_MOUNT" default:"secret" help:"Mount of the KV v2 engine holding shala's secrets."`

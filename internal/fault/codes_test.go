@@ -28,10 +28,34 @@ func emittedCodes(t *testing.T) (codes map[string]string, untyped []string, root
 		n, ok := t.(*types.Named)
 		return ok && n.Obj().Name() == "Code" && n.Obj().Pkg() != nil && n.Obj().Pkg().Path() == faultPath
 	}
+	// Another string type converted to fault.Code (a certificate's
+	// verification problem becoming its code) makes its constants codes
+	// too.
+	named := func(t types.Type) string {
+		if n, ok := t.(*types.Named); ok && n.Obj().Pkg() != nil {
+			return n.Obj().Pkg().Path() + "." + n.Obj().Name()
+		}
+		return ""
+	}
+	asCodes := map[string]bool{}
+	for _, p := range m.Packages {
+		for _, f := range p.Files {
+			ast.Inspect(f, func(n ast.Node) bool {
+				if call, ok := n.(*ast.CallExpr); ok && len(call.Args) == 1 {
+					if tv := p.Info.Types[call.Fun]; tv.IsType() && isCode(tv.Type) {
+						if from := named(p.Info.Types[call.Args[0]].Type); from != "" && from != faultPath+".Code" {
+							asCodes[from] = true
+						}
+					}
+				}
+				return true
+			})
+		}
+	}
 	codes = map[string]string{}
 	for _, p := range m.Packages {
 		for id, obj := range p.Info.Defs {
-			if c, ok := obj.(*types.Const); ok && isCode(c.Type()) {
+			if c, ok := obj.(*types.Const); ok && (isCode(c.Type()) || asCodes[named(c.Type())]) {
 				codes[constant.StringVal(c.Val())] = m.Position(id)
 			}
 		}
@@ -58,7 +82,12 @@ func emittedCodes(t *testing.T) (codes map[string]string, untyped []string, root
 	return codes, untyped, m.Root
 }
 
-var readmeCode = regexp.MustCompile("^\\| `([A-Z][A-Z0-9_]+)` \\|")
+// readmeRow is a row of the Error codes table: its first cell names one
+// code or several (`A`, `B`).
+var (
+	readmeRow  = regexp.MustCompile("^\\| (`[A-Z][A-Z0-9_]+`(?:, `[A-Z][A-Z0-9_]+`)*) \\|")
+	readmeCode = regexp.MustCompile("`([A-Z][A-Z0-9_]+)`")
+)
 
 // readmeCodes are the codes in the README's "Error codes" table.
 func readmeCodes(t *testing.T, root string) map[string]bool {
@@ -77,8 +106,10 @@ func readmeCodes(t *testing.T, root string) map[string]bool {
 			in = strings.TrimSpace(strings.TrimLeft(line, "#")) == "Error codes"
 			continue
 		}
-		if m := readmeCode.FindStringSubmatch(line); in && m != nil {
-			codes[m[1]] = true
+		if m := readmeRow.FindStringSubmatch(line); in && m != nil {
+			for _, c := range readmeCode.FindAllStringSubmatch(m[1], -1) {
+				codes[c[1]] = true
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {

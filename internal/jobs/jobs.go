@@ -11,10 +11,15 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/bbb"
+	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/eventlog"
+	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/inbox"
+	"github.com/shala-edu/shala/internal/lesson"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/sms"
@@ -33,6 +38,22 @@ type Deps struct {
 	Pipeline *forms.Pipeline
 	// EventLog deletes Hasura's old finished events.
 	EventLog *eventlog.Cleaner
+	// BBB calls BigBlueButton servers; LessonPolicy is how lessons are
+	// placed (zero: lesson.DefaultPolicy); Alerts is Prometheus (nil: no
+	// alert checks).
+	BBB          *bbb.Client
+	LessonPolicy lesson.Policy
+	Alerts       lesson.AlertSource
+	// Blobs is the file store (exam answer files are deleted from it).
+	// Blobs is the file store (exam answer files are deleted from it;
+	// certificate PDFs are stored in it).
+	Blobs *blob.Bucket
+	// Now is the exam sweep's clock; nil is time.Now.
+	Now func() time.Time
+	// Certificate PDFs are rendered by PDF (a warm Chromium); PublicURL is
+	// the verify URL printed on them.
+	PDF       certificate.Renderer
+	PublicURL string
 	// Exporter appends responses to Google Sheets (nil: not configured).
 	Exporter *export.Exporter
 }
@@ -58,9 +79,23 @@ func Workers(d Deps) *river.Workers {
 		river.AddWorker(w, &sms.ReportWorker{Pool: d.Pool, Poller: p})
 	}
 
+	if d.LessonPolicy == (lesson.Policy{}) {
+		d.LessonPolicy = lesson.DefaultPolicy()
+	}
+	river.AddWorker(w, &lesson.EndMeetingWorker{Pool: d.Pool, BBB: d.BBB})
+	river.AddWorker(w, &lesson.SweepWorker{Pool: d.Pool, BBB: d.BBB, Log: d.Log, Policy: d.LessonPolicy})
+	river.AddWorker(w, &lesson.CheckWorker{Pool: d.Pool, BBB: d.BBB, Log: d.Log})
+	river.AddWorker(w, &lesson.AlertsWorker{Pool: d.Pool, Log: d.Log, Source: d.Alerts})
+
 	river.AddWorker(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
 	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
 
+	river.AddWorker(w, &certificate.RenderWorker{Pool: d.Pool, Bucket: d.Blobs, Renderer: d.PDF, PublicURL: d.PublicURL})
+	river.AddWorker(w, &queue.SweepWorker[certificate.ReconcileArgs]{Pool: d.Pool, MinAge: certificate.ReconcileAfter, Sweep: certificate.Reconcile})
+	// The workers' own exam store: it enqueues through the job's client.
+	exams := exam.New(exam.Deps{Pool: d.Pool, Files: exam.NewFiles(d.Blobs), Now: d.Now, Log: d.Log})
+	river.AddWorker(w, &exam.DeleteBlobWorker{Store: exams})
+	river.AddWorker(w, &exam.ExpireWorker{Store: exams})
 	river.AddWorker(w, &export.ExportWorker{Exporter: d.Exporter})
 	river.AddWorker(w, &queue.SweepWorker[export.SweepArgs]{Pool: d.Pool, Sweep: export.Sweep})
 	return w
@@ -80,10 +115,16 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(time.Hour, eventlog.CleanArgs{}, true),
 		every(time.Minute, sms.ReconcileArgs{}, true),
 		every(time.Minute, forms.ReconcileArgs{}, true),
+		every(time.Minute, certificate.ReconcileArgs{}, true),
+		every(time.Hour, exam.ExpireArgs{}, true),
 		every(time.Minute, export.SweepArgs{}, true),
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {
 		jobs = append(jobs, every(5*time.Minute, sms.ReportArgs{}, false))
+	}
+	jobs = append(jobs, every(time.Minute, lesson.SweepArgs{}, true))
+	if d.Alerts != nil {
+		jobs = append(jobs, every(time.Minute, lesson.AlertsArgs{}, true))
 	}
 	return jobs
 }

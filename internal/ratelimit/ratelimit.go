@@ -81,24 +81,55 @@ func (p *PerIP) Allow(ip string, now time.Time) bool {
 	return c.lim.AllowN(now, 1)
 }
 
+// Exhausted reports whether ip has no request left now, without taking
+// one: for limits that count only failures (wrong codes), checked before
+// the work and charged after it.
+func (p *PerIP) Exhausted(ip string, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := p.clients[ip]
+	if c == nil {
+		return len(p.clients) >= MaxClients && p.overflow.TokensAt(now) < 1
+	}
+	return c.lim.TokensAt(now) < 1
+}
+
+// RetryAfter is the Retry-After, in seconds, of an answer beyond the limit.
+func (p *PerIP) RetryAfter() int {
+	if p.rate <= 0 {
+		return 60
+	}
+	return max(1, int(1/float64(p.rate)+0.999))
+}
+
 // Middleware answers 429 with Retry-After beyond the limit (in the route's
 // wire format, httperr.Write), keyed by the
 // connection's remote address (a proxy in front must pass the client's own
 // connection, or every client shares the proxy's bucket).
 func (p *PerIP) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			ip = r.RemoteAddr
-		}
-		ip = key(ip)
-		if !p.Allow(ip, time.Now()) {
+		if !p.Allow(ClientKey(r), time.Now()) {
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(float64(p.burst)/float64(p.rate)))))
 			httperr.Write(w, r, fault.New(fault.RateLimited, "", "too many requests; try again shortly"))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// WriteTooMany writes the 429 body (the caller sets Retry-After).
+func WriteTooMany(w http.ResponseWriter) {
+	httperr.JSON(w, nil, fault.New(fault.RateLimited, "", "too many requests; try again shortly"))
+}
+
+// ClientKey is the key r's client is limited under: the connection's IP,
+// or its /64 for IPv6.
+func ClientKey(r *http.Request) string {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	return key(ip)
 }
 
 // key is ip itself for IPv4, its /64 for IPv6.

@@ -26,6 +26,9 @@ import (
 type Options struct {
 	Schools int // default 60
 	Seed    uint64
+	// Aadhaar protects the demo Aadhaar numbers (hash, ciphertext, last
+	// four digits); without it students get none.
+	Aadhaar *aadhaar.Protector
 }
 
 // Result counts what the district holds.
@@ -80,7 +83,7 @@ func Demo(ctx context.Context, pool *pgxpool.Pool, opts Options) (Result, error)
 		opts.Schools = 60
 	}
 	res := Result{District: district}
-	g := &gen{rng: rand.New(rand.NewPCG(opts.Seed, 0x5a1a)), now: time.Now()}
+	g := &gen{rng: rand.New(rand.NewPCG(opts.Seed, 0x5a1a)), now: time.Now(), protect: opts.Aadhaar}
 	rng := g.rng
 
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
@@ -144,7 +147,7 @@ func Demo(ctx context.Context, pool *pgxpool.Pool, opts Options) (Result, error)
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"student"},
 			[]string{"id", "school_id", "name", "father_name", "mother_name", "guardian_phone", "gender", "category",
 				"date_of_birth", "admission_number", "admission_date", "grade", "section", "stream", "academic_year",
-				"aadhaar", "is_cwsn", "status", "enabled"}, pgx.CopyFromRows(studentRows)); err != nil {
+				"aadhaar_hash", "aadhaar_ciphertext", "aadhaar_last4", "is_cwsn", "status", "enabled"}, pgx.CopyFromRows(studentRows)); err != nil {
 			return fmt.Errorf("seed students: %w", err)
 		}
 		res.Schools, res.Staff, res.Students = len(schoolRows), len(staffRows), len(studentRows)
@@ -163,6 +166,7 @@ type gen struct {
 	now time.Time
 	// lastPhone lets siblings share a guardian's phone, as they do.
 	lastPhone string
+	protect   *aadhaar.Protector
 }
 
 func (g *gen) student(schoolID uuid.UUID, udise string, admission, grade int, section string) []any {
@@ -195,9 +199,15 @@ func (g *gen) student(schoolID uuid.UUID, udise string, admission, grade int, se
 	if grade >= 11 {
 		stream = streams[rng.IntN(len(streams))]
 	}
-	var aadhaarNo any
+	var hash, ciphertext, last4 any
 	if rng.IntN(10) < 8 {
-		aadhaarNo = aadhaar.Complete(fmt.Sprintf("%d%010d", 2+rng.IntN(8), rng.Int64N(1e10)))
+		number := aadhaar.Complete(fmt.Sprintf("%d%010d", 2+rng.IntN(8), rng.Int64N(1e10)))
+		if g.protect != nil {
+			p, err := g.protect.Protect(number)
+			if err == nil {
+				hash, ciphertext, last4 = p.Hash, p.Ciphertext, p.Last4
+			}
+		}
 	}
 	age := 5 + grade
 	dob := time.Date(now.Year()-age, time.Month(1+rng.IntN(12)), 1+rng.IntN(28), 0, 0, 0, 0, time.UTC)
@@ -206,7 +216,7 @@ func (g *gen) student(schoolID uuid.UUID, udise string, admission, grade int, se
 	return []any{
 		uuid.NewSHA1(Namespace, []byte("student:"+udise+":"+number)), schoolID,
 		first + " " + surname, father, mother, phone, gender, categories[rng.IntN(len(categories))],
-		dob, number, admitted, grade, section, stream, "2026-27", aadhaarNo, rng.IntN(40) == 0, "ACTIVE", true,
+		dob, number, admitted, grade, section, stream, "2026-27", hash, ciphertext, last4, rng.IntN(40) == 0, "ACTIVE", true,
 	}
 }
 

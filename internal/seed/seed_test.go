@@ -16,7 +16,12 @@ func TestDemoDistrictIsRealisticAndIdempotent(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.New(t)
 	ctx := context.Background()
-	res, err := seed.Demo(ctx, pool, seed.Options{})
+	key := make([]byte, aadhaar.KeySize)
+	protector, err := aadhaar.NewProtector(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := seed.Demo(ctx, pool, seed.Options{Aadhaar: protector})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,16 +47,25 @@ func TestDemoDistrictIsRealisticAndIdempotent(t *testing.T) {
 	if len(udise) != 11 || len(phone) != 13 || phone[3] < '6' {
 		t.Errorf("udise %q phone %q: want 11 digits and +91 followed by a mobile number", udise, phone)
 	}
-	rows, err := pool.Query(ctx, `SELECT aadhaar FROM student WHERE aadhaar IS NOT NULL`)
+	rows, err := pool.Query(ctx, `SELECT aadhaar_ciphertext, aadhaar_last4 FROM student WHERE aadhaar_hash IS NOT NULL`)
 	if err != nil {
 		t.Fatal(err)
 	}
+	seen := 0
 	for rows.Next() {
-		var a string
-		_ = rows.Scan(&a)
-		if !aadhaar.Valid(a) {
-			t.Fatalf("seeded Aadhaar %s fails the Verhoeff check", a)
+		var ct []byte
+		var last4 string
+		if err := rows.Scan(&ct, &last4); err != nil {
+			t.Fatal(err)
 		}
+		a, err := protector.Reveal(ct)
+		if err != nil || !aadhaar.Valid(a) || a[8:] != last4 {
+			t.Fatalf("seeded Aadhaar (last four %s) does not decrypt to a Verhoeff-valid number ending so: %v", last4, err)
+		}
+		seen++
+	}
+	if seen < res.Students/2 {
+		t.Errorf("got %d students with Aadhaar, want most of %d", seen, res.Students)
 	}
 	var shared int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT guardian_phone FROM student

@@ -18,14 +18,21 @@ import (
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/blob"
+	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/collector"
+	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/inbox"
+	"github.com/shala-edu/shala/internal/lesson"
 	"github.com/shala-edu/shala/internal/ping"
+	"github.com/shala-edu/shala/internal/progress"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/sms"
+	"github.com/shala-edu/shala/internal/student"
+	"github.com/shala-edu/shala/internal/upload"
+	"github.com/shala-edu/shala/internal/web"
 )
 
 // Deps are everything the routes need, built once by internal/app.
@@ -46,13 +53,29 @@ type Deps struct {
 	Collectors  *collector.Store
 	Attachments *forms.Attachments
 	SMSReports  *sms.Reports
+	Listings    *progress.Store
+	// Online lessons: groups and tokens, the BBB server pool, lessons, and
+	// what signs moderators' quick-link JWTs (nil: those links answer 503)
+	// with the app they redirect to.
+	LessonGroups      *lesson.Groups
+	BBBServers        *lesson.Servers
+	Lessons           *lesson.Rooms
+	ModeratorMinter   web.Minter
+	ModeratorAppURL   string
+	ModeratorTokenTTL time.Duration
+	// Exams are exam answer files; their public endpoints are served when
+	// Blobs is set too.
+	Exams *exam.Store
 	// WebhookSecret is the value Hasura sends in X-Shala-Webhook-Secret.
 	WebhookSecret string
 	// MaxBodyBytes caps event, cron and most action bodies (413 beyond);
 	// actions carrying documents have the limit of their column.
 	MaxBodyBytes int64
-	// Blobs stores files (OpenRosa attachments).
+	// Blobs stores files (OpenRosa attachments, exam answer files). Without
+	// it the exam file endpoints are not served.
 	Blobs *blob.Bucket
+	// TusDir holds resumable exam uploads in progress (SHALA_TUS_DIR).
+	TusDir string
 	// PublicURL is how people reach shala (collector URLs).
 	PublicURL string
 	// PublicRate and PublicBurst limit requests per client IP on the public,
@@ -69,6 +92,12 @@ type Deps struct {
 	// served.
 	Operator         http.Handler
 	OperatorPassword string
+	// Students and Certificates serve the student and leaving-certificate
+	// actions and the public verification endpoints.
+	Students     *student.Store
+	Certificates *certificate.Store
+	// Documents stores transfer documents (students from other states).
+	Documents *upload.Store
 	// Ready reports whether this instance can serve: database reachable,
 	// migrations current. nil means always ready.
 	Ready func(context.Context) error

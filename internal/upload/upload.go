@@ -44,6 +44,10 @@ var (
 	ErrTooLarge        = errors.New("file larger than the limit")
 	ErrUnsupportedType = errors.New("file type not accepted")
 	ErrEmpty           = errors.New("file is empty")
+	// ErrRead wraps an error reading the upload itself (the client went
+	// away, a broken body): the caller's fault or the network's, not the
+	// store's.
+	ErrRead = errors.New("read upload")
 )
 
 // Type is an accepted file type: its MIME type and what people call it.
@@ -148,7 +152,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (File, error) {
 	head := make([]byte, sniffLen)
 	n, err := io.ReadFull(r, head)
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-		return File{}, fmt.Errorf("read upload: %w", err)
+		return File{}, fmt.Errorf("%w: %w", ErrRead, err)
 	}
 	head = head[:n]
 	if n == 0 {
@@ -187,7 +191,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (File, error) {
 	}
 	if err := w.Close(); err != nil {
 		if ctx.Err() != nil {
-			return File{}, fmt.Errorf("read upload: %w", ctx.Err())
+			return File{}, fmt.Errorf("%w: %w", ErrRead, ctx.Err())
 		}
 		return File{}, unavailable("put", key, err)
 	}
@@ -214,7 +218,7 @@ func (s *Store) copy(w io.Writer, r io.Reader, key string) (int64, error) {
 			return total, nil
 		}
 		if rerr != nil {
-			return total, fmt.Errorf("read upload: %w", rerr)
+			return total, fmt.Errorf("%w: %w", ErrRead, rerr)
 		}
 	}
 }

@@ -6,7 +6,6 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -20,7 +19,6 @@ import (
 	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/fault"
-	"github.com/shala-edu/shala/internal/httperr"
 )
 
 // formIDPattern is what form ids look like (form.id's CHECK).
@@ -116,22 +114,11 @@ func authorize(ctx context.Context, d ExportDeps, r *http.Request, formID string
 	if q.Has("sig") {
 		return d.Links.Verify(formID, q, d.Now())
 	}
-	if d.Verifier == nil {
-		return nil, fault.New(fault.Unauthorized, "", "sign in (Hasura JWT) or use a link from exportLink")
-	}
-	tok, err := d.Verifier.TokenFrom(r)
+	session, err := hasuraSession(ctx, d.Verifier, r, "sign in (Hasura JWT) or use a link from exportLink")
 	if err != nil {
-		return nil, fault.Wrap(err, fault.Unauthorized, "", "sign in (Hasura JWT) or use a link from exportLink")
+		return nil, err
 	}
-	claims, err := d.Verifier.Verify(ctx, tok)
-	if err != nil {
-		return nil, fault.Wrap(err, fault.Unauthorized, "", "your sign-in is not valid or has expired")
-	}
-	session, err := claims.Session(r.Header.Get("X-Hasura-Role"))
-	if err != nil {
-		return nil, fault.Wrap(err, fault.Forbidden, "", "role %q may not use it", r.Header.Get("X-Hasura-Role"))
-	}
-	role := session["x-hasura-role"]
+	role := session.Role()
 	allowed := false
 	for _, r := range ExportRoles {
 		allowed = allowed || r == role
@@ -171,49 +158,4 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// errorBody is the JSON of every error this package answers.
-type errorBody struct {
-	Message    string `json:"message"`
-	Extensions struct {
-		Code  fault.Code `json:"code"`
-		Field string     `json:"field,omitempty"`
-	} `json:"extensions"`
-}
-
-// writeError is the one place a REST error becomes a response: a known
-// error (*fault.Error) is its status with {"message", "extensions": {"code",
-// "field"}}; anything else is logged and answered with a generic 500 (503
-// for an unavailable dependency).
-func writeError(ctx context.Context, w http.ResponseWriter, log *slog.Logger, err error) {
-	f := fault.As(err)
-	var b errorBody
-	b.Message, b.Extensions.Code, b.Extensions.Field = f.Message, f.Code, f.Field
-	switch f.Kind {
-	case fault.Internal, fault.Unavailable:
-		log.ErrorContext(ctx, "request failed", "err", err)
-		b.Message = "internal error"
-		if f.Kind == fault.Unavailable {
-			b.Message = "temporarily unavailable; try again shortly"
-			w.Header().Set("Retry-After", "10")
-		}
-	case fault.Unauthorized:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="shala"`)
-		log.InfoContext(ctx, "request refused", "code", f.Code, "err", err)
-	default:
-		log.InfoContext(ctx, "request refused", "code", f.Code, "err", f.Message)
-	}
-	writeJSON(w, httperr.Status(f.Kind), b)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil { // v is errorBody: strings only
-		panic(err)
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Del("Content-Disposition")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n')) // a failed write means the client is gone: nothing left to tell it
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,8 +25,8 @@ const WebhookSecret = "apptest-webhook-secret"
 var Discard = slog.New(slog.DiscardHandler)
 
 // Config is the configuration tests build an App with: the defaults, the
-// webhook secret WebhookSecret, the blob bucket and the SMS outbox under
-// t.TempDir(), 10 workers with a 1 ms fetch cooldown, and no per-IP limit
+// webhook secret WebhookSecret, the blob bucket, the SMS outbox and the
+// development keys (certificate signing, Aadhaar) under t.TempDir(), 10 workers with a 1 ms fetch cooldown, and no per-IP limit
 // worth mentioning. Tests change what they need before calling New.
 func Config(t testing.TB) *config.Config {
 	t.Helper()
@@ -34,10 +35,12 @@ func Config(t testing.TB) *config.Config {
 		"SHALA_WEBHOOK_SECRET":       WebhookSecret,
 		"SHALA_BLOB_URL":             "file://" + filepath.Join(dir, "blobs") + "?create_dir=true",
 		"SHALA_SMS_OUTBOX":           filepath.Join(dir, "sms-outbox.log"),
+		"SHALA_TUS_DIR":              filepath.Join(dir, "tus"),
 		"SHALA_PUBLIC_URL":           "https://shala.example",
 		"SHALA_QUEUE_WORKERS":        "10",
 		"SHALA_QUEUE_FETCH_COOLDOWN": "1ms",
 		"SHALA_SMS_WORKERS":          "8",
+		"SHALA_DATA_DIR":             filepath.Join(dir, "data"),
 	}
 	cfg, err := config.Load(context.Background(), func(k string) string { return env[k] }, nil)
 	if err != nil {
@@ -138,4 +141,28 @@ func JobsFinished(t testing.TB, a *app.App) Signal {
 	s := NewSignal()
 	OnJobFinished(t, a, func(*river.Event) { s.Notify() })
 	return s
+}
+
+// Clock is a clock a test moves (app.Options.Now = c.Now): time-bound
+// rules are tested by moving it, never by sleeping.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock showing t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now is the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Add moves the clock by d.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }

@@ -1,5 +1,7 @@
 // Package vaulttest serves the parts of Vault's HTTP API that shala uses —
-// KV v2 read/write — with Vault's documented paths, status codes and JSON,
+// KV v2 read/write, and the transit engine's ed25519 keys (create, read,
+// rotate, sign; real ed25519 underneath, transit.go) — with Vault's
+// documented paths, status codes and JSON,
 // so tests exercise the real github.com/hashicorp/vault/api client. It exists
 // because a Vault server cannot be built on the build machines; it is kept
 // honest by following https://developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2
@@ -28,6 +30,10 @@ type Server struct {
 	mounts map[string]bool
 	Reads  int // KV reads served, for tests that check caching
 	srv    *httptest.Server
+
+	transit map[string]*transitKey // name → key ring, under TransitMount
+	// Signs counts transit sign requests served.
+	Signs int
 }
 
 // New starts a server that accepts token and has a KV v2 engine mounted at
@@ -37,7 +43,7 @@ func New(t testing.TB, token string, kvMounts ...string) *Server {
 	if len(kvMounts) == 0 {
 		kvMounts = []string{"secret"}
 	}
-	s := &Server{Token: token, kv: map[string][]map[string]any{}, mounts: map[string]bool{}}
+	s := &Server{Token: token, kv: map[string][]map[string]any{}, mounts: map[string]bool{}, transit: map[string]*transitKey{}}
 	for _, m := range kvMounts {
 		s.mounts[m] = true
 	}
@@ -74,6 +80,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := strings.TrimPrefix(r.URL.Path, "/v1/")
+	if rest, ok := strings.CutPrefix(p, TransitMount+"/"); ok {
+		s.serveTransit(w, r, rest)
+		return
+	}
 	mount, rest, ok := strings.Cut(p, "/")
 	if !ok || !s.mounts[mount] {
 		writeJSON(w, http.StatusNotFound, map[string]any{"errors": []string{"no handler for route \"" + p + "\". route entry not found."}})

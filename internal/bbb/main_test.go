@@ -1,4 +1,4 @@
-package web_test
+package bbb_test
 
 import (
 	"testing"

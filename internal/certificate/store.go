@@ -1,0 +1,406 @@
+package certificate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/postgres"
+	"github.com/shala-edu/shala/internal/queue"
+	"github.com/shala-edu/shala/internal/student"
+)
+
+// MaxPayloadV16 is the alphanumeric capacity of a version-16 QR code at
+// level Q: a payload longer than this would need a bigger code.
+const MaxPayloadV16 = 470
+
+// Store issues, revokes, verifies and admits certificates.
+type Store struct {
+	pool   *pgxpool.Pool
+	signer Signer
+	queue  queue.Inserter
+	// Now is the clock (tests set it).
+	Now func() time.Time
+}
+
+// NewStore returns a store that signs with signer and enqueues PDF jobs
+// through q.
+func NewStore(pool *pgxpool.Pool, signer Signer, q queue.Inserter) *Store {
+	return &Store{pool: pool, signer: signer, queue: q, Now: time.Now}
+}
+
+// Signer is the store's signer (the key set endpoint publishes its keys).
+func (s *Store) Signer() Signer { return s.signer }
+
+// Caller is who asks: a school (SchoolID set) or an admin (nil: any school).
+type Caller struct {
+	SchoolID *uuid.UUID
+	UserID   string
+}
+
+// IssueInput is issueLeavingCertificate's arguments.
+type IssueInput struct {
+	StudentID   uuid.UUID `json:"studentId"`
+	Reason      Reason    `json:"reason"`
+	Description *string   `json:"description"`
+	LeavingDate string    `json:"leavingDate"`
+}
+
+// Issued is a new certificate.
+type Issued struct {
+	ID      uuid.UUID
+	Payload string
+}
+
+func today(now time.Time) time.Time {
+	y, m, d := now.In(IST).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// IST is India Standard Time, the zone certificates' dates are in.
+var IST = time.FixedZone("IST", 5*3600+1800)
+
+// Issue removes an ACTIVE student from their school and issues the
+// certificate, in one transaction: student → LEFT with reason and date, a
+// trail row, the certificate row with its signed payload, and the job that
+// renders the PDF.
+func (s *Store) Issue(ctx context.Context, c Caller, in IssueInput) (Issued, error) {
+	if !in.Reason.Valid() {
+		return Issued{}, fault.Invalidf("reason", "one of %s", strings.Join(reasonNames(), ", "))
+	}
+	leaving, err := time.Parse(time.DateOnly, strings.TrimSpace(in.LeavingDate))
+	if err != nil {
+		return Issued{}, fault.Invalidf("leavingDate", "a date such as 2026-11-30, got %q", in.LeavingDate)
+	}
+	now := s.Now()
+	if leaving.After(today(now)) {
+		return Issued{}, fault.Invalidf("leavingDate", "%s is in the future", in.LeavingDate)
+	}
+	desc := ""
+	if in.Description != nil {
+		desc = strings.TrimSpace(*in.Description)
+	}
+	if utf8.RuneCountInString(desc) > 500 {
+		return Issued{}, fault.Invalidf("description", "at most 500 characters")
+	}
+	var out Issued
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		snap := &Snapshot{ID: uuid.New(), LeavingDate: leaving, Reason: in.Reason, Description: desc,
+			IssuedAt: now.UTC().Truncate(time.Second)}
+		var schoolID uuid.UUID
+		var marked, status, academicYear string
+		var father, mother, category, section, stream, admission *string
+		// set_config: shala records its own trail rows (student.MarkShala),
+		// folded into the locking read to save a round trip.
+		err := tx.QueryRow(ctx, `SELECT set_config('shala.trail', 'shala', true), s.school_id, sc.udise, sc.name, s.status, s.name, s.father_name, s.mother_name,
+				s.date_of_birth, s.gender, s.category, s.grade, s.section, s.stream, s.admission_number, s.admission_date,
+				coalesce(s.academic_year, '')
+			FROM student s JOIN school sc ON sc.id = s.school_id
+			WHERE s.id = $1 AND ($2::uuid IS NULL OR s.school_id = $2) FOR UPDATE OF s`, in.StudentID, c.SchoolID,
+		).Scan(&marked, &schoolID, &snap.IssuerUDISE, &snap.IssuerName, &status, &snap.Name, &father, &mother, &snap.DateOfBirth,
+			&snap.Gender, &category, &snap.Grade, &section, &stream, &admission, &snap.AdmissionDate, &academicYear)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fault.New(fault.NotFound, "", "studentId: no student %s in your school", in.StudentID)
+		}
+		if err != nil {
+			return err
+		}
+		snap.FatherName, snap.MotherName, snap.Category = deref(father), deref(mother), deref(category)
+		snap.Section, snap.Stream, snap.AdmissionNumber = deref(section), deref(stream), deref(admission)
+		if status != "ACTIVE" {
+			return fault.New(fault.Conflict, CodeNotLeaving, "studentId: the student is %s, not ACTIVE: only an enrolled student can leave", status)
+		}
+		if snap.AdmissionDate != nil && leaving.Before(*snap.AdmissionDate) {
+			return fault.Invalidf("leavingDate", "%s is before the admission date %s", in.LeavingDate, snap.AdmissionDate.Format(time.DateOnly))
+		}
+		if err := snap.CheckFits(); err != nil {
+			return err
+		}
+		payload, err := Seal(ctx, s.signer, snap)
+		if err != nil {
+			return err
+		}
+		if len(payload) > MaxPayloadV16 {
+			return fault.New(fault.Unprocessable, CodeDoesNotFit,
+				"the certificate would need a QR code bigger than version %d (%d characters); shorten the names on the student's record", MaxQRVersion, len(payload))
+		}
+		kind := student.EventLeft
+		if in.Reason.Transfer() {
+			kind = student.EventTransferredOut
+		}
+		event, eventArgs := student.Event{StudentID: in.StudentID, SchoolID: schoolID, Kind: kind,
+			AcademicYear: academicYear, Grade: snap.Grade, Section: snap.Section, Actor: c.UserID, CertificateID: &snap.ID,
+			Details: map[string]any{"reason": string(in.Reason), "leavingDate": in.LeavingDate}}.Statement()
+		// The three writes in one round trip.
+		batch := &pgx.Batch{}
+		batch.Queue(`UPDATE student SET status = 'LEFT', left_on = $2, left_reason = $3, left_description = nullif($4, '')
+			WHERE id = $1`, in.StudentID, leaving, string(in.Reason), desc)
+		batch.Queue(`INSERT INTO leaving_certificate (id, student_id, school_id, issuer_udise, issuer_name,
+				student_name, father_name, mother_name, date_of_birth, gender, category, grade, section, stream,
+				admission_number, admission_date, leaving_date, reason, description, issued_at, issued_by, key_id, payload)
+			VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), nullif($8, ''), $9, $10, nullif($11, ''), $12, nullif($13, ''),
+				nullif($14, ''), nullif($15, ''), $16, $17, $18, nullif($19, ''), $20, nullif($21, ''), $22, $23)`,
+			snap.ID, in.StudentID, schoolID, snap.IssuerUDISE, snap.IssuerName, snap.Name, snap.FatherName, snap.MotherName,
+			snap.DateOfBirth, snap.Gender, snap.Category, snap.Grade, snap.Section, snap.Stream, snap.AdmissionNumber,
+			snap.AdmissionDate, leaving, string(in.Reason), desc, snap.IssuedAt, c.UserID, snap.KeyID, payload)
+		batch.Queue(event, eventArgs...)
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+			return postgres.Translate(err, "certificate")
+		}
+		if _, err := s.queue.InsertTx(ctx, tx, RenderArgs{CertificateID: snap.ID}, nil); err != nil {
+			return fmt.Errorf("enqueue certificate pdf: %w", err)
+		}
+		out = Issued{ID: snap.ID, Payload: payload}
+		return nil
+	})
+	return out, err
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// Revoke withdraws a certificate (its issuing school, or an admin): it
+// verifies by signature still, but online it answers REVOKED and admits
+// nobody.
+func (s *Store) Revoke(ctx context.Context, c Caller, id uuid.UUID, reason string) (time.Time, error) {
+	reason = strings.TrimSpace(reason)
+	if n := utf8.RuneCountInString(reason); n == 0 || n > 500 {
+		return time.Time{}, fault.Invalidf("reason", "1 to 500 characters")
+	}
+	var at *time.Time
+	var issuer uuid.UUID
+	err := s.pool.QueryRow(ctx, `SELECT school_id, revoked_at FROM leaving_certificate WHERE id = $1`, id).Scan(&issuer, &at)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && c.SchoolID != nil && *c.SchoolID != issuer) {
+		return time.Time{}, fault.New(fault.NotFound, "", "id: no certificate %s issued by your school", id)
+	}
+	if err != nil {
+		return time.Time{}, postgres.Translate(err, "certificate")
+	}
+	if at != nil {
+		return *at, fault.New(fault.Conflict, CodeRevoked, "id: the certificate was revoked on %s", at.In(IST).Format(time.DateOnly))
+	}
+	var revokedAt time.Time
+	err = s.pool.QueryRow(ctx, `UPDATE leaving_certificate SET revoked_at = $2, revoked_reason = $3, revoked_by = nullif($4, '')
+		WHERE id = $1 AND revoked_at IS NULL RETURNING revoked_at`, id, s.Now().UTC(), reason, c.UserID).Scan(&revokedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, fault.New(fault.Conflict, CodeRevoked, "id: the certificate was revoked just now by someone else")
+	}
+	return revokedAt, postgres.Translate(err, "certificate")
+}
+
+// Record is a certificate row as the verification page and the PDF need it.
+type Record struct {
+	Snapshot
+	Payload    string
+	PDFKey     string
+	RevokedAt  *time.Time
+	AdmittedAt *time.Time
+}
+
+// Get reads certificate id (fault.NotFound when there is none).
+func (s *Store) Get(ctx context.Context, id uuid.UUID) (*Record, error) {
+	return get(ctx, s.pool, id)
+}
+
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func get(ctx context.Context, q querier, id uuid.UUID) (*Record, error) {
+	r := &Record{}
+	var father, mother, category, section, stream, admission, desc, pdf *string
+	var reason string
+	err := q.QueryRow(ctx, `SELECT id, issuer_udise, issuer_name, student_name, father_name, mother_name, date_of_birth,
+			gender, category, grade, section, stream, admission_number, admission_date, leaving_date, reason, description,
+			issued_at, key_id, payload, pdf_key, revoked_at, admitted_at
+		FROM leaving_certificate WHERE id = $1`, id).Scan(&r.ID, &r.IssuerUDISE, &r.IssuerName, &r.Name, &father, &mother,
+		&r.DateOfBirth, &r.Gender, &category, &r.Grade, &section, &stream, &admission, &r.AdmissionDate, &r.LeavingDate,
+		&reason, &desc, &r.IssuedAt, &r.KeyID, &r.Payload, &pdf, &r.RevokedAt, &r.AdmittedAt)
+	if err != nil {
+		return nil, postgres.Translate(err, "certificate "+id.String())
+	}
+	r.FatherName, r.MotherName, r.Category, r.Section = deref(father), deref(mother), deref(category), deref(section)
+	r.Stream, r.AdmissionNumber, r.Description, r.PDFKey = deref(stream), deref(admission), deref(desc), deref(pdf)
+	r.Reason = Reason(reason)
+	return r, nil
+}
+
+// Verification is what verifyCertificate answers.
+type Verification struct {
+	Valid   bool
+	Problem Problem
+	Record  *Record // nil unless the signature verified and the certificate is known
+	Opened  Opened
+}
+
+// Verify checks payload's signature against the published keys and then
+// its state here: revoked, or already used to admit the child. A payload
+// whose signature verifies but which shala has no record of is answered
+// REVOKED (it cannot be honoured online).
+func (s *Store) Verify(ctx context.Context, payload string) (Verification, error) {
+	keys, err := s.signer.Keys(ctx)
+	if err != nil {
+		return Verification{}, fmt.Errorf("certificate keys: %w", err)
+	}
+	o := Open(payload, keys)
+	if o.Problem != "" {
+		return Verification{Problem: o.Problem, Opened: o}, nil
+	}
+	r, err := s.Get(ctx, o.Snapshot.ID)
+	if fault.KindOf(err) == fault.NotFound {
+		return Verification{Problem: Revoked, Opened: o}, nil
+	}
+	if err != nil {
+		return Verification{}, err
+	}
+	v := Verification{Valid: true, Record: r, Opened: o}
+	switch {
+	case r.RevokedAt != nil:
+		v.Valid, v.Problem = false, Revoked
+	case r.AdmittedAt != nil:
+		v.Valid, v.Problem = false, AlreadyUsed
+	}
+	return v, nil
+}
+
+// AdmitInput is admitTransferredStudent's arguments.
+type AdmitInput struct {
+	QR              string  `json:"qr"`
+	Grade           int     `json:"grade"`
+	Section         *string `json:"section"`
+	AdmissionNumber *string `json:"admissionNumber"`
+}
+
+// Admit creates a student in school from a valid certificate's snapshot,
+// linked to the certificate, which it uses up: of any number of concurrent
+// admissions with one certificate exactly one succeeds (the certificate row
+// is locked, then checked, then claimed, in the transaction that creates the
+// student). The child's Aadhaar follows them.
+func (s *Store) Admit(ctx context.Context, schoolID uuid.UUID, actor string, in AdmitInput) (uuid.UUID, error) {
+	if in.Grade < 1 || in.Grade > 12 {
+		return uuid.Nil, fault.Invalidf("grade", "a class from 1 to 12, got %d", in.Grade)
+	}
+	section := strings.ToUpper(strings.TrimSpace(deref(in.Section)))
+	if section != "" && (len(section) != 1 || section[0] < 'A' || section[0] > 'H') {
+		return uuid.Nil, fault.Invalidf("section", "a section from A to H, got %q", section)
+	}
+	number := strings.TrimSpace(deref(in.AdmissionNumber))
+	if utf8.RuneCountInString(number) > student.MaxAdmissionNumberChars {
+		return uuid.Nil, fault.Invalidf("admissionNumber", "at most %d characters", student.MaxAdmissionNumberChars)
+	}
+	keys, err := s.signer.Keys(ctx)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("certificate keys: %w", err)
+	}
+	o := Open(in.QR, keys)
+	if o.Problem != "" {
+		return uuid.Nil, &fault.Error{Kind: fault.Unprocessable, Code: fault.Code(o.Problem), Field: "qr",
+			Message: "qr: not a valid leaving certificate (" + string(o.Problem) + ")"}
+	}
+	certID := o.Snapshot.ID
+	newID := uuid.New()
+	now := s.Now().UTC()
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := student.MarkShala(ctx, tx); err != nil {
+			return err
+		}
+		var oldStudent uuid.UUID
+		var revoked, admitted *time.Time
+		err := tx.QueryRow(ctx, `SELECT student_id, revoked_at, admitted_at FROM leaving_certificate WHERE id = $1 FOR UPDATE`,
+			certID).Scan(&oldStudent, &revoked, &admitted)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return fault.New(fault.Unprocessable, CodeRevoked, "qr: this certificate is not honoured (no record of it)")
+		case err != nil:
+			return err
+		case revoked != nil:
+			return fault.New(fault.Unprocessable, CodeRevoked, "qr: this certificate was revoked by the school that issued it")
+		case admitted != nil:
+			return fault.New(fault.Conflict, CodeAlreadyUsed, "qr: this certificate has already been used to admit the child")
+		}
+		var year *string
+		if err := tx.QueryRow(ctx, `SELECT id FROM academic_year WHERE is_current`).Scan(&year); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO student (id, school_id, name, father_name, mother_name, guardian_phone, gender,
+				category, date_of_birth, admission_number, admission_date, grade, section, stream, academic_year,
+				aadhaar_hash, aadhaar_ciphertext, aadhaar_last4, is_cwsn, cwsn_type, transfer_source, admitted_from_certificate)
+			SELECT $1, $2, c.student_name, c.father_name, c.mother_name, old.guardian_phone, c.gender, c.category,
+				c.date_of_birth, nullif($3, ''), $4, $5::smallint, nullif($6, ''), CASE WHEN $5::smallint >= 11 THEN c.stream END, $7,
+				old.aadhaar_hash, old.aadhaar_ciphertext, old.aadhaar_last4, old.is_cwsn, old.cwsn_type, 'IN_STATE', c.id
+			FROM leaving_certificate c JOIN student old ON old.id = c.student_id
+			WHERE c.id = $8`, newID, schoolID, number, today(now), in.Grade, section, year, certID)
+		if err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) {
+				switch pgErr.ConstraintName {
+				case "student_school_id_admission_number_key":
+					return &fault.Error{Kind: fault.Conflict, Code: student.CodeAdmissionNumberTaken, Field: "admissionNumber",
+						Message: "admissionNumber: " + number + " is already the admission number of another student of this school"}
+				case "student_aadhaar_active":
+					return &fault.Error{Kind: fault.Conflict, Code: student.CodeAadhaarEnrolled, Field: "qr",
+						Message: "qr: this child is enrolled in another school already"}
+				}
+			}
+			return postgres.Translate(err, "student")
+		}
+		if _, err := tx.Exec(ctx, `UPDATE leaving_certificate SET admitted_student_id = $2, admitted_school_id = $3, admitted_at = $4
+			WHERE id = $1`, certID, newID, schoolID, now); err != nil {
+			return err
+		}
+		return student.AddEvent(ctx, tx, student.Event{StudentID: newID, SchoolID: schoolID, Kind: student.EventTransferredIn,
+			AcademicYear: deref(year), Grade: in.Grade, Section: section, Actor: actor, CertificateID: &certID,
+			Details: map[string]any{"fromUdise": o.Snapshot.IssuerUDISE}})
+	})
+	return newID, err
+}
+
+// RenderArgs asks for the PDF of a certificate. Unique by certificate.
+type RenderArgs struct {
+	CertificateID uuid.UUID `json:"certificate_id" river:"unique"`
+}
+
+// Kind is the River job kind.
+func (RenderArgs) Kind() string { return "certificate.render" }
+
+// InsertOpts makes the job unique by certificate.
+func (RenderArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}, MaxAttempts: 10}
+}
+
+// ReconcileArgs asks for a sweep of certificates whose PDF job is missing.
+type ReconcileArgs struct{ queue.PerMinute }
+
+// Kind is the River job kind.
+func (ReconcileArgs) Kind() string { return "certificate.reconcile" }
+
+// ReconcileAfter is how old a certificate without a PDF must be before the
+// sweep enqueues its job again.
+const ReconcileAfter = 2 * time.Minute
+
+// Reconcile enqueues render jobs for certificates older than minAge that
+// have no PDF (their job was lost or ended discarded); unique jobs already
+// queued are skipped. It is the queue.Sweep of ReconcileArgs.
+func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		n, err = queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return RenderArgs{CertificateID: id} },
+			`SELECT id FROM leaving_certificate WHERE pdf_key IS NULL AND issued_at < now() - make_interval(secs => $1)
+			ORDER BY issued_at LIMIT 500`, minAge.Seconds())
+		return err
+	})
+	return n, err
+}

@@ -1,0 +1,253 @@
+// Package pdf renders HTML documents to PDF in headless Chromium (Debian's
+// chromium) driven over the DevTools protocol by chromedp. Chromium shapes
+// Devanagari correctly — conjuncts and matras, which pure-Go PDF libraries
+// cannot — with the Noto fonts bundled here (fonts/, SIL Open Font
+// License), so the result does not depend on the host's fonts. One browser
+// is started and kept warm; renders share it through a pool of tabs.
+package pdf
+
+import (
+	"context"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+//go:embed fonts/*.ttf
+var fonts embed.FS
+
+// FontFaces is CSS declaring the bundled fonts as data URLs: "Noto Sans
+// Devanagari" (regular, bold) and "Noto Sans" (Latin). Every tab's shell
+// document has it; pages use font-family: "Noto Sans", "Noto Sans Devanagari".
+func FontFaces() template.CSS {
+	var sb strings.Builder
+	for _, f := range []struct{ file, family, weight string }{
+		{"NotoSans-Regular.ttf", "Noto Sans", "400"},
+		{"NotoSansDevanagari-Regular.ttf", "Noto Sans Devanagari", "400"},
+		{"NotoSansDevanagari-Bold.ttf", "Noto Sans Devanagari", "700"},
+	} {
+		b, err := fonts.ReadFile("fonts/" + f.file)
+		if err != nil {
+			panic(err) // embedded at build time
+		}
+		fmt.Fprintf(&sb, "@font-face{font-family:%q;font-weight:%s;src:url(data:font/ttf;base64,%s) format(\"truetype\");}\n",
+			f.family, f.weight, base64.StdEncoding.EncodeToString(b))
+	}
+	return template.CSS(sb.String())
+}
+
+// Options configure the pool.
+type Options struct {
+	// ExecPath is the Chromium binary; empty looks for chromium,
+	// chromium-browser, google-chrome on PATH.
+	ExecPath string
+	// Tabs is how many documents render at once (default 2).
+	Tabs int
+}
+
+// FindChromium returns the Chromium binary on PATH, or an error saying how
+// to install it.
+func FindChromium() (string, error) {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("pdf: no Chromium on PATH (apt-get install -y chromium)")
+}
+
+// Pool is a warm headless Chromium with a fixed number of tabs.
+type Pool struct {
+	opts Options
+
+	mu            sync.Mutex
+	browser       context.Context
+	cancelAlloc   context.CancelFunc
+	cancelBrowser context.CancelFunc
+	tabs          chan *tab
+}
+
+// tab is one page of the browser holding the shell document: the bundled
+// fonts loaded once (a document that brought its fonts each time would
+// spend most of its render decoding 1 MB of them), a style element and a
+// body that each render replaces.
+type tab struct {
+	ctx   context.Context
+	ready bool // the shell is loaded and its fonts decoded
+}
+
+// New starts Chromium and opens its tabs.
+func New(ctx context.Context, opts Options) (*Pool, error) {
+	if opts.Tabs <= 0 {
+		opts.Tabs = 2
+	}
+	if opts.ExecPath == "" {
+		p, err := FindChromium()
+		if err != nil {
+			return nil, err
+		}
+		opts.ExecPath = p
+	}
+	p := &Pool{opts: opts}
+	if err := p.start(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// NewLazy returns a pool that starts Chromium at its first render: for
+// processes that may never render (a missing Chromium then fails the render
+// jobs, visibly and retried, instead of the start-up).
+func NewLazy(opts Options) *Pool {
+	if opts.Tabs <= 0 {
+		opts.Tabs = 2
+	}
+	return &Pool{opts: opts}
+}
+
+// start launches the browser (the caller holds mu or owns p alone).
+func (p *Pool) start() error {
+	if p.opts.ExecPath == "" {
+		path, err := FindChromium()
+		if err != nil {
+			return err
+		}
+		p.opts.ExecPath = path
+	}
+	flags := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(p.opts.ExecPath),
+		chromedp.DisableGPU,
+		// This machine's network is closed: no background connections.
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+	)
+	if os.Geteuid() == 0 {
+		// Chromium refuses to run as root with its sandbox.
+		flags = append(flags, chromedp.NoSandbox)
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), flags...)
+	browser, cancelBrowser := chromedp.NewContext(allocCtx)
+	if err := chromedp.Do(browser); err != nil {
+		cancelBrowser()
+		cancelAlloc()
+		return fmt.Errorf("pdf: start chromium %s: %w", p.opts.ExecPath, err)
+	}
+	tabs := make(chan *tab, p.opts.Tabs)
+	for range p.opts.Tabs {
+		t, _ := chromedp.NewContext(browser) // closed with the browser
+		if err := chromedp.Do(t); err != nil {
+			cancelBrowser()
+			cancelAlloc()
+			return fmt.Errorf("pdf: open tab: %w", err)
+		}
+		tabs <- &tab{ctx: t}
+	}
+	p.browser, p.cancelAlloc, p.cancelBrowser, p.tabs = browser, cancelAlloc, cancelBrowser, tabs
+	return nil
+}
+
+// Close stops Chromium.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cancelBrowser != nil {
+		p.cancelBrowser()
+		p.cancelAlloc()
+		p.cancelBrowser = nil
+	}
+}
+
+// shell is the document every tab keeps: fonts declared (and loaded once),
+// an empty style element and body for each render to fill.
+func shell() string {
+	return `<!doctype html><html><head><meta charset="utf-8"><style>` + string(FontFaces()) +
+		`</style><style id="page"></style></head><body></body></html>`
+}
+
+// Render prints a page — its CSS and the HTML of its body; it must not load
+// anything from the network — as PDF once its fonts are ready (@page in the
+// CSS sets the paper). A crashed browser is started again on the next
+// render.
+func (p *Pool) Render(ctx context.Context, style, body string) ([]byte, error) {
+	p.mu.Lock()
+	if p.browser == nil || p.browser.Err() != nil {
+		if p.cancelBrowser != nil {
+			p.cancelBrowser()
+			p.cancelAlloc()
+		}
+		if err := p.start(); err != nil {
+			p.mu.Unlock()
+			return nil, err
+		}
+	}
+	tabs := p.tabs
+	p.mu.Unlock()
+
+	var t *tab
+	select {
+	case t = <-tabs:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { tabs <- t }()
+	if t.ctx.Err() != nil {
+		return nil, fmt.Errorf("pdf: browser closed: %w", t.ctx.Err())
+	}
+	// The tab's context is long-lived; this render is bounded by ctx.
+	rctx, cancel := context.WithCancel(t.ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	fill, err := json.Marshal([2]string{style, body})
+	if err != nil {
+		return nil, err
+	}
+	out, err := chromedp.Run(rctx, func(c context.Context, tt *chromedp.Target) ([]byte, error) {
+		if !t.ready {
+			if _, err := chromedp.Navigate("about:blank")(c, tt); err != nil {
+				return nil, err
+			}
+			tree, err := cdp.Call(c, tt, page.GetFrameTree, cdp.Empty{})
+			if err != nil {
+				return nil, err
+			}
+			if _, err := cdp.Call(c, tt, page.SetDocumentContent, page.SetDocumentContentParams{FrameID: tree.FrameTree.Frame.ID, HTML: shell()}); err != nil {
+				return nil, err
+			}
+			// @font-face fonts load when text uses them: load them all now.
+			if _, err := chromedp.Evaluate[float64](`Promise.all([...document.fonts].map(f => f.load())).then(l => l.length)`, chromedp.EvalAwaitPromise)(c, tt); err != nil {
+				return nil, fmt.Errorf("load fonts: %w", err)
+			}
+			t.ready = true
+		}
+		js := `(() => { const [s, b] = ` + string(fill) + `; document.getElementById("page").textContent = s; document.body.innerHTML = b;
+			return document.fonts.ready.then(() => document.fonts.size); })()`
+		if _, err := chromedp.Evaluate[float64](js, chromedp.EvalAwaitPromise)(c, tt); err != nil {
+			return nil, err
+		}
+		return chromedp.PrintToPDF(chromedp.PDFPaper(chromedp.PaperA4), chromedp.PDFMargin(0),
+			chromedp.PDFPrintBackground(), chromedp.PDFPreferCSSPageSize())(c, tt)
+	})
+	if err != nil {
+		t.ready = false // load the shell again next time
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("pdf: render: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,494 @@
+package server_test
+
+import (
+	"bytes"
+	"compress/zlib"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dromara/dongle/coding/base45"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	gcblob "gocloud.dev/blob"
+
+	"github.com/shala-edu/shala/internal/aadhaar"
+	"github.com/shala-edu/shala/internal/app"
+	"github.com/shala-edu/shala/internal/app/apptest"
+	"github.com/shala-edu/shala/internal/certificate"
+	"github.com/shala-edu/shala/internal/certificate/certtest"
+	"github.com/shala-edu/shala/internal/pdf"
+	"github.com/shala-edu/shala/internal/pgtest"
+)
+
+type certBundle struct {
+	*bundle
+	schoolA, schoolB uuid.UUID
+	bucket           *gcblob.Bucket
+}
+
+func certSetup(t *testing.T) *certBundle {
+	t.Helper()
+	pool := pgtest.New(t)
+	ctx := context.Background()
+	cfg := apptest.Config(t)
+	cfg.WebhookSecret = secret
+	cfg.PublicRate, cfg.PublicBurst = 1000, 1000
+	a := apptest.New(t, cfg, app.Options{Pool: pool})
+	now := func() time.Time { return time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC) }
+	a.Students.Now, a.Certificates.Now = now, now
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	bucket := a.Bucket
+	b := &certBundle{bundle: &bundle{app: a, pool: pool, queue: a.Queue, url: srv.URL, reg: a.Registry, client: srv.Client()},
+		schoolA: uuid.New(), schoolB: uuid.New(), bucket: bucket}
+	if _, err := pool.Exec(ctx, `INSERT INTO academic_year (id, starts_on, ends_on, is_current) VALUES
+			('2025-26', '2025-04-01', '2026-03-31', false), ('2026-27', '2026-04-01', '2027-03-31', true)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO school (id, udise, name, district, block, session) VALUES
+			($1, '02110512345', 'राजकीय वरिष्ठ माध्यमिक पाठशाला कोटखाई', 'Shimla', 'Kotkhai', 'W'),
+			($2, '02110699999', 'GSSS Theog', 'Shimla', 'Theog', 'W')`, b.schoolA, b.schoolB); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// as calls action name as a school (or an admin when school is Nil).
+func (b *certBundle) as(t *testing.T, school uuid.UUID, name string, input map[string]any) (int, map[string]any) {
+	t.Helper()
+	sess := map[string]any{"x-hasura-role": "state_admin", "x-hasura-user-id": "state-admin"}
+	if school != uuid.Nil {
+		sess = map[string]any{"x-hasura-role": "school", "x-hasura-user-id": "principal-" + school.String()[:4], "x-hasura-school-id": school.String()}
+	}
+	body, _ := json.Marshal(map[string]any{"action": map[string]any{"name": name}, "input": input,
+		"session_variables": sess, "request_query": "mutation { " + name + " }"})
+	resp := b.post(t, "/actions/"+name, body, nil)
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func (b *certBundle) get(t *testing.T, path string) (int, http.Header, string) {
+	t.Helper()
+	resp, err := b.client.Get(b.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(body)
+}
+
+func anushka(aadhaarNo, admission string) map[string]any {
+	return map[string]any{"name": "अनुष्का ठाकुर", "fatherName": "राजेश ठाकुर", "motherName": "सुनीता देवी",
+		"guardianPhone": "98160 12345", "gender": "FEMALE", "category": "OBC", "dateOfBirth": "2013-03-04",
+		"admissionNumber": admission, "admissionDate": "2019-04-01", "grade": 8, "section": "B", "aadhaar": aadhaarNo, "transferSource": "NEW"}
+}
+
+func with(m map[string]any, k string, v any) map[string]any {
+	out := map[string]any{}
+	for kk, vv := range m {
+		out[kk] = vv
+	}
+	if v == nil {
+		delete(out, k)
+	} else {
+		out[k] = v
+	}
+	return out
+}
+
+func TestRegisterStudent(t *testing.T) {
+	t.Parallel()
+	b := certSetup(t)
+	number := aadhaar.Complete("23456789012")
+
+	for _, c := range []struct {
+		name, field string
+		in          map[string]any
+	}{
+		{"name required", "student.name", with(anushka(number, "A/1"), "name", " ")},
+		{"a parent's name", "student.fatherName", with(with(anushka(number, "A/1"), "fatherName", nil), "motherName", nil)},
+		{"name too long for a certificate", "student.name", with(anushka(number, "A/1"), "name", strings.Repeat("अ", 41))},
+		{"another script", "student.name", with(anushka(number, "A/1"), "name", "Анна")},
+		{"dob not plausible for the class", "student.dateOfBirth", with(anushka(number, "A/1"), "dateOfBirth", "2021-01-01")},
+		{"phone", "student.guardianPhone", with(anushka(number, "A/1"), "guardianPhone", "0177-2650000")},
+		{"aadhaar check digit", "student.aadhaar", with(anushka(number, "A/1"), "aadhaar", number[:11]+string('0'+(number[11]-'0'+1)%10))},
+		{"in-state needs the certificate", "student.transferSource", with(anushka(number, "A/1"), "transferSource", "IN_STATE")},
+		{"other state needs documents", "student.documents", with(anushka(number, "A/1"), "transferSource", "OTHER_STATE")},
+	} {
+		status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": c.in})
+		if status != 400 || !strings.HasPrefix(fmt.Sprint(out["message"]), c.field+":") {
+			t.Errorf("%s: got %d %v, want 400 naming %s", c.name, status, out, c.field)
+		}
+	}
+
+	status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": anushka(number, "A/1")})
+	if status != 200 || out["aadhaarLast4"] != number[8:] || out["status"] != "ACTIVE" {
+		t.Fatalf("register: got %d %v", status, out)
+	}
+	var stored int
+	if err := b.pool.QueryRow(context.Background(), `SELECT count(*) FROM student WHERE aadhaar_legacy IS NULL AND aadhaar_hash IS NOT NULL
+		AND position($1::bytea in aadhaar_ciphertext) = 0`, []byte(number)).Scan(&stored); err != nil || stored != 1 {
+		t.Errorf("Aadhaar at rest: %d rows hashed and encrypted (err %v), want 1", stored, err)
+	}
+
+	t.Run("the whole number for the admin role only", func(t *testing.T) {
+		if status, out := b.as(t, b.schoolA, "studentAadhaar", map[string]any{"studentId": out["id"]}); status != 403 {
+			t.Errorf("school: got %d %v, want 403", status, out)
+		}
+		body, _ := json.Marshal(map[string]any{"action": map[string]any{"name": "studentAadhaar"}, "input": map[string]any{"studentId": out["id"]},
+			"session_variables": map[string]any{"x-hasura-role": "admin"}, "request_query": "query"})
+		var got map[string]any
+		resp := b.post(t, "/actions/studentAadhaar", body, nil)
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != 200 || got["aadhaar"] != number {
+			t.Errorf("admin: got %d %v, want the number", resp.StatusCode, got)
+		}
+	})
+	t.Run("admission number unique in the school, said so", func(t *testing.T) {
+		status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": with(anushka(aadhaar.Complete("34567890123"), "A/1"), "name", "प्रिया शर्मा")})
+		if status != 409 || code(out) != "ADMISSION_NUMBER_TAKEN" || !strings.Contains(fmt.Sprint(out["message"]), "A/1") {
+			t.Errorf("got %d %v", status, out)
+		}
+	})
+	t.Run("one active enrolment per Aadhaar, the other school not named", func(t *testing.T) {
+		status, out := b.as(t, b.schoolB, "registerStudent", map[string]any{"student": anushka(number, "B/7")})
+		msg := fmt.Sprint(out["message"])
+		if status != 409 || code(out) != "AADHAAR_ENROLLED" || strings.Contains(msg, "कोटखाई") || strings.Contains(msg, "02110512345") || strings.Contains(msg, "A/1") {
+			t.Errorf("got %d %v", status, out)
+		}
+	})
+	t.Run("trail", func(t *testing.T) {
+		if n := b.count(t, `SELECT count(*) FROM student_event WHERE kind = 'ADMITTED' AND school_id = $1`, b.schoolA); n != 1 {
+			t.Errorf("got %d ADMITTED events, want 1", n)
+		}
+	})
+}
+
+func TestPromoteStudents(t *testing.T) {
+	t.Parallel()
+	b := certSetup(t)
+	var ids []string
+	for i, n := range []string{"आरव", "विवेक", "राहुल"} {
+		in := map[string]any{"name": n + " वर्मा", "fatherName": "संजय वर्मा", "gender": "MALE", "dateOfBirth": "2014-05-0" + fmt.Sprint(i+1),
+			"grade": 6, "section": "A", "academicYear": "2025-26", "transferSource": "NEW"}
+		status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": in})
+		if status != 200 {
+			t.Fatalf("register: %d %v", status, out)
+		}
+		ids = append(ids, out["id"].(string))
+	}
+	args := map[string]any{"fromGrade": 6, "section": "A", "academicYear": "2025-26", "toAcademicYear": "2026-27",
+		"exceptions": []any{map[string]any{"studentId": ids[1], "outcome": "RETAIN"}, map[string]any{"studentId": ids[2], "outcome": "DROPPED_OUT"}}}
+	status, out := b.as(t, b.schoolA, "promoteStudents", args)
+	if status != 200 || out["promoted"] != 1.0 || out["retained"] != 1.0 || out["droppedOut"] != 1.0 {
+		t.Fatalf("promote: %d %v", status, out)
+	}
+	if n := b.count(t, `SELECT count(*) FROM student WHERE id = $1 AND grade = 7 AND academic_year = '2026-27'`, ids[0]); n != 1 {
+		t.Error("promoted student not in class 7 of 2026-27")
+	}
+	if n := b.count(t, `SELECT count(*) FROM student_event WHERE kind IN ('PROMOTED', 'RETAINED', 'DROPPED_OUT')`); n != 3 {
+		t.Errorf("got %d trail rows, want 3", n)
+	}
+	if status, out := b.as(t, b.schoolA, "promoteStudents", args); status != 404 {
+		t.Errorf("promoting the same class twice: %d %v, want 404", status, out)
+	}
+	if status, out := b.as(t, b.schoolB, "promoteStudents", with(args, "exceptions", []any{})); status != 404 {
+		t.Errorf("another school's class: %d %v, want 404", status, out)
+	}
+}
+
+func tamper(t *testing.T, payload string) string {
+	t.Helper()
+	z, err := base45.NewStdDecoder().Decode([]byte(strings.TrimPrefix(payload, certificate.Prefix)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zlib.NewReader(bytes.NewReader(z))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-70] ^= 0x01 // a claim byte just before the signature
+	var out bytes.Buffer
+	zw := zlib.NewWriter(&out)
+	if _, err := zw.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return certificate.Prefix + string(base45.NewStdEncoder().Encode(out.Bytes()))
+}
+
+func TestLeavingCertificate(t *testing.T) {
+	t.Parallel()
+	b := certSetup(t)
+	number := aadhaar.Complete("45678901234")
+	status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": anushka(number, "A/1")})
+	if status != 200 {
+		t.Fatalf("register: %d %v", status, out)
+	}
+	studentID := out["id"].(string)
+
+	if status, out := b.as(t, b.schoolB, "issueLeavingCertificate", map[string]any{"studentId": studentID, "reason": "TRANSFER_IN_STATE", "leavingDate": "2026-11-30"}); status != 404 {
+		t.Errorf("another school issuing: %d %v, want 404", status, out)
+	}
+	status, out = b.as(t, b.schoolA, "issueLeavingCertificate", map[string]any{"studentId": studentID, "reason": "TRANSFER_IN_STATE",
+		"description": "पिता का स्थानांतरण", "leavingDate": "2026-11-30"})
+	if status != 200 {
+		t.Fatalf("issue: %d %v", status, out)
+	}
+	qr, certID := out["qr"].(string), out["certificateId"].(string)
+	if !strings.HasPrefix(qr, certificate.Prefix) || out["verifyUrl"] != "https://shala.example/verify/"+certID ||
+		out["pdfUrl"] != "https://shala.example/certificates/"+certID+"/pdf" {
+		t.Errorf("issue answer: %v", out)
+	}
+	if n := b.count(t, `SELECT count(*) FROM student WHERE id = $1 AND status = 'LEFT' AND left_reason = 'TRANSFER_IN_STATE'`, studentID); n != 1 {
+		t.Error("student not LEFT with the reason")
+	}
+	if n := b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'certificate.render'`); n != 1 {
+		t.Errorf("got %d render jobs, want 1", n)
+	}
+	if status, out := b.as(t, b.schoolA, "issueLeavingCertificate", map[string]any{"studentId": studentID, "reason": "OTHER", "leavingDate": "2026-11-30"}); status != 409 {
+		t.Errorf("second certificate for a student who left: %d %v, want 409", status, out)
+	}
+
+	t.Run("pdf is being prepared", func(t *testing.T) {
+		status, hdr, _ := b.get(t, "/certificates/"+certID+"/pdf")
+		if status != 202 || hdr.Get("Retry-After") == "" {
+			t.Errorf("got %d Retry-After %q, want 202 with Retry-After", status, hdr.Get("Retry-After"))
+		}
+	})
+
+	t.Run("verify", func(t *testing.T) {
+		status, out := b.as(t, b.schoolB, "verifyCertificate", map[string]any{"qr": qr})
+		cert, _ := out["certificate"].(map[string]any)
+		if status != 200 || out["valid"] != true || cert["name"] != "अनुष्का ठाकुर" || cert["issuerName"] != "राजकीय वरिष्ठ माध्यमिक पाठशाला कोटखाई" {
+			t.Errorf("got %d %v", status, out)
+		}
+		status, out = b.as(t, b.schoolB, "verifyCertificate", map[string]any{"qr": tamper(t, qr)})
+		if status != 200 || out["valid"] != false || out["reason"] != "BAD_SIGNATURE" || out["certificate"] != nil {
+			t.Errorf("tampered: got %d %v, want BAD_SIGNATURE and no data", status, out)
+		}
+		status, out = b.as(t, b.schoolB, "verifyCertificate", map[string]any{"qr": "HC1:NOT-OURS"})
+		if status != 200 || out["reason"] != "BAD_FORMAT" {
+			t.Errorf("garbage: got %d %v", status, out)
+		}
+	})
+
+	t.Run("pages and keys", func(t *testing.T) {
+		status, _, page := b.get(t, "/verify/"+certID)
+		if status != 200 || !strings.Contains(page, "अनुष्का ठाकुर") || !strings.Contains(page, "Valid certificate") {
+			t.Errorf("verify page: %d", status)
+		}
+		status, _, page = b.get(t, "/verify/"+uuid.NewString())
+		if status != 404 || strings.Contains(page, "अनुष्का") {
+			t.Errorf("unknown certificate: %d", status)
+		}
+		status, _, page = b.get(t, "/verify?c="+strings.NewReplacer("%", "%25", " ", "%20", "+", "%2B", "$", "%24", "/", "%2F", ":", "%3A").Replace(tamper(t, qr)))
+		if status != 200 || strings.Contains(page, "अनुष्का") || !strings.Contains(page, "Not a valid certificate") {
+			t.Errorf("tampered payload page: %d shows data or no verdict", status)
+		}
+		status, hdr, body := b.get(t, "/.well-known/shala-keys.json")
+		var ks certificate.KeySet
+		if err := json.Unmarshal([]byte(body), &ks); status != 200 || err != nil || len(ks.Keys) != 1 || ks.Keys[0].Use != "dev" ||
+			!strings.HasPrefix(hdr.Get("Content-Type"), "application/jwk-set+json") {
+			t.Errorf("keys: %d %s", status, body)
+		}
+	})
+
+	t.Run("50 concurrent admissions with one certificate: exactly one succeeds", func(t *testing.T) {
+		const n = 50
+		var wg sync.WaitGroup
+		statuses := make([]int, n)
+		codes := make([]any, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s, out := b.as(t, b.schoolB, "admitTransferredStudent", map[string]any{"qr": qr, "grade": 9, "section": "A",
+					"admissionNumber": fmt.Sprintf("B/%d", i)})
+				statuses[i], codes[i] = s, code(out)
+			}()
+		}
+		wg.Wait()
+		ok := 0
+		for i := range n {
+			switch {
+			case statuses[i] == 200:
+				ok++
+			case statuses[i] != 409 || codes[i] != "ALREADY_USED":
+				t.Errorf("admission %d: got %d %v, want 409 ALREADY_USED", i, statuses[i], codes[i])
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("got %d successful admissions, want exactly 1", ok)
+		}
+		if n := b.count(t, `SELECT count(*) FROM student WHERE school_id = $1 AND transfer_source = 'IN_STATE' AND status = 'ACTIVE'
+			AND aadhaar_last4 = $2 AND name = 'अनुष्का ठाकुर' AND grade = 9`, b.schoolB, number[8:]); n != 1 {
+			t.Errorf("got %d admitted students carrying the name and Aadhaar, want 1", n)
+		}
+		status, out := b.as(t, b.schoolB, "verifyCertificate", map[string]any{"qr": qr})
+		if status != 200 || out["valid"] != false || out["reason"] != "ALREADY_USED" {
+			t.Errorf("verify after admission: %d %v", status, out)
+		}
+		if n := b.count(t, `SELECT count(*) FROM student_event WHERE kind IN ('TRANSFERRED_OUT', 'TRANSFERRED_IN') AND certificate_id = $1`, certID); n != 2 {
+			t.Errorf("got %d transfer trail rows, want 2", n)
+		}
+	})
+
+	t.Run("revoked", func(t *testing.T) {
+		other := aadhaar.Complete("56789012345")
+		status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": with(anushka(other, "A/2"), "name", "प्रिया शर्मा")})
+		if status != 200 {
+			t.Fatalf("register: %d %v", status, out)
+		}
+		status, out = b.as(t, b.schoolA, "issueLeavingCertificate", map[string]any{"studentId": out["id"], "reason": "FAMILY_MIGRATION", "leavingDate": "2026-11-29"})
+		if status != 200 {
+			t.Fatalf("issue: %d %v", status, out)
+		}
+		id, qr2 := out["certificateId"], out["qr"].(string)
+		if status, out := b.as(t, b.schoolB, "revokeCertificate", map[string]any{"id": id, "reason": "issued in error"}); status != 404 {
+			t.Errorf("revoked by another school: %d %v, want 404", status, out)
+		}
+		if status, out := b.as(t, b.schoolA, "revokeCertificate", map[string]any{"id": id, "reason": "issued in error"}); status != 200 || out["revokedAt"] == nil {
+			t.Fatalf("revoke: %d %v", status, out)
+		}
+		if status, out := b.as(t, b.schoolB, "verifyCertificate", map[string]any{"qr": qr2}); status != 200 || out["reason"] != "REVOKED" {
+			t.Errorf("verify revoked: %d %v", status, out)
+		}
+		if status, out := b.as(t, b.schoolB, "admitTransferredStudent", map[string]any{"qr": qr2, "grade": 8}); status != 422 || code(out) != "REVOKED" {
+			t.Errorf("admit with a revoked certificate: %d %v", status, out)
+		}
+		if status, _, page := b.get(t, fmt.Sprintf("/verify/%s", id)); status != 200 || !strings.Contains(page, "Revoked") {
+			t.Errorf("revoked page: %d", status)
+		}
+	})
+}
+
+// TestCertificateRoundTrip: issue → the PDF job renders it → GET pdfUrl →
+// the QR read back from the printed page (pdftoppm + a QR decoder) →
+// verified with crypto/ed25519 and the published key set alone.
+func TestCertificateRoundTrip(t *testing.T) {
+	t.Parallel()
+	certtest.NeedTools(t, "chromium", "pdftoppm", "pdftotext")
+	b := certSetup(t)
+	ctx := context.Background()
+	status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": anushka(aadhaar.Complete("67890123456"), "A/9")})
+	if status != 200 {
+		t.Fatalf("register: %d %v", status, out)
+	}
+	status, out = b.as(t, uuid.Nil, "issueLeavingCertificate", map[string]any{"studentId": out["id"], "reason": "COMPLETED_SCHOOLING", "leavingDate": "2026-11-30"})
+	if status != 200 {
+		t.Fatalf("issue as admin: %d %v", status, out)
+	}
+	id, qr := uuid.MustParse(out["certificateId"].(string)), out["qr"].(string)
+
+	renderer, err := pdf.New(ctx, pdf.Options{Tabs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(renderer.Close)
+	w := &certificate.RenderWorker{Pool: b.pool, Bucket: b.bucket, Renderer: renderer, PublicURL: "https://shala.example"}
+	if err := w.Work(ctx, &river.Job[certificate.RenderArgs]{JobRow: &rivertype.JobRow{}, Args: certificate.RenderArgs{CertificateID: id}}); err != nil {
+		t.Fatal(err)
+	}
+	status, hdr, body := b.get(t, "/certificates/"+id.String()+"/pdf")
+	if status != 200 || hdr.Get("Content-Type") != "application/pdf" {
+		t.Fatalf("pdf: got %d %s", status, hdr.Get("Content-Type"))
+	}
+	scanned := certtest.ScanPDF(t, []byte(body))
+	if scanned != qr {
+		t.Fatalf("the QR on the PDF reads %q, want the issued payload", scanned)
+	}
+	_, _, keys := b.get(t, "/.well-known/shala-keys.json")
+	if !certtest.VerifyWithStdlib(t, scanned, []byte(keys)) {
+		t.Error("the scanned payload does not verify with crypto/ed25519 and the published key")
+	}
+	if text := strings.Join(strings.Fields(certtest.PDFText(t, []byte(body))), ""); !strings.Contains(text, "अनुष्काठाकुर") {
+		t.Errorf("pdftotext does not find the student's name in:\n%s", text)
+	}
+}
+
+func TestOtherStateAdmissionWithUploadedDocuments(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.New(t)
+	cfg := apptest.Config(t)
+	cfg.WebhookSecret = secret
+	cfg.JWTSecret = `{"type":"HS256","key":"test-jwt-signing-key-at-least-32-characters"}`
+	a := apptest.New(t, cfg, app.Options{Pool: pool})
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	b := &certBundle{bundle: &bundle{app: a, pool: pool, queue: a.Queue, url: srv.URL, reg: a.Registry, client: srv.Client()},
+		schoolA: uuid.New(), schoolB: uuid.New(), bucket: a.Bucket}
+	if _, err := pool.Exec(context.Background(), `INSERT INTO school (id, udise, name, district, block, session) VALUES
+		($1, '02110512345', 'GSSS Kotkhai', 'Shimla', 'Kotkhai', 'W')`, b.schoolA); err != nil {
+		t.Fatal(err)
+	}
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "principal-a", "exp": time.Now().Add(time.Hour).Unix(),
+		"https://hasura.io/jwt/claims": map[string]any{"x-hasura-allowed-roles": []string{"school"}, "x-hasura-default-role": "school",
+			"x-hasura-user-id": "principal-a", "x-hasura-school-id": b.schoolA.String()},
+	}).SignedString([]byte("test-jwt-signing-key-at-least-32-characters"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upload := func(body []byte, bearer string) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, b.url+"/students/documents", bytes.NewReader(body))
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := b.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, out
+	}
+	pdfDoc := []byte("%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+	if status, _ := upload(pdfDoc, ""); status != 401 {
+		t.Errorf("no token: got %d, want 401", status)
+	}
+	if status, out := upload([]byte("<html><script>alert(1)</script></html>"), token); status != 415 {
+		t.Errorf("HTML: got %d %v, want 415", status, out)
+	}
+	big := append(append([]byte{}, pdfDoc...), bytes.Repeat([]byte("0"), 3<<20)...)
+	if status, out := upload(big, token); status != 413 {
+		t.Errorf("over 3 MiB: got %d %v, want 413", status, out)
+	}
+	status, out := upload(pdfDoc, token)
+	if status != 201 || out["contentType"] != "application/pdf" {
+		t.Fatalf("upload: got %d %v", status, out)
+	}
+	doc := out["id"]
+	in := with(with(anushka(aadhaar.Complete("78901234567"), "A/5"), "transferSource", "OTHER_STATE"),
+		"documents", []any{map[string]any{"id": doc, "kind": "TRANSFER_CERTIFICATE"}})
+	if status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": in}); status != 200 || out["transferSource"] != "OTHER_STATE" {
+		t.Fatalf("register from another state: %d %v", status, out)
+	}
+	if n := b.count(t, `SELECT count(*) FROM student_document WHERE id = $1 AND student_id IS NOT NULL AND kind = 'TRANSFER_CERTIFICATE'`, doc); n != 1 {
+		t.Error("document not attached to the student")
+	}
+	again := with(with(in, "aadhaar", nil), "admissionNumber", "A/6")
+	if status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": again}); status != 400 || !strings.HasPrefix(fmt.Sprint(out["message"]), "student.documents[0].id") {
+		t.Errorf("a document used twice: %d %v", status, out)
+	}
+}

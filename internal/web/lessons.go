@@ -1,0 +1,128 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"html/template"
+	"log/slog"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/httperr"
+	"github.com/shala-edu/shala/internal/lesson"
+)
+
+//go:embed templates/lesson.html
+var lessonFiles embed.FS
+
+var lessonPages = template.Must(template.ParseFS(lessonFiles, "templates/lesson.html"))
+
+// charge counts a wrong token (NotFound) against r's client.
+func charge(r *http.Request, guesses *Guesses, err error) {
+	if fault.KindOf(err) == fault.NotFound {
+		guesses.wrong(r)
+	}
+}
+
+// pageHeaders are set on every lesson page: never cached (a state
+// changes), no Referer to the BBB server (the path holds the token), and a
+// content policy that lets only the page's own script run.
+func pageHeaders(w http.ResponseWriter) (nonce string) {
+	nonce = rand.Text()
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; style-src 'unsafe-inline'; "+
+		"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	return nonce
+}
+
+type lessonPage struct {
+	Title, Nonce   string
+	Student, Group string
+	StatusPath     string
+	JoinPath       string
+	Hindi, English string
+	Action         string
+}
+
+func renderLesson(ctx context.Context, w http.ResponseWriter, log *slog.Logger, status int, name string, p lessonPage) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := lessonPages.ExecuteTemplate(w, name, p); err != nil {
+		log.WarnContext(ctx, "render lesson page", "page", name, "err", err)
+	}
+}
+
+// lessonMessage renders a bilingual message page for err.
+func lessonMessage(ctx context.Context, w http.ResponseWriter, log *slog.Logger, nonce string, err error) {
+	f := fault.As(err)
+	p := lessonPage{Title: "TeleKlasa", Nonce: nonce}
+	status := httperr.Status(f.Kind)
+	switch {
+	case f.Kind == fault.NotFound:
+		p.Hindi, p.English = "यह लिंक सही नहीं है, या बदल दिया गया है। नया लिंक माँगें।",
+			"This link is not valid, or it was replaced. Ask for your new link."
+	case f.Code == lesson.CodeTooManySessions:
+		p.Hindi = "यह लिंक पहले से दो उपकरणों पर कक्षा में है। एक को बंद करके फिर से खोलें।"
+		p.English = "This link is already in the lesson on two devices. Close one of them and open the link again."
+	default:
+		if f.Kind == fault.Internal {
+			log.ErrorContext(ctx, "lesson link failed", "err", err)
+		} else {
+			log.WarnContext(ctx, "lesson link failed", "err", err)
+		}
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "30")
+		p.Hindi, p.English = "अभी कक्षा से जुड़ नहीं पा रहे हैं। एक मिनट बाद फिर से कोशिश करें।",
+			"The lesson cannot be reached right now. Try again in a minute."
+	}
+	renderLesson(ctx, w, log, status, "lesson_message", p)
+}
+
+// Join serves a student's personal link, GET /j/{token}: into the running
+// lesson (302 to the BBB join URL), or the waiting page ("limbo") that polls
+// JoinStatus and goes in when the lesson starts. Unknown token: 404 page.
+func Join(log *slog.Logger, rooms *lesson.Rooms, guesses *Guesses) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if guesses.blocked(w, r) {
+			return
+		}
+		ctx := r.Context()
+		token := chi.URLParam(r, "token")
+		nonce := pageHeaders(w)
+		j, err := rooms.Join(ctx, token)
+		if err != nil {
+			charge(r, guesses, err)
+			lessonMessage(ctx, w, log, nonce, err)
+			return
+		}
+		if j.State == lesson.Ready {
+			http.Redirect(w, r, j.URL, http.StatusFound)
+			return
+		}
+		renderLesson(ctx, w, log, http.StatusOK, "lesson_wait", lessonPage{Title: "TeleKlasa · " + j.GroupName, Nonce: nonce,
+			Student: j.StudentName, Group: j.GroupName, StatusPath: r.URL.Path + "/status", JoinPath: r.URL.Path})
+	})
+}
+
+// JoinStatus is what the waiting page polls, GET /j/{token}/status:
+// {"state": "waiting"|"ready"}. One indexed query, no BBB call.
+func JoinStatus(log *slog.Logger, rooms *lesson.Rooms, guesses *Guesses) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if guesses.blocked(w, r) {
+			return
+		}
+		j, err := rooms.Status(r.Context(), chi.URLParam(r, "token"))
+		if err != nil {
+			charge(r, guesses, err)
+			writeError(r.Context(), w, log, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"state": string(j.State)})
+	})
+}

@@ -1,0 +1,4 @@
+DROP TABLE IF EXISTS storage_failure;
+DROP TABLE IF EXISTS exam_upload;
+DROP TABLE IF EXISTS exam_student;
+DROP TABLE IF EXISTS exam;

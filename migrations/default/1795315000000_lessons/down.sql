@@ -1,0 +1,11 @@
+DROP TABLE IF EXISTS lesson_join;
+DROP TABLE IF EXISTS lesson_secret;
+DROP TABLE IF EXISTS lesson;
+DROP TABLE IF EXISTS group_preferred_server;
+DROP TABLE IF EXISTS bbb_server_secret;
+DROP TABLE IF EXISTS bbb_server;
+DROP FUNCTION IF EXISTS bbb_server_enabled();
+DROP TABLE IF EXISTS group_student;
+DROP TABLE IF EXISTS group_moderator;
+DROP TABLE IF EXISTS lesson_group;
+DROP TABLE IF EXISTS moderator;
