@@ -72,10 +72,11 @@ type Config struct {
 	SheetsWrites       int           `env:"SHALA_SHEETS_WRITES_PER_MINUTE" default:"50" min:"0" help:"Sheets writes a minute shared by every replica (Google allows 60 per minute per service account; 0 = unpaced)."`
 	ExportLinkKey      Secret        `env:"SHALA_EXPORT_LINK_KEY" vault:"export_link_key" help:"Key signing CSV export links (at least 32 characters). Unset: derived from SHALA_WEBHOOK_SECRET, so every replica agrees."`
 	LogLevel           string        `env:"SHALA_LOG_LEVEL" default:"info" oneof:"debug,info,warn,error" help:"Minimum log level (JSON logs on stderr)."`
-	MaxBodyBytes       int64         `env:"SHALA_MAX_BODY_BYTES" default:"1048576" min:"1024" help:"Largest webhook body accepted (413 beyond)."`
+	MaxBodyBytes       int64         `env:"SHALA_MAX_BODY_BYTES" default:"1048576" min:"1024" help:"Largest event, cron and action body accepted (413 beyond); registerForm and submitForm accept what their columns hold (5 MiB definitions, 10 MiB submissions, as JSON)."`
 	ShutdownTimeout    time.Duration `env:"SHALA_SHUTDOWN_TIMEOUT" default:"25s" help:"On SIGTERM, how long in-flight requests and jobs may take to finish."`
 	DBMaxConns         int           `env:"SHALA_DB_MAX_CONNS" default:"40" min:"2" help:"Postgres pool size of this process."`
 	QueueWorkers       int           `env:"SHALA_QUEUE_WORKERS" default:"50" min:"0" help:"Jobs worked at once by this process; 0 serves HTTP only."`
+	EventLogRetention  time.Duration `env:"SHALA_EVENT_LOG_RETENTION" default:"168h" help:"How long Hasura's finished event-trigger events (delivered, or failed for good) and their invocation logs are kept in hdb_catalog before shala deletes them, hourly and in batches; 0 keeps them. Hasura's own cleanup_config runs only on Cloud and Enterprise."`
 	QueueFetchCooldown time.Duration `env:"SHALA_QUEUE_FETCH_COOLDOWN" default:"5ms" help:"Minimum pause between job fetches under load (River's default 100ms caps ~1,000 jobs/s)."`
 	BBBTimeout         time.Duration `env:"SHALA_BBB_TIMEOUT" default:"5s" help:"How long one BigBlueButton API call may take; a server that does not answer in time counts as unreachable (startLesson tries up to 3 servers within Hasura's 30 s)."`
 	BBBHosts           string        `env:"SHALA_BBB_HOSTS" help:"Comma-separated hosts that may self-register as BBB servers by heartbeat: bbb1.example.org or *.bbb.example.org. Servers an admin added always may send heartbeats. Unset: no self-registration."`

@@ -15,6 +15,7 @@ import (
 	"github.com/shala-edu/shala/internal/bbb"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/certificate"
+	"github.com/shala-edu/shala/internal/eventlog"
 	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
@@ -36,6 +37,8 @@ type Deps struct {
 	SMSMetrics  *sms.Metrics
 	// Pipeline processes form submissions.
 	Pipeline *forms.Pipeline
+	// EventLog deletes Hasura's old finished events.
+	EventLog *eventlog.Cleaner
 	// BBB calls BigBlueButton servers; LessonPolicy is how lessons are
 	// placed (zero: lesson.DefaultPolicy); Alerts is Prometheus (nil: no
 	// alert checks).
@@ -66,6 +69,7 @@ func Workers(d Deps) *river.Workers {
 	queue.Add(w, &ping.PongWorker{Pool: d.Pool})
 	queue.Add(w, &queue.SweepWorker[ping.ReconcileArgs]{Pool: d.Pool, MinAge: ping.ReconcileAfter, Sweep: ping.Reconcile})
 	queue.Add(w, &inbox.PruneWorker{Pool: d.Pool})
+	queue.Add(w, &eventlog.CleanWorker{Cleaner: d.EventLog})
 
 	queue.Add(w, &sms.ExpandWorker{Pool: d.Pool, Metrics: d.SMSMetrics})
 	sender := &sms.Sender{Pool: d.Pool, Provider: d.SMSProvider, Limiter: sms.Limiter(d.SMSRate), Metrics: d.SMSMetrics, Log: d.Log}
@@ -120,6 +124,7 @@ func Periodic(d Deps) []*river.PeriodicJob {
 	jobs := []*river.PeriodicJob{
 		every(SweepEvery, ping.ReconcileArgs{}, false),
 		every(time.Hour, inbox.PruneArgs{}, true),
+		every(time.Hour, eventlog.CleanArgs{}, true),
 		every(SweepEvery, sms.ReconcileArgs{}, true),
 		every(SweepEvery, forms.ReconcileArgs{}, true),
 		every(SweepEvery, certificate.ReconcileArgs{}, true),

@@ -82,6 +82,24 @@ func TestCheckCatchesDrift(t *testing.T) {
 		{"actions.yaml", "- role: moderator", "- role: admin", `role "admin"`},
 		{"cron_triggers.yaml", "/cron/reconcile", "/cron/reconcile_all", "shala has no route POST /cron/reconcile_all"},
 		{"databases/default/tables/tables.yaml", "- \"!include public_ping.yaml\"\n", "", "route POST /events/ping_created is not referenced"},
+		// Typos Hasura would silently ignore, and keys it needs.
+		{"databases/default/tables/public_student.yaml", "allow_aggregations: true", "allow_aggregation: true", `public_student.yaml:2`},
+		{"databases/default/tables/public_student.yaml", "allow_aggregations: true", "allow_aggregation: true", `unknown key "allow_aggregation" in select`},
+		{"databases/default/tables/public_ping.yaml", "enable_manual: true", "enable_manaul: true", `unknown key "enable_manaul" in event definition`},
+		{"databases/default/tables/public_ping.yaml", "    retry_conf:\n      interval_sec: 10\n      num_retries: 5\n      timeout_sec: 30\n", "", `event trigger lacks the required key "retry_conf"`},
+		{"databases/default/tables/public_sms_request.yaml", "      check:\n        school_id:\n          _eq: X-Hasura-School-Id\n      set:", "      set:", `insert lacks the required key "check"`},
+		{"cron_triggers.yaml", "  include_in_metadata: true\n", "", `cron trigger lacks the required key "include_in_metadata"`},
+		{"actions.yaml", "forward_client_headers: false", "forward_client_header: false", `unknown key "forward_client_header" in action definition`},
+		// Cron syntax.
+		{"cron_triggers.yaml", "schedule: '*/5 * * * *'", "schedule: '*/5 * * *'", "has 4 fields, want 5"},
+		{"cron_triggers.yaml", "schedule: '*/5 * * * *'", "schedule: '*/5 25 * * *'", `hour field "25"`},
+		{"databases/default/tables/public_ping.yaml", "schedule: 0 3 * * *", "schedule: 0 3 * * MON-FRI", `cleanup_config: schedule "0 3 * * MON-FRI": day of week field`},
+		// Malformed column lists.
+		{"databases/default/tables/public_ping.yaml", "columns: '*'", "columns: {id: true}", "want a list of column names or '*'"},
+		{"databases/default/tables/public_ping.yaml", "columns: '*'", "columns: [id, [message]]", "want a list of column names"},
+		// Functions.
+		{"databases/default/functions/public_search_answers.yaml", "name: search_answers", "name: search_answer", "function public.search_answer: tracked in metadata but not in the database"},
+		{"databases/default/functions/public_search_answers.yaml", "- role: state_admin", "- role: principal", "function public.search_answers: permission of unknown role principal"},
 	}
 	for _, e := range edits {
 		t.Run(e.want, func(t *testing.T) {

@@ -25,14 +25,13 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/forms"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/logging"
-	"github.com/shala-edu/shala/internal/postgres"
 	"github.com/shala-edu/shala/internal/slowread"
 )
 
@@ -41,11 +40,12 @@ const MaxAttachments = 20
 
 // Deps are what the endpoint needs.
 type Deps struct {
-	Log        *slog.Logger
-	Pool       *pgxpool.Pool
-	Pipeline   *forms.Pipeline
-	Collectors *collector.Store
-	Bucket     *blob.Bucket
+	Log         *slog.Logger
+	Catalog     *forms.Catalog
+	Pipeline    *forms.Pipeline
+	Collectors  *collector.Store
+	Attachments *forms.Attachments
+	Bucket      *blob.Bucket
 	// MaxBytes caps a whole submission request (XML and attachments).
 	MaxBytes int64
 }
@@ -73,6 +73,13 @@ func (d Deps) write(w http.ResponseWriter, status int, nature, text string) {
 	_ = xml.NewEncoder(w).Encode(r)
 }
 
+// WriteError is the httperr.Writer of the OpenRosa routes: what middleware
+// answer (the rate limit, a panic) reaches ODK Collect as an
+// OpenRosaResponse document too.
+func (d Deps) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	d.writeError(r.Context(), w, err)
+}
+
 // writeError answers a failure in OpenRosa's format with the status the
 // fault's kind implies; unexpected errors are logged and answered 500.
 func (d Deps) writeError(ctx context.Context, w http.ResponseWriter, err error) {
@@ -88,7 +95,7 @@ func (d Deps) writeError(ctx context.Context, w http.ResponseWriter, err error) 
 	default:
 		d.Log.InfoContext(ctx, "openrosa submission refused", "code", f.Code, "err", f.Message)
 	}
-	d.write(w, f.Kind.Status(), "", f.Message)
+	d.write(w, httperr.Status(f.Kind), "", f.Message)
 }
 
 // Submission serves HEAD and POST /openrosa/key/{token}/submission.
@@ -187,11 +194,11 @@ var safeName = regexp.MustCompile(`^[A-Za-z0-9._() -]{1,255}$`)
 func readParts(r *http.Request) ([]byte, []*attachment, error) {
 	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mediaType != "multipart/form-data" {
-		return nil, nil, fault.New(fault.Invalid, "INVALID_SUBMISSION", "want multipart/form-data with an xml_submission_file part")
+		return nil, nil, fault.New(fault.Invalid, forms.CodeInvalidSubmission, "want multipart/form-data with an xml_submission_file part")
 	}
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return nil, nil, fault.Wrap(err, fault.Invalid, "INVALID_SUBMISSION", "multipart body: %v", err)
+		return nil, nil, fault.Wrap(err, fault.Invalid, forms.CodeInvalidSubmission, "multipart body: %v", err)
 	}
 	var doc []byte
 	var files []*attachment
@@ -210,11 +217,11 @@ func readParts(r *http.Request) ([]byte, []*attachment, error) {
 			}
 		case part.FileName() != "":
 			if len(files) >= MaxAttachments {
-				return nil, files, fault.New(fault.Invalid, "INVALID_SUBMISSION", "more than %d attachments", MaxAttachments)
+				return nil, files, fault.New(fault.Invalid, forms.CodeInvalidSubmission, "more than %d attachments", MaxAttachments)
 			}
 			name := path.Base(part.FileName())
 			if !safeName.MatchString(name) || name == "." || name == ".." {
-				return nil, files, fault.New(fault.Invalid, "INVALID_SUBMISSION", "attachment name %q is not allowed", part.FileName())
+				return nil, files, fault.New(fault.Invalid, forms.CodeInvalidSubmission, "attachment name %q is not allowed", part.FileName())
 			}
 			f, err := os.CreateTemp("", "shala-attachment-*")
 			if err != nil {
@@ -232,7 +239,7 @@ func readParts(r *http.Request) ([]byte, []*attachment, error) {
 		part.Close()
 	}
 	if doc == nil {
-		return nil, files, fault.New(fault.Invalid, "INVALID_SUBMISSION", "xml_submission_file: missing")
+		return nil, files, fault.New(fault.Invalid, forms.CodeInvalidSubmission, "xml_submission_file: missing")
 	}
 	return doc, files, nil
 }
@@ -254,7 +261,7 @@ func maybeTooBig(err error, what string) error {
 	if errors.As(err, &tooBig) || slowread.Interrupted(err) {
 		return err
 	}
-	return fault.Wrap(err, fault.Invalid, "INVALID_SUBMISSION", "%s: %v", what, err)
+	return fault.Wrap(err, fault.Invalid, forms.CodeInvalidSubmission, "%s: %v", what, err)
 }
 
 // store uploads attachments to the bucket under submissions/{id}/ and
@@ -276,10 +283,8 @@ func (d Deps) store(ctx context.Context, submission uuid.UUID, files []*attachme
 		if err := bw.Close(); err != nil {
 			return err
 		}
-		if _, err := d.Pool.Exec(ctx, `INSERT INTO form_attachment (submission_id, name, content_type, size, blob_key)
-			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (submission_id, name)
-			DO UPDATE SET content_type = EXCLUDED.content_type, size = EXCLUDED.size, blob_key = EXCLUDED.blob_key`,
-			submission, a.name, a.contentType, a.size, key); err != nil {
+		if err := d.Attachments.Record(ctx, forms.Attachment{SubmissionID: submission, Name: a.name,
+			ContentType: a.contentType, Size: a.size, BlobKey: key}); err != nil {
 			return err
 		}
 	}
@@ -323,28 +328,15 @@ func FormList(d Deps, publicURL string) http.Handler {
 			d.writeError(ctx, w, err)
 			return
 		}
-		rows, err := d.Pool.Query(ctx, `SELECT DISTINCT ON (v.form_id) v.form_id, v.title, v.version, md5(v.xform)
-			FROM form_version v JOIN form f ON f.id = v.form_id
-			WHERE f.purpose = 'DATA_COLLECTION' OR (f.purpose = 'ASSESSMENT_BUILDER' AND $1)
-			ORDER BY v.form_id, v.registered_at DESC`, col.BuildsAssessments)
+		latest, err := d.Catalog.Latest(ctx, col.BuildsAssessments)
 		if err != nil {
 			d.writeError(ctx, w, err)
 			return
 		}
 		list := xformsList{Forms: []xformItem{}}
-		for rows.Next() {
-			var it xformItem
-			if err := rows.Scan(&it.FormID, &it.Name, &it.Version, &it.Hash); err != nil {
-				d.writeError(ctx, w, err)
-				return
-			}
-			it.Hash = "md5:" + it.Hash
-			it.DownloadURL = DownloadURL(publicURL, token, it.FormID, versionSegment(it.Version))
-			list.Forms = append(list.Forms, it)
-		}
-		if err := rows.Err(); err != nil {
-			d.writeError(ctx, w, err)
-			return
+		for _, f := range latest {
+			list.Forms = append(list.Forms, xformItem{FormID: f.FormID, Name: f.Title, Version: f.Version,
+				Hash: "md5:" + f.MD5, DownloadURL: DownloadURL(publicURL, token, f.FormID, versionSegment(f.Version))})
 		}
 		d.headers(w)
 		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
@@ -384,11 +376,9 @@ func FormDownload(d Deps) http.Handler {
 		if version == unversioned {
 			version = ""
 		}
-		var def string
-		err := d.Pool.QueryRow(ctx, `SELECT xform FROM form_version WHERE form_id = $1 AND version = $2`,
-			form, version).Scan(&def)
+		def, err := d.Catalog.Source(ctx, form, version)
 		if err != nil {
-			d.writeError(ctx, w, postgres.Translate(err, "form "+form+" version "+version))
+			d.writeError(ctx, w, err)
 			return
 		}
 		d.headers(w)

@@ -16,18 +16,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
-	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/postgres"
 	"github.com/shala-edu/shala/internal/queue"
 )
-
-// Row is a ping row as Hasura serialises it in events.
-type Row struct {
-	ID        uuid.UUID    `json:"id"`
-	Message   string       `json:"message"`
-	SentBy    *string      `json:"sent_by"`
-	CreatedAt *hasura.Time `json:"created_at"`
-}
 
 // Ping is a stored ping.
 type Ping struct {

@@ -112,6 +112,9 @@ func constraintMessage(e *pgconn.PgError, field string) string {
 	case "23502":
 		return field + " is required"
 	default:
+		if field == "" {
+			return e.Message
+		}
 		return field + ": " + e.Message
 	}
 }

@@ -2,6 +2,7 @@ package sms
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -83,7 +84,7 @@ func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs])
 		err := tx.QueryRow(ctx, `SELECT status, school_id, type, recipients_total, skipped, expanded_at IS NOT NULL
 			FROM sms_request WHERE id = $1 FOR UPDATE`, job.Args.RequestID).
 			Scan(&status, &schoolID, &typ, &total, &skipped, &expanded)
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			finished = true // deleted
 			return nil
 		}
@@ -115,8 +116,11 @@ func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs])
 		if sent == 0 {
 			next = "FAILED"
 			var last string
-			_ = tx.QueryRow(ctx, `SELECT coalesce(last_error, '') FROM sms_message WHERE request_id = $1 AND status = 'failed'
+			err := tx.QueryRow(ctx, `SELECT coalesce(last_error, '') FROM sms_message WHERE request_id = $1 AND status = 'failed'
 				ORDER BY updated_at DESC LIMIT 1`, job.Args.RequestID).Scan(&last)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) { // none failed: everything was skipped
+				return fmt.Errorf("last error of request %s: %w", job.Args.RequestID, err)
+			}
 			remarks = fmt.Sprintf("nothing could be sent: %d failed", failed)
 			if last != "" {
 				remarks += " (last error: " + last + ")"

@@ -19,6 +19,19 @@ type Poller interface {
 	Reports(ctx context.Context, providerMessageIDs []string) ([]Status, error)
 }
 
+// Reports records delivery reports that providers push (Twilio's status
+// callbacks) against the messages they are about.
+type Reports struct{ pool *pgxpool.Pool }
+
+// NewReports returns the store of delivery reports on pool.
+func NewReports(pool *pgxpool.Pool) *Reports { return &Reports{pool: pool} }
+
+// Record records provider's statuses (RecordStatuses) and returns how many
+// requests' counts changed.
+func (r *Reports) Record(ctx context.Context, provider string, statuses []Status) (int, error) {
+	return RecordStatuses(ctx, r.pool, provider, statuses)
+}
+
 // ReportWindow is how long after sending a message's report is polled.
 const ReportWindow = 48 * time.Hour
 

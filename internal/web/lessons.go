@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/lesson"
 )
 
@@ -62,7 +63,7 @@ func renderLesson(ctx context.Context, w http.ResponseWriter, log *slog.Logger, 
 func lessonMessage(ctx context.Context, w http.ResponseWriter, log *slog.Logger, nonce string, err error) {
 	f := fault.As(err)
 	p := lessonPage{Title: "TeleKlasa", Nonce: nonce}
-	status := f.Kind.Status()
+	status := httperr.Status(f.Kind)
 	switch {
 	case f.Kind == fault.NotFound:
 		p.Hindi, p.English = "यह लिंक सही नहीं है, या बदल दिया गया है। नया लिंक माँगें।",

@@ -26,6 +26,7 @@ import (
 
 	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/logging"
 )
 
@@ -372,7 +373,7 @@ func tusError(err error) tusd.Error {
 	if jerr != nil {
 		body = []byte(`{"message":"internal error"}`)
 	}
-	e := tusd.NewError(string(f.Code), msg, f.Kind.Status())
+	e := tusd.NewError(string(f.Code), msg, httperr.Status(f.Kind))
 	e.HTTPResponse.Body = string(body) + "\n"
 	e.HTTPResponse.Header["Content-Type"] = "application/json; charset=utf-8"
 	if f.Kind == fault.Unavailable {
