@@ -7,6 +7,8 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -218,4 +220,56 @@ func TestSlowTransferDocumentsAreServedAndStalledOnesDropped(t *testing.T) {
 		status, hdr, body := send(t, &slowBody{chunk: 20, interval: 10 * time.Millisecond, stallAt: 40}, data, ct)
 		interrupted(t, status, hdr, body)
 	})
+}
+
+// A resumable (tus) upload over a slow link is received too: tusd moves
+// the read deadline with every read, so a PATCH that takes longer than the
+// server's whole-request read timeout still completes.
+func TestSlowTusPatchIsServed(t *testing.T) {
+	t.Parallel()
+	cfg := apptest.Config(t)
+	a := apptest.New(t, cfg, app.Options{Pool: pgtest.New(t)})
+	srv := httptest.NewUnstartedServer(a.Handler())
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 400*time.Millisecond, 600*time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	id, err := a.Exams.CreateExam(ctx, "examiner-1", "Physics 2026", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, errs, err := a.Exams.CreateStudents(ctx, "examiner-1", id, []exam.StudentInput{
+		{Nickname: "asha1", FirstName: "Asha", LastName: "Verma", Email: "asha@example.org"}}, nil)
+	if err != nil || len(errs) > 0 {
+		t.Fatalf("create student: %v %v", err, errs)
+	}
+	file := pdf(60<<10, 6)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/submissions/"+created[0].UploadCode+"/tus/", nil)
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Upload-Length", strconv.Itoa(len(file)))
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	u, err := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusCreated || err != nil {
+		t.Fatalf("creation: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	p := &slowBody{data: file, chunk: 4 << 10, interval: 100 * time.Millisecond, closed: make(chan struct{})} // ~1.5 s
+	defer p.Close()
+	req, _ = http.NewRequest(http.MethodPatch, srv.URL+u.Path, p)
+	req.ContentLength = int64(len(file))
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Content-Type", "application/offset+octet-stream")
+	req.Header.Set("Upload-Offset", "0")
+	resp, err = srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Upload-Offset") != strconv.Itoa(len(file)) {
+		t.Fatalf("slow PATCH: got %d (offset %q) %s, want 204 with the whole file", resp.StatusCode, resp.Header.Get("Upload-Offset"), body)
+	}
 }
