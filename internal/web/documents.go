@@ -37,18 +37,24 @@ func StudentDocuments(log *slog.Logger, verifier *auth.Verifier, students *regis
 			writeError(ctx, w, log, err)
 			return
 		}
+		// The cap is the store's; this one, on the whole request, stops a
+		// client that keeps sending after it, in the file or in other parts
+		// before it (multipart framing gets a little room).
+		r.Body = http.MaxBytesReader(w, r.Body, files.MaxBytes()+64<<10)
+		tooLarge := func(err error) error {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return fault.New(fault.TooLarge, upload.CodeTooLarge, "file: larger than %d bytes", files.MaxBytes())
+			}
+			return err
+		}
 		body, err := fileOf(r)
 		if err != nil {
-			writeError(ctx, w, log, bodyError(err))
+			writeError(ctx, w, log, bodyError(tooLarge(err)))
 			return
 		}
-		// The cap is the store's; this only stops a client that keeps
-		// sending after it (multipart framing gets a little room).
-		f, err := files.Put(ctx, http.MaxBytesReader(w, io.NopCloser(body), files.MaxBytes()+64<<10))
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			err = fault.New(fault.TooLarge, upload.CodeTooLarge, "file: larger than %d bytes", files.MaxBytes())
-		}
+		f, err := files.Put(ctx, body)
+		err = tooLarge(err)
 		if err != nil {
 			writeError(ctx, w, log, bodyError(err))
 			return
@@ -119,7 +125,8 @@ func fileOf(r *http.Request) (io.Reader, error) {
 			return nil, fault.Invalidf("file", "the form has no part named file")
 		}
 		if err != nil {
-			if slowread.Interrupted(err) {
+			var tooBig *http.MaxBytesError
+			if slowread.Interrupted(err) || errors.As(err, &tooBig) {
 				return nil, err // the link's error names addresses: see bodyError
 			}
 			return nil, fault.Invalidf("file", "unreadable form: %v", err)

@@ -131,8 +131,11 @@ func TestSlowExamUploadsAreServedAndStalledOnesDropped(t *testing.T) {
 // file (the server's whole-request read timeout does not cut it off); one
 // that stalls — in the file or before its part's headers have arrived — is
 // answered 503 + Retry-After, never a 4xx or the link's own error.
-func TestSlowTransferDocumentsAreServedAndStalledOnesDropped(t *testing.T) {
-	t.Parallel()
+// documentsServer serves shala with an upload floor of 8 KiB/s over
+// windows of a second, behind a server whose whole-request read timeout is
+// 400 ms, and returns it with a school's Hasura JWT.
+func documentsServer(t *testing.T) (*httptest.Server, string) {
+	t.Helper()
 	pool := pgtest.New(t)
 	cfg := apptest.Config(t)
 	// A window of a second against 40 KiB/s sent: a test goroutine held up
@@ -145,9 +148,8 @@ func TestSlowTransferDocumentsAreServedAndStalledOnesDropped(t *testing.T) {
 	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 400*time.Millisecond, 600*time.Millisecond
 	srv.Start()
 	t.Cleanup(srv.Close)
-	ctx := context.Background()
 	school := uuid.New()
-	if _, err := pool.Exec(ctx, `INSERT INTO school (id, udise, name, district, block, session) VALUES
+	if _, err := pool.Exec(context.Background(), `INSERT INTO school (id, udise, name, district, block, session) VALUES
 		($1, '02110512345', 'GSSS Kotkhai', 'Shimla', 'Kotkhai', 'W')`, school); err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +161,13 @@ func TestSlowTransferDocumentsAreServedAndStalledOnesDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv, token
+}
+
+func TestSlowTransferDocumentsAreServedAndStalledOnesDropped(t *testing.T) {
+	t.Parallel()
+	srv, token := documentsServer(t)
+	ctx := context.Background()
 
 	send := func(t *testing.T, p *slowBody, data []byte, contentType string) (int, http.Header, []byte) {
 		t.Helper()
@@ -271,5 +280,31 @@ func TestSlowTusPatchIsServed(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Upload-Offset") != strconv.Itoa(len(file)) {
 		t.Fatalf("slow PATCH: got %d (offset %q) %s, want 204 with the whole file", resp.StatusCode, resp.Header.Get("Upload-Offset"), body)
+	}
+}
+
+// The whole transfer-document request is capped, not only the file part: a
+// form with megabytes of other parts before the file is refused 413, not
+// read to its end.
+func TestTransferDocumentRequestIsCapped(t *testing.T) {
+	t.Parallel()
+	srv, token := documentsServer(t)
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	_ = mw.WriteField("note", strings.Repeat("x", 4<<20))
+	w, _ := mw.CreateFormFile("file", "transfer-certificate.pdf")
+	_, _ = w.Write(pdf(10<<10, 7))
+	_ = mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+web.DocumentsPath, &buf)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "TOO_LARGE") {
+		t.Fatalf("got %d %s, want 413", resp.StatusCode, body)
 	}
 }
