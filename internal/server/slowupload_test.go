@@ -91,6 +91,7 @@ func TestSlowPhonesAreServedAndStalledOnesDropped(t *testing.T) {
 		t.Helper()
 		body, ctype := multipartSubmission(t, doc, photo)
 		p.data, p.closed = body, make(chan struct{})
+		defer p.Close() // a stalled phone's reader is released whatever the transport does (goleak)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.url+"/openrosa/key/"+token+"/submission", p)
