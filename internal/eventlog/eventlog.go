@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,7 +42,14 @@ type Cleaner struct {
 	// Now is the clock (time.Now if nil).
 	Now     func() time.Time
 	Metrics *Metrics
+	// IndexBudget is how long building the index may take within a run
+	// (DefaultIndexBudget if 0); see ensureIndex.
+	IndexBudget time.Duration
 }
+
+// DefaultIndexBudget is how long a run waits for its index to be built
+// before it cleans without it (half of a run's time).
+const DefaultIndexBudget = queue.MaxTimeout / 2
 
 // Result is what one cleanup deleted.
 type Result struct {
@@ -61,15 +69,8 @@ func (c *Cleaner) Clean(ctx context.Context) (Result, error) {
 		AND to_regclass('hdb_catalog.event_invocation_logs') IS NOT NULL`).Scan(&exists); err != nil || !exists {
 		return res, err
 	}
-	// Built once, without blocking Hasura's writes; IF NOT EXISTS makes
-	// every later run a catalog lookup.
-	// A database user that does not own Hasura's tables cannot index
-	// them: the cleanup then reads the table, slower but as right.
-	var pgErr *pgconn.PgError
-	if _, err := c.Pool.Exec(ctx, `CREATE INDEX CONCURRENTLY IF NOT EXISTS `+index+`
-		ON hdb_catalog.event_log (created_at) WHERE delivered OR error`); err != nil &&
-		!(errors.As(err, &pgErr) && pgErr.Code == "42501") {
-		return res, fmt.Errorf("index hdb_catalog.event_log: %w", err)
+	if err := c.ensureIndex(ctx); err != nil {
+		return res, err
 	}
 	now := time.Now
 	if c.Now != nil {
@@ -108,6 +109,58 @@ func (c *Cleaner) Clean(ctx context.Context) (Result, error) {
 			return res, err // the next run goes on
 		}
 	}
+}
+
+// ensureIndex builds the index once, without blocking Hasura's writes;
+// later runs find it valid with one catalog lookup. A database user that
+// does not own Hasura's tables cannot index them: the cleanup then reads
+// the table, slower but as right.
+//
+// CREATE INDEX CONCURRENTLY waits for every transaction older than it (a
+// backup, a long report) and reads the table twice. Cut short — by its
+// budget here, or by anything else — it leaves the index INVALID: never
+// used, yet maintained on every insert Hasura makes, and IF NOT EXISTS
+// alone would keep it so for good. So an invalid index is dropped and
+// built again, and a build that does not finish within IndexBudget is
+// dropped again at once: the run cleans without it, the next one builds it.
+func (c *Cleaner) ensureIndex(ctx context.Context) error {
+	var valid bool
+	err := c.Pool.QueryRow(ctx, `SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)`, "hdb_catalog."+index).Scan(&valid)
+	switch {
+	case err == nil && valid:
+		return nil
+	case err == nil:
+		if err := c.dropIndex(ctx); err != nil {
+			return err
+		}
+	case !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("index hdb_catalog.event_log: %w", err)
+	}
+	budget := c.IndexBudget
+	if budget <= 0 {
+		budget = DefaultIndexBudget
+	}
+	bctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	_, err = c.Pool.Exec(bctx, `CREATE INDEX CONCURRENTLY IF NOT EXISTS `+index+`
+		ON hdb_catalog.event_log (created_at) WHERE delivered OR error`)
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil, errors.As(err, &pgErr) && pgErr.Code == "42501":
+		return nil
+	case bctx.Err() != nil && ctx.Err() == nil:
+		return c.dropIndex(ctx) // not in time: clean without it
+	}
+	return fmt.Errorf("index hdb_catalog.event_log: %w", err)
+}
+
+// dropIndex drops the index (left invalid by a build cut short) without
+// blocking Hasura's writes.
+func (c *Cleaner) dropIndex(ctx context.Context) error {
+	if _, err := c.Pool.Exec(ctx, `DROP INDEX CONCURRENTLY IF EXISTS hdb_catalog.`+index); err != nil {
+		return fmt.Errorf("drop invalid index hdb_catalog.%s: %w", index, err)
+	}
+	return nil
 }
 
 // Metrics count what the cleanup deleted.

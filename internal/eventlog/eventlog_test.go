@@ -73,6 +73,17 @@ func (b *bundle) exists(t *testing.T, id string) bool {
 	return n == 1
 }
 
+// index reports shala's index on event_log: absent, valid or invalid.
+func (b *bundle) index(t *testing.T) string {
+	t.Helper()
+	var state string
+	if err := b.pool.QueryRow(context.Background(), `SELECT coalesce((SELECT CASE WHEN indisvalid THEN 'valid' ELSE 'invalid' END
+		FROM pg_index WHERE indexrelid = to_regclass('hdb_catalog.shala_event_log_finished')), 'absent')`).Scan(&state); err != nil {
+		t.Fatal(err)
+	}
+	return state
+}
+
 func TestClean(t *testing.T) {
 	t.Parallel()
 
@@ -137,6 +148,69 @@ shala_hasura_event_log_deleted_total{table="event_log"} 4
 		}
 		if _, err := b.cleaner.Clean(context.Background()); err != nil {
 			t.Fatalf("second run, index in place: %v", err)
+		}
+	})
+
+	// A CREATE INDEX CONCURRENTLY cut short (the job's timeout, a
+	// cancelled statement) leaves the index INVALID: never used, yet
+	// maintained on every insert Hasura makes. IF NOT EXISTS alone would
+	// keep it so for good.
+	t.Run("an index left invalid is built again", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ctx := context.Background()
+		if _, err := b.cleaner.Clean(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.pool.Exec(ctx, `UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'hdb_catalog.shala_event_log_finished'::regclass`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.cleaner.Clean(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := b.index(t); got != "valid" {
+			t.Errorf("index after a cleanup: %s, want valid", got)
+		}
+	})
+
+	// The build waits for every transaction older than it (a backup, a
+	// long report): one that cannot finish within its budget is dropped
+	// again — no invalid index left behind — and the cleanup goes on
+	// without it.
+	t.Run("an index that cannot be built in time is not left invalid", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ctx := context.Background()
+		old := b.event(t, 30*24*time.Hour, true, false, 1)
+		long, err := b.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer long.Rollback(ctx)
+		if _, err := long.Exec(ctx, `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := long.Exec(ctx, `SELECT 1`); err != nil { // holds its snapshot
+			t.Fatal(err)
+		}
+		b.cleaner.IndexBudget = 200 * time.Millisecond
+		if _, err := b.cleaner.Clean(ctx); err != nil {
+			t.Fatalf("cleanup while the index cannot be built: %v", err)
+		}
+		if got := b.index(t); got != "absent" {
+			t.Errorf("index after a build that ran out of time: %s, want absent", got)
+		}
+		if b.exists(t, old) {
+			t.Error("the old event was kept: the cleanup did not go on without the index")
+		}
+		if err := long.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.cleaner.Clean(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := b.index(t); got != "valid" {
+			t.Errorf("index once nothing holds it up: %s, want valid", got)
 		}
 	})
 
