@@ -14,11 +14,16 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/goleak"
 
 	"github.com/shala-edu/shala/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// TestMain: dev keeps the thread that asked for the parent-death signal
+// for the life of the process (dieWithParent), by design.
+func TestMain(m *testing.M) {
+	pgtest.Main(m, goleak.IgnoreTopFunction("github.com/shala-edu/shala/cmd/shala.dieWithParent.func1"))
+}
 
 func TestVersionAndUsage(t *testing.T) {
 	t.Parallel()
@@ -179,6 +184,7 @@ func TestServeFailingToListenOrOpenStartsNoWorkers(t *testing.T) {
 				"SHALA_SMS_OUTBOX":     filepath.Join(t.TempDir(), "sms-outbox.log"),
 				"SHALA_BLOB_URL":       "file://" + t.TempDir() + "?create_dir=true",
 				"SHALA_TUS_DIR":        filepath.Join(t.TempDir(), "tus"),
+				"SHALA_DATA_DIR":       filepath.Join(t.TempDir(), "data"),
 			}
 			for k, v := range tt.env {
 				env[k] = v
