@@ -493,3 +493,21 @@ func TestSamarthIDsAreCheckedByPath(t *testing.T) {
 		t.Errorf("%d assessments from refused builders", n)
 	}
 }
+
+// A component type named twice is refused at the second one: the
+// assessment keeps one row per type, so the second silently overwrote the
+// first while the total counted both.
+func TestComponentTypeTwiceIsRefused(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	_, err := f.pipeline.Receive(ctx, forms.Input{XML: builderXML(t, "<component_type>PRACTICAL</component_type>", "<component_type>THEORY</component_type>",
+		"uuid:0a7c3e1f-5d2b-4c8a-9e6f-1b2c3d4e5f60", "uuid:twice"), Source: "action"})
+	fe := fault.As(err)
+	if want := "/assessment/component[2]/component_type"; fe.Code != assessment.CodeInvalid || fe.Field != want || !strings.Contains(fe.Message, "THEORY") {
+		t.Errorf("THEORY twice: %v at %q, want INVALID_ASSESSMENT at %s naming THEORY", err, fe.Field, want)
+	}
+	if n := f.count(`SELECT count(*) FROM assessment`); n != 0 {
+		t.Errorf("%d assessments with a component type twice, want 0", n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -194,6 +195,13 @@ func resolve(ctx context.Context, tx pgx.Tx, b *Builder) (*resolved, error) {
 	if res.components, err = lookup(ctx, tx, kinds, "component type",
 		`SELECT id FROM component_type WHERE id = upper($1) OR external_id = $1 ORDER BY id = upper($1) DESC LIMIT 1`); err != nil {
 		return nil, err
+	}
+	// An assessment has one component per type: a second would replace
+	// the first while the total counted both.
+	for i, c := range res.components {
+		if j := slices.Index(res.components, c); j < i {
+			return nil, refuse(kinds[i].At, CodeInvalid, "component type %s is already component %d: each type is one component", c, b.Components[j].Position)
+		}
 	}
 	if b.SMS != nil {
 		err := tx.QueryRow(ctx, `SELECT type FROM sms_template WHERE type = $1 OR external_id = $1 ORDER BY enabled DESC LIMIT 1`, b.SMS.Value).Scan(&res.sms)
