@@ -511,3 +511,41 @@ func TestComponentTypeTwiceIsRefused(t *testing.T) {
 		t.Errorf("%d assessments with a component type twice, want 0", n)
 	}
 }
+
+// Numbers out of their range — a pass percentage above 100 or below 0, a
+// total of no marks — are refused at their field (INVALID_ASSESSMENT, the
+// submission kept as rejected), not by the table's CHECK as INVALID_INPUT
+// quoting the constraint with no field.
+func TestOutOfRangeNumbersAreRefusedByPath(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	const components = "<component><component_type>THEORY</component_type><max_marks>80</max_marks><pass_percent>33</pass_percent></component>" +
+		"<component><component_type>PRACTICAL</component_type><max_marks>20</max_marks><pass_percent>33</pass_percent></component>"
+	for i, tt := range []struct {
+		name, from, to, path string
+	}{
+		{"overall pass percentage above 100", "<total_marks>100</total_marks><pass_percent>33</pass_percent>", "<total_marks>100</total_marks><pass_percent>330</pass_percent>", "/assessment/pass_percent"},
+		{"a component's pass percentage below 0", "<max_marks>20</max_marks><pass_percent>33</pass_percent>", "<max_marks>20</max_marks><pass_percent>-5</pass_percent>", "/assessment/component[2]/pass_percent"},
+		{"a total of no marks", components + "<total_marks>100</total_marks>", "<total_marks>0</total_marks>", "/assessment/total_marks"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			instance := fmt.Sprintf("uuid:range-%d", i)
+			doc := builderXML(t, tt.from, tt.to, "uuid:0a7c3e1f-5d2b-4c8a-9e6f-1b2c3d4e5f60", instance)
+			if !strings.Contains(string(doc), tt.to) {
+				t.Fatalf("the replacement did not apply")
+			}
+			_, err := f.pipeline.Receive(ctx, forms.Input{XML: doc, Source: "action"})
+			if fe := fault.As(err); fe.Code != assessment.CodeInvalid || fe.Field != tt.path {
+				t.Errorf("got %v (%s at %q), want INVALID_ASSESSMENT at %s", err, fe.Code, fe.Field, tt.path)
+			}
+			if n := f.count(`SELECT count(*) FROM form_submission WHERE instance_id = $1 AND status = 'rejected'
+				AND error_code = 'INVALID_ASSESSMENT' AND errors -> 0 ->> 'path' = $2`, instance, tt.path); n != 1 {
+				t.Errorf("not kept as rejected at its path")
+			}
+		})
+	}
+	if n := f.count(`SELECT count(*) FROM assessment`); n != 0 {
+		t.Errorf("%d assessments from out-of-range numbers, want 0", n)
+	}
+}

@@ -129,7 +129,13 @@ func Read(l *Layout, root string, answers []xform.Answer) (*Builder, error) {
 	if b.Total, err = r.number("total_marks"); err != nil {
 		return nil, err
 	}
+	if b.Total != nil && *b.Total <= 0 {
+		return nil, refuse(r.at("total_marks"), CodeInvalid, "total marks %g must be above 0", *b.Total)
+	}
 	if b.PassPct, err = r.number("pass_percent"); err != nil {
+		return nil, err
+	}
+	if err := percent(r.at("pass_percent"), b.PassPct); err != nil {
 		return nil, err
 	}
 	if err := r.classes(b); err != nil {
@@ -329,6 +335,9 @@ func (r *reader) components(b *Builder) error {
 		if err != nil {
 			return err
 		}
+		if err := percent(a.At, v); err != nil {
+			return err
+		}
 		component(a).PassPct = v
 	}
 	positions := make([]int, 0, len(comps))
@@ -351,6 +360,14 @@ func (r *reader) components(b *Builder) error {
 	}
 	if b.Total == nil && len(b.Components) > 0 {
 		b.Total = &sum
+	}
+	return nil
+}
+
+// percent refuses, at at, a pass percentage outside 0–100.
+func percent(at string, v *float64) error {
+	if v != nil && (*v < 0 || *v > 100) {
+		return refuse(at, CodeInvalid, "pass percentage %g is not 0–100", *v)
 	}
 	return nil
 }
