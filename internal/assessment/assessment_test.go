@@ -512,11 +512,11 @@ func TestComponentTypeTwiceIsRefused(t *testing.T) {
 	}
 }
 
-// Numbers out of their range — a pass percentage above 100 or below 0, a
-// total of no marks — are refused at their field (INVALID_ASSESSMENT, the
+// Values out of their range — a pass percentage above 100 or below 0, a
+// total of no marks, a name over 300 characters — are refused at their field (INVALID_ASSESSMENT, the
 // submission kept as rejected), not by the table's CHECK as INVALID_INPUT
 // quoting the constraint with no field.
-func TestOutOfRangeNumbersAreRefusedByPath(t *testing.T) {
+func TestOutOfRangeValuesAreRefusedByPath(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	ctx := context.Background()
@@ -528,6 +528,7 @@ func TestOutOfRangeNumbersAreRefusedByPath(t *testing.T) {
 		{"overall pass percentage above 100", "<total_marks>100</total_marks><pass_percent>33</pass_percent>", "<total_marks>100</total_marks><pass_percent>330</pass_percent>", "/assessment/pass_percent"},
 		{"a component's pass percentage below 0", "<max_marks>20</max_marks><pass_percent>33</pass_percent>", "<max_marks>20</max_marks><pass_percent>-5</pass_percent>", "/assessment/component[2]/pass_percent"},
 		{"a total of no marks", components + "<total_marks>100</total_marks>", "<total_marks>0</total_marks>", "/assessment/total_marks"},
+		{"a name over 300 characters", "<name>SA-1 गणित और हिंदी 2026</name>", "<name>" + strings.Repeat("गणित ", 61) + "</name>", "/assessment/name"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			instance := fmt.Sprintf("uuid:range-%d", i)
@@ -546,6 +547,6 @@ func TestOutOfRangeNumbersAreRefusedByPath(t *testing.T) {
 		})
 	}
 	if n := f.count(`SELECT count(*) FROM assessment`); n != 0 {
-		t.Errorf("%d assessments from out-of-range numbers, want 0", n)
+		t.Errorf("%d assessments from out-of-range values, want 0", n)
 	}
 }

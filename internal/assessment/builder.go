@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shala-edu/shala/internal/xform"
 )
@@ -76,6 +77,9 @@ func Read(l *Layout, root string, answers []xform.Answer) (*Builder, error) {
 	one("outcome", &b.Outcome)
 	if err != nil {
 		return nil, err
+	}
+	if n := utf8.RuneCountInString(b.Name); n > 300 {
+		return nil, refuse(r.at("name"), CodeInvalid, "the name has %d characters, at most 300", n)
 	}
 	for _, attr := range []string{"type", "academic_year", "session", "evaluation", "unit_type", "outcome", "date", "time"} {
 		if v, _ := r.value(attr); v == "" {
