@@ -37,3 +37,43 @@ func TestREADMEMappingIsTheBuiltInOne(t *testing.T) {
 		t.Errorf("README example %+v\nbuilt-in %+v", got, want)
 	}
 }
+
+// A constant or enum value that is not a code of its attribute is refused
+// when the mapping is saved: every submission read through it would
+// otherwise be refused (outcome "tsp" is not TSP, session "Winter" is not
+// W).
+func TestMappingCodesAreCheckedWhenSaved(t *testing.T) {
+	t.Parallel()
+	samarth, _ := assessment.BuiltInLayout("samarth")
+	with := func(change func(m *assessment.Mapping)) assessment.Mapping {
+		m := samarth
+		m.Layout = "pilot"
+		m.Fields = append([]assessment.FieldMapping(nil), samarth.Fields...)
+		m.Constants = map[string]string{"outcome": "TSP"}
+		change(&m)
+		return m
+	}
+	for _, tt := range []struct {
+		name string
+		m    assessment.Mapping
+		want string
+	}{
+		{"a constant in lower case", with(func(m *assessment.Mapping) { m.Constants["outcome"] = "tsp" }), `constants: outcome "tsp" is not one of`},
+		{"an enum value that is not a code", with(func(m *assessment.Mapping) {
+			for i, f := range m.Fields {
+				if f.Attribute == "session" {
+					m.Fields[i].Convert, m.Fields[i].Values = "enum", map[string]string{"winter": "Winter", "summer": "S"}
+				}
+			}
+		}), `session value "Winter" (for "winter") is not one of W, S`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.m.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if err := with(func(*assessment.Mapping) {}).Validate(); err != nil {
+		t.Errorf("the Samarth mapping renamed: %v", err)
+	}
+}
