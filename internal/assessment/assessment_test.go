@@ -550,3 +550,61 @@ func TestOutOfRangeValuesAreRefusedByPath(t *testing.T) {
 		t.Errorf("%d assessments from out-of-range values, want 0", n)
 	}
 }
+
+// An edit of a builder keeps what schools have already written valid, as
+// removing a component with marks already is: it cannot drop a class's
+// subject that has results, change the evaluation once results are
+// written, or lower a maximum below marks given. Before, such an edit was
+// accepted and left results the assessment no longer allowed (a subject it
+// no longer has, marks in a GRADE assessment, 72 of a maximum of 60).
+func TestEditKeepsWrittenResultsValid(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	aid, school := f.open()
+	var student uuid.UUID
+	if err := f.pool.QueryRow(ctx, `INSERT INTO student (school_id, name, gender, grade, section) VALUES ($1, 'आरव', 'MALE', 6, 'A') RETURNING id`, school).Scan(&student); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.pool.Exec(ctx, `INSERT INTO assessment_result (assessment_id, school_id, student_id, subject, component_id, present, marks)
+		SELECT $1, $2, $3, 'MATHEMATICS', id, true, 72 FROM assessment_component WHERE assessment_id = $1 AND component_type = 'THEORY'`, aid, school, student); err != nil {
+		t.Fatal(err)
+	}
+	const original = "uuid:0a7c3e1f-5d2b-4c8a-9e6f-1b2c3d4e5f60"
+	edit := func(instance string, replace ...string) []byte {
+		return builderXML(t, append([]string{"<instanceID>" + original + "</instanceID><deprecatedID/>",
+			"<instanceID>" + instance + "</instanceID><deprecatedID>" + original + "</deprecatedID>"}, replace...)...)
+	}
+	for i, tt := range []struct {
+		name    string
+		replace []string
+		path    string
+		want    string
+	}{
+		{"a subject with results dropped", []string{"<subjects>HINDI MATHEMATICS</subjects>", "<subjects>HINDI</subjects>"},
+			"/assessment/grade_subjects[1]/subjects", "MATHEMATICS of class 6 has results"},
+		{"the evaluation changed", []string{"<evaluation>MARKS</evaluation>", "<evaluation>GRADE</evaluation>"},
+			"/assessment/evaluation", "results are written in MARKS"},
+		{"a maximum below marks given", []string{"<max_marks>80</max_marks>", "<max_marks>60</max_marks>", "<max_marks>20</max_marks>", "<max_marks>40</max_marks>"},
+			"/assessment/component[1]/max_marks", "marks up to 72 are written"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			instance := fmt.Sprintf("uuid:keep-%d", i)
+			_, err := f.pipeline.Receive(ctx, forms.Input{XML: edit(instance, tt.replace...), Source: "action"})
+			if fe := fault.As(err); fe.Code != assessment.CodeInvalid || fe.Field != tt.path || !strings.Contains(fe.Message, tt.want) {
+				t.Errorf("got %v (%s at %q), want INVALID_ASSESSMENT at %s: %q", err, fe.Code, fe.Field, tt.path, tt.want)
+			}
+		})
+	}
+	if n := f.count(`SELECT count(*) FROM assessment WHERE id = $1 AND builder_instance_id = $2 AND evaluation = 'MARKS'`, aid, original); n != 1 {
+		t.Errorf("a refused edit changed the assessment")
+	}
+	if n := f.count(`SELECT count(*) FROM assessment_subject WHERE assessment_id = $1 AND grade = 6 AND subject = 'MATHEMATICS'`, aid); n != 1 {
+		t.Errorf("a refused edit dropped the subject")
+	}
+	// An edit that keeps them valid is accepted.
+	if _, err := f.pipeline.Receive(ctx, forms.Input{XML: edit("uuid:keep-ok", "<max_marks>80</max_marks>", "<max_marks>75</max_marks>",
+		"<max_marks>20</max_marks>", "<max_marks>25</max_marks>"), Source: "action"}); err != nil {
+		t.Errorf("an edit keeping the results valid: %v", err)
+	}
+}

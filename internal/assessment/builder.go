@@ -30,6 +30,7 @@ type ClassSubjects struct {
 type Component struct {
 	Kind     Ref
 	Max      float64
+	MaxAt    string // the maximum marks' path
 	PassPct  *float64
 	Position int
 }
@@ -51,6 +52,9 @@ type Builder struct {
 	Total, PassPct                *float64
 	SMS                           *Ref
 	Enabled                       bool
+	// EvaluationAt and TotalAt are the paths of the evaluation and the
+	// total marks, for refusals of an edit.
+	EvaluationAt, TotalAt string
 }
 
 // Read reads a builder submission's answers through layout l; refusals are
@@ -63,7 +67,7 @@ func Read(l *Layout, root string, answers []xform.Answer) (*Builder, error) {
 		}
 	}
 	r := &reader{l: l, root: root, byAttr: byAttr}
-	b := &Builder{Enabled: true}
+	b := &Builder{Enabled: true, EvaluationAt: r.at("evaluation"), TotalAt: r.at("total_marks")}
 	var err error
 	one := func(attr string, into *string) {
 		if err == nil {
@@ -332,7 +336,8 @@ func (r *reader) components(b *Builder) error {
 		if err != nil {
 			return err
 		}
-		component(a).Max = *v
+		c := component(a)
+		c.Max, c.MaxAt = *v, a.At
 	}
 	for _, a := range r.byAttr["components.pass_percent"] {
 		v, err := numberOf(a)
