@@ -553,8 +553,9 @@ func TestOutOfRangeValuesAreRefusedByPath(t *testing.T) {
 
 // An edit of a builder keeps what schools have already written valid, as
 // removing a component with marks already is: it cannot drop a class's
-// subject that has results, change the evaluation once results are
-// written, or lower a maximum below marks given. Before, such an edit was
+// subject that has results, close it to a district whose schools have
+// written, change the evaluation once results are written, or lower a
+// maximum below marks given. Before, such an edit was
 // accepted and left results the assessment no longer allowed (a subject it
 // no longer has, marks in a GRADE assessment, 72 of a maximum of 60).
 func TestEditKeepsWrittenResultsValid(t *testing.T) {
@@ -585,6 +586,8 @@ func TestEditKeepsWrittenResultsValid(t *testing.T) {
 			"/assessment/grade_subjects[1]/subjects", "MATHEMATICS of class 6 has results"},
 		{"the evaluation changed", []string{"<evaluation>MARKS</evaluation>", "<evaluation>GRADE</evaluation>"},
 			"/assessment/evaluation", "results are written in MARKS"},
+		{"the school's district removed", []string{"<districts>Shimla Solan</districts>", "<districts>Solan</districts>"},
+			"/assessment/deadline/districts", "schools of Shimla (session W) have results"},
 		{"a maximum below marks given", []string{"<max_marks>80</max_marks>", "<max_marks>60</max_marks>", "<max_marks>20</max_marks>", "<max_marks>40</max_marks>"},
 			"/assessment/component[1]/max_marks", "marks up to 72 are written"},
 	} {

@@ -123,6 +123,7 @@ func Save(ctx context.Context, tx pgx.Tx, o Origin, b *Builder) (id uuid.UUID, r
 // keepsResultsValid refuses an edit of assessment id that would leave
 // results or counts schools have written invalid under the rules the
 // database holds every write to: a class's subject that has them removed,
+// a district or session whose schools have them (or class rows) dropped,
 // the evaluation changed once marks or grades are written, a maximum (a
 // component's, or the total when marks have no component) below marks
 // given.
@@ -155,6 +156,28 @@ func keepsResultsValid(ctx context.Context, tx pgx.Tx, id uuid.UUID, b *Builder,
 			}
 		}
 		return refuse(at, CodeInvalid, "subject %s of class %d has results: it cannot be removed", w.subject, w.grade)
+	}
+	rows, err = tx.Query(ctx, `SELECT DISTINCT s.district, s.session FROM school s
+		WHERE s.id IN (SELECT school_id FROM assessment_result WHERE assessment_id = $1
+			UNION SELECT school_id FROM assessment_tsp WHERE assessment_id = $1
+			UNION SELECT school_id FROM assessment_class WHERE assessment_id = $1)
+		ORDER BY 1, 2`, id)
+	if err != nil {
+		return err
+	}
+	type place struct{ district, session string }
+	places, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (place, error) {
+		var p place
+		err := row.Scan(&p.district, &p.session)
+		return p, err
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range places {
+		if p.session != b.Session || !slices.Contains(res.districts, p.district) {
+			return refuse(b.Districts[0].At, CodeInvalid, "schools of %s (session %s) have results: the assessment cannot close to them", p.district, p.session)
+		}
 	}
 	var evaluation string
 	var scored bool
