@@ -91,6 +91,10 @@ func TestSlowPhonesAreServedAndStalledOnesDropped(t *testing.T) {
 		t.Helper()
 		body, ctype := multipartSubmission(t, doc, photo)
 		p.data, p.closed = body, make(chan struct{})
+		// The link is gone once the answer is read: a stalled Read in the
+		// transport's write loop returns then, not after the test binary's
+		// goroutine-leak check.
+		defer p.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.url+"/openrosa/key/"+token+"/submission", p)
