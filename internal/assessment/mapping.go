@@ -274,6 +274,10 @@ func Fit(m Mapping, f *xform.Form) (*Layout, []string, int) {
 			problems = append(problems, fmt.Sprintf("%s must be inside a repeat", fl.Path))
 		case !inRepeat && fl.Repeat != "":
 			problems = append(problems, fmt.Sprintf("%s must be outside a repeat", fl.Path))
+		case inRepeat && slices.ContainsFunc(f.Repeats, func(outer string) bool { return strings.HasPrefix(fl.Repeat, outer+"/") }):
+			// Answers are keyed by their innermost position: instances of
+			// the outer repeat would overwrite each other's.
+			problems = append(problems, fmt.Sprintf("%s must not be in a repeat inside another repeat", fl.Path))
 		case inRepeat && repeatOf[group] != "" && repeatOf[group] != fl.Repeat:
 			problems = append(problems, fmt.Sprintf("%s must be in the repeat %s, with the other %s fields", fl.Path, repeatOf[group], group))
 		case inRepeat:

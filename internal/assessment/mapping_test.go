@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/shala-edu/shala/internal/assessment"
+	"github.com/shala-edu/shala/internal/xform"
 )
 
 // The README documents the mapping format with the Samarth mapping: the
@@ -75,5 +76,46 @@ func TestMappingCodesAreCheckedWhenSaved(t *testing.T) {
 	}
 	if err := with(func(*assessment.Mapping) {}).Validate(); err != nil {
 		t.Errorf("the Samarth mapping renamed: %v", err)
+	}
+}
+
+// A builder's classes (or components) in a repeat nested inside another
+// repeat do not fit: answers are keyed by their innermost position, so the
+// first class of the second outer instance would silently replace the
+// first class of the first.
+func TestNestedRepeatsDoNotFit(t *testing.T) {
+	t.Parallel()
+	const definition = `<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml" xmlns:jr="http://openrosa.org/javarosa">
+<h:head><h:title>Rounds</h:title><model><instance><data id="rounds" version="1">
+<type/><deadline><academic_year/><districts/><session/><date/><time/></deadline>
+<round jr:template=""><grade_subjects jr:template=""><grade/><subjects/></grade_subjects></round>
+<evaluation/><unit_type/><outcome/><meta><instanceID/></meta></data></instance>
+<bind nodeset="/data/deadline/date" type="date"/><bind nodeset="/data/round/grade_subjects/grade" type="int"/>
+</model></h:head><h:body>
+<repeat nodeset="/data/round"><repeat nodeset="/data/round/grade_subjects"><input ref="/data/round/grade_subjects/grade"/></repeat></repeat>
+</h:body></h:html>`
+	f, err := xform.ParseDefinition([]byte(definition))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := assessment.Mapping{Layout: "rounds", Fields: []assessment.FieldMapping{
+		{Path: "type", Attribute: "type"},
+		{Path: "deadline/academic_year", Attribute: "academic_year"},
+		{Path: "deadline/districts", Attribute: "districts"},
+		{Path: "deadline/session", Attribute: "session"},
+		{Path: "deadline/date", Attribute: "date"},
+		{Path: "deadline/time", Attribute: "time"},
+		{Path: "round/grade_subjects/grade", Attribute: "grades.grade"},
+		{Path: "round/grade_subjects/subjects", Attribute: "grades.subjects"},
+		{Path: "evaluation", Attribute: "evaluation"},
+		{Path: "unit_type", Attribute: "unit_type"},
+		{Path: "outcome", Attribute: "outcome"},
+	}}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	l, problems, _ := assessment.Fit(m, f)
+	if l != nil || !strings.Contains(strings.Join(problems, "; "), "/data/round/grade_subjects/grade must not be in a repeat inside another repeat") {
+		t.Errorf("got %v, want the nested repeat refused", problems)
 	}
 }
