@@ -5,13 +5,14 @@ LDFLAGS := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help run test lint bench bench-listing build seed tools e2e fmt deps
+.PHONY: help run test lint bench bench-listing build seed tools e2e fmt deps readme
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-run: deps ## local default: Postgres under .data/, dev secret, migrate, serve on :8080
-	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/shala dev
+run: deps ## local default: Postgres under .data/, dev secret, migrate, serve on 127.0.0.1:8080
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/shala ./cmd/shala
+	exec bin/shala dev
 
 test: tools ## the whole suite: formatting, vet (e2e included), every test against real Postgres
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -50,6 +51,9 @@ deps: ## Debian packages for certificate PDFs (chromium) and their tests (popple
 
 tools: ## install promtool into .tools/bin (from Debian's prometheus package)
 	@./.ci/tools.sh
+
+readme: ## rewrite README.md's configuration table from internal/config (after changing a variable)
+	$(GO) run ./internal/config/readme
 
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')

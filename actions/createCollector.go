@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/google/uuid"
@@ -47,6 +48,6 @@ func CreateCollector(log *slog.Logger, collectors *collector.Store, publicURL st
 			return CreateCollectorOutput{}, err
 		}
 		return CreateCollectorOutput{ID: c.ID, Name: c.Name, Phone: c.Phone, Token: token,
-			SubmissionURL: strings.TrimRight(publicURL, "/") + "/openrosa/key/" + token}, nil
+			SubmissionURL: strings.TrimRight(publicURL, "/") + "/openrosa/key/" + url.PathEscape(token)}, nil
 	})
 }

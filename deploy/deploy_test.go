@@ -20,6 +20,7 @@ import (
 
 	"github.com/shala-edu/shala/internal/bbb"
 	"github.com/shala-edu/shala/internal/export"
+	"github.com/shala-edu/shala/internal/pgcluster"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/server"
 	"github.com/shala-edu/shala/internal/sms"
@@ -235,6 +236,47 @@ func TestComposeStackIsComplete(t *testing.T) {
 	for _, k := range []string{"SHALA_URL", "SHALA_WEBHOOK_SECRET", "HASURA_GRAPHQL_JWT_SECRET", "PG_DATABASE_URL", "HASURA_GRAPHQL_UNAUTHORIZED_ROLE"} {
 		if _, ok := h[k]; !ok {
 			t.Errorf("hasura service lacks %s", k)
+		}
+	}
+	// shala verifies apps' Hasura JWTs and mints moderators' quick-link ones
+	// with the very key configuration Hasura verifies with; in the stack it
+	// reaches shala through Vault (vault-init writes it to secret/shala).
+	if jwt, init := h["HASURA_GRAPHQL_JWT_SECRET"], c.Services["vault-init"].Environment["HASURA_GRAPHQL_JWT_SECRET"]; jwt == nil || jwt != init {
+		t.Errorf("vault-init gets HASURA_GRAPHQL_JWT_SECRET %v, hasura %v; want the same value", init, jwt)
+	}
+	script, err := os.ReadFile("vault/init.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(script), `hasura_jwt_secret="${HASURA_GRAPHQL_JWT_SECRET}"`) {
+		t.Error("vault/init.sh does not write hasura_jwt_secret (shala's HASURA_GRAPHQL_JWT_SECRET) to secret/shala")
+	}
+	if got := c.Services["shala"].Environment["SHALA_PROMETHEUS_URL"]; got != "http://prometheus:9090" {
+		t.Errorf("shala's SHALA_PROMETHEUS_URL is %v, want the stack's Prometheus (bbb_alerts reads it)", got)
+	}
+}
+
+// TestComposePostgresLogsNoValues checks that the compose cluster logs
+// failed statements the way every cluster shala starts does (no DETAIL, no
+// statement text: they carry the values written).
+func TestComposePostgresLogsNoValues(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Services map[string]struct {
+			Command any `yaml:"command"` // a list or a string
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	cmd := fmt.Sprint(c.Services["postgres"].Command)
+	for k, v := range pgcluster.LogSettings() {
+		if !strings.Contains(cmd, "-c "+k+"="+v) {
+			t.Errorf("compose postgres command %q lacks -c %s=%s", cmd, k, v)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"reflect"
 
 	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/logging"
 )
 
@@ -26,8 +27,7 @@ func RequireSecret(secret string) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			got := []byte(r.Header.Get(SecretHeader))
 			if len(want) == 0 || subtle.ConstantTimeCompare(got, want) != 1 {
-				SetOutcome(r.Context(), "unauthorized")
-				writeJSON(w, http.StatusUnauthorized, errorBody("missing or wrong "+SecretHeader, "UNAUTHORIZED", ""))
+				WriteError(w, r, fault.New(fault.Unauthorized, "", "missing or wrong %s", SecretHeader))
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -203,25 +203,34 @@ func writeAck(ctx context.Context, w http.ResponseWriter, log *slog.Logger, ack 
 // exhausting their retries.
 const RetryAfterSeconds = "10"
 
+// ActionRetryStatus is the status of an action that failed because a
+// dependency is down (code UNAVAILABLE, with Retry-After). Hasura passes
+// only 4xx bodies through to the app — a 503 reaches it as a generic
+// "internal error" — and 429 is the 4xx that says "try again later", so the
+// app can tell this from a bug. Events and crons keep 503, which Hasura
+// honours with Retry-After.
+const ActionRetryStatus = http.StatusTooManyRequests
+
 // WriteActionError is the one place an action error becomes a response:
 // known errors (*fault.Error) become 4xx `{"message","extensions":{"code"}}`
-// that reach the GraphQL client as they are; anything else is logged with the
-// request's ids and answered with a generic 500.
+// that reach the GraphQL client as they are — a dependency that is down
+// too, as ActionRetryStatus with code UNAVAILABLE and Retry-After; anything
+// else is logged with the request's ids and answered with a generic 500.
 func WriteActionError(ctx context.Context, w http.ResponseWriter, log *slog.Logger, err error) {
 	f := fault.As(err)
-	status := f.Kind.Status()
-	if f.Kind == fault.Internal || f.Kind == fault.Unavailable {
-		log.ErrorContext(ctx, "action failed", "err", err)
-		if f.Kind == fault.Unavailable {
-			w.Header().Set("Retry-After", RetryAfterSeconds)
-		}
-		SetOutcome(ctx, outcomeFor(f.Kind))
-		writeJSON(w, status, errorBody("internal error", f.Code, ""))
-		return
-	}
-	log.InfoContext(ctx, "action refused", "code", f.Code, "err", f.Message)
 	SetOutcome(ctx, outcomeFor(f.Kind))
-	writeJSON(w, status, errorBody(f.Message, f.Code, f.Field))
+	switch f.Kind {
+	case fault.Internal:
+		log.ErrorContext(ctx, "action failed", "err", err)
+		writeJSON(w, http.StatusInternalServerError, errorBody("internal error", f.Code, ""))
+	case fault.Unavailable:
+		log.WarnContext(ctx, "action failed: dependency unavailable", "err", err)
+		w.Header().Set("Retry-After", RetryAfterSeconds)
+		writeJSON(w, ActionRetryStatus, errorBody(f.Message+"; try again shortly", f.Code, ""))
+	default:
+		log.InfoContext(ctx, "action refused", "code", f.Code, "err", f.Message)
+		writeJSON(w, httperr.Status(f.Kind), errorBody(f.Message, f.Code, f.Field))
+	}
 }
 
 // writeDeliveryError answers an event or cron delivery that was not
@@ -240,13 +249,25 @@ func writeDeliveryError(ctx context.Context, w http.ResponseWriter, log *slog.Lo
 		writeJSON(w, http.StatusServiceUnavailable, errorBody(f.Message, f.Code, ""))
 	default:
 		log.WarnContext(ctx, "delivery refused", "code", f.Code, "err", f.Message)
-		writeJSON(w, f.Kind.Status(), errorBody(f.Message, f.Code, f.Field))
+		writeJSON(w, httperr.Status(f.Kind), errorBody(f.Message, f.Code, f.Field))
 	}
 }
 
-// WriteNotFound answers an unknown action, trigger or cron name.
-func WriteNotFound(w http.ResponseWriter, what string) {
-	writeJSON(w, http.StatusNotFound, errorBody(what+" not found", "NOT_FOUND", ""))
+// WriteError is the httperr.Writer of Hasura's routes: what middleware
+// answer before a handler runs (wrong secret, body too large, unknown name,
+// a panic, which they log themselves) in Hasura's error format, with the
+// call's outcome recorded for the metrics.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	f := fault.As(err)
+	SetOutcome(r.Context(), outcomeFor(f.Kind))
+	msg := f.Message
+	if f.Kind == fault.Internal {
+		msg = "internal error"
+	}
+	if f.Kind == fault.Unavailable {
+		w.Header().Set("Retry-After", RetryAfterSeconds)
+	}
+	writeJSON(w, httperr.Status(f.Kind), errorBody(msg, f.Code, f.Field))
 }
 
 func outcomeFor(k fault.Kind) string {
@@ -284,12 +305,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v) // the client is gone if this fails; nothing to do
 }
 
+// ActionBodyLimit is the body limit of an action whose largest argument
+// may be n bytes: JSON escaping at most doubles an argument, and a query
+// that writes it inline carries it twice (input and request_query); 64 KiB
+// is room for the rest of the envelope.
+func ActionBodyLimit(n int64) int64 { return 2*2*n + 64<<10 }
+
 // readBody reads the (capped) request body.
 func readBody(r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(r.Body)
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return nil, fault.New(fault.TooLarge, "BODY_TOO_LARGE", "request body is larger than %d bytes", tooBig.Limit)
+		return nil, fault.New(fault.TooLarge, fault.CodeBodyTooLarge, "request body is larger than %d bytes", tooBig.Limit)
 	}
 	if err != nil {
 		return nil, fault.Wrap(err, fault.Invalid, "", "body: could not be read")

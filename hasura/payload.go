@@ -9,6 +9,7 @@ package hasura
 
 import (
 	"bytes"
+	"cmp"
 	"encoding"
 	"encoding/json"
 	"errors"
@@ -246,6 +247,14 @@ func decode(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return fault.Invalidf("body", "empty; want a JSON object")
 	}
+	// Postgres text cannot hold NUL: refuse it here, naming where it is,
+	// instead of failing later with a 500 that Hasura would retry. JSON can
+	// carry NUL only escaped (a raw control byte is invalid JSON).
+	if bytes.Contains(body, []byte(`\u0000`)) {
+		if field := nulField(body); field != "" {
+			return fault.Invalidf(field, "contains a NUL character (\\u0000), which shala does not accept")
+		}
+	}
 	err := json.Unmarshal(body, v)
 	if err == nil {
 		return nil
@@ -270,6 +279,74 @@ func decode(body []byte, v any) error {
 			return fault.Invalidf(field, "%v", ferr)
 		}
 		return fault.Invalidf("body", "%v", err)
+	}
+}
+
+// nulField returns the JSON path of the first key or string of body that
+// holds a NUL character ("input.message", "event.trace_context.trace_id"),
+// or "" when there is none or body is not JSON. It reads tokens, so a key
+// repeated in an object (which decoding merges) is checked every time.
+func nulField(body []byte) string {
+	type frame struct {
+		object  bool
+		key     string // object: the current key
+		index   int    // array: the current index
+		wantKey bool
+	}
+	var stack []*frame
+	path := func() string {
+		parts := make([]string, len(stack))
+		for i, f := range stack {
+			parts[i] = f.key
+			if !f.object {
+				parts[i] = strconv.Itoa(f.index)
+			}
+		}
+		return cmp.Or(strings.Join(parts, "."), "body")
+	}
+	valueDone := func() {
+		if n := len(stack); n > 0 {
+			if top := stack[n-1]; top.object {
+				top.wantKey = true
+			} else {
+				top.index++
+			}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				stack = append(stack, &frame{object: true, wantKey: true})
+			case '[':
+				stack = append(stack, &frame{})
+			default:
+				stack = stack[:len(stack)-1]
+				valueDone()
+			}
+		case string:
+			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantKey {
+				top := stack[n-1]
+				top.key, top.wantKey = t, false
+				if strings.ContainsRune(t, 0) {
+					top.key = strconv.Quote(t)
+					return path()
+				}
+				continue
+			}
+			if strings.ContainsRune(t, 0) {
+				return path()
+			}
+			valueDone()
+		default:
+			valueDone()
+		}
 	}
 }
 

@@ -69,6 +69,9 @@ func (s SessionVariables) UDISE() string { return s[VarUDISE] }
 // District is x-hasura-district, the district a district_admin manages.
 func (s SessionVariables) District() string { return s[VarDistrict] }
 
+// CodeNoSchool refuses a school-scoped call whose session names no school.
+const CodeNoSchool fault.Code = "NO_SCHOOL"
+
 // SchoolID is x-hasura-school-id. It fails with Forbidden when the variable
 // is missing or not a UUID: a school-scoped call without a school is not
 // allowed to proceed.
@@ -76,7 +79,7 @@ func (s SessionVariables) SchoolID() (uuid.UUID, error) {
 	v := s[VarSchoolID]
 	id, err := uuid.Parse(v)
 	if err != nil {
-		return uuid.Nil, fault.New(fault.Forbidden, "NO_SCHOOL", "session has no valid x-hasura-school-id")
+		return uuid.Nil, fault.New(fault.Forbidden, CodeNoSchool, "session has no valid x-hasura-school-id")
 	}
 	return id, nil
 }

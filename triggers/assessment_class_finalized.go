@@ -34,7 +34,7 @@ func AssessmentClassFinalized(log *slog.Logger, in *inbox.Inbox) http.Handler {
 			return hasura.Ack{Detail: "not a finalisation"}, nil
 		}
 		var a assessment.Announcement
-		dup, err := in.Receive(ctx, inbox.ForEvent(e), func(ctx context.Context, w *inbox.Work) error {
+		dup, err := in.Receive(ctx, forEvent(e), func(ctx context.Context, w *inbox.Work) error {
 			var err error
 			a, err = assessment.Announce(ctx, w.Tx, assessment.Class{AssessmentID: e.New.AssessmentID, SchoolID: e.New.SchoolID,
 				Grade: e.New.Grade, Section: e.New.Section})

@@ -16,7 +16,7 @@ import (
 // the job is unique per minute, so both together run it once.
 func BBBAlerts(log *slog.Logger, in *inbox.Inbox) http.Handler {
 	return hasura.NewCron("bbb_alerts", log, func(ctx context.Context, c *hasura.CronEvent) (hasura.Ack, error) {
-		dup, err := in.Receive(ctx, inbox.ForCron(c, "bbb_alerts"), func(ctx context.Context, w *inbox.Work) error {
+		dup, err := in.Receive(ctx, forCron(c, "bbb_alerts"), func(ctx context.Context, w *inbox.Work) error {
 			w.Enqueue(lesson.AlertsArgs{}, nil)
 			return nil
 		})

@@ -15,7 +15,7 @@ import (
 // is unique per minute, so both together run it once.
 func ExpireExamUploads(log *slog.Logger, in *inbox.Inbox) http.Handler {
 	return hasura.NewCron("expire_exam_uploads", log, func(ctx context.Context, c *hasura.CronEvent) (hasura.Ack, error) {
-		dup, err := in.Receive(ctx, inbox.ForCron(c, "expire_exam_uploads"), func(ctx context.Context, w *inbox.Work) error {
+		dup, err := in.Receive(ctx, forCron(c, "expire_exam_uploads"), func(ctx context.Context, w *inbox.Work) error {
 			w.Enqueue(exam.ExpireArgs{}, nil)
 			return nil
 		})

@@ -27,7 +27,7 @@ func FormSubmissionCreated(log *slog.Logger, in *inbox.Inbox) http.Handler {
 		if e.New == nil || e.New.Status != forms.StatusReceived {
 			return hasura.Ack{Detail: "nothing to process"}, nil
 		}
-		dup, err := in.Receive(ctx, inbox.ForEvent(e), func(ctx context.Context, w *inbox.Work) error {
+		dup, err := in.Receive(ctx, forEvent(e), func(ctx context.Context, w *inbox.Work) error {
 			w.Enqueue(forms.ProcessArgs{SubmissionID: e.New.ID}, nil)
 			return nil
 		})

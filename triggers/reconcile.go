@@ -20,7 +20,7 @@ import (
 // once.
 func Reconcile(log *slog.Logger, in *inbox.Inbox) http.Handler {
 	return hasura.NewCron("reconcile", log, func(ctx context.Context, c *hasura.CronEvent) (hasura.Ack, error) {
-		dup, err := in.Receive(ctx, inbox.ForCron(c, "reconcile"), func(ctx context.Context, w *inbox.Work) error {
+		dup, err := in.Receive(ctx, forCron(c, "reconcile"), func(ctx context.Context, w *inbox.Work) error {
 			w.Enqueue(ping.ReconcileArgs{}, nil)
 			w.Enqueue(sms.ReconcileArgs{}, nil)
 			w.Enqueue(forms.ReconcileArgs{}, nil)

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shala-edu/shala/bench/benchdb"
 	"github.com/shala-edu/shala/bench/wrk"
@@ -97,6 +98,11 @@ func run() (err error) {
 	}
 	defer stopProfile()
 	url := base + "/events/ping_created"
+	// What else happened during the measurement, to tell a stall of the
+	// ack path from one of the machine: Postgres checkpoints and Go's GC.
+	checkpointsBefore, walBefore := checkpoints(ctx, pool), benchdb.WALFiles(ctx, pool)
+	var gcBefore runtime.MemStats
+	runtime.ReadMemStats(&gcBefore)
 	var res wrk.Result
 	if *driver == "wrk" {
 		res, err = wrk.Run(url, wrkScript, map[string]string{"SHALA_WEBHOOK_SECRET": secret}, *clients, *duration)
@@ -106,6 +112,9 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
+	var gcAfter runtime.MemStats
+	runtime.ReadMemStats(&gcAfter)
+	checkpointsDuring, walCreated := checkpoints(ctx, pool)-checkpointsBefore, benchdb.WALFiles(ctx, pool)-walBefore
 	acks, p50, p99, failures := res.PerSecond, res.P50, res.P99, res.Failures
 	// Every acknowledged delivery must be in the inbox: a 2xx for work that
 	// was not recorded would be a bug, not a speed-up.
@@ -121,9 +130,30 @@ func run() (err error) {
 	if ratio < 0.5 || p99 > 25*time.Millisecond {
 		verdict = "NOT MET"
 	}
-	fmt.Printf("bench/events: webhook acks/s=%.0f p50=%.2fms p99=%.2fms failures=%d recorded=%d | durable 1-row INSERT ceiling=%.0f tx/s | ratio=%.2f (target >=0.50 at p99<=25ms: %s) | clients=%d duration=%s workers=%d driver=%s cpus=%d\n",
-		acks, ms(p50), ms(p99), failures, recorded, ceiling, ratio, verdict, *clients, *duration, *workers, *driver, runtime.NumCPU())
+	fmt.Printf("bench/events: webhook acks/s=%.0f p50=%.2fms p99=%.2fms failures=%d recorded=%d | durable 1-row INSERT ceiling=%.0f tx/s | ratio=%.2f (target >=0.50 at p99<=25ms: %s) | during the run: checkpoints=%d wal-segments-created=%d gc=%d gc-max-pause=%.2fms | clients=%d duration=%s workers=%d driver=%s cpus=%d\n",
+		acks, ms(p50), ms(p99), failures, recorded, ceiling, ratio, verdict, checkpointsDuring, walCreated, gcAfter.NumGC-gcBefore.NumGC,
+		ms(maxPause(&gcBefore, &gcAfter)), *clients, *duration, *workers, *driver, runtime.NumCPU())
 	return nil
+}
+
+// checkpoints is how many checkpoints Postgres has done (PostgreSQL 15's
+// pg_stat_bgwriter), or -1 when it cannot say.
+func checkpoints(ctx context.Context, pool *pgxpool.Pool) int64 {
+	var n int64
+	if err := pool.QueryRow(ctx, `SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter`).Scan(&n); err != nil {
+		return -1
+	}
+	return n
+}
+
+// maxPause is the longest GC pause between two MemStats readings (of the
+// last 256 pauses, which Go keeps).
+func maxPause(before, after *runtime.MemStats) time.Duration {
+	var longest uint64
+	for i := before.NumGC + 1; i <= after.NumGC && after.NumGC-i < 256; i++ {
+		longest = max(longest, after.PauseNs[(i+255)%256])
+	}
+	return time.Duration(longest)
 }
 
 // eventBody is a ping_created delivery exactly as Hasura sends it.

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -25,7 +24,11 @@ import (
 const defaultDevPGPort = 54329
 
 // cmdDev is the local default: everything shala needs on a fresh machine
-// with Go and the Postgres binaries, kept under the project's .data/.
+// with Go and the Postgres binaries, kept under the project's .data/. It
+// owns what it starts: one shala dev per data directory (a lock, and a pid
+// file that names the holder), its Postgres in a process group of its own
+// that dies with it, and shala dev itself stops (and stops its Postgres)
+// when whatever started it exits.
 func cmdDev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -36,31 +39,39 @@ func cmdDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := pgcluster.PrepareDir(*dataDir); err != nil {
 		return err
 	}
-	vars := map[string]string{}
+	port, err := pgPort(getenv)
+	if err != nil {
+		return err
+	}
+	addr := devAddr(getenv)
+	lock, err := lockDev(*dataDir, addr, port)
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+	if err := dieWithParent(); err != nil {
+		return err
+	}
+	vars := map[string]string{"SHALA_ADDR": addr}
 
 	if getenv("DATABASE_URL") == "" {
-		port := defaultDevPGPort
-		if p := getenv("SHALA_DEV_PG_PORT"); p != "" {
-			n, err := strconv.Atoi(p)
-			if err != nil {
-				return fmt.Errorf("SHALA_DEV_PG_PORT: want a port number, got %q", p)
-			}
-			port = n
-		}
 		logFile, err := os.OpenFile(filepath.Join(*dataDir, "postgres.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
 			return err
 		}
 		defer logFile.Close()
-		fmt.Fprintf(stdout, "dev: starting Postgres in %s on 127.0.0.1:%d (log: %s)\n",
-			filepath.Join(*dataDir, "postgres"), port, logFile.Name())
-		cluster, err := pgcluster.Start(ctx, pgcluster.Options{
-			Dir: filepath.Join(*dataDir, "postgres"), Port: port, Durable: true, Log: logFile,
-		})
-		if err != nil {
-			return fmt.Errorf("local postgres: %w", err)
+		pgDir := filepath.Join(*dataDir, "postgres")
+		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: pgDir, Port: port, Durable: true, Log: logFile})
+		var running *pgcluster.RunningError
+		switch {
+		case errors.As(err, &running):
+			return fmt.Errorf("a Postgres (pid %d) is still running on %s, left by an earlier shala dev; stop it first: kill %d",
+				running.PID, pgDir, running.PID)
+		case err != nil:
+			return fmt.Errorf("local postgres on 127.0.0.1:%d (SHALA_DEV_PG_PORT): %w", port, err)
 		}
 		defer cluster.Stop()
+		fmt.Fprintf(stdout, "dev: Postgres running in %s on 127.0.0.1:%d (log: %s)\n", pgDir, port, logFile.Name())
 		if err := ensureDatabase(ctx, cluster.URL("postgres"), "shala"); err != nil {
 			return err
 		}
@@ -117,7 +128,7 @@ func cmdDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "dev: serving on %s (Ctrl-C stops shala and its Postgres)\n", cfg.Addr)
+	fmt.Fprintf(stdout, "dev: starting shala on %s (Ctrl-C, or stopping what started it, stops shala and its Postgres)\n", cfg.Addr)
 	return serve(ctx, cfg, log)
 }
 

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +49,32 @@ func TestServeRefusesBadConfigNamingTheVariable(t *testing.T) {
 	}
 }
 
+// watcher is a log sink that closes seen when a line contains want: a
+// test waits for what the process says it did, not for time to pass.
+type watcher struct {
+	want string
+	seen chan struct{}
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	once sync.Once
+}
+
+func (w *watcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if bytes.Contains(p, []byte(w.want)) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(p), nil
+}
+
+func (w *watcher) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -69,7 +97,7 @@ func TestMigrateSeedServeAndShutDown(t *testing.T) {
 		"SHALA_ADDR":             addr,
 		"SHALA_WEBHOOK_SECRET":   "integration-secret-0123",
 		"SHALA_SHUTDOWN_TIMEOUT": "5s",
-		"SHALA_LOG_LEVEL":        "warn",
+		"SHALA_LOG_LEVEL":        "info",
 		// Hermetic: nothing under the source tree.
 		"SHALA_SMS_OUTBOX": filepath.Join(t.TempDir(), "sms-outbox.log"),
 		"SHALA_BLOB_URL":   "file://" + t.TempDir() + "?create_dir=true",
@@ -93,22 +121,22 @@ func TestMigrateSeedServeAndShutDown(t *testing.T) {
 	}
 
 	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	logs := &watcher{want: `"msg":"listening"`, seen: make(chan struct{})}
 	done := make(chan error, 1)
-	go func() { done <- run(sctx, []string{"shala", "serve"}, getenv, &out, &errOut) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(fmt.Sprintf("http://%s/readyz", addr))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("serve never became ready: %v\n%s", err, errOut.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	go func() { done <- run(sctx, []string{"shala", "serve"}, getenv, io.Discard, logs) }()
+	select {
+	case <-logs.seen:
+	case err := <-done:
+		t.Fatalf("serve returned before listening: %v\n%s", err, logs)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://%s/readyz", addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, want := resp.StatusCode, http.StatusOK; got != want {
+		t.Errorf("GET /readyz once listening: %d, want %d", got, want)
 	}
 	cancel()
 	select {

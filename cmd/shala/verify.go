@@ -9,7 +9,9 @@ import (
 	_ "image/jpeg" // photos of a printed certificate
 	_ "image/png"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -99,6 +101,15 @@ func readKeys(ctx context.Context, from string) ([]byte, error) {
 		}
 		return b, nil
 	}
+	// Whoever hands out the keys decides what verifies: over plain http
+	// anyone on the network could make forged certificates pass.
+	u, err := url.Parse(from)
+	if err != nil {
+		return nil, fmt.Errorf("key set: %w", err)
+	}
+	if host := u.Hostname(); u.Scheme != "https" && host != "localhost" && !isLoopback(host) {
+		return nil, fmt.Errorf("key set: fetch it over https, or from a file saved from %s: over plain http anyone on the way could substitute keys that make forged certificates verify", web.KeysPath)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, from, nil)
@@ -114,6 +125,11 @@ func readKeys(ctx context.Context, from string) ([]byte, error) {
 		return nil, fmt.Errorf("key set: %s answered %s", from, resp.Status)
 	}
 	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+}
+
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // scanImage reads the QR code in an image file (PNG or JPEG: a scan or a

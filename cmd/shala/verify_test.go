@@ -61,6 +61,10 @@ func TestVerifyCertificateOffline(t *testing.T) {
 		}
 	}
 	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"shala", "verify-certificate", "-keys", "http://shala.example/.well-known/shala-keys.json", payload}, env, &out, &errOut); err == nil ||
+		!strings.Contains(err.Error(), "https") {
+		t.Errorf("a key set over plain http: got %v, want a refusal asking for https", err)
+	}
 	bad := payload[:len(payload)-3] + "AAA"
 	if err := run(ctx, []string{"shala", "verify-certificate", "-keys", keysFile, bad}, env, &out, &errOut); err == nil || !strings.Contains(out.String(), "INVALID") {
 		t.Errorf("tampered: got %v, %q", err, out.String())

@@ -17,6 +17,7 @@ vault kv put secret/shala \
   webhook_secret="${SHALA_WEBHOOK_SECRET}" \
   aadhaar_key="${aadhaar_key}" \
   operator_password="${SHALA_OPERATOR_PASSWORD}" \
+  hasura_jwt_secret="${HASURA_GRAPHQL_JWT_SECRET}" \
   database_url="postgres://postgres:${POSTGRES_PASSWORD}@postgres:5432/shala?sslmode=disable"
 
 vault secrets list | grep -q '^transit/' || vault secrets enable transit

@@ -41,6 +41,7 @@ import (
 	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/config"
+	"github.com/shala-edu/shala/internal/eventlog"
 	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
@@ -55,6 +56,7 @@ import (
 	"github.com/shala-edu/shala/internal/schema"
 	"github.com/shala-edu/shala/internal/server"
 	"github.com/shala-edu/shala/internal/sheets"
+	"github.com/shala-edu/shala/internal/slowread"
 	"github.com/shala-edu/shala/internal/sms"
 	"github.com/shala-edu/shala/internal/sms/cdac"
 	"github.com/shala-edu/shala/internal/sms/outbox"
@@ -98,13 +100,15 @@ type App struct {
 
 	SMS        sms.Provider
 	SMSMetrics *sms.Metrics
+	SMSReports *sms.Reports
 
-	Pings      *ping.Store
-	Catalog    *forms.Catalog
-	Rules      *forms.Rules
-	Pipeline   *forms.Pipeline
-	Collectors *collector.Store
-	Listings   *progress.Store
+	Pings       *ping.Store
+	Catalog     *forms.Catalog
+	Rules       *forms.Rules
+	Pipeline    *forms.Pipeline
+	Collectors  *collector.Store
+	Attachments *forms.Attachments
+	Listings    *progress.Store
 	// Students and Certificates: registration, promotion, leaving
 	// certificates (Aadhaar protected by the key from Vault or a dev key;
 	// certificates signed in Vault transit or with a dev key); PDF renders
@@ -199,13 +203,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		}
 	}
 	a.SMSMetrics = sms.NewMetrics(a.Registry)
+	a.SMSReports = sms.NewReports(a.Pool)
 
 	// Domain stores and services.
 	a.Pings = ping.NewStore(a.Pool)
 	a.Catalog = forms.NewCatalog(a.Pool)
 	a.Rules = forms.NewRules()
-	a.Pipeline = &forms.Pipeline{Pool: a.Pool, Catalog: a.Catalog, Rules: a.Rules, Log: log}
+	a.Pipeline = &forms.Pipeline{Pool: a.Pool, Catalog: a.Catalog, Rules: a.Rules, Log: log, Metrics: forms.NewMetrics(a.Registry)}
 	a.Collectors = collector.NewStore(a.Pool)
+	a.Attachments = forms.NewAttachments(a.Pool)
 	a.Listings = progress.NewStore(a.Pool)
 	if err := a.buildExports(ctx, cfg, log); err != nil {
 		return nil, err
@@ -234,7 +240,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	jd := jobs.Deps{Pool: a.Pool, Log: log, Tracker: a.Tracker, SMSProvider: a.SMS, SMSRate: cfg.SMSRate,
 		SMSMetrics: a.SMSMetrics, Pipeline: a.Pipeline, Exporter: a.Exporter, Blobs: a.Bucket, Now: opts.Now,
 		BBB: a.BBB, LessonPolicy: lesson.DefaultPolicy(), Alerts: alerts,
-		PDF: a.PDF, PublicURL: cfg.PublicURL}
+		PDF: a.PDF, PublicURL: cfg.PublicURL,
+		EventLog: &eventlog.Cleaner{Pool: a.Pool, Retention: cfg.EventLogRetention, Metrics: eventlog.NewMetrics(a.Registry)}}
 	if a.Queue, err = queue.New(a.Pool, jobs.Workers(jd), queue.Config{
 		Workers:       cfg.QueueWorkers,
 		Queues:        jobs.Queues(cfg.SMSWorkers),
@@ -260,7 +267,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return nil, fmt.Errorf("SHALA_TUS_DIR: %w", err)
 	}
 	if cfg.OperatorPassword != "" {
-		if a.Operator, err = queue.NewUI(bg, a.Queue, log); err != nil {
+		if a.Operator, err = server.NewOperatorUI(bg, a.Queue, log); err != nil {
 			return nil, err
 		}
 	}
@@ -269,9 +276,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		Log: log, Pool: a.Pool, Gatherer: a.Registry, Metrics: server.NewMetrics(a.Registry),
 		WebhookSecret: cfg.WebhookSecret.Reveal(), MaxBodyBytes: cfg.MaxBodyBytes,
 		PublicURL: cfg.PublicURL, PublicRate: cfg.PublicRate, PublicBurst: cfg.PublicBurst,
-		Inbox: a.Inbox, Pings: a.Pings, Catalog: a.Catalog, Rules: a.Rules, Pipeline: a.Pipeline, Collectors: a.Collectors,
+		Inbox: a.Inbox, Pings: a.Pings, Catalog: a.Catalog, Rules: a.Rules, Pipeline: a.Pipeline, Collectors: a.Collectors, Attachments: a.Attachments, SMSReports: a.SMSReports,
 		Listings: a.Listings,
 		Exams:    a.Exams, Blobs: a.Bucket, TusDir: cfg.TusDir, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,
+		Upload:          slowread.Options{MinRate: cfg.UploadMinRate, Window: cfg.UploadWindow},
 		TwilioAuthToken: cfg.TwilioAuthToken.Reveal(), TwilioCallbackURL: TwilioCallbackURL(cfg),
 		LessonGroups: a.LessonGroups, BBBServers: a.BBBServers, Lessons: a.Lessons,
 		ModeratorMinter: minter, ModeratorAppURL: cfg.ModeratorAppURL, ModeratorTokenTTL: cfg.ModeratorTokenTTL,

@@ -215,18 +215,39 @@ func New(timeout time.Duration, m *Metrics) *Client {
 // computed over the string exactly as sent.
 type Param struct{ Key, Value string }
 
-// Query encodes params in order (spaces as '+', as BBB's own examples do).
+// Query encodes params in order, the way Java's form encoding does:
+// letters, digits and "-_.*" as they are, a space as '+', every other byte
+// as %XX (upper case). Most BBB versions hash the query exactly as sent,
+// but BBB 2.4 parsed it and encoded it again that way before hashing
+// (bigbluebutton#12919); a query already encoded so is the same string to
+// both. (url.QueryEscape differs on '*' and '~'.)
 func Query(params []Param) string {
 	var b strings.Builder
 	for i, p := range params {
 		if i > 0 {
 			b.WriteByte('&')
 		}
-		b.WriteString(url.QueryEscape(p.Key))
+		formEscape(&b, p.Key)
 		b.WriteByte('=')
-		b.WriteString(url.QueryEscape(p.Value))
+		formEscape(&b, p.Value)
 	}
 	return b.String()
+}
+
+func formEscape(b *strings.Builder, s string) {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '*':
+			b.WriteByte(c)
+		case c == ' ':
+			b.WriteByte('+')
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
 }
 
 // CallURL is the signed URL of call with params on s.
@@ -417,13 +438,16 @@ type Attendee struct {
 
 // MeetingInfo is what getMeetingInfo and getMeetings tell about a meeting.
 type MeetingInfo struct {
-	MeetingID         string     `xml:"meetingID"`
-	InternalMeetingID string     `xml:"internalMeetingID"`
-	CreateTime        int64      `xml:"createTime"`
-	Running           bool       `xml:"running"`
-	ParticipantCount  int        `xml:"participantCount"`
-	ModeratorCount    int        `xml:"moderatorCount"`
-	Attendees         []Attendee `xml:"attendees>attendee"`
+	MeetingID         string `xml:"meetingID"`
+	InternalMeetingID string `xml:"internalMeetingID"`
+	CreateTime        int64  `xml:"createTime"`
+	Running           bool   `xml:"running"`
+	// ForciblyEnded: the meeting was ended (the end call, or a moderator's
+	// "End meeting"); BBB keeps it in memory a while, but nobody can join.
+	ForciblyEnded    bool       `xml:"hasBeenForciblyEnded"`
+	ParticipantCount int        `xml:"participantCount"`
+	ModeratorCount   int        `xml:"moderatorCount"`
+	Attendees        []Attendee `xml:"attendees>attendee"`
 }
 
 // GetMeetingInfo describes the meeting; a meeting that does not exist is an

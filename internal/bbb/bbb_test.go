@@ -74,6 +74,19 @@ func server(t *testing.T, s *bbbtest.Server, alg bbb.Algorithm) bbb.Server {
 	return bbb.Server{URL: s.URL, Secret: s.Secret, Algorithm: alg}
 }
 
+// openJoin opens a join URL as a browser does and returns the status of
+// BBB's answer (302 into the client when the join is accepted).
+func openJoin(t *testing.T, join string) int {
+	t.Helper()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(join)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // TestClientAgainstBBBValidator runs every call through the test server's
 // copy of BBB's checksum validator, with each algorithm.
 func TestClientAgainstBBBValidator(t *testing.T) {
@@ -114,14 +127,8 @@ func TestClientAgainstBBBValidator(t *testing.T) {
 
 			join := srv.JoinURL(bbb.JoinParams{MeetingID: "lesson-1", FullName: "Asha Devi", Role: bbb.Viewer, Password: "ap1",
 				UserID: "st-1", CreateTime: m.CreateTime})
-			noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-			resp, err := noFollow.Get(join)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusFound {
-				t.Fatalf("join: got HTTP %d, want 302", resp.StatusCode)
+			if st := openJoin(t, join); st != http.StatusFound {
+				t.Fatalf("join: got HTTP %d, want 302", st)
 			}
 			info, err := c.GetMeetingInfo(ctx, srv, "lesson-1")
 			if err != nil {
@@ -140,11 +147,19 @@ func TestClientAgainstBBBValidator(t *testing.T) {
 			if err := c.End(ctx, srv, "lesson-1"); err != nil {
 				t.Fatal(err)
 			}
+			// BBB keeps an ended meeting in memory a while, marked ended.
+			if info, err := c.GetMeetingInfo(ctx, srv, "lesson-1"); err != nil || !info.ForciblyEnded || info.Running {
+				t.Errorf("getMeetingInfo after end: got %+v, %v; want found, forcibly ended, not running", info, err)
+			}
+			if err := c.End(ctx, srv, "lesson-1"); err != nil {
+				t.Errorf("second end: got %v, want it accepted again", err)
+			}
+			ts.Forget("lesson-1")
 			if _, err := c.GetMeetingInfo(ctx, srv, "lesson-1"); !bbb.IsNotFound(err) {
-				t.Errorf("getMeetingInfo after end: got %v, want notFound", err)
+				t.Errorf("getMeetingInfo once removed from memory: got %v, want notFound", err)
 			}
 			if err := c.End(ctx, srv, "lesson-1"); !bbb.IsNotFound(err) {
-				t.Errorf("second end: got %v, want notFound", err)
+				t.Errorf("end once removed from memory: got %v, want notFound", err)
 			}
 		})
 	}
@@ -279,5 +294,33 @@ shala_bbb_requests_total{call="getMeetings",outcome="unreachable"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "shala_bbb_requests_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestChecksumSurvivesReencoding: BBB 2.4 hashed the query after encoding
+// it again the Java way (bigbluebutton#12919); shala's encoding is a fixed
+// point of that, so names with '*', '~' or quotes are signed right on
+// servers that hash the raw query and on those that re-encode it.
+func TestChecksumSurvivesReencoding(t *testing.T) {
+	t.Parallel()
+	for _, reencode := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reencode=%v", reencode), func(t *testing.T) {
+			t.Parallel()
+			ts := bbbtest.New(t, bbbtest.Options{Reencode: reencode})
+			srv := server(t, ts, bbb.SHA256)
+			c := bbb.New(5*time.Second, nil)
+			name := "6-A * Maths ~ D'Souza (हिंदी) 100% ;x"
+			m, err := c.Create(context.Background(), srv, bbb.CreateParams{MeetingID: "m-1", Name: name, AttendeePW: "a", ModeratorPW: "m"})
+			if err != nil {
+				t.Fatalf("create named %q: %v", name, err)
+			}
+			if got, _ := ts.Meeting("m-1"); got.Name != name {
+				t.Errorf("server holds the name %q, want %q", got.Name, name)
+			}
+			join := srv.JoinURL(bbb.JoinParams{MeetingID: "m-1", FullName: "O'Brien ~ Asha*", Role: bbb.Viewer, CreateTime: m.CreateTime})
+			if st := openJoin(t, join); st != http.StatusFound {
+				t.Errorf("join: HTTP %d, want 302", st)
+			}
+		})
 	}
 }

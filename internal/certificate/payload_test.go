@@ -18,6 +18,7 @@ import (
 	"github.com/makiuchi-d/gozxing"
 	gozxingqr "github.com/makiuchi-d/gozxing/qrcode"
 
+	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/student"
 )
 
@@ -201,26 +202,39 @@ func longestName(rng *rand.Rand, n int) string {
 	return string(r)
 }
 
+// atLimits is the sample with these names, the longest admission number
+// and a class-12 stream: the biggest certificate for those names.
+func atLimits(name, father, mother string) *Snapshot {
+	s := sample()
+	s.Name, s.FatherName, s.MotherName = name, father, mother
+	s.AdmissionNumber = strings.Repeat("9/", student.MaxAdmissionNumberChars/2)
+	s.Stream, s.Grade = "SCIENCE_NON_MEDICAL", 12
+	return s
+}
+
+// sealQR signs s and encodes its QR code.
+func sealQR(t *testing.T, b bundle, s *Snapshot) (string, *QR) {
+	t.Helper()
+	payload, err := Seal(context.Background(), b.signer, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := NewQR(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return payload, q
+}
+
 func TestQRVersionWithLongestNames(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	worst := 0
 	for i := range 50 {
 		rng := rand.New(rand.NewPCG(uint64(i), 7))
-		s := sample()
-		s.Name = longestName(rng, student.MaxNameChars)
-		s.FatherName = longestName(rng, student.MaxParentNameChars)
-		s.MotherName = longestName(rng, student.MaxParentNameChars)
-		s.AdmissionNumber = strings.Repeat("9/", student.MaxAdmissionNumberChars/2)
-		s.Stream, s.Grade = "SCIENCE_NON_MEDICAL", 12
-		payload, err := Seal(context.Background(), b.signer, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q, err := NewQR(payload)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := atLimits(longestName(rng, student.MaxNameChars), longestName(rng, student.MaxParentNameChars),
+			longestName(rng, student.MaxParentNameChars))
+		payload, q := sealQR(t, b, s)
 		worst = max(worst, q.Version)
 		// The bound holds whatever the content: zlib never adds more than
 		// 16 bytes to the COSE message.
@@ -277,6 +291,37 @@ func TestPackedText(t *testing.T) {
 		}
 		if string(got) != s {
 			t.Errorf("got %q, want %q", got, s)
+		}
+	}
+}
+
+// TestCheckFits: a snapshot the register of the school the child moves to
+// could not hold (an old record's long or bracketed name) is refused before
+// the child leaves, naming the field.
+func TestCheckFits(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name  string
+		edit  func(*Snapshot)
+		field string
+	}{
+		{"fits", func(*Snapshot) {}, ""},
+		{"digits in an old name fit", func(s *Snapshot) { s.Name = "Ram Kumar 2" }, ""},
+		{"joiners fit", func(s *Snapshot) { s.Name = "क्\u200dष" }, ""},
+		{"too long", func(s *Snapshot) { s.Name = strings.Repeat("अ", student.MaxNameChars+1) }, "name"},
+		{"brackets", func(s *Snapshot) { s.Name = "Ram Kumar (Junior)" }, "name"},
+		{"another script", func(s *Snapshot) { s.MotherName = "Анна" }, "motherName"},
+		{"S/O in a father's name", func(s *Snapshot) { s.FatherName = "S/O Shyam Lal" }, "fatherName"},
+		{"admission number", func(s *Snapshot) { s.AdmissionNumber = "12#4" }, "admissionNumber"},
+	} {
+		s := sample()
+		c.edit(s)
+		err := s.CheckFits()
+		switch {
+		case c.field == "" && err != nil:
+			t.Errorf("%s: got %v, want it to fit", c.name, err)
+		case c.field != "" && (fault.As(err).Code != CodeDoesNotFit || !strings.HasPrefix(err.Error(), c.field+":")):
+			t.Errorf("%s: got %v, want DOES_NOT_FIT naming %s", c.name, err, c.field)
 		}
 	}
 }

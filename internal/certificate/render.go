@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"gocloud.dev/blob"
+
+	"github.com/shala-edu/shala/internal/queue"
 )
 
 // Renderer prints a page (its CSS and body) as PDF (internal/pdf's pool).
@@ -29,8 +31,10 @@ type RenderWorker struct {
 	PublicURL string
 }
 
-// Timeout bounds one render (a warm browser takes well under a second).
-func (w *RenderWorker) Timeout(*river.Job[RenderArgs]) time.Duration { return time.Minute }
+// Timeout bounds one render: a warm browser takes well under a second, a
+// cold start a few; queue.MaxTimeout keeps a killed process's render
+// within the rescue bound (README, Guarantees).
+func (w *RenderWorker) Timeout(*river.Job[RenderArgs]) time.Duration { return queue.MaxTimeout }
 
 // Work renders and stores the PDF, then records where it is. Done twice
 // (a retry after the store but before the record) it writes the same file

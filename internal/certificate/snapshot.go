@@ -91,7 +91,10 @@ type Snapshot struct {
 }
 
 // CheckFits reports, naming the field, a snapshot whose names are longer
-// than a certificate can carry (records written before the limits existed).
+// than a certificate can carry, or written with characters the register
+// does not take (records written before the rules existed): the school
+// corrects the record first, while the child is still enrolled, instead of
+// issuing a certificate no school could admit the child with.
 func (s *Snapshot) CheckFits() error {
 	for _, f := range []struct {
 		field, v string
@@ -105,6 +108,14 @@ func (s *Snapshot) CheckFits() error {
 		if n := len([]rune(f.v)); n > f.max {
 			return fault.New(fault.Unprocessable, CodeDoesNotFit,
 				"%s: %d characters is longer than a certificate can carry (at most %d); correct the student's record first", f.field, n, f.max)
+		}
+		if admission := f.field == "admissionNumber"; !student.Storable(f.v, admission) {
+			alphabet := "Devanagari or Latin letters, digits, spaces, . ' -"
+			if admission {
+				alphabet = "letters, digits, spaces, / . -"
+			}
+			return fault.New(fault.Unprocessable, CodeDoesNotFit,
+				"%s: written with characters a certificate cannot carry (%s); correct the student's record first", f.field, alphabet)
 		}
 	}
 	return nil

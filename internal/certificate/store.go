@@ -73,7 +73,9 @@ var IST = time.FixedZone("IST", 5*3600+1800)
 // Issue removes an ACTIVE student from their school and issues the
 // certificate, in one transaction: student → LEFT with reason and date, a
 // trail row, the certificate row with its signed payload, and the job that
-// renders the PDF.
+// renders the PDF. A student who passed out or dropped out gets one too
+// (keeping that status), and one who left gets a replacement for a
+// certificate revoked before it was used (see mayHaveCertificate).
 func (s *Store) Issue(ctx context.Context, c Caller, in IssueInput) (Issued, error) {
 	if !in.Reason.Valid() {
 		return Issued{}, fault.Invalidf("reason", "one of %s", strings.Join(reasonNames(), ", "))
@@ -117,8 +119,8 @@ func (s *Store) Issue(ctx context.Context, c Caller, in IssueInput) (Issued, err
 		}
 		snap.FatherName, snap.MotherName, snap.Category = deref(father), deref(mother), deref(category)
 		snap.Section, snap.Stream, snap.AdmissionNumber = deref(section), deref(stream), deref(admission)
-		if status != "ACTIVE" {
-			return fault.New(fault.Conflict, CodeNotLeaving, "studentId: the student is %s, not ACTIVE: only an enrolled student can leave", status)
+		if err := mayHaveCertificate(ctx, tx, in.StudentID, status); err != nil {
+			return err
 		}
 		if snap.AdmissionDate != nil && leaving.Before(*snap.AdmissionDate) {
 			return fault.Invalidf("leavingDate", "%s is before the admission date %s", in.LeavingDate, snap.AdmissionDate.Format(time.DateOnly))
@@ -141,10 +143,13 @@ func (s *Store) Issue(ctx context.Context, c Caller, in IssueInput) (Issued, err
 		event, eventArgs := student.Event{StudentID: in.StudentID, SchoolID: schoolID, Kind: kind,
 			AcademicYear: academicYear, Grade: snap.Grade, Section: snap.Section, Actor: c.UserID, CertificateID: &snap.ID,
 			Details: map[string]any{"reason": string(in.Reason), "leavingDate": in.LeavingDate}}.Statement()
-		// The three writes in one round trip.
+		// The writes in one round trip. A student who passed out or dropped
+		// out keeps that status: the certificate records where they go.
 		batch := &pgx.Batch{}
-		batch.Queue(`UPDATE student SET status = 'LEFT', left_on = $2, left_reason = $3, left_description = nullif($4, '')
-			WHERE id = $1`, in.StudentID, leaving, string(in.Reason), desc)
+		if status == "ACTIVE" || status == "LEFT" {
+			batch.Queue(`UPDATE student SET status = 'LEFT', left_on = $2, left_reason = $3, left_description = nullif($4, '')
+				WHERE id = $1`, in.StudentID, leaving, string(in.Reason), desc)
+		}
 		batch.Queue(`INSERT INTO leaving_certificate (id, student_id, school_id, issuer_udise, issuer_name,
 				student_name, father_name, mother_name, date_of_birth, gender, category, grade, section, stream,
 				admission_number, admission_date, leaving_date, reason, description, issued_at, issued_by, key_id, payload)
@@ -164,6 +169,33 @@ func (s *Store) Issue(ctx context.Context, c Caller, in IssueInput) (Issued, err
 		return nil
 	})
 	return out, err
+}
+
+// mayHaveCertificate checks that a student who is not ACTIVE may still be
+// given a certificate: one who passed out or dropped out (a leaving
+// certificate is what the next school or college asks for), or one who left
+// with a certificate that was revoked before any school used it (its
+// replacement). Never a second live certificate, nor one for a child a
+// school has admitted with theirs; nor one for a child who left otherwise.
+func mayHaveCertificate(ctx context.Context, tx pgx.Tx, studentID uuid.UUID, status string) error {
+	if status == "ACTIVE" {
+		return nil
+	}
+	var live, used, revoked bool
+	err := tx.QueryRow(ctx, `SELECT coalesce(bool_or(revoked_at IS NULL), false), coalesce(bool_or(admitted_at IS NOT NULL), false),
+			coalesce(bool_or(revoked_at IS NOT NULL), false)
+		FROM leaving_certificate WHERE student_id = $1`, studentID).Scan(&live, &used, &revoked)
+	switch {
+	case err != nil:
+		return err
+	case live:
+		return fault.New(fault.Conflict, CodeNotLeaving, "studentId: the student is %s and has a certificate already (revoke it to issue another)", status)
+	case used:
+		return fault.New(fault.Conflict, CodeNotLeaving, "studentId: a school has admitted the student with their certificate")
+	case status == "PASSED_OUT" || status == "DROPPED_OUT" || (status == "LEFT" && revoked):
+		return nil
+	}
+	return fault.New(fault.Conflict, CodeNotLeaving, "studentId: the student is %s, not ACTIVE: only an enrolled student can leave", status)
 }
 
 func deref(p *string) string {
@@ -299,8 +331,8 @@ func (s *Store) Admit(ctx context.Context, schoolID uuid.UUID, actor string, in 
 		return uuid.Nil, fault.Invalidf("section", "a section from A to H, got %q", section)
 	}
 	number := strings.TrimSpace(deref(in.AdmissionNumber))
-	if utf8.RuneCountInString(number) > student.MaxAdmissionNumberChars {
-		return uuid.Nil, fault.Invalidf("admissionNumber", "at most %d characters", student.MaxAdmissionNumberChars)
+	if err := student.CheckAdmissionNumber("admissionNumber", number); err != nil {
+		return uuid.Nil, err
 	}
 	keys, err := s.signer.Keys(ctx)
 	if err != nil {

@@ -52,6 +52,8 @@ type Config struct {
 	PublicRate         float64       `env:"SHALA_PUBLIC_RATE" default:"20" help:"Requests per second each client IP may make to public token/code endpoints (OpenRosa), per process; bursts up to SHALA_PUBLIC_BURST."`
 	PublicBurst        int           `env:"SHALA_PUBLIC_BURST" default:"100" min:"1" help:"Burst allowance of SHALA_PUBLIC_RATE (a school's NAT sending a morning's forms at once)."`
 	OpenRosaMaxBytes   int64         `env:"SHALA_OPENROSA_MAX_BYTES" default:"10485760" min:"65536" help:"Largest OpenRosa submission (XML and attachments) accepted; advertised in X-OpenRosa-Accept-Content-Length."`
+	UploadMinRate      int64         `env:"SHALA_UPLOAD_MIN_RATE" default:"512" min:"1" help:"Slowest upload served (OpenRosa submissions, exam files), in bytes per second averaged over each SHALA_UPLOAD_WINDOW. Uploads at any speed above it are read to the end; one that stalls or falls below it is dropped and answered 503 so the client sends again."`
+	UploadWindow       time.Duration `env:"SHALA_UPLOAD_WINDOW" default:"30s" help:"How long an upload may deliver less than SHALA_UPLOAD_MIN_RATE before it is dropped (the read deadline moves forward with every window that brings enough)."`
 	SMSProvider        string        `env:"SHALA_SMS_PROVIDER" default:"log" oneof:"log,cdac,twilio" help:"SMS provider (log writes messages to a file and the log; never the network)."`
 	SMSRate            float64       `env:"SHALA_SMS_RATE" default:"0" help:"SMS per second this process may send (0 = unlimited). C-DAC historically needs about 2; with N replicas give each 1/N of the provider's limit."`
 	SMSWorkers         int           `env:"SHALA_SMS_WORKERS" default:"20" min:"1" help:"SMS send jobs worked at once by this process (its own queue, so waiting sends never block other jobs)."`
@@ -70,10 +72,11 @@ type Config struct {
 	SheetsWrites       int           `env:"SHALA_SHEETS_WRITES_PER_MINUTE" default:"50" min:"0" help:"Sheets writes a minute shared by every replica (Google allows 60 per minute per service account; 0 = unpaced)."`
 	ExportLinkKey      Secret        `env:"SHALA_EXPORT_LINK_KEY" vault:"export_link_key" help:"Key signing CSV export links (at least 32 characters). Unset: derived from SHALA_WEBHOOK_SECRET, so every replica agrees."`
 	LogLevel           string        `env:"SHALA_LOG_LEVEL" default:"info" oneof:"debug,info,warn,error" help:"Minimum log level (JSON logs on stderr)."`
-	MaxBodyBytes       int64         `env:"SHALA_MAX_BODY_BYTES" default:"1048576" min:"1024" help:"Largest webhook body accepted (413 beyond)."`
+	MaxBodyBytes       int64         `env:"SHALA_MAX_BODY_BYTES" default:"1048576" min:"1024" help:"Largest event, cron and action body accepted (413 beyond); registerForm and submitForm accept what their columns hold (5 MiB definitions, 10 MiB submissions, as JSON)."`
 	ShutdownTimeout    time.Duration `env:"SHALA_SHUTDOWN_TIMEOUT" default:"25s" help:"On SIGTERM, how long in-flight requests and jobs may take to finish."`
 	DBMaxConns         int           `env:"SHALA_DB_MAX_CONNS" default:"40" min:"2" help:"Postgres pool size of this process."`
 	QueueWorkers       int           `env:"SHALA_QUEUE_WORKERS" default:"50" min:"0" help:"Jobs worked at once by this process; 0 serves HTTP only."`
+	EventLogRetention  time.Duration `env:"SHALA_EVENT_LOG_RETENTION" default:"168h" help:"How long Hasura's finished event-trigger events (delivered, or failed for good) and their invocation logs are kept in hdb_catalog before shala deletes them, hourly and in batches; 0 keeps them. Hasura's own cleanup_config runs only on Cloud and Enterprise."`
 	QueueFetchCooldown time.Duration `env:"SHALA_QUEUE_FETCH_COOLDOWN" default:"5ms" help:"Minimum pause between job fetches under load (River's default 100ms caps ~1,000 jobs/s)."`
 	BBBTimeout         time.Duration `env:"SHALA_BBB_TIMEOUT" default:"5s" help:"How long one BigBlueButton API call may take; a server that does not answer in time counts as unreachable (startLesson tries up to 3 servers within Hasura's 30 s)."`
 	BBBHosts           string        `env:"SHALA_BBB_HOSTS" help:"Comma-separated hosts that may self-register as BBB servers by heartbeat: bbb1.example.org or *.bbb.example.org. Servers an admin added always may send heartbeats. Unset: no self-registration."`

@@ -32,6 +32,12 @@ const (
 	// LinkLifetime is how long a download link from a verification code
 	// works (never past the file's expiry).
 	LinkLifetime = 600 * time.Second
+	// LateFinishGrace is how long after the exam closes a resumable upload
+	// created before the close may still finish: a slow, dropping link
+	// needs minutes for 3 MiB (~100 s at 256 kbit/s, ~10 min at 40), but
+	// not the 24 h an unfinished upload lives — a placeholder created
+	// before the close must not carry answers written after it.
+	LateFinishGrace = 30 * time.Minute
 	// PurgeAfter is how long after an exam closes its examiner may purge
 	// the students' personal data.
 	PurgeAfter = 30 * 24 * time.Hour

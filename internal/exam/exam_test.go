@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"gocloud.dev/blob/fileblob"
 
 	"github.com/shala-edu/shala/internal/pgtest"
 	"github.com/shala-edu/shala/internal/queue"
@@ -115,12 +114,7 @@ func TestExpireManyBatches(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.New(t)
 	ctx := context.Background()
-	dir := t.TempDir()
-	bucket, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bucket.Close() })
+	bucket := testBucket(t)
 	q, err := queue.New(pool, nil, queue.Config{})
 	if err != nil {
 		t.Fatal(err)

@@ -36,7 +36,15 @@ type Swept struct {
 	// Requeued blobs of earlier replaced/expired/purged uploads got a new
 	// deletion job.
 	Requeued int
+	// More is set when the sweep stopped for time with uploads left to
+	// expire: run it again.
+	More bool
 }
+
+// expireBatchTime is what one batch may take (ExpireBatch deletions,
+// deleteParallel at a time, and its commit): a sweep starts no batch with
+// less than this left of its context.
+const expireBatchTime = 10 * time.Second
 
 // Expire deletes the blobs of uploads past expires_at and marks them
 // expired, in batches of ExpireBatch. Each batch is one transaction: claim
@@ -66,7 +74,9 @@ func (s *Store) Expire(ctx context.Context, q queue.Inserter) (Swept, error) {
 	for {
 		tx, err := s.pool.Begin(ctx)
 		if err != nil {
-			return out, errors.Join(postgres.Translate(err, "exam_upload"), wait())
+			// wait before out is read: the last batch's commit counts into it.
+			werr := wait()
+			return out, errors.Join(postgres.Translate(err, "exam_upload"), werr)
 		}
 		rows, err := tx.Query(ctx, `SELECT id, blob_key FROM exam_upload WHERE state = 'active' AND expires_at <= $1
 			ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, ExpireBatch)
@@ -84,7 +94,10 @@ func (s *Store) Expire(ctx context.Context, q queue.Inserter) (Swept, error) {
 		}
 		committing = make(chan error, 1)
 		go func() { committing <- s.markExpired(ctx, tx, q, now, batch, deleted, failed, &out) }()
-		if len(batch) < ExpireBatch || ctx.Err() != nil {
+		dl, hasDeadline := ctx.Deadline()
+		outOfTime := hasDeadline && time.Until(dl) < expireBatchTime
+		if len(batch) < ExpireBatch || ctx.Err() != nil || outOfTime {
+			out.More = len(batch) == ExpireBatch && outOfTime
 			err = s.finishSweep(ctx, nil, q, now, nil, wait, &out)
 			return out, err
 		}
@@ -190,7 +203,7 @@ func (s *Store) retryLater(ctx context.Context, tx pgx.Tx, q queue.Inserter, fai
 	if _, err := q.InsertManyTx(ctx, tx, jobs); err != nil {
 		return err
 	}
-	s.log.WarnContext(ctx, "expired files not deleted; recorded and queued for retry", "count", len(failed), "first_err", failed[0].err)
+	s.log.WarnContext(ctx, "blobs not deleted; recorded and queued for retry", "count", len(failed), "first_err", failed[0].err)
 	return nil
 }
 
@@ -238,9 +251,11 @@ type ExpireWorker struct {
 	Store *Store
 }
 
-// Timeout: a sweep of 100,000 expired files takes about a minute on one
-// machine (see the README's benchmark); what is left over, the next takes.
-func (w *ExpireWorker) Timeout(*river.Job[ExpireArgs]) time.Duration { return 10 * time.Minute }
+// Timeout: a run takes batches while one fits (a sweep of 100,000 expired
+// files takes about a minute on one machine, see the README's benchmark)
+// and snoozes to go on, so it stays within the rescue rule
+// (queue.MaxTimeout).
+func (w *ExpireWorker) Timeout(*river.Job[ExpireArgs]) time.Duration { return queue.MaxTimeout }
 
 // Work sweeps, queueing retries through the job's own client.
 func (w *ExpireWorker) Work(ctx context.Context, job *river.Job[ExpireArgs]) error {
@@ -248,6 +263,9 @@ func (w *ExpireWorker) Work(ctx context.Context, job *river.Job[ExpireArgs]) err
 	if res.Expired > 0 || res.Requeued > 0 {
 		w.Store.log.InfoContext(ctx, "exam uploads expired", "expired", res.Expired, "deleted", res.Deleted,
 			"failed", res.Failed, "requeued", res.Requeued)
+	}
+	if err == nil && res.More {
+		return river.JobSnooze(0)
 	}
 	return err
 }
@@ -262,8 +280,8 @@ type DeleteBlobWorker struct {
 	Store *Store
 }
 
-// Timeout: one delete call.
-func (w *DeleteBlobWorker) Timeout(*river.Job[DeleteBlobArgs]) time.Duration { return time.Minute }
+// Timeout: one delete call, within the rescue rule (queue.MaxTimeout).
+func (w *DeleteBlobWorker) Timeout(*river.Job[DeleteBlobArgs]) time.Duration { return queue.MaxTimeout }
 
 // Work deletes the blob.
 func (w *DeleteBlobWorker) Work(ctx context.Context, job *river.Job[DeleteBlobArgs]) error {

@@ -144,8 +144,9 @@ type Receipt struct {
 	ExpiresAt        time.Time
 }
 
-// Submit accepts a file: it checks the code, the exam's window and the
-// limit, streams the file into storage (cap, sniffed type, hash), then in
+// Submit accepts a file: it checks the code, the exam's window (for an
+// upload started before the close, that it finishes within
+// LateFinishGrace after it) and the limit, streams the file into storage (cap, sniffed type, hash), then in
 // one transaction counts the upload (the CHECK on uploads_used refuses a
 // sixth), marks the previous active upload replaced — its verification code
 // answers 410 from the commit on — records the new one as the only active
@@ -162,13 +163,18 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (Receipt, error) {
 			return r, err
 		}
 	}
-	now := s.now()
 	started := sub.StartedAt
 	if started.IsZero() {
-		started = now
+		started = s.now()
 	}
 	if err := CanUpload(st, started); err != nil {
 		return Receipt{}, err
+	}
+	if now := s.now(); st.ClosesAt != nil && !now.Before(st.ClosesAt.Add(LateFinishGrace)) {
+		// Started in time (a resumable upload) but finished too late.
+		return Receipt{}, fault.New(fault.Unprocessable, CodeExamClosed,
+			"exam: closed at %s; an upload started before then had until %s to finish",
+			st.ClosesAt.UTC().Format(time.RFC3339), st.ClosesAt.Add(LateFinishGrace).UTC().Format(time.RFC3339))
 	}
 	f, err := s.files.Put(ctx, sub.Body)
 	if err != nil {
@@ -178,12 +184,24 @@ func (s *Store) Submit(ctx context.Context, sub Submission) (Receipt, error) {
 		}
 		return Receipt{}, err
 	}
-	r, dup, err := s.accept(ctx, st, sub, f, now)
+	// Every byte is stored. Recording it no longer depends on the client,
+	// who may be gone (a phone losing its signal after its last byte): a
+	// cancel mid-commit would leave the outcome unknown, and the blob of an
+	// upload that did commit would be deleted below as refused.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), acceptTimeout)
+	defer cancel()
+	// uploaded_at is when the bytes were in (a slow link takes minutes),
+	// to the microsecond Postgres keeps, so the receipt says what is stored.
+	r, dup, err := s.accept(actx, st, sub, f, s.now().Truncate(time.Microsecond))
 	if err != nil || dup {
 		s.discard(ctx, f.Key)
 	}
 	return r, err
 }
+
+// acceptTimeout bounds recording a stored file (a few statements in one
+// transaction), now that the client's cancellation no longer does.
+const acceptTimeout = 30 * time.Second
 
 // accept records an uploaded file as the student's one active upload. dup
 // says a concurrent finish of the same resumable upload won: r is its

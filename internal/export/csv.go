@@ -1,11 +1,12 @@
 package export
 
 import (
+	"bufio"
 	"context"
-	"encoding/csv"
 	"io"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,25 +15,30 @@ import (
 )
 
 // Neutralise applies OWASP's CSV-injection rule to one cell: a cell that
-// starts with = + - @, a tab or a carriage return (or with spaces or line
-// breaks before = + - @, which some programs skip) gets a leading
+// starts with = + - @, a tab or a carriage return gets a leading
 // apostrophe, so Excel, LibreOffice and Google Sheets show it as text
-// instead of running it as a formula. Negative numbers become text too:
-// the rule cannot tell -1 from -1+cmd|'/C calc'!A0.
+// instead of running it as a formula. So does one where blanks or invisible
+// characters (spaces of any kind, line breaks, zero-width characters, a
+// BOM), which some programs skip, come before them, and one starting with
+// their full-width forms (＝ ＋ － ＠), which some programs take for them.
+// Negative numbers become text too: the rule cannot tell -1 from
+// -1+cmd|'/C calc'!A0.
 func Neutralise(s string) string {
-	if s == "" {
-		return s
-	}
-	switch s[0] {
-	case '=', '+', '-', '@', '\t', '\r':
-		return "'" + s
-	case ' ', '\n':
-		if t := strings.TrimLeft(s, " \n"); t != "" && strings.ContainsRune("=+-@\t\r", rune(t[0])) {
+	for _, r := range s {
+		switch {
+		case strings.ContainsRune(formulaStart, r):
 			return "'" + s
+		case unicode.IsSpace(r) || unicode.Is(unicode.Cf, r):
+			continue
 		}
+		return s
 	}
 	return s
 }
+
+// formulaStart are the characters a formula starts with (OWASP), and their
+// full-width forms.
+const formulaStart = "=+-@\t\r＝＋－＠"
 
 // CSVOptions say what a CSV export holds.
 type CSVOptions struct {
@@ -50,7 +56,7 @@ type CSVOptions struct {
 const bom = "\uFEFF"
 
 // WriteCSV writes every response of formID to w as CSV: UTF-8 with a BOM,
-// CRLF line ends, a header row (KEY, SubmissionDate, FormVersion, then the
+// CRLF line ends, every field quoted, a header row (KEY, SubmissionDate, FormVersion, then the
 // questions' labels), one row per response in submission order, and every
 // cell — header included — neutralised against formula injection. It reads
 // a page of responses at a time inside one read-only, repeatable-read
@@ -74,14 +80,9 @@ func WriteCSV(ctx context.Context, pool *pgxpool.Pool, langs *Languages, w io.Wr
 		if err != nil {
 			return err
 		}
-		if _, err := io.WriteString(w, bom); err != nil {
-			return err
-		}
-		cw := csv.NewWriter(w)
-		cw.UseCRLF = true
-		if err := cw.Write(l.Header(Neutralise)); err != nil {
-			return err
-		}
+		cw := bufio.NewWriter(w)
+		cw.WriteString(bom) // bufio's errors are kept and returned by Flush
+		writeRecord(cw, l.Header(Neutralise))
 		var c Cursor
 		if o.Since != nil {
 			c.SubmittedAt = *o.Since // (since, nil id) comes before every response submitted at since
@@ -100,13 +101,10 @@ func WriteCSV(ctx context.Context, pool *pgxpool.Pool, langs *Languages, w io.Wr
 				for j, v := range row {
 					record[j] = Neutralise(v.(string))
 				}
-				if err := cw.Write(record); err != nil {
-					return err
-				}
+				writeRecord(cw, record)
 				n++
 			}
-			cw.Flush()
-			if err := cw.Error(); err != nil {
+			if err := cw.Flush(); err != nil {
 				return err
 			}
 			if len(page) < o.PageSize {
@@ -116,4 +114,31 @@ func WriteCSV(ctx context.Context, pool *pgxpool.Pool, langs *Languages, w io.Wr
 		}
 	})
 	return n, err
+}
+
+// writeRecord writes one CSV record (RFC 4180, CRLF) with every field in
+// double quotes, as OWASP advises: encoding/csv quotes only the fields that
+// hold a comma, and a program that splits lines on another separator (Excel
+// where the list separator is ';', as in most of Europe, or LibreOffice with
+// ';' ticked) would cut an unquoted "Asha;=1+2" into a cell that starts a
+// formula. Errors stay in w until it is flushed.
+func writeRecord(w *bufio.Writer, fields []string) {
+	for i, f := range fields {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		w.WriteByte('"')
+		for {
+			j := strings.IndexByte(f, '"')
+			if j < 0 {
+				break
+			}
+			w.WriteString(f[:j+1])
+			w.WriteByte('"')
+			f = f[j+1:]
+		}
+		w.WriteString(f)
+		w.WriteByte('"')
+	}
+	w.WriteString("\r\n")
 }

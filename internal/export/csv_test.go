@@ -31,12 +31,42 @@ func TestNeutralise(t *testing.T) {
 		{"a=b", "a=b"},
 		{"'=1", "'=1"},
 		{"  plain", "  plain"},
+		// Blanks and invisible characters some programs skip, then a
+		// trigger; and the full-width forms of the triggers.
+		{"\u00a0=1+1", "'\u00a0=1+1"},
+		{"\u3000@SUM(A1)", "'\u3000@SUM(A1)"},
+		{"\u200b=1+1", "'\u200b=1+1"},
+		{"\ufeff=1+1", "'\ufeff=1+1"},
+		{"\u2028+1", "'\u2028+1"},
+		{"＝1+1", "'＝1+1"},
+		{"＋91", "'＋91"},
+		{"－5", "'－5"},
+		{"＠SUM(A1)", "'＠SUM(A1)"},
+		{"\u00a0plain", "\u00a0plain"},
+		{"\u200b", "\u200b"},
 	}
 	for _, tt := range tests {
 		if got := export.Neutralise(tt.in); got != tt.want {
 			t.Errorf("Neutralise(%q): got %q, want %q", tt.in, got, tt.want)
 		}
 	}
+}
+
+// splitOutsideQuotes splits line at sep where it is not inside a
+// double-quoted field, as a spreadsheet program importing with sep does.
+func splitOutsideQuotes(line string, sep rune) []string {
+	var out []string
+	quoted, from := false, 0
+	for i, r := range line {
+		switch {
+		case r == '"':
+			quoted = !quoted
+		case r == sep && !quoted:
+			out = append(out, line[from:i])
+			from = i + 1
+		}
+	}
+	return append(out, line[from:])
 }
 
 // readCSV checks the BOM and parses the rest.
@@ -88,6 +118,30 @@ func TestCSV(t *testing.T) {
 		}
 		if recs[2][0] != r2.String() || recs[2][3] != "आरव" || recs[2][8] != "'\tx" {
 			t.Errorf("row 2: got %q", recs[2])
+		}
+	})
+
+	t.Run("every field is quoted, so a program splitting on ';' finds no formula either", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		f.respond("1", a("name", "Asha;=1+2"), a("formula", "x;@SUM(A1)"), a("water", "tap"),
+			choice("sources", 0, "farm"), choice("sources", 1, "wages"))
+		var buf bytes.Buffer
+		if _, err := export.WriteCSV(ctx, f.pool, f.langs, &buf, formID, export.CSVOptions{ChoiceLabels: true}); err != nil {
+			t.Fatal(err)
+		}
+		recs := readCSV(t, buf.Bytes())
+		if len(recs) != 2 || recs[1][3] != "Asha;=1+2" || recs[1][7] != "Farming; Daily wages" {
+			t.Fatalf("read as CSV: got %q", recs)
+		}
+		// Excel where the list separator is ';' (most of Europe) splits
+		// lines on ';' outside double quotes.
+		for i, line := range strings.Split(strings.TrimPrefix(buf.String(), "\uFEFF"), "\r\n") {
+			for _, cell := range splitOutsideQuotes(line, ';') {
+				if c := strings.TrimPrefix(cell, `"`); c != "" && strings.ContainsRune("=+-@", rune(c[0])) {
+					t.Errorf("line %d split on ';': cell %q starts a formula", i+1, cell)
+				}
+			}
 		}
 	})
 

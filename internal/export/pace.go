@@ -2,8 +2,10 @@ package export
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -16,8 +18,9 @@ import (
 type Pacer struct {
 	Interval time.Duration
 	Key      string
-	// MaxWait is the longest a run sleeps for its slot; beyond it the run
-	// ends and the job comes back at its slot.
+	// MaxWait is the longest a run sleeps for its slot; when the next free
+	// slot is further, the run takes none, ends, and the job comes back when
+	// it is within reach (0: always take the next slot and sleep).
 	MaxWait time.Duration
 	Now     func() time.Time
 	// Sleep waits d or until ctx ends (a timer when nil).
@@ -32,26 +35,43 @@ func NewPacer(perMinute int) *Pacer {
 	return &Pacer{Interval: time.Minute / time.Duration(perMinute), Key: "sheets", MaxWait: 20 * time.Second}
 }
 
-// Wait takes the next write slot and sleeps until it starts. A slot more
-// than MaxWait away is kept and reported as a waitErr.
+// Wait takes the next write slot and sleeps until it starts. When the next
+// free slot is more than MaxWait away, no slot is taken and a waitErr says
+// when to come back (when it would be MaxWait away): a slot taken and left
+// unused is lost to every writer, and with more runs waiting than MaxWait
+// holds (several replicas, many exports with a backlog) runs that took a
+// far slot and left would push the next one ever further while nobody
+// writes.
 func (p *Pacer) Wait(ctx context.Context, q querier) error {
 	now := time.Now
 	if p.Now != nil {
 		now = p.Now
 	}
 	t := now()
+	var reach *time.Time // the furthest slot worth taking; nil: any
+	if p.MaxWait > 0 {
+		r := t.Add(p.MaxWait)
+		reach = &r
+	}
 	var slot time.Time
-	if err := q.QueryRow(ctx, `INSERT INTO sheets_quota (key, next_at) VALUES ($1, $2::timestamptz + $3::interval)
+	err := q.QueryRow(ctx, `INSERT INTO sheets_quota (key, next_at) VALUES ($1, $2::timestamptz + $3::interval)
 		ON CONFLICT (key) DO UPDATE SET next_at = greatest(sheets_quota.next_at, $2::timestamptz) + $3::interval
-		RETURNING next_at - $3::interval`, p.Key, t, p.Interval).Scan(&slot); err != nil {
+		  WHERE $4::timestamptz IS NULL OR sheets_quota.next_at <= $4::timestamptz
+		RETURNING next_at - $3::interval`, p.Key, t, p.Interval, reach).Scan(&slot)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// The next slot is beyond reach and was left to others.
+		var next time.Time
+		if err := q.QueryRow(ctx, `SELECT next_at FROM sheets_quota WHERE key = $1`, p.Key).Scan(&next); err != nil {
+			return err
+		}
+		return waitErr(max(next.Sub(*reach), p.Interval))
+	}
+	if err != nil {
 		return err
 	}
 	d := slot.Sub(t)
 	if d <= 0 {
 		return nil
-	}
-	if p.MaxWait > 0 && d > p.MaxWait {
-		return waitErr(d)
 	}
 	if p.Sleep != nil {
 		return p.Sleep(ctx, d)

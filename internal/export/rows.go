@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -162,7 +163,7 @@ func (l *Layout) Row(r *Response, o RowOptions) ([]any, error) {
 		}
 		cell := b.String()
 		switch {
-		case o.Numbers && !repeat && j == i+1 && l.numeric[ks[i].a.qid] && ks[i].a.number.Valid:
+		case o.Numbers && !repeat && j == i+1 && l.numeric[ks[i].a.qid] && ks[i].a.number.Valid && finite(ks[i].a.number.String):
 			row[len(Fixed)+col] = json.Number(ks[i].a.number.String)
 		case o.MaxCell > 0 && units(cell) > o.MaxCell:
 			row[len(Fixed)+col] = cut(cell, o.MaxCell-units(truncated)) + truncated
@@ -172,6 +173,14 @@ func (l *Layout) Row(r *Response, o RowOptions) ([]any, error) {
 		i = j
 	}
 	return row, nil
+}
+
+// finite reports whether numeric text is a number JSON can carry and a
+// float64 can hold: numeric also has NaN and ±Infinity, which would make
+// the whole append fail to encode, every time.
+func finite(s string) bool {
+	f, err := strconv.ParseFloat(s, 64)
+	return err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
 }
 
 func (l *Layout) value(a *answer, o RowOptions) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -220,6 +221,15 @@ func (e *Exporter) Run(ctx context.Context, id uuid.UUID) (out Outcome, err erro
 
 func (e *Exporter) run(ctx context.Context, conn querier, x *export) (Outcome, error) {
 	var out Outcome
+	tabCols := int64(-1) // the tab's width when just looked up
+	if x.SheetID == nil {
+		// First run, or connected again: find (or make) the tab and check
+		// what it holds before anything is read back or appended.
+		var err error
+		if tabCols, err = e.adopt(ctx, conn, x); err != nil {
+			return out, err
+		}
+	}
 	if x.Pending != nil {
 		wait := x.PendingAt.Add(e.UnknownWait).Sub(e.now())
 		if wait > 0 {
@@ -234,10 +244,11 @@ func (e *Exporter) run(ctx context.Context, conn querier, x *export) (Outcome, e
 	}
 	start := e.now()
 	for reloads := 0; ; reloads++ {
-		l, err := e.prepare(ctx, conn, x)
+		l, err := e.prepare(ctx, conn, x, tabCols)
 		if err != nil {
 			return out, err
 		}
+		tabCols = -1
 		for {
 			if e.Budget > 0 && e.now().Sub(start) > e.Budget {
 				out.More = true
@@ -268,9 +279,9 @@ type waitErr time.Duration
 
 func (w waitErr) Error() string { return fmt.Sprintf("wait %s", time.Duration(w)) }
 
-// prepare makes sure the tab exists and is shala's, the layout is current
-// and the header has every column.
-func (e *Exporter) prepare(ctx context.Context, conn querier, x *export) (*Layout, error) {
+// prepare makes sure the layout is current and the header has every
+// column; tabCols is the tab's width if it was just looked up (else -1).
+func (e *Exporter) prepare(ctx context.Context, conn querier, x *export, tabCols int64) (*Layout, error) {
 	l, err := LoadLayout(ctx, conn, e.Langs, x.FormID, x.Columns)
 	if err != nil {
 		return nil, err
@@ -282,17 +293,6 @@ func (e *Exporter) prepare(ctx context.Context, conn querier, x *export) (*Layou
 		x.Columns = names
 	}
 	width := len(Fixed) + len(l.Columns)
-	var tabCols int64 = -1
-	if x.SheetID == nil {
-		id, cols, err := e.tab(ctx, x)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := conn.Exec(ctx, `UPDATE sheet_export SET sheet_id = $2 WHERE id = $1`, x.ID, id); err != nil {
-			return nil, err
-		}
-		x.SheetID, tabCols = &id, cols
-	}
 	if x.HeaderColumns >= width {
 		return l, nil
 	}
@@ -321,36 +321,55 @@ func (e *Exporter) prepare(ctx context.Context, conn querier, x *export) (*Layou
 	return l, nil
 }
 
-// tab finds or creates the export's tab and checks it is empty or already
-// shala's: row 1 is the header (KEY first), and no rows follow unless this
-// export wrote them.
-func (e *Exporter) tab(ctx context.Context, x *export) (int64, int64, error) {
+// adopt finds or creates the export's tab, records its id and returns its
+// width. A tab of someone else's is refused: row 1 must be the header (KEY
+// first), and no rows may follow unless this export wrote them. A tab that
+// holds none of the rows this export wrote — deleted (and made again), or
+// emptied, before the export was connected again — gets every response
+// again: the export starts over.
+func (e *Exporter) adopt(ctx context.Context, conn querier, x *export) (int64, error) {
 	id, cols, found, err := e.Sheets.Tab(ctx, x.SpreadsheetID, x.Sheet)
 	if err != nil {
-		return 0, 0, e.sheetsErr(err)
+		return 0, e.sheetsErr(err)
 	}
-	if !found {
-		id, cols, err = e.Sheets.AddTab(ctx, x.SpreadsheetID, x.Sheet)
-		if err != nil {
-			return 0, 0, e.sheetsErr(err)
+	var top [][]any
+	if found {
+		if top, err = e.Sheets.Read(ctx, x.SpreadsheetID, x.Sheet, "A1:C100"); err != nil {
+			return 0, e.sheetsErr(err)
 		}
-		return id, cols, nil
-	}
-	top, err := e.Sheets.Read(ctx, x.SpreadsheetID, x.Sheet, "A1:C100")
-	if err != nil {
-		return 0, 0, e.sheetsErr(err)
 	}
 	if len(top) > 0 && (len(top[0]) == 0 || top[0][0] != Fixed[0]) {
 		first := ""
 		if len(top[0]) > 0 {
 			first = fmt.Sprint(top[0][0])
 		}
-		return 0, 0, &permanent{fmt.Sprintf("sheet %q already holds other data (A1 is %q, not %s): connect an empty or new sheet", x.Sheet, first, Fixed[0])}
+		return 0, &permanent{fmt.Sprintf("sheet %q already holds other data (A1 is %q, not %s): connect an empty or new sheet", x.Sheet, first, Fixed[0])}
 	}
 	if len(top) > 1 && x.RowsWritten == 0 && x.Pending == nil {
-		return 0, 0, &permanent{fmt.Sprintf("sheet %q already holds rows this export did not write: connect an empty or new sheet", x.Sheet)}
+		return 0, &permanent{fmt.Sprintf("sheet %q already holds rows this export did not write: connect an empty or new sheet", x.Sheet)}
 	}
-	return id, cols, nil
+	progress := x.RowsWritten > 0 || x.Pending != nil || x.HeaderColumns > 0
+	if progress && (len(top) == 0 || (len(top) == 1 && x.RowsWritten > 0)) {
+		if e.Log != nil {
+			e.Log.WarnContext(ctx, "sheet export starts over: its tab holds none of its rows", "export_id", x.ID, "rows_written", x.RowsWritten)
+		}
+		if _, err := conn.Exec(ctx, `UPDATE sheet_export SET cursor_submitted_at = NULL, cursor_response_id = NULL, rows_written = 0,
+			header_columns = 0, pending_submitted_at = NULL, pending_response_id = NULL, pending_rows = NULL, pending_at = NULL
+			WHERE id = $1`, x.ID); err != nil {
+			return 0, err
+		}
+		x.Cursor, x.RowsWritten, x.HeaderColumns, x.Pending = Cursor{}, 0, 0, nil
+	}
+	if !found {
+		if id, cols, err = e.Sheets.AddTab(ctx, x.SpreadsheetID, x.Sheet); err != nil {
+			return 0, e.sheetsErr(err)
+		}
+	}
+	if _, err := conn.Exec(ctx, `UPDATE sheet_export SET sheet_id = $2 WHERE id = $1`, x.ID, id); err != nil {
+		return 0, err
+	}
+	x.SheetID = &id
+	return cols, nil
 }
 
 // batch appends the next batch, returning how many rows; 0 when there is
@@ -401,7 +420,7 @@ func (e *Exporter) batch(ctx context.Context, conn querier, x *export, l *Layout
 	}
 	x.Pending, x.PendingRows, x.PendingAt = &last, len(rows), e.now()
 	e.hook(StepPending)
-	_, err = e.Sheets.Append(ctx, x.SpreadsheetID, x.Sheet, rows)
+	landed, err := e.Sheets.Append(ctx, x.SpreadsheetID, x.Sheet, rows)
 	e.Metrics.call("values.append", err)
 	e.hook(StepAppended)
 	if err != nil {
@@ -423,7 +442,25 @@ func (e *Exporter) batch(ctx context.Context, conn querier, x *export, l *Layout
 	}
 	e.Metrics.rows(len(rows))
 	e.hook(StepCommitted)
+	if firstRow(landed) == 1 {
+		// No header above them: the tab was emptied, or deleted and made
+		// again, since the last run, and the rows before are not in it.
+		return len(rows), &permanent{fmt.Sprintf("sheet %q lost its header and earlier rows (emptied, or deleted and made again): "+
+			"empty it (or delete it) and connect again to write every response into it", x.Sheet)}
+	}
 	return len(rows), nil
+}
+
+// firstRow is the row number where an A1 range ("'Responses'!A5:L9")
+// starts; 0 when it names none.
+func firstRow(a1 string) int {
+	cells := a1[strings.LastIndexByte(a1, '!')+1:]
+	cells, _, _ = strings.Cut(cells, ":")
+	n, err := strconv.Atoi(strings.TrimLeft(cells, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // commit moves the cursor past n more rows and clears the pending batch.
@@ -499,17 +536,18 @@ func (e *Exporter) resolve(ctx context.Context, conn querier, x *export) (int, e
 // horizon is the newest submitted_at a run may take: responses are stamped
 // with their transaction's start time, so one still being written can
 // commit with a time below responses already visible. Nothing at or after
-// the start of the oldest transaction that has written and is still open
-// is taken, nor anything younger than Settle (a transaction that began but
-// has not written yet). Reading other sessions' xact_start needs the
-// database role to own them or have pg_read_all_stats; without it only
-// Settle protects.
+// the start of the oldest open transaction that has written, or that waits
+// for a lock (the forms pipeline locks the instanceID before it writes; a
+// wait can outlast Settle), is taken, nor anything younger than Settle (a
+// transaction that began but has not written yet). Reading other sessions'
+// xact_start needs the database role to own them or have
+// pg_read_all_stats; without it only Settle protects.
 func (e *Exporter) horizon(ctx context.Context, q querier) (time.Time, error) {
 	var h time.Time
 	err := q.QueryRow(ctx, `SELECT least(clock_timestamp() - make_interval(secs => $1),
 		(SELECT min(xact_start) FROM pg_stat_activity
 		 WHERE datname = current_database() AND backend_type = 'client backend'
-		   AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()))`, e.Settle.Seconds()).Scan(&h)
+		   AND (backend_xid IS NOT NULL OR wait_event_type = 'Lock') AND pid <> pg_backend_pid()))`, e.Settle.Seconds()).Scan(&h)
 	return h, err
 }
 

@@ -8,6 +8,10 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/sheets/sheetstest"
 )
 
@@ -75,6 +79,25 @@ func TestSheetExport(t *testing.T) {
 		}
 		if units > 50000 || !strings.HasSuffix(cell, "…[truncated]") || !strings.HasPrefix(cell, "1: 😀") {
 			t.Errorf("cell: %d units, ends %q; want at most 50,000 ending with the marker", units, cell[max(0, len(cell)-20):])
+		}
+	})
+
+	t.Run("a number JSON cannot carry (NaN, Infinity) goes as text instead of stalling the export", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second)
+		nan := s.respond("1", a("name", "A"), a("age", "41"))
+		inf := s.respond("1", a("name", "B"), a("age", "42"))
+		for id, v := range map[uuid.UUID]string{nan: "NaN", inf: "Infinity"} {
+			// numeric holds them; the forms pipeline never stores them, SQL can.
+			if _, err := s.pool.Exec(ctx, `UPDATE answer SET value_number = $2::numeric WHERE response_id = $1 AND value_number IS NOT NULL`, id, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if out, err := s.exporter.Run(ctx, s.exportID); err != nil || out.Rows != 2 {
+			t.Fatalf("run: got %+v, %v; want both rows appended", out, err)
+		}
+		if rows := s.srv.Rows(book, "Responses"); rows[1][4] != "41" || rows[2][4] != "42" {
+			t.Errorf("age cells: got %q and %q, want the text as submitted", rows[1][4], rows[2][4])
 		}
 	})
 
@@ -153,6 +176,62 @@ func TestSheetExport(t *testing.T) {
 		}
 	})
 
+	t.Run("a response whose transaction waited for a lock before writing is not skipped", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second) // Settle 0: only the horizon protects
+		early := s.respond("1", a("name", "early"))
+		holder, err := s.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer holder.Rollback(ctx)
+		if _, err := holder.Exec(ctx, `SELECT pg_advisory_xact_lock(20261201)`); err != nil {
+			t.Fatal(err)
+		}
+		// The forms pipeline takes a lock on the instanceID before it
+		// writes; its response is stamped with its transaction's start.
+		lateID := make(chan any, 1) // the response's id once committed, or an error
+		go func() {
+			var id uuid.UUID
+			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(20261201)`); err != nil {
+					return err
+				}
+				var err error
+				id, err = insertResponse(tx, "1", []ans{a("name", "late")})
+				return err
+			})
+			if err != nil {
+				lateID <- err
+				return
+			}
+			lateID <- id
+		}()
+		for waiting := false; !waiting; {
+			if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+				AND wait_event_type = 'Lock' AND wait_event = 'advisory')`).Scan(&waiting); err != nil {
+				t.Fatal(err)
+			}
+		}
+		after := s.respond("1", a("name", "after"))
+		s.run()
+		if got := s.keys(); !slices.Equal(got, []string{early.String()}) {
+			t.Errorf("while a transaction waits to write: got %v, want only the response before it", got)
+		}
+		if err := holder.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got := <-lateID
+		late, ok := got.(uuid.UUID)
+		if !ok {
+			t.Fatalf("the waiting transaction: %v", got)
+		}
+		s.run()
+		if got, want := s.keys(), []string{early.String(), late.String(), after.String()}; !slices.Equal(got, want) {
+			t.Errorf("keys: got %v, want %v", got, want)
+		}
+	})
+
 	t.Run("a sheet holding other data is never written; the export is disabled with the reason", func(t *testing.T) {
 		t.Parallel()
 		s := setupSheets(t, 5*time.Second)
@@ -165,6 +244,68 @@ func TestSheetExport(t *testing.T) {
 		}
 		if rows := s.srv.Rows(book, "Responses"); len(rows) != 2 || rows[0][0] != "Budget 2026" {
 			t.Errorf("sheet: got %v, want it untouched", rows)
+		}
+	})
+
+	t.Run("a tab deleted or emptied stops the export; connecting again writes every response again, once", func(t *testing.T) {
+		t.Parallel()
+		for _, how := range []string{"deleted", "deleted and made again empty", "emptied", "deleted with a batch pending"} {
+			t.Run(how, func(t *testing.T) {
+				t.Parallel()
+				s := setupSheets(t, 200*time.Millisecond)
+				s.respond("1", a("name", "A"))
+				s.respond("1", a("name", "B"))
+				s.run()
+				switch how {
+				case "deleted":
+					s.srv.DeleteTab(book, "Responses")
+				case "deleted and made again empty":
+					s.srv.DeleteTab(book, "Responses")
+					s.srv.SetCells(book, "Responses", nil)
+				case "emptied":
+					s.srv.SetCells(book, "Responses", nil)
+				case "deleted with a batch pending":
+					s.srv.SetFault(func(c sheetstest.Call) sheetstest.Fault {
+						if c.Method == "values.append" {
+							return sheetstest.TimeoutAfterApply
+						}
+						return sheetstest.None
+					})
+					s.respond("1", a("name", "C"))
+					if _, err := s.exporter.Run(ctx, s.exportID); err == nil {
+						t.Fatal("a timed-out append: got no error")
+					}
+					s.srv.SetFault(nil)
+					s.srv.DeleteTab(book, "Responses")
+				}
+				s.respond("1", a("name", "D"))
+				if out := s.run(); !out.Disabled {
+					t.Errorf("the tab %s: got %+v, want the export disabled", how, out)
+				}
+				if how == "emptied" || how == "deleted and made again empty" {
+					// D landed at row 1, with no header above: the export
+					// stops and says what to do, which a person does.
+					if _, _, lastErr := s.state(s.exportID); !strings.Contains(lastErr, "lost its header") {
+						t.Errorf("last error: got %q, want it to say the tab lost its header", lastErr)
+					}
+					s.srv.SetCells(book, "Responses", nil)
+				}
+				c, err := export.Connect(ctx, s.pool, nil, formID, book, "Responses", "admin-1")
+				if err != nil || !c.Enabled {
+					t.Fatalf("connect again: %+v, %v", c, err)
+				}
+				s.run()
+				rows := s.srv.Rows(book, "Responses")
+				if len(rows) == 0 || rows[0][0] != "KEY" {
+					t.Fatalf("sheet: got %v, want the header first", rows)
+				}
+				if got, want := s.keys(), s.ordered(); !slices.Equal(got, want) {
+					t.Errorf("keys: got %v, want every response once, in order: %v", got, want)
+				}
+				if n, enabled, lastErr := s.state(s.exportID); n != int64(len(s.ordered())) || !enabled || lastErr != "" {
+					t.Errorf("state: got rows %d enabled %v error %q, want %d, enabled, no error", n, enabled, lastErr, len(s.ordered()))
+				}
+			})
 		}
 	})
 

@@ -71,7 +71,9 @@ func SheetName(s string) (string, error) {
 // Connect starts exporting formID's responses to tab sheet of spreadsheet
 // (created if missing), and queues the first run in the same transaction.
 // Connecting the same form to the same tab again re-enables it and clears
-// its error, keeping its cursor; a tab another form uses is refused.
+// its error, keeping its cursor; its next run looks at the tab again, and
+// starts over if the tab no longer holds its rows. A tab another form uses
+// is refused.
 func Connect(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, formID, spreadsheet, sheet, by string) (*Connection, error) {
 	sid, err := SpreadsheetID(spreadsheet)
 	if err != nil {
@@ -92,7 +94,8 @@ func Connect(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, formID, 
 		}
 		err = tx.QueryRow(ctx, `INSERT INTO sheet_export (form_id, spreadsheet_id, sheet_name, created_by)
 			VALUES ($1, $2, $3, nullif($4, ''))
-			ON CONFLICT (spreadsheet_id, sheet_name) DO UPDATE SET enabled = true, last_error = NULL, last_error_at = NULL
+			ON CONFLICT (spreadsheet_id, sheet_name) DO UPDATE SET enabled = true, last_error = NULL, last_error_at = NULL,
+			  sheet_id = NULL -- the next run looks at the tab again (deleted? emptied?)
 			  WHERE sheet_export.form_id = EXCLUDED.form_id
 			RETURNING id, form_id, spreadsheet_id, sheet_name, enabled, rows_written, last_error`, formID, sid, sheet, by).
 			Scan(&c.ID, &c.FormID, &c.SpreadsheetID, &c.SheetName, &c.Enabled, &c.RowsWritten, &c.LastError)

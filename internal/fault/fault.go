@@ -1,21 +1,21 @@
 // Package fault is shala's one error vocabulary. Domain packages return a
 // *fault.Error for anything the caller did wrong or must know about (bad
 // input, missing row, conflict, expired link); every other error is internal.
-// The HTTP edges (hasura.WriteActionError and the REST writer) turn a Kind
-// into a status code and a Code into the stable `extensions.code` apps
-// branch on, so the mapping lives in exactly one place.
+// The HTTP edges turn a Kind into a status code (internal/httperr, and each
+// wire format's writer: hasura, openrosa) and a Code into the stable
+// `extensions.code` apps branch on; this package knows nothing of HTTP.
 package fault
 
 import (
 	"errors"
 	"fmt"
-	"net/http"
 )
 
 // Kind classifies an error by what the caller should do about it.
 type Kind int
 
-// Kinds, with the HTTP status each maps to.
+// Kinds. The HTTP edges give each a status (internal/httperr); the
+// comments say which.
 const (
 	Internal      Kind = iota // 500: a bug or an outage; details are logged, not shown
 	Invalid                   // 400: the input is wrong; the message names the field
@@ -30,21 +30,6 @@ const (
 	Unavailable               // 503: a dependency is down; retrying later may work
 	Unsupported               // 415: a file whose type is not accepted
 )
-
-var statuses = map[Kind]int{
-	Internal:      http.StatusInternalServerError,
-	Invalid:       http.StatusBadRequest,
-	Unauthorized:  http.StatusUnauthorized,
-	Forbidden:     http.StatusForbidden,
-	NotFound:      http.StatusNotFound,
-	Conflict:      http.StatusConflict,
-	Gone:          http.StatusGone,
-	TooLarge:      http.StatusRequestEntityTooLarge,
-	Unprocessable: http.StatusUnprocessableEntity,
-	RateLimited:   http.StatusTooManyRequests,
-	Unavailable:   http.StatusServiceUnavailable,
-	Unsupported:   http.StatusUnsupportedMediaType,
-}
 
 // Code is a stable, SCREAMING_SNAKE error code: the `extensions.code` apps
 // branch on. Every code shala can emit is a constant of this type — the
@@ -65,7 +50,9 @@ const (
 	CodeUnprocessable Code = "UNPROCESSABLE"
 	CodeRateLimited   Code = "RATE_LIMITED"
 	CodeUnavailable   Code = "UNAVAILABLE"
-	CodeUnsupported   Code = "UNSUPPORTED_TYPE"
+	// CodeBodyTooLarge refuses a request body over its route's limit.
+	CodeBodyTooLarge Code = "BODY_TOO_LARGE"
+	CodeUnsupported  Code = "UNSUPPORTED_TYPE"
 )
 
 var defaultCodes = map[Kind]Code{
@@ -82,9 +69,6 @@ var defaultCodes = map[Kind]Code{
 	Unavailable:   CodeUnavailable,
 	Unsupported:   CodeUnsupported,
 }
-
-// Status is the HTTP status for k.
-func (k Kind) Status() int { return statuses[k] }
 
 // Error is an error the caller may see. Message is written for the person
 // using the app and never contains secrets; Err, if set, is the cause and is

@@ -191,6 +191,9 @@ func (c *Catalog) Register(ctx context.Context, definition []byte, purpose, by s
 		return nil, fault.Invalidf("purpose", "want ASSESSMENT_BUILDER or DATA_COLLECTION, got %q", purpose)
 	}
 	f, err := xform.ParseDefinition(definition)
+	if err == nil {
+		err = f.CheckNames()
+	}
 	if err != nil {
 		return nil, fault.Wrap(err, fault.Invalid, CodeInvalidXForm, "xform: %v", err)
 	}

@@ -446,3 +446,56 @@ func TestOriginalAfterItsAcceptedEdit(t *testing.T) {
 		t.Errorf("%d responses from superseded originals", n)
 	}
 }
+
+// A refused version is stood in for once: a second edit of it edits a copy
+// an accepted edit already replaced, and is STALE_EDIT (409) like any edit
+// of a replaced version — not a constraint's conflict.
+func TestSecondEditOfARefusedVersionIsStale(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const e1, e2, e3 = "uuid:aaaaaaaa-0000-4000-8000-0000000000b1", "uuid:aaaaaaaa-0000-4000-8000-0000000000b2", "uuid:aaaaaaaa-0000-4000-8000-0000000000b3"
+	t.Run("a refused original", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		f.register("household_survey.xml", forms.DataCollection)
+		if res, err := f.pipeline.Receive(ctx, forms.Input{XML: household(t, "<rooms>3</rooms>", "<rooms>lots</rooms>"), Source: "openrosa"}); err != nil || res.Status != forms.StatusRejected {
+			t.Fatalf("original with a bad value: %+v %v", res, err)
+		}
+		if res, err := f.pipeline.Receive(ctx, forms.Input{XML: editOf(t, e1, "4"), Source: "openrosa"}); err != nil || res.Status != forms.StatusAccepted {
+			t.Fatalf("first edit: %+v %v", res, err)
+		}
+		_, err := f.pipeline.Receive(ctx, forms.Input{XML: editOf(t, e2, "5"), Source: "openrosa"})
+		if got := fault.As(err); got.Code != forms.CodeStaleEdit || got.Kind != fault.Conflict || !strings.Contains(got.Message, "already replaced") {
+			t.Errorf("second edit of the refused original: %v, want STALE_EDIT", err)
+		}
+		if n := f.count(`SELECT count(*) FROM form_submission WHERE instance_id = $1 AND error_code = 'STALE_EDIT'`, e2); n != 1 {
+			t.Errorf("the second edit is not kept as STALE_EDIT")
+		}
+		if got := f.rooms(); len(got) != 1 || got[0] != "4" {
+			t.Errorf("rooms %v, want the first edit's [4]", got)
+		}
+	})
+	t.Run("stood in for, then edited again", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		f.register("household_survey.xml", forms.DataCollection)
+		if _, err := f.pipeline.Receive(ctx, forms.Input{XML: household(t, "<rooms>3</rooms>", "<rooms>lots</rooms>"), Source: "openrosa"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.pipeline.Receive(ctx, forms.Input{XML: editOf(t, e1, "4"), Source: "openrosa"}); err != nil {
+			t.Fatal(err)
+		}
+		next := household(t, "<instanceID>"+firstInstance+"</instanceID>", "<instanceID>"+e2+"</instanceID><deprecatedID>"+e1+"</deprecatedID>",
+			"<rooms>3</rooms>", "<rooms>5</rooms>")
+		if res, err := f.pipeline.Receive(ctx, forms.Input{XML: next, Source: "openrosa"}); err != nil || res.Status != forms.StatusAccepted {
+			t.Fatalf("edit of the edit: %+v %v", res, err)
+		}
+		_, err := f.pipeline.Receive(ctx, forms.Input{XML: editOf(t, e3, "6"), Source: "openrosa"})
+		if fault.As(err).Code != forms.CodeStaleEdit {
+			t.Errorf("an edit of the refused original after two edits: %v, want STALE_EDIT", err)
+		}
+		if got := f.rooms(); len(got) != 1 || got[0] != "5" {
+			t.Errorf("rooms %v, want [5]", got)
+		}
+	})
+}

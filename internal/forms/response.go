@@ -68,7 +68,18 @@ func (p *Pipeline) writeResponse(ctx context.Context, tx pgx.Tx, id uuid.UUID, s
 // (never a second connection while one is held).
 func (p *Pipeline) queueResponse(ctx context.Context, q querier, set settings, b *pgx.Batch, responseID, submissionID uuid.UUID, sub *xform.Submission,
 	replaces string, def *Definition, answers []xform.Answer, collectorID *uuid.UUID, replace bool) ([]string, error) {
-	broken := p.Rules.Evaluate(def.Form, answers, set.rules)
+	broken, failed := p.Rules.Evaluate(def.Form, answers, set.rules)
+	var ruleErrors any // NULL when every rule ran
+	if len(failed) > 0 {
+		ruleErrors = failed
+		p.Metrics.ruleErrors(len(failed))
+		for _, e := range failed {
+			// The error text can quote an answer: it stays on the response,
+			// out of the log.
+			p.Log.WarnContext(ctx, "form rule failed to evaluate", "form_id", sub.FormID, "version", sub.Version,
+				"rule", e.Rule, "rule_id", e.RuleID, "instance_id", sub.InstanceID)
+		}
+	}
 	meta := map[string]any{}
 	if sub.InstanceName != "" {
 		meta["instanceName"] = sub.InstanceName
@@ -76,12 +87,12 @@ func (p *Pipeline) queueResponse(ctx context.Context, q querier, set settings, b
 	if replace {
 		meta["replaces"] = replaces
 		b.Queue(`UPDATE response SET submission_id = $2, instance_id = $3, form_version = $4,
-			collector_id = coalesce($5, collector_id), meta = meta || $6, flagged = $7 WHERE id = $1`,
-			responseID, submissionID, sub.InstanceID, sub.Version, collectorID, meta, len(broken) > 0)
+			collector_id = coalesce($5, collector_id), meta = meta || $6, flagged = $7, rule_errors = $8 WHERE id = $1`,
+			responseID, submissionID, sub.InstanceID, sub.Version, collectorID, meta, len(broken) > 0, ruleErrors)
 	} else {
-		b.Queue(`INSERT INTO response (id, form_id, form_version, submission_id, instance_id, collector_id, meta, flagged)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, responseID, sub.FormID, sub.Version, submissionID, sub.InstanceID,
-			collectorID, meta, len(broken) > 0)
+		b.Queue(`INSERT INTO response (id, form_id, form_version, submission_id, instance_id, collector_id, meta, flagged, rule_errors)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, responseID, sub.FormID, sub.Version, submissionID, sub.InstanceID,
+			collectorID, meta, len(broken) > 0, ruleErrors)
 	}
 	if err := queueAnswers(b, responseID, def, answers); err != nil {
 		return nil, err

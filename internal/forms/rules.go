@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/postgres"
@@ -135,6 +137,17 @@ func typed(a xform.Answer) any {
 	}
 }
 
+// A rule's cost is capped when it is saved: at most MaxRuleNodes nodes in
+// its syntax tree (a business rule is a comparison or two; the cap keeps a
+// pasted program out), and when it runs, at most RuleMemoryBudget units of
+// expr's memory accounting, which also bounds loops (each loop over a list
+// charges the list's length: nested loops over a large repeat stop there
+// with an error instead of running for minutes).
+const (
+	MaxRuleNodes     = 200
+	RuleMemoryBudget = 100_000
+)
+
 // Compile checks expression against f's fields.
 func (r *Rules) Compile(f *xform.Form, expression string) (*vm.Program, error) {
 	key := f.ID + "|" + f.Version + "|" + expression
@@ -144,7 +157,7 @@ func (r *Rules) Compile(f *xform.Form, expression string) (*vm.Program, error) {
 	if p != nil {
 		return p, nil
 	}
-	p, err := expr.Compile(expression, expr.Env(env(f)), expr.AsBool())
+	p, err := expr.Compile(expression, expr.Env(env(f)), expr.AsBool(), expr.MaxNodes(MaxRuleNodes))
 	if err != nil {
 		return nil, err
 	}
@@ -154,35 +167,103 @@ func (r *Rules) Compile(f *xform.Form, expression string) (*vm.Program, error) {
 	return p, nil
 }
 
+// Metrics are the forms pipeline's Prometheus metrics.
+type Metrics struct {
+	ruleErrorsTotal prometheus.Counter
+}
+
+// NewMetrics registers the forms metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{ruleErrorsTotal: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "shala_form_rule_errors_total",
+		Help: "Form rules that failed to evaluate on a response's values (recorded in response.rule_errors).",
+	})}
+	reg.MustRegister(m.ruleErrorsTotal)
+	return m
+}
+
+func (m *Metrics) ruleErrors(n int) {
+	if m != nil {
+		m.ruleErrorsTotal.Add(float64(n))
+	}
+}
+
 // Rule is a stored business rule.
 type Rule struct {
 	ID                        uuid.UUID
 	Name, Expression, Message string
 }
 
+// RuleError is a rule that failed while running on a response's values
+// (e.g. int() of a text answer, a modulo by a zero answer, a loop over its
+// budget). It is recorded on the response (response.rule_errors), logged
+// and counted; the rule neither flags nor passes the response.
+type RuleError struct {
+	RuleID uuid.UUID `json:"rule_id"`
+	Rule   string    `json:"rule"`
+	Error  string    `json:"error"`
+}
+
 // Evaluate runs rules on a submission's answers and returns the violated
-// ones. A rule that cannot run on this version (a field it names is not in
-// it) or on these values (a field left empty) is skipped.
-func (r *Rules) Evaluate(f *xform.Form, answers []xform.Answer, rules []Rule) []Rule {
+// ones and those that failed to run. A rule that cannot run on this version
+// (a field it names is not in it) or on these values (a field left empty)
+// is skipped.
+func (r *Rules) Evaluate(f *xform.Form, answers []xform.Answer, rules []Rule) (broken []Rule, failed []RuleError) {
 	if len(rules) == 0 {
-		return nil
+		return nil, nil
 	}
 	vals := values(f, answers)
-	var broken []Rule
 	for _, rule := range rules {
 		p, err := r.Compile(f, rule.Expression)
 		if err != nil {
 			continue
 		}
-		out, err := expr.Run(p, vals)
+		machine := vm.VM{MemoryBudget: RuleMemoryBudget}
+		out, err := machine.Run(p, vals)
+		if err != nil && !answered(f, vals, p) {
+			continue // a field it names was left empty
+		}
 		if err != nil {
+			failed = append(failed, RuleError{RuleID: rule.ID, Rule: rule.Name, Error: truncateRunes(firstLine(err.Error()), 500)})
 			continue
 		}
 		if ok, _ := out.(bool); !ok {
 			broken = append(broken, rule)
 		}
 	}
-	return broken
+	return broken, failed
+}
+
+// answered reports whether every form field the program names by itself
+// (not a repeat member's field) has a value in vals.
+func answered(f *xform.Form, vals map[string]any, p *vm.Program) bool {
+	v := &identifiers{}
+	node := p.Node()
+	ast.Walk(&node, v)
+	fields := env(f)
+	for _, name := range v.names {
+		if _, isField := fields[name]; isField {
+			if _, ok := vals[name]; !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+type identifiers struct{ names []string }
+
+func (v *identifiers) Visit(node *ast.Node) {
+	if id, ok := (*node).(*ast.IdentifierNode); ok {
+		v.names = append(v.names, id.Value)
+	}
+}
+
+func truncateRunes(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
 }
 
 // SaveRule stores a named rule for formID, replacing one of the same name.

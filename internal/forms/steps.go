@@ -235,6 +235,15 @@ func (r *run) checkEdit(ctx context.Context, tx pgx.Tx) (*outcome, error) {
 		case StatusSuperseded:
 			return refuse(fault.Conflict, CodeStaleEdit, "%s was already replaced by a later version: edit the latest version", dep)
 		case StatusRejected:
+			// Another edit already stood in for this refused version: the
+			// copy this one edits is out of date, as an edit of a replaced
+			// version is.
+			if stoodIn, err := editedSince(ctx, tx, instance, r.st.id); err != nil || stoodIn {
+				if err != nil {
+					return nil, err
+				}
+				return refuse(fault.Conflict, CodeStaleEdit, "%s was already replaced by a later version: edit the latest version", dep)
+			}
 			if v.deprecatedID == nil {
 				r.target = "" // the refused version was an original: this one is
 				return nil, nil
@@ -254,6 +263,16 @@ func (r *run) checkEdit(ctx context.Context, tx pgx.Tx) (*outcome, error) {
 		}
 	}
 	return refuse(fault.Conflict, CodeStaleEdit, "%s is the end of more than %d refused edits: edit the latest accepted version", dep, maxEditChain)
+}
+
+// editedSince reports whether an edit of instanceID other than self was
+// accepted (live, or replaced since): a refused version is stood in for
+// once.
+func editedSince(ctx context.Context, tx pgx.Tx, instanceID string, self uuid.UUID) (bool, error) {
+	var yes bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM form_submission
+		WHERE deprecated_id = $1 AND status IN ('accepted', 'superseded') AND id <> $2)`, instanceID, self).Scan(&yes)
+	return yes, err
 }
 
 // mayEdit reports whether this submission's sender may edit v: the same

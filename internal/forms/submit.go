@@ -70,6 +70,7 @@ type Pipeline struct {
 	Catalog *Catalog
 	Rules   *Rules
 	Log     *slog.Logger
+	Metrics *Metrics // nil counts nothing
 
 	// afterRead, when set (tests), runs after a processing read the
 	// definition and before its transaction.
@@ -546,9 +547,10 @@ type ProcessWorker struct {
 }
 
 // Timeout bounds one processing: a 10 MiB submission parses and writes in
-// well under a second; a minute leaves room for lock waits behind other
-// versions of the same instanceID.
-func (w *ProcessWorker) Timeout(*river.Job[ProcessArgs]) time.Duration { return time.Minute }
+// well under a second; the rest is room for lock waits behind other
+// versions of the same instanceID (a longer wait fails the attempt, and
+// River retries it).
+func (w *ProcessWorker) Timeout(*river.Job[ProcessArgs]) time.Duration { return queue.MaxTimeout }
 
 // Work processes job.Args.SubmissionID.
 func (w *ProcessWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {

@@ -27,7 +27,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
-	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/postgres"
 	"github.com/shala-edu/shala/internal/queue"
 )
@@ -39,16 +38,6 @@ type Delivery struct {
 	Name    string // trigger or cron name
 	Op      string // event op; empty for cron
 	TraceID string
-}
-
-// ForEvent describes an event-trigger delivery.
-func ForEvent[Row any](e *hasura.Event[Row]) Delivery {
-	return Delivery{ID: e.ID, Kind: "event", Name: e.Trigger, Op: string(e.Op), TraceID: e.TraceID()}
-}
-
-// ForCron describes a cron or scheduled-event delivery.
-func ForCron(c *hasura.CronEvent, name string) Delivery {
-	return Delivery{ID: c.ID, Kind: "cron", Name: name}
 }
 
 // Work is the transaction a delivery's work runs in. Domain writes use Tx;
@@ -88,7 +77,7 @@ type Inbox struct {
 }
 
 type request struct {
-	ctx    context.Context // the caller's, without its cancellation
+	ctx    context.Context // the caller's, without its cancellation: its values (log ids) go to the work
 	caller context.Context // the caller's: done when it has answered
 	d      Delivery
 	fn     func(ctx context.Context, w *Work) error
@@ -104,10 +93,13 @@ func New(pool *pgxpool.Pool, q queue.Inserter) *Inbox {
 
 // Receive records d and runs fn in the same transaction. If d was recorded
 // before, fn is not run and duplicate is true. It returns once the
-// transaction has committed (or failed). Concurrent copies of d wait on the
-// first one's row: if it commits they are duplicates, if it rolls back one
-// of them does the work. Errors are translated (postgres.Translate), so an
-// unreachable database surfaces as fault.Unavailable.
+// transaction has committed (or failed), or when ctx is done, whichever
+// comes first. Concurrent copies of d wait on the first one's row: if it
+// commits they are duplicates, if it rolls back one of them does the work.
+// fn gets a context with ctx's values (request, event and trace ids for the
+// logs) and the batch's deadline. Errors are translated
+// (postgres.Translate), so an unreachable database surfaces as
+// fault.Unavailable.
 func (in *Inbox) Receive(ctx context.Context, d Delivery, fn func(ctx context.Context, w *Work) error) (duplicate bool, err error) {
 	r := &request{ctx: context.WithoutCancel(ctx), caller: ctx, d: d, fn: fn, done: make(chan struct{})}
 	in.mu.Lock()
@@ -118,7 +110,10 @@ func (in *Inbox) Receive(ctx context.Context, d Delivery, fn func(ctx context.Co
 	}
 	in.mu.Unlock()
 	if lead {
-		in.lead(r)
+		// The leader runs batches on its own goroutine: the caller waits
+		// only for its own delivery (which another leader may take) and
+		// for its own deadline, never for others' work.
+		go in.lead()
 	}
 	select {
 	case <-r.done:
@@ -130,20 +125,13 @@ func (in *Inbox) Receive(ctx context.Context, d Delivery, fn func(ctx context.Co
 	}
 }
 
-// lead runs batches until nothing is pending. A caller leading for its own
-// delivery (own != nil) hands the rest to a goroutine once its own is done,
-// so its answer never waits for others' work.
-func (in *Inbox) lead(own *request) {
+// lead runs batches until nothing is pending, then gives up its slot.
+func (in *Inbox) lead() {
 	for {
 		in.mu.Lock()
 		if len(in.pending) == 0 {
 			in.running--
 			in.mu.Unlock()
-			return
-		}
-		if own != nil && isDone(own) {
-			in.mu.Unlock()
-			go in.lead(nil) // takes over this leader's slot
 			return
 		}
 		n := min(len(in.pending), in.MaxBatch)
@@ -214,7 +202,9 @@ func (e *errItem) Error() string { return e.err.Error() }
 func (e *errItem) Unwrap() error { return e.err }
 
 func (in *Inbox) execute(batch []*request) {
-	ctx, cancel := context.WithTimeout(batch[0].ctx, txTimeout)
+	// The batch belongs to no one caller: its statements carry none's
+	// values, and no caller giving up cancels it.
+	ctx, cancel := context.WithTimeout(context.Background(), txTimeout)
 	defer cancel()
 	err := pgx.BeginFunc(ctx, in.pool, func(tx pgx.Tx) error {
 		ids := make([]uuid.UUID, len(batch))
@@ -252,8 +242,9 @@ func (in *Inbox) execute(batch []*request) {
 				continue
 			}
 			delete(fresh, r.d.ID)
-			// The batch's context: its deadline bounds the work too.
-			if err := runWork(ctx, r, w); err != nil {
+			// The delivery's own values (its log ids) with the batch's
+			// deadline, which bounds the work too.
+			if err := runWork(withValues(ctx, r.ctx), r, w); err != nil {
 				return &errItem{r: r, err: err}
 			}
 		}
@@ -268,9 +259,9 @@ func (in *Inbox) execute(batch []*request) {
 	switch {
 	case err == nil || len(batch) == 1:
 	case errors.As(err, &item):
-		// One delivery's work failed (or panicked, or ran out of time): it
-		// runs again alone, so the failure stays with it, and the rest
-		// again together.
+		// One delivery's work failed (or panicked, or ran out of time): the
+		// rest run again together first, so their answers do not wait for
+		// it, then it runs alone, so the failure stays with it.
 		rest := make([]*request, 0, len(batch)-1)
 		for _, r := range batch {
 			r.dup = false
@@ -278,8 +269,8 @@ func (in *Inbox) execute(batch []*request) {
 				rest = append(rest, r)
 			}
 		}
-		in.execute([]*request{item.r})
 		in.execute(rest)
+		in.execute([]*request{item.r})
 		return
 	case !postgres.Unavailable(err):
 		// Something else in the batch failed: every delivery its own
@@ -300,15 +291,35 @@ func (in *Inbox) execute(batch []*request) {
 	}
 }
 
+// withValues is ctx (its deadline and cancellation) with the values of
+// values: a delivery's work runs in its batch's time but logs under its own
+// request, event and trace ids.
+func withValues(ctx, values context.Context) context.Context {
+	return valuesFrom{Context: ctx, values: values}
+}
+
+type valuesFrom struct {
+	context.Context
+	values context.Context
+}
+
+func (c valuesFrom) Value(key any) any { return c.values.Value(key) }
+
 // Retention is how long deliveries are remembered. Hasura redelivers within
 // its retry window and re-sends events locked for more than 30 minutes; a
 // month covers both with a wide margin.
 const Retention = 30 * 24 * time.Hour
 
-// Prune deletes deliveries received before now-olderThan and returns how
-// many it deleted.
+// PruneBatch is how many deliveries one prune statement deletes, so a
+// backlog of millions is deleted in short statements.
+const PruneBatch = 10_000
+
+// Prune deletes up to PruneBatch deliveries received before now-olderThan,
+// oldest first, and returns how many it deleted.
 func Prune(ctx context.Context, pool *pgxpool.Pool, olderThan time.Duration) (int64, error) {
-	tag, err := pool.Exec(ctx, `DELETE FROM webhook_inbox WHERE received_at < now() - make_interval(secs => $1)`, olderThan.Seconds())
+	tag, err := pool.Exec(ctx, `DELETE FROM webhook_inbox WHERE event_id IN (
+			SELECT event_id FROM webhook_inbox WHERE received_at < now() - make_interval(secs => $1)
+			ORDER BY received_at LIMIT $2)`, olderThan.Seconds(), PruneBatch)
 	if err != nil {
 		return 0, postgres.Translate(err, "delivery")
 	}
@@ -327,8 +338,20 @@ type PruneWorker struct {
 	Pool *pgxpool.Pool
 }
 
+// Timeout bounds one run; a run deletes batches for half of it and
+// snoozes to go on.
+func (w *PruneWorker) Timeout(*river.Job[PruneArgs]) time.Duration { return queue.MaxTimeout }
+
 // Work deletes deliveries older than Retention.
 func (w *PruneWorker) Work(ctx context.Context, job *river.Job[PruneArgs]) error {
-	_, err := Prune(ctx, w.Pool, Retention)
-	return err
+	start := time.Now()
+	for {
+		n, err := Prune(ctx, w.Pool, Retention)
+		if err != nil || n < PruneBatch {
+			return err
+		}
+		if time.Since(start) > queue.MaxTimeout/2 {
+			return river.JobSnooze(0)
+		}
+	}
 }

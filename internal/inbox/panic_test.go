@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -28,13 +27,13 @@ func TestPanicInWorkFailsOnlyThatDelivery(t *testing.T) {
 	// Queue a panicking delivery and a healthy one behind a busy leader, so
 	// the hand-off goroutine runs their batch.
 	var wg sync.WaitGroup
-	release := busyLeader(in, &wg)
+	release := holdLeader(t, in)
 	errs := make([]error, 2)
 	wg.Go(func() { _, errs[0] = in.Receive(context.Background(), delivery(uuid.New()), boom) })
 	wg.Go(func() {
 		_, errs[1] = in.Receive(context.Background(), delivery(uuid.New()), func(ctx context.Context, w *inbox.Work) error { return nil })
 	})
-	time.Sleep(100 * time.Millisecond) // both queued behind the leader
+	waitPending(t, in, 2) // both queued behind the leader
 	release()
 	wg.Wait()
 	if errs[0] == nil || errs[1] != nil {
@@ -55,7 +54,7 @@ func TestWorkRunsUnderTheBatchDeadline(t *testing.T) {
 		t.Fatalf("work context without a deadline (%v)", err)
 	}
 	var wg sync.WaitGroup
-	release := busyLeader(in, &wg)
+	release := holdLeader(t, in)
 	errs := make([]error, 4)
 	for i := range errs {
 		wg.Go(func() {
@@ -68,7 +67,7 @@ func TestWorkRunsUnderTheBatchDeadline(t *testing.T) {
 			})
 		})
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitPending(t, in, len(errs))
 	release()
 	wg.Wait()
 	if !errors.Is(errs[0], context.DeadlineExceeded) {
@@ -79,21 +78,4 @@ func TestWorkRunsUnderTheBatchDeadline(t *testing.T) {
 			t.Errorf("delivery %d of the slow one's batch: %v", i+1, err)
 		}
 	}
-}
-
-// busyLeader makes in's only transaction slot busy with a delivery that
-// waits until release is called, so deliveries received meanwhile queue
-// and run together in one batch on the hand-off goroutine.
-func busyLeader(in *inbox.Inbox, wg *sync.WaitGroup) (release func()) {
-	in.MaxInFlight = 1
-	gate, started := make(chan struct{}), make(chan struct{})
-	wg.Go(func() {
-		_, _ = in.Receive(context.Background(), delivery(uuid.New()), func(ctx context.Context, w *inbox.Work) error {
-			close(started)
-			<-gate
-			return nil
-		})
-	})
-	<-started
-	return func() { close(gate) }
 }

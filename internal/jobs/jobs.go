@@ -15,6 +15,7 @@ import (
 	"github.com/shala-edu/shala/internal/bbb"
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/certificate"
+	"github.com/shala-edu/shala/internal/eventlog"
 	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
@@ -36,6 +37,8 @@ type Deps struct {
 	SMSMetrics  *sms.Metrics
 	// Pipeline processes form submissions.
 	Pipeline *forms.Pipeline
+	// EventLog deletes Hasura's old finished events.
+	EventLog *eventlog.Cleaner
 	// BBB calls BigBlueButton servers; LessonPolicy is how lessons are
 	// placed (zero: lesson.DefaultPolicy); Alerts is Prometheus (nil: no
 	// alert checks).
@@ -56,48 +59,59 @@ type Deps struct {
 	Exporter *export.Exporter
 }
 
-// Workers registers every worker.
+// Workers registers every worker, each through queue.Add: a kind's timeout
+// must fit the rescue rule (queue.MaxTimeout; see internal/queue/rescue.go).
 func Workers(d Deps) *river.Workers {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	w := river.NewWorkers()
-	river.AddWorker(w, &ping.PongWorker{Pool: d.Pool})
-	river.AddWorker(w, &queue.SweepWorker[ping.ReconcileArgs]{Pool: d.Pool, MinAge: ping.ReconcileAfter, Sweep: ping.Reconcile})
-	river.AddWorker(w, &inbox.PruneWorker{Pool: d.Pool})
+	queue.Add(w, &ping.PongWorker{Pool: d.Pool})
+	queue.Add(w, &queue.SweepWorker[ping.ReconcileArgs]{Pool: d.Pool, MinAge: ping.ReconcileAfter, Sweep: ping.Reconcile})
+	queue.Add(w, &inbox.PruneWorker{Pool: d.Pool})
+	queue.Add(w, &eventlog.CleanWorker{Cleaner: d.EventLog})
 
-	river.AddWorker(w, &sms.ExpandWorker{Pool: d.Pool, Metrics: d.SMSMetrics})
+	queue.Add(w, &sms.ExpandWorker{Pool: d.Pool, Metrics: d.SMSMetrics})
 	sender := &sms.Sender{Pool: d.Pool, Provider: d.SMSProvider, Limiter: sms.Limiter(d.SMSRate), Metrics: d.SMSMetrics, Log: d.Log}
-	river.AddWorker(w, &sms.SendBatchWorker{Sender: sender})
-	river.AddWorker(w, &sms.SendWorker{Sender: sender})
-	river.AddWorker(w, &sms.ProgressWorker{Pool: d.Pool, Tracker: d.Tracker})
-	river.AddWorker(w, &queue.SweepWorker[sms.ReconcileArgs]{Pool: d.Pool, MinAge: sms.ReconcileAfter, Sweep: sms.Reconcile})
+	queue.Add(w, &sms.SendBatchWorker{Sender: sender})
+	queue.Add(w, &sms.SendWorker{Sender: sender})
+	queue.Add(w, &sms.ProgressWorker{Pool: d.Pool, Tracker: d.Tracker})
+	queue.Add(w, &queue.SweepWorker[sms.ReconcileArgs]{Pool: d.Pool, MinAge: sms.ReconcileAfter, Sweep: sms.Reconcile})
 	if p, ok := d.SMSProvider.(sms.Poller); ok {
-		river.AddWorker(w, &sms.ReportWorker{Pool: d.Pool, Poller: p})
+		queue.Add(w, &sms.ReportWorker{Pool: d.Pool, Poller: p})
 	}
 
 	if d.LessonPolicy == (lesson.Policy{}) {
 		d.LessonPolicy = lesson.DefaultPolicy()
 	}
-	river.AddWorker(w, &lesson.EndMeetingWorker{Pool: d.Pool, BBB: d.BBB})
-	river.AddWorker(w, &lesson.SweepWorker{Pool: d.Pool, BBB: d.BBB, Log: d.Log, Policy: d.LessonPolicy})
-	river.AddWorker(w, &lesson.CheckWorker{Pool: d.Pool, BBB: d.BBB, Log: d.Log})
-	river.AddWorker(w, &lesson.AlertsWorker{Pool: d.Pool, Log: d.Log, Source: d.Alerts})
+	queue.Add(w, &lesson.EndMeetingWorker{Pool: d.Pool, BBB: d.BBB})
+	queue.Add(w, &lesson.SweepWorker{Pool: d.Pool, BBB: d.BBB, Log: d.Log, Policy: d.LessonPolicy})
+	queue.Add(w, &lesson.CheckWorker{Pool: d.Pool, BBB: d.BBB, Log: d.Log})
+	queue.Add(w, &lesson.AlertsWorker{Pool: d.Pool, Log: d.Log, Source: d.Alerts})
 
-	river.AddWorker(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
-	river.AddWorker(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
-	river.AddWorker(w, &queue.SweepWorker[assessment.SweepArgs]{Pool: d.Pool, MinAge: assessment.AnnounceAfter, Sweep: assessment.SweepAnnouncements})
+	queue.Add(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
+	queue.Add(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
+	queue.Add(w, &queue.SweepWorker[assessment.SweepArgs]{Pool: d.Pool, MinAge: assessment.AnnounceAfter, Sweep: assessment.SweepAnnouncements})
 
-	river.AddWorker(w, &certificate.RenderWorker{Pool: d.Pool, Bucket: d.Blobs, Renderer: d.PDF, PublicURL: d.PublicURL})
-	river.AddWorker(w, &queue.SweepWorker[certificate.ReconcileArgs]{Pool: d.Pool, MinAge: certificate.ReconcileAfter, Sweep: certificate.Reconcile})
+	queue.Add(w, &certificate.RenderWorker{Pool: d.Pool, Bucket: d.Blobs, Renderer: d.PDF, PublicURL: d.PublicURL})
+	queue.Add(w, &queue.SweepWorker[certificate.ReconcileArgs]{Pool: d.Pool, MinAge: certificate.ReconcileAfter, Sweep: certificate.Reconcile})
 	// The workers' own exam store: it enqueues through the job's client.
 	exams := exam.New(exam.Deps{Pool: d.Pool, Files: exam.NewFiles(d.Blobs), Now: d.Now, Log: d.Log})
-	river.AddWorker(w, &exam.DeleteBlobWorker{Store: exams})
-	river.AddWorker(w, &exam.ExpireWorker{Store: exams})
-	river.AddWorker(w, &export.ExportWorker{Exporter: d.Exporter})
-	river.AddWorker(w, &queue.SweepWorker[export.SweepArgs]{Pool: d.Pool, Sweep: export.Sweep})
+	queue.Add(w, &exam.DeleteBlobWorker{Store: exams})
+	queue.Add(w, &exam.ExpireWorker{Store: exams})
+	// The daily orphan sweep lists the bucket (minutes): a second run after
+	// a kill is harmless, a late one costs nothing (see queue.AddLong).
+	queue.AddLong(w, &exam.ReapOrphansWorker{Store: exams})
+
+	// A sheet export runs up to its own (longer) timeout; see queue.AddLong.
+	queue.AddLong(w, &export.ExportWorker{Exporter: d.Exporter})
+	queue.Add(w, &queue.SweepWorker[export.SweepArgs]{Pool: d.Pool, Sweep: export.Sweep})
 	return w
 }
+
+// SweepEvery is how often River runs each reconciler (the reconcile cron
+// trigger adds a run every 5 minutes when Hasura is in front).
+const SweepEvery = time.Minute
 
 // Periodic lists the periodic jobs. They run on the elected leader, so N
 // replicas run each once.
@@ -108,13 +122,15 @@ func Periodic(d Deps) []*river.PeriodicJob {
 			&river.PeriodicJobOpts{ID: args.Kind(), RunOnStart: runOnStart})
 	}
 	jobs := []*river.PeriodicJob{
-		every(time.Minute, ping.ReconcileArgs{}, false),
+		every(SweepEvery, ping.ReconcileArgs{}, false),
 		every(time.Hour, inbox.PruneArgs{}, true),
-		every(time.Minute, sms.ReconcileArgs{}, true),
-		every(time.Minute, forms.ReconcileArgs{}, true),
-		every(time.Minute, certificate.ReconcileArgs{}, true),
-		every(time.Minute, assessment.SweepArgs{}, true),
+		every(time.Hour, eventlog.CleanArgs{}, true),
+		every(SweepEvery, sms.ReconcileArgs{}, true),
+		every(SweepEvery, forms.ReconcileArgs{}, true),
+		every(SweepEvery, certificate.ReconcileArgs{}, true),
+		every(SweepEvery, assessment.SweepArgs{}, true),
 		every(time.Hour, exam.ExpireArgs{}, true),
+		every(24*time.Hour, exam.ReapOrphansArgs{}, false),
 		every(time.Minute, export.SweepArgs{}, true),
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {

@@ -40,15 +40,18 @@ type AlertsWorker struct {
 	Source AlertSource
 }
 
-// Timeout is one Prometheus call and one transaction.
-func (w *AlertsWorker) Timeout(*river.Job[AlertsArgs]) time.Duration { return 30 * time.Second }
+// Timeout is one Prometheus call (at most half of it) and one transaction,
+// within the rescue rule (queue.MaxTimeout).
+func (w *AlertsWorker) Timeout(*river.Job[AlertsArgs]) time.Duration { return queue.MaxTimeout }
 
 // Work applies the firing alerts to the pool.
 func (w *AlertsWorker) Work(ctx context.Context, _ *river.Job[AlertsArgs]) error {
 	if w.Source == nil {
 		return nil
 	}
-	res, err := w.Source.Alerts(ctx)
+	actx, cancel := context.WithTimeout(ctx, queue.MaxTimeout/2)
+	defer cancel()
+	res, err := w.Source.Alerts(actx)
 	if err != nil {
 		// Never read a failed fetch as "no alerts": nothing is re-enabled.
 		return err
@@ -56,6 +59,11 @@ func (w *AlertsWorker) Work(ctx context.Context, _ *river.Job[AlertsArgs]) error
 	_, _, err = NewServers(w.Pool, nil, nil, w.Log, nil).ApplyAlerts(ctx, res.Alerts)
 	return err
 }
+
+// AlertClearAfter is how long a server's alerts must stay clear before the
+// alert check re-enables a server it disabled: a flapping alert keeps the
+// server out instead of toggling it every minute.
+const AlertClearAfter = 5 * time.Minute
 
 // alertLabels are the labels that name a server: hostname (host[:port] as
 // registered) or instance (an exporter's host:port on the server).
@@ -76,11 +84,15 @@ func matches(v, h string) bool {
 
 // ApplyAlerts disables enabled servers that have a firing alert labelled
 // with their hostname (disabled_by alert, the alert's name as the reason),
-// and re-enables the servers it disabled whose alerts have all cleared.
-// Servers an operator disabled are left alone. Pending alerts do not count.
+// and re-enables the servers it disabled whose alerts have stayed clear for
+// AlertClearAfter. Servers an operator disabled are left alone, and so are
+// self-registered servers whose connection check has not passed (only the
+// check enables those). Pending alerts do not count.
 func (s *Servers) ApplyAlerts(ctx context.Context, alerts []v1.Alert) (disabled, enabled int, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, hostname, enabled, coalesce(disabled_by, '') FROM bbb_server ORDER BY id FOR UPDATE`)
+		rows, err := tx.Query(ctx, `SELECT id, hostname, enabled, coalesce(disabled_by, ''),
+				coalesce(alert_seen_at < now() - make_interval(secs => $1), true)
+			FROM bbb_server ORDER BY id FOR UPDATE`, AlertClearAfter.Seconds())
 		if err != nil {
 			return err
 		}
@@ -88,13 +100,14 @@ func (s *Servers) ApplyAlerts(ctx context.Context, alerts []v1.Alert) (disabled,
 			id        uuid.UUID
 			host, by  string
 			enabled   bool
+			quiet     bool // no firing alert seen for AlertClearAfter
 			firing    string
 			firingSet bool
 		}
 		var all []srv
 		for rows.Next() {
 			var x srv
-			if err := rows.Scan(&x.id, &x.host, &x.enabled, &x.by); err != nil {
+			if err := rows.Scan(&x.id, &x.host, &x.enabled, &x.by, &x.quiet); err != nil {
 				rows.Close()
 				return err
 			}
@@ -116,15 +129,20 @@ func (s *Servers) ApplyAlerts(ctx context.Context, alerts []v1.Alert) (disabled,
 			}
 		}
 		for _, x := range all {
+			if x.firingSet {
+				if _, err := tx.Exec(ctx, `UPDATE bbb_server SET alert_seen_at = now() WHERE id = $1`, x.id); err != nil {
+					return err
+				}
+			}
 			switch {
-			case x.firingSet && (x.enabled || x.by == DisabledUnreachable || x.by == DisabledRegistration):
+			case x.firingSet && (x.enabled || x.by == DisabledUnreachable):
 				if _, err := tx.Exec(ctx, `UPDATE bbb_server SET enabled = false, disabled_by = 'alert', disabled_reason = $2, disabled_at = now() WHERE id = $1`,
 					x.id, truncate("alert "+x.firing+" is firing", 500)); err != nil {
 					return err
 				}
 				disabled++
 				s.log.WarnContext(ctx, "bbb server disabled by an alert", "server_id", x.id, "host", x.host, "alert", x.firing)
-			case !x.firingSet && !x.enabled && x.by == DisabledAlert:
+			case !x.firingSet && x.quiet && !x.enabled && x.by == DisabledAlert:
 				if _, err := tx.Exec(ctx, `UPDATE bbb_server SET enabled = true WHERE id = $1`, x.id); err != nil {
 					return err
 				}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shala-edu/shala/internal/bbb"
 	"github.com/shala-edu/shala/internal/bbb/bbbtest"
 	"github.com/shala-edu/shala/internal/lesson"
 )
@@ -412,6 +413,31 @@ func TestReuse(t *testing.T) {
 		}
 		if s2.LessonID != s1.LessonID || len(ts.Meetings()) != 1 {
 			t.Errorf("got lesson %s (first %s), %d meetings", s2.LessonID, s1.LessonID, len(ts.Meetings()))
+		}
+	})
+	t.Run("meeting ended in BBB: a new lesson under a new meeting id", func(t *testing.T) {
+		t.Parallel()
+		l := setupLesson(t, 30)
+		b, ts, mod, g, s1 := l.bundle, l.ts, l.mod, l.g, l.s
+		follow(t, s1.JoinURL)
+		// The teacher pressed "End meeting"; BBB keeps the ended meeting in
+		// memory a while, and a meeting made again under its id would be
+		// ambiguous to BBB (it finds meetings by the id's prefix).
+		if err := b.client.End(ctx, bbb.Server{URL: ts.URL, Secret: ts.Secret, Algorithm: bbb.SHA256}, s1.LessonID.String()); err != nil {
+			t.Fatal(err)
+		}
+		s2, err := b.rooms.Start(ctx, mod, g.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s2.LessonID == s1.LessonID || s2.Reused {
+			t.Errorf("second start: %+v; want a new lesson (the first was ended in BBB)", s2)
+		}
+		if old, _ := ts.Meeting(s1.LessonID.String()); !old.Ended {
+			t.Errorf("the ended meeting was made again: %+v", old)
+		}
+		if m, ok := ts.Meeting(s2.LessonID.String()); !ok || m.Ended {
+			t.Errorf("new meeting: %+v (found %v)", m, ok)
 		}
 	})
 	t.Run("unreachable server: a new lesson elsewhere", func(t *testing.T) {

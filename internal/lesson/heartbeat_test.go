@@ -105,6 +105,35 @@ func TestHeartbeat(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a replayed or older heartbeat is refused", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		id, ts := b.server(t, serverOpts{})
+		now := time.Now().Unix()
+		send := func(at int64, users int) error {
+			body := heartbeat(t, lesson.Heartbeat{Hostname: ts.Host, CPUs: 4, Users: users, Timestamp: at})
+			_, err := b.servers.Heartbeat(ctx, body, lesson.Sign(ts.Secret, body))
+			return err
+		}
+		if err := send(now, 10); err != nil {
+			t.Fatal(err)
+		}
+		b.exec(t, `UPDATE bbb_server SET last_heartbeat_at = now() - interval '2 minutes' WHERE id = $1`, id)
+		for name, at := range map[string]int64{"the same body again": now, "an older body": now - 30} {
+			if err := send(at, 99); fault.As(err).Field != "timestamp" {
+				t.Errorf("%s: got %v, want refused on timestamp", name, err)
+			}
+		}
+		var users int
+		var stale bool
+		if err := b.pool.QueryRow(ctx, `SELECT users, last_heartbeat_at < now() - interval '1 minute' FROM bbb_server WHERE id = $1`, id).
+			Scan(&users, &stale); err != nil || users != 10 || !stale {
+			t.Errorf("after the replays: users %d, heartbeat stale %v (%v); want 10, still stale", users, stale, err)
+		}
+		if err := send(now+1, 11); err != nil {
+			t.Errorf("the next heartbeat: %v", err)
+		}
+	})
 	t.Run("self-registration from the allow-list", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -297,7 +326,8 @@ func TestAlerts(t *testing.T) {
 		t.Error("re-enabled while Prometheus could not be read")
 	}
 
-	// The alerts clear: only the servers the alerts disabled come back.
+	// The alerts clear and stay clear: only the servers the alerts disabled
+	// come back.
 	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/v1/alerts" {
 			http.NotFound(w, r)
@@ -309,6 +339,13 @@ func TestAlerts(t *testing.T) {
 	}))
 	t.Cleanup(prom.Close)
 	w.Source = promAPI(t, prom.URL)
+	if err := w.Work(ctx, &river.Job[lesson.AlertsArgs]{}); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.state(t, a); st.enabled {
+		t.Errorf("re-enabled the moment its alert cleared: %+v", st)
+	}
+	b.exec(t, `UPDATE bbb_server SET alert_seen_at = alert_seen_at - $1::interval`, lesson.AlertClearAfter.String())
 	if err := w.Work(ctx, &river.Job[lesson.AlertsArgs]{}); err != nil {
 		t.Fatal(err)
 	}
@@ -326,4 +363,45 @@ func promAPI(t *testing.T, url string) v1.API {
 		t.Fatal(err)
 	}
 	return v1.NewAPI(c)
+}
+
+func TestAlertsHysteresis(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t.Run("an unverified registration is never enabled by an alert", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		id := b.insertServer(t, "new.bbb.example.org", false, lesson.DisabledRegistration)
+		if _, _, err := b.servers.ApplyAlerts(ctx, []v1.Alert{alert("NodeDown", "firing", "hostname", "new.bbb.example.org")}); err != nil {
+			t.Fatal(err)
+		}
+		b.exec(t, `UPDATE bbb_server SET alert_seen_at = now() - interval '1 hour' WHERE id = $1`, id)
+		if _, _, err := b.servers.ApplyAlerts(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if st := b.state(t, id); st.enabled || st.by != lesson.DisabledRegistration {
+			t.Errorf("after an alert fired and cleared: %+v; want still waiting for its connection check", st)
+		}
+	})
+	t.Run("a flapping alert keeps the server out until it stays clear", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		id := b.insertServer(t, "bbb1.example.org", true, "")
+		fire := []v1.Alert{alert("HighCPU", "firing", "hostname", "bbb1.example.org")}
+		for i, alerts := range [][]v1.Alert{fire, nil, fire, nil} {
+			if _, _, err := b.servers.ApplyAlerts(ctx, alerts); err != nil {
+				t.Fatal(err)
+			}
+			if st := b.state(t, id); st.enabled || st.by != lesson.DisabledAlert {
+				t.Fatalf("run %d (firing %v): %+v; want disabled by the alert", i+1, alerts != nil, st)
+			}
+		}
+		b.exec(t, `UPDATE bbb_server SET alert_seen_at = now() - $2::interval WHERE id = $1`, id, lesson.AlertClearAfter.String())
+		if _, en, err := b.servers.ApplyAlerts(ctx, nil); err != nil || en != 1 {
+			t.Fatalf("clear for %s: enabled %d, %v", lesson.AlertClearAfter, en, err)
+		}
+		if st := b.state(t, id); !st.enabled {
+			t.Errorf("clear for %s: %+v; want enabled", lesson.AlertClearAfter, st)
+		}
+	})
 }

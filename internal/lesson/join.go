@@ -3,6 +3,9 @@ package lesson
 import (
 	"context"
 	"errors"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -93,11 +96,22 @@ func (r *Rooms) Status(ctx context.Context, token string) (Joining, error) {
 	return j, nil
 }
 
+// meetingGone reports whether getMeetingInfo's answer says the meeting is
+// over: unknown to its server, or ended and kept in memory.
+func meetingGone(info bbb.MeetingInfo, err error) bool {
+	return bbb.IsNotFound(err) || (err == nil && info.ForciblyEnded)
+}
+
 // Join resolves a student's link: a running lesson gives a join URL unless
 // the token already has its live sessions (TOO_MANY_SESSIONS); otherwise
-// the student waits. Live sessions are the student's attendees in
-// getMeetingInfo, or the links handed out in the last JoinGrace (whose
-// browsers may not have arrived yet), whichever is more.
+// the student waits.
+//
+// Each device a link lets in gets a slot (1…SessionsPerToken), and the
+// slot is in its BBB userID, st-<student id>-<slot>. Live sessions are the
+// token's attendees in getMeetingInfo plus the links handed out in the last
+// JoinGrace that were never seen in the meeting (browsers on their way in).
+// So a device in the meeting and a link still loading count as two, and a
+// device seen in the meeting that dropped out frees its slot at once.
 func (r *Rooms) Join(ctx context.Context, token string) (Joining, error) {
 	st, err := r.student(ctx, token)
 	if err != nil {
@@ -107,41 +121,80 @@ func (r *Rooms) Join(ctx context.Context, token string) (Joining, error) {
 	if !st.Running || !st.ServerReadable {
 		return j, nil
 	}
-	userID := "st-" + st.ID.String()
 	info, err := r.client.GetMeetingInfo(ctx, st.Server, st.MeetingID)
+	if meetingGone(info, err) {
+		// Ended in BBB (BBB keeps an ended meeting in memory a while, and
+		// refuses joins to it) or gone: end the lesson now, as the sweep
+		// would, so the waiting pages' status says "waiting" instead of
+		// sending them back here every poll.
+		r.log.InfoContext(ctx, "join: the meeting is over; ending the lesson", "lesson_id", st.LessonID)
+		err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+			_, err := endLesson(ctx, tx, *st.LessonID, "ended", "the meeting is over on its server")
+			return err
+		})
+		if err != nil {
+			return Joining{}, postgres.Translate(err, "lesson")
+		}
+		return j, nil
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return Joining{}, ctx.Err()
 		}
-		// The meeting is gone (the sweep will end the lesson) or its server
-		// does not answer: the student waits and the page tries again.
+		// The student waits; an unreachable server is the sweep's to judge.
 		r.log.InfoContext(ctx, "join: meeting not available", "lesson_id", st.LessonID, "err", err)
 		return j, nil
 	}
-	inMeeting := 0
+	prefix := "st-" + st.ID.String()
+	inMeeting, present := 0, []int16{}
 	for _, a := range info.Attendees {
-		if a.UserID == userID {
+		if a.UserID == prefix || strings.HasPrefix(a.UserID, prefix+"-") {
 			inMeeting++
+			if n, err := strconv.ParseInt(strings.TrimPrefix(a.UserID, prefix+"-"), 10, 16); err == nil {
+				present = append(present, int16(n))
+			}
 		}
 	}
+	var slot int
 	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		// One student's joins are counted one at a time.
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM group_student WHERE id = $1 FOR UPDATE`, st.ID); err != nil {
 			return err
 		}
-		var recent int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM lesson_join WHERE student_id = $1 AND lesson_id = $2
-			AND granted_at > now() - make_interval(secs => $3)`, st.ID, *st.LessonID, r.policy.JoinGrace.Seconds()).Scan(&recent); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE lesson_join SET arrived_at = now()
+			WHERE student_id = $1 AND lesson_id = $2 AND arrived_at IS NULL AND slot = ANY ($3)`, st.ID, *st.LessonID, present); err != nil {
 			return err
 		}
-		if max(inMeeting, recent) >= r.policy.SessionsPerToken {
+		rows, err := tx.Query(ctx, `SELECT DISTINCT slot FROM lesson_join WHERE student_id = $1 AND lesson_id = $2
+			AND arrived_at IS NULL AND granted_at > now() - make_interval(secs => $3)`, st.ID, *st.LessonID, r.policy.JoinGrace.Seconds())
+		if err != nil {
+			return err
+		}
+		onTheirWay, err := pgx.CollectRows(rows, pgx.RowTo[int16])
+		if err != nil {
+			return err
+		}
+		if inMeeting+len(onTheirWay) >= r.policy.SessionsPerToken {
 			return fault.New(fault.Forbidden, CodeTooManySessions,
 				"this link is already in the lesson on %d devices; close one of them first", r.policy.SessionsPerToken)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO lesson_join (lesson_id, student_id) VALUES ($1, $2)`, *st.LessonID, st.ID); err != nil {
+		busy := append(present, onTheirWay...)
+		for s := 1; s <= r.policy.SessionsPerToken && slot == 0; s++ {
+			if !slices.Contains(busy, int16(s)) {
+				slot = s
+			}
+		}
+		if slot == 0 {
+			// Unreachable: busy slots number at most the live sessions,
+			// which are fewer than the slots. Refuse rather than hand out a
+			// slot twice.
+			return fault.New(fault.Forbidden, CodeTooManySessions,
+				"this link is already in the lesson on %d devices; close one of them first", r.policy.SessionsPerToken)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO lesson_join (lesson_id, student_id, slot) VALUES ($1, $2, $3)`, *st.LessonID, st.ID, slot); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE group_student SET last_joined_at = now() WHERE id = $1`, st.ID)
+		_, err = tx.Exec(ctx, `UPDATE group_student SET last_joined_at = now() WHERE id = $1`, st.ID)
 		return err
 	})
 	if err != nil {
@@ -149,6 +202,6 @@ func (r *Rooms) Join(ctx context.Context, token string) (Joining, error) {
 	}
 	j.State = Ready
 	j.URL = st.Server.JoinURL(bbb.JoinParams{MeetingID: st.MeetingID, FullName: st.Name, Role: bbb.Viewer,
-		Password: st.AttendeePW, UserID: userID, CreateTime: info.CreateTime})
+		Password: st.AttendeePW, UserID: prefix + "-" + strconv.Itoa(slot), CreateTime: info.CreateTime})
 	return j, nil
 }

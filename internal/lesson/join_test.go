@@ -8,9 +8,36 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/shala-edu/shala/internal/bbb"
+	"github.com/shala-edu/shala/internal/bbb/bbbtest"
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/lesson"
 )
+
+// liveLesson is a running lesson of a group on one server.
+type liveLesson struct {
+	*bundle
+	ts  *bbbtest.Server
+	mod lesson.Caller
+	g   lesson.Group
+	st  []lesson.Student
+	s   lesson.Started
+}
+
+// setupLesson is setup with one server and a running lesson of a group of
+// n students.
+func setupLesson(t *testing.T, n int) liveLesson {
+	t.Helper()
+	l := liveLesson{bundle: setup(t)}
+	_, l.ts = l.server(t, serverOpts{})
+	l.mod = l.moderator(t, "M")
+	l.g, l.st = l.group(t, l.mod, "shimla", n)
+	var err error
+	if l.s, err = l.rooms.Start(context.Background(), l.mod, l.g.ID); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
 
 func TestJoin(t *testing.T) {
 	t.Parallel()
@@ -97,23 +124,102 @@ func TestJoin(t *testing.T) {
 			t.Errorf("a third link within the grace: got %v, want TOO_MANY_SESSIONS", err)
 		}
 	})
-	t.Run("meeting gone or server down: wait", func(t *testing.T) {
+	t.Run("a device in the meeting and a link on its way are two sessions", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		_, ts := b.server(t, serverOpts{})
-		mod := b.moderator(t, "M")
-		g, st := b.group(t, mod, "shimla", 1)
-		s, err := b.rooms.Start(ctx, mod, g.ID)
+		l := setupLesson(t, 1)
+		b, ts, st, s := l.bundle, l.ts, l.st, l.s
+		// The first device is in the meeting, its link handed out long ago.
+		j, err := b.rooms.Join(ctx, st[0].Token)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ts.Forget(s.LessonID.String())
-		if j, err := b.rooms.Join(ctx, st[0].Token); err != nil || j.State != lesson.Waiting {
-			t.Errorf("meeting gone: %+v, %v; want waiting", j, err)
+		follow(t, j.URL)
+		b.exec(t, `UPDATE lesson_join SET granted_at = now() - interval '5 minutes'`)
+		// A friend's link is handed out; their browser is still loading.
+		if _, err := b.rooms.Join(ctx, st[0].Token); err != nil {
+			t.Fatalf("second device: %v", err)
 		}
+		if _, err := b.rooms.Join(ctx, st[0].Token); code(err) != lesson.CodeTooManySessions {
+			t.Errorf("third device (one in the meeting, one on its way): got %v, want TOO_MANY_SESSIONS", err)
+		}
+		if m, _ := ts.Meeting(s.LessonID.String()); len(m.Attendees) != 1 {
+			t.Errorf("attendees: %+v", m.Attendees)
+		}
+	})
+	t.Run("a device that dropped out gets back in", func(t *testing.T) {
+		t.Parallel()
+		l := setupLesson(t, 1)
+		b, ts, st, s := l.bundle, l.ts, l.st, l.s
+		for i := range 2 {
+			j, err := b.rooms.Join(ctx, st[0].Token)
+			if err != nil {
+				t.Fatalf("device %d: %v", i+1, err)
+			}
+			follow(t, j.URL)
+		}
+		// One device's connection drops; it opens the link again at once
+		// (its earlier link is still within the grace period).
+		m, _ := ts.Meeting(s.LessonID.String())
+		ts.Leave(s.LessonID.String(), m.Attendees[0].UserID)
+		j, err := b.rooms.Join(ctx, st[0].Token)
+		if err != nil {
+			t.Fatalf("back in after a drop: %v", err)
+		}
+		follow(t, j.URL)
+		m, _ = ts.Meeting(s.LessonID.String())
+		if len(m.Attendees) != 2 || m.Attendees[0].UserID == m.Attendees[1].UserID {
+			t.Errorf("attendees after the rejoin: %+v; want two devices, one user id each", m.Attendees)
+		}
+		if _, err := b.rooms.Join(ctx, st[0].Token); code(err) != lesson.CodeTooManySessions {
+			t.Errorf("a third device: got %v, want TOO_MANY_SESSIONS", err)
+		}
+	})
+	t.Run("meeting gone: the lesson ends and its pages wait", func(t *testing.T) {
+		t.Parallel()
+		l := setupLesson(t, 1)
+		b, ts, st, s := l.bundle, l.ts, l.st, l.s
+		ts.Forget(s.LessonID.String()) // the teacher ended it in BBB
+		if j, err := b.rooms.Join(ctx, st[0].Token); err != nil || j.State != lesson.Waiting {
+			t.Errorf("join: %+v, %v; want waiting", j, err)
+		}
+		// The waiting page polls status: it must not say "ready" and send
+		// the page back in again and again.
+		if j, err := b.rooms.Status(ctx, st[0].Token); err != nil || j.State != lesson.Waiting {
+			t.Errorf("status after the join saw the meeting gone: %+v, %v; want waiting", j, err)
+		}
+		var status string
+		var booked int
+		if err := b.pool.QueryRow(ctx, `SELECT l.status, s.booked FROM lesson l JOIN bbb_server s ON s.id = l.server_id WHERE l.id = $1`,
+			s.LessonID).Scan(&status, &booked); err != nil || status != "ended" || booked != 0 {
+			t.Errorf("lesson %s, server booked %d (%v); want ended, 0", status, booked, err)
+		}
+	})
+	t.Run("meeting ended in BBB, still in its memory: the lesson ends", func(t *testing.T) {
+		t.Parallel()
+		l := setupLesson(t, 1)
+		b, ts, st, s := l.bundle, l.ts, l.st, l.s
+		srv := bbb.Server{URL: ts.URL, Secret: ts.Secret, Algorithm: bbb.SHA256}
+		if err := b.client.End(ctx, srv, s.LessonID.String()); err != nil { // the teacher's "End meeting"
+			t.Fatal(err)
+		}
+		if j, err := b.rooms.Join(ctx, st[0].Token); err != nil || j.State != lesson.Waiting || j.URL != "" {
+			t.Errorf("join: %+v, %v; want waiting, no join URL (BBB would refuse it)", j, err)
+		}
+		if j, err := b.rooms.Status(ctx, st[0].Token); err != nil || j.State != lesson.Waiting {
+			t.Errorf("status: %+v, %v; want waiting", j, err)
+		}
+	})
+	t.Run("server down: wait, the lesson kept", func(t *testing.T) {
+		t.Parallel()
+		l := setupLesson(t, 1)
+		b, ts, st, s := l.bundle, l.ts, l.st, l.s
 		ts.SetDown(true)
 		if j, err := b.rooms.Join(ctx, st[0].Token); err != nil || j.State != lesson.Waiting {
 			t.Errorf("server down: %+v, %v; want waiting", j, err)
+		}
+		var status string
+		if err := b.pool.QueryRow(ctx, `SELECT status FROM lesson WHERE id = $1`, s.LessonID).Scan(&status); err != nil || status != "running" {
+			t.Errorf("lesson %s (%v); want running (an unreachable server is the sweep's to judge)", status, err)
 		}
 	})
 	t.Run("unknown tokens", func(t *testing.T) {
@@ -164,9 +270,13 @@ func TestEnd(t *testing.T) {
 	if err := w.Work(ctx, job); err != nil {
 		t.Fatal(err)
 	}
-	if len(ts.Meetings()) != 0 {
-		t.Errorf("meeting still on the server")
+	if m, ok := ts.Meeting(s.LessonID.String()); !ok || !m.Ended {
+		t.Errorf("meeting on the server: %+v (found %v); want ended", m, ok)
 	}
+	if err := w.Work(ctx, job); err != nil {
+		t.Errorf("ending an ended meeting again: %v", err)
+	}
+	ts.Forget(s.LessonID.String())
 	if err := w.Work(ctx, job); err != nil {
 		t.Errorf("ending a meeting that is gone: %v", err)
 	}
@@ -215,6 +325,21 @@ func TestSweep(t *testing.T) {
 		ts.Forget(s.LessonID.String())
 		res, err := b.rooms.Sweep(ctx)
 		if err != nil || res.Ended != 1 {
+			t.Fatalf("sweep: %+v, %v", res, err)
+		}
+		if st, booked := status(t, b, s); st != "ended" || booked != 0 {
+			t.Errorf("lesson %s, server booked %d; want ended, 0", st, booked)
+		}
+	})
+	t.Run("meeting ended in BBB, still in its memory: ended", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, ts := b.server(t, serverOpts{})
+		s, _ := start(t, b)
+		if err := b.client.End(ctx, bbb.Server{URL: ts.URL, Secret: ts.Secret, Algorithm: bbb.SHA256}, s.LessonID.String()); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := b.rooms.Sweep(ctx); err != nil || res.Ended != 1 {
 			t.Fatalf("sweep: %+v, %v", res, err)
 		}
 		if st, booked := status(t, b, s); st != "ended" || booked != 0 {
@@ -271,6 +396,25 @@ func TestSweep(t *testing.T) {
 		var jobs int
 		if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'lesson.end_meeting'`).Scan(&jobs); err != nil || jobs != 1 {
 			t.Errorf("end-meeting jobs: %d (%v), want 1", jobs, err)
+		}
+	})
+	t.Run("more live lessons than a sweep checks: each gets its turn", func(t *testing.T) {
+		t.Parallel()
+		p := lesson.DefaultPolicy()
+		p.SweepBatch = 1
+		b := setupPolicy(t, p)
+		_, ts := b.server(t, serverOpts{})
+		older, _ := start(t, b)
+		newer, _ := start(t, b)
+		b.exec(t, `UPDATE lesson SET started_at = now() - interval '4 minutes' WHERE id = $1`, older.LessonID)
+		ts.Forget(newer.LessonID.String()) // the newer lesson's meeting is over
+		for i := range 2 {
+			if _, err := b.rooms.Sweep(ctx); err != nil {
+				t.Fatalf("sweep %d: %v", i+1, err)
+			}
+		}
+		if st, booked := status(t, b, newer); st != "ended" || booked != 30 {
+			t.Errorf("after two sweeps of one lesson each: newer lesson %s, server booked %d; want ended, 30 (the older one's)", st, booked)
 		}
 	})
 	t.Run("booked seats corrected", func(t *testing.T) {

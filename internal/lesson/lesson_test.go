@@ -14,6 +14,7 @@ import (
 	"github.com/shala-edu/shala/internal/bbb"
 	"github.com/shala-edu/shala/internal/bbb/bbbtest"
 	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/lesson"
 	"github.com/shala-edu/shala/internal/pgtest"
 	"github.com/shala-edu/shala/internal/queue"
@@ -318,7 +319,7 @@ func TestAddServer(t *testing.T) {
 		t.Parallel()
 		ts := bbbtest.New(t, bbbtest.Options{})
 		_, err := b.servers.Add(ctx, "a", lesson.NewServer{URL: ts.URL, Secret: "wrong-secret", Region: "shimla", Capacity: 100})
-		if f := fault.As(err); f.Code != lesson.CodeChecksumRefused || f.Field != "secret" || f.Kind.Status() >= 500 {
+		if f := fault.As(err); f.Code != lesson.CodeChecksumRefused || f.Field != "secret" || httperr.Status(f.Kind) >= 500 {
 			t.Errorf("got %v, want CHECKSUM_REFUSED on secret", err)
 		}
 	})

@@ -33,6 +33,8 @@ type Policy struct {
 	// JoinGrace is how long a handed-out join link counts as a live session
 	// before its browser shows up in getMeetingInfo.
 	JoinGrace time.Duration
+	// SweepBatch is how many live lessons one sweep checks (0: 500).
+	SweepBatch int
 }
 
 // DefaultPolicy is the issue's: heartbeat within 60 s, load per CPU < 0.8,
@@ -244,17 +246,28 @@ func moderatorJoin(s bbb.Server, meetingID string, createTime int64, mpw string,
 // reuse brings the group's live lesson back if its meeting runs, or can be
 // re-created on its (still enabled) server under the same meeting ID. When
 // it cannot, the lesson is ended and its seats released, and ok is false.
+//
+// A meeting ended in BBB is not made again under its ID: BBB keeps an ended
+// meeting in memory a while and finds meetings by their ID's hash prefix,
+// so it could answer a join or getMeetingInfo for either. A new lesson (a
+// new meeting ID) starts instead.
 func (r *Rooms) reuse(ctx context.Context, conn *pgxpool.Conn, lv *live, mod Moderator, key string, locked *bool) (Started, bool, error) {
 	var err error
 	running := false
 	if lv.ServerID != nil {
 		running, err = r.client.IsMeetingRunning(ctx, lv.Server, lv.MeetingID)
 		if err == nil && !running && lv.Enabled {
-			// Created but nobody in it yet (or it ended in BBB): create is
-			// idempotent, so this finds the meeting or makes it again.
-			var m bbb.Meeting
-			if m, err = r.client.Create(ctx, lv.Server, meetingParams(lv.ID, lv.GroupName, lv.AttendeePW, lv.ModeratorPW)); err == nil {
-				lv.CreateTime, running = m.CreateTime, true
+			// Created but nobody in it yet, ended in BBB, or gone.
+			var info bbb.MeetingInfo
+			if info, err = r.client.GetMeetingInfo(ctx, lv.Server, lv.MeetingID); bbb.IsNotFound(err) {
+				err = nil // gone from BBB's memory: its ID is free again
+			}
+			if err == nil && !info.ForciblyEnded {
+				// create is idempotent: it finds the meeting or makes it again.
+				var m bbb.Meeting
+				if m, err = r.client.Create(ctx, lv.Server, meetingParams(lv.ID, lv.GroupName, lv.AttendeePW, lv.ModeratorPW)); err == nil {
+					lv.CreateTime, running = m.CreateTime, true
+				}
 			}
 		}
 		if ctx.Err() != nil {

@@ -207,7 +207,7 @@ func deref(s *string) string {
 // connection with a signed getMeetings before enabling it.
 type Heartbeat struct {
 	Hostname  string  `json:"hostname"`
-	Timestamp int64   `json:"timestamp"` // Unix seconds; ±5 minutes of shala's clock
+	Timestamp int64   `json:"timestamp"` // Unix seconds; ±5 minutes of shala's clock, newer than the last accepted
 	Load5     float64 `json:"load5"`
 	CPUs      int     `json:"cpus"`
 	Users     int     `json:"users"`
@@ -241,8 +241,8 @@ type HeartbeatResult struct {
 	Enabled    bool      `json:"enabled"`
 }
 
-// maxSkew bounds a heartbeat's timestamp (replays of old bodies are
-// refused).
+// maxSkew bounds a heartbeat's timestamp (old bodies are refused; within
+// the window, a heartbeat must also be newer than the last one accepted).
 const maxSkew = 5 * time.Minute
 
 func (hb *Heartbeat) validate() error {
@@ -330,10 +330,16 @@ func (s *Servers) Heartbeat(ctx context.Context, body []byte, signature string) 
 	}
 	res := HeartbeatResult{ServerID: id, Enabled: enabled}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE bbb_server SET load_5m = $2, cpu_count = $3, users = $4, meetings = $5,
-				region = coalesce($6, region), last_heartbeat_at = now() WHERE id = $1`,
-			id, hb.Load5, hb.CPUs, hb.Users, hb.Meetings, region); err != nil {
+		// Only a newer report counts: a replayed or late one changes nothing.
+		tag, err := tx.Exec(ctx, `UPDATE bbb_server SET load_5m = $2, cpu_count = $3, users = $4, meetings = $5,
+				region = coalesce($6, region), last_heartbeat_at = now(), heartbeat_sent_at = $7
+			WHERE id = $1 AND (heartbeat_sent_at IS NULL OR heartbeat_sent_at < $7)`,
+			id, hb.Load5, hb.CPUs, hb.Users, hb.Meetings, region, time.Unix(hb.Timestamp, 0))
+		if err != nil {
 			return postgres.Translate(err, "server")
+		}
+		if tag.RowsAffected() == 0 {
+			return fault.Invalidf("timestamp", "not newer than the last heartbeat accepted from %s (a replay, or one sent out of order)", hb.Hostname)
 		}
 		if !enabled && disabledBy != nil && (*disabledBy == DisabledUnreachable || *disabledBy == DisabledRegistration) {
 			// The node is alive: check that shala can reach its API before
@@ -392,10 +398,10 @@ func (s *Servers) register(ctx context.Context, hb Heartbeat, region *string, bo
 		if pending != nil {
 			res.ServerID = *pending
 			tag, err := tx.Exec(ctx, `UPDATE bbb_server SET api_url = $2, checksum_algorithm = $3, region = $4, cpu_count = $5,
-					load_5m = $6, users = $7, meetings = $8, capacity = $9, last_heartbeat_at = now(),
+					load_5m = $6, users = $7, meetings = $8, capacity = $9, last_heartbeat_at = now(), heartbeat_sent_at = $10,
 					disabled_reason = 'registered by heartbeat; connection check pending'
 				WHERE id = $1 AND disabled_by = 'registration'`,
-				*pending, base, string(alg), *region, hb.CPUs, hb.Load5, hb.Users, hb.Meetings, hb.Capacity)
+				*pending, base, string(alg), *region, hb.CPUs, hb.Load5, hb.Users, hb.Meetings, hb.Capacity, time.Unix(hb.Timestamp, 0))
 			if err != nil {
 				return postgres.Translate(err, "server")
 			}
@@ -409,10 +415,10 @@ func (s *Servers) register(ctx context.Context, hb Heartbeat, region *string, bo
 			return err
 		}
 		err := tx.QueryRow(ctx, `INSERT INTO bbb_server (hostname, api_url, checksum_algorithm, enabled, disabled_by, disabled_reason,
-				region, cpu_count, load_5m, users, meetings, capacity, last_heartbeat_at, created_by)
+				region, cpu_count, load_5m, users, meetings, capacity, last_heartbeat_at, heartbeat_sent_at, created_by)
 			VALUES ($1, $2, $3, false, 'registration', 'registered by heartbeat; connection check pending',
-				$4, $5, $6, $7, $8, $9, now(), 'heartbeat') RETURNING id`,
-			hb.Hostname, base, string(alg), *region, hb.CPUs, hb.Load5, hb.Users, hb.Meetings, hb.Capacity).Scan(&res.ServerID)
+				$4, $5, $6, $7, $8, $9, now(), $10, 'heartbeat') RETURNING id`,
+			hb.Hostname, base, string(alg), *region, hb.CPUs, hb.Load5, hb.Users, hb.Meetings, hb.Capacity, time.Unix(hb.Timestamp, 0)).Scan(&res.ServerID)
 		if err != nil {
 			return postgres.Translate(err, "server")
 		}
@@ -454,8 +460,9 @@ type CheckWorker struct {
 	Log  *slog.Logger
 }
 
-// Timeout covers the negotiation (up to three calls).
-func (w *CheckWorker) Timeout(*river.Job[CheckArgs]) time.Duration { return time.Minute }
+// Timeout covers the negotiation (up to three calls of SHALA_BBB_TIMEOUT,
+// 5 s by default), within the rescue rule (queue.MaxTimeout).
+func (w *CheckWorker) Timeout(*river.Job[CheckArgs]) time.Duration { return queue.MaxTimeout }
 
 // Work checks the server and re-enables it on success.
 func (w *CheckWorker) Work(ctx context.Context, job *river.Job[CheckArgs]) error {

@@ -39,8 +39,9 @@ type EndMeetingWorker struct {
 	BBB  *bbb.Client
 }
 
-// Timeout is one BBB call with room to spare.
-func (w *EndMeetingWorker) Timeout(*river.Job[EndMeetingArgs]) time.Duration { return 30 * time.Second }
+// Timeout is one BBB call (SHALA_BBB_TIMEOUT) with room to spare, within
+// the rescue rule (queue.MaxTimeout).
+func (w *EndMeetingWorker) Timeout(*river.Job[EndMeetingArgs]) time.Duration { return queue.MaxTimeout }
 
 // Work ends the meeting.
 func (w *EndMeetingWorker) Work(ctx context.Context, job *river.Job[EndMeetingArgs]) error {
@@ -83,8 +84,15 @@ type SweepWorker struct {
 	Policy Policy
 }
 
-// Timeout bounds a sweep: up to 500 lessons, 8 BBB calls at a time.
-func (w *SweepWorker) Timeout(*river.Job[SweepArgs]) time.Duration { return 2 * time.Minute }
+// Timeout bounds a sweep: a batch of lessons (500 by default), 8 BBB calls at a time; a
+// lesson whose check could not start while settleTime was left waits for
+// the next sweep (a minute later), so a run stays within the rescue rule
+// (queue.MaxTimeout) however many servers are slow.
+func (w *SweepWorker) Timeout(*river.Job[SweepArgs]) time.Duration { return queue.MaxTimeout }
+
+// settleTime is what one lesson's check may take: a BBB call (5 s by
+// default) and a transaction.
+const settleTime = 8 * time.Second
 
 // Work runs one sweep.
 func (w *SweepWorker) Work(ctx context.Context, _ *river.Job[SweepArgs]) error {
@@ -97,7 +105,8 @@ type SweepResult struct {
 	Checked, Ended, Settled, Unreachable, Rebooked int
 }
 
-// Sweep settles live lessons older than SweepAfter with their servers: a
+// Sweep settles live lessons older than SweepAfter with their servers (a
+// batch of the least recently checked ones, Policy.SweepBatch): a
 // lesson whose meeting is gone is ended and its seats released; a lesson
 // left "starting" by a start that never finished becomes running if its
 // meeting exists; lessons older than MaxLessonAge are ended. It then
@@ -113,7 +122,7 @@ func (r *Rooms) Sweep(ctx context.Context) (SweepResult, error) {
 			s.api_url, s.checksum_algorithm, sec.secret
 		FROM lesson l LEFT JOIN bbb_server s ON s.id = l.server_id LEFT JOIN bbb_server_secret sec ON sec.server_id = s.id
 		WHERE l.ended_at IS NULL AND l.started_at < now() - make_interval(secs => $1)
-		ORDER BY l.started_at LIMIT 500`, SweepAfter.Seconds(), MaxLessonAge.Seconds())
+		ORDER BY l.checked_at NULLS FIRST, l.started_at LIMIT $3`, SweepAfter.Seconds(), MaxLessonAge.Seconds(), r.sweepBatch())
 	if err != nil {
 		return SweepResult{}, err
 	}
@@ -133,16 +142,29 @@ func (r *Rooms) Sweep(ctx context.Context) (SweepResult, error) {
 	if err := rows.Err(); err != nil {
 		return SweepResult{}, err
 	}
+	// Marked before the checks: the next sweep takes the lessons this one
+	// did not reach, even if this one fails or runs out of time.
+	ids := make([]uuid.UUID, len(todo))
+	for i, x := range todo {
+		ids[i] = x.id
+	}
+	if _, err := r.pool.Exec(ctx, `UPDATE lesson SET checked_at = now() WHERE id = ANY ($1)`, ids); err != nil {
+		return SweepResult{}, err
+	}
 
 	var mu sync.Mutex
 	var res SweepResult
 	var errs []error
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
+	deadline, hasDeadline := ctx.Deadline()
 	for _, x := range todo {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			if hasDeadline && time.Until(deadline) < settleTime {
+				return // the next sweep checks it
+			}
 			outcome, err := r.settle(ctx, x.id, x.status, x.mid, x.old, x.server)
 			mu.Lock()
 			defer mu.Unlock()
@@ -172,6 +194,17 @@ func (r *Rooms) Sweep(ctx context.Context) (SweepResult, error) {
 	return res, err
 }
 
+// DefaultSweepBatch is how many live lessons a sweep checks when the
+// policy does not say.
+const DefaultSweepBatch = 500
+
+func (r *Rooms) sweepBatch() int {
+	if r.policy.SweepBatch > 0 {
+		return r.policy.SweepBatch
+	}
+	return DefaultSweepBatch
+}
+
 // settle checks one live lesson against its server.
 func (r *Rooms) settle(ctx context.Context, id uuid.UUID, status, meetingID string, old bool, srv *bbb.Server) (string, error) {
 	end := func(status, reason string, endMeeting bool) (string, error) {
@@ -193,7 +226,7 @@ func (r *Rooms) settle(ctx context.Context, id uuid.UUID, status, meetingID stri
 	}
 	info, err := r.client.GetMeetingInfo(ctx, *srv, meetingID)
 	switch {
-	case bbb.IsNotFound(err):
+	case meetingGone(info, err):
 		if status == "starting" {
 			return end("failed", "the start never finished and the meeting does not exist", false)
 		}

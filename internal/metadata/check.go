@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/parser"
@@ -25,12 +26,14 @@ type Catalog struct {
 	// FKs maps "schema.table.column" (a single-column foreign key) to the
 	// "schema.table" it references.
 	FKs map[string]string
+	// Functions are the "schema.name" of the functions.
+	Functions map[string]bool
 }
 
 // ReadCatalog reads tables, columns and single-column foreign keys of
 // the non-system schemas.
 func ReadCatalog(ctx context.Context, pool *pgxpool.Pool) (*Catalog, error) {
-	c := &Catalog{Columns: map[string]map[string]bool{}, FKs: map[string]string{}}
+	c := &Catalog{Columns: map[string]map[string]bool{}, FKs: map[string]string{}, Functions: map[string]bool{}}
 	rows, err := pool.Query(ctx, `SELECT table_schema, table_name, column_name FROM information_schema.columns
 		WHERE table_schema NOT IN ('pg_catalog', 'information_schema')`)
 	if err != nil {
@@ -66,7 +69,19 @@ func ReadCatalog(ctx context.Context, pool *pgxpool.Pool) (*Catalog, error) {
 		}
 		c.FKs[s+"."+t+"."+col] = rs + "." + rt
 	}
-	return c, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = pool.Query(ctx, `SELECT n.nspname || '.' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`)
+	if err != nil {
+		return nil, err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	for _, name := range names {
+		c.Functions[name] = true
+	}
+	return c, err
 }
 
 // Check compares metadata with the database, the router and the handlers'
@@ -83,9 +98,9 @@ type Check struct {
 
 // Run returns every problem found, each naming the file-level object.
 func (c *Check) Run() []string {
-	var p problems
+	p := problems(slices.Clone(c.Meta.Problems))
 	handlers := map[string]http.Handler{}
-	_ = chi.Walk(c.Router, func(method, route string, h http.Handler, _ ...func(http.Handler) http.Handler) error {
+	if err := chi.Walk(c.Router, func(method, route string, h http.Handler, _ ...func(http.Handler) http.Handler) error {
 		if method == http.MethodPost {
 			if ch, ok := h.(*chi.ChainHandler); ok {
 				h = ch.Endpoint
@@ -93,7 +108,9 @@ func (c *Check) Run() []string {
 			handlers[route] = h
 		}
 		return nil
-	})
+	}); err != nil {
+		p.add("router: %v", err)
+	}
 	used := map[string]bool{}
 
 	if c.Meta.Version != 3 {
@@ -119,8 +136,21 @@ func (c *Check) Run() []string {
 		route := c.webhookRoute(&p, where, ct.Webhook, "/cron/", ct.Name, handlers)
 		used[route] = true
 		checkSecretHeader(&p, where, ct.Headers)
-		if ct.Schedule == "" {
-			p.add("%s: no schedule", where)
+		if err := checkCron(ct.Schedule); err != nil {
+			p.add("%s: %v", where, err)
+		}
+	}
+	for _, src := range c.Meta.Sources {
+		for _, f := range src.Functions {
+			where := "function " + f.Function.String()
+			if !c.Catalog.Functions[f.Function.String()] {
+				p.add("%s: tracked in metadata but not in the database", where)
+			}
+			for _, perm := range f.Permissions {
+				if !slices.Contains(c.Roles, perm.Role) {
+					p.add("%s: permission of unknown role %s (known: %s)", where, perm.Role, strings.Join(c.Roles, ", "))
+				}
+			}
 		}
 	}
 	for route := range handlers {
@@ -195,6 +225,11 @@ func (c *Check) checkTable(p *problems, t *Table, tables map[string]*Table, hand
 	}
 	for _, et := range t.EventTriggers {
 		ew := fmt.Sprintf("%s: event trigger %s", where, et.Name)
+		if cc := et.CleanupConfig; cc != nil {
+			if err := checkCron(cc.Schedule); err != nil {
+				p.add("%s: cleanup_config: %v", ew, err)
+			}
+		}
 		route := c.webhookRoute(p, ew, et.Webhook, "/events/", et.Name, handlers)
 		used[route] = true
 		checkSecretHeader(p, ew, et.Headers)
@@ -204,11 +239,13 @@ func (c *Check) checkTable(p *problems, t *Table, tables map[string]*Table, hand
 				continue
 			}
 			for what, node := range map[string]yaml.Node{"column": oc.Columns, "payload column": oc.Payload} {
-				if node.Kind != yaml.SequenceNode {
+				list, all, err := columnList(op+" "+what+"s", node)
+				if err != nil {
+					p.add("%s: %v", ew, err)
+				}
+				if all || node.Kind == 0 {
 					continue
 				}
-				var list []string
-				_ = node.Decode(&list)
 				for _, col := range list {
 					if !cols[col] {
 						p.add("%s: %s %s %s does not exist", ew, op, what, col)
@@ -356,7 +393,9 @@ func (c *Check) relationshipTarget(table, rel string, tables map[string]*Table) 
 			var fk struct {
 				Table QualifiedTable `yaml:"table"`
 			}
-			_ = n.Decode(&fk)
+			if err := n.Decode(&fk); err != nil || fk.Table.Name == "" {
+				return "" // reported where the relationship is checked
+			}
 			return fk.Table.String()
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -81,6 +82,24 @@ func TestCheckCatchesDrift(t *testing.T) {
 		{"actions.yaml", "- role: moderator", "- role: admin", `role "admin"`},
 		{"cron_triggers.yaml", "/cron/reconcile", "/cron/reconcile_all", "shala has no route POST /cron/reconcile_all"},
 		{"databases/default/tables/tables.yaml", "- \"!include public_ping.yaml\"\n", "", "route POST /events/ping_created is not referenced"},
+		// Typos Hasura would silently ignore, and keys it needs.
+		{"databases/default/tables/public_student.yaml", "allow_aggregations: true", "allow_aggregation: true", `public_student.yaml:2`},
+		{"databases/default/tables/public_student.yaml", "allow_aggregations: true", "allow_aggregation: true", `unknown key "allow_aggregation" in select`},
+		{"databases/default/tables/public_ping.yaml", "enable_manual: true", "enable_manaul: true", `unknown key "enable_manaul" in event definition`},
+		{"databases/default/tables/public_ping.yaml", "    retry_conf:\n      interval_sec: 10\n      num_retries: 5\n      timeout_sec: 30\n", "", `event trigger lacks the required key "retry_conf"`},
+		{"databases/default/tables/public_sms_request.yaml", "      check:\n        school_id:\n          _eq: X-Hasura-School-Id\n      set:", "      set:", `insert lacks the required key "check"`},
+		{"cron_triggers.yaml", "  include_in_metadata: true\n", "", `cron trigger lacks the required key "include_in_metadata"`},
+		{"actions.yaml", "forward_client_headers: false", "forward_client_header: false", `unknown key "forward_client_header" in action definition`},
+		// Cron syntax.
+		{"cron_triggers.yaml", "schedule: '*/5 * * * *'", "schedule: '*/5 * * *'", "has 4 fields, want 5"},
+		{"cron_triggers.yaml", "schedule: '*/5 * * * *'", "schedule: '*/5 25 * * *'", `hour field "25"`},
+		{"databases/default/tables/public_ping.yaml", "schedule: 0 3 * * *", "schedule: 0 3 * * MON-FRI", `cleanup_config: schedule "0 3 * * MON-FRI": day of week field`},
+		// Malformed column lists.
+		{"databases/default/tables/public_ping.yaml", "columns: '*'", "columns: {id: true}", "want a list of column names or '*'"},
+		{"databases/default/tables/public_ping.yaml", "columns: '*'", "columns: [id, [message]]", "want a list of column names"},
+		// Functions.
+		{"databases/default/functions/public_search_answers.yaml", "name: search_answers", "name: search_answer", "function public.search_answer: tracked in metadata but not in the database"},
+		{"databases/default/functions/public_search_answers.yaml", "- role: state_admin", "- role: principal", "function public.search_answers: permission of unknown role principal"},
 	}
 	for _, e := range edits {
 		t.Run(e.want, func(t *testing.T) {
@@ -133,4 +152,53 @@ func copyDir(t *testing.T, src string) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// TestWhatNoRoleReads: Aadhaar numbers are never readable or writable in
+// any form but their last four digits, through any role, and no event
+// trigger ships a student row (Hasura's event payload carries every column,
+// whatever the permissions); the school that issued a certificate learns
+// that it was used, not where the child is enrolled now.
+func TestWhatNoRoleReads(t *testing.T) {
+	t.Parallel()
+	m, err := metadata.Load("../../metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hidden := []struct {
+		table, role string // role "": every role
+		columns     []string
+	}{
+		{"student", "", []string{"aadhaar_hash", "aadhaar_ciphertext", "aadhaar_legacy"}},
+		{"leaving_certificate", "school", []string{"admitted_school_id", "admitted_student_id"}},
+	}
+	tables := map[string]metadata.Table{}
+	for _, tb := range m.Sources[0].Tables {
+		tables[tb.Table.Name] = tb
+	}
+	for _, h := range hidden {
+		tb, ok := tables[h.table]
+		if !ok {
+			t.Fatalf("no table %s in the metadata", h.table)
+		}
+		for kind, perms := range map[string][]metadata.Permission{"select": tb.SelectPermissions, "insert": tb.InsertPermissions, "update": tb.UpdatePermissions} {
+			for _, p := range perms {
+				if h.role != "" && p.Role != h.role {
+					continue
+				}
+				cols, all, err := p.ColumnList()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range h.columns {
+					if all || slices.Contains(cols, c) {
+						t.Errorf("%s may %s %s.%s", p.Role, kind, h.table, c)
+					}
+				}
+			}
+		}
+	}
+	if n := len(tables["student"].EventTriggers); n != 0 {
+		t.Errorf("%d event triggers on student: their payloads would carry the Aadhaar hash and ciphertext", n)
+	}
 }

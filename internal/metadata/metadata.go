@@ -24,6 +24,10 @@ type Metadata struct {
 	CustomTypes  CustomTypes
 	ActionsSDL   string
 	CronTriggers []CronTrigger
+	// Problems are what is malformed in the files themselves — keys Hasura
+	// does not read (typos it would silently ignore), required keys
+	// missing — each with its file and line.
+	Problems []string
 }
 
 // Source is a database.
@@ -37,7 +41,16 @@ type Source struct {
 			} `yaml:"database_url"`
 		} `yaml:"connection_info"`
 	} `yaml:"configuration"`
-	Tables []Table `yaml:"tables"`
+	Tables    []Table    `yaml:"tables"`
+	Functions []Function `yaml:"functions"`
+}
+
+// Function is a tracked SQL function.
+type Function struct {
+	Function    QualifiedTable `yaml:"function"` // name and schema
+	Permissions []struct {
+		Role string `yaml:"role"`
+	} `yaml:"permissions"`
 }
 
 // QualifiedTable names a table.
@@ -88,18 +101,24 @@ type Permission struct {
 
 // ColumnList returns the permission's columns; all is true for "*".
 func (p Permission) ColumnList() (cols []string, all bool, err error) {
-	n := p.Permission.Columns
-	switch n.Kind {
-	case 0:
+	return columnList("columns", p.Permission.Columns)
+}
+
+// columnList reads a column list: absent, "*" (all is true) or a list of
+// names; anything else is an error naming key.
+func columnList(key string, n yaml.Node) (cols []string, all bool, err error) {
+	switch {
+	case n.Kind == 0:
 		return nil, false, nil
-	case yaml.ScalarNode:
-		if n.Value == "*" {
-			return nil, true, nil
+	case n.Kind == yaml.ScalarNode && n.Value == "*":
+		return nil, true, nil
+	case n.Kind == yaml.SequenceNode:
+		if err := n.Decode(&cols); err != nil {
+			return nil, false, fmt.Errorf("%s: line %d: want a list of column names: %w", key, n.Line, err)
 		}
-		return nil, false, fmt.Errorf("columns: want a list or '*', got %q", n.Value)
+		return cols, false, nil
 	default:
-		err := n.Decode(&cols)
-		return cols, false, err
+		return nil, false, fmt.Errorf("%s: line %d: want a list of column names or '*'", key, n.Line)
 	}
 }
 
@@ -127,6 +146,9 @@ type EventTrigger struct {
 	Webhook        string   `yaml:"webhook"`
 	WebhookFromEnv string   `yaml:"webhook_from_env"`
 	Headers        []Header `yaml:"headers"`
+	CleanupConfig  *struct {
+		Schedule string `yaml:"schedule"`
+	} `yaml:"cleanup_config"`
 }
 
 type opColumns struct {
@@ -179,24 +201,39 @@ type CronTrigger struct {
 	} `yaml:"retry_conf"`
 }
 
-// Load reads the metadata directory dir.
+// Load reads the metadata directory dir. Files that cannot be read or
+// decoded are errors; keys Hasura does not read and required keys that are
+// missing are collected in Problems.
 func Load(dir string) (*Metadata, error) {
 	m := &Metadata{}
+	shape := &shapeChecker{dir: dir, files: map[*yaml.Node]string{}}
+	read := func(file, kind string, v any) error {
+		path := filepath.Join(dir, file)
+		node, err := loadNode(path, 0, shape.files)
+		if err != nil {
+			return err
+		}
+		shape.check(node, kind, file)
+		if err := node.Decode(v); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return nil
+	}
 	var version struct {
 		Version int `yaml:"version"`
 	}
-	if err := readYAML(filepath.Join(dir, "version.yaml"), &version); err != nil {
+	if err := read("version.yaml", "version", &version); err != nil {
 		return nil, err
 	}
 	m.Version = version.Version
-	if err := readYAML(filepath.Join(dir, "databases", "databases.yaml"), &m.Sources); err != nil {
+	if err := read(filepath.Join("databases", "databases.yaml"), "[]source", &m.Sources); err != nil {
 		return nil, err
 	}
 	var actions struct {
 		Actions     []Action    `yaml:"actions"`
 		CustomTypes CustomTypes `yaml:"custom_types"`
 	}
-	if err := readYAML(filepath.Join(dir, "actions.yaml"), &actions); err != nil {
+	if err := read("actions.yaml", "actions_file", &actions); err != nil {
 		return nil, err
 	}
 	m.Actions, m.CustomTypes = actions.Actions, actions.CustomTypes
@@ -205,26 +242,17 @@ func Load(dir string) (*Metadata, error) {
 		return nil, err
 	}
 	m.ActionsSDL = string(sdl)
-	if err := readYAML(filepath.Join(dir, "cron_triggers.yaml"), &m.CronTriggers); err != nil {
+	if err := read("cron_triggers.yaml", "[]cron_trigger", &m.CronTriggers); err != nil {
 		return nil, err
 	}
+	m.Problems = shape.problems
 	return m, nil
 }
 
-// readYAML decodes path into v, resolving Hasura's "!include <file>" strings
-// relative to the including file.
-func readYAML(path string, v any) error {
-	node, err := loadNode(path, 0)
-	if err != nil {
-		return err
-	}
-	if err := node.Decode(v); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
-}
-
-func loadNode(path string, depth int) (*yaml.Node, error) {
+// loadNode reads path, resolving Hasura's "!include <file>" strings
+// relative to the including file; files records the file of each included
+// node, for messages.
+func loadNode(path string, depth int, files map[*yaml.Node]string) (*yaml.Node, error) {
 	if depth > 10 {
 		return nil, fmt.Errorf("%s: !include nested too deeply", path)
 	}
@@ -240,23 +268,25 @@ func loadNode(path string, depth int) (*yaml.Node, error) {
 		return &yaml.Node{Kind: yaml.MappingNode}, nil
 	}
 	root := doc.Content[0]
-	if err := resolveIncludes(root, filepath.Dir(path), depth); err != nil {
+	if err := resolveIncludes(root, filepath.Dir(path), depth, files); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return root, nil
 }
 
-func resolveIncludes(n *yaml.Node, dir string, depth int) error {
+func resolveIncludes(n *yaml.Node, dir string, depth int, files map[*yaml.Node]string) error {
 	for i, c := range n.Content {
 		if c.Kind == yaml.ScalarNode && strings.HasPrefix(c.Value, "!include ") {
-			inc, err := loadNode(filepath.Join(dir, strings.TrimSpace(strings.TrimPrefix(c.Value, "!include "))), depth+1)
+			path := filepath.Join(dir, strings.TrimSpace(strings.TrimPrefix(c.Value, "!include ")))
+			inc, err := loadNode(path, depth+1, files)
 			if err != nil {
 				return err
 			}
+			files[inc] = path
 			n.Content[i] = inc
 			continue
 		}
-		if err := resolveIncludes(c, dir, depth); err != nil {
+		if err := resolveIncludes(c, dir, depth, files); err != nil {
 			return err
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"regexp"
@@ -24,14 +25,14 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/forms"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/logging"
-	"github.com/shala-edu/shala/internal/postgres"
+	"github.com/shala-edu/shala/internal/slowread"
 )
 
 // MaxAttachments caps the files of one submission.
@@ -39,11 +40,12 @@ const MaxAttachments = 20
 
 // Deps are what the endpoint needs.
 type Deps struct {
-	Log        *slog.Logger
-	Pool       *pgxpool.Pool
-	Pipeline   *forms.Pipeline
-	Collectors *collector.Store
-	Bucket     *blob.Bucket
+	Log         *slog.Logger
+	Catalog     *forms.Catalog
+	Pipeline    *forms.Pipeline
+	Collectors  *collector.Store
+	Attachments *forms.Attachments
+	Bucket      *blob.Bucket
 	// MaxBytes caps a whole submission request (XML and attachments).
 	MaxBytes int64
 }
@@ -71,6 +73,13 @@ func (d Deps) write(w http.ResponseWriter, status int, nature, text string) {
 	_ = xml.NewEncoder(w).Encode(r)
 }
 
+// WriteError is the httperr.Writer of the OpenRosa routes: what middleware
+// answer (the rate limit, a panic) reaches ODK Collect as an
+// OpenRosaResponse document too.
+func (d Deps) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	d.writeError(r.Context(), w, err)
+}
+
 // writeError answers a failure in OpenRosa's format with the status the
 // fault's kind implies; unexpected errors are logged and answered 500.
 func (d Deps) writeError(ctx context.Context, w http.ResponseWriter, err error) {
@@ -86,7 +95,7 @@ func (d Deps) writeError(ctx context.Context, w http.ResponseWriter, err error) 
 	default:
 		d.Log.InfoContext(ctx, "openrosa submission refused", "code", f.Code, "err", f.Message)
 	}
-	d.write(w, f.Kind.Status(), "", f.Message)
+	d.write(w, httperr.Status(f.Kind), "", f.Message)
 }
 
 // Submission serves HEAD and POST /openrosa/key/{token}/submission.
@@ -120,6 +129,14 @@ func Submission(d Deps) http.Handler {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				d.write(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("submission larger than %d bytes", d.MaxBytes))
+				return
+			}
+			if slowread.Interrupted(err) {
+				// The link failed, not the form: a 5xx makes Collect keep
+				// it and send it again; nothing was stored.
+				d.Log.InfoContext(ctx, "openrosa upload interrupted", "err", err, "cause", cause(err))
+				w.Header().Set("Retry-After", "30")
+				d.write(w, http.StatusServiceUnavailable, "", "The upload was interrupted before the whole submission arrived; send it again.")
 				return
 			}
 			d.writeError(ctx, w, err)
@@ -177,11 +194,11 @@ var safeName = regexp.MustCompile(`^[A-Za-z0-9._() -]{1,255}$`)
 func readParts(r *http.Request) ([]byte, []*attachment, error) {
 	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mediaType != "multipart/form-data" {
-		return nil, nil, fault.New(fault.Invalid, "INVALID_SUBMISSION", "want multipart/form-data with an xml_submission_file part")
+		return nil, nil, fault.New(fault.Invalid, forms.CodeInvalidSubmission, "want multipart/form-data with an xml_submission_file part")
 	}
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return nil, nil, fault.Wrap(err, fault.Invalid, "INVALID_SUBMISSION", "multipart body: %v", err)
+		return nil, nil, fault.Wrap(err, fault.Invalid, forms.CodeInvalidSubmission, "multipart body: %v", err)
 	}
 	var doc []byte
 	var files []*attachment
@@ -200,11 +217,11 @@ func readParts(r *http.Request) ([]byte, []*attachment, error) {
 			}
 		case part.FileName() != "":
 			if len(files) >= MaxAttachments {
-				return nil, files, fault.New(fault.Invalid, "INVALID_SUBMISSION", "more than %d attachments", MaxAttachments)
+				return nil, files, fault.New(fault.Invalid, forms.CodeInvalidSubmission, "more than %d attachments", MaxAttachments)
 			}
 			name := path.Base(part.FileName())
 			if !safeName.MatchString(name) || name == "." || name == ".." {
-				return nil, files, fault.New(fault.Invalid, "INVALID_SUBMISSION", "attachment name %q is not allowed", part.FileName())
+				return nil, files, fault.New(fault.Invalid, forms.CodeInvalidSubmission, "attachment name %q is not allowed", part.FileName())
 			}
 			f, err := os.CreateTemp("", "shala-attachment-*")
 			if err != nil {
@@ -222,17 +239,29 @@ func readParts(r *http.Request) ([]byte, []*attachment, error) {
 		part.Close()
 	}
 	if doc == nil {
-		return nil, files, fault.New(fault.Invalid, "INVALID_SUBMISSION", "xml_submission_file: missing")
+		return nil, files, fault.New(fault.Invalid, forms.CodeInvalidSubmission, "xml_submission_file: missing")
 	}
 	return doc, files, nil
 }
 
+// cause is the link's own error behind an interrupted upload, for logs.
+func cause(err error) error {
+	var ie *slowread.InterruptedError
+	if errors.As(err, &ie) {
+		return ie.Cause()
+	}
+	return err
+}
+
+// maybeTooBig passes on errors of size and of the link as they are (their
+// text, which names addresses, is never shown) and makes the rest a
+// refusal of what was sent.
 func maybeTooBig(err error, what string) error {
 	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
+	if errors.As(err, &tooBig) || slowread.Interrupted(err) {
 		return err
 	}
-	return fault.Wrap(err, fault.Invalid, "INVALID_SUBMISSION", "%s: %v", what, err)
+	return fault.Wrap(err, fault.Invalid, forms.CodeInvalidSubmission, "%s: %v", what, err)
 }
 
 // store uploads attachments to the bucket under submissions/{id}/ and
@@ -254,10 +283,8 @@ func (d Deps) store(ctx context.Context, submission uuid.UUID, files []*attachme
 		if err := bw.Close(); err != nil {
 			return err
 		}
-		if _, err := d.Pool.Exec(ctx, `INSERT INTO form_attachment (submission_id, name, content_type, size, blob_key)
-			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (submission_id, name)
-			DO UPDATE SET content_type = EXCLUDED.content_type, size = EXCLUDED.size, blob_key = EXCLUDED.blob_key`,
-			submission, a.name, a.contentType, a.size, key); err != nil {
+		if err := d.Attachments.Record(ctx, forms.Attachment{SubmissionID: submission, Name: a.name,
+			ContentType: a.contentType, Size: a.size, BlobKey: key}); err != nil {
 			return err
 		}
 	}
@@ -301,35 +328,39 @@ func FormList(d Deps, publicURL string) http.Handler {
 			d.writeError(ctx, w, err)
 			return
 		}
-		rows, err := d.Pool.Query(ctx, `SELECT DISTINCT ON (v.form_id) v.form_id, v.title, v.version, md5(v.xform)
-			FROM form_version v JOIN form f ON f.id = v.form_id
-			WHERE f.purpose = 'DATA_COLLECTION' OR (f.purpose = 'ASSESSMENT_BUILDER' AND $1)
-			ORDER BY v.form_id, v.registered_at DESC`, col.BuildsAssessments)
+		latest, err := d.Catalog.Latest(ctx, col.BuildsAssessments)
 		if err != nil {
 			d.writeError(ctx, w, err)
 			return
 		}
 		list := xformsList{Forms: []xformItem{}}
-		base := strings.TrimRight(publicURL, "/") + "/openrosa/key/" + token + "/forms/"
-		for rows.Next() {
-			var it xformItem
-			if err := rows.Scan(&it.FormID, &it.Name, &it.Version, &it.Hash); err != nil {
-				d.writeError(ctx, w, err)
-				return
-			}
-			it.Hash = "md5:" + it.Hash
-			it.DownloadURL = base + it.FormID + "/" + versionSegment(it.Version) + ".xml"
-			list.Forms = append(list.Forms, it)
-		}
-		if err := rows.Err(); err != nil {
-			d.writeError(ctx, w, err)
-			return
+		for _, f := range latest {
+			list.Forms = append(list.Forms, xformItem{FormID: f.FormID, Name: f.Title, Version: f.Version,
+				Hash: "md5:" + f.MD5, DownloadURL: DownloadURL(publicURL, token, f.FormID, versionSegment(f.Version))})
 		}
 		d.headers(w)
 		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 		_, _ = w.Write([]byte(xml.Header))
 		_ = xml.NewEncoder(w).Encode(list)
 	})
+}
+
+// DownloadURL is where Collect downloads a form version; every segment is
+// escaped (ids may hold non-ASCII letters; forms registered before names
+// were checked may hold anything).
+func DownloadURL(publicURL, token, formID, version string) string {
+	return strings.TrimRight(publicURL, "/") + "/openrosa/key/" + url.PathEscape(token) +
+		"/forms/" + url.PathEscape(formID) + "/" + url.PathEscape(version+".xml")
+}
+
+// param is a path parameter, unescaped: the router matches the raw path
+// when the client escaped it differently from Go's default.
+func param(r *http.Request, name string) string {
+	v := chi.URLParam(r, name)
+	if u, err := url.PathUnescape(v); err == nil && r.URL.RawPath != "" {
+		return u
+	}
+	return v
 }
 
 // FormDownload serves GET /openrosa/key/{token}/forms/{form}/{version}.xml:
@@ -341,15 +372,13 @@ func FormDownload(d Deps) http.Handler {
 			d.writeError(ctx, w, err)
 			return
 		}
-		version := strings.TrimSuffix(chi.URLParam(r, "file"), ".xml")
+		form, version := param(r, "form"), strings.TrimSuffix(param(r, "file"), ".xml")
 		if version == unversioned {
 			version = ""
 		}
-		var def string
-		err := d.Pool.QueryRow(ctx, `SELECT xform FROM form_version WHERE form_id = $1 AND version = $2`,
-			chi.URLParam(r, "form"), version).Scan(&def)
+		def, err := d.Catalog.Source(ctx, form, version)
 		if err != nil {
-			d.writeError(ctx, w, postgres.Translate(err, "form "+chi.URLParam(r, "form")+" version "+version))
+			d.writeError(ctx, w, err)
 			return
 		}
 		d.headers(w)

@@ -25,6 +25,16 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// LogSettings keeps personal data out of the server log: a failed
+// statement's DETAIL ("Failing row contains (…)", "Key (phone)=(…) already
+// exists") and its STATEMENT text carry the values that were written, such
+// as submission XML or phone numbers. Every cluster this package starts
+// uses them (dev, tests, benchmarks); production should set the same (see
+// the README's Guarantees). Options.Settings can override them.
+func LogSettings() map[string]string {
+	return map[string]string{"log_error_verbosity": "terse", "log_min_error_statement": "panic"}
+}
+
 // Options configure a cluster.
 type Options struct {
 	// Dir is the data directory. It is initialised with initdb when it holds
@@ -140,6 +150,9 @@ func launch(ctx context.Context, bin, dir string, port int, cred *syscall.Creden
 	args := []string{"-D", dir, "-p", strconv.Itoa(port), "-k", "", "-h", "127.0.0.1",
 		"-c", "max_connections=200"}
 	settings := map[string]string{}
+	for k, v := range LogSettings() {
+		settings[k] = v
+	}
 	if !opts.Durable {
 		settings["fsync"] = "off"
 		settings["synchronous_commit"] = "off"
@@ -187,13 +200,31 @@ func launch(ctx context.Context, bin, dir string, port int, cred *syscall.Creden
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		conn, err := pgx.Connect(ctx, c.URL("postgres"))
-		if err == nil {
-			_ = conn.Close(ctx)
+		// Something may answer on the port before ours does: make sure it
+		// is the server just started, not one left running on this port or
+		// on this data directory (whose start made ours exit).
+		dataDir, answered := c.dataDirectory(ctx)
+		owner, ours := c.owner()
+		if answered && ours && dataDir == dir {
 			return c, nil
+		}
+		if answered {
+			if err := c.elsewhere(dir, dataDir, owner); err != nil {
+				c.Stop()
+				return nil, err
+			}
 		}
 		select {
 		case werr := <-c.done:
+			c.done <- werr // for Stop
+			if dataDir, answered := c.dataDirectory(ctx); answered {
+				if err := c.elsewhere(dir, dataDir, owner); err != nil {
+					return nil, err
+				}
+			}
+			if owner != 0 && !ours && alive(owner) {
+				return nil, &RunningError{Dir: dir, Port: port, PID: owner}
+			}
 			return nil, fmt.Errorf("postgres exited (%v): %s", werr, logs.String())
 		case <-ctx.Done():
 			c.Stop()
@@ -205,6 +236,63 @@ func launch(ctx context.Context, bin, dir string, port int, cred *syscall.Creden
 			return nil, fmt.Errorf("postgres did not accept connections within 30s: %s", logs.String())
 		}
 	}
+}
+
+// dataDirectory asks whatever answers on the cluster's port for its data
+// directory.
+func (c *Cluster) dataDirectory(ctx context.Context) (string, bool) {
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return "", false
+	}
+	defer conn.Close(ctx)
+	var dir string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('data_directory')").Scan(&dir); err != nil {
+		return "", false
+	}
+	return dir, true
+}
+
+// elsewhere explains a server answering on the port that is not ours: one
+// of another data directory, or another postmaster of this one.
+func (c *Cluster) elsewhere(dir, answering string, owner int) error {
+	if answering != dir {
+		return fmt.Errorf("port %d is taken by another PostgreSQL server (data directory %s)", c.port, answering)
+	}
+	if _, ours := c.owner(); !ours && owner != 0 {
+		return &RunningError{Dir: dir, Port: c.port, PID: owner}
+	}
+	return nil
+}
+
+// alive reports whether a process with pid exists.
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// RunningError reports a data directory already in use by a live server
+// that this process did not start.
+type RunningError struct {
+	Dir  string
+	Port int
+	PID  int
+}
+
+func (e *RunningError) Error() string {
+	return fmt.Sprintf("a PostgreSQL server (pid %d) is already running on %s; stop it first", e.PID, e.Dir)
+}
+
+// owner reads the postmaster pid of the data directory and reports whether
+// it is the server this Cluster started.
+func (c *Cluster) owner() (pid int, ours bool) {
+	b, err := os.ReadFile(filepath.Join(c.dir, "postmaster.pid"))
+	if err != nil {
+		return 0, false
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	pid, _ = strconv.Atoi(string(bytes.TrimSpace(line)))
+	return pid, c.cmd != nil && c.cmd.Process != nil && pid == c.cmd.Process.Pid
 }
 
 // URL is a connection string for database db as the postgres superuser.

@@ -25,6 +25,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
 
 	"github.com/shala-edu/shala/internal/pgcluster"
 	"github.com/shala-edu/shala/internal/postgres"
@@ -47,15 +48,33 @@ var (
 	cloneMu sync.Mutex
 )
 
-// Main runs the package's tests and then stops the cluster this package
-// started, if any. Use it as: func TestMain(m *testing.M) { pgtest.Main(m) }.
+// Main runs the package's tests, stops the cluster this package started,
+// if any, and then fails the run if the tests left goroutines running
+// (goleak): a River client, a pool or a server not stopped. Use it as:
+// func TestMain(m *testing.M) { pgtest.Main(m) }.
 func Main(m *testing.M) {
 	code := m.Run()
 	if srv != nil {
 		srv.admin.Close()
 		if srv.cluster != nil {
 			srv.cluster.Stop()
-			_ = os.RemoveAll(srv.tmpDir)
+			if err := os.RemoveAll(srv.tmpDir); err != nil {
+				fmt.Fprintf(os.Stderr, "pgtest: remove %s: %v\n", srv.tmpDir, err)
+			}
+		}
+	}
+	if code == 0 {
+		// By design, not leaks: pgcluster keeps the thread that started
+		// postgres for good (its Pdeathsig is tied to that thread), and
+		// tusd gives each request a context that ends a while after the
+		// request's own (never, for a test's handler call with a
+		// background context).
+		if err := goleak.Find(
+			goleak.IgnoreTopFunction("github.com/shala-edu/shala/internal/pgcluster.launch.func1"),
+			goleak.IgnoreTopFunction("github.com/tus/tusd/v2/pkg/handler.newDelayedContext.func1"),
+		); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: goroutines left running after the tests:\n%v\n", err)
+			code = 1
 		}
 	}
 	os.Exit(code)

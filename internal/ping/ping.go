@@ -16,18 +16,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
-	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/postgres"
 	"github.com/shala-edu/shala/internal/queue"
 )
-
-// Row is a ping row as Hasura serialises it in events.
-type Row struct {
-	ID        uuid.UUID    `json:"id"`
-	Message   string       `json:"message"`
-	SentBy    *string      `json:"sent_by"`
-	CreatedAt *hasura.Time `json:"created_at"`
-}
 
 // Ping is a stored ping.
 type Ping struct {
@@ -72,6 +63,9 @@ type PongWorker struct {
 	river.WorkerDefaults[PongArgs]
 	Pool *pgxpool.Pool
 }
+
+// Timeout bounds writing one pong.
+func (w *PongWorker) Timeout(*river.Job[PongArgs]) time.Duration { return queue.MaxTimeout }
 
 // Work writes the pong for job.Args.PingID unless it exists.
 func (w *PongWorker) Work(ctx context.Context, job *river.Job[PongArgs]) error {

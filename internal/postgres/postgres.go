@@ -92,6 +92,8 @@ func Translate(err error, what string) error {
 		switch pgErr.Code {
 		case "23505": // unique_violation
 			return fault.Wrap(err, fault.Conflict, "", "%s already exists (%s)", what, pgErr.ConstraintName)
+		case "22021", "22P05": // NUL or another byte text cannot hold; \u0000 in jsonb
+			return fault.Wrap(err, fault.Invalid, "", "%s: contains a character that cannot be stored (NUL)", what)
 		case "23514", "23502", "22001", "22P02", "23503": // check, not null, too long, bad text repr, foreign key
 			field := pgErr.ColumnName
 			if field == "" {
@@ -110,6 +112,9 @@ func constraintMessage(e *pgconn.PgError, field string) string {
 	case "23502":
 		return field + " is required"
 	default:
+		if field == "" {
+			return e.Message
+		}
 		return field + ": " + e.Message
 	}
 }

@@ -59,14 +59,19 @@ func New(pool *pgxpool.Pool, workers *river.Workers, cfg Config) (*Client, error
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var retry river.ClientRetryPolicy = &river.DefaultClientRetryPolicy{}
+	if cfg.RetryPolicy != nil {
+		retry = cfg.RetryPolicy
+	}
 	rc := &river.Config{
 		Logger:       slog.New(levelAtLeast{log.Handler(), slog.LevelWarn}),
 		ErrorHandler: &errorLogger{log: log},
 		Workers:      workers,
-		// A job that has not finished within this is cancelled and retried:
-		// no side effect here takes minutes.
-		JobTimeout:  5 * time.Minute,
-		RetryPolicy: cfg.RetryPolicy,
+		// The timeout of kinds that set none, and the rescue of a dead
+		// process's jobs: see rescue.go.
+		JobTimeout:           MaxTimeout,
+		RescueStuckJobsAfter: RescueAfter,
+		RetryPolicy:          rescuedAtOnce{inner: retry},
 	}
 	if cfg.Workers > 0 {
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
@@ -281,6 +286,9 @@ type SweepWorker[A river.JobArgs] struct {
 	MinAge time.Duration
 	Sweep  Sweep
 }
+
+// Timeout bounds one sweep (a bounded number of rows).
+func (w *SweepWorker[A]) Timeout(*river.Job[A]) time.Duration { return MaxTimeout }
 
 // Work runs one sweep.
 func (w *SweepWorker[A]) Work(ctx context.Context, job *river.Job[A]) error {

@@ -5,7 +5,6 @@
 package ratelimit
 
 import (
-	"encoding/json"
 	"net"
 	"net/http"
 	"net/netip"
@@ -14,6 +13,9 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/httperr"
 )
 
 // MaxClients caps the clients remembered at once. Beyond it (a flood from
@@ -100,14 +102,15 @@ func (p *PerIP) RetryAfter() int {
 	return max(1, int(1/float64(p.rate)+0.999))
 }
 
-// Middleware answers 429 with Retry-After beyond the limit, keyed by the
+// Middleware answers 429 with Retry-After beyond the limit (in the route's
+// wire format, httperr.Write), keyed by the
 // connection's remote address (a proxy in front must pass the client's own
 // connection, or every client shares the proxy's bucket).
 func (p *PerIP) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !p.Allow(ClientKey(r), time.Now()) {
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(float64(p.burst)/float64(p.rate)))))
-			WriteTooMany(w)
+			httperr.Write(w, r, fault.New(fault.RateLimited, "", "too many requests; try again shortly"))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -116,10 +119,7 @@ func (p *PerIP) Middleware(next http.Handler) http.Handler {
 
 // WriteTooMany writes the 429 body (the caller sets Retry-After).
 func WriteTooMany(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(http.StatusTooManyRequests)
-	_ = json.NewEncoder(w).Encode(map[string]any{"message": "too many requests; try again shortly",
-		"extensions": map[string]any{"code": "RATE_LIMITED"}})
+	httperr.JSON(w, nil, fault.New(fault.RateLimited, "", "too many requests; try again shortly"))
 }
 
 // ClientKey is the key r's client is limited under: the connection's IP,

@@ -266,6 +266,10 @@ func TestLeavingCertificate(t *testing.T) {
 	if status, out := b.as(t, b.schoolA, "issueLeavingCertificate", map[string]any{"studentId": studentID, "reason": "OTHER", "leavingDate": "2026-11-30"}); status != 409 {
 		t.Errorf("second certificate for a student who left: %d %v, want 409", status, out)
 	}
+	if status, out := b.as(t, b.schoolB, "admitTransferredStudent", map[string]any{"qr": qr, "grade": 9, "admissionNumber": "B#1"}); status != 400 ||
+		!strings.HasPrefix(fmt.Sprint(out["message"]), "admissionNumber:") {
+		t.Errorf("an admission number the register cannot hold: %d %v, want 400 naming admissionNumber", status, out)
+	}
 
 	t.Run("pdf is being prepared", func(t *testing.T) {
 		status, hdr, _ := b.get(t, "/certificates/"+certID+"/pdf")
@@ -491,4 +495,94 @@ func TestOtherStateAdmissionWithUploadedDocuments(t *testing.T) {
 	if status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": again}); status != 400 || !strings.HasPrefix(fmt.Sprint(out["message"]), "student.documents[0].id") {
 		t.Errorf("a document used twice: %d %v", status, out)
 	}
+}
+
+// TestCertificateAfterLeaving: a revoked certificate that no school used can
+// be replaced, a student who passed out (or dropped out) can have one, and
+// nobody gets a second live certificate or one after a school admitted them.
+func TestCertificateAfterLeaving(t *testing.T) {
+	t.Parallel()
+	b := certSetup(t)
+	register := func(t *testing.T, in map[string]any) string {
+		t.Helper()
+		status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": in})
+		if status != 200 {
+			t.Fatalf("register: %d %v", status, out)
+		}
+		return out["id"].(string)
+	}
+	issue := func(t *testing.T, id, reason, date string) (int, map[string]any) {
+		t.Helper()
+		return b.as(t, b.schoolA, "issueLeavingCertificate", map[string]any{"studentId": id, "reason": reason, "leavingDate": date})
+	}
+
+	t.Run("a revoked certificate is replaced", func(t *testing.T) {
+		id := register(t, anushka(aadhaar.Complete("93579246801"), "A/1"))
+		status, out := issue(t, id, "FAMILY_MIGRATION", "2026-11-20")
+		if status != 200 {
+			t.Fatalf("issue: %d %v", status, out)
+		}
+		first := out["certificateId"]
+		if status, out := b.as(t, b.schoolA, "revokeCertificate", map[string]any{"id": first, "reason": "wrong leaving date"}); status != 200 {
+			t.Fatalf("revoke: %d %v", status, out)
+		}
+		status, out = issue(t, id, "FAMILY_MIGRATION", "2026-11-25")
+		if status != 200 || out["certificateId"] == first {
+			t.Fatalf("replacement: %d %v, want a new certificate", status, out)
+		}
+		if status, out := b.as(t, b.schoolB, "verifyCertificate", map[string]any{"qr": out["qr"]}); status != 200 || out["valid"] != true {
+			t.Errorf("the replacement verifies: %d %v", status, out)
+		}
+		if n := b.count(t, `SELECT count(*) FROM student WHERE id = $1 AND status = 'LEFT' AND left_on = '2026-11-25'`, id); n != 1 {
+			t.Error("the student does not carry the replacement's leaving date")
+		}
+		if status, out := issue(t, id, "OTHER", "2026-11-25"); status != 409 || code(out) != "NOT_ACTIVE" {
+			t.Errorf("a second live certificate: %d %v, want 409 NOT_ACTIVE", status, out)
+		}
+	})
+
+	t.Run("not after a school admitted the child with it", func(t *testing.T) {
+		id := register(t, with(anushka(aadhaar.Complete("84680135792"), "A/2"), "name", "प्रिया शर्मा"))
+		status, out := issue(t, id, "TRANSFER_IN_STATE", "2026-11-20")
+		if status != 200 {
+			t.Fatalf("issue: %d %v", status, out)
+		}
+		if status, out := b.as(t, b.schoolB, "admitTransferredStudent", map[string]any{"qr": out["qr"], "grade": 8}); status != 200 {
+			t.Fatalf("admit: %d %v", status, out)
+		}
+		if status, out := b.as(t, b.schoolA, "revokeCertificate", map[string]any{"id": out["certificateId"], "reason": "issued twice"}); status != 200 {
+			t.Fatalf("revoke: %d %v", status, out)
+		}
+		if status, out := issue(t, id, "TRANSFER_IN_STATE", "2026-11-20"); status != 409 || code(out) != "NOT_ACTIVE" {
+			t.Errorf("after an admission: %d %v, want 409 NOT_ACTIVE", status, out)
+		}
+	})
+
+	t.Run("a student who passed out", func(t *testing.T) {
+		in := with(with(anushka(aadhaar.Complete("35791357913"), "A/3"), "grade", 12), "dateOfBirth", "2007-06-01")
+		id := register(t, with(with(in, "academicYear", "2025-26"), "name", "राहुल वर्मा"))
+		status, out := b.as(t, b.schoolA, "promoteStudents", map[string]any{"fromGrade": 12, "academicYear": "2025-26", "toAcademicYear": "2026-27"})
+		if status != 200 || out["passedOut"] != 1.0 {
+			t.Fatalf("promote class 12: %d %v", status, out)
+		}
+		if status, out := issue(t, id, "COMPLETED_SCHOOLING", "2026-11-30"); status != 200 {
+			t.Fatalf("certificate after passing out: %d %v", status, out)
+		}
+		if n := b.count(t, `SELECT count(*) FROM student WHERE id = $1 AND status = 'PASSED_OUT'`, id); n != 1 {
+			t.Error("the student is no longer PASSED_OUT")
+		}
+		if status, out := issue(t, id, "COMPLETED_SCHOOLING", "2026-11-30"); status != 409 {
+			t.Errorf("a second one: %d %v, want 409", status, out)
+		}
+	})
+
+	t.Run("not for a child who left without a certificate", func(t *testing.T) {
+		id := register(t, with(anushka(aadhaar.Complete("46802468024"), "A/4"), "name", "विवेक वर्मा"))
+		if _, err := b.pool.Exec(context.Background(), `UPDATE student SET status = 'LEFT', left_on = '2026-06-01' WHERE id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		if status, out := issue(t, id, "OTHER", "2026-11-30"); status != 409 || code(out) != "NOT_ACTIVE" {
+			t.Errorf("got %d %v, want 409 NOT_ACTIVE", status, out)
+		}
+	})
 }

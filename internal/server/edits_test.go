@@ -36,7 +36,7 @@ func TestEditsAsODKCentral(t *testing.T) {
 			t.Errorf("submitForm: %d %v", status, out)
 		}
 		id := b.hasuraInsert(t, edit("uuid:e-hasura", first, "4"), "school")
-		waitFor(t, "the Hasura insert to be processed", func() bool {
+		b.waitFor(t, "the Hasura insert to be processed", func() bool {
 			return b.count(t, `SELECT count(*) FROM form_submission WHERE id = $1 AND status <> 'received'`, id) == 1
 		})
 		if n := b.count(t, `SELECT count(*) FROM form_submission WHERE id = $1 AND status = 'rejected' AND error_code = 'UNKNOWN_EDIT'

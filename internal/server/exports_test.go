@@ -51,7 +51,7 @@ func setupExports(t *testing.T) (*bundle, *sheetstest.Server, func(role string) 
 		}
 		return tok
 	}
-	return &bundle{app: a, pool: pool, queue: a.Queue, url: srv.URL, reg: a.Registry, client: srv.Client()}, sheetsSrv, mint
+	return &bundle{app: a, jobs: apptest.JobsFinished(t, a), pool: pool, queue: a.Queue, url: srv.URL, reg: a.Registry, client: srv.Client()}, sheetsSrv, mint
 }
 
 func (b *bundle) get(t *testing.T, path string, hdr map[string]string) (*http.Response, []byte) {
@@ -104,12 +104,12 @@ func TestExports(t *testing.T) {
 			t.Fatalf("connectSheet: got %d %v", status, out)
 		}
 		b.startWorkers(t)
-		waitFor(t, "the response in the sheet", func() bool { return len(sheetsSrv.Rows(book, "Responses")) == 2 })
+		b.waitFor(t, "the response in the sheet", func() bool { return len(sheetsSrv.Rows(book, "Responses")) == 2 })
 		rows := sheetsSrv.Rows(book, "Responses")
 		if rows[0][0] != "KEY" || rows[1][0] != responseID {
 			t.Errorf("sheet: got %v, want the header and the response", rows)
 		}
-		waitFor(t, "rows_written", func() bool {
+		b.waitFor(t, "rows_written", func() bool {
 			return b.count(t, `SELECT rows_written FROM sheet_export WHERE spreadsheet_id = $1`, book) == 1
 		})
 	})
@@ -131,7 +131,7 @@ func TestExports(t *testing.T) {
 			!strings.Contains(resp.Header.Get("Content-Disposition"), `filename="household_survey.csv"`) {
 			t.Fatalf("GET link: %d %v %s", resp.StatusCode, resp.Header, body)
 		}
-		if !bytes.HasPrefix(body, []byte("\xEF\xBB\xBFKEY,SubmissionDate,FormVersion,")) || !strings.Contains(string(body), responseID) {
+		if !bytes.HasPrefix(body, []byte("\xEF\xBB\xBF\"KEY\",\"SubmissionDate\",\"FormVersion\",")) || !strings.Contains(string(body), responseID) {
 			t.Errorf("body: got %.300q", body)
 		}
 		q := link.Query()

@@ -248,8 +248,13 @@ func TestOpenRosaSubmission(t *testing.T) {
 	}
 	req, _ = http.NewRequest(http.MethodPost, b.url+"/openrosa/key/"+token+"/submission", strings.NewReader(doc))
 	req.Header.Set("Content-Type", "text/xml")
-	if resp, err := b.client.Do(req); err != nil || resp.StatusCode != 400 {
-		t.Errorf("not multipart: %v %v", resp.StatusCode, err)
+	resp, err = b.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, want := resp.StatusCode, 400; got != want {
+		t.Errorf("not multipart: status %d, want %d", got, want)
 	}
 	if status, out := b.action(t, "revokeCollector", "admin", map[string]any{"id": collectorID}); status != 200 || out["revokedAt"] == nil {
 		t.Fatalf("revoke: %d %v", status, out)
@@ -281,7 +286,7 @@ func TestFormSubmissionInsertedThroughHasura(t *testing.T) {
 		t.Errorf("%d process jobs for one submission delivered twice, want 1", n)
 	}
 	b.startWorkers(t)
-	waitFor(t, "the submission to be processed", func() bool {
+	b.waitFor(t, "the submission to be processed", func() bool {
 		return b.count(t, `SELECT count(*) FROM form_submission WHERE id = $1 AND status = 'accepted'`, id) == 1
 	})
 	if n := b.count(t, `SELECT count(*) FROM response WHERE submission_id = $1`, id); n != 1 {

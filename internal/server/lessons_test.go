@@ -242,6 +242,48 @@ func TestLessonActionErrors(t *testing.T) {
 	}
 }
 
+// TestJoinLinkPreview: messaging apps fetch every link they are sent to
+// draw a preview card. During a lesson such a fetch must not use one of the
+// student's sessions, call BBB, or be handed the signed join URL.
+func TestJoinLinkPreview(t *testing.T) {
+	t.Parallel()
+	b := setupLessons(t)
+	ts := b.addServer(t)
+	mod := b.moderator(t, "M")
+	g := b.group(t, mod, "Asha")
+	var started struct {
+		LessonID uuid.UUID `json:"lessonId"`
+	}
+	if st, e := b.action(t, "startLesson", mod, map[string]any{"groupId": g.ID}, &started); st != 200 {
+		t.Fatalf("startLesson: %d %v", st, e)
+	}
+	for _, ua := range []string{"WhatsApp/2.23.20.0 A", "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+		"TelegramBot (like TwitterBot)", "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)"} {
+		req, _ := http.NewRequest(http.MethodGet, b.url+"/j/"+g.Students[0].Token, nil)
+		req.Header.Set("User-Agent", ua)
+		resp, err := b.noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" || !strings.Contains(string(page), "TeleKlasa") {
+			t.Errorf("%s: %d → %q", ua, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	var grants int
+	if err := b.pool.QueryRow(context.Background(), `SELECT count(*) FROM lesson_join`).Scan(&grants); err != nil || grants != 0 {
+		t.Errorf("%d join links handed out to previewers (%v), want 0", grants, err)
+	}
+	if n := ts.Calls("getMeetingInfo"); n != 0 {
+		t.Errorf("%d getMeetingInfo calls for previews, want 0", n)
+	}
+	// A browser still goes straight in.
+	if resp, _ := b.get(t, "/j/"+g.Students[0].Token); resp.StatusCode != http.StatusFound {
+		t.Errorf("a browser: %d, want 302", resp.StatusCode)
+	}
+}
+
 func TestJoinLinkGuessing(t *testing.T) {
 	t.Parallel()
 	b := setupLessons(t)

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -21,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/logging"
 )
 
@@ -41,8 +42,9 @@ func requestID(next http.Handler) http.Handler {
 	})
 }
 
-// recoverer turns a panic into a logged 500: one bad request must never take
-// the process down.
+// recoverer turns a panic into a logged 500, answered in the wire format of
+// the route (httperr.Write): one bad request must never take the process
+// down.
 func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -55,29 +57,21 @@ func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
 					panic(p)
 				}
 				log.ErrorContext(r.Context(), "handler panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-				hasura.SetOutcome(r.Context(), "error")
-				w.Header().Set("Content-Type", "application/json; charset=utf-8")
-				w.WriteHeader(http.StatusInternalServerError)
-				_ = json.NewEncoder(w).Encode(map[string]any{"message": "internal error", "extensions": map[string]any{"code": "INTERNAL"}})
+				httperr.Write(w, r, fault.New(fault.Internal, "", "internal error"))
 			}()
 			next.ServeHTTP(w, r)
 		})
 	}
 }
 
-// capBody limits request bodies to n bytes; handlers reading more get an
-// *http.MaxBytesError and answer 413.
+// capBody limits request bodies to n bytes: a declared length over it is
+// answered 413 at once (in the route's wire format), and handlers reading
+// more than n get an *http.MaxBytesError and answer 413 themselves.
 func capBody(n int64) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.ContentLength > n {
-				hasura.SetOutcome(r.Context(), "too_large")
-				w.Header().Set("Content-Type", "application/json; charset=utf-8")
-				w.WriteHeader(http.StatusRequestEntityTooLarge)
-				_ = json.NewEncoder(w).Encode(map[string]any{
-					"message":    fmt.Sprintf("request body is larger than %d bytes", n),
-					"extensions": map[string]any{"code": "BODY_TOO_LARGE"},
-				})
+				httperr.Write(w, r, fault.New(fault.TooLarge, fault.CodeBodyTooLarge, "request body is larger than %d bytes", n))
 				return
 			}
 			r.Body = http.MaxBytesReader(w, r.Body, n)
@@ -86,10 +80,12 @@ func capBody(n int64) func(http.Handler) http.Handler {
 	}
 }
 
+// notFound answers an unknown route, or an unknown action, trigger or cron
+// name within Hasura's routes.
 func notFound(what string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		httperr.Write(w, r, fault.New(fault.NotFound, "", "%s %s not found", what, strconv.Quote(path.Base(r.URL.Path))))
 		hasura.SetOutcome(r.Context(), "not_found")
-		hasura.WriteNotFound(w, what+" "+strconv.Quote(path.Base(r.URL.Path)))
 	}
 }
 

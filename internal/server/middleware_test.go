@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/shala-edu/shala/hasura"
+	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/logging"
 )
 
@@ -55,9 +59,10 @@ func TestPanicBecomesLogged500AndServerSurvives(t *testing.T) {
 func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 	t.Parallel()
 	started := make(chan struct{})
+	shutdown := newLogSignal("shutting down http server")
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
-		time.Sleep(300 * time.Millisecond) // a request still working when shutdown begins
+		<-shutdown.seen // still working when the shutdown begins
 		_, _ = w.Write([]byte("done"))
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -66,7 +71,7 @@ func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, ln, h, slog.New(slog.DiscardHandler), 10*time.Second) }()
+	go func() { served <- Serve(ctx, ln, h, slog.New(shutdown), 10*time.Second) }()
 
 	type result struct {
 		body string
@@ -161,3 +166,53 @@ func TestServeCancelsRequestsStillRunningAtTheTimeout(t *testing.T) {
 		t.Error("the running request's context was never cancelled")
 	}
 }
+
+// A panic is answered in the wire format of the route it happened on: XML
+// on OpenRosa's routes, Hasura's JSON on Hasura's.
+func TestPanicIsAnsweredInTheRoutesFormat(t *testing.T) {
+	t.Parallel()
+	xmlWriter := func(w http.ResponseWriter, r *http.Request, err error) {
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		w.WriteHeader(httperr.Status(fault.As(err).Kind))
+		_, _ = w.Write([]byte(`<OpenRosaResponse xmlns="http://openrosa.org/http/response"><message>internal error</message></OpenRosaResponse>`))
+	}
+	boom := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })
+	r := chi.NewRouter()
+	r.Use(httperr.Track, recoverer(slog.New(slog.DiscardHandler)))
+	r.With(httperr.Use(xmlWriter)).Get("/openrosa/boom", boom)
+	r.With(httperr.Use(hasura.WriteError)).Get("/actions/boom", boom)
+	for _, tt := range []struct{ path, wantType, wantBody string }{
+		{"/openrosa/boom", "text/xml; charset=utf-8", "<OpenRosaResponse"},
+		{"/actions/boom", "application/json; charset=utf-8", `"code":"INTERNAL"`},
+	} {
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.path, nil))
+		if rec.Code != 500 || rec.Header().Get("Content-Type") != tt.wantType || !strings.Contains(rec.Body.String(), tt.wantBody) {
+			t.Errorf("GET %s: %d %s %s, want 500 %s with %s", tt.path, rec.Code, rec.Header().Get("Content-Type"), rec.Body.String(), tt.wantType, tt.wantBody)
+		}
+	}
+}
+
+// logSignal is a log handler that closes seen when a record with message
+// msg is logged: a test waits for what the code says it is doing.
+type logSignal struct {
+	msg  string
+	seen chan struct{}
+	once *sync.Once
+}
+
+func newLogSignal(msg string) logSignal {
+	return logSignal{msg: msg, seen: make(chan struct{}), once: new(sync.Once)}
+}
+
+func (h logSignal) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h logSignal) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return nil
+}
+
+func (h logSignal) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h logSignal) WithGroup(string) slog.Handler      { return h }

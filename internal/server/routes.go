@@ -9,10 +9,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shala-edu/shala/actions"
+	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/certificate"
+	"github.com/shala-edu/shala/internal/forms"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/openrosa"
-	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/ratelimit"
+	"github.com/shala-edu/shala/internal/slowread"
 	"github.com/shala-edu/shala/internal/sms/twilio"
 	"github.com/shala-edu/shala/internal/web"
 	"github.com/shala-edu/shala/triggers"
@@ -29,11 +32,12 @@ func addRoutes(r chi.Router, d Deps) {
 	// ODK Collect and Enketo submit here; the collector token in the path
 	// authenticates them.
 	r.Route("/openrosa/key/{token}", func(r chi.Router) {
-		r.Use(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware)
-		odk := openrosa.Deps{Log: d.Log, Pool: d.Pool, Pipeline: d.Pipeline, Collectors: d.Collectors, Bucket: d.Blobs, MaxBytes: d.OpenRosaMaxBytes}
+		odk := openrosa.Deps{Log: d.Log, Catalog: d.Catalog, Pipeline: d.Pipeline, Collectors: d.Collectors,
+			Attachments: d.Attachments, Bucket: d.Blobs, MaxBytes: d.OpenRosaMaxBytes}
+		r.Use(httperr.Use(odk.WriteError), ratelimit.New(d.PublicRate, d.PublicBurst).Middleware)
 		submission := openrosa.Submission(odk)
 		r.Method(http.MethodHead, "/submission", submission)
-		r.Method(http.MethodPost, "/submission", submission)
+		r.With(slowread.Middleware(d.Upload)).Method(http.MethodPost, "/submission", submission)
 		r.Method(http.MethodGet, "/formList", openrosa.FormList(odk, d.PublicURL))
 		r.Method(http.MethodGet, "/forms/{form}/{file}", openrosa.FormDownload(odk))
 	})
@@ -59,10 +63,12 @@ func addRoutes(r chi.Router, d Deps) {
 		public := ratelimit.New(d.PublicRate, d.PublicBurst).Middleware
 		r.Route("/submissions/{uploadCode}", func(r chi.Router) {
 			r.Use(public)
-			r.Method(http.MethodPost, "/", web.Submit(d.Log, exams, guesses))
+			// A student's phone may be slow: read at any speed above the
+			// floor (tus has its own per-read deadline and resumes).
+			r.With(slowread.Middleware(d.Upload)).Method(http.MethodPost, "/", web.Submit(d.Log, exams, guesses))
 			r.Method(http.MethodGet, "/", web.SubmissionStatus(d.Log, exams, guesses))
 			if d.TusDir != "" {
-				r.Handle("/tus/*", web.NewTus(d.Log, exams, guesses, d.TusDir))
+				r.Handle("/tus/*", web.NewTus(d.Log, exams, guesses, d.TusDir, d.PublicURL))
 			}
 		})
 		r.With(public).Method(http.MethodGet, "/verifications/{code}", web.Verification(d.Log, exams, links, guesses))
@@ -73,7 +79,7 @@ func addRoutes(r chi.Router, d Deps) {
 	// (rate-limited per IP against guessing) and, since browsers resend basic
 	// credentials on their own, cross-origin writes refused.
 	if d.Operator != nil && d.OperatorPassword != "" {
-		r.Route(queue.UIPath, func(r chi.Router) {
+		r.Route(OperatorPath, func(r chi.Router) {
 			r.Use(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware, operatorAuth(d.Log, d.OperatorPassword),
 				http.NewCrossOriginProtection().Handler)
 			r.Handle("/*", d.Operator)
@@ -90,7 +96,7 @@ func addRoutes(r chi.Router, d Deps) {
 		web.ExportCSV(web.ExportDeps{Log: d.Log, Pool: d.Pool, Langs: d.Langs, Verifier: d.JWT, Links: d.Links, Slots: make(chan struct{}, 4)}))
 
 	// Providers' callbacks: public, authenticated by the provider's signature.
-	r.Method(http.MethodPost, twilio.CallbackPath, twilio.StatusCallback(d.Log, d.Pool, d.TwilioAuthToken, d.TwilioCallbackURL))
+	r.Method(http.MethodPost, twilio.CallbackPath, twilio.StatusCallback(d.Log, d.SMSReports, d.TwilioAuthToken, d.TwilioCallbackURL))
 
 	// Online lessons: students' personal links and moderators' quick links
 	// (tokens in the path: rate limited per IP, wrong tokens limited
@@ -113,40 +119,46 @@ func addRoutes(r chi.Router, d Deps) {
 	r.Route("/actions", func(r chi.Router) {
 		r.Use(d.webhook("action")...)
 		r.NotFound(notFound("action"))
-		r.Method(http.MethodPost, "/ping", actions.Ping(d.Log, d.Pings))
-		r.Method(http.MethodPost, "/registerForm", actions.RegisterForm(d.Log, d.Catalog))
-		r.Method(http.MethodPost, "/saveFormRule", actions.SaveFormRule(d.Log, d.Catalog, d.Rules))
-		r.Method(http.MethodPost, "/saveBuilderMapping", actions.SaveBuilderMapping(d.Log, d.Catalog))
-		r.Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, d.Pipeline))
-		r.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, d.Collectors, d.PublicURL))
-		r.Method(http.MethodPost, "/revokeCollector", actions.RevokeCollector(d.Log, d.Collectors))
-		r.Method(http.MethodPost, "/schoolAssessments", actions.SchoolAssessments(d.Log, d.Listings))
-		r.Method(http.MethodPost, "/addBBBServer", actions.AddBBBServer(d.Log, d.BBBServers))
-		r.Method(http.MethodPost, "/disableBBBServer", actions.DisableBBBServer(d.Log, d.BBBServers))
-		r.Method(http.MethodPost, "/createGroup", actions.CreateGroup(d.Log, d.LessonGroups))
-		r.Method(http.MethodPost, "/addStudents", actions.AddStudents(d.Log, d.LessonGroups))
-		r.Method(http.MethodPost, "/removeStudent", actions.RemoveStudent(d.Log, d.LessonGroups))
-		r.Method(http.MethodPost, "/resetAccessToken", actions.ResetAccessToken(d.Log, d.LessonGroups))
-		r.Method(http.MethodPost, "/createModeratorLink", actions.CreateModeratorLink(d.Log, d.LessonGroups, d.PublicURL))
-		r.Method(http.MethodPost, "/resetModeratorLink", actions.ResetModeratorLink(d.Log, d.LessonGroups, d.PublicURL))
-		r.Method(http.MethodPost, "/startLesson", actions.StartLesson(d.Log, d.Lessons))
-		r.Method(http.MethodPost, "/endLesson", actions.EndLesson(d.Log, d.Lessons))
-		r.Method(http.MethodPost, "/registerStudent", actions.RegisterStudent(d.Log, d.Students))
-		r.Method(http.MethodPost, "/promoteStudents", actions.PromoteStudents(d.Log, d.Students))
-		r.Method(http.MethodPost, "/issueLeavingCertificate", actions.IssueLeavingCertificate(d.Log, d.Certificates, d.PublicURL))
-		r.Method(http.MethodPost, "/revokeCertificate", actions.RevokeCertificate(d.Log, d.Certificates))
-		r.Method(http.MethodPost, "/verifyCertificate", actions.VerifyCertificate(d.Log, d.Certificates))
-		r.Method(http.MethodPost, "/admitTransferredStudent", actions.AdmitTransferredStudent(d.Log, d.Certificates))
-		r.Method(http.MethodPost, "/studentAadhaar", actions.StudentAadhaar(d.Log, d.Students))
-		r.Method(http.MethodPost, "/createExam", actions.CreateExam(d.Log, d.Exams))
-		r.Method(http.MethodPost, "/createExamStudents", actions.CreateExamStudents(d.Log, d.Exams))
-		r.Method(http.MethodPost, "/resetUploadCode", actions.ResetUploadCode(d.Log, d.Exams))
-		r.Method(http.MethodPost, "/purgeExam", actions.PurgeExam(d.Log, d.Exams))
-		r.Method(http.MethodPost, "/connectSheet", actions.ConnectSheet(d.Log, d.Pool, d.Queue, d.SheetsAccount))
-		r.Method(http.MethodPost, "/exportLink", actions.ExportLink(d.Log, d.Pool, d.Links))
+		// Each action's body limit fits its largest argument as the
+		// database stores it; the others take SHALA_MAX_BODY_BYTES.
+		small := r.With(capBody(d.MaxBodyBytes))
+		small.Method(http.MethodPost, "/ping", actions.Ping(d.Log, d.Pings))
+		r.With(capBody(hasura.ActionBodyLimit(forms.MaxDefinitionBytes))).
+			Method(http.MethodPost, "/registerForm", actions.RegisterForm(d.Log, d.Catalog))
+		small.Method(http.MethodPost, "/saveFormRule", actions.SaveFormRule(d.Log, d.Catalog, d.Rules))
+		small.Method(http.MethodPost, "/saveBuilderMapping", actions.SaveBuilderMapping(d.Log, d.Catalog))
+		r.With(capBody(hasura.ActionBodyLimit(forms.MaxSubmissionBytes))).
+			Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, d.Pipeline))
+		small.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, d.Collectors, d.PublicURL))
+		small.Method(http.MethodPost, "/revokeCollector", actions.RevokeCollector(d.Log, d.Collectors))
+		small.Method(http.MethodPost, "/schoolAssessments", actions.SchoolAssessments(d.Log, d.Listings))
+		small.Method(http.MethodPost, "/addBBBServer", actions.AddBBBServer(d.Log, d.BBBServers))
+		small.Method(http.MethodPost, "/disableBBBServer", actions.DisableBBBServer(d.Log, d.BBBServers))
+		small.Method(http.MethodPost, "/createGroup", actions.CreateGroup(d.Log, d.LessonGroups))
+		small.Method(http.MethodPost, "/addStudents", actions.AddStudents(d.Log, d.LessonGroups))
+		small.Method(http.MethodPost, "/removeStudent", actions.RemoveStudent(d.Log, d.LessonGroups))
+		small.Method(http.MethodPost, "/resetAccessToken", actions.ResetAccessToken(d.Log, d.LessonGroups))
+		small.Method(http.MethodPost, "/createModeratorLink", actions.CreateModeratorLink(d.Log, d.LessonGroups, d.PublicURL))
+		small.Method(http.MethodPost, "/resetModeratorLink", actions.ResetModeratorLink(d.Log, d.LessonGroups, d.PublicURL))
+		small.Method(http.MethodPost, "/startLesson", actions.StartLesson(d.Log, d.Lessons))
+		small.Method(http.MethodPost, "/endLesson", actions.EndLesson(d.Log, d.Lessons))
+		small.Method(http.MethodPost, "/registerStudent", actions.RegisterStudent(d.Log, d.Students))
+		small.Method(http.MethodPost, "/promoteStudents", actions.PromoteStudents(d.Log, d.Students))
+		small.Method(http.MethodPost, "/issueLeavingCertificate", actions.IssueLeavingCertificate(d.Log, d.Certificates, d.PublicURL))
+		small.Method(http.MethodPost, "/revokeCertificate", actions.RevokeCertificate(d.Log, d.Certificates))
+		small.Method(http.MethodPost, "/verifyCertificate", actions.VerifyCertificate(d.Log, d.Certificates))
+		small.Method(http.MethodPost, "/admitTransferredStudent", actions.AdmitTransferredStudent(d.Log, d.Certificates))
+		small.Method(http.MethodPost, "/studentAadhaar", actions.StudentAadhaar(d.Log, d.Students))
+		small.Method(http.MethodPost, "/createExam", actions.CreateExam(d.Log, d.Exams))
+		small.Method(http.MethodPost, "/createExamStudents", actions.CreateExamStudents(d.Log, d.Exams))
+		small.Method(http.MethodPost, "/resetUploadCode", actions.ResetUploadCode(d.Log, d.Exams))
+		small.Method(http.MethodPost, "/purgeExam", actions.PurgeExam(d.Log, d.Exams))
+		small.Method(http.MethodPost, "/connectSheet", actions.ConnectSheet(d.Log, d.Pool, d.Queue, d.SheetsAccount))
+		small.Method(http.MethodPost, "/exportLink", actions.ExportLink(d.Log, d.Pool, d.Links))
 	})
 	r.Route("/events", func(r chi.Router) {
 		r.Use(d.webhook("event")...)
+		r.Use(capBody(d.MaxBodyBytes))
 		r.NotFound(notFound("event trigger"))
 		r.Method(http.MethodPost, "/ping_created", triggers.PingCreated(d.Log, d.Inbox))
 		r.Method(http.MethodPost, "/sms_request_created", triggers.SMSRequestCreated(d.Log, d.Inbox))
@@ -155,6 +167,7 @@ func addRoutes(r chi.Router, d Deps) {
 	})
 	r.Route("/cron", func(r chi.Router) {
 		r.Use(d.webhook("cron")...)
+		r.Use(capBody(d.MaxBodyBytes))
 		r.NotFound(notFound("cron trigger"))
 		r.Method(http.MethodPost, "/reconcile", triggers.Reconcile(d.Log, d.Inbox))
 		r.Method(http.MethodPost, "/bbb_alerts", triggers.BBBAlerts(d.Log, d.Inbox))

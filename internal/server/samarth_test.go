@@ -76,7 +76,7 @@ func TestSamarthBuilderOnEveryPath(t *testing.T) {
 			o.http = resp.StatusCode
 		case "hasura":
 			id = b.hasuraInsert(t, doc, "state_admin")
-			waitFor(t, "the Hasura insert to be processed", func() bool {
+			b.waitFor(t, "the Hasura insert to be processed", func() bool {
 				return b.count(t, `SELECT count(*) FROM form_submission WHERE id = $1 AND status <> 'received'`, id) == 1
 			})
 		}

@@ -23,11 +23,14 @@ import (
 	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/lesson"
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/progress"
 	"github.com/shala-edu/shala/internal/queue"
+	"github.com/shala-edu/shala/internal/slowread"
+	"github.com/shala-edu/shala/internal/sms"
 	"github.com/shala-edu/shala/internal/student"
 	"github.com/shala-edu/shala/internal/upload"
 	"github.com/shala-edu/shala/internal/web"
@@ -35,19 +38,23 @@ import (
 
 // Deps are everything the routes need, built once by internal/app.
 type Deps struct {
-	Log      *slog.Logger
+	Log *slog.Logger
+	// Pool is for the handlers that still take one (exports); new handlers
+	// take the store of their domain package instead.
 	Pool     *pgxpool.Pool
 	Gatherer prometheus.Gatherer
 	Metrics  *Metrics
 	// Inbox records Hasura's event and cron deliveries.
 	Inbox *inbox.Inbox
 	// Stores and services of the capabilities.
-	Pings      *ping.Store
-	Catalog    *forms.Catalog
-	Rules      *forms.Rules
-	Pipeline   *forms.Pipeline
-	Collectors *collector.Store
-	Listings   *progress.Store
+	Pings       *ping.Store
+	Catalog     *forms.Catalog
+	Rules       *forms.Rules
+	Pipeline    *forms.Pipeline
+	Collectors  *collector.Store
+	Attachments *forms.Attachments
+	SMSReports  *sms.Reports
+	Listings    *progress.Store
 	// Online lessons: groups and tokens, the BBB server pool, lessons, and
 	// what signs moderators' quick-link JWTs (nil: those links answer 503)
 	// with the app they redirect to.
@@ -62,7 +69,8 @@ type Deps struct {
 	Exams *exam.Store
 	// WebhookSecret is the value Hasura sends in X-Shala-Webhook-Secret.
 	WebhookSecret string
-	// MaxBodyBytes caps webhook bodies (413 beyond).
+	// MaxBodyBytes caps event, cron and most action bodies (413 beyond);
+	// actions carrying documents have the limit of their column.
 	MaxBodyBytes int64
 	// Blobs stores files (OpenRosa attachments, exam answer files). Without
 	// it the exam file endpoints are not served.
@@ -77,10 +85,13 @@ type Deps struct {
 	PublicBurst int
 	// OpenRosaMaxBytes caps one OpenRosa submission with its attachments.
 	OpenRosaMaxBytes int64
+	// Upload is the floor of upload routes' bodies (slowread): any speed
+	// above it is served, a stalled connection is dropped.
+	Upload slowread.Options
 	// TwilioAuthToken verifies Twilio's status callbacks, which Twilio
 	// signs for TwilioCallbackURL (the URL it was given).
 	TwilioAuthToken, TwilioCallbackURL string
-	// Operator is River's UI (queue.NewUI), served under queue.UIPath to
+	// Operator is River's UI (NewOperatorUI), served under OperatorPath to
 	// user OperatorUser with OperatorPassword; without both it is not
 	// served.
 	Operator         http.Handler
@@ -111,19 +122,20 @@ func NewServer(d Deps) http.Handler {
 		d.PublicRate, d.PublicBurst = 20, 100
 	}
 	r := chi.NewRouter()
-	r.Use(requestID, d.Metrics.observeHTTP, recoverer(d.Log))
+	r.Use(httperr.Track, requestID, d.Metrics.observeHTTP, recoverer(d.Log))
 	r.NotFound(notFound("route"))
 	addRoutes(r, d)
 	return r
 }
 
 // webhook is the middleware of the Hasura-facing groups: outcome counting,
-// body cap, then the shared secret (so unknown names answer 401 to callers
-// without the secret and 404 to Hasura).
+// Hasura's error format for what middleware answer, then the shared secret
+// (so unknown names answer 401 to callers without the secret and 404 to
+// Hasura). Each route's body cap comes after, in routes.go.
 func (d Deps) webhook(kind string) []func(http.Handler) http.Handler {
 	return []func(http.Handler) http.Handler{
 		d.Metrics.countWebhook(kind),
-		capBody(d.MaxBodyBytes),
+		httperr.Use(hasura.WriteError),
 		hasura.RequireSecret(d.WebhookSecret),
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/shala-edu/shala/hasura"
 	"github.com/shala-edu/shala/internal/app"
 	"github.com/shala-edu/shala/internal/app/apptest"
+	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/logging"
 	"github.com/shala-edu/shala/internal/pgtest"
 	"github.com/shala-edu/shala/internal/queue"
@@ -33,6 +34,7 @@ const secret = "test-webhook-secret"
 
 type bundle struct {
 	app    *app.App
+	jobs   apptest.Signal // notified whenever a job finishes
 	pool   *pgxpool.Pool
 	queue  *queue.Client
 	url    string
@@ -44,18 +46,30 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	pool := pgtest.New(t)
-	return setupWithPool(t, pool)
+	return setupWith(t, pgtest.New(t), discard, nil)
 }
 
 func setupWithPool(t *testing.T, pool *pgxpool.Pool) *bundle {
 	t.Helper()
-	return setupWithLog(t, pool, discard)
+	return setupWith(t, pool, discard, nil)
 }
 
-// setupWithLog builds shala through its composition root (as serve does)
-// on pool and serves it on a loopback port.
 func setupWithLog(t *testing.T, pool *pgxpool.Pool, log *slog.Logger) *bundle {
+	t.Helper()
+	return setupWith(t, pool, log, nil)
+}
+
+// setupWith builds shala through its composition root (as serve does) on
+// pool, with the test configuration changed by configure (if not nil), and
+// serves it on a loopback port.
+func setupWith(t *testing.T, pool *pgxpool.Pool, log *slog.Logger, configure func(*config.Config)) *bundle {
+	t.Helper()
+	return setupServer(t, pool, log, configure, nil)
+}
+
+// setupServer is setupWithLog with configure adjusting the configuration
+// before shala is built and serve the HTTP server before it starts.
+func setupServer(t *testing.T, pool *pgxpool.Pool, log *slog.Logger, configure func(*config.Config), serve func(*http.Server)) *bundle {
 	t.Helper()
 	cfg := apptest.Config(t)
 	cfg.WebhookSecret = secret
@@ -63,10 +77,17 @@ func setupWithLog(t *testing.T, pool *pgxpool.Pool, log *slog.Logger) *bundle {
 	cfg.OpenRosaMaxBytes = 256 << 10
 	cfg.OperatorPassword = operatorPassword
 	cfg.QueueFetchCooldown = 5 * time.Millisecond
+	if configure != nil {
+		configure(cfg)
+	}
 	a := apptest.NewWithLog(t, cfg, log, app.Options{Pool: pool})
-	srv := httptest.NewServer(a.Handler())
+	srv := httptest.NewUnstartedServer(a.Handler())
+	if serve != nil {
+		serve(srv.Config)
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
-	return &bundle{app: a, pool: pool, queue: a.Queue, url: srv.URL, reg: a.Registry, client: srv.Client()}
+	return &bundle{app: a, jobs: apptest.JobsFinished(t, a), pool: pool, queue: a.Queue, url: srv.URL, reg: a.Registry, client: srv.Client()}
 }
 
 // startWorkers starts the River client; it is stopped when the test ends.
@@ -118,17 +139,11 @@ func (b *bundle) count(t *testing.T, query string, args ...any) int {
 	return n
 }
 
-// waitFor polls cond until it holds or a generous deadline passes. It is a
-// wait, not a timing assertion: only the deadline's expiry fails the test.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitFor returns once cond holds, checking it again each time a job
+// finishes.
+func (b *bundle) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	b.jobs.Await(t, what, cond)
 }
 
 func (b *bundle) insertPing(t *testing.T, age time.Duration) uuid.UUID {
@@ -190,8 +205,8 @@ func TestSameEventDeliveredThreeTimesConcurrentlyHasOneEffect(t *testing.T) {
 	}
 
 	b.startWorkers(t)
-	waitFor(t, "the pong", func() bool { return b.count(t, "SELECT count(*) FROM pong WHERE ping_id = $1", pingID) == 1 })
-	waitFor(t, "jobs to finish", func() bool {
+	b.waitFor(t, "the pong", func() bool { return b.count(t, "SELECT count(*) FROM pong WHERE ping_id = $1", pingID) == 1 })
+	b.waitFor(t, "jobs to finish", func() bool {
 		return b.count(t, "SELECT count(*) FROM river_job WHERE kind = 'ping.pong' AND state <> 'completed'") == 0
 	})
 	if n := b.count(t, "SELECT count(*) FROM pong WHERE ping_id = $1 AND event_id = $2", pingID, eventID); n != 1 {
@@ -221,7 +236,7 @@ func TestReconcileCronEnqueuesPingsWhoseEventNeverCame(t *testing.T) {
 		t.Errorf("%d reconcile jobs after the same cron event twice, want 1", n)
 	}
 	b.startWorkers(t)
-	waitFor(t, "the lost ping's pong", func() bool {
+	b.waitFor(t, "the lost ping's pong", func() bool {
 		return b.count(t, "SELECT count(*) FROM pong WHERE ping_id = $1 AND event_id IS NULL", lost) == 1
 	})
 	if n := b.count(t, "SELECT count(*) FROM pong WHERE ping_id = $1", fresh); n != 0 {

@@ -69,7 +69,7 @@ func TestRealXFormShapesThroughEveryPath(t *testing.T) {
 				t.Errorf("OpenRosa: %d %+v", resp.StatusCode, msg)
 			}
 			id := b.hasuraInsert(t, as("h1"), "school")
-			waitFor(t, "the Hasura insert to be processed", func() bool {
+			b.waitFor(t, "the Hasura insert to be processed", func() bool {
 				return b.count(t, `SELECT count(*) FROM form_submission WHERE id = $1 AND status <> 'received'`, id) == 1
 			})
 			if n := b.count(t, `SELECT count(*) FROM form_submission WHERE id = $1 AND status = 'accepted'`, id); n != 1 {

@@ -2,6 +2,7 @@ package sms
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/queue"
 )
 
 // ProgressArgs asks for a request's counts and status to be brought up to
@@ -52,6 +54,9 @@ type ProgressWorker struct {
 	Tracker analytics.Tracker
 }
 
+// Timeout bounds one recount (one transaction).
+func (w *ProgressWorker) Timeout(*river.Job[ProgressArgs]) time.Duration { return queue.MaxTimeout }
+
 // Work refreshes job.Args.RequestID.
 func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs]) error {
 	var (
@@ -63,6 +68,7 @@ func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs])
 	)
 	err := pgx.BeginFunc(ctx, w.Pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE sms_message SET status = 'failed', updated_at = now(),
+				unconfirmed_attempts = unconfirmed_attempts + CASE WHEN status = 'sending' THEN 1 ELSE 0 END,
 				last_error = 'no progress for ' || $2 || ': its send job was lost'
 			WHERE request_id = $1 AND status IN ('queued', 'sending') AND updated_at < now() - make_interval(secs => $3)
 			  AND (attempts > 0 OR NOT EXISTS (SELECT 1 FROM river_job
@@ -78,7 +84,7 @@ func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs])
 		err := tx.QueryRow(ctx, `SELECT status, school_id, type, recipients_total, skipped, expanded_at IS NOT NULL
 			FROM sms_request WHERE id = $1 FOR UPDATE`, job.Args.RequestID).
 			Scan(&status, &schoolID, &typ, &total, &skipped, &expanded)
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			finished = true // deleted
 			return nil
 		}
@@ -110,8 +116,11 @@ func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs])
 		if sent == 0 {
 			next = "FAILED"
 			var last string
-			_ = tx.QueryRow(ctx, `SELECT coalesce(last_error, '') FROM sms_message WHERE request_id = $1 AND status = 'failed'
+			err := tx.QueryRow(ctx, `SELECT coalesce(last_error, '') FROM sms_message WHERE request_id = $1 AND status = 'failed'
 				ORDER BY updated_at DESC LIMIT 1`, job.Args.RequestID).Scan(&last)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) { // none failed: everything was skipped
+				return fmt.Errorf("last error of request %s: %w", job.Args.RequestID, err)
+			}
 			remarks = fmt.Sprintf("nothing could be sent: %d failed", failed)
 			if last != "" {
 				remarks += " (last error: " + last + ")"

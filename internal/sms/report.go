@@ -19,6 +19,19 @@ type Poller interface {
 	Reports(ctx context.Context, providerMessageIDs []string) ([]Status, error)
 }
 
+// Reports records delivery reports that providers push (Twilio's status
+// callbacks) against the messages they are about.
+type Reports struct{ pool *pgxpool.Pool }
+
+// NewReports returns the store of delivery reports on pool.
+func NewReports(pool *pgxpool.Pool) *Reports { return &Reports{pool: pool} }
+
+// Record records provider's statuses (RecordStatuses) and returns how many
+// requests' counts changed.
+func (r *Reports) Record(ctx context.Context, provider string, statuses []Status) (int, error) {
+	return RecordStatuses(ctx, r.pool, provider, statuses)
+}
+
 // ReportWindow is how long after sending a message's report is polled.
 const ReportWindow = 48 * time.Hour
 
@@ -39,9 +52,16 @@ type ReportWorker struct {
 	Poller Poller
 }
 
+// Timeout bounds one round of polling; a round cut short records what it
+// fetched and the next round goes on (see PollReports).
+func (w *ReportWorker) Timeout(*river.Job[ReportArgs]) time.Duration { return queue.MaxTimeout }
+
 // Work polls one batch.
 func (w *ReportWorker) Work(ctx context.Context, job *river.Job[ReportArgs]) error {
 	_, err := PollReports(ctx, w.Pool, w.Poller)
+	if err != nil && ctx.Err() != nil {
+		return nil // a partial round; the messages not reached get their turn in later rounds
+	}
 	return err
 }
 
@@ -61,7 +81,10 @@ func PollReports(ctx context.Context, pool *pgxpool.Pool, p Poller) (int, error)
 		return 0, err
 	}
 	statuses, err := p.Reports(ctx, ids)
-	n, rerr := RecordStatuses(ctx, pool, p.Name(), statuses)
+	// What was fetched is recorded even when the round was cut short.
+	rctx, cancel := queue.WithGrace(ctx)
+	defer cancel()
+	n, rerr := RecordStatuses(rctx, pool, p.Name(), statuses)
 	if err != nil {
 		return n, fmt.Errorf("poll %s reports: %w", p.Name(), err)
 	}

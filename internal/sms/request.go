@@ -15,18 +15,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
-	"github.com/shala-edu/shala/internal/inbox"
 	"github.com/shala-edu/shala/internal/postgres"
 	"github.com/shala-edu/shala/internal/queue"
 )
-
-// RequestRow is an sms_request row as Hasura sends it in events.
-type RequestRow struct {
-	ID       uuid.UUID  `json:"id"`
-	SchoolID *uuid.UUID `json:"school_id"`
-	Type     string     `json:"type"`
-	Status   string     `json:"status"`
-}
 
 // Request is an sms_request as the workers read it.
 type Request struct {
@@ -45,18 +36,25 @@ type Request struct {
 	Expanded   bool
 }
 
-// Accept starts a QUEUED request: it marks it PROCESSING and enqueues its
-// expansion in w's transaction. A request already started (a redelivered
-// event, the reconciler racing Hasura) is left alone, so it is expanded once.
-func Accept(ctx context.Context, w *inbox.Work, requestID uuid.UUID) (accepted bool, err error) {
-	tag, err := w.Tx.Exec(ctx, `UPDATE sms_request SET status = 'PROCESSING' WHERE id = $1 AND status = 'QUEUED'`, requestID)
+// Enqueuer adds jobs to the caller's transaction, to be inserted before it
+// commits (inbox.Work is one).
+type Enqueuer interface {
+	Enqueue(args river.JobArgs, opts *river.InsertOpts)
+}
+
+// Accept starts a QUEUED request: it marks it PROCESSING in tx and enqueues
+// its expansion with jobs, in the same transaction. A request already
+// started (a redelivered event, the reconciler racing Hasura) is left alone,
+// so it is expanded once.
+func Accept(ctx context.Context, tx pgx.Tx, jobs Enqueuer, requestID uuid.UUID) (accepted bool, err error) {
+	tag, err := tx.Exec(ctx, `UPDATE sms_request SET status = 'PROCESSING' WHERE id = $1 AND status = 'QUEUED'`, requestID)
 	if err != nil {
 		return false, err
 	}
 	if tag.RowsAffected() == 0 {
 		return false, nil
 	}
-	w.Enqueue(ExpandArgs{RequestID: requestID}, nil)
+	jobs.Enqueue(ExpandArgs{RequestID: requestID}, nil)
 	return true, nil
 }
 
@@ -187,15 +185,30 @@ type ExpandWorker struct {
 	Metrics *Metrics
 }
 
+// Timeout bounds one run of the expansion: it commits a page at a time
+// and stops taking pages after ExpandBudget, snoozing to go on from its
+// cursor, so a run is short whatever the request's size.
+func (w *ExpandWorker) Timeout(*river.Job[ExpandArgs]) time.Duration { return queue.MaxTimeout }
+
+// ExpandBudget is how long one run of an expansion keeps taking pages (a
+// page of PageSize students takes well under a second).
+const ExpandBudget = queue.MaxTimeout / 2
+
 // Work expands job.Args.RequestID.
 func (w *ExpandWorker) Work(ctx context.Context, job *river.Job[ExpandArgs]) error {
+	start := time.Now()
 	for {
 		done, err := w.page(ctx, job.Args.RequestID)
 		if err != nil && job.Attempt >= job.MaxAttempts {
-			return errors.Join(err, w.giveUp(context.WithoutCancel(ctx), job.Args.RequestID, err))
+			gctx, cancel := queue.WithGrace(ctx)
+			defer cancel()
+			return errors.Join(err, w.giveUp(gctx, job.Args.RequestID, err))
 		}
 		if err != nil || done {
 			return err
+		}
+		if time.Since(start) > ExpandBudget {
+			return river.JobSnooze(0) // go on from the cursor in a new run
 		}
 	}
 }
@@ -289,7 +302,9 @@ func students(ctx context.Context, tx pgx.Tx, r *Request) (out []recipient, next
 	if r.Cursor != "" {
 		p, idStr, _ := strings.Cut(r.Cursor, "\x1f")
 		afterPhone = p
-		afterID, _ = uuid.Parse(idStr)
+		if afterID, err = uuid.Parse(idStr); err != nil {
+			return nil, "", false, fmt.Errorf("expansion cursor of request %s: %w", r.ID, err)
+		}
 	}
 	// No filter is NULL (an untyped nil: a nil slice would say the same by
 	// accident, see postgres.NilArgs).

@@ -11,10 +11,13 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"golang.org/x/time/rate"
+
+	"github.com/shala-edu/shala/internal/queue"
 )
 
 // Queue is the River queue SMS sends run on, so that sends waiting for the
@@ -79,12 +82,18 @@ func Limiter(perSecond float64) *rate.Limiter {
 // Sender sends messages and records their outcomes; the batch and retry
 // workers share it.
 //
-// A message is read, sent, and its outcome and attempt count recorded
-// durably in one write. If the process dies between the provider accepting
-// a message and that write, the message is sent again when its job re-runs:
-// at most the messages in flight at a crash (sms workers × BatchConcurrency
-// per process) can reach a phone twice. No message is lost: its job stays
-// until every outcome is recorded, and a re-run skips recorded messages.
+// Before each provider call the message is claimed in the database
+// ('sending', attempts + 1): attempts counts the calls that were started,
+// whatever happens next. The call's outcome is then recorded in one write.
+// If the process dies between the claim and that write, the message is
+// found 'sending' when its job runs again (on another replica, or after a
+// restart) and is sent again with that attempt counted in
+// unconfirmed_attempts: the earlier call may have reached the phone. A call
+// that times out or is cut off counts there too. So at most the messages in
+// flight at a crash (sms workers × BatchConcurrency per process) can reach
+// a phone twice, and every such message says so. No message is lost: its
+// job stays until every outcome is recorded, and a re-run skips recorded
+// messages.
 type Sender struct {
 	Pool     *pgxpool.Pool
 	Provider Provider
@@ -97,9 +106,74 @@ type outgoing struct {
 	id               uuid.UUID
 	to, body, dlt    string
 	attempts         int
-	notSent          bool  // stopping before the provider was called
 	transient        error // set when the provider failed transiently
 	providerID, fail string
+}
+
+// unknown reports whether a transient failure left the outcome unknown:
+// no answer from the gateway (a timeout, a dropped connection, a call cut
+// off) rather than a refusal it answered with.
+func (m *outgoing) unknown() bool {
+	var e *Error
+	return m.transient != nil && !errors.As(m.transient, &e)
+}
+
+// ProviderCallTimeout bounds one call to the provider. A send job starts a
+// call only while this much of its own time is left, so its deadline never
+// cuts off a call that may already have gone out.
+const ProviderCallTimeout = 8 * time.Second
+
+// claimSQL marks messages as handed to the provider before the call: one
+// attempt more, and one more unconfirmed if an earlier claim never got its
+// outcome recorded (its process died). A message claimed 25 times is left
+// alone (the stuck sweep fails it).
+const claimSQL = `WITH c AS (
+		SELECT id, status = 'sending' AS again FROM sms_message
+		WHERE id = ANY ($1) AND status IN ('queued', 'sending') AND attempts < 25 FOR UPDATE)
+	UPDATE sms_message m SET status = 'sending', attempts = m.attempts + 1,
+		unconfirmed_attempts = m.unconfirmed_attempts + CASE WHEN c.again THEN 1 ELSE 0 END, updated_at = now()
+	FROM c WHERE m.id = c.id
+	RETURNING m.id, c.again`
+
+// claim claims ms and returns those it claimed (a message recorded or
+// failed meanwhile is dropped).
+func (s *Sender) claim(ctx context.Context, ms []*outgoing) ([]*outgoing, error) {
+	ids := make([]uuid.UUID, len(ms))
+	for i, m := range ms {
+		ids[i] = m.id
+	}
+	rows, err := s.Pool.Query(ctx, claimSQL, ids)
+	if err != nil {
+		return nil, err
+	}
+	claimed := map[uuid.UUID]bool{}
+	again := 0
+	for rows.Next() {
+		var id uuid.UUID
+		var unconfirmed bool
+		if err := rows.Scan(&id, &unconfirmed); err != nil {
+			return nil, err
+		}
+		claimed[id] = true
+		if unconfirmed {
+			again++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if again > 0 {
+		s.Metrics.message(s.Provider.Name(), "unconfirmed", again)
+		s.Log.WarnContext(ctx, "sms sent again after an attempt whose outcome was never recorded (its process died)", "messages", again)
+	}
+	var out []*outgoing
+	for _, m := range ms {
+		if claimed[m.id] {
+			m.attempts++
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
 
 // selectOutgoing reads messages by id. The messages are read in a
@@ -114,12 +188,10 @@ const selectOutgoing = `WITH m AS MATERIALIZED (
 	FROM m JOIN sms_request r ON r.id = m.request_id
 	JOIN sms_template t ON t.type = r.type AND t.language = r.language AND t.enabled`
 
-// send hands m to the provider and fills in the outcome.
+// send hands m (claimed) to the provider and fills in the outcome.
 func (s *Sender) send(ctx context.Context, m *outgoing) {
-	if err := s.Limiter.Wait(ctx); err != nil {
-		m.notSent = true
-		return
-	}
+	ctx, cancel := context.WithTimeout(ctx, ProviderCallTimeout)
+	defer cancel()
 	start := time.Now()
 	id, err := s.Provider.Send(ctx, Message{To: m.to, Body: m.body, DLTTemplateID: m.dlt})
 	s.Metrics.sendDuration(s.Provider.Name(), time.Since(start))
@@ -144,7 +216,7 @@ func (s *Sender) record(ctx context.Context, m *outgoing) error {
 		t := truncate(m.fail)
 		status, pid, le = "failed", nil, &t
 	}
-	const update = `UPDATE sms_message SET status = $2, provider = $5, attempts = attempts + 1,
+	const update = `UPDATE sms_message SET status = $2, provider = $5,
 			provider_message_id = coalesce($3, provider_message_id), last_error = coalesce($4, last_error),
 			sent_at = CASE WHEN $2 IN ('sent', 'delivered') THEN now() ELSE sent_at END,
 			delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END, updated_at = now()
@@ -198,14 +270,21 @@ type SendBatchWorker struct {
 	*Sender
 }
 
-// Timeout bounds a batch: BatchSize messages, BatchConcurrency at a time,
-// each bounded by the provider's own timeout, plus rate-limit waits.
-func (w *SendBatchWorker) Timeout(*river.Job[SendBatchArgs]) time.Duration { return 10 * time.Minute }
+// Timeout bounds one run of a batch. It is not the batch's whole time:
+// calls start only while ProviderCallTimeout is left, so a batch held up by
+// the rate limiter or a slow provider snoozes for the rest (see Work).
+func (w *SendBatchWorker) Timeout(*river.Job[SendBatchArgs]) time.Duration { return queue.MaxTimeout }
 
-// Work sends the batch.
+// firstAttempts are the batch's messages still to send: never tried, or
+// claimed by an earlier run of this batch whose outcome was never recorded
+// (its process died). Messages tried before belong to their retry job.
+const firstAttempts = "AND (attempts = 0 OR (status = 'sending' AND attempts = 1))"
+
+// Work sends the batch in waves of BatchConcurrency: wait for the rate
+// limiter, claim the wave, call the provider for each at once, record each
+// outcome.
 func (w *SendBatchWorker) Work(ctx context.Context, job *river.Job[SendBatchArgs]) error {
-	// attempts = 0: messages already tried belong to their own retry job.
-	rows, err := w.Pool.Query(ctx, fmt.Sprintf(selectOutgoing, "AND attempts = 0"), job.Args.MessageIDs)
+	rows, err := w.Pool.Query(ctx, fmt.Sprintf(selectOutgoing, firstAttempts), job.Args.MessageIDs)
 	if err != nil {
 		return err
 	}
@@ -223,52 +302,107 @@ func (w *SendBatchWorker) Work(ctx context.Context, job *river.Job[SendBatchArgs
 	if err := w.failUnsendable(ctx, job.Args.MessageIDs); err != nil {
 		return err
 	}
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		sem      = make(chan struct{}, BatchConcurrency)
-	)
-	for _, m := range todo {
-		if ctx.Err() != nil {
-			m.notSent = true // stopping: the re-run sends the rest
-			continue
+	// Calls start only while one can finish before the job's deadline.
+	callsUntil := time.Now().Add(w.Timeout(job) - ProviderCallTimeout)
+	if d, ok := ctx.Deadline(); ok {
+		callsUntil = d.Add(-ProviderCallTimeout)
+	}
+	waitCtx, cancel := context.WithDeadline(ctx, callsUntil)
+	defer cancel()
+	for len(todo) > 0 {
+		n := 0
+		for n < min(BatchConcurrency, len(todo)) && w.Limiter.Wait(waitCtx) == nil {
+			n++
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			w.send(ctx, m)
-			if m.notSent {
-				return // stopping: the re-run sends it
-			}
-			// The provider has answered: record it even if we are being
-			// stopped.
-			rctx := context.WithoutCancel(ctx)
-			var err error
-			if m.transient != nil {
-				err = w.scheduleRetry(rctx, m)
-			} else {
-				err = w.record(rctx, m)
-			}
-			if err != nil {
-				mu.Lock()
-				firstErr = errors.Join(firstErr, err)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr // River retries the batch; recorded messages are skipped
-	}
-	for _, m := range todo {
-		if m.notSent {
+		if n == 0 {
 			// Stopping, or the rate limiter's queue is longer than this
-			// job's time: run again soon for the rest, without using up an
+			// run's time: run again soon for the rest, without using up an
 			// attempt (a snooze is not a failure).
 			return river.JobSnooze(SnoozeUnsent)
 		}
+		wave, err := w.claim(ctx, todo[:n])
+		todo = todo[n:]
+		if err != nil {
+			return err
+		}
+		w.callAll(ctx, wave)
+		// The outcomes are written at once — even when the job is being
+		// stopped (within queue.Grace) — so few sent messages are ever
+		// unrecorded. If that fails, the batch runs again and finds them
+		// claimed ('sending'): sent again, and counted as unconfirmed.
+		rctx, cancelRecord := queue.WithGrace(ctx)
+		err = w.recordWave(rctx, wave)
+		cancelRecord()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// callAll calls the provider for each claimed message at once.
+func (w *SendBatchWorker) callAll(ctx context.Context, wave []*outgoing) {
+	var wg sync.WaitGroup
+	for _, m := range wave {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.send(ctx, m)
+		}()
+	}
+	wg.Wait()
+}
+
+// recordWave records the outcomes of a wave: sent and failed messages of a
+// provider that does not call back in one statement; retries to schedule
+// and callback reports to apply each on its own.
+func (w *SendBatchWorker) recordWave(ctx context.Context, wave []*outgoing) error {
+	_, callsBack := w.Provider.(CallbackProvider)
+	var final []*outgoing
+	for _, m := range wave {
+		if m.transient == nil && !callsBack {
+			final = append(final, m)
+			continue
+		}
+		var err error
+		if m.transient != nil {
+			err = w.scheduleRetry(ctx, m)
+		} else {
+			err = w.record(ctx, m)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return w.recordFinal(ctx, final)
+}
+
+// recordFinal records the final outcomes of done (sent or failed; a
+// provider that does not call back) in one statement.
+func (s *Sender) recordFinal(ctx context.Context, done []*outgoing) error {
+	if len(done) == 0 {
+		return nil
+	}
+	ids, statuses := make([]uuid.UUID, len(done)), make([]string, len(done))
+	pids, errs := make([]*string, len(done)), make([]*string, len(done))
+	for i, m := range done {
+		ids[i], statuses[i] = m.id, "sent"
+		if m.fail != "" {
+			t := truncate(m.fail)
+			statuses[i], errs[i] = "failed", &t
+		} else {
+			pids[i] = &m.providerID
+		}
+	}
+	if _, err := s.Pool.Exec(ctx, `UPDATE sms_message m SET status = u.status, provider = $1,
+			provider_message_id = coalesce(u.pid, m.provider_message_id), last_error = coalesce(u.err, m.last_error),
+			sent_at = CASE WHEN u.status = 'sent' THEN now() ELSE m.sent_at END, updated_at = now()
+		FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[]) AS u(id, status, pid, err)
+		WHERE m.id = u.id AND m.status IN ('queued', 'sending')`, s.Provider.Name(), ids, statuses, pids, errs); err != nil {
+		return err
+	}
+	for _, st := range statuses {
+		s.Metrics.message(s.Provider.Name(), st, 1)
 	}
 	return nil
 }
@@ -281,9 +415,11 @@ const SnoozeUnsent = time.Second
 // its own retry job, in one transaction.
 func (w *SendBatchWorker) scheduleRetry(ctx context.Context, m *outgoing) error {
 	w.Metrics.message(w.Provider.Name(), "retry", 1)
+	if m.unknown() {
+		w.Metrics.message(w.Provider.Name(), "unconfirmed", 1)
+	}
 	return pgx.BeginFunc(ctx, w.Pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE sms_message SET attempts = attempts + 1, last_error = $2, provider = $3, updated_at = now()
-			WHERE id = $1 AND status IN ('queued', 'sending')`, m.id, truncate(m.transient.Error()), w.Provider.Name()); err != nil {
+		if err := w.recordTransient(ctx, tx, m); err != nil {
 			return err
 		}
 		_, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, SendArgs{MessageID: m.id},
@@ -292,13 +428,31 @@ func (w *SendBatchWorker) scheduleRetry(ctx context.Context, m *outgoing) error 
 	})
 }
 
+// recordTransient puts a message whose call failed transiently back to
+// queued, counting the attempt as unconfirmed when the gateway never
+// answered.
+func (s *Sender) recordTransient(ctx context.Context, q interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, m *outgoing) error {
+	unconfirmed := 0
+	if m.unknown() {
+		unconfirmed = 1
+	}
+	_, err := q.Exec(ctx, `UPDATE sms_message SET status = 'queued', last_error = $2, provider = $3,
+			unconfirmed_attempts = unconfirmed_attempts + $4, updated_at = now()
+		WHERE id = $1 AND status IN ('queued', 'sending')`, m.id, truncate(m.transient.Error()), s.Provider.Name(), unconfirmed)
+	return err
+}
+
 // failUnsendable fails messages of ids that are still queued but cannot be
 // sent because their request's template was disabled since the expansion.
 func (w *SendBatchWorker) failUnsendable(ctx context.Context, ids []uuid.UUID) error {
 	_, err := w.Pool.Exec(ctx, `UPDATE sms_message m SET status = 'failed', updated_at = now(),
+			unconfirmed_attempts = m.unconfirmed_attempts + CASE WHEN m.status = 'sending' THEN 1 ELSE 0 END,
 			last_error = 'the request''s template is no longer enabled'
 		FROM sms_request r
-		WHERE m.id = ANY ($1) AND r.id = m.request_id AND m.status IN ('queued', 'sending') AND m.attempts = 0
+		WHERE m.id = ANY ($1) AND r.id = m.request_id AND m.status IN ('queued', 'sending')
+		  AND (m.attempts = 0 OR (m.status = 'sending' AND m.attempts = 1))
 		  AND NOT EXISTS (SELECT 1 FROM sms_template t WHERE t.type = r.type AND t.language = r.language AND t.enabled)`, ids)
 	return err
 }
@@ -311,7 +465,7 @@ type SendWorker struct {
 }
 
 // Timeout bounds one provider call plus a rate-limit wait.
-func (w *SendWorker) Timeout(*river.Job[SendArgs]) time.Duration { return time.Minute }
+func (w *SendWorker) Timeout(*river.Job[SendArgs]) time.Duration { return queue.MaxTimeout }
 
 // Work sends job.Args.MessageID.
 func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
@@ -321,6 +475,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		// Recorded already (a re-run after a crash), deleted with its
 		// request, or its template disabled since.
 		_, err := w.Pool.Exec(ctx, `UPDATE sms_message SET status = 'failed', updated_at = now(),
+				unconfirmed_attempts = unconfirmed_attempts + CASE WHEN status = 'sending' THEN 1 ELSE 0 END,
 				last_error = 'the request''s template is no longer enabled'
 			WHERE id = $1 AND status IN ('queued', 'sending')`, job.Args.MessageID)
 		return err
@@ -328,21 +483,39 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if err != nil {
 		return err
 	}
-	w.send(ctx, m)
-	if m.notSent {
+	waitCtx, cancel := context.WithTimeout(ctx, w.Timeout(job)-ProviderCallTimeout)
+	defer cancel()
+	if d, ok := ctx.Deadline(); ok {
+		waitCtx, cancel = context.WithDeadline(ctx, d.Add(-ProviderCallTimeout))
+		defer cancel()
+	}
+	if err := w.Limiter.Wait(waitCtx); err != nil {
 		return river.JobSnooze(SnoozeUnsent)
 	}
-	rctx := context.WithoutCancel(ctx)
+	claimed, err := w.claim(ctx, []*outgoing{m})
+	if err != nil || len(claimed) == 0 {
+		return err // recorded meanwhile: nothing to do
+	}
+	w.send(ctx, m)
+	rctx, cancelRecord := queue.WithGrace(ctx)
+	defer cancelRecord()
 	if m.transient == nil {
 		return w.record(rctx, m)
 	}
+	if m.unknown() {
+		w.Metrics.message(w.Provider.Name(), "unconfirmed", 1)
+	}
 	if job.Attempt >= job.MaxAttempts {
-		m.fail = fmt.Sprintf("gave up after %d attempts: %v", m.attempts+1, m.transient)
+		if m.unknown() {
+			if _, err := w.Pool.Exec(rctx, `UPDATE sms_message SET unconfirmed_attempts = unconfirmed_attempts + 1 WHERE id = $1`, m.id); err != nil {
+				return err
+			}
+		}
+		m.fail = fmt.Sprintf("gave up after %d attempts: %v", m.attempts, m.transient)
 		return w.record(rctx, m)
 	}
 	w.Metrics.message(w.Provider.Name(), "retry", 1)
-	if _, err := w.Pool.Exec(rctx, `UPDATE sms_message SET attempts = attempts + 1, last_error = $2, provider = $3, updated_at = now()
-		WHERE id = $1 AND status IN ('queued', 'sending')`, m.id, truncate(m.transient.Error()), w.Provider.Name()); err != nil {
+	if err := w.recordTransient(rctx, w.Pool, m); err != nil {
 		return errors.Join(m.transient, err)
 	}
 	// River logs and stores the error: mask numbers the provider quoted.
@@ -388,7 +561,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shala_sms_messages_total",
-			Help: "SMS message outcomes by provider and status (sent, failed, retry, undeliverable).",
+			Help: "SMS message outcomes by provider and status (sent, failed, retry, undeliverable; unconfirmed: a call whose outcome was never learned, a possible duplicate).",
 		}, []string{"provider", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "shala_sms_send_duration_seconds",

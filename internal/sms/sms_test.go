@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shala-edu/shala/hasura"
@@ -54,6 +56,7 @@ type fixture struct {
 	reg      *prometheus.Registry
 	metrics  *sms.Metrics
 	events   *recorder
+	jobs     apptest.Signal // notified whenever a job of any of the fixture's apps finishes
 }
 
 // recorder keeps the product events captured, as PostHog would receive them.
@@ -94,6 +97,7 @@ func setup(t *testing.T, opts ...option) *fixture {
 	f := &fixture{t: t, pool: pgtest.New(t), reg: prometheus.NewRegistry()}
 	f.metrics = sms.NewMetrics(f.reg)
 	f.events = &recorder{}
+	f.jobs = apptest.NewSignal()
 	for _, o := range opts {
 		o(f)
 	}
@@ -132,7 +136,9 @@ func (f *fixture) newApp() *app.App {
 	cfg.PublicURL = f.url
 	cfg.TwilioAuthToken = "twilio-token"
 	cfg.SMSWorkers = 8
-	return apptest.New(f.t, cfg, app.Options{Pool: f.pool, SMSProvider: f.provider, Tracker: f.events, RetryPolicy: fastRetry{}})
+	a := apptest.New(f.t, cfg, app.Options{Pool: f.pool, SMSProvider: f.provider, Tracker: f.events, RetryPolicy: fastRetry{}})
+	apptest.OnJobFinished(f.t, a, func(*river.Event) { f.jobs.Notify() })
+	return a
 }
 
 // newClient builds a River client with every worker (another instance of
@@ -219,19 +225,12 @@ func (f *fixture) state(id uuid.UUID) requestState {
 // only guards against hanging.
 func (f *fixture) waitFor(id uuid.UUID, statuses ...string) requestState {
 	f.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		s := f.state(id)
-		for _, want := range statuses {
-			if s.Status == want {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			f.t.Fatalf("request %s stuck in %+v", id, s)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	var s requestState
+	f.jobs.Await(f.t, fmt.Sprintf("request %s %v", id, statuses), func() bool {
+		s = f.state(id)
+		return slices.Contains(statuses, s.Status)
+	})
+	return s
 }
 
 func (f *fixture) count(query string, args ...any) int {
@@ -442,13 +441,9 @@ func TestKilledMidFanOutLosesNothing(t *testing.T) {
 	if _, err := sms.Reconcile(context.Background(), f.pool, first, 0); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for f.count(`SELECT count(*) FROM sms_message WHERE request_id = $1 AND status = 'sent'`, id) < 50 {
-		if time.Now().After(deadline) {
-			t.Fatal("nothing was sent")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	f.jobs.Await(t, "50 messages sent", func() bool {
+		return f.count(`SELECT count(*) FROM sms_message WHERE request_id = $1 AND status = 'sent'`, id) >= 50
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	_ = first.StopAndCancel(ctx) // the kill: running jobs are cancelled mid-work
 	cancel()
@@ -498,29 +493,10 @@ func TestTwilioStatusCallbacks(t *testing.T) {
 	if code, err := f.twilio.Callback(created[1].SID, "undelivered", "30003", ""); err != nil || code != 204 {
 		t.Errorf("callback: %d %v", code, err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	f.jobs.Await(t, "the counts to follow the callbacks", func() bool {
 		s := f.state(id)
-		if s.Delivered == 1 && s.Failed == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			rows, _ := f.pool.Query(context.Background(), `SELECT status, coalesce(provider_message_id, ''), coalesce(provider, '') FROM sms_message`)
-			for rows.Next() {
-				var a, b, c string
-				_ = rows.Scan(&a, &b, &c)
-				t.Logf("message %s %s %s", a, b, c)
-			}
-			rows, _ = f.pool.Query(context.Background(), `SELECT kind, state::text, coalesce(errors::text, '') FROM river_job WHERE kind = 'sms.progress'`)
-			for rows.Next() {
-				var a, b, c string
-				_ = rows.Scan(&a, &b, &c)
-				t.Logf("job %s %s %s", a, b, c)
-			}
-			t.Fatalf("counts never followed the callbacks: %+v", s)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return s.Delivered == 1 && s.Failed == 1
+	})
 	var lastErr string
 	_ = f.pool.QueryRow(context.Background(), `SELECT last_error FROM sms_message WHERE provider_message_id = $1`, created[1].SID).Scan(&lastErr)
 	if lastErr != "twilio undelivered 30003" {

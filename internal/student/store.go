@@ -117,7 +117,7 @@ func (s *Store) Register(ctx context.Context, schoolID uuid.UUID, actor string, 
 				$11, nullif($12, ''), nullif($13, ''), nullif($14, ''), $15, $16, nullif($17, ''), $18, nullif($19, ''), $20)
 			RETURNING id, school_id, name, grade, section, admission_number, academic_year, status, transfer_source, aadhaar_last4`,
 			schoolID, r.Name, r.FatherName, r.MotherName, r.Phone, r.Gender, r.Category, r.DateOfBirth, r.AdmissionNumber,
-			r.AdmissionDate, r.Grade, r.Section, r.Stream, r.AcademicYear, prot.Hash, prot.Ciphertext, prot.Last4,
+			r.AdmissionDate, r.Grade, r.Section, r.Stream, r.AcademicYear, orNull(prot.Hash), orNull(prot.Ciphertext), prot.Last4,
 			r.IsCWSN, r.CWSNType, r.Source,
 		).Scan(&out.ID, &out.SchoolID, &out.Name, &out.Grade, &out.Section, &out.AdmissionNumber, &out.AcademicYear,
 			&out.Status, &out.TransferSource, &out.AadhaarLast4)
@@ -242,13 +242,19 @@ func (e Event) Statement() (string, []any) {
 		[]any{e.StudentID, e.SchoolID, e.Kind, e.AcademicYear, e.Grade, e.Section, e.Details, e.Actor, e.CertificateID}
 }
 
+// legacyCleared is the trail's note on a student whose old Aadhaar number
+// ProtectLegacy cleared.
+const legacyCleared = "the Aadhaar number stored before encryption was not valid (wrong check digit, or a second active enrolment) and was cleared: enter it again"
+
 // ProtectLegacy encrypts Aadhaar numbers written before they were protected
 // (the aadhaar_legacy column), 500 rows per transaction, and clears the
 // plaintext. Numbers that fail the Verhoeff check, or that would make a
-// second ACTIVE enrolment, are cleared and counted in dropped (the school
-// re-enters them). A row the newer rules refuse (a name a certificate cannot
-// carry) keeps its plaintext until corrected and is counted in stuck. Safe
-// to run on every start: it does nothing when nothing is left.
+// second ACTIVE enrolment, are cleared, counted in dropped and marked in
+// the trail (CORRECTED, field aadhaar) so the school knows whose to enter
+// again. A row a check refuses keeps its plaintext and is counted
+// in stuck (the name rules judge only what a write sets, so an old name
+// does not hold its row's Aadhaar in plaintext). Safe to run on every
+// start: it does nothing when nothing is left.
 func ProtectLegacy(ctx context.Context, pool *pgxpool.Pool, p *aadhaar.Protector) (protected, dropped, stuck int, err error) {
 	after := uuid.Nil
 	for {
@@ -310,6 +316,14 @@ func ProtectLegacy(ctx context.Context, pool *pgxpool.Pool, p *aadhaar.Protector
 					return err
 				case perr != nil:
 					dropped++
+					// The school learns whose number to enter again (a trail
+					// row naming the field, never the number).
+					if _, err := tx.Exec(ctx, `INSERT INTO student_event (student_id, school_id, kind, academic_year, grade, section, details, actor)
+						SELECT id, school_id, 'CORRECTED', academic_year, grade, section,
+							jsonb_build_object('fields', jsonb_build_array('aadhaar'), 'note', $2::text), 'shala'
+						FROM student WHERE id = $1`, l.id, legacyCleared); err != nil {
+						return err
+					}
 				default:
 					protected++
 				}
@@ -334,4 +348,13 @@ func (s *Store) RevealAadhaar(ctx context.Context, id uuid.UUID) (string, error)
 		return "", nil
 	}
 	return s.protect.Reveal(ct)
+}
+
+// orNull is b, or SQL NULL when b is empty: a student registered without
+// an Aadhaar number has no hash or ciphertext.
+func orNull(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }

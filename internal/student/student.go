@@ -121,6 +121,32 @@ var nameChars = regexp.MustCompile(`^[A-Za-z\x{0900}-\x{097F} .'\x{200C}\x{200D}
 
 var admissionChars = regexp.MustCompile(`^[A-Za-z0-9/ .-]+$`)
 
+// storedName is the database's rule for names (the student_rules trigger):
+// nameChars and ASCII digits, which records written before shala checked
+// names may hold.
+var storedName = regexp.MustCompile(`^[A-Za-z0-9\x{0900}-\x{097F} .'\x{200C}\x{200D}-]*$`)
+
+// Storable reports whether the database takes v on a new student row as a
+// name, or with admission as an admission number: what a certificate's
+// snapshot must satisfy for the school the child moves to to admit them.
+func Storable(v string, admission bool) bool {
+	if admission {
+		return v == "" || admissionChars.MatchString(v)
+	}
+	return storedName.MatchString(v)
+}
+
+// CheckAdmissionNumber validates an admission number in field (empty: none).
+func CheckAdmissionNumber(field, v string) error {
+	if v == "" {
+		return nil
+	}
+	if n := utf8.RuneCountInString(v); n > MaxAdmissionNumberChars || !admissionChars.MatchString(v) {
+		return fault.Invalidf(field, "at most %d letters, digits and / . - (got %q)", MaxAdmissionNumberChars, v)
+	}
+	return nil
+}
+
 func opt(p *string) string {
 	if p == nil {
 		return ""
@@ -216,11 +242,8 @@ func (in *Input) validate(yearStart, today time.Time) (*record, error) {
 		}
 		r.AdmissionDate = d
 	}
-	if r.AdmissionNumber != "" {
-		if n := utf8.RuneCountInString(r.AdmissionNumber); n > MaxAdmissionNumberChars || !admissionChars.MatchString(r.AdmissionNumber) {
-			return nil, fault.Invalidf("student.admissionNumber", "at most %d letters, digits and / . - (got %q)",
-				MaxAdmissionNumberChars, r.AdmissionNumber)
-		}
+	if err := CheckAdmissionNumber("student.admissionNumber", r.AdmissionNumber); err != nil {
+		return nil, err
 	}
 	if p := opt(in.GuardianPhone); p != "" {
 		e164, reason := sms.Normalize(p)

@@ -27,15 +27,7 @@ type bundle struct {
 func setup(t *testing.T) bundle {
 	t.Helper()
 	pool := pgtest.New(t)
-	key := make([]byte, aadhaar.KeySize)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	prot, err := aadhaar.NewProtector(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := bundle{pool: pool, prot: prot, school: uuid.New(), student: uuid.New()}
+	b := bundle{pool: pool, prot: protector(t), school: uuid.New(), student: uuid.New()}
 	ctx := context.Background()
 	if _, err := pool.Exec(ctx, `INSERT INTO school (id, udise, name, district, block, session) VALUES ($1, '02110512345', 'GSSS Kotkhai', 'Shimla', 'Kotkhai', 'W')`, b.school); err != nil {
 		t.Fatal(err)
@@ -44,6 +36,19 @@ func setup(t *testing.T) bundle {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func protector(t *testing.T) *aadhaar.Protector {
+	t.Helper()
+	key := make([]byte, aadhaar.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	prot, err := aadhaar.NewProtector(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prot
 }
 
 func TestDatabaseRules(t *testing.T) {
@@ -94,7 +99,7 @@ func TestProtectLegacy(t *testing.T) {
 	valid := aadhaar.Complete("23456789012")
 	// Rows written before the migration: let this throwaway database take
 	// plaintext again.
-	if _, err := b.pool.Exec(ctx, `ALTER TABLE student DROP CONSTRAINT student_aadhaar_no_plaintext`); err != nil {
+	if _, err := b.pool.Exec(ctx, `ALTER TABLE student DISABLE TRIGGER student_rules`); err != nil {
 		t.Fatal(err)
 	}
 	bad := uuid.New()
@@ -104,9 +109,17 @@ func TestProtectLegacy(t *testing.T) {
 	if _, err := b.pool.Exec(ctx, `INSERT INTO student (id, school_id, name, gender, grade, aadhaar_legacy) VALUES ($1, $2, 'प्रिया', 'FEMALE', 5, '234567890120')`, bad, b.school); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := b.pool.Exec(ctx, `ALTER TABLE student ENABLE TRIGGER student_rules`); err != nil {
+		t.Fatal(err)
+	}
 	done, dropped, stuck, err := student.ProtectLegacy(ctx, b.pool, b.prot)
 	if err != nil || done != 1 || dropped != 1 || stuck != 0 {
 		t.Fatalf("got %d protected, %d dropped, %d stuck, %v; want 1, 1, 0", done, dropped, stuck, err)
+	}
+	var note string
+	if err := b.pool.QueryRow(ctx, `SELECT details->>'note' FROM student_event WHERE student_id = $1 AND kind = 'CORRECTED'
+		AND details->'fields' = '["aadhaar"]'`, bad).Scan(&note); err != nil || strings.Contains(note, "234567890120") {
+		t.Errorf("the cleared number's trail row: %q, %v; want one saying to enter it again, without the number", note, err)
 	}
 	store := student.NewStore(b.pool, b.prot)
 	if got, err := store.RevealAadhaar(ctx, b.student); err != nil || got != valid {

@@ -3,6 +3,7 @@ package upload
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -17,10 +18,13 @@ type Execer interface {
 // job retrying the operation calls ResolveFailures when it succeeds, so the
 // table holds what is failing now and what failed before.
 func RecordFailure(ctx context.Context, db Execer, op, key string, cause error) error {
-	msg := cause.Error()
+	// Postgres text holds valid UTF-8 without NUL: a message cut inside a
+	// character, or carrying a NUL, would lose the record itself.
+	msg := strings.ReplaceAll(cause.Error(), "\x00", "")
 	if len(msg) > 2000 {
 		msg = msg[:2000]
 	}
+	msg = strings.ToValidUTF8(msg, "")
 	_, err := db.Exec(ctx, `INSERT INTO storage_failure (operation, key, error) VALUES ($1, $2, $3)
 		ON CONFLICT (operation, key) WHERE resolved_at IS NULL
 		DO UPDATE SET attempts = storage_failure.attempts + 1, error = EXCLUDED.error, last_failed_at = now()`,

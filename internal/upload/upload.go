@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"path"
 	"strings"
 	"unicode/utf8"
 
@@ -50,31 +51,73 @@ var (
 	ErrRead = errors.New("read upload")
 )
 
-// Type is an accepted file type: its MIME type and what people call it.
+// Type is an accepted file type: its MIME type, what people call it, and
+// the file name extensions a file of it may be saved under (the first is
+// added to a name that has none of them; see SaveAs).
 type Type struct {
-	MIME string
-	Name string
+	MIME       string
+	Name       string
+	Extensions []string
 }
 
 // Documents are the types of documents people hand in: PDF, photos of
 // paper (JPEG, PNG, WebP, HEIC/HEIF from phones), plain text, and
-// OpenDocument and Office Open XML documents.
+// OpenDocument and Office Open XML documents. Plain text keeps only
+// extensions nothing opens as a page or a program.
 func Documents() []Type {
 	return []Type{
-		{"application/pdf", "PDF"},
-		{"image/jpeg", "JPEG"},
-		{"image/png", "PNG"},
-		{"image/webp", "WebP"},
-		{"image/heic", "HEIC"},
-		{"image/heif", "HEIF"},
-		{"text/plain", "plain text"},
-		{"application/vnd.oasis.opendocument.text", "OpenDocument text (.odt)"},
-		{"application/vnd.oasis.opendocument.spreadsheet", "OpenDocument spreadsheet (.ods)"},
-		{"application/vnd.oasis.opendocument.presentation", "OpenDocument presentation (.odp)"},
-		{"application/vnd.openxmlformats-officedocument.wordprocessingml.document", "Word (.docx)"},
-		{"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "Excel (.xlsx)"},
-		{"application/vnd.openxmlformats-officedocument.presentationml.presentation", "PowerPoint (.pptx)"},
+		{"application/pdf", "PDF", []string{".pdf"}},
+		{"image/jpeg", "JPEG", []string{".jpg", ".jpeg", ".jpe", ".jfif"}},
+		{"image/png", "PNG", []string{".png"}},
+		{"image/webp", "WebP", []string{".webp"}},
+		{"image/heic", "HEIC", []string{".heic", ".heif"}},
+		{"image/heif", "HEIF", []string{".heif", ".heic"}},
+		{"text/plain", "plain text", []string{".txt", ".text", ".csv", ".tsv", ".md", ".json", ".log", ".tex"}},
+		{"application/vnd.oasis.opendocument.text", "OpenDocument text (.odt)", []string{".odt"}},
+		{"application/vnd.oasis.opendocument.spreadsheet", "OpenDocument spreadsheet (.ods)", []string{".ods"}},
+		{"application/vnd.oasis.opendocument.presentation", "OpenDocument presentation (.odp)", []string{".odp"}},
+		{"application/vnd.openxmlformats-officedocument.wordprocessingml.document", "Word (.docx)", []string{".docx"}},
+		{"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "Excel (.xlsx)", []string{".xlsx"}},
+		{"application/vnd.openxmlformats-officedocument.presentationml.presentation", "PowerPoint (.pptx)", []string{".pptx"}},
 	}
+}
+
+// bidiControls reorder how a name is shown ("report\u202Efdp.html" reads
+// as "reportlmth.pdf"); a file name never needs them.
+var bidiControls = strings.NewReplacer("\u200e", "", "\u200f", "", "\u061c", "",
+	"\u202a", "", "\u202b", "", "\u202c", "", "\u202d", "", "\u202e", "",
+	"\u2066", "", "\u2067", "", "\u2068", "", "\u2069", "")
+
+// SaveAs is the name a file whose bytes were sniffed as contentType is
+// handed out under: the person's own name, but ending in an extension of
+// that type — the type's first extension is added when the name's own is
+// not one of them ("essay.html" holding text becomes "essay.html.txt", so
+// markup accepted as text is never saved as a page and opened as one).
+// Bidirectional controls and trailing dots and spaces (which Windows drops,
+// exposing what precedes them) are removed; a name with nothing left is "".
+// A type not among Documents keeps the name as it is.
+func SaveAs(name, contentType string) string {
+	name = strings.TrimRight(bidiControls.Replace(name), ". ")
+	if name == "" {
+		return ""
+	}
+	mediaType, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return name
+	}
+	for _, t := range Documents() {
+		if t.MIME != mediaType {
+			continue
+		}
+		ext := strings.ToLower(path.Ext(name))
+		for _, e := range t.Extensions {
+			if ext == e {
+				return name
+			}
+		}
+		return name + t.Extensions[0]
+	}
+	return name
 }
 
 // sniffLen is how many leading bytes decide the type: mimetype's own read

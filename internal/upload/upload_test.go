@@ -331,3 +331,32 @@ func BenchmarkPut(b *testing.B) {
 		}
 	}
 }
+
+func TestSaveAs(t *testing.T) {
+	t.Parallel()
+	// The name a file is saved under must not make it something else on
+	// the examiner's disk: text holding <img onerror=…> named .html would
+	// run as a page when opened from the downloads folder.
+	for _, c := range []struct{ name, contentType, want string }{
+		{"answer.pdf", "application/pdf", "answer.pdf"},
+		{"Scan 1.JPG", "image/jpeg", "Scan 1.JPG"},
+		{"photo.jpeg", "image/jpeg", "photo.jpeg"},
+		{"उत्तर.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "उत्तर.docx"},
+		{"notes.csv", "text/plain; charset=utf-8", "notes.csv"},
+		{"essay.html", "text/plain; charset=utf-8", "essay.html.txt"},
+		{"essay.svg", "text/plain; charset=utf-8", "essay.svg.txt"},
+		{"polyglot.html", "application/pdf", "polyglot.html.pdf"},
+		{"photo.pdf", "image/png", "photo.pdf.png"},
+		{"answer", "application/vnd.oasis.opendocument.text", "answer.odt"},
+		{"answer", "text/plain; charset=utf-16le", "answer.txt"},
+		{"report\u202Efdp.html", "text/plain; charset=utf-8", "reportfdp.html.txt"},
+		{"answer.pdf. . ", "application/pdf", "answer.pdf"},
+		{"..", "application/pdf", ""},
+		{"", "application/pdf", ""},
+		{"odd.bin", "application/x-unknown", "odd.bin"},
+	} {
+		if got := upload.SaveAs(c.name, c.contentType); got != c.want {
+			t.Errorf("SaveAs(%q, %q) = %q, want %q", c.name, c.contentType, got, c.want)
+		}
+	}
+}

@@ -92,7 +92,7 @@ func ExportCSV(d ExportDeps) http.Handler {
 		cw := &countingWriter{w: w, rc: http.NewResponseController(w)}
 		n, err := export.WriteCSV(ctx, d.Pool, d.Langs, cw, formID, o)
 		if err == nil {
-			d.Log.InfoContext(ctx, "csv export", "form_id", formID, "rows", n, "bytes", cw.n, "signed_link", since != nil || r.URL.Query().Has("sig"))
+			d.Log.InfoContext(ctx, "csv export", "form_id", formID, "rows", n, "bytes", cw.n, "signed_link", r.URL.Query().Has("sig"))
 			return
 		}
 		if cw.n == 0 {

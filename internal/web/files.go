@@ -25,6 +25,7 @@ import (
 
 	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/upload"
 )
 
 // Links makes the download links a verification code hands out, valid for
@@ -108,14 +109,12 @@ func (l *Links) check(method string, id uuid.UUID, blobKey string, exp int64, si
 type fileName struct{ file, disposition string }
 
 // downloadName is the file's original name (or answer.<ext> when there is
-// none) and its Content-Disposition.
+// none), ending in an extension of its sniffed type (upload.SaveAs), and
+// its Content-Disposition.
 func downloadName(f exam.File) fileName {
-	name := f.FileName
+	name := upload.SaveAs(f.FileName, f.ContentType)
 	if name == "" {
-		name = "answer"
-		if exts, err := mime.ExtensionsByType(f.ContentType); err == nil && len(exts) > 0 {
-			name += exts[0]
-		}
+		name = upload.SaveAs("answer", f.ContentType)
 	}
 	return fileName{file: name, disposition: mime.FormatMediaType("attachment", map[string]string{"filename": name})}
 }

@@ -7,10 +7,12 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/lesson"
 )
 
@@ -61,7 +63,7 @@ func renderLesson(ctx context.Context, w http.ResponseWriter, log *slog.Logger, 
 func lessonMessage(ctx context.Context, w http.ResponseWriter, log *slog.Logger, nonce string, err error) {
 	f := fault.As(err)
 	p := lessonPage{Title: "TeleKlasa", Nonce: nonce}
-	status := f.Kind.Status()
+	status := httperr.Status(f.Kind)
 	switch {
 	case f.Kind == fault.NotFound:
 		p.Hindi, p.English = "यह लिंक सही नहीं है, या बदल दिया गया है। नया लिंक माँगें।",
@@ -83,9 +85,30 @@ func lessonMessage(ctx context.Context, w http.ResponseWriter, log *slog.Logger,
 	renderLesson(ctx, w, log, status, "lesson_message", p)
 }
 
+// linkPreviewers mark, in User-Agent, the fetchers messaging apps and
+// social sites send to draw a link's preview card (lower case).
+var linkPreviewers = []string{"whatsapp", "facebookexternalhit", "facebot", "telegrambot", "twitterbot", "slackbot",
+	"discordbot", "linkedinbot", "skypeuripreview", "microsoftpreview", "viber", "snapchat", "pinterest", "redditbot",
+	"vkshare", "iframely", "embedly", "googlebot", "bingbot", "applebot"}
+
+// isLinkPreview reports whether r comes from a link previewer.
+func isLinkPreview(r *http.Request) bool {
+	ua := strings.ToLower(r.UserAgent())
+	for _, p := range linkPreviewers {
+		if strings.Contains(ua, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // Join serves a student's personal link, GET /j/{token}: into the running
 // lesson (302 to the BBB join URL), or the waiting page ("limbo") that polls
 // JoinStatus and goes in when the lesson starts. Unknown token: 404 page.
+//
+// A link previewer (a messaging app drawing the link's card) gets a plain
+// page instead: it must not take one of the student's sessions, cost a BBB
+// call, or carry the signed join URL off to its servers.
 func Join(log *slog.Logger, rooms *lesson.Rooms, guesses *Guesses) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if guesses.blocked(w, r) {
@@ -94,6 +117,16 @@ func Join(log *slog.Logger, rooms *lesson.Rooms, guesses *Guesses) http.Handler 
 		ctx := r.Context()
 		token := chi.URLParam(r, "token")
 		nonce := pageHeaders(w)
+		if isLinkPreview(r) {
+			if _, err := rooms.Status(ctx, token); err != nil {
+				charge(r, guesses, err)
+				lessonMessage(ctx, w, log, nonce, err)
+				return
+			}
+			renderLesson(ctx, w, log, http.StatusOK, "lesson_message", lessonPage{Title: "TeleKlasa", Nonce: nonce,
+				Hindi: "कक्षा में जुड़ने के लिए यह लिंक अपने फ़ोन पर खोलें।", English: "Open this link on your phone to join your lesson."})
+			return
+		}
 		j, err := rooms.Join(ctx, token)
 		if err != nil {
 			charge(r, guesses, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/logging"
+	"github.com/shala-edu/shala/internal/slowread"
 	"github.com/shala-edu/shala/internal/upload"
 )
 
@@ -107,7 +108,9 @@ func filePart(r *http.Request) (*multipart.Part, error) {
 }
 
 // readError turns what reading the body can fail with into the answer: the
-// body cap (413), a client that went away or sent a broken body (400).
+// body cap (413), a link that stalled, fell below the floor or was cut
+// (503 + Retry-After: send it again; the link's own error, which names
+// addresses, is only logged), a broken body (400).
 func readError(err error) error {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
@@ -116,6 +119,9 @@ func readError(err error) error {
 	var f *fault.Error
 	if errors.As(err, &f) {
 		return err
+	}
+	if slowread.Interrupted(err) {
+		return fault.Wrap(err, fault.Unavailable, slowread.CodeInterrupted, "file: the upload was interrupted before it all arrived; send it again")
 	}
 	if errors.Is(err, upload.ErrRead) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fault.Wrap(err, fault.Invalid, "", "file: the upload was cut off or malformed; send it again")

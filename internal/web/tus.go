@@ -26,6 +26,7 @@ import (
 
 	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/logging"
 )
 
@@ -93,8 +94,10 @@ type tusStudent struct {
 }
 
 // NewTus returns the resumable upload handler storing partial uploads in
-// dir, which must exist.
-func NewTus(log *slog.Logger, exams *exam.Store, guesses *Guesses, dir string) *Tus {
+// dir, which must exist. Upload URLs (Location) are under publicURL, where
+// people reach shala: behind a proxy that ends TLS, the address a request
+// arrives on (plain http, an internal host) is not one a phone can use.
+func NewTus(log *slog.Logger, exams *exam.Store, guesses *Guesses, dir, publicURL string) *Tus {
 	t := &Tus{log: log, exams: exams, guesses: guesses, dir: dir, store: filestore.New(dir)}
 	composer := tusd.NewStoreComposer()
 	t.store.UseIn(composer)
@@ -103,7 +106,7 @@ func NewTus(log *slog.Logger, exams *exam.Store, guesses *Guesses, dir string) *
 	cors.ExposeHeaders += ", Upload-Expires, " + strings.Join([]string{HeaderVerificationCode, HeaderUploadsLeft, HeaderExpiresAt, HeaderSHA256, HeaderSize}, ", ")
 	h, err := tusd.NewHandler(tusd.Config{
 		StoreComposer:             composer,
-		BasePath:                  tusBase,
+		BasePath:                  strings.TrimRight(publicURL, "/") + tusBase,
 		MaxSize:                   exam.MaxFileBytes,
 		DisableDownload:           true,
 		DisableConcatenation:      true,
@@ -121,6 +124,10 @@ func NewTus(log *slog.Logger, exams *exam.Store, guesses *Guesses, dir string) *
 
 func (t *Tus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if r.Method != http.MethodOptions {
+		// tus 1.0.0: in every response but OPTIONS, shala's own errors too.
+		w.Header().Set("Tus-Resumable", "1.0.0")
+	}
 	if t.guesses.blocked(w, r) {
 		return
 	}
@@ -176,12 +183,14 @@ func (t *Tus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header().Set("Upload-Expires", expires.UTC().Format(http.TimeFormat))
-	} else if r.Method == http.MethodHead {
+	} else if r.Method == http.MethodHead || (r.Method == http.MethodPatch && r.Header.Get("Upload-Offset") == strconv.FormatInt(info.Size, 10)) {
 		// A finished upload whose last response was lost, or whose finish
 		// failed (store down): accept it now, or return the first receipt.
+		// A client may ask with HEAD or send its last PATCH again (empty,
+		// at the end offset); tusd answers that PATCH 204 without running
+		// the finish, so a 204 without a receipt would lie.
 		rc, err := t.finish(ctx, code, info)
 		if err != nil {
-			w.Header().Set("Tus-Resumable", "1.0.0")
 			writeError(ctx, w, t.log, err)
 			return
 		}
@@ -302,7 +311,10 @@ func (t *Tus) preFinish(hook tusd.HookEvent) (tusd.HTTPResponse, error) {
 }
 
 // finish runs the accept step on a finished upload; accepting the same
-// upload again returns the first receipt.
+// upload again returns the first receipt. An upload refused for good (its
+// type, the limit, the exam's window) is removed at once: asking again
+// could only be refused again, and a code holder sending junk over and
+// over must not fill the disk for the hour finished uploads are kept.
 func (t *Tus) finish(ctx context.Context, code string, info tusd.FileInfo) (exam.Receipt, error) {
 	up, err := t.store.GetUpload(ctx, info.ID)
 	if err != nil {
@@ -313,8 +325,26 @@ func (t *Tus) finish(ctx context.Context, code string, info tusd.FileInfo) (exam
 		return exam.Receipt{}, err
 	}
 	defer rd.Close()
-	return t.exams.Submit(ctx, exam.Submission{Code: code, FileName: info.MetaData["filename"], Body: rd,
+	rc, err := t.exams.Submit(ctx, exam.Submission{Code: code, FileName: info.MetaData["filename"], Body: rd,
 		StartedAt: started(info), TusID: info.ID})
+	if err != nil && refusedForGood(err) {
+		if terr := t.store.AsTerminatableUpload(up).Terminate(context.WithoutCancel(ctx)); terr != nil {
+			t.log.WarnContext(ctx, "remove refused resumable upload", "err", terr)
+		}
+	}
+	return rc, err
+}
+
+// refusedForGood reports whether err refuses the file itself, so that
+// trying the same upload again cannot succeed. A failing store or
+// database (retried by HEAD), an unknown code (the upload continues under
+// a reset code) and local read errors are not.
+func refusedForGood(err error) bool {
+	switch fault.KindOf(err) {
+	case fault.Unsupported, fault.Unprocessable, fault.TooLarge, fault.Invalid:
+		return true
+	}
+	return false
 }
 
 func setReceipt(h http.Header, rc exam.Receipt) {
@@ -343,7 +373,7 @@ func tusError(err error) tusd.Error {
 	if jerr != nil {
 		body = []byte(`{"message":"internal error"}`)
 	}
-	e := tusd.NewError(string(f.Code), msg, f.Kind.Status())
+	e := tusd.NewError(string(f.Code), msg, httperr.Status(f.Kind))
 	e.HTTPResponse.Body = string(body) + "\n"
 	e.HTTPResponse.Header["Content-Type"] = "application/json; charset=utf-8"
 	if f.Kind == fault.Unavailable {

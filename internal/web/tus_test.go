@@ -9,11 +9,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/web"
 )
@@ -188,6 +190,10 @@ func TestTusRules(t *testing.T) {
 		if got := len(f.blobs(t)); got != 5 {
 			t.Errorf("%d blobs, want 5 (the refused finish stored nothing)", got)
 		}
+		wantStatus(t, f.tus(t, http.MethodHead, loc, nil, nil), http.StatusNotFound)
+		if left := f.tusFiles(t); len(left) != 0 {
+			t.Errorf("tus directory after a refused finish: %v", left)
+		}
 	})
 	t.Run("a finished file of the wrong type is 415", func(t *testing.T) {
 		t.Parallel()
@@ -198,6 +204,13 @@ func TestTusRules(t *testing.T) {
 		wantError(t, f.tus(t, http.MethodPatch, loc, gif, map[string]string{"Upload-Offset": "0"}), http.StatusUnsupportedMediaType, "UNSUPPORTED_TYPE")
 		if st := decode[web.StatusJSON](t, f.get(t, "/submissions/"+code)); st.UploadsLeft != 5 {
 			t.Errorf("a refused file counted: %+v", st)
+		}
+		// It can never be accepted: its bytes are removed at once, not kept
+		// an hour (a code holder sending junk again and again must not fill
+		// the disk).
+		wantStatus(t, f.tus(t, http.MethodHead, loc, nil, nil), http.StatusNotFound)
+		if left := f.tusFiles(t); len(left) != 0 {
+			t.Errorf("tus directory after a refused finish: %v", left)
 		}
 	})
 	t.Run("an upload belongs to the code that created it", func(t *testing.T) {
@@ -253,4 +266,108 @@ func TestTusRules(t *testing.T) {
 			t.Errorf("creation-with-upload headers %v: want the receipt", resp.Header)
 		}
 	})
+}
+
+// tusFiles lists what the tus directory holds (uploads' data, info and
+// lock files).
+func (f *fixture) tusFiles(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir(f.tusDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func TestTusBehindAProxy(t *testing.T) {
+	t.Parallel()
+	// People reach shala at SHALA_PUBLIC_URL (TLS ended by a proxy in
+	// front); the upload's URL must be there, not at the address the
+	// request arrived on (plain http, an internal host).
+	f := setup(t, func(c *config.Config) { c.PublicURL = "https://exams.example.org/shala" })
+	code := f.student(t)
+	resp := f.tus(t, http.MethodPost, "/submissions/"+code+"/tus/", nil, map[string]string{"Upload-Length": "100"})
+	wantStatus(t, resp, http.StatusCreated)
+	loc := resp.Header.Get("Location")
+	if want := "https://exams.example.org/shala/submissions/" + code + "/tus/"; !strings.HasPrefix(loc, want) || len(loc) != len(want)+48 {
+		t.Errorf("Location %q, want %s followed by the upload's id", loc, want)
+	}
+}
+
+func TestTusFinishRetried(t *testing.T) {
+	t.Parallel()
+	t.Run("a PATCH again after a failed finish accepts the file and returns the receipt", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		code := f.student(t)
+		file := pdf(2000, 3)
+		loc := f.create(t, code, len(file))
+		mend := f.breakStore(t)
+		wantError(t, f.tus(t, http.MethodPatch, loc, file, map[string]string{"Upload-Offset": "0"}), http.StatusServiceUnavailable, "STORAGE_UNAVAILABLE")
+		mend()
+		// A client that retries the request (rather than asking HEAD
+		// first) sends an empty PATCH at the end offset: the 204 must mean
+		// the file is accepted, with its receipt.
+		resp := f.tus(t, http.MethodPatch, loc, []byte{}, map[string]string{"Upload-Offset": strconv.Itoa(len(file))})
+		wantStatus(t, resp, http.StatusNoContent)
+		vc := resp.Header.Get(web.HeaderVerificationCode)
+		if !exam.ValidVerificationCode(vc) || resp.Header.Get(web.HeaderUploadsLeft) != "4" {
+			t.Fatalf("PATCH after a failed finish: headers %v, want the receipt", resp.Header)
+		}
+		if st := decode[web.StatusJSON](t, f.get(t, "/submissions/"+code)); !st.HasUpload || st.UploadsLeft != 4 {
+			t.Errorf("status %+v, want the file accepted once", st)
+		}
+		if again := f.tus(t, http.MethodHead, loc, nil, nil); again.Header.Get(web.HeaderVerificationCode) != vc {
+			t.Errorf("HEAD after: %v, want the same receipt", again.Header)
+		}
+	})
+}
+
+func TestTusErrorsSpeakTus(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	// tus 1.0.0: Tus-Resumable in every response but OPTIONS, shala's own
+	// errors included.
+	for _, resp := range []*http.Response{
+		f.tus(t, http.MethodPost, "/submissions/ZZZZZZZZ/tus/", nil, map[string]string{"Upload-Length": "100"}),
+		f.tus(t, http.MethodHead, "/submissions/"+f.student(t)+"/tus/"+strings.Repeat("0", 48), nil, nil),
+	} {
+		wantStatus(t, resp, http.StatusNotFound)
+		if got := resp.Header.Get("Tus-Resumable"); got != "1.0.0" {
+			t.Errorf("%s %s: Tus-Resumable %q, want 1.0.0", resp.Request.Method, resp.Request.URL.Path, got)
+		}
+	}
+}
+
+func TestExamWindow(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	opens, closes := f.clock.Now().Add(time.Hour), f.clock.Now().Add(3*time.Hour)
+	code := f.studentIn(t, &opens, &closes)
+	wantError(t, f.upload(t, code, "early.pdf", pdf(100, 1)), http.StatusUnprocessableEntity, "EXAM_NOT_OPEN")
+	wantError(t, f.tus(t, http.MethodPost, "/submissions/"+code+"/tus/", nil, map[string]string{"Upload-Length": "100"}), http.StatusUnprocessableEntity, "EXAM_NOT_OPEN")
+
+	f.clock.Add(3*time.Hour - time.Minute) // a minute before the close
+	slow := f.create(t, code, 1000)        // a slow link, finishing after the close
+	reserved := f.create(t, code, 1000)    // a placeholder, filled in at leisure
+	f.clock.Add(time.Minute)
+	wantError(t, f.upload(t, code, "late.pdf", pdf(100, 2)), http.StatusUnprocessableEntity, "EXAM_CLOSED")
+	wantError(t, f.tus(t, http.MethodPost, "/submissions/"+code+"/tus/", nil, map[string]string{"Upload-Length": "100"}), http.StatusUnprocessableEntity, "EXAM_CLOSED")
+
+	// Started before the close, finished within the grace a slow link
+	// needs: accepted.
+	f.clock.Add(exam.LateFinishGrace - time.Second)
+	resp := f.tus(t, http.MethodPatch, slow, pdf(1000, 3), map[string]string{"Upload-Offset": "0"})
+	wantStatus(t, resp, http.StatusNoContent)
+	if !exam.ValidVerificationCode(resp.Header.Get(web.HeaderVerificationCode)) {
+		t.Errorf("finish within the grace: headers %v, want the receipt", resp.Header)
+	}
+	// Started before the close but finished after the grace — up to 24 h
+	// later, answers written after the close — refused.
+	f.clock.Add(time.Second)
+	wantError(t, f.tus(t, http.MethodPatch, reserved, pdf(1000, 4), map[string]string{"Upload-Offset": "0"}), http.StatusUnprocessableEntity, "EXAM_CLOSED")
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/ratelimit"
 )
 
@@ -63,7 +64,7 @@ func writeError(ctx context.Context, w http.ResponseWriter, log *slog.Logger, er
 	default:
 		log.InfoContext(ctx, "request refused", "code", f.Code, "err", f.Message)
 	}
-	writeJSON(w, f.Kind.Status(), b)
+	writeJSON(w, httperr.Status(f.Kind), b)
 }
 
 // writeJSON writes v (an error body or a small answer) as JSON; a failed

@@ -45,6 +45,7 @@ func (fastRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(
 type fixture struct {
 	pool   *pgxpool.Pool
 	dir    string // the bucket's directory
+	tusDir string // resumable uploads in progress
 	bucket *blob.Bucket
 	clock  *apptest.Clock
 	queue  *queue.Client
@@ -84,6 +85,7 @@ func setup(t *testing.T, configure ...func(*config.Config)) *fixture {
 	for _, c := range configure {
 		c(cfg)
 	}
+	f.tusDir = cfg.TusDir
 	f.app = apptest.New(t, cfg, app.Options{Pool: f.pool, RetryPolicy: fastRetry{}, Now: f.clock.Now})
 	f.bucket, f.queue, f.exams = f.app.Bucket, f.app.Queue, f.app.Exams
 	handler = f.app.Handler()
@@ -94,8 +96,15 @@ func setup(t *testing.T, configure ...func(*config.Config)) *fixture {
 // the student's upload code.
 func (f *fixture) student(t *testing.T) string {
 	t.Helper()
+	return f.studentIn(t, nil, nil)
+}
+
+// studentIn is student for an exam open from opens to closes (nil: no
+// bound).
+func (f *fixture) studentIn(t *testing.T, opens, closes *time.Time) string {
+	t.Helper()
 	ctx := context.Background()
-	id, err := f.exams.CreateExam(ctx, "examiner-1", "Physics 2026", nil, nil)
+	id, err := f.exams.CreateExam(ctx, "examiner-1", "Physics 2026", opens, closes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -572,6 +581,24 @@ func TestDownloadLinks(t *testing.T) {
 		wantStatus(t, f.get(t, v.DownloadURL), http.StatusOK)
 		f.clock.Add(time.Second)
 		wantError(t, f.get(t, v.DownloadURL), http.StatusForbidden, "FORBIDDEN")
+	})
+	t.Run("the saved name keeps the sniffed type: markup sent as text is not saved as a page", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		code := f.student(t)
+		page := []byte("<img src=x onerror=alert(document.domain)> my answer\n")
+		resp := f.upload(t, code, "answer.html", page)
+		wantStatus(t, resp, http.StatusCreated)
+		rc := decode[web.ReceiptJSON](t, resp)
+		v := decode[web.VerificationJSON](t, f.get(t, "/verifications/"+rc.VerificationCode))
+		if v.FileName != "answer.html.txt" || v.ContentType != "text/plain; charset=utf-8" {
+			t.Errorf("verification: name %q, type %q; want answer.html.txt, text/plain", v.FileName, v.ContentType)
+		}
+		dl := f.get(t, v.DownloadURL)
+		wantStatus(t, dl, http.StatusOK)
+		if got := dl.Header.Get("Content-Disposition"); got != "attachment; filename=answer.html.txt" {
+			t.Errorf("Content-Disposition %q, want the name ending in .txt", got)
+		}
 	})
 	t.Run("tampered, other method, other file: 403", func(t *testing.T) {
 		t.Parallel()

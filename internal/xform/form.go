@@ -96,7 +96,29 @@ var (
 	itextRef    = regexp.MustCompile(`jr:itext\(\s*'([^']+)'\s*\)`)
 	instanceRef = regexp.MustCompile(`instance\(\s*'([^']+)'\s*\)`)
 	formIDPat   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
+	// xlsformID is an XLSForm name (pyxform's rule for XML identifiers: a
+	// letter or underscore, then letters, digits, '_', '-' or '.'), in
+	// ASCII as the form table's id check wants.
+	xlsformID = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,99}$`)
+	// xlsformVersion: the same characters, starting with a letter, digit or
+	// '_' (XLSForm's usual yyyymmddrr, 1.2, v3). A form may have no version
+	// at all (Central serves it as version "").
+	xlsformVersion = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$`)
 )
+
+// CheckNames refuses a form id or version that XLSForm would not produce:
+// ids and versions become path segments of the URLs ODK Collect downloads
+// forms from, so no '/', no spaces, never "." or "..". Registration applies
+// it; definitions registered before it still parse.
+func (f *Form) CheckNames() error {
+	if !xlsformID.MatchString(f.ID) {
+		return fmt.Errorf("instance root <%s>: id %q must start with a letter or '_' and have up to 100 letters, digits, '_', '-' or '.'", f.Root, f.ID)
+	}
+	if f.Version != "" && !xlsformVersion.MatchString(f.Version) {
+		return fmt.Errorf("instance root <%s id=%q>: version %q must be up to 100 letters, digits, '_', '-' or '.', not starting with '.'", f.Root, f.ID, f.Version)
+	}
+	return nil
+}
 
 // ParseDefinition parses an XForm definition.
 func ParseDefinition(data []byte) (*Form, error) {

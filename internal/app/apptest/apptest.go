@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
+
 	"github.com/shala-edu/shala/internal/app"
 	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/pgtest"
@@ -82,6 +84,63 @@ func Start(t testing.TB, a *app.App) {
 	if err := a.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// OnJobFinished calls f for every job a's workers finish from now on
+// (completed, failed, cancelled, snoozed, interrupted), until the test
+// ends. Take it before the work starts.
+func OnJobFinished(t testing.TB, a *app.App, f func(*river.Event)) {
+	t.Helper()
+	events, cancel := a.Queue.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed,
+		river.EventKindJobCancelled, river.EventKindJobSnoozed, river.EventKindJobInterrupted)
+	t.Cleanup(cancel)
+	go func() {
+		for e := range events { // closed by cancel or when the client stops
+			f(e)
+		}
+	}()
+}
+
+// Signal wakes a test waiting for something that happens elsewhere (a job,
+// a callback) when it may have happened: no polling, no sleeps.
+type Signal chan struct{}
+
+// NewSignal returns a signal.
+func NewSignal() Signal { return make(Signal, 1) }
+
+// Notify wakes the waiter, if any; it never blocks.
+func (s Signal) Notify() {
+	select {
+	case s <- struct{}{}:
+	default:
+	}
+}
+
+// Await returns once cond holds, checking it at once and again at every
+// Notify. The guard only keeps a broken test from hanging: what is waited
+// for is that cond comes to hold, not how fast.
+func (s Signal) Await(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	if s == nil {
+		t.Fatalf("%s: awaited on a nil Signal", what)
+	}
+	guard := time.NewTimer(time.Minute)
+	defer guard.Stop()
+	for !cond() {
+		select {
+		case <-s:
+		case <-guard.C:
+			t.Fatalf("%s: never happened", what)
+		}
+	}
+}
+
+// JobsFinished is a signal notified whenever one of a's jobs finishes.
+func JobsFinished(t testing.TB, a *app.App) Signal {
+	t.Helper()
+	s := NewSignal()
+	OnJobFinished(t, a, func(*river.Event) { s.Notify() })
+	return s
 }
 
 // Clock is a clock a test moves (app.Options.Now = c.Now): time-bound

@@ -40,6 +40,11 @@ type Options struct {
 	Algorithms []string
 	// Latency delays every answer.
 	Latency time.Duration
+	// Reencode validates as BBB 2.4 did (bigbluebutton#12919): the query is
+	// parsed and encoded again with Apache HttpClient's URLEncodedUtils
+	// before it is hashed, so a checksum only matches a query encoded the
+	// way Java's form encoding does it.
+	Reencode bool
 	// BeforeAnswer, if set, is called with the call's name before each
 	// answer (after its checksum was checked): tests block or count there.
 	BeforeAnswer func(call string)
@@ -68,6 +73,11 @@ type Meeting struct {
 	Attendees               []Attendee
 	Meta                    map[string]string
 	MaxParticipants         int
+	// Ended: ended by the end call (or a moderator in the meeting). BBB
+	// keeps such a meeting in memory for a while: getMeetingInfo still
+	// finds it (hasBeenForciblyEnded), join refuses it, and create with the
+	// same ID makes a new meeting. Forget removes it.
+	Ended bool
 }
 
 // Server is a running fake BBB server.
@@ -79,6 +89,7 @@ type Server struct {
 	Secret string
 
 	algorithms   []string
+	reencode     bool
 	beforeAnswer func(string)
 
 	mu       sync.Mutex
@@ -99,7 +110,7 @@ func New(t testing.TB, o Options) *Server {
 
 // Start starts a server outside a test (benchmarks); stop closes it.
 func Start(o Options) (s *Server, stop func()) {
-	s = &Server{Secret: o.Secret, algorithms: o.Algorithms, latency: o.Latency, beforeAnswer: o.BeforeAnswer,
+	s = &Server{Secret: o.Secret, algorithms: o.Algorithms, reencode: o.Reencode, latency: o.Latency, beforeAnswer: o.BeforeAnswer,
 		meetings: map[string]*Meeting{}, calls: map[string]int{}, failures: map[string][]Failure{}}
 	if s.Secret == "" {
 		s.Secret = randomHex(16)
@@ -191,8 +202,8 @@ func (s *Server) Leave(meetingID, userID string) {
 	}
 }
 
-// Forget removes a meeting as BBB does when it expires or its last user
-// leaves.
+// Forget removes a meeting from memory, as BBB does some time after it
+// ended, expired or its last user left.
 func (s *Server) Forget(meetingID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -236,9 +247,13 @@ func (s *Server) checksumOK(call, rawQuery, checksum string) bool {
 		return false
 	}
 	q := rawQuery
-	q = strings.Replace(q, "&checksum="+checksum, "", -1)
-	q = strings.Replace(q, "checksum="+checksum+"&", "", -1)
-	q = strings.Replace(q, "checksum="+checksum, "", -1)
+	if s.reencode {
+		q = reencoded(rawQuery)
+	} else {
+		q = strings.Replace(q, "&checksum="+checksum, "", -1)
+		q = strings.Replace(q, "checksum="+checksum+"&", "", -1)
+		q = strings.Replace(q, "checksum="+checksum, "", -1)
+	}
 	var h hash.Hash
 	var alg string
 	switch len(checksum) {
@@ -258,6 +273,41 @@ func (s *Server) checksumOK(call, rawQuery, checksum string) bool {
 	}
 	h.Write([]byte(call + q + s.Secret))
 	return strings.EqualFold(hex.EncodeToString(h.Sum(nil)), checksum)
+}
+
+// reencoded is BBB 2.4's query without its checksum:
+// URLEncodedUtils.parse (pairs split at '&' and ';', '+' and %XX decoded),
+// the checksum pairs removed, then URLEncodedUtils.format, whose safe
+// characters are letters, digits and "-_.*", a space becoming '+' and any
+// other byte %XX in upper case.
+func reencoded(raw string) string {
+	var out []string
+	for _, pair := range strings.FieldsFunc(raw, func(r rune) bool { return r == '&' || r == ';' }) {
+		k, v, _ := strings.Cut(pair, "=")
+		dk, err1 := url.QueryUnescape(k)
+		dv, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil || dk == "checksum" {
+			continue
+		}
+		out = append(out, javaForm(dk)+"="+javaForm(dv))
+	}
+	return strings.Join(out, "&")
+}
+
+func javaForm(s string) string {
+	const safe = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.*"
+	var b strings.Builder
+	for _, c := range []byte(s) {
+		switch {
+		case c == ' ':
+			b.WriteByte('+')
+		case strings.IndexByte(safe, c) >= 0:
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -322,7 +372,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case "isMeetingRunning":
 		s.mu.Lock()
 		m := s.meetings[q.Get("meetingID")]
-		running := m != nil && len(m.Attendees) > 0
+		running := m != nil && !m.Ended && len(m.Attendees) > 0
 		s.mu.Unlock()
 		writeXML(w, struct {
 			XMLName xml.Name `xml:"response"`
@@ -365,8 +415,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}{status: st, Meetings: list})
 	case "end":
 		s.mu.Lock()
-		_, ok := s.meetings[q.Get("meetingID")]
-		delete(s.meetings, q.Get("meetingID"))
+		m, ok := s.meetings[q.Get("meetingID")]
+		if ok {
+			m.Ended, m.Attendees = true, nil
+		}
 		s.mu.Unlock()
 		if !ok {
 			failed(w, "notFound", "We could not find a meeting with that meeting ID - perhaps the meeting is not yet running?")
@@ -408,7 +460,7 @@ func (s *Server) create(w http.ResponseWriter, q url.Values) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if m := s.meetings[id]; m != nil {
+	if m := s.meetings[id]; m != nil && !m.Ended {
 		if (q.Get("attendeePW") != "" && q.Get("attendeePW") != m.AttendeePW) ||
 			(q.Get("moderatorPW") != "" && q.Get("moderatorPW") != m.ModeratorPW) {
 			failed(w, "idNotUnique", "A meeting already exists with that meeting ID.  Please use a different meeting ID.")
@@ -450,6 +502,11 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request, q url.Values) {
 	if m == nil {
 		s.mu.Unlock()
 		failed(w, "invalidMeetingIdentifier", "The meeting ID that you supplied did not match any existing meetings")
+		return
+	}
+	if m.Ended {
+		s.mu.Unlock()
+		failed(w, "meetingForciblyEnded", "You can not re-join a meeting that has already been forcibly ended.")
 		return
 	}
 	if ct := q.Get("createTime"); ct != "" && ct != fmt.Sprint(m.CreateTime) {
@@ -528,6 +585,7 @@ type meetingXML struct {
 	AttendeePW        string        `xml:"attendeePW"`
 	ModeratorPW       string        `xml:"moderatorPW"`
 	Running           bool          `xml:"running"`
+	ForciblyEnded     bool          `xml:"hasBeenForciblyEnded"`
 	ParticipantCount  int           `xml:"participantCount"`
 	ModeratorCount    int           `xml:"moderatorCount"`
 	Attendees         []attendeeXML `xml:"attendees>attendee"`
@@ -535,7 +593,8 @@ type meetingXML struct {
 
 func toXML(m *Meeting) *meetingXML {
 	x := &meetingXML{MeetingName: m.Name, MeetingID: m.ID, InternalMeetingID: m.InternalID, CreateTime: m.CreateTime,
-		AttendeePW: m.AttendeePW, ModeratorPW: m.ModeratorPW, Running: len(m.Attendees) > 0, ParticipantCount: len(m.Attendees)}
+		AttendeePW: m.AttendeePW, ModeratorPW: m.ModeratorPW, Running: !m.Ended && len(m.Attendees) > 0, ForciblyEnded: m.Ended,
+		ParticipantCount: len(m.Attendees)}
 	for _, a := range m.Attendees {
 		if a.Role == "MODERATOR" {
 			x.ModeratorCount++

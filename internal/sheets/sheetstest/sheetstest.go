@@ -185,6 +185,19 @@ func (s *Server) SetCells(id, title string, rows [][]any) {
 	t.cells = rows
 }
 
+// DeleteTab removes a tab, as a person deleting it would.
+func (s *Server) DeleteTab(id, title string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.books[id]
+	for i, t := range b.tabs {
+		if t.title == title {
+			b.tabs = append(b.tabs[:i], b.tabs[i+1:]...)
+			return
+		}
+	}
+}
+
 // Rows returns a copy of the cells of a tab, trailing empty rows dropped.
 func (s *Server) Rows(id, title string) [][]any {
 	s.mu.Lock()

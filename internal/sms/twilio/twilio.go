@@ -28,8 +28,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/shala-edu/shala/internal/sms"
 )
 
@@ -202,11 +200,17 @@ func urlVariants(raw string) []string {
 	return out
 }
 
+// Recorder records delivery statuses (sms.Reports is one).
+type Recorder interface {
+	Record(ctx context.Context, provider string, statuses []sms.Status) (int, error)
+}
+
 // StatusCallback receives Twilio's status callbacks at callbackURL (the URL
 // exactly as configured in StatusCallback, which is what Twilio signs; behind
 // a proxy the request's own URL differs). Unsigned or wrongly signed requests
-// get 403; a delivered or failed status moves the message forward.
-func StatusCallback(log *slog.Logger, pool *pgxpool.Pool, authToken, callbackURL string) http.Handler {
+// get 403; a delivered or failed status is recorded with reports and moves
+// the message forward.
+func StatusCallback(log *slog.Logger, reports Recorder, authToken, callbackURL string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		if err := r.ParseForm(); err != nil {
@@ -233,7 +237,7 @@ func StatusCallback(log *slog.Logger, pool *pgxpool.Pool, authToken, callbackURL
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		if _, err := sms.RecordStatuses(r.Context(), pool, "twilio", []sms.Status{st}); err != nil {
+		if _, err := reports.Record(r.Context(), "twilio", []sms.Status{st}); err != nil {
 			log.ErrorContext(r.Context(), "twilio callback not recorded", "err", err)
 			// Twilio does not retry status callbacks by default: this report
 			// is lost and the message stays "sent" (logged above).

@@ -49,6 +49,7 @@ type Server struct {
 	reports  map[string]string // MsgID → status line status
 	numbers  map[string]string // MsgID → number
 	next     int
+	latency  time.Duration
 }
 
 // New starts a gateway for one account; it is closed when t ends.
@@ -70,6 +71,14 @@ func (s *Server) Script(number string, bs ...Behaviour) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.scripts[number] = append(s.scripts[number], bs...)
+}
+
+// SetLatency makes every send the gateway accepts take d, as a real
+// gateway's round trip does (a scripted Delay replaces it).
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
 }
 
 // SetReport sets the delivery status the report API gives for msgID
@@ -178,12 +187,21 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request) {
 	if script := s.scripts[rec.Number]; len(script) > 0 {
 		b, s.scripts[rec.Number] = script[0], script[1:]
 	}
+	// A scripted delay models a gateway that never answered (nothing
+	// sent); the latency models a round trip, and a message whose sender
+	// vanished meanwhile (a killed process) was still received and goes out.
+	latency := b.Delay == 0
+	if latency {
+		b.Delay = s.latency
+	}
 	s.mu.Unlock()
 	if b.Delay > 0 {
 		select {
 		case <-time.After(b.Delay):
 		case <-r.Context().Done():
-			return
+			if !latency {
+				return
+			}
 		}
 	}
 	if b.Answer != "" {

@@ -1,4 +1,4 @@
-package queue
+package server
 
 import (
 	"context"
@@ -7,22 +7,24 @@ import (
 	"net/http"
 
 	"riverqueue.com/riverui"
+
+	"github.com/shala-edu/shala/internal/queue"
 )
 
-// UIPath is where operators reach River's web UI.
-const UIPath = "/riverui"
+// OperatorPath is where operators reach River's web UI.
+const OperatorPath = "/riverui"
 
-// NewUI returns River's web UI (riverqueue.com/riverui) for client, served
-// under UIPath: jobs by state with their errors, retry, cancel and delete,
+// NewOperatorUI returns River's web UI (riverqueue.com/riverui) for client,
+// served under OperatorPath (with operatorAuth in front, see routes.go): jobs by state with their errors, retry, cancel and delete,
 // queues paused and resumed. It is how an operator retries a discarded job
 // (an SMS whose provider was down for a day, a submission whose processing
 // kept failing). Job arguments are hidden in lists by default; they are ids
 // and, for direct SMS, phone numbers. Background work stops with ctx.
-func NewUI(ctx context.Context, client *Client, log *slog.Logger) (http.Handler, error) {
+func NewOperatorUI(ctx context.Context, client *queue.Client, log *slog.Logger) (http.Handler, error) {
 	h, err := riverui.NewHandler(&riverui.HandlerOpts{
 		Endpoints:                riverui.NewEndpoints(client, nil),
 		Logger:                   log,
-		Prefix:                   UIPath,
+		Prefix:                   OperatorPath,
 		JobListHideArgsByDefault: true,
 	})
 	if err != nil {

@@ -1,0 +1,1 @@
+ALTER TABLE response DROP COLUMN IF EXISTS rule_errors;

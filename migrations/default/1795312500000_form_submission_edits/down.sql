@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS form_submission_edit_of;

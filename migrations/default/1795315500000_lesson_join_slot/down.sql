@@ -1,0 +1,1 @@
+ALTER TABLE lesson_join DROP COLUMN IF EXISTS arrived_at, DROP COLUMN IF EXISTS slot;

@@ -1,0 +1,1 @@
+ALTER TABLE bbb_server DROP COLUMN IF EXISTS alert_seen_at;
