@@ -365,3 +365,65 @@ func TestSchoolAssessmentsRESTWithoutAJWTSecretIsUnauthorized(t *testing.T) {
 		t.Errorf("no HASURA_GRAPHQL_JWT_SECRET: %d %s, want 401", resp.StatusCode, body)
 	}
 }
+
+// TestSchoolAssessmentsWhileTheDatabaseIsDown: the listing cannot be read
+// while Postgres is down; the app is told to try again (the action as
+// 429 UNAVAILABLE with Retry-After, which Hasura passes on; the REST
+// listing as 503 with Retry-After), not handed a bare "internal error".
+func TestSchoolAssessmentsWhileTheDatabaseIsDown(t *testing.T) {
+	t.Parallel()
+	dead, err := pgxpool.New(t.Context(), "postgres://postgres@127.0.0.1:1/shala?sslmode=disable&connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dead.Close)
+	b := setupWith(t, dead, discard, func(c *config.Config) { c.JWTSecret = config.Secret(listingJWTSecret) })
+	school := uuid.New()
+	for _, ifNoneMatch := range []any{nil, "some-etag"} {
+		body, _ := json.Marshal(map[string]any{"action": map[string]string{"name": "schoolAssessments"},
+			"input":             map[string]any{"ifNoneMatch": ifNoneMatch},
+			"session_variables": map[string]string{"x-hasura-role": "school", "x-hasura-school-id": school.String()},
+			"request_query":     "query { schoolAssessments { etag } }"})
+		req, _ := http.NewRequest(http.MethodPost, b.url+"/actions/schoolAssessments", strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(hasura.SecretHeader, secret)
+		resp, err := b.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != hasura.ActionRetryStatus || errorCode(t, out) != "UNAVAILABLE" || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("action (ifNoneMatch %v): %d %s Retry-After %q, want %d UNAVAILABLE with Retry-After", ifNoneMatch, resp.StatusCode, out,
+				resp.Header.Get("Retry-After"), hasura.ActionRetryStatus)
+		}
+	}
+	jc, err := auth.ParseConfig(listingJWTSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := auth.NewIssuer(jc, nil, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := iss.Mint("teacher-1", []string{"school"}, "school", map[string]string{"x-hasura-school-id": school.String()}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, inm := range []string{"", `"some-etag"`, "*"} {
+		req, _ := http.NewRequest(http.MethodGet, b.url+"/schools/me/assessments", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if inm != "" {
+			req.Header.Set("If-None-Match", inm)
+		}
+		resp, err := b.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("GET (If-None-Match %q): %d %s Retry-After %q, want 503 with Retry-After", inm, resp.StatusCode, out, resp.Header.Get("Retry-After"))
+		}
+	}
+}
