@@ -24,7 +24,8 @@ type Transit interface {
 
 // TransitSigner signs in Vault's transit engine: the private key never
 // leaves Vault. It reads the key's versions (public keys) at most every
-// MaxAge, so a rotation reaches new certificates within that time; each
+// MaxAge, so a rotation reaches new certificates within that time (and
+// while Vault is unreachable the versions read before keep verifying); each
 // signature names its version explicitly, so the kid in the header and the
 // key that signs always agree.
 type TransitSigner struct {
@@ -62,7 +63,10 @@ func (s *TransitSigner) Keys(ctx context.Context) ([]Key, error) {
 	tk, err := s.vault.TransitKey(ctx, s.mount, s.name)
 	if err != nil {
 		if s.keys != nil {
-			// Vault briefly unreachable: keep serving what was read.
+			// Vault unreachable: keep serving what was read, and ask again
+			// after MaxAge — not on every call, each of which would wait out
+			// the client's timeout and retries behind s.mu.
+			s.read, s.stale = s.now(), false
 			return s.keys, nil
 		}
 		return nil, fault.Wrap(err, fault.Unavailable, "", "certificate signing keys unavailable")

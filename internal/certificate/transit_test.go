@@ -2,7 +2,9 @@ package certificate
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/shala-edu/shala/internal/vault"
 	"github.com/shala-edu/shala/internal/vault/vaulttest"
@@ -65,4 +67,59 @@ func TestTransitSigner(t *testing.T) {
 			t.Errorf("got JWK %+v", ks.Keys[0])
 		}
 	})
+}
+
+// flaky is the Vault client with an outage switch, counting key reads.
+type flaky struct {
+	Transit
+	down  bool
+	reads int
+}
+
+func (f *flaky) TransitKey(ctx context.Context, mount, name string) (vault.TransitKey, error) {
+	f.reads++
+	if f.down {
+		return vault.TransitKey{}, errors.New("dial tcp 10.0.0.5:8200: connect: connection refused")
+	}
+	return f.Transit.TransitKey(ctx, mount, name)
+}
+
+// TestTransitSignerVaultDown: while Vault is unreachable the key versions
+// read before keep verifying certificates, and Vault is asked again once a
+// MaxAge, not by every verification (each would wait out the client's
+// timeout and retries, one after another, behind the signer's lock).
+func TestTransitSignerVaultDown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := vaulttest.New(t, "root")
+	srv.CreateTransitKey(DefaultTransitKey)
+	client, err := vault.New(srv.URL, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &flaky{Transit: client}
+	signer := NewTransitSigner(v, vaulttest.TransitMount, DefaultTransitKey)
+	clock := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	signer.now = func() time.Time { return clock }
+	if _, err := signer.Keys(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	v.down = true
+	clock = clock.Add(signer.MaxAge + time.Second)
+	for i := range 3 {
+		keys, err := signer.Keys(ctx)
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("call %d with Vault down: got %d keys, %v; want the key read before", i, len(keys), err)
+		}
+	}
+	if v.reads != 2 {
+		t.Errorf("Vault asked %d times for 1 + 3 calls, want 2 (once more, then the cached keys until MaxAge)", v.reads)
+	}
+
+	v.down = false
+	clock = clock.Add(signer.MaxAge + time.Second)
+	if _, err := signer.Keys(ctx); err != nil || v.reads != 3 {
+		t.Errorf("Vault back after MaxAge: %d reads, %v; want it read again", v.reads, err)
+	}
 }
