@@ -425,13 +425,19 @@ func (ReconcileArgs) Kind() string { return "certificate.reconcile" }
 const ReconcileAfter = 2 * time.Minute
 
 // Reconcile enqueues render jobs for certificates older than minAge that
-// have no PDF (their job was lost or ended discarded); unique jobs already
-// queued are skipped. It is the queue.Sweep of ReconcileArgs.
+// have no PDF and no job waiting or running (their job was lost or ended
+// discarded): the 500 it takes are all ones that need it, so a backlog of
+// queued renders never hides a lost one. It is the queue.Sweep of
+// ReconcileArgs.
 func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		n, err = queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return RenderArgs{CertificateID: id} },
-			`SELECT id FROM leaving_certificate WHERE pdf_key IS NULL AND issued_at < now() - make_interval(secs => $1)
-			ORDER BY issued_at LIMIT 500`, minAge.Seconds())
+			`SELECT c.id FROM leaving_certificate c
+			WHERE c.pdf_key IS NULL AND c.issued_at < now() - make_interval(secs => $1)
+			  AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.kind = $2
+			        AND j.args ->> 'certificate_id' = c.id::text
+			        AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled'))
+			ORDER BY c.issued_at LIMIT 500`, minAge.Seconds(), RenderArgs{}.Kind())
 		return err
 	})
 	return n, err

@@ -586,3 +586,32 @@ func TestCertificateAfterLeaving(t *testing.T) {
 		}
 	})
 }
+
+// TestCertificateReconcile: the sweep enqueues the PDF job of every
+// certificate without a PDF whose job is missing, however many older ones
+// still have theirs waiting in the queue.
+func TestCertificateReconcile(t *testing.T) {
+	t.Parallel()
+	b := certSetup(t)
+	ctx := context.Background()
+	if _, err := b.pool.Exec(ctx, `WITH s AS (
+			INSERT INTO student (school_id, name, gender, grade, status, left_on)
+			SELECT $1, 'विद्यार्थी', 'MALE', 8, 'LEFT', '2026-11-01' FROM generate_series(1, 501)
+			RETURNING id)
+		INSERT INTO leaving_certificate (id, student_id, school_id, issuer_udise, issuer_name, student_name, gender, grade,
+			leaving_date, reason, issued_at, key_id, payload)
+		SELECT gen_random_uuid(), s.id, $1, '02110512345', 'GSSS Kotkhai', 'विद्यार्थी', 'MALE', 8, '2026-11-01', 'OTHER',
+			now() - interval '1 hour' - row_number() OVER (ORDER BY s.id) * interval '1 second', 'k', 'SLC1:X'
+		FROM s`, b.schoolA); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{500, 1, 0} {
+		n, err := certificate.Reconcile(ctx, b.pool, b.queue, certificate.ReconcileAfter)
+		if err != nil || n != want {
+			t.Errorf("sweep %d: enqueued %d (%v), want %d", i+1, n, err, want)
+		}
+	}
+	if n := b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'certificate.render'`); n != 501 {
+		t.Errorf("got %d render jobs, want one per certificate (501)", n)
+	}
+}
