@@ -326,9 +326,9 @@ func (s *Store) Admit(ctx context.Context, schoolID uuid.UUID, actor string, in 
 	if in.Grade < 1 || in.Grade > 12 {
 		return uuid.Nil, fault.Invalidf("grade", "a class from 1 to 12, got %d", in.Grade)
 	}
-	section := strings.ToUpper(strings.TrimSpace(deref(in.Section)))
-	if section != "" && (len(section) != 1 || section[0] < 'A' || section[0] > 'H') {
-		return uuid.Nil, fault.Invalidf("section", "a section from A to H, got %q", section)
+	section, err := student.CheckSection("section", deref(in.Section))
+	if err != nil {
+		return uuid.Nil, err
 	}
 	number := strings.TrimSpace(deref(in.AdmissionNumber))
 	if err := student.CheckAdmissionNumber("admissionNumber", number); err != nil {

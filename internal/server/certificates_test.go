@@ -615,3 +615,23 @@ func TestCertificateReconcile(t *testing.T) {
 		t.Errorf("got %d render jobs, want one per certificate (501)", n)
 	}
 }
+
+// TestPromoteStudentsSection: a section is named in promoteStudents as in
+// registerStudent — lower case too — and one that cannot exist is refused by
+// name, not answered "no students".
+func TestPromoteStudentsSection(t *testing.T) {
+	t.Parallel()
+	b := certSetup(t)
+	in := map[string]any{"name": "आरव वर्मा", "fatherName": "संजय वर्मा", "gender": "MALE", "dateOfBirth": "2014-05-01",
+		"grade": 6, "section": "b", "academicYear": "2025-26", "transferSource": "NEW"}
+	if status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": in}); status != 200 || out["section"] != "B" {
+		t.Fatalf("register: %d %v", status, out)
+	}
+	args := map[string]any{"fromGrade": 6, "section": "z", "academicYear": "2025-26", "toAcademicYear": "2026-27", "exceptions": []any{}}
+	if status, out := b.as(t, b.schoolA, "promoteStudents", args); status != 400 || !strings.HasPrefix(fmt.Sprint(out["message"]), "section:") {
+		t.Errorf("section z: %d %v, want 400 naming section", status, out)
+	}
+	if status, out := b.as(t, b.schoolA, "promoteStudents", with(args, "section", " b ")); status != 200 || out["promoted"] != 1.0 {
+		t.Errorf("section b as registered: %d %v, want the student promoted", status, out)
+	}
+}

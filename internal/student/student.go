@@ -147,6 +147,16 @@ func CheckAdmissionNumber(field, v string) error {
 	return nil
 }
 
+// CheckSection normalises a section named in field (trimmed, upper case:
+// "b" is section B) and checks it is one of A to H; "" is none.
+func CheckSection(field, v string) (string, error) {
+	v = strings.ToUpper(strings.TrimSpace(v))
+	if v != "" && (len(v) != 1 || v[0] < 'A' || v[0] > 'H') {
+		return "", fault.Invalidf(field, "a section from A to H, got %q", v)
+	}
+	return v, nil
+}
+
 func opt(p *string) string {
 	if p == nil {
 		return ""
@@ -190,7 +200,7 @@ func ageOn(dob, on time.Time) int {
 func (in *Input) validate(yearStart, today time.Time) (*record, error) {
 	r := &record{Name: strings.TrimSpace(in.Name), FatherName: opt(in.FatherName), MotherName: opt(in.MotherName),
 		Gender: in.Gender, Category: opt(in.Category), AdmissionNumber: opt(in.AdmissionNumber),
-		Section: strings.ToUpper(opt(in.Section)), Stream: opt(in.Stream), AcademicYear: opt(in.AcademicYear),
+		Stream: opt(in.Stream), AcademicYear: opt(in.AcademicYear),
 		Grade: in.Grade, CWSNType: opt(in.CWSNType), Source: in.TransferSource, Documents: in.Documents}
 	if in.IsCWSN != nil {
 		r.IsCWSN = *in.IsCWSN
@@ -216,9 +226,11 @@ func (in *Input) validate(yearStart, today time.Time) (*record, error) {
 	if r.Grade < 1 || r.Grade > 12 {
 		return nil, fault.Invalidf("student.grade", "a class from 1 to 12, got %d", r.Grade)
 	}
-	if r.Section != "" && (len(r.Section) != 1 || r.Section[0] < 'A' || r.Section[0] > 'H') {
-		return nil, fault.Invalidf("student.section", "a section from A to H, got %q", r.Section)
+	section, err := CheckSection("student.section", opt(in.Section))
+	if err != nil {
+		return nil, err
 	}
+	r.Section = section
 	if r.Stream != "" && r.Grade < 11 {
 		return nil, fault.Invalidf("student.stream", "only classes 11 and 12 have a stream")
 	}
