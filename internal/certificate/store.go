@@ -321,7 +321,9 @@ type AdmitInput struct {
 // linked to the certificate, which it uses up: of any number of concurrent
 // admissions with one certificate exactly one succeeds (the certificate row
 // is locked, then checked, then claimed, in the transaction that creates the
-// student). The child's Aadhaar follows them.
+// student). The child's Aadhaar follows them. The receiving school's
+// choices are held to registerStudent's rules: the admission number, the
+// section, and a class that fits the child's age.
 func (s *Store) Admit(ctx context.Context, schoolID uuid.UUID, actor string, in AdmitInput) (uuid.UUID, error) {
 	if in.Grade < 1 || in.Grade > 12 {
 		return uuid.Nil, fault.Invalidf("grade", "a class from 1 to 12, got %d", in.Grade)
@@ -365,8 +367,15 @@ func (s *Store) Admit(ctx context.Context, schoolID uuid.UUID, actor string, in 
 			return fault.New(fault.Conflict, CodeAlreadyUsed, "qr: this certificate has already been used to admit the child")
 		}
 		var year *string
-		if err := tx.QueryRow(ctx, `SELECT id FROM academic_year WHERE is_current`).Scan(&year); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		yearStart := today(now)
+		if err := tx.QueryRow(ctx, `SELECT id, starts_on FROM academic_year WHERE is_current`).Scan(&year, &yearStart); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
+		}
+		// registerStudent's rule: the class fits the child's age.
+		if dob := o.Snapshot.DateOfBirth; dob != nil {
+			if err := student.CheckAge("grade", *dob, yearStart, in.Grade); err != nil {
+				return err
+			}
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO student (id, school_id, name, father_name, mother_name, guardian_phone, gender,
 				category, date_of_birth, admission_number, admission_date, grade, section, stream, academic_year,

@@ -270,6 +270,10 @@ func TestLeavingCertificate(t *testing.T) {
 		!strings.HasPrefix(fmt.Sprint(out["message"]), "admissionNumber:") {
 		t.Errorf("an admission number the register cannot hold: %d %v, want 400 naming admissionNumber", status, out)
 	}
+	if status, out := b.as(t, b.schoolB, "admitTransferredStudent", map[string]any{"qr": qr, "grade": 2}); status != 400 ||
+		!strings.HasPrefix(fmt.Sprint(out["message"]), "grade:") {
+		t.Errorf("a 13-year-old into class 2: %d %v, want 400 naming grade (registerStudent's rule)", status, out)
+	}
 
 	t.Run("pdf is being prepared", func(t *testing.T) {
 		status, hdr, _ := b.get(t, "/certificates/"+certID+"/pdf")

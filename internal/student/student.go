@@ -195,6 +195,16 @@ func ageOn(dob, on time.Time) int {
 	return age
 }
 
+// CheckAge checks in field that a child born on dob is of an age for grade
+// on yearStart, the first day of the academic year they join it.
+func CheckAge(field string, dob, yearStart time.Time, grade int) error {
+	if age := ageOn(dob, yearStart); age < minAge(grade) || age > maxAge(grade) {
+		return fault.Invalidf(field, "a child born on %s is %d on %s; class %d takes children of %d to %d",
+			dob.Format(time.DateOnly), age, yearStart.Format(time.DateOnly), grade, minAge(grade), maxAge(grade))
+	}
+	return nil
+}
+
 // validate checks in and returns the record; yearStart is the first day of
 // the academic year the student joins, today the date of the request.
 func (in *Input) validate(yearStart, today time.Time) (*record, error) {
@@ -238,9 +248,8 @@ func (in *Input) validate(yearStart, today time.Time) (*record, error) {
 	if err != nil {
 		return nil, fault.Invalidf("student.dateOfBirth", "a date such as 2014-06-23, got %q", in.DateOfBirth)
 	}
-	if age := ageOn(dob, yearStart); age < minAge(r.Grade) || age > maxAge(r.Grade) {
-		return nil, fault.Invalidf("student.dateOfBirth", "a child born on %s is %d on %s; class %d takes children of %d to %d",
-			dob.Format(time.DateOnly), age, yearStart.Format(time.DateOnly), r.Grade, minAge(r.Grade), maxAge(r.Grade))
+	if err := CheckAge("student.dateOfBirth", dob, yearStart, r.Grade); err != nil {
+		return nil, err
 	}
 	r.DateOfBirth = dob
 	r.AdmissionDate = today
