@@ -639,3 +639,24 @@ func TestPromoteStudentsSection(t *testing.T) {
 		t.Errorf("section b as registered: %d %v, want the student promoted", status, out)
 	}
 }
+
+// TestVerifyRateLimited: the public verification pages, key set and PDFs
+// answer a client beyond its per-IP allowance 429 with Retry-After.
+func TestVerifyRateLimited(t *testing.T) {
+	t.Parallel()
+	cfg := apptest.Config(t)
+	cfg.PublicRate, cfg.PublicBurst = 0.001, 3
+	a := apptest.New(t, cfg, app.Options{Pool: pgtest.New(t)})
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	for i, path := range []string{"/verify/" + uuid.NewString(), "/verify?c=SLC1:X", "/.well-known/shala-keys.json", "/certificates/" + uuid.NewString() + "/pdf"} {
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.StatusCode == http.StatusTooManyRequests; got != (i == 3) || (got && resp.Header.Get("Retry-After") == "") {
+			t.Errorf("request %d (%s): got %d Retry-After %q; want 429 with Retry-After for the 4th only", i+1, path, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+}
