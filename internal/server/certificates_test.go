@@ -660,3 +660,43 @@ func TestVerifyRateLimited(t *testing.T) {
 		}
 	}
 }
+
+// TestCertificatePDFJob: the render job issueLeavingCertificate enqueues,
+// worked by shala's own River workers and warm Chromium pool, makes pdfUrl
+// serve the PDF.
+func TestCertificatePDFJob(t *testing.T) {
+	t.Parallel()
+	certtest.NeedTools(t, "chromium")
+	b := certSetup(t)
+	status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": anushka(aadhaar.Complete("24680246802"), "A/3")})
+	if status != 200 {
+		t.Fatalf("register: %d %v", status, out)
+	}
+	status, out = b.as(t, b.schoolA, "issueLeavingCertificate", map[string]any{"studentId": out["id"], "reason": "HEALTH", "leavingDate": "2026-11-30"})
+	if status != 200 {
+		t.Fatalf("issue: %d %v", status, out)
+	}
+	pdfPath := strings.TrimPrefix(out["pdfUrl"].(string), "https://shala.example")
+	events, cancel := b.queue.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed)
+	t.Cleanup(cancel)
+	apptest.Start(t, b.app)
+	guard := time.After(2 * time.Minute)
+	for done := false; !done; {
+		select {
+		case e := <-events:
+			if e.Job.Kind != "certificate.render" {
+				continue
+			}
+			if e.Kind != river.EventKindJobCompleted {
+				t.Fatalf("render job: %s %v", e.Kind, e.Job.Errors)
+			}
+			done = true
+		case <-guard:
+			t.Fatal("the render job never finished")
+		}
+	}
+	status, hdr, body := b.get(t, pdfPath)
+	if status != 200 || hdr.Get("Content-Type") != "application/pdf" || !strings.HasPrefix(body, "%PDF-") {
+		t.Errorf("pdfUrl after the job: %d %s", status, hdr.Get("Content-Type"))
+	}
+}
