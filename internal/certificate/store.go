@@ -62,13 +62,10 @@ type Issued struct {
 	Payload string
 }
 
-func today(now time.Time) time.Time {
-	y, m, d := now.In(IST).Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
-}
+func today(now time.Time) time.Time { return student.Today(now) }
 
 // IST is India Standard Time, the zone certificates' dates are in.
-var IST = time.FixedZone("IST", 5*3600+1800)
+var IST = student.IST
 
 // Issue removes an ACTIVE student from their school and issues the
 // certificate, in one transaction: student → LEFT with reason and date, a

@@ -700,3 +700,22 @@ func TestCertificatePDFJob(t *testing.T) {
 		t.Errorf("pdfUrl after the job: %d %s", status, hdr.Get("Content-Type"))
 	}
 }
+
+// TestRegisterStudentIndianDate: "today" for a school is the date in India:
+// at 00:30 IST on 1 December (19:00 UTC on 30 November) a child admitted
+// that day is admitted on 1 December, not refused as admitted in the future.
+func TestRegisterStudentIndianDate(t *testing.T) {
+	t.Parallel()
+	b := certSetup(t)
+	b.app.Students.Now = func() time.Time { return time.Date(2026, 11, 30, 19, 0, 0, 0, time.UTC) }
+	for i, date := range []any{"2026-12-01", nil} {
+		in := with(anushka("", fmt.Sprintf("A/%d", i+1)), "aadhaar", nil)
+		status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": with(in, "admissionDate", date)})
+		if status != 200 {
+			t.Fatalf("admitted on %v: %d %v", date, status, out)
+		}
+		if n := b.count(t, `SELECT count(*) FROM student WHERE id = $1 AND admission_date = '2026-12-01'`, out["id"]); n != 1 {
+			t.Errorf("admitted on %v: not recorded as admitted on 2026-12-01", date)
+		}
+	}
+}

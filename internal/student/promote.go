@@ -69,7 +69,7 @@ func (s *Store) Promote(ctx context.Context, schoolID uuid.UUID, actor string, p
 		}
 		outcomes[e.StudentID] = e.Outcome
 	}
-	today := s.Now().UTC().Truncate(24 * time.Hour)
+	today := Today(s.Now())
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := MarkShala(ctx, tx); err != nil {
 			return err

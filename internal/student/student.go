@@ -42,6 +42,16 @@ var (
 	Streams    = []string{"SCIENCE_MEDICAL", "SCIENCE_NON_MEDICAL", "COMMERCE", "ARTS", "VOCATIONAL"}
 )
 
+// IST is India Standard Time, the zone schools' dates are in.
+var IST = time.FixedZone("IST", 5*3600+1800)
+
+// Today is now's date in India as a date value (midnight UTC): a school's
+// "today", for admissions, promotions and leaving.
+func Today(now time.Time) time.Time {
+	y, m, d := now.In(IST).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
 // Transfer sources (GraphQL enum TransferSource).
 const (
 	SourceNew        = "NEW"
