@@ -35,10 +35,12 @@ type TransitSigner struct {
 	MaxAge time.Duration
 	now    func() time.Time
 
-	mu    sync.Mutex
-	keys  []Key
-	read  time.Time
-	stale bool
+	mu      sync.Mutex
+	keys    []Key
+	read    time.Time
+	stale   bool
+	reading bool   // a caller is asking Vault
+	gen     uint64 // Refresh calls: a read begun before one is stale
 }
 
 // NewTransitSigner signs with key name of the transit engine at mount.
@@ -50,25 +52,46 @@ func NewTransitSigner(v Transit, mount, name string) *TransitSigner {
 func (s *TransitSigner) Refresh() {
 	s.mu.Lock()
 	s.stale = true
+	s.gen++
 	s.mu.Unlock()
 }
 
-// Keys lists every version of the key, oldest first.
+// Keys lists every version of the key, oldest first. Vault is asked
+// without holding the lock: while one caller waits for it, the others use
+// the versions read before (a slow Vault delays one call a MaxAge, not
+// every verification); while Vault is unreachable those keep serving, and
+// it is asked again after MaxAge.
 func (s *TransitSigner) Keys(ctx context.Context) ([]Key, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.keys != nil && !s.stale && s.now().Sub(s.read) < s.MaxAge {
-		return s.keys, nil
+	if s.keys != nil && (s.reading || (!s.stale && s.now().Sub(s.read) < s.MaxAge)) {
+		keys := s.keys
+		s.mu.Unlock()
+		return keys, nil
 	}
-	tk, err := s.vault.TransitKey(ctx, s.mount, s.name)
+	s.reading = true
+	gen := s.gen
+	s.mu.Unlock()
+
+	keys, err := s.readKeys(ctx)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reading = false
 	if err != nil {
 		if s.keys != nil {
-			// Vault unreachable: keep serving what was read, and ask again
-			// after MaxAge — not on every call, each of which would wait out
-			// the client's timeout and retries behind s.mu.
-			s.read, s.stale = s.now(), false
+			s.read, s.stale = s.now(), s.gen != gen
 			return s.keys, nil
 		}
+		return nil, err
+	}
+	s.keys, s.read, s.stale = keys, s.now(), s.gen != gen
+	return keys, nil
+}
+
+// readKeys asks Vault for the key's versions.
+func (s *TransitSigner) readKeys(ctx context.Context) ([]Key, error) {
+	tk, err := s.vault.TransitKey(ctx, s.mount, s.name)
+	if err != nil {
 		return nil, fault.Wrap(err, fault.Unavailable, "", "certificate signing keys unavailable")
 	}
 	if tk.Type != "ed25519" {
@@ -88,7 +111,6 @@ func (s *TransitSigner) Keys(ctx context.Context) ([]Key, error) {
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("vault transit key %s/%s has no versions", s.mount, s.name)
 	}
-	s.keys, s.read, s.stale = keys, s.now(), false
 	return keys, nil
 }
 

@@ -123,3 +123,60 @@ func TestTransitSignerVaultDown(t *testing.T) {
 		t.Errorf("Vault back after MaxAge: %d reads, %v; want it read again", v.reads, err)
 	}
 }
+
+// slow is a Vault that answers key reads only when released.
+type slow struct {
+	Transit
+	asked, release chan struct{}
+}
+
+func (s *slow) TransitKey(ctx context.Context, mount, name string) (vault.TransitKey, error) {
+	s.asked <- struct{}{}
+	<-s.release
+	return s.Transit.TransitKey(ctx, mount, name)
+}
+
+// TestTransitSignerSlowVault: while one caller waits for Vault to list the
+// key versions again, the others verify with the versions read before
+// instead of queueing behind it.
+func TestTransitSignerSlowVault(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := vaulttest.New(t, "root")
+	srv.CreateTransitKey(DefaultTransitKey)
+	client, err := vault.New(srv.URL, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &slow{Transit: client, asked: make(chan struct{}, 1), release: make(chan struct{})}
+	signer := NewTransitSigner(v, vaulttest.TransitMount, DefaultTransitKey)
+	clock := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	signer.now = func() time.Time { return clock }
+	close(v.release)
+	if _, err := signer.Keys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-v.asked
+
+	v.release = make(chan struct{})
+	clock = clock.Add(signer.MaxAge + time.Second)
+	done := make(chan error, 1)
+	go func() {
+		_, err := signer.Keys(ctx)
+		done <- err
+	}()
+	<-v.asked // that caller is now waiting for Vault
+	if !signer.mu.TryLock() {
+		close(v.release)
+		<-done
+		t.Fatal("the signer's lock is held while Vault is asked: every other caller waits for Vault")
+	}
+	signer.mu.Unlock()
+	if keys, err := signer.Keys(ctx); err != nil || len(keys) != 1 {
+		t.Errorf("during the slow read: got %d keys, %v; want the versions read before", len(keys), err)
+	}
+	close(v.release)
+	if err := <-done; err != nil {
+		t.Errorf("the slow read: %v", err)
+	}
+}
