@@ -13,12 +13,7 @@ import (
 func TestTransitSigner(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	srv := vaulttest.New(t, "root")
-	srv.CreateTransitKey(DefaultTransitKey)
-	client, err := vault.New(srv.URL, "root")
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := transitClient(t)
 	signer := NewTransitSigner(client, vaulttest.TransitMount, DefaultTransitKey)
 
 	old, err := Seal(ctx, signer, sample())
@@ -91,12 +86,7 @@ func (f *flaky) TransitKey(ctx context.Context, mount, name string) (vault.Trans
 func TestTransitSignerVaultDown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	srv := vaulttest.New(t, "root")
-	srv.CreateTransitKey(DefaultTransitKey)
-	client, err := vault.New(srv.URL, "root")
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := transitClient(t)
 	v := &flaky{Transit: client}
 	signer := NewTransitSigner(v, vaulttest.TransitMount, DefaultTransitKey)
 	clock := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
@@ -142,12 +132,7 @@ func (s *slow) TransitKey(ctx context.Context, mount, name string) (vault.Transi
 func TestTransitSignerSlowVault(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	srv := vaulttest.New(t, "root")
-	srv.CreateTransitKey(DefaultTransitKey)
-	client, err := vault.New(srv.URL, "root")
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := transitClient(t)
 	v := &slow{Transit: client, asked: make(chan struct{}, 1), release: make(chan struct{})}
 	signer := NewTransitSigner(v, vaulttest.TransitMount, DefaultTransitKey)
 	clock := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
@@ -179,4 +164,16 @@ func TestTransitSignerSlowVault(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("the slow read: %v", err)
 	}
+}
+
+// transitClient is a Vault client on a test server holding the transit key.
+func transitClient(t *testing.T) *vault.Client {
+	t.Helper()
+	srv := vaulttest.New(t, "root")
+	srv.CreateTransitKey(DefaultTransitKey)
+	client, err := vault.New(srv.URL, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
 }
