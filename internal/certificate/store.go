@@ -281,11 +281,10 @@ type Verification struct {
 // whose signature verifies but which shala has no record of is answered
 // REVOKED (it cannot be honoured online).
 func (s *Store) Verify(ctx context.Context, payload string) (Verification, error) {
-	keys, err := s.signer.Keys(ctx)
+	o, err := openWith(ctx, s.signer, payload)
 	if err != nil {
-		return Verification{}, fmt.Errorf("certificate keys: %w", err)
+		return Verification{}, err
 	}
-	o := Open(payload, keys)
 	if o.Problem != "" {
 		return Verification{Problem: o.Problem, Opened: o}, nil
 	}
@@ -304,6 +303,25 @@ func (s *Store) Verify(ctx context.Context, payload string) (Verification, error
 		v.Valid, v.Problem = false, AlreadyUsed
 	}
 	return v, nil
+}
+
+// openWith opens payload with signer's keys. A kid they lack may be a
+// version another replica has read first (a rotation in Vault): a signer
+// that can read its versions again (TransitSigner.ReRead) is asked to, and
+// the payload opened once more.
+func openWith(ctx context.Context, signer Signer, payload string) (Opened, error) {
+	keys, err := signer.Keys(ctx)
+	if err != nil {
+		return Opened{}, fmt.Errorf("certificate keys: %w", err)
+	}
+	o := Open(payload, keys)
+	if r, ok := signer.(interface{ ReRead() bool }); ok && o.Problem == UnknownKey && r.ReRead() {
+		if keys, err = signer.Keys(ctx); err != nil {
+			return Opened{}, fmt.Errorf("certificate keys: %w", err)
+		}
+		o = Open(payload, keys)
+	}
+	return o, nil
 }
 
 // AdmitInput is admitTransferredStudent's arguments.
@@ -333,11 +351,10 @@ func (s *Store) Admit(ctx context.Context, schoolID uuid.UUID, actor string, in 
 	if err := student.CheckAdmissionNumber("admissionNumber", number); err != nil {
 		return uuid.Nil, err
 	}
-	keys, err := s.signer.Keys(ctx)
+	o, err := openWith(ctx, s.signer, in.QR)
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("certificate keys: %w", err)
+		return uuid.Nil, err
 	}
-	o := Open(in.QR, keys)
 	if o.Problem != "" {
 		return uuid.Nil, &fault.Error{Kind: fault.Unprocessable, Code: fault.Code(o.Problem), Field: "qr",
 			Message: "qr: not a valid leaving certificate (" + string(o.Problem) + ")"}

@@ -56,6 +56,26 @@ func (s *TransitSigner) Refresh() {
 	s.mu.Unlock()
 }
 
+// ReReadAfter is how long after reading the key versions a payload with a
+// kid they lack makes the signer read them again (ReRead): a rotation
+// another replica saw first is picked up at once, and payloads with made-up
+// kids ask Vault at most once in that time.
+const ReReadAfter = 10 * time.Second
+
+// ReRead makes the next use read the key versions again, unless they were
+// read less than ReReadAfter ago or are being read; it reports whether it
+// did.
+func (s *TransitSigner) ReRead() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reading || s.now().Sub(s.read) < ReReadAfter {
+		return false
+	}
+	s.stale = true
+	s.gen++
+	return true
+}
+
 // Keys lists every version of the key, oldest first. Vault is asked
 // without holding the lock: while one caller waits for it, the others use
 // the versions read before (a slow Vault delays one call a MaxAge, not

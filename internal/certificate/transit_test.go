@@ -2,6 +2,7 @@ package certificate
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"testing"
 	"time"
@@ -176,4 +177,48 @@ func transitClient(t *testing.T) *vault.Client {
 		t.Fatal(err)
 	}
 	return client
+}
+
+// TestTransitSignerRotationOnAnotherReplica: a certificate signed with a
+// version this replica has not read yet (another replica saw the rotation
+// first) verifies here at once, not UNKNOWN_KEY until MaxAge has passed; a
+// kid that is nowhere makes Vault be asked at most once a ReReadAfter.
+func TestTransitSignerRotationOnAnotherReplica(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	client := transitClient(t)
+	v := &flaky{Transit: client}
+	here := NewTransitSigner(v, vaulttest.TransitMount, DefaultTransitKey)
+	clock := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	here.now = func() time.Time { return clock }
+	if _, err := here.Keys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.TransitRotate(ctx, vaulttest.TransitMount, DefaultTransitKey); err != nil {
+		t.Fatal(err)
+	}
+	there := NewTransitSigner(client, vaulttest.TransitMount, DefaultTransitKey)
+	payload, err := Seal(ctx, there, sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(ReReadAfter)
+	if o, err := openWith(ctx, here, payload); err != nil || o.Problem != "" {
+		t.Fatalf("got %q (%s) %v, want valid", o.Problem, o.Detail, err)
+	}
+
+	foreign := NewDevSigner(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
+	stranger, err := Seal(ctx, foreign, sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := v.reads
+	for range 3 {
+		if o, err := openWith(ctx, here, stranger); err != nil || o.Problem != UnknownKey {
+			t.Fatalf("a kid that is nowhere: got %q %v, want UNKNOWN_KEY", o.Problem, err)
+		}
+	}
+	if v.reads != reads {
+		t.Errorf("unknown kids within %v of a read: Vault asked %d more times, want 0", ReReadAfter, v.reads-reads)
+	}
 }
