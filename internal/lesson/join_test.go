@@ -417,6 +417,29 @@ func TestSweep(t *testing.T) {
 			t.Errorf("after two sweeps of one lesson each: newer lesson %s, server booked %d; want ended, 30 (the older one's)", st, booked)
 		}
 	})
+	t.Run("a sweep out of time: the lessons it did not reach come first next time", func(t *testing.T) {
+		t.Parallel()
+		p := lesson.DefaultPolicy()
+		p.SweepBatch = 1
+		b := setupPolicy(t, p)
+		_, ts := b.server(t, serverOpts{})
+		older, _ := start(t, b)
+		start(t, b)
+		b.exec(t, `UPDATE lesson SET started_at = now() - interval '4 minutes' WHERE id = $1`, older.LessonID)
+		ts.Forget(older.LessonID.String()) // the older lesson's meeting is over
+		// Too little time left for any check: the run reaches no lesson.
+		short, cancel := context.WithTimeout(ctx, lesson.SettleTime/2)
+		defer cancel()
+		if res, err := b.rooms.Sweep(short); err != nil || res.Checked != 0 {
+			t.Fatalf("sweep out of time: %+v, %v; want nothing checked", res, err)
+		}
+		if res, err := b.rooms.Sweep(ctx); err != nil || res.Checked != 1 {
+			t.Fatalf("next sweep: %+v, %v", res, err)
+		}
+		if st, _ := status(t, b, older); st != "ended" {
+			t.Errorf("after a sweep that reached nothing and one of one lesson: older lesson %s; want ended (it was never checked, so it comes first)", st)
+		}
+	})
 	t.Run("booked seats corrected", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
