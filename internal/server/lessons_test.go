@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -281,6 +282,39 @@ func TestJoinLinkPreview(t *testing.T) {
 	// A browser still goes straight in.
 	if resp, _ := b.get(t, "/j/"+g.Students[0].Token); resp.StatusCode != http.StatusFound {
 		t.Errorf("a browser: %d, want 302", resp.StatusCode)
+	}
+}
+
+// TestWaitingPagePaths: the waiting page polls its status endpoint and
+// goes back to the link; however the link was written (lower case, a
+// trailing slash), those paths must answer, or the page falls back to
+// reloading itself every 10 s.
+func TestWaitingPagePaths(t *testing.T) {
+	t.Parallel()
+	b := setupLessons(t)
+	mod := b.moderator(t, "M")
+	g := b.group(t, mod, "Asha")
+	tok := g.Students[0].Token
+	script := regexp.MustCompile(`var status = ("[^"]*"), join = ("[^"]*");`)
+	for _, link := range []string{"/j/" + tok, "/j/" + strings.ToLower(tok), "/j/" + tok + "/"} {
+		resp, page := b.get(t, link)
+		m := script.FindStringSubmatch(page)
+		if resp.StatusCode != http.StatusOK || m == nil {
+			t.Fatalf("%s: %d, no polling script in\n%s", link, resp.StatusCode, page)
+		}
+		var status, join string
+		if err := json.Unmarshal([]byte(m[1]), &status); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(m[2]), &join); err != nil {
+			t.Fatal(err)
+		}
+		if resp, body := b.get(t, status); resp.StatusCode != http.StatusOK || strings.TrimSpace(body) != `{"state":"waiting"}` {
+			t.Errorf("%s: its page polls %s: %d %s; want 200 waiting", link, status, resp.StatusCode, body)
+		}
+		if resp, _ := b.get(t, join); resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: its page goes in by %s: %d; want 200", link, join, resp.StatusCode)
+		}
 	}
 }
 

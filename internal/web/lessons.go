@@ -137,8 +137,11 @@ func Join(log *slog.Logger, rooms *lesson.Rooms, guesses *Guesses) http.Handler 
 			http.Redirect(w, r, j.URL, http.StatusFound)
 			return
 		}
+		// The link as written, without a trailing slash: /j/{token}/ is
+		// served too, and its status is /j/{token}/status, not …//status.
+		link := strings.TrimRight(r.URL.Path, "/")
 		renderLesson(ctx, w, log, http.StatusOK, "lesson_wait", lessonPage{Title: "TeleKlasa · " + j.GroupName, Nonce: nonce,
-			Student: j.StudentName, Group: j.GroupName, StatusPath: r.URL.Path + "/status", JoinPath: r.URL.Path})
+			Student: j.StudentName, Group: j.GroupName, StatusPath: link + "/status", JoinPath: link})
 	})
 }
 
