@@ -295,7 +295,7 @@ func TestWaitingPagePaths(t *testing.T) {
 	mod := b.moderator(t, "M")
 	g := b.group(t, mod, "Asha")
 	tok := g.Students[0].Token
-	script := regexp.MustCompile(`var status = ("[^"]*"), join = ("[^"]*");`)
+	script := regexp.MustCompile(`var status = ("[^"]*"), join = ("[^"]*")[,;]`)
 	for _, link := range []string{"/j/" + tok, "/j/" + strings.ToLower(tok), "/j/" + tok + "/"} {
 		resp, page := b.get(t, link)
 		m := script.FindStringSubmatch(page)
@@ -315,6 +315,41 @@ func TestWaitingPagePaths(t *testing.T) {
 		if resp, _ := b.get(t, join); resp.StatusCode != http.StatusOK {
 			t.Errorf("%s: its page goes in by %s: %d; want 200", link, join, resp.StatusCode)
 		}
+	}
+}
+
+// TestJoinServerDown: a lesson runs but its server does not answer. The
+// student waits on a page that says so (not "not started yet") and tries
+// again after a longer pause than the usual poll: the status says "ready"
+// all along, so a 10 s poll would reload the page, and call the dead server,
+// from every phone every 10 s.
+func TestJoinServerDown(t *testing.T) {
+	t.Parallel()
+	b := setupLessons(t)
+	ts := b.addServer(t)
+	mod := b.moderator(t, "M")
+	g := b.group(t, mod, "Asha")
+	var started struct {
+		LessonID uuid.UUID `json:"lessonId"`
+	}
+	if st, e := b.action(t, "startLesson", mod, map[string]any{"groupId": g.ID}, &started); st != 200 {
+		t.Fatalf("startLesson: %d %v", st, e)
+	}
+	ts.SetDown(true)
+	resp, page := b.get(t, "/j/"+g.Students[0].Token)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("join with the server down: %d, want the waiting page", resp.StatusCode)
+	}
+	if strings.Contains(page, "has not started yet") || !strings.Contains(page, "cannot be reached right now") {
+		t.Errorf("the page does not say the lesson started but cannot be reached:\n%s", page)
+	}
+	m := regexp.MustCompile(`first =\s*(\d+)\s*;`).FindStringSubmatch(page)
+	if m == nil || m[1] != "30" {
+		t.Errorf("first poll after %v s, want 30:\n%s", m, page)
+	}
+	ts.SetDown(false)
+	if resp, _ := b.get(t, "/j/"+g.Students[0].Token); resp.StatusCode != http.StatusFound {
+		t.Errorf("join with the server back: %d, want 302", resp.StatusCode)
 	}
 }
 
