@@ -214,8 +214,8 @@ func TestJoin(t *testing.T) {
 		l := setupLesson(t, 1)
 		b, ts, st, s := l.bundle, l.ts, l.st, l.s
 		ts.SetDown(true)
-		if j, err := b.rooms.Join(ctx, st[0].Token); err != nil || j.State != lesson.Waiting {
-			t.Errorf("server down: %+v, %v; want waiting", j, err)
+		if j, err := b.rooms.Join(ctx, st[0].Token); err != nil || j.State != lesson.Waiting || !j.Unreachable {
+			t.Errorf("server down: %+v, %v; want waiting, unreachable", j, err)
 		}
 		var status string
 		if err := b.pool.QueryRow(ctx, `SELECT status FROM lesson WHERE id = $1`, s.LessonID).Scan(&status); err != nil || status != "running" {
