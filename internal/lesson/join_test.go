@@ -398,15 +398,21 @@ func TestSweep(t *testing.T) {
 			t.Errorf("end-meeting jobs: %d (%v), want 1", jobs, err)
 		}
 	})
-	t.Run("more live lessons than a sweep checks: each gets its turn", func(t *testing.T) {
-		t.Parallel()
+	// oneAtATime: sweeps of one lesson each, and two live lessons.
+	oneAtATime := func(t *testing.T) (b *bundle, ts *bbbtest.Server, older, newer lesson.Started) {
+		t.Helper()
 		p := lesson.DefaultPolicy()
 		p.SweepBatch = 1
-		b := setupPolicy(t, p)
-		_, ts := b.server(t, serverOpts{})
-		older, _ := start(t, b)
-		newer, _ := start(t, b)
+		b = setupPolicy(t, p)
+		_, ts = b.server(t, serverOpts{})
+		older, _ = start(t, b)
+		newer, _ = start(t, b)
 		b.exec(t, `UPDATE lesson SET started_at = now() - interval '4 minutes' WHERE id = $1`, older.LessonID)
+		return b, ts, older, newer
+	}
+	t.Run("more live lessons than a sweep checks: each gets its turn", func(t *testing.T) {
+		t.Parallel()
+		b, ts, _, newer := oneAtATime(t)
 		ts.Forget(newer.LessonID.String()) // the newer lesson's meeting is over
 		for i := range 2 {
 			if _, err := b.rooms.Sweep(ctx); err != nil {
@@ -419,13 +425,7 @@ func TestSweep(t *testing.T) {
 	})
 	t.Run("a sweep out of time: the lessons it did not reach come first next time", func(t *testing.T) {
 		t.Parallel()
-		p := lesson.DefaultPolicy()
-		p.SweepBatch = 1
-		b := setupPolicy(t, p)
-		_, ts := b.server(t, serverOpts{})
-		older, _ := start(t, b)
-		start(t, b)
-		b.exec(t, `UPDATE lesson SET started_at = now() - interval '4 minutes' WHERE id = $1`, older.LessonID)
+		b, ts, older, _ := oneAtATime(t)
 		ts.Forget(older.LessonID.String()) // the older lesson's meeting is over
 		// Too little time left for any check: the run reaches no lesson.
 		short, cancel := context.WithTimeout(ctx, lesson.SettleTime/2)

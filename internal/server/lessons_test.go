@@ -143,6 +143,20 @@ func (b *lessonBundle) addServer(t *testing.T) *bbbtest.Server {
 	return ts
 }
 
+// runningLesson starts a lesson of a new group of one student, Asha.
+func (b *lessonBundle) runningLesson(t *testing.T) lessonGroupOut {
+	t.Helper()
+	mod := b.moderator(t, "M")
+	g := b.group(t, mod, "Asha")
+	var started struct {
+		LessonID uuid.UUID `json:"lessonId"`
+	}
+	if st, e := b.action(t, "startLesson", mod, map[string]any{"groupId": g.ID}, &started); st != 200 {
+		t.Fatalf("startLesson: %d %v", st, e)
+	}
+	return g
+}
+
 func TestLessonEndToEnd(t *testing.T) {
 	t.Parallel()
 	b := setupLessons(t)
@@ -250,14 +264,7 @@ func TestJoinLinkPreview(t *testing.T) {
 	t.Parallel()
 	b := setupLessons(t)
 	ts := b.addServer(t)
-	mod := b.moderator(t, "M")
-	g := b.group(t, mod, "Asha")
-	var started struct {
-		LessonID uuid.UUID `json:"lessonId"`
-	}
-	if st, e := b.action(t, "startLesson", mod, map[string]any{"groupId": g.ID}, &started); st != 200 {
-		t.Fatalf("startLesson: %d %v", st, e)
-	}
+	g := b.runningLesson(t)
 	for _, ua := range []string{"WhatsApp/2.23.20.0 A", "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
 		"TelegramBot (like TwitterBot)", "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)"} {
 		req, _ := http.NewRequest(http.MethodGet, b.url+"/j/"+g.Students[0].Token, nil)
@@ -327,14 +334,7 @@ func TestJoinServerDown(t *testing.T) {
 	t.Parallel()
 	b := setupLessons(t)
 	ts := b.addServer(t)
-	mod := b.moderator(t, "M")
-	g := b.group(t, mod, "Asha")
-	var started struct {
-		LessonID uuid.UUID `json:"lessonId"`
-	}
-	if st, e := b.action(t, "startLesson", mod, map[string]any{"groupId": g.ID}, &started); st != 200 {
-		t.Fatalf("startLesson: %d %v", st, e)
-	}
+	g := b.runningLesson(t)
 	ts.SetDown(true)
 	resp, page := b.get(t, "/j/"+g.Students[0].Token)
 	if resp.StatusCode != http.StatusOK {
