@@ -14,15 +14,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"go.uber.org/goleak"
 
 	"github.com/shala-edu/shala/internal/pgtest"
 )
 
-// TestMain: dev keeps the thread that asked for the parent-death signal
-// for the life of the process (dieWithParent), by design.
+// shala dev keeps the thread its parent-death signal is tied to for the
+// life of the process: by design, not a leak.
 func TestMain(m *testing.M) {
-	pgtest.Main(m, goleak.IgnoreTopFunction("github.com/shala-edu/shala/cmd/shala.dieWithParent.func1"))
+	pgtest.Main(m, "github.com/shala-edu/shala/cmd/shala.dieWithParent.func1")
 }
 
 func TestVersionAndUsage(t *testing.T) {
@@ -208,5 +207,20 @@ func TestServeFailingToListenOrOpenStartsNoWorkers(t *testing.T) {
 				t.Errorf("river_queue has %d rows: workers were started before serve failed", queues)
 			}
 		})
+	}
+}
+
+// TestSeedStateRefusesAScaleItCannotLoad: --scale 0 (or negative, NaN) was
+// taken as "the default" and loaded the whole state (≈ 30 M results, tens
+// of GB) into whatever DATABASE_URL named; it is refused before anything
+// is opened.
+func TestSeedStateRefusesAScaleItCannotLoad(t *testing.T) {
+	t.Parallel()
+	for _, scale := range []string{"0", "-0.5", "NaN", "+Inf"} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), []string{"shala", "seed", "--state", "--scale", scale}, func(string) string { return "" }, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), "--scale") {
+			t.Errorf("seed --state --scale %s: got %v, want an error naming --scale", scale, err)
+		}
 	}
 }

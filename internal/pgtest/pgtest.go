@@ -51,14 +51,14 @@ var (
 // Main runs the package's tests, stops the cluster this package started,
 // if any, and then fails the run if the tests left goroutines running
 // (goleak): a River client, a pool or a server not stopped. Use it as:
-// func TestMain(m *testing.M) { pgtest.Main(m) }. ignore are goroutines the
-// package keeps by design (goleak.IgnoreTopFunction).
+// func TestMain(m *testing.M) { pgtest.Main(m) }. ignore names more
+// functions whose goroutines live for the process by design.
 //
 // Tests write only under t.TempDir(): a .data directory that appears in the
 // package's directory during the run (a serve or dev started from the
 // source tree with SHALA_DATA_DIR, SHALA_TUS_DIR or the blob bucket left
 // at their defaults) fails the run too, and is removed.
-func Main(m *testing.M, ignore ...goleak.Option) {
+func Main(m *testing.M, ignore ...string) {
 	_, err := os.Stat(".data")
 	hadData := err == nil
 	code := m.Run()
@@ -88,10 +88,14 @@ func Main(m *testing.M, ignore ...goleak.Option) {
 		// tusd gives each request a context that ends a while after the
 		// request's own (never, for a test's handler call with a
 		// background context).
-		if err := goleak.Find(append(ignore,
+		opts := []goleak.Option{
 			goleak.IgnoreTopFunction("github.com/shala-edu/shala/internal/pgcluster.launch.func1"),
 			goleak.IgnoreTopFunction("github.com/tus/tusd/v2/pkg/handler.newDelayedContext.func1"),
-		)...); err != nil {
+		}
+		for _, f := range ignore {
+			opts = append(opts, goleak.IgnoreTopFunction(f))
+		}
+		if err := goleak.Find(opts...); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: goroutines left running after the tests:\n%v\n", err)
 			code = 1
 		}

@@ -61,7 +61,19 @@ func Add[T river.JobArgs](workers *river.Workers, worker river.Worker[T]) {
 // acceptable and a second run while the first still works is harmless: the
 // sheet export (one run per export holds a session lock; a second finds it
 // busy).
+//
+// The worker must choose its own retry time (Worker.NextRetry non-zero;
+// AddLong panics otherwise): the client's policy takes a job that ran
+// RescueAfter for a rescued one and retries it at once, which for a long
+// kind that failed or timed out by itself would be a retry loop without
+// backoff.
 func AddLong[T river.JobArgs](workers *river.Workers, worker river.Worker[T]) {
+	job := &river.Job[T]{JobRow: &rivertype.JobRow{Attempt: 1}}
+	if worker.NextRetry(job).IsZero() {
+		var args T
+		panic(fmt.Sprintf("queue: long job kind %s has no NextRetry of its own; the client's policy would retry it at once after every failure past queue.RescueAfter",
+			args.Kind()))
+	}
 	river.AddWorker(workers, worker)
 }
 
