@@ -60,6 +60,37 @@ func TestOpenRosaAnswersEveryErrorInXML(t *testing.T) {
 	}
 }
 
+// A method an OpenRosa route does not take answers an OpenRosaResponse
+// too, with Allow (chi's default was a 405 with an empty body).
+func TestOpenRosaMethodNotAllowedInXML(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	req, _ := http.NewRequest(http.MethodPut, b.url+"/openrosa/key/no-such-token/submission", nil)
+	req.Header.Set("X-OpenRosa-Version", "1.0")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := resp.StatusCode, http.StatusMethodNotAllowed; got != want {
+		t.Errorf("status %d, want %d", got, want)
+	}
+	var doc openRosaResponse
+	if err := xml.Unmarshal(raw, &doc); err != nil || doc.Message == "" {
+		t.Errorf("body %q is not an OpenRosaResponse with a message (%v)", raw, err)
+	}
+	if got, want := resp.Header.Get("Content-Type"), "text/xml; charset=utf-8"; got != want {
+		t.Errorf("Content-Type %q, want %q", got, want)
+	}
+	if got := resp.Header.Get("Allow"); !strings.Contains(got, http.MethodPost) || !strings.Contains(got, http.MethodHead) {
+		t.Errorf("Allow %q, want HEAD and POST", got)
+	}
+}
+
 // An action that cannot run because the database is down answers a 4xx
 // with code UNAVAILABLE and Retry-After (Hasura turns a 5xx into a generic
 // "internal error" for the app); event deliveries keep 503. That holds for
