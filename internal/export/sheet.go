@@ -543,10 +543,14 @@ func (e *Exporter) resolve(ctx context.Context, conn querier, x *export) (int, e
 	}
 	vals, err := e.Sheets.Read(ctx, x.SpreadsheetID, x.Sheet, fmt.Sprintf("A%d:A", 1+x.RowsWritten))
 	e.Metrics.call("values.get", err)
-	if err != nil {
-		return 0, e.sheetsErr(err)
+	var t interface{ Transient() bool }
+	if err != nil && errors.As(err, &t) && t.Transient() {
+		return 0, err
 	}
-	if len(vals) == 0 || len(vals[0]) == 0 || vals[0][0] != anchor {
+	// A refused read (rows deleted: the tab is now shorter than the rows
+	// written, and Google refuses a range starting below its grid) reads
+	// the whole column, as a tail that moved does.
+	if err != nil || len(vals) == 0 || len(vals[0]) == 0 || vals[0][0] != anchor {
 		if err := room(ctx, 0); err != nil {
 			return 0, err
 		}
