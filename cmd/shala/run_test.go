@@ -18,7 +18,11 @@ import (
 	"github.com/shala-edu/shala/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// shala dev keeps the thread its parent-death signal is tied to for the
+// life of the process: by design, not a leak.
+func TestMain(m *testing.M) {
+	pgtest.Main(m, "github.com/shala-edu/shala/cmd/shala.dieWithParent.func1")
+}
 
 func TestVersionAndUsage(t *testing.T) {
 	t.Parallel()

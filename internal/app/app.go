@@ -232,7 +232,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return nil, err
 	}
 	protectLegacyAadhaar(ctx, a.Pool, protector, log)
-	a.PDF = pdf.NewLazy(pdf.Options{ExecPath: cfg.Chromium, Tabs: cfg.PDFTabs})
+	a.PDF = pdf.NewLazy(pdf.Options{ExecPath: cfg.Chromium, Tabs: cfg.PDFTabs, NoSandbox: cfg.ChromiumNoSandbox})
 	a.Documents = upload.New(a.Bucket, student.DocumentPrefix, student.DocumentMaxBytes, upload.Documents()...)
 	a.onClose(func() error { a.PDF.Close(); return nil })
 

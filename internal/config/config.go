@@ -91,6 +91,7 @@ type Config struct {
 	CertificateKey     string        `env:"SHALA_CERTIFICATE_KEY" default:"shala-slc" help:"Name of the ed25519 transit key that signs leaving certificates (its public keys are published at /.well-known/shala-keys.json)."`
 	PDFTabs            int           `env:"SHALA_PDF_TABS" default:"2" min:"1" help:"Certificate PDFs rendered at once by this process's warm Chromium."`
 	Chromium           string        `env:"SHALA_CHROMIUM" help:"Chromium binary for PDFs; empty: chromium (or chromium-browser, google-chrome) on PATH."`
+	ChromiumNoSandbox  bool          `env:"SHALA_CHROMIUM_NO_SANDBOX" default:"false" help:"Run Chromium without its sandbox (containers whose seccomp profile refuses it, as Docker's default does; the image sets it)."`
 	VaultAddr          string        `env:"VAULT_ADDR" help:"Vault address. When set, secrets are read from Vault (KV v2) and override the environment."`
 	VaultToken         Secret        `env:"VAULT_TOKEN" help:"Vault token (or use Vault Agent to inject it)."`
 	VaultKVMount       string        `env:"SHALA_VAULT_KV_MOUNT" default:"secret" help:"Mount of the KV v2 engine holding shala's secrets."`

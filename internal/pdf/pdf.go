@@ -54,6 +54,10 @@ type Options struct {
 	ExecPath string
 	// Tabs is how many documents render at once (default 2).
 	Tabs int
+	// NoSandbox runs Chromium without its sandbox: for containers whose
+	// seccomp profile refuses the namespaces it needs (Docker's default).
+	// Chromium renders only shala's own templates.
+	NoSandbox bool
 }
 
 // FindChromium returns the Chromium binary on PATH, or an error saying how
@@ -135,7 +139,7 @@ func (p *Pool) start() error {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 	)
-	if os.Geteuid() == 0 {
+	if os.Geteuid() == 0 || p.opts.NoSandbox {
 		// Chromium refuses to run as root with its sandbox.
 		flags = append(flags, chromedp.NoSandbox)
 	}

@@ -51,8 +51,9 @@ var (
 // Main runs the package's tests, stops the cluster this package started,
 // if any, and then fails the run if the tests left goroutines running
 // (goleak): a River client, a pool or a server not stopped. Use it as:
-// func TestMain(m *testing.M) { pgtest.Main(m) }.
-func Main(m *testing.M) {
+// func TestMain(m *testing.M) { pgtest.Main(m) }. ignore names more
+// functions whose goroutines live for the process by design.
+func Main(m *testing.M, ignore ...string) {
 	code := m.Run()
 	if srv != nil {
 		srv.admin.Close()
@@ -69,10 +70,14 @@ func Main(m *testing.M) {
 		// tusd gives each request a context that ends a while after the
 		// request's own (never, for a test's handler call with a
 		// background context).
-		if err := goleak.Find(
+		opts := []goleak.Option{
 			goleak.IgnoreTopFunction("github.com/shala-edu/shala/internal/pgcluster.launch.func1"),
 			goleak.IgnoreTopFunction("github.com/tus/tusd/v2/pkg/handler.newDelayedContext.func1"),
-		); err != nil {
+		}
+		for _, f := range ignore {
+			opts = append(opts, goleak.IgnoreTopFunction(f))
+		}
+		if err := goleak.Find(opts...); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: goroutines left running after the tests:\n%v\n", err)
 			code = 1
 		}

@@ -154,8 +154,7 @@ func TestCountersMatchARecountAfterARandomMix(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			var comps, marks []any
-			var present []bool
+			comps, marks, present := []any{}, []any{}, []bool{}
 			for _, c := range a.comps {
 				if rng.IntN(4) == 0 {
 					continue
@@ -190,8 +189,7 @@ func TestCountersMatchARecountAfterARandomMix(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			var comps, marks []any
-			var present, drop []bool
+			comps, marks, present, drop := []any{}, []any{}, []bool{}, []bool{}
 			for _, c := range a.comps {
 				p, m, _ := score(a, c)
 				comps, present, marks, drop = append(comps, uuidOrNil(c)), append(present, p), append(marks, m), append(drop, rng.IntN(3) == 0)
