@@ -43,7 +43,7 @@ func (r *run) decide(ctx context.Context, tx pgx.Tx) (outcome, error) {
 	if err := lockInstances(ctx, tx, r.sub.InstanceID, r.sub.DeprecatedID); err != nil {
 		return outcome{}, err
 	}
-	now, err := load(ctx, tx, r.st.id, true)
+	now, err := load(ctx, tx, r.st.id, true, false)
 	if err != nil {
 		return outcome{}, err
 	}
