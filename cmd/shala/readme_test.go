@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +75,51 @@ func TestReadmeFiguresAreTheCodes(t *testing.T) {
 	} {
 		if !strings.Contains(readme, want) {
 			t.Errorf("%s: README.md does not say %q", what, want)
+		}
+	}
+}
+
+// Every River job kind shala declares has a row in the README's table of
+// per-kind timeouts (Guarantees): what one run does, its timeout, and what
+// happens to longer work — the rescue rule is only as good as that table.
+func TestReadmeListsEveryJobKind(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, guarantees, ok := strings.Cut(string(b), "\n## Guarantees\n")
+	if !ok {
+		t.Fatal("README.md has no Guarantees section")
+	}
+	guarantees, _, _ = strings.Cut(guarantees, "\n## ")
+	var table strings.Builder
+	for _, line := range strings.Split(guarantees, "\n") {
+		if strings.HasPrefix(line, "| `") && strings.Contains(line, " s |") || strings.Contains(line, " min**") {
+			table.WriteString(line + "\n")
+		}
+	}
+	kindRE := regexp.MustCompile(`Kind\(\) string \{ return "([^"]+)" \}`)
+	var kinds []string
+	err = filepath.WalkDir("../../internal", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		src, err := os.ReadFile(path)
+		for _, m := range kindRE.FindAllSubmatch(src, -1) {
+			kinds = append(kinds, string(m[1]))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kinds) < 20 {
+		t.Fatalf("found %d job kinds under internal/; the scan is broken", len(kinds))
+	}
+	for _, kind := range kinds {
+		if !strings.Contains(table.String(), "`"+kind+"`") {
+			t.Errorf("job kind %s has no row in the README's per-kind timeouts (Guarantees)", kind)
 		}
 	}
 }

@@ -65,10 +65,22 @@ func (c *Cleaner) Clean(ctx context.Context) (Result, error) {
 	// every later run a catalog lookup.
 	// A database user that does not own Hasura's tables cannot index
 	// them: the cleanup then reads the table, slower but as right.
-	var pgErr *pgconn.PgError
+	// A build that was interrupted (this job's timeout on a table grown
+	// for months, a killed process) leaves an invalid index under the
+	// name, which IF NOT EXISTS would keep for good, never used: it is
+	// dropped and built again.
+	var invalid bool
+	if err := c.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index
+		WHERE indexrelid = to_regclass('hdb_catalog.`+index+`') AND NOT indisvalid)`).Scan(&invalid); err != nil {
+		return res, err
+	}
+	if invalid {
+		if _, err := c.Pool.Exec(ctx, `DROP INDEX CONCURRENTLY IF EXISTS hdb_catalog.`+index); err != nil && !denied(err) {
+			return res, fmt.Errorf("drop the invalid index hdb_catalog.%s: %w", index, err)
+		}
+	}
 	if _, err := c.Pool.Exec(ctx, `CREATE INDEX CONCURRENTLY IF NOT EXISTS `+index+`
-		ON hdb_catalog.event_log (created_at) WHERE delivered OR error`); err != nil &&
-		!(errors.As(err, &pgErr) && pgErr.Code == "42501") {
+		ON hdb_catalog.event_log (created_at) WHERE delivered OR error`); err != nil && !denied(err) {
 		return res, fmt.Errorf("index hdb_catalog.event_log: %w", err)
 	}
 	now := time.Now
@@ -108,6 +120,13 @@ func (c *Cleaner) Clean(ctx context.Context) (Result, error) {
 			return res, err // the next run goes on
 		}
 	}
+}
+
+// denied reports whether err is Postgres refusing the privilege (a database
+// user that does not own Hasura's tables).
+func denied(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42501"
 }
 
 // Metrics count what the cleanup deleted.

@@ -117,6 +117,13 @@ func (w *ReapOrphansWorker) Timeout(*river.Job[ReapOrphansArgs]) time.Duration {
 	return 15 * time.Minute
 }
 
+// NextRetry backs off as River does (attempt⁴ seconds): a sweep that
+// failed or ran out of time after minutes is not a rescued one to retry at
+// once (see queue.AddLong).
+func (w *ReapOrphansWorker) NextRetry(job *river.Job[ReapOrphansArgs]) time.Time {
+	return (&river.DefaultClientRetryPolicy{}).NextRetry(job.JobRow)
+}
+
 // Work sweeps, queueing retries through the job's own client.
 func (w *ReapOrphansWorker) Work(ctx context.Context, job *river.Job[ReapOrphansArgs]) error {
 	res, err := w.Store.ReapOrphans(ctx, river.ClientFromContext[pgx.Tx](ctx))

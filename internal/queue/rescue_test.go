@@ -101,3 +101,31 @@ func TestAddRefusesAKindThatOutlivesTheRescueBound(t *testing.T) {
 	}()
 	queue.Add(river.NewWorkers(), &longWorker{})
 }
+
+type longNoRetryArgs struct{}
+
+func (longNoRetryArgs) Kind() string { return "test.long_no_retry" }
+
+type longNoRetryWorker struct {
+	river.WorkerDefaults[longNoRetryArgs]
+}
+
+func (longNoRetryWorker) Timeout(*river.Job[longNoRetryArgs]) time.Duration { return 5 * time.Minute }
+func (longNoRetryWorker) Work(context.Context, *river.Job[longNoRetryArgs]) error {
+	return nil
+}
+
+// A long kind that fails after RescueAfter (its own timeout, say) looks
+// rescued to the client's policy, which retries at once: AddLong refuses a
+// kind that does not choose its own retry time.
+func TestAddLongRefusesAKindWithoutItsOwnRetry(t *testing.T) {
+	t.Parallel()
+	defer func() {
+		p := recover()
+		s, _ := p.(string)
+		if !strings.Contains(s, "test.long_no_retry") || !strings.Contains(s, "NextRetry") {
+			t.Errorf("got %v, want a panic naming the kind and NextRetry", p)
+		}
+	}()
+	queue.AddLong(river.NewWorkers(), &longNoRetryWorker{})
+}

@@ -51,8 +51,9 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Method(http.MethodGet, "/verify", web.VerifyPayload(d.Log, d.Certificates))
 		r.Method(http.MethodGet, web.KeysPath, web.Keys(d.Log, d.certificateSigner()))
 		r.Method(http.MethodGet, "/certificates/{id}/pdf", web.CertificatePDF(d.Log, d.Certificates, d.Blobs))
-		// Transfer documents (OTHER_STATE admissions), with the app's JWT.
-		r.Method(http.MethodPost, web.DocumentsPath, web.StudentDocuments(d.Log, d.JWT, d.Students, d.Documents))
+		// Transfer documents (OTHER_STATE admissions), with the app's JWT;
+		// read at any speed above the upload floor, like exam files.
+		r.With(slowread.Middleware(d.Upload)).Method(http.MethodPost, web.DocumentsPath, web.StudentDocuments(d.Log, d.JWT, d.Students, d.Documents))
 	})
 	// Students hand in exam answer files by upload code (plain multipart,
 	// or tus for resumable uploads); anyone holding a verification code

@@ -61,6 +61,50 @@ func TestAttemptsCountEveryCallAndUnconfirmedOnesAreMarked(t *testing.T) {
 		}
 	})
 
+	t.Run("the batch's process died twice", func(t *testing.T) {
+		_, ids := f.queuedMessages(1, 0)
+		if _, err := f.pool.Exec(ctx, `UPDATE sms_message SET phone = '+919816000003' WHERE id = $1`, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		// A crash loop: the batch claimed the message, its process was
+		// killed; the rescued batch claimed it again and was killed too.
+		// Both calls may have reached the gateway; no outcome is recorded.
+		if _, err := f.pool.Exec(ctx, `UPDATE sms_message SET status = 'sending', attempts = 2, unconfirmed_attempts = 1 WHERE id = $1`, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		// The batch runs a third time: the message is still its own (it
+		// never got a retry job), so it is sent, not left for the stuck
+		// sweep to fail hours later.
+		if err := run(ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(ids[0]); got != (row{"sent", 3, 2}) {
+			t.Errorf("got %+v, want sent after 3 attempts, 2 of them unconfirmed", got)
+		}
+	})
+
+	t.Run("a message in its retries is not the batch's", func(t *testing.T) {
+		_, ids := f.queuedMessages(1, 0)
+		if _, err := f.pool.Exec(ctx, `UPDATE sms_message SET phone = '+919816000004' WHERE id = $1`, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		// Its first attempt failed transiently (recorded, a retry job
+		// queued) and the retry job has claimed it: a re-run of the batch
+		// leaves it to that job.
+		if _, err := f.pool.Exec(ctx, `UPDATE sms_message SET status = 'sending', attempts = 2, last_error = 'gateway 503' WHERE id = $1`, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := run(ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(ids[0]); got != (row{"sending", 2, 0}) {
+			t.Errorf("got %+v, want untouched (sending, 2 attempts): its retry job owns it", got)
+		}
+		if n := f.gw.Accepted()["9816000004"]; n != 0 {
+			t.Errorf("the batch sent it %d times, want 0", n)
+		}
+	})
+
 	t.Run("the gateway never answered", func(t *testing.T) {
 		_, ids := f.queuedMessages(1, 0)
 		if _, err := f.pool.Exec(ctx, `UPDATE sms_message SET phone = '+919816000001' WHERE id = $1`, ids[0]); err != nil {

@@ -276,9 +276,12 @@ type SendBatchWorker struct {
 func (w *SendBatchWorker) Timeout(*river.Job[SendBatchArgs]) time.Duration { return queue.MaxTimeout }
 
 // firstAttempts are the batch's messages still to send: never tried, or
-// claimed by an earlier run of this batch whose outcome was never recorded
-// (its process died). Messages tried before belong to their retry job.
-const firstAttempts = "AND (attempts = 0 OR (status = 'sending' AND attempts = 1))"
+// claimed by earlier runs of this batch whose outcome was never recorded
+// (their process died — once, or again and again in a crash loop). A
+// message that failed transiently is its retry job's: scheduleRetry records
+// its error (last_error) in the transaction that queues that job, and
+// nothing else sets it on a message still queued or sending.
+const firstAttempts = "AND (attempts = 0 OR (status = 'sending' AND last_error IS NULL))"
 
 // Work sends the batch in waves of BatchConcurrency: wait for the rate
 // limiter, claim the wave, call the provider for each at once, record each
@@ -452,7 +455,7 @@ func (w *SendBatchWorker) failUnsendable(ctx context.Context, ids []uuid.UUID) e
 			last_error = 'the request''s template is no longer enabled'
 		FROM sms_request r
 		WHERE m.id = ANY ($1) AND r.id = m.request_id AND m.status IN ('queued', 'sending')
-		  AND (m.attempts = 0 OR (m.status = 'sending' AND m.attempts = 1))
+		  AND (m.attempts = 0 OR (m.status = 'sending' AND m.last_error IS NULL))
 		  AND NOT EXISTS (SELECT 1 FROM sms_template t WHERE t.type = r.type AND t.language = r.language AND t.enabled)`, ids)
 	return err
 }

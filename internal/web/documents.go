@@ -13,6 +13,7 @@ import (
 
 	"github.com/shala-edu/shala/internal/auth"
 	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/slowread"
 	registry "github.com/shala-edu/shala/internal/student" // web has its own student (tus)
 	"github.com/shala-edu/shala/internal/upload"
 )
@@ -25,7 +26,9 @@ const DocumentsPath = "/students/documents"
 // (role school, or an admin role with ?schoolId=), the file as the body or
 // as the "file" part of a multipart form, streamed into blob storage under
 // the exam files' rules (≤ 3 MiB: 413 beyond; type sniffed: 415 for others).
-// It answers 201 {id, contentType, size, sha256}.
+// It answers 201 {id, contentType, size, sha256}; an upload whose link
+// failed (behind slowread: stalled, below the floor, cut off) 503 +
+// Retry-After, UPLOAD_INTERRUPTED.
 func StudentDocuments(log *slog.Logger, verifier *auth.Verifier, students *registry.Store, files *upload.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -34,20 +37,26 @@ func StudentDocuments(log *slog.Logger, verifier *auth.Verifier, students *regis
 			writeError(ctx, w, log, err)
 			return
 		}
+		// The cap is the store's; this one, on the whole request, stops a
+		// client that keeps sending after it, in the file or in other parts
+		// before it (multipart framing gets a little room).
+		r.Body = http.MaxBytesReader(w, r.Body, files.MaxBytes()+64<<10)
+		tooLarge := func(err error) error {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return fault.New(fault.TooLarge, upload.CodeTooLarge, "file: larger than %d bytes", files.MaxBytes())
+			}
+			return err
+		}
 		body, err := fileOf(r)
 		if err != nil {
-			writeError(ctx, w, log, err)
+			writeError(ctx, w, log, bodyError(tooLarge(err)))
 			return
 		}
-		// The cap is the store's; this only stops a client that keeps
-		// sending after it (multipart framing gets a little room).
-		f, err := files.Put(ctx, http.MaxBytesReader(w, io.NopCloser(body), files.MaxBytes()+64<<10))
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			err = fault.New(fault.TooLarge, upload.CodeTooLarge, "file: larger than %d bytes", files.MaxBytes())
-		}
+		f, err := files.Put(ctx, body)
+		err = tooLarge(err)
 		if err != nil {
-			writeError(ctx, w, log, err)
+			writeError(ctx, w, log, bodyError(err))
 			return
 		}
 		doc, err := students.AddDocument(ctx, school, actor, f)
@@ -116,6 +125,10 @@ func fileOf(r *http.Request) (io.Reader, error) {
 			return nil, fault.Invalidf("file", "the form has no part named file")
 		}
 		if err != nil {
+			var tooBig *http.MaxBytesError
+			if slowread.Interrupted(err) || errors.As(err, &tooBig) {
+				return nil, err // the link's error names addresses: see bodyError
+			}
 			return nil, fault.Invalidf("file", "unreadable form: %v", err)
 		}
 		if p.FormName() == "file" {

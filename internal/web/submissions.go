@@ -116,6 +116,14 @@ func readError(err error) error {
 	if errors.As(err, &tooBig) {
 		return fault.Wrap(err, fault.TooLarge, upload.CodeTooLarge, "file: larger than %d bytes (3 MiB)", exam.MaxFileBytes)
 	}
+	return bodyError(err)
+}
+
+// bodyError is readError past the size cap, for every upload route: a
+// refusal already made stands, a link that failed asks for the upload
+// again (503 + Retry-After; the link's error, which names addresses, is
+// only logged), a broken body is a 400.
+func bodyError(err error) error {
 	var f *fault.Error
 	if errors.As(err, &f) {
 		return err
