@@ -394,6 +394,23 @@ func TestJWKSetServerDown(t *testing.T) {
 			t.Errorf("%d refetches within 30 s of a failed one, want 1", got)
 		}
 	})
+	t.Run("a request gone during the first fetch does not stop the next", func(t *testing.T) {
+		v, err := auth.NewVerifier(cfg, auth.WithClock(clock), auth.WithHTTPClient(srv.Client()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		up.Store(true)
+		defer up.Store(false)
+		tok := sign(t, jwt.SigningMethodEdDSA, k1, hasuraClaims(nil), "k1")
+		gone, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := v.Verify(gone, tok); err != nil {
+			t.Logf("the request that left: %v (whatever it is told)", err)
+		}
+		if _, err := v.Verify(ctx, tok); err != nil {
+			t.Errorf("the next request: %v, want verified", err)
+		}
+	})
 	t.Run("never fetched", func(t *testing.T) {
 		v, err := auth.NewVerifier(cfg, auth.WithClock(clock), auth.WithHTTPClient(srv.Client()))
 		if err != nil {

@@ -256,13 +256,15 @@ func (s *keySet) key(ctx context.Context, kid, alg string) (any, error) {
 
 // refresh fetches the set unless a fetch was tried within refetchEvery
 // (then it returns that attempt's error). A failed fetch keeps the keys
-// there were; its error wraps ErrKeysUnavailable.
+// there were; its error wraps ErrKeysUnavailable. The fetch is every
+// caller's, so it does not end with the request that made it (the client's
+// timeout bounds it).
 func (s *keySet) refresh(ctx context.Context, now time.Time) error {
 	if !s.tried.IsZero() && now.Sub(s.tried) < refetchEvery {
 		return s.fetchErr
 	}
 	s.tried = now
-	s.fetchErr = s.fetch(ctx, now)
+	s.fetchErr = s.fetch(context.WithoutCancel(ctx), now)
 	if s.fetchErr != nil {
 		s.fetchErr = fmt.Errorf("%w: %w", ErrKeysUnavailable, s.fetchErr)
 	}

@@ -44,10 +44,16 @@ func TestTwoTeachersOfOneClassDoNotDeadlock(t *testing.T) {
 	holder, _ := conn()
 	classTeacher, classPid := conn()
 	subjectTeacher, subjectPid := conn()
-	// waiting returns once pid waits for a lock (or the test's context ends).
-	waiting := func(pid int) {
+	// waiting returns once pid waits for a lock; it fails the test if the
+	// statement ends (done) first.
+	waiting := func(pid int, done chan error) {
 		t.Helper()
 		for {
+			select {
+			case err := <-done:
+				t.Fatalf("backend %d's statement ended before it waited for a lock: %v", pid, err)
+			default:
+			}
 			var waits bool
 			if err := f.pool.QueryRow(ctx, `SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1`, pid).
 				Scan(&waits); err != nil {
@@ -76,10 +82,10 @@ func TestTwoTeachersOfOneClassDoNotDeadlock(t *testing.T) {
 	}
 	first := submit(classTeacher, `INSERT INTO assessment_result (assessment_id, school_id, student_id, subject, present, marks)
 		VALUES ($1, $2, $3, 'HINDI', true, 40), ($1, $2, $3, 'MATHEMATICS', true, 50)`, x, school, s1)
-	waiting(classPid)
+	waiting(classPid, first)
 	second := submit(subjectTeacher, `INSERT INTO assessment_result (assessment_id, school_id, student_id, subject, present, marks)
 		VALUES ($1, $2, $3, 'MATHEMATICS', true, 60)`, x, school, s2)
-	waiting(subjectPid)
+	waiting(subjectPid, second)
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -420,7 +420,8 @@ func TestSchoolAssessmentsWhileTheDatabaseIsDown(t *testing.T) {
 // TestSchoolAssessmentsRESTWhileTheKeyServerIsDown: with jwk_url keys that
 // cannot be fetched, a token can be told neither valid nor invalid; the
 // app is told to try again (503, Retry-After), not that its sign-in is
-// invalid (401), which signs a teacher out.
+// invalid (401), which signs a teacher out — by the listing and by the
+// transfer-document upload alike.
 func TestSchoolAssessmentsRESTWhileTheKeyServerIsDown(t *testing.T) {
 	t.Parallel()
 	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -434,6 +435,21 @@ func TestSchoolAssessmentsRESTWhileTheKeyServerIsDown(t *testing.T) {
 	resp, out := getAssessments(t, b.client, b.url, map[string]string{"Authorization": "Bearer " + tok})
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("GET: %d %s Retry-After %q, want 503 with Retry-After", resp.StatusCode, out, resp.Header.Get("Retry-After"))
+	}
+	// The other REST endpoint signed in with the app's Hasura JWT.
+	req, _ := http.NewRequest(http.MethodPost, b.url+"/students/documents", strings.NewReader("%PDF-1.4"))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("POST /students/documents: %d %s Retry-After %q, want 503 with Retry-After", resp.StatusCode, out, resp.Header.Get("Retry-After"))
 	}
 }
 
