@@ -13,6 +13,7 @@ import (
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/logging"
+	"github.com/shala-edu/shala/internal/postgres"
 )
 
 // SecretHeader carries the shared secret on every Hasura → shala call.
@@ -217,7 +218,7 @@ const ActionRetryStatus = http.StatusTooManyRequests
 // too, as ActionRetryStatus with code UNAVAILABLE and Retry-After; anything
 // else is logged with the request's ids and answered with a generic 500.
 func WriteActionError(ctx context.Context, w http.ResponseWriter, log *slog.Logger, err error) {
-	f := fault.As(err)
+	f := asFault(err)
 	SetOutcome(ctx, outcomeFor(f.Kind))
 	switch f.Kind {
 	case fault.Internal:
@@ -237,7 +238,7 @@ func WriteActionError(ctx context.Context, w http.ResponseWriter, log *slog.Logg
 // recorded. Never 2xx: Hasura must keep the event. Unavailable dependencies
 // get 503 with Retry-After so Hasura retries until they are back.
 func writeDeliveryError(ctx context.Context, w http.ResponseWriter, log *slog.Logger, err error) {
-	f := fault.As(err)
+	f := asFault(err)
 	SetOutcome(ctx, outcomeFor(f.Kind))
 	switch f.Kind {
 	case fault.Internal:
@@ -251,6 +252,18 @@ func writeDeliveryError(ctx context.Context, w http.ResponseWriter, log *slog.Lo
 		log.WarnContext(ctx, "delivery refused", "code", f.Code, "err", f.Message)
 		writeJSON(w, httperr.Status(f.Kind), errorBody(f.Message, f.Code, f.Field))
 	}
+}
+
+// asFault is err as a fault. An error that is not one but means the
+// database (or a connection, or a deadline) failed — a store that returned
+// the driver's error as it is — is Unavailable: the caller is told to try
+// again, never shown a bug, whichever store code it came from.
+func asFault(err error) *fault.Error {
+	f := fault.As(err)
+	if f.Kind == fault.Internal && postgres.Unavailable(err) {
+		return fault.As(fault.Wrap(err, fault.Unavailable, "", "temporarily unavailable"))
+	}
+	return f
 }
 
 // WriteError is the httperr.Writer of Hasura's routes: what middleware

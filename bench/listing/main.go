@@ -68,6 +68,9 @@ func run() (err error) {
 	sample := flag.Int("schools", 2000, "random schools the readers ask for")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the listing measurement to this file")
 	flag.Parse()
+	if !(*scale > 0) || math.IsInf(*scale, 0) {
+		return fmt.Errorf("-scale %v: want a fraction of the state's size above 0 (1: the whole state)", *scale)
+	}
 	if !wrk.Installed() {
 		return errors.New("needs wrk (apt-get install wrk)")
 	}

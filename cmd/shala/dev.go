@@ -32,7 +32,7 @@ const defaultDevPGPort = 54329
 func cmdDev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data", ".data", "directory for the local cluster, blobs and dev secrets")
+	dataDir := fs.String("data", ".data", "directory for the local cluster, blobs, tus uploads, the SMS outbox and dev secrets")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -98,8 +98,16 @@ func cmdDev(ctx context.Context, args []string, getenv func(string) string, stdo
 			fmt.Fprintf(stdout, "dev: using the %s in %s\n", s.what, file)
 		}
 	}
-	if getenv("SHALA_DATA_DIR") == "" {
-		vars["SHALA_DATA_DIR"] = *dataDir // development signing and Aadhaar keys
+	// Everything dev keeps goes under -data, not under the working
+	// directory's .data/ whatever -data says.
+	for name, path := range map[string]string{
+		"SHALA_DATA_DIR":   *dataDir, // development signing and Aadhaar keys
+		"SHALA_TUS_DIR":    filepath.Join(*dataDir, "tus"),
+		"SHALA_SMS_OUTBOX": filepath.Join(*dataDir, "sms-outbox.log"),
+	} {
+		if getenv(name) == "" {
+			vars[name] = path
+		}
 	}
 	if getenv("SHALA_BLOB_URL") == "" {
 		abs, err := filepath.Abs(filepath.Join(*dataDir, "blobs"))

@@ -77,6 +77,7 @@ func startShala(t *testing.T, bin, name string, env []string) *process {
 	}
 	p.cmd = exec.Command(bin, "serve")
 	p.cmd.Env = env
+	p.cmd.Dir = t.TempDir() // whatever it writes by default lands there, not in the source tree
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -174,6 +175,7 @@ func newBroadcast(t *testing.T) *broadcast {
 		"DATABASE_URL=" + url,
 		"SHALA_WEBHOOK_SECRET=" + killSecret,
 		"SHALA_BLOB_URL=file://" + filepath.Join(t.TempDir(), "blobs") + "?create_dir=true",
+		"SHALA_DATA_DIR=" + filepath.Join(t.TempDir(), "data"), "SHALA_TUS_DIR=" + filepath.Join(t.TempDir(), "tus"),
 		"SHALA_SMS_PROVIDER=cdac", "SHALA_CDAC_URL=" + b.gw.URL, "SHALA_CDAC_USERNAME=hpgovt-hpssa",
 		"SHALA_CDAC_PASSWORD=s3cret", "SHALA_CDAC_SENDER_ID=HPSSAS", "SHALA_CDAC_SECURE_KEY=dept-secure-key",
 		"SHALA_SMS_RATE=1000", fmt.Sprintf("SHALA_SMS_WORKERS=%d", killSMSWorker), "SHALA_QUEUE_WORKERS=20",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"runtime"
 	"strings"
@@ -185,6 +186,9 @@ func cmdSeed(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	if *state {
+		if !(*scale > 0) || math.IsInf(*scale, 0) {
+			return fmt.Errorf("seed: --scale %v: want a fraction of the state's size above 0 (1: the whole state)", *scale)
+		}
 		return seedState(ctx, getenv, stdout, stderr, *scale)
 	}
 	if !*demo {

@@ -183,6 +183,7 @@ func TestServeFailingToListenOrOpenStartsNoWorkers(t *testing.T) {
 				"SHALA_SMS_OUTBOX":     filepath.Join(t.TempDir(), "sms-outbox.log"),
 				"SHALA_BLOB_URL":       "file://" + t.TempDir() + "?create_dir=true",
 				"SHALA_TUS_DIR":        filepath.Join(t.TempDir(), "tus"),
+				"SHALA_DATA_DIR":       filepath.Join(t.TempDir(), "data"),
 			}
 			for k, v := range tt.env {
 				env[k] = v
@@ -206,5 +207,20 @@ func TestServeFailingToListenOrOpenStartsNoWorkers(t *testing.T) {
 				t.Errorf("river_queue has %d rows: workers were started before serve failed", queues)
 			}
 		})
+	}
+}
+
+// TestSeedStateRefusesAScaleItCannotLoad: --scale 0 (or negative, NaN) was
+// taken as "the default" and loaded the whole state (≈ 30 M results, tens
+// of GB) into whatever DATABASE_URL named; it is refused before anything
+// is opened.
+func TestSeedStateRefusesAScaleItCannotLoad(t *testing.T) {
+	t.Parallel()
+	for _, scale := range []string{"0", "-0.5", "NaN", "+Inf"} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), []string{"shala", "seed", "--state", "--scale", scale}, func(string) string { return "" }, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), "--scale") {
+			t.Errorf("seed --state --scale %s: got %v, want an error naming --scale", scale, err)
+		}
 	}
 }

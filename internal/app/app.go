@@ -312,7 +312,8 @@ func (a *App) buildExports(ctx context.Context, cfg *config.Config, log *slog.Lo
 	metrics := export.NewMetrics(a.Registry)
 	if cfg.SheetsCredentials != "" {
 		var err error
-		a.Sheets, err = sheets.New(ctx, sheets.Config{URL: cfg.SheetsURL, CredentialsJSON: []byte(cfg.SheetsCredentials.Reveal())})
+		a.Sheets, err = sheets.New(ctx, sheets.Config{URL: cfg.SheetsURL, CredentialsJSON: []byte(cfg.SheetsCredentials.Reveal()),
+			CallTimeout: export.CallTimeout})
 		if err != nil {
 			return fmt.Errorf("SHALA_SHEETS_CREDENTIALS: %w", err)
 		}

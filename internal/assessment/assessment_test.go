@@ -493,3 +493,121 @@ func TestSamarthIDsAreCheckedByPath(t *testing.T) {
 		t.Errorf("%d assessments from refused builders", n)
 	}
 }
+
+// A component type named twice is refused at the second one: the
+// assessment keeps one row per type, so the second silently overwrote the
+// first while the total counted both.
+func TestComponentTypeTwiceIsRefused(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	_, err := f.pipeline.Receive(ctx, forms.Input{XML: builderXML(t, "<component_type>PRACTICAL</component_type>", "<component_type>THEORY</component_type>",
+		"uuid:0a7c3e1f-5d2b-4c8a-9e6f-1b2c3d4e5f60", "uuid:twice"), Source: "action"})
+	fe := fault.As(err)
+	if want := "/assessment/component[2]/component_type"; fe.Code != assessment.CodeInvalid || fe.Field != want || !strings.Contains(fe.Message, "THEORY") {
+		t.Errorf("THEORY twice: %v at %q, want INVALID_ASSESSMENT at %s naming THEORY", err, fe.Field, want)
+	}
+	if n := f.count(`SELECT count(*) FROM assessment`); n != 0 {
+		t.Errorf("%d assessments with a component type twice, want 0", n)
+	}
+}
+
+// Values out of their range — a pass percentage above 100 or below 0, a
+// total of no marks, a name over 300 characters — are refused at their field (INVALID_ASSESSMENT, the
+// submission kept as rejected), not by the table's CHECK as INVALID_INPUT
+// quoting the constraint with no field.
+func TestOutOfRangeValuesAreRefusedByPath(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	const components = "<component><component_type>THEORY</component_type><max_marks>80</max_marks><pass_percent>33</pass_percent></component>" +
+		"<component><component_type>PRACTICAL</component_type><max_marks>20</max_marks><pass_percent>33</pass_percent></component>"
+	for i, tt := range []struct {
+		name, from, to, path string
+	}{
+		{"overall pass percentage above 100", "<total_marks>100</total_marks><pass_percent>33</pass_percent>", "<total_marks>100</total_marks><pass_percent>330</pass_percent>", "/assessment/pass_percent"},
+		{"a component's pass percentage below 0", "<max_marks>20</max_marks><pass_percent>33</pass_percent>", "<max_marks>20</max_marks><pass_percent>-5</pass_percent>", "/assessment/component[2]/pass_percent"},
+		{"a total of no marks", components + "<total_marks>100</total_marks>", "<total_marks>0</total_marks>", "/assessment/total_marks"},
+		{"a name over 300 characters", "<name>SA-1 गणित और हिंदी 2026</name>", "<name>" + strings.Repeat("गणित ", 61) + "</name>", "/assessment/name"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			instance := fmt.Sprintf("uuid:range-%d", i)
+			doc := builderXML(t, tt.from, tt.to, "uuid:0a7c3e1f-5d2b-4c8a-9e6f-1b2c3d4e5f60", instance)
+			if !strings.Contains(string(doc), tt.to) {
+				t.Fatalf("the replacement did not apply")
+			}
+			_, err := f.pipeline.Receive(ctx, forms.Input{XML: doc, Source: "action"})
+			if fe := fault.As(err); fe.Code != assessment.CodeInvalid || fe.Field != tt.path {
+				t.Errorf("got %v (%s at %q), want INVALID_ASSESSMENT at %s", err, fe.Code, fe.Field, tt.path)
+			}
+			if n := f.count(`SELECT count(*) FROM form_submission WHERE instance_id = $1 AND status = 'rejected'
+				AND error_code = 'INVALID_ASSESSMENT' AND errors -> 0 ->> 'path' = $2`, instance, tt.path); n != 1 {
+				t.Errorf("not kept as rejected at its path")
+			}
+		})
+	}
+	if n := f.count(`SELECT count(*) FROM assessment`); n != 0 {
+		t.Errorf("%d assessments from out-of-range values, want 0", n)
+	}
+}
+
+// An edit of a builder keeps what schools have already written valid, as
+// removing a component with marks already is: it cannot drop a class's
+// subject that has results, close it to a district whose schools have
+// written, change the evaluation once results are written, or lower a
+// maximum below marks given. Before, such an edit was
+// accepted and left results the assessment no longer allowed (a subject it
+// no longer has, marks in a GRADE assessment, 72 of a maximum of 60).
+func TestEditKeepsWrittenResultsValid(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	aid, school := f.open()
+	var student uuid.UUID
+	if err := f.pool.QueryRow(ctx, `INSERT INTO student (school_id, name, gender, grade, section) VALUES ($1, 'आरव', 'MALE', 6, 'A') RETURNING id`, school).Scan(&student); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.pool.Exec(ctx, `INSERT INTO assessment_result (assessment_id, school_id, student_id, subject, component_id, present, marks)
+		SELECT $1, $2, $3, 'MATHEMATICS', id, true, 72 FROM assessment_component WHERE assessment_id = $1 AND component_type = 'THEORY'`, aid, school, student); err != nil {
+		t.Fatal(err)
+	}
+	const original = "uuid:0a7c3e1f-5d2b-4c8a-9e6f-1b2c3d4e5f60"
+	edit := func(instance string, replace ...string) []byte {
+		return builderXML(t, append([]string{"<instanceID>" + original + "</instanceID><deprecatedID/>",
+			"<instanceID>" + instance + "</instanceID><deprecatedID>" + original + "</deprecatedID>"}, replace...)...)
+	}
+	for i, tt := range []struct {
+		name    string
+		replace []string
+		path    string
+		want    string
+	}{
+		{"a subject with results dropped", []string{"<subjects>HINDI MATHEMATICS</subjects>", "<subjects>HINDI</subjects>"},
+			"/assessment/grade_subjects[1]/subjects", "MATHEMATICS of class 6 has results"},
+		{"the evaluation changed", []string{"<evaluation>MARKS</evaluation>", "<evaluation>GRADE</evaluation>"},
+			"/assessment/evaluation", "results are written in MARKS"},
+		{"the school's district removed", []string{"<districts>Shimla Solan</districts>", "<districts>Solan</districts>"},
+			"/assessment/deadline/districts", "schools of Shimla (session W) have results"},
+		{"a maximum below marks given", []string{"<max_marks>80</max_marks>", "<max_marks>60</max_marks>", "<max_marks>20</max_marks>", "<max_marks>40</max_marks>"},
+			"/assessment/component[1]/max_marks", "marks up to 72 are written"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			instance := fmt.Sprintf("uuid:keep-%d", i)
+			_, err := f.pipeline.Receive(ctx, forms.Input{XML: edit(instance, tt.replace...), Source: "action"})
+			if fe := fault.As(err); fe.Code != assessment.CodeInvalid || fe.Field != tt.path || !strings.Contains(fe.Message, tt.want) {
+				t.Errorf("got %v (%s at %q), want INVALID_ASSESSMENT at %s: %q", err, fe.Code, fe.Field, tt.path, tt.want)
+			}
+		})
+	}
+	if n := f.count(`SELECT count(*) FROM assessment WHERE id = $1 AND builder_instance_id = $2 AND evaluation = 'MARKS'`, aid, original); n != 1 {
+		t.Errorf("a refused edit changed the assessment")
+	}
+	if n := f.count(`SELECT count(*) FROM assessment_subject WHERE assessment_id = $1 AND grade = 6 AND subject = 'MATHEMATICS'`, aid); n != 1 {
+		t.Errorf("a refused edit dropped the subject")
+	}
+	// An edit that keeps them valid is accepted.
+	if _, err := f.pipeline.Receive(ctx, forms.Input{XML: edit("uuid:keep-ok", "<max_marks>80</max_marks>", "<max_marks>75</max_marks>",
+		"<max_marks>20</max_marks>", "<max_marks>25</max_marks>"), Source: "action"}); err != nil {
+		t.Errorf("an edit keeping the results valid: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shala-edu/shala/internal/xform"
 )
@@ -29,6 +30,7 @@ type ClassSubjects struct {
 type Component struct {
 	Kind     Ref
 	Max      float64
+	MaxAt    string // the maximum marks' path
 	PassPct  *float64
 	Position int
 }
@@ -50,6 +52,9 @@ type Builder struct {
 	Total, PassPct                *float64
 	SMS                           *Ref
 	Enabled                       bool
+	// EvaluationAt and TotalAt are the paths of the evaluation and the
+	// total marks, for refusals of an edit.
+	EvaluationAt, TotalAt string
 }
 
 // Read reads a builder submission's answers through layout l; refusals are
@@ -62,7 +67,7 @@ func Read(l *Layout, root string, answers []xform.Answer) (*Builder, error) {
 		}
 	}
 	r := &reader{l: l, root: root, byAttr: byAttr}
-	b := &Builder{Enabled: true}
+	b := &Builder{Enabled: true, EvaluationAt: r.at("evaluation"), TotalAt: r.at("total_marks")}
 	var err error
 	one := func(attr string, into *string) {
 		if err == nil {
@@ -76,6 +81,9 @@ func Read(l *Layout, root string, answers []xform.Answer) (*Builder, error) {
 	one("outcome", &b.Outcome)
 	if err != nil {
 		return nil, err
+	}
+	if n := utf8.RuneCountInString(b.Name); n > 300 {
+		return nil, refuse(r.at("name"), CodeInvalid, "the name has %d characters, at most 300", n)
 	}
 	for _, attr := range []string{"type", "academic_year", "session", "evaluation", "unit_type", "outcome", "date", "time"} {
 		if v, _ := r.value(attr); v == "" {
@@ -129,7 +137,13 @@ func Read(l *Layout, root string, answers []xform.Answer) (*Builder, error) {
 	if b.Total, err = r.number("total_marks"); err != nil {
 		return nil, err
 	}
+	if b.Total != nil && *b.Total <= 0 {
+		return nil, refuse(r.at("total_marks"), CodeInvalid, "total marks %g must be above 0", *b.Total)
+	}
 	if b.PassPct, err = r.number("pass_percent"); err != nil {
+		return nil, err
+	}
+	if err := percent(r.at("pass_percent"), b.PassPct); err != nil {
 		return nil, err
 	}
 	if err := r.classes(b); err != nil {
@@ -322,11 +336,15 @@ func (r *reader) components(b *Builder) error {
 		if err != nil {
 			return err
 		}
-		component(a).Max = *v
+		c := component(a)
+		c.Max, c.MaxAt = *v, a.At
 	}
 	for _, a := range r.byAttr["components.pass_percent"] {
 		v, err := numberOf(a)
 		if err != nil {
+			return err
+		}
+		if err := percent(a.At, v); err != nil {
 			return err
 		}
 		component(a).PassPct = v
@@ -351,6 +369,14 @@ func (r *reader) components(b *Builder) error {
 	}
 	if b.Total == nil && len(b.Components) > 0 {
 		b.Total = &sum
+	}
+	return nil
+}
+
+// percent refuses, at at, a pass percentage outside 0–100.
+func percent(at string, v *float64) error {
+	if v != nil && (*v < 0 || *v > 100) {
+		return refuse(at, CodeInvalid, "pass percentage %g is not 0–100", *v)
 	}
 	return nil
 }

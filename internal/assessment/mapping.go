@@ -68,6 +68,15 @@ var attributes = map[string]struct {
 	"components.pass_percent": {[]string{"number"}, []xform.Type{xform.Int, xform.Decimal}, false},
 }
 
+// codes are the values a code attribute takes (the assessment table's
+// checks): a constant or an enum value must be one of them.
+var codes = map[string][]string{
+	"session":    {"W", "S"},
+	"evaluation": {"GRADE", "MARKS", "PERCENTAGE", "NONE"},
+	"unit_type":  unitTypes,
+	"outcome":    {"TSP", "BOOLEAN", "MARKS"},
+}
+
 // requiredAttributes in a stable order, for messages.
 var requiredAttributes = func() []string {
 	var out []string
@@ -189,6 +198,18 @@ func (m Mapping) Validate() error {
 		if f.Optional && a.required {
 			problems = append(problems, fmt.Sprintf("%s: %s is required and cannot be optional", at, f.Attribute))
 		}
+		if want, ok := codes[f.Attribute]; ok {
+			from := make([]string, 0, len(f.Values))
+			for k := range f.Values {
+				from = append(from, k)
+			}
+			slices.Sort(from)
+			for _, k := range from {
+				if !slices.Contains(want, f.Values[k]) {
+					problems = append(problems, fmt.Sprintf("%s: %s value %q (for %q) is not one of %s", at, f.Attribute, f.Values[k], k, strings.Join(want, ", ")))
+				}
+			}
+		}
 	}
 	for name := range m.Constants {
 		a, ok := attributes[name]
@@ -199,6 +220,8 @@ func (m Mapping) Validate() error {
 			problems = append(problems, fmt.Sprintf("constants: %s is also mapped to a path", name))
 		case !slices.Contains(a.converts, "code"):
 			problems = append(problems, fmt.Sprintf("constants: %s cannot be a constant", name))
+		case !slices.Contains(codes[name], m.Constants[name]):
+			problems = append(problems, fmt.Sprintf("constants: %s %q is not one of %s", name, m.Constants[name], strings.Join(codes[name], ", ")))
 		}
 		seen[name] = true
 	}
@@ -251,6 +274,10 @@ func Fit(m Mapping, f *xform.Form) (*Layout, []string, int) {
 			problems = append(problems, fmt.Sprintf("%s must be inside a repeat", fl.Path))
 		case !inRepeat && fl.Repeat != "":
 			problems = append(problems, fmt.Sprintf("%s must be outside a repeat", fl.Path))
+		case inRepeat && slices.ContainsFunc(f.Repeats, func(outer string) bool { return strings.HasPrefix(fl.Repeat, outer+"/") }):
+			// Answers are keyed by their innermost position: instances of
+			// the outer repeat would overwrite each other's.
+			problems = append(problems, fmt.Sprintf("%s must not be in a repeat inside another repeat", fl.Path))
 		case inRepeat && repeatOf[group] != "" && repeatOf[group] != fl.Repeat:
 			problems = append(problems, fmt.Sprintf("%s must be in the repeat %s, with the other %s fields", fl.Path, repeatOf[group], group))
 		case inRepeat:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -71,6 +72,9 @@ func Save(ctx context.Context, tx pgx.Tx, o Origin, b *Builder) (id uuid.UUID, r
 		if len(used) > 0 {
 			return uuid.Nil, false, refuse(componentsAt(b), CodeInvalid, "components %v already have marks and cannot be removed", used)
 		}
+		if err := keepsResultsValid(ctx, tx, id, b, res); err != nil {
+			return uuid.Nil, false, err
+		}
 		if _, err := tx.Exec(ctx, `UPDATE assessment SET submission_id = $2, builder_instance_id = $3, name = $4, type = $5,
 				academic_year = $6, unit_type = $7, evaluation = $8, outcome = $9, total_marks = $10, pass_percent = $11,
 				sms_template = nullif($12, ''), enabled = $13, category = $14
@@ -114,6 +118,106 @@ func Save(ctx context.Context, tx pgx.Tx, o Origin, b *Builder) (id uuid.UUID, r
 		}
 	}
 	return id, replaced, nil
+}
+
+// keepsResultsValid refuses an edit of assessment id that would leave
+// results or counts schools have written invalid under the rules the
+// database holds every write to: a class's subject that has them removed,
+// a district or session whose schools have them (or class rows) dropped,
+// the evaluation changed once marks or grades are written, a maximum (a
+// component's, or the total when marks have no component) below marks
+// given.
+func keepsResultsValid(ctx context.Context, tx pgx.Tx, id uuid.UUID, b *Builder, res *resolved) error {
+	rows, err := tx.Query(ctx, `SELECT class_grade, subject FROM assessment_result WHERE assessment_id = $1
+		UNION SELECT grade, subject FROM assessment_tsp WHERE assessment_id = $1 ORDER BY 1, 2`, id)
+	if err != nil {
+		return err
+	}
+	type classSubject struct {
+		grade   int
+		subject string
+	}
+	written, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (classSubject, error) {
+		var c classSubject
+		err := row.Scan(&c.grade, &c.subject)
+		return c, err
+	})
+	if err != nil {
+		return err
+	}
+	for _, w := range written {
+		if slices.Contains(res.subjects[w.grade], w.subject) {
+			continue
+		}
+		at := b.Classes[0].At
+		for _, c := range b.Classes {
+			if c.Grade == w.grade {
+				at = c.At
+			}
+		}
+		return refuse(at, CodeInvalid, "subject %s of class %d has results: it cannot be removed", w.subject, w.grade)
+	}
+	rows, err = tx.Query(ctx, `SELECT DISTINCT s.district, s.session FROM school s
+		WHERE s.id IN (SELECT school_id FROM assessment_result WHERE assessment_id = $1
+			UNION SELECT school_id FROM assessment_tsp WHERE assessment_id = $1
+			UNION SELECT school_id FROM assessment_class WHERE assessment_id = $1)
+		ORDER BY 1, 2`, id)
+	if err != nil {
+		return err
+	}
+	type place struct{ district, session string }
+	places, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (place, error) {
+		var p place
+		err := row.Scan(&p.district, &p.session)
+		return p, err
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range places {
+		if p.session != b.Session || !slices.Contains(res.districts, p.district) {
+			return refuse(b.Districts[0].At, CodeInvalid, "schools of %s (session %s) have results: the assessment cannot close to them", p.district, p.session)
+		}
+	}
+	var evaluation string
+	var scored bool
+	if err := tx.QueryRow(ctx, `SELECT evaluation, EXISTS (SELECT 1 FROM assessment_result
+			WHERE assessment_id = $1 AND (marks IS NOT NULL OR grade IS NOT NULL)) FROM assessment WHERE id = $1`, id).Scan(&evaluation, &scored); err != nil {
+		return err
+	}
+	if scored && evaluation != b.Evaluation {
+		return refuse(b.EvaluationAt, CodeInvalid, "results are written in %s: the evaluation cannot change to %s", evaluation, b.Evaluation)
+	}
+	rows, err = tx.Query(ctx, `SELECT c.component_type, max(r.marks)::float8 FROM assessment_result r
+		LEFT JOIN assessment_component c ON c.id = r.component_id
+		WHERE r.assessment_id = $1 AND r.marks IS NOT NULL GROUP BY 1`, id)
+	if err != nil {
+		return err
+	}
+	type highest struct {
+		component *string
+		marks     float64
+	}
+	highs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (highest, error) {
+		var h highest
+		err := row.Scan(&h.component, &h.marks)
+		return h, err
+	})
+	if err != nil {
+		return err
+	}
+	for _, h := range highs {
+		if h.component == nil {
+			if b.Total != nil && *b.Total < h.marks {
+				return refuse(b.TotalAt, CodeInvalid, "marks up to %g are written: the total cannot be %g", h.marks, *b.Total)
+			}
+			continue
+		}
+		if i := slices.Index(res.components, *h.component); i >= 0 && b.Components[i].Max < h.marks {
+			return refuse(b.Components[i].MaxAt, CodeInvalid, "marks up to %g are written for %s: its maximum cannot be %g", h.marks, *h.component, b.Components[i].Max)
+		}
+	}
+	return nil
 }
 
 func componentsAt(b *Builder) string {
@@ -194,6 +298,13 @@ func resolve(ctx context.Context, tx pgx.Tx, b *Builder) (*resolved, error) {
 	if res.components, err = lookup(ctx, tx, kinds, "component type",
 		`SELECT id FROM component_type WHERE id = upper($1) OR external_id = $1 ORDER BY id = upper($1) DESC LIMIT 1`); err != nil {
 		return nil, err
+	}
+	// An assessment has one component per type: a second would replace
+	// the first while the total counted both.
+	for i, c := range res.components {
+		if j := slices.Index(res.components, c); j < i {
+			return nil, refuse(kinds[i].At, CodeInvalid, "component type %s is already component %d: each type is one component", c, b.Components[j].Position)
+		}
 	}
 	if b.SMS != nil {
 		err := tx.QueryRow(ctx, `SELECT type FROM sms_template WHERE type = $1 OR external_id = $1 ORDER BY enabled DESC LIMIT 1`, b.SMS.Value).Scan(&res.sms)

@@ -236,4 +236,7 @@ func (c *Claims) Session(role string) (map[string]string, error) {
 var (
 	ErrInvalid   = errors.New("invalid token")
 	ErrForbidden = errors.New("not allowed")
+	// ErrKeysUnavailable: the jwk_url key set could not be fetched, and
+	// no keys are at hand to check the token with (try again).
+	ErrKeysUnavailable = errors.New("JWT keys unavailable")
 )

@@ -343,3 +343,82 @@ func TestTokenFrom(t *testing.T) {
 		t.Errorf("Basic auth: %v, want ErrInvalid", err)
 	}
 }
+
+// TestJWKSetServerDown: the identity provider's key set server going down
+// does not sign everyone out. Keys already fetched keep verifying after
+// their max-age while a refetch fails (as Hasura keeps them), refetches
+// are tried at most every 30 s, and a Verifier that never got the set says
+// the keys are unavailable (try again), not that the token is invalid.
+func TestJWKSetServerDown(t *testing.T) {
+	t.Parallel()
+	_, k1, _ := ed25519.GenerateKey(rand.Reader)
+	var up atomic.Bool
+	var fetches atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		if !up.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: k1.Public(), KeyID: "k1", Algorithm: "EdDSA", Use: "sig"}}})
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	cfg := mustConfig(t, `{"jwk_url":"`+srv.URL+`"}`)
+
+	t.Run("keys already fetched keep verifying", func(t *testing.T) {
+		now := t0
+		v, err := auth.NewVerifier(cfg, auth.WithClock(func() time.Time { return now }), auth.WithHTTPClient(srv.Client()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		up.Store(true)
+		claims := hasuraClaims(nil)
+		claims["exp"] = t0.Add(24 * time.Hour).Unix()
+		tok := sign(t, jwt.SigningMethodEdDSA, k1, claims, "k1")
+		if _, err := v.Verify(ctx, tok); err != nil {
+			t.Fatalf("with the server up: %v", err)
+		}
+		up.Store(false)
+		before := fetches.Load()
+		now = now.Add(2 * time.Minute) // past max-age: a refetch is due, and fails
+		if _, err := v.Verify(ctx, tok); err != nil {
+			t.Errorf("past max-age with the server down: %v, want the fetched keys to verify", err)
+		}
+		now = now.Add(10 * time.Second)
+		if _, err := v.Verify(ctx, tok); err != nil {
+			t.Errorf("again: %v", err)
+		}
+		if got := fetches.Load() - before; got != 1 {
+			t.Errorf("%d refetches within 30 s of a failed one, want 1", got)
+		}
+	})
+	t.Run("a request gone during the first fetch does not stop the next", func(t *testing.T) {
+		v, err := auth.NewVerifier(cfg, auth.WithClock(clock), auth.WithHTTPClient(srv.Client()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		up.Store(true)
+		defer up.Store(false)
+		tok := sign(t, jwt.SigningMethodEdDSA, k1, hasuraClaims(nil), "k1")
+		gone, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := v.Verify(gone, tok); err != nil {
+			t.Logf("the request that left: %v (whatever it is told)", err)
+		}
+		if _, err := v.Verify(ctx, tok); err != nil {
+			t.Errorf("the next request: %v, want verified", err)
+		}
+	})
+	t.Run("never fetched", func(t *testing.T) {
+		v, err := auth.NewVerifier(cfg, auth.WithClock(clock), auth.WithHTTPClient(srv.Client()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = v.Verify(ctx, sign(t, jwt.SigningMethodEdDSA, k1, hasuraClaims(nil), "k1"))
+		if !errors.Is(err, auth.ErrKeysUnavailable) || errors.Is(err, auth.ErrInvalid) {
+			t.Errorf("got %v, want ErrKeysUnavailable and not ErrInvalid", err)
+		}
+	})
+}

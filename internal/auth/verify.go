@@ -100,7 +100,9 @@ func (v *Verifier) TokenFrom(r *http.Request) (string, error) {
 }
 
 // Verify checks token's signature, expiry (exp is required, as Hasura
-// requires it), audience and issuer, and returns its Hasura claims.
+// requires it), audience and issuer, and returns its Hasura claims. Its
+// errors wrap ErrInvalid, or ErrKeysUnavailable when the jwk_url key set
+// could not be fetched and there are no keys to check with.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	opts := []jwt.ParserOption{jwt.WithExpirationRequired(), jwt.WithTimeFunc(v.now),
 		jwt.WithLeeway(time.Duration(v.cfg.AllowedSkew) * time.Second)}
@@ -119,6 +121,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		kid, _ := t.Header["kid"].(string)
 		return v.jwks.key(ctx, kid, t.Method.Alg())
 	}, opts...)
+	if errors.Is(err, ErrKeysUnavailable) {
+		return nil, err // no keys to tell a valid token from an invalid one
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -206,40 +211,64 @@ func (v *Verifier) hasuraClaims(all jwt.MapClaims) (*Claims, error) {
 }
 
 // keySet is a JWK set fetched from a URL, refreshed when it ages past its
-// Cache-Control max-age (default an hour) or a token names a kid it lacks
-// (at most every 30 s, so forged kids cannot make shala hammer the server).
+// Cache-Control max-age (default an hour) or a token names a kid it lacks.
+// A fetch is tried at most every 30 s, so forged kids cannot make shala
+// hammer the server nor a server that is down make every request wait for
+// it; while it fails the keys fetched before keep verifying (as Hasura
+// keeps them), so an outage of the identity provider's key server does not
+// sign everyone out.
 type keySet struct {
 	url    string
 	client *http.Client
 	now    func() time.Time
 
-	mu      sync.Mutex
-	keys    jose.JSONWebKeySet
-	fetched time.Time
-	expires time.Time
+	mu       sync.Mutex
+	keys     jose.JSONWebKeySet
+	fetched  time.Time
+	expires  time.Time
+	tried    time.Time // the last fetch attempt
+	fetchErr error     // its error, if it failed
 }
+
+// refetchEvery is how often a fetch may be tried.
+const refetchEvery = 30 * time.Second
 
 func (s *keySet) key(ctx context.Context, kid, alg string) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	if s.fetched.IsZero() || now.After(s.expires) {
-		if err := s.fetch(ctx, now); err != nil {
+		if err := s.refresh(ctx, now); err != nil && s.fetched.IsZero() {
 			return nil, err
 		}
 	}
 	if k, ok := s.find(kid, alg); ok {
 		return k, nil
 	}
-	if now.Sub(s.fetched) >= 30*time.Second {
-		if err := s.fetch(ctx, now); err != nil {
-			return nil, err
-		}
-		if k, ok := s.find(kid, alg); ok {
-			return k, nil
-		}
+	if err := s.refresh(ctx, now); err != nil {
+		return nil, err
+	}
+	if k, ok := s.find(kid, alg); ok {
+		return k, nil
 	}
 	return nil, fmt.Errorf("no key %q in the JWK set", kid)
+}
+
+// refresh fetches the set unless a fetch was tried within refetchEvery
+// (then it returns that attempt's error). A failed fetch keeps the keys
+// there were; its error wraps ErrKeysUnavailable. The fetch is every
+// caller's, so it does not end with the request that made it (the client's
+// timeout bounds it).
+func (s *keySet) refresh(ctx context.Context, now time.Time) error {
+	if !s.tried.IsZero() && now.Sub(s.tried) < refetchEvery {
+		return s.fetchErr
+	}
+	s.tried = now
+	s.fetchErr = s.fetch(context.WithoutCancel(ctx), now)
+	if s.fetchErr != nil {
+		s.fetchErr = fmt.Errorf("%w: %w", ErrKeysUnavailable, s.fetchErr)
+	}
+	return s.fetchErr
 }
 
 func (s *keySet) find(kid, alg string) (any, bool) {

@@ -26,6 +26,7 @@ import (
 	"hash"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -122,7 +123,20 @@ func NormalizeURL(raw string) (base, host string, err error) {
 		return "", "", errors.New("must be the API base, ending in /api/ (e.g. https://bbb.example.org/bigbluebutton/api/)")
 	}
 	u.Path = path + "/"
-	u.Host = strings.ToLower(u.Host)
+	// One server, one host: lower case, no final dot, no default port, as
+	// its heartbeats and alerts name it (and as the unique hostname is kept).
+	name, port := strings.TrimSuffix(strings.ToLower(u.Hostname()), "."), u.Port()
+	if u.Scheme == "https" && port == "443" || u.Scheme == "http" && port == "80" {
+		port = ""
+	}
+	switch {
+	case port != "":
+		u.Host = net.JoinHostPort(name, port)
+	case strings.Contains(name, ":"):
+		u.Host = "[" + name + "]"
+	default:
+		u.Host = name
+	}
 	return u.String(), u.Host, nil
 }
 

@@ -53,6 +53,11 @@ func TestNormalizeURL(t *testing.T) {
 		"https://bbb1.example.org:8443/bigbluebutton/api/":  {"https://bbb1.example.org:8443/bigbluebutton/api/", "bbb1.example.org:8443"},
 		"http://127.0.0.1:4000/bigbluebutton/api/":          {"http://127.0.0.1:4000/bigbluebutton/api/", "127.0.0.1:4000"},
 		" https://scalelite.example.org/bigbluebutton/api/": {"https://scalelite.example.org/bigbluebutton/api/", "scalelite.example.org"},
+		// The default port and a fully qualified name's final dot name the
+		// same server as the plain host (its heartbeats and alerts name it so).
+		"https://bbb1.example.org:443/bigbluebutton/api/": {"https://bbb1.example.org/bigbluebutton/api/", "bbb1.example.org"},
+		"https://bbb1.example.org./bigbluebutton/api/":    {"https://bbb1.example.org/bigbluebutton/api/", "bbb1.example.org"},
+		"http://localhost:80/bigbluebutton/api/":          {"http://localhost/bigbluebutton/api/", "localhost"},
 	}
 	for in, want := range good {
 		base, host, err := bbb.NormalizeURL(in)

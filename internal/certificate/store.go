@@ -62,13 +62,10 @@ type Issued struct {
 	Payload string
 }
 
-func today(now time.Time) time.Time {
-	y, m, d := now.In(IST).Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
-}
+func today(now time.Time) time.Time { return student.Today(now) }
 
 // IST is India Standard Time, the zone certificates' dates are in.
-var IST = time.FixedZone("IST", 5*3600+1800)
+var IST = student.IST
 
 // Issue removes an ACTIVE student from their school and issues the
 // certificate, in one transaction: student → LEFT with reason and date, a
@@ -284,11 +281,10 @@ type Verification struct {
 // whose signature verifies but which shala has no record of is answered
 // REVOKED (it cannot be honoured online).
 func (s *Store) Verify(ctx context.Context, payload string) (Verification, error) {
-	keys, err := s.signer.Keys(ctx)
+	o, err := openWith(ctx, s.signer, payload)
 	if err != nil {
-		return Verification{}, fmt.Errorf("certificate keys: %w", err)
+		return Verification{}, err
 	}
-	o := Open(payload, keys)
 	if o.Problem != "" {
 		return Verification{Problem: o.Problem, Opened: o}, nil
 	}
@@ -309,6 +305,25 @@ func (s *Store) Verify(ctx context.Context, payload string) (Verification, error
 	return v, nil
 }
 
+// openWith opens payload with signer's keys. A kid they lack may be a
+// version another replica has read first (a rotation in Vault): a signer
+// that can read its versions again (TransitSigner.ReRead) is asked to, and
+// the payload opened once more.
+func openWith(ctx context.Context, signer Signer, payload string) (Opened, error) {
+	keys, err := signer.Keys(ctx)
+	if err != nil {
+		return Opened{}, fmt.Errorf("certificate keys: %w", err)
+	}
+	o := Open(payload, keys)
+	if r, ok := signer.(interface{ ReRead() bool }); ok && o.Problem == UnknownKey && r.ReRead() {
+		if keys, err = signer.Keys(ctx); err != nil {
+			return Opened{}, fmt.Errorf("certificate keys: %w", err)
+		}
+		o = Open(payload, keys)
+	}
+	return o, nil
+}
+
 // AdmitInput is admitTransferredStudent's arguments.
 type AdmitInput struct {
 	QR              string  `json:"qr"`
@@ -321,24 +336,25 @@ type AdmitInput struct {
 // linked to the certificate, which it uses up: of any number of concurrent
 // admissions with one certificate exactly one succeeds (the certificate row
 // is locked, then checked, then claimed, in the transaction that creates the
-// student). The child's Aadhaar follows them.
+// student). The child's Aadhaar follows them. The receiving school's
+// choices are held to registerStudent's rules: the admission number, the
+// section, and a class that fits the child's age.
 func (s *Store) Admit(ctx context.Context, schoolID uuid.UUID, actor string, in AdmitInput) (uuid.UUID, error) {
 	if in.Grade < 1 || in.Grade > 12 {
 		return uuid.Nil, fault.Invalidf("grade", "a class from 1 to 12, got %d", in.Grade)
 	}
-	section := strings.ToUpper(strings.TrimSpace(deref(in.Section)))
-	if section != "" && (len(section) != 1 || section[0] < 'A' || section[0] > 'H') {
-		return uuid.Nil, fault.Invalidf("section", "a section from A to H, got %q", section)
+	section, err := student.CheckSection("section", deref(in.Section))
+	if err != nil {
+		return uuid.Nil, err
 	}
 	number := strings.TrimSpace(deref(in.AdmissionNumber))
 	if err := student.CheckAdmissionNumber("admissionNumber", number); err != nil {
 		return uuid.Nil, err
 	}
-	keys, err := s.signer.Keys(ctx)
+	o, err := openWith(ctx, s.signer, in.QR)
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("certificate keys: %w", err)
+		return uuid.Nil, err
 	}
-	o := Open(in.QR, keys)
 	if o.Problem != "" {
 		return uuid.Nil, &fault.Error{Kind: fault.Unprocessable, Code: fault.Code(o.Problem), Field: "qr",
 			Message: "qr: not a valid leaving certificate (" + string(o.Problem) + ")"}
@@ -365,8 +381,15 @@ func (s *Store) Admit(ctx context.Context, schoolID uuid.UUID, actor string, in 
 			return fault.New(fault.Conflict, CodeAlreadyUsed, "qr: this certificate has already been used to admit the child")
 		}
 		var year *string
-		if err := tx.QueryRow(ctx, `SELECT id FROM academic_year WHERE is_current`).Scan(&year); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		yearStart := today(now)
+		if err := tx.QueryRow(ctx, `SELECT id, starts_on FROM academic_year WHERE is_current`).Scan(&year, &yearStart); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
+		}
+		// registerStudent's rule: the class fits the child's age.
+		if dob := o.Snapshot.DateOfBirth; dob != nil {
+			if err := student.CheckAge("grade", *dob, yearStart, in.Grade); err != nil {
+				return err
+			}
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO student (id, school_id, name, father_name, mother_name, guardian_phone, gender,
 				category, date_of_birth, admission_number, admission_date, grade, section, stream, academic_year,
@@ -425,13 +448,19 @@ func (ReconcileArgs) Kind() string { return "certificate.reconcile" }
 const ReconcileAfter = 2 * time.Minute
 
 // Reconcile enqueues render jobs for certificates older than minAge that
-// have no PDF (their job was lost or ended discarded); unique jobs already
-// queued are skipped. It is the queue.Sweep of ReconcileArgs.
+// have no PDF and no job waiting or running (their job was lost or ended
+// discarded): the 500 it takes are all ones that need it, so a backlog of
+// queued renders never hides a lost one. It is the queue.Sweep of
+// ReconcileArgs.
 func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		n, err = queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return RenderArgs{CertificateID: id} },
-			`SELECT id FROM leaving_certificate WHERE pdf_key IS NULL AND issued_at < now() - make_interval(secs => $1)
-			ORDER BY issued_at LIMIT 500`, minAge.Seconds())
+			`SELECT c.id FROM leaving_certificate c
+			WHERE c.pdf_key IS NULL AND c.issued_at < now() - make_interval(secs => $1)
+			  AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.kind = $2
+			        AND j.args ->> 'certificate_id' = c.id::text
+			        AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled'))
+			ORDER BY c.issued_at LIMIT 500`, minAge.Seconds(), RenderArgs{}.Kind())
 		return err
 	})
 	return n, err

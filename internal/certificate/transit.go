@@ -24,7 +24,8 @@ type Transit interface {
 
 // TransitSigner signs in Vault's transit engine: the private key never
 // leaves Vault. It reads the key's versions (public keys) at most every
-// MaxAge, so a rotation reaches new certificates within that time; each
+// MaxAge, so a rotation reaches new certificates within that time (and
+// while Vault is unreachable the versions read before keep verifying); each
 // signature names its version explicitly, so the kid in the header and the
 // key that signs always agree.
 type TransitSigner struct {
@@ -34,10 +35,12 @@ type TransitSigner struct {
 	MaxAge time.Duration
 	now    func() time.Time
 
-	mu    sync.Mutex
-	keys  []Key
-	read  time.Time
-	stale bool
+	mu      sync.Mutex
+	keys    []Key
+	read    time.Time
+	stale   bool
+	reading bool   // a caller is asking Vault
+	gen     uint64 // Refresh calls: a read begun before one is stale
 }
 
 // NewTransitSigner signs with key name of the transit engine at mount.
@@ -49,22 +52,66 @@ func NewTransitSigner(v Transit, mount, name string) *TransitSigner {
 func (s *TransitSigner) Refresh() {
 	s.mu.Lock()
 	s.stale = true
+	s.gen++
 	s.mu.Unlock()
 }
 
-// Keys lists every version of the key, oldest first.
-func (s *TransitSigner) Keys(ctx context.Context) ([]Key, error) {
+// ReReadAfter is how long after reading the key versions a payload with a
+// kid they lack makes the signer read them again (ReRead): a rotation
+// another replica saw first is picked up at once, and payloads with made-up
+// kids ask Vault at most once in that time.
+const ReReadAfter = 10 * time.Second
+
+// ReRead makes the next use read the key versions again, unless they were
+// read less than ReReadAfter ago or are being read; it reports whether it
+// did.
+func (s *TransitSigner) ReRead() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.keys != nil && !s.stale && s.now().Sub(s.read) < s.MaxAge {
-		return s.keys, nil
+	if s.reading || s.now().Sub(s.read) < ReReadAfter {
+		return false
 	}
-	tk, err := s.vault.TransitKey(ctx, s.mount, s.name)
+	s.stale = true
+	s.gen++
+	return true
+}
+
+// Keys lists every version of the key, oldest first. Vault is asked
+// without holding the lock: while one caller waits for it, the others use
+// the versions read before (a slow Vault delays one call a MaxAge, not
+// every verification); while Vault is unreachable those keep serving, and
+// it is asked again after MaxAge.
+func (s *TransitSigner) Keys(ctx context.Context) ([]Key, error) {
+	s.mu.Lock()
+	if s.keys != nil && (s.reading || (!s.stale && s.now().Sub(s.read) < s.MaxAge)) {
+		keys := s.keys
+		s.mu.Unlock()
+		return keys, nil
+	}
+	s.reading = true
+	gen := s.gen
+	s.mu.Unlock()
+
+	keys, err := s.readKeys(ctx)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reading = false
 	if err != nil {
 		if s.keys != nil {
-			// Vault briefly unreachable: keep serving what was read.
+			s.read, s.stale = s.now(), s.gen != gen
 			return s.keys, nil
 		}
+		return nil, err
+	}
+	s.keys, s.read, s.stale = keys, s.now(), s.gen != gen
+	return keys, nil
+}
+
+// readKeys asks Vault for the key's versions.
+func (s *TransitSigner) readKeys(ctx context.Context) ([]Key, error) {
+	tk, err := s.vault.TransitKey(ctx, s.mount, s.name)
+	if err != nil {
 		return nil, fault.Wrap(err, fault.Unavailable, "", "certificate signing keys unavailable")
 	}
 	if tk.Type != "ed25519" {
@@ -84,7 +131,6 @@ func (s *TransitSigner) Keys(ctx context.Context) ([]Key, error) {
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("vault transit key %s/%s has no versions", s.mount, s.name)
 	}
-	s.keys, s.read, s.stale = keys, s.now(), false
 	return keys, nil
 }
 

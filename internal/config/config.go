@@ -78,7 +78,7 @@ type Config struct {
 	QueueWorkers       int           `env:"SHALA_QUEUE_WORKERS" default:"50" min:"0" help:"Jobs worked at once by this process; 0 serves HTTP only."`
 	EventLogRetention  time.Duration `env:"SHALA_EVENT_LOG_RETENTION" default:"168h" help:"How long Hasura's finished event-trigger events (delivered, or failed for good) and their invocation logs are kept in hdb_catalog before shala deletes them, hourly and in batches; 0 keeps them. Hasura's own cleanup_config runs only on Cloud and Enterprise."`
 	QueueFetchCooldown time.Duration `env:"SHALA_QUEUE_FETCH_COOLDOWN" default:"5ms" help:"Minimum pause between job fetches under load (River's default 100ms caps ~1,000 jobs/s)."`
-	BBBTimeout         time.Duration `env:"SHALA_BBB_TIMEOUT" default:"5s" help:"How long one BigBlueButton API call may take; a server that does not answer in time counts as unreachable (startLesson tries up to 3 servers within Hasura's 30 s)."`
+	BBBTimeout         time.Duration `env:"SHALA_BBB_TIMEOUT" default:"5s" help:"How long one BigBlueButton API call may take; a server that does not answer in time counts as unreachable (startLesson tries up to 3 servers within Hasura's 30 s); at most 6s."`
 	BBBHosts           string        `env:"SHALA_BBB_HOSTS" help:"Comma-separated hosts that may self-register as BBB servers by heartbeat: bbb1.example.org or *.bbb.example.org. Servers an admin added always may send heartbeats. Unset: no self-registration."`
 	PrometheusURL      string        `env:"SHALA_PROMETHEUS_URL" help:"Prometheus base URL the bbb_alerts cron reads /api/v1/alerts from (firing alerts labelled hostname or instance disable that BBB server). Unset: no alert checks."`
 	ModeratorAppURL    string        `env:"SHALA_MODERATOR_APP_URL" help:"The moderators' web app: a moderator quick link (/m/{token}) redirects there with a short-lived Hasura JWT in the URL fragment. Unset: quick links answer 503."`
@@ -225,6 +225,9 @@ func set(fv reflect.Value, f reflect.StructField, raw string) error {
 	return nil
 }
 
+// MaxBBBTimeout bounds SHALA_BBB_TIMEOUT.
+const MaxBBBTimeout = 6 * time.Second
+
 // ValidateServe checks what serving needs beyond what Load checks.
 func (c *Config) ValidateServe() error {
 	var errs []error
@@ -249,6 +252,13 @@ func (c *Config) ValidateServe() error {
 		require("SHALA_CDAC_URL", "SHALA_CDAC_USERNAME", "SHALA_CDAC_PASSWORD", "SHALA_CDAC_SENDER_ID", "SHALA_CDAC_SECURE_KEY")
 	case "twilio":
 		require("SHALA_TWILIO_URL", "SHALA_TWILIO_ACCOUNT_SID", "SHALA_TWILIO_AUTH_TOKEN", "SHALA_TWILIO_FROM")
+	}
+	// What waits on a BBB call: the lesson sweep starts a check only while
+	// 8 s are left, a connection check makes up to three calls within a
+	// job's 20 s, a start tries up to three servers within Hasura's 30 s.
+	// 0 would be no timeout at all.
+	if c.BBBTimeout <= 0 || c.BBBTimeout > MaxBBBTimeout {
+		errs = append(errs, fmt.Errorf("SHALA_BBB_TIMEOUT: want more than 0 and at most %s (got %s)", MaxBBBTimeout, c.BBBTimeout))
 	}
 	if n := len(c.ExportLinkKey); n > 0 && n < 32 {
 		errs = append(errs, fmt.Errorf("SHALA_EXPORT_LINK_KEY: at least 32 characters (got %d), or unset to derive one", n))

@@ -136,3 +136,29 @@ func TestReadmeDocumentsEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+// TestBBBTimeoutFitsItsCallers: a BBB call's timeout must fit what waits on
+// it — the lesson sweep starts a check only while 8 s are left, a connection
+// check makes up to three calls within a job's 20 s, a start up to three
+// servers within Hasura's 30 s — and 0 would mean no timeout at all.
+func TestBBBTimeoutFitsItsCallers(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"0s", "7s", "1m"} {
+		c, err := config.Load(context.Background(), env(map[string]string{"SHALA_BBB_TIMEOUT": v}), openVault)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ValidateServe(); err == nil || !strings.Contains(err.Error(), "SHALA_BBB_TIMEOUT") {
+			t.Errorf("SHALA_BBB_TIMEOUT=%s: ValidateServe says %v; want it named", v, err)
+		}
+	}
+	for _, v := range []string{"", "2s", "6s"} {
+		c, err := config.Load(context.Background(), env(map[string]string{"SHALA_BBB_TIMEOUT": v}), openVault)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ValidateServe(); err != nil && strings.Contains(err.Error(), "SHALA_BBB_TIMEOUT") {
+			t.Errorf("SHALA_BBB_TIMEOUT=%q refused: %v", v, err)
+		}
+	}
+}

@@ -144,9 +144,8 @@ func (c *Cleaner) ensureIndex(ctx context.Context) error {
 	defer cancel()
 	_, err = c.Pool.Exec(bctx, `CREATE INDEX CONCURRENTLY IF NOT EXISTS `+index+`
 		ON hdb_catalog.event_log (created_at) WHERE delivered OR error`)
-	var pgErr *pgconn.PgError
 	switch {
-	case err == nil, errors.As(err, &pgErr) && pgErr.Code == "42501":
+	case err == nil, denied(err):
 		return nil
 	case bctx.Err() != nil && ctx.Err() == nil:
 		return c.dropIndex(ctx) // not in time: clean without it
@@ -157,10 +156,17 @@ func (c *Cleaner) ensureIndex(ctx context.Context) error {
 // dropIndex drops the index (left invalid by a build cut short) without
 // blocking Hasura's writes.
 func (c *Cleaner) dropIndex(ctx context.Context) error {
-	if _, err := c.Pool.Exec(ctx, `DROP INDEX CONCURRENTLY IF EXISTS hdb_catalog.`+index); err != nil {
+	if _, err := c.Pool.Exec(ctx, `DROP INDEX CONCURRENTLY IF EXISTS hdb_catalog.`+index); err != nil && !denied(err) {
 		return fmt.Errorf("drop invalid index hdb_catalog.%s: %w", index, err)
 	}
 	return nil
+}
+
+// denied reports whether err is Postgres refusing the privilege (a database
+// user that does not own Hasura's tables).
+func denied(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42501"
 }
 
 // Metrics count what the cleanup deleted.

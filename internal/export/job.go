@@ -70,14 +70,20 @@ func (w *ExportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 	return nil
 }
 
-// Timeout bounds a run: its append budget, a paced write, and one call's
-// deadline.
-func (w *ExportWorker) Timeout(*river.Job[ExportArgs]) time.Duration { return 10 * time.Minute }
+// Timeout is the rescue rule's (queue.MaxTimeout): a run appends for its
+// Budget, starts a Google call only while CallTimeout is left, and snoozes
+// for the rest, so a killed process's export is taken over within the
+// queue's rescue bound (about 80 s) instead of after a long timeout.
+func (w *ExportWorker) Timeout(*river.Job[ExportArgs]) time.Duration { return queue.MaxTimeout }
 
 // NextRetry backs off from Google exponentially with jitter: 30 s, 1, 2, 4
 // … minutes, at most an hour (Google asks for truncated exponential backoff
-// on 429 and 5xx).
+// on 429 and 5xx). A rescued job (its process died) goes again at once: it
+// did not fail.
 func (w *ExportWorker) NextRetry(job *river.Job[ExportArgs]) time.Time {
+	if queue.Rescued(job.JobRow) {
+		return time.Now()
+	}
 	d := min(time.Hour, 30*time.Second<<min(job.Attempt-1, 7))
 	return time.Now().Add(d/2 + rand.N(d/2+1))
 }

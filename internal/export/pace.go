@@ -32,7 +32,16 @@ func NewPacer(perMinute int) *Pacer {
 	if perMinute <= 0 {
 		return nil
 	}
-	return &Pacer{Interval: time.Minute / time.Duration(perMinute), Key: "sheets", MaxWait: 20 * time.Second}
+	return &Pacer{Interval: time.Minute / time.Duration(perMinute), Key: "sheets", MaxWait: 2 * time.Second}
+}
+
+// maxWait is the longest Wait may sleep (nil-safe; 0 when unpaced or
+// unbounded).
+func (p *Pacer) maxWait() time.Duration {
+	if p == nil {
+		return 0
+	}
+	return p.MaxWait
 }
 
 // Wait takes the next write slot and sleeps until it starts. When the next

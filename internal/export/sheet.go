@@ -13,6 +13,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shala-edu/shala/internal/queue"
 )
 
 // Sheets is the Google Sheets API as the exporter uses it
@@ -37,6 +39,25 @@ type Sheets interface {
 
 // MaxCellChars is the longest cell Google Sheets keeps.
 const MaxCellChars = 50000
+
+// CallTimeout is the longest one Sheets API call may take: the client
+// (internal/sheets, Config.CallTimeout) cuts calls off by then, and a run
+// starts a call only while this much of its job's time is left (else it
+// ends and the job comes straight back), so a run fits queue.MaxTimeout.
+const CallTimeout = 10 * time.Second
+
+// errOutOfTime ends a run with too little of its job's time left to start
+// another call; the job comes back at once (Outcome.More).
+var errOutOfTime = errors.New("sheet export: too little time left for another call")
+
+// room says whether a call (after waiting up to wait first) can start and
+// finish before ctx's deadline.
+func room(ctx context.Context, wait time.Duration) error {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < CallTimeout+wait {
+		return errOutOfTime
+	}
+	return nil
+}
 
 // Exporter appends a form's responses to its Google Sheet, one row per
 // response in (submitted_at, id) order, and guarantees that, whatever fails
@@ -87,14 +108,15 @@ type Exporter struct {
 }
 
 // NewExporter returns an exporter with production settings: up to 5,000
-// rows or 4 MB per append (Google recommends payloads of a few MB), four
-// minutes of appending per run, responses left to settle for 5 s, and an
+// rows or 2 MB per append (Google recommends payloads of at most 2 MB), five
+// seconds of appending per run (a run fits queue.MaxTimeout; the job comes
+// back at once for more), responses left to settle for 5 s, and an
 // append of unknown outcome checked 2 minutes later (Google may still be
 // working on a request the client gave up on; it must land before the
 // read-back, or the read-back would miss it and the rows be sent twice).
 func NewExporter(pool *pgxpool.Pool, s Sheets, langs *Languages, pace *Pacer, log *slog.Logger, m *Metrics) *Exporter {
 	return &Exporter{Pool: pool, Sheets: s, Langs: langs, Pace: pace, Settle: 5 * time.Second, UnknownWait: 2 * time.Minute,
-		BatchRows: 5000, BatchBytes: 4 << 20, Budget: 4 * time.Minute, Log: log, Metrics: m}
+		BatchRows: 5000, BatchBytes: 2 << 20, Budget: 5 * time.Second, Log: log, Metrics: m}
 }
 
 // Steps passed to Exporter.Hook.
@@ -196,6 +218,9 @@ func (e *Exporter) Run(ctx context.Context, id uuid.UUID) (out Outcome, err erro
 		return Outcome{Disabled: err == nil}, err
 	}
 	out, err = e.run(ctx, conn, x)
+	if errors.Is(err, errOutOfTime) {
+		out.More, err = true, nil
+	}
 	var p *permanent
 	switch {
 	case errors.As(err, &p):
@@ -296,6 +321,9 @@ func (e *Exporter) prepare(ctx context.Context, conn querier, x *export, tabCols
 	if x.HeaderColumns >= width {
 		return l, nil
 	}
+	if err := room(ctx, e.Pace.maxWait()); err != nil {
+		return nil, err
+	}
 	if tabCols < 0 {
 		_, cols, found, err := e.Sheets.Tab(ctx, x.SpreadsheetID, x.Sheet)
 		if err != nil {
@@ -307,7 +335,13 @@ func (e *Exporter) prepare(ctx context.Context, conn querier, x *export, tabCols
 		tabCols = cols
 	}
 	header := l.Header(func(s string) string { return s })
+	if err := room(ctx, e.Pace.maxWait()); err != nil {
+		return nil, err
+	}
 	if err := e.paced(ctx, conn); err != nil {
+		return nil, err
+	}
+	if err := room(ctx, 0); err != nil {
 		return nil, err
 	}
 	if err := e.Sheets.WriteHeader(ctx, x.SpreadsheetID, *x.SheetID, tabCols, x.HeaderColumns, header[x.HeaderColumns:], width); err != nil {
@@ -328,12 +362,18 @@ func (e *Exporter) prepare(ctx context.Context, conn querier, x *export, tabCols
 // emptied, before the export was connected again — gets every response
 // again: the export starts over.
 func (e *Exporter) adopt(ctx context.Context, conn querier, x *export) (int64, error) {
+	if err := room(ctx, 0); err != nil {
+		return 0, err
+	}
 	id, cols, found, err := e.Sheets.Tab(ctx, x.SpreadsheetID, x.Sheet)
 	if err != nil {
 		return 0, e.sheetsErr(err)
 	}
 	var top [][]any
 	if found {
+		if err := room(ctx, 0); err != nil {
+			return 0, err
+		}
 		if top, err = e.Sheets.Read(ctx, x.SpreadsheetID, x.Sheet, "A1:C100"); err != nil {
 			return 0, e.sheetsErr(err)
 		}
@@ -361,6 +401,9 @@ func (e *Exporter) adopt(ctx context.Context, conn querier, x *export) (int64, e
 		x.Cursor, x.RowsWritten, x.HeaderColumns, x.Pending = Cursor{}, 0, 0, nil
 	}
 	if !found {
+		if err := room(ctx, 0); err != nil {
+			return 0, err
+		}
 		if id, cols, err = e.Sheets.AddTab(ctx, x.SpreadsheetID, x.Sheet); err != nil {
 			return 0, e.sheetsErr(err)
 		}
@@ -375,6 +418,9 @@ func (e *Exporter) adopt(ctx context.Context, conn querier, x *export) (int64, e
 // batch appends the next batch, returning how many rows; 0 when there is
 // nothing new below the horizon.
 func (e *Exporter) batch(ctx context.Context, conn querier, x *export, l *Layout) (int, error) {
+	if err := room(ctx, e.Pace.maxWait()); err != nil {
+		return 0, err
+	}
 	horizon, err := e.horizon(ctx, conn)
 	if err != nil {
 		return 0, err
@@ -410,6 +456,9 @@ func (e *Exporter) batch(ctx context.Context, conn querier, x *export, l *Layout
 	if err := e.paced(ctx, conn); err != nil {
 		return 0, err
 	}
+	if err := room(ctx, 0); err != nil {
+		return 0, err // the pacer slept longer than it should have
+	}
 	tag, err := conn.Exec(ctx, `UPDATE sheet_export SET pending_submitted_at = $2, pending_response_id = $3, pending_rows = $4,
 		pending_at = $5 WHERE id = $1 AND pending_response_id IS NULL`, x.ID, last.SubmittedAt, last.ID, len(rows), e.now())
 	if err != nil {
@@ -423,11 +472,15 @@ func (e *Exporter) batch(ctx context.Context, conn querier, x *export, l *Layout
 	landed, err := e.Sheets.Append(ctx, x.SpreadsheetID, x.Sheet, rows)
 	e.Metrics.call("values.append", err)
 	e.hook(StepAppended)
+	// What Google answered is recorded even if the job's time ran out
+	// while it answered.
+	gctx, cancel := queue.WithGrace(ctx)
+	defer cancel()
 	if err != nil {
 		var u interface{ Unknown() bool }
 		if errors.As(err, &u) && !u.Unknown() {
 			// Refused (429, 4xx): nothing landed, nothing to check.
-			if _, cerr := conn.Exec(ctx, `UPDATE sheet_export SET pending_submitted_at = NULL, pending_response_id = NULL,
+			if _, cerr := conn.Exec(gctx, `UPDATE sheet_export SET pending_submitted_at = NULL, pending_response_id = NULL,
 				pending_rows = NULL, pending_at = NULL WHERE id = $1`, x.ID); cerr != nil {
 				return 0, cerr
 			}
@@ -437,7 +490,7 @@ func (e *Exporter) batch(ctx context.Context, conn querier, x *export, l *Layout
 		// back before sending anything.
 		return 0, e.sheetsErr(err)
 	}
-	if err := e.commit(ctx, conn, x, last, len(rows)); err != nil {
+	if err := e.commit(gctx, conn, x, last, len(rows)); err != nil {
 		return 0, err
 	}
 	e.Metrics.rows(len(rows))
@@ -485,12 +538,22 @@ func (e *Exporter) resolve(ctx context.Context, conn querier, x *export) (int, e
 	if x.RowsWritten > 0 {
 		anchor = x.Cursor.ID.String()
 	}
+	if err := room(ctx, 0); err != nil {
+		return 0, err
+	}
 	vals, err := e.Sheets.Read(ctx, x.SpreadsheetID, x.Sheet, fmt.Sprintf("A%d:A", 1+x.RowsWritten))
 	e.Metrics.call("values.get", err)
-	if err != nil {
-		return 0, e.sheetsErr(err)
+	var t interface{ Transient() bool }
+	if err != nil && errors.As(err, &t) && t.Transient() {
+		return 0, err
 	}
-	if len(vals) == 0 || len(vals[0]) == 0 || vals[0][0] != anchor {
+	// A refused read (rows deleted: the tab is now shorter than the rows
+	// written, and Google refuses a range starting below its grid) reads
+	// the whole column, as a tail that moved does.
+	if err != nil || len(vals) == 0 || len(vals[0]) == 0 || vals[0][0] != anchor {
+		if err := room(ctx, 0); err != nil {
+			return 0, err
+		}
 		if vals, err = e.Sheets.Read(ctx, x.SpreadsheetID, x.Sheet, "A:A"); err != nil {
 			return 0, e.sheetsErr(err)
 		}

@@ -383,3 +383,49 @@ func TestSheetExport(t *testing.T) {
 		}
 	})
 }
+
+// A batch of unknown outcome is settled even when a person has since
+// deleted rows so that the tab is shorter than the rows written: Google
+// refuses a read starting below the grid ("exceeds grid limits", 400), and
+// that must not stop the export for good (connecting again would find the
+// same pending batch and fail the same way).
+func TestPendingBatchAfterRowsWereDeleted(t *testing.T) {
+	t.Parallel()
+	s := setupSheets(t, 5*time.Second)
+	s.exporter.UnknownWait = 0
+	for _, name := range []string{"Asha", "Ravi", "Meena"} {
+		s.respond("1", a("name", name))
+	}
+	s.run()
+	r4, r5 := s.respond("1", a("name", "Kamla")), s.respond("1", a("name", "Lata"))
+	// The append lands; the process dies before recording it.
+	func() {
+		s.exporter.Hook = func(step string) {
+			if step == export.StepAppended {
+				panic(killed{step})
+			}
+		}
+		defer func() {
+			s.exporter.Hook = nil
+			if recover() == nil {
+				t.Fatal("the run was not killed")
+			}
+		}()
+		s.run()
+	}()
+	// The person archives the first three responses and deletes the
+	// tab's empty rows: rows 2–4 and everything below the two new ones.
+	s.srv.DeleteRows(book, "Responses", 2, 4)
+	s.srv.DeleteRows(book, "Responses", 4, 1002)
+
+	out := s.run()
+	if n, enabled, lastErr := s.state(s.exportID); n != 5 || !enabled || lastErr != "" || out.Disabled {
+		t.Errorf("state: got rows %d enabled %v error %q (outcome %+v), want 5, true, none", n, enabled, lastErr, out)
+	}
+	if got, want := s.keys(), []string{r4.String(), r5.String()}; !slices.Equal(got, want) {
+		t.Errorf("keys: got %v, want %v (the landed batch once)", got, want)
+	}
+	if calls := s.srv.Calls(); calls["values.append"] != 2 {
+		t.Errorf("appends: got %d, want 2 (the landed batch is not sent again)", calls["values.append"])
+	}
+}

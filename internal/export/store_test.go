@@ -120,13 +120,24 @@ func TestPacer(t *testing.T) {
 // lost to everyone — the next slot moving ever further while nobody
 // writes — so the writes must still come at the paced rate, and never
 // faster.
+// It holds for a long MaxWait and for production's (NewPacer: 2 s, so a
+// paced write fits the job's queue.MaxTimeout).
 func TestPacerUnderContention(t *testing.T) {
 	t.Parallel()
+	for _, maxWait := range []time.Duration{20 * time.Second, export.NewPacer(50).MaxWait} {
+		t.Run(maxWait.String(), func(t *testing.T) {
+			t.Parallel()
+			pacerUnderContention(t, maxWait)
+		})
+	}
+}
+
+func pacerUnderContention(t *testing.T, maxWait time.Duration) {
 	ctx := context.Background()
 	f := setup(t)
 	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	now := start
-	p := &export.Pacer{Interval: 1200 * time.Millisecond, Key: "sheets", MaxWait: 20 * time.Second,
+	p := &export.Pacer{Interval: 1200 * time.Millisecond, Key: "sheets", MaxWait: maxWait,
 		Now:   func() time.Time { return now },
 		Sleep: func(context.Context, time.Duration) error { return nil }}
 

@@ -8,3 +8,6 @@ func SetAfterRead(p *Pipeline, f func()) { p.afterRead = f }
 
 // SetRulesClock makes r's settings cache read the time from now.
 func SetRulesClock(r *Rules, now func() time.Time) { r.settings.now = now }
+
+// SetOnParse makes p call f whenever it parses a submission's XML.
+func SetOnParse(p *Pipeline, f func()) { p.onParse = f }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -485,4 +486,33 @@ func TestRulesSavedElsewhereApplyWithinTheirTTL(t *testing.T) {
 	if flags := submit("uuid:ttl-4"); len(flags) != 0 {
 		t.Errorf("flags %v right after the rule was saved here, want it applied at once", flags)
 	}
+}
+
+// A submission's XML is parsed once, whichever way it takes: the general
+// path (a form not registered yet, the same XML again) used to parse it a
+// second time after the fast path declined it.
+func TestReceiveParsesTheXMLOnce(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var parses atomic.Int32
+	forms.SetOnParse(f.pipeline, func() { parses.Add(1) })
+	receive := func(t *testing.T, xml []byte) {
+		t.Helper()
+		parses.Store(0)
+		if _, err := f.pipeline.Receive(context.Background(), forms.Input{XML: xml, Source: "action"}); fault.KindOf(err) == fault.Internal && err != nil {
+			t.Fatal(err)
+		}
+		if got, want := parses.Load(), int32(1); got != want {
+			t.Errorf("parsed %d times, want %d", got, want)
+		}
+	}
+	t.Run("form not registered", func(t *testing.T) { receive(t, household(t)) })
+	f.register("household_survey.xml", forms.DataCollection)
+	t.Run("fast path", func(t *testing.T) {
+		receive(t, household(t, firstInstance, "uuid:0d5e0c8a-6f0e-4d61-9d8e-51f1bf0a0a01"))
+	})
+	t.Run("the same XML again", func(t *testing.T) {
+		receive(t, household(t, firstInstance, "uuid:0d5e0c8a-6f0e-4d61-9d8e-51f1bf0a0a01"))
+	})
+	t.Run("not XML", func(t *testing.T) { receive(t, []byte("not xml")) })
 }

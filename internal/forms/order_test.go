@@ -499,3 +499,32 @@ func TestSecondEditOfARefusedVersionIsStale(t *testing.T) {
 		}
 	})
 }
+
+// A refused original stood in for through a refused edit of it (original
+// refused, its edit refused, an edit of that edit accepted) is not stood in
+// for again by another edit of the original: one live version.
+func TestRefusedOriginalStoodInForThroughARefusedEdit(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.register("household_survey.xml", forms.DataCollection)
+	ctx := context.Background()
+	const e1, e2, e3 = "uuid:aaaaaaaa-0000-4000-8000-0000000000c1", "uuid:aaaaaaaa-0000-4000-8000-0000000000c2", "uuid:aaaaaaaa-0000-4000-8000-0000000000c3"
+	if res, err := f.pipeline.Receive(ctx, forms.Input{XML: household(t, "<rooms>3</rooms>", "<rooms>lots</rooms>"), Source: "openrosa"}); err != nil || res.Status != forms.StatusRejected {
+		t.Fatalf("original with a bad value: %+v %v", res, err)
+	}
+	if res, err := f.pipeline.Receive(ctx, forms.Input{XML: editOf(t, e1, "many"), Source: "openrosa"}); err != nil || res.Status != forms.StatusRejected {
+		t.Fatalf("its edit with a bad value: %+v %v", res, err)
+	}
+	fixed := household(t, "<instanceID>"+firstInstance+"</instanceID>", "<instanceID>"+e2+"</instanceID><deprecatedID>"+e1+"</deprecatedID>",
+		"<rooms>3</rooms>", "<rooms>5</rooms>")
+	if res, err := f.pipeline.Receive(ctx, forms.Input{XML: fixed, Source: "openrosa"}); err != nil || res.Status != forms.StatusAccepted {
+		t.Fatalf("edit of the refused edit: %+v %v", res, err)
+	}
+	_, err := f.pipeline.Receive(ctx, forms.Input{XML: editOf(t, e3, "6"), Source: "openrosa"})
+	if fault.As(err).Code != forms.CodeStaleEdit {
+		t.Errorf("another edit of the refused original: %v, want STALE_EDIT", err)
+	}
+	if got := f.rooms(); len(got) != 1 || got[0] != "5" {
+		t.Errorf("rooms %v, want [5]: one live version", got)
+	}
+}

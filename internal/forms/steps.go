@@ -43,7 +43,7 @@ func (r *run) decide(ctx context.Context, tx pgx.Tx) (outcome, error) {
 	if err := lockInstances(ctx, tx, r.sub.InstanceID, r.sub.DeprecatedID); err != nil {
 		return outcome{}, err
 	}
-	now, err := load(ctx, tx, r.st.id, true)
+	now, err := load(ctx, tx, r.st.id, true, false)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -265,13 +265,16 @@ func (r *run) checkEdit(ctx context.Context, tx pgx.Tx) (*outcome, error) {
 	return refuse(fault.Conflict, CodeStaleEdit, "%s is the end of more than %d refused edits: edit the latest accepted version", dep, maxEditChain)
 }
 
-// editedSince reports whether an edit of instanceID other than self was
-// accepted (live, or replaced since): a refused version is stood in for
-// once.
+// editedSince reports whether a later version of instanceID other than
+// self was accepted (live, or replaced since), directly or through refused
+// edits of it: a refused version is stood in for once.
 func editedSince(ctx context.Context, tx pgx.Tx, instanceID string, self uuid.UUID) (bool, error) {
 	var yes bool
-	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM form_submission
-		WHERE deprecated_id = $1 AND status IN ('accepted', 'superseded') AND id <> $2)`, instanceID, self).Scan(&yes)
+	err := tx.QueryRow(ctx, `WITH RECURSIVE later (instance_id, status) AS (
+			SELECT instance_id, status FROM form_submission WHERE deprecated_id = $1 AND id <> $2
+			UNION
+			SELECT s.instance_id, s.status FROM form_submission s JOIN later l ON s.deprecated_id = l.instance_id WHERE s.id <> $2)
+		SELECT EXISTS (SELECT 1 FROM later WHERE status IN ('accepted', 'superseded'))`, instanceID, self).Scan(&yes)
 	return yes, err
 }
 

@@ -75,6 +75,8 @@ type Pipeline struct {
 	// afterRead, when set (tests), runs after a processing read the
 	// definition and before its transaction.
 	afterRead func()
+	// onParse, when set (tests), runs whenever a submission's XML is parsed.
+	onParse func()
 }
 
 // Input is a submission as it arrived.
@@ -114,18 +116,18 @@ func (p *Pipeline) Receive(ctx context.Context, in Input) (*Result, error) {
 	if !utf8.Valid(in.XML) || strings.ContainsRune(string(in.XML), 0) {
 		return nil, fault.New(fault.Invalid, CodeInvalidSubmission, "xml: not UTF-8 text")
 	}
-	if res, done, err := p.receiveFast(ctx, in); done {
+	pre := p.parse(in.XML)
+	if res, done, err := p.receiveFast(ctx, in, pre); done {
 		return res, err
 	}
 	var id uuid.UUID
-	sum := sha256.Sum256(in.XML)
 	err := p.Pool.QueryRow(ctx, `INSERT INTO form_submission (xml, xml_sha256, source, collector_id, submitted_by, submitted_role)
 		VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, '')) RETURNING id`,
-		string(in.XML), sum[:], in.Source, in.CollectorID, in.SubmittedBy, in.Role).Scan(&id)
+		string(in.XML), pre.sum, in.Source, in.CollectorID, in.SubmittedBy, in.Role).Scan(&id)
 	if err != nil {
 		return nil, postgres.Translate(err, "submission")
 	}
-	res, err := p.Process(ctx, id)
+	res, err := p.process(ctx, id, 0, &pre)
 	if err != nil && res == nil {
 		if k := fault.KindOf(err); k != fault.Internal && k != fault.Unavailable {
 			res = &Result{SubmissionID: id, Status: StatusRejected, Code: fault.As(err).Code, Flags: []string{}}
@@ -143,18 +145,17 @@ func (p *Pipeline) Receive(ctx context.Context, in Input) (*Result, error) {
 // written then: the general path stores the raw XML first and sorts it out.
 // On the benchmark this is what the 34-answer survey needs to keep up (one
 // round trip instead of nine).
-func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done bool, err error) {
-	sub, err := xform.ParseSubmission(in.XML)
-	if err != nil || sub.DeprecatedID != "" {
+func (p *Pipeline) receiveFast(ctx context.Context, in Input, pre parsed) (res *Result, done bool, err error) {
+	if pre.err != nil || pre.sub.DeprecatedID != "" {
 		return nil, false, nil
 	}
+	sub := pre.sub
 	def, err := p.Catalog.Get(ctx, sub.FormID, sub.Version)
 	if err != nil || def.Purpose != DataCollection || sub.Root != def.Form.Root {
 		return nil, false, nil
 	}
 	answers, errs := def.Form.Answers(sub)
 	id := uuid.New()
-	sum := sha256.Sum256(in.XML)
 	res = &Result{SubmissionID: id, InstanceID: sub.InstanceID, Flags: []string{}}
 	b := &pgx.Batch{}
 	// Not when an accepted edit already replaced this instanceID (it is
@@ -169,11 +170,11 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done
 		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, nullif($12, ''), nullif($13, ''), now()
 		WHERE NOT EXISTS (SELECT 1 FROM form_submission WHERE deprecated_id = $4 AND status = 'accepted')`
 	if len(errs) > 0 {
-		b.Queue(insert, id, string(in.XML), sum[:], sub.InstanceID, sub.FormID, sub.Version, StatusRejected, CodeInvalidValue, errs,
+		b.Queue(insert, id, string(in.XML), pre.sum, sub.InstanceID, sub.FormID, sub.Version, StatusRejected, CodeInvalidValue, errs,
 			in.Source, in.CollectorID, in.SubmittedBy, in.Role)
 		res.Status, res.Code, res.Errors = StatusRejected, CodeInvalidValue, errs
 	} else {
-		b.Queue(insert, id, string(in.XML), sum[:], sub.InstanceID, sub.FormID, sub.Version, StatusAccepted, nil, nil,
+		b.Queue(insert, id, string(in.XML), pre.sum, sub.InstanceID, sub.FormID, sub.Version, StatusAccepted, nil, nil,
 			in.Source, in.CollectorID, in.SubmittedBy, in.Role)
 		set, err := p.Rules.settings.get(ctx, p.Pool, sub.FormID)
 		if err != nil {
@@ -199,7 +200,24 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input) (res *Result, done
 // Process parses a stored submission and writes what it describes. It is
 // idempotent: a submission already processed returns its result.
 func (p *Pipeline) Process(ctx context.Context, id uuid.UUID) (*Result, error) {
-	return p.process(ctx, id, 0)
+	return p.process(ctx, id, 0, nil)
+}
+
+// parsed is a submission's XML parsed once, on arrival: its processing
+// takes it instead of reading the XML back and parsing it again.
+type parsed struct {
+	sub *xform.Submission
+	err error
+	sum []byte // the XML's SHA-256
+}
+
+func (p *Pipeline) parse(xml []byte) parsed {
+	if p.onParse != nil {
+		p.onParse()
+	}
+	sub, err := xform.ParseSubmission(xml)
+	sum := sha256.Sum256(xml)
+	return parsed{sub: sub, err: err, sum: sum[:]}
 }
 
 // maxDepth bounds how often one processing starts another (the first
@@ -221,15 +239,25 @@ var (
 // passing) and records that outcome in the same transaction (apply).
 // Outcomes that need the pool — the instanceID held by another submission,
 // a constraint the data broke — are recorded after it.
-func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int) (*Result, error) {
-	st, err := load(ctx, p.Pool, id, false)
+//
+// pre is the submission's XML as Receive parsed it (nil: read it back from
+// the row and parse it).
+func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int, pre *parsed) (*Result, error) {
+	st, err := load(ctx, p.Pool, id, false, pre == nil)
 	if err != nil {
 		return nil, postgres.Translate(err, "submission "+id.String())
 	}
 	if !st.processable() {
 		return p.result(ctx, id)
 	}
-	sub, err := xform.ParseSubmission([]byte(st.xml))
+	if pre == nil {
+		pp := p.parse([]byte(st.xml))
+		pre = &pp
+	}
+	if st.sum == nil {
+		st.sum = pre.sum
+	}
+	sub, err := pre.sub, pre.err
 	if err != nil {
 		out := refused(fault.Wrap(err, fault.Invalid, CodeInvalidSubmission, "xml: %v", err), "/")
 		if err := apply(ctx, p.Pool, id, out); err != nil {
@@ -267,16 +295,16 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int) (*Resul
 	case errors.Is(err, errTaken):
 		return p.duplicate(ctx, st, sub, depth)
 	case errors.Is(err, errRegistered) && depth < maxDepth:
-		return p.process(ctx, id, depth+1)
+		return p.process(ctx, id, depth+1, pre)
 	case errors.As(err, &pe) && depth < maxDepth:
 		// What this edit names is stored but not processed yet: process it
 		// first (outside this transaction, which held its lock), then this.
-		if _, err := p.process(ctx, pe.id, depth+1); err != nil {
+		if _, err := p.process(ctx, pe.id, depth+1, nil); err != nil {
 			if k := fault.KindOf(err); k == fault.Internal || k == fault.Unavailable {
 				return nil, err
 			}
 		}
-		return p.process(ctx, id, depth+1)
+		return p.process(ctx, id, depth+1, pre)
 	case err != nil:
 		err = postgres.Translate(err, "submission")
 		if k := fault.KindOf(err); k == fault.Invalid || k == fault.Conflict {
@@ -310,20 +338,20 @@ func (s *stored) processable() bool {
 	return s.status == StatusReceived || (s.status == StatusRejected && s.code != nil && *s.code == string(CodeUnknownForm))
 }
 
-// load reads submission id through q; forUpdate locks the row (in a
-// transaction) so that the status read is the one processing decides on.
-func load(ctx context.Context, q querier, id uuid.UUID, forUpdate bool) (*stored, error) {
+// load reads submission id through q; lock locks the row (in a
+// transaction) so that the status read is the one processing decides on;
+// withXML reads the XML too (not when it was parsed on arrival).
+func load(ctx context.Context, q querier, id uuid.UUID, lock, withXML bool) (*stored, error) {
 	query := `SELECT xml, xml_sha256, status, error_code, collector_id, submitted_role, submitted_by FROM form_submission WHERE id = $1`
-	if forUpdate {
-		query = `SELECT '', xml_sha256, status, error_code, collector_id, submitted_role, submitted_by FROM form_submission WHERE id = $1 FOR UPDATE`
+	if !withXML {
+		query = `SELECT '', xml_sha256, status, error_code, collector_id, submitted_role, submitted_by FROM form_submission WHERE id = $1`
+	}
+	if lock {
+		query += ` FOR UPDATE`
 	}
 	s := &stored{id: id}
 	if err := q.QueryRow(ctx, query, id).Scan(&s.xml, &s.sum, &s.status, &s.code, &s.collectorID, &s.role, &s.by); err != nil {
 		return nil, err
-	}
-	if s.sum == nil && !forUpdate {
-		sum := sha256.Sum256([]byte(s.xml))
-		s.sum = sum[:]
 	}
 	return s, nil
 }
@@ -456,7 +484,7 @@ func (p *Pipeline) duplicate(ctx context.Context, st *stored, sub *xform.Submiss
 	if depth >= maxDepth {
 		return nil, fmt.Errorf("submission %s: duplicate of %s, processed too deep", st.id, first)
 	}
-	res, err := p.process(ctx, first, depth+1)
+	res, err := p.process(ctx, first, depth+1, nil)
 	if res != nil {
 		res.Duplicate = true
 	}

@@ -103,8 +103,7 @@ func Workers(d Deps) *river.Workers {
 	// a kill is harmless, a late one costs nothing (see queue.AddLong).
 	queue.AddLong(w, &exam.ReapOrphansWorker{Store: exams})
 
-	// A sheet export runs up to its own (longer) timeout; see queue.AddLong.
-	queue.AddLong(w, &export.ExportWorker{Exporter: d.Exporter})
+	queue.Add(w, &export.ExportWorker{Exporter: d.Exporter})
 	queue.Add(w, &queue.SweepWorker[export.SweepArgs]{Pool: d.Pool, Sweep: export.Sweep})
 	return w
 }

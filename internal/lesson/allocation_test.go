@@ -466,6 +466,15 @@ func TestReuse(t *testing.T) {
 		if err := b.pool.QueryRow(ctx, `SELECT status FROM lesson WHERE id = $1`, s1.LessonID).Scan(&status); err != nil || status != "ended" {
 			t.Errorf("first lesson: %s (%v), want ended", status, err)
 		}
+		// Its students may still be in the old meeting (the server may only
+		// have missed one call): it is ended once the server answers, so
+		// they come back through their links to the new lesson instead of
+		// waiting for a teacher who is elsewhere.
+		var jobs int
+		if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'lesson.end_meeting' AND args->>'lesson_id' = $1`,
+			s1.LessonID.String()).Scan(&jobs); err != nil || jobs != 1 {
+			t.Errorf("end-meeting jobs for the first lesson: %d (%v), want 1", jobs, err)
+		}
 	})
 	t.Run("another moderator's group", func(t *testing.T) {
 		t.Parallel()

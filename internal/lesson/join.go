@@ -34,6 +34,9 @@ type Joining struct {
 	// URL enters the student into the meeting (State Ready). A capability:
 	// never log it.
 	URL string
+	// Unreachable (State Waiting): a lesson runs, but its server did not
+	// answer; the student waits and tries again.
+	Unreachable bool
 }
 
 // student is a token's student with the group's live lesson, if any.
@@ -118,7 +121,11 @@ func (r *Rooms) Join(ctx context.Context, token string) (Joining, error) {
 		return Joining{}, err
 	}
 	j := Joining{State: Waiting, StudentName: st.Name, GroupName: st.GroupName}
-	if !st.Running || !st.ServerReadable {
+	if !st.Running {
+		return j, nil
+	}
+	if !st.ServerReadable {
+		j.Unreachable = true
 		return j, nil
 	}
 	info, err := r.client.GetMeetingInfo(ctx, st.Server, st.MeetingID)
@@ -143,6 +150,7 @@ func (r *Rooms) Join(ctx context.Context, token string) (Joining, error) {
 		}
 		// The student waits; an unreachable server is the sweep's to judge.
 		r.log.InfoContext(ctx, "join: meeting not available", "lesson_id", st.LessonID, "err", err)
+		j.Unreachable = true
 		return j, nil
 	}
 	prefix := "st-" + st.ID.String()

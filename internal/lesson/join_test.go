@@ -214,8 +214,8 @@ func TestJoin(t *testing.T) {
 		l := setupLesson(t, 1)
 		b, ts, st, s := l.bundle, l.ts, l.st, l.s
 		ts.SetDown(true)
-		if j, err := b.rooms.Join(ctx, st[0].Token); err != nil || j.State != lesson.Waiting {
-			t.Errorf("server down: %+v, %v; want waiting", j, err)
+		if j, err := b.rooms.Join(ctx, st[0].Token); err != nil || j.State != lesson.Waiting || !j.Unreachable {
+			t.Errorf("server down: %+v, %v; want waiting, unreachable", j, err)
 		}
 		var status string
 		if err := b.pool.QueryRow(ctx, `SELECT status FROM lesson WHERE id = $1`, s.LessonID).Scan(&status); err != nil || status != "running" {
@@ -398,15 +398,21 @@ func TestSweep(t *testing.T) {
 			t.Errorf("end-meeting jobs: %d (%v), want 1", jobs, err)
 		}
 	})
-	t.Run("more live lessons than a sweep checks: each gets its turn", func(t *testing.T) {
-		t.Parallel()
+	// oneAtATime: sweeps of one lesson each, and two live lessons.
+	oneAtATime := func(t *testing.T) (b *bundle, ts *bbbtest.Server, older, newer lesson.Started) {
+		t.Helper()
 		p := lesson.DefaultPolicy()
 		p.SweepBatch = 1
-		b := setupPolicy(t, p)
-		_, ts := b.server(t, serverOpts{})
-		older, _ := start(t, b)
-		newer, _ := start(t, b)
+		b = setupPolicy(t, p)
+		_, ts = b.server(t, serverOpts{})
+		older, _ = start(t, b)
+		newer, _ = start(t, b)
 		b.exec(t, `UPDATE lesson SET started_at = now() - interval '4 minutes' WHERE id = $1`, older.LessonID)
+		return b, ts, older, newer
+	}
+	t.Run("more live lessons than a sweep checks: each gets its turn", func(t *testing.T) {
+		t.Parallel()
+		b, ts, _, newer := oneAtATime(t)
 		ts.Forget(newer.LessonID.String()) // the newer lesson's meeting is over
 		for i := range 2 {
 			if _, err := b.rooms.Sweep(ctx); err != nil {
@@ -415,6 +421,23 @@ func TestSweep(t *testing.T) {
 		}
 		if st, booked := status(t, b, newer); st != "ended" || booked != 30 {
 			t.Errorf("after two sweeps of one lesson each: newer lesson %s, server booked %d; want ended, 30 (the older one's)", st, booked)
+		}
+	})
+	t.Run("a sweep out of time: the lessons it did not reach come first next time", func(t *testing.T) {
+		t.Parallel()
+		b, ts, older, _ := oneAtATime(t)
+		ts.Forget(older.LessonID.String()) // the older lesson's meeting is over
+		// Too little time left for any check: the run reaches no lesson.
+		short, cancel := context.WithTimeout(ctx, lesson.SettleTime/2)
+		defer cancel()
+		if res, err := b.rooms.Sweep(short); err != nil || res.Checked != 0 {
+			t.Fatalf("sweep out of time: %+v, %v; want nothing checked", res, err)
+		}
+		if res, err := b.rooms.Sweep(ctx); err != nil || res.Checked != 1 {
+			t.Fatalf("next sweep: %+v, %v", res, err)
+		}
+		if st, _ := status(t, b, older); st != "ended" {
+			t.Errorf("after a sweep that reached nothing and one of one lesson: older lesson %s; want ended (it was never checked, so it comes first)", st)
 		}
 	})
 	t.Run("booked seats corrected", func(t *testing.T) {

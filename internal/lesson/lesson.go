@@ -85,10 +85,20 @@ type Moderator struct {
 	DisplayName string
 }
 
+// trimInvisible trims white space and invisible format characters (a
+// byte-order mark, zero-width spaces, direction marks — what lists pasted
+// from files and chats carry) from both ends. Zero-width (non-)joiners are
+// kept: Indic scripts use them.
+func trimInvisible(s string) string {
+	return strings.TrimFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) && r != '\u200c' && r != '\u200d'
+	})
+}
+
 // cleanName trims a display name and checks it: 1–max characters, no
 // control characters.
 func cleanName(field, s string, max int) (string, error) {
-	s = strings.TrimSpace(s)
+	s = trimInvisible(s)
 	if s == "" {
 		return "", fault.Invalidf(field, "must not be empty")
 	}
@@ -116,12 +126,13 @@ func CleanRegion(field, s string) (string, error) {
 }
 
 // rosterNames turns the students input into names: each entry may hold
-// several lines (a pasted list); lines are trimmed and blank ones ignored.
+// several lines (a pasted list); lines are trimmed and blank ones (white
+// space and invisible characters only) ignored.
 func rosterNames(field string, entries []string) ([]string, error) {
 	var names []string
 	for _, e := range entries {
 		for line := range strings.Lines(e) {
-			if strings.TrimSpace(line) == "" {
+			if trimInvisible(line) == "" {
 				continue
 			}
 			n, err := cleanName(field+"["+strconv.Itoa(len(names))+"]", line, 100)

@@ -193,6 +193,29 @@ func TestGroups(t *testing.T) {
 			t.Errorf("the caller does not moderate the new group (%v)", err)
 		}
 	})
+	t.Run("a pasted list's invisible characters: no phantom students", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		mod := b.moderator(t, "M")
+		// A list saved by Notepad starts with a byte-order mark; lists copied
+		// from chats carry zero-width spaces and direction marks, also on
+		// lines that look blank.
+		_, st, err := b.groups.CreateGroup(ctx, mod, "6-A", "shimla",
+			[]string{"\ufeffAsha Devi\n\u200b\n\u200e \u200b\nRavi\u200b\n\ufeff", "\u200f", "प्रिया"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, s := range st {
+			names = append(names, s.Name)
+		}
+		if got, want := strings.Join(names, "|"), "Asha Devi|Ravi|प्रिया"; got != want {
+			t.Errorf("students: got %q, want %q", got, want)
+		}
+		if _, _, err := b.groups.CreateGroup(ctx, mod, "\u200b", "shimla", nil); fault.KindOf(err) != fault.Invalid {
+			t.Errorf("a group named by a zero-width space: got %v, want invalid", err)
+		}
+	})
 	t.Run("one transaction: a bad name creates nothing", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

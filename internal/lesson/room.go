@@ -291,7 +291,15 @@ func (r *Rooms) reuse(ctx context.Context, conn *pgxpool.Conn, lv *live, mod Mod
 				return err
 			}
 		}
-		_, err := endLesson(ctx, tx, lv.ID, "ended", reason)
+		ended, err := endLesson(ctx, tx, lv.ID, "ended", reason)
+		if err != nil || !ended || lv.ServerID == nil {
+			return err
+		}
+		// The old meeting is ended on its server once it answers: a server
+		// that missed one call may still hold students, who then come back
+		// through their links to the new lesson instead of waiting for a
+		// teacher who is elsewhere.
+		_, err = r.queue.InsertTx(ctx, tx, EndMeetingArgs{LessonID: lv.ID}, nil)
 		return err
 	})
 	if err != nil {

@@ -84,10 +84,10 @@ type SweepWorker struct {
 	Policy Policy
 }
 
-// Timeout bounds a sweep: a batch of lessons (500 by default), 8 BBB calls at a time; a
-// lesson whose check could not start while settleTime was left waits for
-// the next sweep (a minute later), so a run stays within the rescue rule
-// (queue.MaxTimeout) however many servers are slow.
+// Timeout bounds a sweep: a batch of lessons (500 by default), 8 BBB calls
+// at a time; a lesson whose check could not start while settleTime was left
+// waits for the next sweep (a minute later), first in line, so a run stays
+// within the rescue rule (queue.MaxTimeout) however many servers are slow.
 func (w *SweepWorker) Timeout(*river.Job[SweepArgs]) time.Duration { return queue.MaxTimeout }
 
 // settleTime is what one lesson's check may take: a BBB call (5 s by
@@ -142,16 +142,10 @@ func (r *Rooms) Sweep(ctx context.Context) (SweepResult, error) {
 	if err := rows.Err(); err != nil {
 		return SweepResult{}, err
 	}
-	// Marked before the checks: the next sweep takes the lessons this one
-	// did not reach, even if this one fails or runs out of time.
-	ids := make([]uuid.UUID, len(todo))
-	for i, x := range todo {
-		ids[i] = x.id
-	}
-	if _, err := r.pool.Exec(ctx, `UPDATE lesson SET checked_at = now() WHERE id = ANY ($1)`, ids); err != nil {
-		return SweepResult{}, err
-	}
-
+	// Checks start in that order, 8 at a time, while settleTime is left.
+	// Each lesson is marked checked as its check starts: one this run did
+	// not reach keeps its place at the front for the next run, and one whose
+	// check fails or hangs still goes to the back.
 	var mu sync.Mutex
 	var res SweepResult
 	var errs []error
@@ -159,13 +153,18 @@ func (r *Rooms) Sweep(ctx context.Context) (SweepResult, error) {
 	var wg sync.WaitGroup
 	deadline, hasDeadline := ctx.Deadline()
 	for _, x := range todo {
+		sem <- struct{}{}
+		if ctx.Err() != nil || hasDeadline && time.Until(deadline) < settleTime {
+			<-sem
+			break // the next sweep checks the rest first
+		}
 		wg.Go(func() {
-			sem <- struct{}{}
 			defer func() { <-sem }()
-			if hasDeadline && time.Until(deadline) < settleTime {
-				return // the next sweep checks it
+			_, err := r.pool.Exec(ctx, `UPDATE lesson SET checked_at = now() WHERE id = $1`, x.id)
+			outcome := ""
+			if err == nil {
+				outcome, err = r.settle(ctx, x.id, x.status, x.mid, x.old, x.server)
 			}
-			outcome, err := r.settle(ctx, x.id, x.status, x.mid, x.old, x.server)
 			mu.Lock()
 			defer mu.Unlock()
 			res.Checked++

@@ -2,6 +2,7 @@ package metadata_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -201,4 +202,38 @@ func TestWhatNoRoleReads(t *testing.T) {
 	if n := len(tables["student"].EventTriggers); n != 0 {
 		t.Errorf("%d event triggers on student: their payloads would carry the Aadhaar hash and ciphertext", n)
 	}
+}
+
+// TestSchoolCorrectsLeaversNames: a school can correct the record of a
+// student who left, passed out or dropped out, not only of one enrolled:
+// a leaving certificate is issued to them, or replaces one revoked for a
+// wrong name, and carries the names of the record (issueLeavingCertificate
+// refuses names it cannot carry: "correct the student's record first").
+func TestSchoolCorrectsLeaversNames(t *testing.T) {
+	t.Parallel()
+	m, err := metadata.Load("../../metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range m.Sources[0].Tables {
+		if tb.Table.Name != "student" {
+			continue
+		}
+		for _, p := range tb.UpdatePermissions {
+			if p.Role != "school" {
+				continue
+			}
+			b, err := json.Marshal(p.Permission.Filter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, status := range []string{"LEFT", "PASSED_OUT", "DROPPED_OUT"} {
+				if strings.Contains(string(b), `"status"`) && !strings.Contains(string(b), `"`+status+`"`) {
+					t.Errorf("the school role cannot correct a %s student's names (update filter %s)", status, b)
+				}
+			}
+			return
+		}
+	}
+	t.Fatal("no update permission of the school role on student")
 }

@@ -80,6 +80,17 @@ func (d Deps) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	d.writeError(r.Context(), w, err)
 }
 
+// MethodNotAllowed answers a method an OpenRosa route does not take (chi's
+// own answer is an empty body) as an OpenRosaResponse, with Allow.
+func (d Deps) MethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	allow := http.MethodGet
+	if path.Base(r.URL.Path) == "submission" {
+		allow = http.MethodHead + ", " + http.MethodPost
+	}
+	w.Header().Set("Allow", allow)
+	d.write(w, http.StatusMethodNotAllowed, "", fmt.Sprintf("%s is not allowed here (allowed: %s)", r.Method, allow))
+}
+
 // writeError answers a failure in OpenRosa's format with the status the
 // fault's kind implies; unexpected errors are logged and answered 500.
 func (d Deps) writeError(ctx context.Context, w http.ResponseWriter, err error) {

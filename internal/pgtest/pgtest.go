@@ -53,8 +53,26 @@ var (
 // (goleak): a River client, a pool or a server not stopped. Use it as:
 // func TestMain(m *testing.M) { pgtest.Main(m) }. ignore names more
 // functions whose goroutines live for the process by design.
+//
+// Tests write only under t.TempDir(): a .data directory that appears in the
+// package's directory during the run (a serve or dev started from the
+// source tree with SHALA_DATA_DIR, SHALA_TUS_DIR or the blob bucket left
+// at their defaults) fails the run too, and is removed.
 func Main(m *testing.M, ignore ...string) {
+	_, err := os.Stat(".data")
+	hadData := err == nil
 	code := m.Run()
+	if _, err := os.Stat(".data"); err == nil && !hadData {
+		wd, err := os.Getwd()
+		if err != nil {
+			wd = "."
+		}
+		fmt.Fprintf(os.Stderr, "pgtest: the tests wrote %s/.data into the source tree (removed): give every process a test starts its directories under t.TempDir()\n", wd)
+		if err := os.RemoveAll(".data"); err != nil {
+			fmt.Fprintf(os.Stderr, "pgtest: remove .data: %v\n", err)
+		}
+		code = 1
+	}
 	if srv != nil {
 		srv.admin.Close()
 		if srv.cluster != nil {

@@ -9,13 +9,15 @@
 // (migrations 1795316000000_assessment_progress; for statements that change
 // a student's rows in several ways at once, TRUNCATE and grade points
 // 1795316500000_progress_statement_sets and
-// 1795316600000_progress_truncate_grades_edits), so they are always right
-// and a listing reads a few counter rows, never results. The version is
-// the school's (district, session) scope version plus the sum of its
-// classes' versions, each bumped in the writing transaction: versions only
-// grow, so the sum changes whenever anything the school lists changes,
-// whatever order concurrent writers commit in, and two teachers of
-// different classes never wait on the same row.
+// 1795316600000_progress_truncate_grades_edits; TRUNCATE of deadlines and
+// subjects 1795316700000_progress_truncate_open; class versions after
+// counter rows 1795316900000_progress_class_version_last), so they are
+// always right and a listing reads a few counter rows, never results. The
+// version is the school's (district, session) scope version plus the sum
+// of its classes' versions, each bumped in the writing transaction:
+// versions only grow, so the sum changes whenever anything the school
+// lists changes, whatever order concurrent writers commit in, and two
+// teachers of different classes never wait on the same row.
 package progress
 
 import (

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/postgres"
 )
 
 // CodeNoSuchSchool: the session's school does not exist.
@@ -69,10 +70,11 @@ func scanVersion(row pgx.Row, school uuid.UUID) (version, error) {
 
 // Version is the school's listing version (its ETag): it changes in the
 // same transaction as anything the school's listing shows.
+// A database that cannot be reached is a fault.Unavailable (try again).
 func (s *Store) Version(ctx context.Context, school uuid.UUID) (string, error) {
 	v, err := scanVersion(s.pool.QueryRow(ctx, versionSQL, school), school)
 	if err != nil {
-		return "", err
+		return "", postgres.Translate(err, "assessment listing")
 	}
 	return v.etag(school), nil
 }
@@ -80,7 +82,8 @@ func (s *Store) Version(ctx context.Context, school uuid.UUID) (string, error) {
 // Listing returns the school's listing, or — when one of ifNoneMatch is the
 // school's current version — NotModified with no assessments after one
 // indexed read. The listing and its ETag are read in one snapshot, so an
-// ETag never stands for a listing older than it.
+// ETag never stands for a listing older than it. A database that cannot be
+// reached is a fault.Unavailable (try again).
 func (s *Store) Listing(ctx context.Context, school uuid.UUID, ifNoneMatch ...string) (*Listing, error) {
 	if len(ifNoneMatch) > 0 {
 		etag, err := s.Version(ctx, school)
@@ -91,7 +94,11 @@ func (s *Store) Listing(ctx context.Context, school uuid.UUID, ifNoneMatch ...st
 			return &Listing{ETag: etag, NotModified: true, Assessments: []Assessment{}}, nil
 		}
 	}
-	return read(ctx, s.pool, school)
+	l, err := read(ctx, s.pool, school)
+	if err != nil {
+		return nil, postgres.Translate(err, "assessment listing")
+	}
+	return l, nil
 }
 
 // visibleSQL is the assessments open to school $1: enabled, with a deadline

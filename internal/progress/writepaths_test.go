@@ -78,3 +78,34 @@ func TestGradePointsEditRecountsGradedAssessments(t *testing.T) {
 	}
 	w.noDrift("after a new top grade")
 }
+
+// TestTruncateOfWhatIsOpenMovesTheVersions: TRUNCATE of the deadlines or
+// subjects (or of the assessments, cascading to them) changes what every
+// listing shows, and fires no row trigger: the versions must move anyway,
+// or an app holding the old listing is told nothing changed.
+func TestTruncateOfWhatIsOpenMovesTheVersions(t *testing.T) {
+	t.Parallel()
+	for _, table := range []string{"assessment_deadline", "assessment_subject", "assessment"} {
+		t.Run(table, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			before, err := w.store.Listing(w.ctx, w.a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.exec(`TRUNCATE ` + table + ` CASCADE`)
+			after, err := w.store.Listing(w.ctx, w.a, before.ETag)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after.NotModified {
+				t.Errorf("after TRUNCATE %s the listing of %s is notModified, want the new listing", table, before.ETag)
+			}
+			if fresh, err := w.store.Listing(w.ctx, w.a); err != nil {
+				t.Fatal(err)
+			} else if got, was := strings.Join(describe(fresh), "\n"), strings.Join(describe(before), "\n"); got == was {
+				t.Errorf("after TRUNCATE %s the listing is still\n%s", table, got)
+			}
+		})
+	}
+}

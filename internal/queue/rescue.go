@@ -59,8 +59,8 @@ func Add[T river.JobArgs](workers *river.Workers, worker river.Worker[T]) {
 // kind's timeout, so a killed process's job of this kind waits its whole
 // timeout before another process takes it. Use it only where that delay is
 // acceptable and a second run while the first still works is harmless: the
-// sheet export (one run per export holds a session lock; a second finds it
-// busy).
+// daily orphan sweep of exam files (each run deletes only files no upload
+// names; a file already gone is no error).
 //
 // The worker must choose its own retry time (Worker.NextRetry non-zero;
 // AddLong panics otherwise): the client's policy takes a job that ran
@@ -90,8 +90,18 @@ func WithGrace(ctx context.Context) (context.Context, context.CancelFunc) {
 type rescuedAtOnce struct{ inner river.ClientRetryPolicy }
 
 func (p rescuedAtOnce) NextRetry(job *rivertype.JobRow) time.Time {
-	if job.State == rivertype.JobStateRunning && job.AttemptedAt != nil && time.Since(*job.AttemptedAt) >= RescueAfter {
+	if Rescued(job) {
 		return time.Now()
 	}
 	return p.inner.NextRetry(job)
+}
+
+// Rescued reports whether job is being rescued (still running RescueAfter
+// after its attempt began, which no live owner of a kind under the rule
+// reaches). River asks a worker's own NextRetry before the client's policy,
+// also for a rescued job: a worker with its own backoff returns time.Now()
+// when Rescued, or a dead owner's job would wait out a backoff it did not
+// earn (up to an hour after a few failed attempts).
+func Rescued(job *rivertype.JobRow) bool {
+	return job.State == rivertype.JobStateRunning && job.AttemptedAt != nil && time.Since(*job.AttemptedAt) >= RescueAfter
 }

@@ -22,7 +22,7 @@ import (
 // assessments in the current year and results for the ten that are under
 // way (≈ 30 M result rows). Tests use a small scale.
 type StateOptions struct {
-	Scale float64 // default 1
+	Scale float64 // 0: 1; negative, NaN or infinite: refused
 	Seed  uint64
 	// Progress, if set, is told what was loaded as it goes.
 	Progress func(format string, args ...any)
@@ -133,7 +133,10 @@ type stateSchool struct {
 // already there it changes nothing.
 func State(ctx context.Context, pool *pgxpool.Pool, opts StateOptions) (StateResult, error) {
 	start := time.Now()
-	if opts.Scale <= 0 {
+	if opts.Scale < 0 || math.IsNaN(opts.Scale) || math.IsInf(opts.Scale, 0) {
+		return StateResult{}, fmt.Errorf("seed state: scale %v: want a fraction of the state's size above 0", opts.Scale)
+	}
+	if opts.Scale == 0 {
 		opts.Scale = 1
 	}
 	say := opts.Progress

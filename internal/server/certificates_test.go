@@ -270,6 +270,10 @@ func TestLeavingCertificate(t *testing.T) {
 		!strings.HasPrefix(fmt.Sprint(out["message"]), "admissionNumber:") {
 		t.Errorf("an admission number the register cannot hold: %d %v, want 400 naming admissionNumber", status, out)
 	}
+	if status, out := b.as(t, b.schoolB, "admitTransferredStudent", map[string]any{"qr": qr, "grade": 2}); status != 400 ||
+		!strings.HasPrefix(fmt.Sprint(out["message"]), "grade:") {
+		t.Errorf("a 13-year-old into class 2: %d %v, want 400 naming grade (registerStudent's rule)", status, out)
+	}
 
 	t.Run("pdf is being prepared", func(t *testing.T) {
 		status, hdr, _ := b.get(t, "/certificates/"+certID+"/pdf")
@@ -585,4 +589,133 @@ func TestCertificateAfterLeaving(t *testing.T) {
 			t.Errorf("got %d %v, want 409 NOT_ACTIVE", status, out)
 		}
 	})
+}
+
+// TestCertificateReconcile: the sweep enqueues the PDF job of every
+// certificate without a PDF whose job is missing, however many older ones
+// still have theirs waiting in the queue.
+func TestCertificateReconcile(t *testing.T) {
+	t.Parallel()
+	b := certSetup(t)
+	ctx := context.Background()
+	if _, err := b.pool.Exec(ctx, `WITH s AS (
+			INSERT INTO student (school_id, name, gender, grade, status, left_on)
+			SELECT $1, 'विद्यार्थी', 'MALE', 8, 'LEFT', '2026-11-01' FROM generate_series(1, 501)
+			RETURNING id)
+		INSERT INTO leaving_certificate (id, student_id, school_id, issuer_udise, issuer_name, student_name, gender, grade,
+			leaving_date, reason, issued_at, key_id, payload)
+		SELECT gen_random_uuid(), s.id, $1, '02110512345', 'GSSS Kotkhai', 'विद्यार्थी', 'MALE', 8, '2026-11-01', 'OTHER',
+			now() - interval '1 hour' - row_number() OVER (ORDER BY s.id) * interval '1 second', 'k', 'SLC1:X'
+		FROM s`, b.schoolA); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{500, 1, 0} {
+		n, err := certificate.Reconcile(ctx, b.pool, b.queue, certificate.ReconcileAfter)
+		if err != nil || n != want {
+			t.Errorf("sweep %d: enqueued %d (%v), want %d", i+1, n, err, want)
+		}
+	}
+	if n := b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'certificate.render'`); n != 501 {
+		t.Errorf("got %d render jobs, want one per certificate (501)", n)
+	}
+}
+
+// TestPromoteStudentsSection: a section is named in promoteStudents as in
+// registerStudent — lower case too — and one that cannot exist is refused by
+// name, not answered "no students".
+func TestPromoteStudentsSection(t *testing.T) {
+	t.Parallel()
+	b := certSetup(t)
+	in := map[string]any{"name": "आरव वर्मा", "fatherName": "संजय वर्मा", "gender": "MALE", "dateOfBirth": "2014-05-01",
+		"grade": 6, "section": "b", "academicYear": "2025-26", "transferSource": "NEW"}
+	if status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": in}); status != 200 || out["section"] != "B" {
+		t.Fatalf("register: %d %v", status, out)
+	}
+	args := map[string]any{"fromGrade": 6, "section": "z", "academicYear": "2025-26", "toAcademicYear": "2026-27", "exceptions": []any{}}
+	if status, out := b.as(t, b.schoolA, "promoteStudents", args); status != 400 || !strings.HasPrefix(fmt.Sprint(out["message"]), "section:") {
+		t.Errorf("section z: %d %v, want 400 naming section", status, out)
+	}
+	if status, out := b.as(t, b.schoolA, "promoteStudents", with(args, "section", " b ")); status != 200 || out["promoted"] != 1.0 {
+		t.Errorf("section b as registered: %d %v, want the student promoted", status, out)
+	}
+}
+
+// TestVerifyRateLimited: the public verification pages, key set and PDFs
+// answer a client beyond its per-IP allowance 429 with Retry-After.
+func TestVerifyRateLimited(t *testing.T) {
+	t.Parallel()
+	cfg := apptest.Config(t)
+	cfg.PublicRate, cfg.PublicBurst = 0.001, 3
+	a := apptest.New(t, cfg, app.Options{Pool: pgtest.New(t)})
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	for i, path := range []string{"/verify/" + uuid.NewString(), "/verify?c=SLC1:X", "/.well-known/shala-keys.json", "/certificates/" + uuid.NewString() + "/pdf"} {
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.StatusCode == http.StatusTooManyRequests; got != (i == 3) || (got && resp.Header.Get("Retry-After") == "") {
+			t.Errorf("request %d (%s): got %d Retry-After %q; want 429 with Retry-After for the 4th only", i+1, path, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+}
+
+// TestCertificatePDFJob: the render job issueLeavingCertificate enqueues,
+// worked by shala's own River workers and warm Chromium pool, makes pdfUrl
+// serve the PDF.
+func TestCertificatePDFJob(t *testing.T) {
+	t.Parallel()
+	certtest.NeedTools(t, "chromium")
+	b := certSetup(t)
+	status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": anushka(aadhaar.Complete("24680246802"), "A/3")})
+	if status != 200 {
+		t.Fatalf("register: %d %v", status, out)
+	}
+	status, out = b.as(t, b.schoolA, "issueLeavingCertificate", map[string]any{"studentId": out["id"], "reason": "HEALTH", "leavingDate": "2026-11-30"})
+	if status != 200 {
+		t.Fatalf("issue: %d %v", status, out)
+	}
+	pdfPath := strings.TrimPrefix(out["pdfUrl"].(string), "https://shala.example")
+	events, cancel := b.queue.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed)
+	t.Cleanup(cancel)
+	apptest.Start(t, b.app)
+	guard := time.After(2 * time.Minute)
+	for done := false; !done; {
+		select {
+		case e := <-events:
+			if e.Job.Kind != "certificate.render" {
+				continue
+			}
+			if e.Kind != river.EventKindJobCompleted {
+				t.Fatalf("render job: %s %v", e.Kind, e.Job.Errors)
+			}
+			done = true
+		case <-guard:
+			t.Fatal("the render job never finished")
+		}
+	}
+	status, hdr, body := b.get(t, pdfPath)
+	if status != 200 || hdr.Get("Content-Type") != "application/pdf" || !strings.HasPrefix(body, "%PDF-") {
+		t.Errorf("pdfUrl after the job: %d %s", status, hdr.Get("Content-Type"))
+	}
+}
+
+// TestRegisterStudentIndianDate: "today" for a school is the date in India:
+// at 00:30 IST on 1 December (19:00 UTC on 30 November) a child admitted
+// that day is admitted on 1 December, not refused as admitted in the future.
+func TestRegisterStudentIndianDate(t *testing.T) {
+	t.Parallel()
+	b := certSetup(t)
+	b.app.Students.Now = func() time.Time { return time.Date(2026, 11, 30, 19, 0, 0, 0, time.UTC) }
+	for i, date := range []any{"2026-12-01", nil} {
+		in := with(anushka("", fmt.Sprintf("A/%d", i+1)), "aadhaar", nil)
+		status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": with(in, "admissionDate", date)})
+		if status != 200 {
+			t.Fatalf("admitted on %v: %d %v", date, status, out)
+		}
+		if n := b.count(t, `SELECT count(*) FROM student WHERE id = $1 AND admission_date = '2026-12-01'`, out["id"]); n != 1 {
+			t.Errorf("admitted on %v: not recorded as admitted on 2026-12-01", date)
+		}
+	}
 }

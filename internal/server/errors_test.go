@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"encoding/xml"
 	"io"
 	"net/http"
@@ -59,9 +60,43 @@ func TestOpenRosaAnswersEveryErrorInXML(t *testing.T) {
 	}
 }
 
+// A method an OpenRosa route does not take answers an OpenRosaResponse
+// too, with Allow (chi's default was a 405 with an empty body).
+func TestOpenRosaMethodNotAllowedInXML(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	req, _ := http.NewRequest(http.MethodPut, b.url+"/openrosa/key/no-such-token/submission", nil)
+	req.Header.Set("X-OpenRosa-Version", "1.0")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := resp.StatusCode, http.StatusMethodNotAllowed; got != want {
+		t.Errorf("status %d, want %d", got, want)
+	}
+	var doc openRosaResponse
+	if err := xml.Unmarshal(raw, &doc); err != nil || doc.Message == "" {
+		t.Errorf("body %q is not an OpenRosaResponse with a message (%v)", raw, err)
+	}
+	if got, want := resp.Header.Get("Content-Type"), "text/xml; charset=utf-8"; got != want {
+		t.Errorf("Content-Type %q, want %q", got, want)
+	}
+	if got := resp.Header.Get("Allow"); !strings.Contains(got, http.MethodPost) || !strings.Contains(got, http.MethodHead) {
+		t.Errorf("Allow %q, want HEAD and POST", got)
+	}
+}
+
 // An action that cannot run because the database is down answers a 4xx
 // with code UNAVAILABLE and Retry-After (Hasura turns a 5xx into a generic
-// "internal error" for the app); event deliveries keep 503.
+// "internal error" for the app); event deliveries keep 503. That holds for
+// every action, not only those whose store code translates the driver's
+// error: exportLink, registerStudent and schoolAssessments answered 500
+// INTERNAL.
 func TestActionWhoseDatabaseIsDownAnswersUnavailableAs4xx(t *testing.T) {
 	t.Parallel()
 	dead, err := pgxpool.New(t.Context(), "postgres://postgres@127.0.0.1:1/shala?sslmode=disable&connect_timeout=2")
@@ -70,15 +105,41 @@ func TestActionWhoseDatabaseIsDownAnswersUnavailableAs4xx(t *testing.T) {
 	}
 	t.Cleanup(dead.Close)
 	b := setupWithPool(t, dead)
-	status, out := b.action(t, "ping", "school", map[string]any{"message": "नमस्ते"})
-	if got, want := status, hasura.ActionRetryStatus; got != want {
-		t.Errorf("status %d, want %d", got, want)
-	}
-	if got, want := code(out), "UNAVAILABLE"; got != want {
-		t.Errorf("code %v, want %s", got, want)
-	}
-	if msg, _ := out["message"].(string); !strings.Contains(msg, "try again") {
-		t.Errorf("message %q, want one that says to try again", msg)
+	school := "7b0a1c5e-4f7c-4f33-9e55-1d2a3b4c5d6e"
+	for _, tt := range []struct {
+		name, role string
+		input      map[string]any
+	}{
+		{"ping", "school", map[string]any{"message": "नमस्ते"}},
+		{"exportLink", "admin", map[string]any{"formId": "household_survey"}},
+		{"registerStudent", "school", map[string]any{"student": map[string]any{"name": "रमेश"}}},
+		{"schoolAssessments", "school", map[string]any{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			body, _ := json.Marshal(map[string]any{
+				"action": map[string]any{"name": tt.name}, "input": tt.input,
+				"session_variables": map[string]any{"x-hasura-role": tt.role, "x-hasura-user-id": "user-1", "x-hasura-school-id": school},
+				"request_query":     "mutation { " + tt.name + " }",
+			})
+			resp := b.post(t, "/actions/"+tt.name, body, nil)
+			var out map[string]any
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := resp.StatusCode, hasura.ActionRetryStatus; got != want {
+				t.Errorf("status %d, want %d (%v)", got, want, out)
+			}
+			if got, want := code(out), "UNAVAILABLE"; got != want {
+				t.Errorf("code %v, want %s", got, want)
+			}
+			if msg, _ := out["message"].(string); !strings.Contains(msg, "try again") {
+				t.Errorf("message %q, want one that says to try again", msg)
+			}
+			if resp.Header.Get("Retry-After") == "" {
+				t.Error("no Retry-After")
+			}
+		})
 	}
 }
 

@@ -175,6 +175,12 @@ func TestExports(t *testing.T) {
 		if resp, body := b.get(t, "/exports/household_survey.csv?since=yesterday", admin); resp.StatusCode != 400 {
 			t.Errorf("bad since: got %d %s", resp.StatusCode, body)
 		}
+		// As typed into a browser: the offset's '+' is not encoded (a query
+		// decodes it as a space).
+		if resp, body := b.get(t, "/exports/household_survey.csv?since=2000-01-01T05:30:00+05:30", admin); resp.StatusCode != 200 ||
+			!strings.Contains(string(body), responseID) {
+			t.Errorf("since with an unencoded +05:30: got %d %.300s, want the response", resp.StatusCode, body)
+		}
 		if resp, body := b.get(t, "/exports/household_survey.csv?since=2999-01-01T00:00:00Z", admin); resp.StatusCode != 200 ||
 			strings.Count(string(body), "\r\n") != 1 {
 			t.Errorf("since after every response: got %d %q, want the header only", resp.StatusCode, body)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -142,6 +143,20 @@ func (b *lessonBundle) addServer(t *testing.T) *bbbtest.Server {
 	return ts
 }
 
+// runningLesson starts a lesson of a new group of one student, Asha.
+func (b *lessonBundle) runningLesson(t *testing.T) lessonGroupOut {
+	t.Helper()
+	mod := b.moderator(t, "M")
+	g := b.group(t, mod, "Asha")
+	var started struct {
+		LessonID uuid.UUID `json:"lessonId"`
+	}
+	if st, e := b.action(t, "startLesson", mod, map[string]any{"groupId": g.ID}, &started); st != 200 {
+		t.Fatalf("startLesson: %d %v", st, e)
+	}
+	return g
+}
+
 func TestLessonEndToEnd(t *testing.T) {
 	t.Parallel()
 	b := setupLessons(t)
@@ -249,14 +264,7 @@ func TestJoinLinkPreview(t *testing.T) {
 	t.Parallel()
 	b := setupLessons(t)
 	ts := b.addServer(t)
-	mod := b.moderator(t, "M")
-	g := b.group(t, mod, "Asha")
-	var started struct {
-		LessonID uuid.UUID `json:"lessonId"`
-	}
-	if st, e := b.action(t, "startLesson", mod, map[string]any{"groupId": g.ID}, &started); st != 200 {
-		t.Fatalf("startLesson: %d %v", st, e)
-	}
+	g := b.runningLesson(t)
 	for _, ua := range []string{"WhatsApp/2.23.20.0 A", "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
 		"TelegramBot (like TwitterBot)", "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)"} {
 		req, _ := http.NewRequest(http.MethodGet, b.url+"/j/"+g.Students[0].Token, nil)
@@ -281,6 +289,67 @@ func TestJoinLinkPreview(t *testing.T) {
 	// A browser still goes straight in.
 	if resp, _ := b.get(t, "/j/"+g.Students[0].Token); resp.StatusCode != http.StatusFound {
 		t.Errorf("a browser: %d, want 302", resp.StatusCode)
+	}
+}
+
+// TestWaitingPagePaths: the waiting page polls its status endpoint and
+// goes back to the link; however the link was written (lower case, a
+// trailing slash), those paths must answer, or the page falls back to
+// reloading itself every 10 s.
+func TestWaitingPagePaths(t *testing.T) {
+	t.Parallel()
+	b := setupLessons(t)
+	mod := b.moderator(t, "M")
+	g := b.group(t, mod, "Asha")
+	tok := g.Students[0].Token
+	script := regexp.MustCompile(`var status = ("[^"]*"), join = ("[^"]*")[,;]`)
+	for _, link := range []string{"/j/" + tok, "/j/" + strings.ToLower(tok), "/j/" + tok + "/"} {
+		resp, page := b.get(t, link)
+		m := script.FindStringSubmatch(page)
+		if resp.StatusCode != http.StatusOK || m == nil {
+			t.Fatalf("%s: %d, no polling script in\n%s", link, resp.StatusCode, page)
+		}
+		var status, join string
+		if err := json.Unmarshal([]byte(m[1]), &status); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(m[2]), &join); err != nil {
+			t.Fatal(err)
+		}
+		if resp, body := b.get(t, status); resp.StatusCode != http.StatusOK || strings.TrimSpace(body) != `{"state":"waiting"}` {
+			t.Errorf("%s: its page polls %s: %d %s; want 200 waiting", link, status, resp.StatusCode, body)
+		}
+		if resp, _ := b.get(t, join); resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: its page goes in by %s: %d; want 200", link, join, resp.StatusCode)
+		}
+	}
+}
+
+// TestJoinServerDown: a lesson runs but its server does not answer. The
+// student waits on a page that says so (not "not started yet") and tries
+// again after a longer pause than the usual poll: the status says "ready"
+// all along, so a 10 s poll would reload the page, and call the dead server,
+// from every phone every 10 s.
+func TestJoinServerDown(t *testing.T) {
+	t.Parallel()
+	b := setupLessons(t)
+	ts := b.addServer(t)
+	g := b.runningLesson(t)
+	ts.SetDown(true)
+	resp, page := b.get(t, "/j/"+g.Students[0].Token)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("join with the server down: %d, want the waiting page", resp.StatusCode)
+	}
+	if strings.Contains(page, "has not started yet") || !strings.Contains(page, "cannot be reached right now") {
+		t.Errorf("the page does not say the lesson started but cannot be reached:\n%s", page)
+	}
+	m := regexp.MustCompile(`first =\s*(\d+)\s*;`).FindStringSubmatch(page)
+	if m == nil || m[1] != "30" {
+		t.Errorf("first poll after %v s, want 30:\n%s", m, page)
+	}
+	ts.SetDown(false)
+	if resp, _ := b.get(t, "/j/"+g.Students[0].Token); resp.StatusCode != http.StatusFound {
+		t.Errorf("join with the server back: %d, want 302", resp.StatusCode)
 	}
 }
 

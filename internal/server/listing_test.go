@@ -113,11 +113,17 @@ func (lb *listingBundle) schoolToken(t *testing.T, school uuid.UUID) string {
 
 func (lb *listingBundle) get(t *testing.T, hdr map[string]string) (*http.Response, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, lb.url+"/schools/me/assessments", nil)
+	return getAssessments(t, lb.client, lb.url, hdr)
+}
+
+// getAssessments GETs the REST listing of the shala at base with headers hdr.
+func getAssessments(t *testing.T, client *http.Client, base string, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/schools/me/assessments", nil)
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := lb.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,4 +370,104 @@ func TestSchoolAssessmentsRESTWithoutAJWTSecretIsUnauthorized(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || errorCode(t, body) != "UNAUTHORIZED" {
 		t.Errorf("no HASURA_GRAPHQL_JWT_SECRET: %d %s, want 401", resp.StatusCode, body)
 	}
+}
+
+// TestSchoolAssessmentsWhileTheDatabaseIsDown: the listing cannot be read
+// while Postgres is down; the app is told to try again (the action as
+// 429 UNAVAILABLE with Retry-After, which Hasura passes on; the REST
+// listing as 503 with Retry-After), not handed a bare "internal error".
+func TestSchoolAssessmentsWhileTheDatabaseIsDown(t *testing.T) {
+	t.Parallel()
+	dead, err := pgxpool.New(t.Context(), "postgres://postgres@127.0.0.1:1/shala?sslmode=disable&connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dead.Close)
+	b := setupWith(t, dead, discard, func(c *config.Config) { c.JWTSecret = config.Secret(listingJWTSecret) })
+	school := uuid.New()
+	for _, ifNoneMatch := range []any{nil, "some-etag"} {
+		body, _ := json.Marshal(map[string]any{"action": map[string]string{"name": "schoolAssessments"},
+			"input":             map[string]any{"ifNoneMatch": ifNoneMatch},
+			"session_variables": map[string]string{"x-hasura-role": "school", "x-hasura-school-id": school.String()},
+			"request_query":     "query { schoolAssessments { etag } }"})
+		req, _ := http.NewRequest(http.MethodPost, b.url+"/actions/schoolAssessments", strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(hasura.SecretHeader, secret)
+		resp, err := b.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != hasura.ActionRetryStatus || errorCode(t, out) != "UNAVAILABLE" || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("action (ifNoneMatch %v): %d %s Retry-After %q, want %d UNAVAILABLE with Retry-After", ifNoneMatch, resp.StatusCode, out,
+				resp.Header.Get("Retry-After"), hasura.ActionRetryStatus)
+		}
+	}
+	tok := listingToken(t, school)
+	for _, inm := range []string{"", `"some-etag"`, "*"} {
+		hdr := map[string]string{"Authorization": "Bearer " + tok}
+		if inm != "" {
+			hdr["If-None-Match"] = inm
+		}
+		resp, out := getAssessments(t, b.client, b.url, hdr)
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("GET (If-None-Match %q): %d %s Retry-After %q, want 503 with Retry-After", inm, resp.StatusCode, out, resp.Header.Get("Retry-After"))
+		}
+	}
+}
+
+// TestSchoolAssessmentsRESTWhileTheKeyServerIsDown: with jwk_url keys that
+// cannot be fetched, a token can be told neither valid nor invalid; the
+// app is told to try again (503, Retry-After), not that its sign-in is
+// invalid (401), which signs a teacher out — by the listing and by the
+// transfer-document upload alike.
+func TestSchoolAssessmentsRESTWhileTheKeyServerIsDown(t *testing.T) {
+	t.Parallel()
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusBadGateway)
+	}))
+	t.Cleanup(keys.Close)
+	b := setupWith(t, pgtest.New(t), discard, func(c *config.Config) {
+		c.JWTSecret = config.Secret(`{"jwk_url": "` + keys.URL + `"}`)
+	})
+	tok := listingToken(t, uuid.New())
+	resp, out := getAssessments(t, b.client, b.url, map[string]string{"Authorization": "Bearer " + tok})
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("GET: %d %s Retry-After %q, want 503 with Retry-After", resp.StatusCode, out, resp.Header.Get("Retry-After"))
+	}
+	// The other REST endpoint signed in with the app's Hasura JWT.
+	req, _ := http.NewRequest(http.MethodPost, b.url+"/students/documents", strings.NewReader("%PDF-1.4"))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("POST /students/documents: %d %s Retry-After %q, want 503 with Retry-After", resp.StatusCode, out, resp.Header.Get("Retry-After"))
+	}
+}
+
+// listingToken is a school role's Hasura JWT for school, signed with
+// listingJWTSecret's key.
+func listingToken(t *testing.T, school uuid.UUID) string {
+	t.Helper()
+	jc, err := auth.ParseConfig(listingJWTSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := auth.NewIssuer(jc, nil, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := iss.Mint("teacher-1", []string{"school"}, "school", map[string]string{"x-hasura-school-id": school.String()}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }

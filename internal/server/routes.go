@@ -35,6 +35,7 @@ func addRoutes(r chi.Router, d Deps) {
 		odk := openrosa.Deps{Log: d.Log, Catalog: d.Catalog, Pipeline: d.Pipeline, Collectors: d.Collectors,
 			Attachments: d.Attachments, Bucket: d.Blobs, MaxBytes: d.OpenRosaMaxBytes}
 		r.Use(httperr.Use(odk.WriteError), ratelimit.New(d.PublicRate, d.PublicBurst).Middleware)
+		r.MethodNotAllowed(odk.MethodNotAllowed)
 		submission := openrosa.Submission(odk)
 		r.Method(http.MethodHead, "/submission", submission)
 		r.With(slowread.Middleware(d.Upload)).Method(http.MethodPost, "/submission", submission)

@@ -55,7 +55,10 @@ func (s *Store) Promote(ctx context.Context, schoolID uuid.UUID, actor string, p
 	if p.FromGrade < 1 || p.FromGrade > 12 {
 		return res, fault.Invalidf("fromGrade", "a class from 1 to 12, got %d", p.FromGrade)
 	}
-	section := opt(p.Section)
+	section, err := CheckSection("section", opt(p.Section))
+	if err != nil {
+		return res, err
+	}
 	outcomes := map[uuid.UUID]string{}
 	for i, e := range p.Exceptions {
 		if !slices.Contains([]string{OutcomeRetain, OutcomePassedOut, OutcomeDroppedOut}, e.Outcome) {
@@ -66,8 +69,8 @@ func (s *Store) Promote(ctx context.Context, schoolID uuid.UUID, actor string, p
 		}
 		outcomes[e.StudentID] = e.Outcome
 	}
-	today := s.Now().UTC().Truncate(24 * time.Hour)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	today := Today(s.Now())
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := MarkShala(ctx, tx); err != nil {
 			return err
 		}

@@ -82,7 +82,7 @@ func academicYear(ctx context.Context, tx pgx.Tx, named string, today time.Time)
 // uploaded documents) and records ADMITTED in the trail, in one transaction.
 func (s *Store) Register(ctx context.Context, schoolID uuid.UUID, actor string, in Input) (Student, error) {
 	var out Student
-	today := s.Now().UTC().Truncate(24 * time.Hour)
+	today := Today(s.Now())
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := MarkShala(ctx, tx); err != nil {
 			return err

@@ -42,6 +42,16 @@ var (
 	Streams    = []string{"SCIENCE_MEDICAL", "SCIENCE_NON_MEDICAL", "COMMERCE", "ARTS", "VOCATIONAL"}
 )
 
+// IST is India Standard Time, the zone schools' dates are in.
+var IST = time.FixedZone("IST", 5*3600+1800)
+
+// Today is now's date in India as a date value (midnight UTC): a school's
+// "today", for admissions, promotions and leaving.
+func Today(now time.Time) time.Time {
+	y, m, d := now.In(IST).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
 // Transfer sources (GraphQL enum TransferSource).
 const (
 	SourceNew        = "NEW"
@@ -147,6 +157,16 @@ func CheckAdmissionNumber(field, v string) error {
 	return nil
 }
 
+// CheckSection normalises a section named in field (trimmed, upper case:
+// "b" is section B) and checks it is one of A to H; "" is none.
+func CheckSection(field, v string) (string, error) {
+	v = strings.ToUpper(strings.TrimSpace(v))
+	if v != "" && (len(v) != 1 || v[0] < 'A' || v[0] > 'H') {
+		return "", fault.Invalidf(field, "a section from A to H, got %q", v)
+	}
+	return v, nil
+}
+
 func opt(p *string) string {
 	if p == nil {
 		return ""
@@ -185,12 +205,22 @@ func ageOn(dob, on time.Time) int {
 	return age
 }
 
+// CheckAge checks in field that a child born on dob is of an age for grade
+// on yearStart, the first day of the academic year they join it.
+func CheckAge(field string, dob, yearStart time.Time, grade int) error {
+	if age := ageOn(dob, yearStart); age < minAge(grade) || age > maxAge(grade) {
+		return fault.Invalidf(field, "a child born on %s is %d on %s; class %d takes children of %d to %d",
+			dob.Format(time.DateOnly), age, yearStart.Format(time.DateOnly), grade, minAge(grade), maxAge(grade))
+	}
+	return nil
+}
+
 // validate checks in and returns the record; yearStart is the first day of
 // the academic year the student joins, today the date of the request.
 func (in *Input) validate(yearStart, today time.Time) (*record, error) {
 	r := &record{Name: strings.TrimSpace(in.Name), FatherName: opt(in.FatherName), MotherName: opt(in.MotherName),
 		Gender: in.Gender, Category: opt(in.Category), AdmissionNumber: opt(in.AdmissionNumber),
-		Section: strings.ToUpper(opt(in.Section)), Stream: opt(in.Stream), AcademicYear: opt(in.AcademicYear),
+		Stream: opt(in.Stream), AcademicYear: opt(in.AcademicYear),
 		Grade: in.Grade, CWSNType: opt(in.CWSNType), Source: in.TransferSource, Documents: in.Documents}
 	if in.IsCWSN != nil {
 		r.IsCWSN = *in.IsCWSN
@@ -216,9 +246,11 @@ func (in *Input) validate(yearStart, today time.Time) (*record, error) {
 	if r.Grade < 1 || r.Grade > 12 {
 		return nil, fault.Invalidf("student.grade", "a class from 1 to 12, got %d", r.Grade)
 	}
-	if r.Section != "" && (len(r.Section) != 1 || r.Section[0] < 'A' || r.Section[0] > 'H') {
-		return nil, fault.Invalidf("student.section", "a section from A to H, got %q", r.Section)
+	section, err := CheckSection("student.section", opt(in.Section))
+	if err != nil {
+		return nil, err
 	}
+	r.Section = section
 	if r.Stream != "" && r.Grade < 11 {
 		return nil, fault.Invalidf("student.stream", "only classes 11 and 12 have a stream")
 	}
@@ -226,9 +258,8 @@ func (in *Input) validate(yearStart, today time.Time) (*record, error) {
 	if err != nil {
 		return nil, fault.Invalidf("student.dateOfBirth", "a date such as 2014-06-23, got %q", in.DateOfBirth)
 	}
-	if age := ageOn(dob, yearStart); age < minAge(r.Grade) || age > maxAge(r.Grade) {
-		return nil, fault.Invalidf("student.dateOfBirth", "a child born on %s is %d on %s; class %d takes children of %d to %d",
-			dob.Format(time.DateOnly), age, yearStart.Format(time.DateOnly), r.Grade, minAge(r.Grade), maxAge(r.Grade))
+	if err := CheckAge("student.dateOfBirth", dob, yearStart, r.Grade); err != nil {
+		return nil, err
 	}
 	r.DateOfBirth = dob
 	r.AdmissionDate = today

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -87,7 +88,8 @@ func schoolSession(ctx context.Context, verifier *auth.Verifier, r *http.Request
 // hasuraSession verifies r's Hasura JWT as Hasura would and returns the
 // session Hasura would derive for it: the role X-Hasura-Role asks for (the
 // token's default without it), which the token must allow. signIn is the
-// message for a request without a usable token.
+// message for a request without a usable token; jwk_url keys that cannot be
+// fetched are fault.Unavailable (try again), not a sign-in to throw away.
 func hasuraSession(ctx context.Context, verifier *auth.Verifier, r *http.Request, signIn string) (hasura.SessionVariables, error) {
 	if verifier == nil {
 		return nil, fault.New(fault.Unauthorized, "", "%s", signIn)
@@ -97,6 +99,9 @@ func hasuraSession(ctx context.Context, verifier *auth.Verifier, r *http.Request
 		return nil, fault.Wrap(err, fault.Unauthorized, "", "%s", signIn)
 	}
 	claims, err := verifier.Verify(ctx, token)
+	if errors.Is(err, auth.ErrKeysUnavailable) {
+		return nil, fault.Wrap(err, fault.Unavailable, "", "your sign-in cannot be checked right now")
+	}
 	if err != nil {
 		return nil, fault.Wrap(err, fault.Unauthorized, "", "your sign-in is not valid or has expired")
 	}

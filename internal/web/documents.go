@@ -86,6 +86,9 @@ func schoolOf(ctx context.Context, r *http.Request, verifier *auth.Verifier) (uu
 		return uuid.Nil, "", fault.Wrap(err, fault.Unauthorized, "", "sign in: send the app's token")
 	}
 	claims, err := verifier.Verify(ctx, token)
+	if errors.Is(err, auth.ErrKeysUnavailable) {
+		return uuid.Nil, "", fault.Wrap(err, fault.Unavailable, "", "your sign-in cannot be checked right now")
+	}
 	if err != nil {
 		return uuid.Nil, "", fault.Wrap(err, fault.Unauthorized, "", "the token is not valid")
 	}

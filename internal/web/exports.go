@@ -130,7 +130,9 @@ func authorize(ctx context.Context, d ExportDeps, r *http.Request, formID string
 	if s == "" {
 		return nil, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	// An offset's '+' typed into the address bar unencoded (…+05:30)
+	// arrives as a space; RFC 3339 has no spaces.
+	t, err := time.Parse(time.RFC3339Nano, strings.ReplaceAll(s, " ", "+"))
 	if err != nil {
 		return nil, fault.Invalidf("since", "want an RFC 3339 time such as 2026-11-01T00:00:00+05:30, got %q", s)
 	}

@@ -47,6 +47,11 @@ type lessonPage struct {
 	Student, Group string
 	StatusPath     string
 	JoinPath       string
+	// FirstPoll is the seconds before the waiting page first polls (10, or
+	// 30 when the lesson runs but its server did not answer: the status
+	// says "ready" then, and each poll would reload the page).
+	FirstPoll      int
+	Unreachable    bool
 	Hindi, English string
 	Action         string
 }
@@ -137,8 +142,15 @@ func Join(log *slog.Logger, rooms *lesson.Rooms, guesses *Guesses) http.Handler 
 			http.Redirect(w, r, j.URL, http.StatusFound)
 			return
 		}
-		renderLesson(ctx, w, log, http.StatusOK, "lesson_wait", lessonPage{Title: "TeleKlasa · " + j.GroupName, Nonce: nonce,
-			Student: j.StudentName, Group: j.GroupName, StatusPath: r.URL.Path + "/status", JoinPath: r.URL.Path})
+		// The link as written, without a trailing slash: /j/{token}/ is
+		// served too, and its status is /j/{token}/status, not …//status.
+		link := strings.TrimRight(r.URL.Path, "/")
+		p := lessonPage{Title: "TeleKlasa · " + j.GroupName, Nonce: nonce, Student: j.StudentName, Group: j.GroupName,
+			StatusPath: link + "/status", JoinPath: link, FirstPoll: 10}
+		if j.Unreachable {
+			p.FirstPoll, p.Unreachable = 30, true
+		}
+		renderLesson(ctx, w, log, http.StatusOK, "lesson_wait", p)
 	})
 }
 

@@ -198,6 +198,22 @@ func (s *Server) DeleteTab(id, title string) {
 	}
 }
 
+// DeleteRows removes rows from to through to (1-based, inclusive) of a tab,
+// as a person deleting them would: the rows below move up and the grid
+// shrinks.
+func (s *Server) DeleteRows(id, title string, from, to int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.books[id].find(title)
+	if from < 1 || to < from || int64(to) > t.rows {
+		panic(fmt.Sprintf("sheetstest: DeleteRows %d–%d of a tab of %d rows", from, to, t.rows))
+	}
+	if from <= len(t.cells) {
+		t.cells = append(t.cells[:from-1], t.cells[min(to, len(t.cells)):]...)
+	}
+	t.rows -= int64(to - from + 1)
+}
+
 // Rows returns a copy of the cells of a tab, trailing empty rows dropped.
 func (s *Server) Rows(id, title string) [][]any {
 	s.mu.Lock()
@@ -686,7 +702,7 @@ func (b *book) parseRange(a1 string) (*tab, cellRange, error) {
 		n, _ := strconv.Atoi(m2[2])
 		rg.r1 = n
 	}
-	if int64(rg.c0) >= t.cols || (rg.c1 > 0 && int64(rg.c1) > t.cols) {
+	if int64(rg.c0) >= t.cols || (rg.c1 > 0 && int64(rg.c1) > t.cols) || int64(rg.r0) >= t.rows {
 		return nil, cellRange{}, rangeError(fmt.Sprintf("Range (%s) exceeds grid limits. Max rows: %d, max columns: %d", a1, t.rows, t.cols))
 	}
 	return t, rg, nil
