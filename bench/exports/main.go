@@ -33,15 +33,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shala-edu/shala/bench/benchdb"
+	"github.com/shala-edu/shala/internal/app"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
-	"github.com/shala-edu/shala/internal/sheets"
 	"github.com/shala-edu/shala/internal/sheets/sheetstest"
-	"github.com/shala-edu/shala/internal/web"
 )
 
 const (
@@ -69,6 +67,29 @@ func run() error {
 		return err
 	}
 	defer cleanup()
+	// shala as serve builds it (internal/app), its Sheets client pointed at
+	// the local Sheets API server, unpaced.
+	srv, stop, err := sheetstest.Start()
+	if err != nil {
+		return err
+	}
+	defer stop()
+	srv.AddSpreadsheet(book)
+	a, closeApp, err := benchdb.NewApp(ctx, pool, map[string]string{
+		"SHALA_SHEETS_URL":               srv.URL,
+		"SHALA_SHEETS_CREDENTIALS":       string(srv.CredentialsJSON()),
+		"SHALA_SHEETS_WRITES_PER_MINUTE": "0",
+		"SHALA_EXPORT_LINK_KEY":          "bench-link-key-of-at-least-32-characters",
+		"SHALA_PUBLIC_URL":               "http://bench",
+	}, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := closeApp(); err != nil {
+			fmt.Fprintln(os.Stderr, "close:", err)
+		}
+	}()
 	def, err := os.ReadFile("internal/export/testdata/survey_v1.xml")
 	if err != nil {
 		return fmt.Errorf("run from the repository root: %w", err)
@@ -82,7 +103,7 @@ func run() error {
 	}
 	fmt.Fprintf(os.Stderr, "filled %d responses in %s\n", *nSheets, time.Since(start).Round(time.Millisecond))
 
-	sheetsLine, err := benchSheets(ctx, pool, log, *nSheets)
+	sheetsLine, err := benchSheets(ctx, pool, a, srv, *nSheets)
 	if err != nil {
 		return err
 	}
@@ -97,7 +118,7 @@ func run() error {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "filled %d responses in %s\n", *nCSV, time.Since(start).Round(time.Millisecond))
-	csvLine, err := benchCSV(ctx, pool, log, *nCSV, *cpuProfile)
+	csvLine, err := benchCSV(ctx, pool, a, *nCSV, *cpuProfile)
 	if err != nil {
 		return err
 	}
@@ -153,21 +174,10 @@ func fill(ctx context.Context, pool *pgxpool.Pool, from, to int) error {
 	return nil
 }
 
-func benchSheets(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, n int) (string, error) {
-	srv, stop, err := sheetstest.Start()
-	if err != nil {
-		return "", err
-	}
-	defer stop()
-	srv.AddSpreadsheet(book)
-	client, err := sheets.New(ctx, sheets.Config{URL: srv.URL, CredentialsJSON: srv.CredentialsJSON()})
-	if err != nil {
-		return "", err
-	}
-
+func benchSheets(ctx context.Context, pool *pgxpool.Pool, a *app.App, srv *sheetstest.Server, n int) (string, error) {
+	client, exp := a.Sheets, a.Exporter
 	// Reference: the client alone, appending prebuilt rows of the same
 	// shape in the same batch size.
-	exp := export.NewExporter(pool, client, export.NewLanguages(), nil, log, nil)
 	exp.Settle, exp.Budget = 0, 0
 	row := []any{"8a1f6b7e-2f7c-4f55-9d0e-3b5c1a2d4e6f", "2026-01-01T00:00:00.000Z", "1", "उत्तरदाता 12345", "41", "12345.50",
 		"tap", "farm wages", "ठीक है", "1: Asha 12345\n2: Ravi 12345", "1: 15\n2: 45", ""}
@@ -225,7 +235,7 @@ func benchSheets(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, n in
 		paced.Round(time.Second), float64(n)/max(paced.Seconds(), elapsed.Seconds())), nil
 }
 
-func benchCSV(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, n int, profile string) (string, error) {
+func benchCSV(ctx context.Context, pool *pgxpool.Pool, a *app.App, n int, profile string) (string, error) {
 	// Reference: COPY of the same answers, unpivoted.
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
@@ -243,12 +253,9 @@ func benchCSV(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, n int, 
 		return "", fmt.Errorf("COPY: %d answers, want %d", tag.RowsAffected(), 11*n)
 	}
 
-	links := export.NewLinks([]byte("bench-link-key-of-at-least-32-characters"), "http://bench")
-	r := chi.NewRouter()
-	r.Method(http.MethodGet, "/exports/{file}", web.ExportCSV(web.ExportDeps{Log: log, Pool: pool, Langs: export.NewLanguages(), Links: links}))
-	srv := httptest.NewServer(r)
+	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
-	link, _ := links.Sign(formID, nil, time.Now())
+	link, _ := a.Links.Sign(formID, nil, time.Now())
 
 	runtime.GC()
 	debug.FreeOSMemory()

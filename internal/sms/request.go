@@ -512,31 +512,40 @@ func finishExpansion(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
 		return err
 	}
 	if total == 0 {
-		return failRequest(ctx, tx, id, "nothing to send: no recipient has a valid Indian mobile number"+skipSummary(ctx, tx, id, skipped))
+		summary, err := skipSummary(ctx, tx, id, skipped)
+		if err != nil {
+			return err
+		}
+		return failRequest(ctx, tx, id, "nothing to send: no recipient has a valid Indian mobile number"+summary)
 	}
 	_, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, ProgressArgs{RequestID: id}, nil)
 	return err
 }
 
 // skipSummary lists why recipients were skipped, for remarks.
-func skipSummary(ctx context.Context, tx pgx.Tx, id uuid.UUID, skipped int) string {
+func skipSummary(ctx context.Context, tx pgx.Tx, id uuid.UUID, skipped int) (string, error) {
 	if skipped == 0 {
-		return ""
+		return "", nil
 	}
 	rows, err := tx.Query(ctx, `SELECT last_error, count(*) FROM sms_message
-		WHERE request_id = $1 AND status = 'undeliverable' GROUP BY last_error`, id)
+		WHERE request_id = $1 AND status = 'undeliverable' AND last_error IS NOT NULL GROUP BY last_error`, id)
 	if err != nil {
-		return ""
+		return "", err
 	}
 	counts := map[string]int{}
 	undeliverable := 0
 	for rows.Next() {
 		var reason string
 		var n int
-		if rows.Scan(&reason, &n) == nil {
-			counts[reason] = n
-			undeliverable += n
+		if err := rows.Scan(&reason, &n); err != nil {
+			rows.Close()
+			return "", err
 		}
+		counts[reason] = n
+		undeliverable += n
+	}
+	if err := rows.Err(); err != nil {
+		return "", err
 	}
 	if n := skipped - undeliverable; n > 0 {
 		counts[ReasonNoPhone] = n
@@ -546,7 +555,7 @@ func skipSummary(ctx context.Context, tx pgx.Tx, id uuid.UUID, skipped int) stri
 		parts = append(parts, fmt.Sprintf("%d %s", n, reason))
 	}
 	sort.Strings(parts)
-	return " (skipped: " + strings.Join(parts, ", ") + ")"
+	return " (skipped: " + strings.Join(parts, ", ") + ")", nil
 }
 
 // Reconcile finds requests still QUEUED after minAge — their event never
