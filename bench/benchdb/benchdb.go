@@ -5,11 +5,13 @@ package benchdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,33 +106,51 @@ func WALFiles(ctx context.Context, pool *pgxpool.Pool) int64 {
 	return n
 }
 
-// InsertCeiling measures durable single-row INSERT transactions per second
-// with n clients: the most any webhook that writes can hope for.
-func InsertCeiling(ctx context.Context, pool *pgxpool.Pool, n int, d time.Duration) (float64, error) {
+// Ceiling is the machine's rate of durable one-row INSERT transactions and
+// their latency: the reference a webhook's acknowledgements are held to.
+type Ceiling struct {
+	Rate     float64 // transactions a second
+	P50, P99 time.Duration
+}
+
+// InsertCeiling measures, for d, n clients each committing one durable
+// one-row INSERT per transaction in a loop: the rate and the latency of
+// each commit (the tail a webhook that writes durably cannot beat).
+func InsertCeiling(ctx context.Context, pool *pgxpool.Pool, n int, d time.Duration) (Ceiling, error) {
 	if _, err := pool.Exec(ctx, `DROP TABLE IF EXISTS bench_ceiling; CREATE TABLE bench_ceiling (id bigserial PRIMARY KEY, v text NOT NULL)`); err != nil {
-		return 0, err
+		return Ceiling{}, err
 	}
-	var count atomic.Int64
 	var firstErr atomic.Value
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
-	for range n {
+	lat := make([][]time.Duration, n)
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(deadline) {
+				t := time.Now()
 				if _, err := pool.Exec(ctx, `INSERT INTO bench_ceiling (v) VALUES ($1)`, "x"); err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
 				}
-				count.Add(1)
+				lat[i] = append(lat[i], time.Since(t))
 			}
 		}()
 	}
 	start := time.Now()
 	wg.Wait()
 	if err, ok := firstErr.Load().(error); ok {
-		return 0, err
+		return Ceiling{}, err
 	}
-	return float64(count.Load()) / time.Since(start).Seconds(), nil
+	elapsed := time.Since(start)
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	if len(all) == 0 {
+		return Ceiling{}, errors.New("ceiling: no transaction committed")
+	}
+	slices.Sort(all)
+	return Ceiling{Rate: float64(len(all)) / elapsed.Seconds(), P50: all[len(all)/2], P99: all[len(all)*99/100]}, nil
 }
