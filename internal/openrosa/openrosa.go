@@ -101,7 +101,7 @@ func (d Deps) writeError(ctx context.Context, w http.ResponseWriter, err error) 
 		d.write(w, http.StatusInternalServerError, "", "internal error: send the form again later")
 		return
 	case fault.Unavailable:
-		d.Log.WarnContext(ctx, "openrosa submission: database unavailable", "err", err)
+		d.Log.WarnContext(ctx, "openrosa submission: a dependency is unavailable", "err", err)
 		w.Header().Set("Retry-After", "30")
 	default:
 		d.Log.InfoContext(ctx, "openrosa submission refused", "code", f.Code, "err", f.Message)
@@ -234,13 +234,17 @@ func readParts(r *http.Request) ([]byte, []*attachment, error) {
 			if !safeName.MatchString(name) || name == "." || name == ".." {
 				return nil, files, fault.New(fault.Invalid, forms.CodeInvalidSubmission, "attachment name %q is not allowed", part.FileName())
 			}
-			f, err := os.CreateTemp("", "shala-attachment-*")
+			f, err := createTemp("", "shala-attachment-*")
 			if err != nil {
-				return nil, files, err
+				return nil, files, spoolFailed(err, name)
 			}
 			a := &attachment{name: name, contentType: part.Header.Get("Content-Type"), file: f}
 			files = append(files, a)
-			if a.size, err = io.Copy(f, part); err != nil {
+			if a.size, err = io.Copy(spool{f}, part); err != nil {
+				var se spoolError
+				if errors.As(err, &se) {
+					return nil, files, spoolFailed(se.err, name)
+				}
 				return nil, files, maybeTooBig(err, "attachment "+name)
 			}
 			if a.contentType == "" {
@@ -253,6 +257,36 @@ func readParts(r *http.Request) ([]byte, []*attachment, error) {
 		return nil, files, fault.New(fault.Invalid, forms.CodeInvalidSubmission, "xml_submission_file: missing")
 	}
 	return doc, files, nil
+}
+
+// createTemp makes the file an attachment is spooled to (a variable so a
+// test can make the spool fail).
+var createTemp = os.CreateTemp
+
+// spool writes an attachment to its temporary file and marks the errors of
+// that write, so a full or failing disk is told apart from a bad body.
+type spool struct{ f *os.File }
+
+func (s spool) Write(p []byte) (int, error) {
+	n, err := s.f.Write(p)
+	if err != nil {
+		err = spoolError{err}
+	}
+	return n, err
+}
+
+type spoolError struct{ err error }
+
+func (e spoolError) Error() string { return e.err.Error() }
+func (e spoolError) Unwrap() error { return e.err }
+
+// spoolFailed is this server failing to keep an attachment (disk full, no
+// temporary directory): nothing wrong with the submission, so 503 with
+// Retry-After — ODK Collect sends it again — and no file path in the
+// answer (the log has it).
+func spoolFailed(err error, name string) error {
+	return fault.Wrap(err, fault.Unavailable, fault.CodeUnavailable,
+		"attachment %s could not be stored on the server just now; send the form again later", name)
 }
 
 // cause is the link's own error behind an interrupted upload, for logs.
