@@ -240,7 +240,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	jd := jobs.Deps{Pool: a.Pool, Log: log, Tracker: a.Tracker, SMSProvider: a.SMS, SMSRate: cfg.SMSRate,
 		SMSMetrics: a.SMSMetrics, Pipeline: a.Pipeline, Exporter: a.Exporter, Blobs: a.Bucket, Now: opts.Now,
 		BBB: a.BBB, LessonPolicy: lesson.DefaultPolicy(), Alerts: alerts,
-		PDF: a.PDF, PublicURL: cfg.PublicURL,
+		PDF: a.PDF, PublicURL: cfg.PublicURL, Students: a.Students,
 		EventLog: &eventlog.Cleaner{Pool: a.Pool, Retention: cfg.EventLogRetention, Metrics: eventlog.NewMetrics(a.Registry)}}
 	if a.Queue, err = queue.New(a.Pool, jobs.Workers(jd), queue.Config{
 		Workers:       cfg.QueueWorkers,

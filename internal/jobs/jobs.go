@@ -24,6 +24,7 @@ import (
 	"github.com/shala-edu/shala/internal/ping"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/sms"
+	"github.com/shala-edu/shala/internal/student"
 )
 
 // Deps are what workers need, built once by internal/app.
@@ -57,6 +58,9 @@ type Deps struct {
 	PublicURL string
 	// Exporter appends responses to Google Sheets (nil: not configured).
 	Exporter *export.Exporter
+	// Students sweeps transfer documents never attached to a student (nil:
+	// no sweep, for tools that build workers without the student store).
+	Students *student.Store
 }
 
 // Workers registers every worker, each through queue.Add: a kind's timeout
@@ -95,6 +99,9 @@ func Workers(d Deps) *river.Workers {
 
 	queue.Add(w, &certificate.RenderWorker{Pool: d.Pool, Bucket: d.Blobs, Renderer: d.PDF, PublicURL: d.PublicURL})
 	queue.Add(w, &queue.SweepWorker[certificate.ReconcileArgs]{Pool: d.Pool, MinAge: certificate.ReconcileAfter, Sweep: certificate.Reconcile})
+	if d.Students != nil {
+		queue.Add(w, &student.SweepDocumentsWorker{Store: d.Students, Bucket: d.Blobs})
+	}
 	// The workers' own exam store: it enqueues through the job's client.
 	exams := exam.New(exam.Deps{Pool: d.Pool, Files: exam.NewFiles(d.Blobs), Now: d.Now, Log: d.Log})
 	queue.Add(w, &exam.DeleteBlobWorker{Store: exams})
@@ -138,6 +145,9 @@ func Periodic(d Deps) []*river.PeriodicJob {
 	jobs = append(jobs, every(time.Minute, lesson.SweepArgs{}, true))
 	if d.Alerts != nil {
 		jobs = append(jobs, every(time.Minute, lesson.AlertsArgs{}, true))
+	}
+	if d.Students != nil {
+		jobs = append(jobs, every(time.Hour, student.SweepDocumentsArgs{}, false))
 	}
 	return jobs
 }
