@@ -33,6 +33,7 @@ import (
 	"github.com/shala-edu/shala/internal/httperr"
 	"github.com/shala-edu/shala/internal/logging"
 	"github.com/shala-edu/shala/internal/slowread"
+	"github.com/shala-edu/shala/internal/xform"
 )
 
 // MaxAttachments caps the files of one submission.
@@ -336,9 +337,9 @@ func (d Deps) store(ctx context.Context, submission uuid.UUID, files []*attachme
 	return nil
 }
 
-// unversioned stands for version "" (a definition without a version
-// attribute) in form URLs, as in ODK Central's.
-const unversioned = "___"
+// unversioned stands for version "" in form URLs (xform.Unversioned,
+// which registration refuses as a real version).
+const unversioned = xform.Unversioned
 
 func versionSegment(v string) string {
 	if v == "" {

@@ -106,6 +106,11 @@ var (
 	xlsformVersion = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$`)
 )
 
+// Unversioned stands for version "" (a definition without a version
+// attribute) in the URLs forms are downloaded from, as in ODK Central's; no
+// form may have it as its real version.
+const Unversioned = "___"
+
 // CheckNames refuses a form id or version that XLSForm would not produce:
 // ids and versions become path segments of the URLs ODK Collect downloads
 // forms from, so no '/', no spaces, never "." or "..". Registration applies
@@ -116,6 +121,9 @@ func (f *Form) CheckNames() error {
 	}
 	if f.Version != "" && !xlsformVersion.MatchString(f.Version) {
 		return fmt.Errorf("instance root <%s id=%q>: version %q must be up to 100 letters, digits, '_', '-' or '.', not starting with '.'", f.Root, f.ID, f.Version)
+	}
+	if f.Version == Unversioned {
+		return fmt.Errorf("instance root <%s id=%q>: version %q stands for a form without a version in form URLs (as in ODK Central): choose another", f.Root, f.ID, f.Version)
 	}
 	return nil
 }

@@ -415,3 +415,20 @@ func TestRealXFormShapes(t *testing.T) {
 		})
 	}
 }
+
+// A version spelled like the URL stand-in for "no version" would share its
+// download URL with the unversioned form: registration refuses it.
+func TestVersionThatStandsForNoVersionIsRefused(t *testing.T) {
+	t.Parallel()
+	def := strings.Replace(string(read(t, "household_survey.xml")), `version="2026111501"`, `version="___"`, 1)
+	f, err := xform.ParseDefinition([]byte(def))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Version != xform.Unversioned {
+		t.Fatalf("version %q, want %q", f.Version, xform.Unversioned)
+	}
+	if err := f.CheckNames(); err == nil || !strings.Contains(err.Error(), "stands for a form without a version") {
+		t.Errorf("CheckNames: %v, want the version refused", err)
+	}
+}
