@@ -122,6 +122,11 @@ func (s *Store) Issue(ctx context.Context, c Caller, in IssueInput) (Issued, err
 		if snap.AdmissionDate != nil && leaving.Before(*snap.AdmissionDate) {
 			return fault.Invalidf("leavingDate", "%s is before the admission date %s", in.LeavingDate, snap.AdmissionDate.Format(time.DateOnly))
 		}
+		// Rows from before admission dates were kept have only the date
+		// of birth to hold the leaving date to.
+		if snap.DateOfBirth != nil && !leaving.After(*snap.DateOfBirth) {
+			return fault.Invalidf("leavingDate", "%s is not after the date of birth %s", in.LeavingDate, snap.DateOfBirth.Format(time.DateOnly))
+		}
 		if err := snap.CheckFits(); err != nil {
 			return err
 		}

@@ -719,3 +719,23 @@ func TestRegisterStudentIndianDate(t *testing.T) {
 		}
 	}
 }
+
+// A record without an admission date (an old row) still has its leaving
+// date held to the date of birth: a certificate saying the child left
+// before being born is refused, naming the field.
+func TestLeavingDateBeforeBirthIsRefused(t *testing.T) {
+	t.Parallel()
+	b := certSetup(t)
+	var id uuid.UUID
+	if err := b.pool.QueryRow(context.Background(), `INSERT INTO student (school_id, name, gender, grade, date_of_birth)
+		VALUES ($1, 'अनुष्का ठाकुर', 'FEMALE', 5, '2016-06-01') RETURNING id`, b.schoolA).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	status, out := b.as(t, b.schoolA, "issueLeavingCertificate", map[string]any{"studentId": id, "reason": "FAMILY_MIGRATION", "leavingDate": "2016-05-31"})
+	if status != 400 || code(out) != "INVALID_INPUT" || !strings.Contains(fmt.Sprint(out["message"]), "leavingDate") {
+		t.Errorf("got %d %v, want 400 INVALID_INPUT naming leavingDate", status, out)
+	}
+	if n := b.count(t, `SELECT count(*) FROM leaving_certificate WHERE student_id = $1`, id); n != 0 {
+		t.Errorf("%d certificates written", n)
+	}
+}
