@@ -4,56 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"github.com/shala-edu/shala/internal/slowread/slowreadtest"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/pgtest"
 )
-
-// phone sends a body the way a phone on a poor link does: chunk bytes every
-// interval; after stallAt bytes (if > 0) nothing more until the request is
-// given up.
-type phone struct {
-	data     []byte
-	chunk    int
-	interval time.Duration
-	stallAt  int
-
-	sent   int
-	closed chan struct{}
-	once   sync.Once
-}
-
-func (p *phone) Read(b []byte) (int, error) {
-	if p.sent >= len(p.data) {
-		return 0, io.EOF
-	}
-	if p.stallAt > 0 && p.sent >= p.stallAt {
-		<-p.closed // the link is dead; the transport closes the body when the answer comes
-		return 0, io.ErrClosedPipe
-	}
-	if p.sent > 0 {
-		select {
-		case <-time.After(p.interval): // the link's pace, not synchronisation
-		case <-p.closed:
-			return 0, io.ErrClosedPipe
-		}
-	}
-	n := copy(b[:min(len(b), p.chunk)], p.data[p.sent:])
-	p.sent += n
-	return n, nil
-}
-
-func (p *phone) Close() error {
-	p.once.Do(func() { close(p.closed) })
-	return nil
-}
 
 func multipartSubmission(t *testing.T, doc string, photo []byte) (body []byte, contentType string) {
 	t.Helper()
@@ -87,10 +48,10 @@ func TestSlowPhonesAreServedAndStalledOnesDropped(t *testing.T) {
 	doc := xformFile(t, "household_submission.xml")
 	photo := bytes.Repeat([]byte{0xff, 0xd8, 0xff, 0xe0}, 15<<10) // 60 kB
 
-	send := func(t *testing.T, doc string, p *phone) (int, http.Header, string) {
+	send := func(t *testing.T, doc string, p *slowreadtest.Link) (int, http.Header, string) {
 		t.Helper()
 		body, ctype := multipartSubmission(t, doc, photo)
-		p.data, p.closed = body, make(chan struct{})
+		p.Data = body
 		// The answer can come before the transport gives up the body:
 		// a stalled phone's reader ends with the request, not the test.
 		defer p.Close()
@@ -111,7 +72,7 @@ func TestSlowPhonesAreServedAndStalledOnesDropped(t *testing.T) {
 
 	t.Run("slow but steady: received", func(t *testing.T) {
 		// 4 kB every 100 ms (≈ 320 kbit/s): ~1.6 s, four times the read timeout.
-		status, _, body := send(t, doc, &phone{chunk: 4 << 10, interval: 100 * time.Millisecond})
+		status, _, body := send(t, doc, &slowreadtest.Link{Chunk: 4 << 10, Interval: 100 * time.Millisecond})
 		if status != http.StatusCreated || !strings.Contains(body, "Form received") {
 			t.Fatalf("got %d %s, want 201 Form received", status, body)
 		}
@@ -126,10 +87,10 @@ func TestSlowPhonesAreServedAndStalledOnesDropped(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		doc  string
-		p    *phone
+		p    *slowreadtest.Link
 	}{
-		{"stalled: dropped", other("c"), &phone{chunk: 4 << 10, interval: 10 * time.Millisecond, stallAt: 12 << 10}},
-		{"below the floor: dropped", other("d"), &phone{chunk: 200, interval: 100 * time.Millisecond}}, // 2 kB/s
+		{"stalled: dropped", other("c"), &slowreadtest.Link{Chunk: 4 << 10, Interval: 10 * time.Millisecond, StallAt: 12 << 10}},
+		{"below the floor: dropped", other("d"), &slowreadtest.Link{Chunk: 200, Interval: 100 * time.Millisecond}}, // 2 kB/s
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			status, hdr, body := send(t, tt.doc, tt.p)
@@ -146,8 +107,8 @@ func TestSlowPhonesAreServedAndStalledOnesDropped(t *testing.T) {
 					t.Errorf("answer %q contains %q", body, leak)
 				}
 			}
-			if tt.p.sent >= len(tt.p.data) {
-				t.Errorf("the whole body was sent (%d bytes): the test did not exercise a drop", tt.p.sent)
+			if tt.p.Sent >= len(tt.p.Data) {
+				t.Errorf("the whole body was sent (%d bytes): the test did not exercise a drop", tt.p.Sent)
 			}
 		})
 	}

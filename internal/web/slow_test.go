@@ -3,6 +3,7 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"github.com/shala-edu/shala/internal/slowread/slowreadtest"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -10,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,42 +23,6 @@ import (
 	"github.com/shala-edu/shala/internal/pgtest"
 	"github.com/shala-edu/shala/internal/web"
 )
-
-// slowBody sends chunk bytes every interval; after stallAt bytes (> 0)
-// nothing more until the request is given up.
-type slowBody struct {
-	data           []byte
-	chunk, stallAt int
-	interval       time.Duration
-	sent           int
-	closed         chan struct{}
-	once           sync.Once
-}
-
-func (p *slowBody) Read(b []byte) (int, error) {
-	if p.sent >= len(p.data) {
-		return 0, io.EOF
-	}
-	if p.stallAt > 0 && p.sent >= p.stallAt {
-		<-p.closed
-		return 0, io.ErrClosedPipe
-	}
-	if p.sent > 0 {
-		select {
-		case <-time.After(p.interval): // the link's pace, not synchronisation
-		case <-p.closed:
-			return 0, io.ErrClosedPipe
-		}
-	}
-	n := copy(b[:min(len(b), p.chunk)], p.data[p.sent:])
-	p.sent += n
-	return n, nil
-}
-
-func (p *slowBody) Close() error {
-	p.once.Do(func() { close(p.closed) })
-	return nil
-}
 
 // A student's exam file over a slow link is received even though it takes
 // longer than the server's whole-request read timeout; one that stalls is
@@ -84,21 +48,21 @@ func TestSlowExamUploadsAreServedAndStalledOnesDropped(t *testing.T) {
 	}
 	code := created[0].UploadCode
 
-	send := func(t *testing.T, p *slowBody) (int, http.Header, []byte) {
+	send := func(t *testing.T, p *slowreadtest.Link) (int, http.Header, []byte) {
 		t.Helper()
 		var buf bytes.Buffer
 		mw := multipart.NewWriter(&buf)
 		w, _ := mw.CreateFormFile("file", "answers.pdf")
 		_, _ = w.Write(pdf(60<<10, 1))
 		_ = mw.Close()
-		p.data, p.closed = buf.Bytes(), make(chan struct{})
+		p.Data = buf.Bytes()
 		// The answer can come before the transport gives up the body:
 		// a stalled link's reader ends with the request, not the test.
 		defer p.Close()
 		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(rctx, http.MethodPost, srv.URL+"/submissions/"+code, p)
-		req.ContentLength = int64(len(p.data))
+		req.ContentLength = int64(len(p.Data))
 		req.Header.Set("Content-Type", mw.FormDataContentType())
 		resp, err := srv.Client().Do(req)
 		if err != nil {
@@ -110,13 +74,13 @@ func TestSlowExamUploadsAreServedAndStalledOnesDropped(t *testing.T) {
 	}
 
 	t.Run("slow but steady: received", func(t *testing.T) {
-		status, _, body := send(t, &slowBody{chunk: 4 << 10, interval: 100 * time.Millisecond}) // ~1.6 s
+		status, _, body := send(t, &slowreadtest.Link{Chunk: 4 << 10, Interval: 100 * time.Millisecond}) // ~1.6 s
 		if status != http.StatusCreated {
 			t.Fatalf("got %d %s, want 201", status, body)
 		}
 	})
 	t.Run("stalled: answered 503 to send again", func(t *testing.T) {
-		status, hdr, body := send(t, &slowBody{chunk: 4 << 10, interval: 10 * time.Millisecond, stallAt: 12 << 10})
+		status, hdr, body := send(t, &slowreadtest.Link{Chunk: 4 << 10, Interval: 10 * time.Millisecond, StallAt: 12 << 10})
 		if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || !strings.Contains(string(body), "UPLOAD_INTERRUPTED") ||
 			!strings.Contains(string(body), "send it again") {
 			t.Fatalf("got %d (Retry-After %q) %s, want 503 UPLOAD_INTERRUPTED asking to send again", status, hdr.Get("Retry-After"), body)
@@ -171,14 +135,14 @@ func TestSlowTransferDocumentsAreServedAndStalledOnesDropped(t *testing.T) {
 	srv, token := documentsServer(t)
 	ctx := context.Background()
 
-	send := func(t *testing.T, p *slowBody, data []byte, contentType string) (int, http.Header, []byte) {
+	send := func(t *testing.T, p *slowreadtest.Link, data []byte, contentType string) (int, http.Header, []byte) {
 		t.Helper()
-		p.data, p.closed = data, make(chan struct{})
+		p.Data = data
 		defer p.Close() // a stalled body's reader is released whatever the transport does
 		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(rctx, http.MethodPost, srv.URL+web.DocumentsPath, p)
-		req.ContentLength = int64(len(p.data))
+		req.ContentLength = int64(len(p.Data))
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Content-Type", contentType)
 		resp, err := srv.Client().Do(req)
@@ -210,25 +174,25 @@ func TestSlowTransferDocumentsAreServedAndStalledOnesDropped(t *testing.T) {
 	}
 
 	t.Run("slow but steady: received", func(t *testing.T) {
-		status, _, body := send(t, &slowBody{chunk: 4 << 10, interval: 100 * time.Millisecond}, pdf(60<<10, 2), "application/pdf") // ~1.5 s
+		status, _, body := send(t, &slowreadtest.Link{Chunk: 4 << 10, Interval: 100 * time.Millisecond}, pdf(60<<10, 2), "application/pdf") // ~1.5 s
 		if status != http.StatusCreated {
 			t.Fatalf("got %d %s, want 201", status, body)
 		}
 	})
 	t.Run("slow but steady multipart: received", func(t *testing.T) {
 		data, ct := multipartOf(pdf(60<<10, 3))
-		status, _, body := send(t, &slowBody{chunk: 4 << 10, interval: 100 * time.Millisecond}, data, ct)
+		status, _, body := send(t, &slowreadtest.Link{Chunk: 4 << 10, Interval: 100 * time.Millisecond}, data, ct)
 		if status != http.StatusCreated {
 			t.Fatalf("got %d %s, want 201", status, body)
 		}
 	})
 	t.Run("stalled in the file: answered 503 to send again", func(t *testing.T) {
-		status, hdr, body := send(t, &slowBody{chunk: 4 << 10, interval: 10 * time.Millisecond, stallAt: 12 << 10}, pdf(60<<10, 4), "application/pdf")
+		status, hdr, body := send(t, &slowreadtest.Link{Chunk: 4 << 10, Interval: 10 * time.Millisecond, StallAt: 12 << 10}, pdf(60<<10, 4), "application/pdf")
 		interrupted(t, status, hdr, body)
 	})
 	t.Run("stalled before the part's headers: answered 503 to send again", func(t *testing.T) {
 		data, ct := multipartOf(pdf(60<<10, 5))
-		status, hdr, body := send(t, &slowBody{chunk: 20, interval: 10 * time.Millisecond, stallAt: 40}, data, ct)
+		status, hdr, body := send(t, &slowreadtest.Link{Chunk: 20, Interval: 10 * time.Millisecond, StallAt: 40}, data, ct)
 		interrupted(t, status, hdr, body)
 	})
 }
@@ -267,7 +231,7 @@ func TestSlowTusPatchIsServed(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated || err != nil {
 		t.Fatalf("creation: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	p := &slowBody{data: file, chunk: 4 << 10, interval: 100 * time.Millisecond, closed: make(chan struct{})} // ~1.5 s
+	p := &slowreadtest.Link{Data: file, Chunk: 4 << 10, Interval: 100 * time.Millisecond} // ~1.5 s
 	defer p.Close()
 	req, _ = http.NewRequest(http.MethodPatch, srv.URL+u.Path, p)
 	req.ContentLength = int64(len(file))
