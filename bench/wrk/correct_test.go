@@ -1,0 +1,57 @@
+package wrk
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestCorrect(t *testing.T) {
+	ms := time.Millisecond
+	t.Run("a stall stands for the requests a steady sender would have queued behind it", func(t *testing.T) {
+		// 2 connections, 10 samples in 50 ms: each connection sent one
+		// request every 10 ms. The 45 ms sample stands for those sent at
+		// 10, 20 and 30 ms into it, which would have waited 35, 25 and
+		// 15 ms.
+		lat := []time.Duration{5 * ms, 5 * ms, 5 * ms, 5 * ms, 5 * ms, 5 * ms, 5 * ms, 5 * ms, 5 * ms, 45 * ms}
+		got := Correct(lat, 2, 50*ms)
+		want := []time.Duration{5 * ms, 5 * ms, 5 * ms, 5 * ms, 5 * ms, 5 * ms, 5 * ms, 5 * ms, 5 * ms, 15 * ms, 25 * ms, 35 * ms, 45 * ms}
+		if !slices.Equal(got, want) {
+			t.Errorf("Correct = %v, want %v", got, want)
+		}
+		if lat[9] != 45*ms || lat[0] != 5*ms {
+			t.Errorf("Correct changed its input: %v", lat)
+		}
+	})
+	t.Run("samples under two intervals are kept as they are", func(t *testing.T) {
+		lat := []time.Duration{19 * ms, 3 * ms, 10 * ms}
+		got := Correct(lat, 1, 30*ms)
+		if want := []time.Duration{3 * ms, 10 * ms, 19 * ms}; !slices.Equal(got, want) {
+			t.Errorf("Correct = %v, want %v", got, want)
+		}
+	})
+	t.Run("fewer samples than connections: nothing to correct", func(t *testing.T) {
+		got := Correct([]time.Duration{40 * ms}, 100, time.Second)
+		if want := []time.Duration{40 * ms}; !slices.Equal(got, want) {
+			t.Errorf("Correct = %v, want %v", got, want)
+		}
+	})
+}
+
+func TestPercentile(t *testing.T) {
+	sorted := make([]time.Duration, 100)
+	for i := range sorted {
+		sorted[i] = time.Duration(i+1) * time.Millisecond
+	}
+	for _, tc := range []struct {
+		p    float64
+		want time.Duration
+	}{{0.50, 51 * time.Millisecond}, {0.99, 100 * time.Millisecond}, {0.01, 2 * time.Millisecond}} {
+		if got := Percentile(sorted, tc.p); got != tc.want {
+			t.Errorf("Percentile(1..100 ms, %v) = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+	if got := Percentile(nil, 0.99); got != 0 {
+		t.Errorf("Percentile(nil) = %v, want 0", got)
+	}
+}
