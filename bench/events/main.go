@@ -11,7 +11,7 @@
 // the deliveries a steady stream of events would have queued behind it, not
 // only for the 100 in flight. The ceiling's commits are summarised the same
 // way. Beside them the line gives the plain p99 of the time the server took
-// for each delivery (first handler call to answer) and of the ceiling's
+// for each delivery (the handler's call to its return) and of the ceiling's
 // commits, and how many of each took over 25 ms: a stall of the disk's
 // fsync shows there, in both, and is not the ack path's.
 //
@@ -78,7 +78,7 @@ func run() (err error) {
 	}
 	defer cleanup()
 
-	ceiling, err := benchdb.InsertCeiling(ctx, pool, *clients, *duration)
+	ceiling, err := benchdb.InsertCeiling(ctx, pool, *clients, *duration, slowAt)
 	if err != nil {
 		return err
 	}
@@ -231,8 +231,10 @@ func drive(ctx context.Context, url string, n int, d time.Duration) (wrk.Result,
 // the ceiling's commits are counted as slow.
 const slowAt = 25 * time.Millisecond
 
-// timings records how long the server took for each request: from the
-// handler's first call to its return, once the answer is written.
+// timings records how long the handler took for each request, from its
+// call to its return (the answer is then in net/http's buffer). It leaves
+// out what happens before the call (reading and parsing the request,
+// waiting to be scheduled) and the write of the answer.
 type timings struct {
 	mu  sync.Mutex
 	all []time.Duration

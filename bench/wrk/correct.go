@@ -8,13 +8,15 @@ import (
 
 // Correct returns latencies with the samples wrk adds before it reports its
 // percentiles (stats_correct in wrk's source), so that a Go-measured
-// closed loop is summarised the same way as wrk's: each connection should
-// have sent a request every elapsed/(len/conns); a sample of n such
-// intervals stands for the n-1 requests a steady sender would have sent
-// meanwhile and that waited behind it, which get the latencies n-1, n-2, …
-// intervals less. A stall of the server then weighs as it does for work
+// closed loop is summarised as wrk summarises its own (the same up to wrk's
+// microsecond buckets): each connection should have sent a request every
+// interval = elapsed/(len/conns); a sample of at least two intervals gets
+// copies shortened by one interval, two, … while they stay above one
+// interval — the requests a steady sender would have sent meanwhile, which
+// waited behind it. A stall of the server then weighs as it does for work
 // arriving at a steady rate (as Hasura's events do), not as the handful of
-// requests that were in flight. The result is sorted.
+// requests that were in flight. wrk corrects failed requests' latencies
+// too; callers pass what they measured. The result is sorted.
 func Correct(latencies []time.Duration, conns int, elapsed time.Duration) []time.Duration {
 	out := slices.Clone(latencies)
 	perConn := len(latencies) / max(conns, 1)
@@ -39,7 +41,7 @@ func Correct(latencies []time.Duration, conns int, elapsed time.Duration) []time
 	return out
 }
 
-// Percentile is the p-th quantile (0 < p <= 1) of sorted latencies, ranked
+// Percentile is the p-th quantile (0 < p < 1) of sorted latencies, ranked
 // as wrk ranks them (stats_percentile): the sample of rank
 // round(p·n + 0.5).
 func Percentile(sorted []time.Duration, p float64) time.Duration {

@@ -23,6 +23,14 @@ func TestCorrect(t *testing.T) {
 			t.Errorf("Correct changed its input: %v", lat)
 		}
 	})
+	t.Run("copies stop above one interval, as wrk's do", func(t *testing.T) {
+		// One connection, 1 sample in 10 ms: interval 10 ms. A 40 ms
+		// sample gets 30 and 20 ms, not 10 (wrk: while m > expected).
+		got := Correct([]time.Duration{40 * ms}, 1, 10*ms)
+		if want := []time.Duration{20 * ms, 30 * ms, 40 * ms}; !slices.Equal(got, want) {
+			t.Errorf("Correct = %v, want %v", got, want)
+		}
+	})
 	t.Run("samples under two intervals are kept as they are", func(t *testing.T) {
 		lat := []time.Duration{19 * ms, 3 * ms, 10 * ms}
 		got := Correct(lat, 1, 30*ms)
