@@ -161,9 +161,8 @@ func InsertCeiling(ctx context.Context, pool *pgxpool.Pool, n int, d, slow time.
 	}
 	corrected := wrk.Correct(all, n, elapsed)
 	slices.Sort(all)
-	over, _ := slices.BinarySearch(all, slow+1)
 	return Ceiling{Rate: float64(len(all)) / elapsed.Seconds(), P50: wrk.Percentile(corrected, 0.50),
-		P99: wrk.Percentile(corrected, 0.99), RawP99: wrk.Percentile(all, 0.99), Slow: len(all) - over}, nil
+		P99: wrk.Percentile(corrected, 0.99), RawP99: wrk.Percentile(all, 0.99), Slow: wrk.Over(all, slow)}, nil
 }
 
 // warm opens n connections at once and runs the ceiling's statement once on

@@ -257,8 +257,7 @@ func (t *timings) summary(slow time.Duration) (time.Duration, int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	slices.Sort(t.all)
-	n, _ := slices.BinarySearch(t.all, slow+1)
-	return wrk.Percentile(t.all, 0.99), len(t.all) - n
+	return wrk.Percentile(t.all, 0.99), wrk.Over(t.all, slow)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -51,3 +51,9 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 	rank := int(math.Round(p*float64(len(sorted)) + 0.5))
 	return sorted[min(max(rank, 1), len(sorted))-1]
 }
+
+// Over is how many of sorted latencies exceed d.
+func Over(sorted []time.Duration, d time.Duration) int {
+	i, _ := slices.BinarySearch(sorted, d+1)
+	return len(sorted) - i
+}

@@ -63,3 +63,14 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("Percentile(nil) = %v, want 0", got)
 	}
 }
+
+func TestOver(t *testing.T) {
+	ms := time.Millisecond
+	sorted := []time.Duration{10 * ms, 25 * ms, 25*ms + 1, 40 * ms}
+	if got := Over(sorted, 25*ms); got != 2 {
+		t.Errorf("Over(%v, 25ms) = %d, want 2 (25 ms itself is not over)", sorted, got)
+	}
+	if got := Over(nil, 25*ms); got != 0 {
+		t.Errorf("Over(nil) = %d, want 0", got)
+	}
+}

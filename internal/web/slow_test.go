@@ -3,7 +3,6 @@ package web_test
 import (
 	"bytes"
 	"context"
-	"github.com/shala-edu/shala/internal/slowread/slowreadtest"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"github.com/shala-edu/shala/internal/app/apptest"
 	"github.com/shala-edu/shala/internal/exam"
 	"github.com/shala-edu/shala/internal/pgtest"
+	"github.com/shala-edu/shala/internal/slowread/slowreadtest"
 	"github.com/shala-edu/shala/internal/web"
 )
 
@@ -32,21 +32,8 @@ func TestSlowExamUploadsAreServedAndStalledOnesDropped(t *testing.T) {
 	cfg := apptest.Config(t)
 	cfg.UploadMinRate, cfg.UploadWindow = 8<<10, 300*time.Millisecond
 	a := apptest.New(t, cfg, app.Options{Pool: pgtest.New(t)})
-	srv := httptest.NewUnstartedServer(a.Handler())
-	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 400*time.Millisecond, 600*time.Millisecond
-	srv.Start()
-	t.Cleanup(srv.Close)
-	ctx := context.Background()
-	id, err := a.Exams.CreateExam(ctx, "examiner-1", "Physics 2026", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	created, errs, err := a.Exams.CreateStudents(ctx, "examiner-1", id, []exam.StudentInput{
-		{Nickname: "asha1", FirstName: "Asha", LastName: "Verma", Email: "asha@example.org"}}, nil)
-	if err != nil || len(errs) > 0 {
-		t.Fatalf("create student: %v %v", err, errs)
-	}
-	code := created[0].UploadCode
+	srv := slowServer(t, a)
+	code := uploadCode(t, a)
 
 	send := func(t *testing.T, p *slowreadtest.Link) (int, http.Header, []byte) {
 		t.Helper()
@@ -59,7 +46,7 @@ func TestSlowExamUploadsAreServedAndStalledOnesDropped(t *testing.T) {
 		// The answer can come before the transport gives up the body:
 		// a stalled link's reader ends with the request, not the test.
 		defer p.Close()
-		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		rctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(rctx, http.MethodPost, srv.URL+"/submissions/"+code, p)
 		req.ContentLength = int64(len(p.Data))
@@ -110,10 +97,7 @@ func documentsServer(t *testing.T) (*httptest.Server, string) {
 	const key = "test-jwt-signing-key-at-least-32-characters"
 	cfg.JWTSecret = `{"type":"HS256","key":"` + key + `"}`
 	a := apptest.New(t, cfg, app.Options{Pool: pool})
-	srv := httptest.NewUnstartedServer(a.Handler())
-	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 400*time.Millisecond, 600*time.Millisecond
-	srv.Start()
-	t.Cleanup(srv.Close)
+	srv := slowServer(t, a)
 	school := uuid.New()
 	if _, err := pool.Exec(context.Background(), `INSERT INTO school (id, udise, name, district, block, session) VALUES
 		($1, '02110512345', 'GSSS Kotkhai', 'Shimla', 'Kotkhai', 'W')`, school); err != nil {
@@ -204,22 +188,9 @@ func TestSlowTusPatchIsServed(t *testing.T) {
 	t.Parallel()
 	cfg := apptest.Config(t)
 	a := apptest.New(t, cfg, app.Options{Pool: pgtest.New(t)})
-	srv := httptest.NewUnstartedServer(a.Handler())
-	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 400*time.Millisecond, 600*time.Millisecond
-	srv.Start()
-	t.Cleanup(srv.Close)
-	ctx := context.Background()
-	id, err := a.Exams.CreateExam(ctx, "examiner-1", "Physics 2026", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	created, errs, err := a.Exams.CreateStudents(ctx, "examiner-1", id, []exam.StudentInput{
-		{Nickname: "asha1", FirstName: "Asha", LastName: "Verma", Email: "asha@example.org"}}, nil)
-	if err != nil || len(errs) > 0 {
-		t.Fatalf("create student: %v %v", err, errs)
-	}
+	srv := slowServer(t, a)
 	file := pdf(60<<10, 6)
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/submissions/"+created[0].UploadCode+"/tus/", nil)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/submissions/"+uploadCode(t, a)+"/tus/", nil)
 	req.Header.Set("Tus-Resumable", "1.0.0")
 	req.Header.Set("Upload-Length", strconv.Itoa(len(file)))
 	resp, err := srv.Client().Do(req)
@@ -273,4 +244,33 @@ func TestTransferDocumentRequestIsCapped(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "TOO_LARGE") {
 		t.Fatalf("got %d %s, want 413", resp.StatusCode, body)
 	}
+}
+
+// slowServer serves a with whole-request read and write timeouts shorter
+// than the slow uploads the tests send, as a production server has them
+// shorter than a slow phone's upload.
+func slowServer(t *testing.T, a *app.App) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(a.Handler())
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 400*time.Millisecond, 600*time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// uploadCode creates an exam with one student and returns the student's
+// upload code.
+func uploadCode(t *testing.T, a *app.App) string {
+	t.Helper()
+	ctx := context.Background()
+	id, err := a.Exams.CreateExam(ctx, "examiner-1", "Physics 2026", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, errs, err := a.Exams.CreateStudents(ctx, "examiner-1", id, []exam.StudentInput{
+		{Nickname: "asha1", FirstName: "Asha", LastName: "Verma", Email: "asha@example.org"}}, nil)
+	if err != nil || len(errs) > 0 {
+		t.Fatalf("create student: %v %v", err, errs)
+	}
+	return created[0].UploadCode
 }
