@@ -264,6 +264,13 @@ func TestSessionVariables(t *testing.T) {
 	if err := s.RequireRole("admin"); fault.KindOf(err) != fault.Forbidden {
 		t.Errorf("RequireRole(admin) for school: got %v, want Forbidden", err)
 	}
+	var strs hasura.SessionVariables // strings only: Hasura's usual form
+	if err := json.Unmarshal([]byte(`{"X-Hasura-Role":"teacher","X-Hasura-User-Id":"7"}`), &strs); err != nil {
+		t.Fatal(err)
+	}
+	if got := map[string]string(strs); !reflect.DeepEqual(got, map[string]string{"x-hasura-role": "teacher", "x-hasura-user-id": "7"}) {
+		t.Errorf("got %v, want the names in lower case", got)
+	}
 	var none hasura.SessionVariables
 	_ = json.Unmarshal([]byte("null"), &none)
 	if _, err := none.SchoolID(); fault.KindOf(err) != fault.Forbidden {

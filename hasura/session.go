@@ -32,6 +32,21 @@ type SessionVariables map[string]string
 // UnmarshalJSON lower-cases keys and accepts null (writes made by plain SQL)
 // and non-string scalars.
 func (s *SessionVariables) UnmarshalJSON(b []byte) error {
+	// Hasura sends strings: read them as such, and only values of other
+	// types through the slower map of any.
+	var strs map[string]string
+	if err := json.Unmarshal(b, &strs); err == nil {
+		if strs == nil {
+			*s = nil
+			return nil
+		}
+		out := make(SessionVariables, len(strs))
+		for k, v := range strs {
+			out[strings.ToLower(k)] = v
+		}
+		*s = out
+		return nil
+	}
 	var raw map[string]any
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return err

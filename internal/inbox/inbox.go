@@ -207,7 +207,10 @@ func (in *Inbox) execute(batch []*request) {
 	ctx, cancel := context.WithTimeout(context.Background(), txTimeout)
 	defer cancel()
 	err := pgx.BeginFunc(ctx, in.pool, func(tx pgx.Tx) error {
-		ids := make([]uuid.UUID, len(batch))
+		// [16]byte, not uuid.UUID: pgx encodes it as a uuid directly,
+		// where uuid.UUID's driver.Valuer (a string) fails the binary
+		// plan first, and formats an error, for every element.
+		ids := make([][16]byte, len(batch))
 		kinds := make([]string, len(batch))
 		names := make([]string, len(batch))
 		ops := make([]*string, len(batch))
@@ -227,11 +230,11 @@ func (in *Inbox) execute(batch []*request) {
 		if err != nil {
 			return err
 		}
-		inserted, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		inserted, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
 		if err != nil {
 			return err
 		}
-		fresh := make(map[uuid.UUID]bool, len(inserted))
+		fresh := make(map[[16]byte]bool, len(inserted))
 		for _, id := range inserted {
 			fresh[id] = true
 		}

@@ -1,0 +1,54 @@
+package benchdb
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+func TestProbeDisk(t *testing.T) {
+	run := func(t *testing.T, slow time.Duration) (DiskProbe, string) {
+		t.Helper()
+		dir := t.TempDir()
+		stop, err := ProbeDisk(dir, time.Millisecond, slow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Millisecond) // the probe's own pace: some syncs to count
+		p, err := stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, dir
+	}
+
+	t.Run("CountsEverySyncAndRemovesItsFile", func(t *testing.T) {
+		p, dir := run(t, time.Hour)
+		if p.Syncs == 0 {
+			t.Fatal("got 0 syncs, want some in 30 ms at one a millisecond")
+		}
+		if p.P50 <= 0 || p.P50 > p.Max {
+			t.Errorf("got p50 %v and max %v, want 0 < p50 <= max", p.P50, p.Max)
+		}
+		if p.Slow != 0 || p.Stalled != 0 {
+			t.Errorf("got %d slow syncs (%v) under a one-hour line, want none", p.Slow, p.Stalled)
+		}
+		left, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) != 0 {
+			t.Errorf("got %d files left in the probe's dir, want none", len(left))
+		}
+	})
+
+	t.Run("SlowSyncsAddUpToTheStall", func(t *testing.T) {
+		p, _ := run(t, 0)
+		if p.Slow != p.Syncs {
+			t.Errorf("got %d of %d syncs slow over a zero line, want all", p.Slow, p.Syncs)
+		}
+		if p.Stalled < p.Max || p.Stalled < time.Duration(p.Syncs)*p.P50/2 {
+			t.Errorf("got stalled %v for %d syncs (p50 %v, max %v), want their sum", p.Stalled, p.Syncs, p.P50, p.Max)
+		}
+	})
+}
