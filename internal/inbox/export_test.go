@@ -6,3 +6,6 @@ func (in *Inbox) Pending() int {
 	defer in.mu.Unlock()
 	return len(in.pending)
 }
+
+// Paths is how many batches the fast and the slow path recorded.
+func (in *Inbox) Paths() (fast, slow int64) { return in.fastBatches.Load(), in.slowBatches.Load() }

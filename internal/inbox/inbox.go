@@ -8,22 +8,29 @@
 // Under load, concurrent deliveries share transactions (group commit): while
 // MaxInFlight transactions are open, new deliveries queue and the next
 // transaction takes up to MaxBatch of them, with one multi-row inbox insert,
-// one multi-row job insert and one commit (one fsync) for all. A delivery
+// one multi-row job insert and one commit (one fsync) for all. BEGIN and
+// the inbox insert travel in one round trip when every delivery of the
+// batch is new, as almost all are; a batch holding a redelivery rolls that
+// back and is recorded the slower way that tells new from old. A delivery
 // whose work fails makes its batch retry each delivery in its own
 // transaction, so one bad delivery never fails the others. At low load a
 // delivery runs alone, immediately.
 package inbox
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
@@ -74,6 +81,12 @@ type Inbox struct {
 	mu      sync.Mutex
 	pending []*request
 	running int
+
+	// slowFor counts down the batches that skip the fast path after a
+	// duplicate; fastBatches and slowBatches count the batches each path
+	// recorded.
+	slowFor                  atomic.Int32
+	fastBatches, slowBatches atomic.Int64
 }
 
 type request struct {
@@ -206,38 +219,7 @@ func (in *Inbox) execute(batch []*request) {
 	// values, and no caller giving up cancels it.
 	ctx, cancel := context.WithTimeout(context.Background(), txTimeout)
 	defer cancel()
-	err := pgx.BeginFunc(ctx, in.pool, func(tx pgx.Tx) error {
-		// [16]byte, not uuid.UUID: pgx encodes it as a uuid directly,
-		// where uuid.UUID's driver.Valuer (a string) fails the binary
-		// plan first, and formats an error, for every element.
-		ids := make([][16]byte, len(batch))
-		kinds := make([]string, len(batch))
-		names := make([]string, len(batch))
-		ops := make([]*string, len(batch))
-		traces := make([]*string, len(batch))
-		for i, r := range batch {
-			ids[i], kinds[i], names[i] = r.d.ID, r.d.Kind, r.d.Name
-			if r.d.Op != "" {
-				ops[i] = &r.d.Op
-			}
-			if r.d.TraceID != "" {
-				traces[i] = &r.d.TraceID
-			}
-		}
-		rows, err := tx.Query(ctx, `INSERT INTO webhook_inbox (event_id, kind, name, op, trace_id)
-			SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
-			ON CONFLICT (event_id) DO NOTHING RETURNING event_id`, ids, kinds, names, ops, traces)
-		if err != nil {
-			return err
-		}
-		inserted, err := pgx.CollectRows(rows, pgx.RowTo[[16]byte])
-		if err != nil {
-			return err
-		}
-		fresh := make(map[[16]byte]bool, len(inserted))
-		for _, id := range inserted {
-			fresh[id] = true
-		}
+	err := in.transact(ctx, batch, func(tx pgx.Tx, fresh map[[16]byte]bool) error {
 		w := &Work{Tx: tx}
 		for _, r := range batch {
 			if !fresh[r.d.ID] { // recorded before, or an earlier copy in this batch
@@ -292,6 +274,146 @@ func (in *Inbox) execute(batch []*request) {
 		}
 		close(r.done)
 	}
+}
+
+// transact records batch in a new transaction and runs fn in it with the
+// ids recorded there (the deliveries not recorded before), then commits;
+// if fn fails it rolls back.
+//
+// Recording first tries the one round trip of the fast path (record);
+// when a delivery was recorded before, it rolls that back and records
+// the batch the slow way, which tells new from old (recordEach).
+func (in *Inbox) transact(ctx context.Context, batch []*request, fn func(tx pgx.Tx, fresh map[[16]byte]bool) error) error {
+	conn, err := in.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	tx, fresh, err := in.record(ctx, conn, batch)
+	if err == nil && tx == nil {
+		tx, fresh, err = in.recordEach(ctx, conn, batch)
+	}
+	if err != nil {
+		return err
+	}
+	if err := fn(tx, fresh); err != nil {
+		return errors.Join(err, ignoreClosed(tx.Rollback(ctx)))
+	}
+	return tx.Commit(ctx)
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, pgx.ErrTxClosed) {
+		return nil
+	}
+	return err
+}
+
+// slowAfterDuplicate is how many batches after one that met a delivery
+// recorded before take the slow path directly: redeliveries come in runs
+// (a restarted Hasura re-sends every event it held), and each fast attempt
+// that meets one costs two wasted round trips.
+const slowAfterDuplicate = 64
+
+// fastTag quotes the fast path's JSON in the statement. Dollar quoting
+// takes the text verbatim (no escapes, whatever standard_conforming_strings
+// says), so the only text that could end it early is the tag itself, which
+// record checks for.
+const fastTag = "$inbox$"
+
+// record opens a transaction and records the batch in the same round trip:
+// BEGIN and a plain INSERT of every delivery sent as one simple-protocol
+// query, as the transaction's begin statement. It returns the transaction
+// and every id as new, or, when it cannot tell new from old — a delivery
+// recorded before (the INSERT's unique violation, then rolled back), the
+// same id twice in the batch, a value holding fastTag, recent duplicates —
+// a nil transaction and no error, for recordEach. The values travel as one
+// JSON document, never as SQL.
+func (in *Inbox) record(ctx context.Context, conn *pgxpool.Conn, batch []*request) (pgx.Tx, map[[16]byte]bool, error) {
+	if in.slowFor.Load() > 0 {
+		in.slowFor.Add(-1)
+		return nil, nil, nil
+	}
+	type row struct {
+		EventID string `json:"event_id"`
+		Kind    string `json:"kind"`
+		Name    string `json:"name"`
+		Op      string `json:"op,omitempty"`
+		TraceID string `json:"trace_id,omitempty"`
+	}
+	rows := make([]row, len(batch))
+	fresh := make(map[[16]byte]bool, len(batch))
+	for i, r := range batch {
+		if fresh[r.d.ID] {
+			return nil, nil, nil
+		}
+		fresh[r.d.ID] = true
+		rows[i] = row{EventID: r.d.ID.String(), Kind: r.d.Kind, Name: r.d.Name, Op: r.d.Op, TraceID: r.d.TraceID}
+	}
+	doc, err := json.Marshal(rows)
+	if err != nil || bytes.Contains(doc, []byte(fastTag)) {
+		return nil, nil, nil
+	}
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: `BEGIN; INSERT INTO webhook_inbox (event_id, kind, name, op, trace_id)
+		SELECT event_id, kind, name, op, trace_id FROM json_to_recordset(` + fastTag + string(doc) + fastTag + `)
+			AS d(event_id uuid, kind text, name text, op text, trace_id text)`})
+	if err == nil {
+		in.fastBatches.Add(1)
+		return tx, fresh, nil
+	}
+	// The failed INSERT left its transaction open and aborted.
+	if conn.Conn().PgConn().TxStatus() != 'I' {
+		if _, rerr := conn.Exec(ctx, "ROLLBACK"); rerr != nil {
+			return nil, nil, errors.Join(err, rerr)
+		}
+	}
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.TableName == "webhook_inbox" {
+		in.slowFor.Store(slowAfterDuplicate)
+		return nil, nil, nil
+	}
+	return nil, nil, err
+}
+
+// recordEach opens a transaction and records the batch in it, skipping
+// deliveries recorded before, and returns the ids it recorded.
+func (in *Inbox) recordEach(ctx context.Context, conn *pgxpool.Conn, batch []*request) (pgx.Tx, map[[16]byte]bool, error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	// [16]byte, not uuid.UUID: pgx encodes it as a uuid directly,
+	// where uuid.UUID's driver.Valuer (a string) fails the binary
+	// plan first, and formats an error, for every element.
+	ids := make([][16]byte, len(batch))
+	kinds := make([]string, len(batch))
+	names := make([]string, len(batch))
+	ops := make([]*string, len(batch))
+	traces := make([]*string, len(batch))
+	for i, r := range batch {
+		ids[i], kinds[i], names[i] = r.d.ID, r.d.Kind, r.d.Name
+		if r.d.Op != "" {
+			ops[i] = &r.d.Op
+		}
+		if r.d.TraceID != "" {
+			traces[i] = &r.d.TraceID
+		}
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO webhook_inbox (event_id, kind, name, op, trace_id)
+		SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+		ON CONFLICT (event_id) DO NOTHING RETURNING event_id`, ids, kinds, names, ops, traces)
+	var inserted [][16]byte
+	if err == nil {
+		inserted, err = pgx.CollectRows(rows, pgx.RowTo[[16]byte])
+	}
+	if err != nil {
+		return nil, nil, errors.Join(err, ignoreClosed(tx.Rollback(ctx)))
+	}
+	fresh := make(map[[16]byte]bool, len(inserted))
+	for _, id := range inserted {
+		fresh[id] = true
+	}
+	in.slowBatches.Add(1)
+	return tx, fresh, nil
 }
 
 // withValues is ctx (its deadline and cancellation) with the values of

@@ -1,0 +1,152 @@
+package inbox_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/shala-edu/shala/internal/inbox"
+	"github.com/shala-edu/shala/internal/ping"
+)
+
+// TestRecordingPaths covers the two ways a batch is recorded: the fast
+// path (BEGIN and the INSERT in one round trip, every delivery new) and
+// the slow one it falls back to when a delivery was recorded before.
+func TestRecordingPaths(t *testing.T) {
+	t.Parallel()
+
+	type bundle struct {
+		in    *inbox.Inbox
+		count func(q string, args ...any) int
+	}
+	setupPaths := func(t *testing.T) bundle {
+		t.Helper()
+		in, count := setup(t)
+		return bundle{in: in, count: count}
+	}
+	// receive delivers d and reports whether it was a duplicate and how
+	// often its work ran.
+	receive := func(t *testing.T, in *inbox.Inbox, d inbox.Delivery) (dup bool, ran int) {
+		t.Helper()
+		dup, err := in.Receive(context.Background(), d, func(ctx context.Context, w *inbox.Work) error {
+			ran++
+			w.Enqueue(ping.PongArgs{PingID: d.ID}, nil)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("receive %s: %v", d.ID, err)
+		}
+		return dup, ran
+	}
+	paths := func(t *testing.T, in *inbox.Inbox, wantFast, wantSlow int64) {
+		t.Helper()
+		if fast, slow := in.Paths(); fast != wantFast || slow != wantSlow {
+			t.Errorf("got %d fast and %d slow batches, want %d and %d", fast, slow, wantFast, wantSlow)
+		}
+	}
+
+	t.Run("NewDeliveriesAreRecordedOnTheFastPath", func(t *testing.T) {
+		t.Parallel()
+		b := setupPaths(t)
+		event := inbox.Delivery{ID: uuid.New(), Kind: "event", Name: "ping_created", Op: "INSERT", TraceID: "0af7651916cd43dd8448eb211c80319c"}
+		cron := inbox.Delivery{ID: uuid.New(), Kind: "cron", Name: "reconcile"}
+		for _, d := range []inbox.Delivery{event, cron} {
+			if dup, ran := receive(t, b.in, d); dup || ran != 1 {
+				t.Errorf("%s: got duplicate %v, work ran %d times; want new, once", d.Name, dup, ran)
+			}
+		}
+		paths(t, b.in, 2, 0)
+		if n := b.count(`SELECT count(*) FROM webhook_inbox WHERE event_id = $1 AND kind = 'event'
+			AND name = 'ping_created' AND op = 'INSERT' AND trace_id = $2`, event.ID, event.TraceID); n != 1 {
+			t.Errorf("event: got %d rows with its values, want 1", n)
+		}
+		if n := b.count(`SELECT count(*) FROM webhook_inbox WHERE event_id = $1 AND kind = 'cron'
+			AND name = 'reconcile' AND op IS NULL AND trace_id IS NULL`, cron.ID); n != 1 {
+			t.Errorf("cron: got %d rows with its values (op and trace NULL), want 1", n)
+		}
+		if n := b.count(`SELECT count(*) FROM river_job WHERE kind = 'ping.pong'`); n != 2 {
+			t.Errorf("got %d jobs, want 2", n)
+		}
+	})
+
+	t.Run("ValuesAreStoredVerbatimNeverAsSQL", func(t *testing.T) {
+		t.Parallel()
+		b := setupPaths(t)
+		hostile := []string{
+			`x'); DROP TABLE webhook_inbox; --`,
+			`back\slash \' and "quotes" $$ and $1`,
+			"नमस्ते\ttab",
+			`$inbox`, // the tag's prefix, not the tag: still the fast path
+		}
+		for _, name := range hostile {
+			d := inbox.Delivery{ID: uuid.New(), Kind: "event", Name: name, Op: "INSERT", TraceID: name}
+			receive(t, b.in, d)
+			if n := b.count(`SELECT count(*) FROM webhook_inbox WHERE event_id = $1 AND name = $2 AND trace_id = $2`, d.ID, name); n != 1 {
+				t.Errorf("%q: got %d rows holding it verbatim, want 1", name, n)
+			}
+		}
+		paths(t, b.in, int64(len(hostile)), 0)
+	})
+
+	t.Run("AValueHoldingTheTagTakesTheSlowPath", func(t *testing.T) {
+		t.Parallel()
+		b := setupPaths(t)
+		d := inbox.Delivery{ID: uuid.New(), Kind: "event", Name: "ping_created", Op: "INSERT", TraceID: "a$inbox$b"}
+		if dup, ran := receive(t, b.in, d); dup || ran != 1 {
+			t.Errorf("got duplicate %v, work ran %d times; want new, once", dup, ran)
+		}
+		paths(t, b.in, 0, 1)
+		if n := b.count(`SELECT count(*) FROM webhook_inbox WHERE trace_id = 'a$inbox$b'`); n != 1 {
+			t.Errorf("got %d rows holding the trace id verbatim, want 1", n)
+		}
+	})
+
+	t.Run("ARedeliveryFallsBackAndRunsOnlyNewWork", func(t *testing.T) {
+		t.Parallel()
+		b := setupPaths(t)
+		old := delivery(uuid.New())
+		receive(t, b.in, old)
+		paths(t, b.in, 1, 0)
+
+		// The redelivery and a new delivery, in one batch.
+		release := holdLeader(t, b.in)
+		fresh := delivery(uuid.New())
+		var wg sync.WaitGroup
+		results := map[uuid.UUID][2]int{} // dup (0/1), work runs
+		var mu sync.Mutex
+		for _, d := range []inbox.Delivery{old, fresh} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				dup, ran := receive(t, b.in, d)
+				mu.Lock()
+				defer mu.Unlock()
+				results[d.ID] = [2]int{map[bool]int{false: 0, true: 1}[dup], ran}
+			}()
+		}
+		waitPending(t, b.in, 2)
+		release()
+		wg.Wait()
+		if got := results[old.ID]; got != [2]int{1, 0} {
+			t.Errorf("redelivery: got duplicate=%d and %d work runs, want a duplicate and none", got[0], got[1])
+		}
+		if got := results[fresh.ID]; got != [2]int{0, 1} {
+			t.Errorf("new delivery: got duplicate=%d and %d work runs, want new and one", got[0], got[1])
+		}
+		// 2 fast: the first delivery and the holding one; the batch of
+		// two met the duplicate, rolled back and went the slow way.
+		paths(t, b.in, 2, 1)
+		if n := b.count(`SELECT count(*) FROM river_job WHERE kind = 'ping.pong'`); n != 2 {
+			t.Errorf("got %d jobs, want 2 (the first delivery's and the new one's)", n)
+		}
+
+		// Redeliveries come in runs: the next batches skip the fast path.
+		receive(t, b.in, delivery(uuid.New()))
+		paths(t, b.in, 2, 2)
+		if n := b.count(`SELECT count(*) FROM webhook_inbox`); n != 4 {
+			t.Errorf("got %d deliveries recorded, want 4", n)
+		}
+	})
+}
