@@ -271,6 +271,15 @@ func TestSessionVariables(t *testing.T) {
 	if got := map[string]string(strs); !reflect.DeepEqual(got, map[string]string{"x-hasura-role": "teacher", "x-hasura-user-id": "7"}) {
 		t.Errorf("got %v, want the names in lower case", got)
 	}
+	for _, in := range []string{`{"a":null,"b":"x"}`, `{"a":null,"b":"x","c":1}`} {
+		var nulls hasura.SessionVariables // a null is left out, whatever the other values
+		if err := json.Unmarshal([]byte(in), &nulls); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := nulls["a"]; ok {
+			t.Errorf("%s: got a present with %q, want it left out", in, nulls["a"])
+		}
+	}
 	var none hasura.SessionVariables
 	_ = json.Unmarshal([]byte("null"), &none)
 	if _, err := none.SchoolID(); fault.KindOf(err) != fault.Forbidden {

@@ -438,20 +438,25 @@ var zoneless = []string{"2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.99
 
 // parseTime reads a timestamp with a zone (RFC 3339, as timestamptz
 // columns come) or without one (as the envelope's created_at and timestamp
-// columns come), as UTC. It tries only the form s can be: each failed
-// attempt formats an error, and this runs for every delivery.
+// columns come), as UTC. It tries first the form s looks like — each
+// failed attempt formats an error, and this runs for every delivery — and
+// then the other.
 func parseTime(s string) (time.Time, error) {
 	// After "2006-01-02T15:04:05" only a fraction and a zone can follow.
-	if len(s) > 19 && strings.ContainsAny(s[19:], "Zz+-") {
-		if v, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			return v, nil
-		}
-	} else {
-		for _, layout := range zoneless {
-			if v, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+	zoned := len(s) > 19 && strings.ContainsAny(s[19:], "Z+-")
+	for range 2 {
+		if zoned {
+			if v, err := time.Parse(time.RFC3339Nano, s); err == nil {
 				return v, nil
 			}
+		} else {
+			for _, layout := range zoneless {
+				if v, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+					return v, nil
+				}
+			}
 		}
+		zoned = !zoned
 	}
 	return time.Time{}, fmt.Errorf("want an ISO 8601 timestamp, got %q", s)
 }

@@ -32,9 +32,9 @@ type SessionVariables map[string]string
 // UnmarshalJSON lower-cases keys and accepts null (writes made by plain SQL)
 // and non-string scalars.
 func (s *SessionVariables) UnmarshalJSON(b []byte) error {
-	// Hasura sends strings: read them as such, and only values of other
-	// types through the slower map of any.
-	var strs map[string]string
+	// Hasura sends strings: read them as such (a null is left out, as
+	// below), and only values of other types through the slower map of any.
+	var strs map[string]*string
 	if err := json.Unmarshal(b, &strs); err == nil {
 		if strs == nil {
 			*s = nil
@@ -42,7 +42,9 @@ func (s *SessionVariables) UnmarshalJSON(b []byte) error {
 		}
 		out := make(SessionVariables, len(strs))
 		for k, v := range strs {
-			out[strings.ToLower(k)] = v
+			if v != nil {
+				out[strings.ToLower(k)] = *v
+			}
 		}
 		*s = out
 		return nil

@@ -21,6 +21,8 @@ func TestTimeForms(t *testing.T) {
 		{"2026-12-01T21:57:34Z", time.Date(2026, 12, 1, 21, 57, 34, 0, time.UTC)},
 		{"2026-12-01T21:57:34+05:30", time.Date(2026, 12, 1, 21, 57, 34, 0, ist)},
 		{"2026-12-01T21:57:34.1-03:00", time.Date(2026, 12, 2, 0, 57, 34, 100000000, time.UTC)},
+		{"2026-12-01T1:57:34Z", time.Date(2026, 12, 1, 1, 57, 34, 0, time.UTC)}, // Go reads a one-digit hour
+		{"2026-12-01T1:57:34+05:30", time.Date(2026, 12, 1, 1, 57, 34, 0, ist)}, // so "Z" or the zone sits before index 19
 		{"2026-12-01", time.Time{}},
 		{"2026-12-01T21:57:34+5", time.Time{}},
 		{"2026-12-01T21:57:34 junk", time.Time{}},

@@ -1,19 +1,23 @@
 package benchdb
 
 import (
+	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shala-edu/shala/bench/wrk"
 )
 
 // DiskProbe is what a disk probe saw: the latency of each small durable
-// write (one 8 KiB page written, then fdatasync), as a commit's WAL flush
-// is. Its writes do not go through Postgres, so a slow one is the disk's
-// own stall, not shala's nor Postgres's.
+// write (one 8 KiB page written, then fsync), as a commit's WAL flush is.
+// Its writes do not go through Postgres, so a slow one is the disk's own
+// stall, not shala's nor Postgres's.
 type DiskProbe struct {
 	Syncs int
 	P50   time.Duration
@@ -24,8 +28,23 @@ type DiskProbe struct {
 	Stalled time.Duration
 }
 
-// ProbeDisk writes and syncs one 8 KiB page every interval, in a file
-// under dir, until the returned function is called; that function stops
+// ProbeDir is where to probe the disk of pool's database: beside its data
+// directory, when that is on this machine; "" when it cannot tell (a
+// remote database, or no right to read the setting).
+func ProbeDir(ctx context.Context, pool *pgxpool.Pool) string {
+	var data string
+	if err := pool.QueryRow(ctx, "SHOW data_directory").Scan(&data); err != nil {
+		return ""
+	}
+	dir := filepath.Dir(data)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return ""
+	}
+	return dir
+}
+
+// ProbeDisk writes and syncs (File.Sync: fsync) one 8 KiB page every
+// interval, in a file under dir, until the returned function is called; that function stops
 // the probe, removes the file and returns what it saw, counting syncs over
 // slow as slow. It writes about 8 KiB/interval — at 10 ms, 0.8 MB/s,
 // small beside the WAL of the load it watches.

@@ -2,9 +2,14 @@ package benchdb
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/shala-edu/shala/internal/pgtest"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func TestProbeDisk(t *testing.T) {
 	run := func(t *testing.T, slow time.Duration) (DiskProbe, string) {
@@ -51,4 +56,15 @@ func TestProbeDisk(t *testing.T) {
 			t.Errorf("got stalled %v for %d syncs (p50 %v, max %v), want their sum", p.Stalled, p.Syncs, p.P50, p.Max)
 		}
 	})
+}
+
+func TestProbeDirIsBesideTheDataDirectory(t *testing.T) {
+	pool := pgtest.New(t)
+	var data string
+	if err := pool.QueryRow(t.Context(), "SHOW data_directory").Scan(&data); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ProbeDir(t.Context(), pool), filepath.Dir(data); got != want {
+		t.Errorf("got %q, want %q, the data directory's parent", got, want)
+	}
 }

@@ -2,6 +2,8 @@ package inbox_test
 
 import (
 	"context"
+	"errors"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -27,7 +29,8 @@ func TestRecordingPaths(t *testing.T) {
 		return bundle{in: in, count: count}
 	}
 	// receive delivers d and reports whether it was a duplicate and how
-	// often its work ran.
+	// often its work ran. (It may run on a goroutine of its own: it
+	// reports an error with Errorf.)
 	receive := func(t *testing.T, in *inbox.Inbox, d inbox.Delivery) (dup bool, ran int) {
 		t.Helper()
 		dup, err := in.Receive(context.Background(), d, func(ctx context.Context, w *inbox.Work) error {
@@ -36,7 +39,7 @@ func TestRecordingPaths(t *testing.T) {
 			return nil
 		})
 		if err != nil {
-			t.Fatalf("receive %s: %v", d.ID, err)
+			t.Errorf("receive %s: %v", d.ID, err)
 		}
 		return dup, ran
 	}
@@ -78,11 +81,14 @@ func TestRecordingPaths(t *testing.T) {
 			`x'); DROP TABLE webhook_inbox; --`,
 			`back\slash \' and "quotes" $$ and $1`,
 			"नमस्ते\ttab",
+			"<b>&amp;</b> \u2028\u2029 escaped by encoding/json",
 			`$inbox`, // the tag's prefix, not the tag: still the fast path
 		}
 		for _, name := range hostile {
 			d := inbox.Delivery{ID: uuid.New(), Kind: "event", Name: name, Op: "INSERT", TraceID: name}
-			receive(t, b.in, d)
+			if dup, ran := receive(t, b.in, d); dup || ran != 1 {
+				t.Errorf("%q: got duplicate %v, work ran %d times; want new, once", name, dup, ran)
+			}
 			if n := b.count(`SELECT count(*) FROM webhook_inbox WHERE event_id = $1 AND name = $2 AND trace_id = $2`, d.ID, name); n != 1 {
 				t.Errorf("%q: got %d rows holding it verbatim, want 1", name, n)
 			}
@@ -147,6 +153,117 @@ func TestRecordingPaths(t *testing.T) {
 		paths(t, b.in, 2, 2)
 		if n := b.count(`SELECT count(*) FROM webhook_inbox`); n != 4 {
 			t.Errorf("got %d deliveries recorded, want 4", n)
+		}
+	})
+
+	t.Run("TheSlowSpellEnds", func(t *testing.T) {
+		t.Parallel()
+		b := setupPaths(t)
+		old := delivery(uuid.New())
+		receive(t, b.in, old)
+		if dup, _ := receive(t, b.in, old); !dup {
+			t.Fatal("redelivery: got new, want a duplicate")
+		}
+		paths(t, b.in, 1, 1)
+		for i := range 64 {
+			receive(t, b.in, delivery(uuid.New()))
+			if _, slow := b.in.Paths(); slow != int64(2+i) {
+				t.Fatalf("batch %d after the duplicate: got %d slow batches, want %d", i+1, slow, 2+i)
+			}
+		}
+		receive(t, b.in, delivery(uuid.New()))
+		paths(t, b.in, 2, 65)
+	})
+
+	t.Run("AnErrorThatIsNoDuplicateFailsTheDelivery", func(t *testing.T) {
+		t.Parallel()
+		b := setupPaths(t)
+		bad := inbox.Delivery{ID: uuid.New(), Kind: "event", Name: "", Op: "INSERT"} // the name's CHECK refuses it
+		_, err := b.in.Receive(context.Background(), bad, func(context.Context, *inbox.Work) error {
+			t.Error("work ran for a delivery that was not recorded")
+			return nil
+		})
+		if err == nil {
+			t.Fatal("got no error for a delivery the table refuses, want one")
+		}
+		// The connection was rolled back and reused, and no slow spell
+		// began: the next delivery takes the fast path.
+		if dup, ran := receive(t, b.in, delivery(uuid.New())); dup || ran != 1 {
+			t.Errorf("next delivery: got duplicate %v, work ran %d times; want new, once", dup, ran)
+		}
+		paths(t, b.in, 1, 0)
+		if n := b.count(`SELECT count(*) FROM webhook_inbox`); n != 1 {
+			t.Errorf("got %d deliveries recorded, want 1", n)
+		}
+	})
+
+	// Two transactions holding the same id: the second's INSERT waits for
+	// the first's row, then meets it (a duplicate) or takes its place.
+	t.Run("ACopyRacingAnUncommittedOne", func(t *testing.T) {
+		for _, firstFails := range []bool{false, true} {
+			name := "TheFirstCommits"
+			if firstFails {
+				name = "TheFirstRollsBack"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				b := setupPaths(t)
+				b.in.MaxInFlight = 2
+				d := delivery(uuid.New())
+				started, hold := make(chan struct{}), make(chan struct{})
+				firstErr := make(chan error, 1)
+				go func() {
+					_, err := b.in.Receive(context.Background(), d, func(ctx context.Context, w *inbox.Work) error {
+						close(started)
+						<-hold
+						if firstFails {
+							return errors.New("the first copy's work fails")
+						}
+						w.Enqueue(ping.PongArgs{PingID: d.ID}, nil)
+						return nil
+					})
+					firstErr <- err
+				}()
+				guard(t, started, "the first copy's work started")
+				type result struct {
+					dup bool
+					ran int
+				}
+				second := make(chan result, 1)
+				go func() {
+					dup, ran := receive(t, b.in, d)
+					second <- result{dup, ran}
+				}()
+				// The second copy's INSERT waits on the first's row.
+				for b.count(`SELECT count(*) FROM pg_stat_activity
+					WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
+					if t.Context().Err() != nil {
+						t.Fatal("the second copy never waited on the first")
+					}
+					runtime.Gosched()
+				}
+				close(hold)
+				err := guard(t, firstErr, "the first copy answered")
+				got := guard(t, second, "the second copy answered")
+				if firstFails {
+					if err == nil {
+						t.Error("first copy: got no error, want its work's")
+					}
+					if got.dup || got.ran != 1 {
+						t.Errorf("second copy: got duplicate %v, work ran %d times; want new, once", got.dup, got.ran)
+					}
+				} else {
+					if err != nil {
+						t.Errorf("first copy: %v", err)
+					}
+					if !got.dup || got.ran != 0 {
+						t.Errorf("second copy: got duplicate %v, work ran %d times; want a duplicate, no work", got.dup, got.ran)
+					}
+				}
+				if n := b.count(`SELECT count(*) FROM river_job WHERE kind = 'ping.pong'`); n != 1 {
+					t.Errorf("got %d jobs, want 1", n)
+				}
+			})
 		}
 	})
 }

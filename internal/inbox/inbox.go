@@ -82,9 +82,9 @@ type Inbox struct {
 	pending []*request
 	running int
 
-	// slowFor counts down the batches that skip the fast path after a
-	// duplicate; fastBatches and slowBatches count the batches each path
-	// recorded.
+	// slowFor counts down the batches that skip recordAllNew after a
+	// duplicate; fastBatches and slowBatches count the batches recorded by
+	// recordAllNew and by recordNew.
 	slowFor                  atomic.Int32
 	fastBatches, slowBatches atomic.Int64
 }
@@ -280,18 +280,17 @@ func (in *Inbox) execute(batch []*request) {
 // ids recorded there (the deliveries not recorded before), then commits;
 // if fn fails it rolls back.
 //
-// Recording first tries the one round trip of the fast path (record);
-// when a delivery was recorded before, it rolls that back and records
-// the batch the slow way, which tells new from old (recordEach).
+// Recording first tries the one round trip of recordAllNew; when that
+// cannot tell new from old it records the batch with recordNew.
 func (in *Inbox) transact(ctx context.Context, batch []*request, fn func(tx pgx.Tx, fresh map[[16]byte]bool) error) error {
 	conn, err := in.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Release()
-	tx, fresh, err := in.record(ctx, conn, batch)
-	if err == nil && tx == nil {
-		tx, fresh, err = in.recordEach(ctx, conn, batch)
+	tx, fresh, ok, err := in.recordAllNew(ctx, conn, batch)
+	if err == nil && !ok {
+		tx, fresh, err = in.recordNew(ctx, conn, batch)
 	}
 	if err != nil {
 		return err
@@ -309,30 +308,45 @@ func ignoreClosed(err error) error {
 	return err
 }
 
+// The inbox's columns, its primary key, and the SQLSTATE of a unique
+// violation: a redelivery meets the key.
+const (
+	inboxColumns = "event_id, kind, name, op, trace_id"
+	inboxKey     = "webhook_inbox_pkey"
+	uniqueCode   = "23505"
+)
+
 // slowAfterDuplicate is how many batches after one that met a delivery
-// recorded before take the slow path directly: redeliveries come in runs
-// (a restarted Hasura re-sends every event it held), and each fast attempt
-// that meets one costs two wasted round trips.
+// recorded before skip recordAllNew: redeliveries come in runs (a
+// restarted Hasura re-sends every event it held), and each attempt that
+// meets one costs two wasted round trips, and a logged error.
 const slowAfterDuplicate = 64
 
-// fastTag quotes the fast path's JSON in the statement. Dollar quoting
-// takes the text verbatim (no escapes, whatever standard_conforming_strings
-// says), so the only text that could end it early is the tag itself, which
-// record checks for.
+// fastTag dollar-quotes recordAllNew's JSON document in its statement.
+// Dollar quoting takes the text verbatim — no escapes, whatever
+// standard_conforming_strings says — so only the tag itself could end it
+// early. The document starts with '[' and ends with ']' and recordAllNew
+// refuses one that holds the tag, so no value can end the literal.
 const fastTag = "$inbox$"
 
-// record opens a transaction and records the batch in the same round trip:
-// BEGIN and a plain INSERT of every delivery sent as one simple-protocol
-// query, as the transaction's begin statement. It returns the transaction
-// and every id as new, or, when it cannot tell new from old — a delivery
-// recorded before (the INSERT's unique violation, then rolled back), the
-// same id twice in the batch, a value holding fastTag, recent duplicates —
-// a nil transaction and no error, for recordEach. The values travel as one
-// JSON document, never as SQL.
-func (in *Inbox) record(ctx context.Context, conn *pgxpool.Conn, batch []*request) (pgx.Tx, map[[16]byte]bool, error) {
-	if in.slowFor.Load() > 0 {
-		in.slowFor.Add(-1)
-		return nil, nil, nil
+// recordAllNew opens a transaction and records every delivery of the
+// batch in the same round trip, for a batch whose deliveries are all new:
+// BEGIN and a plain INSERT (no ON CONFLICT) go as one simple-protocol
+// query, the transaction's begin statement, with the values in one JSON
+// document quoted as a literal (fastTag). It returns the transaction and
+// every id as new, and ok; or not ok, and no transaction, when it cannot
+// tell new from old: a delivery recorded before (the INSERT's unique
+// violation, then rolled back), the same id twice in the batch, a value
+// holding the tag, a connection not speaking UTF-8, or a recent duplicate.
+func (in *Inbox) recordAllNew(ctx context.Context, conn *pgxpool.Conn, batch []*request) (tx pgx.Tx, fresh map[[16]byte]bool, ok bool, err error) {
+	for n := in.slowFor.Load(); n > 0; n = in.slowFor.Load() {
+		if in.slowFor.CompareAndSwap(n, n-1) {
+			return nil, nil, false, nil
+		}
+	}
+	// JSON is UTF-8; the literal must reach the server as such.
+	if conn.Conn().PgConn().ParameterStatus("client_encoding") != "UTF8" {
+		return nil, nil, false, nil
 	}
 	type row struct {
 		EventID string `json:"event_id"`
@@ -342,41 +356,41 @@ func (in *Inbox) record(ctx context.Context, conn *pgxpool.Conn, batch []*reques
 		TraceID string `json:"trace_id,omitempty"`
 	}
 	rows := make([]row, len(batch))
-	fresh := make(map[[16]byte]bool, len(batch))
+	fresh = make(map[[16]byte]bool, len(batch))
 	for i, r := range batch {
 		if fresh[r.d.ID] {
-			return nil, nil, nil
+			return nil, nil, false, nil
 		}
 		fresh[r.d.ID] = true
 		rows[i] = row{EventID: r.d.ID.String(), Kind: r.d.Kind, Name: r.d.Name, Op: r.d.Op, TraceID: r.d.TraceID}
 	}
 	doc, err := json.Marshal(rows)
 	if err != nil || bytes.Contains(doc, []byte(fastTag)) {
-		return nil, nil, nil
+		return nil, nil, false, nil
 	}
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: `BEGIN; INSERT INTO webhook_inbox (event_id, kind, name, op, trace_id)
-		SELECT event_id, kind, name, op, trace_id FROM json_to_recordset(` + fastTag + string(doc) + fastTag + `)
-			AS d(event_id uuid, kind text, name text, op text, trace_id text)`})
+	tx, err = conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: "BEGIN; INSERT INTO webhook_inbox (" + inboxColumns + ") SELECT " + inboxColumns +
+		" FROM json_to_recordset(" + fastTag + string(doc) + fastTag + ") AS d(event_id uuid, kind text, name text, op text, trace_id text)"})
 	if err == nil {
 		in.fastBatches.Add(1)
-		return tx, fresh, nil
+		return tx, fresh, true, nil
 	}
-	// The failed INSERT left its transaction open and aborted.
+	// An error from Postgres leaves the transaction open and aborted
+	// (pgx closes the connection on any other, and the pool drops it).
 	if conn.Conn().PgConn().TxStatus() != 'I' {
 		if _, rerr := conn.Exec(ctx, "ROLLBACK"); rerr != nil {
-			return nil, nil, errors.Join(err, rerr)
+			return nil, nil, false, errors.Join(err, rerr)
 		}
 	}
-	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.TableName == "webhook_inbox" {
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == uniqueCode && pgErr.ConstraintName == inboxKey {
 		in.slowFor.Store(slowAfterDuplicate)
-		return nil, nil, nil
+		return nil, nil, false, nil
 	}
-	return nil, nil, err
+	return nil, nil, false, err
 }
 
-// recordEach opens a transaction and records the batch in it, skipping
-// deliveries recorded before, and returns the ids it recorded.
-func (in *Inbox) recordEach(ctx context.Context, conn *pgxpool.Conn, batch []*request) (pgx.Tx, map[[16]byte]bool, error) {
+// recordNew opens a transaction and records in it the deliveries of the
+// batch not recorded before, in one statement, and returns their ids.
+func (in *Inbox) recordNew(ctx context.Context, conn *pgxpool.Conn, batch []*request) (pgx.Tx, map[[16]byte]bool, error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -398,7 +412,7 @@ func (in *Inbox) recordEach(ctx context.Context, conn *pgxpool.Conn, batch []*re
 			traces[i] = &r.d.TraceID
 		}
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO webhook_inbox (event_id, kind, name, op, trace_id)
+	rows, err := tx.Query(ctx, "INSERT INTO webhook_inbox ("+inboxColumns+`)
 		SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
 		ON CONFLICT (event_id) DO NOTHING RETURNING event_id`, ids, kinds, names, ops, traces)
 	var inserted [][16]byte
