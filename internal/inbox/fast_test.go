@@ -3,7 +3,6 @@ package inbox_test
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync"
 	"testing"
 
@@ -19,15 +18,6 @@ import (
 func TestRecordingPaths(t *testing.T) {
 	t.Parallel()
 
-	type bundle struct {
-		in    *inbox.Inbox
-		count func(q string, args ...any) int
-	}
-	setupPaths := func(t *testing.T) bundle {
-		t.Helper()
-		in, count := setup(t)
-		return bundle{in: in, count: count}
-	}
 	// receive delivers d and reports whether it was a duplicate and how
 	// often its work ran. (It may run on a goroutine of its own: it
 	// reports an error with Errorf.)
@@ -52,31 +42,31 @@ func TestRecordingPaths(t *testing.T) {
 
 	t.Run("NewDeliveriesAreRecordedOnTheFastPath", func(t *testing.T) {
 		t.Parallel()
-		b := setupPaths(t)
+		in, count := setup(t)
 		event := inbox.Delivery{ID: uuid.New(), Kind: "event", Name: "ping_created", Op: "INSERT", TraceID: "0af7651916cd43dd8448eb211c80319c"}
 		cron := inbox.Delivery{ID: uuid.New(), Kind: "cron", Name: "reconcile"}
 		for _, d := range []inbox.Delivery{event, cron} {
-			if dup, ran := receive(t, b.in, d); dup || ran != 1 {
+			if dup, ran := receive(t, in, d); dup || ran != 1 {
 				t.Errorf("%s: got duplicate %v, work ran %d times; want new, once", d.Name, dup, ran)
 			}
 		}
-		paths(t, b.in, 2, 0)
-		if n := b.count(`SELECT count(*) FROM webhook_inbox WHERE event_id = $1 AND kind = 'event'
+		paths(t, in, 2, 0)
+		if n := count(`SELECT count(*) FROM webhook_inbox WHERE event_id = $1 AND kind = 'event'
 			AND name = 'ping_created' AND op = 'INSERT' AND trace_id = $2`, event.ID, event.TraceID); n != 1 {
 			t.Errorf("event: got %d rows with its values, want 1", n)
 		}
-		if n := b.count(`SELECT count(*) FROM webhook_inbox WHERE event_id = $1 AND kind = 'cron'
+		if n := count(`SELECT count(*) FROM webhook_inbox WHERE event_id = $1 AND kind = 'cron'
 			AND name = 'reconcile' AND op IS NULL AND trace_id IS NULL`, cron.ID); n != 1 {
 			t.Errorf("cron: got %d rows with its values (op and trace NULL), want 1", n)
 		}
-		if n := b.count(`SELECT count(*) FROM river_job WHERE kind = 'ping.pong'`); n != 2 {
+		if n := count(`SELECT count(*) FROM river_job WHERE kind = 'ping.pong'`); n != 2 {
 			t.Errorf("got %d jobs, want 2", n)
 		}
 	})
 
 	t.Run("ValuesAreStoredVerbatimNeverAsSQL", func(t *testing.T) {
 		t.Parallel()
-		b := setupPaths(t)
+		in, count := setup(t)
 		hostile := []string{
 			`x'); DROP TABLE webhook_inbox; --`,
 			`back\slash \' and "quotes" $$ and $1`,
@@ -86,38 +76,38 @@ func TestRecordingPaths(t *testing.T) {
 		}
 		for _, name := range hostile {
 			d := inbox.Delivery{ID: uuid.New(), Kind: "event", Name: name, Op: "INSERT", TraceID: name}
-			if dup, ran := receive(t, b.in, d); dup || ran != 1 {
+			if dup, ran := receive(t, in, d); dup || ran != 1 {
 				t.Errorf("%q: got duplicate %v, work ran %d times; want new, once", name, dup, ran)
 			}
-			if n := b.count(`SELECT count(*) FROM webhook_inbox WHERE event_id = $1 AND name = $2 AND trace_id = $2`, d.ID, name); n != 1 {
+			if n := count(`SELECT count(*) FROM webhook_inbox WHERE event_id = $1 AND name = $2 AND trace_id = $2`, d.ID, name); n != 1 {
 				t.Errorf("%q: got %d rows holding it verbatim, want 1", name, n)
 			}
 		}
-		paths(t, b.in, int64(len(hostile)), 0)
+		paths(t, in, int64(len(hostile)), 0)
 	})
 
 	t.Run("AValueHoldingTheTagTakesTheSlowPath", func(t *testing.T) {
 		t.Parallel()
-		b := setupPaths(t)
+		in, count := setup(t)
 		d := inbox.Delivery{ID: uuid.New(), Kind: "event", Name: "ping_created", Op: "INSERT", TraceID: "a$inbox$b"}
-		if dup, ran := receive(t, b.in, d); dup || ran != 1 {
+		if dup, ran := receive(t, in, d); dup || ran != 1 {
 			t.Errorf("got duplicate %v, work ran %d times; want new, once", dup, ran)
 		}
-		paths(t, b.in, 0, 1)
-		if n := b.count(`SELECT count(*) FROM webhook_inbox WHERE trace_id = 'a$inbox$b'`); n != 1 {
+		paths(t, in, 0, 1)
+		if n := count(`SELECT count(*) FROM webhook_inbox WHERE trace_id = 'a$inbox$b'`); n != 1 {
 			t.Errorf("got %d rows holding the trace id verbatim, want 1", n)
 		}
 	})
 
 	t.Run("ARedeliveryFallsBackAndRunsOnlyNewWork", func(t *testing.T) {
 		t.Parallel()
-		b := setupPaths(t)
+		in, count := setup(t)
 		old := delivery(uuid.New())
-		receive(t, b.in, old)
-		paths(t, b.in, 1, 0)
+		receive(t, in, old)
+		paths(t, in, 1, 0)
 
 		// The redelivery and a new delivery, in one batch.
-		release := holdLeader(t, b.in)
+		release := holdLeader(t, in)
 		fresh := delivery(uuid.New())
 		var wg sync.WaitGroup
 		results := map[uuid.UUID][2]int{} // dup (0/1), work runs
@@ -126,13 +116,13 @@ func TestRecordingPaths(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				dup, ran := receive(t, b.in, d)
+				dup, ran := receive(t, in, d)
 				mu.Lock()
 				defer mu.Unlock()
 				results[d.ID] = [2]int{map[bool]int{false: 0, true: 1}[dup], ran}
 			}()
 		}
-		waitPending(t, b.in, 2)
+		waitPending(t, in, 2)
 		release()
 		wg.Wait()
 		if got := results[old.ID]; got != [2]int{1, 0} {
@@ -143,43 +133,43 @@ func TestRecordingPaths(t *testing.T) {
 		}
 		// 2 fast: the first delivery and the holding one; the batch of
 		// two met the duplicate, rolled back and went the slow way.
-		paths(t, b.in, 2, 1)
-		if n := b.count(`SELECT count(*) FROM river_job WHERE kind = 'ping.pong'`); n != 2 {
+		paths(t, in, 2, 1)
+		if n := count(`SELECT count(*) FROM river_job WHERE kind = 'ping.pong'`); n != 2 {
 			t.Errorf("got %d jobs, want 2 (the first delivery's and the new one's)", n)
 		}
 
 		// Redeliveries come in runs: the next batches skip the fast path.
-		receive(t, b.in, delivery(uuid.New()))
-		paths(t, b.in, 2, 2)
-		if n := b.count(`SELECT count(*) FROM webhook_inbox`); n != 4 {
+		receive(t, in, delivery(uuid.New()))
+		paths(t, in, 2, 2)
+		if n := count(`SELECT count(*) FROM webhook_inbox`); n != 4 {
 			t.Errorf("got %d deliveries recorded, want 4", n)
 		}
 	})
 
 	t.Run("TheSlowSpellEnds", func(t *testing.T) {
 		t.Parallel()
-		b := setupPaths(t)
+		in, _ := setup(t)
 		old := delivery(uuid.New())
-		receive(t, b.in, old)
-		if dup, _ := receive(t, b.in, old); !dup {
+		receive(t, in, old)
+		if dup, _ := receive(t, in, old); !dup {
 			t.Fatal("redelivery: got new, want a duplicate")
 		}
-		paths(t, b.in, 1, 1)
+		paths(t, in, 1, 1)
 		for i := range 64 {
-			receive(t, b.in, delivery(uuid.New()))
-			if _, slow := b.in.Paths(); slow != int64(2+i) {
+			receive(t, in, delivery(uuid.New()))
+			if _, slow := in.Paths(); slow != int64(2+i) {
 				t.Fatalf("batch %d after the duplicate: got %d slow batches, want %d", i+1, slow, 2+i)
 			}
 		}
-		receive(t, b.in, delivery(uuid.New()))
-		paths(t, b.in, 2, 65)
+		receive(t, in, delivery(uuid.New()))
+		paths(t, in, 2, 65)
 	})
 
 	t.Run("AnErrorThatIsNoDuplicateFailsTheDelivery", func(t *testing.T) {
 		t.Parallel()
-		b := setupPaths(t)
+		in, count := setup(t)
 		bad := inbox.Delivery{ID: uuid.New(), Kind: "event", Name: "", Op: "INSERT"} // the name's CHECK refuses it
-		_, err := b.in.Receive(context.Background(), bad, func(context.Context, *inbox.Work) error {
+		_, err := in.Receive(context.Background(), bad, func(context.Context, *inbox.Work) error {
 			t.Error("work ran for a delivery that was not recorded")
 			return nil
 		})
@@ -188,11 +178,11 @@ func TestRecordingPaths(t *testing.T) {
 		}
 		// The connection was rolled back and reused, and no slow spell
 		// began: the next delivery takes the fast path.
-		if dup, ran := receive(t, b.in, delivery(uuid.New())); dup || ran != 1 {
+		if dup, ran := receive(t, in, delivery(uuid.New())); dup || ran != 1 {
 			t.Errorf("next delivery: got duplicate %v, work ran %d times; want new, once", dup, ran)
 		}
-		paths(t, b.in, 1, 0)
-		if n := b.count(`SELECT count(*) FROM webhook_inbox`); n != 1 {
+		paths(t, in, 1, 0)
+		if n := count(`SELECT count(*) FROM webhook_inbox`); n != 1 {
 			t.Errorf("got %d deliveries recorded, want 1", n)
 		}
 	})
@@ -207,13 +197,13 @@ func TestRecordingPaths(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				b := setupPaths(t)
-				b.in.MaxInFlight = 2
+				in, count := setup(t)
+				in.MaxInFlight = 2
 				d := delivery(uuid.New())
 				started, hold := make(chan struct{}), make(chan struct{})
 				firstErr := make(chan error, 1)
 				go func() {
-					_, err := b.in.Receive(context.Background(), d, func(ctx context.Context, w *inbox.Work) error {
+					_, err := in.Receive(context.Background(), d, func(ctx context.Context, w *inbox.Work) error {
 						close(started)
 						<-hold
 						if firstFails {
@@ -231,17 +221,14 @@ func TestRecordingPaths(t *testing.T) {
 				}
 				second := make(chan result, 1)
 				go func() {
-					dup, ran := receive(t, b.in, d)
+					dup, ran := receive(t, in, d)
 					second <- result{dup, ran}
 				}()
 				// The second copy's INSERT waits on the first's row.
-				for b.count(`SELECT count(*) FROM pg_stat_activity
-					WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
-					if t.Context().Err() != nil {
-						t.Fatal("the second copy never waited on the first")
-					}
-					runtime.Gosched()
-				}
+				waitFor(t, "the second copy waits on the first", func() bool {
+					return count(`SELECT count(*) FROM pg_stat_activity
+						WHERE datname = current_database() AND wait_event_type = 'Lock'`) > 0
+				})
 				close(hold)
 				err := guard(t, firstErr, "the first copy answered")
 				got := guard(t, second, "the second copy answered")
@@ -260,7 +247,7 @@ func TestRecordingPaths(t *testing.T) {
 						t.Errorf("second copy: got duplicate %v, work ran %d times; want a duplicate, no work", got.dup, got.ran)
 					}
 				}
-				if n := b.count(`SELECT count(*) FROM river_job WHERE kind = 'ping.pong'`); n != 1 {
+				if n := count(`SELECT count(*) FROM river_job WHERE kind = 'ping.pong'`); n != 1 {
 					t.Errorf("got %d jobs, want 1", n)
 				}
 			})

@@ -295,6 +295,10 @@ func (in *Inbox) transact(ctx context.Context, batch []*request, fn func(tx pgx.
 	if err != nil {
 		return err
 	}
+	// A panic out of fn (work's own are recovered in runWork) leaves tx
+	// open: the deferred Release then hands back a connection still in a
+	// transaction, which the pool closes instead of reusing, and Postgres
+	// rolls the transaction back.
 	if err := fn(tx, fresh); err != nil {
 		return errors.Join(err, ignoreClosed(tx.Rollback(ctx)))
 	}
@@ -319,7 +323,9 @@ const (
 // slowAfterDuplicate is how many batches after one that met a delivery
 // recorded before skip recordAllNew: redeliveries come in runs (a
 // restarted Hasura re-sends every event it held), and each attempt that
-// meets one costs two wasted round trips, and a logged error.
+// meets one costs two wasted round trips, up to MaxBatch dead rows for
+// vacuum, and an error in Postgres's log with the statement, the batch's
+// ids, names and trace ids included.
 const slowAfterDuplicate = 64
 
 // fastTag dollar-quotes recordAllNew's JSON document in its statement.

@@ -3,6 +3,7 @@ package inbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -17,9 +18,18 @@ import (
 // waitPending yields until n deliveries wait for a transaction.
 func waitPending(t *testing.T, in *inbox.Inbox, n int) {
 	t.Helper()
-	for in.Pending() != n {
-		if t.Context().Err() != nil {
-			t.Fatalf("never %d pending", n)
+	waitFor(t, fmt.Sprintf("%d deliveries pending", n), func() bool { return in.Pending() == n })
+}
+
+// waitFor polls cond until it holds, and fails the test when it does not
+// for long: the behaviour under test is that it comes to hold at all, not
+// how fast. (t.Context is cancelled only once the test has returned.)
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: never happened", what)
 		}
 		runtime.Gosched()
 	}
