@@ -275,7 +275,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.handler = server.NewServer(server.Deps{
 		Log: log, Pool: a.Pool, Gatherer: a.Registry, Metrics: server.NewMetrics(a.Registry),
 		WebhookSecret: cfg.WebhookSecret.Reveal(), MaxBodyBytes: cfg.MaxBodyBytes,
-		PublicURL: cfg.PublicURL, PublicRate: cfg.PublicRate, PublicBurst: cfg.PublicBurst,
+		PublicURL: cfg.PublicURL, PublicRate: cfg.PublicRate, PublicBurst: cfg.PublicBurst, TrustedProxies: cfg.TrustedProxies,
 		Inbox: a.Inbox, Pings: a.Pings, Catalog: a.Catalog, Rules: a.Rules, Pipeline: a.Pipeline, Collectors: a.Collectors, Attachments: a.Attachments, SMSReports: a.SMSReports,
 		Listings: a.Listings,
 		Exams:    a.Exams, Blobs: a.Bucket, TusDir: cfg.TusDir, OpenRosaMaxBytes: cfg.OpenRosaMaxBytes,

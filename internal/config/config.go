@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"slices"
@@ -99,6 +100,10 @@ type Config struct {
 
 	// Sources says where each secret came from ("env", "vault"), by variable.
 	Sources map[string]string `env:"-"`
+
+	// TrustedProxies are the load balancers whose X-Forwarded-For shala
+	// believes (internal/server, clientAddr).
+	TrustedProxies []netip.Prefix `env:"SHALA_TRUSTED_PROXIES" help:"Load balancers or reverse proxies in front of shala, as IP addresses or CIDR prefixes separated by commas (10.0.0.0/8,192.0.2.7). A request from one of them is counted, for rate limits and logs, as from the rightmost address in X-Forwarded-For that is not one of them. Unset: the connection's address, and X-Forwarded-For is ignored (anyone could write it)."`
 }
 
 // SecretReader reads a KV v2 secret (vault.Client implements it).
@@ -185,6 +190,22 @@ func set(fv reflect.Value, f reflect.StructField, raw string) error {
 		return nil
 	}
 	switch fv.Interface().(type) {
+	case []netip.Prefix:
+		var prefixes []netip.Prefix
+		for _, item := range strings.Split(raw, ",") {
+			item = strings.TrimSpace(item)
+			p, err := netip.ParsePrefix(item)
+			if err != nil {
+				a, aerr := netip.ParseAddr(item)
+				if aerr != nil {
+					return fmt.Errorf("want IP addresses or CIDR prefixes separated by commas, such as 10.0.0.0/8,192.0.2.7; got %q", item)
+				}
+				p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+			}
+			prefixes = append(prefixes, p.Masked())
+		}
+		fv.Set(reflect.ValueOf(prefixes))
+		return nil
 	case time.Duration:
 		d, err := time.ParseDuration(raw)
 		if err != nil || d < 0 {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +35,26 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(context.Background(), env(map[string]string{
+		"SHALA_TRUSTED_PROXIES": "10.1.2.3/8, 192.0.2.7,2001:db8::/32, ::ffff:198.51.100.4",
+	}), openVault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"),
+		netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("198.51.100.4/32"),
+	}
+	if !slices.Equal(c.TrustedProxies, want) {
+		t.Errorf("got %v, want %v", c.TrustedProxies, want)
+	}
+	if c, err = config.Load(context.Background(), env(nil), openVault); err != nil || c.TrustedProxies != nil {
+		t.Errorf("unset: got %v (%v), want none", c.TrustedProxies, err)
+	}
+}
+
 func TestEveryBadValueIsReportedByName(t *testing.T) {
 	t.Parallel()
 	_, err := config.Load(context.Background(), env(map[string]string{
@@ -40,6 +62,7 @@ func TestEveryBadValueIsReportedByName(t *testing.T) {
 		"SHALA_SHUTDOWN_TIMEOUT": "soon",
 		"SHALA_QUEUE_WORKERS":    "many",
 		"SHALA_MAX_BODY_BYTES":   "10",
+		"SHALA_TRUSTED_PROXIES":  "10.0.0.0/8, balancer.internal",
 	}), openVault)
 	if err == nil {
 		t.Fatal("got nil error")
@@ -49,6 +72,7 @@ func TestEveryBadValueIsReportedByName(t *testing.T) {
 		`SHALA_SHUTDOWN_TIMEOUT: want a duration`,
 		`SHALA_QUEUE_WORKERS: want an integer, got "many"`,
 		`SHALA_MAX_BODY_BYTES: want at least 1024, got 10`,
+		`SHALA_TRUSTED_PROXIES: want IP addresses or CIDR prefixes separated by commas, such as 10.0.0.0/8,192.0.2.7; got "balancer.internal"`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)

@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"path"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -266,4 +268,57 @@ func operatorAuth(log *slog.Logger, password string) func(http.Handler) http.Han
 			http.Error(w, "operator credentials required", http.StatusUnauthorized)
 		})
 	}
+}
+
+// clientAddr sets r.RemoteAddr to the client's address when the request
+// came through trusted proxies (a load balancer in front of shala): the
+// rightmost address of X-Forwarded-For that is not a trusted proxy's, as
+// each proxy appends the address it was reached from. Rate limits and logs
+// key on RemoteAddr; behind a balancer, without this, every client would
+// share the balancer's budget. A peer that is not trusted cannot move its
+// address: anyone can write the header. An address that does not parse
+// ends the walk at the trusted hop that passed it on.
+func clientAddr(trusted []netip.Prefix) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if len(trusted) == 0 {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if client, ok := forwardedClient(r, trusted); ok {
+				r = r.WithContext(r.Context()) // a copy: the caller's request stays as it was
+				r.RemoteAddr = netip.AddrPortFrom(client, 0).String()
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// forwardedClient is the client behind r's trusted proxies, and whether it
+// differs from the peer.
+func forwardedClient(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	isTrusted := func(a netip.Addr) bool {
+		return slices.ContainsFunc(trusted, func(p netip.Prefix) bool { return p.Contains(a) })
+	}
+	var hops []string
+	for _, h := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(h, ",")...)
+	}
+	client := peer.Addr().Unmap()
+	for i := len(hops) - 1; i >= 0 && isTrusted(client); i-- {
+		hop := strings.TrimSpace(hops[i])
+		a, err := netip.ParseAddr(hop)
+		if err != nil {
+			ap, perr := netip.ParseAddrPort(hop) // "192.0.2.7:4711", "[2001:db8::1]:4711"
+			if perr != nil {
+				break
+			}
+			a = ap.Addr()
+		}
+		client = a.Unmap()
+	}
+	return client, client != peer.Addr().Unmap()
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -83,6 +84,10 @@ type Deps struct {
 	// token- or code-authenticated endpoints (OpenRosa).
 	PublicRate  float64
 	PublicBurst int
+	// TrustedProxies are the load balancers in front of shala whose
+	// X-Forwarded-For names the client (clientAddr); none: the peer is
+	// the client.
+	TrustedProxies []netip.Prefix
 	// OpenRosaMaxBytes caps one OpenRosa submission with its attachments.
 	OpenRosaMaxBytes int64
 	// Upload is the floor of upload routes' bodies (slowread): any speed
@@ -122,7 +127,7 @@ func NewServer(d Deps) http.Handler {
 		d.PublicRate, d.PublicBurst = 20, 100
 	}
 	r := chi.NewRouter()
-	r.Use(httperr.Track, requestID, d.Metrics.observeHTTP, recoverer(d.Log))
+	r.Use(clientAddr(d.TrustedProxies), httperr.Track, requestID, d.Metrics.observeHTTP, recoverer(d.Log))
 	r.NotFound(notFound("route"))
 	addRoutes(r, d)
 	return r
