@@ -103,7 +103,7 @@ type Config struct {
 
 	// TrustedProxies are the load balancers whose X-Forwarded-For shala
 	// believes (internal/server, clientAddr).
-	TrustedProxies []netip.Prefix `env:"SHALA_TRUSTED_PROXIES" help:"Load balancers or reverse proxies in front of shala, as IP addresses or CIDR prefixes separated by commas (10.0.0.0/8,192.0.2.7). A request from one of them is counted, for rate limits and logs, as from the rightmost address in X-Forwarded-For that is not one of them. Unset: the connection's address, and X-Forwarded-For is ignored (anyone could write it)."`
+	TrustedProxies []netip.Prefix `env:"SHALA_TRUSTED_PROXIES" help:"Load balancers or reverse proxies in front of shala, as IP addresses or CIDR prefixes separated by commas (10.0.0.0/8,192.0.2.7). A request from one of them is counted, for rate limits and logs, as from the rightmost address in X-Forwarded-For that is not one of them. List every hop that appends to the header, and only proxies: anyone inside a listed range can claim any address. Unset: the connection's address, and X-Forwarded-For is ignored (anyone could write it)."`
 }
 
 // SecretReader reads a KV v2 secret (vault.Client implements it).
@@ -193,16 +193,11 @@ func set(fv reflect.Value, f reflect.StructField, raw string) error {
 	case []netip.Prefix:
 		var prefixes []netip.Prefix
 		for _, item := range strings.Split(raw, ",") {
-			item = strings.TrimSpace(item)
-			p, err := netip.ParsePrefix(item)
+			p, err := parseProxy(strings.TrimSpace(item))
 			if err != nil {
-				a, aerr := netip.ParseAddr(item)
-				if aerr != nil {
-					return fmt.Errorf("want IP addresses or CIDR prefixes separated by commas, such as 10.0.0.0/8,192.0.2.7; got %q", item)
-				}
-				p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+				return err
 			}
-			prefixes = append(prefixes, p.Masked())
+			prefixes = append(prefixes, p)
 		}
 		fv.Set(reflect.ValueOf(prefixes))
 		return nil
@@ -244,6 +239,38 @@ func set(fv reflect.Value, f reflect.StructField, raw string) error {
 		return fmt.Errorf("unsupported config type %s", fv.Type())
 	}
 	return nil
+}
+
+// parseProxy reads one trusted proxy: an address, or a CIDR prefix with
+// no host bits set. It refuses what could only be a mistake: an empty
+// item, a zone, a prefix that holds every address (every client could then
+// name itself in X-Forwarded-For).
+func parseProxy(item string) (netip.Prefix, error) {
+	const want = "want IP addresses or CIDR prefixes separated by commas, such as 10.0.0.0/8,192.0.2.7"
+	if item == "" {
+		return netip.Prefix{}, fmt.Errorf("%s; got an empty item (a stray comma?)", want)
+	}
+	p, err := netip.ParsePrefix(item)
+	if err != nil {
+		a, aerr := netip.ParseAddr(item)
+		if aerr != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%s; got %q", want, item)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if p != p.Masked() {
+		return netip.Prefix{}, fmt.Errorf("%q has bits set past its /%d: did you mean %s, or %s/%d for one address?", item, p.Bits(), p.Masked(), p.Addr(), p.Addr().BitLen())
+	}
+	if p.Addr().Is4In6() { // peers are compared as IPv4
+		if p.Bits() < 96 {
+			return netip.Prefix{}, fmt.Errorf("%s; got %q", want, item)
+		}
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	if p.Bits() == 0 {
+		return netip.Prefix{}, fmt.Errorf("%q trusts every address: any client could name itself in X-Forwarded-For", item)
+	}
+	return p, nil
 }
 
 // MaxBBBTimeout bounds SHALA_BBB_TIMEOUT.

@@ -294,31 +294,56 @@ func clientAddr(trusted []netip.Prefix) func(http.Handler) http.Handler {
 }
 
 // forwardedClient is the client behind r's trusted proxies, and whether it
-// differs from the peer.
+// differs from the peer. It reads X-Forwarded-For from the right, at most
+// maxHops addresses, and only for a trusted peer: from anyone else the
+// header costs nothing.
 func forwardedClient(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
-	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	peerPort, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.Addr{}, false
 	}
 	isTrusted := func(a netip.Addr) bool {
 		return slices.ContainsFunc(trusted, func(p netip.Prefix) bool { return p.Contains(a) })
 	}
-	var hops []string
-	for _, h := range r.Header.Values("X-Forwarded-For") {
-		hops = append(hops, strings.Split(h, ",")...)
-	}
-	client := peer.Addr().Unmap()
-	for i := len(hops) - 1; i >= 0 && isTrusted(client); i-- {
-		hop := strings.TrimSpace(hops[i])
-		a, err := netip.ParseAddr(hop)
-		if err != nil {
-			ap, perr := netip.ParseAddrPort(hop) // "192.0.2.7:4711", "[2001:db8::1]:4711"
-			if perr != nil {
+	peer := peerPort.Addr().Unmap().WithZone("")
+	client, hops := peer, 0
+	values := r.Header.Values("X-Forwarded-For")
+	for v := len(values) - 1; v >= 0; v-- {
+		rest := values[v]
+		for {
+			if !isTrusted(client) || hops == maxHops {
+				return client, client != peer
+			}
+			i := strings.LastIndexByte(rest, ',')
+			a, ok := parseHop(strings.TrimSpace(rest[i+1:]))
+			if !ok {
+				return client, client != peer
+			}
+			client, hops = a, hops+1
+			if i < 0 {
 				break
 			}
-			a = ap.Addr()
+			rest = rest[:i]
 		}
-		client = a.Unmap()
 	}
-	return client, client != peer.Addr().Unmap()
+	return client, client != peer
+}
+
+// maxHops bounds the X-Forwarded-For addresses read: more proxies than
+// this in front of shala is a header that lies.
+const maxHops = 32
+
+// parseHop reads one X-Forwarded-For address: an IP, or an IP with a
+// port ("192.0.2.7:4711", "[2001:db8::1]:4711"); IPv4-mapped IPv6 as IPv4,
+// without a zone.
+func parseHop(hop string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(hop)
+	if err != nil {
+		ap, perr := netip.ParseAddrPort(hop)
+		if perr != nil {
+			return netip.Addr{}, false
+		}
+		a = ap.Addr()
+	}
+	return a.Unmap().WithZone(""), true
 }
