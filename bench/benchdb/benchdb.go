@@ -38,7 +38,8 @@ func Open(ctx context.Context, maxConns int32) (*pgxpool.Pool, func(), error) {
 			return nil, nil, err
 		}
 		c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "data"), Durable: true,
-			Settings: map[string]string{"shared_buffers": "256MB", "max_wal_size": "4GB", "min_wal_size": "1GB"}})
+			Settings: map[string]string{"shared_buffers": "256MB", "max_wal_size": "4GB", "min_wal_size": "1GB",
+				"track_wal_io_timing": "on"}}) // for WALSyncs
 		if err != nil {
 			os.RemoveAll(dir)
 			return nil, nil, err
@@ -93,6 +94,18 @@ func prewarmWAL(ctx context.Context, pool *pgxpool.Pool, n int64) error {
 		return fmt.Errorf("prewarm WAL: %w", err)
 	}
 	return nil
+}
+
+// WALSyncs is how many times Postgres has flushed its WAL to disk and the
+// time those flushes took (pg_stat_wal; the time needs track_wal_io_timing,
+// on in the cluster Open starts): ok is false when it cannot say.
+func WALSyncs(ctx context.Context, pool *pgxpool.Pool) (n int64, took time.Duration, ok bool) {
+	var ms float64
+	var timing string
+	if err := pool.QueryRow(ctx, `SELECT wal_sync, wal_sync_time, current_setting('track_wal_io_timing') FROM pg_stat_wal`).Scan(&n, &ms, &timing); err != nil || timing != "on" {
+		return 0, 0, false
+	}
+	return n, time.Duration(ms * float64(time.Millisecond)), true
 }
 
 // WALFiles is how many segment files pg_wal holds: a count that grows

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shala-edu/shala/internal/pgcluster"
 	"github.com/shala-edu/shala/internal/pgtest"
 )
 
@@ -69,4 +72,56 @@ func TestProbeDirIsBesideTheDataDirectory(t *testing.T) {
 	if got, want := ProbeDir(t.Context(), pool), filepath.Dir(data); got != want {
 		t.Errorf("got %q, want %q, the data directory's parent", got, want)
 	}
+}
+
+func TestWALSyncs(t *testing.T) {
+	t.Run("TimingOffSaysSo", func(t *testing.T) {
+		if _, _, ok := WALSyncs(t.Context(), pgtest.New(t)); ok {
+			t.Error("got ok with track_wal_io_timing off (the test cluster's), want not ok")
+		}
+	})
+	t.Run("CountsACommitsFlush", func(t *testing.T) {
+		// The test cluster does not fsync: this needs a durable one.
+		// The server user must enter t.TempDir's 0700 parent.
+		dir := t.TempDir()
+		if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+			t.Fatal(err)
+		}
+		if err := pgcluster.PrepareDir(dir); err != nil {
+			t.Fatal(err)
+		}
+		c, err := pgcluster.Start(t.Context(), pgcluster.Options{Dir: filepath.Join(dir, "data"), Durable: true,
+			Settings: map[string]string{"track_wal_io_timing": "on"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Stop)
+		cfg, err := pgxpool.ParseConfig(c.URL("postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.MaxConns = 1 // one backend: its statistics flush is the one forced below
+		pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pool.Close)
+		n0, _, ok := WALSyncs(t.Context(), pool)
+		if !ok {
+			t.Fatal("got not ok with track_wal_io_timing on")
+		}
+		if _, err := pool.Exec(t.Context(), "CREATE TABLE walsync_probe (v int)"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pool.Exec(t.Context(), "INSERT INTO walsync_probe VALUES (1)"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pool.Exec(t.Context(), "SELECT pg_stat_force_next_flush()"); err != nil {
+			t.Fatal(err)
+		}
+		n, took, ok := WALSyncs(t.Context(), pool)
+		if !ok || n <= n0 || took <= 0 {
+			t.Errorf("got %d syncs (%v, ok %v) after two commits, want more than %d and some time", n, took, ok, n0)
+		}
+	})
 }

@@ -122,6 +122,7 @@ func run() (err error) {
 	// What else happened during the measurement, to tell a stall of the
 	// ack path from one of the machine: Postgres checkpoints and Go's GC.
 	checkpointsBefore, walBefore := checkpoints(ctx, pool), benchdb.WALFiles(ctx, pool)
+	syncsBefore, syncTimeBefore, syncsOK := benchdb.WALSyncs(ctx, pool)
 	var gcBefore runtime.MemStats
 	runtime.ReadMemStats(&gcBefore)
 	stopProbe = probe(probeDir)
@@ -138,6 +139,12 @@ func run() (err error) {
 	var gcAfter runtime.MemStats
 	runtime.ReadMemStats(&gcAfter)
 	checkpointsDuring, walCreated := checkpoints(ctx, pool)-checkpointsBefore, benchdb.WALFiles(ctx, pool)-walBefore
+	syncsAfter, syncTimeAfter, syncsAfterOK := benchdb.WALSyncs(ctx, pool)
+	walSyncs := "n/a (track_wal_io_timing off)"
+	if syncsOK && syncsAfterOK {
+		n, took := syncsAfter-syncsBefore, syncTimeAfter-syncTimeBefore
+		walSyncs = fmt.Sprintf("%d took=%.0fms mean=%.2fms", n, ms(took), ms(took)/float64(max(n, 1)))
+	}
 	acks, p50, p99, failures := res.PerSecond, res.P50, res.P99, res.Failures
 	serverP99, serverSlow := served.summary(slowAt)
 	// Every acknowledged delivery must be in the inbox: a 2xx for work that
@@ -157,9 +164,9 @@ func run() (err error) {
 			verdict += "; the probe's slow syncs alone went past 25ms for 1%+ of the webhook run"
 		}
 	}
-	fmt.Printf("bench/events: webhook acks/s=%.0f p50=%.2fms p99=%.2fms failures=%d recorded=%d server-p99=%.2fms server>25ms=%d | durable 1-row INSERT ceiling=%.0f tx/s p50=%.2fms p99=%.2fms raw-p99=%.2fms commits>25ms=%d | ratio=%.2f (target >=0.50 at p99<=25ms: %s) | disk probe (8 KiB write+fdatasync every 10ms beside the data directory, outside Postgres): probe-webhook: %s probe-ceiling: %s | during the run: checkpoints=%d wal-segments-created=%d gc=%d gc-max-pause=%.2fms | clients=%d duration=%s workers=%d driver=%s cpus=%d\n",
+	fmt.Printf("bench/events: webhook acks/s=%.0f p50=%.2fms p99=%.2fms failures=%d recorded=%d server-p99=%.2fms server>25ms=%d | durable 1-row INSERT ceiling=%.0f tx/s p50=%.2fms p99=%.2fms raw-p99=%.2fms commits>25ms=%d | ratio=%.2f (target >=0.50 at p99<=25ms: %s) | disk probe (8 KiB write+fdatasync every 10ms beside the data directory, outside Postgres): probe-webhook: %s probe-ceiling: %s | during the run: postgres-wal-syncs=%s checkpoints=%d wal-segments-created=%d gc=%d gc-max-pause=%.2fms | clients=%d duration=%s workers=%d driver=%s cpus=%d\n",
 		acks, ms(p50), ms(p99), failures, recorded, ms(serverP99), serverSlow, ceiling.Rate, ms(ceiling.P50), ms(ceiling.P99), ms(ceiling.RawP99), ceiling.Slow,
-		ratio, verdict, webhookDisk, ceilingDisk, checkpointsDuring, walCreated, gcAfter.NumGC-gcBefore.NumGC,
+		ratio, verdict, webhookDisk, ceilingDisk, walSyncs, checkpointsDuring, walCreated, gcAfter.NumGC-gcBefore.NumGC,
 		ms(maxPause(&gcBefore, &gcAfter)), *clients, *duration, *workers, *driver, runtime.NumCPU())
 	return nil
 }
