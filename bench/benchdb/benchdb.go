@@ -98,14 +98,27 @@ func prewarmWAL(ctx context.Context, pool *pgxpool.Pool, n int64) error {
 
 // WALSyncs is how many times Postgres has flushed its WAL to disk and the
 // time those flushes took (pg_stat_wal; the time needs track_wal_io_timing,
-// on in the cluster Open starts): ok is false when it cannot say.
-func WALSyncs(ctx context.Context, pool *pgxpool.Pool) (n int64, took time.Duration, ok bool) {
+// on in the cluster Open starts), or why it cannot say. A backend holds its
+// statistics for a while before it publishes them, so first every idle
+// connection of pool is made to publish its own.
+func WALSyncs(ctx context.Context, pool *pgxpool.Pool) (n int64, took time.Duration, err error) {
+	for _, c := range pool.AcquireAllIdle(ctx) {
+		// The flush happens as the statement ends, before its answer.
+		_, ferr := c.Exec(ctx, "SELECT pg_stat_force_next_flush()")
+		c.Release()
+		if ferr != nil {
+			return 0, 0, ferr
+		}
+	}
 	var ms float64
 	var timing string
-	if err := pool.QueryRow(ctx, `SELECT wal_sync, wal_sync_time, current_setting('track_wal_io_timing') FROM pg_stat_wal`).Scan(&n, &ms, &timing); err != nil || timing != "on" {
-		return 0, 0, false
+	if err := pool.QueryRow(ctx, `SELECT wal_sync, wal_sync_time, current_setting('track_wal_io_timing') FROM pg_stat_wal`).Scan(&n, &ms, &timing); err != nil {
+		return 0, 0, err
 	}
-	return n, time.Duration(ms * float64(time.Millisecond)), true
+	if timing != "on" {
+		return 0, 0, errors.New("track_wal_io_timing off")
+	}
+	return n, time.Duration(ms * float64(time.Millisecond)), nil
 }
 
 // WALFiles is how many segment files pg_wal holds: a count that grows

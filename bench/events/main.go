@@ -122,7 +122,7 @@ func run() (err error) {
 	// What else happened during the measurement, to tell a stall of the
 	// ack path from one of the machine: Postgres checkpoints and Go's GC.
 	checkpointsBefore, walBefore := checkpoints(ctx, pool), benchdb.WALFiles(ctx, pool)
-	syncsBefore, syncTimeBefore, syncsOK := benchdb.WALSyncs(ctx, pool)
+	syncsBefore, syncTimeBefore, syncsErr := benchdb.WALSyncs(ctx, pool)
 	var gcBefore runtime.MemStats
 	runtime.ReadMemStats(&gcBefore)
 	stopProbe = probe(probeDir)
@@ -139,9 +139,11 @@ func run() (err error) {
 	var gcAfter runtime.MemStats
 	runtime.ReadMemStats(&gcAfter)
 	checkpointsDuring, walCreated := checkpoints(ctx, pool)-checkpointsBefore, benchdb.WALFiles(ctx, pool)-walBefore
-	syncsAfter, syncTimeAfter, syncsAfterOK := benchdb.WALSyncs(ctx, pool)
-	walSyncs := "n/a (track_wal_io_timing off)"
-	if syncsOK && syncsAfterOK {
+	syncsAfter, syncTimeAfter, err := benchdb.WALSyncs(ctx, pool)
+	var walSyncs string
+	if err = errors.Join(syncsErr, err); err != nil {
+		walSyncs = fmt.Sprintf("n/a (%v)", err)
+	} else {
 		n, took := syncsAfter-syncsBefore, syncTimeAfter-syncTimeBefore
 		walSyncs = fmt.Sprintf("%d took=%.0fms mean=%.2fms", n, ms(took), ms(took)/float64(max(n, 1)))
 	}

@@ -258,14 +258,14 @@ func parseProxy(item string) (netip.Prefix, error) {
 		}
 		p = netip.PrefixFrom(a, a.BitLen())
 	}
-	if p != p.Masked() {
-		return netip.Prefix{}, fmt.Errorf("%q has bits set past its /%d: did you mean %s, or %s/%d for one address?", item, p.Bits(), p.Masked(), p.Addr(), p.Addr().BitLen())
-	}
 	if p.Addr().Is4In6() { // peers are compared as IPv4
 		if p.Bits() < 96 {
-			return netip.Prefix{}, fmt.Errorf("%s; got %q", want, item)
+			return netip.Prefix{}, fmt.Errorf("%q: an IPv4-mapped prefix needs at least /96 (/96 is all of IPv4)", item)
 		}
 		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	if p != p.Masked() {
+		return netip.Prefix{}, fmt.Errorf("%q has bits set past its /%d: did you mean %s, or %s/%d for one address?", item, p.Bits(), p.Masked(), p.Addr(), p.Addr().BitLen())
 	}
 	if p.Bits() == 0 {
 		return netip.Prefix{}, fmt.Errorf("%q trusts every address: any client could name itself in X-Forwarded-For", item)

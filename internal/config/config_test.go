@@ -62,6 +62,8 @@ func TestTrustedProxies(t *testing.T) {
 		{"::/0", `"::/0" trusts every address`},
 		{"fe80::1%eth0", `got "fe80::1%eth0"`},
 		{"::ffff:0.0.0.0/96", `"::ffff:0.0.0.0/96" trusts every address`},
+		{"::ffff:10.0.0.0/95", `"::ffff:10.0.0.0/95": an IPv4-mapped prefix needs at least /96`},
+		{"::ffff:10.1.2.3/104", `"::ffff:10.1.2.3/104" has bits set past its /8: did you mean 10.0.0.0/8, or 10.1.2.3/32 for one address?`},
 	} {
 		_, err := config.Load(context.Background(), env(map[string]string{"SHALA_TRUSTED_PROXIES": tt.in}), openVault)
 		if err == nil || !strings.Contains(err.Error(), "SHALA_TRUSTED_PROXIES: ") || !strings.Contains(err.Error(), tt.want) {

@@ -38,6 +38,9 @@ func TestClientAddr(t *testing.T) {
 		{"an empty header: the peer", trusted, "10.0.0.2:5000", []string{""}, "10.0.0.2:5000"},
 		{"no more than 32 hops are read", trusted, "10.0.0.2:5000",
 			[]string{"203.0.113.7, " + strings.Repeat("10.1.1.1, ", 31) + "10.1.1.1"}, "10.1.1.1:0"},
+		{"an IPv4-mapped hop is IPv4", trusted, "10.0.0.2:5000", []string{"203.0.113.7, ::ffff:10.1.2.3"}, "203.0.113.7:0"},
+		{"the 32 hops count across header lines", trusted, "10.0.0.2:5000",
+			append([]string{"203.0.113.7"}, repeat("10.1.1.1", 32)...), "10.1.1.1:0"},
 		{"32 hops are", trusted, "10.0.0.2:5000",
 			[]string{"203.0.113.7, " + strings.Repeat("10.1.1.1, ", 30) + "10.1.1.1"}, "203.0.113.7:0"},
 	}
@@ -79,4 +82,12 @@ func TestClientAddrReadsLittleOfAHugeHeader(t *testing.T) {
 			t.Errorf("peer %s: got %d bytes allocated for the header, want under 256 KiB", peer, got)
 		}
 	}
+}
+
+func repeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
 }

@@ -294,9 +294,13 @@ func clientAddr(trusted []netip.Prefix) func(http.Handler) http.Handler {
 }
 
 // forwardedClient is the client behind r's trusted proxies, and whether it
-// differs from the peer. It reads X-Forwarded-For from the right, at most
-// maxHops addresses, and only for a trusted peer: from anyone else the
-// header costs nothing.
+// differs from the peer. It reads X-Forwarded-For from the right (the last
+// header line first), at most maxHops addresses, and only for a trusted
+// peer: from anyone else the header costs nothing. Where it stops reading
+// — an item that is no address (an empty one included, where RFC 9110
+// would skip it), or maxHops read — it answers the last address it read,
+// a trusted hop's: the clients behind that hop then share its budget,
+// which is safe; skipping would believe text the hop did not vouch for.
 func forwardedClient(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
 	peerPort, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
