@@ -444,21 +444,27 @@ var zoneless = []string{"2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.99
 func parseTime(s string) (time.Time, error) {
 	// After "2006-01-02T15:04:05" only a fraction and a zone can follow.
 	zoned := len(s) > 19 && strings.ContainsAny(s[19:], "Z+-")
-	for range 2 {
-		if zoned {
-			if v, err := time.Parse(time.RFC3339Nano, s); err == nil {
-				return v, nil
-			}
-		} else {
-			for _, layout := range zoneless {
-				if v, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
-					return v, nil
-				}
-			}
-		}
-		zoned = !zoned
+	if v, ok := parseTimeAs(s, zoned); ok {
+		return v, nil
+	}
+	if v, ok := parseTimeAs(s, !zoned); ok {
+		return v, nil
 	}
 	return time.Time{}, fmt.Errorf("want an ISO 8601 timestamp, got %q", s)
+}
+
+// parseTimeAs reads s as RFC 3339 (zoned) or as a zoneless layout, in UTC.
+func parseTimeAs(s string, zoned bool) (time.Time, bool) {
+	if zoned {
+		v, err := time.Parse(time.RFC3339Nano, s)
+		return v, err == nil
+	}
+	for _, layout := range zoneless {
+		if v, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return v, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // UnmarshalJSON accepts both forms and null.

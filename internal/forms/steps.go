@@ -8,11 +8,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shala-edu/shala/internal/assessment"
 	"github.com/shala-edu/shala/internal/collector"
 	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/postgres"
 	"github.com/shala-edu/shala/internal/xform"
 )
 
@@ -72,8 +72,7 @@ func (r *run) claim(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `UPDATE form_submission SET instance_id = $2, deprecated_id = nullif($3, ''),
 			form_id = $4, form_version = $5, xml_sha256 = $6 WHERE id = $1`,
 		r.st.id, r.sub.InstanceID, r.sub.DeprecatedID, r.sub.FormID, r.sub.Version, r.st.sum)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "form_submission_instance" {
+	if postgres.UniqueViolation(err, "form_submission_instance") {
 		return errTaken
 	}
 	return err

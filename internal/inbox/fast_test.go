@@ -40,6 +40,12 @@ func TestRecordingPaths(t *testing.T) {
 		}
 	}
 
+	// result is what a delivery's caller saw.
+	type result struct {
+		dup bool
+		ran int
+	}
+
 	t.Run("NewDeliveriesAreRecordedOnTheFastPath", func(t *testing.T) {
 		t.Parallel()
 		in, count := setup(t)
@@ -110,7 +116,7 @@ func TestRecordingPaths(t *testing.T) {
 		release := holdLeader(t, in)
 		fresh := delivery(uuid.New())
 		var wg sync.WaitGroup
-		results := map[uuid.UUID][2]int{} // dup (0/1), work runs
+		results := map[uuid.UUID]result{}
 		var mu sync.Mutex
 		for _, d := range []inbox.Delivery{old, fresh} {
 			wg.Add(1)
@@ -119,17 +125,17 @@ func TestRecordingPaths(t *testing.T) {
 				dup, ran := receive(t, in, d)
 				mu.Lock()
 				defer mu.Unlock()
-				results[d.ID] = [2]int{map[bool]int{false: 0, true: 1}[dup], ran}
+				results[d.ID] = result{dup, ran}
 			}()
 		}
 		waitPending(t, in, 2)
 		release()
 		wg.Wait()
-		if got := results[old.ID]; got != [2]int{1, 0} {
-			t.Errorf("redelivery: got duplicate=%d and %d work runs, want a duplicate and none", got[0], got[1])
+		if got := results[old.ID]; got != (result{dup: true, ran: 0}) {
+			t.Errorf("redelivery: got duplicate %v and %d work runs, want a duplicate and none", got.dup, got.ran)
 		}
-		if got := results[fresh.ID]; got != [2]int{0, 1} {
-			t.Errorf("new delivery: got duplicate=%d and %d work runs, want new and one", got[0], got[1])
+		if got := results[fresh.ID]; got != (result{dup: false, ran: 1}) {
+			t.Errorf("new delivery: got duplicate %v and %d work runs, want new and one", got.dup, got.ran)
 		}
 		// 2 fast: the first delivery and the holding one; the batch of
 		// two met the duplicate, rolled back and went the slow way.
@@ -215,10 +221,6 @@ func TestRecordingPaths(t *testing.T) {
 					firstErr <- err
 				}()
 				guard(t, started, "the first copy's work started")
-				type result struct {
-					dup bool
-					ran int
-				}
 				second := make(chan result, 1)
 				go func() {
 					dup, ran := receive(t, in, d)

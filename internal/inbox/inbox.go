@@ -30,7 +30,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
@@ -312,12 +311,10 @@ func ignoreClosed(err error) error {
 	return err
 }
 
-// The inbox's columns, its primary key, and the SQLSTATE of a unique
-// violation: a redelivery meets the key.
+// The inbox's columns, and its primary key: a redelivery meets it.
 const (
 	inboxColumns = "event_id, kind, name, op, trace_id"
 	inboxKey     = "webhook_inbox_pkey"
-	uniqueCode   = "23505"
 )
 
 // slowAfterDuplicate is how many batches after one that met a delivery
@@ -387,7 +384,7 @@ func (in *Inbox) recordAllNew(ctx context.Context, conn *pgxpool.Conn, batch []*
 			return nil, nil, false, errors.Join(err, rerr)
 		}
 	}
-	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == uniqueCode && pgErr.ConstraintName == inboxKey {
+	if postgres.UniqueViolation(err, inboxKey) {
 		in.slowFor.Store(slowAfterDuplicate)
 		return nil, nil, false, nil
 	}

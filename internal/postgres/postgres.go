@@ -75,6 +75,16 @@ func Unavailable(err error) bool {
 		strings.Contains(err.Error(), "closed pool")
 }
 
+// UniqueViolation reports whether err is a unique violation of the
+// constraint (or unique index) named constraint.
+func UniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == uniqueViolation && pgErr.ConstraintName == constraint
+}
+
+// uniqueViolation is the SQLSTATE of unique_violation.
+const uniqueViolation = "23505"
+
 // Translate maps a driver error to a fault where one applies; what names the
 // thing being read or written ("ping", "student 7f3c…").
 func Translate(err error, what string) error {
@@ -90,7 +100,7 @@ func Translate(err error, what string) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
-		case "23505": // unique_violation
+		case uniqueViolation:
 			return fault.Wrap(err, fault.Conflict, "", "%s already exists (%s)", what, pgErr.ConstraintName)
 		case "22021", "22P05": // NUL or another byte text cannot hold; \u0000 in jsonb
 			return fault.Wrap(err, fault.Invalid, "", "%s: contains a character that cannot be stored (NUL)", what)

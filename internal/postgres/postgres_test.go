@@ -43,6 +43,28 @@ func closedPoolError(t *testing.T) error {
 	return err
 }
 
+func TestUniqueViolation(t *testing.T) {
+	t.Parallel()
+	pg := func(code, constraint string) error {
+		return fmt.Errorf("insert: %w", &pgconn.PgError{Code: code, ConstraintName: constraint})
+	}
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"that key", pg("23505", "webhook_inbox_pkey"), true},
+		{"another key", pg("23505", "form_submission_instance"), false},
+		{"another error on that constraint", pg("23514", "webhook_inbox_pkey"), false},
+		{"not from Postgres", errors.New("webhook_inbox_pkey"), false},
+		{"nil", nil, false},
+	} {
+		if got := postgres.UniqueViolation(tt.err, "webhook_inbox_pkey"); got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
 func TestTranslate(t *testing.T) {
 	t.Parallel()
 	pg := func(code, column, constraint, msg string) error {
