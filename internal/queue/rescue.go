@@ -105,3 +105,18 @@ func (p rescuedAtOnce) NextRetry(job *rivertype.JobRow) time.Time {
 func Rescued(job *rivertype.JobRow) bool {
 	return job.State == rivertype.JobStateRunning && job.AttemptedAt != nil && time.Since(*job.AttemptedAt) >= RescueAfter
 }
+
+// WithSpare is the MaxAttempts of a kind that gives up by itself (marks its
+// rows failed, says why) after attempts runs: one more than those, kept for
+// a rescue. River discards a job whose process died during its last attempt
+// without running any of the kind's code, so with MaxAttempts = attempts a
+// killed last run would leave its rows pending with no job to finish them.
+// With the spare, the killed run is rescued and retried at once, and the
+// retry gives up as the killed run would have (LastAttempt). Only a process
+// killed in both runs loses the job; the kind's sweep covers that.
+func WithSpare(attempts int) int { return attempts + 1 }
+
+// LastAttempt reports whether job's run is one in which a kind inserted
+// with WithSpare gives up when it fails: its last planned attempt, or the
+// spare after it.
+func LastAttempt(job *rivertype.JobRow) bool { return job.Attempt >= job.MaxAttempts-1 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shala-edu/shala/internal/pgtest"
 	"github.com/shala-edu/shala/internal/queue"
@@ -128,4 +129,19 @@ func TestAddLongRefusesAKindWithoutItsOwnRetry(t *testing.T) {
 		}
 	}()
 	queue.AddLong(river.NewWorkers(), &longNoRetryWorker{})
+}
+
+// A kind inserted WithSpare(n) gives up on its n-th run, and again on the
+// spare run that follows a killed n-th.
+func TestLastAttemptKeepsASpareForARescue(t *testing.T) {
+	t.Parallel()
+	maxAttempts := queue.WithSpare(7)
+	if maxAttempts != 8 {
+		t.Fatalf("WithSpare(7) = %d, want 8", maxAttempts)
+	}
+	for attempt, want := range map[int]bool{1: false, 6: false, 7: true, 8: true} {
+		if got := queue.LastAttempt(&rivertype.JobRow{Attempt: attempt, MaxAttempts: maxAttempts}); got != want {
+			t.Errorf("LastAttempt(attempt %d of %d) = %v, want %v", attempt, maxAttempts, got, want)
+		}
+	}
 }

@@ -166,9 +166,14 @@ type ExpandArgs struct {
 // Kind is the River job kind.
 func (ExpandArgs) Kind() string { return "sms.expand" }
 
-// InsertOpts makes the expansion unique per request.
+// ExpandAttempts is how many times an expansion is tried before it gives
+// up (River's default).
+const ExpandAttempts = 25
+
+// InsertOpts makes the expansion unique per request, with a spare attempt
+// for a rescue (queue.WithSpare).
 func (ExpandArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}, MaxAttempts: queue.WithSpare(ExpandAttempts)}
 }
 
 // PageSize is how many students one expansion transaction takes.
@@ -199,10 +204,15 @@ func (w *ExpandWorker) Work(ctx context.Context, job *river.Job[ExpandArgs]) err
 	start := time.Now()
 	for {
 		done, err := w.page(ctx, job.Args.RequestID)
-		if err != nil && job.Attempt >= job.MaxAttempts {
+		if err != nil && queue.LastAttempt(job.JobRow) {
 			gctx, cancel := queue.WithGrace(ctx)
 			defer cancel()
-			return errors.Join(err, w.giveUp(gctx, job.Args.RequestID, err))
+			if gerr := w.giveUp(gctx, job.Args.RequestID, err); gerr != nil {
+				return errors.Join(err, gerr)
+			}
+			// Given up, and the request says why: no attempt is left to
+			// run it again (the spare is for a rescue).
+			return river.JobCancel(err)
 		}
 		if err != nil || done {
 			return err

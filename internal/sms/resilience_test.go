@@ -12,7 +12,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/sms"
+	"github.com/shala-edu/shala/internal/sms/cdac/cdactest"
 )
 
 // queuedMessages makes a PROCESSING, expanded HOLIDAY request with n queued
@@ -90,6 +92,45 @@ func TestRetryBehindTheRateLimiterRunsAgain(t *testing.T) {
 	err := w.Work(ctx, &river.Job[sms.SendArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 7}, Args: sms.SendArgs{MessageID: ids[0]}})
 	if !isSnooze(err) {
 		t.Errorf("retry job returned %v, want a snooze", err)
+	}
+}
+
+// River discards a job whose process was killed during its last attempt
+// without running any of its code. A send keeps a spare attempt for that
+// (queue.WithSpare): the killed last try is rescued, tried again at once,
+// and gives up as it would have, instead of leaving the message sending
+// until the stuck sweep hours later.
+func TestSendKilledOnItsLastTryStillGivesUp(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	_, ids := f.queuedMessages(1, 0)
+	busy := cdactest.Behaviour{Answer: "405,Internal Networking Error"}
+	f.gw.Script("9816000000", busy, busy, busy)
+	ctx := context.Background()
+	// What a process killed in the send job's last try leaves: the message
+	// claimed and counted (the batch's try and the job's), the job running
+	// for longer than any live owner's.
+	last := sms.SendAttempts - 1
+	if _, err := f.pool.Exec(ctx, `UPDATE sms_message SET status = 'sending', attempts = $2 WHERE id = $1`, ids[0], sms.SendAttempts); err != nil {
+		t.Fatal(err)
+	}
+	var job int64
+	if err := f.pool.QueryRow(ctx, `INSERT INTO river_job (args, attempt, attempted_at, attempted_by, kind, max_attempts, priority, queue, state, scheduled_at)
+		VALUES (jsonb_build_object('message_id', $1::text), $2, now() - make_interval(secs => $3), '{killed-client}', 'sms.send', $4, 1, $5, 'running', now() - make_interval(secs => $3))
+		RETURNING id`, ids[0], last, (queue.RescueAfter + 2*time.Second).Seconds(), sms.SendArgs{}.InsertOpts().MaxAttempts, sms.Queue).Scan(&job); err != nil {
+		t.Fatal(err)
+	}
+	f.newClient(true)
+	var status, lastErr, state string
+	f.jobs.Await(t, "the killed send's message to finish", func() bool {
+		if err := f.pool.QueryRow(ctx, `SELECT m.status, coalesce(m.last_error, ''), j.state::text FROM sms_message m, river_job j
+			WHERE m.id = $1 AND j.id = $2`, ids[0], job).Scan(&status, &lastErr, &state); err != nil {
+			t.Fatal(err)
+		}
+		return status != "sending" && status != "queued"
+	})
+	if status != "failed" || !strings.Contains(lastErr, "gave up after") || !strings.Contains(lastErr, "405") || state != "completed" {
+		t.Errorf("got message %s (%q), job %s; want failed with the gateway's reason after giving up, job completed", status, lastErr, state)
 	}
 }
 

@@ -64,9 +64,10 @@ type SendArgs struct {
 // Kind is the River job kind.
 func (SendArgs) Kind() string { return "sms.send" }
 
-// InsertOpts puts sends on their own queue; the batch used one attempt.
+// InsertOpts puts sends on their own queue; the batch used one attempt,
+// and one is kept for a rescue (queue.WithSpare).
 func (SendArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: Queue, MaxAttempts: SendAttempts - 1}
+	return river.InsertOpts{Queue: Queue, MaxAttempts: queue.WithSpare(SendAttempts - 1)}
 }
 
 // Limiter spaces sends to a provider's rate. The limit is per shala
@@ -508,7 +509,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if m.unknown() {
 		w.Metrics.message(w.Provider.Name(), "unconfirmed", 1)
 	}
-	if job.Attempt >= job.MaxAttempts {
+	if queue.LastAttempt(job.JobRow) {
 		if m.unknown() {
 			if _, err := w.Pool.Exec(rctx, `UPDATE sms_message SET unconfirmed_attempts = unconfirmed_attempts + 1 WHERE id = $1`, m.id); err != nil {
 				return err
