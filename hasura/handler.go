@@ -1,11 +1,11 @@
 package hasura
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"reflect"
@@ -134,9 +134,10 @@ func (h *EventHandler[Row]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeDeliveryError(ctx, w, h.log, err)
 		return
 	}
-	ctx = logging.With(ctx, "event_id", e.ID.String(), "op", string(e.Op), "retry", e.CurrentRetry)
 	if tid := e.TraceID(); tid != "" {
-		ctx = logging.With(ctx, "trace_id", tid)
+		ctx = logging.With(ctx, "event_id", e.ID.String(), "op", string(e.Op), "retry", e.CurrentRetry, "trace_id", tid)
+	} else {
+		ctx = logging.With(ctx, "event_id", e.ID.String(), "op", string(e.Op), "retry", e.CurrentRetry)
 	}
 	if e.Trigger != h.trigger {
 		writeDeliveryError(ctx, w, h.log, fault.Invalidf("trigger.name", "got %q at the endpoint of %q", e.Trigger, h.trigger))
@@ -326,7 +327,17 @@ func ActionBodyLimit(n int64) int64 { return 2*2*n + 64<<10 }
 
 // readBody reads the (capped) request body.
 func readBody(r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(r.Body)
+	// One buffer sized for the declared length (and the read that finds
+	// the end), instead of the buffers io.ReadAll grows and copies. A
+	// declared length over preallocBody is not believed in advance: the
+	// buffer then grows as the body comes, up to the route's cap
+	// (http.MaxBytesReader).
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= preallocBody {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(r.Body)
+	body := buf.Bytes()
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return nil, fault.New(fault.TooLarge, fault.CodeBodyTooLarge, "request body is larger than %d bytes", tooBig.Limit)
@@ -336,6 +347,11 @@ func readBody(r *http.Request) ([]byte, error) {
 	}
 	return body, nil
 }
+
+// preallocBody is the largest declared Content-Length readBody allocates
+// up front, so a client cannot make shala allocate what it only claims to
+// send.
+const preallocBody = 1 << 20
 
 type outcomeKey struct{}
 

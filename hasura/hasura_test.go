@@ -440,3 +440,36 @@ func TestRequireSecretAndBodyCap(t *testing.T) {
 		t.Errorf("over the cap: status %d, want 413", rec.Code)
 	}
 }
+
+// The body is read to its end whatever Content-Length claims: unknown
+// (chunked), shorter than the body (a request not read off the wire) or
+// far longer (not allocated in advance).
+func TestEventHandlerReadsWholeBody(t *testing.T) {
+	t.Parallel()
+	var got string
+	h := hasura.NewEvent("order_created", discard, func(ctx context.Context, e *hasura.Event[orderRow]) (hasura.Ack, error) {
+		got = e.ID.String()
+		return hasura.Ack{}, nil
+	})
+	body := fixture(t, "event_insert_latest.json")
+	for _, tt := range []struct {
+		name     string
+		declared int64
+	}{
+		{"exact", int64(len(body))},
+		{"unknown", -1},
+		{"shorter than the body", 10},
+		{"a terabyte", 1 << 40},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got = ""
+			req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+			req.ContentLength = tt.declared
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != 200 || got != "85558393-c75d-4d2f-9c15-e80591b83894" {
+				t.Errorf("Content-Length %d: status %d, event %q; want 200 and the fixture's event (%s)", tt.declared, rec.Code, got, rec.Body)
+			}
+		})
+	}
+}
