@@ -13,7 +13,9 @@ import (
 
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
+	"github.com/shala-edu/shala/internal/jobs"
 	"github.com/shala-edu/shala/internal/pgtest"
+	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/sheets"
 	"github.com/shala-edu/shala/internal/sheets/sheetstest"
 )
@@ -40,10 +42,20 @@ func setup(t *testing.T) *fixture {
 
 func (f *fixture) register(file string) {
 	f.t.Helper()
+	f.registerXML(f.testdata(file))
+}
+
+func (f *fixture) testdata(file string) []byte {
+	f.t.Helper()
 	def, err := os.ReadFile(filepath.Join("testdata", file))
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	return def
+}
+
+func (f *fixture) registerXML(def []byte) {
+	f.t.Helper()
 	if _, err := forms.NewCatalog(f.pool).Register(context.Background(), def, forms.DataCollection, "test"); err != nil {
 		f.t.Fatal(err)
 	}
@@ -137,6 +149,25 @@ func (s *sheetsFixture) run() export.Outcome {
 		s.t.Fatalf("run: %v", err)
 	}
 	return out
+}
+
+// sweep runs export.Sweep and returns how many runs it queued; the jobs
+// are then deleted, so the next sweep queues what is due again.
+func (s *sheetsFixture) sweep() int {
+	s.t.Helper()
+	ctx := context.Background()
+	q, err := queue.New(s.pool, jobs.Workers(jobs.Deps{Pool: s.pool, Exporter: s.exporter}), queue.Config{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	n, err := export.Sweep(ctx, s.pool, q, 0)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM river_job WHERE kind = $1`, export.ExportArgs{}.Kind()); err != nil {
+		s.t.Fatal(err)
+	}
+	return n
 }
 
 // keys are column A of the sheet below the header.

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -46,6 +47,8 @@ type Column struct {
 type Layout struct {
 	FormID  string
 	Columns []Column
+	// Newest is when the newest version read was registered (nil: none).
+	Newest  *time.Time
 	index   map[string]int                 // name → column
 	byQID   map[[16]byte]int               // question id → column
 	choices map[[16]byte]map[string]string // question id → value → label
@@ -114,6 +117,11 @@ func LoadLayout(ctx context.Context, q querier, langs *Languages, formID string,
 	for _, name := range order {
 		l.index[name] = len(l.Columns)
 		l.Columns = append(l.Columns, Column{Name: name, Label: name})
+	}
+	// Before the questions: a version registered in between is then read
+	// but not counted, and only makes the export due once more.
+	if err := q.QueryRow(ctx, `SELECT max(registered_at) FROM form_version WHERE form_id = $1`, formID).Scan(&l.Newest); err != nil {
+		return nil, err
 	}
 	rows, err := q.Query(ctx, `SELECT q.id, q.version, q.name, q.type, q.repeat IS NOT NULL, q.labels
 		FROM form_question q JOIN form_version v ON v.form_id = q.form_id AND v.version = q.version

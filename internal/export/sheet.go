@@ -147,6 +147,8 @@ type export struct {
 	SheetID              *int64
 	Columns              []string
 	HeaderColumns        int
+	Header               []string   // labels written to row 1; empty when not known
+	HeaderLayoutAt       *time.Time // Layout.Newest the header was checked against
 	Cursor               Cursor
 	Pending              *Cursor
 	PendingRows          int
@@ -304,8 +306,10 @@ type waitErr time.Duration
 
 func (w waitErr) Error() string { return fmt.Sprintf("wait %s", time.Duration(w)) }
 
-// prepare makes sure the layout is current and the header has every
-// column; tabCols is the tab's width if it was just looked up (else -1).
+// prepare makes sure the layout is current and row 1 holds its header:
+// every column, each under its current label (a later version may have
+// renamed one); tabCols is the tab's width if it was just looked up (else
+// -1). Only the cells from the first that differs are written.
 func (e *Exporter) prepare(ctx context.Context, conn querier, x *export, tabCols int64) (*Layout, error) {
 	l, err := LoadLayout(ctx, conn, e.Langs, x.FormID, x.Columns)
 	if err != nil {
@@ -317,8 +321,15 @@ func (e *Exporter) prepare(ctx context.Context, conn querier, x *export, tabCols
 		}
 		x.Columns = names
 	}
-	width := len(Fixed) + len(l.Columns)
-	if x.HeaderColumns >= width {
+	header := l.Header(func(s string) string { return s })
+	from := firstChange(header, x.Header, x.HeaderColumns)
+	if from == len(header) {
+		if l.Newest != nil && (x.HeaderLayoutAt == nil || l.Newest.After(*x.HeaderLayoutAt)) {
+			if _, err := conn.Exec(ctx, `UPDATE sheet_export SET header_layout_at = $2 WHERE id = $1`, x.ID, l.Newest); err != nil {
+				return nil, err
+			}
+			x.HeaderLayoutAt = l.Newest
+		}
 		return l, nil
 	}
 	if err := room(ctx, e.Pace.maxWait()); err != nil {
@@ -334,7 +345,6 @@ func (e *Exporter) prepare(ctx context.Context, conn querier, x *export, tabCols
 		}
 		tabCols = cols
 	}
-	header := l.Header(func(s string) string { return s })
 	if err := room(ctx, e.Pace.maxWait()); err != nil {
 		return nil, err
 	}
@@ -344,15 +354,31 @@ func (e *Exporter) prepare(ctx context.Context, conn querier, x *export, tabCols
 	if err := room(ctx, 0); err != nil {
 		return nil, err
 	}
-	if err := e.Sheets.WriteHeader(ctx, x.SpreadsheetID, *x.SheetID, tabCols, x.HeaderColumns, header[x.HeaderColumns:], width); err != nil {
+	if err := e.Sheets.WriteHeader(ctx, x.SpreadsheetID, *x.SheetID, tabCols, from, header[from:], len(header)); err != nil {
 		return nil, e.sheetsErr(err)
 	}
-	if _, err := conn.Exec(ctx, `UPDATE sheet_export SET header_columns = $2 WHERE id = $1`, x.ID, width); err != nil {
+	if _, err := conn.Exec(ctx, `UPDATE sheet_export SET header_columns = $2, header = $3, header_layout_at = $4 WHERE id = $1`,
+		x.ID, len(header), header, l.Newest); err != nil {
 		return nil, err
 	}
-	x.HeaderColumns = width
+	x.HeaderColumns, x.Header, x.HeaderLayoutAt = len(header), header, l.Newest
 	e.hook(StepHeader)
 	return l, nil
+}
+
+// firstChange is the first column of header that row 1 does not hold yet:
+// written holds the labels of its first n cells, or is empty when they are
+// not known (then all are written again).
+func firstChange(header, written []string, n int) int {
+	if len(written) != n {
+		return 0
+	}
+	for i := range min(n, len(header)) {
+		if header[i] != written[i] {
+			return i
+		}
+	}
+	return min(n, len(header))
 }
 
 // adopt finds or creates the export's tab, records its id and returns its
@@ -394,11 +420,11 @@ func (e *Exporter) adopt(ctx context.Context, conn querier, x *export) (int64, e
 			e.Log.WarnContext(ctx, "sheet export starts over: its tab holds none of its rows", "export_id", x.ID, "rows_written", x.RowsWritten)
 		}
 		if _, err := conn.Exec(ctx, `UPDATE sheet_export SET cursor_submitted_at = NULL, cursor_response_id = NULL, rows_written = 0,
-			header_columns = 0, pending_submitted_at = NULL, pending_response_id = NULL, pending_rows = NULL, pending_at = NULL
+			header_columns = 0, header = '{}', pending_submitted_at = NULL, pending_response_id = NULL, pending_rows = NULL, pending_at = NULL
 			WHERE id = $1`, x.ID); err != nil {
 			return 0, err
 		}
-		x.Cursor, x.RowsWritten, x.HeaderColumns, x.Pending = Cursor{}, 0, 0, nil
+		x.Cursor, x.RowsWritten, x.HeaderColumns, x.Header, x.Pending = Cursor{}, 0, 0, nil, nil
 	}
 	if !found {
 		if err := room(ctx, 0); err != nil {
@@ -653,10 +679,10 @@ func loadExport(ctx context.Context, q querier, id uuid.UUID) (*export, error) {
 		curID, penID            *uuid.UUID
 		penRows                 *int
 	)
-	err := q.QueryRow(ctx, `SELECT form_id, spreadsheet_id, sheet_name, enabled, sheet_id, columns, header_columns,
+	err := q.QueryRow(ctx, `SELECT form_id, spreadsheet_id, sheet_name, enabled, sheet_id, columns, header_columns, header, header_layout_at,
 			cursor_submitted_at, cursor_response_id, pending_submitted_at, pending_response_id, pending_rows, pending_at, rows_written
 		FROM sheet_export WHERE id = $1`, id).Scan(&x.FormID, &x.SpreadsheetID, &x.Sheet, &x.Enabled, &x.SheetID, &x.Columns,
-		&x.HeaderColumns, &curAt, &curID, &penAt, &penID, &penRows, &pendingAt, &x.RowsWritten)
+		&x.HeaderColumns, &x.Header, &x.HeaderLayoutAt, &curAt, &curID, &penAt, &penID, &penRows, &pendingAt, &x.RowsWritten)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return &export{ID: id}, nil // deleted: nothing to do (Enabled false)
 	}

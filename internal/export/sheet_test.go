@@ -118,6 +118,74 @@ func TestSheetExport(t *testing.T) {
 		}
 	})
 
+	t.Run("a label renamed by a later version is rewritten in row 1", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second)
+		s.respond("1", a("name", "A"))
+		s.run()
+		// Someone retitled Name in the sheet: cells before the renamed
+		// label are left as they are.
+		rows := s.srv.Rows(book, "Responses")
+		rows[0][3] = "Name (edited)"
+		s.srv.SetCells(book, "Responses", rows)
+		due := s.sweep
+		if n := due(); n != 0 {
+			t.Fatalf("sweep before the new version: %d runs queued, want none", n)
+		}
+		v3 := strings.ReplaceAll(string(s.testdata("survey_v2.xml")), `version="2"`, `version="3"`)
+		v3 = strings.ReplaceAll(v3, "<value>Monthly income</value>", "<value>Income per month</value>")
+		s.registerXML([]byte(v3))
+		// No response comes: the new version alone makes the export due.
+		if n := due(); n != 1 {
+			t.Fatalf("sweep after a version that renames a label: %d runs queued, want 1", n)
+		}
+		s.run()
+		rows = s.srv.Rows(book, "Responses")
+		want := []any{"KEY", "SubmissionDate", "FormVersion", "Name (edited)", "Age", "Income per month", "Water source"}
+		if !slices.Equal(rows[0][:len(want)], want) || rows[0][len(rows[0])-1] != "Remarks" {
+			t.Errorf("header: got %q, want it to start %q and end with Remarks", rows[0], want)
+		}
+		if n := due(); n != 0 {
+			t.Errorf("sweep after the header was rewritten: %d runs queued, want none", n)
+		}
+		// Another version that renames nothing: checked once, not rewritten.
+		calls := s.srv.Calls()["spreadsheets.batchUpdate"]
+		s.registerXML([]byte(strings.ReplaceAll(v3, `version="3"`, `version="4"`)))
+		if n := due(); n != 1 {
+			t.Fatalf("sweep after a version that renames nothing: %d runs queued, want 1", n)
+		}
+		s.run()
+		if got := s.srv.Calls()["spreadsheets.batchUpdate"]; got != calls {
+			t.Errorf("batchUpdates: %d after a version that renames nothing, want still %d", got, calls)
+		}
+		if n := due(); n != 0 {
+			t.Errorf("sweep after that run: %d runs queued, want none", n)
+		}
+	})
+
+	t.Run("a header written before its labels were kept is written again once, whole", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second)
+		s.respond("1", a("name", "A"))
+		s.run()
+		if _, err := s.pool.Exec(context.Background(), `UPDATE sheet_export SET header = '{}', header_layout_at = NULL WHERE id = $1`, s.exportID); err != nil {
+			t.Fatal(err)
+		}
+		rows := s.srv.Rows(book, "Responses")
+		rows[0][3] = "stale"
+		s.srv.SetCells(book, "Responses", rows)
+		if n := s.sweep(); n != 1 {
+			t.Fatalf("sweep: %d runs queued, want 1", n)
+		}
+		s.run()
+		if got := s.srv.Rows(book, "Responses")[0][3]; got != "Name" {
+			t.Errorf("D1: got %q, want Name written again", got)
+		}
+		if n := s.sweep(); n != 0 {
+			t.Errorf("sweep after the run: %d runs queued, want none", n)
+		}
+	})
+
 	t.Run("a timeout after Google applied the append does not duplicate the rows", func(t *testing.T) {
 		t.Parallel()
 		s := setupSheets(t, 300*time.Millisecond)
