@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -18,7 +19,6 @@ import (
 	"strings"
 	"time"
 
-	json "github.com/go-json-experiment/json/v1"
 	"github.com/google/uuid"
 
 	"github.com/shala-edu/shala/internal/fault"

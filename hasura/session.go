@@ -1,11 +1,11 @@
 package hasura
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 
-	json "github.com/go-json-experiment/json/v1"
 	"github.com/google/uuid"
 
 	"github.com/shala-edu/shala/internal/fault"
