@@ -107,16 +107,19 @@ func Rescued(job *rivertype.JobRow) bool {
 }
 
 // WithSpare is the MaxAttempts of a kind that gives up by itself (marks its
-// rows failed, says why) after attempts runs: one more than those, kept for
-// a rescue. River discards a job whose process died during its last attempt
+// rows failed, says why) on its attempts-th run: one more, kept for a
+// rescue. River discards a job whose process died during its last attempt
 // without running any of the kind's code, so with MaxAttempts = attempts a
 // killed last run would leave its rows pending with no job to finish them.
-// With the spare, the killed run is rescued and retried at once, and the
-// retry gives up as the killed run would have (LastAttempt). Only a process
-// killed in both runs loses the job; the kind's sweep covers that.
+// With the spare, the killed run is rescued (RescueAfter and the rescuer's
+// interval after it began) and retried at once, and that retry may give up
+// (LastAttempt). Only a process killed in both runs loses the job: the
+// kind's own sweep must cover that.
 func WithSpare(attempts int) int { return attempts + 1 }
 
-// LastAttempt reports whether job's run is one in which a kind inserted
-// with WithSpare gives up when it fails: its last planned attempt, or the
-// spare after it.
-func LastAttempt(job *rivertype.JobRow) bool { return job.Attempt >= job.MaxAttempts-1 }
+// LastAttempt reports whether job's run is one in which a kind that plans
+// attempts runs gives up when it fails: the last planned one, or the spare
+// after it (WithSpare). It counts from attempts, not from the row's
+// MaxAttempts, so a job inserted before the kind kept a spare still gets
+// every planned attempt.
+func LastAttempt(job *rivertype.JobRow, attempts int) bool { return job.Attempt >= attempts }

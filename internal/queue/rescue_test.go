@@ -132,16 +132,22 @@ func TestAddLongRefusesAKindWithoutItsOwnRetry(t *testing.T) {
 }
 
 // A kind inserted WithSpare(n) gives up on its n-th run, and again on the
-// spare run that follows a killed n-th.
+// spare run that follows a killed n-th; a job inserted before the spare
+// (MaxAttempts n) still gets its n runs.
 func TestLastAttemptKeepsASpareForARescue(t *testing.T) {
 	t.Parallel()
-	maxAttempts := queue.WithSpare(7)
-	if maxAttempts != 8 {
-		t.Fatalf("WithSpare(7) = %d, want 8", maxAttempts)
+	if got := queue.WithSpare(7); got != 8 {
+		t.Fatalf("WithSpare(7) = %d, want 8", got)
 	}
-	for attempt, want := range map[int]bool{1: false, 6: false, 7: true, 8: true} {
-		if got := queue.LastAttempt(&rivertype.JobRow{Attempt: attempt, MaxAttempts: maxAttempts}); got != want {
-			t.Errorf("LastAttempt(attempt %d of %d) = %v, want %v", attempt, maxAttempts, got, want)
+	for _, tt := range []struct {
+		attempt, maxAttempts int
+		want                 bool
+	}{
+		{1, 8, false}, {6, 8, false}, {7, 8, true}, {8, 8, true},
+		{6, 7, false}, {7, 7, true}, // inserted before the spare
+	} {
+		if got := queue.LastAttempt(&rivertype.JobRow{Attempt: tt.attempt, MaxAttempts: tt.maxAttempts}, 7); got != tt.want {
+			t.Errorf("LastAttempt(attempt %d of %d, 7 planned) = %v, want %v", tt.attempt, tt.maxAttempts, got, tt.want)
 		}
 	}
 }

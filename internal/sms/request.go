@@ -166,14 +166,9 @@ type ExpandArgs struct {
 // Kind is the River job kind.
 func (ExpandArgs) Kind() string { return "sms.expand" }
 
-// ExpandAttempts is how many times an expansion is tried before it gives
-// up (River's default).
-const ExpandAttempts = 25
-
-// InsertOpts makes the expansion unique per request, with a spare attempt
-// for a rescue (queue.WithSpare).
+// InsertOpts makes the expansion unique per request.
 func (ExpandArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}, MaxAttempts: queue.WithSpare(ExpandAttempts)}
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // PageSize is how many students one expansion transaction takes.
@@ -204,15 +199,10 @@ func (w *ExpandWorker) Work(ctx context.Context, job *river.Job[ExpandArgs]) err
 	start := time.Now()
 	for {
 		done, err := w.page(ctx, job.Args.RequestID)
-		if err != nil && queue.LastAttempt(job.JobRow) {
+		if err != nil && job.Attempt >= job.MaxAttempts {
 			gctx, cancel := queue.WithGrace(ctx)
 			defer cancel()
-			if gerr := w.giveUp(gctx, job.Args.RequestID, err); gerr != nil {
-				return errors.Join(err, gerr)
-			}
-			// Given up, and the request says why: no attempt is left to
-			// run it again (the spare is for a rescue).
-			return river.JobCancel(err)
+			return errors.Join(err, w.giveUp(gctx, job.Args.RequestID, err))
 		}
 		if err != nil || done {
 			return err
@@ -571,14 +561,30 @@ func skipSummary(ctx context.Context, tx pgx.Tx, id uuid.UUID, skipped int) (str
 // Reconcile finds requests still QUEUED after minAge — their event never
 // reached shala (Hasura down or absent, retries exhausted, rows written by
 // plain SQL or by shala's own producers) — and accepts them as the trigger
-// would.
+// would. It also finds requests older than minAge whose expansion never
+// finished and has no job left — discarded by River's rescuer when its
+// process was killed in the last attempt, or deleted by an operator — and
+// queues their expansion again, which resumes at its cursor. (An expansion
+// that gives up after its attempts finishes or fails its request, so it is
+// not taken again.)
 func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
+	expand := func(id uuid.UUID) river.JobArgs { return ExpandArgs{RequestID: id} }
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		n, err = queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return ExpandArgs{RequestID: id} },
+		queued, err := queue.EnqueueEach(ctx, tx, q, expand,
 			`UPDATE sms_request SET status = 'PROCESSING'
 			WHERE id IN (SELECT id FROM sms_request WHERE status = 'QUEUED' AND created_at < now() - make_interval(secs => $1)
 			             ORDER BY created_at LIMIT 500 FOR UPDATE SKIP LOCKED)
 			RETURNING id`, minAge.Seconds())
+		if err != nil {
+			return err
+		}
+		lost, err := queue.EnqueueEach(ctx, tx, q, expand,
+			`SELECT r.id FROM sms_request r
+			WHERE r.status = 'PROCESSING' AND r.expanded_at IS NULL AND r.created_at < now() - make_interval(secs => $1)
+			  AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.kind = $2 AND j.args ->> 'request_id' = r.id::text
+			                    AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled'))
+			ORDER BY r.created_at LIMIT 500`, minAge.Seconds(), ExpandArgs{}.Kind())
+		n = queued + lost
 		return err
 	})
 	return n, err

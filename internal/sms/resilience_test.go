@@ -157,6 +157,42 @@ func TestStuckSweepSparesMessagesWhoseBatchIsQueued(t *testing.T) {
 	}
 }
 
+// An expansion whose job is gone before it finished — discarded by River's
+// rescuer when its process was killed in the last attempt — is queued
+// again by the sweep and the request finishes; one with a job, or done, is
+// left alone.
+func TestLostExpansionIsQueuedAgain(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	f.student("आरव", 6, "A", "+919816012345")
+	id := f.request("MEETING", map[string]string{"meeting_date": "5 दिसंबर"}, nil)
+	// What the rescuer leaves: the request PROCESSING and not expanded,
+	// its expansion's job discarded.
+	if _, err := f.pool.Exec(ctx, `UPDATE sms_request SET status = 'PROCESSING' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.pool.Exec(ctx, `INSERT INTO river_job (args, attempt, attempted_at, kind, max_attempts, priority, queue, state, finalized_at, scheduled_at)
+		VALUES (jsonb_build_object('request_id', $1::text), 25, now() - interval '2 minutes', $2, 25, 1, 'default', 'discarded', now(), now() - interval '2 minutes')`,
+		id, sms.ExpandArgs{}.Kind()); err != nil {
+		t.Fatal(err)
+	}
+	q := f.newClient(false)
+	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 1 {
+		t.Fatalf("sweep: %d queued, %v; want the lost expansion queued again", n, err)
+	}
+	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 0 {
+		t.Fatalf("second sweep: %d queued, %v; want none (its job is queued)", n, err)
+	}
+	f.newClient(true)
+	if s := f.waitFor(id, "DONE", "FAILED"); s.Status != "DONE" || s.Sent != 1 {
+		t.Fatalf("request %+v, want DONE with its one message sent", s)
+	}
+	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 0 {
+		t.Errorf("sweep after it finished: %d queued, %v; want none", n, err)
+	}
+}
+
 // 150 students share one phone (a teacher's number entered for those
 // without one): their message names three and counts the rest, and the
 // request finishes for everyone.

@@ -64,10 +64,15 @@ type SendArgs struct {
 // Kind is the River job kind.
 func (SendArgs) Kind() string { return "sms.send" }
 
-// InsertOpts puts sends on their own queue; the batch used one attempt,
-// and one is kept for a rescue (queue.WithSpare).
+// sendJobAttempts is how many times a send job tries its message: the
+// batch used one of SendAttempts.
+const sendJobAttempts = SendAttempts - 1
+
+// InsertOpts puts sends on their own queue, with a spare attempt for a
+// rescue (queue.WithSpare): a send killed in its last try is tried once
+// more, then gives up, instead of staying sending until the stuck sweep.
 func (SendArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: Queue, MaxAttempts: queue.WithSpare(SendAttempts - 1)}
+	return river.InsertOpts{Queue: Queue, MaxAttempts: queue.WithSpare(sendJobAttempts)}
 }
 
 // Limiter spaces sends to a provider's rate. The limit is per shala
@@ -509,7 +514,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if m.unknown() {
 		w.Metrics.message(w.Provider.Name(), "unconfirmed", 1)
 	}
-	if queue.LastAttempt(job.JobRow) {
+	if queue.LastAttempt(job.JobRow, sendJobAttempts) {
 		if m.unknown() {
 			if _, err := w.Pool.Exec(rctx, `UPDATE sms_message SET unconfirmed_attempts = unconfirmed_attempts + 1 WHERE id = $1`, m.id); err != nil {
 				return err
