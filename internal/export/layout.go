@@ -108,20 +108,21 @@ func (l *Languages) of(ctx context.Context, q querier, formID string) (map[strin
 // appearance — versions by registration, questions by position — so a
 // later version adds columns at the end and never reorders.
 func LoadLayout(ctx context.Context, q querier, langs *Languages, formID string, order []string) (*Layout, error) {
+	l := &Layout{FormID: formID, index: map[string]int{}, byQID: map[[16]byte]int{},
+		choices: map[[16]byte]map[string]string{}, numeric: map[[16]byte]bool{}}
+	// First: a version registered while the rest is read (its language
+	// perhaps not known yet) is then not counted in Newest, and makes the
+	// export due once more.
+	if err := q.QueryRow(ctx, `SELECT max(registered_at) FROM form_version WHERE form_id = $1`, formID).Scan(&l.Newest); err != nil {
+		return nil, err
+	}
 	byVersion, err := langs.of(ctx, q, formID)
 	if err != nil {
 		return nil, err
 	}
-	l := &Layout{FormID: formID, index: map[string]int{}, byQID: map[[16]byte]int{},
-		choices: map[[16]byte]map[string]string{}, numeric: map[[16]byte]bool{}}
 	for _, name := range order {
 		l.index[name] = len(l.Columns)
 		l.Columns = append(l.Columns, Column{Name: name, Label: name})
-	}
-	// Before the questions: a version registered in between is then read
-	// but not counted, and only makes the export due once more.
-	if err := q.QueryRow(ctx, `SELECT max(registered_at) FROM form_version WHERE form_id = $1`, formID).Scan(&l.Newest); err != nil {
-		return nil, err
 	}
 	rows, err := q.Query(ctx, `SELECT q.id, q.version, q.name, q.type, q.repeat IS NOT NULL, q.labels
 		FROM form_question q JOIN form_version v ON v.form_id = q.form_id AND v.version = q.version
