@@ -19,7 +19,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shala-edu/shala/internal/bbb"
+	"github.com/shala-edu/shala/internal/eventlog"
 	"github.com/shala-edu/shala/internal/export"
+	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/pgcluster"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/server"
@@ -64,6 +66,8 @@ func exported(t *testing.T) map[string]bool {
 	sms.NewMetrics(r)
 	bbb.NewMetrics(r)
 	export.NewMetrics(r)
+	eventlog.NewMetrics(r)
+	forms.NewMetrics(r)
 	return r.names
 }
 
