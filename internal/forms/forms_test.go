@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -445,6 +446,64 @@ func TestReceiptIsBuiltFromTheResponsesOwnAnswers(t *testing.T) {
 	}
 	if n := f.count(`SELECT count(*) FROM sms_request WHERE type = 'RECEIPT'`); n != 1 {
 		t.Errorf("%d receipts after an edit, want 1", n)
+	}
+}
+
+// A receipt is checked against the form's latest version before it is
+// stored: a field the form does not have would mean receipts never sent.
+func TestSaveReceiptChecksEveryField(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.register("household_survey.xml", forms.DataCollection)
+	ctx := context.Background()
+	ok := forms.Receipt{FormID: "household_survey", PhoneField: "phone", NameField: "name",
+		SummaryFields: []string{"household_size", "monthly_income", "has_toilet"}, Enabled: true}
+	for _, tt := range []struct {
+		name  string
+		edit  func(*forms.Receipt)
+		field string // the argument the error names
+	}{
+		{"a phone field the form does not have", func(r *forms.Receipt) { r.PhoneField = "mobile" }, "phoneField"},
+		{"a phone answered as a date", func(r *forms.Receipt) { r.PhoneField = "survey_date" }, "phoneField"},
+		{"a name inside a repeat", func(r *forms.Receipt) { r.NameField = "member_name" }, "nameField"},
+		{"a summary field the form does not have", func(r *forms.Receipt) { r.SummaryFields = []string{"rooms", "income"} }, "summaryFields"},
+		{"a summary field named twice", func(r *forms.Receipt) { r.SummaryFields = []string{"rooms", "rooms"} }, "summaryFields"},
+		{"eleven summary fields", func(r *forms.Receipt) { r.SummaryFields = slices.Repeat([]string{"rooms"}, 11) }, "summaryFields"},
+		{"a language the form does not have", func(r *forms.Receipt) { r.Language = "Tamil (ta)" }, "language"},
+		{"an unknown form", func(r *forms.Receipt) { r.FormID = "no_such_form" }, ""},
+	} {
+		in := ok
+		tt.edit(&in)
+		_, err := f.rules.SaveReceipt(ctx, f.catalog, in)
+		if e := fault.As(err); err == nil || (tt.field != "" && (e.Kind != fault.Invalid || !strings.HasPrefix(e.Message, tt.field+":"))) {
+			t.Errorf("%s: got %v, want refused naming %s", tt.name, err, tt.field)
+		}
+	}
+	if n := f.count(`SELECT count(*) FROM form_receipt`); n != 0 {
+		t.Fatalf("%d receipts stored by refused calls, want none", n)
+	}
+
+	got, err := f.rules.SaveReceipt(ctx, f.catalog, ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Language != "English" {
+		t.Errorf("language %q, want the form's default (English)", got.Language)
+	}
+	// The same form again replaces it, and the next response uses it.
+	ok.Language, ok.SummaryFields = "Hindi (hi)", []string{"household_size", "monthly_income", "has_toilet"}
+	if _, err := f.rules.SaveReceipt(ctx, f.catalog, ok); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "household_submission.xml"), Source: "openrosa"}); err != nil {
+		t.Fatal(err)
+	}
+	var vars map[string]string
+	if err := f.pool.QueryRow(ctx, `SELECT variables FROM sms_request WHERE type = 'RECEIPT'`).Scan(&vars); err != nil {
+		t.Fatalf("no receipt queued: %v", err)
+	}
+	if vars["summary"] != "सदस्यों की संख्या: 3, परिवार की मासिक आय (₹): 18000, क्या घर में शौचालय है?: हाँ" {
+		t.Errorf("summary %q, want the Hindi labels of the saved receipt", vars["summary"])
 	}
 }
 

@@ -279,24 +279,12 @@ func (r *Rules) SaveRule(ctx context.Context, c *Catalog, formID, name, expressi
 	case message == "":
 		return uuid.Nil, fault.Invalidf("message", "must not be empty")
 	}
-	var version, purpose string
-	err := c.pool.QueryRow(ctx, `SELECT v.version, f.purpose FROM form_version v JOIN form f ON f.id = v.form_id
-		WHERE v.form_id = $1 ORDER BY v.registered_at DESC LIMIT 1`, formID).Scan(&version, &purpose)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return uuid.Nil, fault.New(fault.NotFound, CodeUnknownForm, "form %q is not registered", formID)
-	}
-	if err != nil {
-		return uuid.Nil, postgres.Translate(err, "form")
-	}
-	if purpose != DataCollection {
-		return uuid.Nil, fault.Invalidf("formId", "rules apply to data-collection forms; %q is an assessment builder", formID)
-	}
-	d, err := c.Get(ctx, formID, version)
+	d, err := c.latestDataCollection(ctx, formID, "rules")
 	if err != nil {
 		return uuid.Nil, err
 	}
 	if _, err := r.Compile(d.Form, expression); err != nil {
-		return uuid.Nil, fault.Invalidf("expression", "does not compile against %s version %s: %v", formID, version, firstLine(err.Error()))
+		return uuid.Nil, fault.Invalidf("expression", "does not compile against %s version %s: %v", formID, d.Form.Version, firstLine(err.Error()))
 	}
 	var id uuid.UUID
 	err = c.pool.QueryRow(ctx, `INSERT INTO form_rule (form_id, name, expression, message, created_by)
@@ -305,6 +293,24 @@ func (r *Rules) SaveRule(ctx context.Context, c *Catalog, formID, name, expressi
 		RETURNING id`, formID, name, expression, message, by).Scan(&id)
 	r.settings.forget(formID)
 	return id, postgres.Translate(err, "rule")
+}
+
+// latestDataCollection is the latest version of formID, a data-collection
+// form: what's settings (rules, receipts) are checked against.
+func (c *Catalog) latestDataCollection(ctx context.Context, formID, what string) (*Definition, error) {
+	var version, purpose string
+	err := c.pool.QueryRow(ctx, `SELECT v.version, f.purpose FROM form_version v JOIN form f ON f.id = v.form_id
+		WHERE v.form_id = $1 ORDER BY v.registered_at DESC LIMIT 1`, formID).Scan(&version, &purpose)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fault.New(fault.NotFound, CodeUnknownForm, "form %q is not registered", formID)
+	}
+	if err != nil {
+		return nil, postgres.Translate(err, "form")
+	}
+	if purpose != DataCollection {
+		return nil, fault.Invalidf("formId", "%s apply to data-collection forms; %q is an assessment builder", what, formID)
+	}
+	return c.Get(ctx, formID, version)
 }
 
 func firstLine(s string) string {

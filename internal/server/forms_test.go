@@ -77,12 +77,31 @@ func TestFormActions(t *testing.T) {
 		t.Errorf("saveFormRule: %d %v", status, out)
 	}
 
+	receipt := map[string]any{"formId": "household_survey", "phoneField": "phone", "nameField": "name",
+		"summaryFields": []string{"household_size", "monthly_income"}, "language": "Hindi (hi)"}
+	if status, out := b.action(t, "saveFormReceipt", "school", receipt); status != 403 {
+		t.Errorf("saveFormReceipt as school: %d %v", status, out)
+	}
+	receipt["phoneField"] = "mobile"
+	if status, out := b.action(t, "saveFormReceipt", "admin", receipt); status != 400 || code(out) != "INVALID_INPUT" ||
+		!strings.HasPrefix(fmt.Sprint(out["message"]), `phoneField: "mobile" is not a question`) {
+		t.Errorf("receipt with a typo: %d %v", status, out)
+	}
+	receipt["phoneField"] = "phone"
+	status, out = b.action(t, "saveFormReceipt", "admin", receipt)
+	if status != 200 || out["formId"] != "household_survey" || out["language"] != "Hindi (hi)" || out["enabled"] != true || out["nameField"] != "name" {
+		t.Errorf("saveFormReceipt: %d %v", status, out)
+	}
+
 	doc := xformFile(t, "household_submission.xml")
 	status, out = b.action(t, "submitForm", "school", map[string]any{"xml": doc})
 	if status != 200 || out["status"] != "accepted" || out["responseId"] == nil || out["duplicate"] != false || out["assessmentId"] != nil {
 		t.Fatalf("submitForm: %d %v", status, out)
 	}
 	responseID := out["responseId"]
+	if n := b.count(t, `SELECT count(*) FROM sms_request WHERE type = 'RECEIPT' AND variables ->> 'summary' LIKE 'सदस्यों की संख्या: 3%'`); n != 1 {
+		t.Errorf("%d receipts queued for the response, want 1 from the saved receipt", n)
+	}
 	status, out = b.action(t, "submitForm", "school", map[string]any{"xml": doc})
 	if status != 200 || out["duplicate"] != true || out["responseId"] != responseID {
 		t.Errorf("same XML again: %d %v", status, out)
