@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -456,8 +455,9 @@ func TestSaveReceiptChecksEveryField(t *testing.T) {
 	f := setup(t)
 	f.register("household_survey.xml", forms.DataCollection)
 	ctx := context.Background()
-	ok := forms.Receipt{FormID: "household_survey", PhoneField: "phone", NameField: "name",
-		SummaryFields: []string{"household_size", "monthly_income", "has_toilet"}, Enabled: true}
+	ok := forms.Receipt{FormID: "household_survey", PhoneField: " phone ", NameField: "name",
+		SummaryFields: []string{"household_size", "monthly_income", "has_toilet"}}
+	eleven := []string{"consent", "survey_date", "name", "district", "block", "village", "city", "monthly_income", "monthly_savings", "rooms", "remarks"}
 	for _, tt := range []struct {
 		name  string
 		edit  func(*forms.Receipt)
@@ -465,10 +465,11 @@ func TestSaveReceiptChecksEveryField(t *testing.T) {
 	}{
 		{"a phone field the form does not have", func(r *forms.Receipt) { r.PhoneField = "mobile" }, "phoneField"},
 		{"a phone answered as a date", func(r *forms.Receipt) { r.PhoneField = "survey_date" }, "phoneField"},
+		{"a phone answered as an integer (nine digits at most in Collect)", func(r *forms.Receipt) { r.PhoneField = "household_size" }, "phoneField"},
 		{"a name inside a repeat", func(r *forms.Receipt) { r.NameField = "member_name" }, "nameField"},
 		{"a summary field the form does not have", func(r *forms.Receipt) { r.SummaryFields = []string{"rooms", "income"} }, "summaryFields"},
 		{"a summary field named twice", func(r *forms.Receipt) { r.SummaryFields = []string{"rooms", "rooms"} }, "summaryFields"},
-		{"eleven summary fields", func(r *forms.Receipt) { r.SummaryFields = slices.Repeat([]string{"rooms"}, 11) }, "summaryFields"},
+		{"eleven summary fields", func(r *forms.Receipt) { r.SummaryFields = eleven }, "summaryFields"},
 		{"a language the form does not have", func(r *forms.Receipt) { r.Language = "Tamil (ta)" }, "language"},
 		{"an unknown form", func(r *forms.Receipt) { r.FormID = "no_such_form" }, ""},
 	} {
@@ -479,23 +480,44 @@ func TestSaveReceiptChecksEveryField(t *testing.T) {
 			t.Errorf("%s: got %v, want refused naming %s", tt.name, err, tt.field)
 		}
 	}
-	if n := f.count(`SELECT count(*) FROM form_receipt`); n != 0 {
-		t.Fatalf("%d receipts stored by refused calls, want none", n)
+	if _, err := f.rules.SaveReceipt(ctx, f.catalog, forms.Receipt{FormID: "household_survey", PhoneField: "phone", SummaryFields: eleven[:10]}); err != nil {
+		t.Errorf("ten summary fields: %v, want saved", err)
+	}
+	if _, err := f.pool.Exec(ctx, `DELETE FROM form_receipt`); err != nil {
+		t.Fatal(err)
 	}
 
 	got, err := f.rules.SaveReceipt(ctx, f.catalog, ok)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Language != "English" {
-		t.Errorf("language %q, want the form's default (English)", got.Language)
+	if got.Language != "English" || got.PhoneField != "phone" || !*got.Enabled {
+		t.Errorf("saved %+v, want the form's default language (English), the phone trimmed, enabled", got)
 	}
-	// The same form again replaces it, and the next response uses it.
-	ok.Language, ok.SummaryFields = "Hindi (hi)", []string{"household_size", "monthly_income", "has_toilet"}
+	// Switched off: a disabled receipt is stored as given (its phone
+	// question may be one a new version dropped), and stays off when a
+	// later save leaves enabled out.
+	off := false
+	if _, err := f.rules.SaveReceipt(ctx, f.catalog, forms.Receipt{FormID: "household_survey", PhoneField: "mobile", Enabled: &off}); err != nil {
+		t.Fatalf("disable with a dropped phone question: %v", err)
+	}
+	ok.Language = "Hindi (hi)"
+	if got, err := f.rules.SaveReceipt(ctx, f.catalog, ok); err != nil || *got.Enabled {
+		t.Fatalf("save leaving enabled out: %+v, %v; want it still disabled", got, err)
+	}
+	if _, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "household_submission.xml"), Source: "openrosa"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(`SELECT count(*) FROM sms_request WHERE type = 'RECEIPT'`); n != 0 {
+		t.Errorf("%d receipts from a disabled receipt, want none", n)
+	}
+	// On again: the next response uses it.
+	on := true
+	ok.Enabled = &on
 	if _, err := f.rules.SaveReceipt(ctx, f.catalog, ok); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "household_submission.xml"), Source: "openrosa"}); err != nil {
+	if _, err := f.pipeline.Receive(ctx, forms.Input{XML: withInstance(t, "uuid:receipt-on"), Source: "openrosa"}); err != nil {
 		t.Fatal(err)
 	}
 	var vars map[string]string
@@ -504,6 +526,28 @@ func TestSaveReceiptChecksEveryField(t *testing.T) {
 	}
 	if vars["summary"] != "सदस्यों की संख्या: 3, परिवार की मासिक आय (₹): 18000, क्या घर में शौचालय है?: हाँ" {
 		t.Errorf("summary %q, want the Hindi labels of the saved receipt", vars["summary"])
+	}
+}
+
+// A form without translations has its labels as written: its receipt's
+// language is "default", and no other.
+func TestSaveReceiptOfAnUntranslatedForm(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	def := `<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml"><h:head><h:title>Plain</h:title>
+		<model><instance><data id="plain" version="1"><phone/><meta><instanceID/></meta></data></instance>
+		<bind nodeset="/data/phone" type="string"/></model></h:head>
+		<h:body><input ref="/data/phone"><label>Mobile</label></input></h:body></h:html>`
+	if _, err := f.catalog.Register(ctx, []byte(def), forms.DataCollection, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.rules.SaveReceipt(ctx, f.catalog, forms.Receipt{FormID: "plain", PhoneField: "phone", Language: "Tamil (ta)"}); fault.KindOf(err) != fault.Invalid {
+		t.Errorf("a language for an untranslated form: %v, want refused", err)
+	}
+	got, err := f.rules.SaveReceipt(ctx, f.catalog, forms.Receipt{FormID: "plain", PhoneField: "phone"})
+	if err != nil || got.Language != "default" {
+		t.Errorf("saved %+v, %v; want language default", got, err)
 	}
 }
 

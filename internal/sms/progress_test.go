@@ -110,4 +110,13 @@ func TestExpansionRefusesAnUnreadableCursor(t *testing.T) {
 	if n := f.count(`SELECT count(*) FROM sms_message WHERE request_id = $1`, req); n != 0 {
 		t.Errorf("%d messages queued from an unreadable cursor, want none", n)
 	}
+	// Its last attempt gives up: nothing was queued, so the request fails
+	// with the reason.
+	err = w.Work(context.Background(), &river.Job[sms.ExpandArgs]{JobRow: &rivertype.JobRow{Attempt: 25, MaxAttempts: 25}, Args: sms.ExpandArgs{RequestID: req}})
+	if err == nil {
+		t.Error("last attempt: no error, want the cursor's (River then discards the job)")
+	}
+	if s := f.state(req); s.Status != "FAILED" || !strings.Contains(s.Remarks, "recipients could not be resolved") {
+		t.Errorf("after the last attempt: %+v, want FAILED saying the recipients could not be resolved", s)
+	}
 }

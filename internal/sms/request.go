@@ -564,9 +564,11 @@ func skipSummary(ctx context.Context, tx pgx.Tx, id uuid.UUID, skipped int) (str
 // would. It also finds requests older than minAge whose expansion never
 // finished and has no job left — discarded by River's rescuer when its
 // process was killed in the last attempt, or deleted by an operator — and
-// queues their expansion again, which resumes at its cursor. (An expansion
-// that gives up after its attempts finishes or fails its request, so it is
-// not taken again.)
+// queues their expansion again, which resumes at its cursor: at most
+// MaxExpandRequeues times while River keeps the discarded jobs (7 days), so
+// a request whose expansion kills its process every time is not run
+// forever. (An expansion that gives up after its attempts finishes or
+// fails its request, so it is not taken again.)
 func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
 	expand := func(id uuid.UUID) river.JobArgs { return ExpandArgs{RequestID: id} }
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
@@ -578,17 +580,25 @@ func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge
 		if err != nil {
 			return err
 		}
+		// A job in one of River's default unique states blocks a new one
+		// (ExpandArgs is unique by request): such a request is not lost.
 		lost, err := queue.EnqueueEach(ctx, tx, q, expand,
 			`SELECT r.id FROM sms_request r
 			WHERE r.status = 'PROCESSING' AND r.expanded_at IS NULL AND r.created_at < now() - make_interval(secs => $1)
 			  AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.kind = $2 AND j.args ->> 'request_id' = r.id::text
-			                    AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled'))
-			ORDER BY r.created_at LIMIT 500`, minAge.Seconds(), ExpandArgs{}.Kind())
+			                    AND j.state IN ('available', 'completed', 'pending', 'retryable', 'running', 'scheduled'))
+			  AND (SELECT count(*) FROM river_job j WHERE j.kind = $2 AND j.args ->> 'request_id' = r.id::text
+			         AND j.state = 'discarded') <= $3
+			ORDER BY r.created_at LIMIT 500`, minAge.Seconds(), ExpandArgs{}.Kind(), MaxExpandRequeues)
 		n = queued + lost
 		return err
 	})
 	return n, err
 }
+
+// MaxExpandRequeues is how many times Reconcile queues again an expansion
+// whose jobs were discarded.
+const MaxExpandRequeues = 3
 
 // ReconcileAfter is how long a request may stay QUEUED before the sweep
 // takes it: Hasura normally delivers within seconds.

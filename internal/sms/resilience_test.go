@@ -177,9 +177,22 @@ func TestLostExpansionIsQueuedAgain(t *testing.T) {
 		id, sms.ExpandArgs{}.Kind()); err != nil {
 		t.Fatal(err)
 	}
+	// Another whose expansion was discarded once more than the sweep
+	// queues again (it kills its process every time, say): left alone.
+	hopeless := f.request("MEETING", map[string]string{"meeting_date": "6 दिसंबर"}, nil)
+	if _, err := f.pool.Exec(ctx, `UPDATE sms_request SET status = 'PROCESSING' WHERE id = $1`, hopeless); err != nil {
+		t.Fatal(err)
+	}
+	for range sms.MaxExpandRequeues + 1 {
+		if _, err := f.pool.Exec(ctx, `INSERT INTO river_job (args, attempt, attempted_at, kind, max_attempts, priority, queue, state, finalized_at, scheduled_at)
+			VALUES (jsonb_build_object('request_id', $1::text), 25, now() - interval '2 minutes', $2, 25, 1, 'default', 'discarded', now(), now() - interval '2 minutes')`,
+			hopeless, sms.ExpandArgs{}.Kind()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	q := f.newClient(false)
 	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 1 {
-		t.Fatalf("sweep: %d queued, %v; want the lost expansion queued again", n, err)
+		t.Fatalf("sweep: %d queued, %v; want the lost expansion queued again, not the hopeless one", n, err)
 	}
 	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 0 {
 		t.Fatalf("second sweep: %d queued, %v; want none (its job is queued)", n, err)
