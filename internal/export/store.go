@@ -127,8 +127,8 @@ func FormExists(ctx context.Context, pool *pgxpool.Pool, formID string) (bool, e
 // Sweep queues a run for every enabled export with something to do: a
 // pending batch to check, responses after its cursor, a header never
 // written, or a form version registered since the header was last checked
-// (it may rename a label). The River job of each is unique, so a running export is not
-// queued twice.
+// (it may rename a label). The River job of each is unique, so a running
+// export is not queued twice.
 func Sweep(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, _ time.Duration) (int, error) {
 	var n int
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
