@@ -89,6 +89,26 @@ func (f *fixture) respond(version string, answers ...ans) uuid.UUID {
 	return id
 }
 
+// edit replaces response id's answers, as an ODK edit (deprecatedID)
+// does: in place, in a transaction of its own (so updated_at is that
+// transaction's start).
+func (f *fixture) edit(id uuid.UUID, version string, answers ...ans) {
+	f.t.Helper()
+	err := pgx.BeginFunc(context.Background(), f.pool, func(tx pgx.Tx) error {
+		ctx := context.Background()
+		if _, err := tx.Exec(ctx, `DELETE FROM answer WHERE response_id = $1`, id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE response SET form_version = $2 WHERE id = $1`, id, version); err != nil {
+			return err
+		}
+		return insertAnswers(tx, id, version, answers)
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 func insertResponse(tx pgx.Tx, version string, answers []ans) (uuid.UUID, error) {
 	ctx := context.Background()
 	var id uuid.UUID
@@ -97,20 +117,28 @@ func insertResponse(tx pgx.Tx, version string, answers []ans) (uuid.UUID, error)
 			VALUES ('<data/>', 'uuid:' || gen_random_uuid(), $1, $2, 'accepted') RETURNING id, instance_id)
 		INSERT INTO response (form_id, form_version, submission_id, instance_id)
 		SELECT $1, $2, id, instance_id FROM s RETURNING id`, formID, version).Scan(&id)
-	if err != nil || len(answers) == 0 {
+	if err != nil {
 		return id, err
 	}
+	return id, insertAnswers(tx, id, version, answers)
+}
+
+func insertAnswers(tx pgx.Tx, id uuid.UUID, version string, answers []ans) error {
+	if len(answers) == 0 {
+		return nil
+	}
+	ctx := context.Background()
 	var names, indexes, texts []string
 	var ns []int16
 	for _, x := range answers {
 		names, indexes, ns, texts = append(names, x.name), append(indexes, x.index), append(ns, x.n), append(texts, x.text)
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO answer (response_id, question_id, repeat_index, n, value_text, value_number)
+	_, err := tx.Exec(ctx, `INSERT INTO answer (response_id, question_id, repeat_index, n, value_text, value_number)
 		SELECT $1, q.id, u.i::int[], u.n, u.t, CASE WHEN q.type IN ('int', 'decimal') THEN u.t::numeric END
 		FROM unnest($2::text[], $3::text[], $4::int2[], $5::text[]) u(name, i, n, t)
 		JOIN form_question q ON q.form_id = $6 AND q.version = $7 AND q.name = u.name`,
 		id, names, indexes, ns, texts, formID, version)
-	return id, err
+	return err
 }
 
 // sheetsFixture is a Sheets server with one spreadsheet, the real client

@@ -48,6 +48,18 @@ func (r *Response) Cursor() Cursor { return Cursor{SubmittedAt: r.SubmittedAt, I
 // submitted before before (no bound when nil). submitted_at is
 // response.created_at: when shala stored the response.
 func readPage(ctx context.Context, q querier, formID string, c Cursor, before *time.Time, limit int) ([]Response, error) {
+	return readResponses(ctx, q, `r.form_id = $1 AND (r.created_at, r.id) > ($2, $3) AND ($4::timestamptz IS NULL OR r.created_at < $4)
+		ORDER BY r.created_at, r.id LIMIT $5`, formID, c.SubmittedAt, c.ID, before, limit)
+}
+
+// readByID reads the responses ids, with their answers, in no order.
+func readByID(ctx context.Context, q querier, ids []uuid.UUID) ([]Response, error) {
+	return readResponses(ctx, q, `r.id = ANY ($1)`, ids)
+}
+
+// readResponses reads the responses where holds (a WHERE clause on
+// response r, with its ORDER BY and LIMIT) with their answers.
+func readResponses(ctx context.Context, q querier, where string, args ...any) ([]Response, error) {
 	rows, err := q.Query(ctx, `
 		SELECT r.id, r.created_at, r.form_version, a.q, a.i, a.n, a.t, a.num
 		FROM response r
@@ -55,9 +67,7 @@ func readPage(ctx context.Context, q querier, formID string, c Cursor, before *t
 		  SELECT coalesce(array_agg(question_id), '{}') q, coalesce(array_agg(array_to_string(repeat_index, '.')), '{}') i,
 		         coalesce(array_agg(n), '{}') n, coalesce(array_agg(value_text), '{}') t, coalesce(array_agg(value_number::text), '{}') num
 		  FROM answer WHERE response_id = r.id) a
-		WHERE r.form_id = $1 AND (r.created_at, r.id) > ($2, $3) AND ($4::timestamptz IS NULL OR r.created_at < $4)
-		ORDER BY r.created_at, r.id
-		LIMIT $5`, formID, c.SubmittedAt, c.ID, before, limit)
+		WHERE `+where, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,9 @@ type Sheets interface {
 	// Append inserts rows after the tab's last row, values stored as given
 	// (INSERT_ROWS, RAW), and returns the A1 range they landed in.
 	Append(ctx context.Context, spreadsheetID, title string, rows [][]any) (string, error)
+	// Rewrite writes rows (by row number) over those rows of tab title,
+	// values stored as given (RAW).
+	Rewrite(ctx context.Context, spreadsheetID, title string, rows map[int][]any) error
 }
 
 // MaxCellChars is the longest cell Google Sheets keeps.
@@ -127,15 +130,17 @@ const (
 	StepCommitted = "committed"
 	StepResolved  = "pending-resolved"
 	StepHeader    = "header-written"
+	StepRewritten = "edits-rewritten"
 )
 
 // Outcome is what one run did.
 type Outcome struct {
-	Rows     int           // rows appended (or found landed) by this run
-	More     bool          // the budget ran out with responses left: run again now
-	Wait     time.Duration // run again after this (pacing, or a pending batch to check later)
-	Busy     bool          // another run holds the export
-	Disabled bool          // the export is disabled (now or before); see last_error
+	Rows      int           // rows appended (or found landed) by this run
+	Rewritten int           // rows written over with the responses' edits
+	More      bool          // the budget ran out with responses left: run again now
+	Wait      time.Duration // run again after this (pacing, or a pending batch to check later)
+	Busy      bool          // another run holds the export
+	Disabled  bool          // the export is disabled (now or before); see last_error
 }
 
 // export is a sheet_export row.
@@ -149,6 +154,8 @@ type export struct {
 	HeaderColumns        int
 	Header               []string   // labels written to row 1; empty when not known
 	HeaderLayoutAt       *time.Time // Layout.Newest the header was checked against
+	EditsAt              *time.Time // the edits cursor: updated_at of the last edited response rewritten …
+	EditsID              uuid.UUID  // … and its id
 	Cursor               Cursor
 	Pending              *Cursor
 	PendingRows          int
@@ -276,6 +283,18 @@ func (e *Exporter) run(ctx context.Context, conn querier, x *export) (Outcome, e
 			return out, err
 		}
 		tabCols = -1
+		n, more, err := e.rewrite(ctx, conn, x, l)
+		if errors.Is(err, ErrUnknownQuestion) && reloads == 0 {
+			continue // an edit answers a version registered meanwhile
+		}
+		if end, err := ends(err, &out); end {
+			return out, err
+		}
+		out.Rewritten += n
+		if more {
+			out.More = true
+			return out, nil
+		}
 		for {
 			if e.Budget > 0 && e.now().Sub(start) > e.Budget {
 				out.More = true
@@ -285,12 +304,7 @@ func (e *Exporter) run(ctx context.Context, conn querier, x *export) (Outcome, e
 			if errors.Is(err, ErrUnknownQuestion) && reloads == 0 {
 				break // a version registered meanwhile: read the layout again, once
 			}
-			var w waitErr
-			if errors.As(err, &w) {
-				out.Wait = time.Duration(w)
-				return out, nil
-			}
-			if err != nil {
+			if end, err := ends(err, &out); end {
 				return out, err
 			}
 			if n == 0 {
@@ -299,6 +313,17 @@ func (e *Exporter) run(ctx context.Context, conn querier, x *export) (Outcome, e
 			out.Rows += n
 		}
 	}
+}
+
+// ends says whether a step's err ends the run: a wait (recorded in out,
+// not an error) or a failure.
+func ends(err error, out *Outcome) (bool, error) {
+	var w waitErr
+	if errors.As(err, &w) {
+		out.Wait = time.Duration(w)
+		return true, nil
+	}
+	return err != nil, err
 }
 
 // waitErr asks the caller to come back after a pause (write pacing).
@@ -530,6 +555,129 @@ func (e *Exporter) batch(ctx context.Context, conn querier, x *export, l *Layout
 	return len(rows), nil
 }
 
+// EditBatch caps the edited responses one run writes over their rows.
+const EditBatch = 500
+
+// rewrite writes the current values of responses edited (ODK deprecatedID)
+// after their rows reached the sheet over those rows, found by KEY in
+// column A; a row someone deleted is skipped. The edits cursor moves only
+// once Google confirmed the write, and writing the same values again
+// changes nothing, so a write whose outcome is unknown is simply made again
+// by the next run. Edits are taken in order of updated_at below the
+// horizon, as appends are (an edit is stamped with its transaction's
+// start). more says EditBatch edits (or BatchBytes of rows) were taken:
+// run again for the rest.
+func (e *Exporter) rewrite(ctx context.Context, conn querier, x *export, l *Layout) (n int, more bool, err error) {
+	if x.Cursor.ID == uuid.Nil {
+		return 0, false, nil // nothing in the sheet yet
+	}
+	if err := room(ctx, e.Pace.maxWait()); err != nil {
+		return 0, false, err
+	}
+	horizon, err := e.horizon(ctx, conn)
+	if err != nil {
+		return 0, false, err
+	}
+	// Edits of responses not in the sheet yet are passed over: their rows
+	// will be appended with the edited values (the edit committed before
+	// the horizon, so before any later read).
+	type edit struct {
+		id      uuid.UUID
+		at      time.Time
+		inSheet bool
+	}
+	found, err := conn.Query(ctx, `SELECT id, updated_at, (created_at, id) <= ($5, $6) FROM response
+		WHERE form_id = $1 AND updated_at > created_at AND (updated_at, id) > (coalesce($2::timestamptz, '-infinity'), $3)
+		  AND updated_at < $4
+		ORDER BY updated_at, id LIMIT $7`, x.FormID, x.EditsAt, x.EditsID, horizon, x.Cursor.SubmittedAt, x.Cursor.ID, EditBatch)
+	if err != nil {
+		return 0, false, err
+	}
+	edits, err := pgx.CollectRows(found, func(row pgx.CollectableRow) (edit, error) {
+		var ed edit
+		return ed, row.Scan(&ed.id, &ed.at, &ed.inSheet)
+	})
+	if err != nil || len(edits) == 0 {
+		return 0, false, err
+	}
+	var ids []uuid.UUID
+	for _, ed := range edits {
+		if ed.inSheet {
+			ids = append(ids, ed.id)
+		}
+	}
+	byID := map[uuid.UUID]*Response{}
+	var keys [][]any
+	if len(ids) > 0 {
+		responses, err := readByID(ctx, conn, ids)
+		if err != nil {
+			return 0, false, err
+		}
+		for i := range responses {
+			byID[responses[i].ID] = &responses[i]
+		}
+		keys, err = e.Sheets.Read(ctx, x.SpreadsheetID, x.Sheet, "A:A")
+		e.Metrics.call("values.get", err)
+		if err != nil {
+			return 0, false, e.sheetsErr(err)
+		}
+	}
+	rowsOf := map[string][]int{}
+	for i, cells := range keys {
+		if len(cells) > 0 {
+			if key, ok := cells[0].(string); ok {
+				rowsOf[key] = append(rowsOf[key], i+1)
+			}
+		}
+	}
+	updates := map[int][]any{}
+	taken, size := 0, 0
+	for _, ed := range edits {
+		r := byID[ed.id]
+		if r == nil {
+			taken++ // not in the sheet yet, or deleted since: nothing to write
+			continue
+		}
+		row, err := l.Row(r, RowOptions{Numbers: true, MaxCell: MaxCellChars})
+		if err != nil {
+			return 0, false, err
+		}
+		at := rowsOf[r.ID.String()]
+		sz := rowSize(row) * len(at)
+		if len(updates) > 0 && e.BatchBytes > 0 && size+sz > e.BatchBytes {
+			break
+		}
+		size += sz
+		for _, n := range at {
+			updates[n] = row
+		}
+		taken++
+	}
+	if len(updates) > 0 {
+		if err := e.paced(ctx, conn); err != nil {
+			return 0, false, err
+		}
+		if err := room(ctx, 0); err != nil {
+			return 0, false, err
+		}
+		err := e.Sheets.Rewrite(ctx, x.SpreadsheetID, x.Sheet, updates)
+		e.Metrics.call("values.batchUpdate", err)
+		if err != nil {
+			return 0, false, e.sheetsErr(err)
+		}
+	}
+	last := edits[taken-1]
+	gctx, cancel := queue.WithGrace(ctx)
+	defer cancel()
+	if _, err := conn.Exec(gctx, `UPDATE sheet_export SET edits_updated_at = $2, edits_response_id = $3 WHERE id = $1`,
+		x.ID, last.at, last.id); err != nil {
+		return 0, false, err
+	}
+	x.EditsAt, x.EditsID = &last.at, last.id
+	e.hook(StepRewritten)
+	return len(updates), taken < len(edits) || len(edits) == EditBatch, nil
+}
+
 // firstRow is the row number where an A1 range ("'Responses'!A5:L9")
 // starts; 0 when it names none.
 func firstRow(a1 string) int {
@@ -679,10 +827,13 @@ func loadExport(ctx context.Context, q querier, id uuid.UUID) (*export, error) {
 		curID, penID            *uuid.UUID
 		penRows                 *int
 	)
+	var editsID *uuid.UUID
 	err := q.QueryRow(ctx, `SELECT form_id, spreadsheet_id, sheet_name, enabled, sheet_id, columns, header_columns, header, header_layout_at,
-			cursor_submitted_at, cursor_response_id, pending_submitted_at, pending_response_id, pending_rows, pending_at, rows_written
+			cursor_submitted_at, cursor_response_id, pending_submitted_at, pending_response_id, pending_rows, pending_at, rows_written,
+			edits_updated_at, edits_response_id
 		FROM sheet_export WHERE id = $1`, id).Scan(&x.FormID, &x.SpreadsheetID, &x.Sheet, &x.Enabled, &x.SheetID, &x.Columns,
-		&x.HeaderColumns, &x.Header, &x.HeaderLayoutAt, &curAt, &curID, &penAt, &penID, &penRows, &pendingAt, &x.RowsWritten)
+		&x.HeaderColumns, &x.Header, &x.HeaderLayoutAt, &curAt, &curID, &penAt, &penID, &penRows, &pendingAt, &x.RowsWritten,
+		&x.EditsAt, &editsID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return &export{ID: id}, nil // deleted: nothing to do (Enabled false)
 	}
@@ -691,6 +842,9 @@ func loadExport(ctx context.Context, q querier, id uuid.UUID) (*export, error) {
 	}
 	if curID != nil {
 		x.Cursor = Cursor{SubmittedAt: *curAt, ID: *curID}
+	}
+	if editsID != nil {
+		x.EditsID = *editsID
 	}
 	if penID != nil {
 		x.Pending, x.PendingRows, x.PendingAt = &Cursor{SubmittedAt: *penAt, ID: *penID}, *penRows, *pendingAt

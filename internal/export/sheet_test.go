@@ -186,6 +186,82 @@ func TestSheetExport(t *testing.T) {
 		}
 	})
 
+	t.Run("an edited response is written over its row", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second)
+		r1 := s.respond("1", a("name", "A"), a("age", "30"))
+		r2 := s.respond("1", a("name", "B"), a("age", "40"))
+		r3 := s.respond("1", a("name", "C"), a("age", "50"))
+		s.run()
+		// Someone deleted C's row by hand.
+		s.srv.DeleteRows(book, "Responses", 4, 4)
+		before := s.srv.Rows(book, "Responses")
+		s.edit(r2, "1", a("name", "B (corrected)"), a("age", "41"))
+		s.edit(r3, "1", a("name", "C (corrected)"))
+		r4 := s.respond("1", a("name", "D"))
+		s.edit(r4, "1", a("name", "D (corrected)")) // not in the sheet yet: appended as it is now
+		if n := s.sweep(); n != 1 {
+			t.Fatalf("sweep after edits: %d runs queued, want 1", n)
+		}
+		calls := s.srv.Calls()["values.batchUpdate"]
+		out := s.run()
+		if out.Rewritten != 1 || out.Rows != 1 {
+			t.Errorf("run: %+v, want 1 row rewritten (B; C's row is gone) and 1 appended (D)", out)
+		}
+		rows := s.srv.Rows(book, "Responses")
+		if len(rows) != 4 || rows[1][0] != r1.String() || rows[2][0] != r2.String() || rows[3][0] != r4.String() {
+			t.Fatalf("sheet: got %q, want the header, A, B, D", rows)
+		}
+		if rows[2][3] != "B (corrected)" || rows[2][4] != float64(41) || rows[3][3] != "D (corrected)" {
+			t.Errorf("rows: B %q, D %q; want B's and D's edited values", rows[2], rows[3])
+		}
+		if !slices.Equal(rows[1], before[1]) {
+			t.Errorf("A's row: got %q, want it untouched (%q)", rows[1], before[1])
+		}
+		if got := s.srv.Calls()["values.batchUpdate"]; got != calls+1 {
+			t.Errorf("values.batchUpdate calls: %d, want %d", got, calls+1)
+		}
+		// Done: nothing is due, and another run writes nothing.
+		if n := s.sweep(); n != 0 {
+			t.Errorf("sweep after the rewrite: %d runs queued, want none", n)
+		}
+		if out := s.run(); out.Rewritten != 0 || out.Rows != 0 {
+			t.Errorf("run with nothing new: %+v", out)
+		}
+		// Edited again: written again.
+		s.edit(r1, "1", a("name", "A (corrected)"))
+		if out := s.run(); out.Rewritten != 1 {
+			t.Errorf("run after a second edit: %+v, want 1 row rewritten", out)
+		}
+		if got := s.srv.Rows(book, "Responses")[1][3]; got != "A (corrected)" {
+			t.Errorf("A's name: %q, want the edit", got)
+		}
+	})
+
+	t.Run("a rewrite whose outcome is unknown is made again", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 300*time.Millisecond)
+		r1 := s.respond("1", a("name", "A"))
+		s.run()
+		s.edit(r1, "1", a("name", "A (corrected)"))
+		s.srv.SetFault(func(c sheetstest.Call) sheetstest.Fault {
+			if c.Method == "values.batchUpdate" {
+				return sheetstest.TimeoutAfterApply
+			}
+			return sheetstest.None
+		})
+		if _, err := s.exporter.Run(context.Background(), s.exportID); err == nil {
+			t.Fatal("run with a timed-out rewrite: no error, want one (the job retries)")
+		}
+		s.srv.SetFault(nil)
+		if out := s.run(); out.Rewritten != 1 {
+			t.Errorf("retry: %+v, want the row written again", out)
+		}
+		if rows := s.srv.Rows(book, "Responses"); len(rows) != 2 || rows[1][3] != "A (corrected)" {
+			t.Errorf("sheet: %q, want the header and A's edited row once", rows)
+		}
+	})
+
 	t.Run("a timeout after Google applied the append does not duplicate the rows", func(t *testing.T) {
 		t.Parallel()
 		s := setupSheets(t, 300*time.Millisecond)

@@ -126,8 +126,9 @@ func FormExists(ctx context.Context, pool *pgxpool.Pool, formID string) (bool, e
 
 // Sweep queues a run for every enabled export with something to do: a
 // pending batch to check, responses after its cursor, a header never
-// written, or a form version registered since the header was last checked
-// (it may rename a label). The River job of each is unique, so a running
+// written, a form version registered since the header was last checked
+// (it may rename a label), or a response edited after its row reached the
+// sheet. The River job of each is unique, so a running
 // export is not queued twice.
 func Sweep(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, _ time.Duration) (int, error) {
 	var n int
@@ -139,7 +140,11 @@ func Sweep(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, _ time.Dur
 			  SELECT 1 FROM form_version v WHERE v.form_id = e.form_id AND v.registered_at > coalesce(e.header_layout_at, '-infinity')
 			) OR EXISTS (
 			  SELECT 1 FROM response r WHERE r.form_id = e.form_id
-			    AND (r.created_at, r.id) > (coalesce(e.cursor_submitted_at, '-infinity'), coalesce(e.cursor_response_id, '00000000-0000-0000-0000-000000000000'))))
+			    AND (r.created_at, r.id) > (coalesce(e.cursor_submitted_at, '-infinity'), coalesce(e.cursor_response_id, '00000000-0000-0000-0000-000000000000'))
+			) OR EXISTS (
+			  SELECT 1 FROM response r WHERE r.form_id = e.form_id AND r.updated_at > r.created_at
+			    AND (r.updated_at, r.id) > (coalesce(e.edits_updated_at, '-infinity'), coalesce(e.edits_response_id, '00000000-0000-0000-0000-000000000000'))
+			    AND (r.created_at, r.id) <= (e.cursor_submitted_at, e.cursor_response_id)))
 			ORDER BY e.last_run_at NULLS FIRST LIMIT 1000`)
 		return err
 	})

@@ -11,8 +11,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -165,6 +168,23 @@ func (c *Client) Read(ctx context.Context, spreadsheetID, title, cells string) (
 		return nil, wrap("values.get", err)
 	}
 	return v.Values, nil
+}
+
+// Rewrite writes rows over the rows of tab title they name
+// (values.batchUpdate, valueInputOption RAW: stored as given), each from
+// column A. Writing the same values again changes nothing, so a call whose
+// outcome is unknown can simply be made again.
+func (c *Client) Rewrite(ctx context.Context, spreadsheetID, title string, rows map[int][]any) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req := &gsheets.BatchUpdateValuesRequest{ValueInputOption: "RAW"}
+	for _, n := range slices.Sorted(maps.Keys(rows)) {
+		req.Data = append(req.Data, &gsheets.ValueRange{Range: Range(title, "A"+strconv.Itoa(n)), MajorDimension: "ROWS", Values: [][]any{rows[n]}})
+	}
+	if _, err := c.svc.Spreadsheets.Values.BatchUpdate(spreadsheetID, req).Context(ctx).Do(); err != nil {
+		return wrap("values.batchUpdate", err)
+	}
+	return nil
 }
 
 // Append adds rows after the last row of the table in tab title

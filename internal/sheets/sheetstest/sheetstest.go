@@ -1,8 +1,8 @@
 // Package sheetstest serves the part of Google's Sheets API v4 that shala
 // uses, on a local port, in Google's JSON: spreadsheets.get,
 // spreadsheets.batchUpdate (addSheet, appendDimension, updateCells),
-// values.get and values.append (insertDataOption INSERT_ROWS,
-// valueInputOption RAW), Google's error bodies, and the OAuth 2.0 token
+// values.get, values.append (insertDataOption INSERT_ROWS,
+// valueInputOption RAW) and values.batchUpdate (RAW), Google's error bodies, and the OAuth 2.0 token
 // endpoint a service account key points at (JWT bearer grant, RS256 checked
 // against the key it issued). Faults can be injected per call — 429, 500,
 // a dropped connection, a timeout after the append was applied — so the
@@ -67,7 +67,7 @@ func (f Fault) String() string {
 
 // Call describes a call for the fault hook.
 type Call struct {
-	Method        string // "spreadsheets.get", "spreadsheets.batchUpdate", "values.get", "values.append"
+	Method        string // "spreadsheets.get", "spreadsheets.batchUpdate", "values.get", "values.append", "values.batchUpdate"
 	SpreadsheetID string
 	Seq           int // calls received so far, this one included
 }
@@ -270,8 +270,9 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 var (
-	bookPath   = regexp.MustCompile(`^/v4/spreadsheets/([^/:]+)(:batchUpdate)?$`)
-	valuesPath = regexp.MustCompile(`^/v4/spreadsheets/([^/:]+)/values/([^/]+?)(:append)?$`)
+	bookPath    = regexp.MustCompile(`^/v4/spreadsheets/([^/:]+)(:batchUpdate)?$`)
+	valuesPath  = regexp.MustCompile(`^/v4/spreadsheets/([^/:]+)/values/([^/]+?)(:append)?$`)
+	valuesBatch = regexp.MustCompile(`^/v4/spreadsheets/([^/:]+)/values:batchUpdate$`)
 )
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -293,6 +294,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		case m[2] != "" && r.Method == http.MethodPost:
 			method = "spreadsheets.batchUpdate"
 		}
+	} else if m := valuesBatch.FindStringSubmatch(p); m != nil && r.Method == http.MethodPost {
+		id, method = m[1], "values.batchUpdate"
 	} else if m := valuesPath.FindStringSubmatch(p); m != nil {
 		id = m[1]
 		var err error
@@ -436,7 +439,109 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, method, id, a1 st
 			return
 		}
 		s.appendRows(w, id, t, vr.Values)
+	case "values.batchUpdate":
+		s.writeRanges(w, b, id, body)
 	}
+}
+
+// writeRanges works values.batchUpdate: each range's rows are written over
+// the cells from its first cell on (cells beyond a row's values keep
+// theirs), within the grid.
+func (s *Server) writeRanges(w http.ResponseWriter, b *book, id string, body []byte) {
+	var req struct {
+		ValueInputOption string `json:"valueInputOption"`
+		Data             []struct {
+			Range          string  `json:"range"`
+			MajorDimension string  `json:"majorDimension"`
+			Values         [][]any `json:"values"`
+		} `json:"data"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&req); err != nil {
+		googleError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "Invalid JSON payload received. "+err.Error())
+		return
+	}
+	if req.ValueInputOption != "RAW" {
+		googleError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "sheetstest: valueInputOption must be RAW (got "+strconv.Quote(req.ValueInputOption)+")")
+		return
+	}
+	type write struct {
+		t    *tab
+		rg   cellRange
+		rows [][]any
+	}
+	var writes []write
+	cells := 0
+	for i, d := range req.Data {
+		if d.MajorDimension != "" && d.MajorDimension != "ROWS" {
+			googleError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "sheetstest: only majorDimension=ROWS is implemented")
+			return
+		}
+		t, rg, err := b.parseRange(d.Range)
+		if err != nil {
+			googleError(w, http.StatusBadRequest, "INVALID_ARGUMENT", err.Error())
+			return
+		}
+		rows, width, msg := cleanCells(d.Values)
+		if msg != "" {
+			googleError(w, http.StatusBadRequest, "INVALID_ARGUMENT", msg)
+			return
+		}
+		if int64(rg.c0+width) > t.cols || int64(rg.r0+len(rows)) > t.rows {
+			googleError(w, http.StatusBadRequest, "INVALID_ARGUMENT",
+				fmt.Sprintf("Invalid data[%d]: Range (%s) exceeds grid limits. Max rows: %d, max columns: %d", i, quote(t.title), t.rows, t.cols))
+			return
+		}
+		writes = append(writes, write{t, rg, rows})
+		for _, r := range rows {
+			cells += len(r)
+		}
+	}
+	// All or nothing, as Google applies a batch.
+	for _, wr := range writes {
+		for i, row := range wr.rows {
+			n := wr.rg.r0 + i
+			for len(wr.t.cells) <= n {
+				wr.t.cells = append(wr.t.cells, nil)
+			}
+			for len(wr.t.cells[n]) < wr.rg.c0+len(row) {
+				wr.t.cells[n] = append(wr.t.cells[n], nil)
+			}
+			copy(wr.t.cells[n][wr.rg.c0:], row)
+		}
+	}
+	writeJSON(w, map[string]any{"spreadsheetId": id, "totalUpdatedRanges": len(writes), "totalUpdatedCells": cells})
+}
+
+// cleanCells turns values as decoded (numbers as json.Number) into cells, or
+// says why Google would refuse them.
+func cleanCells(rows [][]any) (out [][]any, width int, refused string) {
+	out = make([][]any, len(rows))
+	for i, row := range rows {
+		out[i] = make([]any, len(row))
+		for j, v := range row {
+			switch x := v.(type) {
+			case json.Number:
+				f, err := x.Float64()
+				if err != nil {
+					return nil, 0, "Invalid value at 'data.values' " + x.String()
+				}
+				out[i][j] = f
+			case string:
+				if n := len([]rune(x)); n > 50000 {
+					return nil, 0, "Your input contains more than the maximum of 50000 characters in a single cell."
+				}
+				out[i][j] = x
+			case bool, nil:
+				out[i][j] = x
+			default:
+				return nil, 0, fmt.Sprintf("Invalid value at 'data.values' (%T)", v)
+			}
+		}
+		width = max(width, len(row))
+	}
+	return out, width, ""
 }
 
 func (t *tab) properties(index int) map[string]any {
@@ -445,34 +550,10 @@ func (t *tab) properties(index int) map[string]any {
 }
 
 func (s *Server) appendRows(w http.ResponseWriter, id string, t *tab, rows [][]any) {
-	width := 0
-	clean := make([][]any, len(rows))
-	for i, row := range rows {
-		clean[i] = make([]any, len(row))
-		for j, v := range row {
-			switch x := v.(type) {
-			case json.Number:
-				f, err := x.Float64()
-				if err != nil {
-					googleError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "Invalid value at 'data.values' "+x.String())
-					return
-				}
-				clean[i][j] = f
-			case string:
-				if n := len([]rune(x)); n > 50000 {
-					googleError(w, http.StatusBadRequest, "INVALID_ARGUMENT",
-						"Your input contains more than the maximum of 50000 characters in a single cell.")
-					return
-				}
-				clean[i][j] = x
-			case bool, nil:
-				clean[i][j] = x
-			default:
-				googleError(w, http.StatusBadRequest, "INVALID_ARGUMENT", fmt.Sprintf("Invalid value at 'data.values' (%T)", v))
-				return
-			}
-		}
-		width = max(width, len(row))
+	clean, width, refused := cleanCells(rows)
+	if refused != "" {
+		googleError(w, http.StatusBadRequest, "INVALID_ARGUMENT", refused)
+		return
 	}
 	if int64(width) > t.cols {
 		googleError(w, http.StatusBadRequest, "INVALID_ARGUMENT",
