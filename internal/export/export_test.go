@@ -90,7 +90,7 @@ func (f *fixture) respond(version string, answers ...ans) uuid.UUID {
 }
 
 // edit replaces response id's answers, as an ODK edit (deprecatedID)
-// does: in place, in a transaction of its own (so updated_at is that
+// does: in place, in a transaction of its own (so edited_at is that
 // transaction's start).
 func (f *fixture) edit(id uuid.UUID, version string, answers ...ans) {
 	f.t.Helper()
@@ -99,7 +99,7 @@ func (f *fixture) edit(id uuid.UUID, version string, answers ...ans) {
 		if _, err := tx.Exec(ctx, `DELETE FROM answer WHERE response_id = $1`, id); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE response SET form_version = $2 WHERE id = $1`, id, version); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE response SET form_version = $2, edited_at = now() WHERE id = $1`, id, version); err != nil {
 			return err
 		}
 		return insertAnswers(tx, id, version, answers)

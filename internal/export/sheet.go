@@ -137,7 +137,7 @@ const (
 type Outcome struct {
 	Rows      int           // rows appended (or found landed) by this run
 	Rewritten int           // rows written over with the responses' edits
-	More      bool          // the budget ran out with responses left: run again now
+	More      bool          // the budget ran out with responses or edits left: run again now
 	Wait      time.Duration // run again after this (pacing, or a pending batch to check later)
 	Busy      bool          // another run holds the export
 	Disabled  bool          // the export is disabled (now or before); see last_error
@@ -154,8 +154,9 @@ type export struct {
 	HeaderColumns        int
 	Header               []string   // labels written to row 1; empty when not known
 	HeaderLayoutAt       *time.Time // Layout.Newest the header was checked against
-	EditsAt              *time.Time // the edits cursor: updated_at of the last edited response rewritten …
-	EditsID              uuid.UUID  // … and its id
+	EditsAt              *time.Time // the edits cursor: edited_at of the last edit dealt with …
+	EditsID              uuid.UUID  // … and its response's id
+	RewriteUnknownAt     *time.Time // when a rewrite of unknown outcome was sent
 	Cursor               Cursor
 	Pending              *Cursor
 	PendingRows          int
@@ -287,14 +288,14 @@ func (e *Exporter) run(ctx context.Context, conn querier, x *export) (Outcome, e
 		if errors.Is(err, ErrUnknownQuestion) && reloads == 0 {
 			continue // an edit answers a version registered meanwhile
 		}
+		if errors.Is(err, errRewriteLater) {
+			err = nil // the sweep brings the export back for its edits
+		}
 		if end, err := ends(err, &out); end {
 			return out, err
 		}
 		out.Rewritten += n
-		if more {
-			out.More = true
-			return out, nil
-		}
+		more = more && reloads == 0
 		for {
 			if e.Budget > 0 && e.now().Sub(start) > e.Budget {
 				out.More = true
@@ -308,6 +309,7 @@ func (e *Exporter) run(ctx context.Context, conn querier, x *export) (Outcome, e
 				return out, err
 			}
 			if n == 0 {
+				out.More = out.More || more // edits left: run again for them
 				return out, nil
 			}
 			out.Rows += n
@@ -541,8 +543,20 @@ func (e *Exporter) batch(ctx context.Context, conn querier, x *export, l *Layout
 		// back before sending anything.
 		return 0, e.sheetsErr(err)
 	}
+	first := x.Cursor.ID == uuid.Nil
 	if err := e.commit(gctx, conn, x, last, len(rows)); err != nil {
 		return 0, err
+	}
+	if first {
+		// Every edit below the horizon was read with its response: the
+		// rows appended from now on need no rewrite for it.
+		if _, err := conn.Exec(gctx, `UPDATE sheet_export SET edits_edited_at = $2, edits_response_id = $3
+			WHERE id = $1 AND (edits_edited_at IS NULL OR edits_edited_at < $2)`, x.ID, horizon, uuid.Nil); err != nil {
+			return 0, err
+		}
+		if x.EditsAt == nil || x.EditsAt.Before(horizon) {
+			x.EditsAt, x.EditsID = &horizon, uuid.Nil
+		}
 	}
 	e.Metrics.rows(len(rows))
 	e.hook(StepCommitted)
@@ -560,16 +574,24 @@ const EditBatch = 500
 
 // rewrite writes the current values of responses edited (ODK deprecatedID)
 // after their rows reached the sheet over those rows, found by KEY in
-// column A; a row someone deleted is skipped. The edits cursor moves only
-// once Google confirmed the write, and writing the same values again
-// changes nothing, so a write whose outcome is unknown is simply made again
-// by the next run. Edits are taken in order of updated_at below the
-// horizon, as appends are (an edit is stamped with its transaction's
-// start). more says EditBatch edits (or BatchBytes of rows) were taken:
-// run again for the rest.
+// column A; a row someone deleted is skipped, and so is an edit of a
+// response not in the sheet yet (it is appended as it now is). Edits are
+// taken in order of edited_at below the horizon, as appends are (an edit
+// is stamped with its transaction's start). more says edits are left for
+// another run.
+//
+// A rewrite never stops the appends: one Google refuses (a protected
+// range, say) is skipped with a warning; one that fails transiently is left
+// for the next run (the sweep queues the export while its edits cursor is
+// behind); one of unknown outcome holds off every rewrite of the export for
+// UnknownWait, as it may still land and would then put back older values
+// over newer ones.
 func (e *Exporter) rewrite(ctx context.Context, conn querier, x *export, l *Layout) (n int, more bool, err error) {
 	if x.Cursor.ID == uuid.Nil {
 		return 0, false, nil // nothing in the sheet yet
+	}
+	if x.RewriteUnknownAt != nil && e.now().Before(x.RewriteUnknownAt.Add(e.UnknownWait)) {
+		return 0, false, nil
 	}
 	if err := room(ctx, e.Pace.maxWait()); err != nil {
 		return 0, false, err
@@ -578,18 +600,15 @@ func (e *Exporter) rewrite(ctx context.Context, conn querier, x *export, l *Layo
 	if err != nil {
 		return 0, false, err
 	}
-	// Edits of responses not in the sheet yet are passed over: their rows
-	// will be appended with the edited values (the edit committed before
-	// the horizon, so before any later read).
 	type edit struct {
 		id      uuid.UUID
 		at      time.Time
 		inSheet bool
 	}
-	found, err := conn.Query(ctx, `SELECT id, updated_at, (created_at, id) <= ($5, $6) FROM response
-		WHERE form_id = $1 AND updated_at > created_at AND (updated_at, id) > (coalesce($2::timestamptz, '-infinity'), $3)
-		  AND updated_at < $4
-		ORDER BY updated_at, id LIMIT $7`, x.FormID, x.EditsAt, x.EditsID, horizon, x.Cursor.SubmittedAt, x.Cursor.ID, EditBatch)
+	found, err := conn.Query(ctx, `SELECT id, edited_at, (created_at, id) <= ($5, $6) FROM response
+		WHERE form_id = $1 AND edited_at IS NOT NULL AND (edited_at, id) > (coalesce($2::timestamptz, '-infinity'), $3)
+		  AND edited_at < $4
+		ORDER BY edited_at, id LIMIT $7`, x.FormID, x.EditsAt, x.EditsID, horizon, x.Cursor.SubmittedAt, x.Cursor.ID, EditBatch)
 	if err != nil {
 		return 0, false, err
 	}
@@ -616,10 +635,18 @@ func (e *Exporter) rewrite(ctx context.Context, conn querier, x *export, l *Layo
 		for i := range responses {
 			byID[responses[i].ID] = &responses[i]
 		}
+		// The write slot first, then the read: the rows found are written
+		// at once (someone sorting the tab in between would move them).
+		if err := e.paced(ctx, conn); err != nil {
+			return 0, false, err
+		}
+		if err := room(ctx, 0); err != nil {
+			return 0, false, err
+		}
 		keys, err = e.Sheets.Read(ctx, x.SpreadsheetID, x.Sheet, "A:A")
 		e.Metrics.call("values.get", err)
 		if err != nil {
-			return 0, false, e.sheetsErr(err)
+			return 0, false, e.rewriteErr(ctx, x, "read column A", err)
 		}
 	}
 	rowsOf := map[string][]int{}
@@ -654,29 +681,61 @@ func (e *Exporter) rewrite(ctx context.Context, conn querier, x *export, l *Layo
 		taken++
 	}
 	if len(updates) > 0 {
-		if err := e.paced(ctx, conn); err != nil {
-			return 0, false, err
-		}
-		if err := room(ctx, 0); err != nil {
-			return 0, false, err
-		}
 		err := e.Sheets.Rewrite(ctx, x.SpreadsheetID, x.Sheet, updates)
 		e.Metrics.call("values.batchUpdate", err)
-		if err != nil {
-			return 0, false, e.sheetsErr(err)
+		var u interface{ Unknown() bool }
+		switch {
+		case err != nil && errors.As(err, &u) && u.Unknown():
+			now := e.now()
+			gctx, cancel := queue.WithGrace(ctx)
+			defer cancel()
+			if _, uerr := conn.Exec(gctx, `UPDATE sheet_export SET rewrite_unknown_at = $2 WHERE id = $1`, x.ID, now); uerr != nil {
+				return 0, false, uerr
+			}
+			x.RewriteUnknownAt = &now
+			return 0, false, e.rewriteErr(ctx, x, "rewrite edited rows (outcome unknown)", err)
+		case err != nil:
+			if rerr := e.rewriteErr(ctx, x, "rewrite edited rows", err); rerr != nil {
+				return 0, false, rerr
+			}
+			// Refused: those edits are skipped, not tried forever.
+			updates = nil
 		}
 	}
 	last := edits[taken-1]
 	gctx, cancel := queue.WithGrace(ctx)
 	defer cancel()
-	if _, err := conn.Exec(gctx, `UPDATE sheet_export SET edits_updated_at = $2, edits_response_id = $3 WHERE id = $1`,
+	if _, err := conn.Exec(gctx, `UPDATE sheet_export SET edits_edited_at = $2, edits_response_id = $3, rewrite_unknown_at = NULL WHERE id = $1`,
 		x.ID, last.at, last.id); err != nil {
 		return 0, false, err
 	}
-	x.EditsAt, x.EditsID = &last.at, last.id
+	x.EditsAt, x.EditsID, x.RewriteUnknownAt = &last.at, last.id, nil
 	e.hook(StepRewritten)
 	return len(updates), taken < len(edits) || len(edits) == EditBatch, nil
 }
+
+// rewriteErr is what a failed call of a rewrite does to the run: nothing
+// (logged; the appends go on) when it may go away by itself or when Google
+// refused the write, and the permanent error — the export stops — when the
+// tab cannot be read at all (the appends would fail the same way).
+func (e *Exporter) rewriteErr(ctx context.Context, x *export, what string, err error) error {
+	var t interface{ Transient() bool }
+	transient := errors.As(err, &t) && t.Transient()
+	if what == "read column A" && !transient {
+		return e.sheetsErr(err)
+	}
+	if e.Log != nil {
+		e.Log.WarnContext(ctx, "sheet export: "+what, "export_id", x.ID, "transient", transient, "err", err)
+	}
+	if transient {
+		return errRewriteLater
+	}
+	return nil
+}
+
+// errRewriteLater ends a rewrite that failed transiently; the run goes on
+// with the appends.
+var errRewriteLater = errors.New("rewrite later")
 
 // firstRow is the row number where an A1 range ("'Responses'!A5:L9")
 // starts; 0 when it names none.
@@ -830,10 +889,10 @@ func loadExport(ctx context.Context, q querier, id uuid.UUID) (*export, error) {
 	var editsID *uuid.UUID
 	err := q.QueryRow(ctx, `SELECT form_id, spreadsheet_id, sheet_name, enabled, sheet_id, columns, header_columns, header, header_layout_at,
 			cursor_submitted_at, cursor_response_id, pending_submitted_at, pending_response_id, pending_rows, pending_at, rows_written,
-			edits_updated_at, edits_response_id
+			edits_edited_at, edits_response_id, rewrite_unknown_at
 		FROM sheet_export WHERE id = $1`, id).Scan(&x.FormID, &x.SpreadsheetID, &x.Sheet, &x.Enabled, &x.SheetID, &x.Columns,
 		&x.HeaderColumns, &x.Header, &x.HeaderLayoutAt, &curAt, &curID, &penAt, &penID, &penRows, &pendingAt, &x.RowsWritten,
-		&x.EditsAt, &editsID)
+		&x.EditsAt, &editsID, &x.RewriteUnknownAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return &export{ID: id}, nil // deleted: nothing to do (Enabled false)
 	}

@@ -193,11 +193,11 @@ func TestSheetExport(t *testing.T) {
 		r2 := s.respond("1", a("name", "B"), a("age", "40"))
 		r3 := s.respond("1", a("name", "C"), a("age", "50"))
 		s.run()
-		// Someone deleted C's row by hand.
-		s.srv.DeleteRows(book, "Responses", 4, 4)
+		// Someone deleted B's row by hand: C's moved up.
+		s.srv.DeleteRows(book, "Responses", 3, 3)
 		before := s.srv.Rows(book, "Responses")
-		s.edit(r2, "1", a("name", "B (corrected)"), a("age", "41"))
-		s.edit(r3, "1", a("name", "C (corrected)"))
+		s.edit(r2, "1", a("name", "B (corrected)"))
+		s.edit(r3, "1", a("name", "C (corrected)"), a("age", "51"))
 		r4 := s.respond("1", a("name", "D"))
 		s.edit(r4, "1", a("name", "D (corrected)")) // not in the sheet yet: appended as it is now
 		if n := s.sweep(); n != 1 {
@@ -206,14 +206,14 @@ func TestSheetExport(t *testing.T) {
 		calls := s.srv.Calls()["values.batchUpdate"]
 		out := s.run()
 		if out.Rewritten != 1 || out.Rows != 1 {
-			t.Errorf("run: %+v, want 1 row rewritten (B; C's row is gone) and 1 appended (D)", out)
+			t.Errorf("run: %+v, want 1 row rewritten (C; B's row is gone) and 1 appended (D)", out)
 		}
 		rows := s.srv.Rows(book, "Responses")
-		if len(rows) != 4 || rows[1][0] != r1.String() || rows[2][0] != r2.String() || rows[3][0] != r4.String() {
-			t.Fatalf("sheet: got %q, want the header, A, B, D", rows)
+		if len(rows) != 4 || rows[1][0] != r1.String() || rows[2][0] != r3.String() || rows[3][0] != r4.String() {
+			t.Fatalf("sheet: got %q, want the header, A, C, D", rows)
 		}
-		if rows[2][3] != "B (corrected)" || rows[2][4] != float64(41) || rows[3][3] != "D (corrected)" {
-			t.Errorf("rows: B %q, D %q; want B's and D's edited values", rows[2], rows[3])
+		if rows[2][3] != "C (corrected)" || rows[2][4] != float64(51) || rows[3][3] != "D (corrected)" {
+			t.Errorf("rows: C %q, D %q; want C's and D's edited values", rows[2], rows[3])
 		}
 		if !slices.Equal(rows[1], before[1]) {
 			t.Errorf("A's row: got %q, want it untouched (%q)", rows[1], before[1])
@@ -228,8 +228,12 @@ func TestSheetExport(t *testing.T) {
 		if out := s.run(); out.Rewritten != 0 || out.Rows != 0 {
 			t.Errorf("run with nothing new: %+v", out)
 		}
-		// Edited again: written again.
+		// Edited again, and nothing else new: due for the edit alone, and
+		// written again.
 		s.edit(r1, "1", a("name", "A (corrected)"))
+		if n := s.sweep(); n != 1 {
+			t.Errorf("sweep after a second edit: %d runs queued, want 1", n)
+		}
 		if out := s.run(); out.Rewritten != 1 {
 			t.Errorf("run after a second edit: %+v, want 1 row rewritten", out)
 		}
@@ -238,27 +242,84 @@ func TestSheetExport(t *testing.T) {
 		}
 	})
 
-	t.Run("a rewrite whose outcome is unknown is made again", func(t *testing.T) {
+	t.Run("a rewrite of unknown outcome holds off the next, and never stops the appends", func(t *testing.T) {
 		t.Parallel()
 		s := setupSheets(t, 300*time.Millisecond)
+		now := time.Now()
+		s.exporter.Now = func() time.Time { return now }
+		s.exporter.UnknownWait = 2 * time.Minute
 		r1 := s.respond("1", a("name", "A"))
 		s.run()
-		s.edit(r1, "1", a("name", "A (corrected)"))
+		s.edit(r1, "1", a("name", "A1"))
+		fault := sheetstest.TimeoutAfterApply
 		s.srv.SetFault(func(c sheetstest.Call) sheetstest.Fault {
 			if c.Method == "values.batchUpdate" {
-				return sheetstest.TimeoutAfterApply
+				return fault
 			}
 			return sheetstest.None
 		})
-		if _, err := s.exporter.Run(context.Background(), s.exportID); err == nil {
-			t.Fatal("run with a timed-out rewrite: no error, want one (the job retries)")
+		r2 := s.respond("1", a("name", "B"))
+		if out := s.run(); out.Rewritten != 0 || out.Rows != 1 {
+			t.Fatalf("run with a timed-out rewrite: %+v, want B appended all the same", out)
+		}
+		// A second edit while the first write may still land: nothing is
+		// written until it surely has or has not.
+		s.srv.SetFault(nil)
+		s.edit(r1, "1", a("name", "A2"))
+		if out := s.run(); out.Rewritten != 0 {
+			t.Errorf("run within UnknownWait: %+v, want no rewrite", out)
+		}
+		now = now.Add(s.exporter.UnknownWait + time.Second)
+		if out := s.run(); out.Rewritten != 1 {
+			t.Errorf("run after UnknownWait: %+v, want A's row written", out)
+		}
+		rows := s.srv.Rows(book, "Responses")
+		if len(rows) != 3 || rows[1][3] != "A2" || rows[2][0] != r2.String() {
+			t.Errorf("sheet: %q, want the header, A2, B", rows)
+		}
+		// Refused for a while (429): the appends go on and the edit is
+		// written at a later run.
+		s.edit(r2, "1", a("name", "B1"))
+		fault = sheetstest.TooMany
+		s.srv.SetFault(func(c sheetstest.Call) sheetstest.Fault {
+			if c.Method == "values.batchUpdate" {
+				return fault
+			}
+			return sheetstest.None
+		})
+		s.respond("1", a("name", "C"))
+		if out := s.run(); out.Rewritten != 0 || out.Rows != 1 {
+			t.Errorf("run with a 429 on the rewrite: %+v, want C appended all the same", out)
+		}
+		if n := s.sweep(); n != 1 {
+			t.Errorf("sweep with B's edit left: %d runs queued, want 1", n)
 		}
 		s.srv.SetFault(nil)
 		if out := s.run(); out.Rewritten != 1 {
-			t.Errorf("retry: %+v, want the row written again", out)
+			t.Errorf("run after the 429: %+v, want B's row written", out)
 		}
-		if rows := s.srv.Rows(book, "Responses"); len(rows) != 2 || rows[1][3] != "A (corrected)" {
-			t.Errorf("sheet: %q, want the header and A's edited row once", rows)
+		if rows := s.srv.Rows(book, "Responses"); rows[2][3] != "B1" {
+			t.Errorf("B's name: %q, want B1", rows[2][3])
+		}
+	})
+
+	t.Run("edits made before an export was connected are not written again", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second)
+		r1 := s.respond("1", a("name", "A"))
+		s.edit(r1, "1", a("name", "A1"))
+		out := s.run()
+		if out.Rows != 1 || out.Rewritten != 0 {
+			t.Fatalf("first run: %+v, want A appended as edited", out)
+		}
+		if n := s.sweep(); n != 0 {
+			t.Errorf("sweep: %d runs queued, want none (the edit is in the appended row)", n)
+		}
+		if out := s.run(); out.Rewritten != 0 || s.srv.Calls()["values.batchUpdate"] != 0 {
+			t.Errorf("second run: %+v, %d batchUpdates; want no rewrite", out, s.srv.Calls()["values.batchUpdate"])
+		}
+		if got := s.srv.Rows(book, "Responses")[1][3]; got != "A1" {
+			t.Errorf("A's name: %q, want A1", got)
 		}
 	})
 

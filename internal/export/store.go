@@ -142,8 +142,8 @@ func Sweep(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, _ time.Dur
 			  SELECT 1 FROM response r WHERE r.form_id = e.form_id
 			    AND (r.created_at, r.id) > (coalesce(e.cursor_submitted_at, '-infinity'), coalesce(e.cursor_response_id, '00000000-0000-0000-0000-000000000000'))
 			) OR EXISTS (
-			  SELECT 1 FROM response r WHERE r.form_id = e.form_id AND r.updated_at > r.created_at
-			    AND (r.updated_at, r.id) > (coalesce(e.edits_updated_at, '-infinity'), coalesce(e.edits_response_id, '00000000-0000-0000-0000-000000000000'))
+			  SELECT 1 FROM response r WHERE r.form_id = e.form_id AND r.edited_at IS NOT NULL
+			    AND (r.edited_at, r.id) > (coalesce(e.edits_edited_at, '-infinity'), coalesce(e.edits_response_id, '00000000-0000-0000-0000-000000000000'))
 			    AND (r.created_at, r.id) <= (e.cursor_submitted_at, e.cursor_response_id)))
 			ORDER BY e.last_run_at NULLS FIRST LIMIT 1000`)
 		return err

@@ -446,6 +446,10 @@ func TestReceiptIsBuiltFromTheResponsesOwnAnswers(t *testing.T) {
 	if n := f.count(`SELECT count(*) FROM sms_request WHERE type = 'RECEIPT'`); n != 1 {
 		t.Errorf("%d receipts after an edit, want 1", n)
 	}
+	// The edit is dated (Sheets exports rewrite edited rows by it).
+	if n := f.count(`SELECT count(*) FROM response WHERE edited_at IS NOT NULL AND edited_at > created_at`); n != 1 {
+		t.Errorf("%d responses with edited_at after the edit, want 1", n)
+	}
 }
 
 // A receipt is checked against the form's latest version before it is

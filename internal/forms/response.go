@@ -87,7 +87,7 @@ func (p *Pipeline) queueResponse(ctx context.Context, q querier, set settings, b
 	if replace {
 		meta["replaces"] = replaces
 		b.Queue(`UPDATE response SET submission_id = $2, instance_id = $3, form_version = $4,
-			collector_id = coalesce($5, collector_id), meta = meta || $6, flagged = $7, rule_errors = $8 WHERE id = $1`,
+			collector_id = coalesce($5, collector_id), meta = meta || $6, flagged = $7, rule_errors = $8, edited_at = now() WHERE id = $1`,
 			responseID, submissionID, sub.InstanceID, sub.Version, collectorID, meta, len(broken) > 0, ruleErrors)
 	} else {
 		b.Queue(`INSERT INTO response (id, form_id, form_version, submission_id, instance_id, collector_id, meta, flagged, rule_errors)

@@ -498,7 +498,8 @@ func (s *Server) writeRanges(w http.ResponseWriter, b *book, id string, body []b
 			cells += len(r)
 		}
 	}
-	// All or nothing, as Google applies a batch.
+	// Checked first, then written: a refused range writes nothing.
+	rowsWritten, width := 0, 0
 	for _, wr := range writes {
 		for i, row := range wr.rows {
 			n := wr.rg.r0 + i
@@ -508,10 +509,16 @@ func (s *Server) writeRanges(w http.ResponseWriter, b *book, id string, body []b
 			for len(wr.t.cells[n]) < wr.rg.c0+len(row) {
 				wr.t.cells[n] = append(wr.t.cells[n], nil)
 			}
-			copy(wr.t.cells[n][wr.rg.c0:], row)
+			for j, v := range row {
+				if v != nil { // Google skips null values
+					wr.t.cells[n][wr.rg.c0+j] = v
+				}
+			}
+			rowsWritten, width = rowsWritten+1, max(width, len(row))
 		}
 	}
-	writeJSON(w, map[string]any{"spreadsheetId": id, "totalUpdatedRanges": len(writes), "totalUpdatedCells": cells})
+	writeJSON(w, map[string]any{"spreadsheetId": id, "totalUpdatedRows": rowsWritten, "totalUpdatedColumns": width,
+		"totalUpdatedCells": cells, "totalUpdatedSheets": 1, "responses": []any{}})
 }
 
 // cleanCells turns values as decoded (numbers as json.Number) into cells, or
