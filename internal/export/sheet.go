@@ -512,8 +512,18 @@ func (e *Exporter) batch(ctx context.Context, conn querier, x *export, l *Layout
 	if err := room(ctx, 0); err != nil {
 		return 0, err // the pacer slept longer than it should have
 	}
+	// The first rows of an export (or of a tab that starts over) were read
+	// with every edit below the horizon: the edits cursor starts there, in
+	// the same statement, so no edit made before is written again.
+	var editsFrom *time.Time
+	if x.Cursor.ID == uuid.Nil {
+		editsFrom = &horizon
+	}
 	tag, err := conn.Exec(ctx, `UPDATE sheet_export SET pending_submitted_at = $2, pending_response_id = $3, pending_rows = $4,
-		pending_at = $5 WHERE id = $1 AND pending_response_id IS NULL`, x.ID, last.SubmittedAt, last.ID, len(rows), e.now())
+		pending_at = $5,
+		edits_response_id = CASE WHEN $6::timestamptz > coalesce(edits_edited_at, '-infinity') THEN $7 ELSE edits_response_id END,
+		edits_edited_at = CASE WHEN $6::timestamptz > coalesce(edits_edited_at, '-infinity') THEN $6 ELSE edits_edited_at END
+		WHERE id = $1 AND pending_response_id IS NULL`, x.ID, last.SubmittedAt, last.ID, len(rows), e.now(), editsFrom, uuid.Nil)
 	if err != nil {
 		return 0, err
 	}
@@ -521,6 +531,9 @@ func (e *Exporter) batch(ctx context.Context, conn querier, x *export, l *Layout
 		return 0, fmt.Errorf("sheet export %s: a pending batch appeared under the lock", x.ID)
 	}
 	x.Pending, x.PendingRows, x.PendingAt = &last, len(rows), e.now()
+	if editsFrom != nil && (x.EditsAt == nil || editsFrom.After(*x.EditsAt)) {
+		x.EditsAt, x.EditsID = editsFrom, uuid.Nil
+	}
 	e.hook(StepPending)
 	landed, err := e.Sheets.Append(ctx, x.SpreadsheetID, x.Sheet, rows)
 	e.Metrics.call("values.append", err)
@@ -543,20 +556,8 @@ func (e *Exporter) batch(ctx context.Context, conn querier, x *export, l *Layout
 		// back before sending anything.
 		return 0, e.sheetsErr(err)
 	}
-	first := x.Cursor.ID == uuid.Nil
 	if err := e.commit(gctx, conn, x, last, len(rows)); err != nil {
 		return 0, err
-	}
-	if first {
-		// Every edit below the horizon was read with its response: the
-		// rows appended from now on need no rewrite for it.
-		if _, err := conn.Exec(gctx, `UPDATE sheet_export SET edits_edited_at = $2, edits_response_id = $3
-			WHERE id = $1 AND (edits_edited_at IS NULL OR edits_edited_at < $2)`, x.ID, horizon, uuid.Nil); err != nil {
-			return 0, err
-		}
-		if x.EditsAt == nil || x.EditsAt.Before(horizon) {
-			x.EditsAt, x.EditsID = &horizon, uuid.Nil
-		}
 	}
 	e.Metrics.rows(len(rows))
 	e.hook(StepCommitted)
@@ -580,12 +581,13 @@ const EditBatch = 500
 // is stamped with its transaction's start). more says edits are left for
 // another run.
 //
-// A rewrite never stops the appends: one Google refuses (a protected
-// range, say) is skipped with a warning; one that fails transiently is left
+// A rewrite that fails transiently does not stop the appends: it is left
 // for the next run (the sweep queues the export while its edits cursor is
-// behind); one of unknown outcome holds off every rewrite of the export for
-// UnknownWait, as it may still land and would then put back older values
-// over newer ones.
+// behind), and one of unknown outcome holds off every rewrite of the export
+// for UnknownWait, as it may still land and would then put back older
+// values over newer ones. One Google refuses (403: no longer an editor, a
+// protected range) stops the export as a refused append does, the edits
+// cursor kept.
 func (e *Exporter) rewrite(ctx context.Context, conn querier, x *export, l *Layout) (n int, more bool, err error) {
 	if x.Cursor.ID == uuid.Nil {
 		return 0, false, nil // nothing in the sheet yet
@@ -695,11 +697,7 @@ func (e *Exporter) rewrite(ctx context.Context, conn querier, x *export, l *Layo
 			x.RewriteUnknownAt = &now
 			return 0, false, e.rewriteErr(ctx, x, "rewrite edited rows (outcome unknown)", err)
 		case err != nil:
-			if rerr := e.rewriteErr(ctx, x, "rewrite edited rows", err); rerr != nil {
-				return 0, false, rerr
-			}
-			// Refused: those edits are skipped, not tried forever.
-			updates = nil
+			return 0, false, e.rewriteErr(ctx, x, "rewrite edited rows", err)
 		}
 	}
 	last := edits[taken-1]
@@ -715,22 +713,19 @@ func (e *Exporter) rewrite(ctx context.Context, conn querier, x *export, l *Layo
 }
 
 // rewriteErr is what a failed call of a rewrite does to the run: nothing
-// (logged; the appends go on) when it may go away by itself or when Google
-// refused the write, and the permanent error — the export stops — when the
-// tab cannot be read at all (the appends would fail the same way).
+// (logged; the appends go on, and the sweep brings the export back) when
+// it may go away by itself, and what a refused append does otherwise — the
+// export stops with the reason in last_error, its edits cursor kept, and
+// connecting again tries again.
 func (e *Exporter) rewriteErr(ctx context.Context, x *export, what string, err error) error {
 	var t interface{ Transient() bool }
-	transient := errors.As(err, &t) && t.Transient()
-	if what == "read column A" && !transient {
+	if !errors.As(err, &t) || !t.Transient() {
 		return e.sheetsErr(err)
 	}
 	if e.Log != nil {
-		e.Log.WarnContext(ctx, "sheet export: "+what, "export_id", x.ID, "transient", transient, "err", err)
+		e.Log.WarnContext(ctx, "sheet export: "+what+": will try again", "export_id", x.ID, "err", err)
 	}
-	if transient {
-		return errRewriteLater
-	}
-	return nil
+	return errRewriteLater
 }
 
 // errRewriteLater ends a rewrite that failed transiently; the run goes on

@@ -303,6 +303,57 @@ func TestSheetExport(t *testing.T) {
 		}
 	})
 
+	t.Run("a refused rewrite stops the export and keeps its edits", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 5*time.Second)
+		r1 := s.respond("1", a("name", "A"))
+		s.run()
+		s.edit(r1, "1", a("name", "A1"))
+		s.srv.SetFault(func(c sheetstest.Call) sheetstest.Fault {
+			if c.Method == "values.batchUpdate" {
+				return sheetstest.Protected
+			}
+			return sheetstest.None
+		})
+		if out := s.run(); !out.Disabled {
+			t.Fatalf("run with the rewrite refused: %+v, want the export stopped", out)
+		}
+		if _, enabled, lastErr := s.state(s.exportID); enabled || !strings.Contains(lastErr, "protected") {
+			t.Errorf("state: enabled %v, last error %q; want stopped with Google's reason", enabled, lastErr)
+		}
+		// Protection lifted, connected again: the edit is written.
+		s.srv.SetFault(nil)
+		if _, err := export.Connect(context.Background(), s.pool, nil, formID, book, "Responses", "admin-1"); err != nil {
+			t.Fatal(err)
+		}
+		if out := s.run(); out.Rewritten != 1 {
+			t.Errorf("run after connecting again: %+v, want the edit written", out)
+		}
+		if got := s.srv.Rows(book, "Responses")[1][3]; got != "A1" {
+			t.Errorf("A's name: %q, want A1", got)
+		}
+	})
+
+	t.Run("the first append's unknown outcome does not make earlier edits be written again", func(t *testing.T) {
+		t.Parallel()
+		s := setupSheets(t, 300*time.Millisecond)
+		r1 := s.respond("1", a("name", "A"))
+		s.edit(r1, "1", a("name", "A1"))
+		s.srv.SetFault(func(c sheetstest.Call) sheetstest.Fault {
+			if c.Method == "values.append" {
+				return sheetstest.TimeoutAfterApply
+			}
+			return sheetstest.None
+		})
+		if _, err := s.exporter.Run(context.Background(), s.exportID); err == nil {
+			t.Fatal("run with a timed-out append: no error, want one")
+		}
+		s.srv.SetFault(nil)
+		if out := s.run(); out.Rows != 1 || out.Rewritten != 0 || s.srv.Calls()["values.batchUpdate"] != 0 {
+			t.Errorf("run that settles the append: %+v, %d rewrites; want A found landed and no rewrite", out, s.srv.Calls()["values.batchUpdate"])
+		}
+	})
+
 	t.Run("edits made before an export was connected are not written again", func(t *testing.T) {
 		t.Parallel()
 		s := setupSheets(t, 5*time.Second)

@@ -59,10 +59,13 @@ const (
 	// TimeoutAfterApply applies the call, then never answers: the client's
 	// deadline ends it.
 	TimeoutAfterApply
+	// Protected answers 403 PERMISSION_DENIED without applying the call, as
+	// Google answers a write to a protected range.
+	Protected
 )
 
 func (f Fault) String() string {
-	return [...]string{"none", "429", "500", "500-after-apply", "drop", "drop-after-apply", "timeout-after-apply"}[f]
+	return [...]string{"none", "429", "500", "500-after-apply", "drop", "drop-after-apply", "timeout-after-apply", "403-protected"}[f]
 }
 
 // Call describes a call for the fault hook.
@@ -339,6 +342,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	case ServerError:
 		googleError(w, http.StatusInternalServerError, "INTERNAL", "Internal error encountered.")
+		return
+	case Protected:
+		googleError(w, http.StatusForbidden, "PERMISSION_DENIED",
+			"You are trying to edit a protected cell or object. Please contact the spreadsheet owner to remove protection if you need to edit.")
 		return
 	case Drop:
 		s.drop(w)
