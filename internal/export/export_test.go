@@ -179,6 +179,16 @@ func (s *sheetsFixture) run() export.Outcome {
 	return out
 }
 
+// faultOn is a fault hook that answers every call of method with f.
+func faultOn(method string, f sheetstest.Fault) func(sheetstest.Call) sheetstest.Fault {
+	return func(c sheetstest.Call) sheetstest.Fault {
+		if c.Method == method {
+			return f
+		}
+		return sheetstest.None
+	}
+}
+
 // sweep runs export.Sweep and returns how many runs it queued; the jobs
 // are then deleted, so the next sweep queues what is due again.
 func (s *sheetsFixture) sweep() int {

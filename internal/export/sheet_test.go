@@ -251,13 +251,7 @@ func TestSheetExport(t *testing.T) {
 		r1 := s.respond("1", a("name", "A"))
 		s.run()
 		s.edit(r1, "1", a("name", "A1"))
-		fault := sheetstest.TimeoutAfterApply
-		s.srv.SetFault(func(c sheetstest.Call) sheetstest.Fault {
-			if c.Method == "values.batchUpdate" {
-				return fault
-			}
-			return sheetstest.None
-		})
+		s.srv.SetFault(faultOn("values.batchUpdate", sheetstest.TimeoutAfterApply))
 		r2 := s.respond("1", a("name", "B"))
 		if out := s.run(); out.Rewritten != 0 || out.Rows != 1 {
 			t.Fatalf("run with a timed-out rewrite: %+v, want B appended all the same", out)
@@ -280,13 +274,7 @@ func TestSheetExport(t *testing.T) {
 		// Refused for a while (429): the appends go on and the edit is
 		// written at a later run.
 		s.edit(r2, "1", a("name", "B1"))
-		fault = sheetstest.TooMany
-		s.srv.SetFault(func(c sheetstest.Call) sheetstest.Fault {
-			if c.Method == "values.batchUpdate" {
-				return fault
-			}
-			return sheetstest.None
-		})
+		s.srv.SetFault(faultOn("values.batchUpdate", sheetstest.TooMany))
 		s.respond("1", a("name", "C"))
 		if out := s.run(); out.Rewritten != 0 || out.Rows != 1 {
 			t.Errorf("run with a 429 on the rewrite: %+v, want C appended all the same", out)
@@ -309,12 +297,7 @@ func TestSheetExport(t *testing.T) {
 		r1 := s.respond("1", a("name", "A"))
 		s.run()
 		s.edit(r1, "1", a("name", "A1"))
-		s.srv.SetFault(func(c sheetstest.Call) sheetstest.Fault {
-			if c.Method == "values.batchUpdate" {
-				return sheetstest.Protected
-			}
-			return sheetstest.None
-		})
+		s.srv.SetFault(faultOn("values.batchUpdate", sheetstest.Protected))
 		if out := s.run(); !out.Disabled {
 			t.Fatalf("run with the rewrite refused: %+v, want the export stopped", out)
 		}
@@ -339,12 +322,7 @@ func TestSheetExport(t *testing.T) {
 		s := setupSheets(t, 300*time.Millisecond)
 		r1 := s.respond("1", a("name", "A"))
 		s.edit(r1, "1", a("name", "A1"))
-		s.srv.SetFault(func(c sheetstest.Call) sheetstest.Fault {
-			if c.Method == "values.append" {
-				return sheetstest.TimeoutAfterApply
-			}
-			return sheetstest.None
-		})
+		s.srv.SetFault(faultOn("values.append", sheetstest.TimeoutAfterApply))
 		if _, err := s.exporter.Run(context.Background(), s.exportID); err == nil {
 			t.Fatal("run with a timed-out append: no error, want one")
 		}
@@ -379,12 +357,7 @@ func TestSheetExport(t *testing.T) {
 		s := setupSheets(t, 300*time.Millisecond)
 		s.respond("1", a("name", "A"))
 		s.respond("1", a("name", "B"))
-		s.srv.SetFault(func(c sheetstest.Call) sheetstest.Fault {
-			if c.Method == "values.append" {
-				return sheetstest.TimeoutAfterApply
-			}
-			return sheetstest.None
-		})
+		s.srv.SetFault(faultOn("values.append", sheetstest.TimeoutAfterApply))
 		if _, err := s.exporter.Run(ctx, s.exportID); err == nil {
 			t.Fatal("run with a timed-out append: got no error")
 		}
@@ -580,12 +553,7 @@ func TestSheetExport(t *testing.T) {
 		t.Parallel()
 		s := setupSheets(t, 5*time.Second)
 		s.respond("1", a("name", "A"))
-		s.srv.SetFault(func(c sheetstest.Call) sheetstest.Fault {
-			if c.Method == "values.append" {
-				return sheetstest.TooMany
-			}
-			return sheetstest.None
-		})
+		s.srv.SetFault(faultOn("values.append", sheetstest.TooMany))
 		if _, err := s.exporter.Run(ctx, s.exportID); err == nil {
 			t.Fatal("got no error")
 		}
