@@ -134,11 +134,11 @@ func (h *EventHandler[Row]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeDeliveryError(ctx, w, h.log, err)
 		return
 	}
+	ids := append(make([]any, 0, 8), "event_id", e.ID.String(), "op", string(e.Op), "retry", e.CurrentRetry)
 	if tid := e.TraceID(); tid != "" {
-		ctx = logging.With(ctx, "event_id", e.ID.String(), "op", string(e.Op), "retry", e.CurrentRetry, "trace_id", tid)
-	} else {
-		ctx = logging.With(ctx, "event_id", e.ID.String(), "op", string(e.Op), "retry", e.CurrentRetry)
+		ids = append(ids, "trace_id", tid)
 	}
+	ctx = logging.With(ctx, ids...)
 	if e.Trigger != h.trigger {
 		writeDeliveryError(ctx, w, h.log, fault.Invalidf("trigger.name", "got %q at the endpoint of %q", e.Trigger, h.trigger))
 		return

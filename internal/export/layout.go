@@ -65,16 +65,30 @@ type Languages struct {
 // NewLanguages returns an empty cache.
 func NewLanguages() *Languages { return &Languages{m: map[[2]string]string{}} }
 
-// of returns the default language of every version of formID.
-func (l *Languages) of(ctx context.Context, q querier, formID string) (map[string]string, error) {
+// of returns the default language of every version of formID, and when
+// the newest of those versions was registered (nil: none).
+func (l *Languages) of(ctx context.Context, q querier, formID string) (map[string]string, *time.Time, error) {
 	out := map[string]string{}
-	rows, err := q.Query(ctx, `SELECT version FROM form_version WHERE form_id = $1`, formID)
+	rows, err := q.Query(ctx, `SELECT version, registered_at FROM form_version WHERE form_id = $1`, formID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	versions, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	var versions []string
+	var newest *time.Time
+	var (
+		version    string
+		registered time.Time
+	)
+	_, err = pgx.ForEachRow(rows, []any{&version, &registered}, func() error {
+		versions = append(versions, version)
+		if newest == nil || registered.After(*newest) {
+			t := registered
+			newest = &t
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var missing []string
 	l.mu.Lock()
@@ -89,18 +103,18 @@ func (l *Languages) of(ctx context.Context, q querier, formID string) (map[strin
 	for _, v := range missing {
 		var def string
 		if err := q.QueryRow(ctx, `SELECT xform FROM form_version WHERE form_id = $1 AND version = $2`, formID, v).Scan(&def); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		f, err := xform.ParseDefinition([]byte(def))
 		if err != nil {
-			return nil, fmt.Errorf("form %s version %s no longer parses: %w", formID, v, err)
+			return nil, nil, fmt.Errorf("form %s version %s no longer parses: %w", formID, v, err)
 		}
 		l.mu.Lock()
 		l.m[[2]string{formID, v}] = f.DefaultLanguage
 		l.mu.Unlock()
 		out[v] = f.DefaultLanguage
 	}
-	return out, nil
+	return out, newest, nil
 }
 
 // LoadLayout reads the columns of formID: after order (the columns a sheet
@@ -110,16 +124,14 @@ func (l *Languages) of(ctx context.Context, q querier, formID string) (map[strin
 func LoadLayout(ctx context.Context, q querier, langs *Languages, formID string, order []string) (*Layout, error) {
 	l := &Layout{FormID: formID, index: map[string]int{}, byQID: map[[16]byte]int{},
 		choices: map[[16]byte]map[string]string{}, numeric: map[[16]byte]bool{}}
-	// First: a version registered while the rest is read (its language
-	// perhaps not known yet) is then not counted in Newest, and makes the
-	// export due once more.
-	if err := q.QueryRow(ctx, `SELECT max(registered_at) FROM form_version WHERE form_id = $1`, formID).Scan(&l.Newest); err != nil {
-		return nil, err
-	}
-	byVersion, err := langs.of(ctx, q, formID)
+	// Newest counts the versions whose languages are known: one registered
+	// while the questions are read is not counted, and makes the export
+	// due once more.
+	byVersion, newest, err := langs.of(ctx, q, formID)
 	if err != nil {
 		return nil, err
 	}
+	l.Newest = newest
 	for _, name := range order {
 		l.index[name] = len(l.Columns)
 		l.Columns = append(l.Columns, Column{Name: name, Label: name})

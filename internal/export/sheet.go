@@ -295,7 +295,6 @@ func (e *Exporter) run(ctx context.Context, conn querier, x *export) (Outcome, e
 			return out, err
 		}
 		out.Rewritten += n
-		more = more && reloads == 0
 		for {
 			if e.Budget > 0 && e.now().Sub(start) > e.Budget {
 				out.More = true
