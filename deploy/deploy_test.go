@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
+	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/bbb"
 	"github.com/shala-edu/shala/internal/eventlog"
 	"github.com/shala-edu/shala/internal/export"
@@ -68,6 +69,7 @@ func exported(t *testing.T) map[string]bool {
 	export.NewMetrics(r)
 	eventlog.NewMetrics(r)
 	forms.NewMetrics(r)
+	analytics.NewMetrics(r)
 	return r.names
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shala-edu/shala/internal/aadhaar"
+	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/app"
 	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/logging"
@@ -156,7 +157,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error
 		return err
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "workers", cfg.QueueWorkers)
-	a.Tracker.Capture("shala", "server_started", map[string]any{"version": version})
+	if err := analytics.Record(ctx, a.Pool, analytics.System, "server_started", map[string]any{"version": version}); err != nil {
+		log.Warn("product event not recorded", "event", "server_started", "err", err)
+	}
 
 	// The workers stop when shala is told to stop, at the same time as the
 	// HTTP server drains, or when the listener fails (the process then

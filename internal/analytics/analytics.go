@@ -1,67 +1,370 @@
 // Package analytics sends product events to PostHog. Events say what
-// happened (a certificate issued, an SMS request finished) with internal ids
-// and counts only — never names, phone numbers or other personal data — so
-// the product team can see usage without holding anyone's data. Without an
-// API key it is a no-op, so the local default and tests need nothing.
+// happened (a certificate issued, results announced, an SMS request
+// finished) with internal ids, enums and counts only — never names, phone
+// numbers or other personal data — so the product team can see usage
+// without holding anyone's data.
+//
+// An event is a product_event row written by Record in the transaction of
+// the change it describes: it is never sent for work that rolled back, and
+// a crash loses none. The periodic job analytics.send (SendWorker) posts
+// unsent rows to PostHog's batch API with posthog-go, each with its row id
+// as PostHog's event uuid — a batch sent again after a crash between the
+// post and the mark is deduplicated by PostHog — and marks the accepted
+// ones sent. Without an API key the job discards them an hour after they
+// happened (DiscardAfter) instead, so the local default and tests need
+// nothing and a developer can still read them in the table.
 package analytics
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"regexp"
+	"sync"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/posthog/posthog-go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+
+	"github.com/shala-edu/shala/internal/queue"
 )
 
-// Tracker records product events. distinctID is an internal id (a school's
-// or staff member's uuid, or "shala" for system events).
-type Tracker interface {
-	Capture(distinctID, event string, props map[string]any)
-	// Close flushes queued events; call it once on shutdown.
-	Close() error
+// System is the distinct id of events no school or person caused.
+const System = "shala"
+
+// Execer is a transaction (or a pool, for an event that stands alone).
+type Execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// New returns a PostHog tracker for apiKey at host, or a no-op tracker when
-// apiKey is empty.
-func New(apiKey, host string, log *slog.Logger) (Tracker, error) {
-	if apiKey == "" {
-		return Nop{}, nil
+// The limits the product_event table's constraints hold too.
+var (
+	eventName  = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+	distinctID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,100}$`)
+)
+
+// Actor is the distinct id of an event a person caused: their internal
+// user id (Hasura's x-hasura-user-id) when it is one the table takes,
+// System otherwise — never a reason for the work itself to fail.
+func Actor(userID string) string {
+	if distinctID.MatchString(userID) {
+		return userID
 	}
-	c, err := posthog.NewWithConfig(apiKey, posthog.Config{
-		Endpoint:  host,
-		Interval:  5 * time.Second,
-		BatchSize: 100,
-		Logger:    slogAdapter{log},
+	return System
+}
+
+// MaxProperties is the most bytes an event's properties take as JSON.
+const MaxProperties = 4096
+
+// Record writes the product event in db — the transaction of the change it
+// describes — for distinct (an internal id: a school's or staff member's
+// uuid, or System). props hold ids, enums and counts only. A name, id or
+// properties the table would refuse is an error naming which.
+func Record(ctx context.Context, db Execer, distinct, event string, props map[string]any) error {
+	if !eventName.MatchString(event) {
+		return fmt.Errorf("product event %q: the name must be lower-case letters, digits and _ (at most 64)", event)
+	}
+	if !distinctID.MatchString(distinct) {
+		return fmt.Errorf("product event %s: distinct id %q must be an internal id (letters, digits, . _ : -; at most 100)", event, distinct)
+	}
+	doc := []byte("{}")
+	if len(props) > 0 {
+		var err error
+		if doc, err = json.Marshal(props); err != nil {
+			return fmt.Errorf("product event %s: properties: %w", event, err)
+		}
+	}
+	if len(doc) > MaxProperties {
+		return fmt.Errorf("product event %s: properties take %d bytes as JSON, at most %d", event, len(doc), MaxProperties)
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO product_event (event, distinct_id, properties) VALUES ($1, $2, $3)`,
+		event, distinct, json.RawMessage(doc)); err != nil {
+		return fmt.Errorf("record product event %s: %w", event, err)
+	}
+	return nil
+}
+
+// DiscardAfter is how long events are kept, unsent, without a PostHog key.
+const DiscardAfter = time.Hour
+
+// SendBatch is how many events one call to PostHog carries.
+const SendBatch = 100
+
+// DefaultTimeout bounds one call to PostHog.
+const DefaultTimeout = 8 * time.Second
+
+// Retention: sent events are deleted after SentRetention; events PostHog
+// never accepted are given up after UnsentRetention.
+const (
+	SentRetention   = 7 * 24 * time.Hour
+	UnsentRetention = 30 * 24 * time.Hour
+	// PruneBatch bounds one prune statement.
+	PruneBatch = 10_000
+)
+
+// Sender posts recorded events to PostHog. Close it once on shutdown.
+type Sender struct {
+	pool    *pgxpool.Pool
+	key     string
+	host    string
+	timeout time.Duration
+	log     *slog.Logger
+	metrics *Metrics
+	http    *http.Transport
+}
+
+// NewSender returns a sender of pool's events to PostHog at host with the
+// project key; with key "" it discards them. timeout bounds one call
+// (0: DefaultTimeout); metrics may be nil.
+func NewSender(pool *pgxpool.Pool, key, host string, timeout time.Duration, log *slog.Logger, metrics *Metrics) *Sender {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t, _ := http.DefaultTransport.(*http.Transport)
+	if t == nil {
+		t = &http.Transport{}
+	} else {
+		t = t.Clone()
+	}
+	return &Sender{pool: pool, key: key, host: host, timeout: timeout, log: log, metrics: metrics, http: t}
+}
+
+// Close drops the sender's idle connections to PostHog.
+func (s *Sender) Close() error {
+	s.http.CloseIdleConnections()
+	return nil
+}
+
+type event struct {
+	ID         uuid.UUID
+	Event      string
+	DistinctID string
+	Properties map[string]any
+	OccurredAt time.Time
+}
+
+// ErrPostHog wraps a call PostHog did not accept (unreachable, timed out,
+// refused): the events it carried stay unsent for the next run.
+var ErrPostHog = errors.New("posthog")
+
+// Send posts the oldest unsent events, up to SendBatch, in one call and
+// marks those PostHog accepted; without a key it deletes those older than
+// DiscardAfter. It returns
+// how many events it took. The rows stay locked (FOR UPDATE SKIP LOCKED)
+// while the call is made, so two senders never post the same event at
+// once. A call PostHog did not accept is an error wrapping ErrPostHog,
+// returned after the accepted part (if any) is recorded.
+func (s *Sender) Send(ctx context.Context) (n int, err error) {
+	if s.key == "" {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM product_event WHERE id IN (
+				SELECT id FROM product_event WHERE sent_at IS NULL AND occurred_at < now() - make_interval(secs => $1)
+				ORDER BY occurred_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)`, DiscardAfter.Seconds(), SendBatch)
+		if err != nil {
+			return 0, fmt.Errorf("discard product events: %w", err)
+		}
+		s.metrics.add("discarded", int(tag.RowsAffected()))
+		return int(tag.RowsAffected()), nil
+	}
+	var postErr error
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, `SELECT id, event, distinct_id, properties, occurred_at FROM product_event
+			WHERE sent_at IS NULL ORDER BY occurred_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, SendBatch)
+		events, err := pgx.CollectRows(rows, pgx.RowToStructByPos[event])
+		if err != nil || len(events) == 0 {
+			return err
+		}
+		n = len(events)
+		var accepted []uuid.UUID
+		accepted, postErr = s.post(ctx, events)
+		if len(accepted) > 0 {
+			if _, err := tx.Exec(ctx, `UPDATE product_event SET sent_at = now() WHERE id = ANY($1)`, accepted); err != nil {
+				return err
+			}
+		}
+		s.metrics.add("sent", len(accepted))
+		s.metrics.add("failed", n-len(accepted))
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("posthog: %w", err)
+		return n, fmt.Errorf("send product events: %w", err)
 	}
-	return &postHog{c: c, log: log}, nil
+	return n, postErr
 }
 
-type postHog struct {
-	c   posthog.Client
-	log *slog.Logger
+// post sends events to PostHog in one call of a posthog-go client made for
+// it: Close flushes the batch with one attempt and reports every event
+// through the callback (a failed one is not retried by the client: the
+// next run sends it again). It returns the ids PostHog accepted.
+func (s *Sender) post(ctx context.Context, events []event) ([]uuid.UUID, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	out := &outcome{}
+	c, err := posthog.NewWithConfig(s.key, posthog.Config{
+		Endpoint:  s.host,
+		Interval:  time.Hour, // sent by Close, not by the ticker
+		BatchSize: SendBatch,
+		Transport: withContext{ctx: ctx, next: s.http},
+		Callback:  out,
+		Logger:    slogAdapter{s.log},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPostHog, err)
+	}
+	for _, e := range events {
+		msg := posthog.Capture{Uuid: e.ID.String(), DistinctId: e.DistinctID, Event: e.Event,
+			Timestamp: e.OccurredAt, Properties: posthog.Properties(e.Properties)}
+		if err := c.Enqueue(msg); err != nil {
+			out.Failure(msg.APIfy(), err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		out.Failure(nil, err)
+	}
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if out.err != nil {
+		s.log.Warn("posthog: events not accepted; they are sent again on the next run",
+			"events", len(events)-len(out.ok), "err", out.err)
+		return out.ok, fmt.Errorf("%w: %d of %d events not accepted: %w", ErrPostHog, len(events)-len(out.ok), len(events), out.err)
+	}
+	return out.ok, nil
 }
 
-func (p *postHog) Capture(distinctID, event string, props map[string]any) {
-	msg := posthog.Capture{DistinctId: distinctID, Event: event, Properties: posthog.Properties(props)}
-	if err := p.c.Enqueue(msg); err != nil {
-		// Analytics must never fail the work it describes.
-		p.log.Warn("posthog: event dropped", "event", event, "err", err)
+// outcome collects posthog-go's report on each event.
+type outcome struct {
+	mu  sync.Mutex
+	ok  []uuid.UUID
+	err error
+}
+
+func (o *outcome) Success(m posthog.APIMessage) {
+	if c, ok := m.(posthog.CaptureInApi); ok {
+		if id, err := uuid.Parse(c.Uuid); err == nil {
+			o.mu.Lock()
+			o.ok = append(o.ok, id)
+			o.mu.Unlock()
+		}
 	}
 }
 
-func (p *postHog) Close() error { return p.c.Close() }
+func (o *outcome) Failure(_ posthog.APIMessage, err error) {
+	o.mu.Lock()
+	if o.err == nil {
+		o.err = err
+	}
+	o.mu.Unlock()
+}
 
-// Nop discards events.
-type Nop struct{}
+// withContext gives every request of a call the call's context: its
+// deadline bounds the request (posthog-go's own client has no timeout).
+type withContext struct {
+	ctx  context.Context
+	next http.RoundTripper
+}
 
-// Capture does nothing.
-func (Nop) Capture(string, string, map[string]any) {}
+func (t withContext) RoundTrip(r *http.Request) (*http.Response, error) {
+	return t.next.RoundTrip(r.WithContext(t.ctx))
+}
 
-// Close does nothing.
-func (Nop) Close() error { return nil }
+// Prune deletes, up to PruneBatch each, events sent more than
+// SentRetention ago and events never accepted within UnsentRetention
+// (counted as expired), and returns how many it deleted.
+func (s *Sender) Prune(ctx context.Context) (int64, error) {
+	sent, err := s.pool.Exec(ctx, `DELETE FROM product_event WHERE id IN (
+			SELECT id FROM product_event WHERE sent_at < now() - make_interval(secs => $1) LIMIT $2)`,
+		SentRetention.Seconds(), PruneBatch)
+	if err != nil {
+		return 0, fmt.Errorf("prune sent product events: %w", err)
+	}
+	expired, err := s.pool.Exec(ctx, `DELETE FROM product_event WHERE id IN (
+			SELECT id FROM product_event WHERE sent_at IS NULL AND occurred_at < now() - make_interval(secs => $1)
+			ORDER BY occurred_at, id LIMIT $2)`, UnsentRetention.Seconds(), PruneBatch)
+	if err != nil {
+		return sent.RowsAffected(), fmt.Errorf("prune unsent product events: %w", err)
+	}
+	s.metrics.add("expired", int(expired.RowsAffected()))
+	return sent.RowsAffected() + expired.RowsAffected(), nil
+}
+
+// Metrics counts product events by outcome.
+type Metrics struct{ events *prometheus.CounterVec }
+
+// NewMetrics registers the product event metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{events: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shala_product_events_total",
+		Help: "Product events by outcome: sent (accepted by PostHog), failed (a call PostHog did not accept; sent again on the next run), discarded (no PostHog key; an hour after they happened), expired (never accepted within 30 days).",
+	}, []string{"outcome"})}
+	for _, o := range []string{"sent", "failed", "discarded", "expired"} {
+		m.events.WithLabelValues(o)
+	}
+	reg.MustRegister(m.events)
+	return m
+}
+
+func (m *Metrics) add(outcome string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.events.WithLabelValues(outcome).Add(float64(n))
+}
+
+// SendArgs is the periodic job that sends product events.
+type SendArgs struct{ queue.PerMinute }
+
+// Kind is the River job kind.
+func (SendArgs) Kind() string { return "analytics.send" }
+
+// SendWorker works SendArgs: it sends batches until none is full, then
+// prunes. A call starts only while its timeout and 2 s are left of the
+// job's (the rescue rule: the job returns by its timeout); with more to
+// send, the job snoozes and goes on at once. A call PostHog did not accept
+// ends the run without failing the job (the events wait for the next run,
+// a minute later, and the failed count shows it); a database error fails
+// it.
+type SendWorker struct {
+	river.WorkerDefaults[SendArgs]
+	Sender *Sender
+}
+
+// Timeout bounds one run.
+func (w *SendWorker) Timeout(*river.Job[SendArgs]) time.Duration { return queue.MaxTimeout }
+
+// Work sends and prunes.
+func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(queue.MaxTimeout)
+	}
+	for {
+		if time.Until(deadline) < w.Sender.timeout+2*time.Second {
+			return river.JobSnooze(0)
+		}
+		n, err := w.Sender.Send(ctx)
+		if errors.Is(err, ErrPostHog) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n < SendBatch {
+			break
+		}
+	}
+	_, err := w.Sender.Prune(ctx)
+	return err
+}
 
 type slogAdapter struct{ log *slog.Logger }
 
@@ -75,5 +378,5 @@ func (a slogAdapter) Warnf(format string, args ...any) {
 	a.log.Warn("posthog: " + fmt.Sprintf(format, args...))
 }
 func (a slogAdapter) Errorf(format string, args ...any) {
-	a.log.Error("posthog: " + fmt.Sprintf(format, args...))
+	a.log.Debug("posthog: " + fmt.Sprintf(format, args...)) // Send logs the outcome once, at Warn
 }

@@ -1,27 +1,56 @@
 package analytics_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
+	"github.com/shala-edu/shala/internal/pgtest"
 )
 
 // batchServer speaks PostHog's capture API: POST /batch/ with
-// {"api_key", "batch": [{"type":"capture","event","distinct_id","properties",…}]}.
+// {"api_key", "batch": [{"type":"capture","uuid","event","distinct_id","timestamp","properties",…}]},
+// answering {"status":1}. Failing makes it answer 503 (as PostHog does when
+// ingestion is down); hang makes it hold every call until the client gives up.
 type batchServer struct {
-	mu     sync.Mutex
-	keys   []string
-	events []map[string]any
+	mu      sync.Mutex
+	keys    []string
+	events  []map[string]any
+	failing bool
+	hang    bool
 }
 
 func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost || r.URL.Path != "/batch/" || r.Header.Get("Content-Type") != "application/json" {
 		http.Error(w, `{"type":"validation_error","code":"invalid_payload"}`, http.StatusBadRequest)
+		return
+	}
+	b.mu.Lock()
+	failing, hang := b.failing, b.hang
+	b.mu.Unlock()
+	if hang {
+		// Read the body first: only then does net/http see the client
+		// hang up, and end the request's context.
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-r.Context().Done()
+		return
+	}
+	if failing {
+		http.Error(w, `{"type":"server_error"}`, http.StatusServiceUnavailable)
 		return
 	}
 	var body struct {
@@ -39,43 +68,302 @@ func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"status":1}`))
 }
 
-func TestEventsAreFlushedOnClose(t *testing.T) {
+func (b *batchServer) received() []map[string]any {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]map[string]any(nil), b.events...)
+}
+
+func (b *batchServer) set(failing, hang bool) {
+	b.mu.Lock()
+	b.failing, b.hang = failing, hang
+	b.mu.Unlock()
+}
+
+type bundle struct {
+	pool    *pgxpool.Pool
+	posthog *batchServer
+	sender  *analytics.Sender
+	reg     *prometheus.Registry
+}
+
+// setup gives a fresh database, a PostHog batch server and a sender to it
+// with key (none: events are discarded).
+func setup(t *testing.T, key string) *bundle {
+	t.Helper()
+	b := &bundle{pool: pgtest.New(t), posthog: &batchServer{}, reg: prometheus.NewRegistry()}
+	srv := httptest.NewServer(b.posthog)
+	t.Cleanup(srv.Close)
+	b.sender = analytics.NewSender(b.pool, key, srv.URL, 2*time.Second, slog.New(slog.DiscardHandler), analytics.NewMetrics(b.reg))
+	t.Cleanup(func() { _ = b.sender.Close() })
+	return b
+}
+
+func (b *bundle) count(t *testing.T, where string) int {
+	t.Helper()
+	var n int
+	if err := b.pool.QueryRow(context.Background(), "SELECT count(*) FROM product_event WHERE "+where).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (b *bundle) outcome(name string) float64 {
+	mfs, _ := b.reg.Gather()
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == name {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return -1
+}
+
+func TestSend(t *testing.T) {
 	t.Parallel()
-	bs := &batchServer{}
-	srv := httptest.NewServer(bs)
-	defer srv.Close()
-	tr, err := analytics.New("phc_test", srv.URL, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+
+	t.Run("recorded events reach PostHog once, with their row ids as uuids", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+			if err := analytics.Record(ctx, tx, "7f3c2a10-0000-4000-8000-000000000001", "certificate_issued",
+				map[string]any{"reason": "TRANSFER", "transfer": true}); err != nil {
+				return err
+			}
+			return analytics.Record(ctx, tx, analytics.System, "server_started", nil)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := b.sender.Send(ctx)
+		if err != nil || n != 2 {
+			t.Fatalf("Send = %d, %v; want 2, nil", n, err)
+		}
+		got := b.posthog.received()
+		if len(got) != 2 {
+			t.Fatalf("PostHog got %d events, want 2: %v", len(got), got)
+		}
+		byName := map[string]map[string]any{}
+		for _, e := range got {
+			byName[e["event"].(string)] = e
+		}
+		var id string
+		if err := b.pool.QueryRow(ctx, `SELECT id::text FROM product_event WHERE event = 'certificate_issued'`).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		e := byName["certificate_issued"]
+		props, _ := e["properties"].(map[string]any)
+		if e["type"] != "capture" || e["uuid"] != id ||
+			e["distinct_id"] != "7f3c2a10-0000-4000-8000-000000000001" || props["reason"] != "TRANSFER" || props["transfer"] != true {
+			t.Errorf("got event %v, want certificate_issued with uuid %s and its properties", e, id)
+		}
+		if ts, _ := e["timestamp"].(string); !strings.HasPrefix(ts, time.Now().UTC().Format("2006-01-02")) {
+			t.Errorf("got timestamp %q, want the time it was recorded", ts)
+		}
+		if s := byName["server_started"]; s["distinct_id"] != "shala" {
+			t.Errorf("got server_started %v, want it by shala", s)
+		}
+		if unsent := b.count(t, "sent_at IS NULL"); unsent != 0 {
+			t.Errorf("got %d unsent events after Send, want 0", unsent)
+		}
+		if n, err := b.sender.Send(ctx); err != nil || n != 0 {
+			t.Errorf("second Send = %d, %v; want 0, nil", n, err)
+		}
+		if len(b.posthog.received()) != 2 || b.outcome("sent") != 2 {
+			t.Errorf("got %d events at PostHog and sent=%v, want 2 and 2", len(b.posthog.received()), b.outcome("sent"))
+		}
+	})
+
+	t.Run("an event of a transaction that rolled back is never sent", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		boom := errors.New("boom")
+		err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+			if err := analytics.Record(ctx, tx, analytics.System, "server_started", nil); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatal(err)
+		}
+		if n, err := b.sender.Send(ctx); err != nil || n != 0 || len(b.posthog.received()) != 0 {
+			t.Errorf("Send = %d, %v with %d at PostHog; want nothing", n, err, len(b.posthog.received()))
+		}
+	})
+
+	t.Run("events PostHog refuses stay unsent and go on the next run", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		if err := analytics.Record(ctx, b.pool, analytics.System, "server_started", map[string]any{"version": "test"}); err != nil {
+			t.Fatal(err)
+		}
+		b.posthog.set(true, false)
+		n, err := b.sender.Send(ctx)
+		if n != 1 || !errors.Is(err, analytics.ErrPostHog) {
+			t.Fatalf("Send with PostHog failing = %d, %v; want 1 and ErrPostHog", n, err)
+		}
+		if unsent := b.count(t, "sent_at IS NULL"); unsent != 1 || b.outcome("failed") != 1 {
+			t.Fatalf("got %d unsent and failed=%v, want 1 and 1", unsent, b.outcome("failed"))
+		}
+		b.posthog.set(false, false)
+		if n, err := b.sender.Send(ctx); n != 1 || err != nil {
+			t.Fatalf("Send after PostHog recovered = %d, %v; want 1, nil", n, err)
+		}
+		if got := b.posthog.received(); len(got) != 1 || b.count(t, "sent_at IS NOT NULL") != 1 {
+			t.Errorf("got %d events at PostHog, want the one", len(got))
+		}
+	})
+
+	t.Run("a PostHog that never answers costs one timeout, not the run", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		if err := analytics.Record(ctx, b.pool, analytics.System, "server_started", nil); err != nil {
+			t.Fatal(err)
+		}
+		b.posthog.set(false, true)
+		if _, err := b.sender.Send(ctx); !errors.Is(err, analytics.ErrPostHog) {
+			t.Fatalf("Send to a hanging PostHog = %v, want ErrPostHog after the timeout", err)
+		}
+		if unsent := b.count(t, "sent_at IS NULL"); unsent != 1 {
+			t.Errorf("got %d unsent, want 1", unsent)
+		}
+	})
+
+	t.Run("without a key events are discarded an hour after they happened", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "")
+		if err := analytics.Record(ctx, b.pool, analytics.System, "server_started", nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, occurred_at)
+			SELECT 'server_started', 'shala', now() - interval '61 minutes' FROM generate_series(1, 3)`); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := b.sender.Send(ctx); n != 3 || err != nil {
+			t.Fatalf("Send without a key = %d, %v; want 3, nil", n, err)
+		}
+		if left := b.count(t, "occurred_at > now() - interval '1 minute'"); left != 1 || b.count(t, "true") != 1 ||
+			len(b.posthog.received()) != 0 || b.outcome("discarded") != 3 {
+			t.Errorf("got %d rows left, %d at PostHog, discarded=%v; want the recent one, 0, 3",
+				b.count(t, "true"), len(b.posthog.received()), b.outcome("discarded"))
+		}
+	})
+
+	t.Run("a large backlog goes in batches of SendBatch", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id) SELECT 'server_started', 'shala' FROM generate_series(1, $1)`,
+			analytics.SendBatch+5); err != nil {
+			t.Fatal(err)
+		}
+		w := &analytics.SendWorker{Sender: b.sender}
+		if err := w.Work(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		b.posthog.mu.Lock()
+		calls := len(b.posthog.keys)
+		b.posthog.mu.Unlock()
+		if got := len(b.posthog.received()); got != analytics.SendBatch+5 || calls != 2 {
+			t.Errorf("got %d events in %d calls, want %d in 2", got, calls, analytics.SendBatch+5)
+		}
+	})
+
+	t.Run("the job starts no call its time cannot hold: it snoozes", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test") // a 2 s call timeout
+		if err := analytics.Record(ctx, b.pool, analytics.System, "server_started", nil); err != nil {
+			t.Fatal(err)
+		}
+		short, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		var snooze *river.JobSnoozeError
+		if err := (&analytics.SendWorker{Sender: b.sender}).Work(short, nil); !errors.As(err, &snooze) {
+			t.Errorf("Work with 3 s left = %v, want a snooze (a call needs 2 s + 2 s)", err)
+		}
+		if len(b.posthog.received()) != 0 || b.count(t, "sent_at IS NULL") != 1 {
+			t.Error("a call was made without the time for it")
+		}
+	})
+
+	t.Run("the job ends without failing when PostHog is down", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		if err := analytics.Record(ctx, b.pool, analytics.System, "server_started", nil); err != nil {
+			t.Fatal(err)
+		}
+		b.posthog.set(true, false)
+		if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
+			t.Errorf("Work with PostHog down = %v, want nil (the events wait for the next run)", err)
+		}
+		if unsent := b.count(t, "sent_at IS NULL"); unsent != 1 {
+			t.Errorf("got %d unsent, want 1", unsent)
+		}
+	})
+}
+
+func TestPrune(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, "phc_test")
+	_, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, occurred_at, sent_at) VALUES
+		('sent_old', 'shala', now() - interval '9 days', now() - interval '8 days'),
+		('sent_recent', 'shala', now() - interval '2 days', now() - interval '1 day'),
+		('unsent_old', 'shala', now() - interval '31 days', NULL),
+		('unsent_recent', 'shala', now() - interval '29 days', NULL)`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr.Capture("school-7f3c", "sms_request_done", map[string]any{"recipients": 41, "failed": 1})
-	tr.Capture("shala", "server_started", nil)
-	if err := tr.Close(); err != nil {
+	n, err := b.sender.Prune(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("Prune = %d, %v; want 2, nil", n, err)
+	}
+	rows, _ := b.pool.Query(ctx, `SELECT event FROM product_event ORDER BY event`)
+	left, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		t.Fatal(err)
 	}
-	bs.mu.Lock()
-	defer bs.mu.Unlock()
-	if len(bs.events) != 2 || bs.keys[0] != "phc_test" {
-		t.Fatalf("got %d events with keys %v, want 2 with phc_test", len(bs.events), bs.keys)
-	}
-	e := bs.events[0]
-	props, _ := e["properties"].(map[string]any)
-	if e["type"] != "capture" || e["event"] != "sms_request_done" || e["distinct_id"] != "school-7f3c" || props["recipients"] != float64(41) {
-		t.Errorf("event %v", e)
+	if strings.Join(left, ",") != "sent_recent,unsent_recent" || b.outcome("expired") != 1 {
+		t.Errorf("got %v left and expired=%v, want sent_recent,unsent_recent and 1", left, b.outcome("expired"))
 	}
 }
 
-func TestNoKeyIsANoOp(t *testing.T) {
+func TestRecordRefuses(t *testing.T) {
 	t.Parallel()
-	tr, err := analytics.New("", "http://127.0.0.1:1", slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
+	ctx := context.Background()
+	pool := pgtest.New(t)
+	for _, tc := range []struct {
+		name, distinct, event string
+		props                 map[string]any
+		want                  string
+	}{
+		{"an upper-case name", "shala", "Certificate_Issued", nil, "the name must be"},
+		{"an empty name", "shala", "", nil, "the name must be"},
+		{"a phone number as distinct id with a space", "+91 98765 43210", "sms_sent", nil, "distinct id"},
+		{"an empty distinct id", "", "server_started", nil, "distinct id"},
+		{"properties too large", "shala", "server_started", map[string]any{"x": strings.Repeat("a", analytics.MaxProperties)}, "at most 4096"},
+		{"properties that are not JSON", "shala", "server_started", map[string]any{"f": func() {}}, "properties"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := analytics.Record(ctx, pool, tc.distinct, tc.event, tc.props)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Record(%q, %q) = %v, want an error saying %q", tc.distinct, tc.event, err, tc.want)
+			}
+		})
 	}
-	if _, ok := tr.(analytics.Nop); !ok {
-		t.Errorf("got %T, want analytics.Nop", tr)
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM product_event`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("got %d rows (%v), want none", n, err)
 	}
-	tr.Capture("x", "y", nil)
-	if err := tr.Close(); err != nil {
-		t.Error(err)
+	// The table holds the same limits for rows written by SQL.
+	if _, err := pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id) VALUES ('Bad Name', 'shala')`); err == nil {
+		t.Error("the table took a bad event name")
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, properties) VALUES ('ok', 'shala', '[1]')`); err == nil {
+		t.Error("the table took properties that are not an object")
 	}
 }

@@ -3,8 +3,9 @@ package analytics_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/shala-edu/shala/internal/pgtest"
 )
 
-// TestMain fails the run when a test leaves goroutines running.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain runs the tests on a throwaway cluster and fails the run when a
+// test leaves goroutines running (a posthog-go client not closed).
+func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -77,8 +77,6 @@ type Options struct {
 	// SMSProvider is used instead of the one cfg.SMSProvider names (tests
 	// with a provider's local test server).
 	SMSProvider sms.Provider
-	// Tracker is used instead of PostHog (tests recording events).
-	Tracker analytics.Tracker
 	// RetryPolicy overrides River's backoff (tests retry fast).
 	RetryPolicy river.ClientRetryPolicy
 	// Version is reported in shala_build_info.
@@ -95,8 +93,10 @@ type App struct {
 	Log      *slog.Logger
 	Pool     *pgxpool.Pool
 	Registry *prometheus.Registry
-	Tracker  analytics.Tracker
-	Bucket   *blob.Bucket
+	// Analytics posts recorded product events to PostHog (the
+	// analytics.send job); without a key it discards them.
+	Analytics *analytics.Sender
+	Bucket    *blob.Bucket
 
 	SMS        sms.Provider
 	SMSMetrics *sms.Metrics
@@ -180,13 +180,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 
 	a.Registry = newRegistry(opts.Version)
 
-	a.Tracker = opts.Tracker
-	if a.Tracker == nil {
-		if a.Tracker, err = analytics.New(cfg.PostHogKey.Reveal(), cfg.PostHogHost, log); err != nil {
-			return nil, err
-		}
-		a.onClose(a.Tracker.Close) // flushes queued events
-	}
+	a.Analytics = analytics.NewSender(a.Pool, cfg.PostHogKey.Reveal(), cfg.PostHogHost, 0, log, analytics.NewMetrics(a.Registry))
+	a.onClose(a.Analytics.Close)
 
 	if a.Bucket, err = openBucket(ctx, cfg, log); err != nil {
 		return nil, err
@@ -237,7 +232,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.onClose(func() error { a.PDF.Close(); return nil })
 
 	// The queue and what records work into it.
-	jd := jobs.Deps{Pool: a.Pool, Log: log, Tracker: a.Tracker, SMSProvider: a.SMS, SMSRate: cfg.SMSRate,
+	jd := jobs.Deps{Pool: a.Pool, Log: log, Analytics: a.Analytics, SMSProvider: a.SMS, SMSRate: cfg.SMSRate,
 		SMSMetrics: a.SMSMetrics, Pipeline: a.Pipeline, Exporter: a.Exporter, Blobs: a.Bucket, Now: opts.Now,
 		BBB: a.BBB, LessonPolicy: lesson.DefaultPolicy(), Alerts: alerts,
 		PDF: a.PDF, PublicURL: cfg.PublicURL, Students: a.Students,

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/queue"
 )
 
@@ -75,6 +76,11 @@ func Announce(ctx context.Context, tx pgx.Tx, c Class) (Announcement, error) {
 		WHERE n.assessment_id = $1 AND n.school_id = $2 AND n.grade = $3 AND n.section = $4
 		RETURNING req.id`, c.AssessmentID, c.SchoolID, c.Grade, c.Section).Scan(&id)
 	if err != nil {
+		return Announcement{}, err
+	}
+	if err := analytics.Record(ctx, tx, c.SchoolID.String(), "results_announced", map[string]any{
+		"assessment_id": c.AssessmentID, "grade": c.Grade, "section": c.Section, "sms_request_id": id,
+	}); err != nil {
 		return Announcement{}, err
 	}
 	return Announcement{Queued: &id}, nil

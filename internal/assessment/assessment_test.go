@@ -409,6 +409,15 @@ func TestResultsAreAnnouncedOncePerClass(t *testing.T) {
 	if n := sweep(); n != 0 {
 		t.Errorf("second sweep queued %d, want 0", n)
 	}
+	defer func() {
+		// One product event per class announced, whoever announced it.
+		var n int
+		if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM product_event WHERE event = 'results_announced' AND distinct_id = $1
+			AND properties @> jsonb_build_object('assessment_id', $2::text, 'grade', 6, 'section', 'A')
+			AND properties ->> 'sms_request_id' IN (SELECT id::text FROM sms_request)`, school.String(), aid).Scan(&n); err != nil || n != 1 {
+			t.Errorf("got %d results_announced events for class 6 A (%v), want 1", n, err)
+		}
+	}()
 	var late assessment.Announcement
 	if err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
 		var err error

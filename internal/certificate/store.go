@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/postgres"
 	"github.com/shala-edu/shala/internal/queue"
@@ -167,6 +168,11 @@ func (s *Store) Issue(ctx context.Context, c Caller, in IssueInput) (Issued, err
 		if _, err := s.queue.InsertTx(ctx, tx, RenderArgs{CertificateID: snap.ID}, nil); err != nil {
 			return fmt.Errorf("enqueue certificate pdf: %w", err)
 		}
+		if err := analytics.Record(ctx, tx, schoolID.String(), "certificate_issued", map[string]any{
+			"certificate_id": snap.ID, "reason": string(in.Reason), "transfer": in.Reason.Transfer(),
+		}); err != nil {
+			return err
+		}
 		out = Issued{ID: snap.ID, Payload: payload}
 		return nil
 	})
@@ -228,8 +234,14 @@ func (s *Store) Revoke(ctx context.Context, c Caller, id uuid.UUID, reason strin
 		return *at, fault.New(fault.Conflict, CodeRevoked, "id: the certificate was revoked on %s", at.In(IST).Format(time.DateOnly))
 	}
 	var revokedAt time.Time
-	err = s.pool.QueryRow(ctx, `UPDATE leaving_certificate SET revoked_at = $2, revoked_reason = $3, revoked_by = nullif($4, '')
-		WHERE id = $1 AND revoked_at IS NULL RETURNING revoked_at`, id, s.Now().UTC(), reason, c.UserID).Scan(&revokedAt)
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `UPDATE leaving_certificate SET revoked_at = $2, revoked_reason = $3, revoked_by = nullif($4, '')
+			WHERE id = $1 AND revoked_at IS NULL RETURNING revoked_at`, id, s.Now().UTC(), reason, c.UserID).Scan(&revokedAt)
+		if err != nil {
+			return err
+		}
+		return analytics.Record(ctx, tx, issuer.String(), "certificate_revoked", map[string]any{"certificate_id": id})
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return time.Time{}, fault.New(fault.Conflict, CodeRevoked, "id: the certificate was revoked just now by someone else")
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/assessment"
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/postgres"
@@ -269,6 +270,12 @@ func (c *Catalog) Register(ctx context.Context, definition []byte, purpose, by s
 			return err
 		}
 		res.Waiting = int(tag.RowsAffected())
+		if err := analytics.Record(ctx, tx, analytics.Actor(by), "form_registered", map[string]any{
+			"form_id": f.ID, "version": f.Version, "purpose": purpose, "questions": len(f.Fields),
+			"languages": len(f.Languages), "waiting_submissions": res.Waiting,
+		}); err != nil {
+			return err
+		}
 		if purpose != DataCollection {
 			return nil
 		}

@@ -29,9 +29,11 @@ import (
 
 // Deps are what workers need, built once by internal/app.
 type Deps struct {
-	Pool    *pgxpool.Pool
-	Log     *slog.Logger
-	Tracker analytics.Tracker
+	Pool *pgxpool.Pool
+	Log  *slog.Logger
+	// Analytics sends product events to PostHog (nil: no sender, for
+	// tools that build workers without one).
+	Analytics *analytics.Sender
 	// SMSProvider sends messages; SMSRate limits it (per second, 0 = none).
 	SMSProvider sms.Provider
 	SMSRate     float64
@@ -74,12 +76,15 @@ func Workers(d Deps) *river.Workers {
 	queue.Add(w, &queue.SweepWorker[ping.ReconcileArgs]{Pool: d.Pool, MinAge: ping.ReconcileAfter, Sweep: ping.Reconcile})
 	queue.Add(w, &inbox.PruneWorker{Pool: d.Pool})
 	queue.Add(w, &eventlog.CleanWorker{Cleaner: d.EventLog})
+	if d.Analytics != nil {
+		queue.Add(w, &analytics.SendWorker{Sender: d.Analytics})
+	}
 
 	queue.Add(w, &sms.ExpandWorker{Pool: d.Pool, Metrics: d.SMSMetrics})
 	sender := &sms.Sender{Pool: d.Pool, Provider: d.SMSProvider, Limiter: sms.Limiter(d.SMSRate), Metrics: d.SMSMetrics, Log: d.Log}
 	queue.Add(w, &sms.SendBatchWorker{Sender: sender})
 	queue.Add(w, &sms.SendWorker{Sender: sender})
-	queue.Add(w, &sms.ProgressWorker{Pool: d.Pool, Tracker: d.Tracker})
+	queue.Add(w, &sms.ProgressWorker{Pool: d.Pool})
 	queue.Add(w, &queue.SweepWorker[sms.ReconcileArgs]{Pool: d.Pool, MinAge: sms.ReconcileAfter, Sweep: sms.Reconcile})
 	if p, ok := d.SMSProvider.(sms.Poller); ok {
 		queue.Add(w, &sms.ReportWorker{Pool: d.Pool, Poller: p})
@@ -138,6 +143,9 @@ func Periodic(d Deps) []*river.PeriodicJob {
 		every(time.Hour, exam.ExpireArgs{}, true),
 		every(24*time.Hour, exam.ReapOrphansArgs{}, false),
 		every(time.Minute, export.SweepArgs{}, true),
+	}
+	if d.Analytics != nil {
+		jobs = append(jobs, every(time.Minute, analytics.SendArgs{}, true))
 	}
 	if _, ok := d.SMSProvider.(sms.Poller); ok {
 		jobs = append(jobs, every(5*time.Minute, sms.ReportArgs{}, false))

@@ -266,6 +266,16 @@ func TestLeavingCertificate(t *testing.T) {
 	if status, out := b.as(t, b.schoolA, "issueLeavingCertificate", map[string]any{"studentId": studentID, "reason": "OTHER", "leavingDate": "2026-11-30"}); status != 409 {
 		t.Errorf("second certificate for a student who left: %d %v, want 409", status, out)
 	}
+	// One product event for the issue (none for the refused one or the
+	// other school's attempt), with internal ids only: no name, no Aadhaar.
+	if n := b.count(t, `SELECT count(*) FROM product_event WHERE event = 'certificate_issued' AND distinct_id = $1
+		AND properties = jsonb_build_object('certificate_id', $2::text, 'reason', 'TRANSFER_IN_STATE', 'transfer', true)`,
+		b.schoolA.String(), certID); n != 1 || b.count(t, `SELECT count(*) FROM product_event WHERE event = 'certificate_issued'`) != 1 {
+		t.Errorf("got %d certificate_issued events for the school with the certificate's id and reason, want 1 (and no other)", n)
+	}
+	if n := b.count(t, `SELECT count(*) FROM product_event WHERE properties::text LIKE '%अनुष्का%' OR properties::text LIKE '%' || $1 || '%'`, number); n != 0 {
+		t.Errorf("%d product events carry the student's name or Aadhaar number", n)
+	}
 	if status, out := b.as(t, b.schoolB, "admitTransferredStudent", map[string]any{"qr": qr, "grade": 9, "admissionNumber": "B#1"}); status != 400 ||
 		!strings.HasPrefix(fmt.Sprint(out["message"]), "admissionNumber:") {
 		t.Errorf("an admission number the register cannot hold: %d %v, want 400 naming admissionNumber", status, out)
@@ -375,6 +385,13 @@ func TestLeavingCertificate(t *testing.T) {
 		}
 		if status, out := b.as(t, b.schoolA, "revokeCertificate", map[string]any{"id": id, "reason": "issued in error"}); status != 200 || out["revokedAt"] == nil {
 			t.Fatalf("revoke: %d %v", status, out)
+		}
+		if status, out := b.as(t, b.schoolA, "revokeCertificate", map[string]any{"id": id, "reason": "again"}); status != 409 {
+			t.Errorf("second revoke: %d %v, want 409", status, out)
+		}
+		if n := b.count(t, `SELECT count(*) FROM product_event WHERE event = 'certificate_revoked' AND distinct_id = $1
+			AND properties ->> 'certificate_id' = $2`, b.schoolA.String(), id); n != 1 {
+			t.Errorf("got %d certificate_revoked events, want 1 (not for the refused attempts)", n)
 		}
 		if status, out := b.as(t, b.schoolB, "verifyCertificate", map[string]any{"qr": qr2}); status != 200 || out["reason"] != "REVOKED" {
 			t.Errorf("verify revoked: %d %v", status, out)

@@ -66,6 +66,11 @@ func TestFormActions(t *testing.T) {
 		t.Errorf("bad purpose: %d %v", status, out)
 	}
 	b.registerHousehold(t)
+	b.registerHousehold(t) // the same version again: registered once
+	if n := b.count(t, `SELECT count(*) FROM product_event WHERE event = 'form_registered'
+		AND properties @> '{"form_id": "household_survey", "purpose": "DATA_COLLECTION", "questions": 28}'`); n != 1 {
+		t.Errorf("got %d form_registered events, want 1", n)
+	}
 
 	status, out := b.action(t, "saveFormRule", "admin", map[string]any{"formId": "household_survey", "name": "savings",
 		"expression": "monthly_savings <= monthly_incme", "message": "बचत आय से अधिक"})

@@ -50,8 +50,7 @@ const StuckAfter = 6 * time.Hour
 // the reasons otherwise. Until then it snoozes and runs again.
 type ProgressWorker struct {
 	river.WorkerDefaults[ProgressArgs]
-	Pool    *pgxpool.Pool
-	Tracker analytics.Tracker
+	Pool *pgxpool.Pool
 }
 
 // Timeout bounds one recount (one transaction).
@@ -60,7 +59,7 @@ func (w *ProgressWorker) Timeout(*river.Job[ProgressArgs]) time.Duration { retur
 // Work refreshes job.Args.RequestID.
 func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs]) error {
 	var (
-		finished, transitioned                           bool
+		finished                                         bool
 		status                                           string
 		schoolID                                         *uuid.UUID
 		typ                                              string
@@ -105,7 +104,7 @@ func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs])
 			finished = status == "DONE" || status == "FAILED"
 			return nil
 		}
-		finished, transitioned = true, true
+		finished = true
 		next, remarks := "DONE", fmt.Sprintf("%d of %d sent", sent, total)
 		if failed > 0 {
 			remarks += fmt.Sprintf(", %d failed", failed)
@@ -126,26 +125,25 @@ func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs])
 				remarks += " (last error: " + last + ")"
 			}
 		}
-		status = next
-		_, err = tx.Exec(ctx, `UPDATE sms_request SET status = $2, remarks = $3, finished_at = now() WHERE id = $1`,
-			job.Args.RequestID, next, remarks)
-		return err
+		if _, err := tx.Exec(ctx, `UPDATE sms_request SET status = $2, remarks = $3, finished_at = now() WHERE id = $1`,
+			job.Args.RequestID, next, remarks); err != nil {
+			return err
+		}
+		distinct := analytics.System
+		if schoolID != nil {
+			distinct = schoolID.String()
+		}
+		// Counts and internal ids only: never phones or names.
+		return analytics.Record(ctx, tx, distinct, "sms_request_finished", map[string]any{
+			"request_id": job.Args.RequestID, "type": typ, "status": next,
+			"recipients": total, "sent": sent, "failed": failed, "skipped": skipped,
+		})
 	})
 	if err != nil {
 		return err
 	}
 	if !finished {
 		return river.JobSnooze(ProgressEvery)
-	}
-	if transitioned && w.Tracker != nil {
-		distinct := "shala"
-		if schoolID != nil {
-			distinct = schoolID.String()
-		}
-		// Counts and internal ids only: never phones or names.
-		w.Tracker.Capture(distinct, "sms_request_finished", map[string]any{
-			"type": typ, "status": status, "recipients": total, "sent": sent, "failed": failed, "skipped": skipped,
-		})
 	}
 	return nil
 }

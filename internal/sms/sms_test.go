@@ -55,33 +55,28 @@ type fixture struct {
 	twilio   *twiliotest.Server
 	reg      *prometheus.Registry
 	metrics  *sms.Metrics
-	events   *recorder
 	jobs     apptest.Signal // notified whenever a job of any of the fixture's apps finishes
 }
 
-// recorder keeps the product events captured, as PostHog would receive them.
-type recorder struct {
-	mu     sync.Mutex
-	events []captured
-}
-
+// captured is a recorded product event, as PostHog will receive it.
 type captured struct {
 	distinctID, event string
 	props             map[string]any
 }
 
-func (r *recorder) Capture(distinctID, event string, props map[string]any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, captured{distinctID, event, props})
-}
-
-func (r *recorder) Close() error { return nil }
-
-func (r *recorder) all() []captured {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]captured(nil), r.events...)
+// events are the product events recorded so far (without a PostHog key
+// they stay in the table for an hour).
+func (f *fixture) events() []captured {
+	f.t.Helper()
+	rows, _ := f.pool.Query(context.Background(), `SELECT distinct_id, event, properties FROM product_event ORDER BY occurred_at, id`)
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (captured, error) {
+		var c captured
+		return c, row.Scan(&c.distinctID, &c.event, &c.props)
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return out
 }
 
 type option func(*fixture)
@@ -96,7 +91,6 @@ func setup(t *testing.T, opts ...option) *fixture {
 	t.Helper()
 	f := &fixture{t: t, pool: pgtest.New(t), reg: prometheus.NewRegistry()}
 	f.metrics = sms.NewMetrics(f.reg)
-	f.events = &recorder{}
 	f.jobs = apptest.NewSignal()
 	for _, o := range opts {
 		o(f)
@@ -136,7 +130,7 @@ func (f *fixture) newApp() *app.App {
 	cfg.PublicURL = f.url
 	cfg.TwilioAuthToken = "twilio-token"
 	cfg.SMSWorkers = 8
-	a := apptest.New(f.t, cfg, app.Options{Pool: f.pool, SMSProvider: f.provider, Tracker: f.events, RetryPolicy: fastRetry{}})
+	a := apptest.New(f.t, cfg, app.Options{Pool: f.pool, SMSProvider: f.provider, RetryPolicy: fastRetry{}})
 	apptest.OnJobFinished(f.t, a, func(*river.Event) { f.jobs.Notify() })
 	return a
 }
@@ -287,9 +281,14 @@ func TestEventDeliveredThreeTimesExpandsOnceOneMessagePerPhone(t *testing.T) {
 	if body != want {
 		t.Errorf("body %q, want %q", body, want)
 	}
-	events := f.events.all()
+	var events []captured
+	for _, e := range f.events() {
+		if e.event != "server_started" {
+			events = append(events, e)
+		}
+	}
 	if len(events) != 1 || events[0].event != "sms_request_finished" || events[0].distinctID != f.school.String() ||
-		events[0].props["sent"] != 2 || events[0].props["status"] != "DONE" {
+		events[0].props["sent"] != float64(2) || events[0].props["status"] != "DONE" {
 		t.Errorf("product events %+v, want one sms_request_finished for the school with counts", events)
 	}
 	for _, e := range events {
