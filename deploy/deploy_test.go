@@ -23,10 +23,12 @@ import (
 	"github.com/shala-edu/shala/internal/eventlog"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
+	"github.com/shala-edu/shala/internal/pdf"
 	"github.com/shala-edu/shala/internal/pgcluster"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/server"
 	"github.com/shala-edu/shala/internal/sms"
+	"github.com/shala-edu/shala/internal/vault"
 )
 
 // recorder collects what would be registered.
@@ -70,6 +72,8 @@ func exported(t *testing.T) map[string]bool {
 	eventlog.NewMetrics(r)
 	forms.NewMetrics(r)
 	analytics.NewMetrics(r)
+	pdf.NewMetrics(r)
+	vault.NewMetrics(r)
 	return r.names
 }
 

@@ -63,6 +63,7 @@ import (
 	"github.com/shala-edu/shala/internal/sms/twilio"
 	"github.com/shala-edu/shala/internal/student"
 	"github.com/shala-edu/shala/internal/upload"
+	"github.com/shala-edu/shala/internal/vault"
 	"github.com/shala-edu/shala/internal/web"
 	"github.com/shala-edu/shala/migrations"
 )
@@ -222,12 +223,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return nil, err
 	}
 	a.Students = student.NewStore(a.Pool, protector)
-	signer, err := certificate.OpenSigner(ctx, cfg.VaultAddr, cfg.VaultToken.Reveal(), cfg.TransitMount, cfg.CertificateKey, cfg.DataDir, log)
+	signer, err := certificate.OpenSigner(ctx, cfg.VaultAddr, cfg.VaultToken.Reveal(), cfg.TransitMount, cfg.CertificateKey, cfg.DataDir,
+		vault.NewMetrics(a.Registry), log)
 	if err != nil {
 		return nil, err
 	}
 	protectLegacyAadhaar(ctx, a.Pool, protector, log)
-	a.PDF = pdf.NewLazy(pdf.Options{ExecPath: cfg.Chromium, Tabs: cfg.PDFTabs, NoSandbox: cfg.ChromiumNoSandbox})
+	a.PDF = pdf.NewLazy(pdf.Options{ExecPath: cfg.Chromium, Tabs: cfg.PDFTabs, NoSandbox: cfg.ChromiumNoSandbox,
+		Metrics: pdf.NewMetrics(a.Registry)})
 	a.Documents = upload.New(a.Bucket, student.DocumentPrefix, student.DocumentMaxBytes, upload.Documents()...)
 	a.onClose(func() error { a.PDF.Close(); return nil })
 

@@ -12,13 +12,15 @@ import (
 // OpenSigner builds the signer shala runs with: Vault transit key name on
 // mount when vaultAddr is set (checked now: the key must exist and be
 // ed25519), else the development key under dataDir — said loudly at
-// start-up, and marked "use": "dev" in the published key set.
-func OpenSigner(ctx context.Context, vaultAddr, vaultToken, mount, name, dataDir string, log *slog.Logger) (Signer, error) {
+// start-up, and marked "use": "dev" in the published key set. metrics
+// (nil: none) counts its calls to Vault.
+func OpenSigner(ctx context.Context, vaultAddr, vaultToken, mount, name, dataDir string, metrics *vault.Metrics, log *slog.Logger) (Signer, error) {
 	if vaultAddr != "" {
 		client, err := vault.New(vaultAddr, vaultToken)
 		if err != nil {
 			return nil, err
 		}
+		client = client.WithMetrics(metrics)
 		s := NewTransitSigner(client, mount, name)
 		k, err := s.SigningKey(ctx)
 		if err != nil {

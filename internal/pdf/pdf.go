@@ -18,10 +18,12 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 //go:embed fonts/*.ttf
@@ -58,6 +60,72 @@ type Options struct {
 	// seccomp profile refuses the namespaces it needs (Docker's default).
 	// Chromium renders only shala's own templates.
 	NoSandbox bool
+	// Metrics counts renders and browser starts (nil: none).
+	Metrics *Metrics
+}
+
+// Metrics are the Chromium provider's: renders by outcome and their
+// duration, and browser starts (a start after the first is a crash or a
+// killed browser being replaced).
+type Metrics struct {
+	renders  *prometheus.CounterVec
+	duration prometheus.Histogram
+	starts   *prometheus.CounterVec
+}
+
+// NewMetrics registers the PDF metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		renders: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shala_pdf_renders_total",
+			Help: "PDF renders in headless Chromium by outcome: ok, error (Chromium failed or could not start), cancelled (the caller's time ran out).",
+		}, []string{"outcome"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "shala_pdf_render_duration_seconds",
+			Help:    "Time of a PDF render, waiting for a free tab included.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 20},
+		}),
+		starts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shala_pdf_browser_starts_total",
+			Help: "Chromium starts by outcome (ok, error); more than one ok per process means a browser crashed and was replaced.",
+		}, []string{"outcome"}),
+	}
+	for _, o := range []string{"ok", "error", "cancelled"} {
+		m.renders.WithLabelValues(o)
+	}
+	m.starts.WithLabelValues("ok")
+	m.starts.WithLabelValues("error")
+	reg.MustRegister(m.renders, m.duration, m.starts)
+	return m
+}
+
+// rendered counts a render that started at start for a caller whose
+// context is ctx: a failure is "cancelled" when that context is done (not
+// when the browser's own context ended: that is an error).
+func (m *Metrics) rendered(ctx context.Context, start time.Time, err error) {
+	if m == nil {
+		return
+	}
+	outcome := "ok"
+	switch {
+	case err != nil && ctx.Err() != nil:
+		outcome = "cancelled"
+	case err != nil:
+		outcome = "error"
+	}
+	m.renders.WithLabelValues(outcome).Inc()
+	m.duration.Observe(time.Since(start).Seconds())
+}
+
+func (m *Metrics) started(err error) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.starts.WithLabelValues("error").Inc()
+		return
+	}
+	m.starts.WithLabelValues("ok").Inc()
 }
 
 // FindChromium returns the Chromium binary on PATH, or an error saying how
@@ -121,7 +189,8 @@ func NewLazy(opts Options) *Pool {
 }
 
 // start launches the browser (the caller holds mu or owns p alone).
-func (p *Pool) start() error {
+func (p *Pool) start() (err error) {
+	defer func() { p.opts.Metrics.started(err) }()
 	if p.opts.ExecPath == "" {
 		path, err := FindChromium()
 		if err != nil {
@@ -186,7 +255,8 @@ func shell() string {
 // anything from the network — as PDF once its fonts are ready (@page in the
 // CSS sets the paper). A crashed browser is started again on the next
 // render.
-func (p *Pool) Render(ctx context.Context, style, body string) ([]byte, error) {
+func (p *Pool) Render(ctx context.Context, style, body string) (_ []byte, err error) {
+	defer func(start time.Time) { p.opts.Metrics.rendered(ctx, start, err) }(time.Now())
 	p.mu.Lock()
 	if p.browser == nil || p.browser.Err() != nil {
 		if p.cancelBrowser != nil {

@@ -28,7 +28,8 @@ type TransitKey struct {
 
 // TransitKey reads the key name on the transit engine at mount: its type
 // and the public key of every version. The private keys never leave Vault.
-func (c *Client) TransitKey(ctx context.Context, mount, name string) (TransitKey, error) {
+func (c *Client) TransitKey(ctx context.Context, mount, name string) (_ TransitKey, err error) {
+	defer func(start time.Time) { c.metrics.observe("transit_key", start, err) }(time.Now())
 	s, err := c.api.Logical().ReadWithContext(ctx, mount+"/keys/"+name)
 	if err != nil {
 		return TransitKey{}, fmt.Errorf("read vault transit key %s/%s: %w", mount, name, err)
@@ -87,7 +88,8 @@ func jsonInt(v any) (int, error) {
 // TransitSign signs input with version of key name (0: the latest) and
 // returns the raw signature and the version that made it. For ed25519
 // keys Vault signs input itself (no prehash).
-func (c *Client) TransitSign(ctx context.Context, mount, name string, version int, input []byte) ([]byte, int, error) {
+func (c *Client) TransitSign(ctx context.Context, mount, name string, version int, input []byte) (_ []byte, _ int, err error) {
+	defer func(start time.Time) { c.metrics.observe("transit_sign", start, err) }(time.Now())
 	body := map[string]any{"input": base64.StdEncoding.EncodeToString(input)}
 	if version > 0 {
 		body["key_version"] = version
@@ -117,7 +119,8 @@ func (c *Client) TransitSign(ctx context.Context, mount, name string, version in
 }
 
 // TransitRotate adds a new version of key name; later signatures use it.
-func (c *Client) TransitRotate(ctx context.Context, mount, name string) error {
+func (c *Client) TransitRotate(ctx context.Context, mount, name string) (err error) {
+	defer func(start time.Time) { c.metrics.observe("transit_rotate", start, err) }(time.Now())
 	if _, err := c.api.Logical().WriteWithContext(ctx, mount+"/keys/"+name+"/rotate", nil); err != nil {
 		return fmt.Errorf("vault transit rotate %s/%s: %w", mount, name, err)
 	}

@@ -16,7 +16,8 @@ import (
 
 // Client is a Vault client with a token.
 type Client struct {
-	api *vaultapi.Client
+	api     *vaultapi.Client
+	metrics *Metrics // nil: not counted
 }
 
 // New returns a client for the Vault at addr authenticating with token.
@@ -42,7 +43,8 @@ var ErrNotFound = errors.New("vault: secret not found")
 // ReadKV reads the latest version of the KV v2 secret at mount/path and
 // returns its string values. Non-string values are an error: every secret
 // shala reads is a string.
-func (c *Client) ReadKV(ctx context.Context, mount, path string) (map[string]string, error) {
+func (c *Client) ReadKV(ctx context.Context, mount, path string) (_ map[string]string, err error) {
+	defer func(start time.Time) { c.metrics.observe("kv_read", start, err) }(time.Now())
 	s, err := c.api.KVv2(mount).Get(ctx, path)
 	if errors.Is(err, vaultapi.ErrSecretNotFound) {
 		return nil, fmt.Errorf("%w: %s/%s", ErrNotFound, mount, path)

@@ -1,0 +1,105 @@
+package pdf_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/shala-edu/shala/internal/pdf"
+)
+
+// value is the counter name{outcome} gathered from reg.
+func value(t *testing.T, reg *prometheus.Registry, name, outcome string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && l.GetValue() == outcome {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{outcome=%q}", name, outcome)
+	return 0
+}
+
+func needChromium(t *testing.T) {
+	t.Helper()
+	if _, err := pdf.FindChromium(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%v (.ci/run installs chromium)", err)
+		}
+		t.Skip(err)
+	}
+}
+
+// TestMetrics: renders are counted by outcome — ok, cancelled (the
+// caller's time ran out) and error (Chromium could not start) — and each
+// browser start is counted.
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	needChromium(t)
+	ctx := context.Background()
+
+	t.Run("ok and cancelled", func(t *testing.T) {
+		t.Parallel()
+		reg := prometheus.NewRegistry()
+		m := pdf.NewMetrics(reg)
+		pool := pdf.NewLazy(pdf.Options{Tabs: 1, Metrics: m})
+		t.Cleanup(pool.Close)
+		out, err := pool.Render(ctx, "@page { size: A4 }", "<p>नमस्ते</p>")
+		if err != nil || !bytes.HasPrefix(out, []byte("%PDF-")) {
+			t.Fatalf("Render = %d bytes, %v; want a PDF", len(out), err)
+		}
+		done, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := pool.Render(done, "", "<p>late</p>"); err == nil {
+			t.Fatal("a render for a caller that has given up succeeded")
+		}
+		if got := testutil.CollectAndCount(reg, "shala_pdf_render_duration_seconds"); got != 1 {
+			t.Errorf("got %d duration series, want 1", got)
+		}
+		for outcome, want := range map[string]float64{"ok": 1, "cancelled": 1, "error": 0} {
+			if got := value(t, reg, "shala_pdf_renders_total", outcome); got != want {
+				t.Errorf("renders{outcome=%q} = %v, want %v", outcome, got, want)
+			}
+		}
+		if got := value(t, reg, "shala_pdf_browser_starts_total", "ok"); got != 1 {
+			t.Errorf("starts{outcome=ok} = %v, want 1 (the lazy pool's first render)", got)
+		}
+	})
+
+	t.Run("a browser that cannot start", func(t *testing.T) {
+		t.Parallel()
+		reg := prometheus.NewRegistry()
+		m := pdf.NewMetrics(reg)
+		missing, err := exec.LookPath("false") // exits at once: no DevTools
+		if err != nil {
+			t.Skip(err)
+		}
+		pool := pdf.NewLazy(pdf.Options{ExecPath: missing, Tabs: 1, Metrics: m})
+		t.Cleanup(pool.Close)
+		if _, err := pool.Render(ctx, "", "<p>x</p>"); err == nil {
+			t.Fatal("rendered with no browser")
+		}
+		if got := value(t, reg, "shala_pdf_renders_total", "error"); got != 1 {
+			t.Errorf("renders{outcome=error} = %v, want 1", got)
+		}
+		if got := value(t, reg, "shala_pdf_browser_starts_total", "error"); got != 1 {
+			t.Errorf("starts{outcome=error} = %v, want 1", got)
+		}
+	})
+}
