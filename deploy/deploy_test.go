@@ -71,7 +71,7 @@ func exported(t *testing.T) map[string]bool {
 	export.NewMetrics(r)
 	eventlog.NewMetrics(r)
 	forms.NewMetrics(r)
-	analytics.NewMetrics(r)
+	analytics.NewMetrics(r, pool)
 	pdf.NewMetrics(r)
 	vault.NewMetrics(r)
 	return r.names

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,7 +38,9 @@ import (
 	"github.com/shala-edu/shala/internal/queue"
 )
 
-// System is the distinct id of events no school or person caused.
+// System is the distinct id of every event that is not a school's.
+// Events never carry a person's id: a user id can be anything an identity
+// provider chose, a phone number included.
 const System = "shala"
 
 // Execer is a transaction (or a pool, for an event that stands alone).
@@ -48,32 +51,28 @@ type Execer interface {
 // The limits the product_event table's constraints hold too.
 var (
 	eventName  = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
-	distinctID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,100}$`)
+	distinctID = regexp.MustCompile(`^(shala|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`)
 )
 
-// Actor is the distinct id of an event a person caused: their internal
-// user id (Hasura's x-hasura-user-id) when it is one the table takes,
-// System otherwise — never a reason for the work itself to fail.
-func Actor(userID string) string {
-	if distinctID.MatchString(userID) {
-		return userID
-	}
-	return System
-}
-
-// MaxProperties is the most bytes an event's properties take as JSON.
+// MaxProperties is the most bytes an event's properties take as compact
+// JSON. Larger properties are not recorded: the event is, with
+// {"properties_dropped_bytes": n} instead, so a long value never fails the
+// work the event describes (the table allows twice as much, for jsonb's
+// longer text form).
 const MaxProperties = 4096
 
 // Record writes the product event in db — the transaction of the change it
-// describes — for distinct (an internal id: a school's or staff member's
-// uuid, or System). props hold ids, enums and counts only. A name, id or
-// properties the table would refuse is an error naming which.
+// describes — for distinct: a school's id (uuid.UUID.String()) or System.
+// props hold ids, enums and counts only. An event name or distinct id the
+// table would refuse is an error naming which: both come from code, never
+// from input, and a test of the caller finds the mistake. Once they are
+// right the table takes the row.
 func Record(ctx context.Context, db Execer, distinct, event string, props map[string]any) error {
 	if !eventName.MatchString(event) {
 		return fmt.Errorf("product event %q: the name must be lower-case letters, digits and _ (at most 64)", event)
 	}
 	if !distinctID.MatchString(distinct) {
-		return fmt.Errorf("product event %s: distinct id %q must be an internal id (letters, digits, . _ : -; at most 100)", event, distinct)
+		return fmt.Errorf("product event %s: distinct id %q must be a school's id or %q", event, distinct, System)
 	}
 	doc := []byte("{}")
 	if len(props) > 0 {
@@ -83,7 +82,7 @@ func Record(ctx context.Context, db Execer, distinct, event string, props map[st
 		}
 	}
 	if len(doc) > MaxProperties {
-		return fmt.Errorf("product event %s: properties take %d bytes as JSON, at most %d", event, len(doc), MaxProperties)
+		doc = fmt.Appendf(nil, `{"properties_dropped_bytes": %d}`, len(doc))
 	}
 	if _, err := db.Exec(ctx, `INSERT INTO product_event (event, distinct_id, properties) VALUES ($1, $2, $3)`,
 		event, distinct, json.RawMessage(doc)); err != nil {
@@ -152,19 +151,29 @@ type event struct {
 	DistinctID string
 	Properties map[string]any
 	OccurredAt time.Time
+	Attempts   int
 }
 
 // ErrPostHog wraps a call PostHog did not accept (unreachable, timed out,
 // refused): the events it carried stay unsent for the next run.
 var ErrPostHog = errors.New("posthog")
 
-// Send posts the oldest unsent events, up to SendBatch, in one call and
-// marks those PostHog accepted; without a key it deletes those older than
-// DiscardAfter. It returns
-// how many events it took. The rows stay locked (FOR UPDATE SKIP LOCKED)
-// while the call is made, so two senders never post the same event at
-// once. A call PostHog did not accept is an error wrapping ErrPostHog,
-// returned after the accepted part (if any) is recorded.
+// batchSize is how many events with attempts failed calls behind them go
+// in one call: SendBatch for new events, half as many after each failure,
+// down to one — so an event PostHog refuses ends up alone, and the others
+// it was sent with get through.
+func batchSize(attempts int) int {
+	return max(1, SendBatch>>min(attempts, 7))
+}
+
+// Send posts unsent events in one call and marks those PostHog accepted;
+// without a key it deletes those older than DiscardAfter instead. Events
+// go fewest failed calls first, then oldest first (batchSize), and events
+// past UnsentRetention are left to Prune. It returns how many events it
+// took. The rows stay locked (FOR UPDATE SKIP LOCKED) while the call is
+// made, so two senders never post the same event at once. A call PostHog
+// did not accept is an error wrapping ErrPostHog, returned after the
+// accepted part (if any) and the failed attempt are recorded.
 func (s *Sender) Send(ctx context.Context) (n int, err error) {
 	if s.key == "" {
 		tag, err := s.pool.Exec(ctx, `DELETE FROM product_event WHERE id IN (
@@ -177,28 +186,49 @@ func (s *Sender) Send(ctx context.Context) (n int, err error) {
 		return int(tag.RowsAffected()), nil
 	}
 	var postErr error
+	var accepted []uuid.UUID
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, `SELECT id, event, distinct_id, properties, occurred_at FROM product_event
-			WHERE sent_at IS NULL ORDER BY occurred_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, SendBatch)
+		rows, _ := tx.Query(ctx, `SELECT id, event, distinct_id, properties, occurred_at, attempts FROM product_event
+			WHERE sent_at IS NULL AND occurred_at >= now() - make_interval(secs => $2)
+			ORDER BY attempts, occurred_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, SendBatch, UnsentRetention.Seconds())
 		events, err := pgx.CollectRows(rows, pgx.RowToStructByPos[event])
 		if err != nil || len(events) == 0 {
 			return err
 		}
+		// The call takes the events of the first one's attempts, as many
+		// as batchSize allows; the other rows are unlocked at commit.
+		limit := batchSize(events[0].Attempts)
+		for i, e := range events {
+			if i == limit || e.Attempts != events[0].Attempts {
+				events = events[:i]
+				break
+			}
+		}
 		n = len(events)
-		var accepted []uuid.UUID
 		accepted, postErr = s.post(ctx, events)
 		if len(accepted) > 0 {
 			if _, err := tx.Exec(ctx, `UPDATE product_event SET sent_at = now() WHERE id = ANY($1)`, accepted); err != nil {
 				return err
 			}
 		}
-		s.metrics.add("sent", len(accepted))
-		s.metrics.add("failed", n-len(accepted))
+		if len(accepted) < n {
+			ids := make([]uuid.UUID, 0, n)
+			for _, e := range events {
+				if !slices.Contains(accepted, e.ID) {
+					ids = append(ids, e.ID)
+				}
+			}
+			if _, err := tx.Exec(ctx, `UPDATE product_event SET attempts = attempts + 1 WHERE id = ANY($1)`, ids); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return n, fmt.Errorf("send product events: %w", err)
 	}
+	s.metrics.add("sent", len(accepted))
+	s.metrics.add("failed", n-len(accepted))
 	return n, postErr
 }
 
@@ -222,8 +252,15 @@ func (s *Sender) post(ctx context.Context, events []event) ([]uuid.UUID, error) 
 		return nil, fmt.Errorf("%w: %w", ErrPostHog, err)
 	}
 	for _, e := range events {
+		props := posthog.Properties(e.Properties)
+		if props == nil {
+			props = posthog.NewProperties()
+		}
+		// No location from the server's address, and no person profile:
+		// the distinct id is a school or shala, never a person.
+		props.Set("$geoip_disable", true).Set("$process_person_profile", false)
 		msg := posthog.Capture{Uuid: e.ID.String(), DistinctId: e.DistinctID, Event: e.Event,
-			Timestamp: e.OccurredAt, Properties: posthog.Properties(e.Properties)}
+			Timestamp: e.OccurredAt, Properties: props}
 		if err := c.Enqueue(msg); err != nil {
 			out.Failure(msg.APIfy(), err)
 		}
@@ -297,20 +334,53 @@ func (s *Sender) Prune(ctx context.Context) (int64, error) {
 	return sent.RowsAffected() + expired.RowsAffected(), nil
 }
 
-// Metrics counts product events by outcome.
+// Metrics counts product events by outcome and, read from pool at scrape
+// time, the unsent backlog.
 type Metrics struct{ events *prometheus.CounterVec }
 
-// NewMetrics registers the product event metrics with reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// NewMetrics registers the product event metrics with reg; the backlog is
+// read from pool at scrape time.
+func NewMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) *Metrics {
 	m := &Metrics{events: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "shala_product_events_total",
-		Help: "Product events by outcome: sent (accepted by PostHog), failed (a call PostHog did not accept; sent again on the next run), discarded (no PostHog key; an hour after they happened), expired (never accepted within 30 days).",
+		Help: "Product events by outcome: sent (accepted by PostHog), failed (carried by a call PostHog did not accept; sent again on a later run), discarded (no PostHog key; an hour after they happened), expired (never accepted within 30 days).",
 	}, []string{"outcome"})}
 	for _, o := range []string{"sent", "failed", "discarded", "expired"} {
 		m.events.WithLabelValues(o)
 	}
-	reg.MustRegister(m.events)
+	reg.MustRegister(m.events, backlog{pool})
 	return m
+}
+
+var (
+	unsentDesc = prometheus.NewDesc("shala_product_events_unsent",
+		"Product events not yet accepted by PostHog.", nil, nil)
+	oldestUnsentDesc = prometheus.NewDesc("shala_product_events_oldest_unsent_seconds",
+		"Age of the oldest product event not yet accepted by PostHog (0 when none): growing past a few minutes means PostHog refuses or cannot be reached.", nil, nil)
+)
+
+// backlog reads the unsent events at scrape time.
+type backlog struct{ pool *pgxpool.Pool }
+
+func (b backlog) Describe(ch chan<- *prometheus.Desc) {
+	ch <- unsentDesc
+	ch <- oldestUnsentDesc
+}
+
+func (b backlog) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var n int64
+	var oldest float64
+	err := b.pool.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0)::float8
+		FROM product_event WHERE sent_at IS NULL`).Scan(&n, &oldest)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(unsentDesc, err)
+		ch <- prometheus.NewInvalidMetric(oldestUnsentDesc, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(unsentDesc, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(oldestUnsentDesc, prometheus.GaugeValue, oldest)
 }
 
 func (m *Metrics) add(outcome string, n int) {
@@ -326,13 +396,13 @@ type SendArgs struct{ queue.PerMinute }
 // Kind is the River job kind.
 func (SendArgs) Kind() string { return "analytics.send" }
 
-// SendWorker works SendArgs: it sends batches until none is full, then
-// prunes. A call starts only while its timeout and 2 s are left of the
-// job's (the rescue rule: the job returns by its timeout); with more to
-// send, the job snoozes and goes on at once. A call PostHog did not accept
-// ends the run without failing the job (the events wait for the next run,
-// a minute later, and the failed count shows it); a database error fails
-// it.
+// SendWorker works SendArgs: it prunes, then sends batches until none is
+// full. A call starts only while its timeout and 2 s are left of the job's
+// (the rescue rule: the job returns by its timeout); with more to send, the
+// job snoozes and goes on at once. A call PostHog did not accept ends the
+// run without failing the job: the events wait for the next run, a minute
+// later, and shala_product_events_oldest_unsent_seconds shows the wait (an
+// alert fires past two hours). A database error fails it.
 type SendWorker struct {
 	river.WorkerDefaults[SendArgs]
 	Sender *Sender
@@ -341,11 +411,14 @@ type SendWorker struct {
 // Timeout bounds one run.
 func (w *SendWorker) Timeout(*river.Job[SendArgs]) time.Duration { return queue.MaxTimeout }
 
-// Work sends and prunes.
+// Work prunes and sends.
 func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(queue.MaxTimeout)
+	}
+	if _, err := w.Sender.Prune(ctx); err != nil {
+		return err
 	}
 	for {
 		if time.Until(deadline) < w.Sender.timeout+2*time.Second {
@@ -359,11 +432,9 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 			return err
 		}
 		if n < SendBatch {
-			break
+			return nil
 		}
 	}
-	_, err := w.Sender.Prune(ctx)
-	return err
 }
 
 type slogAdapter struct{ log *slog.Logger }

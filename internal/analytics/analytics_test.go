@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -26,12 +27,16 @@ import (
 // {"api_key", "batch": [{"type":"capture","uuid","event","distinct_id","timestamp","properties",…}]},
 // answering {"status":1}. Failing makes it answer 503 (as PostHog does when
 // ingestion is down); hang makes it hold every call until the client gives up.
+// A batch holding an event whose properties say "poison" is refused with
+// 400, as PostHog refuses a batch it cannot parse. arrived gets a value
+// (when it has room) for every call.
 type batchServer struct {
 	mu      sync.Mutex
 	keys    []string
 	events  []map[string]any
 	failing bool
 	hang    bool
+	arrived chan struct{}
 }
 
 func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -42,6 +47,10 @@ func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	failing, hang := b.failing, b.hang
 	b.mu.Unlock()
+	select {
+	case b.arrived <- struct{}{}:
+	default:
+	}
 	if hang {
 		// Read the body first: only then does net/http see the client
 		// hang up, and end the request's context.
@@ -60,6 +69,12 @@ func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.APIKey == "" {
 		http.Error(w, `{"type":"authentication_error","code":"invalid_api_key"}`, http.StatusUnauthorized)
 		return
+	}
+	for _, e := range body.Batch {
+		if props, _ := e["properties"].(map[string]any); props["poison"] == true {
+			http.Error(w, `{"type":"validation_error","code":"invalid_payload"}`, http.StatusBadRequest)
+			return
+		}
 	}
 	b.mu.Lock()
 	b.keys = append(b.keys, body.APIKey)
@@ -91,10 +106,10 @@ type bundle struct {
 // with key (none: events are discarded).
 func setup(t *testing.T, key string) *bundle {
 	t.Helper()
-	b := &bundle{pool: pgtest.New(t), posthog: &batchServer{}, reg: prometheus.NewRegistry()}
+	b := &bundle{pool: pgtest.New(t), posthog: &batchServer{arrived: make(chan struct{}, 1)}, reg: prometheus.NewRegistry()}
 	srv := httptest.NewServer(b.posthog)
 	t.Cleanup(srv.Close)
-	b.sender = analytics.NewSender(b.pool, key, srv.URL, 2*time.Second, slog.New(slog.DiscardHandler), analytics.NewMetrics(b.reg))
+	b.sender = analytics.NewSender(b.pool, key, srv.URL, 2*time.Second, slog.New(slog.DiscardHandler), analytics.NewMetrics(b.reg, b.pool))
 	t.Cleanup(func() { _ = b.sender.Close() })
 	return b
 }
@@ -108,9 +123,13 @@ func (b *bundle) count(t *testing.T, where string) int {
 	return n
 }
 
+// outcome is shala_product_events_total{outcome=name}.
 func (b *bundle) outcome(name string) float64 {
 	mfs, _ := b.reg.Gather()
 	for _, mf := range mfs {
+		if mf.GetName() != "shala_product_events_total" {
+			continue
+		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetValue() == name {
@@ -120,6 +139,32 @@ func (b *bundle) outcome(name string) float64 {
 		}
 	}
 	return -1
+}
+
+// gauge is the unlabelled gauge name, as scraped now.
+func (b *bundle) gauge(t *testing.T, name string) float64 {
+	t.Helper()
+	mfs, err := b.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no %s", name)
+	return 0
+}
+
+// record records n events by shala with props.
+func (b *bundle) record(t *testing.T, n int, props map[string]any) {
+	t.Helper()
+	for range n {
+		if err := analytics.Record(context.Background(), b.pool, analytics.System, "server_started", props); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func TestSend(t *testing.T) {
@@ -152,7 +197,8 @@ func TestSend(t *testing.T) {
 			byName[e["event"].(string)] = e
 		}
 		var id string
-		if err := b.pool.QueryRow(ctx, `SELECT id::text FROM product_event WHERE event = 'certificate_issued'`).Scan(&id); err != nil {
+		var occurred time.Time
+		if err := b.pool.QueryRow(ctx, `SELECT id::text, occurred_at FROM product_event WHERE event = 'certificate_issued'`).Scan(&id, &occurred); err != nil {
 			t.Fatal(err)
 		}
 		e := byName["certificate_issued"]
@@ -161,8 +207,11 @@ func TestSend(t *testing.T) {
 			e["distinct_id"] != "7f3c2a10-0000-4000-8000-000000000001" || props["reason"] != "TRANSFER" || props["transfer"] != true {
 			t.Errorf("got event %v, want certificate_issued with uuid %s and its properties", e, id)
 		}
-		if ts, _ := e["timestamp"].(string); !strings.HasPrefix(ts, time.Now().UTC().Format("2006-01-02")) {
-			t.Errorf("got timestamp %q, want the time it was recorded", ts)
+		if ts, err := time.Parse(time.RFC3339Nano, fmt.Sprint(e["timestamp"])); err != nil || !ts.Equal(occurred) {
+			t.Errorf("got timestamp %v (%v), want the time it was recorded, %v", e["timestamp"], err, occurred)
+		}
+		if props["$geoip_disable"] != true || props["$process_person_profile"] != false {
+			t.Errorf("got properties %v, want no geolocation and no person profile", props)
 		}
 		if s := byName["server_started"]; s["distinct_id"] != "shala" {
 			t.Errorf("got server_started %v, want it by shala", s)
@@ -207,8 +256,11 @@ func TestSend(t *testing.T) {
 		if n != 1 || !errors.Is(err, analytics.ErrPostHog) {
 			t.Fatalf("Send with PostHog failing = %d, %v; want 1 and ErrPostHog", n, err)
 		}
-		if unsent := b.count(t, "sent_at IS NULL"); unsent != 1 || b.outcome("failed") != 1 {
-			t.Fatalf("got %d unsent and failed=%v, want 1 and 1", unsent, b.outcome("failed"))
+		if unsent := b.count(t, "sent_at IS NULL AND attempts = 1"); unsent != 1 || b.outcome("failed") != 1 {
+			t.Fatalf("got %d unsent with one attempt and failed=%v, want 1 and 1", unsent, b.outcome("failed"))
+		}
+		if n := b.gauge(t, "shala_product_events_unsent"); n != 1 || b.gauge(t, "shala_product_events_oldest_unsent_seconds") <= 0 {
+			t.Errorf("got unsent=%v oldest=%v, want 1 and its age", n, b.gauge(t, "shala_product_events_oldest_unsent_seconds"))
 		}
 		b.posthog.set(false, false)
 		if n, err := b.sender.Send(ctx); n != 1 || err != nil {
@@ -216,6 +268,9 @@ func TestSend(t *testing.T) {
 		}
 		if got := b.posthog.received(); len(got) != 1 || b.count(t, "sent_at IS NOT NULL") != 1 {
 			t.Errorf("got %d events at PostHog, want the one", len(got))
+		}
+		if n := b.gauge(t, "shala_product_events_unsent"); n != 0 || b.gauge(t, "shala_product_events_oldest_unsent_seconds") != 0 {
+			t.Errorf("got unsent=%v oldest=%v after the send, want 0 and 0", n, b.gauge(t, "shala_product_events_oldest_unsent_seconds"))
 		}
 	})
 
@@ -290,6 +345,60 @@ func TestSend(t *testing.T) {
 		}
 	})
 
+	t.Run("an event PostHog refuses ends up alone, and the others get through", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		b.record(t, 1, map[string]any{"poison": true})
+		b.record(t, 5, nil)
+		if _, err := b.sender.Send(ctx); !errors.Is(err, analytics.ErrPostHog) {
+			t.Fatalf("first Send = %v, want the refusal", err)
+		}
+		// A new event goes before the ones that failed, on its own.
+		b.record(t, 1, map[string]any{"fresh": true})
+		if n, err := b.sender.Send(ctx); n != 1 || err != nil {
+			t.Fatalf("Send after a refusal = %d, %v; want the new event alone", n, err)
+		}
+		for range 20 {
+			_, _ = b.sender.Send(ctx)
+		}
+		if sent, poison := b.count(t, "sent_at IS NOT NULL"), b.count(t, "sent_at IS NULL AND properties ? 'poison'"); sent != 6 || poison != 1 {
+			t.Errorf("got %d sent and %d poison unsent, want the 6 others sent and the poison left", sent, poison)
+		}
+	})
+
+	t.Run("two senders never post the same event", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		b.record(t, 3, nil)
+		b.posthog.set(false, true)
+		first := make(chan error, 1)
+		go func() { _, err := b.sender.Send(ctx); first <- err }()
+		<-b.posthog.arrived // the first sender's call holds the rows
+		if n, err := b.sender.Send(ctx); n != 0 || err != nil {
+			t.Errorf("second Send while the first holds the rows = %d, %v; want 0, nil", n, err)
+		}
+		if err := <-first; !errors.Is(err, analytics.ErrPostHog) {
+			t.Errorf("first Send to a hanging PostHog = %v, want ErrPostHog", err)
+		}
+	})
+
+	t.Run("old events are pruned even while PostHog is down", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, occurred_at, sent_at) VALUES
+			('sent_old', 'shala', now() - interval '9 days', now() - interval '8 days'),
+			('unsent_old', 'shala', now() - interval '31 days', NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		b.posthog.set(true, false)
+		if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if left := b.count(t, "true"); left != 0 || len(b.posthog.received()) != 0 {
+			t.Errorf("got %d rows left and %d sent, want both pruned and the expired one never sent", left, len(b.posthog.received()))
+		}
+	})
+
 	t.Run("the job ends without failing when PostHog is down", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
@@ -343,9 +452,10 @@ func TestRecordRefuses(t *testing.T) {
 	}{
 		{"an upper-case name", "shala", "Certificate_Issued", nil, "the name must be"},
 		{"an empty name", "shala", "", nil, "the name must be"},
-		{"a phone number as distinct id with a space", "+91 98765 43210", "sms_sent", nil, "distinct id"},
+		{"a phone number as distinct id", "9876543210", "sms_sent", nil, "distinct id"},
+		{"a person's user id as distinct id", "school-02080100101", "form_registered", nil, "distinct id"},
+		{"an upper-case uuid as distinct id", "7F3C2A10-0000-4000-8000-000000000001", "server_started", nil, "distinct id"},
 		{"an empty distinct id", "", "server_started", nil, "distinct id"},
-		{"properties too large", "shala", "server_started", map[string]any{"x": strings.Repeat("a", analytics.MaxProperties)}, "at most 4096"},
 		{"properties that are not JSON", "shala", "server_started", map[string]any{"f": func() {}}, "properties"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -359,11 +469,39 @@ func TestRecordRefuses(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM product_event`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("got %d rows (%v), want none", n, err)
 	}
+	// Properties too large are dropped, not the event (nor the work).
+	if err := analytics.Record(ctx, pool, analytics.System, "server_started", map[string]any{"x": strings.Repeat("अ", analytics.MaxProperties)}); err != nil {
+		t.Fatalf("Record with properties too large = %v, want the event without them", err)
+	}
+	var props string
+	if err := pool.QueryRow(ctx, `DELETE FROM product_event RETURNING properties::text`).Scan(&props); err != nil || props != `{"properties_dropped_bytes": 12296}` {
+		t.Errorf("got properties %s (%v), want only the size dropped", props, err)
+	}
+	// A document at the limit fits the table's text form.
+	keys := map[string]any{}
+	for i := 0; len(mustJSON(t, keys)) < analytics.MaxProperties-20; i++ {
+		keys[fmt.Sprintf("k%d", i)] = i
+	}
+	if err := analytics.Record(ctx, pool, analytics.System, "server_started", keys); err != nil {
+		t.Errorf("Record of %d bytes of properties = %v", len(mustJSON(t, keys)), err)
+	}
 	// The table holds the same limits for rows written by SQL.
 	if _, err := pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id) VALUES ('Bad Name', 'shala')`); err == nil {
 		t.Error("the table took a bad event name")
 	}
+	if _, err := pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id) VALUES ('ok', 'school-02080100101')`); err == nil {
+		t.Error("the table took a person's id as distinct id")
+	}
 	if _, err := pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, properties) VALUES ('ok', 'shala', '[1]')`); err == nil {
 		t.Error("the table took properties that are not an object")
 	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -181,7 +181,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 
 	a.Registry = newRegistry(opts.Version)
 
-	a.Analytics = analytics.NewSender(a.Pool, cfg.PostHogKey.Reveal(), cfg.PostHogHost, 0, log, analytics.NewMetrics(a.Registry))
+	a.Analytics = analytics.NewSender(a.Pool, cfg.PostHogKey.Reveal(), cfg.PostHogHost, 0, log, analytics.NewMetrics(a.Registry, a.Pool))
 	a.onClose(a.Analytics.Close)
 
 	if a.Bucket, err = openBucket(ctx, cfg, log); err != nil {

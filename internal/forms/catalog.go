@@ -270,7 +270,7 @@ func (c *Catalog) Register(ctx context.Context, definition []byte, purpose, by s
 			return err
 		}
 		res.Waiting = int(tag.RowsAffected())
-		if err := analytics.Record(ctx, tx, analytics.Actor(by), "form_registered", map[string]any{
+		if err := analytics.Record(ctx, tx, analytics.System, "form_registered", map[string]any{
 			"form_id": f.ID, "version": f.Version, "purpose": purpose, "questions": len(f.Fields),
 			"languages": len(f.Languages), "waiting_submissions": res.Waiting,
 		}); err != nil {
