@@ -25,6 +25,7 @@ import (
 	"regexp"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -54,11 +55,10 @@ var (
 	distinctID = regexp.MustCompile(`^(shala|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`)
 )
 
-// MaxProperties is the most bytes an event's properties take as compact
-// JSON. Larger properties are not recorded: the event is, with
-// {"properties_dropped_bytes": n} instead, so a long value never fails the
-// work the event describes (the table allows twice as much, for jsonb's
-// longer text form).
+// MaxProperties is the most bytes an event's properties take in jsonb's
+// text form (the table's limit). Larger properties are not recorded: the
+// event is, with {"properties_dropped_bytes": n} instead, so a long value
+// never fails the work the event describes.
 const MaxProperties = 4096
 
 // Record writes the product event in db — the transaction of the change it
@@ -81,11 +81,12 @@ func Record(ctx context.Context, db Execer, distinct, event string, props map[st
 			return fmt.Errorf("product event %s: properties: %w", event, err)
 		}
 	}
-	if len(doc) > MaxProperties {
-		doc = fmt.Appendf(nil, `{"properties_dropped_bytes": %d}`, len(doc))
-	}
-	if _, err := db.Exec(ctx, `INSERT INTO product_event (event, distinct_id, properties) VALUES ($1, $2, $3)`,
-		event, distinct, json.RawMessage(doc)); err != nil {
+	// Measured as the table measures it: jsonb's text form can be longer
+	// than Go's JSON (spaces, numbers written out in full).
+	if _, err := db.Exec(ctx, `INSERT INTO product_event (event, distinct_id, properties)
+		SELECT $1, $2, CASE WHEN octet_length(p::text) <= $4 THEN p
+		                    ELSE jsonb_build_object('properties_dropped_bytes', octet_length(p::text)) END
+		FROM (SELECT $3::jsonb AS p) d`, event, distinct, string(doc), MaxProperties); err != nil {
 		return fmt.Errorf("record product event %s: %w", event, err)
 	}
 	return nil
@@ -154,26 +155,31 @@ type event struct {
 	Attempts   int
 }
 
-// ErrPostHog wraps a call PostHog did not accept (unreachable, timed out,
-// refused): the events it carried stay unsent for the next run.
+// ErrPostHog wraps a call PostHog did not answer with a verdict on what it
+// carried (unreachable, timed out, 5xx, 429, a refused key): its events
+// stay unsent, as they were, for the next run.
 var ErrPostHog = errors.New("posthog")
 
-// batchSize is how many events with attempts failed calls behind them go
-// in one call: SendBatch for new events, half as many after each failure,
-// down to one — so an event PostHog refuses ends up alone, and the others
-// it was sent with get through.
+// batchSize is how many events go in one call when the first of them was
+// in attempts calls PostHog refused: SendBatch for new events, half as many
+// after each refusal, down to one — so the event PostHog refuses ends up
+// alone, and the others it was sent with get through.
 func batchSize(attempts int) int {
 	return max(1, SendBatch>>min(attempts, 7))
 }
 
-// Send posts unsent events in one call and marks those PostHog accepted;
-// without a key it deletes those older than DiscardAfter instead. Events
-// go fewest failed calls first, then oldest first (batchSize), and events
-// past UnsentRetention are left to Prune. It returns how many events it
-// took. The rows stay locked (FOR UPDATE SKIP LOCKED) while the call is
-// made, so two senders never post the same event at once. A call PostHog
-// did not accept is an error wrapping ErrPostHog, returned after the
-// accepted part (if any) and the failed attempt are recorded.
+// Send makes one call to PostHog with unsent events and marks those it
+// accepted; without a key it deletes events older than DiscardAfter
+// instead. Events go fewest refusals first, then oldest first (batchSize);
+// events past UnsentRetention are left to Prune. It returns how many events
+// it took (0: none left).
+//
+// A call PostHog refused for its payload (refusal) adds 1 to its events'
+// attempts; an event refused alone is given up (outcome "refused", logged
+// with its name and id). Any other failure leaves the events as they were
+// and returns an error wrapping ErrPostHog. The rows stay locked (FOR
+// UPDATE SKIP LOCKED) while the call is made, so two senders never post the
+// same event at once.
 func (s *Sender) Send(ctx context.Context) (n int, err error) {
 	if s.key == "" {
 		tag, err := s.pool.Exec(ctx, `DELETE FROM product_event WHERE id IN (
@@ -185,8 +191,12 @@ func (s *Sender) Send(ctx context.Context) (n int, err error) {
 		s.metrics.add("discarded", int(tag.RowsAffected()))
 		return int(tag.RowsAffected()), nil
 	}
-	var postErr error
-	var accepted []uuid.UUID
+	var (
+		postErr  error
+		accepted []uuid.UUID
+		refused  bool
+		dropped  *event
+	)
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, `SELECT id, event, distinct_id, properties, occurred_at, attempts FROM product_event
 			WHERE sent_at IS NULL AND occurred_at >= now() - make_interval(secs => $2)
@@ -205,30 +215,40 @@ func (s *Sender) Send(ctx context.Context) (n int, err error) {
 			}
 		}
 		n = len(events)
-		accepted, postErr = s.post(ctx, events)
+		accepted, refused, postErr = s.post(ctx, events)
 		if len(accepted) > 0 {
 			if _, err := tx.Exec(ctx, `UPDATE product_event SET sent_at = now() WHERE id = ANY($1)`, accepted); err != nil {
 				return err
 			}
 		}
-		if len(accepted) < n {
-			ids := make([]uuid.UUID, 0, n)
-			for _, e := range events {
-				if !slices.Contains(accepted, e.ID) {
-					ids = append(ids, e.ID)
-				}
-			}
-			if _, err := tx.Exec(ctx, `UPDATE product_event SET attempts = attempts + 1 WHERE id = ANY($1)`, ids); err != nil {
-				return err
+		if !refused || len(accepted) == n {
+			return nil
+		}
+		if n == 1 {
+			dropped = &events[0]
+			_, err := tx.Exec(ctx, `DELETE FROM product_event WHERE id = $1`, dropped.ID)
+			return err
+		}
+		ids := make([]uuid.UUID, 0, n)
+		for _, e := range events {
+			if !slices.Contains(accepted, e.ID) {
+				ids = append(ids, e.ID)
 			}
 		}
-		return nil
+		_, err = tx.Exec(ctx, `UPDATE product_event SET attempts = attempts + 1 WHERE id = ANY($1)`, ids)
+		return err
 	})
 	if err != nil {
 		return n, fmt.Errorf("send product events: %w", err)
 	}
 	s.metrics.add("sent", len(accepted))
-	s.metrics.add("failed", n-len(accepted))
+	switch {
+	case dropped != nil:
+		s.metrics.add("refused", 1)
+		s.log.Warn("posthog refused a product event on its own: given up", "event", dropped.Event, "id", dropped.ID)
+	case refused || postErr != nil:
+		s.metrics.add("failed", n-len(accepted))
+	}
 	return n, postErr
 }
 
@@ -236,20 +256,21 @@ func (s *Sender) Send(ctx context.Context) (n int, err error) {
 // it: Close flushes the batch with one attempt and reports every event
 // through the callback (a failed one is not retried by the client: the
 // next run sends it again). It returns the ids PostHog accepted.
-func (s *Sender) post(ctx context.Context, events []event) ([]uuid.UUID, error) {
+func (s *Sender) post(ctx context.Context, events []event) (accepted []uuid.UUID, refused bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	out := &outcome{}
+	status := new(atomic.Int32)
 	c, err := posthog.NewWithConfig(s.key, posthog.Config{
 		Endpoint:  s.host,
 		Interval:  time.Hour, // sent by Close, not by the ticker
 		BatchSize: SendBatch,
-		Transport: withContext{ctx: ctx, next: s.http},
+		Transport: withContext{ctx: ctx, next: s.http, status: status},
 		Callback:  out,
 		Logger:    slogAdapter{s.log},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrPostHog, err)
+		return nil, false, fmt.Errorf("%w: %w", ErrPostHog, err)
 	}
 	for _, e := range events {
 		props := posthog.Properties(e.Properties)
@@ -270,12 +291,23 @@ func (s *Sender) post(ctx context.Context, events []event) ([]uuid.UUID, error) 
 	}
 	out.mu.Lock()
 	defer out.mu.Unlock()
-	if out.err != nil {
-		s.log.Warn("posthog: events not accepted; they are sent again on the next run",
-			"events", len(events)-len(out.ok), "err", out.err)
-		return out.ok, fmt.Errorf("%w: %d of %d events not accepted: %w", ErrPostHog, len(events)-len(out.ok), len(events), out.err)
+	if out.err == nil {
+		return out.ok, false, nil
 	}
-	return out.ok, nil
+	if refusal(int(status.Load())) {
+		return out.ok, true, nil
+	}
+	s.log.Warn("posthog: events not accepted; they are sent again on the next run",
+		"events", len(events)-len(out.ok), "err", out.err)
+	return out.ok, false, fmt.Errorf("%w: %d of %d events not accepted: %w", ErrPostHog, len(events)-len(out.ok), len(events), out.err)
+}
+
+// refusal tells a call PostHog refused for what it carried (400 invalid
+// payload, 413 too large, 422) from one that failed for another reason:
+// unreachable, timed out, 5xx, 429, or 401/403 — a key to fix, not events
+// to give up.
+func refusal(status int) bool {
+	return status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge || status == http.StatusUnprocessableEntity
 }
 
 // outcome collects posthog-go's report on each event.
@@ -304,14 +336,20 @@ func (o *outcome) Failure(_ posthog.APIMessage, err error) {
 }
 
 // withContext gives every request of a call the call's context: its
-// deadline bounds the request (posthog-go's own client has no timeout).
+// deadline bounds the request (posthog-go's own client has no timeout). It
+// keeps the status of the last answer in status.
 type withContext struct {
-	ctx  context.Context
-	next http.RoundTripper
+	ctx    context.Context
+	next   http.RoundTripper
+	status *atomic.Int32
 }
 
 func (t withContext) RoundTrip(r *http.Request) (*http.Response, error) {
-	return t.next.RoundTrip(r.WithContext(t.ctx))
+	resp, err := t.next.RoundTrip(r.WithContext(t.ctx))
+	if err == nil {
+		t.status.Store(int32(resp.StatusCode))
+	}
+	return resp, err
 }
 
 // Prune deletes, up to PruneBatch each, events sent more than
@@ -319,14 +357,14 @@ func (t withContext) RoundTrip(r *http.Request) (*http.Response, error) {
 // (counted as expired), and returns how many it deleted.
 func (s *Sender) Prune(ctx context.Context) (int64, error) {
 	sent, err := s.pool.Exec(ctx, `DELETE FROM product_event WHERE id IN (
-			SELECT id FROM product_event WHERE sent_at < now() - make_interval(secs => $1) LIMIT $2)`,
+			SELECT id FROM product_event WHERE sent_at < now() - make_interval(secs => $1) LIMIT $2 FOR UPDATE SKIP LOCKED)`,
 		SentRetention.Seconds(), PruneBatch)
 	if err != nil {
 		return 0, fmt.Errorf("prune sent product events: %w", err)
 	}
 	expired, err := s.pool.Exec(ctx, `DELETE FROM product_event WHERE id IN (
 			SELECT id FROM product_event WHERE sent_at IS NULL AND occurred_at < now() - make_interval(secs => $1)
-			ORDER BY occurred_at, id LIMIT $2)`, UnsentRetention.Seconds(), PruneBatch)
+			ORDER BY occurred_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)`, UnsentRetention.Seconds(), PruneBatch)
 	if err != nil {
 		return sent.RowsAffected(), fmt.Errorf("prune unsent product events: %w", err)
 	}
@@ -343,9 +381,9 @@ type Metrics struct{ events *prometheus.CounterVec }
 func NewMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) *Metrics {
 	m := &Metrics{events: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "shala_product_events_total",
-		Help: "Product events by outcome: sent (accepted by PostHog), failed (carried by a call PostHog did not accept; sent again on a later run), discarded (no PostHog key; an hour after they happened), expired (never accepted within 30 days).",
+		Help: "Product events by outcome: sent (accepted by PostHog), failed (carried by a call PostHog did not accept; sent again on a later run), refused (refused by PostHog on its own: given up), discarded (no PostHog key; an hour after they happened), expired (never accepted within 30 days).",
 	}, []string{"outcome"})}
-	for _, o := range []string{"sent", "failed", "discarded", "expired"} {
+	for _, o := range []string{"sent", "failed", "refused", "discarded", "expired"} {
 		m.events.WithLabelValues(o)
 	}
 	reg.MustRegister(m.events, backlog{pool})
@@ -396,12 +434,12 @@ type SendArgs struct{ queue.PerMinute }
 // Kind is the River job kind.
 func (SendArgs) Kind() string { return "analytics.send" }
 
-// SendWorker works SendArgs: it prunes, then sends batches until none is
-// full. A call starts only while its timeout and 2 s are left of the job's
+// SendWorker works SendArgs: it prunes, then sends until nothing is left.
+// A call starts only while its timeout and 2 s are left of the job's
 // (the rescue rule: the job returns by its timeout); with more to send, the
-// job snoozes and goes on at once. A call PostHog did not accept ends the
-// run without failing the job: the events wait for the next run, a minute
-// later, and shala_product_events_oldest_unsent_seconds shows the wait (an
+// job snoozes and goes on at once. A call that failed other than by a
+// refusal (ErrPostHog) ends the run without failing the job: the events
+// wait for the next run, a minute later, and shala_product_events_oldest_unsent_seconds shows the wait (an
 // alert fires past two hours). A database error fails it.
 type SendWorker struct {
 	river.WorkerDefaults[SendArgs]
@@ -428,11 +466,8 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		if errors.Is(err, ErrPostHog) {
 			return nil
 		}
-		if err != nil {
+		if err != nil || n == 0 {
 			return err
-		}
-		if n < SendBatch {
-			return nil
 		}
 	}
 }

@@ -34,8 +34,9 @@ type batchServer struct {
 	mu      sync.Mutex
 	keys    []string
 	events  []map[string]any
-	failing bool
+	failing bool // 503, as when ingestion is down
 	hang    bool
+	badKey  bool // 401, as for a revoked project key
 	arrived chan struct{}
 }
 
@@ -45,7 +46,7 @@ func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b.mu.Lock()
-	failing, hang := b.failing, b.hang
+	failing, hang, badKey := b.failing, b.hang, b.badKey
 	b.mu.Unlock()
 	select {
 	case b.arrived <- struct{}{}:
@@ -56,6 +57,10 @@ func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// hang up, and end the request's context.
 		_, _ = io.Copy(io.Discard, r.Body)
 		<-r.Context().Done()
+		return
+	}
+	if badKey {
+		http.Error(w, `{"type":"authentication_error","code":"invalid_api_key"}`, http.StatusUnauthorized)
 		return
 	}
 	if failing {
@@ -245,7 +250,7 @@ func TestSend(t *testing.T) {
 		}
 	})
 
-	t.Run("events PostHog refuses stay unsent and go on the next run", func(t *testing.T) {
+	t.Run("events of a call PostHog could not take stay as they were for the next run", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
 		if err := analytics.Record(ctx, b.pool, analytics.System, "server_started", map[string]any{"version": "test"}); err != nil {
@@ -256,8 +261,9 @@ func TestSend(t *testing.T) {
 		if n != 1 || !errors.Is(err, analytics.ErrPostHog) {
 			t.Fatalf("Send with PostHog failing = %d, %v; want 1 and ErrPostHog", n, err)
 		}
-		if unsent := b.count(t, "sent_at IS NULL AND attempts = 1"); unsent != 1 || b.outcome("failed") != 1 {
-			t.Fatalf("got %d unsent with one attempt and failed=%v, want 1 and 1", unsent, b.outcome("failed"))
+		// An outage is not a refusal: the event keeps its place.
+		if unsent := b.count(t, "sent_at IS NULL AND attempts = 0"); unsent != 1 || b.outcome("failed") != 1 {
+			t.Fatalf("got %d unsent with no refusal and failed=%v, want 1 and 1", unsent, b.outcome("failed"))
 		}
 		if n := b.gauge(t, "shala_product_events_unsent"); n != 1 || b.gauge(t, "shala_product_events_oldest_unsent_seconds") <= 0 {
 			t.Errorf("got unsent=%v oldest=%v, want 1 and its age", n, b.gauge(t, "shala_product_events_oldest_unsent_seconds"))
@@ -345,24 +351,63 @@ func TestSend(t *testing.T) {
 		}
 	})
 
-	t.Run("an event PostHog refuses ends up alone, and the others get through", func(t *testing.T) {
+	t.Run("an event PostHog refuses is found and given up; the others get through in the same run", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
 		b.record(t, 1, map[string]any{"poison": true})
 		b.record(t, 5, nil)
-		if _, err := b.sender.Send(ctx); !errors.Is(err, analytics.ErrPostHog) {
-			t.Fatalf("first Send = %v, want the refusal", err)
+		if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
+			t.Fatal(err)
 		}
-		// A new event goes before the ones that failed, on its own.
+		if sent, left := b.count(t, "sent_at IS NOT NULL"), b.count(t, "true"); sent != 5 || left != 5 || b.outcome("refused") != 1 {
+			t.Errorf("got %d sent, %d rows and refused=%v; want the 5 others sent and the poison given up", sent, left, b.outcome("refused"))
+		}
+	})
+
+	t.Run("events refused with others go after new ones, and all drain in one run", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, attempts)
+			SELECT 'server_started', 'shala', 3 FROM generate_series(1, 200)`); err != nil {
+			t.Fatal(err)
+		}
 		b.record(t, 1, map[string]any{"fresh": true})
 		if n, err := b.sender.Send(ctx); n != 1 || err != nil {
-			t.Fatalf("Send after a refusal = %d, %v; want the new event alone", n, err)
+			t.Fatalf("first Send = %d, %v; want the new event first, alone", n, err)
 		}
-		for range 20 {
-			_, _ = b.sender.Send(ctx)
+		if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
+			t.Fatal(err)
 		}
-		if sent, poison := b.count(t, "sent_at IS NOT NULL"), b.count(t, "sent_at IS NULL AND properties ? 'poison'"); sent != 6 || poison != 1 {
-			t.Errorf("got %d sent and %d poison unsent, want the 6 others sent and the poison left", sent, poison)
+		if unsent := b.count(t, "sent_at IS NULL"); unsent != 0 {
+			t.Errorf("got %d unsent after one run, want every event sent (12 at a time)", unsent)
+		}
+	})
+
+	t.Run("a key PostHog does not take keeps every event", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		b.record(t, 1, nil)
+		b.posthog.mu.Lock()
+		b.posthog.badKey = true
+		b.posthog.mu.Unlock()
+		for range 3 {
+			if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if unsent := b.count(t, "sent_at IS NULL AND attempts = 0"); unsent != 1 || b.outcome("refused") != 0 {
+			t.Errorf("got %d unsent untouched and refused=%v after a 401, want 1 and 0", unsent, b.outcome("refused"))
+		}
+	})
+
+	t.Run("an event past 30 days is never sent", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, occurred_at) VALUES ('server_started', 'shala', now() - interval '31 days')`); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := b.sender.Send(ctx); n != 0 || err != nil || len(b.posthog.received()) != 0 {
+			t.Errorf("Send = %d, %v with %d at PostHog; want nothing sent", n, err, len(b.posthog.received()))
 		}
 	})
 
@@ -387,15 +432,16 @@ func TestSend(t *testing.T) {
 		b := setup(t, "phc_test")
 		if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, occurred_at, sent_at) VALUES
 			('sent_old', 'shala', now() - interval '9 days', now() - interval '8 days'),
-			('unsent_old', 'shala', now() - interval '31 days', NULL)`); err != nil {
+			('unsent_old', 'shala', now() - interval '31 days', NULL),
+			('unsent_recent', 'shala', now() - interval '1 day', NULL)`); err != nil {
 			t.Fatal(err)
 		}
 		b.posthog.set(true, false)
 		if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
-		if left := b.count(t, "true"); left != 0 || len(b.posthog.received()) != 0 {
-			t.Errorf("got %d rows left and %d sent, want both pruned and the expired one never sent", left, len(b.posthog.received()))
+		if left := b.count(t, "true"); left != 1 || b.count(t, "event = 'unsent_recent'") != 1 || b.outcome("failed") != 1 {
+			t.Errorf("got %d rows left and failed=%v, want the two old ones pruned and the recent one tried and kept", left, b.outcome("failed"))
 		}
 	})
 
@@ -474,17 +520,26 @@ func TestRecordRefuses(t *testing.T) {
 		t.Fatalf("Record with properties too large = %v, want the event without them", err)
 	}
 	var props string
-	if err := pool.QueryRow(ctx, `DELETE FROM product_event RETURNING properties::text`).Scan(&props); err != nil || props != `{"properties_dropped_bytes": 12296}` {
+	if err := pool.QueryRow(ctx, `DELETE FROM product_event RETURNING properties::text`).Scan(&props); err != nil || props != `{"properties_dropped_bytes": 12297}` {
 		t.Errorf("got properties %s (%v), want only the size dropped", props, err)
 	}
-	// A document at the limit fits the table's text form.
-	keys := map[string]any{}
-	size := func() int { b, _ := json.Marshal(keys); return len(b) }
-	for i := 0; size() < analytics.MaxProperties-20; i++ {
-		keys[fmt.Sprintf("k%d", i)] = i
+	// Short in Go's JSON, long in jsonb's text form (numbers written out).
+	big := map[string]any{}
+	for i := range 30 {
+		big[fmt.Sprintf("k%d", i)] = 1e300
 	}
-	if err := analytics.Record(ctx, pool, analytics.System, "server_started", keys); err != nil {
-		t.Errorf("Record of %d bytes of properties = %v", size(), err)
+	if err := analytics.Record(ctx, pool, analytics.System, "server_started", big); err != nil {
+		t.Fatalf("Record of properties long in jsonb's text form = %v, want the event without them", err)
+	}
+	if err := pool.QueryRow(ctx, `DELETE FROM product_event RETURNING properties::text`).Scan(&props); err != nil || !strings.HasPrefix(props, `{"properties_dropped_bytes": `) {
+		t.Errorf("got properties %.80s (%v), want only the size", props, err)
+	}
+	// Properties that fit are kept whole.
+	if err := analytics.Record(ctx, pool, analytics.System, "server_started", map[string]any{"version": strings.Repeat("v", 4000)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `DELETE FROM product_event RETURNING properties ->> 'version'`).Scan(&props); err != nil || len(props) != 4000 {
+		t.Errorf("got a version of %d bytes (%v), want the 4,000 kept", len(props), err)
 	}
 	// The table holds the same limits for rows written by SQL.
 	if _, err := pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id) VALUES ('Bad Name', 'shala')`); err == nil {

@@ -62,7 +62,16 @@ type Options struct {
 	NoSandbox bool
 	// Metrics counts renders and browser starts (nil: none).
 	Metrics *Metrics
+	// Timeout bounds one render once it has a tab (0: DefaultTimeout). A
+	// render that takes longer fails and the browser is replaced: a hung
+	// Chromium shows as errors and a new start, not as its callers'
+	// timeouts.
+	Timeout time.Duration
 }
+
+// DefaultTimeout bounds one render; a certificate takes well under a
+// second.
+const DefaultTimeout = 10 * time.Second
 
 // Metrics are the Chromium provider's: renders by outcome and their
 // duration, and browser starts (a start after the first is a crash or a
@@ -281,8 +290,13 @@ func (p *Pool) Render(ctx context.Context, style, body string) (_ []byte, err er
 	if t.ctx.Err() != nil {
 		return nil, fmt.Errorf("pdf: browser closed: %w", t.ctx.Err())
 	}
-	// The tab's context is long-lived; this render is bounded by ctx.
-	rctx, cancel := context.WithCancel(t.ctx)
+	// The tab's context is long-lived; this render is bounded by ctx and
+	// by the render timeout.
+	timeout := p.opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	rctx, cancel := context.WithTimeout(t.ctx, timeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
@@ -320,6 +334,15 @@ func (p *Pool) Render(ctx context.Context, style, body string) (_ []byte, err er
 		t.ready = false // load the shell again next time
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if errors.Is(rctx.Err(), context.DeadlineExceeded) && t.ctx.Err() == nil {
+			// Hung: end this browser; the next render starts another.
+			p.mu.Lock()
+			if p.cancelBrowser != nil {
+				p.cancelBrowser()
+			}
+			p.mu.Unlock()
+			return nil, fmt.Errorf("pdf: render took over %s (browser replaced): %w", timeout, err)
 		}
 		return nil, fmt.Errorf("pdf: render: %w", err)
 	}

@@ -5,10 +5,11 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/shala-edu/shala/internal/pdf"
 )
@@ -33,6 +34,22 @@ func value(t *testing.T, reg *prometheus.Registry, name, outcome string) float64
 		}
 	}
 	t.Fatalf("no %s{outcome=%q}", name, outcome)
+	return 0
+}
+
+// histogramCount is the sample count of the unlabelled histogram name.
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatalf("no %s", name)
 	return 0
 }
 
@@ -69,8 +86,8 @@ func TestMetrics(t *testing.T) {
 		if _, err := pool.Render(done, "", "<p>late</p>"); err == nil {
 			t.Fatal("a render for a caller that has given up succeeded")
 		}
-		if got := testutil.CollectAndCount(reg, "shala_pdf_render_duration_seconds"); got != 1 {
-			t.Errorf("got %d duration series, want 1", got)
+		if got := histogramCount(t, reg, "shala_pdf_render_duration_seconds"); got != 2 {
+			t.Errorf("got %d render durations, want 2", got)
 		}
 		for outcome, want := range map[string]float64{"ok": 1, "cancelled": 1, "error": 0} {
 			if got := value(t, reg, "shala_pdf_renders_total", outcome); got != want {
@@ -79,6 +96,25 @@ func TestMetrics(t *testing.T) {
 		}
 		if got := value(t, reg, "shala_pdf_browser_starts_total", "ok"); got != 1 {
 			t.Errorf("starts{outcome=ok} = %v, want 1 (the lazy pool's first render)", got)
+		}
+	})
+
+	t.Run("a render past its timeout is an error and replaces the browser", func(t *testing.T) {
+		t.Parallel()
+		reg := prometheus.NewRegistry()
+		m := pdf.NewMetrics(reg)
+		pool := pdf.NewLazy(pdf.Options{Tabs: 1, Metrics: m, Timeout: time.Millisecond})
+		t.Cleanup(pool.Close)
+		for range 2 {
+			if _, err := pool.Render(ctx, "", "<p>slow</p>"); err == nil || !strings.Contains(err.Error(), "took over") {
+				t.Fatalf("Render with a 1 ms timeout = %v, want it to time out", err)
+			}
+		}
+		if got := value(t, reg, "shala_pdf_renders_total", "error"); got != 2 {
+			t.Errorf("renders{outcome=error} = %v, want 2 (not cancelled: the caller had time)", got)
+		}
+		if got := value(t, reg, "shala_pdf_browser_starts_total", "ok"); got != 2 {
+			t.Errorf("starts{outcome=ok} = %v, want 2 (the timed-out browser replaced)", got)
 		}
 	})
 
