@@ -16,14 +16,17 @@
 package analytics
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,10 +66,13 @@ const MaxProperties = 4096
 
 // Record writes the product event in db — the transaction of the change it
 // describes — for distinct: a school's id (uuid.UUID.String()) or System.
-// props hold ids, enums and counts only. An event name or distinct id the
-// table would refuse is an error naming which: both come from code, never
-// from input, and a test of the caller finds the mistake. Once they are
-// right the table takes the row.
+// props are flat: ids, enums and counts — strings, booleans, integers,
+// finite floats, uuids, nil; any other value (a map, a slice, NaN) is left
+// out and named in "properties_dropped", and NUL characters are removed,
+// so that no value can make the insert fail. An event name or distinct id
+// the table would refuse is an error naming which: both come from code,
+// never from input, and a test of the caller finds the mistake. Once they
+// are right the table takes the row.
 func Record(ctx context.Context, db Execer, distinct, event string, props map[string]any) error {
 	if !eventName.MatchString(event) {
 		return fmt.Errorf("product event %q: the name must be lower-case letters, digits and _ (at most 64)", event)
@@ -74,12 +80,9 @@ func Record(ctx context.Context, db Execer, distinct, event string, props map[st
 	if !distinctID.MatchString(distinct) {
 		return fmt.Errorf("product event %s: distinct id %q must be a school's id or %q", event, distinct, System)
 	}
-	doc := []byte("{}")
-	if len(props) > 0 {
-		var err error
-		if doc, err = json.Marshal(props); err != nil {
-			return fmt.Errorf("product event %s: properties: %w", event, err)
-		}
+	doc, err := json.Marshal(flat(props))
+	if err != nil { // flat leaves nothing json.Marshal refuses
+		return fmt.Errorf("product event %s: properties: %w", event, err)
 	}
 	// Measured as the table measures it: jsonb's text form can be longer
 	// than Go's JSON (spaces, numbers written out in full).
@@ -90,6 +93,42 @@ func Record(ctx context.Context, db Execer, distinct, event string, props map[st
 		return fmt.Errorf("record product event %s: %w", event, err)
 	}
 	return nil
+}
+
+// flat is props with only the values Record takes (see Record).
+func flat(props map[string]any) map[string]any {
+	out := make(map[string]any, len(props))
+	var dropped []string
+	for k, v := range props {
+		k = strings.ReplaceAll(k, "\x00", "")
+		switch v := v.(type) {
+		case nil, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+			out[k] = v
+		case float64:
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				dropped = append(dropped, k)
+				continue
+			}
+			out[k] = v
+		case float32:
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				dropped = append(dropped, k)
+				continue
+			}
+			out[k] = v
+		case string:
+			out[k] = strings.ReplaceAll(v, "\x00", "")
+		case uuid.UUID:
+			out[k] = v.String()
+		default:
+			dropped = append(dropped, k)
+		}
+	}
+	if len(dropped) > 0 {
+		slices.Sort(dropped)
+		out["properties_dropped"] = strings.Join(dropped, ",")
+	}
+	return out
 }
 
 // DiscardAfter is how long events are kept, unsent, without a PostHog key.
@@ -150,9 +189,23 @@ type event struct {
 	ID         uuid.UUID
 	Event      string
 	DistinctID string
-	Properties map[string]any
+	Properties []byte // decoded for the call (properties)
 	OccurredAt time.Time
 	Attempts   int
+}
+
+// properties decodes e's properties for posthog-go, numbers kept as
+// written (a number jsonb takes may not fit a float64); a document that
+// does not decode (rows written by SQL) is sent as properties_unreadable,
+// never left to block the events behind it.
+func (e event) properties() posthog.Properties {
+	props := posthog.NewProperties()
+	d := json.NewDecoder(bytes.NewReader(e.Properties))
+	d.UseNumber()
+	if err := d.Decode((*map[string]any)(&props)); err != nil {
+		props = posthog.NewProperties().Set("properties_unreadable", true)
+	}
+	return props
 }
 
 // ErrPostHog wraps a call PostHog did not answer with a verdict on what it
@@ -175,23 +228,39 @@ func batchSize(attempts int) int {
 // it took (0: none left).
 //
 // A call PostHog refused for its payload (refusal) adds 1 to its events'
-// attempts; an event refused alone is given up (outcome "refused", logged
-// with its name and id). Any other failure leaves the events as they were
-// and returns an error wrapping ErrPostHog. The rows stay locked (FOR
-// UPDATE SKIP LOCKED) while the call is made, so two senders never post the
-// same event at once.
-func (s *Sender) Send(ctx context.Context) (n int, err error) {
+// attempts. Send never gives an event up: SendWorker does, for an event
+// refused alone in a run where PostHog accepted others. Any other failure
+// leaves the events as they were and returns an error wrapping ErrPostHog.
+// The rows stay locked (FOR UPDATE SKIP LOCKED) while the call is made, so
+// two senders never post the same event at once.
+func (s *Sender) Send(ctx context.Context) (int, error) {
+	r, err := s.send(ctx, false)
+	return r.n, err
+}
+
+// callResult is what one call did.
+type callResult struct {
+	n, accepted int
+	// refused: PostHog refused the call for its payload; gaveUp: it
+	// carried one event, which was given up.
+	refused, gaveUp bool
+}
+
+// send is Send; mayGiveUp lets it give up an event refused alone
+// (outcome "refused", logged with its name and id).
+func (s *Sender) send(ctx context.Context, mayGiveUp bool) (r callResult, err error) {
 	if s.key == "" {
 		tag, err := s.pool.Exec(ctx, `DELETE FROM product_event WHERE id IN (
 				SELECT id FROM product_event WHERE sent_at IS NULL AND occurred_at < now() - make_interval(secs => $1)
 				ORDER BY occurred_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)`, DiscardAfter.Seconds(), SendBatch)
 		if err != nil {
-			return 0, fmt.Errorf("discard product events: %w", err)
+			return callResult{}, fmt.Errorf("discard product events: %w", err)
 		}
 		s.metrics.add("discarded", int(tag.RowsAffected()))
-		return int(tag.RowsAffected()), nil
+		return callResult{n: int(tag.RowsAffected())}, nil
 	}
 	var (
+		n        int
 		postErr  error
 		accepted []uuid.UUID
 		refused  bool
@@ -224,7 +293,7 @@ func (s *Sender) Send(ctx context.Context) (n int, err error) {
 		if !refused || len(accepted) == n {
 			return nil
 		}
-		if n == 1 {
+		if n == 1 && mayGiveUp {
 			dropped = &events[0]
 			_, err := tx.Exec(ctx, `DELETE FROM product_event WHERE id = $1`, dropped.ID)
 			return err
@@ -238,8 +307,9 @@ func (s *Sender) Send(ctx context.Context) (n int, err error) {
 		_, err = tx.Exec(ctx, `UPDATE product_event SET attempts = attempts + 1 WHERE id = ANY($1)`, ids)
 		return err
 	})
+	r = callResult{n: n, accepted: len(accepted), refused: refused, gaveUp: dropped != nil}
 	if err != nil {
-		return n, fmt.Errorf("send product events: %w", err)
+		return r, fmt.Errorf("send product events: %w", err)
 	}
 	s.metrics.add("sent", len(accepted))
 	switch {
@@ -249,7 +319,7 @@ func (s *Sender) Send(ctx context.Context) (n int, err error) {
 	case refused || postErr != nil:
 		s.metrics.add("failed", n-len(accepted))
 	}
-	return n, postErr
+	return r, postErr
 }
 
 // post sends events to PostHog in one call of a posthog-go client made for
@@ -260,7 +330,7 @@ func (s *Sender) post(ctx context.Context, events []event) (accepted []uuid.UUID
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	out := &outcome{}
-	status := new(atomic.Int32)
+	status := &statuses{}
 	c, err := posthog.NewWithConfig(s.key, posthog.Config{
 		Endpoint:  s.host,
 		Interval:  time.Hour, // sent by Close, not by the ticker
@@ -273,10 +343,7 @@ func (s *Sender) post(ctx context.Context, events []event) (accepted []uuid.UUID
 		return nil, false, fmt.Errorf("%w: %w", ErrPostHog, err)
 	}
 	for _, e := range events {
-		props := posthog.Properties(e.Properties)
-		if props == nil {
-			props = posthog.NewProperties()
-		}
+		props := e.properties()
 		// No location from the server's address, and no person profile:
 		// the distinct id is a school or shala, never a person.
 		props.Set("$geoip_disable", true).Set("$process_person_profile", false)
@@ -294,7 +361,10 @@ func (s *Sender) post(ctx context.Context, events []event) (accepted []uuid.UUID
 	if out.err == nil {
 		return out.ok, false, nil
 	}
-	if refusal(int(status.Load())) {
+	// A refusal only when every request that failed was refused for its
+	// payload: posthog-go splits a large call, and one part refused while
+	// another timed out is an outage, not a verdict.
+	if status.refused.Load() > 0 && status.other.Load() == 0 {
 		return out.ok, true, nil
 	}
 	s.log.Warn("posthog: events not accepted; they are sent again on the next run",
@@ -337,17 +407,26 @@ func (o *outcome) Failure(_ posthog.APIMessage, err error) {
 
 // withContext gives every request of a call the call's context: its
 // deadline bounds the request (posthog-go's own client has no timeout). It
-// keeps the status of the last answer in status.
+// counts the requests that failed in status.
 type withContext struct {
 	ctx    context.Context
 	next   http.RoundTripper
-	status *atomic.Int32
+	status *statuses
 }
+
+// statuses counts a call's failed requests: refused for their payload
+// (refusal), or failed any other way.
+type statuses struct{ refused, other atomic.Int32 }
 
 func (t withContext) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(r.WithContext(t.ctx))
-	if err == nil {
-		t.status.Store(int32(resp.StatusCode))
+	switch {
+	case err != nil:
+		t.status.other.Add(1)
+	case refusal(resp.StatusCode):
+		t.status.refused.Add(1)
+	case resp.StatusCode >= 300:
+		t.status.other.Add(1)
 	}
 	return resp, err
 }
@@ -434,7 +513,8 @@ type SendArgs struct{ queue.PerMinute }
 // Kind is the River job kind.
 func (SendArgs) Kind() string { return "analytics.send" }
 
-// SendWorker works SendArgs: it prunes, then sends until nothing is left.
+// SendWorker works SendArgs: it prunes, then sends until nothing is left
+// (or an event refused alone cannot be given up yet).
 // A call starts only while its timeout and 2 s are left of the job's
 // (the rescue rule: the job returns by its timeout); with more to send, the
 // job snoozes and goes on at once. A call that failed other than by a
@@ -458,19 +538,44 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if _, err := w.Sender.Prune(ctx); err != nil {
 		return err
 	}
+	accepted, gaveUp, refusedInARow := 0, 0, 0
 	for {
 		if time.Until(deadline) < w.Sender.timeout+2*time.Second {
 			return river.JobSnooze(0)
 		}
-		n, err := w.Sender.Send(ctx)
+		// An event PostHog refuses alone is given up only once PostHog has
+		// accepted others in this run, at most MaxGiveUps a run: a PostHog
+		// (or proxy) answering 400 to everything loses no event.
+		r, err := w.Sender.send(ctx, accepted > 0 && gaveUp < MaxGiveUps)
 		if errors.Is(err, ErrPostHog) {
 			return nil
 		}
-		if err != nil || n == 0 {
+		if err != nil || r.n == 0 {
 			return err
+		}
+		accepted += r.accepted
+		if r.gaveUp {
+			gaveUp++
+		}
+		switch {
+		case r.accepted > 0:
+			refusedInARow = 0
+		case r.refused:
+			refusedInARow++
+		}
+		if refusedInARow == MaxRefusedInARow {
+			return nil // a PostHog refusing everything: try again next run
 		}
 	}
 }
+
+// MaxGiveUps bounds the events one run gives up; MaxRefusedInARow ends a
+// run whose calls keep being refused with nothing accepted (enough for one
+// event to be singled out: batchSize halves 100 to 1 in 7 refusals).
+const (
+	MaxGiveUps       = 10
+	MaxRefusedInARow = 20
+)
 
 type slogAdapter struct{ log *slog.Logger }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,7 +38,7 @@ type batchServer struct {
 	events  []map[string]any
 	failing bool // 503, as when ingestion is down
 	hang    bool
-	badKey  bool // 401, as for a revoked project key
+	answer  int // when not 0: every call is answered with this status
 	arrived chan struct{}
 }
 
@@ -46,7 +48,7 @@ func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b.mu.Lock()
-	failing, hang, badKey := b.failing, b.hang, b.badKey
+	failing, hang, answer := b.failing, b.hang, b.answer
 	b.mu.Unlock()
 	select {
 	case b.arrived <- struct{}{}:
@@ -59,8 +61,8 @@ func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 		return
 	}
-	if badKey {
-		http.Error(w, `{"type":"authentication_error","code":"invalid_api_key"}`, http.StatusUnauthorized)
+	if answer != 0 {
+		http.Error(w, `{"type":"error"}`, answer)
 		return
 	}
 	if failing {
@@ -71,7 +73,11 @@ func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		APIKey string           `json:"api_key"`
 		Batch  []map[string]any `json:"batch"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.APIKey == "" {
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		http.Error(w, `{"type":"validation_error","code":"invalid_payload"}`, http.StatusBadRequest)
+		return
+	}
+	if body.APIKey == "" {
 		http.Error(w, `{"type":"authentication_error","code":"invalid_api_key"}`, http.StatusUnauthorized)
 		return
 	}
@@ -92,6 +98,12 @@ func (b *batchServer) received() []map[string]any {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]map[string]any(nil), b.events...)
+}
+
+func (b *batchServer) answerWith(status int) {
+	b.mu.Lock()
+	b.answer = status
+	b.mu.Unlock()
 }
 
 func (b *batchServer) set(failing, hang bool) {
@@ -354,13 +366,30 @@ func TestSend(t *testing.T) {
 	t.Run("an event PostHog refuses is found and given up; the others get through in the same run", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
+		b.record(t, 2, nil)
 		b.record(t, 1, map[string]any{"poison": true})
-		b.record(t, 5, nil)
+		b.record(t, 3, nil)
 		if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
 		if sent, left := b.count(t, "sent_at IS NOT NULL"), b.count(t, "true"); sent != 5 || left != 5 || b.outcome("refused") != 1 {
 			t.Errorf("got %d sent, %d rows and refused=%v; want the 5 others sent and the poison given up", sent, left, b.outcome("refused"))
+		}
+	})
+
+	t.Run("a stored number no float holds neither blocks sending nor the events behind it", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, properties, occurred_at)
+			VALUES ('server_started', 'shala', '{"n": 1e400}', now() - interval '1 minute')`); err != nil {
+			t.Fatal(err)
+		}
+		b.record(t, 2, nil)
+		if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
+			t.Fatalf("Work with a number jsonb takes and float64 does not = %v", err)
+		}
+		if sent, left := b.count(t, "sent_at IS NOT NULL"), b.count(t, "true"); sent != 2 || left != 2 || b.outcome("refused") != 1 {
+			t.Errorf("got %d sent, %d rows, refused=%v; want the 2 others sent and the one this PostHog cannot parse given up", sent, left, b.outcome("refused"))
 		}
 	})
 
@@ -383,20 +412,55 @@ func TestSend(t *testing.T) {
 		}
 	})
 
-	t.Run("a key PostHog does not take keeps every event", func(t *testing.T) {
+	t.Run("only a refusal of the payload counts against events", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			status  int
+			refusal bool
+		}{
+			{http.StatusBadRequest, true}, {http.StatusRequestEntityTooLarge, true}, {http.StatusUnprocessableEntity, true},
+			{http.StatusUnauthorized, false}, {http.StatusForbidden, false}, {http.StatusTooManyRequests, false},
+			{http.StatusInternalServerError, false}, {http.StatusServiceUnavailable, false},
+		} {
+			t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
+				t.Parallel()
+				b := setup(t, "phc_test")
+				b.record(t, 2, nil)
+				b.posthog.answerWith(tc.status)
+				_, err := b.sender.Send(ctx)
+				if got := errors.Is(err, analytics.ErrPostHog); got == tc.refusal {
+					t.Errorf("Send answered %d = %v; want ErrPostHog: %v", tc.status, err, !tc.refusal)
+				}
+				want := 0
+				if tc.refusal {
+					want = 1
+				}
+				if n := b.count(t, fmt.Sprintf("sent_at IS NULL AND attempts = %d", want)); n != 2 {
+					t.Errorf("got %d events with %d attempts after a %d, want 2", n, want, tc.status)
+				}
+			})
+		}
+	})
+
+	t.Run("a PostHog that refuses everything loses no event", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
-		b.record(t, 1, nil)
-		b.posthog.mu.Lock()
-		b.posthog.badKey = true
-		b.posthog.mu.Unlock()
-		for range 3 {
+		b.record(t, 5, nil)
+		b.posthog.answerWith(http.StatusBadRequest)
+		for range 10 {
 			if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if unsent := b.count(t, "sent_at IS NULL AND attempts = 0"); unsent != 1 || b.outcome("refused") != 0 {
-			t.Errorf("got %d unsent untouched and refused=%v after a 401, want 1 and 0", unsent, b.outcome("refused"))
+		if left := b.count(t, "sent_at IS NULL"); left != 5 || b.outcome("refused") != 0 {
+			t.Errorf("got %d events left and refused=%v, want all 5 kept: nothing shows PostHog takes any", left, b.outcome("refused"))
+		}
+		b.posthog.answerWith(0)
+		if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if sent := b.count(t, "sent_at IS NOT NULL"); sent != 5 {
+			t.Errorf("got %d sent once PostHog took them, want 5", sent)
 		}
 	})
 
@@ -502,7 +566,6 @@ func TestRecordRefuses(t *testing.T) {
 		{"a person's user id as distinct id", "school-02080100101", "form_registered", nil, "distinct id"},
 		{"an upper-case uuid as distinct id", "7F3C2A10-0000-4000-8000-000000000001", "server_started", nil, "distinct id"},
 		{"an empty distinct id", "", "server_started", nil, "distinct id"},
-		{"properties that are not JSON", "shala", "server_started", map[string]any{"f": func() {}}, "properties"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := analytics.Record(ctx, pool, tc.distinct, tc.event, tc.props)
@@ -515,11 +578,22 @@ func TestRecordRefuses(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM product_event`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("got %d rows (%v), want none", n, err)
 	}
+	// Values Record does not take are left out and named, not the event.
+	if err := analytics.Record(ctx, pool, analytics.System, "server_started", map[string]any{
+		"f": func() {}, "nan": math.NaN(), "nested": map[string]any{"a": 1}, "list": []int{1},
+		"nul\x00key": "a\x00b", "id": uuid.MustParse("7f3c2a10-0000-4000-8000-000000000001"), "n": 7,
+	}); err != nil {
+		t.Fatalf("Record with values it does not take = %v, want the event without them", err)
+	}
+	var props string
+	if err := pool.QueryRow(ctx, `DELETE FROM product_event RETURNING properties::text`).Scan(&props); err != nil ||
+		props != `{"n": 7, "id": "7f3c2a10-0000-4000-8000-000000000001", "nulkey": "ab", "properties_dropped": "f,list,nan,nested"}` {
+		t.Errorf("got properties %s (%v), want the flat values kept, NULs removed and the others named", props, err)
+	}
 	// Properties too large are dropped, not the event (nor the work).
 	if err := analytics.Record(ctx, pool, analytics.System, "server_started", map[string]any{"x": strings.Repeat("अ", analytics.MaxProperties)}); err != nil {
 		t.Fatalf("Record with properties too large = %v, want the event without them", err)
 	}
-	var props string
 	if err := pool.QueryRow(ctx, `DELETE FROM product_event RETURNING properties::text`).Scan(&props); err != nil || props != `{"properties_dropped_bytes": 12297}` {
 		t.Errorf("got properties %s (%v), want only the size dropped", props, err)
 	}

@@ -63,9 +63,9 @@ type Options struct {
 	// Metrics counts renders and browser starts (nil: none).
 	Metrics *Metrics
 	// Timeout bounds one render once it has a tab (0: DefaultTimeout). A
-	// render that takes longer fails and the browser is replaced: a hung
-	// Chromium shows as errors and a new start, not as its callers'
-	// timeouts.
+	// render that takes longer fails and its tab is replaced (the browser
+	// too, if it cannot open one): a hung Chromium shows as errors, not as
+	// its callers' timeouts.
 	Timeout time.Duration
 }
 
@@ -164,8 +164,20 @@ type Pool struct {
 // spend most of its render decoding 1 MB of them), a style element and a
 // body that each render replaces.
 type tab struct {
-	ctx   context.Context
-	ready bool // the shell is loaded and its fonts decoded
+	ctx     context.Context
+	close   context.CancelFunc // closes this tab only
+	browser context.Context    // the browser it belongs to
+	ready   bool               // the shell is loaded and its fonts decoded
+}
+
+// openTab opens a tab in browser.
+func openTab(browser context.Context) (*tab, error) {
+	t, closeTab := chromedp.NewContext(browser) // closed with the browser too
+	if err := chromedp.Do(t); err != nil {
+		closeTab()
+		return nil, fmt.Errorf("pdf: open tab: %w", err)
+	}
+	return &tab{ctx: t, close: closeTab, browser: browser}, nil
 }
 
 // New starts Chromium and opens its tabs.
@@ -230,13 +242,13 @@ func (p *Pool) start() (err error) {
 	}
 	tabs := make(chan *tab, p.opts.Tabs)
 	for range p.opts.Tabs {
-		t, _ := chromedp.NewContext(browser) // closed with the browser
-		if err := chromedp.Do(t); err != nil {
+		t, err := openTab(browser)
+		if err != nil {
 			cancelBrowser()
 			cancelAlloc()
-			return fmt.Errorf("pdf: open tab: %w", err)
+			return err
 		}
-		tabs <- &tab{ctx: t}
+		tabs <- t
 	}
 	p.browser, p.cancelAlloc, p.cancelBrowser, p.tabs = browser, cancelAlloc, cancelBrowser, tabs
 	return nil
@@ -336,13 +348,22 @@ func (p *Pool) Render(ctx context.Context, style, body string) (_ []byte, err er
 			return nil, ctx.Err()
 		}
 		if errors.Is(rctx.Err(), context.DeadlineExceeded) && t.ctx.Err() == nil {
-			// Hung: end this browser; the next render starts another.
+			// Hung: close this tab (its renderer) and put a new one in
+			// its place; the other tabs' renders go on. A browser that
+			// cannot open a tab is ended, if it is still the pool's, and
+			// the next render starts another.
+			t.close()
+			nt, terr := openTab(t.browser)
+			if terr == nil {
+				t = nt // the deferred send returns the new tab
+				return nil, fmt.Errorf("pdf: render took over %s (tab replaced): %w", timeout, err)
+			}
 			p.mu.Lock()
-			if p.cancelBrowser != nil {
+			if p.browser == t.browser && p.cancelBrowser != nil {
 				p.cancelBrowser()
 			}
 			p.mu.Unlock()
-			return nil, fmt.Errorf("pdf: render took over %s (browser replaced): %w", timeout, err)
+			return nil, fmt.Errorf("pdf: render took over %s and no new tab opened (browser replaced): %w", timeout, errors.Join(err, terr))
 		}
 		return nil, fmt.Errorf("pdf: render: %w", err)
 	}

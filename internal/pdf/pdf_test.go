@@ -99,7 +99,7 @@ func TestMetrics(t *testing.T) {
 		}
 	})
 
-	t.Run("a render past its timeout is an error and replaces the browser", func(t *testing.T) {
+	t.Run("a render past its timeout is an error and replaces its tab, not the browser", func(t *testing.T) {
 		t.Parallel()
 		reg := prometheus.NewRegistry()
 		m := pdf.NewMetrics(reg)
@@ -113,8 +113,8 @@ func TestMetrics(t *testing.T) {
 		if got := value(t, reg, "shala_pdf_renders_total", "error"); got != 2 {
 			t.Errorf("renders{outcome=error} = %v, want 2 (not cancelled: the caller had time)", got)
 		}
-		if got := value(t, reg, "shala_pdf_browser_starts_total", "ok"); got != 2 {
-			t.Errorf("starts{outcome=ok} = %v, want 2 (the timed-out browser replaced)", got)
+		if got := value(t, reg, "shala_pdf_browser_starts_total", "ok"); got != 1 {
+			t.Errorf("starts{outcome=ok} = %v, want 1 (a new tab, the same browser)", got)
 		}
 	})
 
