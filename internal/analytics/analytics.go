@@ -192,6 +192,9 @@ type event struct {
 	Properties []byte // decoded for the call (properties)
 	OccurredAt time.Time
 	Attempts   int
+	// RefusedAlone counts the runs in which PostHog refused the event on
+	// its own.
+	RefusedAlone int
 }
 
 // properties decodes e's properties for posthog-go, numbers kept as
@@ -241,14 +244,16 @@ func (s *Sender) Send(ctx context.Context) (int, error) {
 // callResult is what one call did.
 type callResult struct {
 	n, accepted int
-	// refused: PostHog refused the call for its payload; gaveUp: it
-	// carried one event, which was given up.
-	refused, gaveUp bool
+	// refused: PostHog refused the call for its payload; alone: it
+	// carried one event; gaveUp: which was given up.
+	refused, alone, gaveUp bool
 }
 
-// send is Send; mayGiveUp lets it give up an event refused alone
-// (outcome "refused", logged with its name and id).
-func (s *Sender) send(ctx context.Context, mayGiveUp bool) (r callResult, err error) {
+// send is Send, for a run in which PostHog has (acceptedInRun) or has not
+// accepted events yet. An event refused alone in GiveUpAfter runs is given
+// up (outcome "refused", logged with its name and id) if PostHog accepted
+// others in this run or in the last hour; otherwise it is kept.
+func (s *Sender) send(ctx context.Context, acceptedInRun bool) (r callResult, err error) {
 	if s.key == "" {
 		tag, err := s.pool.Exec(ctx, `DELETE FROM product_event WHERE id IN (
 				SELECT id FROM product_event WHERE sent_at IS NULL AND occurred_at < now() - make_interval(secs => $1)
@@ -264,10 +269,11 @@ func (s *Sender) send(ctx context.Context, mayGiveUp bool) (r callResult, err er
 		postErr  error
 		accepted []uuid.UUID
 		refused  bool
+		alone    bool
 		dropped  *event
 	)
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, `SELECT id, event, distinct_id, properties, occurred_at, attempts FROM product_event
+		rows, _ := tx.Query(ctx, `SELECT id, event, distinct_id, properties, occurred_at, attempts, refused_alone FROM product_event
 			WHERE sent_at IS NULL AND occurred_at >= now() - make_interval(secs => $2)
 			ORDER BY attempts, occurred_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, SendBatch, UnsentRetention.Seconds())
 		events, err := pgx.CollectRows(rows, pgx.RowToStructByPos[event])
@@ -293,9 +299,25 @@ func (s *Sender) send(ctx context.Context, mayGiveUp bool) (r callResult, err er
 		if !refused || len(accepted) == n {
 			return nil
 		}
-		if n == 1 && mayGiveUp {
-			dropped = &events[0]
-			_, err := tx.Exec(ctx, `DELETE FROM product_event WHERE id = $1`, dropped.ID)
+		if n == 1 {
+			alone = true
+			e := events[0]
+			if e.RefusedAlone+1 >= GiveUpAfter {
+				// Given up only while PostHog takes other events: in this
+				// run, or in the last hour.
+				taking := acceptedInRun
+				if !taking {
+					if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM product_event WHERE sent_at > now() - interval '1 hour')`).Scan(&taking); err != nil {
+						return err
+					}
+				}
+				if taking {
+					dropped = &e
+					_, err := tx.Exec(ctx, `DELETE FROM product_event WHERE id = $1`, e.ID)
+					return err
+				}
+			}
+			_, err := tx.Exec(ctx, `UPDATE product_event SET attempts = attempts + 1, refused_alone = refused_alone + 1 WHERE id = $1`, e.ID)
 			return err
 		}
 		ids := make([]uuid.UUID, 0, n)
@@ -307,7 +329,7 @@ func (s *Sender) send(ctx context.Context, mayGiveUp bool) (r callResult, err er
 		_, err = tx.Exec(ctx, `UPDATE product_event SET attempts = attempts + 1 WHERE id = ANY($1)`, ids)
 		return err
 	})
-	r = callResult{n: n, accepted: len(accepted), refused: refused, gaveUp: dropped != nil}
+	r = callResult{n: n, accepted: len(accepted), refused: refused, alone: alone, gaveUp: dropped != nil}
 	if err != nil {
 		return r, fmt.Errorf("send product events: %w", err)
 	}
@@ -425,7 +447,7 @@ func (t withContext) RoundTrip(r *http.Request) (*http.Response, error) {
 		t.status.other.Add(1)
 	case refusal(resp.StatusCode):
 		t.status.refused.Add(1)
-	case resp.StatusCode >= 300:
+	case resp.StatusCode >= 400: // not 3xx: net/http follows redirects
 		t.status.other.Add(1)
 	}
 	return resp, err
@@ -538,15 +560,15 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if _, err := w.Sender.Prune(ctx); err != nil {
 		return err
 	}
-	accepted, gaveUp, refusedInARow := 0, 0, 0
+	accepted, gaveUp := 0, 0
 	for {
 		if time.Until(deadline) < w.Sender.timeout+2*time.Second {
+			if accepted == 0 && gaveUp == 0 {
+				return nil // no progress this run: the next, a minute later
+			}
 			return river.JobSnooze(0)
 		}
-		// An event PostHog refuses alone is given up only once PostHog has
-		// accepted others in this run, at most MaxGiveUps a run: a PostHog
-		// (or proxy) answering 400 to everything loses no event.
-		r, err := w.Sender.send(ctx, accepted > 0 && gaveUp < MaxGiveUps)
+		r, err := w.Sender.send(ctx, accepted > 0)
 		if errors.Is(err, ErrPostHog) {
 			return nil
 		}
@@ -557,24 +579,21 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		if r.gaveUp {
 			gaveUp++
 		}
-		switch {
-		case r.accepted > 0:
-			refusedInARow = 0
-		case r.refused:
-			refusedInARow++
-		}
-		if refusedInARow == MaxRefusedInARow {
-			return nil // a PostHog refusing everything: try again next run
+		// An event refused on its own ends the run: it is tried alone
+		// again in the next (after the events that were not refused), and
+		// given up only after GiveUpAfter such runs. Refusals halve the
+		// batch, so a run makes at most 8 calls before one.
+		if r.alone && (!r.gaveUp || gaveUp == MaxGiveUps) {
+			return nil
 		}
 	}
 }
 
-// MaxGiveUps bounds the events one run gives up; MaxRefusedInARow ends a
-// run whose calls keep being refused with nothing accepted (enough for one
-// event to be singled out: batchSize halves 100 to 1 in 7 refusals).
+// GiveUpAfter is how many runs must refuse an event on its own before it
+// is given up; MaxGiveUps bounds the events one run gives up.
 const (
-	MaxGiveUps       = 10
-	MaxRefusedInARow = 20
+	GiveUpAfter = 3
+	MaxGiveUps  = 10
 )
 
 type slogAdapter struct{ log *slog.Logger }

@@ -19,7 +19,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/pgtest"
@@ -117,6 +116,7 @@ type bundle struct {
 	posthog *batchServer
 	sender  *analytics.Sender
 	reg     *prometheus.Registry
+	url     string // the PostHog server's
 }
 
 // setup gives a fresh database, a PostHog batch server and a sender to it
@@ -126,6 +126,7 @@ func setup(t *testing.T, key string) *bundle {
 	b := &bundle{pool: pgtest.New(t), posthog: &batchServer{arrived: make(chan struct{}, 1)}, reg: prometheus.NewRegistry()}
 	srv := httptest.NewServer(b.posthog)
 	t.Cleanup(srv.Close)
+	b.url = srv.URL
 	b.sender = analytics.NewSender(b.pool, key, srv.URL, 2*time.Second, slog.New(slog.DiscardHandler), analytics.NewMetrics(b.reg, b.pool))
 	t.Cleanup(func() { _ = b.sender.Close() })
 	return b
@@ -346,7 +347,7 @@ func TestSend(t *testing.T) {
 		}
 	})
 
-	t.Run("the job starts no call its time cannot hold: it snoozes", func(t *testing.T) {
+	t.Run("the job starts no call its time cannot hold", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test") // a 2 s call timeout
 		if err := analytics.Record(ctx, b.pool, analytics.System, "server_started", nil); err != nil {
@@ -354,9 +355,10 @@ func TestSend(t *testing.T) {
 		}
 		short, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
-		var snooze *river.JobSnoozeError
-		if err := (&analytics.SendWorker{Sender: b.sender}).Work(short, nil); !errors.As(err, &snooze) {
-			t.Errorf("Work with 3 s left = %v, want a snooze (a call needs 2 s + 2 s)", err)
+		// Nothing done yet: no snooze (which would run it again at once),
+		// the next run takes the events.
+		if err := (&analytics.SendWorker{Sender: b.sender}).Work(short, nil); err != nil {
+			t.Errorf("Work with 3 s left = %v, want nil (a call needs 2 s + 2 s)", err)
 		}
 		if len(b.posthog.received()) != 0 || b.count(t, "sent_at IS NULL") != 1 {
 			t.Error("a call was made without the time for it")
@@ -369,11 +371,20 @@ func TestSend(t *testing.T) {
 		b.record(t, 2, nil)
 		b.record(t, 1, map[string]any{"poison": true})
 		b.record(t, 3, nil)
-		if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
+		w := &analytics.SendWorker{Sender: b.sender}
+		if err := w.Work(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
-		if sent, left := b.count(t, "sent_at IS NOT NULL"), b.count(t, "true"); sent != 5 || left != 5 || b.outcome("refused") != 1 {
-			t.Errorf("got %d sent, %d rows and refused=%v; want the 5 others sent and the poison given up", sent, left, b.outcome("refused"))
+		if sent, poison := b.count(t, "sent_at IS NOT NULL"), b.count(t, "refused_alone = 1"); sent != 5 || poison != 1 {
+			t.Fatalf("after one run: %d sent and %d refused alone once; want the 5 others sent and the poison kept", sent, poison)
+		}
+		for range analytics.GiveUpAfter - 1 {
+			if err := w.Work(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if left := b.count(t, "true"); left != 5 || b.outcome("refused") != 1 {
+			t.Errorf("got %d rows and refused=%v after %d runs, want the poison given up", left, b.outcome("refused"), analytics.GiveUpAfter)
 		}
 	})
 
@@ -385,8 +396,10 @@ func TestSend(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.record(t, 2, nil)
-		if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
-			t.Fatalf("Work with a number jsonb takes and float64 does not = %v", err)
+		for range analytics.GiveUpAfter {
+			if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
+				t.Fatalf("Work with a number jsonb takes and float64 does not = %v", err)
+			}
 		}
 		if sent, left := b.count(t, "sent_at IS NOT NULL"), b.count(t, "true"); sent != 2 || left != 2 || b.outcome("refused") != 1 {
 			t.Errorf("got %d sent, %d rows, refused=%v; want the 2 others sent and the one this PostHog cannot parse given up", sent, left, b.outcome("refused"))
@@ -439,6 +452,46 @@ func TestSend(t *testing.T) {
 					t.Errorf("got %d events with %d attempts after a %d, want 2", n, want, tc.status)
 				}
 			})
+		}
+	})
+
+	t.Run("one refusal is not enough to give an event up", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		b.record(t, 1, nil)
+		if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, sent_at) VALUES ('server_started', 'shala', now())`); err != nil {
+			t.Fatal(err) // PostHog took an event a moment ago
+		}
+		b.posthog.answerWith(http.StatusBadRequest)
+		w := &analytics.SendWorker{Sender: b.sender}
+		if err := w.Work(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		b.posthog.answerWith(0)
+		if err := w.Work(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if sent := b.count(t, "sent_at IS NOT NULL"); sent != 2 || b.outcome("refused") != 0 {
+			t.Errorf("got %d sent and refused=%v, want the event sent once PostHog took it again", sent, b.outcome("refused"))
+		}
+	})
+
+	t.Run("a refusal behind a redirect is a refusal", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, b.url+r.URL.Path, http.StatusPermanentRedirect)
+		}))
+		t.Cleanup(redirect.Close)
+		s := analytics.NewSender(b.pool, "phc_test", redirect.URL, 2*time.Second, slog.New(slog.DiscardHandler), nil)
+		t.Cleanup(func() { _ = s.Close() })
+		b.record(t, 2, nil)
+		b.posthog.answerWith(http.StatusBadRequest)
+		if _, err := s.Send(ctx); err != nil {
+			t.Fatalf("Send through a redirect to a refusal = %v, want a refusal (nil)", err)
+		}
+		if n := b.count(t, "attempts = 1"); n != 2 {
+			t.Errorf("got %d events with one refusal, want 2", n)
 		}
 	})
 

@@ -170,6 +170,38 @@ type tab struct {
 	ready   bool               // the shell is loaded and its fonts decoded
 }
 
+// tabTimeout bounds closing a tab and opening its replacement.
+const tabTimeout = 5 * time.Second
+
+// replaceTab closes t (its renderer with it) and sends a new tab of the
+// same browser to tabs. A browser that cannot do that within tabTimeout is
+// ended, if it is still the pool's, and the next render starts another;
+// the tabs channel of an ended browser is no longer read.
+func (p *Pool) replaceTab(tabs chan *tab, t *tab) {
+	done := make(chan *tab, 1)
+	go func() {
+		t.close()
+		nt, err := openTab(t.browser)
+		if err != nil {
+			nt = nil
+		}
+		done <- nt
+	}()
+	select {
+	case nt := <-done:
+		if nt != nil {
+			tabs <- nt
+			return
+		}
+	case <-time.After(tabTimeout):
+	}
+	p.mu.Lock()
+	if p.browser == t.browser && p.cancelBrowser != nil {
+		p.cancelBrowser() // the opener's calls end with it
+	}
+	p.mu.Unlock()
+}
+
 // openTab opens a tab in browser.
 func openTab(browser context.Context) (*tab, error) {
 	t, closeTab := chromedp.NewContext(browser) // closed with the browser too
@@ -298,7 +330,16 @@ func (p *Pool) Render(ctx context.Context, style, body string) (_ []byte, err er
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	defer func() { tabs <- t }()
+	// A render that ran out of time (its own or its caller's) may have left
+	// its tab hung: it is replaced in the background, the others go on.
+	replace := false
+	defer func() {
+		if replace {
+			go p.replaceTab(tabs, t)
+			return
+		}
+		tabs <- t
+	}()
 	if t.ctx.Err() != nil {
 		return nil, fmt.Errorf("pdf: browser closed: %w", t.ctx.Err())
 	}
@@ -345,25 +386,12 @@ func (p *Pool) Render(ctx context.Context, style, body string) (_ []byte, err er
 	if err != nil {
 		t.ready = false // load the shell again next time
 		if ctx.Err() != nil {
+			replace = t.ctx.Err() == nil
 			return nil, ctx.Err()
 		}
 		if errors.Is(rctx.Err(), context.DeadlineExceeded) && t.ctx.Err() == nil {
-			// Hung: close this tab (its renderer) and put a new one in
-			// its place; the other tabs' renders go on. A browser that
-			// cannot open a tab is ended, if it is still the pool's, and
-			// the next render starts another.
-			t.close()
-			nt, terr := openTab(t.browser)
-			if terr == nil {
-				t = nt // the deferred send returns the new tab
-				return nil, fmt.Errorf("pdf: render took over %s (tab replaced): %w", timeout, err)
-			}
-			p.mu.Lock()
-			if p.browser == t.browser && p.cancelBrowser != nil {
-				p.cancelBrowser()
-			}
-			p.mu.Unlock()
-			return nil, fmt.Errorf("pdf: render took over %s and no new tab opened (browser replaced): %w", timeout, errors.Join(err, terr))
+			replace = true
+			return nil, fmt.Errorf("pdf: render took over %s (its tab is replaced): %w", timeout, err)
 		}
 		return nil, fmt.Errorf("pdf: render: %w", err)
 	}

@@ -118,6 +118,31 @@ func TestMetrics(t *testing.T) {
 		}
 	})
 
+	t.Run("a hung tab is replaced and the next render works", func(t *testing.T) {
+		t.Parallel()
+		reg := prometheus.NewRegistry()
+		m := pdf.NewMetrics(reg)
+		pool := pdf.NewLazy(pdf.Options{Tabs: 1, Metrics: m, Timeout: 5 * time.Second})
+		t.Cleanup(pool.Close)
+		// An error handler that never returns hangs the tab's renderer.
+		if _, err := pool.Render(ctx, "", `<img src="data:image/png;base64,AAAA" onerror="for(;;){}">`); err == nil || !strings.Contains(err.Error(), "took over") {
+			t.Fatalf("Render of a page that hangs = %v, want it to time out", err)
+		}
+		// One tab: this render waits for the replacement.
+		out, err := pool.Render(ctx, "", "<p>नमस्ते</p>")
+		if err != nil || !bytes.HasPrefix(out, []byte("%PDF-")) {
+			t.Fatalf("Render after the hang = %d bytes, %v; want a PDF", len(out), err)
+		}
+		for outcome, want := range map[string]float64{"ok": 1, "error": 1, "cancelled": 0} {
+			if got := value(t, reg, "shala_pdf_renders_total", outcome); got != want {
+				t.Errorf("renders{outcome=%q} = %v, want %v", outcome, got, want)
+			}
+		}
+		if got := value(t, reg, "shala_pdf_browser_starts_total", "ok"); got != 1 {
+			t.Errorf("starts{outcome=ok} = %v, want 1 (a new tab, the same browser)", got)
+		}
+	})
+
 	t.Run("a browser that cannot start", func(t *testing.T) {
 		t.Parallel()
 		reg := prometheus.NewRegistry()

@@ -8,8 +8,9 @@
 -- as PostHog's event uuid (a batch sent twice is deduplicated there), and
 -- marks them sent. attempts counts the calls PostHog refused for their
 -- payload: such events go after the others, in batches halved at each
--- refusal, and one refused on its own is given up, so no event PostHog
--- refuses can hold up the rest. Sent rows are kept for a week,
+-- refusal, so no event PostHog refuses can hold up the rest; refused_alone
+-- counts the runs in which it was refused on its own, and after three, in a
+-- time PostHog accepts other events, it is given up. Sent rows are kept for a week,
 -- unsent ones at most 30 days.
 CREATE TABLE product_event (
   id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -22,11 +23,13 @@ CREATE TABLE product_event (
               CONSTRAINT product_event_properties CHECK (jsonb_typeof(properties) = 'object' AND octet_length(properties::text) <= 4096),
   occurred_at timestamptz NOT NULL DEFAULT now(),
   attempts    int NOT NULL DEFAULT 0 CONSTRAINT product_event_attempts CHECK (attempts >= 0),
+  refused_alone int NOT NULL DEFAULT 0 CONSTRAINT product_event_refused_alone CHECK (refused_alone >= 0),
   sent_at     timestamptz
 );
 COMMENT ON TABLE product_event IS 'Product events for PostHog (internal ids and counts only), sent by the analytics.send job';
 COMMENT ON COLUMN product_event.distinct_id IS 'PostHog distinct id: a school''s id, or "shala" for everything else (never a person''s id)';
 COMMENT ON COLUMN product_event.attempts IS 'Calls to PostHog that carried the event and were refused for their payload (400, 413, 422)';
+COMMENT ON COLUMN product_event.refused_alone IS 'Runs in which PostHog refused the event on its own (a run stops at such a refusal)';
 COMMENT ON COLUMN product_event.sent_at IS 'When PostHog accepted the event; NULL while unsent';
 CREATE INDEX product_event_unsent ON product_event (attempts, occurred_at, id) WHERE sent_at IS NULL;
 CREATE INDEX product_event_sent ON product_event (sent_at) WHERE sent_at IS NOT NULL;
