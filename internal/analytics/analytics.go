@@ -231,29 +231,30 @@ func batchSize(attempts int) int {
 // it took (0: none left).
 //
 // A call PostHog refused for its payload (refusal) adds 1 to its events'
-// attempts. Send never gives an event up: SendWorker does, for an event
-// refused alone in a run where PostHog accepted others. Any other failure
-// leaves the events as they were and returns an error wrapping ErrPostHog.
-// The rows stay locked (FOR UPDATE SKIP LOCKED) while the call is made, so
-// two senders never post the same event at once.
+// attempts; an event refused alone also gets refused_alone + 1 (outcome
+// "refused", logged with its name and id). No event is ever given up for a
+// refusal: a refused event is kept, tried again, and expires after
+// UnsentRetention like any other. Any other failure leaves the events as
+// they were and returns an error wrapping ErrPostHog. The rows stay locked
+// (FOR UPDATE SKIP LOCKED) while the call is made, so two senders never
+// post the same event at once.
 func (s *Sender) Send(ctx context.Context) (int, error) {
-	r, err := s.send(ctx, false)
+	r, err := s.send(ctx, nil)
 	return r.n, err
 }
 
 // callResult is what one call did.
 type callResult struct {
 	n, accepted int
-	// refused: PostHog refused the call for its payload; alone: it
-	// carried one event; gaveUp: which was given up.
-	refused, alone, gaveUp bool
+	// refused: PostHog refused the call for its payload; alone: the call
+	// carried only lone (its id).
+	refused bool
+	alone   *uuid.UUID
 }
 
-// send is Send, for a run in which PostHog has (acceptedInRun) or has not
-// accepted events yet. An event refused alone in GiveUpAfter runs is given
-// up (outcome "refused", logged with its name and id) if PostHog accepted
-// others in this run or in the last hour; otherwise it is kept.
-func (s *Sender) send(ctx context.Context, acceptedInRun bool) (r callResult, err error) {
+// send is Send, leaving out the events in skip (refused alone earlier in
+// the run).
+func (s *Sender) send(ctx context.Context, skip []uuid.UUID) (r callResult, err error) {
 	if s.key == "" {
 		tag, err := s.pool.Exec(ctx, `DELETE FROM product_event WHERE id IN (
 				SELECT id FROM product_event WHERE sent_at IS NULL AND occurred_at < now() - make_interval(secs => $1)
@@ -269,13 +270,12 @@ func (s *Sender) send(ctx context.Context, acceptedInRun bool) (r callResult, er
 		postErr  error
 		accepted []uuid.UUID
 		refused  bool
-		alone    bool
-		dropped  *event
+		lone     *event
 	)
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, `SELECT id, event, distinct_id, properties, occurred_at, attempts, refused_alone FROM product_event
-			WHERE sent_at IS NULL AND occurred_at >= now() - make_interval(secs => $2)
-			ORDER BY attempts, occurred_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, SendBatch, UnsentRetention.Seconds())
+			WHERE sent_at IS NULL AND occurred_at >= now() - make_interval(secs => $2) AND id <> ALL($3)
+			ORDER BY attempts, occurred_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, SendBatch, UnsentRetention.Seconds(), append([]uuid.UUID{}, skip...))
 		events, err := pgx.CollectRows(rows, pgx.RowToStructByPos[event])
 		if err != nil || len(events) == 0 {
 			return err
@@ -300,24 +300,8 @@ func (s *Sender) send(ctx context.Context, acceptedInRun bool) (r callResult, er
 			return nil
 		}
 		if n == 1 {
-			alone = true
-			e := events[0]
-			if e.RefusedAlone+1 >= GiveUpAfter {
-				// Given up only while PostHog takes other events: in this
-				// run, or in the last hour.
-				taking := acceptedInRun
-				if !taking {
-					if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM product_event WHERE sent_at > now() - interval '1 hour')`).Scan(&taking); err != nil {
-						return err
-					}
-				}
-				if taking {
-					dropped = &e
-					_, err := tx.Exec(ctx, `DELETE FROM product_event WHERE id = $1`, e.ID)
-					return err
-				}
-			}
-			_, err := tx.Exec(ctx, `UPDATE product_event SET attempts = attempts + 1, refused_alone = refused_alone + 1 WHERE id = $1`, e.ID)
+			lone = &events[0]
+			_, err := tx.Exec(ctx, `UPDATE product_event SET attempts = attempts + 1, refused_alone = refused_alone + 1 WHERE id = $1`, lone.ID)
 			return err
 		}
 		ids := make([]uuid.UUID, 0, n)
@@ -329,15 +313,18 @@ func (s *Sender) send(ctx context.Context, acceptedInRun bool) (r callResult, er
 		_, err = tx.Exec(ctx, `UPDATE product_event SET attempts = attempts + 1 WHERE id = ANY($1)`, ids)
 		return err
 	})
-	r = callResult{n: n, accepted: len(accepted), refused: refused, alone: alone, gaveUp: dropped != nil}
+	r = callResult{n: n, accepted: len(accepted), refused: refused}
+	if lone != nil {
+		r.alone = &lone.ID
+	}
 	if err != nil {
 		return r, fmt.Errorf("send product events: %w", err)
 	}
 	s.metrics.add("sent", len(accepted))
 	switch {
-	case dropped != nil:
+	case lone != nil:
 		s.metrics.add("refused", 1)
-		s.log.Warn("posthog refused a product event on its own: given up", "event", dropped.Event, "id", dropped.ID)
+		s.log.Warn("posthog refused a product event on its own: kept, and tried again next run", "event", lone.Event, "id", lone.ID)
 	case refused || postErr != nil:
 		s.metrics.add("failed", n-len(accepted))
 	}
@@ -397,7 +384,7 @@ func (s *Sender) post(ctx context.Context, events []event) (accepted []uuid.UUID
 // refusal tells a call PostHog refused for what it carried (400 invalid
 // payload, 413 too large, 422) from one that failed for another reason:
 // unreachable, timed out, 5xx, 429, or 401/403 — a key to fix, not events
-// to give up.
+// to set aside.
 func refusal(status int) bool {
 	return status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge || status == http.StatusUnprocessableEntity
 }
@@ -482,7 +469,7 @@ type Metrics struct{ events *prometheus.CounterVec }
 func NewMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) *Metrics {
 	m := &Metrics{events: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "shala_product_events_total",
-		Help: "Product events by outcome: sent (accepted by PostHog), failed (carried by a call PostHog did not accept; sent again on a later run), refused (refused by PostHog on its own: given up), discarded (no PostHog key; an hour after they happened), expired (never accepted within 30 days).",
+		Help: "Product events by outcome: sent (accepted by PostHog), failed (carried by a call PostHog did not accept; sent again on a later run), refused (refused by PostHog on its own: kept, tried again next run), discarded (no PostHog key; an hour after they happened), expired (never accepted within 30 days).",
 	}, []string{"outcome"})}
 	for _, o := range []string{"sent", "failed", "refused", "discarded", "expired"} {
 		m.events.WithLabelValues(o)
@@ -495,7 +482,9 @@ var (
 	unsentDesc = prometheus.NewDesc("shala_product_events_unsent",
 		"Product events not yet accepted by PostHog.", nil, nil)
 	oldestUnsentDesc = prometheus.NewDesc("shala_product_events_oldest_unsent_seconds",
-		"Age of the oldest product event not yet accepted by PostHog (0 when none): growing past a few minutes means PostHog refuses or cannot be reached.", nil, nil)
+		"Age of the oldest product event not yet accepted by PostHog, leaving out those it refused on their own (0 when none): growing past a few minutes means PostHog cannot be reached or refuses everything.", nil, nil)
+	refusedDesc = prometheus.NewDesc("shala_product_events_refused",
+		"Unsent product events PostHog refused on their own (kept and tried each run until they expire after 30 days): see the log for their names.", nil, nil)
 )
 
 // backlog reads the unsent events at scrape time.
@@ -504,22 +493,26 @@ type backlog struct{ pool *pgxpool.Pool }
 func (b backlog) Describe(ch chan<- *prometheus.Desc) {
 	ch <- unsentDesc
 	ch <- oldestUnsentDesc
+	ch <- refusedDesc
 }
 
 func (b backlog) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	var n int64
+	var n, refused int64
 	var oldest float64
-	err := b.pool.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0)::float8
-		FROM product_event WHERE sent_at IS NULL`).Scan(&n, &oldest)
+	err := b.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE refused_alone > 0),
+			coalesce(extract(epoch FROM now() - min(occurred_at) FILTER (WHERE refused_alone = 0)), 0)::float8
+		FROM product_event WHERE sent_at IS NULL`).Scan(&n, &refused, &oldest)
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(unsentDesc, err)
-		ch <- prometheus.NewInvalidMetric(oldestUnsentDesc, err)
+		for _, d := range []*prometheus.Desc{unsentDesc, oldestUnsentDesc, refusedDesc} {
+			ch <- prometheus.NewInvalidMetric(d, err)
+		}
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(unsentDesc, prometheus.GaugeValue, float64(n))
 	ch <- prometheus.MustNewConstMetric(oldestUnsentDesc, prometheus.GaugeValue, oldest)
+	ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.GaugeValue, float64(refused))
 }
 
 func (m *Metrics) add(outcome string, n int) {
@@ -536,7 +529,8 @@ type SendArgs struct{ queue.PerMinute }
 func (SendArgs) Kind() string { return "analytics.send" }
 
 // SendWorker works SendArgs: it prunes, then sends until nothing is left
-// (or an event refused alone cannot be given up yet).
+// (events PostHog refused on their own are left out for the rest of the
+// run).
 // A call starts only while its timeout and 2 s are left of the job's
 // (the rescue rule: the job returns by its timeout); with more to send, the
 // job snoozes and goes on at once. A call that failed other than by a
@@ -560,15 +554,16 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if _, err := w.Sender.Prune(ctx); err != nil {
 		return err
 	}
-	accepted, gaveUp := 0, 0
+	accepted := 0
+	var skip []uuid.UUID
 	for {
 		if time.Until(deadline) < w.Sender.timeout+2*time.Second {
-			if accepted == 0 && gaveUp == 0 {
+			if accepted == 0 {
 				return nil // no progress this run: the next, a minute later
 			}
 			return river.JobSnooze(0)
 		}
-		r, err := w.Sender.send(ctx, accepted > 0)
+		r, err := w.Sender.send(ctx, skip)
 		if errors.Is(err, ErrPostHog) {
 			return nil
 		}
@@ -576,25 +571,14 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 			return err
 		}
 		accepted += r.accepted
-		if r.gaveUp {
-			gaveUp++
-		}
-		// An event refused on its own ends the run: it is tried alone
-		// again in the next (after the events that were not refused), and
-		// given up only after GiveUpAfter such runs. Refusals halve the
-		// batch, so a run makes at most 8 calls before one.
-		if r.alone && (!r.gaveUp || gaveUp == MaxGiveUps) {
-			return nil
+		// An event refused on its own is left out for the rest of the run;
+		// the others go on. Refusals halve the batch, so every call either
+		// sends, narrows a batch or sets an event aside.
+		if r.alone != nil {
+			skip = append(skip, *r.alone)
 		}
 	}
 }
-
-// GiveUpAfter is how many runs must refuse an event on its own before it
-// is given up; MaxGiveUps bounds the events one run gives up.
-const (
-	GiveUpAfter = 3
-	MaxGiveUps  = 10
-)
 
 type slogAdapter struct{ log *slog.Logger }
 

@@ -175,8 +175,9 @@ const tabTimeout = 5 * time.Second
 
 // replaceTab closes t (its renderer with it) and sends a new tab of the
 // same browser to tabs. A browser that cannot do that within tabTimeout is
-// ended, if it is still the pool's, and the next render starts another;
-// the tabs channel of an ended browser is no longer read.
+// ended, if it is still the pool's, and t (closed) goes back to tabs, so a
+// render waiting for a tab fails at once and the next one starts a new
+// browser.
 func (p *Pool) replaceTab(tabs chan *tab, t *tab) {
 	done := make(chan *tab, 1)
 	go func() {
@@ -200,6 +201,7 @@ func (p *Pool) replaceTab(tabs chan *tab, t *tab) {
 		p.cancelBrowser() // the opener's calls end with it
 	}
 	p.mu.Unlock()
+	tabs <- t
 }
 
 // openTab opens a tab in browser.
@@ -330,8 +332,10 @@ func (p *Pool) Render(ctx context.Context, style, body string) (_ []byte, err er
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	// A render that ran out of time (its own or its caller's) may have left
-	// its tab hung: it is replaced in the background, the others go on.
+	// A render that ran out of its own time may have left its tab hung: it
+	// is replaced in the background, the others go on. (One whose caller
+	// gave up first goes back: if it is hung, the next render's own
+	// timeout finds it.)
 	replace := false
 	defer func() {
 		if replace {
@@ -386,7 +390,6 @@ func (p *Pool) Render(ctx context.Context, style, body string) (_ []byte, err er
 	if err != nil {
 		t.ready = false // load the shell again next time
 		if ctx.Err() != nil {
-			replace = t.ctx.Err() == nil
 			return nil, ctx.Err()
 		}
 		if errors.Is(rctx.Err(), context.DeadlineExceeded) && t.ctx.Err() == nil {

@@ -9,8 +9,8 @@
 -- marks them sent. attempts counts the calls PostHog refused for their
 -- payload: such events go after the others, in batches halved at each
 -- refusal, so no event PostHog refuses can hold up the rest; refused_alone
--- counts the runs in which it was refused on its own, and after three, in a
--- time PostHog accepts other events, it is given up. Sent rows are kept for a week,
+-- counts the calls that refused it on its own. No event is given up for a
+-- refusal: it is tried again each run and expires after 30 days. Sent rows are kept for a week,
 -- unsent ones at most 30 days.
 CREATE TABLE product_event (
   id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -29,7 +29,7 @@ CREATE TABLE product_event (
 COMMENT ON TABLE product_event IS 'Product events for PostHog (internal ids and counts only), sent by the analytics.send job';
 COMMENT ON COLUMN product_event.distinct_id IS 'PostHog distinct id: a school''s id, or "shala" for everything else (never a person''s id)';
 COMMENT ON COLUMN product_event.attempts IS 'Calls to PostHog that carried the event and were refused for their payload (400, 413, 422)';
-COMMENT ON COLUMN product_event.refused_alone IS 'Runs in which PostHog refused the event on its own (a run stops at such a refusal)';
+COMMENT ON COLUMN product_event.refused_alone IS 'Calls in which PostHog refused the event on its own (it is then left out for the rest of the run)';
 COMMENT ON COLUMN product_event.sent_at IS 'When PostHog accepted the event; NULL while unsent';
 CREATE INDEX product_event_unsent ON product_event (attempts, occurred_at, id) WHERE sent_at IS NULL;
 CREATE INDEX product_event_sent ON product_event (sent_at) WHERE sent_at IS NOT NULL;
