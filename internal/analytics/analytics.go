@@ -239,7 +239,7 @@ func batchSize(attempts int) int {
 // (FOR UPDATE SKIP LOCKED) while the call is made, so two senders never
 // post the same event at once.
 func (s *Sender) Send(ctx context.Context) (int, error) {
-	r, err := s.send(ctx, nil)
+	r, err := s.send(ctx, nil, false)
 	return r.n, err
 }
 
@@ -253,8 +253,10 @@ type callResult struct {
 }
 
 // send is Send, leaving out the events in skip (refused alone earlier in
-// the run).
-func (s *Sender) send(ctx context.Context, skip []uuid.UUID) (r callResult, err error) {
+// the run); after a call PostHog accepted whole (full), the batch is
+// SendBatch whatever the events' refusals, so a backlog refused in an
+// incident drains at full speed once PostHog takes events again.
+func (s *Sender) send(ctx context.Context, skip []uuid.UUID, full bool) (r callResult, err error) {
 	if s.key == "" {
 		tag, err := s.pool.Exec(ctx, `DELETE FROM product_event WHERE id IN (
 				SELECT id FROM product_event WHERE sent_at IS NULL AND occurred_at < now() - make_interval(secs => $1)
@@ -283,6 +285,9 @@ func (s *Sender) send(ctx context.Context, skip []uuid.UUID) (r callResult, err 
 		// The call takes the events of the first one's attempts, as many
 		// as batchSize allows; the other rows are unlocked at commit.
 		limit := batchSize(events[0].Attempts)
+		if full {
+			limit = SendBatch
+		}
 		for i, e := range events {
 			if i == limit || e.Attempts != events[0].Attempts {
 				events = events[:i]
@@ -482,7 +487,7 @@ var (
 	unsentDesc = prometheus.NewDesc("shala_product_events_unsent",
 		"Product events not yet accepted by PostHog.", nil, nil)
 	oldestUnsentDesc = prometheus.NewDesc("shala_product_events_oldest_unsent_seconds",
-		"Age of the oldest product event not yet accepted by PostHog, leaving out those it refused on their own (0 when none): growing past a few minutes means PostHog cannot be reached or refuses everything.", nil, nil)
+		"Age of the oldest product event not yet accepted by PostHog (0 when none), leaving out those it refused on their own while it accepts others: growing past a few minutes means PostHog cannot be reached, refuses the key or refuses everything.", nil, nil)
 	refusedDesc = prometheus.NewDesc("shala_product_events_refused",
 		"Unsent product events PostHog refused on their own (kept and tried each run until they expire after 30 days): see the log for their names.", nil, nil)
 )
@@ -501,9 +506,14 @@ func (b backlog) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	var n, refused int64
 	var oldest float64
-	err := b.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE refused_alone > 0),
-			coalesce(extract(epoch FROM now() - min(occurred_at) FILTER (WHERE refused_alone = 0)), 0)::float8
-		FROM product_event WHERE sent_at IS NULL`).Scan(&n, &refused, &oldest)
+	// Events refused on their own are left out of the oldest's age only
+	// while PostHog takes others (one sent in the last hour): a PostHog
+	// refusing everything is an outage, and shows as one.
+	err := b.pool.QueryRow(ctx, `WITH taking AS (SELECT EXISTS (SELECT 1 FROM product_event WHERE sent_at > now() - interval '1 hour') AS yes)
+		SELECT count(*), count(*) FILTER (WHERE refused_alone > 0),
+			coalesce(extract(epoch FROM now() - min(occurred_at) FILTER (WHERE refused_alone = 0 OR NOT taking.yes)), 0)::float8
+		FROM product_event, taking WHERE sent_at IS NULL GROUP BY taking.yes
+		UNION ALL SELECT 0, 0, 0 LIMIT 1`).Scan(&n, &refused, &oldest)
 	if err != nil {
 		for _, d := range []*prometheus.Desc{unsentDesc, oldestUnsentDesc, refusedDesc} {
 			ch <- prometheus.NewInvalidMetric(d, err)
@@ -521,6 +531,12 @@ func (m *Metrics) add(outcome string, n int) {
 	}
 	m.events.WithLabelValues(outcome).Add(float64(n))
 }
+
+// MaxRefusedCalls ends a run that has had this many calls refused and
+// none accepted: a PostHog refusing everything costs a few calls a minute,
+// not a run's worth. (Singling out one event in a batch of 100 takes at
+// most 7 refusals before a call is accepted.)
+const MaxRefusedCalls = 10
 
 // SendArgs is the periodic job that sends product events.
 type SendArgs struct{ queue.PerMinute }
@@ -554,7 +570,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if _, err := w.Sender.Prune(ctx); err != nil {
 		return err
 	}
-	accepted := 0
+	accepted, refusedCalls, full := 0, 0, false
 	var skip []uuid.UUID
 	for {
 		if time.Until(deadline) < w.Sender.timeout+2*time.Second {
@@ -563,7 +579,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 			}
 			return river.JobSnooze(0)
 		}
-		r, err := w.Sender.send(ctx, skip)
+		r, err := w.Sender.send(ctx, skip, full)
 		if errors.Is(err, ErrPostHog) {
 			return nil
 		}
@@ -571,11 +587,18 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 			return err
 		}
 		accepted += r.accepted
+		full = r.accepted == r.n
 		// An event refused on its own is left out for the rest of the run;
 		// the others go on. Refusals halve the batch, so every call either
 		// sends, narrows a batch or sets an event aside.
 		if r.alone != nil {
 			skip = append(skip, *r.alone)
+		}
+		if r.refused {
+			refusedCalls++
+		}
+		if accepted == 0 && refusedCalls == MaxRefusedCalls {
+			return nil // PostHog takes nothing: the next run, a minute later
 		}
 	}
 }

@@ -38,6 +38,7 @@ type batchServer struct {
 	failing bool // 503, as when ingestion is down
 	hang    bool
 	answer  int // when not 0: every call is answered with this status
+	calls   int // every call, answered or not
 	arrived chan struct{}
 }
 
@@ -48,6 +49,7 @@ func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	b.mu.Lock()
 	failing, hang, answer := b.failing, b.hang, b.answer
+	b.calls++
 	b.mu.Unlock()
 	select {
 	case b.arrived <- struct{}{}:
@@ -501,6 +503,40 @@ func TestSend(t *testing.T) {
 		}
 		if n := b.count(t, "attempts = 1"); n != 2 {
 			t.Errorf("got %d events with one refusal, want 2", n)
+		}
+	})
+
+	t.Run("a PostHog refusing everything shows as an outage, costs a few calls, and the backlog drains fast after", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, occurred_at)
+			SELECT 'server_started', 'shala', now() - interval '3 hours' FROM generate_series(1, 300)`); err != nil {
+			t.Fatal(err)
+		}
+		b.posthog.answerWith(http.StatusBadRequest)
+		w := &analytics.SendWorker{Sender: b.sender}
+		if err := w.Work(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		b.posthog.mu.Lock()
+		calls := b.posthog.calls
+		b.posthog.calls = 0
+		b.posthog.mu.Unlock()
+		if calls > analytics.MaxRefusedCalls {
+			t.Errorf("a run against a PostHog refusing everything made %d calls, want a few", calls)
+		}
+		if age := b.gauge(t, "shala_product_events_oldest_unsent_seconds"); age < 3*3600 {
+			t.Errorf("oldest unsent = %v s while PostHog refuses everything, want the backlog's age (3 h)", age)
+		}
+		b.posthog.answerWith(0)
+		if err := w.Work(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		b.posthog.mu.Lock()
+		calls = b.posthog.calls
+		b.posthog.mu.Unlock()
+		if sent := b.count(t, "sent_at IS NOT NULL"); sent != 300 || calls > 10 {
+			t.Errorf("after PostHog recovered: %d sent in %d calls, want 300 in a few", sent, calls)
 		}
 	})
 
