@@ -509,11 +509,10 @@ func (b backlog) Collect(ch chan<- prometheus.Metric) {
 	// Events refused on their own are left out of the oldest's age only
 	// while PostHog takes others (one sent in the last hour): a PostHog
 	// refusing everything is an outage, and shows as one.
-	err := b.pool.QueryRow(ctx, `WITH taking AS (SELECT EXISTS (SELECT 1 FROM product_event WHERE sent_at > now() - interval '1 hour') AS yes)
-		SELECT count(*), count(*) FILTER (WHERE refused_alone > 0),
-			coalesce(extract(epoch FROM now() - min(occurred_at) FILTER (WHERE refused_alone = 0 OR NOT taking.yes)), 0)::float8
-		FROM product_event, taking WHERE sent_at IS NULL GROUP BY taking.yes
-		UNION ALL SELECT 0, 0, 0 LIMIT 1`).Scan(&n, &refused, &oldest)
+	err := b.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE refused_alone > 0),
+			coalesce(extract(epoch FROM now() - min(occurred_at) FILTER (WHERE refused_alone = 0
+				OR NOT EXISTS (SELECT 1 FROM product_event WHERE sent_at > now() - interval '1 hour'))), 0)::float8
+		FROM product_event WHERE sent_at IS NULL`).Scan(&n, &refused, &oldest)
 	if err != nil {
 		for _, d := range []*prometheus.Desc{unsentDesc, oldestUnsentDesc, refusedDesc} {
 			ch <- prometheus.NewInvalidMetric(d, err)

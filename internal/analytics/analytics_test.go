@@ -22,6 +22,7 @@ import (
 
 	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/pgtest"
+	"github.com/shala-edu/shala/internal/promtest"
 )
 
 // batchServer speaks PostHog's capture API: POST /batch/ with
@@ -144,37 +145,31 @@ func (b *bundle) count(t *testing.T, where string) int {
 }
 
 // outcome is shala_product_events_total{outcome=name}.
-func (b *bundle) outcome(name string) float64 {
-	mfs, _ := b.reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() != "shala_product_events_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetValue() == name {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return -1
+func (b *bundle) outcome(t *testing.T, name string) float64 {
+	t.Helper()
+	return promtest.Value(t, b.reg, "shala_product_events_total", map[string]string{"outcome": name})
 }
 
 // gauge is the unlabelled gauge name, as scraped now.
 func (b *bundle) gauge(t *testing.T, name string) float64 {
 	t.Helper()
-	mfs, err := b.reg.Gather()
-	if err != nil {
+	return promtest.Value(t, b.reg, name, nil)
+}
+
+// work runs one analytics.send job.
+func (b *bundle) work(t *testing.T) {
+	t.Helper()
+	if err := (&analytics.SendWorker{Sender: b.sender}).Work(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
+}
+
+// exec runs sql (rows the test starts from).
+func (b *bundle) exec(t *testing.T, sql string) {
+	t.Helper()
+	if _, err := b.pool.Exec(context.Background(), sql); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no %s", name)
-	return 0
 }
 
 // record records n events by shala with props.
@@ -242,8 +237,8 @@ func TestSend(t *testing.T) {
 		if n, err := b.sender.Send(ctx); err != nil || n != 0 {
 			t.Errorf("second Send = %d, %v; want 0, nil", n, err)
 		}
-		if len(b.posthog.received()) != 2 || b.outcome("sent") != 2 {
-			t.Errorf("got %d events at PostHog and sent=%v, want 2 and 2", len(b.posthog.received()), b.outcome("sent"))
+		if len(b.posthog.received()) != 2 || b.outcome(t, "sent") != 2 {
+			t.Errorf("got %d events at PostHog and sent=%v, want 2 and 2", len(b.posthog.received()), b.outcome(t, "sent"))
 		}
 	})
 
@@ -277,8 +272,8 @@ func TestSend(t *testing.T) {
 			t.Fatalf("Send with PostHog failing = %d, %v; want 1 and ErrPostHog", n, err)
 		}
 		// An outage is not a refusal: the event keeps its place.
-		if unsent := b.count(t, "sent_at IS NULL AND attempts = 0"); unsent != 1 || b.outcome("failed") != 1 {
-			t.Fatalf("got %d unsent with no refusal and failed=%v, want 1 and 1", unsent, b.outcome("failed"))
+		if unsent := b.count(t, "sent_at IS NULL AND attempts = 0"); unsent != 1 || b.outcome(t, "failed") != 1 {
+			t.Fatalf("got %d unsent with no refusal and failed=%v, want 1 and 1", unsent, b.outcome(t, "failed"))
 		}
 		if n := b.gauge(t, "shala_product_events_unsent"); n != 1 || b.gauge(t, "shala_product_events_oldest_unsent_seconds") <= 0 {
 			t.Errorf("got unsent=%v oldest=%v, want 1 and its age", n, b.gauge(t, "shala_product_events_oldest_unsent_seconds"))
@@ -316,17 +311,15 @@ func TestSend(t *testing.T) {
 		if err := analytics.Record(ctx, b.pool, analytics.System, "server_started", nil); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, occurred_at)
-			SELECT 'server_started', 'shala', now() - interval '61 minutes' FROM generate_series(1, 3)`); err != nil {
-			t.Fatal(err)
-		}
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at)
+			SELECT 'server_started', 'shala', now() - interval '61 minutes' FROM generate_series(1, 3)`)
 		if n, err := b.sender.Send(ctx); n != 3 || err != nil {
 			t.Fatalf("Send without a key = %d, %v; want 3, nil", n, err)
 		}
 		if left := b.count(t, "occurred_at > now() - interval '1 minute'"); left != 1 || b.count(t, "true") != 1 ||
-			len(b.posthog.received()) != 0 || b.outcome("discarded") != 3 {
+			len(b.posthog.received()) != 0 || b.outcome(t, "discarded") != 3 {
 			t.Errorf("got %d rows left, %d at PostHog, discarded=%v; want the recent one, 0, 3",
-				b.count(t, "true"), len(b.posthog.received()), b.outcome("discarded"))
+				b.count(t, "true"), len(b.posthog.received()), b.outcome(t, "discarded"))
 		}
 	})
 
@@ -337,10 +330,7 @@ func TestSend(t *testing.T) {
 			analytics.SendBatch+5); err != nil {
 			t.Fatal(err)
 		}
-		w := &analytics.SendWorker{Sender: b.sender}
-		if err := w.Work(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
+		b.work(t)
 		b.posthog.mu.Lock()
 		calls := len(b.posthog.keys)
 		b.posthog.mu.Unlock()
@@ -373,11 +363,9 @@ func TestSend(t *testing.T) {
 		b.record(t, 2, nil)
 		b.record(t, 1, map[string]any{"poison": true})
 		b.record(t, 3, nil)
-		if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
-		if sent, kept := b.count(t, "sent_at IS NOT NULL"), b.count(t, "sent_at IS NULL AND refused_alone = 1 AND properties ? 'poison'"); sent != 5 || kept != 1 || b.outcome("refused") != 1 {
-			t.Errorf("got %d sent, %d poison kept, refused=%v; want the 5 others sent and the poison kept", sent, kept, b.outcome("refused"))
+		b.work(t)
+		if sent, kept := b.count(t, "sent_at IS NOT NULL"), b.count(t, "sent_at IS NULL AND refused_alone = 1 AND properties ? 'poison'"); sent != 5 || kept != 1 || b.outcome(t, "refused") != 1 {
+			t.Errorf("got %d sent, %d poison kept, refused=%v; want the 5 others sent and the poison kept", sent, kept, b.outcome(t, "refused"))
 		}
 		// The poison does not make the backlog look stuck; it is counted on its own.
 		if b.gauge(t, "shala_product_events_refused") != 1 || b.gauge(t, "shala_product_events_oldest_unsent_seconds") != 0 {
@@ -388,14 +376,10 @@ func TestSend(t *testing.T) {
 	t.Run("a refused event with fewer refusals does not hold up a backlog with more", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
-		if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, attempts, properties)
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, attempts, properties)
 			SELECT 'server_started', 'shala', 12, '{}'::jsonb FROM generate_series(1, 30)
-			UNION ALL SELECT 'server_started', 'shala', 6, '{"poison": true}'::jsonb`); err != nil {
-			t.Fatal(err)
-		}
-		if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
+			UNION ALL SELECT 'server_started', 'shala', 6, '{"poison": true}'::jsonb`)
+		b.work(t)
 		if sent := b.count(t, "sent_at IS NOT NULL"); sent != 30 {
 			t.Errorf("got %d of the backlog sent in one run, want all 30", sent)
 		}
@@ -404,10 +388,8 @@ func TestSend(t *testing.T) {
 	t.Run("a stored number no float holds neither blocks sending nor the events behind it", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
-		if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, properties, occurred_at)
-			VALUES ('server_started', 'shala', '{"n": 1e400}', now() - interval '1 minute')`); err != nil {
-			t.Fatal(err)
-		}
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, properties, occurred_at)
+			VALUES ('server_started', 'shala', '{"n": 1e400}', now() - interval '1 minute')`)
 		b.record(t, 2, nil)
 		if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
 			t.Fatalf("Work with a number jsonb takes and float64 does not = %v", err)
@@ -420,17 +402,13 @@ func TestSend(t *testing.T) {
 	t.Run("events refused with others go after new ones, and all drain in one run", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
-		if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, attempts)
-			SELECT 'server_started', 'shala', 3 FROM generate_series(1, 200)`); err != nil {
-			t.Fatal(err)
-		}
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, attempts)
+			SELECT 'server_started', 'shala', 3 FROM generate_series(1, 200)`)
 		b.record(t, 1, map[string]any{"fresh": true})
 		if n, err := b.sender.Send(ctx); n != 1 || err != nil {
 			t.Fatalf("first Send = %d, %v; want the new event first, alone", n, err)
 		}
-		if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
+		b.work(t)
 		if unsent := b.count(t, "sent_at IS NULL"); unsent != 0 {
 			t.Errorf("got %d unsent after one run, want every event sent (12 at a time)", unsent)
 		}
@@ -470,18 +448,11 @@ func TestSend(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
 		b.record(t, 1, nil)
-		if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, sent_at) VALUES ('server_started', 'shala', now())`); err != nil {
-			t.Fatal(err) // PostHog took an event a moment ago
-		}
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, sent_at) VALUES ('server_started', 'shala', now())`)
 		b.posthog.answerWith(http.StatusBadRequest)
-		w := &analytics.SendWorker{Sender: b.sender}
-		if err := w.Work(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
+		b.work(t)
 		b.posthog.answerWith(0)
-		if err := w.Work(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
+		b.work(t)
 		if sent := b.count(t, "sent_at IS NOT NULL"); sent != 2 {
 			t.Errorf("got %d sent, want the event sent once PostHog took it again", sent)
 		}
@@ -509,15 +480,10 @@ func TestSend(t *testing.T) {
 	t.Run("a PostHog refusing everything shows as an outage, costs a few calls, and the backlog drains fast after", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
-		if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, occurred_at)
-			SELECT 'server_started', 'shala', now() - interval '3 hours' FROM generate_series(1, 300)`); err != nil {
-			t.Fatal(err)
-		}
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at)
+			SELECT 'server_started', 'shala', now() - interval '3 hours' FROM generate_series(1, 300)`)
 		b.posthog.answerWith(http.StatusBadRequest)
-		w := &analytics.SendWorker{Sender: b.sender}
-		if err := w.Work(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
+		b.work(t)
 		b.posthog.mu.Lock()
 		calls := b.posthog.calls
 		b.posthog.calls = 0
@@ -529,9 +495,7 @@ func TestSend(t *testing.T) {
 			t.Errorf("oldest unsent = %v s while PostHog refuses everything, want the backlog's age (3 h)", age)
 		}
 		b.posthog.answerWith(0)
-		if err := w.Work(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
+		b.work(t)
 		b.posthog.mu.Lock()
 		calls = b.posthog.calls
 		b.posthog.mu.Unlock()
@@ -546,17 +510,13 @@ func TestSend(t *testing.T) {
 		b.record(t, 5, nil)
 		b.posthog.answerWith(http.StatusBadRequest)
 		for range 10 {
-			if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
-				t.Fatal(err)
-			}
+			b.work(t)
 		}
 		if left := b.count(t, "sent_at IS NULL"); left != 5 {
 			t.Errorf("got %d events left, want all 5 kept", left)
 		}
 		b.posthog.answerWith(0)
-		if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
+		b.work(t)
 		if sent := b.count(t, "sent_at IS NOT NULL"); sent != 5 {
 			t.Errorf("got %d sent once PostHog took them, want 5", sent)
 		}
@@ -565,9 +525,7 @@ func TestSend(t *testing.T) {
 	t.Run("an event past 30 days is never sent", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
-		if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, occurred_at) VALUES ('server_started', 'shala', now() - interval '31 days')`); err != nil {
-			t.Fatal(err)
-		}
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at) VALUES ('server_started', 'shala', now() - interval '31 days')`)
 		if n, err := b.sender.Send(ctx); n != 0 || err != nil || len(b.posthog.received()) != 0 {
 			t.Errorf("Send = %d, %v with %d at PostHog; want nothing sent", n, err, len(b.posthog.received()))
 		}
@@ -592,18 +550,14 @@ func TestSend(t *testing.T) {
 	t.Run("old events are pruned even while PostHog is down", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
-		if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, occurred_at, sent_at) VALUES
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at, sent_at) VALUES
 			('sent_old', 'shala', now() - interval '9 days', now() - interval '8 days'),
 			('unsent_old', 'shala', now() - interval '31 days', NULL),
-			('unsent_recent', 'shala', now() - interval '1 day', NULL)`); err != nil {
-			t.Fatal(err)
-		}
+			('unsent_recent', 'shala', now() - interval '1 day', NULL)`)
 		b.posthog.set(true, false)
-		if err := (&analytics.SendWorker{Sender: b.sender}).Work(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
-		if left := b.count(t, "true"); left != 1 || b.count(t, "event = 'unsent_recent'") != 1 || b.outcome("failed") != 1 {
-			t.Errorf("got %d rows left and failed=%v, want the two old ones pruned and the recent one tried and kept", left, b.outcome("failed"))
+		b.work(t)
+		if left := b.count(t, "true"); left != 1 || b.count(t, "event = 'unsent_recent'") != 1 || b.outcome(t, "failed") != 1 {
+			t.Errorf("got %d rows left and failed=%v, want the two old ones pruned and the recent one tried and kept", left, b.outcome(t, "failed"))
 		}
 	})
 
@@ -644,8 +598,8 @@ func TestPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(left, ",") != "sent_recent,unsent_recent" || b.outcome("expired") != 1 {
-		t.Errorf("got %v left and expired=%v, want sent_recent,unsent_recent and 1", left, b.outcome("expired"))
+	if strings.Join(left, ",") != "sent_recent,unsent_recent" || b.outcome(t, "expired") != 1 {
+		t.Errorf("got %v left and expired=%v, want sent_recent,unsent_recent and 1", left, b.outcome(t, "expired"))
 	}
 }
 

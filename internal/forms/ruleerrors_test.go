@@ -14,6 +14,7 @@ import (
 
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/forms"
+	"github.com/shala-edu/shala/internal/promtest"
 )
 
 type lockedBuffer struct {
@@ -83,7 +84,7 @@ func TestRuleThatFailsAtRunTimeIsRecordedLoggedAndCounted(t *testing.T) {
 		!strings.Contains(got["nested"], "memory budget") {
 		t.Errorf("flagged %v, rule_errors %v; want income_code, per_room (divide by zero), nested (memory budget)", flagged, got)
 	}
-	if n := counterValue(t, reg, "shala_form_rule_errors_total"); n != 3 {
+	if n := promtest.Value(t, reg, "shala_form_rule_errors_total", nil); n != 3 {
 		t.Errorf("shala_form_rule_errors_total = %v, want 3", n)
 	}
 	log := logs.String()
@@ -121,18 +122,4 @@ func TestRuleCostIsCappedWhenSaved(t *testing.T) {
 	if fault.As(err).Field != "expression" || !strings.Contains(err.Error(), "nodes") {
 		t.Errorf("a %d-node rule: got %v, want a refusal on expression about its size", forms.MaxRuleNodes*2, err)
 	}
-}
-
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() == name {
-			return f.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	return 0
 }

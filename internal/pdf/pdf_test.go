@@ -12,46 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shala-edu/shala/internal/pdf"
+	"github.com/shala-edu/shala/internal/promtest"
 )
-
-// value is the counter name{outcome} gathered from reg.
-func value(t *testing.T, reg *prometheus.Registry, name, outcome string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" && l.GetValue() == outcome {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s{outcome=%q}", name, outcome)
-	return 0
-}
-
-// histogramCount is the sample count of the unlabelled histogram name.
-func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
-		}
-	}
-	t.Fatalf("no %s", name)
-	return 0
-}
 
 func needChromium(t *testing.T) {
 	t.Helper()
@@ -86,15 +48,15 @@ func TestMetrics(t *testing.T) {
 		if _, err := pool.Render(done, "", "<p>late</p>"); err == nil {
 			t.Fatal("a render for a caller that has given up succeeded")
 		}
-		if got := histogramCount(t, reg, "shala_pdf_render_duration_seconds"); got != 2 {
-			t.Errorf("got %d render durations, want 2", got)
+		if got := promtest.Value(t, reg, "shala_pdf_render_duration_seconds", nil); got != 2 {
+			t.Errorf("got %v render durations, want 2", got)
 		}
 		for outcome, want := range map[string]float64{"ok": 1, "cancelled": 1, "error": 0} {
-			if got := value(t, reg, "shala_pdf_renders_total", outcome); got != want {
+			if got := promtest.Value(t, reg, "shala_pdf_renders_total", map[string]string{"outcome": outcome}); got != want {
 				t.Errorf("renders{outcome=%q} = %v, want %v", outcome, got, want)
 			}
 		}
-		if got := value(t, reg, "shala_pdf_browser_starts_total", "ok"); got != 1 {
+		if got := promtest.Value(t, reg, "shala_pdf_browser_starts_total", map[string]string{"outcome": "ok"}); got != 1 {
 			t.Errorf("starts{outcome=ok} = %v, want 1 (the lazy pool's first render)", got)
 		}
 	})
@@ -110,10 +72,10 @@ func TestMetrics(t *testing.T) {
 				t.Fatalf("Render with a 1 ms timeout = %v, want it to time out", err)
 			}
 		}
-		if got := value(t, reg, "shala_pdf_renders_total", "error"); got != 2 {
+		if got := promtest.Value(t, reg, "shala_pdf_renders_total", map[string]string{"outcome": "error"}); got != 2 {
 			t.Errorf("renders{outcome=error} = %v, want 2 (not cancelled: the caller had time)", got)
 		}
-		if got := value(t, reg, "shala_pdf_browser_starts_total", "ok"); got != 1 {
+		if got := promtest.Value(t, reg, "shala_pdf_browser_starts_total", map[string]string{"outcome": "ok"}); got != 1 {
 			t.Errorf("starts{outcome=ok} = %v, want 1 (a new tab, the same browser)", got)
 		}
 	})
@@ -134,11 +96,11 @@ func TestMetrics(t *testing.T) {
 			t.Fatalf("Render after the hang = %d bytes, %v; want a PDF", len(out), err)
 		}
 		for outcome, want := range map[string]float64{"ok": 1, "error": 1, "cancelled": 0} {
-			if got := value(t, reg, "shala_pdf_renders_total", outcome); got != want {
+			if got := promtest.Value(t, reg, "shala_pdf_renders_total", map[string]string{"outcome": outcome}); got != want {
 				t.Errorf("renders{outcome=%q} = %v, want %v", outcome, got, want)
 			}
 		}
-		if got := value(t, reg, "shala_pdf_browser_starts_total", "ok"); got != 1 {
+		if got := promtest.Value(t, reg, "shala_pdf_browser_starts_total", map[string]string{"outcome": "ok"}); got != 1 {
 			t.Errorf("starts{outcome=ok} = %v, want 1 (a new tab, the same browser)", got)
 		}
 	})
@@ -156,10 +118,10 @@ func TestMetrics(t *testing.T) {
 		if _, err := pool.Render(ctx, "", "<p>x</p>"); err == nil {
 			t.Fatal("rendered with no browser")
 		}
-		if got := value(t, reg, "shala_pdf_renders_total", "error"); got != 1 {
+		if got := promtest.Value(t, reg, "shala_pdf_renders_total", map[string]string{"outcome": "error"}); got != 1 {
 			t.Errorf("renders{outcome=error} = %v, want 1", got)
 		}
-		if got := value(t, reg, "shala_pdf_browser_starts_total", "error"); got != 1 {
+		if got := promtest.Value(t, reg, "shala_pdf_browser_starts_total", map[string]string{"outcome": "error"}); got != 1 {
 			t.Errorf("starts{outcome=error} = %v, want 1", got)
 		}
 	})

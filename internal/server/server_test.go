@@ -25,6 +25,7 @@ import (
 	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/logging"
 	"github.com/shala-edu/shala/internal/pgtest"
+	"github.com/shala-edu/shala/internal/promtest"
 	"github.com/shala-edu/shala/internal/queue"
 )
 
@@ -216,7 +217,7 @@ func TestSameEventDeliveredThreeTimesConcurrentlyHasOneEffect(t *testing.T) {
 		t.Errorf("%d pongs in all, want exactly 1", n)
 	}
 
-	if got := counterValue(t, b.reg, "shala_webhook_requests_total", map[string]string{"kind": "event", "name": "ping_created", "outcome": "duplicate"}); got != 2 {
+	if got := promtest.Value(t, b.reg, "shala_webhook_requests_total", map[string]string{"kind": "event", "name": "ping_created", "outcome": "duplicate"}); got != 2 {
 		t.Errorf("duplicate outcome counter %v, want 2", got)
 	}
 }
@@ -388,30 +389,6 @@ func TestProbesAndMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-}
-
-func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if labels[lp.GetName()] != lp.GetValue() {
-					continue metrics
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no %s%v", name, labels)
-	return 0
 }
 
 // syncBuffer is a log sink safe for concurrent handlers.
