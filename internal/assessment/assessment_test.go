@@ -312,18 +312,7 @@ func TestOnlyBuilderCollectorsSubmitBuilders(t *testing.T) {
 // school in Shimla (W), and returns their ids.
 func (f *fixture) open() (assessmentID, school uuid.UUID) {
 	f.t.Helper()
-	ctx := context.Background()
-	res, err := f.pipeline.Receive(ctx, forms.Input{XML: read(f.t, "assessment_submission.xml"), Source: "action"})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if _, err := f.pool.Exec(ctx, `UPDATE assessment_deadline SET due_at = now() + interval '1 day'`); err != nil {
-		f.t.Fatal(err)
-	}
-	if err := f.pool.QueryRow(ctx, `INSERT INTO school (udise, name, district, block, session) VALUES ('02110100101', 'GSSS Kufri', 'Shimla', 'Mashobra', 'W') RETURNING id`).Scan(&school); err != nil {
-		f.t.Fatal(err)
-	}
-	return *res.AssessmentID, school
+	return f.openKind("NONE")
 }
 
 // A class row is created only for an assessment open to the school (the

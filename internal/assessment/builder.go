@@ -52,9 +52,9 @@ type Builder struct {
 	Total, PassPct                *float64
 	SMS                           *Ref
 	Enabled                       bool
-	// EvaluationAt and TotalAt are the paths of the evaluation and the
-	// total marks, for refusals of an edit.
-	EvaluationAt, TotalAt string
+	// EvaluationAt, UnitTypeAt and TotalAt are the paths of the
+	// evaluation, the unit type and the total marks, for refusals of an edit.
+	EvaluationAt, UnitTypeAt, TotalAt string
 }
 
 // Read reads a builder submission's answers through layout l; refusals are
@@ -67,7 +67,7 @@ func Read(l *Layout, root string, answers []xform.Answer) (*Builder, error) {
 		}
 	}
 	r := &reader{l: l, root: root, byAttr: byAttr}
-	b := &Builder{Enabled: true, EvaluationAt: r.at("evaluation"), TotalAt: r.at("total_marks")}
+	b := &Builder{Enabled: true, EvaluationAt: r.at("evaluation"), UnitTypeAt: r.at("unit_type"), TotalAt: r.at("total_marks")}
 	var err error
 	one := func(attr string, into *string) {
 		if err == nil {

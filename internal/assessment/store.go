@@ -124,9 +124,9 @@ func Save(ctx context.Context, tx pgx.Tx, o Origin, b *Builder) (id uuid.UUID, r
 // results or counts schools have written invalid under the rules the
 // database holds every write to: a class's subject that has them removed,
 // a district or session whose schools have them (or class rows) dropped,
-// the evaluation changed once marks or grades are written, a maximum (a
-// component's, or the total when marks have no component) below marks
-// given.
+// the evaluation changed once marks or grades are written, the unit type
+// changed once class counts are written, a maximum (a component's, or the
+// total when marks have no component) below marks given.
 func keepsResultsValid(ctx context.Context, tx pgx.Tx, id uuid.UUID, b *Builder, res *resolved) error {
 	rows, err := tx.Query(ctx, `SELECT class_grade, subject FROM assessment_result WHERE assessment_id = $1
 		UNION SELECT grade, subject FROM assessment_tsp WHERE assessment_id = $1 ORDER BY 1, 2`, id)
@@ -179,14 +179,19 @@ func keepsResultsValid(ctx context.Context, tx pgx.Tx, id uuid.UUID, b *Builder,
 			return refuse(b.Districts[0].At, CodeInvalid, "schools of %s (session %s) have results: the assessment cannot close to them", p.district, p.session)
 		}
 	}
-	var evaluation string
-	var scored bool
-	if err := tx.QueryRow(ctx, `SELECT evaluation, EXISTS (SELECT 1 FROM assessment_result
-			WHERE assessment_id = $1 AND (marks IS NOT NULL OR grade IS NOT NULL)) FROM assessment WHERE id = $1`, id).Scan(&evaluation, &scored); err != nil {
+	var evaluation, unitType string
+	var scored, counted bool
+	if err := tx.QueryRow(ctx, `SELECT evaluation, unit_type,
+			EXISTS (SELECT 1 FROM assessment_result WHERE assessment_id = $1 AND (marks IS NOT NULL OR grade IS NOT NULL)),
+			EXISTS (SELECT 1 FROM assessment_tsp WHERE assessment_id = $1)
+		FROM assessment WHERE id = $1`, id).Scan(&evaluation, &unitType, &scored, &counted); err != nil {
 		return err
 	}
 	if scored && evaluation != b.Evaluation {
 		return refuse(b.EvaluationAt, CodeInvalid, "results are written in %s: the evaluation cannot change to %s", evaluation, b.Evaluation)
+	}
+	if counted && unitType != b.UnitType {
+		return refuse(b.UnitTypeAt, CodeInvalid, "class counts are written by unit type %s: the unit type cannot change to %s", unitType, b.UnitType)
 	}
 	rows, err = tx.Query(ctx, `SELECT c.component_type, max(r.marks)::float8 FROM assessment_result r
 		LEFT JOIN assessment_component c ON c.id = r.component_id

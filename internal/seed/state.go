@@ -191,6 +191,9 @@ func State(ctx context.Context, pool *pgxpool.Pool, opts StateOptions) (StateRes
 			return err
 		}
 		res.Assessments = len(assessments)
+		if err := loadObjectives(ctx, tx); err != nil {
+			return err
+		}
 		if res.Results, err = g.loadResults(ctx, tx, schools, assessments); err != nil {
 			return err
 		}
@@ -346,6 +349,28 @@ func (g *stateGen) studentRow(row []any, s *stateSchool, st stateStudent, admiss
 	row[9] = fmt.Sprintf("%s/%05d", s.udise[7:], admission)
 	row[10] = time.Date(g.now.Year()-rng.IntN(st.grade), 4, 1, 0, 0, 0, 0, time.UTC)
 	row[11], row[12], row[13] = st.grade, st.section, stream
+}
+
+// loadObjectives defines, for every grade and subject the assessments
+// ask, the learning objectives and units the TSP counts name: LO-1..3 and
+// UNIT-1..3 (units).
+func loadObjectives(ctx context.Context, tx pgx.Tx) error {
+	var grades []int16
+	var subjects []string
+	for grade := 1; grade <= 12; grade++ {
+		for _, subj := range append(languages(grade), numeracy(grade)...) {
+			grades, subjects = append(grades, int16(grade)), append(subjects, subj)
+		}
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO learning_objective (grade, subject, code, description, is_unit, position)
+		SELECT c.grade, c.subject, k.kind || '-' || n, CASE WHEN k.kind = 'UNIT' THEN 'इकाई ' ELSE 'सीखने का प्रतिफल ' END || n || ' (' || c.subject || ', कक्षा ' || c.grade || ')',
+			k.kind = 'UNIT', n
+		FROM unnest($1::smallint[], $2::text[]) AS c(grade, subject), (VALUES ('LO'), ('UNIT')) AS k(kind), generate_series(1, 3) AS n
+		ON CONFLICT (grade, subject, code) DO NOTHING`, grades, subjects)
+	if err != nil {
+		return fmt.Errorf("learning objectives: %w", err)
+	}
+	return nil
 }
 
 // loadAssessments creates the year's 20 assessments — ten kinds, each for

@@ -53,6 +53,14 @@ func TestStateSeedAtSmallScale(t *testing.T) {
 		OR r.marks > coalesce((SELECT max_marks FROM assessment_component c WHERE c.id = r.component_id), 100)`); got != 0 {
 		t.Errorf("%d results break the write rules", got)
 	}
+	// TSP counts name the learning objectives or units the state defined.
+	if got := count(`SELECT count(*) FROM assessment_tsp t WHERE NOT EXISTS (SELECT 1 FROM assessment_unit u
+		WHERE u.assessment_id = t.assessment_id AND u.grade = t.grade AND u.subject = t.subject AND u.unit = t.unit)`); got != 0 {
+		t.Errorf("%d TSP counts name no defined learning objective or unit", got)
+	}
+	if got := count(`SELECT count(*) FROM assessment_unit u JOIN assessment a ON a.id = u.assessment_id WHERE a.type = 'TERM1' AND u.grade = 6`); got != 2*2*3 {
+		t.Errorf("Term-1 (units) lists %d units for class 6, want 3 for each of its 2 subjects in 2 assessments", got)
+	}
 	diffs, err := progress.Drift(ctx, pool)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,285 @@
+package assessment_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/shala-edu/shala/internal/assessment"
+	"github.com/shala-edu/shala/internal/fault"
+	"github.com/shala-edu/shala/internal/forms"
+)
+
+// openKind creates, from the builder, an assessment of the given unit type
+// (grades 6: HINDI MATHEMATICS, 7: MATHEMATICS SCIENCE) open to a new
+// school of Shimla, session W, until tomorrow.
+func (f *fixture) openKind(unitType string) (assessmentID, school uuid.UUID) {
+	f.t.Helper()
+	ctx := context.Background()
+	res, err := f.pipeline.Receive(ctx, forms.Input{XML: builderXML(f.t, "<unit_type>NONE</unit_type>", "<unit_type>"+unitType+"</unit_type>"), Source: "action"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.pool.Exec(ctx, `UPDATE assessment_deadline SET due_at = now() + interval '1 day'`); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.pool.QueryRow(ctx, `INSERT INTO school (udise, name, district, block, session) VALUES ('02110100101', 'GSSS Kufri', 'Shimla', 'Mashobra', 'W') RETURNING id`).Scan(&school); err != nil {
+		f.t.Fatal(err)
+	}
+	return *res.AssessmentID, school
+}
+
+// exec runs q and returns its error; the test decides what it wants.
+func (f *fixture) exec(q string, args ...any) error {
+	_, err := f.pool.Exec(context.Background(), q, args...)
+	return err
+}
+
+func (f *fixture) must(q string, args ...any) {
+	f.t.Helper()
+	if err := f.exec(q, args...); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) id(q string, args ...any) uuid.UUID {
+	f.t.Helper()
+	var id uuid.UUID
+	if err := f.pool.QueryRow(context.Background(), q, args...).Scan(&id); err != nil {
+		f.t.Fatal(err)
+	}
+	return id
+}
+
+// tsp writes a TSP count of class 6-A as Hasura's insert permission for
+// the school role does.
+func (f *fixture) tsp(aid, school uuid.UUID, subject, unit string) error {
+	return f.exec(`INSERT INTO assessment_tsp (assessment_id, school_id, grade, section, subject, unit, students_cleared, students_present)
+		VALUES ($1, $2, 6, 'A', $3, $4, 20, 30)`, aid, school, subject, unit)
+}
+
+func wantRefused(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v, want an error containing %q", err, want)
+	}
+}
+
+// units reads what a school counts for class 6 and subject of aid, as the
+// app does through assessment_unit.
+func (f *fixture) units(aid uuid.UUID, subject string) string {
+	f.t.Helper()
+	var got string
+	if err := f.pool.QueryRow(context.Background(), `SELECT coalesce(string_agg(unit || coalesce('/' || cut_off_marks || '/' || max_marks, ''), ' ' ORDER BY position, unit), '')
+		FROM assessment_unit WHERE assessment_id = $1 AND grade = 6 AND subject = $2`, aid, subject).Scan(&got); err != nil {
+		f.t.Fatal(err)
+	}
+	return got
+}
+
+func TestNoneCountsHaveNoUnit(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	aid, school := f.openKind("NONE")
+	wantRefused(t, f.tsp(aid, school, "HINDI", "LO-1"), `unit must be empty, not "LO-1"`)
+	if err := f.tsp(aid, school, "HINDI", ""); err != nil {
+		t.Errorf("a NONE count without a unit: %v", err)
+	}
+	if got := f.units(aid, "HINDI"); got != "" {
+		t.Errorf("units of a NONE assessment: got %q, want none", got)
+	}
+}
+
+func TestLearningObjectiveCounts(t *testing.T) {
+	t.Parallel()
+	setup := func(t *testing.T) (*fixture, uuid.UUID, uuid.UUID) {
+		f := setup(t)
+		aid, school := f.openKind("LO")
+		return f, aid, school
+	}
+	t.Run("free names until the state defines objectives", func(t *testing.T) {
+		t.Parallel()
+		f, aid, school := setup(t)
+		if err := f.tsp(aid, school, "HINDI", "पढ़ना-1"); err != nil {
+			t.Errorf("a named count with no objectives defined: %v", err)
+		}
+		wantRefused(t, f.tsp(aid, school, "MATHEMATICS", ""), "counts by learning objective: unit required")
+	})
+	t.Run("defined objectives are the only ones", func(t *testing.T) {
+		t.Parallel()
+		f, aid, school := setup(t)
+		f.must(`INSERT INTO learning_objective (grade, subject, code, description, position, active) VALUES
+			(6, 'HINDI', 'H6-02', 'कहानी पढ़कर प्रश्नों के उत्तर देता है', 2, true),
+			(6, 'HINDI', 'H6-01', 'अक्षर पहचानता है', 1, true),
+			(6, 'HINDI', 'H6-03', 'withdrawn', 3, false),
+			(6, 'MATHEMATICS', 'M6-01', 'adds fractions', 1, true),
+			(7, 'HINDI', 'H7-01', 'class 7', 1, true)`)
+		if got, want := f.units(aid, "HINDI"), "H6-01 H6-02"; got != want {
+			t.Errorf("units: got %q, want %q (active, in order)", got, want)
+		}
+		if err := f.tsp(aid, school, "HINDI", "H6-02"); err != nil {
+			t.Errorf("a defined objective: %v", err)
+		}
+		for _, tt := range []struct{ name, subject, unit, want string }{
+			{"unknown", "HINDI", "H6-99", `"SA-1 गणित और हिंदी 2026" has no learning objective "H6-99" for class 6 HINDI: counts name one of H6-01, H6-02`},
+			{"withdrawn", "HINDI", "H6-03", `no learning objective "H6-03"`},
+			{"another subject's", "HINDI", "M6-01", `no learning objective "M6-01"`},
+			{"another class's", "HINDI", "H7-01", `no learning objective "H7-01"`},
+		} {
+			wantRefused(t, f.tsp(aid, school, tt.subject, tt.unit), tt.want)
+		}
+		// A subject the state has not defined yet keeps free names.
+		f.must(`DELETE FROM learning_objective WHERE subject = 'MATHEMATICS'`)
+		if err := f.tsp(aid, school, "MATHEMATICS", "anything"); err != nil {
+			t.Errorf("a subject without objectives: %v", err)
+		}
+		// Every objective withdrawn: nothing can be counted, and the error says so.
+		f.must(`UPDATE learning_objective SET active = false WHERE subject = 'HINDI'`)
+		f.must(`DELETE FROM assessment_tsp`)
+		wantRefused(t, f.tsp(aid, school, "HINDI", "H6-01"), "none is active")
+		// Counts written before a withdrawal stay, and their numbers can be corrected.
+		f.must(`UPDATE learning_objective SET active = true WHERE code = 'H6-01'`)
+		if err := f.tsp(aid, school, "HINDI", "H6-01"); err != nil {
+			t.Fatal(err)
+		}
+		f.must(`UPDATE learning_objective SET active = false WHERE code = 'H6-01'`)
+		if err := f.exec(`UPDATE assessment_tsp SET students_cleared = 25 WHERE unit = 'H6-01'`); err != nil {
+			t.Errorf("correcting a count of a withdrawn objective: %v", err)
+		}
+	})
+	t.Run("codes never change", func(t *testing.T) {
+		t.Parallel()
+		f, _, _ := setup(t)
+		f.must(`INSERT INTO learning_objective (grade, subject, code, description) VALUES (6, 'HINDI', 'H6-01', 'अक्षर')`)
+		wantRefused(t, f.exec(`UPDATE learning_objective SET code = 'H6-1'`), "the grade, subject and code of learning objective H6-01 cannot change")
+		wantRefused(t, f.exec(`UPDATE learning_objective SET grade = 7`), "cannot change")
+		if err := f.exec(`UPDATE learning_objective SET description = 'अक्षर पहचानता है', position = 4`); err != nil {
+			t.Errorf("editing a description: %v", err)
+		}
+		wantRefused(t, f.exec(`INSERT INTO learning_objective (grade, subject, code, description) VALUES (6, 'HINDI', 'H6 01', 'x')`), "learning_objective_code_check")
+		wantRefused(t, f.exec(`INSERT INTO learning_objective (grade, subject, code, description) VALUES (6, 'HINDI', 'H6-01', 'again')`), "learning_objective_grade_subject_code_key")
+	})
+}
+
+func TestUnitCountsNameUnits(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	aid, school := f.openKind("UNIT")
+	f.must(`INSERT INTO learning_objective (grade, subject, code, description, is_unit, position) VALUES
+		(6, 'MATHEMATICS', 'M6-U1', 'Unit 1: fractions', true, 1),
+		(6, 'MATHEMATICS', 'M6-01', 'adds fractions', false, 2)`)
+	if got, want := f.units(aid, "MATHEMATICS"), "M6-U1"; got != want {
+		t.Errorf("units: got %q, want %q", got, want)
+	}
+	wantRefused(t, f.tsp(aid, school, "MATHEMATICS", "M6-01"), `has no unit "M6-01" for class 6 MATHEMATICS: counts name one of M6-U1`)
+	if err := f.tsp(aid, school, "MATHEMATICS", "M6-U1"); err != nil {
+		t.Errorf("a unit: %v", err)
+	}
+	// Objectives that are not units do not make a subject defined for units.
+	f.must(`INSERT INTO learning_objective (grade, subject, code, description) VALUES (6, 'HINDI', 'H6-01', 'अक्षर')`)
+	if err := f.tsp(aid, school, "HINDI", "Unit 2"); err != nil {
+		t.Errorf("a subject with objectives but no units: %v", err)
+	}
+}
+
+func TestQuestionBundles(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	aid, school := f.openKind("QUESTION")
+	q1 := f.id(`INSERT INTO assessment_question (grade, subject, code, text, max_marks, cut_off_marks, position) VALUES (6, 'MATHEMATICS', 'Q1', '3/4 + 1/4 = ?', 2, 1, 1) RETURNING id`)
+	f.must(`INSERT INTO assessment_question (grade, subject, code, text, max_marks, cut_off_marks, position) VALUES (6, 'MATHEMATICS', 'Q2', '1/2 × 1/2 = ?', 2, 2, 2)`)
+	q3 := f.id(`INSERT INTO assessment_question (grade, subject, code, text, max_marks, cut_off_marks, position) VALUES (6, 'MATHEMATICS', 'Q3', '0.5 = ?/10', 4, 3, 3) RETURNING id`)
+	lo := f.id(`INSERT INTO learning_objective (grade, subject, code, description) VALUES (6, 'MATHEMATICS', 'M6-01', 'adds fractions') RETURNING id`)
+	q7 := f.id(`INSERT INTO assessment_question (grade, subject, code, text, max_marks, cut_off_marks) VALUES (7, 'MATHEMATICS', 'Q1', 'class 7', 2, 1) RETURNING id`)
+	wantRefused(t, f.exec(`INSERT INTO assessment_question (grade, subject, code, text, max_marks, cut_off_marks) VALUES (6, 'MATHEMATICS', 'Q9', 'x', 2, 3)`), "assessment_question_cut_off_le_max")
+
+	// Without a bundle: every active question of the class and subject, with its cut-off.
+	if got, want := f.units(aid, "MATHEMATICS"), "Q1/1/2 Q2/2/2 Q3/3/4"; got != want {
+		t.Errorf("units without a bundle: got %q, want %q", got, want)
+	}
+	bundle := f.id(`INSERT INTO unit_bundle (name, unit_type, grade, subject) VALUES ('SA-1 class 6 maths', 'QUESTION', 6, 'MATHEMATICS') RETURNING id`)
+	f.must(`INSERT INTO unit_bundle_item (bundle_id, question_id, position) VALUES ($1, $2, 1), ($1, $3, 2)`, bundle, q3, q1)
+	for _, tt := range []struct {
+		name string
+		q    string
+		args []any
+		want string
+	}{
+		{"an objective in a question bundle", `INSERT INTO unit_bundle_item (bundle_id, learning_objective_id) VALUES ($1, $2)`, []any{bundle, lo}, `holds questions, not learning objective M6-01`},
+		{"another class's question", `INSERT INTO unit_bundle_item (bundle_id, question_id) VALUES ($1, $2)`, []any{bundle, q7}, `is for class 6 MATHEMATICS: question Q1 is for class 7 MATHEMATICS`},
+		{"both kinds in one item", `INSERT INTO unit_bundle_item (bundle_id, question_id, learning_objective_id) VALUES ($1, $2, $3)`, []any{bundle, q1, lo}, "unit_bundle_item_one"},
+		{"the same question twice", `INSERT INTO unit_bundle_item (bundle_id, question_id) VALUES ($1, $2)`, []any{bundle, q1}, "unit_bundle_item_bundle_id_question_id_key"},
+		{"a bundle moved to another class", `UPDATE unit_bundle SET grade = 7 WHERE id = $1`, []any{bundle}, "cannot change"},
+		{"a bundle for another subject", `INSERT INTO assessment_bundle (assessment_id, grade, subject, bundle_id) VALUES ($1, 6, 'HINDI', $2)`, []any{aid, bundle}, `is for class 6 MATHEMATICS, not 6 HINDI`},
+	} {
+		t.Run(tt.name, func(t *testing.T) { wantRefused(t, f.exec(tt.q, tt.args...), tt.want) })
+	}
+	f.must(`INSERT INTO assessment_bundle (assessment_id, grade, subject, bundle_id) VALUES ($1, 6, 'MATHEMATICS', $2)`, aid, bundle)
+	if got, want := f.units(aid, "MATHEMATICS"), "Q3/3/4 Q1/1/2"; got != want {
+		t.Errorf("units of the bundle: got %q, want %q (the bundle's order)", got, want)
+	}
+	wantRefused(t, f.tsp(aid, school, "MATHEMATICS", "Q2"), `has no question "Q2" for class 6 MATHEMATICS: counts name one of Q3, Q1`)
+	if err := f.tsp(aid, school, "MATHEMATICS", "Q3"); err != nil {
+		t.Errorf("a question of the bundle: %v", err)
+	}
+	// A bundle mapped for a subject with no questions defined still decides.
+	empty := f.id(`INSERT INTO unit_bundle (name, unit_type, grade, subject) VALUES ('empty', 'QUESTION', 6, 'HINDI') RETURNING id`)
+	f.must(`INSERT INTO assessment_bundle (assessment_id, grade, subject, bundle_id) VALUES ($1, 6, 'HINDI', $2)`, aid, empty)
+	wantRefused(t, f.tsp(aid, school, "HINDI", "Q1"), "none is active")
+}
+
+func TestBundleKindsMatch(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	aid, _ := f.openKind("LO")
+	units := f.id(`INSERT INTO unit_bundle (name, unit_type, grade, subject) VALUES ('units', 'UNIT', 6, 'HINDI') RETURNING id`)
+	plain := f.id(`INSERT INTO learning_objective (grade, subject, code, description) VALUES (6, 'HINDI', 'H6-01', 'अक्षर') RETURNING id`)
+	unit := f.id(`INSERT INTO learning_objective (grade, subject, code, description, is_unit) VALUES (6, 'HINDI', 'H6-U1', 'इकाई 1', true) RETURNING id`)
+	wantRefused(t, f.exec(`INSERT INTO unit_bundle_item (bundle_id, learning_objective_id) VALUES ($1, $2)`, units, plain), "learning objective H6-01 is not a unit")
+	f.must(`INSERT INTO unit_bundle_item (bundle_id, learning_objective_id) VALUES ($1, $2)`, units, unit)
+	wantRefused(t, f.exec(`UPDATE learning_objective SET is_unit = false WHERE id = $1`, unit), `is in the unit bundle "units"`)
+	wantRefused(t, f.exec(`INSERT INTO assessment_bundle (assessment_id, grade, subject, bundle_id) VALUES ($1, 6, 'HINDI', $2)`, aid, units),
+		`counts by unit type LO: bundle "units" holds UNIT items`)
+	// An LO bundle may hold units: a unit is a learning objective.
+	los := f.id(`INSERT INTO unit_bundle (name, unit_type, grade, subject) VALUES ('objectives', 'LO', 6, 'HINDI') RETURNING id`)
+	f.must(`INSERT INTO unit_bundle_item (bundle_id, learning_objective_id, position) VALUES ($1, $2, 1), ($1, $3, 2)`, los, plain, unit)
+	f.must(`INSERT INTO assessment_bundle (assessment_id, grade, subject, bundle_id) VALUES ($1, 6, 'HINDI', $2)`, aid, los)
+	if got, want := f.units(aid, "HINDI"), "H6-01 H6-U1"; got != want {
+		t.Errorf("units: got %q, want %q", got, want)
+	}
+	wantRefused(t, f.exec(`DELETE FROM unit_bundle WHERE id = $1`, los), "assessment_bundle_bundle_id_fkey")
+}
+
+func TestEditKeepsTheUnitTypeOfWrittenCounts(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	aid, school := f.openKind("LO")
+	if err := f.tsp(aid, school, "HINDI", "H6-01"); err != nil {
+		t.Fatal(err)
+	}
+	const original = "uuid:0a7c3e1f-5d2b-4c8a-9e6f-1b2c3d4e5f60"
+	edit := func(instance string) error {
+		xml := builderXML(t, "<unit_type>NONE</unit_type>", "<unit_type>UNIT</unit_type>",
+			"<instanceID>"+original+"</instanceID><deprecatedID/>", "<instanceID>"+instance+"</instanceID><deprecatedID>"+original+"</deprecatedID>")
+		_, err := f.pipeline.Receive(ctx, forms.Input{XML: xml, Source: "action"})
+		return err
+	}
+	err := edit("uuid:edit-1")
+	if fe := fault.As(err); fe.Code != assessment.CodeInvalid || fe.Field != "/assessment/unit_type" || !strings.Contains(fe.Message, "class counts are written by unit type LO: the unit type cannot change to UNIT") {
+		t.Errorf("changing the unit type under counts: got %v (%s at %q)", err, fe.Code, fe.Field)
+	}
+	if n := f.count(`SELECT count(*) FROM assessment WHERE id = $1 AND unit_type = 'LO'`, aid); n != 1 {
+		t.Error("the refused edit changed the unit type")
+	}
+	// Without counts the unit type can change.
+	f.must(`DELETE FROM assessment_tsp`)
+	if err := edit("uuid:edit-2"); err != nil {
+		t.Errorf("changing the unit type of an assessment without counts: %v", err)
+	}
+	if n := f.count(`SELECT count(*) FROM assessment WHERE id = $1 AND unit_type = 'UNIT'`, aid); n != 1 {
+		t.Error("the edit did not change the unit type")
+	}
+}

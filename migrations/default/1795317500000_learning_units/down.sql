@@ -1,0 +1,13 @@
+DROP TRIGGER IF EXISTS assessment_tsp_unit ON assessment_tsp;
+DROP FUNCTION IF EXISTS assessment_tsp_unit_check();
+DROP VIEW IF EXISTS assessment_unit;
+DROP TABLE IF EXISTS assessment_bundle;
+DROP FUNCTION IF EXISTS assessment_bundle_check();
+DROP TABLE IF EXISTS unit_bundle_item;
+DROP FUNCTION IF EXISTS unit_bundle_item_check();
+DROP TABLE IF EXISTS unit_bundle;
+DROP FUNCTION IF EXISTS unit_bundle_key_check();
+DROP TABLE IF EXISTS assessment_question;
+DROP TABLE IF EXISTS learning_objective;
+DROP FUNCTION IF EXISTS learning_objective_unit_check();
+DROP FUNCTION IF EXISTS learning_unit_key_check();
