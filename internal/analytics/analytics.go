@@ -253,9 +253,10 @@ type callResult struct {
 }
 
 // send is Send, leaving out the events in skip (refused alone earlier in
-// the run); after a call PostHog accepted whole (full), the batch is
-// SendBatch whatever the events' refusals, so a backlog refused in an
-// incident drains at full speed once PostHog takes events again.
+// the run); with full the batch is SendBatch whatever the events'
+// refusals, so a backlog refused in an incident drains at full speed once
+// PostHog takes events again (SendWorker asks for it after a call accepted
+// whole, unless it is singling out a refused event).
 func (s *Sender) send(ctx context.Context, skip []uuid.UUID, full bool) (r callResult, err error) {
 	if s.key == "" {
 		tag, err := s.pool.Exec(ctx, `DELETE FROM product_event WHERE id IN (
@@ -506,12 +507,14 @@ func (b backlog) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	var n, refused int64
 	var oldest float64
-	// Events refused on their own are left out of the oldest's age only
-	// while PostHog takes others (one sent in the last hour): a PostHog
-	// refusing everything is an outage, and shows as one.
+	// An event refused on its own is left out of the oldest's age once
+	// PostHog has accepted an event that happened after it: PostHog takes
+	// events, this one it refuses. One nothing later was accepted for is
+	// counted: a PostHog refusing everything is an outage, and shows as one
+	// (on a quiet install too: no traffic is needed to tell the two apart).
 	err := b.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE refused_alone > 0),
 			coalesce(extract(epoch FROM now() - min(occurred_at) FILTER (WHERE refused_alone = 0
-				OR NOT EXISTS (SELECT 1 FROM product_event WHERE sent_at > now() - interval '1 hour'))), 0)::float8
+				OR NOT coalesce((SELECT max(sent_at) FROM product_event) > occurred_at, false))), 0)::float8
 		FROM product_event WHERE sent_at IS NULL`).Scan(&n, &refused, &oldest)
 	if err != nil {
 		for _, d := range []*prometheus.Desc{unsentDesc, oldestUnsentDesc, refusedDesc} {
@@ -531,10 +534,10 @@ func (m *Metrics) add(outcome string, n int) {
 	m.events.WithLabelValues(outcome).Add(float64(n))
 }
 
-// MaxRefusedCalls ends a run that has had this many calls refused and
-// none accepted: a PostHog refusing everything costs a few calls a minute,
-// not a run's worth. (Singling out one event in a batch of 100 takes at
-// most 7 refusals before a call is accepted.)
+// MaxRefusedCalls ends a run after this many calls refused in a row: a
+// PostHog refusing everything (from the start of a run or from its
+// middle) costs a few calls a minute, not a run's worth. Singling out one
+// event in a batch of 100 takes at most 7 refusals in a row.
 const MaxRefusedCalls = 10
 
 // SendArgs is the periodic job that sends product events.
@@ -569,7 +572,11 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if _, err := w.Sender.Prune(ctx); err != nil {
 		return err
 	}
-	accepted, refusedCalls, full := 0, 0, false
+	// searching: a call was refused and the event it refused for is not
+	// singled out yet; its batches halve (batchSize) and are not made full
+	// again, or each success would put it back in a batch of 100 and the
+	// search would step through the backlog instead of halving it.
+	accepted, refusedInRow, full, searching := 0, 0, false, false
 	var skip []uuid.UUID
 	for {
 		if time.Until(deadline) < w.Sender.timeout+2*time.Second {
@@ -586,17 +593,24 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 			return err
 		}
 		accepted += r.accepted
-		full = r.accepted == r.n
 		// An event refused on its own is left out for the rest of the run;
 		// the others go on. Refusals halve the batch, so every call either
 		// sends, narrows a batch or sets an event aside.
-		if r.alone != nil {
-			skip = append(skip, *r.alone)
+		switch {
+		case r.accepted > 0:
+			refusedInRow = 0
+		case r.refused:
+			refusedInRow++
 		}
 		if r.refused {
-			refusedCalls++
+			searching = true
 		}
-		if accepted == 0 && refusedCalls == MaxRefusedCalls {
+		if r.alone != nil {
+			skip = append(skip, *r.alone)
+			searching = false
+		}
+		full = r.accepted == r.n && !searching
+		if refusedInRow == MaxRefusedCalls {
 			return nil // PostHog takes nothing: the next run, a minute later
 		}
 	}

@@ -39,8 +39,11 @@ type batchServer struct {
 	failing bool // 503, as when ingestion is down
 	hang    bool
 	answer  int // when not 0: every call is answered with this status
-	calls   int // every call, answered or not
-	arrived chan struct{}
+	// refuseFrom: when not 0, the calls from this one on (1 is the first)
+	// are answered 400, as by a PostHog that starts refusing everything.
+	refuseFrom int
+	calls      int // every call, answered or not
+	arrived    chan struct{}
 }
 
 func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -51,6 +54,9 @@ func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	failing, hang, answer := b.failing, b.hang, b.answer
 	b.calls++
+	if b.refuseFrom != 0 && b.calls >= b.refuseFrom {
+		answer = http.StatusBadRequest
+	}
 	b.mu.Unlock()
 	select {
 	case b.arrived <- struct{}{}:
@@ -501,6 +507,82 @@ func TestSend(t *testing.T) {
 		b.posthog.mu.Unlock()
 		if sent := b.count(t, "sent_at IS NOT NULL"); sent != 300 || calls > 10 {
 			t.Errorf("after PostHog recovered: %d sent in %d calls, want 300 in a few", sent, calls)
+		}
+	})
+
+	t.Run("a bad event costs a few calls wherever it sits in a backlog", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			name          string
+			attempts, at  int // the backlog's refusals so far; the bad event's place in it
+			events, calls int // the backlog's size; the most calls one run may make
+		}{
+			{"new events, bad one at 1", 0, 1, 300, 20},
+			{"new events, bad one at 50", 0, 50, 300, 20},
+			{"new events, bad one at 100", 0, 100, 300, 20},
+			{"new events, bad one at 150", 0, 150, 300, 20},
+			{"refused three times, bad one at 100", 3, 100, 200, 40},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				b := setup(t, "phc_test")
+				if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, attempts, occurred_at, properties)
+					SELECT 'server_started', 'shala', $1, now() - interval '1 hour' + make_interval(secs => i),
+						CASE WHEN i = $2 THEN '{"poison": true}'::jsonb ELSE '{}' END
+					FROM generate_series(1, $3) i`, tc.attempts, tc.at, tc.events); err != nil {
+					t.Fatal(err)
+				}
+				b.work(t)
+				b.posthog.mu.Lock()
+				calls := b.posthog.calls
+				b.posthog.mu.Unlock()
+				if sent, kept := b.count(t, "sent_at IS NOT NULL"), b.count(t, "sent_at IS NULL AND properties ? 'poison'"); sent != tc.events-1 || kept != 1 {
+					t.Errorf("got %d sent and the bad one kept %d times, want %d and 1", sent, kept, tc.events-1)
+				}
+				if calls > tc.calls {
+					t.Errorf("got %d calls, want at most %d: the search halves, it does not step through the backlog", calls, tc.calls)
+				}
+			})
+		}
+	})
+
+	t.Run("a bad event does not look like an outage on a quiet night, and a PostHog refusing everything does", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		// A bad event refused on its own three hours ago, then an event that
+		// PostHog accepted, and nothing in the last hour.
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at, attempts, refused_alone, properties, sent_at) VALUES
+			('server_started', 'shala', now() - interval '3 hours', 7, 1, '{"poison": true}', NULL),
+			('server_started', 'shala', now() - interval '3 hours' + interval '1 second', 0, 0, '{}', now() - interval '61 minutes')`)
+		if age := b.gauge(t, "shala_product_events_oldest_unsent_seconds"); age != 0 {
+			t.Errorf("oldest unsent = %v s with only a bad event PostHog refused while taking a later one, want 0", age)
+		}
+		// A PostHog refusing everything: a new event is refused on its own
+		// and nothing after it is accepted.
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at) VALUES ('server_started', 'shala', now() - interval '50 minutes')`)
+		b.posthog.answerWith(http.StatusBadRequest)
+		b.work(t)
+		if n := b.count(t, "sent_at IS NULL AND refused_alone > 0"); n != 2 {
+			t.Fatalf("got %d events refused on their own, want the bad one and the new one", n)
+		}
+		if age := b.gauge(t, "shala_product_events_oldest_unsent_seconds"); age < 50*60 {
+			t.Errorf("oldest unsent = %v s while PostHog refuses everything, want the new event's age (50 min)", age)
+		}
+	})
+
+	t.Run("a PostHog that starts refusing everything in the middle of a run costs a few calls", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		b.exec(t, `INSERT INTO product_event (event, distinct_id) SELECT 'server_started', 'shala' FROM generate_series(1, 500)`)
+		b.posthog.mu.Lock()
+		b.posthog.refuseFrom = 2
+		b.posthog.mu.Unlock()
+		b.work(t)
+		b.posthog.mu.Lock()
+		calls := b.posthog.calls
+		b.posthog.mu.Unlock()
+		if sent := b.count(t, "sent_at IS NOT NULL"); sent != analytics.SendBatch || calls != 1+analytics.MaxRefusedCalls {
+			t.Errorf("got %d sent in %d calls, want the first %d, then %d refused calls and the run ended", sent, calls, analytics.SendBatch, analytics.MaxRefusedCalls)
 		}
 	})
 

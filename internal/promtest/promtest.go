@@ -38,6 +38,7 @@ func Value(t testing.TB, g prometheus.Gatherer, name string, labels map[string]s
 			case m.GetHistogram() != nil:
 				return float64(m.GetHistogram().GetSampleCount())
 			}
+			t.Fatalf("%s%v is a %s: Value reads counters, gauges and histograms", name, labels, mf.GetType())
 		}
 	}
 	t.Fatalf("no %s%v", name, labels)
