@@ -32,7 +32,7 @@ type BBBServerOutput struct {
 // getMeetings call succeeds; that check counts as its first heartbeat.
 func AddBBBServer(log *slog.Logger, servers *lesson.Servers) http.Handler {
 	return hasura.NewAction("addBBBServer", log, func(ctx context.Context, a *hasura.Action[AddBBBServerInput]) (BBBServerOutput, error) {
-		if err := a.Session.RequireRole(lesson.RoleAdmin); err != nil {
+		if err := a.Session.RequireRole(lesson.AdminRoles...); err != nil {
 			return BBBServerOutput{}, err
 		}
 		in := lesson.NewServer{URL: a.Input.URL, Secret: a.Input.Secret, Region: a.Input.Region, Capacity: a.Input.Capacity}

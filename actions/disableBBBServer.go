@@ -29,7 +29,7 @@ type DisableBBBServerOutput struct {
 // lesson goes there, and neither heartbeats nor alerts bring it back.
 func DisableBBBServer(log *slog.Logger, servers *lesson.Servers) http.Handler {
 	return hasura.NewAction("disableBBBServer", log, func(ctx context.Context, a *hasura.Action[DisableBBBServerInput]) (DisableBBBServerOutput, error) {
-		if err := a.Session.RequireRole(lesson.RoleAdmin); err != nil {
+		if err := a.Session.RequireRole(lesson.AdminRoles...); err != nil {
 			return DisableBBBServerOutput{}, err
 		}
 		s, err := servers.Disable(ctx, a.Session.UserID(), a.Input.ID, a.Input.Reason)

@@ -13,7 +13,7 @@ import (
 
 // Roles are the Hasura roles shala's metadata and JWTs use. admin is Hasura's
 // built-in superuser role.
-var Roles = []string{"admin", "state_admin", "district_admin", "school", "examiner", "moderator", "anonymous"}
+var Roles = []string{"admin", "state_admin", "district_admin", "school", "examiner", "moderator", "lesson_admin", "anonymous"}
 
 // Session variable names (lower case, as Hasura sends them).
 const (

@@ -13,6 +13,7 @@
 package lesson
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -49,9 +50,16 @@ const (
 
 // Role names the package authorises with (Hasura roles).
 const (
-	RoleAdmin     = "admin"
-	RoleModerator = "moderator"
+	RoleAdmin = "admin"
+	// RoleLessonAdmin is TeleKlasa's administrator: a user (not Hasura's
+	// admin secret) who manages moderators, groups, students, servers and
+	// preferences, and may do what a moderator does to any group.
+	RoleLessonAdmin = "lesson_admin"
+	RoleModerator   = "moderator"
 )
+
+// AdminRoles are the roles that act on every group.
+var AdminRoles = []string{RoleAdmin, RoleLessonAdmin}
 
 // Caller is who asks: the Hasura role and user id of the session.
 type Caller struct {
@@ -59,7 +67,7 @@ type Caller struct {
 	UserID string
 }
 
-func (c Caller) admin() bool { return c.Role == RoleAdmin }
+func (c Caller) admin() bool { return slices.Contains(AdminRoles, c.Role) }
 
 // MaxStudents caps a group's roster.
 const MaxStudents = 500

@@ -256,6 +256,14 @@ func TestGroups(t *testing.T) {
 		if err != nil || len(added) != 1 {
 			t.Errorf("admin addStudents: %v, %v", added, err)
 		}
+		// TeleKlasa's administrator acts on every group too.
+		teleklasa := lesson.Caller{Role: lesson.RoleLessonAdmin, UserID: "teleklasa-admin"}
+		if again, err := b.groups.ResetAccessToken(ctx, teleklasa, st[0].ID); err != nil || again.Token == st[0].Token {
+			t.Errorf("lesson admin resetAccessToken: %+v, %v", again, err)
+		}
+		if err := b.groups.RemoveStudent(ctx, teleklasa, st[1].ID); err != nil {
+			t.Errorf("lesson admin removeStudent: %v", err)
+		}
 	})
 	t.Run("reset and remove", func(t *testing.T) {
 		t.Parallel()

@@ -100,7 +100,12 @@ func (b *lessonBundle) get(t *testing.T, path string) (*http.Response, string) {
 	return resp, string(raw)
 }
 
-var lessonAdmin = map[string]string{"x-hasura-role": "admin", "x-hasura-user-id": "admin-1"}
+// lessonAdmin is TeleKlasa's administrator (a user's JWT, not the admin
+// secret); hasuraAdmin is Hasura's own admin.
+var (
+	lessonAdmin = map[string]string{"x-hasura-role": "lesson_admin", "x-hasura-user-id": "teleklasa-admin-1"}
+	hasuraAdmin = map[string]string{"x-hasura-role": "admin", "x-hasura-user-id": "admin-1"}
+)
 
 func (b *lessonBundle) moderator(t *testing.T, name string) map[string]string {
 	t.Helper()
@@ -246,6 +251,11 @@ func TestLessonActionErrors(t *testing.T) {
 		{"another moderator's group", "addStudents", b.moderator(t, "Other"), map[string]any{"groupId": g.ID, "students": []string{"X"}}, 404, "NOT_FOUND"},
 		{"moderators cannot add servers", "addBBBServer", mod, map[string]any{"url": "https://x.example/bigbluebutton/api/", "secret": "12345678", "region": "x", "capacity": 1}, 403, "FORBIDDEN"},
 		{"bad region", "createGroup", mod, map[string]any{"name": "6-A", "region": "Shimla Hills", "students": []string{}}, 400, "INVALID_INPUT"},
+		{"a lesson admin adds students to any group", "addStudents", lessonAdmin, map[string]any{"groupId": g.ID, "students": []string{"Neha"}}, 200, ""},
+		{"a lesson admin cannot start a lesson", "startLesson", lessonAdmin, map[string]any{"groupId": g.ID}, 403, "FORBIDDEN"},
+		{"a lesson admin disables servers", "disableBBBServer", lessonAdmin, map[string]any{"id": uuid.New(), "reason": "maintenance"}, 404, "NOT_FOUND"},
+		{"Hasura's admin disables servers", "disableBBBServer", hasuraAdmin, map[string]any{"id": uuid.New(), "reason": "maintenance"}, 404, "NOT_FOUND"},
+		{"a moderator cannot disable servers", "disableBBBServer", mod, map[string]any{"id": uuid.New(), "reason": "maintenance"}, 403, "FORBIDDEN"},
 		{"link twice", "createModeratorLink", mod, map[string]any{}, 200, ""},
 		{"link twice", "createModeratorLink", mod, map[string]any{}, 409, string(lesson.CodeLinkExists)},
 	}
