@@ -135,18 +135,29 @@ func TestLearningObjectiveCounts(t *testing.T) {
 		if err := f.tsp(aid, school, "MATHEMATICS", "anything"); err != nil {
 			t.Errorf("a subject without objectives: %v", err)
 		}
-		// Every objective withdrawn: nothing can be counted, and the error says so.
-		f.must(`UPDATE learning_objective SET active = false WHERE subject = 'HINDI'`)
-		f.must(`DELETE FROM assessment_tsp`)
-		wantRefused(t, f.tsp(aid, school, "HINDI", "H6-01"), "none is active")
-		// Counts written before a withdrawal stay, and their numbers can be corrected.
-		f.must(`UPDATE learning_objective SET active = true WHERE code = 'H6-01'`)
+		// Counts written before a withdrawal stay, and their numbers can be
+		// corrected: by an update, and by Hasura's upsert (an insert whose
+		// conflict makes it an update).
 		if err := f.tsp(aid, school, "HINDI", "H6-01"); err != nil {
 			t.Fatal(err)
 		}
 		f.must(`UPDATE learning_objective SET active = false WHERE code = 'H6-01'`)
 		if err := f.exec(`UPDATE assessment_tsp SET students_cleared = 25 WHERE unit = 'H6-01'`); err != nil {
 			t.Errorf("correcting a count of a withdrawn objective: %v", err)
+		}
+		if err := f.exec(`INSERT INTO assessment_tsp (assessment_id, school_id, grade, section, subject, unit, students_cleared, students_present)
+			VALUES ($1, $2, 6, 'A', 'HINDI', 'H6-01', 21, 30)
+			ON CONFLICT (assessment_id, school_id, grade, section, subject, unit) DO UPDATE SET students_cleared = EXCLUDED.students_cleared`, aid, school); err != nil {
+			t.Errorf("an upsert correcting a count of a withdrawn objective: %v", err)
+		}
+		wantRefused(t, f.exec(`INSERT INTO assessment_tsp (assessment_id, school_id, grade, section, subject, unit, students_cleared, students_present)
+			VALUES ($1, $2, 6, 'B', 'HINDI', 'H6-01', 21, 30)
+			ON CONFLICT (assessment_id, school_id, grade, section, subject, unit) DO UPDATE SET students_cleared = EXCLUDED.students_cleared`, aid, school),
+			`no learning objective "H6-01"`)
+		// Every objective withdrawn: free names again, as before any was defined.
+		f.must(`UPDATE learning_objective SET active = false WHERE subject = 'HINDI'`)
+		if err := f.tsp(aid, school, "HINDI", "पढ़ना-2"); err != nil {
+			t.Errorf("a subject whose objectives are all withdrawn: %v", err)
 		}
 	})
 	t.Run("codes never change", func(t *testing.T) {
@@ -159,8 +170,34 @@ func TestLearningObjectiveCounts(t *testing.T) {
 			t.Errorf("editing a description: %v", err)
 		}
 		wantRefused(t, f.exec(`INSERT INTO learning_objective (grade, subject, code, description) VALUES (6, 'HINDI', 'H6 01', 'x')`), "learning_objective_code_check")
+		f.must(`INSERT INTO assessment_question (grade, subject, code, text, max_marks, cut_off_marks) VALUES (6, 'HINDI', 'Q1', 'x', 2, 1)`)
+		wantRefused(t, f.exec(`UPDATE assessment_question SET code = 'Q01'`), "the grade, subject and code of assessment question Q1 cannot change")
 		wantRefused(t, f.exec(`INSERT INTO learning_objective (grade, subject, code, description) VALUES (6, 'HINDI', 'H6-01', 'again')`), "learning_objective_grade_subject_code_key")
 	})
+}
+
+func TestMistakesCanBeDeletedUntilUsed(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	aid, school := f.openKind("LO")
+	f.must(`INSERT INTO learning_objective (grade, subject, code, description) VALUES
+		(6, 'HINDI', 'H6-01', 'अक्षर'), (6, 'HINDI', 'H6-02', 'शब्द'), (6, 'HINDI', 'H6-O3', 'a typo'), (6, 'HINDI', 'H6-04', 'in a bundle')`)
+	if err := f.tsp(aid, school, "HINDI", "H6-01"); err != nil {
+		t.Fatal(err)
+	}
+	bundle := f.id(`INSERT INTO unit_bundle (name, unit_type, grade, subject) VALUES ('FA-1 हिंदी', 'LO', 6, 'HINDI') RETURNING id`)
+	f.must(`INSERT INTO unit_bundle_item (bundle_id, learning_objective_id) SELECT $1, id FROM learning_objective WHERE code IN ('H6-01', 'H6-04')`, bundle)
+	if err := f.exec(`DELETE FROM learning_objective WHERE code = 'H6-O3'`); err != nil {
+		t.Errorf("deleting an objective nothing uses: %v", err)
+	}
+	wantRefused(t, f.exec(`DELETE FROM learning_objective WHERE code = 'H6-02' OR code = 'H6-01'`), "is in bundle \"FA-1 हिंदी\"")
+	f.must(`DELETE FROM unit_bundle_item`)
+	wantRefused(t, f.exec(`DELETE FROM learning_objective WHERE code = 'H6-01'`), "schools have counted learning objective H6-01 of class 6 HINDI: withdraw it")
+	f.must(`INSERT INTO assessment_bundle (assessment_id, grade, subject, bundle_id) VALUES ($1, 6, 'HINDI', $2)`, aid, bundle)
+	wantRefused(t, f.exec(`DELETE FROM unit_bundle WHERE id = $1`, bundle), `bundle "FA-1 हिंदी" is used by "SA-1 गणित और हिंदी 2026" (class 6 HINDI)`)
+	// The bundle holds nothing now: the refusal says so.
+	wantRefused(t, f.tsp(aid, school, "HINDI", "H6-02"), `its bundle "FA-1 हिंदी" holds no active learning objective`)
+	wantRefused(t, f.tsp(aid, school, "MATHEMATICS", ""), "unit required for class 6 MATHEMATICS")
 }
 
 func TestUnitCountsNameUnits(t *testing.T) {
@@ -212,6 +249,9 @@ func TestQuestionBundles(t *testing.T) {
 		{"both kinds in one item", `INSERT INTO unit_bundle_item (bundle_id, question_id, learning_objective_id) VALUES ($1, $2, $3)`, []any{bundle, q1, lo}, "unit_bundle_item_one"},
 		{"the same question twice", `INSERT INTO unit_bundle_item (bundle_id, question_id) VALUES ($1, $2)`, []any{bundle, q1}, "unit_bundle_item_bundle_id_question_id_key"},
 		{"a bundle moved to another class", `UPDATE unit_bundle SET grade = 7 WHERE id = $1`, []any{bundle}, "cannot change"},
+		{"a bundle moved to another subject", `UPDATE unit_bundle SET subject = 'HINDI' WHERE id = $1`, []any{bundle}, "cannot change"},
+		{"a bundle of another kind", `UPDATE unit_bundle SET unit_type = 'LO' WHERE id = $1`, []any{bundle}, "cannot change"},
+		{"an item changed to another class's question", `UPDATE unit_bundle_item SET question_id = $2 WHERE question_id = $1`, []any{q1, q7}, "question Q1 is for class 7 MATHEMATICS"},
 		{"a bundle for another subject", `INSERT INTO assessment_bundle (assessment_id, grade, subject, bundle_id) VALUES ($1, 6, 'HINDI', $2)`, []any{aid, bundle}, `is for class 6 MATHEMATICS, not 6 HINDI`},
 	} {
 		t.Run(tt.name, func(t *testing.T) { wantRefused(t, f.exec(tt.q, tt.args...), tt.want) })
@@ -224,10 +264,19 @@ func TestQuestionBundles(t *testing.T) {
 	if err := f.tsp(aid, school, "MATHEMATICS", "Q3"); err != nil {
 		t.Errorf("a question of the bundle: %v", err)
 	}
+	// A withdrawn question leaves the list.
+	f.must(`UPDATE assessment_question SET active = false WHERE id = $1`, q1)
+	if got, want := f.units(aid, "MATHEMATICS"), "Q3/3/4"; got != want {
+		t.Errorf("units after withdrawing Q1: got %q, want %q", got, want)
+	}
 	// A bundle mapped for a subject with no questions defined still decides.
 	empty := f.id(`INSERT INTO unit_bundle (name, unit_type, grade, subject) VALUES ('empty', 'QUESTION', 6, 'HINDI') RETURNING id`)
 	f.must(`INSERT INTO assessment_bundle (assessment_id, grade, subject, bundle_id) VALUES ($1, 6, 'HINDI', $2)`, aid, empty)
-	wantRefused(t, f.tsp(aid, school, "HINDI", "Q1"), "none is active")
+	wantRefused(t, f.tsp(aid, school, "HINDI", "Q1"), `its bundle "empty" holds no active question`)
+	// Not for a class and subject the assessment does not have.
+	science := f.id(`INSERT INTO unit_bundle (name, unit_type, grade, subject) VALUES ('science', 'QUESTION', 6, 'SCIENCE') RETURNING id`)
+	wantRefused(t, f.exec(`INSERT INTO assessment_bundle (assessment_id, grade, subject, bundle_id) VALUES ($1, 6, 'SCIENCE', $2)`, aid, science),
+		`subject SCIENCE is not part of "SA-1 गणित और हिंदी 2026" for class 6`)
 }
 
 func TestBundleKindsMatch(t *testing.T) {
@@ -238,18 +287,22 @@ func TestBundleKindsMatch(t *testing.T) {
 	plain := f.id(`INSERT INTO learning_objective (grade, subject, code, description) VALUES (6, 'HINDI', 'H6-01', 'अक्षर') RETURNING id`)
 	unit := f.id(`INSERT INTO learning_objective (grade, subject, code, description, is_unit) VALUES (6, 'HINDI', 'H6-U1', 'इकाई 1', true) RETURNING id`)
 	wantRefused(t, f.exec(`INSERT INTO unit_bundle_item (bundle_id, learning_objective_id) VALUES ($1, $2)`, units, plain), "learning objective H6-01 is not a unit")
+	seventh := f.id(`INSERT INTO learning_objective (grade, subject, code, description, is_unit) VALUES (7, 'HINDI', 'H7-U1', 'class 7', true) RETURNING id`)
+	wantRefused(t, f.exec(`INSERT INTO unit_bundle_item (bundle_id, learning_objective_id) VALUES ($1, $2)`, units, seventh),
+		`bundle "units" is for class 6 HINDI: learning objective H7-U1 is for class 7 HINDI`)
 	f.must(`INSERT INTO unit_bundle_item (bundle_id, learning_objective_id) VALUES ($1, $2)`, units, unit)
 	wantRefused(t, f.exec(`UPDATE learning_objective SET is_unit = false WHERE id = $1`, unit), `is in the unit bundle "units"`)
 	wantRefused(t, f.exec(`INSERT INTO assessment_bundle (assessment_id, grade, subject, bundle_id) VALUES ($1, 6, 'HINDI', $2)`, aid, units),
 		`counts by unit type LO: bundle "units" holds UNIT items`)
 	// An LO bundle may hold units: a unit is a learning objective.
 	los := f.id(`INSERT INTO unit_bundle (name, unit_type, grade, subject) VALUES ('objectives', 'LO', 6, 'HINDI') RETURNING id`)
-	f.must(`INSERT INTO unit_bundle_item (bundle_id, learning_objective_id, position) VALUES ($1, $2, 1), ($1, $3, 2)`, los, plain, unit)
+	f.must(`INSERT INTO unit_bundle_item (bundle_id, learning_objective_id, position) VALUES ($1, $2, 2), ($1, $3, 1)`, los, plain, unit)
 	f.must(`INSERT INTO assessment_bundle (assessment_id, grade, subject, bundle_id) VALUES ($1, 6, 'HINDI', $2)`, aid, los)
-	if got, want := f.units(aid, "HINDI"), "H6-01 H6-U1"; got != want {
-		t.Errorf("units: got %q, want %q", got, want)
+	if got, want := f.units(aid, "HINDI"), "H6-U1 H6-01"; got != want {
+		t.Errorf("units: got %q, want %q (the bundle's order)", got, want)
 	}
-	wantRefused(t, f.exec(`DELETE FROM unit_bundle WHERE id = $1`, los), "assessment_bundle_bundle_id_fkey")
+	question := f.id(`INSERT INTO assessment_question (grade, subject, code, text, max_marks, cut_off_marks) VALUES (6, 'HINDI', 'Q1', 'x', 2, 1) RETURNING id`)
+	wantRefused(t, f.exec(`INSERT INTO unit_bundle_item (bundle_id, question_id) VALUES ($1, $2)`, los, question), `bundle "objectives" holds LO items, not question Q1`)
 }
 
 func TestEditKeepsTheUnitTypeOfWrittenCounts(t *testing.T) {
@@ -274,12 +327,23 @@ func TestEditKeepsTheUnitTypeOfWrittenCounts(t *testing.T) {
 	if n := f.count(`SELECT count(*) FROM assessment WHERE id = $1 AND unit_type = 'LO'`, aid); n != 1 {
 		t.Error("the refused edit changed the unit type")
 	}
-	// Without counts the unit type can change.
+	// Not by SQL either.
+	wantRefused(t, f.exec(`UPDATE assessment SET unit_type = 'NONE' WHERE id = $1`, aid), "the unit type cannot change to NONE")
+	// Without counts the unit type can change, and the mappings of the old
+	// type go with it.
 	f.must(`DELETE FROM assessment_tsp`)
+	los := f.id(`INSERT INTO unit_bundle (name, unit_type, grade, subject) VALUES ('objectives', 'LO', 6, 'HINDI') RETURNING id`)
+	f.must(`INSERT INTO assessment_bundle (assessment_id, grade, subject, bundle_id) VALUES ($1, 6, 'HINDI', $2)`, aid, los)
 	if err := edit("uuid:edit-2"); err != nil {
 		t.Errorf("changing the unit type of an assessment without counts: %v", err)
 	}
 	if n := f.count(`SELECT count(*) FROM assessment WHERE id = $1 AND unit_type = 'UNIT'`, aid); n != 1 {
 		t.Error("the edit did not change the unit type")
+	}
+	if n := f.count(`SELECT count(*) FROM assessment_bundle WHERE assessment_id = $1`, aid); n != 0 {
+		t.Errorf("%d bundle mappings of the old unit type left", n)
+	}
+	if err := f.tsp(aid, school, "HINDI", "इकाई 1"); err != nil {
+		t.Errorf("a count after the change: %v", err)
 	}
 }

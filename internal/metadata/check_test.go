@@ -237,3 +237,76 @@ func TestSchoolCorrectsLeaversNames(t *testing.T) {
 	}
 	t.Fatal("no update permission of the school role on student")
 }
+
+// TestRolesCanDoTheirWork: what each role needs to do its work through
+// Hasura is granted — the state admin keeps the learning objectives,
+// questions and bundles, a school reads what it counts, TeleKlasa's
+// administrator manages moderators, groups, servers and preferences.
+func TestRolesCanDoTheirWork(t *testing.T) {
+	t.Parallel()
+	m, err := metadata.Load("../../metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := map[string]metadata.Table{}
+	for _, tb := range m.Sources[0].Tables {
+		tables[tb.Table.Name] = tb
+	}
+	need := []struct {
+		role, kind, table string
+		columns           []string // for select, insert and update
+	}{
+		{"school", "select", "assessment_unit", []string{"assessment_id", "grade", "subject", "unit", "description", "cut_off_marks", "max_marks", "position"}},
+		{"school", "select", "learning_objective", []string{"code", "description", "is_unit"}},
+		{"school", "select", "assessment_question", []string{"code", "text", "max_marks", "cut_off_marks"}},
+		{"school", "insert", "assessment_tsp", []string{"assessment_id", "grade", "section", "subject", "unit", "students_cleared", "students_present"}},
+		{"state_admin", "insert", "learning_objective", []string{"grade", "subject", "code", "description", "is_unit", "position", "active"}},
+		{"state_admin", "update", "learning_objective", []string{"description", "is_unit", "position", "active"}},
+		{"state_admin", "delete", "learning_objective", nil},
+		{"state_admin", "insert", "assessment_question", []string{"grade", "subject", "code", "text", "max_marks", "cut_off_marks", "position", "active"}},
+		{"state_admin", "update", "assessment_question", []string{"text", "max_marks", "cut_off_marks", "position", "active"}},
+		{"state_admin", "delete", "assessment_question", nil},
+		{"state_admin", "insert", "unit_bundle", []string{"name", "unit_type", "grade", "subject"}},
+		{"state_admin", "delete", "unit_bundle", nil},
+		{"state_admin", "insert", "unit_bundle_item", []string{"bundle_id", "learning_objective_id", "question_id", "position"}},
+		{"state_admin", "delete", "unit_bundle_item", nil},
+		{"state_admin", "insert", "assessment_bundle", []string{"assessment_id", "grade", "subject", "bundle_id"}},
+		{"state_admin", "update", "assessment_bundle", []string{"bundle_id"}},
+		{"state_admin", "delete", "assessment_bundle", nil},
+		{"lesson_admin", "insert", "moderator", []string{"user_id", "display_name"}},
+		{"lesson_admin", "update", "moderator", []string{"display_name"}},
+		{"lesson_admin", "delete", "moderator", nil},
+		{"lesson_admin", "insert", "lesson_group", []string{"name", "region", "school_id"}},
+		{"lesson_admin", "insert", "group_moderator", []string{"group_id", "moderator_id"}},
+		{"lesson_admin", "delete", "group_moderator", nil},
+		{"lesson_admin", "select", "group_student", []string{"display_name", "access_token"}},
+		{"lesson_admin", "select", "lesson", []string{"status", "started_at", "ended_at"}},
+		{"lesson_admin", "select", "bbb_server", []string{"hostname", "enabled", "disabled_reason", "load_5m", "capacity", "booked"}},
+		{"lesson_admin", "update", "bbb_server", []string{"enabled"}},
+		{"lesson_admin", "insert", "group_preferred_server", []string{"group_id", "server_id", "priority"}},
+		{"lesson_admin", "delete", "group_preferred_server", nil},
+	}
+	for _, n := range need {
+		tb, ok := tables[n.table]
+		if !ok {
+			t.Errorf("no table %s in the metadata", n.table)
+			continue
+		}
+		perms := map[string][]metadata.Permission{"select": tb.SelectPermissions, "insert": tb.InsertPermissions,
+			"update": tb.UpdatePermissions, "delete": tb.DeletePermissions}[n.kind]
+		i := slices.IndexFunc(perms, func(p metadata.Permission) bool { return p.Role == n.role })
+		if i < 0 {
+			t.Errorf("%s cannot %s %s", n.role, n.kind, n.table)
+			continue
+		}
+		cols, all, err := perms[i].ColumnList()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range n.columns {
+			if !all && !slices.Contains(cols, c) {
+				t.Errorf("%s cannot %s %s.%s", n.role, n.kind, n.table, c)
+			}
+		}
+	}
+}

@@ -1,3 +1,5 @@
+DROP TRIGGER IF EXISTS assessment_unit_type ON assessment;
+DROP FUNCTION IF EXISTS assessment_unit_type_change();
 DROP TRIGGER IF EXISTS assessment_tsp_unit ON assessment_tsp;
 DROP FUNCTION IF EXISTS assessment_tsp_unit_check();
 DROP VIEW IF EXISTS assessment_unit;
@@ -11,3 +13,5 @@ DROP TABLE IF EXISTS assessment_question;
 DROP TABLE IF EXISTS learning_objective;
 DROP FUNCTION IF EXISTS learning_objective_unit_check();
 DROP FUNCTION IF EXISTS learning_unit_key_check();
+DROP FUNCTION IF EXISTS learning_unit_delete_check();
+DROP FUNCTION IF EXISTS unit_bundle_delete_check();

@@ -64,8 +64,7 @@ CREATE TABLE unit_bundle (
   unit_type  text NOT NULL CHECK (unit_type IN ('LO', 'UNIT', 'QUESTION')),
   grade      smallint NOT NULL REFERENCES grade (id),
   subject    text NOT NULL REFERENCES subject (id),
-  created_at timestamptz NOT NULL DEFAULT now(),
-  UNIQUE (id, unit_type, grade, subject)
+  created_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE unit_bundle IS 'A chosen set of learning objectives, units or questions of one grade and subject';
 
@@ -127,6 +126,33 @@ $$;
 CREATE TRIGGER unit_bundle_item_check BEFORE INSERT OR UPDATE ON unit_bundle_item
   FOR EACH ROW EXECUTE FUNCTION unit_bundle_item_check();
 
+-- A learning objective or question can be deleted (a mistake) only while
+-- no count names it and no bundle holds it; otherwise it is withdrawn
+-- (active = false).
+CREATE FUNCTION learning_unit_delete_check() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  what   text := CASE TG_TABLE_NAME WHEN 'learning_objective' THEN 'learning objective' ELSE 'question' END;
+  bundle text;
+BEGIN
+  SELECT b.name INTO bundle FROM unit_bundle_item i JOIN unit_bundle b ON b.id = i.bundle_id
+    WHERE i.learning_objective_id = OLD.id OR i.question_id = OLD.id LIMIT 1;
+  IF bundle IS NOT NULL THEN
+    RAISE EXCEPTION '% % is in bundle "%": take it out of the bundle, or withdraw it (active = false)', what, OLD.code, bundle
+      USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  IF EXISTS (SELECT 1 FROM assessment_tsp t JOIN assessment a ON a.id = t.assessment_id
+             WHERE t.grade = OLD.grade AND t.subject = OLD.subject AND t.unit = OLD.code
+               AND (a.unit_type = 'QUESTION') = (TG_TABLE_NAME = 'assessment_question')) THEN
+    RAISE EXCEPTION 'schools have counted % % of class % %: withdraw it (active = false) instead', what, OLD.code, OLD.grade, OLD.subject
+      USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  RETURN OLD;
+END;
+$$;
+CREATE TRIGGER learning_objective_delete BEFORE DELETE ON learning_objective FOR EACH ROW EXECUTE FUNCTION learning_unit_delete_check();
+CREATE TRIGGER assessment_question_delete BEFORE DELETE ON assessment_question FOR EACH ROW EXECUTE FUNCTION learning_unit_delete_check();
+
 -- A bundle's kind, grade and subject cannot change under its items.
 CREATE FUNCTION unit_bundle_key_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -138,6 +164,22 @@ BEGIN
 END;
 $$;
 CREATE TRIGGER unit_bundle_key BEFORE UPDATE ON unit_bundle FOR EACH ROW EXECUTE FUNCTION unit_bundle_key_check();
+
+-- A bundle an assessment uses cannot be deleted; the refusal names it.
+CREATE FUNCTION unit_bundle_delete_check() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  used text;
+BEGIN
+  SELECT format('"%s" (class %s %s)', a.name, m.grade, m.subject) INTO used FROM assessment_bundle m JOIN assessment a ON a.id = m.assessment_id
+    WHERE m.bundle_id = OLD.id ORDER BY a.name LIMIT 1;
+  IF used IS NOT NULL THEN
+    RAISE EXCEPTION 'bundle "%" is used by %: map another bundle there first', OLD.name, used USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  RETURN OLD;
+END;
+$$;
+CREATE TRIGGER unit_bundle_delete BEFORE DELETE ON unit_bundle FOR EACH ROW EXECUTE FUNCTION unit_bundle_delete_check();
 
 -- A unit that stops being one cannot stay in a UNIT bundle.
 CREATE FUNCTION learning_objective_unit_check() RETURNS trigger
@@ -192,11 +234,34 @@ BEGIN
   IF (b.grade, b.subject) IS DISTINCT FROM (NEW.grade, NEW.subject) THEN
     RAISE EXCEPTION 'bundle "%" is for class % %, not % %', b.name, b.grade, b.subject, NEW.grade, NEW.subject USING ERRCODE = 'check_violation';
   END IF;
+  IF NOT EXISTS (SELECT 1 FROM assessment_subject s WHERE s.assessment_id = NEW.assessment_id AND s.grade = NEW.grade AND s.subject = NEW.subject) THEN
+    RAISE EXCEPTION 'subject % is not part of "%" for class %', NEW.subject, a.name, NEW.grade USING ERRCODE = 'check_violation';
+  END IF;
   RETURN NEW;
 END;
 $$;
 CREATE TRIGGER assessment_bundle_check BEFORE INSERT OR UPDATE ON assessment_bundle
   FOR EACH ROW EXECUTE FUNCTION assessment_bundle_check();
+
+-- An assessment's unit type cannot change once schools have written
+-- counts (for every writer; the builder refuses such an edit by name
+-- first), and a change drops the bundle mappings of the old type.
+CREATE FUNCTION assessment_unit_type_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.unit_type IS DISTINCT FROM OLD.unit_type THEN
+    IF EXISTS (SELECT 1 FROM assessment_tsp WHERE assessment_id = NEW.id) THEN
+      RAISE EXCEPTION 'class counts of "%" are written by unit type %: the unit type cannot change to %', OLD.name, OLD.unit_type, NEW.unit_type
+        USING ERRCODE = 'check_violation';
+    END IF;
+    DELETE FROM assessment_bundle m USING unit_bundle b
+      WHERE m.assessment_id = NEW.id AND b.id = m.bundle_id AND b.unit_type <> NEW.unit_type;
+  END IF;
+  RETURN NEW;
+END;
+$$;
+CREATE TRIGGER assessment_unit_type BEFORE UPDATE OF unit_type ON assessment
+  FOR EACH ROW EXECUTE FUNCTION assessment_unit_type_change();
 
 -- What a school counts for each class and subject of an assessment: the
 -- bundle's items, or every active learning objective (LO), unit (UNIT) or
@@ -225,51 +290,57 @@ WHERE m.bundle_id IS NULL OR i.bundle_id IS NOT NULL;
 COMMENT ON VIEW assessment_unit IS 'What a school counts per class and subject of an LO, UNIT or QUESTION assessment (unit = the code a TSP count names)';
 
 -- A TSP count's unit: none for a NONE assessment; for the others one of
--- assessment_unit's, once the state has defined learning objectives or
--- questions for the class and subject (or mapped a bundle) — before that
--- any non-empty name, as before this migration. Checked when a count is
--- written: a count cannot move to another unit (assessment_write_check),
--- and withdrawing an item later leaves the counts naming it.
+-- assessment_unit's, once the state has defined active learning objectives,
+-- units or questions for the class and subject (or mapped a bundle) —
+-- before that any non-empty name, as before this migration. Checked for
+-- rows a statement inserts (AFTER INSERT: an upsert that updates a count
+-- is a correction, not a new count, and passes even if its unit has been
+-- withdrawn since); a count cannot move to another unit
+-- (assessment_write_check), and withdrawing an item later leaves the
+-- counts naming it.
 CREATE FUNCTION assessment_tsp_unit_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
   a       assessment;
+  what    text;
+  bundle  unit_bundle;
   defined boolean;
   known   text;
 BEGIN
   SELECT * INTO a FROM assessment WHERE id = NEW.assessment_id;
   IF a.id IS NULL THEN
-    RETURN NEW;
+    RETURN NULL;
   END IF;
   IF a.unit_type = 'NONE' THEN
     IF NEW.unit <> '' THEN
       RAISE EXCEPTION '"%" counts each class and subject once (unit type NONE): unit must be empty, not "%"', a.name, NEW.unit
         USING ERRCODE = 'check_violation';
     END IF;
-    RETURN NEW;
+    RETURN NULL;
   END IF;
+  what := CASE a.unit_type WHEN 'LO' THEN 'learning objective' WHEN 'UNIT' THEN 'unit' ELSE 'question' END;
   IF NEW.unit = '' THEN
-    RAISE EXCEPTION '"%" counts by %: unit required', a.name,
-      CASE a.unit_type WHEN 'LO' THEN 'learning objective' WHEN 'UNIT' THEN 'unit' ELSE 'question' END USING ERRCODE = 'check_violation';
+    RAISE EXCEPTION '"%" counts by %: unit required for class % %', a.name, what, NEW.grade, NEW.subject USING ERRCODE = 'check_violation';
   END IF;
   IF EXISTS (SELECT 1 FROM assessment_unit u WHERE u.assessment_id = NEW.assessment_id AND u.grade = NEW.grade
              AND u.subject = NEW.subject AND u.unit = NEW.unit) THEN
-    RETURN NEW;
+    RETURN NULL;
   END IF;
-  defined := EXISTS (SELECT 1 FROM assessment_bundle m WHERE m.assessment_id = NEW.assessment_id AND m.grade = NEW.grade AND m.subject = NEW.subject)
+  SELECT b.* INTO bundle FROM assessment_bundle m JOIN unit_bundle b ON b.id = m.bundle_id
+    WHERE m.assessment_id = NEW.assessment_id AND m.grade = NEW.grade AND m.subject = NEW.subject;
+  defined := bundle.id IS NOT NULL
     OR (a.unit_type IN ('LO', 'UNIT') AND EXISTS (SELECT 1 FROM learning_objective lo WHERE lo.grade = NEW.grade AND lo.subject = NEW.subject
-                                                 AND (a.unit_type = 'LO' OR lo.is_unit)))
-    OR (a.unit_type = 'QUESTION' AND EXISTS (SELECT 1 FROM assessment_question q WHERE q.grade = NEW.grade AND q.subject = NEW.subject));
+                                                 AND lo.active AND (a.unit_type = 'LO' OR lo.is_unit)))
+    OR (a.unit_type = 'QUESTION' AND EXISTS (SELECT 1 FROM assessment_question q WHERE q.grade = NEW.grade AND q.subject = NEW.subject AND q.active));
   IF NOT defined THEN
-    RETURN NEW;
+    RETURN NULL;
   END IF;
   SELECT string_agg(u.unit, ', ' ORDER BY u.position, u.unit) INTO known FROM (
     SELECT unit, position FROM assessment_unit WHERE assessment_id = NEW.assessment_id AND grade = NEW.grade AND subject = NEW.subject
     ORDER BY position, unit LIMIT 20) u;
-  RAISE EXCEPTION '"%" has no % "%" for class % %: %', a.name,
-    CASE a.unit_type WHEN 'LO' THEN 'learning objective' WHEN 'UNIT' THEN 'unit' ELSE 'question' END,
-    NEW.unit, NEW.grade, NEW.subject, coalesce('counts name one of ' || known, 'none is active') USING ERRCODE = 'check_violation';
+  RAISE EXCEPTION '"%" has no % "%" for class % %: %', a.name, what, NEW.unit, NEW.grade, NEW.subject,
+    coalesce('counts name one of ' || known, format('its bundle "%s" holds no active %s', bundle.name, what)) USING ERRCODE = 'check_violation';
 END;
 $$;
-CREATE TRIGGER assessment_tsp_unit BEFORE INSERT ON assessment_tsp
+CREATE TRIGGER assessment_tsp_unit AFTER INSERT ON assessment_tsp
   FOR EACH ROW EXECUTE FUNCTION assessment_tsp_unit_check();
