@@ -216,18 +216,10 @@ func (e event) properties() posthog.Properties {
 // stay unsent, as they were, for the next run.
 var ErrPostHog = errors.New("posthog")
 
-// batchSize is how many events go in one call when the first of them was
-// in attempts calls PostHog refused: SendBatch for new events, half as many
-// after each refusal, down to one — so the event PostHog refuses ends up
-// alone, and the others it was sent with get through.
-func batchSize(attempts int) int {
-	return max(1, SendBatch>>min(attempts, 7))
-}
-
 // Send makes one call to PostHog with unsent events and marks those it
 // accepted; without a key it deletes events older than DiscardAfter
-// instead. Events go fewest refusals first, then oldest first (batchSize);
-// events past UnsentRetention are left to Prune. It returns how many events
+// instead. Events go fewest refusals first, then oldest first, up to
+// SendBatch; events past UnsentRetention are left to Prune. It returns how many events
 // it took (0: none left).
 //
 // A call PostHog refused for its payload (refusal) adds 1 to its events'
@@ -239,25 +231,25 @@ func batchSize(attempts int) int {
 // (FOR UPDATE SKIP LOCKED) while the call is made, so two senders never
 // post the same event at once.
 func (s *Sender) Send(ctx context.Context) (int, error) {
-	r, err := s.send(ctx, nil, false)
+	r, err := s.send(ctx, nil, nil)
 	return r.n, err
 }
 
 // callResult is what one call did.
 type callResult struct {
 	n, accepted int
-	// refused: PostHog refused the call for its payload; alone: the call
-	// carried only lone (its id).
-	refused bool
-	alone   *uuid.UUID
+	// refused: PostHog refused the call for its payload, and not the
+	// events in notAccepted; alone: the call carried only that event.
+	refused     bool
+	notAccepted []uuid.UUID
+	alone       *uuid.UUID
 }
 
-// send is Send, leaving out the events in skip (refused alone earlier in
-// the run); with full the batch is SendBatch whatever the events'
-// refusals, so a backlog refused in an incident drains at full speed once
-// PostHog takes events again (SendWorker asks for it after a call accepted
-// whole, unless it is singling out a refused event).
-func (s *Sender) send(ctx context.Context, skip []uuid.UUID, full bool) (r callResult, err error) {
+// send is Send with the events of only (the ones still unsent, not too old
+// and not being sent by another sender) when only is not nil, else with
+// the next events leaving out those in skip (refused alone earlier in the
+// run).
+func (s *Sender) send(ctx context.Context, only, skip []uuid.UUID) (r callResult, err error) {
 	if s.key == "" {
 		tag, err := s.pool.Exec(ctx, `DELETE FROM product_event WHERE id IN (
 				SELECT id FROM product_event WHERE sent_at IS NULL AND occurred_at < now() - make_interval(secs => $1)
@@ -269,31 +261,27 @@ func (s *Sender) send(ctx context.Context, skip []uuid.UUID, full bool) (r callR
 		return callResult{n: int(tag.RowsAffected())}, nil
 	}
 	var (
-		n        int
-		postErr  error
-		accepted []uuid.UUID
-		refused  bool
-		lone     *event
+		n           int
+		postErr     error
+		accepted    []uuid.UUID
+		notAccepted []uuid.UUID
+		refused     bool
+		lone        *event
 	)
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, `SELECT id, event, distinct_id, properties, occurred_at, attempts, refused_alone FROM product_event
-			WHERE sent_at IS NULL AND occurred_at >= now() - make_interval(secs => $2) AND id <> ALL($3)
-			ORDER BY attempts, occurred_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, SendBatch, UnsentRetention.Seconds(), append([]uuid.UUID{}, skip...))
+		var rows pgx.Rows
+		if only != nil {
+			rows, _ = tx.Query(ctx, `SELECT id, event, distinct_id, properties, occurred_at, attempts, refused_alone FROM product_event
+				WHERE id = ANY($1) AND sent_at IS NULL AND occurred_at >= now() - make_interval(secs => $2)
+				ORDER BY attempts, occurred_at, id FOR UPDATE SKIP LOCKED`, only, UnsentRetention.Seconds())
+		} else {
+			rows, _ = tx.Query(ctx, `SELECT id, event, distinct_id, properties, occurred_at, attempts, refused_alone FROM product_event
+				WHERE sent_at IS NULL AND occurred_at >= now() - make_interval(secs => $2) AND id <> ALL($3)
+				ORDER BY attempts, occurred_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, SendBatch, UnsentRetention.Seconds(), append([]uuid.UUID{}, skip...))
+		}
 		events, err := pgx.CollectRows(rows, pgx.RowToStructByPos[event])
 		if err != nil || len(events) == 0 {
 			return err
-		}
-		// The call takes the events of the first one's attempts, as many
-		// as batchSize allows; the other rows are unlocked at commit.
-		limit := batchSize(events[0].Attempts)
-		if full {
-			limit = SendBatch
-		}
-		for i, e := range events {
-			if i == limit || e.Attempts != events[0].Attempts {
-				events = events[:i]
-				break
-			}
 		}
 		n = len(events)
 		accepted, refused, postErr = s.post(ctx, events)
@@ -310,16 +298,15 @@ func (s *Sender) send(ctx context.Context, skip []uuid.UUID, full bool) (r callR
 			_, err := tx.Exec(ctx, `UPDATE product_event SET attempts = attempts + 1, refused_alone = refused_alone + 1 WHERE id = $1`, lone.ID)
 			return err
 		}
-		ids := make([]uuid.UUID, 0, n)
 		for _, e := range events {
 			if !slices.Contains(accepted, e.ID) {
-				ids = append(ids, e.ID)
+				notAccepted = append(notAccepted, e.ID)
 			}
 		}
-		_, err = tx.Exec(ctx, `UPDATE product_event SET attempts = attempts + 1 WHERE id = ANY($1)`, ids)
+		_, err = tx.Exec(ctx, `UPDATE product_event SET attempts = attempts + 1 WHERE id = ANY($1)`, notAccepted)
 		return err
 	})
-	r = callResult{n: n, accepted: len(accepted), refused: refused}
+	r = callResult{n: n, accepted: len(accepted), refused: refused, notAccepted: notAccepted}
 	if lone != nil {
 		r.alone = &lone.ID
 	}
@@ -488,7 +475,7 @@ var (
 	unsentDesc = prometheus.NewDesc("shala_product_events_unsent",
 		"Product events not yet accepted by PostHog.", nil, nil)
 	oldestUnsentDesc = prometheus.NewDesc("shala_product_events_oldest_unsent_seconds",
-		"Age of the oldest product event not yet accepted by PostHog (0 when none), leaving out those it refused on their own while it accepts others: growing past a few minutes means PostHog cannot be reached, refuses the key or refuses everything.", nil, nil)
+		"Age of the oldest product event not yet accepted by PostHog (0 when none), leaving out those it refused for themselves (on their own, in a run in which it accepted others): growing past a few minutes means PostHog cannot be reached, refuses the key or refuses everything.", nil, nil)
 	refusedDesc = prometheus.NewDesc("shala_product_events_refused",
 		"Unsent product events PostHog refused on their own (kept and tried each run until they expire after 30 days): see the log for their names.", nil, nil)
 )
@@ -507,14 +494,12 @@ func (b backlog) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	var n, refused int64
 	var oldest float64
-	// An event refused on its own is left out of the oldest's age once
-	// PostHog has accepted an event that happened after it: PostHog takes
-	// events, this one it refuses. One nothing later was accepted for is
-	// counted: a PostHog refusing everything is an outage, and shows as one
-	// (on a quiet install too: no traffic is needed to tell the two apart).
+	// An event refused for itself (on its own, in a run in which PostHog
+	// accepted others) is left out of the oldest's age; one refused on its
+	// own while PostHog accepted nothing is not: a PostHog refusing
+	// everything is an outage, and shows as one.
 	err := b.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE refused_alone > 0),
-			coalesce(extract(epoch FROM now() - min(occurred_at) FILTER (WHERE refused_alone = 0
-				OR NOT coalesce((SELECT max(sent_at) FROM product_event) > occurred_at, false))), 0)::float8
+			coalesce(extract(epoch FROM now() - min(occurred_at) FILTER (WHERE NOT refused_for_itself)), 0)::float8
 		FROM product_event WHERE sent_at IS NULL`).Scan(&n, &refused, &oldest)
 	if err != nil {
 		for _, d := range []*prometheus.Desc{unsentDesc, oldestUnsentDesc, refusedDesc} {
@@ -537,7 +522,7 @@ func (m *Metrics) add(outcome string, n int) {
 // MaxRefusedCalls ends a run after this many calls refused in a row: a
 // PostHog refusing everything (from the start of a run or from its
 // middle) costs a few calls a minute, not a run's worth. Singling out one
-// event in a batch of 100 takes at most 7 refusals in a row.
+// event in a batch of 100 takes at most 8 refusals in a row.
 const MaxRefusedCalls = 10
 
 // SendArgs is the periodic job that sends product events.
@@ -546,9 +531,14 @@ type SendArgs struct{ queue.PerMinute }
 // Kind is the River job kind.
 func (SendArgs) Kind() string { return "analytics.send" }
 
-// SendWorker works SendArgs: it prunes, then sends until nothing is left
-// (events PostHog refused on their own are left out for the rest of the
-// run).
+// SendWorker works SendArgs: it prunes, then sends until nothing is left,
+// SendBatch events a call. A call PostHog refuses for what it carries is
+// split in two, and each half sent on its own (the first half first), and
+// so on, so the event PostHog refuses ends up alone — at most 2 × 7 calls
+// for a batch of 100 — and the others get through; that event is left out
+// for the rest of the run, and marked refused for itself when PostHog
+// accepts other events in the run. A run ends after MaxRefusedCalls calls
+// refused in a row.
 // A call starts only while its timeout and 2 s are left of the job's
 // (the rescue rule: the job returns by its timeout); with more to send, the
 // job snoozes and goes on at once. A call that failed other than by a
@@ -572,12 +562,15 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if _, err := w.Sender.Prune(ctx); err != nil {
 		return err
 	}
-	// searching: a call was refused and the event it refused for is not
-	// singled out yet; its batches halve (batchSize) and are not made full
-	// again, or each success would put it back in a batch of 100 and the
-	// search would step through the backlog instead of halving it.
-	accepted, refusedInRow, full, searching := 0, 0, false, false
-	var skip []uuid.UUID
+	var (
+		accepted, refusedInRow int
+		// halves are the parts of refused calls still to send, the next
+		// on top: the search for the event PostHog refuses.
+		halves [][]uuid.UUID
+		// skip: refused alone this run; suspects: refused alone before
+		// PostHog accepted anything this run.
+		skip, suspects []uuid.UUID
+	)
 	for {
 		if time.Until(deadline) < w.Sender.timeout+2*time.Second {
 			if accepted == 0 {
@@ -585,35 +578,58 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 			}
 			return river.JobSnooze(0)
 		}
-		r, err := w.Sender.send(ctx, skip, full)
+		var only []uuid.UUID
+		if n := len(halves); n > 0 {
+			only, halves = halves[n-1], halves[:n-1]
+		}
+		r, err := w.Sender.send(ctx, only, skip)
 		if errors.Is(err, ErrPostHog) {
 			return nil
 		}
-		if err != nil || r.n == 0 {
+		if err != nil {
 			return err
 		}
+		if r.n == 0 {
+			if only != nil {
+				continue // sent, expired or taken by another sender meanwhile
+			}
+			return nil
+		}
 		accepted += r.accepted
-		// An event refused on its own is left out for the rest of the run;
-		// the others go on. Refusals halve the batch, so every call either
-		// sends, narrows a batch or sets an event aside.
 		switch {
 		case r.accepted > 0:
 			refusedInRow = 0
 		case r.refused:
 			refusedInRow++
 		}
-		if r.refused {
-			searching = true
-		}
 		if r.alone != nil {
 			skip = append(skip, *r.alone)
-			searching = false
+			suspects = append(suspects, *r.alone)
+		} else if na := r.notAccepted; r.refused && len(na) == 1 {
+			halves = append(halves, na) // part of a call accepted: this one alone
+		} else if r.refused {
+			mid := len(na) / 2
+			halves = append(halves, na[mid:], na[:mid])
 		}
-		full = r.accepted == r.n && !searching
+		if accepted > 0 && len(suspects) > 0 {
+			if err := w.Sender.refusedForItself(ctx, suspects); err != nil {
+				return err
+			}
+			suspects = suspects[:0]
+		}
 		if refusedInRow == MaxRefusedCalls {
 			return nil // PostHog takes nothing: the next run, a minute later
 		}
 	}
+}
+
+// refusedForItself marks events PostHog refused on their own in a run in
+// which it accepted others.
+func (s *Sender) refusedForItself(ctx context.Context, ids []uuid.UUID) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE product_event SET refused_for_itself = true WHERE id = ANY($1) AND sent_at IS NULL`, ids); err != nil {
+		return fmt.Errorf("mark product events refused for themselves: %w", err)
+	}
+	return nil
 }
 
 type slogAdapter struct{ log *slog.Logger }

@@ -42,6 +42,9 @@ type batchServer struct {
 	// refuseFrom: when not 0, the calls from this one on (1 is the first)
 	// are answered 400, as by a PostHog that starts refusing everything.
 	refuseFrom int
+	// refuseCall: when not 0, that call (1 is the first) is answered 400,
+	// as by a proxy refusing one request.
+	refuseCall int
 	calls      int // every call, answered or not
 	arrived    chan struct{}
 }
@@ -54,7 +57,7 @@ func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	failing, hang, answer := b.failing, b.hang, b.answer
 	b.calls++
-	if b.refuseFrom != 0 && b.calls >= b.refuseFrom {
+	if b.refuseFrom != 0 && b.calls >= b.refuseFrom || b.refuseCall == b.calls {
 		answer = http.StatusBadRequest
 	}
 	b.mu.Unlock()
@@ -106,6 +109,13 @@ func (b *batchServer) received() []map[string]any {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]map[string]any(nil), b.events...)
+}
+
+// callCount is how many calls arrived.
+func (b *batchServer) callCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.calls
 }
 
 func (b *batchServer) answerWith(status int) {
@@ -411,12 +421,13 @@ func TestSend(t *testing.T) {
 		b.exec(t, `INSERT INTO product_event (event, distinct_id, attempts)
 			SELECT 'server_started', 'shala', 3 FROM generate_series(1, 200)`)
 		b.record(t, 1, map[string]any{"fresh": true})
-		if n, err := b.sender.Send(ctx); n != 1 || err != nil {
-			t.Fatalf("first Send = %d, %v; want the new event first, alone", n, err)
+		if n, err := b.sender.Send(ctx); n != analytics.SendBatch || err != nil || b.count(t, "sent_at IS NOT NULL AND properties ? 'fresh'") != 1 {
+			t.Fatalf("first Send = %d, %v; want a full batch with the new event first", n, err)
 		}
 		b.work(t)
-		if unsent := b.count(t, "sent_at IS NULL"); unsent != 0 {
-			t.Errorf("got %d unsent after one run, want every event sent (12 at a time)", unsent)
+		calls := b.posthog.callCount()
+		if unsent := b.count(t, "sent_at IS NULL"); unsent != 0 || calls != 3 {
+			t.Errorf("got %d unsent after %d calls, want every event sent, 100 a call", unsent, calls)
 		}
 	})
 
@@ -502,9 +513,7 @@ func TestSend(t *testing.T) {
 		}
 		b.posthog.answerWith(0)
 		b.work(t)
-		b.posthog.mu.Lock()
-		calls = b.posthog.calls
-		b.posthog.mu.Unlock()
+		calls = b.posthog.callCount()
 		if sent := b.count(t, "sent_at IS NOT NULL"); sent != 300 || calls > 10 {
 			t.Errorf("after PostHog recovered: %d sent in %d calls, want 300 in a few", sent, calls)
 		}
@@ -521,7 +530,9 @@ func TestSend(t *testing.T) {
 			{"new events, bad one at 50", 0, 50, 300, 20},
 			{"new events, bad one at 100", 0, 100, 300, 20},
 			{"new events, bad one at 150", 0, 150, 300, 20},
-			{"refused three times, bad one at 100", 3, 100, 200, 40},
+			{"refused three times, bad one at 100", 3, 100, 200, 20},
+			{"refused seven times, bad one at 50", 7, 50, 1000, 26},
+			{"refused ten times, bad one at 150", 10, 150, 2000, 36},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
@@ -533,9 +544,7 @@ func TestSend(t *testing.T) {
 					t.Fatal(err)
 				}
 				b.work(t)
-				b.posthog.mu.Lock()
-				calls := b.posthog.calls
-				b.posthog.mu.Unlock()
+				calls := b.posthog.callCount()
 				if sent, kept := b.count(t, "sent_at IS NOT NULL"), b.count(t, "sent_at IS NULL AND properties ? 'poison'"); sent != tc.events-1 || kept != 1 {
 					t.Errorf("got %d sent and the bad one kept %d times, want %d and 1", sent, kept, tc.events-1)
 				}
@@ -546,19 +555,54 @@ func TestSend(t *testing.T) {
 		}
 	})
 
+	t.Run("a refusal of one call costs two more calls, whatever the backlog's refusals", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, attempts) SELECT 'server_started', 'shala', 7 FROM generate_series(1, 2000)`)
+		b.posthog.mu.Lock()
+		b.posthog.refuseCall = 3
+		b.posthog.mu.Unlock()
+		b.work(t)
+		calls := b.posthog.callCount()
+		if sent := b.count(t, "sent_at IS NOT NULL"); sent != 2000 || calls != 22 {
+			t.Errorf("got %d sent in %d calls, want 2000 in 20 + the refused one's two halves", sent, calls)
+		}
+	})
+
+	t.Run("bad events scattered through a backlog are all set aside in one run", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at, properties)
+			SELECT 'server_started', 'shala', now() - interval '1 hour' + make_interval(secs => i),
+				CASE WHEN i IN (10, 90, 130, 210, 290) THEN '{"poison": true}'::jsonb ELSE '{}' END
+			FROM generate_series(1, 300) i`)
+		b.work(t)
+		if sent, kept := b.count(t, "sent_at IS NOT NULL"), b.count(t, "sent_at IS NULL AND refused_alone = 1 AND refused_for_itself"); sent != 295 || kept != 5 {
+			t.Errorf("got %d sent and %d refused for themselves, want 295 and the 5 bad ones (more than %d refusals, never that many in a row)",
+				sent, kept, analytics.MaxRefusedCalls)
+		}
+	})
+
 	t.Run("a bad event does not look like an outage on a quiet night, and a PostHog refusing everything does", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
-		// A bad event refused on its own three hours ago, then an event that
-		// PostHog accepted, and nothing in the last hour.
-		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at, attempts, refused_alone, properties, sent_at) VALUES
-			('server_started', 'shala', now() - interval '3 hours', 7, 1, '{"poison": true}', NULL),
-			('server_started', 'shala', now() - interval '3 hours' + interval '1 second', 0, 0, '{}', now() - interval '61 minutes')`)
-		if age := b.gauge(t, "shala_product_events_oldest_unsent_seconds"); age != 0 {
-			t.Errorf("oldest unsent = %v s with only a bad event PostHog refused while taking a later one, want 0", age)
+		// A bad event recorded with others three hours ago: PostHog took
+		// the others and refused it on its own.
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at, properties)
+			SELECT 'server_started', 'shala', now() - interval '3 hours', CASE WHEN i = 2 THEN '{"poison": true}'::jsonb ELSE '{}' END
+			FROM generate_series(1, 3) i`)
+		b.work(t)
+		if n := b.count(t, "sent_at IS NULL AND refused_for_itself"); n != 1 {
+			t.Fatalf("got %d events refused for themselves, want the bad one", n)
 		}
-		// A PostHog refusing everything: a new event is refused on its own
-		// and nothing after it is accepted.
+		// Nothing since, and the sent events pruned a week later: still not an outage.
+		b.exec(t, `DELETE FROM product_event WHERE sent_at IS NOT NULL`)
+		b.work(t)
+		if age := b.gauge(t, "shala_product_events_oldest_unsent_seconds"); age != 0 {
+			t.Errorf("oldest unsent = %v s with only an event PostHog refused while taking others, want 0", age)
+		}
+		// A PostHog refusing everything: a new event refused on its own,
+		// nothing accepted.
 		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at) VALUES ('server_started', 'shala', now() - interval '50 minutes')`)
 		b.posthog.answerWith(http.StatusBadRequest)
 		b.work(t)
@@ -567,6 +611,27 @@ func TestSend(t *testing.T) {
 		}
 		if age := b.gauge(t, "shala_product_events_oldest_unsent_seconds"); age < 50*60 {
 			t.Errorf("oldest unsent = %v s while PostHog refuses everything, want the new event's age (50 min)", age)
+		}
+		// PostHog recovers: the new event goes, the bad one stays out of the gauge.
+		b.posthog.answerWith(0)
+		b.work(t)
+		if sent, age := b.count(t, "sent_at IS NOT NULL"), b.gauge(t, "shala_product_events_oldest_unsent_seconds"); sent != 1 || age != 0 {
+			t.Errorf("after PostHog recovered: %d sent, oldest unsent %v s; want the new event sent and 0", sent, age)
+		}
+	})
+
+	t.Run("a lone bad event is counted until PostHog takes another in its run", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at, properties) VALUES ('server_started', 'shala', now() - interval '3 hours', '{"poison": true}')`)
+		b.work(t)
+		if age := b.gauge(t, "shala_product_events_oldest_unsent_seconds"); age < 3*3600 {
+			t.Errorf("oldest unsent = %v s: a refusal with nothing accepted cannot be told from a PostHog refusing everything, want it counted", age)
+		}
+		b.record(t, 1, nil)
+		b.work(t)
+		if age := b.gauge(t, "shala_product_events_oldest_unsent_seconds"); age != 0 {
+			t.Errorf("oldest unsent = %v s after PostHog took another event in the run, want 0", age)
 		}
 	})
 
@@ -578,9 +643,7 @@ func TestSend(t *testing.T) {
 		b.posthog.refuseFrom = 2
 		b.posthog.mu.Unlock()
 		b.work(t)
-		b.posthog.mu.Lock()
-		calls := b.posthog.calls
-		b.posthog.mu.Unlock()
+		calls := b.posthog.callCount()
 		if sent := b.count(t, "sent_at IS NOT NULL"); sent != analytics.SendBatch || calls != 1+analytics.MaxRefusedCalls {
 			t.Errorf("got %d sent in %d calls, want the first %d, then %d refused calls and the run ended", sent, calls, analytics.SendBatch, analytics.MaxRefusedCalls)
 		}

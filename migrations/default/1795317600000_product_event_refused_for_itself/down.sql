@@ -1,0 +1,1 @@
+ALTER TABLE product_event DROP COLUMN IF EXISTS refused_for_itself;
