@@ -240,7 +240,8 @@ func TestSchoolCorrectsLeaversNames(t *testing.T) {
 
 // TestRolesCanDoTheirWork: what each role needs to do its work through
 // Hasura is granted — the state admin keeps the learning objectives,
-// questions and bundles, a school reads what it counts, TeleKlasa's
+// questions and bundles and the forms' free metadata, a school reads what
+// it counts, TeleKlasa's
 // administrator manages moderators, groups, servers and preferences.
 func TestRolesCanDoTheirWork(t *testing.T) {
 	t.Parallel()
@@ -273,6 +274,13 @@ func TestRolesCanDoTheirWork(t *testing.T) {
 		{"state_admin", "insert", "assessment_bundle", []string{"assessment_id", "grade", "subject", "bundle_id"}},
 		{"state_admin", "update", "assessment_bundle", []string{"bundle_id"}},
 		{"state_admin", "delete", "assessment_bundle", nil},
+		{"state_admin", "update", "form", []string{"meta"}},
+		{"state_admin", "update", "form_question", []string{"meta"}},
+		{"state_admin", "update", "form_choice", []string{"meta"}},
+		{"state_admin", "update", "answer", []string{"meta"}},
+		{"school", "select", "form_question", []string{"name", "type", "labels", "meta"}},
+		{"state_admin", "select", "answer", []string{"value_text", "meta"}},
+		{"state_admin", "select", "response", []string{"meta"}},
 		{"lesson_admin", "insert", "moderator", []string{"user_id", "display_name"}},
 		{"lesson_admin", "update", "moderator", []string{"display_name"}},
 		{"lesson_admin", "delete", "moderator", nil},
