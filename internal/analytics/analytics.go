@@ -519,11 +519,17 @@ func (m *Metrics) add(outcome string, n int) {
 	m.events.WithLabelValues(outcome).Add(float64(n))
 }
 
-// MaxRefusedCalls ends a run after this many calls refused in a row: a
-// PostHog refusing everything (from the start of a run or from its
-// middle) costs a few calls a minute, not a run's worth. Singling out one
-// event in a batch of 100 takes at most 8 refusals in a row.
-const MaxRefusedCalls = 10
+// MaxRefusedCalls ends a run after this many calls refused in a row while
+// PostHog has accepted nothing in the run, or, once it has, refused in a
+// row without an event singled out: a PostHog refusing everything costs a
+// few calls a minute, and bad events next to each other (singling out one
+// takes at most 7 refusals in a row, each next one 2 more) do not look like
+// it. MaxRefusedSinceAccepted bounds the calls after PostHog last accepted
+// one, for a PostHog that starts refusing everything in a run's middle.
+const (
+	MaxRefusedCalls         = 10
+	MaxRefusedSinceAccepted = 100
+)
 
 // SendArgs is the periodic job that sends product events.
 type SendArgs struct{ queue.PerMinute }
@@ -537,8 +543,8 @@ func (SendArgs) Kind() string { return "analytics.send" }
 // so on, so the event PostHog refuses ends up alone — at most 2 × 7 calls
 // for a batch of 100 — and the others get through; that event is left out
 // for the rest of the run, and marked refused for itself when PostHog
-// accepts other events in the run. A run ends after MaxRefusedCalls calls
-// refused in a row.
+// accepts other events in the run. A run ends after MaxRefusedCalls or
+// MaxRefusedSinceAccepted refused calls.
 // A call starts only while its timeout and 2 s are left of the job's
 // (the rescue rule: the job returns by its timeout); with more to send, the
 // job snoozes and goes on at once. A call that failed other than by a
@@ -563,7 +569,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		return err
 	}
 	var (
-		accepted, refusedInRow int
+		accepted, refusedInRow, sinceAccepted int
 		// halves are the parts of refused calls still to send, the next
 		// on top: the search for the event PostHog refuses.
 		halves [][]uuid.UUID
@@ -598,16 +604,21 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		accepted += r.accepted
 		switch {
 		case r.accepted > 0:
-			refusedInRow = 0
+			refusedInRow, sinceAccepted = 0, 0
 		case r.refused:
 			refusedInRow++
+			sinceAccepted++
+		}
+		if r.alone != nil && accepted > 0 {
+			refusedInRow = 0 // progress: bad events next to each other are singled out in turn
 		}
 		if r.alone != nil {
 			skip = append(skip, *r.alone)
 			suspects = append(suspects, *r.alone)
-		} else if na := r.notAccepted; r.refused && len(na) == 1 {
-			halves = append(halves, na) // part of a call accepted: this one alone
-		} else if r.refused {
+		} else if na := r.notAccepted; r.refused {
+			// A half may be empty (one event left of a call PostHog
+			// accepted in part): it is passed over like a half sent
+			// meanwhile.
 			mid := len(na) / 2
 			halves = append(halves, na[mid:], na[:mid])
 		}
@@ -617,7 +628,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 			}
 			suspects = suspects[:0]
 		}
-		if refusedInRow == MaxRefusedCalls {
+		if refusedInRow == MaxRefusedCalls || sinceAccepted == MaxRefusedSinceAccepted {
 			return nil // PostHog takes nothing: the next run, a minute later
 		}
 	}

@@ -45,8 +45,10 @@ type batchServer struct {
 	// refuseCall: when not 0, that call (1 is the first) is answered 400,
 	// as by a proxy refusing one request.
 	refuseCall int
-	calls      int // every call, answered or not
-	arrived    chan struct{}
+	// onCall, when set, runs before call n (1 is the first) is answered.
+	onCall  func(n int)
+	calls   int // every call, answered or not
+	arrived chan struct{}
 }
 
 func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -60,7 +62,11 @@ func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if b.refuseFrom != 0 && b.calls >= b.refuseFrom || b.refuseCall == b.calls {
 		answer = http.StatusBadRequest
 	}
+	onCall, n := b.onCall, b.calls
 	b.mu.Unlock()
+	if onCall != nil {
+		onCall(n)
+	}
 	select {
 	case b.arrived <- struct{}{}:
 	default:
@@ -583,6 +589,87 @@ func TestSend(t *testing.T) {
 		}
 	})
 
+	t.Run("bad events next to each other do not look like a PostHog refusing everything", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			name     string
+			from, to int // the bad events' places among 300
+			runs     int
+		}{
+			// At the head, nothing is accepted before MaxRefusedCalls
+			// refusals: that run cannot tell them from a PostHog refusing
+			// everything, and the next sends the rest (they go last).
+			{"three at the head", 1, 3, 2},
+			{"three after the first call", 101, 103, 1},
+			{"twenty together", 51, 70, 1},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				b := setup(t, "phc_test")
+				if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, occurred_at, properties)
+					SELECT 'server_started', 'shala', now() - interval '1 hour' + make_interval(secs => i),
+						CASE WHEN i BETWEEN $1 AND $2 THEN '{"poison": true}'::jsonb ELSE '{}' END
+					FROM generate_series(1, 300) i`, tc.from, tc.to); err != nil {
+					t.Fatal(err)
+				}
+				for range tc.runs {
+					b.work(t)
+				}
+				bad := tc.to - tc.from + 1
+				if sent, kept := b.count(t, "sent_at IS NOT NULL"), b.count(t, "sent_at IS NULL AND refused_for_itself"); sent != 300-bad || kept != bad {
+					t.Errorf("got %d sent and %d refused for themselves in %d runs, want %d and %d", sent, kept, tc.runs, 300-bad, bad)
+				}
+			})
+		}
+	})
+
+	t.Run("a refused call's first half goes first", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at, properties)
+			SELECT 'server_started', 'shala', now() - interval '1 hour' + make_interval(secs => i),
+				CASE WHEN i = 75 THEN '{"poison": true}'::jsonb ELSE jsonb_build_object('seq', i) END
+			FROM generate_series(1, 100) i`)
+		b.work(t)
+		got := b.posthog.received()
+		if len(got) != 99 {
+			t.Fatalf("got %d events at PostHog, want 99", len(got))
+		}
+		if seq := got[0]["properties"].(map[string]any)["seq"]; seq != 1.0 {
+			t.Errorf("the first event accepted after the refusal is number %v, want 1 (the first half first)", seq)
+		}
+	})
+
+	t.Run("a half sent by another sender meanwhile is passed over, never posted twice", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at, properties)
+			SELECT 'server_started', 'shala', now() - interval '1 hour' + make_interval(secs => i), jsonb_build_object('seq', i)
+			FROM generate_series(1, 150) i`)
+		b.posthog.mu.Lock()
+		b.posthog.refuseCall = 1 // the first 100, refused once: halves 1–50 and 51–100
+		b.posthog.onCall = func(n int) {
+			if n == 2 { // while the first half is posted, another sender sends the second
+				if _, err := b.pool.Exec(ctx, `UPDATE product_event SET sent_at = now() WHERE (properties->>'seq')::int BETWEEN 51 AND 100`); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		b.posthog.mu.Unlock()
+		b.work(t)
+		seen := map[any]bool{}
+		for _, e := range b.posthog.received() {
+			seq := e["properties"].(map[string]any)["seq"]
+			if seen[seq] {
+				t.Errorf("event %v posted twice", seq)
+			}
+			seen[seq] = true
+		}
+		if len(seen) != 100 || b.count(t, "sent_at IS NULL") != 0 {
+			t.Errorf("got %d events posted and %d unsent, want 1–50 and 101–150 posted by this run and none left", len(seen), b.count(t, "sent_at IS NULL"))
+		}
+	})
+
 	t.Run("a bad event does not look like an outage on a quiet night, and a PostHog refusing everything does", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
@@ -644,8 +731,13 @@ func TestSend(t *testing.T) {
 		b.posthog.mu.Unlock()
 		b.work(t)
 		calls := b.posthog.callCount()
-		if sent := b.count(t, "sent_at IS NOT NULL"); sent != analytics.SendBatch || calls != 1+analytics.MaxRefusedCalls {
-			t.Errorf("got %d sent in %d calls, want the first %d, then %d refused calls and the run ended", sent, calls, analytics.SendBatch, analytics.MaxRefusedCalls)
+		if sent := b.count(t, "sent_at IS NOT NULL"); sent != analytics.SendBatch || calls != 1+analytics.MaxRefusedSinceAccepted {
+			t.Errorf("got %d sent in %d calls, want the first %d, then %d refused calls and the run ended", sent, calls, analytics.SendBatch, analytics.MaxRefusedSinceAccepted)
+		}
+		// The next run accepts nothing: it ends after a few calls.
+		b.work(t)
+		if more := b.posthog.callCount() - calls; more != analytics.MaxRefusedCalls {
+			t.Errorf("the next run made %d calls, want %d", more, analytics.MaxRefusedCalls)
 		}
 	})
 
