@@ -347,3 +347,32 @@ func TestEditKeepsTheUnitTypeOfWrittenCounts(t *testing.T) {
 		t.Errorf("a count after the change: %v", err)
 	}
 }
+
+func TestQuestionsCountedOrWithdrawn(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	aid, school := f.openKind("QUESTION")
+	f.must(`INSERT INTO assessment_question (grade, subject, code, text, max_marks, cut_off_marks) VALUES
+		(6, 'HINDI', 'Q1', 'प्रश्न 1', 2, 1), (6, 'HINDI', 'Q2', 'प्रश्न 2', 2, 1), (7, 'HINDI', 'Q1', 'class 7', 2, 1)`)
+	f.must(`INSERT INTO learning_objective (grade, subject, code, description) VALUES (6, 'HINDI', 'Q1', 'an objective coded like the question')`)
+	if err := f.tsp(aid, school, "HINDI", "Q1"); err != nil {
+		t.Fatal(err)
+	}
+	wantRefused(t, f.exec(`DELETE FROM assessment_question WHERE grade = 6 AND code = 'Q1'`), "schools have counted question Q1 of class 6 HINDI")
+	// Only that question is counted: the same code in another class, an
+	// uncounted question and an objective coded like the counted question go.
+	for _, q := range []string{
+		`DELETE FROM assessment_question WHERE grade = 7 AND code = 'Q1'`,
+		`DELETE FROM assessment_question WHERE code = 'Q2'`,
+		`DELETE FROM learning_objective WHERE code = 'Q1'`,
+	} {
+		if err := f.exec(q); err != nil {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	// Every question withdrawn: free names again.
+	f.must(`UPDATE assessment_question SET active = false`)
+	if err := f.tsp(aid, school, "HINDI", "प्रश्न 5"); err != nil {
+		t.Errorf("a count when every question is withdrawn: %v", err)
+	}
+}

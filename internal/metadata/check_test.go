@@ -256,43 +256,50 @@ func TestRolesCanDoTheirWork(t *testing.T) {
 	need := []struct {
 		role, kind, table string
 		columns           []string // for select, insert and update
+		only              []string // when set: the permission grants no other column
 	}{
-		{"school", "select", "assessment_unit", []string{"assessment_id", "grade", "subject", "unit", "description", "cut_off_marks", "max_marks", "position"}},
-		{"school", "select", "learning_objective", []string{"code", "description", "is_unit"}},
-		{"school", "select", "assessment_question", []string{"code", "text", "max_marks", "cut_off_marks"}},
-		{"school", "insert", "assessment_tsp", []string{"assessment_id", "grade", "section", "subject", "unit", "students_cleared", "students_present"}},
-		{"state_admin", "insert", "learning_objective", []string{"grade", "subject", "code", "description", "is_unit", "position", "active"}},
-		{"state_admin", "update", "learning_objective", []string{"description", "is_unit", "position", "active"}},
-		{"state_admin", "delete", "learning_objective", nil},
-		{"state_admin", "insert", "assessment_question", []string{"grade", "subject", "code", "text", "max_marks", "cut_off_marks", "position", "active"}},
-		{"state_admin", "update", "assessment_question", []string{"text", "max_marks", "cut_off_marks", "position", "active"}},
-		{"state_admin", "delete", "assessment_question", nil},
-		{"state_admin", "insert", "unit_bundle", []string{"name", "unit_type", "grade", "subject"}},
-		{"state_admin", "delete", "unit_bundle", nil},
-		{"state_admin", "insert", "unit_bundle_item", []string{"bundle_id", "learning_objective_id", "question_id", "position"}},
-		{"state_admin", "delete", "unit_bundle_item", nil},
-		{"state_admin", "insert", "assessment_bundle", []string{"assessment_id", "grade", "subject", "bundle_id"}},
-		{"state_admin", "update", "assessment_bundle", []string{"bundle_id"}},
-		{"state_admin", "delete", "assessment_bundle", nil},
-		{"state_admin", "update", "form", []string{"meta"}},
-		{"state_admin", "update", "form_question", []string{"meta"}},
-		{"state_admin", "update", "form_choice", []string{"meta"}},
-		{"state_admin", "update", "answer", []string{"meta"}},
-		{"school", "select", "form_question", []string{"name", "type", "labels", "meta"}},
-		{"state_admin", "select", "answer", []string{"value_text", "meta"}},
-		{"state_admin", "select", "response", []string{"meta"}},
-		{"lesson_admin", "insert", "moderator", []string{"user_id", "display_name"}},
-		{"lesson_admin", "update", "moderator", []string{"display_name"}},
-		{"lesson_admin", "delete", "moderator", nil},
-		{"lesson_admin", "insert", "lesson_group", []string{"name", "region", "school_id"}},
-		{"lesson_admin", "insert", "group_moderator", []string{"group_id", "moderator_id"}},
-		{"lesson_admin", "delete", "group_moderator", nil},
-		{"lesson_admin", "select", "group_student", []string{"display_name", "access_token"}},
-		{"lesson_admin", "select", "lesson", []string{"status", "started_at", "ended_at"}},
-		{"lesson_admin", "select", "bbb_server", []string{"hostname", "enabled", "disabled_reason", "load_5m", "capacity", "booked"}},
-		{"lesson_admin", "update", "bbb_server", []string{"enabled"}},
-		{"lesson_admin", "insert", "group_preferred_server", []string{"group_id", "server_id", "priority"}},
-		{"lesson_admin", "delete", "group_preferred_server", nil},
+		{"school", "select", "assessment_unit", []string{"assessment_id", "grade", "subject", "unit", "description", "cut_off_marks", "max_marks", "position"}, nil},
+		{"school", "select", "learning_objective", []string{"code", "description", "is_unit"}, nil},
+		{"school", "select", "assessment_question", []string{"code", "text", "max_marks", "cut_off_marks"}, nil},
+		{"school", "insert", "assessment_tsp", []string{"assessment_id", "grade", "section", "subject", "unit", "students_cleared", "students_present"}, nil},
+		{"school", "update", "assessment_tsp", []string{"students_cleared", "students_present"}, []string{"students_cleared", "students_present"}},
+		{"state_admin", "insert", "learning_objective", []string{"grade", "subject", "code", "description", "is_unit", "position", "active"}, nil},
+		{"state_admin", "update", "learning_objective", []string{"description", "is_unit", "position", "active"}, nil},
+		{"state_admin", "delete", "learning_objective", nil, nil},
+		{"state_admin", "insert", "assessment_question", []string{"grade", "subject", "code", "text", "max_marks", "cut_off_marks", "position", "active"}, nil},
+		{"state_admin", "update", "assessment_question", []string{"text", "max_marks", "cut_off_marks", "position", "active"}, nil},
+		{"state_admin", "delete", "assessment_question", nil, nil},
+		{"state_admin", "insert", "unit_bundle", []string{"name", "unit_type", "grade", "subject"}, nil},
+		{"state_admin", "delete", "unit_bundle", nil, nil},
+		{"state_admin", "insert", "unit_bundle_item", []string{"bundle_id", "learning_objective_id", "question_id", "position"}, nil},
+		{"state_admin", "delete", "unit_bundle_item", nil, nil},
+		{"state_admin", "insert", "assessment_bundle", []string{"assessment_id", "grade", "subject", "bundle_id"}, nil},
+		{"state_admin", "update", "assessment_bundle", []string{"bundle_id"}, nil},
+		{"state_admin", "delete", "assessment_bundle", nil, nil},
+		{"state_admin", "update", "form", []string{"meta"}, nil},
+		{"state_admin", "update", "form_question", []string{"meta"}, nil},
+		{"state_admin", "update", "form_choice", []string{"meta"}, nil},
+		{"state_admin", "update", "answer", []string{"meta"}, nil},
+		{"school", "select", "form_question", []string{"name", "type", "labels", "meta"}, nil},
+		{"state_admin", "select", "answer", []string{"value_text", "meta"}, nil},
+		{"state_admin", "select", "response", []string{"meta"}, nil},
+		{"lesson_admin", "insert", "moderator", []string{"user_id", "display_name"}, []string{"user_id", "display_name"}},
+		{"lesson_admin", "update", "moderator", []string{"display_name"}, []string{"display_name"}},
+		{"lesson_admin", "delete", "moderator", nil, nil},
+		{"lesson_admin", "insert", "lesson_group", []string{"name", "region", "school_id"}, []string{"name", "region", "school_id"}},
+		{"lesson_admin", "update", "lesson_group", []string{"name", "region", "school_id"}, []string{"name", "region", "school_id"}},
+		{"lesson_admin", "select", "lesson_group", []string{"id", "name", "region", "school_id"}, nil},
+		{"lesson_admin", "select", "moderator", []string{"id", "user_id", "display_name"}, nil},
+		{"lesson_admin", "select", "school", []string{"id", "udise", "name"}, nil},
+		{"lesson_admin", "update", "group_student", []string{"display_name"}, []string{"display_name"}},
+		{"lesson_admin", "insert", "group_moderator", []string{"group_id", "moderator_id"}, nil},
+		{"lesson_admin", "delete", "group_moderator", nil, nil},
+		{"lesson_admin", "select", "group_student", []string{"display_name", "access_token"}, nil},
+		{"lesson_admin", "select", "lesson", []string{"status", "started_at", "ended_at"}, nil},
+		{"lesson_admin", "select", "bbb_server", []string{"hostname", "enabled", "disabled_reason", "load_5m", "capacity", "booked"}, nil},
+		{"lesson_admin", "update", "bbb_server", []string{"enabled", "capacity"}, []string{"enabled", "capacity"}},
+		{"lesson_admin", "insert", "group_preferred_server", []string{"group_id", "server_id", "priority"}, nil},
+		{"lesson_admin", "delete", "group_preferred_server", nil, nil},
 	}
 	for _, n := range need {
 		tb, ok := tables[n.table]
@@ -315,6 +322,64 @@ func TestRolesCanDoTheirWork(t *testing.T) {
 			if !all && !slices.Contains(cols, c) {
 				t.Errorf("%s cannot %s %s.%s", n.role, n.kind, n.table, c)
 			}
+		}
+		for _, c := range cols {
+			if n.only != nil && !slices.Contains(n.only, c) {
+				t.Errorf("%s may %s %s.%s, want only %v", n.role, n.kind, n.table, c, n.only)
+			}
+		}
+		if all && n.only != nil {
+			t.Errorf("%s may %s every column of %s, want only %v", n.role, n.kind, n.table, n.only)
+		}
+	}
+	actions := map[string][]string{
+		"addBBBServer": {"lesson_admin"}, "disableBBBServer": {"lesson_admin"},
+		"addStudents": {"moderator", "lesson_admin"}, "removeStudent": {"moderator", "lesson_admin"},
+		"resetAccessToken": {"moderator", "lesson_admin"}, "createModeratorLink": {"moderator", "lesson_admin"},
+		"resetModeratorLink": {"moderator", "lesson_admin"}, "endLesson": {"moderator", "lesson_admin"},
+		"startLesson": {"moderator"}, "createGroup": {"moderator"},
+	}
+	for _, a := range m.Actions {
+		want, ok := actions[a.Name]
+		if !ok {
+			continue
+		}
+		delete(actions, a.Name)
+		var got []string
+		for _, p := range a.Permissions {
+			got = append(got, p.Role)
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("action %s: roles %v, want %v", a.Name, got, want)
+		}
+	}
+	for name := range actions {
+		t.Errorf("no action %s in the metadata", name)
+	}
+	// Filters that keep an administrator from harm: a server switched back
+	// on only after an operator switched it off, no moderator of a live
+	// lesson deleted.
+	for _, f := range []struct{ table, kind, want string }{
+		{"bbb_server", "update", `"disabled_by":{"_like":"operator%"}`},
+		{"moderator", "delete", `"ended_at":{"_is_null":true}`},
+		{"group_moderator", "delete", `"ended_at":{"_is_null":true}`},
+		{"moderator", "insert", `"user_id":{"_neq":"X-Hasura-User-Id"}`},
+	} {
+		tb := tables[f.table]
+		perms := map[string][]metadata.Permission{"insert": tb.InsertPermissions, "update": tb.UpdatePermissions, "delete": tb.DeletePermissions}[f.kind]
+		i := slices.IndexFunc(perms, func(p metadata.Permission) bool { return p.Role == "lesson_admin" })
+		if i < 0 {
+			t.Errorf("lesson_admin cannot %s %s", f.kind, f.table)
+			continue
+		}
+		b, err := json.Marshal(map[string]any{"filter": perms[i].Permission.Filter, "check": perms[i].Permission.Check})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), f.want) {
+			t.Errorf("lesson_admin's %s of %s: %s, want %s in it", f.kind, f.table, b, f.want)
 		}
 	}
 }

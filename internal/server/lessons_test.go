@@ -235,7 +235,11 @@ func TestLessonActionErrors(t *testing.T) {
 	t.Parallel()
 	b := setupLessons(t)
 	mod := b.moderator(t, "M")
-	g := b.group(t, mod, "Asha")
+	g := b.group(t, mod, "Asha", "Neha")
+	var modID uuid.UUID
+	if err := b.pool.QueryRow(context.Background(), `SELECT id FROM moderator WHERE user_id = $1`, mod["x-hasura-user-id"]).Scan(&modID); err != nil {
+		t.Fatal(err)
+	}
 	var out map[string]any
 	cases := []struct {
 		name, action string
@@ -253,11 +257,15 @@ func TestLessonActionErrors(t *testing.T) {
 		{"bad region", "createGroup", mod, map[string]any{"name": "6-A", "region": "Shimla Hills", "students": []string{}}, 400, "INVALID_INPUT"},
 		{"a lesson admin adds students to any group", "addStudents", lessonAdmin, map[string]any{"groupId": g.ID, "students": []string{"Neha"}}, 200, ""},
 		{"a lesson admin cannot start a lesson", "startLesson", lessonAdmin, map[string]any{"groupId": g.ID}, 403, "FORBIDDEN"},
+		{"a lesson admin resets any student's token", "resetAccessToken", lessonAdmin, map[string]any{"studentId": g.Students[0].ID}, 200, ""},
+		{"a lesson admin removes any student", "removeStudent", lessonAdmin, map[string]any{"studentId": g.Students[1].ID}, 200, ""},
+		{"a lesson admin makes a moderator's link", "createModeratorLink", lessonAdmin, map[string]any{"moderatorId": modID}, 200, ""},
+		{"a lesson admin resets a moderator's link", "resetModeratorLink", lessonAdmin, map[string]any{"moderatorId": modID}, 200, ""},
+		{"a lesson admin ends any lesson", "endLesson", lessonAdmin, map[string]any{"lessonId": uuid.New()}, 404, "NOT_FOUND"},
 		{"a lesson admin disables servers", "disableBBBServer", lessonAdmin, map[string]any{"id": uuid.New(), "reason": "maintenance"}, 404, "NOT_FOUND"},
 		{"Hasura's admin disables servers", "disableBBBServer", hasuraAdmin, map[string]any{"id": uuid.New(), "reason": "maintenance"}, 404, "NOT_FOUND"},
 		{"a moderator cannot disable servers", "disableBBBServer", mod, map[string]any{"id": uuid.New(), "reason": "maintenance"}, 403, "FORBIDDEN"},
-		{"link twice", "createModeratorLink", mod, map[string]any{}, 200, ""},
-		{"link twice", "createModeratorLink", mod, map[string]any{}, 409, string(lesson.CodeLinkExists)},
+		{"link made by the admin", "createModeratorLink", mod, map[string]any{}, 409, string(lesson.CodeLinkExists)},
 	}
 	for _, c := range cases {
 		st, e := b.action(t, c.action, c.session, c.input, &out)
