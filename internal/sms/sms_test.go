@@ -630,3 +630,121 @@ func TestLimiter(t *testing.T) {
 		t.Error("a second send in the same instant was allowed at 2/s")
 	}
 }
+
+// TestExamResultCarriesEachChildsResult: an EXAM_RESULT request (what a
+// class's finalisation queues when its assessment's SMS template is
+// EXAM_RESULT) tells each parent their child's own result, per subject:
+// marks out of the maximum over components, absent, or grades; siblings'
+// results go in one message by name, and a child without a result gets no
+// message (the reason is kept).
+func TestExamResultCarriesEachChildsResult(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	must := func(q string, args ...any) {
+		t.Helper()
+		if _, err := f.pool.Exec(ctx, q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(`UPDATE sms_template SET enabled = true, dlt_template_id = '1007164390254879099' WHERE type = 'EXAM_RESULT'`)
+	must(`INSERT INTO academic_year (id, starts_on, ends_on, is_current) VALUES ('2026-27', '2026-04-01', '2027-03-31', true)`)
+	assessment := func(name, evaluation string) uuid.UUID {
+		t.Helper()
+		var id uuid.UUID
+		if err := f.pool.QueryRow(ctx, `WITH sub AS (INSERT INTO form_submission (xml, status, source) VALUES ('<assessment/>', 'accepted', 'action') RETURNING id)
+			INSERT INTO assessment (submission_id, builder_instance_id, name, type, academic_year, unit_type, evaluation, outcome, total_marks, sms_template)
+			SELECT id, 'uuid:' || id, $1, 'SA1', '2026-27', 'NONE', $2, 'TSP', CASE WHEN $2 = 'MARKS' THEN 100 END, 'EXAM_RESULT' FROM sub RETURNING id`,
+			name, evaluation).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		must(`INSERT INTO assessment_deadline (assessment_id, district, session, due_at) VALUES ($1, 'Shimla', 'W', now() + interval '1 day')`, id)
+		must(`INSERT INTO assessment_subject (assessment_id, grade, subject) VALUES ($1, 6, 'HINDI'), ($1, 6, 'MATHEMATICS')`, id)
+		return id
+	}
+	marks := assessment("SA-1", "MARKS")
+	must(`INSERT INTO assessment_component (assessment_id, component_type, max_marks, position) VALUES ($1, 'THEORY', 80, 1), ($1, 'PRACTICAL', 20, 2)`, marks)
+	grades := assessment("FA-1", "GRADE")
+
+	aarav := f.student("आरव", 6, "A", "+919816012345")
+	priya := f.student("प्रिया", 6, "A", "9816012345") // twin: same phone
+	vivek := f.student("विवेक", 6, "A", "9418012345")
+	f.student("नेहा", 6, "A", "9418099999") // no result entered
+	result := func(a, student uuid.UUID, subject, component string, present bool, marks any, grade any) {
+		t.Helper()
+		must(`INSERT INTO assessment_result (assessment_id, school_id, student_id, subject, component_id, present, marks, grade)
+			VALUES ($1, $2, $3, $4, (SELECT id FROM assessment_component WHERE assessment_id = $1 AND component_type = $5), $6, $7, $8)`,
+			a, f.school, student, subject, component, present, marks, grade)
+	}
+	result(marks, aarav, "HINDI", "THEORY", true, 60, nil)
+	result(marks, aarav, "HINDI", "PRACTICAL", true, 15.5, nil)
+	result(marks, aarav, "MATHEMATICS", "THEORY", false, nil, nil)
+	result(marks, aarav, "MATHEMATICS", "PRACTICAL", false, nil, nil)
+	result(marks, priya, "HINDI", "THEORY", true, 50, nil)
+	result(marks, priya, "HINDI", "PRACTICAL", false, nil, nil)
+	result(marks, vivek, "MATHEMATICS", "THEORY", true, 71, nil)
+	result(marks, vivek, "MATHEMATICS", "PRACTICAL", true, 20, nil)
+	result(grades, vivek, "HINDI", "", true, nil, "A")
+	result(grades, vivek, "MATHEMATICS", "", true, nil, "B")
+
+	request := func(a uuid.UUID, name string) uuid.UUID {
+		t.Helper()
+		b, _ := json.Marshal(map[string]string{"assessment": name, "assessment_id": a.String(), "results_date": "02-12-2026"})
+		var id uuid.UUID
+		if err := f.pool.QueryRow(ctx, `INSERT INTO sms_request (school_id, type, grades, sections, variables, source, requested_by)
+			VALUES ($1, 'EXAM_RESULT', '{6}', '{A}', $2, 'assessment', 'teacher-7') RETURNING id`, f.school, b).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if status, out := f.deliver(id, uuid.NewString()); status != 200 {
+			t.Fatalf("delivery: %d %v", status, out)
+		}
+		return id
+	}
+	first := request(marks, "SA-1")
+	f.newClient(true)
+	if s := f.waitFor(first, "DONE", "FAILED"); s.Status != "DONE" || s.Sent != 2 || s.Skipped != 1 {
+		t.Errorf("request %+v, want DONE, the twins' and Vivek's messages sent, Neha's skipped", s)
+	}
+	bodies := func(id uuid.UUID) map[string]string {
+		t.Helper()
+		rows, err := f.pool.Query(ctx, `SELECT phone, body || coalesce(' | ' || last_error, '') FROM sms_message WHERE request_id = $1`, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for rows.Next() {
+			var phone, body string
+			if err := rows.Scan(&phone, &body); err != nil {
+				t.Fatal(err)
+			}
+			out[phone] = body
+		}
+		return out
+	}
+	got := bodies(first)
+	for phone, want := range map[string]string{
+		"+919816012345": "प्रिय अभिभावक, आरव, प्रिया (6-A) का SA-1 परीक्षा परिणाम: आरव: हिंदी 75.5/100, गणित अनुपस्थित; प्रिया: हिंदी 50/100। - समग्र शिक्षा हि.प्र.",
+		"+919418012345": "प्रिय अभिभावक, विवेक (6-A) का SA-1 परीक्षा परिणाम: गणित 91/100। - समग्र शिक्षा हि.प्र.",
+		"+919418099999": "प्रिय अभिभावक, नेहा (6-A) का SA-1 परीक्षा परिणाम: -। - समग्र शिक्षा हि.प्र. | no result of नेहा in this assessment",
+	} {
+		if got[phone] != want {
+			t.Errorf("%s: got %q\nwant %q", phone, got[phone], want)
+		}
+	}
+	second := request(grades, "FA-1")
+	f.waitFor(second, "DONE", "FAILED")
+	if got := bodies(second)["+919418012345"]; got != "प्रिय अभिभावक, विवेक (6-A) का FA-1 परीक्षा परिणाम: हिंदी A, गणित B। - समग्र शिक्षा हि.प्र." {
+		t.Errorf("grades: got %q", got)
+	}
+	// Without the assessment's id the request fails before anything is sent.
+	b, _ := json.Marshal(map[string]string{"assessment": "SA-1"})
+	var bad uuid.UUID
+	if err := f.pool.QueryRow(ctx, `INSERT INTO sms_request (school_id, type, variables, requested_by) VALUES ($1, 'EXAM_RESULT', $2, 'teacher-7') RETURNING id`,
+		f.school, b).Scan(&bad); err != nil {
+		t.Fatal(err)
+	}
+	f.deliver(bad, uuid.NewString())
+	if s := f.waitFor(bad, "DONE", "FAILED"); s.Status != "FAILED" || !strings.Contains(s.Remarks, "needs the variable assessment_id") {
+		t.Errorf("request without assessment_id: %+v", s)
+	}
+}

@@ -10,7 +10,12 @@ import (
 
 // Types are the kinds of message, each with its own DLT-registered template.
 var Types = []string{"HOLIDAY", "MEETING", "EXAM_ANNOUNCEMENT", "EXAM_RESULT_ANNOUNCEMENT",
-	"ANNOUNCEMENT", "HOMEWORK", "SLR", "RECEIPT", "RULE_FLAG"}
+	TypeExamResult, "ANNOUNCEMENT", "HOMEWORK", "SLR", "RECEIPT", "RULE_FLAG"}
+
+// TypeExamResult is the result SMS that carries each child's own result:
+// shala fills {result} per student from the assessment named by the
+// request's variable assessment_id.
+const TypeExamResult = "EXAM_RESULT"
 
 // Builtins are placeholders shala fills itself from the recipient and the
 // school; every other placeholder must come from the request's variables.
@@ -40,7 +45,7 @@ func Placeholders(body string) []string {
 func (t Template) Missing(vars map[string]string) []string {
 	var missing []string
 	for _, p := range Placeholders(t.Body) {
-		if slices.Contains(Builtins, p) {
+		if slices.Contains(Builtins, p) || p == "result" && t.Type == TypeExamResult {
 			continue
 		}
 		if strings.TrimSpace(vars[p]) == "" {
