@@ -573,9 +573,14 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		// halves are the parts of refused calls still to send, the next
 		// on top: the search for the event PostHog refuses.
 		halves [][]uuid.UUID
-		// skip: refused alone this run; suspects: refused alone before
-		// PostHog accepted anything this run.
-		skip, suspects []uuid.UUID
+		// skip: refused alone this run.
+		skip []uuid.UUID
+		// calls numbers the calls; lastAccepted is the last PostHog
+		// accepted anything of, searchFrom the call whose refusal began
+		// the current search. suspects are events refused alone whose
+		// search has not yet been followed by an accepted call.
+		calls, lastAccepted, searchFrom int
+		suspects                        []suspect
 	)
 	for {
 		if time.Until(deadline) < w.Sender.timeout+2*time.Second {
@@ -602,6 +607,13 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 			return nil
 		}
 		accepted += r.accepted
+		calls++
+		if r.accepted > 0 {
+			lastAccepted = calls
+		}
+		if r.refused && only == nil {
+			searchFrom = calls
+		}
 		switch {
 		case r.accepted > 0:
 			refusedInRow, sinceAccepted = 0, 0
@@ -614,7 +626,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		}
 		if r.alone != nil {
 			skip = append(skip, *r.alone)
-			suspects = append(suspects, *r.alone)
+			suspects = append(suspects, suspect{id: *r.alone, searchFrom: searchFrom})
 		} else if na := r.notAccepted; r.refused {
 			// A half may be empty (one event left of a call PostHog
 			// accepted in part): it is passed over like a half sent
@@ -622,11 +634,25 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 			mid := len(na) / 2
 			halves = append(halves, na[mid:], na[:mid])
 		}
-		if accepted > 0 && len(suspects) > 0 {
-			if err := w.Sender.refusedForItself(ctx, suspects); err != nil {
+		// An event PostHog refused alone while it accepted other events
+		// after the refusal its search began with (the search's other
+		// halves, or later calls) is refused for itself. A PostHog that
+		// starts refusing everything accepts nothing after that refusal:
+		// the events it singles out stay counted, as an outage.
+		var mark []uuid.UUID
+		waiting := suspects[:0]
+		for _, s := range suspects {
+			if lastAccepted > s.searchFrom {
+				mark = append(mark, s.id)
+			} else {
+				waiting = append(waiting, s)
+			}
+		}
+		suspects = waiting
+		if len(mark) > 0 {
+			if err := w.Sender.refusedForItself(ctx, mark); err != nil {
 				return err
 			}
-			suspects = suspects[:0]
 		}
 		if refusedInRow == MaxRefusedCalls || sinceAccepted == MaxRefusedSinceAccepted {
 			return nil // PostHog takes nothing: the next run, a minute later
@@ -634,8 +660,15 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	}
 }
 
-// refusedForItself marks events PostHog refused on their own in a run in
-// which it accepted others.
+// suspect is an event refused alone, with the call whose refusal began the
+// search that singled it out.
+type suspect struct {
+	id         uuid.UUID
+	searchFrom int
+}
+
+// refusedForItself marks events PostHog refused on their own while it
+// accepted others.
 func (s *Sender) refusedForItself(ctx context.Context, ids []uuid.UUID) error {
 	if _, err := s.pool.Exec(ctx, `UPDATE product_event SET refused_for_itself = true WHERE id = ANY($1) AND sent_at IS NULL`, ids); err != nil {
 		return fmt.Errorf("mark product events refused for themselves: %w", err)

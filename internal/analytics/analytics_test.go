@@ -623,6 +623,20 @@ func TestSend(t *testing.T) {
 		}
 	})
 
+	t.Run("many bad events spread through a long backlog do not end the run", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at, properties)
+			SELECT 'server_started', 'shala', now() - interval '1 hour' + make_interval(secs => i),
+				CASE WHEN i % 50 = 25 THEN '{"poison": true}'::jsonb ELSE '{}' END
+			FROM generate_series(1, 1500) i`)
+		b.work(t)
+		if sent, kept := b.count(t, "sent_at IS NOT NULL"), b.count(t, "sent_at IS NULL AND refused_for_itself"); sent != 1470 || kept != 30 {
+			t.Errorf("got %d sent and %d refused for themselves, want 1470 and 30 in one run (over %d refusals, never %d without an accepted call)",
+				sent, kept, analytics.MaxRefusedSinceAccepted, analytics.MaxRefusedSinceAccepted)
+		}
+	})
+
 	t.Run("a refused call's first half goes first", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
@@ -725,7 +739,8 @@ func TestSend(t *testing.T) {
 	t.Run("a PostHog that starts refusing everything in the middle of a run costs a few calls", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
-		b.exec(t, `INSERT INTO product_event (event, distinct_id) SELECT 'server_started', 'shala' FROM generate_series(1, 500)`)
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at)
+			SELECT 'server_started', 'shala', now() - interval '3 hours' FROM generate_series(1, 500)`)
 		b.posthog.mu.Lock()
 		b.posthog.refuseFrom = 2
 		b.posthog.mu.Unlock()
@@ -733,6 +748,11 @@ func TestSend(t *testing.T) {
 		calls := b.posthog.callCount()
 		if sent := b.count(t, "sent_at IS NOT NULL"); sent != analytics.SendBatch || calls != 1+analytics.MaxRefusedSinceAccepted {
 			t.Errorf("got %d sent in %d calls, want the first %d, then %d refused calls and the run ended", sent, calls, analytics.SendBatch, analytics.MaxRefusedSinceAccepted)
+		}
+		// It shows as an outage: the events it singled out after it began
+		// refusing are not refused for themselves.
+		if age, marked := b.gauge(t, "shala_product_events_oldest_unsent_seconds"), b.count(t, "refused_for_itself"); age < 3*3600 || marked != 0 {
+			t.Errorf("oldest unsent %v s with %d events marked refused for themselves, want the backlog's age (3 h) and none", age, marked)
 		}
 		// The next run accepts nothing: it ends after a few calls.
 		b.work(t)
