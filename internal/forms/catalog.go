@@ -293,7 +293,7 @@ func (c *Catalog) Register(ctx context.Context, definition []byte, purpose, by s
 				}
 			}
 		}
-		return nil
+		return carryMeta(ctx, tx, f.ID, f.Version)
 	})
 	if err != nil {
 		return nil, postgres.Translate(err, "form "+f.ID)
@@ -317,4 +317,23 @@ func versionRegistered(ctx context.Context, tx pgx.Tx, id, version string) (bool
 	var yes bool
 	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM form_version WHERE form_id = $1 AND version = $2)`, id, version).Scan(&yes)
 	return yes, err
+}
+
+// carryMeta gives the questions and choices of a new version of form the
+// free metadata of those of the same name (and value) in the version
+// registered before it, so an indicator code set on a question survives a
+// new version of the form.
+func carryMeta(ctx context.Context, tx pgx.Tx, form, version string) error {
+	_, err := tx.Exec(ctx, `WITH prev AS (
+			SELECT version FROM form_version WHERE form_id = $1 AND version <> $2 ORDER BY registered_at DESC, version DESC LIMIT 1),
+		questions AS (
+			UPDATE form_question n SET meta = p.meta FROM form_question p, prev
+			WHERE n.form_id = $1 AND n.version = $2 AND p.form_id = $1 AND p.version = prev.version AND p.name = n.name AND p.meta <> '{}'
+			RETURNING n.id)
+		UPDATE form_choice nc SET meta = pc.meta
+		FROM form_question n, form_question p, form_choice pc, prev
+		WHERE n.form_id = $1 AND n.version = $2 AND nc.question_id = n.id
+		  AND p.form_id = $1 AND p.version = prev.version AND p.name = n.name
+		  AND pc.question_id = p.id AND pc.value = nc.value AND pc.meta <> '{}'`, form, version)
+	return err
 }

@@ -12,6 +12,8 @@ import (
 // carry an object of free JSON metadata, at most 16 KiB, that the state
 // admin edits through Hasura (update of meta) and that nothing else reads;
 // a new response's answers start with none.
+const householdVersion = "2026111501"
+
 func TestFreeMetadata(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
@@ -47,6 +49,47 @@ func TestFreeMetadata(t *testing.T) {
 				}
 			}
 		})
+	}
+	// An edit of the submission keeps its answers' metadata (the same
+	// question, repeat position and choice), and a new version of the form
+	// keeps its questions' and choices'.
+	if _, err := f.pool.Exec(ctx, `UPDATE answer a SET meta = '{"note": "third member checked"}' FROM form_question q
+		WHERE q.id = a.question_id AND q.name = 'member_age' AND a.repeat_index = '{3}'`); err != nil {
+		t.Fatal(err)
+	}
+	edit := household(t, "<instanceID>"+firstInstance+"</instanceID>",
+		"<instanceID>uuid:aaaaaaaa-0000-4000-8000-0000000000e1</instanceID><deprecatedID>"+firstInstance+"</deprecatedID>",
+		"<rooms>3</rooms>", "<rooms>4</rooms>")
+	if _, err := f.pipeline.Receive(ctx, forms.Input{XML: edit, Source: "action"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		what, query string
+		want        int
+	}{
+		{"the district's and city's notes (both Shimla)", `SELECT count(*) FROM answer WHERE value_text = 'Shimla' AND meta->>'indicator' = 'SDG-1.2'`, 2},
+		{"the third member's note", `SELECT count(*) FROM answer a JOIN form_question q ON q.id = a.question_id
+			WHERE q.name = 'member_age' AND a.repeat_index = '{3}' AND a.meta->>'note' = 'third member checked'`, 1},
+		{"no other member's note", `SELECT count(*) FROM answer a JOIN form_question q ON q.id = a.question_id
+			WHERE q.name = 'member_age' AND a.repeat_index <> '{3}' AND a.meta <> '{}'`, 0},
+	} {
+		if n := f.count(c.query); n != c.want {
+			t.Errorf("after an edit, %s: %d answers, want %d", c.what, n, c.want)
+		}
+	}
+	next := strings.Replace(string(read(t, "household_survey.xml")), `version="`+householdVersion+`"`, `version="`+householdVersion+`9"`, 1)
+	if _, err := f.catalog.Register(ctx, []byte(next), forms.DataCollection, "admin-1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(`SELECT count(*) FROM form_question WHERE version = $1 AND name = 'monthly_income' AND meta->>'indicator' = 'SDG-1.2'`, householdVersion+"9"); n != 1 {
+		t.Errorf("the new version's monthly_income has no indicator (%d)", n)
+	}
+	if n := f.count(`SELECT count(*) FROM form_choice c JOIN form_question q ON q.id = c.question_id
+		WHERE q.version = $1 AND c.value = 'female' AND c.meta->>'indicator' = 'SDG-1.2'`, householdVersion+"9"); n == 0 {
+		t.Error("the new version's choice female has no indicator")
+	}
+	if n := f.count(`SELECT count(*) FROM form_question WHERE version = $1 AND name <> 'monthly_income' AND meta <> '{}'`, householdVersion+"9"); n != 0 {
+		t.Errorf("%d other questions of the new version got metadata", n)
 	}
 	// The cross-question search returns answers with their metadata.
 	var meta map[string]any

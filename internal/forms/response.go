@@ -26,6 +26,7 @@ func (p *Pipeline) writeResponse(ctx context.Context, tx pgx.Tx, id uuid.UUID, s
 	answers []xform.Answer, collectorID *uuid.UUID) (*Result, error) {
 	b := &pgx.Batch{}
 	var responseID uuid.UUID
+	var kept []byte // the replaced answers' free metadata
 	replaced := false
 	if replaces != "" {
 		var old uuid.UUID
@@ -33,6 +34,9 @@ func (p *Pipeline) writeResponse(ctx context.Context, tx pgx.Tx, id uuid.UUID, s
 			WHERE s.instance_id = $1 AND s.status = 'accepted' FOR UPDATE OF s, r`, replaces).Scan(&old)
 		switch {
 		case err == nil:
+			if kept, err = keptAnswerMeta(ctx, tx, old); err != nil {
+				return nil, err
+			}
 			b.Queue(`DELETE FROM answer WHERE response_id = $1`, old)
 			b.Queue(`DELETE FROM response_flag WHERE response_id = $1`, old)
 			responseID, replaced = old, true
@@ -57,6 +61,16 @@ func (p *Pipeline) writeResponse(ctx context.Context, tx pgx.Tx, id uuid.UUID, s
 	}
 	if err := runBatch(ctx, tx.SendBatch(ctx, b), b.Len(), false); err != nil {
 		return nil, err
+	}
+	if kept != nil {
+		// An edit keeps the free metadata of the answers it replaces: the
+		// same question (by name), repeat position and choice.
+		if _, err := tx.Exec(ctx, `UPDATE answer a SET meta = k.meta
+			FROM jsonb_to_recordset($2::jsonb) AS k(name text, repeat_index int[], n smallint, meta jsonb), form_question q
+			WHERE a.response_id = $1 AND q.id = a.question_id AND q.name = k.name AND a.repeat_index = k.repeat_index AND a.n = k.n`,
+			responseID, kept); err != nil {
+			return nil, err
+		}
 	}
 	return &Result{SubmissionID: id, Status: StatusAccepted, InstanceID: sub.InstanceID, ResponseID: &responseID, Flags: flags}, nil
 }
@@ -307,4 +321,13 @@ func intArray(index []int) string {
 	}
 	b.WriteByte('}')
 	return b.String()
+}
+
+// keptAnswerMeta reads the free metadata of response's answers that have
+// any, as a JSON array of {name, repeat_index, n, meta} (nil when none).
+func keptAnswerMeta(ctx context.Context, tx pgx.Tx, response uuid.UUID) ([]byte, error) {
+	var kept []byte
+	err := tx.QueryRow(ctx, `SELECT jsonb_agg(jsonb_build_object('name', q.name, 'repeat_index', a.repeat_index, 'n', a.n, 'meta', a.meta))
+		FROM answer a JOIN form_question q ON q.id = a.question_id WHERE a.response_id = $1 AND a.meta <> '{}'`, response).Scan(&kept)
+	return kept, err
 }
