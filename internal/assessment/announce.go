@@ -67,7 +67,7 @@ func Announce(ctx context.Context, tx pgx.Tx, c Class) (Announcement, error) {
 	err = tx.QueryRow(ctx, `WITH req AS (
 			INSERT INTO sms_request (school_id, type, grades, sections, variables, source, requested_by)
 			SELECT c.school_id, a.sms_template, ARRAY[c.grade::int], ARRAY[c.section],
-			       jsonb_build_object('assessment', a.name, 'assessment_id', a.id, 'results_date', to_char(now() AT TIME ZONE 'Asia/Kolkata', 'DD-MM-YYYY')),
+			       jsonb_build_object('assessment', a.name, 'results_date', to_char(now() AT TIME ZONE 'Asia/Kolkata', 'DD-MM-YYYY')),
 			       'assessment', c.finalized_by
 			FROM assessment_class c JOIN assessment a ON a.id = c.assessment_id
 			WHERE c.assessment_id = $1 AND c.school_id = $2 AND c.grade = $3 AND c.section = $4

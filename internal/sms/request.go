@@ -261,13 +261,6 @@ func (w *ExpandWorker) page(ctx context.Context, id uuid.UUID) (done bool, err e
 			done = true
 			return failRequest(ctx, tx, id, "missing template variables: "+strings.Join(missing, ", "))
 		}
-		var assessment uuid.UUID
-		if r.Type == TypeExamResult {
-			if assessment, err = uuid.Parse(r.Variables["assessment_id"]); err != nil || r.Phones != nil || r.SchoolID == nil {
-				done = true
-				return failRequest(ctx, tx, id, "an EXAM_RESULT request goes to a school's students and needs the variable assessment_id (the assessment's id)")
-			}
-		}
 
 		var recipients []recipient
 		var next string
@@ -282,13 +275,7 @@ func (w *ExpandWorker) page(ctx context.Context, id uuid.UUID) (done bool, err e
 				return err
 			}
 		}
-		var results map[uuid.UUID]string
-		if r.Type == TypeExamResult {
-			if results, err = studentResults(ctx, tx, assessment, *r.SchoolID, recipients); err != nil {
-				return err
-			}
-		}
-		noPhone, err := w.queue(ctx, tx, r, tmpl, recipients, results)
+		noPhone, err := w.queue(ctx, tx, r, tmpl, recipients)
 		if err != nil {
 			return err
 		}
@@ -388,61 +375,14 @@ func students(ctx context.Context, tx pgx.Tx, r *Request) (out []recipient, next
 	return out, next, done, nil
 }
 
-// studentResults is, for the recipients' students, their result in
-// assessment at school, per subject in the school's language: marks out of
-// the maximum ("गणित 72/100"), grades ("हिंदी A", "A/B" for two
-// components) or absent ("विज्ञान अनुपस्थित"). A student with no result
-// has none in the map.
-func studentResults(ctx context.Context, tx pgx.Tx, assessment, school uuid.UUID, recipients []recipient) (map[uuid.UUID]string, error) {
-	ids := make([]uuid.UUID, 0, len(recipients))
-	for _, rc := range recipients {
-		if rc.studentID != nil {
-			ids = append(ids, *rc.studentID)
-		}
-	}
-	rows, err := tx.Query(ctx, `SELECT x.student_id, string_agg(x.part, ', ' ORDER BY x.subject) FROM (
-			SELECT r.student_id, r.subject, s.name_hi || ' ' || CASE
-				WHEN bool_and(NOT r.present) THEN 'अनुपस्थित'
-				WHEN a.evaluation = 'GRADE' THEN string_agg(r.grade, '/' ORDER BY c.position NULLS FIRST)
-				ELSE trim_scale(sum(r.marks))::text || coalesce('/' || trim_scale(coalesce(a.total_marks,
-					(SELECT sum(max_marks) FROM assessment_component WHERE assessment_id = a.id)))::text, '') END AS part
-			FROM assessment_result r
-			JOIN assessment a ON a.id = r.assessment_id
-			JOIN subject s ON s.id = r.subject
-			LEFT JOIN assessment_component c ON c.id = r.component_id
-			WHERE r.assessment_id = $1 AND r.school_id = $2 AND r.student_id = ANY ($3)
-			GROUP BY r.student_id, r.subject, s.name_hi, a.id, a.evaluation, a.total_marks) x
-		GROUP BY x.student_id`, assessment, school, ids)
-	if err != nil {
-		return nil, err
-	}
-	out := map[uuid.UUID]string{}
-	for rows.Next() {
-		var id uuid.UUID
-		var result *string
-		if err := rows.Scan(&id, &result); err != nil {
-			return nil, err
-		}
-		if result != nil {
-			out[id] = *result
-		}
-	}
-	return out, rows.Err()
-}
-
 // queue groups recipients by normalised phone, renders one message per
 // phone and inserts the messages and their send jobs. It returns how many
-// recipients had no phone at all (they get no row). results, for an
-// EXAM_RESULT request, holds each student's result: siblings' results go
-// in one message by name, and a message with none is not sent (the
-// reason is recorded).
-func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Template, recipients []recipient, results map[uuid.UUID]string) (noPhone int, err error) {
-	type result struct{ name, result string }
+// recipients had no phone at all (they get no row).
+func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Template, recipients []recipient) (noPhone int, err error) {
 	type msg struct {
 		studentID *uuid.UUID
 		names     []string
 		classes   []string
-		results   []result
 		reason    string
 	}
 	byPhone := map[string]*msg{}
@@ -465,9 +405,6 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		}
 		m.names = appendNew(m.names, rc.names...)
 		m.classes = appendNew(m.classes, rc.classes...)
-		if rc.studentID != nil && results[*rc.studentID] != "" {
-			m.results = append(m.results, result{name: rc.names[0], result: results[*rc.studentID]})
-		}
 	}
 	if len(order) == 0 {
 		return noPhone, nil
@@ -488,23 +425,6 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		vars["student_name"] = joinListed(m.names, r.Language)
 		vars["class"] = joinListed(m.classes, r.Language)
 		vars["school_name"] = r.SchoolName
-		if r.Type == TypeExamResult {
-			switch {
-			case len(m.results) == 0:
-				vars["result"] = "-"
-				if m.reason == "" {
-					m.reason = "no result of " + joinListed(m.names, r.Language) + " in this assessment"
-				}
-			case len(m.results) == 1 && len(m.names) == 1:
-				vars["result"] = m.results[0].result
-			default:
-				parts := make([]string, len(m.results))
-				for i, res := range m.results {
-					parts[i] = res.name + ": " + res.result
-				}
-				vars["result"] = strings.Join(parts, "; ")
-			}
-		}
 		body, err := tmpl.Render(vars)
 		if err != nil {
 			return 0, err

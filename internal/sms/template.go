@@ -10,12 +10,7 @@ import (
 
 // Types are the kinds of message, each with its own DLT-registered template.
 var Types = []string{"HOLIDAY", "MEETING", "EXAM_ANNOUNCEMENT", "EXAM_RESULT_ANNOUNCEMENT",
-	TypeExamResult, "ANNOUNCEMENT", "HOMEWORK", "SLR", "RECEIPT", "RULE_FLAG"}
-
-// TypeExamResult is the result SMS that carries each child's own result:
-// shala fills {result} per student from the assessment named by the
-// request's variable assessment_id.
-const TypeExamResult = "EXAM_RESULT"
+	"ANNOUNCEMENT", "HOMEWORK", "SLR", "RECEIPT", "RULE_FLAG"}
 
 // Builtins are placeholders shala fills itself from the recipient and the
 // school; every other placeholder must come from the request's variables.
@@ -45,7 +40,7 @@ func Placeholders(body string) []string {
 func (t Template) Missing(vars map[string]string) []string {
 	var missing []string
 	for _, p := range Placeholders(t.Body) {
-		if slices.Contains(Builtins, p) || p == "result" && t.Type == TypeExamResult {
+		if slices.Contains(Builtins, p) {
 			continue
 		}
 		if strings.TrimSpace(vars[p]) == "" {
