@@ -526,3 +526,23 @@ func lessonJWTConfig(t *testing.T) *auth.Config {
 	}
 	return c
 }
+
+// TestLessonAdminEndsAnotherModeratorsLesson: TeleKlasa's administrator
+// ends a live lesson of a group they do not moderate.
+func TestLessonAdminEndsAnotherModeratorsLesson(t *testing.T) {
+	t.Parallel()
+	b := setupLessons(t)
+	b.addServer(t)
+	g := b.runningLesson(t)
+	var lessonID uuid.UUID
+	if err := b.pool.QueryRow(context.Background(), `SELECT id FROM lesson WHERE group_id = $1 AND ended_at IS NULL`, g.ID).Scan(&lessonID); err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if st, e := b.action(t, "endLesson", b.moderator(t, "Other"), map[string]any{"lessonId": lessonID}, &out); st != 404 {
+		t.Errorf("another moderator's endLesson: %d %v, want 404", st, e)
+	}
+	if st, e := b.action(t, "endLesson", lessonAdmin, map[string]any{"lessonId": lessonID}, &out); st != 200 || out["endedAt"] == nil {
+		t.Errorf("lesson admin's endLesson: %d %v %v, want 200 with endedAt", st, e, out)
+	}
+}
