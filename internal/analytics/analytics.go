@@ -218,8 +218,10 @@ var ErrPostHog = errors.New("posthog")
 
 // Send makes one call to PostHog with unsent events and marks those it
 // accepted; without a key it deletes events older than DiscardAfter
-// instead. Events go fewest refusals first, then oldest first, up to
-// SendBatch; events past UnsentRetention are left to Prune. It returns how many events
+// instead. Events refused alone but not yet known to be refused for
+// themselves go first (what PostHog accepts after them tells), then fewest
+// refusals first, then oldest first, up to SendBatch; events past
+// UnsentRetention are left to Prune. It returns how many events
 // it took (0: none left).
 //
 // A call PostHog refused for its payload (refusal) adds 1 to its events'
@@ -277,7 +279,8 @@ func (s *Sender) send(ctx context.Context, only, skip []uuid.UUID) (r callResult
 		} else {
 			rows, _ = tx.Query(ctx, `SELECT id, event, distinct_id, properties, occurred_at, attempts, refused_alone FROM product_event
 				WHERE sent_at IS NULL AND occurred_at >= now() - make_interval(secs => $2) AND id <> ALL($3)
-				ORDER BY attempts, occurred_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, SendBatch, UnsentRetention.Seconds(), append([]uuid.UUID{}, skip...))
+				ORDER BY refused_alone > 0 AND NOT refused_for_itself DESC, attempts, occurred_at, id
+				LIMIT $1 FOR UPDATE SKIP LOCKED`, SendBatch, UnsentRetention.Seconds(), append([]uuid.UUID{}, skip...))
 		}
 		events, err := pgx.CollectRows(rows, pgx.RowToStructByPos[event])
 		if err != nil || len(events) == 0 {
@@ -575,12 +578,11 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		halves [][]uuid.UUID
 		// skip: refused alone this run.
 		skip []uuid.UUID
-		// calls numbers the calls; lastAccepted is the last PostHog
-		// accepted anything of, searchFrom the call whose refusal began
-		// the current search. suspects are events refused alone whose
-		// search has not yet been followed by an accepted call.
-		calls, lastAccepted, searchFrom int
-		suspects                        []suspect
+		// prevAccepted: PostHog accepted something of the previous call.
+		// suspects: events refused alone not yet followed by an accepted
+		// call.
+		prevAccepted bool
+		suspects     []uuid.UUID
 	)
 	for {
 		if time.Until(deadline) < w.Sender.timeout+2*time.Second {
@@ -607,13 +609,6 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 			return nil
 		}
 		accepted += r.accepted
-		calls++
-		if r.accepted > 0 {
-			lastAccepted = calls
-		}
-		if r.refused && only == nil {
-			searchFrom = calls
-		}
 		switch {
 		case r.accepted > 0:
 			refusedInRow, sinceAccepted = 0, 0
@@ -626,7 +621,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		}
 		if r.alone != nil {
 			skip = append(skip, *r.alone)
-			suspects = append(suspects, suspect{id: *r.alone, searchFrom: searchFrom})
+			suspects = append(suspects, *r.alone)
 		} else if na := r.notAccepted; r.refused {
 			// A half may be empty (one event left of a call PostHog
 			// accepted in part): it is passed over like a half sent
@@ -634,21 +629,22 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 			mid := len(na) / 2
 			halves = append(halves, na[mid:], na[:mid])
 		}
-		// An event PostHog refused alone while it accepted other events
-		// after the refusal its search began with (the search's other
-		// halves, or later calls) is refused for itself. A PostHog that
-		// starts refusing everything accepts nothing after that refusal:
-		// the events it singles out stay counted, as an outage.
+		// An event PostHog refused alone right after a call it accepted
+		// (the other half of its pair, the accepted part of its call), or
+		// before a later call it accepts (the rest of a search, the next
+		// batch), is refused for itself: PostHog takes events around it. A
+		// PostHog that starts refusing everything accepts nothing after,
+		// and the events it singles out are refused after other refusals:
+		// they stay counted, as an outage (at most the one singled out
+		// right after its last accepted call is not).
 		var mark []uuid.UUID
-		waiting := suspects[:0]
-		for _, s := range suspects {
-			if lastAccepted > s.searchFrom {
-				mark = append(mark, s.id)
-			} else {
-				waiting = append(waiting, s)
-			}
+		switch {
+		case r.accepted > 0:
+			mark, suspects = suspects, nil
+		case r.alone != nil && prevAccepted:
+			mark, suspects = suspects[len(suspects)-1:], suspects[:len(suspects)-1]
 		}
-		suspects = waiting
+		prevAccepted = r.accepted > 0
 		if len(mark) > 0 {
 			if err := w.Sender.refusedForItself(ctx, mark); err != nil {
 				return err
@@ -658,13 +654,6 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 			return nil // PostHog takes nothing: the next run, a minute later
 		}
 	}
-}
-
-// suspect is an event refused alone, with the call whose refusal began the
-// search that singled it out.
-type suspect struct {
-	id         uuid.UUID
-	searchFrom int
 }
 
 // refusedForItself marks events PostHog refused on their own while it

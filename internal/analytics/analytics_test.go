@@ -637,6 +637,60 @@ func TestSend(t *testing.T) {
 		}
 	})
 
+	t.Run("an event is refused for itself only with PostHog accepting around it", func(t *testing.T) {
+		t.Parallel()
+		insert := func(t *testing.T, b *bundle, n, bad int, pad string) {
+			t.Helper()
+			if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, occurred_at, properties)
+				SELECT 'server_started', 'shala', now() - interval '3 hours' + make_interval(secs => i),
+					CASE WHEN i = $2 THEN jsonb_build_object('poison', true, 'pad', $3::text) ELSE jsonb_build_object('pad', $3::text) END
+				FROM generate_series(1, $1) i`, n, bad, pad); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Run("the last of the backlog, alone after an accepted call", func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, "phc_test")
+			insert(t, b, 101, 101, "")
+			b.work(t)
+			if marked, age := b.count(t, "refused_for_itself"), b.gauge(t, "shala_product_events_oldest_unsent_seconds"); marked != 1 || age != 0 {
+				t.Errorf("got %d marked and oldest unsent %v s, want the bad one marked and 0", marked, age)
+			}
+		})
+		t.Run("the refused part of a call PostHog accepted in part", func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, "phc_test")
+			// 21 events of ~24 kB each in JSON: posthog-go splits the call
+			// in two requests, and refuses only the one with the bad event.
+			insert(t, b, 21, 21, strings.Repeat("<", 4000))
+			b.work(t)
+			if sent, marked, age := b.count(t, "sent_at IS NOT NULL"), b.count(t, "refused_for_itself"), b.gauge(t, "shala_product_events_oldest_unsent_seconds"); sent != 20 || marked != 1 || age != 0 {
+				t.Errorf("got %d sent, %d marked, oldest unsent %v s; want 20, the bad one, 0", sent, marked, age)
+			}
+		})
+		t.Run("a PostHog that starts refusing everything in the middle of a search", func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, "phc_test")
+			insert(t, b, 40, 30, "")
+			b.posthog.mu.Lock()
+			b.posthog.refuseFrom = 3 // 1: all 40, refused for the bad one; 2: its first half, accepted; then nothing
+			b.posthog.mu.Unlock()
+			b.work(t)
+			if marked, age := b.count(t, "refused_for_itself"), b.gauge(t, "shala_product_events_oldest_unsent_seconds"); marked > 1 || age < 3*3600-60 {
+				t.Errorf("got %d marked and oldest unsent %v s, want at most 1 and the backlog's age (3 h)", marked, age)
+			}
+			// PostHog recovers: the events singled out go first, and the bad
+			// one, refused while the others are accepted, is marked.
+			b.posthog.mu.Lock()
+			b.posthog.refuseFrom = 0
+			b.posthog.mu.Unlock()
+			b.work(t)
+			if sent, marked, age := b.count(t, "sent_at IS NOT NULL"), b.count(t, "sent_at IS NULL AND refused_for_itself"), b.gauge(t, "shala_product_events_oldest_unsent_seconds"); sent != 39 || marked != 1 || age != 0 {
+				t.Errorf("after PostHog recovered: %d sent, %d marked, oldest unsent %v s; want 39, the bad one, 0", sent, marked, age)
+			}
+		})
+	})
+
 	t.Run("a refused call's first half goes first", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")

@@ -64,10 +64,13 @@ func (p *Pipeline) writeResponse(ctx context.Context, tx pgx.Tx, id uuid.UUID, s
 	}
 	if kept != nil {
 		// An edit keeps the free metadata of the answers it replaces: the
-		// same question (by name), repeat position and choice.
+		// same question (by name) and repeat position and, for a multiple
+		// choice, the same selected choice (a single answer keeps its note
+		// when its value changes).
 		if _, err := tx.Exec(ctx, `UPDATE answer a SET meta = k.meta
-			FROM jsonb_to_recordset($2::jsonb) AS k(name text, repeat_index int[], n smallint, meta jsonb), form_question q
-			WHERE a.response_id = $1 AND q.id = a.question_id AND q.name = k.name AND a.repeat_index = k.repeat_index AND a.n = k.n`,
+			FROM jsonb_to_recordset($2::jsonb) AS k(name text, repeat_index int[], n smallint, value text, meta jsonb), form_question q
+			WHERE a.response_id = $1 AND q.id = a.question_id AND q.name = k.name AND a.repeat_index = k.repeat_index
+			  AND CASE WHEN q.type = 'select' THEN a.value_text = k.value ELSE a.n = k.n END`,
 			responseID, kept); err != nil {
 			return nil, err
 		}
@@ -324,10 +327,12 @@ func intArray(index []int) string {
 }
 
 // keptAnswerMeta reads the free metadata of response's answers that have
-// any, as a JSON array of {name, repeat_index, n, meta} (nil when none).
+// any, as a JSON array of {name, repeat_index, n, value, meta} (nil when
+// none).
 func keptAnswerMeta(ctx context.Context, tx pgx.Tx, response uuid.UUID) ([]byte, error) {
 	var kept []byte
-	err := tx.QueryRow(ctx, `SELECT jsonb_agg(jsonb_build_object('name', q.name, 'repeat_index', a.repeat_index, 'n', a.n, 'meta', a.meta))
+	err := tx.QueryRow(ctx, `SELECT jsonb_agg(jsonb_build_object('name', q.name, 'repeat_index', a.repeat_index, 'n', a.n,
+			'value', a.value_text, 'meta', a.meta))
 		FROM answer a JOIN form_question q ON q.id = a.question_id WHERE a.response_id = $1 AND a.meta <> '{}'`, response).Scan(&kept)
 	return kept, err
 }
