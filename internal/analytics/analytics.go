@@ -185,6 +185,9 @@ func (s *Sender) Close() error {
 	return nil
 }
 
+// eventColumns are event's columns, in its order.
+const eventColumns = "id, event, distinct_id, properties, occurred_at, attempts, refused_alone"
+
 type event struct {
 	ID         uuid.UUID
 	Event      string
@@ -218,10 +221,10 @@ var ErrPostHog = errors.New("posthog")
 
 // Send makes one call to PostHog with unsent events and marks those it
 // accepted; without a key it deletes events older than DiscardAfter
-// instead. Events refused alone but not yet known to be refused for
-// themselves go first (what PostHog accepts after them tells), then fewest
-// refusals first, then oldest first, up to SendBatch; events past
-// UnsentRetention are left to Prune. It returns how many events
+// instead. The oldest event refused alone but not yet known to be refused
+// for itself goes first (what PostHog does with the rest tells), then the
+// others fewest refusals first, then oldest first, up to SendBatch; events
+// past UnsentRetention are left to Prune. It returns how many events
 // it took (0: none left).
 //
 // A call PostHog refused for its payload (refusal) adds 1 to its events'
@@ -271,20 +274,42 @@ func (s *Sender) send(ctx context.Context, only, skip []uuid.UUID) (r callResult
 		lone        *event
 	)
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var rows pgx.Rows
+		var events []event
 		if only != nil {
-			rows, _ = tx.Query(ctx, `SELECT id, event, distinct_id, properties, occurred_at, attempts, refused_alone FROM product_event
+			rows, _ := tx.Query(ctx, `SELECT `+eventColumns+` FROM product_event
 				WHERE id = ANY($1) AND sent_at IS NULL AND occurred_at >= now() - make_interval(secs => $2)
 				ORDER BY attempts, occurred_at, id FOR UPDATE SKIP LOCKED`, only, UnsentRetention.Seconds())
+			if events, err = pgx.CollectRows(rows, pgx.RowToStructByPos[event]); err != nil {
+				return err
+			}
 		} else {
-			rows, _ = tx.Query(ctx, `SELECT id, event, distinct_id, properties, occurred_at, attempts, refused_alone FROM product_event
+			// At the head of the batch, the oldest event refused alone and
+			// not yet known to be refused for itself, if any: what PostHog
+			// does with the rest tells (one at most, so a crowd of them can
+			// never fill the half a search sends first). Then the others,
+			// fewest refusals first.
+			rows, _ := tx.Query(ctx, `SELECT `+eventColumns+` FROM product_event
+				WHERE sent_at IS NULL AND refused_alone > 0 AND NOT refused_for_itself AND occurred_at >= now() - make_interval(secs => $1)
+				  AND id <> ALL($2)
+				ORDER BY occurred_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`, UnsentRetention.Seconds(), append([]uuid.UUID{}, skip...))
+			if events, err = pgx.CollectRows(rows, pgx.RowToStructByPos[event]); err != nil {
+				return err
+			}
+			leave := append([]uuid.UUID{}, skip...)
+			for _, e := range events {
+				leave = append(leave, e.ID)
+			}
+			rows, _ = tx.Query(ctx, `SELECT `+eventColumns+` FROM product_event
 				WHERE sent_at IS NULL AND occurred_at >= now() - make_interval(secs => $2) AND id <> ALL($3)
-				ORDER BY refused_alone > 0 AND NOT refused_for_itself DESC, attempts, occurred_at, id
-				LIMIT $1 FOR UPDATE SKIP LOCKED`, SendBatch, UnsentRetention.Seconds(), append([]uuid.UUID{}, skip...))
+				ORDER BY attempts, occurred_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, SendBatch-len(events), UnsentRetention.Seconds(), leave)
+			rest, err := pgx.CollectRows(rows, pgx.RowToStructByPos[event])
+			if err != nil {
+				return err
+			}
+			events = append(events, rest...)
 		}
-		events, err := pgx.CollectRows(rows, pgx.RowToStructByPos[event])
-		if err != nil || len(events) == 0 {
-			return err
+		if len(events) == 0 {
+			return nil
 		}
 		n = len(events)
 		accepted, refused, postErr = s.post(ctx, events)

@@ -691,6 +691,23 @@ func TestSend(t *testing.T) {
 		})
 	})
 
+	t.Run("bad events refused alone before never hold up good ones", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		// A hundred bad events a quiet night singled out (nothing accepted
+		// around them, so not known to be refused for themselves), then
+		// 300 good events.
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at, attempts, refused_alone, properties)
+			SELECT 'server_started', 'shala', now() - interval '2 hours' + make_interval(secs => i), 5, 1, '{"poison": true}'::jsonb
+			FROM generate_series(1, 100) i`)
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at)
+			SELECT 'server_started', 'shala', now() - interval '1 hour' + make_interval(secs => i) FROM generate_series(1, 300) i`)
+		b.work(t)
+		if sent, marked := b.count(t, "sent_at IS NOT NULL"), b.count(t, "refused_for_itself"); sent != 300 || marked < 3 {
+			t.Errorf("got %d sent and %d bad events marked in one run, want the 300 good ones and at least the 3 that led their batches", sent, marked)
+		}
+	})
+
 	t.Run("a refused call's first half goes first", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")

@@ -58,12 +58,13 @@ func TestFreeMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := f.pool.Exec(ctx, `UPDATE answer a SET meta = jsonb_build_object('note', 'about ' || a.value_text) FROM form_question q
-		WHERE q.id = a.question_id AND q.name = 'income_sources'`); err != nil {
+		WHERE q.id = a.question_id AND q.name IN ('income_sources', 'water_source')`); err != nil {
 		t.Fatal(err)
 	}
 	edit := household(t, "<instanceID>"+firstInstance+"</instanceID>",
 		"<instanceID>uuid:aaaaaaaa-0000-4000-8000-0000000000e1</instanceID><deprecatedID>"+firstInstance+"</deprecatedID>",
-		"<rooms>3</rooms>", "<rooms>4</rooms>", "<income_sources>horticulture wages</income_sources>", "<income_sources>wages</income_sources>")
+		"<rooms>3</rooms>", "<rooms>4</rooms>", "<income_sources>horticulture wages</income_sources>", "<income_sources>wages</income_sources>",
+		"<water_source>spring</water_source>", "<water_source>tap</water_source>")
 	if _, err := f.pipeline.Receive(ctx, forms.Input{XML: edit, Source: "action"}); err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +81,8 @@ func TestFreeMetadata(t *testing.T) {
 			WHERE q.name = 'income_sources' AND a.value_text = 'wages' AND a.n = 0 AND a.meta->>'note' = 'about wages'`, 1},
 		{"no note of the choice dropped", `SELECT count(*) FROM answer a JOIN form_question q ON q.id = a.question_id
 			WHERE q.name = 'income_sources' AND a.meta->>'note' = 'about horticulture'`, 0},
+		{"a single choice's note, kept when its value changed", `SELECT count(*) FROM answer a JOIN form_question q ON q.id = a.question_id
+			WHERE q.name = 'water_source' AND a.value_text = 'tap' AND a.meta->>'note' = 'about spring'`, 1},
 	} {
 		if n := f.count(c.query); n != c.want {
 			t.Errorf("after an edit, %s: %d answers, want %d", c.what, n, c.want)
