@@ -223,8 +223,9 @@ var ErrPostHog = errors.New("posthog")
 // accepted; without a key it deletes events older than DiscardAfter
 // instead. The oldest event refused alone but not yet known to be refused
 // for itself goes first (what PostHog does with the rest tells), then the
-// others fewest refusals first, then oldest first, up to SendBatch; events
-// past UnsentRetention are left to Prune. It returns how many events
+// events never refused alone, fewest refusals first, then oldest first, and
+// only when none is left those refused alone, up to SendBatch; events past
+// UnsentRetention are left to Prune. It returns how many events
 // it took (0: none left).
 //
 // A call PostHog refused for its payload (refusal) adds 1 to its events'
@@ -286,8 +287,10 @@ func (s *Sender) send(ctx context.Context, only, skip []uuid.UUID) (r callResult
 			// At the head of the batch, the oldest event refused alone and
 			// not yet known to be refused for itself, if any: what PostHog
 			// does with the rest tells (one at most, so a crowd of them can
-			// never fill the half a search sends first). Then the others,
-			// fewest refusals first.
+			// never fill the half a search sends first). Then the events
+			// never refused alone, fewest refusals first; only when none is
+			// left, those refused alone before — so no bad event, however
+			// few its refusals, shares a batch with good ones but the head.
 			rows, _ := tx.Query(ctx, `SELECT `+eventColumns+` FROM product_event
 				WHERE sent_at IS NULL AND refused_alone > 0 AND NOT refused_for_itself AND occurred_at >= now() - make_interval(secs => $1)
 				  AND id <> ALL($2)
@@ -295,18 +298,28 @@ func (s *Sender) send(ctx context.Context, only, skip []uuid.UUID) (r callResult
 			if events, err = pgx.CollectRows(rows, pgx.RowToStructByPos[event]); err != nil {
 				return err
 			}
-			leave := append([]uuid.UUID{}, skip...)
-			for _, e := range events {
-				leave = append(leave, e.ID)
+			for _, q := range []string{
+				`SELECT ` + eventColumns + ` FROM product_event
+				WHERE sent_at IS NULL AND refused_alone = 0 AND occurred_at >= now() - make_interval(secs => $2) AND id <> ALL($3)
+				ORDER BY attempts, occurred_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+				`SELECT ` + eventColumns + ` FROM product_event
+				WHERE sent_at IS NULL AND refused_alone > 0 AND occurred_at >= now() - make_interval(secs => $2) AND id <> ALL($3)
+				ORDER BY attempts, occurred_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+			} {
+				if len(events) == SendBatch {
+					break
+				}
+				leave := append([]uuid.UUID{}, skip...)
+				for _, e := range events {
+					leave = append(leave, e.ID)
+				}
+				rows, _ = tx.Query(ctx, q, SendBatch-len(events), UnsentRetention.Seconds(), leave)
+				more, err := pgx.CollectRows(rows, pgx.RowToStructByPos[event])
+				if err != nil {
+					return err
+				}
+				events = append(events, more...)
 			}
-			rows, _ = tx.Query(ctx, `SELECT `+eventColumns+` FROM product_event
-				WHERE sent_at IS NULL AND occurred_at >= now() - make_interval(secs => $2) AND id <> ALL($3)
-				ORDER BY attempts, occurred_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, SendBatch-len(events), UnsentRetention.Seconds(), leave)
-			rest, err := pgx.CollectRows(rows, pgx.RowToStructByPos[event])
-			if err != nil {
-				return err
-			}
-			events = append(events, rest...)
 		}
 		if len(events) == 0 {
 			return nil

@@ -46,8 +46,12 @@ type batchServer struct {
 	// as by a proxy refusing one request.
 	refuseCall int
 	// onCall, when set, runs before call n (1 is the first) is answered.
-	onCall  func(n int)
-	calls   int // every call, answered or not
+	onCall func(n int)
+	calls  int // every call, answered or not
+	// twice: a call carried the same event twice; first: the first
+	// call's events, in order, whatever its answer.
+	twice   bool
+	first   []map[string]any
 	arrived chan struct{}
 }
 
@@ -97,6 +101,20 @@ func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if body.APIKey == "" {
 		http.Error(w, `{"type":"authentication_error","code":"invalid_api_key"}`, http.StatusUnauthorized)
 		return
+	}
+	b.mu.Lock()
+	if b.first == nil {
+		b.first = body.Batch
+	}
+	b.mu.Unlock()
+	seen := map[any]bool{}
+	for _, e := range body.Batch {
+		if seen[e["uuid"]] {
+			b.mu.Lock()
+			b.twice = true
+			b.mu.Unlock()
+		}
+		seen[e["uuid"]] = true
 	}
 	for _, e := range body.Batch {
 		if props, _ := e["properties"].(map[string]any); props["poison"] == true {
@@ -705,6 +723,40 @@ func TestSend(t *testing.T) {
 		b.work(t)
 		if sent, marked := b.count(t, "sent_at IS NOT NULL"), b.count(t, "refused_for_itself"); sent != 300 || marked < 3 {
 			t.Errorf("got %d sent and %d bad events marked in one run, want the 300 good ones and at least the 3 that led their batches", sent, marked)
+		}
+	})
+
+	t.Run("bad events with fewer refusals than good ones do not hold them up", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at, attempts, refused_alone, properties)
+			SELECT 'server_started', 'shala', now() - interval '3 hours' + make_interval(secs => i), 1, 1, '{"poison": true}'::jsonb
+			FROM generate_series(1, 300) i`)
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at, attempts)
+			SELECT 'server_started', 'shala', now() - interval '2 hours' + make_interval(secs => i), 3 FROM generate_series(1, 300) i`)
+		b.work(t)
+		if sent := b.count(t, "sent_at IS NOT NULL"); sent != 300 {
+			t.Errorf("got %d of the 300 good events sent in one run, want all", sent)
+		}
+	})
+
+	t.Run("the oldest event refused alone and not known to be bad leads a batch, once", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, "phc_test")
+		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at, attempts, refused_alone, refused_for_itself, properties) VALUES
+			('server_started', 'shala', now() - interval '3 hours', 2, 1, true, '{"poison": true}'),
+			('server_started', 'shala', now() - interval '2 hours', 2, 1, false, '{"name": "older"}'),
+			('server_started', 'shala', now() - interval '1 hours', 2, 1, false, '{"name": "newer"}')`)
+		b.record(t, 5, nil)
+		b.work(t)
+		b.posthog.mu.Lock()
+		twice, first := b.posthog.twice, b.posthog.first
+		b.posthog.mu.Unlock()
+		if got := len(b.posthog.received()); got != 7 || len(first) != 8 || first[0]["properties"].(map[string]any)["name"] != "older" {
+			t.Errorf("got %d events at PostHog, a first call of %d led by %v; want 7, 8 led by the older one", got, len(first), first[0]["properties"])
+		}
+		if twice {
+			t.Error("a call carried the same event twice")
 		}
 	})
 

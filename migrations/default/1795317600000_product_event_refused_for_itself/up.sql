@@ -6,7 +6,3 @@
 ALTER TABLE product_event ADD COLUMN refused_for_itself boolean NOT NULL DEFAULT false;
 COMMENT ON COLUMN product_event.refused_for_itself IS 'PostHog refused the event on its own in a run in which it accepted others (left out of the oldest-unsent gauge)';
 COMMENT ON COLUMN product_event.attempts IS 'Calls to PostHog that carried the event and were refused for their payload (400, 413, 422); events with fewer go first';
--- The sender puts the oldest such event not yet known to be refused for
--- itself at the head of each batch.
-CREATE INDEX product_event_unsent_suspect ON product_event (occurred_at, id)
-  WHERE sent_at IS NULL AND refused_alone > 0 AND NOT refused_for_itself;
