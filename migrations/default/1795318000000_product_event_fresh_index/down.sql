@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS product_event_unsent_fresh;
