@@ -27,7 +27,7 @@ type AddStudentsOutput struct {
 // group) and returns their tokens.
 func AddStudents(log *slog.Logger, groups *lesson.Groups) http.Handler {
 	return hasura.NewAction("addStudents", log, func(ctx context.Context, a *hasura.Action[AddStudentsInput]) (AddStudentsOutput, error) {
-		if err := a.Session.RequireRole(lesson.RoleModerator, lesson.RoleAdmin, lesson.RoleLessonAdmin); err != nil {
+		if err := a.Session.RequireRole(lesson.GroupRoles...); err != nil {
 			return AddStudentsOutput{}, err
 		}
 		st, err := groups.AddStudents(ctx, caller(a.Session), a.Input.GroupID, a.Input.Students)

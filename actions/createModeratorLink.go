@@ -38,7 +38,7 @@ func moderatorLinkOutput(l lesson.ModeratorLink, publicURL string) ModeratorLink
 // moderator for themselves); LINK_EXISTS when there is one already.
 func CreateModeratorLink(log *slog.Logger, groups *lesson.Groups, publicURL string) http.Handler {
 	return hasura.NewAction("createModeratorLink", log, func(ctx context.Context, a *hasura.Action[ModeratorLinkInput]) (ModeratorLinkOutput, error) {
-		if err := a.Session.RequireRole(lesson.RoleModerator, lesson.RoleAdmin, lesson.RoleLessonAdmin); err != nil {
+		if err := a.Session.RequireRole(lesson.GroupRoles...); err != nil {
 			return ModeratorLinkOutput{}, err
 		}
 		l, err := groups.CreateModeratorLink(ctx, caller(a.Session), a.Input.ModeratorID)

@@ -27,7 +27,7 @@ type EndLessonOutput struct {
 // its seats are released and its BBB meeting ended by a job.
 func EndLesson(log *slog.Logger, rooms *lesson.Rooms) http.Handler {
 	return hasura.NewAction("endLesson", log, func(ctx context.Context, a *hasura.Action[EndLessonInput]) (EndLessonOutput, error) {
-		if err := a.Session.RequireRole(lesson.RoleModerator, lesson.RoleAdmin, lesson.RoleLessonAdmin); err != nil {
+		if err := a.Session.RequireRole(lesson.GroupRoles...); err != nil {
 			return EndLessonOutput{}, err
 		}
 		e, err := rooms.End(ctx, caller(a.Session), a.Input.LessonID)

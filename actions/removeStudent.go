@@ -25,7 +25,7 @@ type RemoveStudentOutput struct {
 // any group); the student's link stops working at once.
 func RemoveStudent(log *slog.Logger, groups *lesson.Groups) http.Handler {
 	return hasura.NewAction("removeStudent", log, func(ctx context.Context, a *hasura.Action[RemoveStudentInput]) (RemoveStudentOutput, error) {
-		if err := a.Session.RequireRole(lesson.RoleModerator, lesson.RoleAdmin, lesson.RoleLessonAdmin); err != nil {
+		if err := a.Session.RequireRole(lesson.GroupRoles...); err != nil {
 			return RemoveStudentOutput{}, err
 		}
 		if err := groups.RemoveStudent(ctx, caller(a.Session), a.Input.StudentID); err != nil {

@@ -20,7 +20,7 @@ type ResetAccessTokenInput struct {
 // admin); the old link stops working.
 func ResetAccessToken(log *slog.Logger, groups *lesson.Groups) http.Handler {
 	return hasura.NewAction("resetAccessToken", log, func(ctx context.Context, a *hasura.Action[ResetAccessTokenInput]) (GroupStudent, error) {
-		if err := a.Session.RequireRole(lesson.RoleModerator, lesson.RoleAdmin, lesson.RoleLessonAdmin); err != nil {
+		if err := a.Session.RequireRole(lesson.GroupRoles...); err != nil {
 			return GroupStudent{}, err
 		}
 		s, err := groups.ResetAccessToken(ctx, caller(a.Session), a.Input.StudentID)

@@ -13,7 +13,7 @@ import (
 // moderator for themselves); the old link stops working.
 func ResetModeratorLink(log *slog.Logger, groups *lesson.Groups, publicURL string) http.Handler {
 	return hasura.NewAction("resetModeratorLink", log, func(ctx context.Context, a *hasura.Action[ModeratorLinkInput]) (ModeratorLinkOutput, error) {
-		if err := a.Session.RequireRole(lesson.RoleModerator, lesson.RoleAdmin, lesson.RoleLessonAdmin); err != nil {
+		if err := a.Session.RequireRole(lesson.GroupRoles...); err != nil {
 			return ModeratorLinkOutput{}, err
 		}
 		l, err := groups.ResetModeratorLink(ctx, caller(a.Session), a.Input.ModeratorID)

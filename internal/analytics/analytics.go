@@ -185,19 +185,22 @@ func (s *Sender) Close() error {
 	return nil
 }
 
-// eventColumns are event's columns, in its order.
-const eventColumns = "id, event, distinct_id, properties, occurred_at, attempts, refused_alone"
-
 type event struct {
 	ID         uuid.UUID
 	Event      string
 	DistinctID string
 	Properties []byte // decoded for the call (properties)
 	OccurredAt time.Time
-	Attempts   int
-	// RefusedAlone counts the runs in which PostHog refused the event on
-	// its own.
-	RefusedAlone int
+}
+
+// pick locks and reads up to limit unsent events newer than
+// UnsentRetention for which cond holds (its $3 is ids), in order, passing
+// over those another sender holds.
+func pick(ctx context.Context, tx pgx.Tx, cond, order string, limit int, ids []uuid.UUID) ([]event, error) {
+	rows, _ := tx.Query(ctx, `SELECT id, event, distinct_id, properties, occurred_at FROM product_event
+		WHERE sent_at IS NULL AND occurred_at >= now() - make_interval(secs => $2) AND `+cond+`
+		ORDER BY `+order+` LIMIT $1 FOR UPDATE SKIP LOCKED`, limit, UnsentRetention.Seconds(), append([]uuid.UUID{}, ids...))
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[event])
 }
 
 // properties decodes e's properties for posthog-go, numbers kept as
@@ -277,10 +280,7 @@ func (s *Sender) send(ctx context.Context, only, skip []uuid.UUID) (r callResult
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var events []event
 		if only != nil {
-			rows, _ := tx.Query(ctx, `SELECT `+eventColumns+` FROM product_event
-				WHERE id = ANY($1) AND sent_at IS NULL AND occurred_at >= now() - make_interval(secs => $2)
-				ORDER BY attempts, occurred_at, id FOR UPDATE SKIP LOCKED`, only, UnsentRetention.Seconds())
-			if events, err = pgx.CollectRows(rows, pgx.RowToStructByPos[event]); err != nil {
+			if events, err = pick(ctx, tx, "id = ANY($3)", "attempts, occurred_at, id", len(only), only); err != nil {
 				return err
 			}
 		} else {
@@ -291,32 +291,24 @@ func (s *Sender) send(ctx context.Context, only, skip []uuid.UUID) (r callResult
 			// never refused alone, fewest refusals first; only when none is
 			// left, those refused alone before — so no bad event, however
 			// few its refusals, shares a batch with good ones but the head.
-			rows, _ := tx.Query(ctx, `SELECT `+eventColumns+` FROM product_event
-				WHERE sent_at IS NULL AND refused_alone > 0 AND NOT refused_for_itself AND occurred_at >= now() - make_interval(secs => $1)
-				  AND id <> ALL($2)
-				ORDER BY occurred_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`, UnsentRetention.Seconds(), append([]uuid.UUID{}, skip...))
-			if events, err = pgx.CollectRows(rows, pgx.RowToStructByPos[event]); err != nil {
-				return err
-			}
-			for _, q := range []string{
-				`SELECT ` + eventColumns + ` FROM product_event
-				WHERE sent_at IS NULL AND refused_alone = 0 AND occurred_at >= now() - make_interval(secs => $2) AND id <> ALL($3)
-				ORDER BY attempts, occurred_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-				`SELECT ` + eventColumns + ` FROM product_event
-				WHERE sent_at IS NULL AND refused_alone > 0 AND occurred_at >= now() - make_interval(secs => $2) AND id <> ALL($3)
-				ORDER BY attempts, occurred_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+			leave := append([]uuid.UUID{}, skip...)
+			for _, p := range []struct {
+				cond, order string
+				limit       int
+			}{
+				{"refused_alone > 0 AND NOT refused_for_itself AND id <> ALL($3)", "occurred_at, id", 1},
+				{"refused_alone = 0 AND id <> ALL($3)", "attempts, occurred_at, id", SendBatch},
+				{"refused_alone > 0 AND id <> ALL($3)", "attempts, occurred_at, id", SendBatch},
 			} {
 				if len(events) == SendBatch {
 					break
 				}
-				leave := append([]uuid.UUID{}, skip...)
-				for _, e := range events {
-					leave = append(leave, e.ID)
-				}
-				rows, _ = tx.Query(ctx, q, SendBatch-len(events), UnsentRetention.Seconds(), leave)
-				more, err := pgx.CollectRows(rows, pgx.RowToStructByPos[event])
+				more, err := pick(ctx, tx, p.cond, p.order, min(p.limit, SendBatch-len(events)), leave)
 				if err != nil {
 					return err
+				}
+				for _, e := range more {
+					leave = append(leave, e.ID)
 				}
 				events = append(events, more...)
 			}

@@ -212,6 +212,17 @@ func (b *bundle) exec(t *testing.T, sql string) {
 	}
 }
 
+// backlog inserts n events, the i-th (from 1) an hour ago plus i seconds,
+// each refused attempts times before, with property seq = i, and bad
+// (PostHog refuses it: property poison) where the SQL predicate on i holds.
+func (b *bundle) backlog(t *testing.T, n, attempts int, bad string) {
+	t.Helper()
+	b.exec(t, fmt.Sprintf(`INSERT INTO product_event (event, distinct_id, attempts, occurred_at, properties)
+		SELECT 'server_started', 'shala', %d, now() - interval '1 hour' + make_interval(secs => i),
+			jsonb_build_object('seq', i) || CASE WHEN %s THEN '{"poison": true}'::jsonb ELSE '{}' END
+		FROM generate_series(1, %d) i`, attempts, bad, n))
+}
+
 // record records n events by shala with props.
 func (b *bundle) record(t *testing.T, n int, props map[string]any) {
 	t.Helper()
@@ -561,12 +572,7 @@ func TestSend(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
 				b := setup(t, "phc_test")
-				if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, attempts, occurred_at, properties)
-					SELECT 'server_started', 'shala', $1, now() - interval '1 hour' + make_interval(secs => i),
-						CASE WHEN i = $2 THEN '{"poison": true}'::jsonb ELSE '{}' END
-					FROM generate_series(1, $3) i`, tc.attempts, tc.at, tc.events); err != nil {
-					t.Fatal(err)
-				}
+				b.backlog(t, tc.events, tc.attempts, fmt.Sprintf("i = %d", tc.at))
 				b.work(t)
 				calls := b.posthog.callCount()
 				if sent, kept := b.count(t, "sent_at IS NOT NULL"), b.count(t, "sent_at IS NULL AND properties ? 'poison'"); sent != tc.events-1 || kept != 1 {
@@ -596,10 +602,7 @@ func TestSend(t *testing.T) {
 	t.Run("bad events scattered through a backlog are all set aside in one run", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
-		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at, properties)
-			SELECT 'server_started', 'shala', now() - interval '1 hour' + make_interval(secs => i),
-				CASE WHEN i IN (10, 90, 130, 210, 290) THEN '{"poison": true}'::jsonb ELSE '{}' END
-			FROM generate_series(1, 300) i`)
+		b.backlog(t, 300, 0, "i IN (10, 90, 130, 210, 290)")
 		b.work(t)
 		if sent, kept := b.count(t, "sent_at IS NOT NULL"), b.count(t, "sent_at IS NULL AND refused_alone = 1 AND refused_for_itself"); sent != 295 || kept != 5 {
 			t.Errorf("got %d sent and %d refused for themselves, want 295 and the 5 bad ones (more than %d refusals, never that many in a row)",
@@ -624,12 +627,7 @@ func TestSend(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
 				b := setup(t, "phc_test")
-				if _, err := b.pool.Exec(ctx, `INSERT INTO product_event (event, distinct_id, occurred_at, properties)
-					SELECT 'server_started', 'shala', now() - interval '1 hour' + make_interval(secs => i),
-						CASE WHEN i BETWEEN $1 AND $2 THEN '{"poison": true}'::jsonb ELSE '{}' END
-					FROM generate_series(1, 300) i`, tc.from, tc.to); err != nil {
-					t.Fatal(err)
-				}
+				b.backlog(t, 300, 0, fmt.Sprintf("i BETWEEN %d AND %d", tc.from, tc.to))
 				for range tc.runs {
 					b.work(t)
 				}
@@ -644,10 +642,7 @@ func TestSend(t *testing.T) {
 	t.Run("many bad events spread through a long backlog do not end the run", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
-		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at, properties)
-			SELECT 'server_started', 'shala', now() - interval '1 hour' + make_interval(secs => i),
-				CASE WHEN i % 50 = 25 THEN '{"poison": true}'::jsonb ELSE '{}' END
-			FROM generate_series(1, 1500) i`)
+		b.backlog(t, 1500, 0, "i % 50 = 25")
 		b.work(t)
 		if sent, kept := b.count(t, "sent_at IS NOT NULL"), b.count(t, "sent_at IS NULL AND refused_for_itself"); sent != 1470 || kept != 30 {
 			t.Errorf("got %d sent and %d refused for themselves, want 1470 and 30 in one run (over %d refusals, never %d without an accepted call)",
@@ -763,10 +758,7 @@ func TestSend(t *testing.T) {
 	t.Run("a refused call's first half goes first", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
-		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at, properties)
-			SELECT 'server_started', 'shala', now() - interval '1 hour' + make_interval(secs => i),
-				CASE WHEN i = 75 THEN '{"poison": true}'::jsonb ELSE jsonb_build_object('seq', i) END
-			FROM generate_series(1, 100) i`)
+		b.backlog(t, 100, 0, "i = 75")
 		b.work(t)
 		got := b.posthog.received()
 		if len(got) != 99 {
@@ -780,9 +772,7 @@ func TestSend(t *testing.T) {
 	t.Run("a half sent by another sender meanwhile is passed over, never posted twice", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, "phc_test")
-		b.exec(t, `INSERT INTO product_event (event, distinct_id, occurred_at, properties)
-			SELECT 'server_started', 'shala', now() - interval '1 hour' + make_interval(secs => i), jsonb_build_object('seq', i)
-			FROM generate_series(1, 150) i`)
+		b.backlog(t, 150, 0, "false")
 		b.posthog.mu.Lock()
 		b.posthog.refuseCall = 1 // the first 100, refused once: halves 1–50 and 51–100
 		b.posthog.onCall = func(n int) {

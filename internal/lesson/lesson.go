@@ -58,8 +58,12 @@ const (
 	RoleModerator   = "moderator"
 )
 
-// AdminRoles are the roles that act on every group.
-var AdminRoles = []string{RoleAdmin, RoleLessonAdmin}
+// AdminRoles are the roles that act on every group; GroupRoles adds the
+// moderator, who acts on their own groups.
+var (
+	AdminRoles = []string{RoleAdmin, RoleLessonAdmin}
+	GroupRoles = append([]string{RoleModerator}, AdminRoles...)
+)
 
 // Caller is who asks: the Hasura role and user id of the session.
 type Caller struct {
