@@ -85,18 +85,7 @@ func (p *Pipeline) writeResponse(ctx context.Context, tx pgx.Tx, id uuid.UUID, s
 // (never a second connection while one is held).
 func (p *Pipeline) queueResponse(ctx context.Context, q querier, set settings, b *pgx.Batch, responseID, submissionID uuid.UUID, sub *xform.Submission,
 	replaces string, def *Definition, answers []xform.Answer, collectorID *uuid.UUID, replace bool) ([]string, error) {
-	broken, failed := p.Rules.Evaluate(def.Form, answers, set.rules)
-	var ruleErrors any // NULL when every rule ran
-	if len(failed) > 0 {
-		ruleErrors = failed
-		p.Metrics.ruleErrors(len(failed))
-		for _, e := range failed {
-			// The error text can quote an answer: it stays on the response,
-			// out of the log.
-			p.Log.WarnContext(ctx, "form rule failed to evaluate", "form_id", sub.FormID, "version", sub.Version,
-				"rule", e.Rule, "rule_id", e.RuleID, "instance_id", sub.InstanceID)
-		}
-	}
+	broken, ruleErrors := p.judge(ctx, sub, def, answers, set)
 	meta := map[string]any{}
 	if sub.InstanceName != "" {
 		meta["instanceName"] = sub.InstanceName
@@ -119,6 +108,32 @@ func (p *Pipeline) queueResponse(ctx context.Context, q querier, set settings, b
 			return nil, err
 		}
 	}
+	return p.queueFlags(ctx, q, b, responseID, sub, def, broken, collectorID)
+}
+
+// judge runs the form's rules (of set) on a response's answers: the rules
+// it breaks, and those that failed to run (for response.rule_errors; nil
+// when every rule ran), logged without the values.
+func (p *Pipeline) judge(ctx context.Context, sub *xform.Submission, def *Definition, answers []xform.Answer, set settings) ([]Rule, any) {
+	broken, failed := p.Rules.Evaluate(def.Form, answers, set.rules)
+	if len(failed) == 0 {
+		return broken, nil
+	}
+	p.Metrics.ruleErrors(len(failed))
+	for _, e := range failed {
+		// The error text can quote an answer: it stays on the response,
+		// out of the log.
+		p.Log.WarnContext(ctx, "form rule failed to evaluate", "form_id", sub.FormID, "version", sub.Version,
+			"rule", e.Rule, "rule_id", e.RuleID, "instance_id", sub.InstanceID)
+	}
+	return broken, failed
+}
+
+// queueFlags adds to b the flags of the broken rules of a response, with
+// the RULE_FLAG SMS to its collector (if it has one); it returns the flag
+// messages. It reads the collector's phone through q.
+func (p *Pipeline) queueFlags(ctx context.Context, q querier, b *pgx.Batch, responseID uuid.UUID, sub *xform.Submission, def *Definition,
+	broken []Rule, collectorID *uuid.UUID) ([]string, error) {
 	flags := []string{}
 	if len(broken) == 0 {
 		return flags, nil

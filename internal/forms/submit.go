@@ -594,12 +594,20 @@ func (w *ProcessWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 const ReconcileAfter = time.Minute
 
 // Reconcile enqueues processing for submissions left "received" (a crash
-// between storing and processing, Hasura inserts whose event never came).
+// between storing and processing, Hasura inserts whose event never came),
+// and the check of responses inserted through Hasura left unchecked.
 func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		n, err = queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return ProcessArgs{SubmissionID: id} },
+		processed, err := queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return ProcessArgs{SubmissionID: id} },
 			`SELECT id FROM form_submission WHERE status = 'received'
 			AND received_at < now() - make_interval(secs => $1) ORDER BY received_at LIMIT 1000`, minAge.Seconds())
+		if err != nil {
+			return err
+		}
+		checked, err := queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return CheckArgs{SubmissionID: id} },
+			`SELECT id FROM form_submission WHERE source = 'graphql' AND processed_at IS NULL
+			AND received_at < now() - make_interval(secs => $1) ORDER BY received_at LIMIT 1000`, minAge.Seconds())
+		n = processed + checked
 		return err
 	})
 	return n, err

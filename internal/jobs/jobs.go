@@ -99,6 +99,7 @@ func Workers(d Deps) *river.Workers {
 	queue.Add(w, &lesson.AlertsWorker{Pool: d.Pool, Log: d.Log, Source: d.Alerts})
 
 	queue.Add(w, &forms.ProcessWorker{Pipeline: d.Pipeline})
+	queue.Add(w, &forms.CheckWorker{Pipeline: d.Pipeline})
 	queue.Add(w, &queue.SweepWorker[forms.ReconcileArgs]{Pool: d.Pool, MinAge: forms.ReconcileAfter, Sweep: forms.Reconcile})
 	queue.Add(w, &queue.SweepWorker[assessment.SweepArgs]{Pool: d.Pool, MinAge: assessment.AnnounceAfter, Sweep: assessment.SweepAnnouncements})
 

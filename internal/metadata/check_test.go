@@ -283,6 +283,15 @@ func TestRolesCanDoTheirWork(t *testing.T) {
 		{"school", "select", "form_question", []string{"name", "type", "labels", "meta"}, nil},
 		{"state_admin", "select", "answer", []string{"value_text", "meta"}, nil},
 		{"state_admin", "select", "response", []string{"meta"}, nil},
+		{"school", "insert", "response", []string{"form_id", "form_version", "instance_id", "meta"}, []string{"form_id", "form_version", "instance_id", "meta"}},
+		{"school", "insert", "answer", []string{"question_id", "repeat_index", "n", "value_text", "meta"}, []string{"question_id", "repeat_index", "n", "value_text", "meta"}},
+		{"district_admin", "insert", "response", []string{"form_id", "form_version", "instance_id", "meta"}, []string{"form_id", "form_version", "instance_id", "meta"}},
+		{"district_admin", "insert", "answer", []string{"question_id", "repeat_index", "n", "value_text", "meta"}, []string{"question_id", "repeat_index", "n", "value_text", "meta"}},
+		{"state_admin", "insert", "response", []string{"form_id", "form_version", "instance_id", "meta"}, []string{"form_id", "form_version", "instance_id", "meta"}},
+		{"state_admin", "insert", "answer", []string{"question_id", "repeat_index", "n", "value_text", "meta"}, []string{"question_id", "repeat_index", "n", "value_text", "meta"}},
+		{"school", "select", "response", []string{"id", "flagged", "rule_errors"}, nil},
+		{"school", "select", "answer", []string{"value_text", "value_number"}, nil},
+		{"school", "select", "response_flag", []string{"rule_name", "message"}, nil},
 		{"lesson_admin", "insert", "moderator", []string{"user_id", "display_name"}, []string{"user_id", "display_name"}},
 		{"lesson_admin", "update", "moderator", []string{"display_name"}, []string{"display_name"}},
 		{"lesson_admin", "delete", "moderator", nil, nil},
@@ -361,18 +370,27 @@ func TestRolesCanDoTheirWork(t *testing.T) {
 	// Filters that keep an administrator from harm, exactly: a server
 	// switched back on only after an operator switched it off, no moderator
 	// of a live lesson deleted or unassigned, no moderator profile for
-	// oneself.
-	for _, f := range []struct{ table, kind, want string }{
-		{"bbb_server", "update", `{"check":{},"filter":{"_or":[{"enabled":{"_eq":true}},{"disabled_by":{"_like":"operator%"}}]}}`},
-		{"moderator", "delete", `{"check":null,"filter":{"_not":{"groups":{"group":{"lessons":{"ended_at":{"_is_null":true}}}}}}}`},
-		{"group_moderator", "delete", `{"check":null,"filter":{"_not":{"group":{"lessons":{"ended_at":{"_is_null":true}}}}}}`},
-		{"moderator", "insert", `{"check":{"user_id":{"_neq":"X-Hasura-User-Id"}},"filter":null}`},
+	// oneself. A school or district reads the responses it submitted, no
+	// others.
+	mine := `{"submission":{"submitted_by":{"_eq":"X-Hasura-User-Id"}}}`
+	for _, f := range []struct{ role, table, kind, want string }{
+		{"lesson_admin", "bbb_server", "update", `{"check":{},"filter":{"_or":[{"enabled":{"_eq":true}},{"disabled_by":{"_like":"operator%"}}]}}`},
+		{"lesson_admin", "moderator", "delete", `{"check":null,"filter":{"_not":{"groups":{"group":{"lessons":{"ended_at":{"_is_null":true}}}}}}}`},
+		{"lesson_admin", "group_moderator", "delete", `{"check":null,"filter":{"_not":{"group":{"lessons":{"ended_at":{"_is_null":true}}}}}}`},
+		{"lesson_admin", "moderator", "insert", `{"check":{"user_id":{"_neq":"X-Hasura-User-Id"}},"filter":null}`},
+		{"school", "response", "select", `{"check":null,"filter":` + mine + `}`},
+		{"district_admin", "response", "select", `{"check":null,"filter":` + mine + `}`},
+		{"school", "answer", "select", `{"check":null,"filter":{"response":` + mine + `}}`},
+		{"district_admin", "answer", "select", `{"check":null,"filter":{"response":` + mine + `}}`},
+		{"school", "response_flag", "select", `{"check":null,"filter":{"response":` + mine + `}}`},
+		{"district_admin", "response_flag", "select", `{"check":null,"filter":{"response":` + mine + `}}`},
 	} {
 		tb := tables[f.table]
-		perms := map[string][]metadata.Permission{"insert": tb.InsertPermissions, "update": tb.UpdatePermissions, "delete": tb.DeletePermissions}[f.kind]
-		i := slices.IndexFunc(perms, func(p metadata.Permission) bool { return p.Role == "lesson_admin" })
+		perms := map[string][]metadata.Permission{"select": tb.SelectPermissions, "insert": tb.InsertPermissions,
+			"update": tb.UpdatePermissions, "delete": tb.DeletePermissions}[f.kind]
+		i := slices.IndexFunc(perms, func(p metadata.Permission) bool { return p.Role == f.role })
 		if i < 0 {
-			t.Errorf("lesson_admin cannot %s %s", f.kind, f.table)
+			t.Errorf("%s cannot %s %s", f.role, f.kind, f.table)
 			continue
 		}
 		b, err := json.Marshal(map[string]any{"filter": perms[i].Permission.Filter, "check": perms[i].Permission.Check})
@@ -380,7 +398,7 @@ func TestRolesCanDoTheirWork(t *testing.T) {
 			t.Fatal(err)
 		}
 		if string(b) != f.want {
-			t.Errorf("lesson_admin's %s of %s: %s, want %s", f.kind, f.table, b, f.want)
+			t.Errorf("%s's %s of %s: %s, want %s", f.role, f.kind, f.table, b, f.want)
 		}
 	}
 }

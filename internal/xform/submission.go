@@ -157,6 +157,11 @@ const MaxAnswerLength = 10000
 // would also take hex floats, underscores and "Inf".
 var decimalSyntax = regexp.MustCompile(`^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
 
+// Value types raw, a non-empty value of fl as a submission holds it (a
+// multiple choice's values separated by spaces), as Answers does; reason
+// says why it does not fit, naming no field.
+func (fl *Field) Value(raw string) (a Answer, reason string) { return coerce(fl, raw) }
+
 func coerce(fl *Field, raw string) (Answer, string) {
 	a := Answer{Field: fl, Raw: raw}
 	switch fl.Type {

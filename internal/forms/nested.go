@@ -1,0 +1,164 @@
+package forms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/shala-edu/shala/internal/postgres"
+	"github.com/shala-edu/shala/internal/queue"
+	"github.com/shala-edu/shala/internal/xform"
+)
+
+// SourceGraphQL marks the submission row of a response inserted through
+// Hasura with its answers (a nested insert): it has no XML, and the
+// database typed its answers as they were inserted (migration
+// 1795318100000_response_nested_insert). Its rules and receipt are dealt
+// with after the insert commits, by Check.
+const SourceGraphQL = "graphql"
+
+// Check runs the rules of a response inserted through Hasura and queues
+// its receipt, once: the flags, rule_errors and the RECEIPT SMS the
+// pipeline writes with an XForm submission's response, then processed_at
+// on its submission row. A submission already checked, or not such a
+// response's, is left alone.
+func (p *Pipeline) Check(ctx context.Context, submissionID uuid.UUID) error {
+	err := pgx.BeginFunc(ctx, p.Pool, func(tx pgx.Tx) error {
+		var checked bool
+		err := tx.QueryRow(ctx, `SELECT processed_at IS NOT NULL FROM form_submission WHERE id = $1 AND source = $2 FOR UPDATE`,
+			submissionID, SourceGraphQL).Scan(&checked)
+		if errors.Is(err, pgx.ErrNoRows) || checked {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		done := `UPDATE form_submission SET processed_at = now() WHERE id = $1`
+		var (
+			responseID                  uuid.UUID
+			formID, version, instanceID string
+		)
+		err = tx.QueryRow(ctx, `SELECT id, form_id, form_version, instance_id FROM response WHERE submission_id = $1`, submissionID).
+			Scan(&responseID, &formID, &version, &instanceID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// An ODK edit replaced it first, and the edit's processing ran
+			// the rules on what it holds now.
+			_, err = tx.Exec(ctx, done, submissionID)
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		def, err := p.Catalog.Get(ctx, formID, version)
+		if err != nil {
+			return err
+		}
+		answers, err := readAnswers(ctx, tx, responseID, def)
+		if err != nil {
+			return err
+		}
+		set, err := readSettings(ctx, tx, formID)
+		if err != nil {
+			return err
+		}
+		sub := &xform.Submission{FormID: formID, Version: version, InstanceID: instanceID}
+		broken, ruleErrors := p.judge(ctx, sub, def, answers, set)
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE response SET flagged = $2, rule_errors = $3 WHERE id = $1`, responseID, len(broken) > 0, ruleErrors)
+		if err := queueReceipt(b, set.receipt, sub, def, answers); err != nil {
+			return err
+		}
+		if _, err := p.queueFlags(ctx, tx, b, responseID, sub, def, broken, nil); err != nil {
+			return err
+		}
+		b.Queue(done, submissionID)
+		return runBatch(ctx, tx.SendBatch(ctx, b), b.Len(), false)
+	})
+	return postgres.Translate(err, "response")
+}
+
+// readAnswers reads a stored response's answers as the pipeline reads them
+// from a submission (typed by the definition, a multiple choice's rows as
+// one answer), in the form's order.
+func readAnswers(ctx context.Context, tx pgx.Tx, responseID uuid.UUID, def *Definition) ([]xform.Answer, error) {
+	fields := make(map[uuid.UUID]*xform.Field, len(def.questions))
+	for _, fl := range def.Form.Fields {
+		if id, ok := def.questions[fl.Path]; ok {
+			fields[id] = fl
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT a.question_id, a.repeat_index, string_agg(a.value_text, ' ' ORDER BY a.n)
+		FROM answer a JOIN form_question q ON q.id = a.question_id
+		WHERE a.response_id = $1
+		GROUP BY a.question_id, a.repeat_index, q.position ORDER BY q.position, a.repeat_index`, responseID)
+	if err != nil {
+		return nil, err
+	}
+	var out []xform.Answer
+	var (
+		qid   pgtype.UUID
+		index []int32
+		raw   string
+	)
+	_, err = pgx.ForEachRow(rows, []any{&qid, &index, &raw}, func() error {
+		fl := fields[qid.Bytes]
+		if fl == nil {
+			return fmt.Errorf("form %s version %s has no question %s", def.Form.ID, def.Form.Version, uuid.UUID(qid.Bytes))
+		}
+		a, reason := fl.Value(raw)
+		if reason != "" {
+			// The database typed it on insert; a difference is a bug.
+			return fmt.Errorf("stored answer to %s does not fit: %s", fl.Name, reason)
+		}
+		a.Index = make([]int, len(index))
+		var at strings.Builder
+		at.WriteString(fl.Path)
+		for i, n := range index {
+			a.Index[i] = int(n)
+			fmt.Fprintf(&at, "[%d]", n)
+		}
+		a.At = at.String()
+		out = append(out, a)
+		return nil
+	})
+	return out, err
+}
+
+// CheckArgs asks for the check of a response inserted through Hasura
+// (Check), by its submission row. Unique per submission while queued or
+// running; Check itself runs once.
+type CheckArgs struct {
+	SubmissionID uuid.UUID `json:"submission_id" river:"unique"`
+}
+
+// Kind is the River job kind.
+func (CheckArgs) Kind() string { return "forms.check_response" }
+
+// InsertOpts makes the check unique per submission.
+func (CheckArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+		rivertype.JobStateRunning, rivertype.JobStateScheduled}}}
+}
+
+// CheckWorker works CheckArgs.
+type CheckWorker struct {
+	river.WorkerDefaults[CheckArgs]
+	Pipeline *Pipeline
+}
+
+// Timeout bounds one check.
+func (w *CheckWorker) Timeout(*river.Job[CheckArgs]) time.Duration { return queue.MaxTimeout }
+
+// Work checks the response.
+func (w *CheckWorker) Work(ctx context.Context, job *river.Job[CheckArgs]) error {
+	return w.Pipeline.Check(ctx, job.Args.SubmissionID)
+}

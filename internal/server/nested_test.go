@@ -1,0 +1,376 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shala-edu/shala/internal/forms"
+	"github.com/shala-edu/shala/internal/xform"
+)
+
+// ans is one answer of a nested insert, with its question by name (an app
+// reads the ids from form_question).
+type ans struct {
+	question string
+	index    []int
+	n        int
+	value    string
+}
+
+// nested inserts a response of form with its answers as
+// Hasura's nested insert does (insert_response_one(object: {form_id, …,
+// answers: {data: […]}})): one transaction carrying the caller's session
+// (hasura.user), the response first, then its answers with its id, only
+// the columns the role may insert. version and instance "" are left out.
+func (b *bundle) nested(t *testing.T, form, user, version, instance string, answers []ans) (responseID, submissionID uuid.UUID, err error) {
+	t.Helper()
+	ctx := context.Background()
+	ids := map[string]uuid.UUID{}
+	rows, qerr := b.pool.Query(ctx, `SELECT name, id FROM form_question WHERE form_id = $1 AND version = coalesce(nullif($2, ''),
+		(SELECT version FROM form_version WHERE form_id = $1 ORDER BY registered_at DESC LIMIT 1))`, form, version)
+	if qerr != nil {
+		t.Fatal(qerr)
+	}
+	for rows.Next() {
+		var name string
+		var id uuid.UUID
+		if err := rows.Scan(&name, &id); err != nil {
+			t.Fatal(err)
+		}
+		ids[name] = id
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	session, _ := json.Marshal(map[string]string{"x-hasura-role": "school", "x-hasura-user-id": user})
+	err = pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('hasura.user', $1, true)`, string(session)); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `INSERT INTO response (form_id, form_version, instance_id, meta)
+			VALUES ($1, nullif($2, ''), nullif($3, ''), '{"app": "survey-web 1.4"}') RETURNING id, submission_id`,
+			form, version, instance).Scan(&responseID, &submissionID); err != nil {
+			return err
+		}
+		for _, a := range answers {
+			qid, ok := ids[a.question]
+			if !ok {
+				qid = uuid.New()
+			}
+			index := a.index
+			if index == nil {
+				index = []int{}
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO answer (response_id, question_id, repeat_index, n, value_text) VALUES ($1, $2, $3, $4, $5)`,
+				responseID, qid, index, a.n, a.value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return responseID, submissionID, err
+}
+
+const householdVersion = "2026111501"
+
+// household is a full household's answers; the savings (20000) break the
+// rule monthly_savings <= monthly_income (18000).
+var household = []ans{
+	{"start", nil, 0, "2026-11-30T10:02:11.318+05:30"},
+	{"consent", nil, 0, "yes"},
+	{"survey_date", nil, 0, "2026-11-30"},
+	{"name", nil, 0, "सुनीता ठाकुर"},
+	{"phone", nil, 0, "9816012345"},
+	{"district", nil, 0, "Shimla"},
+	{"gps", nil, 0, "31.1561 77.3592 2205.4 4.8"},
+	{"monthly_income", nil, 0, "18000"},
+	{"monthly_savings", nil, 0, "20000"},
+	{"income_sources", nil, 0, "horticulture"},
+	{"income_sources", nil, 1, "wages"},
+	{"has_toilet", nil, 0, "yes"},
+	{"household_size", nil, 0, "2"},
+	{"member_name", []int{1}, 0, "सुनीता ठाकुर"},
+	{"member_age", []int{1}, 0, "38"},
+	{"member_name", []int{2}, 0, "आरव ठाकुर"},
+	{"member_age", []int{2}, 0, "11"},
+}
+
+// TestNestedInsertOfAResponse: an app without ODK inserts a response with
+// its answers in one Hasura nested insert. The database types every answer
+// as the pipeline would (or refuses the whole insert naming the question),
+// records a submission row for it (the instanceID, the submitter), and
+// form_submission_created then runs the form's rules and queues its
+// receipt, once; the sweep does it when the event never came.
+func TestNestedInsertOfAResponse(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	b.registerHousehold(t)
+	if status, out := b.action(t, "saveFormRule", "admin", map[string]any{"formId": "household_survey", "name": "savings",
+		"expression": "monthly_savings <= monthly_income && all(member, .member_age <= 120)", "message": "बचत आय से अधिक"}); status != 200 {
+		t.Fatalf("saveFormRule: %d %v", status, out)
+	}
+	if status, out := b.action(t, "saveFormReceipt", "admin", map[string]any{"formId": "household_survey", "phoneField": "phone", "nameField": "name",
+		"summaryFields": []string{"household_size", "monthly_income"}, "language": "Hindi (hi)"}); status != 200 {
+		t.Fatalf("saveFormReceipt: %d %v", status, out)
+	}
+
+	responseID, submissionID, err := b.nested(t, "household_survey", "teacher-1", "", "", household)
+	if err != nil {
+		t.Fatalf("nested insert: %v", err)
+	}
+	t.Run("the submission row", func(t *testing.T) {
+		var source, status, by, role, version, instance string
+		var hasXML, processed bool
+		if err := b.pool.QueryRow(ctx, `SELECT s.source, s.status, s.submitted_by, s.submitted_role, s.xml IS NOT NULL, s.processed_at IS NOT NULL,
+				r.form_version, r.instance_id
+			FROM form_submission s JOIN response r ON r.submission_id = s.id WHERE s.id = $1 AND r.id = $2`, submissionID, responseID).
+			Scan(&source, &status, &by, &role, &hasXML, &processed, &version, &instance); err != nil {
+			t.Fatal(err)
+		}
+		if source != "graphql" || status != "accepted" || by != "teacher-1" || role != "school" || hasXML || processed {
+			t.Errorf("got source %s, status %s, by %s as %s, xml %v, processed %v; want graphql, accepted, teacher-1 as school, no xml, not yet",
+				source, status, by, role, hasXML, processed)
+		}
+		if version != householdVersion || !strings.HasPrefix(instance, "uuid:") {
+			t.Errorf("got version %s and instance %s, want the latest version and a generated uuid: instanceID", version, instance)
+		}
+	})
+	t.Run("typed as the pipeline types them", func(t *testing.T) {
+		for _, c := range []struct{ what, query string }{
+			{"income as a number", `value_number = 18000 AND q.name = 'monthly_income'`},
+			{"the date at UTC midnight", `value_time = '2026-11-30T00:00:00Z' AND q.name = 'survey_date'`},
+			{"the start with its zone", `value_time = '2026-11-30T04:32:11.318Z' AND q.name = 'start'`},
+			{"a single choice", `choice_id IS NOT NULL AND q.name = 'has_toilet'`},
+			{"each choice of a multiple choice", `choice_id IS NOT NULL AND q.name = 'income_sources' AND n = 1`},
+			{"a member's age", `value_number = 11 AND q.name = 'member_age' AND repeat_index = '{2}'`},
+		} {
+			if n := b.count(t, `SELECT count(*) FROM answer a JOIN form_question q ON q.id = a.question_id WHERE a.response_id = $1 AND `+c.query, responseID); n != 1 {
+				t.Errorf("%s: %d rows, want 1", c.what, n)
+			}
+		}
+	})
+
+	event := func(id uuid.UUID) []byte {
+		return fmt.Appendf(nil, `{"created_at":"2026-11-30T10:15:30.123456","delivery_info":{"current_retry":0,"max_retries":10},
+		"event":{"data":{"new":{"id":"%s","status":"accepted","source":"graphql","submitted_by":"teacher-1"},"old":null},"op":"INSERT",
+		"session_variables":{"x-hasura-role":"school","x-hasura-user-id":"teacher-1"},"trace_context":null},
+		"id":"%s","table":{"name":"form_submission","schema":"public"},"trigger":{"name":"form_submission_created"}}`, id, uuid.New())
+	}
+	for range 2 {
+		if resp := b.post(t, "/events/form_submission_created", event(submissionID), nil); resp.StatusCode != 200 {
+			t.Fatalf("event: %d", resp.StatusCode)
+		}
+	}
+	if n := b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'forms.check_response'`); n != 1 {
+		t.Errorf("%d check jobs for one response delivered twice, want 1", n)
+	}
+	if n := b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'forms.process'`); n != 0 {
+		t.Errorf("%d process jobs for a response with no XML, want 0", n)
+	}
+	b.startWorkers(t)
+	b.waitFor(t, "the response to be checked", func() bool {
+		return b.count(t, `SELECT count(*) FROM form_submission WHERE id = $1 AND processed_at IS NOT NULL`, submissionID) == 1
+	})
+	t.Run("rules and receipt", func(t *testing.T) {
+		if n := b.count(t, `SELECT count(*) FROM response_flag f JOIN response r ON r.id = f.response_id
+			WHERE r.id = $1 AND r.flagged AND r.rule_errors IS NULL AND f.rule_name = 'savings' AND f.message = 'बचत आय से अधिक'`, responseID); n != 1 {
+			t.Errorf("%d savings flags on a flagged response, want 1", n)
+		}
+		if n := b.count(t, `SELECT count(*) FROM sms_request WHERE type = 'RECEIPT' AND variables ->> 'name' = 'सुनीता ठाकुर'
+			AND variables ->> 'summary' LIKE 'सदस्यों की संख्या: 2, %18000'`); n != 1 {
+			t.Errorf("%d receipts, want 1 built from the inserted answers", n)
+		}
+	})
+
+	t.Run("the sweep checks what the event never reached", func(t *testing.T) {
+		fine := append([]ans(nil), household...)
+		fine[8] = ans{"monthly_savings", nil, 0, "500"}
+		_, lost, err := b.nested(t, "household_survey", "teacher-1", householdVersion, "uuid:lost-event-1", fine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.pool.Exec(ctx, `UPDATE form_submission SET received_at = now() - interval '2 minutes' WHERE id = $1`, lost); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := forms.Reconcile(ctx, b.pool, b.queue, forms.ReconcileAfter); err != nil || n != 1 {
+			t.Fatalf("sweep: %d jobs, %v; want 1", n, err)
+		}
+		b.waitFor(t, "the swept response to be checked", func() bool {
+			return b.count(t, `SELECT count(*) FROM form_submission WHERE id = $1 AND processed_at IS NOT NULL`, lost) == 1
+		})
+		if n := b.count(t, `SELECT count(*) FROM response r JOIN form_submission s ON s.id = r.submission_id WHERE s.id = $1 AND NOT r.flagged`, lost); n != 1 {
+			t.Error("the swept response was flagged, or not kept")
+		}
+	})
+
+	t.Run("its instanceID is held against XForm submissions", func(t *testing.T) {
+		doc := strings.Replace(xformFile(t, "household_submission.xml"), "uuid:6f1c2d8e-3b4a-4e5f-9a7b-2c1d0e9f8a7b", "uuid:lost-event-1", 1)
+		if status, out := b.action(t, "submitForm", "school", map[string]any{"xml": doc}); status != 409 || code(out) != "DUPLICATE_INSTANCE" {
+			t.Errorf("an XForm reusing the instanceID: %d %v, want 409 DUPLICATE_INSTANCE", status, out)
+		}
+		if _, _, err := b.nested(t, "household_survey", "teacher-1", "", "uuid:lost-event-1", household[:3]); err == nil ||
+			!strings.Contains(err.Error(), `instance_id: "uuid:lost-event-1" was already received`) {
+			t.Errorf("an insert retried with its instanceID: %v", err)
+		}
+	})
+
+	t.Run("bad input is refused whole, naming the question", func(t *testing.T) {
+		with := func(a ...ans) []ans { return append(append([]ans(nil), household[:2]...), a...) }
+		for _, c := range []struct {
+			what, version string
+			answers       []ans
+			want          string
+		}{
+			{"a word for a number", "", with(ans{"monthly_income", nil, 0, "eighteen"}), `monthly_income: "eighteen" is not a number`},
+			{"a fraction for a whole number", "", with(ans{"household_size", nil, 0, "2.5"}), `household_size: "2.5" is not a whole number`},
+			{"an impossible date", "", with(ans{"survey_date", nil, 0, "2026-02-30"}), `survey_date: "2026-02-30" is not a date (YYYY-MM-DD)`},
+			{"a time without its zone", "", with(ans{"start", nil, 0, "2026-11-30T10:02:11"}), `start: "2026-11-30T10:02:11" is not a date and time`},
+			{"a choice the form lacks", "", with(ans{"has_toilet", nil, 0, "maybe"}), `has_toilet: "maybe" is not one of the choices`},
+			{"two choices in one answer", "", with(ans{"income_sources", nil, 0, "horticulture wages"}), `income_sources: one selected choice per answer`},
+			{"a second value of a single choice", "", with(ans{"has_toilet", nil, 1, "no"}), `has_toilet: n is 0 but for the choices of a multiple choice`},
+			{"a point off the globe", "", with(ans{"gps", nil, 0, "91 77"}), `gps: "91 77": latitude must be within ±90`},
+			{"a repeat without its position", "", with(ans{"member_age", nil, 0, "38"}), `member_age: repeat_index is its position`},
+			{"a position outside repeats", "", with(ans{"household_size", []int{1}, 0, "2"}), `household_size[1]: repeat_index`},
+			{"a position of 0", "", with(ans{"member_age", []int{0}, 0, "38"}), `member_age[0]: repeat_index`},
+			{"an empty answer", "", with(ans{"district", nil, 0, ""}), `district: value_text is empty`},
+			{"a photo without its file", "", with(ans{"photo", nil, 0, "1700463587123.jpg"}), `photo: a file is sent with its submission`},
+			{"a question of no form", "", with(ans{"no_such_question", nil, 0, "x"}), `is not a question of form "household_survey" version "2026111501"`},
+			{"a version never registered", "1999", nil, `form_version: form "household_survey" has no version "1999"`},
+		} {
+			t.Run(c.what, func(t *testing.T) {
+				before := b.count(t, `SELECT count(*) FROM form_submission`)
+				_, _, err := b.nested(t, "household_survey", "teacher-1", c.version, "", c.answers)
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("got %v, want an error with %q", err, c.want)
+				}
+				if after := b.count(t, `SELECT count(*) FROM form_submission`); after != before {
+					t.Errorf("%d submission rows left by a refused insert", after-before)
+				}
+			})
+		}
+	})
+
+	t.Run("answers come only with their response", func(t *testing.T) {
+		q := b.count(t, `SELECT count(*) FROM answer WHERE response_id = $1`, responseID)
+		err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SELECT set_config('hasura.user', '{"x-hasura-role":"school","x-hasura-user-id":"teacher-1"}', true)`); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO answer (response_id, question_id, value_text)
+				SELECT $1, id, 'Theog' FROM form_question WHERE form_id = 'household_survey' AND name = 'block'`, responseID)
+			return err
+		})
+		if err == nil || !strings.Contains(err.Error(), "answers: inserted with their response") {
+			t.Errorf("an answer added later: %v", err)
+		}
+		if n := b.count(t, `SELECT count(*) FROM answer WHERE response_id = $1`, responseID); n != q {
+			t.Errorf("%d answers, want %d", n, q)
+		}
+	})
+
+	t.Run("only through Hasura", func(t *testing.T) {
+		_, err := b.pool.Exec(ctx, `INSERT INTO response (form_id, form_version, instance_id) VALUES ('household_survey', $1, 'uuid:no-session')`, householdVersion)
+		if err == nil || !strings.Contains(err.Error(), "submission_id: a response is written by the forms pipeline or inserted through Hasura") {
+			t.Errorf("a response with no submission outside Hasura: %v", err)
+		}
+	})
+}
+
+// TestNestedInsertTypesAsThePipeline holds the database's typing of nested
+// inserts (migration 1795318100000) to the pipeline's (xform's Field.Value):
+// for every type, the same values are accepted, with the same typed value,
+// and the same are refused, for the same reason.
+func TestNestedInsertTypesAsThePipeline(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	def := xformFile(t, "shapes/school_visit.xml")
+	if status, out := b.action(t, "registerForm", "admin", map[string]any{"xform": def, "purpose": "DATA_COLLECTION"}); status != 200 {
+		t.Fatalf("registerForm: %d %v", status, out)
+	}
+	form, err := xform.ParseDefinition([]byte(def))
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string][]string{
+		"teachers": {"0", "-5", "+7", "007", "12", "1e3", "1.0", "9223372036854775807", "9223372036854775808", " 5", "5 ", "٣", "0x10"},
+		"location": {"31.1 77.2", "31.1 77.2 2205.4 4.8", "-90 180", "90.5 77", "31 181", "31", "31 77 1 2 3", "a b", "31,77", "1e1 2E-1"},
+		"today":    {"2026-11-30", "2026-2-3", "2024-02-29", "2026-02-29", "2026-13-01", "26-02-03", "2026-11-30T00:00:00Z", "2026/11/30"},
+		"start": {"2026-11-30T10:02:11Z", "2026-11-30T10:02:11.318+05:30", "2026-11-30T10:02:11-07:00", "2026-11-30T10:02:11",
+			"2026-11-30 10:02:11Z", "2026-11-30T10:02:11+0530", "2026-11-30T25:02:11Z", "2026-02-30T10:02:11Z"},
+		"visit_time": {"10:15", "10:15:30", "10:15:30.250", "10:15:30+05:30", "10:15:30.5Z", "9:05", "24:00", "10:60", "10:15:61", "10", "10:15:30 +05:30"},
+		"water_ok":   {"true", "false", "1", "0", "yes", "TRUE", ""},
+		"district":   {"Shimla", "शिमला", " spaced "}, // choices from an external itemset
+		"facilities": {"toilet", "library", "pool"},
+	}
+	var fields []*xform.Field
+	for _, fl := range form.Fields {
+		if _, ok := values[fl.Name]; ok {
+			fields = append(fields, fl)
+		}
+	}
+	if len(fields) != len(values) {
+		t.Fatalf("school_visit has %d of the %d questions the test types", len(fields), len(values))
+	}
+	for _, fl := range fields {
+		for _, raw := range values[fl.Name] {
+			t.Run(fl.Name+"="+raw, func(t *testing.T) {
+				want, reason := fl.Value(raw)
+				if raw == "" {
+					reason = "value_text is empty" // the pipeline skips an empty element
+				}
+				responseID, _, err := b.nested(t, "school_visit", "teacher-1", "", "", []ans{{fl.Name, nil, 0, raw}})
+				if reason != "" {
+					if err == nil || !strings.Contains(err.Error(), fl.Name+": "+reason) {
+						t.Errorf("the pipeline refuses it (%s); the database: %v", reason, err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("the pipeline takes it; the database refuses it: %v", err)
+				}
+				var number *float64
+				var at *time.Time
+				var truth *bool
+				if err := b.pool.QueryRow(ctx, `SELECT value_number::float8, value_time, value_bool FROM answer WHERE response_id = $1`, responseID).
+					Scan(&number, &at, &truth); err != nil {
+					t.Fatal(err)
+				}
+				if !sameValue(number, want.Number) || !sameValue(truth, want.Bool) || (at == nil) != (want.Time == nil) || at != nil && !at.Equal(*want.Time) {
+					t.Errorf("got number %v, time %v, bool %v; the pipeline has %v, %v, %v", deref(number), deref(at), deref(truth),
+						deref(want.Number), deref(want.Time), deref(want.Bool))
+				}
+			})
+		}
+	}
+	t.Run("nested repeats", func(t *testing.T) {
+		// desk_condition is in the repeat desk, in the repeat room: two
+		// positions, outermost first.
+		if _, _, err := b.nested(t, "school_visit", "teacher-1", "", "", []ans{{"desk_condition", []int{2, 3}, 0, "broken"}}); err != nil {
+			t.Errorf("two positions: %v", err)
+		}
+		for _, index := range [][]int{{2}, {2, 3, 1}} {
+			if _, _, err := b.nested(t, "school_visit", "teacher-1", "", "", []ans{{"desk_condition", index, 0, "broken"}}); err == nil ||
+				!strings.Contains(err.Error(), "repeat_index is its position in each enclosing repeat") {
+				t.Errorf("positions %v: %v", index, err)
+			}
+		}
+	})
+}
+
+func sameValue[T comparable](a, b *T) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
