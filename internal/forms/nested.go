@@ -28,36 +28,43 @@ const SourceGraphQL = "graphql"
 // Check runs the rules of a response inserted through Hasura and queues
 // its receipt, once: the flags, rule_errors and the RECEIPT SMS the
 // pipeline writes with an XForm submission's response, then processed_at
-// on its submission row. A submission already checked, or not such a
-// response's, is left alone.
+// on its submission row. The rules and receipt are those saved when it
+// runs (seconds after the insert, or a minute when the sweep finds it). A
+// submission already checked, or not such a response's, is left alone;
+// one whose response an ODK edit took over first is only marked checked
+// (the edit ran the rules on what it holds; edits queue no receipt).
 func (p *Pipeline) Check(ctx context.Context, submissionID uuid.UUID) error {
-	err := pgx.BeginFunc(ctx, p.Pool, func(tx pgx.Tx) error {
+	// The definition is read before the transaction: on a cache miss it
+	// takes a connection of its own, never while this one holds another.
+	var formID, version string
+	err := p.Pool.QueryRow(ctx, `SELECT form_id, form_version FROM form_submission WHERE id = $1 AND source = $2`,
+		submissionID, SourceGraphQL).Scan(&formID, &version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return postgres.Translate(err, "response")
+	}
+	def, err := p.Catalog.Get(ctx, formID, version)
+	if err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, p.Pool, func(tx pgx.Tx) error {
 		var checked bool
-		err := tx.QueryRow(ctx, `SELECT processed_at IS NOT NULL FROM form_submission WHERE id = $1 AND source = $2 FOR UPDATE`,
-			submissionID, SourceGraphQL).Scan(&checked)
-		if errors.Is(err, pgx.ErrNoRows) || checked {
-			return nil
-		}
-		if err != nil {
+		if err := tx.QueryRow(ctx, `SELECT processed_at IS NOT NULL FROM form_submission WHERE id = $1 FOR UPDATE`, submissionID).
+			Scan(&checked); err != nil || checked {
 			return err
 		}
 		done := `UPDATE form_submission SET processed_at = now() WHERE id = $1`
 		var (
-			responseID                  uuid.UUID
-			formID, version, instanceID string
+			responseID uuid.UUID
+			instanceID string
 		)
-		err = tx.QueryRow(ctx, `SELECT id, form_id, form_version, instance_id FROM response WHERE submission_id = $1`, submissionID).
-			Scan(&responseID, &formID, &version, &instanceID)
+		err := tx.QueryRow(ctx, `SELECT id, instance_id FROM response WHERE submission_id = $1`, submissionID).Scan(&responseID, &instanceID)
 		if errors.Is(err, pgx.ErrNoRows) {
-			// An ODK edit replaced it first, and the edit's processing ran
-			// the rules on what it holds now.
 			_, err = tx.Exec(ctx, done, submissionID)
 			return err
 		}
-		if err != nil {
-			return err
-		}
-		def, err := p.Catalog.Get(ctx, formID, version)
 		if err != nil {
 			return err
 		}
@@ -85,9 +92,9 @@ func (p *Pipeline) Check(ctx context.Context, submissionID uuid.UUID) error {
 	return postgres.Translate(err, "response")
 }
 
-// readAnswers reads a stored response's answers as the pipeline reads them
-// from a submission (typed by the definition, a multiple choice's rows as
-// one answer), in the form's order.
+// readAnswers reads a stored response's answers as rules and receipts take
+// them: with the values the database typed (a multiple choice's rows as
+// one answer, its choices in order), in the form's order.
 func readAnswers(ctx context.Context, tx pgx.Tx, responseID uuid.UUID, def *Definition) ([]xform.Answer, error) {
 	fields := make(map[uuid.UUID]*xform.Field, len(def.questions))
 	for _, fl := range def.Form.Fields {
@@ -95,7 +102,8 @@ func readAnswers(ctx context.Context, tx pgx.Tx, responseID uuid.UUID, def *Defi
 			fields[id] = fl
 		}
 	}
-	rows, err := tx.Query(ctx, `SELECT a.question_id, a.repeat_index, string_agg(a.value_text, ' ' ORDER BY a.n)
+	rows, err := tx.Query(ctx, `SELECT a.question_id, a.repeat_index, array_agg(a.value_text ORDER BY a.n),
+			(array_agg(a.value_number::float8))[1], (array_agg(a.value_time))[1], (array_agg(a.value_bool))[1]
 		FROM answer a JOIN form_question q ON q.id = a.question_id
 		WHERE a.response_id = $1
 		GROUP BY a.question_id, a.repeat_index, q.position ORDER BY q.position, a.repeat_index`, responseID)
@@ -104,28 +112,26 @@ func readAnswers(ctx context.Context, tx pgx.Tx, responseID uuid.UUID, def *Defi
 	}
 	var out []xform.Answer
 	var (
-		qid   pgtype.UUID
-		index []int32
-		raw   string
+		qid    pgtype.UUID
+		index  []int32
+		values []string
+		number *float64
+		at     *time.Time
+		truth  *bool
 	)
-	_, err = pgx.ForEachRow(rows, []any{&qid, &index, &raw}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&qid, &index, &values, &number, &at, &truth}, func() error {
 		fl := fields[qid.Bytes]
 		if fl == nil {
 			return fmt.Errorf("form %s version %s has no question %s", def.Form.ID, def.Form.Version, uuid.UUID(qid.Bytes))
 		}
-		a, reason := fl.Value(raw)
-		if reason != "" {
-			// The database typed it on insert; a difference is a bug.
-			return fmt.Errorf("stored answer to %s does not fit: %s", fl.Name, reason)
+		a := xform.Answer{Field: fl, Raw: strings.Join(values, " "), Number: number, Time: at, Bool: truth}
+		if fl.Type == xform.Select || fl.Type == xform.Select1 {
+			a.Choices = values
 		}
 		a.Index = make([]int, len(index))
-		var at strings.Builder
-		at.WriteString(fl.Path)
 		for i, n := range index {
 			a.Index[i] = int(n)
-			fmt.Fprintf(&at, "[%d]", n)
 		}
-		a.At = at.String()
 		out = append(out, a)
 		return nil
 	})

@@ -605,8 +605,8 @@ func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge
 			return err
 		}
 		checked, err := queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return CheckArgs{SubmissionID: id} },
-			`SELECT id FROM form_submission WHERE source = 'graphql' AND processed_at IS NULL
-			AND received_at < now() - make_interval(secs => $1) ORDER BY received_at LIMIT 1000`, minAge.Seconds())
+			`SELECT id FROM form_submission WHERE source = $2 AND processed_at IS NULL
+			AND received_at < now() - make_interval(secs => $1) ORDER BY received_at LIMIT 1000`, minAge.Seconds(), SourceGraphQL)
 		n = processed + checked
 		return err
 	})

@@ -341,6 +341,11 @@ func TestRolesCanDoTheirWork(t *testing.T) {
 			t.Errorf("%s may %s every column of %s, want only %v", n.role, n.kind, n.table, n.only)
 		}
 	}
+	// A response's answers come only with it (the answer trigger takes a
+	// response written in the same transaction): no role may update one.
+	if p := tables["response"].UpdatePermissions; len(p) > 0 {
+		t.Errorf("%d roles may update response, want none", len(p))
+	}
 	actions := map[string][]string{
 		"addBBBServer": {"lesson_admin"}, "disableBBBServer": {"lesson_admin"},
 		"addStudents": {"moderator", "lesson_admin"}, "removeStudent": {"moderator", "lesson_admin"},

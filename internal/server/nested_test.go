@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shala-edu/shala/internal/forms"
 	"github.com/shala-edu/shala/internal/xform"
@@ -238,18 +240,26 @@ func TestNestedInsertOfAResponse(t *testing.T) {
 			{"a second value of a single choice", "", with(ans{"has_toilet", nil, 1, "no"}), `has_toilet: n is 0 but for the choices of a multiple choice`},
 			{"a point off the globe", "", with(ans{"gps", nil, 0, "91 77"}), `gps: "91 77": latitude must be within ±90`},
 			{"a repeat without its position", "", with(ans{"member_age", nil, 0, "38"}), `member_age: repeat_index is its position`},
-			{"a position outside repeats", "", with(ans{"household_size", []int{1}, 0, "2"}), `household_size[1]: repeat_index`},
-			{"a position of 0", "", with(ans{"member_age", []int{0}, 0, "38"}), `member_age[0]: repeat_index`},
+			{"a position outside repeats", "", with(ans{"household_size", []int{1}, 0, "2"}), `household_size: repeat_index`},
+			{"a position of 0", "", with(ans{"member_age", []int{0}, 0, "38"}), `member_age: repeat_index`},
 			{"an empty answer", "", with(ans{"district", nil, 0, ""}), `district: value_text is empty`},
 			{"a photo without its file", "", with(ans{"photo", nil, 0, "1700463587123.jpg"}), `photo: a file is sent with its submission`},
 			{"a question of no form", "", with(ans{"no_such_question", nil, 0, "x"}), `is not a question of form "household_survey" version "2026111501"`},
 			{"a version never registered", "1999", nil, `form_version: form "household_survey" has no version "1999"`},
+			{"an answer in the meta block", "", with(ans{"instanceID", nil, 0, "uuid:other"}), `instanceID: the meta block is the submission's header`},
+			{"a choice selected twice", "", with(ans{"income_sources", nil, 0, "wages"}, ans{"income_sources", nil, 1, "wages"}), `income_sources: "wages" is selected twice`},
+			{"a position in a group, not a repeat", "", with(ans{"monthly_income", []int{1}, 0, "5"}), `monthly_income: repeat_index`},
 		} {
 			t.Run(c.what, func(t *testing.T) {
 				before := b.count(t, `SELECT count(*) FROM form_submission`)
 				_, _, err := b.nested(t, "household_survey", "teacher-1", c.version, "", c.answers)
 				if err == nil || !strings.Contains(err.Error(), c.want) {
 					t.Errorf("got %v, want an error with %q", err, c.want)
+				}
+				// invalid_parameter_value: Hasura answers a data-exception
+				// with the message as written.
+				if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code != "22023" {
+					t.Errorf("SQLSTATE %s, want 22023", pgErr.Code)
 				}
 				if after := b.count(t, `SELECT count(*) FROM form_submission`); after != before {
 					t.Errorf("%d submission rows left by a refused insert", after-before)
@@ -273,6 +283,48 @@ func TestNestedInsertOfAResponse(t *testing.T) {
 		}
 		if n := b.count(t, `SELECT count(*) FROM answer WHERE response_id = $1`, responseID); n != q {
 			t.Errorf("%d answers, want %d", n, q)
+		}
+	})
+
+	t.Run("repeat positions as a plain array", func(t *testing.T) {
+		for _, index := range []string{"{{2,3}}", "[0:0]={1}"} {
+			err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, `SELECT set_config('hasura.user', '{"x-hasura-role":"school","x-hasura-user-id":"teacher-1"}', true)`); err != nil {
+					return err
+				}
+				var id uuid.UUID
+				if err := tx.QueryRow(ctx, `INSERT INTO response (form_id) VALUES ('household_survey') RETURNING id`).Scan(&id); err != nil {
+					return err
+				}
+				_, err := tx.Exec(ctx, `INSERT INTO answer (response_id, question_id, repeat_index, value_text)
+					SELECT $1, id, $2::int[], '38' FROM form_question WHERE form_id = 'household_survey' AND name = 'member_age'`, id, index)
+				return err
+			})
+			if err == nil || !strings.Contains(err.Error(), "member_age: repeat_index is its position") {
+				t.Errorf("repeat_index %s: %v", index, err)
+			}
+		}
+	})
+
+	t.Run("a submission of its own is refused", func(t *testing.T) {
+		// Hasura inserts a nested object relationship first and fills in
+		// the key: insert_response_one(object: {…, submission: {data:
+		// {xml: …}}}) would bring a submission the trigger did not make.
+		err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SELECT set_config('hasura.user', '{"x-hasura-role":"school","x-hasura-user-id":"teacher-1"}', true)`); err != nil {
+				return err
+			}
+			var sub uuid.UUID
+			if err := tx.QueryRow(ctx, `INSERT INTO form_submission (xml, source, submitted_by, submitted_role)
+				VALUES ('<junk/>', 'hasura', 'teacher-1', 'school') RETURNING id`).Scan(&sub); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO response (form_id, form_version, instance_id, meta, submission_id)
+				VALUES ('household_survey', $1, 'uuid:own-submission', '[1, 2, 3]', $2)`, householdVersion, sub)
+			return err
+		})
+		if err == nil || !strings.Contains(err.Error(), "submission: a response inserted through Hasura gets its submission row from shala") {
+			t.Errorf("a response with a submission of its own: %v", err)
 		}
 	})
 
@@ -305,8 +357,10 @@ func TestNestedInsertTypesAsThePipeline(t *testing.T) {
 		"location": {"31.1 77.2", "31.1 77.2 2205.4 4.8", "-90 180", "90.5 77", "31 181", "31", "31 77 1 2 3", "a b", "31,77", "1e1 2E-1"},
 		"today":    {"2026-11-30", "2026-2-3", "2024-02-29", "2026-02-29", "2026-13-01", "26-02-03", "2026-11-30T00:00:00Z", "2026/11/30"},
 		"start": {"2026-11-30T10:02:11Z", "2026-11-30T10:02:11.318+05:30", "2026-11-30T10:02:11-07:00", "2026-11-30T10:02:11",
-			"2026-11-30 10:02:11Z", "2026-11-30T10:02:11+0530", "2026-11-30T25:02:11Z", "2026-02-30T10:02:11Z"},
-		"visit_time": {"10:15", "10:15:30", "10:15:30.250", "10:15:30+05:30", "10:15:30.5Z", "9:05", "24:00", "10:60", "10:15:61", "10", "10:15:30 +05:30"},
+			"2026-11-30 10:02:11Z", "2026-11-30T10:02:11+0530", "2026-11-30T25:02:11Z", "2026-02-30T10:02:11Z",
+			"2026-11-30T24:00:00Z", "2026-11-30T23:59:60Z", "2026-11-30T10:02:11+99:99", "2026-11-30T10:02:11.123456789012Z"},
+		"visit_time": {"10:15", "10:15:30", "10:15:30.250", "10:15:30+05:30", "10:15:30.5Z", "9:05", "9:05:07", "24:00", "10:60", "10:15:61",
+			"10", "10:15:30 +05:30", "10:15:30+99:99", "23:59:60", "10:15+05:30", "10:15:30."},
 		"water_ok":   {"true", "false", "1", "0", "yes", "TRUE", ""},
 		"district":   {"Shimla", "शिमला", " spaced "}, // choices from an external itemset
 		"facilities": {"toilet", "library", "pool"},
@@ -338,13 +392,13 @@ func TestNestedInsertTypesAsThePipeline(t *testing.T) {
 					t.Fatalf("the pipeline takes it; the database refuses it: %v", err)
 				}
 				var number *float64
-				var at *time.Time
+				var at *time.Time // Postgres keeps microseconds
 				var truth *bool
 				if err := b.pool.QueryRow(ctx, `SELECT value_number::float8, value_time, value_bool FROM answer WHERE response_id = $1`, responseID).
 					Scan(&number, &at, &truth); err != nil {
 					t.Fatal(err)
 				}
-				if !sameValue(number, want.Number) || !sameValue(truth, want.Bool) || (at == nil) != (want.Time == nil) || at != nil && !at.Equal(*want.Time) {
+				if !sameValue(number, want.Number) || !sameValue(truth, want.Bool) || (at == nil) != (want.Time == nil) || at != nil && at.Sub(*want.Time).Abs() >= time.Microsecond {
 					t.Errorf("got number %v, time %v, bool %v; the pipeline has %v, %v, %v", deref(number), deref(at), deref(truth),
 						deref(want.Number), deref(want.Time), deref(want.Bool))
 				}
