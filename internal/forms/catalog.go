@@ -281,9 +281,15 @@ func (c *Catalog) Register(ctx context.Context, definition []byte, purpose, by s
 		}
 		for _, fl := range f.Fields {
 			var qid uuid.UUID
-			if err := tx.QueryRow(ctx, `INSERT INTO form_question (form_id, version, path, name, type, repeat, required, labels, position)
-				VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, $8, $9) RETURNING id`,
-				f.ID, f.Version, fl.Path, fl.Name, string(fl.Type), fl.Repeat, fl.Required, fl.Labels, fl.Position).Scan(&qid); err != nil {
+			depth := 0 // how many repeats enclose it
+			for _, r := range f.Repeats {
+				if strings.HasPrefix(fl.Path, r+"/") {
+					depth++
+				}
+			}
+			if err := tx.QueryRow(ctx, `INSERT INTO form_question (form_id, version, path, name, type, repeat, repeat_depth, required, labels, position)
+				VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, $8, $9, $10) RETURNING id`,
+				f.ID, f.Version, fl.Path, fl.Name, string(fl.Type), fl.Repeat, depth, fl.Required, fl.Labels, fl.Position).Scan(&qid); err != nil {
 				return err
 			}
 			for i, ch := range fl.Choices {

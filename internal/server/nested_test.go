@@ -82,6 +82,18 @@ func (b *bundle) nested(t *testing.T, form, user, version, instance string, answ
 
 const householdVersion = "2026111501"
 
+// asTeacher runs fn in a transaction as Hasura runs a mutation of the
+// school user teacher-1 (hasura.user set).
+func (b *bundle) asTeacher(fn func(tx pgx.Tx) error) error {
+	ctx := context.Background()
+	return pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('hasura.user', '{"x-hasura-role":"school","x-hasura-user-id":"teacher-1"}', true)`); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
 // household is a full household's answers; the savings (20000) break the
 // rule monthly_savings <= monthly_income (18000).
 var household = []ans{
@@ -270,10 +282,7 @@ func TestNestedInsertOfAResponse(t *testing.T) {
 
 	t.Run("answers come only with their response", func(t *testing.T) {
 		q := b.count(t, `SELECT count(*) FROM answer WHERE response_id = $1`, responseID)
-		err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `SELECT set_config('hasura.user', '{"x-hasura-role":"school","x-hasura-user-id":"teacher-1"}', true)`); err != nil {
-				return err
-			}
+		err := b.asTeacher(func(tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `INSERT INTO answer (response_id, question_id, value_text)
 				SELECT $1, id, 'Theog' FROM form_question WHERE form_id = 'household_survey' AND name = 'block'`, responseID)
 			return err
@@ -288,10 +297,7 @@ func TestNestedInsertOfAResponse(t *testing.T) {
 
 	t.Run("repeat positions as a plain array", func(t *testing.T) {
 		for _, index := range []string{"{{2,3}}", "[0:0]={1}"} {
-			err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-				if _, err := tx.Exec(ctx, `SELECT set_config('hasura.user', '{"x-hasura-role":"school","x-hasura-user-id":"teacher-1"}', true)`); err != nil {
-					return err
-				}
+			err := b.asTeacher(func(tx pgx.Tx) error {
 				var id uuid.UUID
 				if err := tx.QueryRow(ctx, `INSERT INTO response (form_id) VALUES ('household_survey') RETURNING id`).Scan(&id); err != nil {
 					return err
@@ -306,14 +312,27 @@ func TestNestedInsertOfAResponse(t *testing.T) {
 		}
 	})
 
+	t.Run("at most 10000 answers a response", func(t *testing.T) {
+		err := b.asTeacher(func(tx pgx.Tx) error {
+			var id uuid.UUID
+			if err := tx.QueryRow(ctx, `INSERT INTO response (form_id) VALUES ('household_survey') RETURNING id`).Scan(&id); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO answer (response_id, question_id, repeat_index, value_text)
+				SELECT $1, q.id, ARRAY[i], '30' FROM form_question q, generate_series(1, 10001) i
+				WHERE q.form_id = 'household_survey' AND q.name = 'member_age'`, id)
+			return err
+		})
+		if err == nil || !strings.Contains(err.Error(), "answers: at most 10000 a response") {
+			t.Errorf("10,001 answers: %v", err)
+		}
+	})
+
 	t.Run("a submission of its own is refused", func(t *testing.T) {
 		// Hasura inserts a nested object relationship first and fills in
 		// the key: insert_response_one(object: {…, submission: {data:
 		// {xml: …}}}) would bring a submission the trigger did not make.
-		err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `SELECT set_config('hasura.user', '{"x-hasura-role":"school","x-hasura-user-id":"teacher-1"}', true)`); err != nil {
-				return err
-			}
+		err := b.asTeacher(func(tx pgx.Tx) error {
 			var sub uuid.UUID
 			if err := tx.QueryRow(ctx, `INSERT INTO form_submission (xml, source, submitted_by, submitted_role)
 				VALUES ('<junk/>', 'hasura', 'teacher-1', 'school') RETURNING id`).Scan(&sub); err != nil {
@@ -410,6 +429,18 @@ func TestNestedInsertTypesAsThePipeline(t *testing.T) {
 		// positions, outermost first.
 		if _, _, err := b.nested(t, "school_visit", "teacher-1", "", "", []ans{{"desk_condition", []int{2, 3}, 0, "broken"}}); err != nil {
 			t.Errorf("two positions: %v", err)
+		}
+		// Registration counts the enclosing repeats; questions registered
+		// before the column were counted from their stored definition by
+		// the migration, which must count as registration does.
+		if n := b.count(t, `SELECT count(*) FROM form_question q JOIN form_version v ON v.form_id = q.form_id AND v.version = q.version
+			WHERE q.form_id = 'school_visit' AND q.repeat_depth IS DISTINCT FROM (SELECT count(*) FROM unnest(xpath('//*[local-name()="repeat"]/@nodeset', v.xform::xml)) r
+				WHERE starts_with(q.path, btrim(r::text) || '/'))`); n != 0 {
+			t.Errorf("%d questions whose repeat depth the migration's count would change", n)
+		}
+		if n := b.count(t, `SELECT count(*) FROM form_question WHERE form_id = 'school_visit' AND name IN ('desk_condition', 'room_use', 'district')
+			AND repeat_depth = CASE name WHEN 'desk_condition' THEN 2 WHEN 'room_use' THEN 1 ELSE 0 END`); n != 3 {
+			t.Errorf("%d of 3 repeat depths right", n)
 		}
 		for _, index := range [][]int{{2}, {2, 3, 1}} {
 			if _, _, err := b.nested(t, "school_visit", "teacher-1", "", "", []ans{{"desk_condition", index, 0, "broken"}}); err == nil ||
