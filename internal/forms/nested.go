@@ -2,6 +2,7 @@ package forms
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/postgres"
 	"github.com/shala-edu/shala/internal/queue"
 	"github.com/shala-edu/shala/internal/xform"
@@ -29,7 +31,8 @@ const SourceGraphQL = "graphql"
 // its receipt, once: the flags, rule_errors and the RECEIPT SMS the
 // pipeline writes with an XForm submission's response, then processed_at
 // on its submission row. The rules and receipt are those saved when it
-// runs (seconds after the insert, or a minute when the sweep finds it). A
+// runs (seconds after the insert, or one to two minutes later when the
+// sweep finds it). A
 // submission already checked, or not such a response's, is left alone;
 // one whose response an ODK edit took over first is only marked checked
 // (the edit ran the rules on what it holds; edits queue no receipt).
@@ -94,7 +97,8 @@ func (p *Pipeline) Check(ctx context.Context, submissionID uuid.UUID) error {
 
 // readAnswers reads a stored response's answers as rules and receipts take
 // them: with the values the database typed (a multiple choice's rows as
-// one answer, its choices in order), in the form's order.
+// one answer, its choices in order), by question position and repeat
+// position.
 func readAnswers(ctx context.Context, tx pgx.Tx, responseID uuid.UUID, def *Definition) ([]xform.Answer, error) {
 	fields := make(map[uuid.UUID]*xform.Field, len(def.questions))
 	for _, fl := range def.Form.Fields {
@@ -164,7 +168,18 @@ type CheckWorker struct {
 // Timeout bounds one check.
 func (w *CheckWorker) Timeout(*river.Job[CheckArgs]) time.Duration { return queue.MaxTimeout }
 
-// Work checks the response.
+// Work checks the response. Only failures to reach the database are
+// retried: any other failure would fail every retry (and every sweep after
+// them), so it is recorded on the submission row (errors), which counts as
+// checked, and logged.
 func (w *CheckWorker) Work(ctx context.Context, job *river.Job[CheckArgs]) error {
-	return w.Pipeline.Check(ctx, job.Args.SubmissionID)
+	err := w.Pipeline.Check(ctx, job.Args.SubmissionID)
+	if err == nil || fault.KindOf(err) == fault.Unavailable {
+		return err
+	}
+	w.Pipeline.Log.ErrorContext(ctx, "response check failed", "submission_id", job.Args.SubmissionID, "error", err)
+	reason, _ := json.Marshal([]xform.FieldError{{Path: "", Reason: "rules and receipt not run: " + truncateRunes(err.Error(), 500)}})
+	_, rerr := w.Pipeline.Pool.Exec(ctx, `UPDATE form_submission SET processed_at = now(), errors = $2 WHERE id = $1 AND processed_at IS NULL`,
+		job.Args.SubmissionID, reason)
+	return postgres.Translate(rerr, "response")
 }

@@ -189,7 +189,7 @@ func queueReceipt(b *pgx.Batch, rec *receipt, sub *xform.Submission, def *Defini
 	}
 	name := ""
 	if nameField != nil {
-		name = byName[*nameField].Raw
+		name = truncateRunes(byName[*nameField].Raw, maxReceiptName)
 	}
 	var parts []string
 	for _, field := range summary {
@@ -200,9 +200,19 @@ func queueReceipt(b *pgx.Batch, rec *receipt, sub *xform.Submission, def *Defini
 		parts = append(parts, label(a.Field.Labels, lang, a.Field.Name)+": "+displayValue(a, lang))
 	}
 	_, err := sms.EnqueueBatch(b, sms.Direct{Type: "RECEIPT", Phones: []string{e164}, Source: "forms",
-		Variables: map[string]string{"name": name, "form_title": def.Form.Title, "summary": strings.Join(parts, ", "), "reference": reference(sub)}})
+		Variables: map[string]string{"name": name, "form_title": def.Form.Title, "summary": truncateRunes(strings.Join(parts, ", "), maxReceiptSummary),
+			"reference": reference(sub)}})
 	return err
 }
+
+// A receipt's name and summary are cut to these many characters (then
+// "…"): an SMS shows far less, and a request's variables are bounded
+// (8 KiB) — an answer of thousands of characters would otherwise make its
+// response fail to store.
+const (
+	maxReceiptName    = 100
+	maxReceiptSummary = 1000
+)
 
 func label(labels map[string]string, lang, fallback string) string {
 	if l := labels[lang]; l != "" {

@@ -11,8 +11,8 @@
 -- response's rules and receipt were dealt with (processed_at, set by the
 -- forms.check_response job that form_submission_created starts).
 ALTER TABLE form_submission DROP CONSTRAINT form_submission_source_check,
-  ADD CONSTRAINT form_submission_source_check CHECK (source IN ('action', 'openrosa', 'hasura', 'graphql'));
-ALTER TABLE form_submission ALTER COLUMN xml DROP NOT NULL,
+  ADD CONSTRAINT form_submission_source_check CHECK (source IN ('action', 'openrosa', 'hasura', 'graphql')),
+  ALTER COLUMN xml DROP NOT NULL,
   ADD CONSTRAINT form_submission_xml_present CHECK ((xml IS NULL) = (source = 'graphql'));
 
 -- The responses whose rules and receipt are still to be dealt with: what
@@ -25,26 +25,13 @@ CREATE INDEX form_submission_submitted_by ON form_submission (submitted_by) WHER
 
 -- How many repeats enclose a question (0 outside repeats): a nested
 -- insert's repeat_index has one position per repeat. Registration writes
--- it; questions registered before are read from their definition here
--- (NULL, checked within bounds, should one not parse).
+-- it from the parsed definition. For questions registered before, it is
+-- 0 outside repeats and NULL inside (the trigger then checks the count
+-- within bounds: a definition's repeats cannot be read here as the parser
+-- reads them — relative nodesets, prefixes, jr:template).
 ALTER TABLE form_question ADD COLUMN repeat_depth smallint CHECK (repeat_depth BETWEEN 0 AND 32);
-COMMENT ON COLUMN form_question.repeat_depth IS 'How many repeats enclose the question (0 outside repeats)';
-DO $$
-DECLARE
-  v record;
-  repeats text[];
-BEGIN
-  FOR v IN SELECT f.form_id, f.version, f.xform FROM form_version f
-           WHERE EXISTS (SELECT 1 FROM form_question q WHERE q.form_id = f.form_id AND q.version = f.version) LOOP
-    BEGIN
-      repeats := ARRAY(SELECT btrim(r::text) FROM unnest(xpath('//*[local-name()="repeat"]/@nodeset', v.xform::xml)) r);
-      UPDATE form_question q SET repeat_depth = (SELECT count(*) FROM unnest(repeats) r WHERE starts_with(q.path, r || '/'))
-        WHERE q.form_id = v.form_id AND q.version = v.version;
-    EXCEPTION WHEN OTHERS THEN
-      NULL; -- left NULL: checked within bounds
-    END;
-  END LOOP;
-END $$;
+COMMENT ON COLUMN form_question.repeat_depth IS 'How many repeats enclose the question (0 outside repeats; NULL: registered before it was counted)';
+UPDATE form_question SET repeat_depth = 0 WHERE repeat IS NULL;
 
 -- The caller of a Hasura mutation (x-hasura-* session variables), or NULL
 -- outside one.
@@ -129,6 +116,7 @@ DECLARE
   shown text;
   field text;
   parts text[];
+  part text;
   m text[];
   d date;
   x float8;
@@ -169,6 +157,12 @@ BEGIN
     RAISE EXCEPTION '%: the meta block is the submission''s header, not an answer (instance_id is the response''s)', q.name
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  IF NEW.n < 0 THEN
+    RAISE EXCEPTION '%: n is 0, or the place of a multiple choice''s further choices (1, 2, …)', q.name USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF jsonb_typeof(NEW.meta) <> 'object' OR octet_length(NEW.meta::text) > 16384 THEN
+    RAISE EXCEPTION '%: meta is a JSON object of at most 16 KiB', q.name USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   field := q.name || coalesce('[' || nullif(array_to_string(NEW.repeat_index, ']['), '') || ']', '');
   -- Outside repeats: {}. Inside: one position per enclosing repeat
   -- (repeat_depth), each from 1 to 200,000 (a submission's element cap),
@@ -191,6 +185,14 @@ BEGIN
   END IF;
   IF v IS NULL OR v = '' THEN
     RAISE EXCEPTION '%: value_text is empty (leave an unanswered question out)', field USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF char_length(v) > 10000 THEN
+    RAISE EXCEPTION '%: % characters, more than the 10000 an answer may have', field, char_length(v) USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF EXISTS (SELECT 1 FROM answer WHERE response_id = NEW.response_id AND question_id = NEW.question_id
+      AND repeat_index = NEW.repeat_index AND n = NEW.n) THEN
+    RAISE EXCEPTION '%: answered twice (n % twice; a multiple choice''s choices are n = 0, 1, …)', field, NEW.n
+      USING ERRCODE = 'invalid_parameter_value';
   END IF;
   shown := '"' || CASE WHEN char_length(v) > 60 THEN left(v, 60) || '…' ELSE v END || '"';
   NEW.value_number := NULL; NEW.value_time := NULL; NEW.value_bool := NULL; NEW.choice_id := NULL;
@@ -260,12 +262,14 @@ BEGIN
       RAISE EXCEPTION '%: % is not one of the choices', field, shown USING ERRCODE = 'invalid_parameter_value';
     END IF;
   WHEN 'geopoint' THEN
-    parts := regexp_split_to_array(btrim(v), '\s+');
+    parts := regexp_split_to_array(regexp_replace(v, '^\s+|\s+$', '', 'g'), '\s+');
     IF cardinality(parts) NOT BETWEEN 2 AND 4 OR EXISTS (SELECT 1 FROM unnest(parts) p WHERE p !~ decimal_syntax) THEN
       RAISE EXCEPTION '%: % is not a geopoint (latitude longitude [altitude [accuracy]])', field, shown USING ERRCODE = 'invalid_parameter_value';
     END IF;
     BEGIN
-      x := parts[1]::float8 + parts[2]::float8 + coalesce(parts[3]::float8, 0) + coalesce(parts[4]::float8, 0);
+      FOREACH part IN ARRAY parts LOOP
+        x := part::float8; -- each within float8's range
+      END LOOP;
     EXCEPTION WHEN numeric_value_out_of_range THEN
       RAISE EXCEPTION '%: % is not a geopoint (latitude longitude [altitude [accuracy]])', field, shown USING ERRCODE = 'invalid_parameter_value';
     END;
