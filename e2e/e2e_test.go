@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -274,5 +275,83 @@ func TestFormThroughHasura(t *testing.T) {
 	}
 	if len(found.Answers) == 0 || found.Answers[0].ValueText != "पाणी" {
 		t.Errorf("search_answers: %+v", found.Answers)
+	}
+}
+
+// TestNestedResponseThroughHasura: a school inserts a response with its
+// answers in one nested insert; the database types them, refuses a bad
+// value naming the question (a data-exception), and shala checks the
+// response's rules after the commit.
+func TestNestedResponseThroughHasura(t *testing.T) {
+	ctx := context.Background()
+	def, err := os.ReadFile("../internal/xform/testdata/household_survey.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin().Exec(ctx, `mutation($x: String!) { registerForm(xform: $x, purpose: DATA_COLLECTION) { formId } }`,
+		&struct{}{}, map[string]any{"x": string(def)}); err != nil {
+		t.Fatal(err)
+	}
+	c := as(t, "school", map[string]string{"x-hasura-user-id": "e2e-nested-teacher"})
+	var qs struct {
+		Questions []struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"form_question"`
+	}
+	if err := c.Exec(ctx, `query { form_question(where: {form_id: {_eq: "household_survey"}, version: {_eq: "2026111501"}}) { id name } }`, &qs, nil); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for _, q := range qs.Questions {
+		ids[q.Name] = q.ID
+	}
+	insert := func(instance, income string) (string, error) {
+		var out struct {
+			Response struct {
+				ID string `json:"id"`
+			} `json:"insert_response_one"`
+		}
+		err := c.Exec(ctx, `mutation($o: response_insert_input!) { insert_response_one(object: $o) { id } }`, &out, map[string]any{"o": map[string]any{
+			"form_id": "household_survey", "form_version": "2026111501", "instance_id": instance,
+			"answers": map[string]any{"data": []map[string]any{
+				{"question_id": ids["monthly_income"], "value_text": income},
+				{"question_id": ids["monthly_savings"], "value_text": "20000"},
+				{"question_id": ids["income_sources"], "value_text": "wages", "n": 0},
+			}},
+		}})
+		return out.Response.ID, err
+	}
+	instance := "uuid:e2e-nested-" + time.Now().Format("150405.000000")
+	if _, err := insert(instance+"-bad", "eighteen"); err == nil || !strings.Contains(err.Error(), `monthly_income: "eighteen" is not a number`) {
+		t.Errorf("a word for a number: %v", err)
+	}
+	id, err := insert(instance, "18000")
+	if err != nil || id == "" {
+		t.Fatalf("nested insert: %q, %v", id, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var got struct {
+			Response struct {
+				Flagged    bool `json:"flagged"`
+				Submission struct {
+					ProcessedAt *string `json:"processed_at"`
+				} `json:"submission"`
+			} `json:"response_by_pk"`
+		}
+		if err := c.Exec(ctx, `query($id: uuid!) { response_by_pk(id: $id) { flagged submission { processed_at } } }`, &got, map[string]any{"id": uuid(id)}); err != nil {
+			t.Fatal(err)
+		}
+		if got.Response.Submission.ProcessedAt != nil {
+			break // checked; no rule is saved in this run, so not flagged
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the response was not checked within 30 s")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if _, err := insert(instance, "18000"); err == nil || !strings.Contains(err.Error(), "was already received") {
+		t.Errorf("the same instance_id again: %v", err)
 	}
 }
