@@ -37,6 +37,17 @@ func admin() *graphql.Client {
 	})
 }
 
+// exec runs query on c and decodes its data into out with encoding/json,
+// by the json tags (the client's own Exec decodes by graphql tags and
+// field names, and would not find insert_response_one in InsertResponseOne).
+func exec(ctx context.Context, c *graphql.Client, query string, out any, vars map[string]any) error {
+	data, err := c.ExecRaw(ctx, query, vars)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, out)
+}
+
 // as returns a client authenticated with an HS256 JWT carrying Hasura claims,
 // as the apps' auth service issues them.
 func as(t *testing.T, role string, claims map[string]string) *graphql.Client {
@@ -198,7 +209,7 @@ func TestSMSRequestThroughHasura(t *testing.T) {
 			Status string `json:"status"`
 		} `json:"insert_sms_request_one"`
 	}
-	err := c.Exec(ctx, `mutation($vars: jsonb!) { insert_sms_request_one(object: {type: "HOLIDAY", variables: $vars}) { id status } }`,
+	err := exec(ctx, c, `mutation($vars: jsonb!) { insert_sms_request_one(object: {type: "HOLIDAY", variables: $vars}) { id status } }`,
 		&ins, map[string]any{"vars": map[string]string{"start_date": "25 दिसंबर", "end_date": "1 जनवरी", "reopen_date": "2 जनवरी"}})
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +224,7 @@ func TestSMSRequestThroughHasura(t *testing.T) {
 				Remarks         *string `json:"remarks"`
 			} `json:"sms_request_by_pk"`
 		}
-		if err := c.Exec(ctx, `query($id: uuid!) { sms_request_by_pk(id: $id) { status sent recipients_total remarks } }`,
+		if err := exec(ctx, c, `query($id: uuid!) { sms_request_by_pk(id: $id) { status sent recipients_total remarks } }`,
 			&q, map[string]any{"id": ins.InsertSMSRequestOne.ID}); err != nil {
 			t.Fatal(err)
 		}
@@ -247,7 +258,7 @@ func TestFormThroughHasura(t *testing.T) {
 			FormID string `json:"formId"`
 		} `json:"registerForm"`
 	}
-	if err := admin().Exec(ctx, `mutation($x: String!) { registerForm(xform: $x, purpose: DATA_COLLECTION) { formId } }`,
+	if err := exec(ctx, admin(), `mutation($x: String!) { registerForm(xform: $x, purpose: DATA_COLLECTION) { formId } }`,
 		&reg, map[string]any{"x": string(def)}); err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +269,7 @@ func TestFormThroughHasura(t *testing.T) {
 			ResponseID *string `json:"responseId"`
 		} `json:"submitForm"`
 	}
-	if err := c.Exec(ctx, `mutation($x: String!) { submitForm(xml: $x) { status responseId } }`, &sub, map[string]any{"x": string(doc)}); err != nil {
+	if err := exec(ctx, c, `mutation($x: String!) { submitForm(xml: $x) { status responseId } }`, &sub, map[string]any{"x": string(doc)}); err != nil {
 		t.Fatal(err)
 	}
 	if sub.SubmitForm.Status != "accepted" || sub.SubmitForm.ResponseID == nil {
@@ -269,7 +280,7 @@ func TestFormThroughHasura(t *testing.T) {
 			ValueText string `json:"value_text"`
 		} `json:"search_answers"`
 	}
-	if err := c.Exec(ctx, `query { search_answers(args: {form_id: "household_survey", question_name: "local_word_for_water", where_name: "city", equals: "Shimla"}) { value_text } }`,
+	if err := exec(ctx, c, `query { search_answers(args: {form_id: "household_survey", question_name: "local_word_for_water", where_name: "city", equals: "Shimla"}) { value_text } }`,
 		&found, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +299,7 @@ func TestNestedResponseThroughHasura(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := admin().Exec(ctx, `mutation($x: String!) { registerForm(xform: $x, purpose: DATA_COLLECTION) { formId } }`,
+	if err := exec(ctx, admin(), `mutation($x: String!) { registerForm(xform: $x, purpose: DATA_COLLECTION) { formId } }`,
 		&struct{}{}, map[string]any{"x": string(def)}); err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +310,7 @@ func TestNestedResponseThroughHasura(t *testing.T) {
 			Name string `json:"name"`
 		} `json:"form_question"`
 	}
-	if err := c.Exec(ctx, `query { form_question(where: {form_id: {_eq: "household_survey"}, version: {_eq: "2026111501"}}) { id name } }`, &qs, nil); err != nil {
+	if err := exec(ctx, c, `query { form_question(where: {form_id: {_eq: "household_survey"}, version: {_eq: "2026111501"}}) { id name } }`, &qs, nil); err != nil {
 		t.Fatal(err)
 	}
 	ids := map[string]string{}
@@ -312,7 +323,7 @@ func TestNestedResponseThroughHasura(t *testing.T) {
 				ID string `json:"id"`
 			} `json:"insert_response_one"`
 		}
-		err := c.Exec(ctx, `mutation($o: response_insert_input!) { insert_response_one(object: $o) { id } }`, &out, map[string]any{"o": map[string]any{
+		err := exec(ctx, c, `mutation($o: response_insert_input!) { insert_response_one(object: $o) { id } }`, &out, map[string]any{"o": map[string]any{
 			"form_id": "household_survey", "form_version": "2026111501", "instance_id": instance,
 			"answers": map[string]any{"data": []map[string]any{
 				{"question_id": ids["monthly_income"], "value_text": income},
@@ -340,7 +351,7 @@ func TestNestedResponseThroughHasura(t *testing.T) {
 				} `json:"submission"`
 			} `json:"response_by_pk"`
 		}
-		if err := c.Exec(ctx, `query($id: uuid!) { response_by_pk(id: $id) { flagged submission { processed_at } } }`, &got, map[string]any{"id": uuid(id)}); err != nil {
+		if err := exec(ctx, c, `query($id: uuid!) { response_by_pk(id: $id) { flagged submission { processed_at } } }`, &got, map[string]any{"id": uuid(id)}); err != nil {
 			t.Fatal(err)
 		}
 		if got.Response.Submission.ProcessedAt != nil {

@@ -23,7 +23,7 @@ func TestSchoolSeesOnlyItsOwnProgress(t *testing.T) {
 			Session  string `json:"session"`
 		} `json:"school"`
 	}
-	if err := admin().Exec(ctx, `query { school(limit: 2, order_by: {udise: asc}, where: {district: {_eq: "Shimla"}, session: {_eq: "W"}}) { id district session } }`,
+	if err := exec(ctx, admin(), `query { school(limit: 2, order_by: {udise: asc}, where: {district: {_eq: "Shimla"}, session: {_eq: "W"}}) { id district session } }`,
 		&schools, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestSchoolSeesOnlyItsOwnProgress(t *testing.T) {
 			ID string `json:"id"`
 		} `json:"insert_form_submission_one"`
 	}
-	if err := admin().Exec(ctx, `mutation($i: String!) { insert_form_submission_one(object: {xml: "<assessment/>", instance_id: $i,
+	if err := exec(ctx, admin(), `mutation($i: String!) { insert_form_submission_one(object: {xml: "<assessment/>", instance_id: $i,
 		status: "accepted", source: "action"}) { id } }`, &made, map[string]any{"i": "uuid:e2e-" + tag}); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestSchoolSeesOnlyItsOwnProgress(t *testing.T) {
 			ID string `json:"id"`
 		} `json:"insert_assessment_one"`
 	}
-	err := admin().Exec(ctx, `mutation($s: uuid!, $i: String!, $due: timestamptz!) { insert_assessment_one(object: {submission_id: $s,
+	err := exec(ctx, admin(), `mutation($s: uuid!, $i: String!, $due: timestamptz!) { insert_assessment_one(object: {submission_id: $s,
 		builder_instance_id: $i, name: "e2e listing", type: "FA1", academic_year: "2026-27", unit_type: "NONE", evaluation: "MARKS",
 		outcome: "TSP", total_marks: 100, pass_percent: 33,
 		deadlines: {data: [{district: "Shimla", session: "W", due_at: $due}]}, subjects: {data: [{grade: 6, subject: "MATHEMATICS"}]}}) { id } }`,
@@ -60,7 +60,7 @@ func TestSchoolSeesOnlyItsOwnProgress(t *testing.T) {
 				ID string `json:"id"`
 			} `json:"insert_student_one"`
 		}
-		if err := admin().Exec(ctx, `mutation($school: uuid!) { insert_student_one(object: {school_id: $school, name: "ई२ई", gender: "FEMALE",
+		if err := exec(ctx, admin(), `mutation($school: uuid!) { insert_student_one(object: {school_id: $school, name: "ई२ई", gender: "FEMALE",
 			grade: 6, section: "A"}) { id } }`, &st, map[string]any{"school": school}); err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +70,7 @@ func TestSchoolSeesOnlyItsOwnProgress(t *testing.T) {
 			} `json:"insert_assessment_result_one"`
 		}
 		c := as(t, "school", map[string]string{"x-hasura-user-id": "e2e-teacher", "x-hasura-school-id": school})
-		if err := c.Exec(ctx, `mutation($a: uuid!, $s: uuid!, $m: numeric!) { insert_assessment_result_one(object: {assessment_id: $a,
+		if err := exec(ctx, c, `mutation($a: uuid!, $s: uuid!, $m: numeric!) { insert_assessment_result_one(object: {assessment_id: $a,
 			student_id: $s, subject: "MATHEMATICS", present: true, marks: $m}) { id } }`, &res,
 			map[string]any{"a": asmt.A.ID, "s": st.S.ID, "m": 50 + i}); err != nil {
 			t.Fatal(err)
@@ -98,7 +98,7 @@ func TestSchoolSeesOnlyItsOwnProgress(t *testing.T) {
 			} `json:"results"`
 		} `json:"school_class"`
 	}
-	if err := c.Exec(ctx, `query($a: uuid!) {
+	if err := exec(ctx, c, `query($a: uuid!) {
 		assessment(where: {id: {_eq: $a}}) { progress { school_id } school_progress { school_id students } }
 		assessment_progress(where: {assessment_id: {_eq: $a}}) { school_id }
 		school_class { school_id results(where: {assessment_id: {_eq: $a}}) { school_id } }
@@ -139,14 +139,14 @@ func TestSchoolSeesOnlyItsOwnProgress(t *testing.T) {
 			} `json:"assessments"`
 		} `json:"schoolAssessments"`
 	}
-	if err := c.Exec(ctx, `query { schoolAssessments { etag notModified assessments { id totals { students } } } }`, &listing, nil); err != nil {
+	if err := exec(ctx, c, `query { schoolAssessments { etag notModified assessments { id totals { students } } } }`, &listing, nil); err != nil {
 		t.Fatal(err)
 	}
 	if listing.L.Etag == "" || listing.L.NotModified || len(listing.L.Assessments) == 0 {
 		t.Fatalf("listing %+v", listing.L)
 	}
 	etag := listing.L.Etag
-	if err := c.Exec(ctx, `query($e: String) { schoolAssessments(ifNoneMatch: $e) { etag notModified assessments { id } } }`, &listing,
+	if err := exec(ctx, c, `query($e: String) { schoolAssessments(ifNoneMatch: $e) { etag notModified assessments { id } } }`, &listing,
 		map[string]any{"e": etag}); err != nil {
 		t.Fatal(err)
 	}

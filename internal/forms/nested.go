@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -168,18 +169,35 @@ type CheckWorker struct {
 // Timeout bounds one check.
 func (w *CheckWorker) Timeout(*river.Job[CheckArgs]) time.Duration { return queue.MaxTimeout }
 
-// Work checks the response. Only failures to reach the database are
-// retried: any other failure would fail every retry (and every sweep after
-// them), so it is recorded on the submission row (errors), which counts as
-// checked, and logged.
+// checkAttempts is how many times a check is tried before its failure is
+// taken as permanent.
+const checkAttempts = 3
+
+// Work checks the response. A failure is retried; from the third attempt
+// on, one that is not an unreachable or busy database (which is retried
+// as long as River retries) is taken as permanent — it would fail every
+// retry and every sweep after them — and recorded instead: a generic
+// reason in the submission row's errors (the roles that submitted read
+// it), the row counted as checked, the details logged and counted
+// (shala_form_response_check_failures_total). A panic counts as a failure.
 func (w *CheckWorker) Work(ctx context.Context, job *river.Job[CheckArgs]) error {
-	err := w.Pipeline.Check(ctx, job.Args.SubmissionID)
-	if err == nil || fault.KindOf(err) == fault.Unavailable {
+	err := w.check(ctx, job.Args.SubmissionID)
+	if err == nil || job.Attempt < checkAttempts || fault.KindOf(err) == fault.Unavailable || postgres.Unavailable(err) {
 		return err
 	}
-	w.Pipeline.Log.ErrorContext(ctx, "response check failed", "submission_id", job.Args.SubmissionID, "error", err)
-	reason, _ := json.Marshal([]xform.FieldError{{Path: "", Reason: "rules and receipt not run: " + truncateRunes(err.Error(), 500)}})
+	w.Pipeline.Log.ErrorContext(ctx, "response check failed for good", "submission_id", job.Args.SubmissionID, "attempt", job.Attempt, "error", err)
+	w.Pipeline.Metrics.checkFailed()
+	reason, _ := json.Marshal([]xform.FieldError{{Path: "", Reason: "the form's rules and receipt could not be run on this response"}})
 	_, rerr := w.Pipeline.Pool.Exec(ctx, `UPDATE form_submission SET processed_at = now(), errors = $2 WHERE id = $1 AND processed_at IS NULL`,
 		job.Args.SubmissionID, reason)
 	return postgres.Translate(rerr, "response")
+}
+
+func (w *CheckWorker) check(ctx context.Context, submissionID uuid.UUID) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic checking response of submission %s: %v\n%s", submissionID, p, debug.Stack())
+		}
+	}()
+	return w.Pipeline.Check(ctx, submissionID)
 }

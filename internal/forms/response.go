@@ -151,7 +151,8 @@ func (p *Pipeline) queueFlags(ctx context.Context, q querier, b *pgx.Batch, resp
 			return nil, err
 		}
 		if _, err := sms.EnqueueBatch(b, sms.Direct{Type: "RULE_FLAG", Phones: []string{phone}, Source: "forms",
-			Variables: map[string]string{"reference": reference(sub), "form_title": def.Form.Title, "message": strings.Join(flags, "; ")}}); err != nil {
+			Variables: map[string]string{"reference": reference(sub), "form_title": def.Form.Title,
+				"message": truncateRunes(strings.Join(flags, "; "), maxFlagMessage)}}); err != nil {
 			return nil, fmt.Errorf("queue rule-flag SMS: %w", err)
 		}
 	}
@@ -162,7 +163,7 @@ func (p *Pipeline) queueFlags(ctx context.Context, q querier, b *pgx.Batch, resp
 // its instanceID.
 func reference(sub *xform.Submission) string {
 	if sub.InstanceName != "" {
-		return sub.InstanceName
+		return truncateRunes(sub.InstanceName, maxReference)
 	}
 	id := strings.TrimPrefix(sub.InstanceID, "uuid:")
 	return id[:min(8, len(id))]
@@ -205,13 +206,16 @@ func queueReceipt(b *pgx.Batch, rec *receipt, sub *xform.Submission, def *Defini
 	return err
 }
 
-// A receipt's name and summary are cut to these many characters (then
-// "…"): an SMS shows far less, and a request's variables are bounded
-// (8 KiB) — an answer of thousands of characters would otherwise make its
-// response fail to store.
+// The SMS variables made of answers or of many rules' messages are cut to
+// these many characters (then "…"): an SMS shows far less, and a request's
+// variables are bounded (8 KiB) — an answer of thousands of characters
+// would otherwise make its response fail to store. (A form's title is at
+// most 300 characters.)
 const (
 	maxReceiptName    = 100
 	maxReceiptSummary = 1000
+	maxReference      = 100
+	maxFlagMessage    = 1000
 )
 
 func label(labels map[string]string, lang, fallback string) string {

@@ -169,7 +169,8 @@ func (r *Rules) Compile(f *xform.Form, expression string) (*vm.Program, error) {
 
 // Metrics are the forms pipeline's Prometheus metrics.
 type Metrics struct {
-	ruleErrorsTotal prometheus.Counter
+	ruleErrorsTotal    prometheus.Counter
+	checkFailuresTotal prometheus.Counter
 }
 
 // NewMetrics registers the forms metrics with reg.
@@ -177,9 +178,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{ruleErrorsTotal: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "shala_form_rule_errors_total",
 		Help: "Form rules that failed to evaluate on a response's values (recorded in response.rule_errors).",
+	}), checkFailuresTotal: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "shala_form_response_check_failures_total",
+		Help: "Responses inserted through Hasura whose rules and receipt could not be run (recorded on the submission row's errors).",
 	})}
-	reg.MustRegister(m.ruleErrorsTotal)
+	reg.MustRegister(m.ruleErrorsTotal, m.checkFailuresTotal)
 	return m
+}
+
+func (m *Metrics) checkFailed() {
+	if m != nil {
+		m.checkFailuresTotal.Inc()
+	}
 }
 
 func (m *Metrics) ruleErrors(n int) {

@@ -76,7 +76,7 @@ BEGIN
   ELSIF char_length(NEW.instance_id) NOT BETWEEN 1 AND 200 OR NEW.instance_id <> btrim(NEW.instance_id) THEN
     RAISE EXCEPTION 'instance_id: 1 to 200 characters, without surrounding spaces' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF jsonb_typeof(NEW.meta) <> 'object' OR octet_length(NEW.meta::text) > 16384 THEN
+  IF jsonb_typeof(NEW.meta) IS DISTINCT FROM 'object' OR octet_length(NEW.meta::text) > 16384 THEN
     RAISE EXCEPTION 'meta: a JSON object of at most 16 KiB' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   BEGIN
@@ -157,10 +157,10 @@ BEGIN
     RAISE EXCEPTION '%: the meta block is the submission''s header, not an answer (instance_id is the response''s)', q.name
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF NEW.n < 0 THEN
+  IF NEW.n IS NULL OR NEW.n < 0 THEN
     RAISE EXCEPTION '%: n is 0, or the place of a multiple choice''s further choices (1, 2, …)', q.name USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF jsonb_typeof(NEW.meta) <> 'object' OR octet_length(NEW.meta::text) > 16384 THEN
+  IF jsonb_typeof(NEW.meta) IS DISTINCT FROM 'object' OR octet_length(NEW.meta::text) > 16384 THEN
     RAISE EXCEPTION '%: meta is a JSON object of at most 16 KiB', q.name USING ERRCODE = 'invalid_parameter_value';
   END IF;
   field := q.name || coalesce('[' || nullif(array_to_string(NEW.repeat_index, ']['), '') || ']', '');
