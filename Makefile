@@ -25,7 +25,7 @@ lint: ## staticcheck (pinned)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -tags e2e ./e2e/...
 
-bench: ## benchmarks: event acks and OpenRosa ingestion vs the durable INSERT ceiling; 100k SMS fan-out vs River no-op jobs; Sheets backlog and 1M-row CSV export; exam uploads and expiry vs raw fileblob; certificates/s vs blank pages
+bench: tools ## benchmarks: event acks and OpenRosa ingestion vs the durable INSERT ceiling; 100k SMS fan-out vs River no-op jobs; Sheets backlog and 1M-row CSV export; exam uploads and expiry vs raw fileblob; certificates/s vs blank pages
 	$(GO) run ./bench/events
 	$(GO) run ./bench/sms
 	$(GO) run ./bench/forms
@@ -34,7 +34,7 @@ bench: ## benchmarks: event acks and OpenRosa ingestion vs the durable INSERT ce
 	$(GO) run ./bench/certificates
 	$(GO) run ./bench/exams
 
-bench-listing: ## state-scale listing bench: loads 18,000 schools / 30 M results (≈20 GB free disk, ~15 min), then reads and writes
+bench-listing: tools ## state-scale listing bench: loads 18,000 schools / 30 M results (≈20 GB free disk, ~15 min), then reads and writes
 	$(GO) run ./bench/listing
 
 build: ## build bin/shala
@@ -49,7 +49,7 @@ e2e: ## end-to-end suite against `docker compose up` (needs Docker)
 deps: ## Debian packages for certificate PDFs (chromium) and their tests (poppler-utils), when missing
 	@./.ci/deps.sh
 
-tools: ## install promtool into .tools/bin (from Debian's prometheus package)
+tools: ## install promtool and wrk into .tools (unpacked from Debian packages, no root)
 	@./.ci/tools.sh
 
 readme: ## rewrite README.md's configuration table from internal/config (after changing a variable)

@@ -72,7 +72,7 @@ func run() (err error) {
 	probeDisk := flag.Bool("probe", true, "probe the disk beside the data directory during both runs (benchdb.ProbeDisk)")
 	flag.Parse()
 	if !wrk.Installed() && *driver == "wrk" {
-		fmt.Fprintln(os.Stderr, "bench/events: wrk not found (apt-get install wrk); using the Go driver")
+		fmt.Fprintln(os.Stderr, "bench/events: wrk not found (make tools, or apt-get install wrk); using the Go driver")
 		*driver = "go"
 	}
 	ctx := context.Background()

@@ -59,7 +59,7 @@ func run() (err error) {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the ingestion at -clients to this file")
 	flag.Parse()
 	if !wrk.Installed() {
-		return fmt.Errorf("needs wrk (apt-get install wrk)")
+		return fmt.Errorf("needs wrk (make tools, or apt-get install wrk)")
 	}
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

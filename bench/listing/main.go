@@ -72,7 +72,7 @@ func run() (err error) {
 		return fmt.Errorf("-scale %v: want a fraction of the state's size above 0 (1: the whole state)", *scale)
 	}
 	if !wrk.Installed() {
-		return errors.New("needs wrk (apt-get install wrk)")
+		return errors.New("needs wrk (make tools, or apt-get install wrk)")
 	}
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -4,18 +4,44 @@
 package wrk
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"time"
 )
 
-// Installed reports whether wrk is on PATH.
+// Installed reports whether wrk can be run: on PATH, or where `make tools`
+// (.ci/tools.sh) unpacks it, .tools/bin of the module that holds the
+// working directory.
 func Installed() bool {
-	_, err := exec.LookPath("wrk")
+	_, err := binary()
 	return err == nil
+}
+
+// binary is wrk's path: PATH first, then .tools/bin/wrk in the working
+// directory or the nearest parent that has a go.mod.
+func binary() (string, error) {
+	if p, err := exec.LookPath("wrk"); err == nil {
+		return p, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return exec.LookPath(filepath.Join(dir, ".tools", "bin", "wrk"))
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("wrk: not on PATH and no .tools/bin/wrk (make tools)")
+		}
+		dir = parent
+	}
 }
 
 // Result is a wrk run.
@@ -38,7 +64,11 @@ func Run(url string, script []byte, env map[string]string, conns int, d time.Dur
 		return Result{}, err
 	}
 	f.Close()
-	cmd := exec.Command("wrk", "-t2", "-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(int(d.Seconds()))+"s",
+	bin, err := binary()
+	if err != nil {
+		return Result{}, err
+	}
+	cmd := exec.Command(bin, "-t2", "-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(int(d.Seconds()))+"s",
 		"--timeout", "30s", "--latency", "-s", f.Name(), url)
 	cmd.Env = os.Environ()
 	for k, v := range env {
