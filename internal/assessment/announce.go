@@ -35,7 +35,9 @@ type Announcement struct {
 // often: the assessment_class_finalized event, a console re-invoke, a
 // redelivery, the sweep. The request carries the assessment's SMS template
 // and the variables assessment and results_date (the day in India, by the
-// database's clock), requested by whoever finalised the class. The claim
+// database's clock), requested by whoever finalised the class, and names
+// the assessment: a template with {result} (STUDENT_RESULT) gives each
+// parent their own child's result. The claim
 // (assessment_announcement) is written first, so a concurrent announcer of
 // the same class waits for this transaction and then finds it taken.
 func Announce(ctx context.Context, tx pgx.Tx, c Class) (Announcement, error) {
@@ -65,10 +67,10 @@ func Announce(ctx context.Context, tx pgx.Tx, c Class) (Announcement, error) {
 	}
 	var id uuid.UUID
 	err = tx.QueryRow(ctx, `WITH req AS (
-			INSERT INTO sms_request (school_id, type, grades, sections, variables, source, requested_by)
+			INSERT INTO sms_request (school_id, type, grades, sections, variables, source, requested_by, assessment_id)
 			SELECT c.school_id, a.sms_template, ARRAY[c.grade::int], ARRAY[c.section],
 			       jsonb_build_object('assessment', a.name, 'results_date', to_char(now() AT TIME ZONE 'Asia/Kolkata', 'DD-MM-YYYY')),
-			       'assessment', c.finalized_by
+			       'assessment', c.finalized_by, a.id
 			FROM assessment_class c JOIN assessment a ON a.id = c.assessment_id
 			WHERE c.assessment_id = $1 AND c.school_id = $2 AND c.grade = $3 AND c.section = $4
 			RETURNING id)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -34,6 +35,10 @@ type Request struct {
 	Status     string
 	Cursor     string
 	Expanded   bool
+	// AssessmentID is the assessment whose results {result} gives, and
+	// Scores how it scores them.
+	AssessmentID *uuid.UUID
+	Scores       Scores
 }
 
 // Enqueuer adds jobs to the caller's transaction, to be inserted before it
@@ -118,10 +123,12 @@ func loadRequest(ctx context.Context, q pgx.Tx, id uuid.UUID) (*Request, error) 
 	var vars []byte
 	var cursor *string
 	err := q.QueryRow(ctx, `SELECT r.school_id, coalesce(s.name, ''), r.type, r.language, r.grades, r.sections,
-			r.student_ids, r.phones, r.variables, r.status, r.expand_cursor, r.expanded_at IS NOT NULL
-		FROM sms_request r LEFT JOIN school s ON s.id = r.school_id WHERE r.id = $1 FOR UPDATE OF r`, id).
+			r.student_ids, r.phones, r.variables, r.status, r.expand_cursor, r.expanded_at IS NOT NULL,
+			r.assessment_id, coalesce(a.evaluation, ''), a.pass_percent::float8
+		FROM sms_request r LEFT JOIN school s ON s.id = r.school_id LEFT JOIN assessment a ON a.id = r.assessment_id
+		WHERE r.id = $1 FOR UPDATE OF r`, id).
 		Scan(&r.SchoolID, &r.SchoolName, &r.Type, &r.Language, &r.Grades, &r.Sections, &r.StudentIDs, &r.Phones,
-			&vars, &r.Status, &cursor, &r.Expanded)
+			&vars, &r.Status, &cursor, &r.Expanded, &r.AssessmentID, &r.Scores.Evaluation, &r.Scores.PassPercent)
 	if err != nil {
 		return nil, postgres.Translate(err, "sms request "+id.String())
 	}
@@ -235,6 +242,7 @@ type recipient struct {
 	names     []string
 	classes   []string
 	raw       string
+	result    string // the child's {result}, when the template has it
 }
 
 // page expands one page in one transaction and reports whether the
@@ -261,6 +269,11 @@ func (w *ExpandWorker) page(ctx context.Context, id uuid.UUID) (done bool, err e
 			done = true
 			return failRequest(ctx, tx, id, "missing template variables: "+strings.Join(missing, ", "))
 		}
+		withResults := slices.Contains(Placeholders(tmpl.Body), ResultPlaceholder)
+		if withResults && (r.AssessmentID == nil || r.Phones != nil) {
+			done = true
+			return failRequest(ctx, tx, id, fmt.Sprintf("the %s template gives each child's result ({result}): the request must name an assessment (assessment_id) and go to students, not phones", r.Type))
+		}
 
 		var recipients []recipient
 		var next string
@@ -273,6 +286,19 @@ func (w *ExpandWorker) page(ctx context.Context, id uuid.UUID) (done bool, err e
 			recipients, next, done, err = students(ctx, tx, r)
 			if err != nil {
 				return err
+			}
+		}
+		if withResults && len(recipients) > 0 {
+			ids := make([]uuid.UUID, len(recipients))
+			for i, rc := range recipients {
+				ids[i] = *rc.studentID
+			}
+			summaries, err := results(ctx, tx, r, ids)
+			if err != nil {
+				return err
+			}
+			for i := range recipients {
+				recipients[i].result = summaries[ids[i]]
 			}
 		}
 		noPhone, err := w.queue(ctx, tx, r, tmpl, recipients)
@@ -384,6 +410,8 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		names     []string
 		classes   []string
 		reason    string
+		// Each child's name and result, in order (names dedups).
+		resultNames, results []string
 	}
 	byPhone := map[string]*msg{}
 	var order []string
@@ -405,6 +433,10 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		}
 		m.names = appendNew(m.names, rc.names...)
 		m.classes = appendNew(m.classes, rc.classes...)
+		if rc.result != "" {
+			m.resultNames = append(m.resultNames, rc.names...)
+			m.results = append(m.results, rc.result)
+		}
 	}
 	if len(order) == 0 {
 		return noPhone, nil
@@ -425,6 +457,9 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		vars["student_name"] = joinListed(m.names, r.Language)
 		vars["class"] = joinListed(m.classes, r.Language)
 		vars["school_name"] = r.SchoolName
+		if len(m.results) > 0 {
+			vars[ResultPlaceholder] = childResults(m.resultNames, m.results, r.Language)
+		}
 		body, err := tmpl.Render(vars)
 		if err != nil {
 			return 0, err

@@ -10,11 +10,12 @@ import (
 
 // Types are the kinds of message, each with its own DLT-registered template.
 var Types = []string{"HOLIDAY", "MEETING", "EXAM_ANNOUNCEMENT", "EXAM_RESULT_ANNOUNCEMENT",
-	"ANNOUNCEMENT", "HOMEWORK", "SLR", "RECEIPT", "RULE_FLAG"}
+	"ANNOUNCEMENT", "HOMEWORK", "SLR", "RECEIPT", "RULE_FLAG", "STUDENT_RESULT"}
 
 // Builtins are placeholders shala fills itself from the recipient and the
-// school; every other placeholder must come from the request's variables.
-var Builtins = []string{"student_name", "class", "school_name"}
+// school (and result from the request's assessment, see Summary); every
+// other placeholder must come from the request's variables.
+var Builtins = []string{"student_name", "class", "school_name", ResultPlaceholder}
 
 // Template is a message template.
 type Template struct {

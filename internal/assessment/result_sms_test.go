@@ -1,0 +1,139 @@
+package assessment_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertest"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/shala-edu/shala/internal/assessment"
+	"github.com/shala-edu/shala/internal/queue"
+	"github.com/shala-edu/shala/internal/sms"
+)
+
+// expand runs the SMS expansion of request as River would, with an
+// insert-only client for the send jobs it queues.
+func (f *fixture) expand(request uuid.UUID) error {
+	f.t.Helper()
+	client, err := queue.New(f.pool, nil, queue.Config{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	w := &sms.ExpandWorker{Pool: f.pool, Metrics: sms.NewMetrics(prometheus.NewRegistry())}
+	return w.Work(rivertest.WorkContext(context.Background(), client),
+		&river.Job[sms.ExpandArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 25}, Args: sms.ExpandArgs{RequestID: request}})
+}
+
+// A class's result SMS with the STUDENT_RESULT template gives each parent
+// their own child's result, read from the final class's results when the
+// messages are rendered: siblings sharing a phone get both, named; a child
+// with nothing recorded and a child absent throughout are said so.
+func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	aid, school := f.open()
+	f.must(`UPDATE assessment SET sms_template = 'STUDENT_RESULT' WHERE id = $1`, aid)
+	theory := f.id(`SELECT id FROM assessment_component WHERE assessment_id = $1 AND component_type = 'THEORY'`, aid)
+	practical := f.id(`SELECT id FROM assessment_component WHERE assessment_id = $1 AND component_type = 'PRACTICAL'`, aid)
+	student := func(name, phone string) uuid.UUID {
+		return f.id(`INSERT INTO student (school_id, name, gender, grade, section, guardian_phone) VALUES ($1, $2, 'FEMALE', 6, 'A', $3) RETURNING id`,
+			school, name, phone)
+	}
+	result := func(student uuid.UUID, subject string, component uuid.UUID, marks any) {
+		t.Helper()
+		f.must(`INSERT INTO assessment_result (assessment_id, school_id, student_id, subject, component_id, present, marks)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, aid, school, student, subject, component, marks != nil, marks)
+	}
+	aarav, priya := student("आरव", "9816012345"), student("प्रिया", "+91 98160 12345") // siblings: one phone, written two ways
+	student("गीता", "9816054321")                                                      // nothing recorded
+	meera := student("मीरा", "9816099999")
+	result(aarav, "MATHEMATICS", theory, 72)
+	result(aarav, "MATHEMATICS", practical, 18)
+	result(aarav, "HINDI", theory, 61.5)
+	result(priya, "MATHEMATICS", theory, 20)
+	result(priya, "HINDI", theory, nil)
+	result(meera, "MATHEMATICS", theory, nil)
+	f.must(`INSERT INTO assessment_class (assessment_id, school_id, grade, section, final, finalized_by) VALUES ($1, $2, 6, 'A', true, 'teacher-9')`, aid, school)
+
+	var queued assessment.Announcement
+	if err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) (err error) {
+		queued, err = assessment.Announce(ctx, tx, assessment.Class{AssessmentID: aid, SchoolID: school, Grade: 6, Section: "A"})
+		return err
+	}); err != nil || queued.Queued == nil {
+		t.Fatalf("announce: %+v %v", queued, err)
+	}
+	var named uuid.UUID
+	if err := f.pool.QueryRow(ctx, `SELECT assessment_id FROM sms_request WHERE id = $1`, *queued.Queued).Scan(&named); err != nil || named != aid {
+		t.Fatalf("the request names assessment %v (%v), want %v", named, err, aid)
+	}
+	if err := f.expand(*queued.Queued); err != nil {
+		t.Fatalf("expand: %v", err)
+	}
+	bodies := map[string]string{}
+	var phone, body string
+	rows, _ := f.pool.Query(ctx, `SELECT phone, body FROM sms_message WHERE request_id = $1`, *queued.Queued)
+	if _, err := pgx.ForEachRow(rows, []any{&phone, &body}, func() error { bodies[phone] = body; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(bodies) != 3 {
+		t.Fatalf("got %d messages, want 3 (one per phone): %v", len(bodies), bodies)
+	}
+	const name = "SA-1 गणित और हिंदी 2026"
+	for _, tt := range []struct {
+		phone string
+		want  []string // the whole body, or for siblings (in either order) its parts
+	}{
+		{"+919816054321", []string{"प्रिय अभिभावक, " + name + " में गीता (6-A) का परिणाम: परिणाम दर्ज नहीं। - समग्र शिक्षा हि.प्र."}},
+		{"+919816099999", []string{"प्रिय अभिभावक, " + name + " में मीरा (6-A) का परिणाम: अनुपस्थित। - समग्र शिक्षा हि.प्र."}},
+		// आरव: 72 + 18 + 61.5 of 80 + 20 + 80; प्रिया: 20 of 80 + 80, absent in Hindi. Pass mark 33%.
+		{"+919816012345", []string{"आरव: कुल 151.5/180 (84%), उत्तीर्ण", "प्रिया: कुल 20/160 (13%), अनुत्तीर्ण, अनुपस्थित: हिंदी", "; "}},
+	} {
+		got := bodies[tt.phone]
+		if len(tt.want) == 1 && got != tt.want[0] {
+			t.Errorf("to %s:\n got %q\nwant %q", tt.phone, got, tt.want[0])
+		}
+		for _, part := range tt.want[1:] {
+			if !strings.Contains(got, tt.want[0]) || !strings.Contains(got, part) {
+				t.Errorf("to %s: %q, want it to hold %q and %q", tt.phone, got, tt.want[0], part)
+			}
+		}
+	}
+}
+
+// A template with {result} needs an assessment to read results from: a
+// request without one fails before anything is sent, with the reason; a
+// STUDENT_RESULT request without one cannot be inserted at all.
+func TestResultPlaceholderNeedsAnAssessment(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	_, school := f.open()
+	f.must(`INSERT INTO student (school_id, name, gender, grade, section, guardian_phone) VALUES ($1, 'आरव', 'MALE', 6, 'A', '9816012345')`, school)
+	if err := f.exec(`INSERT INTO sms_request (school_id, type, variables) VALUES ($1, 'STUDENT_RESULT', '{"assessment": "SA-1"}')`, school); err == nil ||
+		!strings.Contains(err.Error(), "sms_request_result_has_assessment") {
+		t.Errorf("a STUDENT_RESULT request without its assessment: %v, want sms_request_result_has_assessment", err)
+	}
+	// An operator edits another template to carry {result}.
+	f.must(`UPDATE sms_template SET body = body || ' {result}' WHERE type = 'EXAM_RESULT_ANNOUNCEMENT'`)
+	req := f.id(`INSERT INTO sms_request (school_id, type, variables) VALUES ($1, 'EXAM_RESULT_ANNOUNCEMENT', '{"assessment": "SA-1", "results_date": "01-12-2026"}') RETURNING id`, school)
+	if err := f.expand(req); err != nil {
+		t.Fatalf("expand: %v", err)
+	}
+	var status, remarks string
+	if err := f.pool.QueryRow(ctx, `SELECT status, remarks FROM sms_request WHERE id = $1`, req).Scan(&status, &remarks); err != nil {
+		t.Fatal(err)
+	}
+	if status != "FAILED" || !strings.Contains(remarks, "assessment_id") {
+		t.Errorf("request: %s %q, want FAILED naming assessment_id", status, remarks)
+	}
+	if n := f.count(`SELECT count(*) FROM sms_message WHERE request_id = '` + req.String() + `'`); n != 0 {
+		t.Errorf("%d messages queued, want none", n)
+	}
+}
