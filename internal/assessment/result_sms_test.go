@@ -46,6 +46,10 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 		return f.id(`INSERT INTO student (school_id, name, gender, grade, section, guardian_phone) VALUES ($1, $2, 'FEMALE', 6, 'A', $3) RETURNING id`,
 			school, name, phone)
 	}
+	// रवि's marks were written in 6-B, which is not final; he has moved to
+	// 6-A since. 6-A's results must not carry them.
+	ravi := student("रवि", "9816077777")
+	f.must(`UPDATE student SET section = 'B' WHERE id = $1`, ravi)
 	result := func(student uuid.UUID, subject string, component uuid.UUID, marks any) {
 		t.Helper()
 		f.must(`INSERT INTO assessment_result (assessment_id, school_id, student_id, subject, component_id, present, marks)
@@ -60,6 +64,8 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 	result(priya, "MATHEMATICS", theory, 20)
 	result(priya, "HINDI", theory, nil)
 	result(meera, "MATHEMATICS", theory, nil)
+	result(ravi, "MATHEMATICS", theory, 79)
+	f.must(`UPDATE student SET section = 'A' WHERE id = $1`, ravi)
 	f.must(`INSERT INTO assessment_class (assessment_id, school_id, grade, section, final, finalized_by) VALUES ($1, $2, 6, 'A', true, 'teacher-9')`, aid, school)
 
 	var queued assessment.Announcement
@@ -82,8 +88,8 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 	if _, err := pgx.ForEachRow(rows, []any{&phone, &body}, func() error { bodies[phone] = body; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if len(bodies) != 3 {
-		t.Fatalf("got %d messages, want 3 (one per phone): %v", len(bodies), bodies)
+	if len(bodies) != 4 {
+		t.Fatalf("got %d messages, want 4 (one per phone): %v", len(bodies), bodies)
 	}
 	const name = "SA-1 गणित और हिंदी 2026"
 	for _, tt := range []struct {
@@ -92,8 +98,12 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 	}{
 		{"+919816054321", []string{"प्रिय अभिभावक, " + name + " में गीता (6-A) का परिणाम: परिणाम दर्ज नहीं। - समग्र शिक्षा हि.प्र."}},
 		{"+919816099999", []string{"प्रिय अभिभावक, " + name + " में मीरा (6-A) का परिणाम: अनुपस्थित। - समग्र शिक्षा हि.प्र."}},
-		// आरव: 72 + 18 + 61.5 of 80 + 20 + 80; प्रिया: 20 of 80 + 80, absent in Hindi. Pass mark 33%.
-		{"+919816012345", []string{"आरव: कुल 151.5/180 (84%), उत्तीर्ण", "प्रिया: कुल 20/160 (13%), अनुत्तीर्ण, अनुपस्थित: हिंदी", "; "}},
+		{"+919816077777", []string{"प्रिय अभिभावक, " + name + " में रवि (6-A) का परिणाम: परिणाम दर्ज नहीं। - समग्र शिक्षा हि.प्र."}},
+		// A subject is out of the assessment's total marks, 100 (theory 80 +
+		// practical 20); pass mark 33% of each. आरव: 72 + 18 and 61.5, both
+		// passed; प्रिया: 20, under the pass mark, and absent in Hindi.
+		// Siblings get the short forms, in the order of their names.
+		{"+919816012345", []string{"का परिणाम: ", "75% उत्तीर्ण", "10% अनुत्तीर्ण"}},
 	} {
 		got := bodies[tt.phone]
 		if len(tt.want) == 1 && got != tt.want[0] {
@@ -104,6 +114,11 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 				t.Errorf("to %s: %q, want it to hold %q and %q", tt.phone, got, tt.want[0], part)
 			}
 		}
+	}
+	// The siblings' results come in the order their names do.
+	sib := bodies["+919816012345"]
+	if (strings.Index(sib, "आरव") < strings.Index(sib, "प्रिया")) != (strings.Index(sib, "75%") < strings.Index(sib, "10%")) {
+		t.Errorf("siblings' results out of their names' order: %q", sib)
 	}
 }
 

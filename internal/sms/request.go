@@ -124,11 +124,13 @@ func loadRequest(ctx context.Context, q pgx.Tx, id uuid.UUID) (*Request, error) 
 	var cursor *string
 	err := q.QueryRow(ctx, `SELECT r.school_id, coalesce(s.name, ''), r.type, r.language, r.grades, r.sections,
 			r.student_ids, r.phones, r.variables, r.status, r.expand_cursor, r.expanded_at IS NOT NULL,
-			r.assessment_id, coalesce(a.evaluation, ''), a.pass_percent::float8
-		FROM sms_request r LEFT JOIN school s ON s.id = r.school_id LEFT JOIN assessment a ON a.id = r.assessment_id
+			r.assessment_id, coalesce(p.evaluation, ''), coalesce(p.pass_percent, 0)::float8, p.max_marks::float8, p.top_points::float8
+		FROM sms_request r LEFT JOIN school s ON s.id = r.school_id
+		LEFT JOIN assessment_pass_rule p ON p.assessment_id = r.assessment_id
 		WHERE r.id = $1 FOR UPDATE OF r`, id).
 		Scan(&r.SchoolID, &r.SchoolName, &r.Type, &r.Language, &r.Grades, &r.Sections, &r.StudentIDs, &r.Phones,
-			&vars, &r.Status, &cursor, &r.Expanded, &r.AssessmentID, &r.Scores.Evaluation, &r.Scores.PassPercent)
+			&vars, &r.Status, &cursor, &r.Expanded, &r.AssessmentID,
+			&r.Scores.Evaluation, &r.Scores.PassPercent, &r.Scores.MaxMarks, &r.Scores.TopPoints)
 	if err != nil {
 		return nil, postgres.Translate(err, "sms request "+id.String())
 	}
@@ -242,7 +244,7 @@ type recipient struct {
 	names     []string
 	classes   []string
 	raw       string
-	result    string // the child's {result}, when the template has it
+	result    *Result // the child's {result}, when the template has it
 }
 
 // page expands one page in one transaction and reports whether the
@@ -298,7 +300,8 @@ func (w *ExpandWorker) page(ctx context.Context, id uuid.UUID) (done bool, err e
 				return err
 			}
 			for i := range recipients {
-				recipients[i].result = summaries[ids[i]]
+				res := summaries[ids[i]]
+				recipients[i].result = &res
 			}
 		}
 		noPhone, err := w.queue(ctx, tx, r, tmpl, recipients)
@@ -410,8 +413,8 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		names     []string
 		classes   []string
 		reason    string
-		// Each child's name and result, in order (names dedups).
-		resultNames, results []string
+		// Each child's result, in the order of names.
+		results []Result
 	}
 	byPhone := map[string]*msg{}
 	var order []string
@@ -433,9 +436,8 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		}
 		m.names = appendNew(m.names, rc.names...)
 		m.classes = appendNew(m.classes, rc.classes...)
-		if rc.result != "" {
-			m.resultNames = append(m.resultNames, rc.names...)
-			m.results = append(m.results, rc.result)
+		if rc.result != nil {
+			m.results = append(m.results, *rc.result)
 		}
 	}
 	if len(order) == 0 {
@@ -458,7 +460,7 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		vars["class"] = joinListed(m.classes, r.Language)
 		vars["school_name"] = r.SchoolName
 		if len(m.results) > 0 {
-			vars[ResultPlaceholder] = childResults(m.resultNames, m.results, r.Language)
+			vars[ResultPlaceholder] = childResults(m.results)
 		}
 		body, err := tmpl.Render(vars)
 		if err != nil {
