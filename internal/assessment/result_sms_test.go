@@ -42,9 +42,9 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 	f.must(`UPDATE assessment SET sms_template = 'STUDENT_RESULT' WHERE id = $1`, aid)
 	theory := f.id(`SELECT id FROM assessment_component WHERE assessment_id = $1 AND component_type = 'THEORY'`, aid)
 	practical := f.id(`SELECT id FROM assessment_component WHERE assessment_id = $1 AND component_type = 'PRACTICAL'`, aid)
-	student := func(name, phone string) uuid.UUID {
-		return f.id(`INSERT INTO student (school_id, name, gender, grade, section, guardian_phone) VALUES ($1, $2, 'FEMALE', 6, 'A', $3) RETURNING id`,
-			school, name, phone)
+	student := func(name, phone string, father ...string) uuid.UUID {
+		return f.id(`INSERT INTO student (school_id, name, gender, grade, section, guardian_phone, father_name) VALUES ($1, $2, 'FEMALE', 6, 'A', $3, $4) RETURNING id`,
+			school, name, phone, append(father, "")[0])
 	}
 	// रवि's marks were written in 6-B, which is not final; he has moved to
 	// 6-A since. 6-A's results must not carry them.
@@ -55,8 +55,11 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 		f.must(`INSERT INTO assessment_result (assessment_id, school_id, student_id, subject, component_id, present, marks)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, aid, school, student, subject, component, marks != nil, marks)
 	}
-	aarav, priya := student("आरव", "9816012345"), student("प्रिया", "+91 98160 12345") // siblings: one phone, written two ways
-	student("गीता", "9816054321")                                                      // nothing recorded
+	aarav, priya := student("आरव", "9816012345", "राजेश कुमार"), student("प्रिया", "+91 98160 12345", "राजेश कुमार") // siblings: one phone, written two ways
+	// Two children of different fathers on one number (a teacher's, a
+	// shop's): neither's result goes to it.
+	mohan, sita := student("मोहन", "9816088888", "हरि"), student("सीता", "9816088888", "श्याम")
+	student("गीता", "9816054321") // nothing recorded
 	meera := student("मीरा", "9816099999")
 	result(aarav, "MATHEMATICS", theory, 72)
 	result(aarav, "MATHEMATICS", practical, 18)
@@ -65,6 +68,8 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 	result(priya, "HINDI", theory, nil)
 	result(meera, "MATHEMATICS", theory, nil)
 	result(ravi, "MATHEMATICS", theory, 79)
+	result(mohan, "MATHEMATICS", theory, 40)
+	result(sita, "MATHEMATICS", theory, 41)
 	f.must(`UPDATE student SET section = 'A' WHERE id = $1`, ravi)
 	f.must(`INSERT INTO assessment_class (assessment_id, school_id, grade, section, final, finalized_by) VALUES ($1, $2, 6, 'A', true, 'teacher-9')`, aid, school)
 
@@ -88,8 +93,8 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 	if _, err := pgx.ForEachRow(rows, []any{&phone, &body}, func() error { bodies[phone] = body; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if len(bodies) != 4 {
-		t.Fatalf("got %d messages, want 4 (one per phone): %v", len(bodies), bodies)
+	if len(bodies) != 5 {
+		t.Fatalf("got %d messages, want 5 (one per phone): %v", len(bodies), bodies)
 	}
 	const name = "SA-1 गणित और हिंदी 2026"
 	for _, tt := range []struct {
@@ -98,6 +103,7 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 	}{
 		{"+919816054321", []string{"प्रिय अभिभावक, " + name + " में गीता (6-A) का परिणाम: परिणाम दर्ज नहीं। - समग्र शिक्षा हि.प्र."}},
 		{"+919816099999", []string{"प्रिय अभिभावक, " + name + " में मीरा (6-A) का परिणाम: अनुपस्थित। - समग्र शिक्षा हि.प्र."}},
+		{"+919816088888", []string{"का परिणाम: विद्यालय से जानकारी लें। - समग्र शिक्षा हि.प्र.", "मोहन", "सीता"}},
 		{"+919816077777", []string{"प्रिय अभिभावक, " + name + " में रवि (6-A) का परिणाम: परिणाम दर्ज नहीं। - समग्र शिक्षा हि.प्र."}},
 		// A subject is out of the assessment's total marks, 100 (theory 80 +
 		// practical 20); pass mark 33% of each. आरव: 72 + 18 and 61.5, both
@@ -129,11 +135,15 @@ func TestResultPlaceholderNeedsAnAssessment(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	ctx := context.Background()
-	_, school := f.open()
+	aid, school := f.open()
 	f.must(`INSERT INTO student (school_id, name, gender, grade, section, guardian_phone) VALUES ($1, 'आरव', 'MALE', 6, 'A', '9816012345')`, school)
 	if err := f.exec(`INSERT INTO sms_request (school_id, type, variables) VALUES ($1, 'STUDENT_RESULT', '{"assessment": "SA-1"}')`, school); err == nil ||
 		!strings.Contains(err.Error(), "sms_request_result_has_assessment") {
 		t.Errorf("a STUDENT_RESULT request without its assessment: %v, want sms_request_result_has_assessment", err)
+	}
+	if err := f.exec(`INSERT INTO sms_request (school_id, type, variables, assessment_id, phones) VALUES ($1, 'STUDENT_RESULT', '{"assessment": "SA-1"}', $2, '{+919816012345}')`, school, aid); err == nil ||
+		!strings.Contains(err.Error(), "sms_request_result_has_assessment") {
+		t.Errorf("a STUDENT_RESULT request to phones: %v, want sms_request_result_has_assessment", err)
 	}
 	// An operator edits another template to carry {result}.
 	f.must(`UPDATE sms_template SET body = body || ' {result}' WHERE type = 'EXAM_RESULT_ANNOUNCEMENT'`)

@@ -124,13 +124,13 @@ func loadRequest(ctx context.Context, q pgx.Tx, id uuid.UUID) (*Request, error) 
 	var cursor *string
 	err := q.QueryRow(ctx, `SELECT r.school_id, coalesce(s.name, ''), r.type, r.language, r.grades, r.sections,
 			r.student_ids, r.phones, r.variables, r.status, r.expand_cursor, r.expanded_at IS NOT NULL,
-			r.assessment_id, coalesce(p.evaluation, ''), coalesce(p.pass_percent, 0)::float8, p.max_marks::float8, p.top_points::float8
+			r.assessment_id, coalesce(p.evaluation, ''), p.max_marks::float8, p.top_points::float8
 		FROM sms_request r LEFT JOIN school s ON s.id = r.school_id
 		LEFT JOIN assessment_pass_rule p ON p.assessment_id = r.assessment_id
 		WHERE r.id = $1 FOR UPDATE OF r`, id).
 		Scan(&r.SchoolID, &r.SchoolName, &r.Type, &r.Language, &r.Grades, &r.Sections, &r.StudentIDs, &r.Phones,
 			&vars, &r.Status, &cursor, &r.Expanded, &r.AssessmentID,
-			&r.Scores.Evaluation, &r.Scores.PassPercent, &r.Scores.MaxMarks, &r.Scores.TopPoints)
+			&r.Scores.Evaluation, &r.Scores.MaxMarks, &r.Scores.TopPoints)
 	if err != nil {
 		return nil, postgres.Translate(err, "sms request "+id.String())
 	}
@@ -245,6 +245,8 @@ type recipient struct {
 	classes   []string
 	raw       string
 	result    *Result // the child's {result}, when the template has it
+	// The parents' names, to tell siblings on one phone from strangers.
+	father, mother string
 }
 
 // page expands one page in one transaction and reports whether the
@@ -347,7 +349,8 @@ func students(ctx context.Context, tx pgx.Tx, r *Request) (out []recipient, next
 	if len(r.StudentIDs) > 0 {
 		ids = r.StudentIDs
 	}
-	rows, err := tx.Query(ctx, `SELECT s.id, s.name, coalesce(s.guardian_phone, ''), s.grade, coalesce(s.section, '')
+	rows, err := tx.Query(ctx, `SELECT s.id, s.name, coalesce(s.guardian_phone, ''), s.grade, coalesce(s.section, ''),
+			coalesce(s.father_name, ''), coalesce(s.mother_name, '')
 		FROM student s
 		WHERE s.school_id = $1 AND s.status = 'ACTIVE' AND s.enabled
 		  AND ($2::int[] IS NULL OR s.grade = ANY ($2))
@@ -360,14 +363,14 @@ func students(ctx context.Context, tx pgx.Tx, r *Request) (out []recipient, next
 		return nil, "", false, err
 	}
 	type st struct {
-		id                   uuid.UUID
-		name, phone, section string
-		grade                int
+		id                                   uuid.UUID
+		name, phone, section, father, mother string
+		grade                                int
 	}
 	var page []st
 	for rows.Next() {
 		var s st
-		if err := rows.Scan(&s.id, &s.name, &s.phone, &s.grade, &s.section); err != nil {
+		if err := rows.Scan(&s.id, &s.name, &s.phone, &s.grade, &s.section, &s.father, &s.mother); err != nil {
 			return nil, "", false, err
 		}
 		page = append(page, s)
@@ -399,7 +402,8 @@ func students(ctx context.Context, tx pgx.Tx, r *Request) (out []recipient, next
 		if s.section != "" {
 			class += "-" + s.section
 		}
-		out = append(out, recipient{studentID: &id, names: []string{s.name}, classes: []string{class}, raw: s.phone})
+		out = append(out, recipient{studentID: &id, names: []string{s.name}, classes: []string{class}, raw: s.phone,
+			father: s.father, mother: s.mother})
 	}
 	return out, next, done, nil
 }
@@ -414,7 +418,7 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		classes   []string
 		reason    string
 		// Each child's result, in the order of names.
-		results []Result
+		children []child
 	}
 	byPhone := map[string]*msg{}
 	var order []string
@@ -437,7 +441,7 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		m.names = appendNew(m.names, rc.names...)
 		m.classes = appendNew(m.classes, rc.classes...)
 		if rc.result != nil {
-			m.results = append(m.results, *rc.result)
+			m.children = append(m.children, child{result: *rc.result, father: rc.father, mother: rc.mother})
 		}
 	}
 	if len(order) == 0 {
@@ -459,8 +463,8 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		vars["student_name"] = joinListed(m.names, r.Language)
 		vars["class"] = joinListed(m.classes, r.Language)
 		vars["school_name"] = r.SchoolName
-		if len(m.results) > 0 {
-			vars[ResultPlaceholder] = childResults(m.results)
+		if len(m.children) > 0 {
+			vars[ResultPlaceholder] = childResults(m.children, r.Language)
 		}
 		body, err := tmpl.Render(vars)
 		if err != nil {

@@ -17,7 +17,6 @@ ALTER TABLE sms_request DROP CONSTRAINT sms_request_type_check,
   ADD CONSTRAINT sms_request_result_has_assessment CHECK (
     type <> 'STUDENT_RESULT' OR (assessment_id IS NOT NULL AND school_id IS NOT NULL AND phones IS NULL));
 COMMENT ON COLUMN sms_request.assessment_id IS 'The assessment whose results the {result} placeholder gives, child by child (set by shala when it announces a class''s results)';
-CREATE INDEX sms_request_assessment ON sms_request (assessment_id) WHERE assessment_id IS NOT NULL;
 
 -- A development DLT id, as for the other seeded templates: operators put
 -- the id the template is registered under.
