@@ -31,9 +31,11 @@ func (f *fixture) expand(request uuid.UUID) error {
 }
 
 // A class's result SMS with the STUDENT_RESULT template gives each parent
-// their own child's result, read from the final class's results when the
-// messages are rendered: siblings sharing a phone get both, named; a child
-// with nothing recorded and a child absent throughout are said so.
+// their own child's result, read from final classes' results when the
+// messages are rendered: siblings sharing a phone get both; strangers on one
+// number get neither; a child with nothing recorded and a child absent
+// throughout are said so; a child with marks that may still change, or a
+// subject missing, is told to ask the school.
 func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
@@ -47,9 +49,11 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 			school, name, phone, append(father, "")[0])
 	}
 	// रवि's marks were written in 6-B, which is not final; he has moved to
-	// 6-A since. 6-A's results must not carry them.
-	ravi := student("रवि", "9816077777")
+	// 6-A since. 6-A's results must not carry them. कमला's were written in
+	// 6-C, final before she moved: they are hers to be sent.
+	ravi, kamla := student("रवि", "9816077777"), student("कमला", "9816066666")
 	f.must(`UPDATE student SET section = 'B' WHERE id = $1`, ravi)
+	f.must(`UPDATE student SET section = 'C' WHERE id = $1`, kamla)
 	result := func(student uuid.UUID, subject string, component uuid.UUID, marks any) {
 		t.Helper()
 		f.must(`INSERT INTO assessment_result (assessment_id, school_id, student_id, subject, component_id, present, marks)
@@ -61,13 +65,22 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 	mohan, sita := student("मोहन", "9816088888", "हरि"), student("सीता", "9816088888", "श्याम")
 	student("गीता", "9816054321") // nothing recorded
 	meera := student("मीरा", "9816099999")
+	anu := student("अनु", "9816055555") // Hindi never entered: 90 of 100 would read as a pass
+	result(anu, "MATHEMATICS", theory, 72)
+	result(anu, "MATHEMATICS", practical, 18)
 	result(aarav, "MATHEMATICS", theory, 72)
 	result(aarav, "MATHEMATICS", practical, 18)
 	result(aarav, "HINDI", theory, 61.5)
 	result(priya, "MATHEMATICS", theory, 20)
 	result(priya, "HINDI", theory, nil)
 	result(meera, "MATHEMATICS", theory, nil)
+	result(meera, "HINDI", theory, nil)
 	result(ravi, "MATHEMATICS", theory, 79)
+	result(ravi, "HINDI", theory, 79)
+	result(kamla, "MATHEMATICS", theory, 50)
+	result(kamla, "HINDI", theory, 40)
+	f.must(`INSERT INTO assessment_class (assessment_id, school_id, grade, section, final) VALUES ($1, $2, 6, 'C', true)`, aid, school)
+	f.must(`UPDATE student SET section = 'A' WHERE id = $1`, kamla)
 	result(mohan, "MATHEMATICS", theory, 40)
 	result(sita, "MATHEMATICS", theory, 41)
 	f.must(`UPDATE student SET section = 'A' WHERE id = $1`, ravi)
@@ -93,8 +106,8 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 	if _, err := pgx.ForEachRow(rows, []any{&phone, &body}, func() error { bodies[phone] = body; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if len(bodies) != 5 {
-		t.Fatalf("got %d messages, want 5 (one per phone): %v", len(bodies), bodies)
+	if len(bodies) != 7 {
+		t.Fatalf("got %d messages, want 7 (one per phone): %v", len(bodies), bodies)
 	}
 	const name = "SA-1 गणित और हिंदी 2026"
 	for _, tt := range []struct {
@@ -104,7 +117,9 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 		{"+919816054321", []string{"प्रिय अभिभावक, " + name + " में गीता (6-A) का परिणाम: परिणाम दर्ज नहीं। - समग्र शिक्षा हि.प्र."}},
 		{"+919816099999", []string{"प्रिय अभिभावक, " + name + " में मीरा (6-A) का परिणाम: अनुपस्थित। - समग्र शिक्षा हि.प्र."}},
 		{"+919816088888", []string{"का परिणाम: विद्यालय से जानकारी लें। - समग्र शिक्षा हि.प्र.", "मोहन", "सीता"}},
-		{"+919816077777", []string{"प्रिय अभिभावक, " + name + " में रवि (6-A) का परिणाम: परिणाम दर्ज नहीं। - समग्र शिक्षा हि.प्र."}},
+		{"+919816077777", []string{"प्रिय अभिभावक, " + name + " में रवि (6-A) का परिणाम: विद्यालय से जानकारी लें। - समग्र शिक्षा हि.प्र."}},
+		{"+919816055555", []string{"प्रिय अभिभावक, " + name + " में अनु (6-A) का परिणाम: विद्यालय से जानकारी लें। - समग्र शिक्षा हि.प्र."}},
+		{"+919816066666", []string{"प्रिय अभिभावक, " + name + " में कमला (6-A) का परिणाम: 90/200 (45%) उत्तीर्ण। - समग्र शिक्षा हि.प्र."}},
 		// A subject is out of the assessment's total marks, 100 (theory 80 +
 		// practical 20); pass mark 33% of each. आरव: 72 + 18 and 61.5, both
 		// passed; प्रिया: 20, under the pass mark, and absent in Hindi.

@@ -35,10 +35,8 @@ type Request struct {
 	Status     string
 	Cursor     string
 	Expanded   bool
-	// AssessmentID is the assessment whose results {result} gives, and
-	// Scores how it scores them.
+	// AssessmentID is the assessment whose results {result} gives.
 	AssessmentID *uuid.UUID
-	Scores       Scores
 }
 
 // Enqueuer adds jobs to the caller's transaction, to be inserted before it
@@ -124,13 +122,10 @@ func loadRequest(ctx context.Context, q pgx.Tx, id uuid.UUID) (*Request, error) 
 	var cursor *string
 	err := q.QueryRow(ctx, `SELECT r.school_id, coalesce(s.name, ''), r.type, r.language, r.grades, r.sections,
 			r.student_ids, r.phones, r.variables, r.status, r.expand_cursor, r.expanded_at IS NOT NULL,
-			r.assessment_id, coalesce(p.evaluation, ''), p.max_marks::float8, p.top_points::float8
-		FROM sms_request r LEFT JOIN school s ON s.id = r.school_id
-		LEFT JOIN assessment_pass_rule p ON p.assessment_id = r.assessment_id
-		WHERE r.id = $1 FOR UPDATE OF r`, id).
+			r.assessment_id
+		FROM sms_request r LEFT JOIN school s ON s.id = r.school_id WHERE r.id = $1 FOR UPDATE OF r`, id).
 		Scan(&r.SchoolID, &r.SchoolName, &r.Type, &r.Language, &r.Grades, &r.Sections, &r.StudentIDs, &r.Phones,
-			&vars, &r.Status, &cursor, &r.Expanded, &r.AssessmentID,
-			&r.Scores.Evaluation, &r.Scores.MaxMarks, &r.Scores.TopPoints)
+			&vars, &r.Status, &cursor, &r.Expanded, &r.AssessmentID)
 	if err != nil {
 		return nil, postgres.Translate(err, "sms request "+id.String())
 	}
@@ -464,7 +459,7 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		vars["class"] = joinListed(m.classes, r.Language)
 		vars["school_name"] = r.SchoolName
 		if len(m.children) > 0 {
-			vars[ResultPlaceholder] = childResults(m.children, r.Language)
+			vars[ResultPlaceholder] = childResults(m.children, len(m.names), r.Language)
 		}
 		body, err := tmpl.Render(vars)
 		if err != nil {

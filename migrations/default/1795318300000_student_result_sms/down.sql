@@ -1,6 +1,7 @@
 -- Going back loses the STUDENT_RESULT requests and their messages (the
--- type is gone) and the {result} of any template an operator gave it.
-UPDATE sms_template SET body = replace(body, '{result}', '') WHERE body LIKE '%{result}%';
+-- type is gone). A template an operator gave {result} is switched off, not
+-- edited: its text is what its DLT id was registered with.
+UPDATE sms_template SET enabled = false WHERE body LIKE '%{result}%' AND type <> 'STUDENT_RESULT';
 DELETE FROM sms_message WHERE request_id IN (SELECT id FROM sms_request WHERE type = 'STUDENT_RESULT');
 UPDATE assessment_announcement SET sms_request_id = NULL WHERE sms_request_id IN (SELECT id FROM sms_request WHERE type = 'STUDENT_RESULT');
 DELETE FROM sms_request WHERE type = 'STUDENT_RESULT';
