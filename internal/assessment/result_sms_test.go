@@ -2,6 +2,7 @@ package assessment_test
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 
@@ -30,6 +31,53 @@ func (f *fixture) expand(request uuid.UUID) error {
 		&river.Job[sms.ExpandArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 25}, Args: sms.ExpandArgs{RequestID: request}})
 }
 
+// results is an open assessment whose SMS template is STUDENT_RESULT, with
+// its school and components.
+type results struct {
+	*fixture
+	aid, school, theory, practical uuid.UUID
+}
+
+func setupResults(t *testing.T) *results {
+	f := setup(t)
+	aid, school := f.open()
+	f.must(`UPDATE assessment SET sms_template = 'STUDENT_RESULT' WHERE id = $1`, aid)
+	return &results{fixture: f, aid: aid, school: school,
+		theory:    f.id(`SELECT id FROM assessment_component WHERE assessment_id = $1 AND component_type = 'THEORY'`, aid),
+		practical: f.id(`SELECT id FROM assessment_component WHERE assessment_id = $1 AND component_type = 'PRACTICAL'`, aid)}
+}
+
+// result writes a student's marks (nil: absent) as the school does.
+func (r *results) result(student uuid.UUID, subject string, component uuid.UUID, marks any) {
+	r.t.Helper()
+	r.must(`INSERT INTO assessment_result (assessment_id, school_id, student_id, subject, component_id, present, marks)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, r.aid, r.school, student, subject, component, marks != nil, marks)
+}
+
+// announce announces class 6-section's results, expands the request and
+// returns it with its messages' bodies by phone.
+func (r *results) announce(section string) (request uuid.UUID, bodies map[string]string) {
+	r.t.Helper()
+	ctx := context.Background()
+	var a assessment.Announcement
+	if err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) (err error) {
+		a, err = assessment.Announce(ctx, tx, assessment.Class{AssessmentID: r.aid, SchoolID: r.school, Grade: 6, Section: section})
+		return err
+	}); err != nil || a.Queued == nil {
+		r.t.Fatalf("announce 6-%s: %+v %v", section, a, err)
+	}
+	if err := r.expand(*a.Queued); err != nil {
+		r.t.Fatalf("expand 6-%s: %v", section, err)
+	}
+	bodies = map[string]string{}
+	var phone, body string
+	rows, _ := r.pool.Query(ctx, `SELECT phone, body FROM sms_message WHERE request_id = $1`, *a.Queued)
+	if _, err := pgx.ForEachRow(rows, []any{&phone, &body}, func() error { bodies[phone] = body; return nil }); err != nil {
+		r.t.Fatal(err)
+	}
+	return *a.Queued, bodies
+}
+
 // A class's result SMS with the STUDENT_RESULT template gives each parent
 // their own child's result, read from final classes' results when the
 // messages are rendered: siblings sharing a phone get both; strangers on one
@@ -38,12 +86,9 @@ func (f *fixture) expand(request uuid.UUID) error {
 // subject missing, is told to ask the school.
 func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
+	f := setupResults(t)
 	ctx := context.Background()
-	aid, school := f.open()
-	f.must(`UPDATE assessment SET sms_template = 'STUDENT_RESULT' WHERE id = $1`, aid)
-	theory := f.id(`SELECT id FROM assessment_component WHERE assessment_id = $1 AND component_type = 'THEORY'`, aid)
-	practical := f.id(`SELECT id FROM assessment_component WHERE assessment_id = $1 AND component_type = 'PRACTICAL'`, aid)
+	aid, school, theory, practical, result := f.aid, f.school, f.theory, f.practical, f.result
 	student := func(name, phone string, father ...string) uuid.UUID {
 		return f.id(`INSERT INTO student (school_id, name, gender, grade, section, guardian_phone, father_name) VALUES ($1, $2, 'FEMALE', 6, 'A', $3, $4) RETURNING id`,
 			school, name, phone, append(father, "")[0])
@@ -54,16 +99,17 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 	ravi, kamla := student("रवि", "9816077777"), student("कमला", "9816066666")
 	f.must(`UPDATE student SET section = 'B' WHERE id = $1`, ravi)
 	f.must(`UPDATE student SET section = 'C' WHERE id = $1`, kamla)
-	result := func(student uuid.UUID, subject string, component uuid.UUID, marks any) {
-		t.Helper()
-		f.must(`INSERT INTO assessment_result (assessment_id, school_id, student_id, subject, component_id, present, marks)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, aid, school, student, subject, component, marks != nil, marks)
-	}
 	aarav, priya := student("आरव", "9816012345", "राजेश कुमार"), student("प्रिया", "+91 98160 12345", "राजेश कुमार") // siblings: one phone, written two ways
 	// Two children of different fathers on one number (a teacher's, a
 	// shop's): neither's result goes to it.
 	mohan, sita := student("मोहन", "9816088888", "हरि"), student("सीता", "9816088888", "श्याम")
 	student("गीता", "9816054321") // nothing recorded
+	// A number that is also a child's of another father in 7-A: a shared
+	// number, so लता's result does not go to it. नीरज's brother in 7-A
+	// does not stop his.
+	lata, neeraj := student("लता", "9816044444", "गोपाल"), student("नीरज", "9816033333", "सुरेश")
+	f.must(`INSERT INTO student (school_id, name, gender, grade, section, guardian_phone, father_name) VALUES
+		($1, 'पूजा', 'FEMALE', 7, 'A', '9816044444', 'किशन'), ($1, 'पंकज', 'MALE', 7, 'A', '+91-98160-33333', 'सुरेश')`, school)
 	meera := student("मीरा", "9816099999")
 	anu := student("अनु", "9816055555") // Hindi never entered: 90 of 100 would read as a pass
 	result(anu, "MATHEMATICS", theory, 72)
@@ -81,33 +127,22 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 	result(kamla, "HINDI", theory, 40)
 	f.must(`INSERT INTO assessment_class (assessment_id, school_id, grade, section, final) VALUES ($1, $2, 6, 'C', true)`, aid, school)
 	f.must(`UPDATE student SET section = 'A' WHERE id = $1`, kamla)
+	for _, id := range []uuid.UUID{lata, neeraj} {
+		result(id, "MATHEMATICS", theory, 60)
+		result(id, "HINDI", theory, 60)
+	}
 	result(mohan, "MATHEMATICS", theory, 40)
 	result(sita, "MATHEMATICS", theory, 41)
 	f.must(`UPDATE student SET section = 'A' WHERE id = $1`, ravi)
 	f.must(`INSERT INTO assessment_class (assessment_id, school_id, grade, section, final, finalized_by) VALUES ($1, $2, 6, 'A', true, 'teacher-9')`, aid, school)
 
-	var queued assessment.Announcement
-	if err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) (err error) {
-		queued, err = assessment.Announce(ctx, tx, assessment.Class{AssessmentID: aid, SchoolID: school, Grade: 6, Section: "A"})
-		return err
-	}); err != nil || queued.Queued == nil {
-		t.Fatalf("announce: %+v %v", queued, err)
-	}
+	request, bodies := f.announce("A")
 	var named uuid.UUID
-	if err := f.pool.QueryRow(ctx, `SELECT assessment_id FROM sms_request WHERE id = $1`, *queued.Queued).Scan(&named); err != nil || named != aid {
+	if err := f.pool.QueryRow(ctx, `SELECT assessment_id FROM sms_request WHERE id = $1`, request).Scan(&named); err != nil || named != aid {
 		t.Fatalf("the request names assessment %v (%v), want %v", named, err, aid)
 	}
-	if err := f.expand(*queued.Queued); err != nil {
-		t.Fatalf("expand: %v", err)
-	}
-	bodies := map[string]string{}
-	var phone, body string
-	rows, _ := f.pool.Query(ctx, `SELECT phone, body FROM sms_message WHERE request_id = $1`, *queued.Queued)
-	if _, err := pgx.ForEachRow(rows, []any{&phone, &body}, func() error { bodies[phone] = body; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if len(bodies) != 7 {
-		t.Fatalf("got %d messages, want 7 (one per phone): %v", len(bodies), bodies)
+	if len(bodies) != 9 {
+		t.Fatalf("got %d messages, want 9 (one per phone): %v", len(bodies), bodies)
 	}
 	const name = "SA-1 गणित और हिंदी 2026"
 	for _, tt := range []struct {
@@ -118,6 +153,8 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 		{"+919816099999", []string{"प्रिय अभिभावक, " + name + " में मीरा (6-A) का परिणाम: अनुपस्थित। - समग्र शिक्षा हि.प्र."}},
 		{"+919816088888", []string{"का परिणाम: विद्यालय से जानकारी लें। - समग्र शिक्षा हि.प्र.", "मोहन", "सीता"}},
 		{"+919816077777", []string{"प्रिय अभिभावक, " + name + " में रवि (6-A) का परिणाम: विद्यालय से जानकारी लें। - समग्र शिक्षा हि.प्र."}},
+		{"+919816044444", []string{"प्रिय अभिभावक, " + name + " में लता (6-A) का परिणाम: विद्यालय से जानकारी लें। - समग्र शिक्षा हि.प्र."}},
+		{"+919816033333", []string{"प्रिय अभिभावक, " + name + " में नीरज (6-A) का परिणाम: 120/200 (60%) उत्तीर्ण। - समग्र शिक्षा हि.प्र."}},
 		{"+919816055555", []string{"प्रिय अभिभावक, " + name + " में अनु (6-A) का परिणाम: विद्यालय से जानकारी लें। - समग्र शिक्षा हि.प्र."}},
 		{"+919816066666", []string{"प्रिय अभिभावक, " + name + " में कमला (6-A) का परिणाम: 90/200 (45%) उत्तीर्ण। - समग्र शिक्षा हि.प्र."}},
 		// A subject is out of the assessment's total marks, 100 (theory 80 +
@@ -175,5 +212,54 @@ func TestResultPlaceholderNeedsAnAssessment(t *testing.T) {
 	}
 	if n := f.count(`SELECT count(*) FROM sms_message WHERE request_id = '` + req.String() + `'`); n != 0 {
 		t.Errorf("%d messages queued, want none", n)
+	}
+}
+
+// Where the school's listing could not say a child's result as one class's,
+// the SMS does not either: it asks the parent to ask the school.
+func TestResultSMSAsksTheSchoolWhereTheListingCannotTell(t *testing.T) {
+	t.Parallel()
+	f := setupResults(t)
+	aid, school, theory, practical, result := f.aid, f.school, f.theory, f.practical, f.result
+	student := func(name, section, phone string) uuid.UUID {
+		return f.id(`INSERT INTO student (school_id, name, gender, grade, section, guardian_phone) VALUES ($1, $2, 'MALE', 6, $3, $4) RETURNING id`,
+			school, name, section, phone)
+	}
+	finalise := func(section string) {
+		t.Helper()
+		f.must(`INSERT INTO assessment_class (assessment_id, school_id, grade, section, final) VALUES ($1, $2, 6, $3, true)`, aid, school, section)
+	}
+	move := func(id uuid.UUID, section string) {
+		t.Helper()
+		f.must(`UPDATE student SET section = $2 WHERE id = $1`, id, section)
+	}
+	// सोनू's maths theory was written in 6-D, which has no class row (never
+	// opened, so not final); the rest in 6-A.
+	sonu := student("सोनू", "D", "9816011111")
+	result(sonu, "MATHEMATICS", theory, 70)
+	move(sonu, "A")
+	result(sonu, "MATHEMATICS", practical, 15)
+	result(sonu, "HINDI", theory, 60)
+	// टीना's maths theory was written in 6-F, final; the rest in 6-A: the
+	// listing counts each class's part apart.
+	tina := student("टीना", "F", "9816022222")
+	result(tina, "MATHEMATICS", theory, 20)
+	finalise("F")
+	move(tina, "A")
+	result(tina, "MATHEMATICS", practical, 15)
+	result(tina, "HINDI", theory, 60)
+	finalise("A")
+	// 6-E sent class counts only (TSP): no child has a row.
+	student("एकता", "E", "9816033333")
+	finalise("E")
+
+	_, bodies := f.announce("A")
+	_, inE := f.announce("E")
+	maps.Copy(bodies, inE)
+	for phone, who := range map[string]string{"+919816011111": "सोनू (6-A)", "+919816022222": "टीना (6-A)", "+919816033333": "एकता (6-E)"} {
+		want := "प्रिय अभिभावक, SA-1 गणित और हिंदी 2026 में " + who + " का परिणाम: विद्यालय से जानकारी लें। - समग्र शिक्षा हि.प्र."
+		if got := bodies[phone]; got != want {
+			t.Errorf("to %s:\n got %q\nwant %q", phone, got, want)
+		}
 	}
 }

@@ -240,8 +240,10 @@ type recipient struct {
 	classes   []string
 	raw       string
 	result    *Result // the child's {result}, when the template has it
-	// The parents' names, to tell siblings on one phone from strangers.
+	// The parents' names, and the school's children on the phone, to tell
+	// siblings from strangers.
 	father, mother string
+	household      []child
 }
 
 // page expands one page in one transaction and reports whether the
@@ -296,9 +298,14 @@ func (w *ExpandWorker) page(ctx context.Context, id uuid.UUID) (done bool, err e
 			if err != nil {
 				return err
 			}
+			homes, err := households(ctx, tx, *r.SchoolID, recipients)
+			if err != nil {
+				return err
+			}
 			for i := range recipients {
 				res := summaries[ids[i]]
 				recipients[i].result = &res
+				recipients[i].household = homes[household(recipients[i].raw)]
 			}
 		}
 		noPhone, err := w.queue(ctx, tx, r, tmpl, recipients)
@@ -412,8 +419,9 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		names     []string
 		classes   []string
 		reason    string
-		// Each child's result, in the order of names.
-		children []child
+		// Each child's result, in the order of names, and the school's
+		// children on the phone.
+		children, household []child
 	}
 	byPhone := map[string]*msg{}
 	var order []string
@@ -429,7 +437,7 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		}
 		m, ok := byPhone[key]
 		if !ok {
-			m = &msg{studentID: rc.studentID, reason: reason}
+			m = &msg{studentID: rc.studentID, reason: reason, household: rc.household}
 			byPhone[key] = m
 			order = append(order, key)
 		}
@@ -459,7 +467,7 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		vars["class"] = joinListed(m.classes, r.Language)
 		vars["school_name"] = r.SchoolName
 		if len(m.children) > 0 {
-			vars[ResultPlaceholder] = childResults(m.children, len(m.names), r.Language)
+			vars[ResultPlaceholder] = childResults(m.children, m.household, len(m.names), r.Language)
 		}
 		body, err := tmpl.Render(vars)
 		if err != nil {

@@ -67,7 +67,7 @@ type SubjectScore struct {
 func Summary(s Scores, subjects []SubjectScore, expected int, lang string) Result {
 	w := words(lang)
 	if len(subjects) == 0 {
-		return Result{w.none, w.none, "-"}
+		return Result{w.none, w.none, w.noneBare}
 	}
 	withheld := Result{w.withheld, w.withheld, w.withheld}
 	if len(subjects) < expected {
@@ -173,13 +173,13 @@ func (s Scores) letter(avg float64) string {
 }
 
 type resultText struct {
-	none, absent, pass, fail, marks, grade, gradeShort, withheld string
+	none, noneBare, absent, pass, fail, marks, grade, gradeShort, withheld string
 }
 
 var resultWords = map[string]resultText{
-	"hi": {none: "परिणाम दर्ज नहीं", absent: "अनुपस्थित", pass: "उत्तीर्ण", fail: "अनुत्तीर्ण",
+	"hi": {none: "परिणाम दर्ज नहीं", noneBare: "दर्ज नहीं", absent: "अनुपस्थित", pass: "उत्तीर्ण", fail: "अनुत्तीर्ण",
 		marks: "%s अंक", grade: "ग्रेड %s (%s/%s)", gradeShort: "ग्रेड %s", withheld: "विद्यालय से जानकारी लें"},
-	"en": {none: "no result recorded", absent: "absent", pass: "pass", fail: "fail",
+	"en": {none: "no result recorded", noneBare: "none", absent: "absent", pass: "pass", fail: "fail",
 		marks: "%s marks", grade: "grade %s (%s/%s)", gradeShort: "grade %s", withheld: "ask the school"},
 }
 
@@ -195,11 +195,18 @@ func words(lang string) resultText {
 func number(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 // results reads the results of students in r's assessment and says each
-// one's Summary. A result is said only once it can no longer change: every
-// row of the child's was written in a class that is final now. They are the
-// child's whichever class that was (rows are one per student, subject and
-// component), so a child who moved between two final classes is sent them
-// too. The pass rule is read in the same statement as the results.
+// one's Summary. A result is said only once it cannot change and reads as
+// the school's listing counts it:
+//   - every row of it was written in one class, final now (whichever class:
+//     a child who moved between two final classes gets theirs; one whose
+//     rows span classes is told to ask the school, as the listing counts
+//     each class's part apart);
+//   - it has every subject its classmates of the same stream have (else
+//     ask the school): a subject the class does not take is not missing;
+//   - a child with no row, in a class where no one has one (only class
+//     counts, TSP), is told to ask the school, not "nothing recorded".
+//
+// The pass rule is read in the same statement as the results.
 func results(ctx context.Context, tx pgx.Tx, r *Request, students []uuid.UUID) (map[uuid.UUID]Result, error) {
 	rows, err := tx.Query(ctx, `SELECT letter, value::float8 FROM grade_mapping ORDER BY value DESC, letter`)
 	if err != nil {
@@ -209,43 +216,90 @@ func results(ctx context.Context, tx pgx.Tx, r *Request, students []uuid.UUID) (
 	if err != nil {
 		return nil, err
 	}
-	// Per subject as assessment_progress_recount counts "passed", with the
-	// number of subjects the class's grade has in the assessment.
+	// The subjects each class has rows for, by stream.
+	type class struct {
+		grade         int
+		section, strm string
+	}
+	taken := map[class]int{}
+	classes := map[class]bool{} // grade and section only (strm empty): a class with any row
+	rows, err = tx.Query(ctx, `SELECT o.class_grade, o.class_section, coalesce(st.stream, ''), count(DISTINCT o.subject)
+		FROM assessment_result o JOIN student st ON st.id = o.student_id
+		WHERE o.assessment_id = $1 AND o.school_id = $2
+		GROUP BY 1, 2, 3`, r.AssessmentID, r.SchoolID)
+	if err != nil {
+		return nil, err
+	}
+	var c class
+	var n int
+	if _, err := pgx.ForEachRow(rows, []any{&c.grade, &c.section, &c.strm, &n}, func() error {
+		taken[c] = n
+		classes[class{grade: c.grade, section: c.section}] = true
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	// Per subject as assessment_progress_recount counts "passed".
 	rows, err = tx.Query(ctx, `SELECT res.student_id, bool_or(res.present), trunc(sum(res.marks), 2)::float8, avg(g.value)::float8,
 			bool_or(res.present) AND coalesce(assessment_passes(p.evaluation, p.pass_percent, p.max_marks, p.top_points, sum(res.marks), avg(g.value)), false),
-			(SELECT count(*) FROM assessment_subject su WHERE su.assessment_id = res.assessment_id AND su.grade = min(res.class_grade)),
-			coalesce(bool_and(c.final), false),
-			p.evaluation, p.max_marks::float8, p.top_points::float8, p.pass_percent > 0
+			bool_and(coalesce(c.final, false)), min(res.class_grade), min(res.class_section), max(res.class_grade), max(res.class_section),
+			coalesce(st.stream, ''), p.evaluation, p.max_marks::float8, p.top_points::float8, p.pass_percent > 0
 		FROM assessment_result res
+		JOIN student st ON st.id = res.student_id
 		LEFT JOIN assessment_class c ON c.assessment_id = res.assessment_id AND c.school_id = res.school_id
 		 AND c.grade = res.class_grade AND c.section = res.class_section
 		JOIN assessment_pass_rule p ON p.assessment_id = res.assessment_id
 		LEFT JOIN grade_mapping g ON g.letter = res.grade
 		WHERE res.assessment_id = $1 AND res.school_id = $2 AND res.student_id = ANY ($3)
-		GROUP BY res.assessment_id, res.student_id, res.subject, p.evaluation, p.pass_percent, p.max_marks, p.top_points`,
+		GROUP BY res.student_id, res.subject, st.stream, p.evaluation, p.pass_percent, p.max_marks, p.top_points`,
 		r.AssessmentID, r.SchoolID, students)
 	if err != nil {
 		return nil, err
 	}
-	byStudent := map[uuid.UUID][]SubjectScore{}
-	expected := map[uuid.UUID]int{}
+	type pupil struct {
+		subjects    []SubjectScore
+		class       class
+		manyClasses bool
+	}
+	byStudent := map[uuid.UUID]*pupil{}
 	s := Scores{Letters: letters}
 	var id uuid.UUID
 	var sub SubjectScore
 	var marks, points pgtype.Float8
-	var want int
-	if _, err := pgx.ForEachRow(rows, []any{&id, &sub.Present, &marks, &points, &sub.Passed, &want, &sub.Final,
-		&s.Evaluation, &s.MaxMarks, &s.TopPoints, &s.PassMark}, func() error {
+	var lo, hi class
+	if _, err := pgx.ForEachRow(rows, []any{&id, &sub.Present, &marks, &points, &sub.Passed, &sub.Final,
+		&lo.grade, &lo.section, &hi.grade, &hi.section, &lo.strm, &s.Evaluation, &s.MaxMarks, &s.TopPoints, &s.PassMark}, func() error {
 		sub.Marks, sub.Points = ptr(marks), ptr(points)
-		byStudent[id] = append(byStudent[id], sub)
-		expected[id] = max(expected[id], want)
+		ch := byStudent[id]
+		if ch == nil {
+			ch = &pupil{class: lo}
+			byStudent[id] = ch
+		}
+		ch.subjects = append(ch.subjects, sub)
+		ch.manyClasses = ch.manyClasses || lo.grade != hi.grade || lo.section != hi.section || lo != ch.class
 		return nil
 	}); err != nil {
 		return nil, err
 	}
+	// The request's one class, if it names one (an announcement does).
+	var own *class
+	if len(r.Grades) == 1 && len(r.Sections) == 1 {
+		own = &class{grade: int(r.Grades[0]), section: r.Sections[0]}
+	}
+	withheld := words(r.Language).withheld
 	out := make(map[uuid.UUID]Result, len(students))
 	for _, id := range students {
-		out[id] = Summary(s, byStudent[id], expected[id], r.Language)
+		ch := byStudent[id]
+		switch {
+		case ch == nil && own != nil && !classes[*own]:
+			out[id] = Result{withheld, withheld, withheld}
+		case ch == nil:
+			out[id] = Summary(s, nil, 0, r.Language)
+		case ch.manyClasses:
+			out[id] = Result{withheld, withheld, withheld}
+		default:
+			out[id] = Summary(s, ch.subjects, taken[ch.class], r.Language)
+		}
 	}
 	return out, nil
 }
@@ -256,21 +310,63 @@ type child struct {
 	father, mother string
 }
 
+// households reads, for the phones of recipients, every active student of
+// the school recorded with that number (compared by its last ten digits, an
+// Indian mobile's): the children whose parents the phone may be.
+func households(ctx context.Context, tx pgx.Tx, school uuid.UUID, recipients []recipient) (map[string][]child, error) {
+	var keys []string
+	for _, rc := range recipients {
+		if k := household(rc.raw); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT right(regexp_replace(guardian_phone, '\D', '', 'g'), 10), coalesce(father_name, ''), coalesce(mother_name, '')
+		FROM student
+		WHERE school_id = $1 AND status = 'ACTIVE' AND enabled
+		  AND right(regexp_replace(guardian_phone, '\D', '', 'g'), 10) = ANY ($2)`, school, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]child{}
+	var key string
+	var c child
+	_, err = pgx.ForEachRow(rows, []any{&key, &c.father, &c.mother}, func() error {
+		out[key] = append(out[key], c)
+		return nil
+	})
+	return out, err
+}
+
+// household is the key of raw's household: its number's last ten digits,
+// when it is a number messages go to ("" otherwise).
+func household(raw string) string {
+	e164, reason := Normalize(raw)
+	if reason != "" || len(e164) < 10 {
+		return ""
+	}
+	return e164[len(e164)-10:]
+}
+
 // childResults is the {result} of one message to a phone, whose
 // {student_name} names names children: the child's result, or for siblings
 // each child's in the order they are named — the longest forms that fit
 // MaxVariable together. Otherwise "ask the school" and no one's result:
-//   - children not known to be siblings (see siblings), or more than
-//     MaxListed: the phone is someone else's (records carry a teacher's or
-//     a shop's number);
+//   - the school's students on the phone (household, which holds the
+//     message's children and any in other classes) not known to be
+//     siblings (see siblings): the phone is someone else's (records carry
+//     a teacher's or a shop's number), even for one child's message;
+//   - more children than MaxListed in the message;
 //   - two children of the same name (names has them once): which result is
 //     whose could not be read;
 //   - results that do not fit MaxVariable even bare.
-func childResults(children []child, names int, lang string) string {
+func childResults(children, household []child, names int, lang string) string {
+	withheld := words(lang).withheld
+	if len(household) > 1 && !siblings(household) {
+		return withheld
+	}
 	if len(children) == 1 {
 		return children[0].result.Long
 	}
-	withheld := words(lang).withheld
 	if len(children) > MaxListed || len(children) != names || !siblings(children) {
 		return withheld
 	}

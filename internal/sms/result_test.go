@@ -62,8 +62,8 @@ func TestSummary(t *testing.T) {
 			{Final: true, Present: true, Points: f(7.97), Passed: true},
 		}, 0, "en", Result{"grade C (7.9/10) pass", "grade C pass", "C"}},
 		{"absent everywhere", marks, []SubjectScore{{Final: true}, {Final: true}}, 0, "hi", Result{"अनुपस्थित", "अनुपस्थित", "अनुपस्थित"}},
-		{"nothing recorded", marks, nil, 2, "hi", Result{"परिणाम दर्ज नहीं", "परिणाम दर्ज नहीं", "-"}},
-		{"a language without words of its own reads English", marks, nil, 0, "pa", Result{"no result recorded", "no result recorded", "-"}},
+		{"nothing recorded", marks, nil, 2, "hi", Result{"परिणाम दर्ज नहीं", "परिणाम दर्ज नहीं", "दर्ज नहीं"}},
+		{"a language without words of its own reads English", marks, nil, 0, "pa", Result{"no result recorded", "no result recorded", "none"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := Summary(tt.scores, tt.subjects, tt.expected, tt.lang)
@@ -80,41 +80,51 @@ func TestSummary(t *testing.T) {
 func TestChildResults(t *testing.T) {
 	aarav := Result{"151.5/200 (75%) उत्तीर्ण", "75% उत्तीर्ण", "75%"}
 	priya := Result{"80/200 (40%) अनुत्तीर्ण", "40% अनुत्तीर्ण", "40%"}
-	none := Result{"परिणाम दर्ज नहीं", "परिणाम दर्ज नहीं", "-"}
+	none := Result{"परिणाम दर्ज नहीं", "परिणाम दर्ज नहीं", "दर्ज नहीं"}
 	absent := Result{"अनुपस्थित", "अनुपस्थित", "अनुपस्थित"}
 	sib := func(r Result) child {
 		return child{result: r, father: "राजेश कुमार", mother: "सुनीता"}
 	}
 	const withheld = "विद्यालय से जानकारी लें"
 	for _, tt := range []struct {
-		name     string
-		children []child
-		names    int // names in student_name; 0: one a child
-		want     string
+		name      string
+		children  []child
+		household []child // the school's children on the phone; nil: the message's
+		names     int     // names in student_name; 0: one a child
+		want      string
 	}{
-		{"one child: the whole result", []child{{result: aarav}}, 0, "151.5/200 (75%) उत्तीर्ण"},
-		{"two siblings: the short forms, in order", []child{sib(aarav), sib(priya)}, 0, "75% उत्तीर्ण; 40% अनुत्तीर्ण"},
-		{"three: the bare forms", []child{sib(aarav), sib(priya), sib(none)}, 0, "75%; 40%; -"},
+		{"one child: the whole result", []child{{result: aarav}}, nil, 0, "151.5/200 (75%) उत्तीर्ण"},
+		{"two siblings: the short forms, in order", []child{sib(aarav), sib(priya)}, nil, 0, "75% उत्तीर्ण; 40% अनुत्तीर्ण"},
+		{"three: the bare forms", []child{sib(aarav), sib(priya), sib(none)}, nil, 0, "75%; 40%; दर्ज नहीं"},
 		{"siblings by the mother's name, the father's recorded for one only", []child{
 			{result: aarav, father: "Rajesh", mother: "Sunita "}, {result: priya, father: "", mother: " sunita"},
-		}, 0, "75% उत्तीर्ण; 40% अनुत्तीर्ण"},
+		}, nil, 0, "75% उत्तीर्ण; 40% अनुत्तीर्ण"},
 		{"same mother's name, fathers differ: not siblings", []child{
 			{result: aarav, father: "राजेश कुमार", mother: "सुनीता देवी"}, {result: priya, father: "मोहन लाल", mother: "सुनीता देवी"},
-		}, 0, withheld},
+		}, nil, 0, withheld},
 		{"strangers on one phone get no one's result", []child{
 			{result: aarav, father: "राजेश", mother: "सुनीता"}, {result: priya, father: "मोहन", mother: "गीता"},
-		}, 0, withheld},
-		{"parents not recorded: not known to be siblings", []child{{result: aarav}, {result: priya}}, 0, withheld},
-		{"more children than student_name names: a shared number", []child{sib(aarav), sib(priya), sib(none), sib(aarav)}, 0, withheld},
-		{"two children of one name: whose result is whose cannot be read", []child{sib(aarav), sib(priya)}, 1, withheld},
-		{"too long even bare", []child{sib(absent), sib(absent), sib(absent)}, 0, withheld},
+		}, nil, 0, withheld},
+		{"parents not recorded: not known to be siblings", []child{{result: aarav}, {result: priya}}, nil, 0, withheld},
+		{"more children than student_name names: a shared number", []child{sib(aarav), sib(priya), sib(none), sib(aarav)}, nil, 0, withheld},
+		{"two children of one name: whose result is whose cannot be read", []child{sib(aarav), sib(priya)}, nil, 1, withheld},
+		{"too long even bare", []child{sib(absent), sib(absent), sib(absent)}, nil, 0, withheld},
+		{"one child, the phone also a stranger's in another class: no one's result", []child{sib(aarav)},
+			[]child{sib(Result{}), {father: "मोहन", mother: "गीता"}}, 0, withheld},
+		{"one child, a brother in another class: the result", []child{sib(aarav)}, []child{sib(Result{}), sib(Result{})}, 0, "151.5/200 (75%) उत्तीर्ण"},
+		{"siblings here, a stranger elsewhere on the phone: no one's result", []child{sib(aarav), sib(priya)},
+			[]child{sib(Result{}), sib(Result{}), {father: "हरि"}}, 0, withheld},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			names := tt.names
 			if names == 0 {
 				names = len(tt.children)
 			}
-			got := childResults(tt.children, names, "hi")
+			household := tt.household
+			if household == nil {
+				household = tt.children
+			}
+			got := childResults(tt.children, household, names, "hi")
 			if got != tt.want {
 				t.Errorf("childResults = %q, want %q", got, tt.want)
 			}
@@ -136,7 +146,7 @@ func TestChildResults(t *testing.T) {
 			for _, b := range all {
 				for _, c := range all {
 					for _, children := range [][]child{{sib(a)}, {sib(a), sib(b)}, {sib(a), sib(b), sib(c)}} {
-						if got := childResults(children, len(children), "hi"); utf8.RuneCountInString(got) > MaxVariable {
+						if got := childResults(children, children, len(children), "hi"); utf8.RuneCountInString(got) > MaxVariable {
 							t.Fatalf("%q has more than %d characters", got, MaxVariable)
 						}
 					}
