@@ -21,12 +21,17 @@ import (
 // expand runs the SMS expansion of request as River would, with an
 // insert-only client for the send jobs it queues.
 func (f *fixture) expand(request uuid.UUID) error {
+	return f.expandWith(request, prometheus.NewRegistry())
+}
+
+// expandWith is expand with the SMS metrics registered with reg.
+func (f *fixture) expandWith(request uuid.UUID, reg *prometheus.Registry) error {
 	f.t.Helper()
 	client, err := queue.New(f.pool, nil, queue.Config{})
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	w := &sms.ExpandWorker{Pool: f.pool, Metrics: sms.NewMetrics(prometheus.NewRegistry())}
+	w := &sms.ExpandWorker{Pool: f.pool, Metrics: sms.NewMetrics(reg)}
 	return w.Work(rivertest.WorkContext(context.Background(), client),
 		&river.Job[sms.ExpandArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 25}, Args: sms.ExpandArgs{RequestID: request}})
 }
@@ -36,13 +41,14 @@ func (f *fixture) expand(request uuid.UUID) error {
 type results struct {
 	*fixture
 	aid, school, theory, practical uuid.UUID
+	withheld                       map[string]float64 // shala_sms_results_withheld_total by reason, over every announce
 }
 
 func setupResults(t *testing.T) *results {
 	f := setup(t)
 	aid, school := f.open()
 	f.must(`UPDATE assessment SET sms_template = 'STUDENT_RESULT' WHERE id = $1`, aid)
-	return &results{fixture: f, aid: aid, school: school,
+	return &results{fixture: f, aid: aid, school: school, withheld: map[string]float64{},
 		theory:    f.id(`SELECT id FROM assessment_component WHERE assessment_id = $1 AND component_type = 'THEORY'`, aid),
 		practical: f.id(`SELECT id FROM assessment_component WHERE assessment_id = $1 AND component_type = 'PRACTICAL'`, aid)}
 }
@@ -66,8 +72,20 @@ func (r *results) announce(section string) (request uuid.UUID, bodies map[string
 	}); err != nil || a.Queued == nil {
 		r.t.Fatalf("announce 6-%s: %+v %v", section, a, err)
 	}
-	if err := r.expand(*a.Queued); err != nil {
+	reg := prometheus.NewRegistry()
+	if err := r.expandWith(*a.Queued, reg); err != nil {
 		r.t.Fatalf("expand 6-%s: %v", section, err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, mf := range families {
+		if mf.GetName() == "shala_sms_results_withheld_total" {
+			for _, m := range mf.GetMetric() {
+				r.withheld[m.GetLabel()[0].GetValue()] += m.GetCounter().GetValue()
+			}
+		}
 	}
 	bodies = map[string]string{}
 	var phone, body string
@@ -109,7 +127,7 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 	// does not stop his.
 	lata, neeraj := student("लता", "9816044444", "गोपाल"), student("नीरज", "9816033333", "सुरेश")
 	f.must(`INSERT INTO student (school_id, name, gender, grade, section, guardian_phone, father_name) VALUES
-		($1, 'पूजा', 'FEMALE', 7, 'A', '9816044444', 'किशन'), ($1, 'पंकज', 'MALE', 7, 'A', '+91-98160-33333', 'सुरेश')`, school)
+		($1, 'पूजा', 'FEMALE', 7, 'A', '+91-98160-44444', 'किशन'), ($1, 'पंकज', 'MALE', 7, 'A', '+91-98160-33333', 'सुरेश')`, school)
 	meera := student("मीरा", "9816099999")
 	anu := student("अनु", "9816055555") // Hindi never entered: 90 of 100 would read as a pass
 	result(anu, "MATHEMATICS", theory, 72)
@@ -149,7 +167,7 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 		phone string
 		want  []string // the whole body, or for siblings (in either order) its parts
 	}{
-		{"+919816054321", []string{"प्रिय अभिभावक, " + name + " में गीता (6-A) का परिणाम: परिणाम दर्ज नहीं। - समग्र शिक्षा हि.प्र."}},
+		{"+919816054321", []string{"प्रिय अभिभावक, " + name + " में गीता (6-A) का परिणाम: दर्ज नहीं। - समग्र शिक्षा हि.प्र."}},
 		{"+919816099999", []string{"प्रिय अभिभावक, " + name + " में मीरा (6-A) का परिणाम: अनुपस्थित। - समग्र शिक्षा हि.प्र."}},
 		{"+919816088888", []string{"का परिणाम: विद्यालय से जानकारी लें। - समग्र शिक्षा हि.प्र.", "मोहन", "सीता"}},
 		{"+919816077777", []string{"प्रिय अभिभावक, " + name + " में रवि (6-A) का परिणाम: विद्यालय से जानकारी लें। - समग्र शिक्षा हि.प्र."}},
@@ -177,6 +195,10 @@ func TestResultSMSGivesEachParentTheirChildsResult(t *testing.T) {
 	sib := bodies["+919816012345"]
 	if (strings.Index(sib, "आरव") < strings.Index(sib, "प्रिया")) != (strings.Index(sib, "75%") < strings.Index(sib, "10%")) {
 		t.Errorf("siblings' results out of their names' order: %q", sib)
+	}
+	// Each message that asks the school is counted with its reason.
+	if want := map[string]float64{"household": 2, "not_final": 1, "missing_subject": 1}; !maps.Equal(f.withheld, want) {
+		t.Errorf("shala_sms_results_withheld_total = %v, want %v", f.withheld, want)
 	}
 }
 
@@ -248,18 +270,49 @@ func TestResultSMSAsksTheSchoolWhereTheListingCannotTell(t *testing.T) {
 	move(tina, "A")
 	result(tina, "MATHEMATICS", practical, 15)
 	result(tina, "HINDI", theory, 60)
+	// मनु's maths was written in 6-C, final, and his Hindi in 6-A.
+	manu := student("मनु", "C", "9816044444")
+	result(manu, "MATHEMATICS", theory, 70)
+	finalise("C")
+	move(manu, "A")
+	result(manu, "HINDI", theory, 60)
 	finalise("A")
+	// 6-G takes electives: Sanskrit or Science beside Hindi and maths. No
+	// one is missing a subject but घनश्याम, whose Hindi every other
+	// classmate has.
+	f.must(`INSERT INTO assessment_subject (assessment_id, grade, subject) VALUES ($1, 6, 'SANSKRIT'), ($1, 6, 'SCIENCE')`, aid)
+	for name, elective := range map[string]string{"कमल": "SANSKRIT", "खुशी": "SCIENCE", "गौरव": "SANSKRIT"} {
+		id := student(name, "G", map[string]string{"कमल": "9816055551", "खुशी": "9816055552", "गौरव": "9816055553"}[name])
+		for _, subject := range []string{"MATHEMATICS", "HINDI", elective} {
+			result(id, subject, theory, 50)
+		}
+	}
+	ghanshyam := student("घनश्याम", "G", "9816055554")
+	result(ghanshyam, "MATHEMATICS", theory, 50)
+	result(ghanshyam, "SANSKRIT", theory, 50)
+	finalise("G")
 	// 6-E sent class counts only (TSP): no child has a row.
 	student("एकता", "E", "9816033333")
 	finalise("E")
 
-	_, bodies := f.announce("A")
-	_, inE := f.announce("E")
-	maps.Copy(bodies, inE)
-	for phone, who := range map[string]string{"+919816011111": "सोनू (6-A)", "+919816022222": "टीना (6-A)", "+919816033333": "एकता (6-E)"} {
-		want := "प्रिय अभिभावक, SA-1 गणित और हिंदी 2026 में " + who + " का परिणाम: विद्यालय से जानकारी लें। - समग्र शिक्षा हि.प्र."
-		if got := bodies[phone]; got != want {
-			t.Errorf("to %s:\n got %q\nwant %q", phone, got, want)
+	bodies := map[string]string{}
+	for _, section := range []string{"A", "E", "G"} {
+		_, in := f.announce(section)
+		maps.Copy(bodies, in)
+	}
+	const ask = "विद्यालय से जानकारी लें"
+	for phone, want := range map[string][2]string{
+		"+919816011111": {"सोनू (6-A)", ask}, "+919816022222": {"टीना (6-A)", ask}, "+919816044444": {"मनु (6-A)", ask},
+		"+919816033333": {"एकता (6-E)", ask},
+		"+919816055551": {"कमल (6-G)", "150/300 (50%) उत्तीर्ण"}, "+919816055552": {"खुशी (6-G)", "150/300 (50%) उत्तीर्ण"},
+		"+919816055553": {"गौरव (6-G)", "150/300 (50%) उत्तीर्ण"}, "+919816055554": {"घनश्याम (6-G)", ask},
+	} {
+		body := "प्रिय अभिभावक, SA-1 गणित और हिंदी 2026 में " + want[0] + " का परिणाम: " + want[1] + "। - समग्र शिक्षा हि.प्र."
+		if got := bodies[phone]; got != body {
+			t.Errorf("to %s:\n got %q\nwant %q", phone, got, body)
 		}
+	}
+	if want := map[string]float64{"classes": 3, "counts_only": 1, "missing_subject": 1}; !maps.Equal(f.withheld, want) {
+		t.Errorf("shala_sms_results_withheld_total = %v, want %v", f.withheld, want)
 	}
 }

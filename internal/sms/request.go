@@ -467,7 +467,11 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		vars["class"] = joinListed(m.classes, r.Language)
 		vars["school_name"] = r.SchoolName
 		if len(m.children) > 0 {
-			vars[ResultPlaceholder] = childResults(m.children, m.household, len(m.names), r.Language)
+			text, why := childResults(m.children, m.household, len(m.names), r.Language)
+			vars[ResultPlaceholder] = text
+			if why != "" {
+				w.Metrics.resultWithheld(why)
+			}
 		}
 		body, err := tmpl.Render(vars)
 		if err != nil {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -50,8 +52,8 @@ type SubjectScore struct {
 }
 
 // Summary is a child's result, as short as a DLT variable needs, in language
-// lang ("hi", or English otherwise), over the subjects of their class
-// (expected of them, one SubjectScore each), by the listing's pass rule:
+// lang ("hi", or English otherwise), over their subjects (one SubjectScore
+// each; missing: a subject of theirs has no row), by the listing's pass rule:
 //   - marks: the total out of MaxMarks a subject, the percentage rounded
 //     down, and — when the assessment has a pass mark — pass (every subject
 //     passed) or fail; an absent subject counts its maximum and fails;
@@ -59,26 +61,25 @@ type SubjectScore struct {
 //     (rounded down to a tenth) out of the top, and the verdict;
 //   - absent in every subject: absent; nothing recorded: no result;
 //   - a subject not final yet (written in a class that is not), a subject
-//     not recorded while others are, or more marks in a subject than it
-//     has (rows with and without component): not said — "ask the school",
-//     rather than a figure that may be wrong.
+//     missing, or more marks in a subject than it has (rows with and
+//     without component): not said — "ask the school", rather than a
+//     figure that may be wrong; Why says which.
 //
 // The forms go from whole to bare; Long is the first that fits MaxVariable.
-func Summary(s Scores, subjects []SubjectScore, expected int, lang string) Result {
+func Summary(s Scores, subjects []SubjectScore, missing bool, lang string) Result {
 	w := words(lang)
 	if len(subjects) == 0 {
-		return Result{w.none, w.none, w.noneBare}
+		return Result{w.none, w.none, w.none, ""}
 	}
-	withheld := Result{w.withheld, w.withheld, w.withheld}
-	if len(subjects) < expected {
-		return withheld
+	if missing {
+		return withheld(lang, WhyMissingSubject)
 	}
 	passed, present := true, 0
 	var hundredths int64 // marks in hundredths: no binary fractions in what a parent reads
 	var points float64
 	for _, sub := range subjects {
 		if !sub.Final {
-			return withheld
+			return withheld(lang, WhyNotFinal)
 		}
 		passed = passed && sub.Passed
 		if !sub.Present {
@@ -88,7 +89,7 @@ func Summary(s Scores, subjects []SubjectScore, expected int, lang string) Resul
 		if sub.Marks != nil {
 			h := int64(math.Round(*sub.Marks * 100))
 			if s.MaxMarks != nil && h > int64(math.Round(*s.MaxMarks*100)) {
-				return withheld
+				return withheld(lang, WhyOverMaximum)
 			}
 			hundredths += h
 		}
@@ -97,7 +98,7 @@ func Summary(s Scores, subjects []SubjectScore, expected int, lang string) Resul
 		}
 	}
 	if present == 0 {
-		return Result{w.absent, w.absent, w.absent}
+		return Result{w.absent, w.absent, w.absent, ""}
 	}
 	verdict := ""
 	if s.PassMark {
@@ -111,22 +112,40 @@ func Summary(s Scores, subjects []SubjectScore, expected int, lang string) Resul
 		letter := s.letter(avg)
 		shown := math.Floor(avg*10+1e-9) / 10
 		long := fmt.Sprintf(w.grade, letter, number(shown), number(value(s.TopPoints))) + verdict
-		return Result{long, fmt.Sprintf(w.gradeShort, letter) + verdict, letter}.fitted()
+		return Result{long, fmt.Sprintf(w.gradeShort, letter) + verdict, letter, ""}.fitted()
 	}
 	marks := number(float64(hundredths) / 100)
 	maxHundredths := int64(math.Round(value(s.MaxMarks)*100)) * int64(len(subjects))
 	if maxHundredths <= 0 {
-		return Result{fmt.Sprintf(w.marks, marks) + verdict, fmt.Sprintf(w.marks, marks), marks}.fitted()
+		return Result{fmt.Sprintf(w.marks, marks) + verdict, fmt.Sprintf(w.marks, marks), marks, ""}.fitted()
 	}
 	// Rounded down, in whole numbers: 32.9% is not shown as 33%, and 26.4
 	// of 80 is 33%.
 	pct := strconv.FormatInt(hundredths*100/maxHundredths, 10) + "%"
-	return Result{marks + "/" + number(float64(maxHundredths)/100) + " (" + pct + ")" + verdict, pct + verdict, pct}.fitted()
+	return Result{marks + "/" + number(float64(maxHundredths)/100) + " (" + pct + ")" + verdict, pct + verdict, pct, ""}.fitted()
 }
 
-// Result is a child's result in three lengths.
+// Result is a child's result in three lengths, or "ask the school" and why.
 type Result struct {
 	Long, Short, Bare string
+	Why               string // empty, or the Why* a result is not given
+}
+
+// Why a child's result is not given (the reason label of
+// shala_sms_results_withheld_total).
+const (
+	WhyNotFinal       = "not_final"       // a row written in a class not final yet
+	WhyClasses        = "classes"         // rows written in more than one class
+	WhyMissingSubject = "missing_subject" // a subject every classmate of the stream has, or one the class sent counts for
+	WhyOverMaximum    = "over_maximum"    // more marks in a subject than it has
+	WhyCountsOnly     = "counts_only"     // the class sent class counts (TSP) only
+	WhyHousehold      = "household"       // the school's children on the phone are not known to be one family's
+	WhyMessage        = "message"         // siblings' results cannot be read in one message
+)
+
+func withheld(lang, why string) Result {
+	w := words(lang).withheld
+	return Result{w, w, w, why}
 }
 
 // fitted moves down to the longest form that fits MaxVariable.
@@ -173,13 +192,13 @@ func (s Scores) letter(avg float64) string {
 }
 
 type resultText struct {
-	none, noneBare, absent, pass, fail, marks, grade, gradeShort, withheld string
+	none, absent, pass, fail, marks, grade, gradeShort, withheld string
 }
 
 var resultWords = map[string]resultText{
-	"hi": {none: "परिणाम दर्ज नहीं", noneBare: "दर्ज नहीं", absent: "अनुपस्थित", pass: "उत्तीर्ण", fail: "अनुत्तीर्ण",
+	"hi": {none: "दर्ज नहीं", absent: "अनुपस्थित", pass: "उत्तीर्ण", fail: "अनुत्तीर्ण",
 		marks: "%s अंक", grade: "ग्रेड %s (%s/%s)", gradeShort: "ग्रेड %s", withheld: "विद्यालय से जानकारी लें"},
-	"en": {none: "no result recorded", noneBare: "none", absent: "absent", pass: "pass", fail: "fail",
+	"en": {none: "not recorded", absent: "absent", pass: "pass", fail: "fail",
 		marks: "%s marks", grade: "grade %s (%s/%s)", gradeShort: "grade %s", withheld: "ask the school"},
 }
 
@@ -195,16 +214,18 @@ func words(lang string) resultText {
 func number(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 // results reads the results of students in r's assessment and says each
-// one's Summary. A result is said only once it cannot change and reads as
-// the school's listing counts it:
-//   - every row of it was written in one class, final now (whichever class:
-//     a child who moved between two final classes gets theirs; one whose
-//     rows span classes is told to ask the school, as the listing counts
-//     each class's part apart);
-//   - it has every subject its classmates of the same stream have (else
-//     ask the school): a subject the class does not take is not missing;
-//   - a child with no row, in a class where no one has one (only class
-//     counts, TSP), is told to ask the school, not "nothing recorded".
+// one's Summary. A result is said only once it cannot change and as the
+// school's listing counts it:
+//   - every row of it was written in one class that is final now (whichever
+//     class: a child who moved between two final classes gets theirs; one
+//     whose rows span classes is told to ask the school, as the listing
+//     counts each class's part apart);
+//   - no subject of theirs is missing: they have rows for fewer subjects
+//     than most classmates of the same stream (the median), or none for a
+//     subject the class sent counts (TSP) for. Electives are not missing:
+//     a child with Sanskrit where a classmate has Science has as many;
+//   - a child with no row, in a class where no child has one (the class
+//     sent counts only), is told to ask the school, not "not recorded".
 //
 // The pass rule is read in the same statement as the results.
 func results(ctx context.Context, tx pgx.Tx, r *Request, students []uuid.UUID) (map[uuid.UUID]Result, error) {
@@ -216,31 +237,46 @@ func results(ctx context.Context, tx pgx.Tx, r *Request, students []uuid.UUID) (
 	if err != nil {
 		return nil, err
 	}
-	// The subjects each class has rows for, by stream.
+	// Who has a row for which subject, class by class and stream by stream,
+	// and the subjects classes sent counts for.
 	type class struct {
 		grade         int
 		section, strm string
 	}
-	taken := map[class]int{}
-	classes := map[class]bool{} // grade and section only (strm empty): a class with any row
-	rows, err = tx.Query(ctx, `SELECT o.class_grade, o.class_section, coalesce(st.stream, ''), count(DISTINCT o.subject)
+	subjectsOf := map[class][]int{} // the number of subjects of each pupil with rows
+	counted := map[class][]string{} // by grade and section (strm empty): TSP subjects
+	rows, err = tx.Query(ctx, `SELECT o.class_grade, o.class_section, coalesce(st.stream, ''), '', count(DISTINCT o.subject)
 		FROM assessment_result o JOIN student st ON st.id = o.student_id
 		WHERE o.assessment_id = $1 AND o.school_id = $2
-		GROUP BY 1, 2, 3`, r.AssessmentID, r.SchoolID)
+		GROUP BY 1, 2, 3, o.student_id
+		UNION ALL
+		SELECT DISTINCT t.grade, t.section, NULL, t.subject, 0 FROM assessment_tsp t WHERE t.assessment_id = $1 AND t.school_id = $2`,
+		r.AssessmentID, r.SchoolID)
 	if err != nil {
 		return nil, err
 	}
 	var c class
+	var strm *string
+	var subject string
 	var n int
-	if _, err := pgx.ForEachRow(rows, []any{&c.grade, &c.section, &c.strm, &n}, func() error {
-		taken[c] = n
-		classes[class{grade: c.grade, section: c.section}] = true
+	if _, err := pgx.ForEachRow(rows, []any{&c.grade, &c.section, &strm, &subject, &n}, func() error {
+		if strm == nil {
+			counted[c] = append(counted[c], subject)
+			return nil
+		}
+		c.strm = *strm
+		subjectsOf[c] = append(subjectsOf[c], n)
 		return nil
 	}); err != nil {
 		return nil, err
 	}
+	median := map[class]int{}
+	for c, ns := range subjectsOf {
+		slices.Sort(ns)
+		median[c] = ns[len(ns)/2]
+	}
 	// Per subject as assessment_progress_recount counts "passed".
-	rows, err = tx.Query(ctx, `SELECT res.student_id, bool_or(res.present), trunc(sum(res.marks), 2)::float8, avg(g.value)::float8,
+	rows, err = tx.Query(ctx, `SELECT res.student_id, res.subject, bool_or(res.present), trunc(sum(res.marks), 2)::float8, avg(g.value)::float8,
 			bool_or(res.present) AND coalesce(assessment_passes(p.evaluation, p.pass_percent, p.max_marks, p.top_points, sum(res.marks), avg(g.value)), false),
 			bool_and(coalesce(c.final, false)), min(res.class_grade), min(res.class_section), max(res.class_grade), max(res.class_section),
 			coalesce(st.stream, ''), p.evaluation, p.max_marks::float8, p.top_points::float8, p.pass_percent > 0
@@ -258,6 +294,7 @@ func results(ctx context.Context, tx pgx.Tx, r *Request, students []uuid.UUID) (
 	}
 	type pupil struct {
 		subjects    []SubjectScore
+		names       map[string]bool
 		class       class
 		manyClasses bool
 	}
@@ -267,38 +304,57 @@ func results(ctx context.Context, tx pgx.Tx, r *Request, students []uuid.UUID) (
 	var sub SubjectScore
 	var marks, points pgtype.Float8
 	var lo, hi class
-	if _, err := pgx.ForEachRow(rows, []any{&id, &sub.Present, &marks, &points, &sub.Passed, &sub.Final,
+	if _, err := pgx.ForEachRow(rows, []any{&id, &subject, &sub.Present, &marks, &points, &sub.Passed, &sub.Final,
 		&lo.grade, &lo.section, &hi.grade, &hi.section, &lo.strm, &s.Evaluation, &s.MaxMarks, &s.TopPoints, &s.PassMark}, func() error {
 		sub.Marks, sub.Points = ptr(marks), ptr(points)
 		ch := byStudent[id]
 		if ch == nil {
-			ch = &pupil{class: lo}
+			ch = &pupil{class: lo, names: map[string]bool{}}
 			byStudent[id] = ch
 		}
 		ch.subjects = append(ch.subjects, sub)
+		ch.names[subject] = true
 		ch.manyClasses = ch.manyClasses || lo.grade != hi.grade || lo.section != hi.section || lo != ch.class
 		return nil
 	}); err != nil {
 		return nil, err
+	}
+	missing := func(ch *pupil) bool {
+		if len(ch.names) < median[ch.class] {
+			return true
+		}
+		for _, subject := range counted[class{grade: ch.class.grade, section: ch.class.section}] {
+			if !ch.names[subject] {
+				return true
+			}
+		}
+		return false
 	}
 	// The request's one class, if it names one (an announcement does).
 	var own *class
 	if len(r.Grades) == 1 && len(r.Sections) == 1 {
 		own = &class{grade: int(r.Grades[0]), section: r.Sections[0]}
 	}
-	withheld := words(r.Language).withheld
+	anyRow := func(c class) bool {
+		for b := range subjectsOf {
+			if b.grade == c.grade && b.section == c.section {
+				return true
+			}
+		}
+		return false
+	}
 	out := make(map[uuid.UUID]Result, len(students))
 	for _, id := range students {
 		ch := byStudent[id]
 		switch {
-		case ch == nil && own != nil && !classes[*own]:
-			out[id] = Result{withheld, withheld, withheld}
+		case ch == nil && own != nil && !anyRow(*own):
+			out[id] = withheld(r.Language, WhyCountsOnly)
 		case ch == nil:
-			out[id] = Summary(s, nil, 0, r.Language)
+			out[id] = Summary(s, nil, false, r.Language)
 		case ch.manyClasses:
-			out[id] = Result{withheld, withheld, withheld}
+			out[id] = withheld(r.Language, WhyClasses)
 		default:
-			out[id] = Summary(s, ch.subjects, taken[ch.class], r.Language)
+			out[id] = Summary(s, ch.subjects, missing(ch), r.Language)
 		}
 	}
 	return out, nil
@@ -310,11 +366,11 @@ type child struct {
 	father, mother string
 }
 
-// households reads, for the phones of recipients, every active student of
-// the school recorded with that number (compared by its last ten digits, an
-// Indian mobile's): the children whose parents the phone may be.
+// households reads, for the phones of recipients, every active, enabled
+// student of the school recorded with that number (compared by its last ten
+// digits, an Indian mobile's): the children whose parents the phone may be.
 func households(ctx context.Context, tx pgx.Tx, school uuid.UUID, recipients []recipient) (map[string][]child, error) {
-	var keys []string
+	keys := []string{}
 	for _, rc := range recipients {
 		if k := household(rc.raw); k != "" {
 			keys = append(keys, k)
@@ -350,25 +406,30 @@ func household(raw string) string {
 // childResults is the {result} of one message to a phone, whose
 // {student_name} names names children: the child's result, or for siblings
 // each child's in the order they are named — the longest forms that fit
-// MaxVariable together. Otherwise "ask the school" and no one's result:
+// MaxVariable together. Otherwise "ask the school", no one's result, and
+// why:
+//   - a child's own result is not given (its Why);
 //   - the school's students on the phone (household, which holds the
-//     message's children and any in other classes) not known to be
+//     message's children and any in other classes) are not known to be
 //     siblings (see siblings): the phone is someone else's (records carry
 //     a teacher's or a shop's number), even for one child's message;
-//   - more children than MaxListed in the message;
-//   - two children of the same name (names has them once): which result is
-//     whose could not be read;
-//   - results that do not fit MaxVariable even bare.
-func childResults(children, household []child, names int, lang string) string {
-	withheld := words(lang).withheld
+//   - more children than MaxListed in the message, two of the same name
+//     (names has them once: which result is whose could not be read), or
+//     results that do not fit MaxVariable even bare.
+func childResults(children, household []child, names int, lang string) (text, why string) {
 	if len(household) > 1 && !siblings(household) {
-		return withheld
+		return words(lang).withheld, WhyHousehold
+	}
+	for _, c := range children {
+		if c.result.Why != "" {
+			return c.result.Long, c.result.Why
+		}
 	}
 	if len(children) == 1 {
-		return children[0].result.Long
+		return children[0].result.Long, ""
 	}
 	if len(children) > MaxListed || len(children) != names || !siblings(children) {
-		return withheld
+		return words(lang).withheld, WhyMessage
 	}
 	for _, form := range []func(Result) string{
 		func(r Result) string { return r.Long },
@@ -380,33 +441,83 @@ func childResults(children, household []child, names int, lang string) string {
 			parts[i] = form(c.result)
 		}
 		if join := strings.Join(parts, "; "); fits(join) {
-			return join
+			return join, ""
 		}
 	}
-	return withheld
+	return words(lang).withheld, WhyMessage
 }
 
 // siblings reports whether children are one family's by their records:
-// no two recorded fathers' names differ, nor two mothers', and every child
-// has the father's name recorded, or every child the mother's (names
-// compared without case and surrounding spaces).
+// every two of them have the same father's or the same mother's name
+// recorded (sameName), and neither parent's recorded names differ.
 func siblings(children []child) bool {
-	agree := func(name func(child) string) (consistent, all bool) {
-		first, all := "", true
-		for _, c := range children {
-			n := strings.ToLower(strings.TrimSpace(name(c)))
-			switch {
-			case n == "":
-				all = false
-			case first == "":
-				first = n
-			case n != first:
-				return false, false
+	for i, a := range children {
+		for _, b := range children[i+1:] {
+			fathers, fatherOK := parent(a.father, b.father)
+			mothers, motherOK := parent(a.mother, b.mother)
+			if !fatherOK || !motherOK || !fathers && !mothers {
+				return false
 			}
 		}
-		return true, all
 	}
-	fathersAgree, allFathers := agree(func(c child) string { return c.father })
-	mothersAgree, allMothers := agree(func(c child) string { return c.mother })
-	return fathersAgree && mothersAgree && (allFathers || allMothers)
+	return true
+}
+
+// parent compares two children's records of one parent: same says both are
+// recorded and name one person, ok that they do not contradict (one or both
+// not recorded, or the same).
+func parent(a, b string) (same, ok bool) {
+	ta, tb := nameTokens(a), nameTokens(b)
+	if len(ta) == 0 || len(tb) == 0 {
+		return false, true
+	}
+	same = sameName(ta, tb)
+	return same, same
+}
+
+// sameName reports whether two names, as tokens, can be one person's as
+// school records write it: the shorter's tokens found in the longer's in
+// order, an initial standing for a word it begins ("R Kumar", "Rajesh
+// Kumar"; "Sunita", "Sunita Devi"). Names in different scripts never match.
+func sameName(a, b []string) bool {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	j := 0
+	for _, t := range a {
+		for j < len(b) && !tokenMatch(t, b[j]) {
+			j++
+		}
+		if j == len(b) {
+			return false
+		}
+		j++
+	}
+	return true
+}
+
+func tokenMatch(a, b string) bool {
+	if a == b {
+		return true
+	}
+	initial := func(x, y string) bool { return utf8.RuneCountInString(x) == 1 && strings.HasPrefix(y, x) }
+	return initial(a, b) || initial(b, a)
+}
+
+// honorifics are left out of names compared: records add them or not.
+var honorifics = map[string]bool{"shri": true, "sh": true, "sri": true, "smt": true, "mr": true, "mrs": true, "ms": true,
+	"late": true, "श्री": true, "श्रीमती": true, "श्रीमति": true, "स्व": true, "स्वर्गीय": true}
+
+// nameTokens is a recorded name's words, lower-cased, without punctuation
+// or honorifics.
+func nameTokens(name string) []string {
+	var out []string
+	for _, t := range strings.FieldsFunc(strings.ToLower(name), func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsPunct(r)
+	}) {
+		if !honorifics[t] {
+			out = append(out, t)
+		}
+	}
+	return out
 }

@@ -544,6 +544,7 @@ type Metrics struct {
 	messages       *prometheus.CounterVec
 	duration       *prometheus.HistogramVec
 	providerErrors *prometheus.CounterVec
+	withheld       *prometheus.CounterVec
 }
 
 // A nil *Metrics records nothing (tools and tests that do not scrape).
@@ -556,6 +557,12 @@ func (m *Metrics) message(provider, status string, n int) {
 func (m *Metrics) sendDuration(provider string, d time.Duration) {
 	if m != nil {
 		m.duration.WithLabelValues(provider).Observe(d.Seconds())
+	}
+}
+
+func (m *Metrics) resultWithheld(why string) {
+	if m != nil {
+		m.withheld.WithLabelValues(why).Inc()
 	}
 }
 
@@ -581,7 +588,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "shala_sms_provider_errors_total",
 			Help: "Provider errors by provider and the provider's code (timeout and network for no answer).",
 		}, []string{"provider", "code"}),
+		withheld: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shala_sms_results_withheld_total",
+			Help: "Result messages that said 'ask the school' instead of a child's result, by reason (not_final, classes, missing_subject, over_maximum, counts_only, household, message).",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.messages, m.duration, m.providerErrors)
+	reg.MustRegister(m.messages, m.duration, m.providerErrors, m.withheld)
 	return m
 }
