@@ -298,6 +298,12 @@ func TestResultSMSAsksTheSchoolWhereTheListingCannotTell(t *testing.T) {
 	f.must(`INSERT INTO assessment_tsp (assessment_id, school_id, grade, section, subject, students_cleared, students_present)
 		VALUES ($1, $2, 6, 'H', 'HINDI', 20, 25)`, aid, school)
 	finalise("H")
+	// A pupil with a stream elsewhere in the school does not move 6-H's
+	// counted subjects out of reach.
+	f.must(`INSERT INTO assessment_subject (assessment_id, grade, subject) VALUES ($1, 11, 'PHYSICS')`, aid)
+	physics := f.id(`INSERT INTO student (school_id, name, gender, grade, section, stream, guardian_phone)
+		VALUES ($1, 'वरुण', 'MALE', 11, 'A', 'SCIENCE_MEDICAL', '9816077771') RETURNING id`, school)
+	result(physics, "PHYSICS", theory, 60)
 	// 6-E sent class counts only (TSP): no child has a row.
 	student("एकता", "E", "9816033333")
 	finalise("E")

@@ -249,6 +249,7 @@ type recipient struct {
 // page expands one page in one transaction and reports whether the
 // expansion is complete.
 func (w *ExpandWorker) page(ctx context.Context, id uuid.UUID) (done bool, err error) {
+	var withheld []string // counted once the page commits
 	err = pgx.BeginFunc(ctx, w.Pool, func(tx pgx.Tx) error {
 		r, err := loadRequest(ctx, tx, id)
 		if err != nil {
@@ -308,7 +309,8 @@ func (w *ExpandWorker) page(ctx context.Context, id uuid.UUID) (done bool, err e
 				recipients[i].household = homes[household(recipients[i].raw)]
 			}
 		}
-		noPhone, err := w.queue(ctx, tx, r, tmpl, recipients)
+		noPhone, why, err := w.queue(ctx, tx, r, tmpl, recipients)
+		withheld = why
 		if err != nil {
 			return err
 		}
@@ -321,6 +323,11 @@ func (w *ExpandWorker) page(ctx context.Context, id uuid.UUID) (done bool, err e
 		}
 		return nil
 	})
+	if err == nil {
+		for _, why := range withheld {
+			w.Metrics.resultWithheld(why)
+		}
+	}
 	return done, err
 }
 
@@ -413,7 +420,7 @@ func students(ctx context.Context, tx pgx.Tx, r *Request) (out []recipient, next
 // queue groups recipients by normalised phone, renders one message per
 // phone and inserts the messages and their send jobs. It returns how many
 // recipients had no phone at all (they get no row).
-func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Template, recipients []recipient) (noPhone int, err error) {
+func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Template, recipients []recipient) (noPhone int, withheld []string, err error) {
 	type msg struct {
 		studentID *uuid.UUID
 		names     []string
@@ -448,8 +455,9 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 		}
 	}
 	if len(order) == 0 {
-		return noPhone, nil
+		return noPhone, nil, nil
 	}
+	whyByPhone := map[string]string{} // messages whose {result} asks the school, and why
 	var (
 		studentIDs []*uuid.UUID
 		phones     []string
@@ -470,12 +478,12 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 			text, why := childResults(m.children, m.household, len(m.names), r.Language)
 			vars[ResultPlaceholder] = text
 			if why != "" {
-				w.Metrics.resultWithheld(why)
+				whyByPhone[phone] = why
 			}
 		}
 		body, err := tmpl.Render(vars)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		if n := utf8.RuneCountInString(body); n > MaxBody && m.reason == "" {
 			// Long variables: this recipient is skipped with the reason;
@@ -496,26 +504,29 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 	rows, err := tx.Query(ctx, `INSERT INTO sms_message (request_id, student_id, phone, body, status, last_error)
 		SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[])
 		ON CONFLICT (request_id, phone) DO NOTHING
-		RETURNING id, status`, r.ID, studentIDs, phones, bodies, statuses, errs)
+		RETURNING id, status, phone`, r.ID, studentIDs, phones, bodies, statuses, errs)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	var queued []uuid.UUID
 	undeliverable := 0
 	for rows.Next() {
 		var id uuid.UUID
-		var status string
-		if err := rows.Scan(&id, &status); err != nil {
-			return 0, err
+		var status, phone string
+		if err := rows.Scan(&id, &status, &phone); err != nil {
+			return 0, nil, err
 		}
 		if status == "queued" {
 			queued = append(queued, id)
+			if why := whyByPhone[phone]; why != "" {
+				withheld = append(withheld, why)
+			}
 		} else {
 			undeliverable++
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	var jobs []river.InsertManyParams
 	for len(queued) > 0 {
@@ -528,10 +539,10 @@ func (w *ExpandWorker) queue(ctx context.Context, tx pgx.Tx, r *Request, tmpl Te
 	}
 	if len(jobs) > 0 {
 		if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertManyTx(ctx, tx, jobs); err != nil {
-			return 0, fmt.Errorf("enqueue %d sends: %w", len(jobs), err)
+			return 0, nil, fmt.Errorf("enqueue %d sends: %w", len(jobs), err)
 		}
 	}
-	return noPhone + undeliverable, nil
+	return noPhone + undeliverable, withheld, nil
 }
 
 func appendNew(list []string, items ...string) []string {

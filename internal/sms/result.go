@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"golang.org/x/text/unicode/norm"
 )
 
 // ResultPlaceholder is the builtin placeholder that gives each child's own
@@ -245,10 +246,14 @@ func results(ctx context.Context, tx pgx.Tx, r *Request, students []uuid.UUID) (
 	}
 	subjectsOf := map[class][]int{} // the number of subjects of each pupil with rows
 	counted := map[class][]string{} // by grade and section (strm empty): TSP subjects
-	rows, err = tx.Query(ctx, `SELECT o.class_grade, o.class_section, coalesce(st.stream, ''), '', count(DISTINCT o.subject)
-		FROM assessment_result o JOIN student st ON st.id = o.student_id
-		WHERE o.assessment_id = $1 AND o.school_id = $2
-		GROUP BY 1, 2, 3, o.student_id
+	// A pupil whose rows span classes counts in none (their counts are parts).
+	rows, err = tx.Query(ctx, `SELECT grade, section, strm, '', subjects FROM (
+			SELECT o.class_grade AS grade, o.class_section AS section, coalesce(st.stream, '') AS strm,
+			       count(DISTINCT o.subject) AS subjects, count(*) OVER (PARTITION BY o.student_id) AS classes
+			FROM assessment_result o JOIN student st ON st.id = o.student_id
+			WHERE o.assessment_id = $1 AND o.school_id = $2
+			GROUP BY 1, 2, 3, o.student_id) per
+		WHERE classes = 1
 		UNION ALL
 		SELECT DISTINCT t.grade, t.section, NULL, t.subject, 0 FROM assessment_tsp t WHERE t.assessment_id = $1 AND t.school_id = $2`,
 		r.AssessmentID, r.SchoolID)
@@ -261,19 +266,33 @@ func results(ctx context.Context, tx pgx.Tx, r *Request, students []uuid.UUID) (
 	var n int
 	if _, err := pgx.ForEachRow(rows, []any{&c.grade, &c.section, &strm, &subject, &n}, func() error {
 		if strm == nil {
-			counted[c] = append(counted[c], subject)
+			k := class{grade: c.grade, section: c.section}
+			counted[k] = append(counted[k], subject)
 			return nil
 		}
-		c.strm = *strm
-		subjectsOf[c] = append(subjectsOf[c], n)
+		k := class{grade: c.grade, section: c.section, strm: *strm}
+		subjectsOf[k] = append(subjectsOf[k], n)
+		grade := class{grade: c.grade, strm: *strm} // the grade's sections together
+		subjectsOf[grade] = append(subjectsOf[grade], n)
 		return nil
 	}); err != nil {
 		return nil, err
 	}
-	median := map[class]int{}
-	for c, ns := range subjectsOf {
+	// The median of a class and stream, or of the grade and stream when the
+	// class has fewer than three such pupils; the lower middle of an even
+	// count, so half a class with an optional subject does not make the
+	// other half short.
+	median := func(c class) int {
+		ns := subjectsOf[c]
+		if len(ns) < 3 {
+			ns = subjectsOf[class{grade: c.grade, strm: c.strm}]
+		}
+		if len(ns) == 0 {
+			return 0
+		}
+		ns = slices.Clone(ns)
 		slices.Sort(ns)
-		median[c] = ns[len(ns)/2]
+		return ns[(len(ns)-1)/2]
 	}
 	// Per subject as assessment_progress_recount counts "passed".
 	rows, err = tx.Query(ctx, `SELECT res.student_id, res.subject, bool_or(res.present), trunc(sum(res.marks), 2)::float8, avg(g.value)::float8,
@@ -320,8 +339,11 @@ func results(ctx context.Context, tx pgx.Tx, r *Request, students []uuid.UUID) (
 		return nil, err
 	}
 	missing := func(ch *pupil) bool {
-		if len(ch.names) < median[ch.class] {
+		if len(ch.names) < median(ch.class) {
 			return true
+		}
+		if ch.class.strm != "" {
+			return false // counts have no stream: a subject counted may be another stream's
 		}
 		for _, subject := range counted[class{grade: ch.class.grade, section: ch.class.section}] {
 			if !ch.names[subject] {
@@ -337,7 +359,7 @@ func results(ctx context.Context, tx pgx.Tx, r *Request, students []uuid.UUID) (
 	}
 	anyRow := func(c class) bool {
 		for b := range subjectsOf {
-			if b.grade == c.grade && b.section == c.section {
+			if b.grade == c.grade && b.section == c.section && b.section != "" {
 				return true
 			}
 		}
@@ -478,12 +500,14 @@ func parent(a, b string) (same, ok bool) {
 // sameName reports whether two names, as tokens, can be one person's as
 // school records write it: the shorter's tokens found in the longer's in
 // order, an initial standing for a word it begins ("R Kumar", "Rajesh
-// Kumar"; "Sunita", "Sunita Devi"). Names in different scripts never match.
+// Kumar"; "रा. कु. शर्मा", "राजेश कुमार शर्मा"; "Sunita", "Sunita Devi"), and
+// at least one whole word the same in both (initials alone, "R" or "R. K.",
+// match no one). Names in different scripts never match.
 func sameName(a, b []string) bool {
 	if len(a) > len(b) {
 		a, b = b, a
 	}
-	j := 0
+	j, whole := 0, false
 	for _, t := range a {
 		for j < len(b) && !tokenMatch(t, b[j]) {
 			j++
@@ -491,33 +515,59 @@ func sameName(a, b []string) bool {
 		if j == len(b) {
 			return false
 		}
+		whole = whole || t == b[j] && !isInitial(t)
 		j++
 	}
-	return true
+	return whole
 }
 
 func tokenMatch(a, b string) bool {
 	if a == b {
 		return true
 	}
-	initial := func(x, y string) bool { return utf8.RuneCountInString(x) == 1 && strings.HasPrefix(y, x) }
-	return initial(a, b) || initial(b, a)
+	return isInitial(a) && strings.HasPrefix(b, a) || isInitial(b) && strings.HasPrefix(a, b)
+}
+
+// isInitial reports whether a token is one letter, with its vowel signs
+// and other marks (Devanagari writes "रा" or "कु" for an initial).
+func isInitial(t string) bool {
+	for i, r := range t {
+		if i > 0 && !unicode.In(r, unicode.Mn, unicode.Mc) {
+			return false
+		}
+	}
+	return t != ""
 }
 
 // honorifics are left out of names compared: records add them or not.
-var honorifics = map[string]bool{"shri": true, "sh": true, "sri": true, "smt": true, "mr": true, "mrs": true, "ms": true,
-	"late": true, "श्री": true, "श्रीमती": true, "श्रीमति": true, "स्व": true, "स्वर्गीय": true}
+var honorifics = map[string]bool{"shri": true, "sh": true, "sri": true, "shree": true, "smt": true, "shrimati": true,
+	"srimati": true, "mr": true, "mrs": true, "ms": true, "dr": true, "late": true, "श्री": true, "श्रीमती": true,
+	"श्रीमति": true, "श्रीमान": true, "सुश्री": true, "डॉ": true, "स्व": true, "स्वर्गीय": true}
 
-// nameTokens is a recorded name's words, lower-cased, without punctuation
-// or honorifics.
+// standIns are what records write for a parent not known: not a name.
+var standIns = map[string]bool{"na": true, "n a": true, "nil": true, "none": true, "null": true, "unknown": true,
+	"not known": true, "nk": true, "x": true, "xx": true, "xxx": true, "0": true, "अज्ञात": true, "ज्ञात नहीं": true, "नहीं": true}
+
+// nameTokens is a recorded name's words: NFC, lower-cased, without
+// punctuation, symbols, invisible joiners or honorifics; none for a
+// stand-in ("NA", "N/A", "unknown").
 func nameTokens(name string) []string {
+	name = strings.Map(func(r rune) rune {
+		if unicode.Is(unicode.Cf, r) {
+			return -1 // zero-width joiners and the like
+		}
+		return r
+	}, norm.NFC.String(strings.ToLower(name)))
 	var out []string
-	for _, t := range strings.FieldsFunc(strings.ToLower(name), func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.IsPunct(r)
+	for _, t := range strings.FieldsFunc(name, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsPunct(r) || unicode.IsSymbol(r)
 	}) {
 		if !honorifics[t] {
 			out = append(out, t)
 		}
+	}
+	if standIns[strings.Join(out, " ")] {
+		return nil
 	}
 	return out
 }

@@ -117,6 +117,15 @@ func TestChildResults(t *testing.T) {
 		{"one has only the father's, the other only the mother's: nothing shared", []child{
 			{result: aarav, father: "राजेश"}, {result: priya, mother: "सुनीता"},
 		}, nil, 0, ask, WhyHousehold},
+		{"Devanagari initials, a pipe for a danda, a zero-width joiner", []child{
+			{result: aarav, father: "रा. कु. शर्मा|"}, {result: priya, father: "राजेश कुमार\u200d शर्मा"},
+		}, nil, 0, "75% उत्तीर्ण; 40% अनुत्तीर्ण", ""},
+		{"stand-ins are not names: NA and N/A are not one father", []child{
+			{result: aarav, father: "NA", mother: "N.A."}, {result: priya, father: "N/A", mother: "na"},
+		}, nil, 0, ask, WhyHousehold},
+		{"initials alone match no one", []child{
+			{result: aarav, father: "R"}, {result: priya, father: "Ramesh Kumar", mother: "Sita"},
+		}, nil, 0, ask, WhyHousehold},
 		{"names in two scripts do not match", []child{{result: aarav, father: "Rajesh"}, {result: priya, father: "राजेश"}}, nil, 0, ask, WhyHousehold},
 		{"more children than student_name names: a shared number", []child{sib(aarav), sib(priya), sib(none), sib(aarav)}, nil, 0, ask, WhyMessage},
 		{"two children of one name: whose result is whose cannot be read", []child{sib(aarav), sib(priya)}, nil, 1, ask, WhyMessage},
