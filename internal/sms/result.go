@@ -493,32 +493,40 @@ func parent(a, b string) (same, ok bool) {
 	if len(ta) == 0 || len(tb) == 0 {
 		return false, true
 	}
-	same = sameName(ta, tb)
-	return same, same
+	aligned, whole := sameName(ta, tb)
+	// Initials alone ("R. K." twice) say neither same nor different.
+	return aligned && whole, aligned
 }
 
 // sameName reports whether two names, as tokens, can be one person's as
 // school records write it: the shorter's tokens found in the longer's in
 // order, an initial standing for a word it begins ("R Kumar", "Rajesh
 // Kumar"; "रा. कु. शर्मा", "राजेश कुमार शर्मा"; "Sunita", "Sunita Devi"), and
-// at least one whole word the same in both (initials alone, "R" or "R. K.",
-// match no one). Names in different scripts never match.
-func sameName(a, b []string) bool {
+// whole when at least one whole word is the same in both (initials alone,
+// "R" or "R. K.", name no one). A word is matched whole before it is taken
+// for an initial's ("Ramesh" in "R. Ramesh"). Names in different scripts
+// never match.
+func sameName(a, b []string) (aligned, whole bool) {
 	if len(a) > len(b) {
 		a, b = b, a
 	}
-	j, whole := 0, false
+	j := 0
 	for _, t := range a {
-		for j < len(b) && !tokenMatch(t, b[j]) {
-			j++
+		k := j
+		for k < len(b) && b[k] != t {
+			k++
 		}
-		if j == len(b) {
-			return false
+		if k == len(b) { // no whole word: an initial's, the first that fits
+			for k = j; k < len(b) && !tokenMatch(t, b[k]); k++ {
+			}
+			if k == len(b) {
+				return false, false
+			}
 		}
-		whole = whole || t == b[j] && !isInitial(t)
-		j++
+		whole = whole || t == b[k] && !isInitial(t)
+		j = k + 1
 	}
-	return whole
+	return true, whole
 }
 
 func tokenMatch(a, b string) bool {
@@ -529,24 +537,29 @@ func tokenMatch(a, b string) bool {
 }
 
 // isInitial reports whether a token is one letter, with its vowel signs
-// and other marks (Devanagari writes "रा" or "कु" for an initial).
+// and other marks, or one Devanagari conjunct (records write "रा", "कु" or
+// "क्ष" for an initial).
 func isInitial(t string) bool {
+	const virama = '\u094d'
+	prev := rune(0)
 	for i, r := range t {
-		if i > 0 && !unicode.In(r, unicode.Mn, unicode.Mc) {
+		if i > 0 && !unicode.In(r, unicode.Mn, unicode.Mc) && prev != virama {
 			return false
 		}
+		prev = r
 	}
 	return t != ""
 }
 
 // honorifics are left out of names compared: records add them or not.
-var honorifics = map[string]bool{"shri": true, "sh": true, "sri": true, "shree": true, "smt": true, "shrimati": true,
+var honorifics = map[string]bool{"shri": true, "sh": true, "sri": true, "smt": true, "shrimati": true,
 	"srimati": true, "mr": true, "mrs": true, "ms": true, "dr": true, "late": true, "श्री": true, "श्रीमती": true,
 	"श्रीमति": true, "श्रीमान": true, "सुश्री": true, "डॉ": true, "स्व": true, "स्वर्गीय": true}
 
 // standIns are what records write for a parent not known: not a name.
-var standIns = map[string]bool{"na": true, "n a": true, "nil": true, "none": true, "null": true, "unknown": true,
-	"not known": true, "nk": true, "x": true, "xx": true, "xxx": true, "0": true, "अज्ञात": true, "ज्ञात नहीं": true, "नहीं": true}
+var standIns = map[string]bool{"na": true, "n a": true, "nil": true, "nill": true, "none": true, "null": true,
+	"unknown": true, "not known": true, "not available": true, "not applicable": true, "nk": true, "x": true, "xx": true,
+	"xxx": true, "0": true, "अज्ञात": true, "ज्ञात नहीं": true, "पता नहीं": true, "नहीं": true, "उपलब्ध नहीं": true}
 
 // nameTokens is a recorded name's words: NFC, lower-cased, without
 // punctuation, symbols, invisible joiners or honorifics; none for a

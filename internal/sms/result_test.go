@@ -123,6 +123,18 @@ func TestChildResults(t *testing.T) {
 		{"stand-ins are not names: NA and N/A are not one father", []child{
 			{result: aarav, father: "NA", mother: "N.A."}, {result: priya, father: "N/A", mother: "na"},
 		}, nil, 0, ask, WhyHousehold},
+		{"a word matched whole before an initial's", []child{
+			{result: aarav, father: "R. Ramesh"}, {result: priya, father: "Ramesh"},
+		}, nil, 0, "75% उत्तीर्ण; 40% अनुत्तीर्ण", ""},
+		{"initials alone say neither: the mother's name decides", []child{
+			{result: aarav, father: "R. K.", mother: "Sita"}, {result: priya, father: "R K", mother: "Sita Devi"},
+		}, nil, 0, "75% उत्तीर्ण; 40% अनुत्तीर्ण", ""},
+		{"a conjunct initial", []child{
+			{result: aarav, father: "क्ष. शर्मा"}, {result: priya, father: "क्षितिज शर्मा"},
+		}, nil, 0, "75% उत्तीर्ण; 40% अनुत्तीर्ण", ""},
+		{"'Not Available' is no father", []child{
+			{result: aarav, father: "Not Available"}, {result: priya, father: "not available"},
+		}, nil, 0, ask, WhyHousehold},
 		{"initials alone match no one", []child{
 			{result: aarav, father: "R"}, {result: priya, father: "Ramesh Kumar", mother: "Sita"},
 		}, nil, 0, ask, WhyHousehold},
