@@ -330,3 +330,43 @@ func TestResultSMSAsksTheSchoolWhereTheListingCannotTell(t *testing.T) {
 		t.Errorf("shala_sms_results_withheld_total = %v, want %v", f.withheld, want)
 	}
 }
+
+// How many subjects a child should have is what most of their classmates
+// have: the lower middle of an even count, so half a class taking an
+// optional subject does not make the other half short; the grade's sections
+// together for a class of fewer than three.
+func TestResultSMSCountsSubjectsAsMostClassmatesHave(t *testing.T) {
+	t.Parallel()
+	f := setupResults(t)
+	f.must(`INSERT INTO assessment_subject (assessment_id, grade, subject) VALUES ($1, 6, 'SANSKRIT')`, f.aid)
+	pupil := func(name, section, phone string, subjects ...string) {
+		t.Helper()
+		id := f.id(`INSERT INTO student (school_id, name, gender, grade, section, guardian_phone) VALUES ($1, $2, 'FEMALE', 6, $3, $4) RETURNING id`,
+			f.school, name, section, phone)
+		for _, subject := range subjects {
+			f.result(id, subject, f.theory, 50)
+		}
+	}
+	pupil("अमिता", "B", "9816010001", "MATHEMATICS", "HINDI")
+	pupil("बबीता", "B", "9816010002", "MATHEMATICS", "HINDI")
+	pupil("चंदा", "B", "9816010003", "MATHEMATICS", "HINDI", "SANSKRIT")
+	pupil("दीक्षा", "B", "9816010004", "MATHEMATICS", "HINDI", "SANSKRIT")
+	pupil("ईशा", "C", "9816010005", "MATHEMATICS") // alone in 6-C: counted with 6-B
+	for _, section := range []string{"B", "C"} {
+		f.must(`INSERT INTO assessment_class (assessment_id, school_id, grade, section, final) VALUES ($1, $2, 6, $3, true)`, f.aid, f.school, section)
+	}
+	bodies := map[string]string{}
+	for _, section := range []string{"B", "C"} {
+		_, in := f.announce(section)
+		maps.Copy(bodies, in)
+	}
+	for phone, want := range map[string]string{
+		"+919816010001": "अमिता (6-B) का परिणाम: 100/200 (50%) उत्तीर्ण", "+919816010002": "बबीता (6-B) का परिणाम: 100/200 (50%) उत्तीर्ण",
+		"+919816010003": "चंदा (6-B) का परिणाम: 150/300 (50%) उत्तीर्ण", "+919816010004": "दीक्षा (6-B) का परिणाम: 150/300 (50%) उत्तीर्ण",
+		"+919816010005": "ईशा (6-C) का परिणाम: विद्यालय से जानकारी लें",
+	} {
+		if got := bodies[phone]; !strings.Contains(got, want) {
+			t.Errorf("to %s: %q, want it to hold %q", phone, got, want)
+		}
+	}
+}
