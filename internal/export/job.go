@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shala-edu/shala/internal/queue"
 )
@@ -33,9 +32,7 @@ func (ExportArgs) Kind() string { return "sheets.export" }
 
 // InsertOpts makes the job unique per export until it finishes.
 func (ExportArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: Queue, MaxAttempts: 12, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-		rivertype.JobStateScheduled, rivertype.JobStateRetryable}}}
+	return river.InsertOpts{Queue: Queue, MaxAttempts: 12, UniqueOpts: queue.UniqueUntilFinished()}
 }
 
 // ErrNotConfigured fails export jobs when no Google service account is

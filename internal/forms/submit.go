@@ -17,7 +17,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/postgres"
@@ -561,9 +560,7 @@ func (ProcessArgs) Kind() string { return "forms.process" }
 
 // InsertOpts makes processing unique per submission.
 func (ProcessArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
-		rivertype.JobStateRunning, rivertype.JobStateScheduled}}}
+	return river.InsertOpts{UniqueOpts: queue.UniqueUntilFinished()}
 }
 
 // ProcessWorker processes one submission. Refusals (unknown form, invalid

@@ -295,3 +295,12 @@ func (w *SweepWorker[A]) Work(ctx context.Context, job *river.Job[A]) error {
 	_, err := w.Sweep(ctx, w.Pool, river.ClientFromContext[pgx.Tx](ctx), w.MinAge)
 	return err
 }
+
+// UniqueUntilFinished makes a kind unique by its args while a job of it is
+// waiting or running: a second insert then is a no-op, and one after the
+// first finished (completed, cancelled or discarded) is a new job.
+func UniqueUntilFinished() river.UniqueOpts {
+	return river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+		rivertype.JobStateRunning, rivertype.JobStateScheduled}}
+}

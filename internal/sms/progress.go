@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/queue"
@@ -28,9 +27,7 @@ func (ProgressArgs) Kind() string { return "sms.progress" }
 
 // InsertOpts makes progress unique per request while it is pending.
 func (ProgressArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-		rivertype.JobStateScheduled, rivertype.JobStateRetryable}}}
+	return river.InsertOpts{UniqueOpts: queue.UniqueUntilFinished()}
 }
 
 // ProgressEvery is how often a sending request's counts are refreshed.

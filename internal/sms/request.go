@@ -306,7 +306,7 @@ func (w *ExpandWorker) page(ctx context.Context, id uuid.UUID) (done bool, err e
 			for i := range recipients {
 				res := summaries[ids[i]]
 				recipients[i].result = &res
-				recipients[i].household = homes[household(recipients[i].raw)]
+				recipients[i].household = homes[i]
 			}
 		}
 		noPhone, why, err := w.queue(ctx, tx, r, tmpl, recipients)

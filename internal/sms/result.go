@@ -388,15 +388,14 @@ type child struct {
 	father, mother string
 }
 
-// households reads, for the phones of recipients, every active, enabled
+// households reads, for each recipient's phone, every active, enabled
 // student of the school recorded with that number (compared by its last ten
 // digits, an Indian mobile's): the children whose parents the phone may be.
-func households(ctx context.Context, tx pgx.Tx, school uuid.UUID, recipients []recipient) (map[string][]child, error) {
-	keys := []string{}
-	for _, rc := range recipients {
-		if k := household(rc.raw); k != "" {
-			keys = append(keys, k)
-		}
+// It returns them recipient by recipient.
+func households(ctx context.Context, tx pgx.Tx, school uuid.UUID, recipients []recipient) ([][]child, error) {
+	keys := make([]string, len(recipients))
+	for i, rc := range recipients {
+		keys[i] = household(rc.raw)
 	}
 	rows, err := tx.Query(ctx, `SELECT right(regexp_replace(guardian_phone, '\D', '', 'g'), 10), coalesce(father_name, ''), coalesce(mother_name, '')
 		FROM student
@@ -405,14 +404,20 @@ func households(ctx context.Context, tx pgx.Tx, school uuid.UUID, recipients []r
 	if err != nil {
 		return nil, err
 	}
-	out := map[string][]child{}
+	byKey := map[string][]child{}
 	var key string
 	var c child
-	_, err = pgx.ForEachRow(rows, []any{&key, &c.father, &c.mother}, func() error {
-		out[key] = append(out[key], c)
+	if _, err := pgx.ForEachRow(rows, []any{&key, &c.father, &c.mother}, func() error {
+		byKey[key] = append(byKey[key], c)
 		return nil
-	})
-	return out, err
+	}); err != nil {
+		return nil, err
+	}
+	out := make([][]child, len(recipients))
+	for i, k := range keys {
+		out[i] = byKey[k]
+	}
+	return out, nil
 }
 
 // household is the key of raw's household: its number's last ten digits,
