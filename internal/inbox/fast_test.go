@@ -193,8 +193,11 @@ func TestRecordingPaths(t *testing.T) {
 		}
 	})
 
-	// Two transactions holding the same id: the second's INSERT waits for
-	// the first's row, then meets it (a duplicate) or takes its place.
+	// Two transactions holding the same id — two replicas, each given a
+	// copy: the second's INSERT waits for the first's row, then meets it
+	// (a duplicate) or takes its place. (Within one replica the second
+	// copy would wait for the first's batch instead: one batch is built
+	// at a time.)
 	t.Run("ACopyRacingAnUncommittedOne", func(t *testing.T) {
 		for _, firstFails := range []bool{false, true} {
 			name := "TheFirstCommits"
@@ -203,8 +206,9 @@ func TestRecordingPaths(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				in, count := setup(t)
-				in.MaxInFlight = 2
+				b := setupBundle(t)
+				in, count := b.in, b.count
+				replica := inbox.New(b.pool, b.queue)
 				d := delivery(uuid.New())
 				started, hold := make(chan struct{}), make(chan struct{})
 				firstErr := make(chan error, 1)
@@ -223,7 +227,7 @@ func TestRecordingPaths(t *testing.T) {
 				guard(t, started, "the first copy's work started")
 				second := make(chan result, 1)
 				go func() {
-					dup, ran := receive(t, in, d)
+					dup, ran := receive(t, replica, d)
 					second <- result{dup, ran}
 				}()
 				// The second copy's INSERT waits on the first's row.

@@ -6,9 +6,12 @@
 // 2xx only after its work is durable.
 //
 // Under load, concurrent deliveries share transactions (group commit): while
-// MaxInFlight transactions are open, new deliveries queue and the next
-// transaction takes up to MaxBatch of them, with one multi-row inbox insert,
-// one multi-row job insert and one commit (one fsync) for all. BEGIN and
+// a batch is being built, new deliveries queue and the next transaction
+// takes up to MaxBatch of them, with one multi-row inbox insert, one
+// multi-row job insert and one commit (one fsync) for all. One batch is
+// built at a time; the next starts when the last has committed, or as soon
+// as it starts to commit when commits have been taking longer than builds
+// (a slow disk), up to MaxInFlight transactions open. BEGIN and
 // the inbox insert travel in one round trip when every delivery of the
 // batch is new, as almost all are; a batch holding a redelivery rolls that
 // back and is recorded the slower way that tells new from old. A delivery
@@ -73,13 +76,18 @@ type Inbox struct {
 	pool  *pgxpool.Pool
 	queue queue.Inserter
 
-	// MaxInFlight is how many transactions run at once before deliveries
-	// start to queue; MaxBatch caps deliveries per transaction.
+	// MaxInFlight caps the transactions open at once (one building, the
+	// others committing); MaxBatch caps deliveries per transaction.
 	MaxInFlight, MaxBatch int
 
-	mu      sync.Mutex
-	pending []*request
-	running int
+	mu       sync.Mutex
+	pending  []*request
+	running  int  // leaders: transactions open, or about to be
+	building bool // a leader is building a batch: taking it, recording it, running its work
+	// buildTime and commitTime are moving averages of how long batches
+	// took to build and to commit: the next batch starts during a commit
+	// only when commits take longer (see handOff).
+	buildTime, commitTime time.Duration
 
 	// slowFor counts down the batches that skip recordAllNew after a
 	// duplicate; fastBatches and slowBatches count the batches recorded by
@@ -116,10 +124,7 @@ func (in *Inbox) Receive(ctx context.Context, d Delivery, fn func(ctx context.Co
 	r := &request{ctx: context.WithoutCancel(ctx), caller: ctx, d: d, fn: fn, done: make(chan struct{})}
 	in.mu.Lock()
 	in.pending = append(in.pending, r)
-	lead := in.running < in.MaxInFlight
-	if lead {
-		in.running++
-	}
+	lead := in.claim()
 	in.mu.Unlock()
 	if lead {
 		// The leader runs batches on its own goroutine: the caller waits
@@ -137,15 +142,44 @@ func (in *Inbox) Receive(ctx context.Context, d Delivery, fn func(ctx context.Co
 	}
 }
 
-// lead runs batches until nothing is pending, then gives up its slot.
+// claim makes the caller the builder of the next batch when no batch is
+// being built and a transaction slot is free; the caller holds mu and
+// starts a leader when it says yes.
+//
+// One batch is built at a time because two would only share the CPU: each
+// would be smaller, so the work per delivery greater (three round trips
+// and a commit a batch), and neither done sooner. What a second
+// transaction can overlap is a commit waiting on the disk (handOff).
+func (in *Inbox) claim() bool {
+	if in.building || in.running >= in.MaxInFlight {
+		return false
+	}
+	in.running++
+	in.building = true
+	return true
+}
+
+// lead builds batches until nothing is pending, then gives up its slot. It
+// starts as the builder; a batch that hands off the building during its
+// commit (handOff) leaves this leader to build again only if no one else
+// does by then.
 func (in *Inbox) lead() {
+	building := true
 	for {
 		in.mu.Lock()
-		if len(in.pending) == 0 {
+		if !building && in.building {
+			// Another leader builds: this one's slot is free.
 			in.running--
 			in.mu.Unlock()
 			return
 		}
+		if len(in.pending) == 0 {
+			in.running--
+			in.building = false
+			in.mu.Unlock()
+			return
+		}
+		in.building, building = true, true
 		n := min(len(in.pending), in.MaxBatch)
 		batch := make([]*request, 0, n)
 		for _, r := range in.pending[:n] {
@@ -161,16 +195,52 @@ func (in *Inbox) lead() {
 		in.pending = in.pending[n:]
 		in.mu.Unlock()
 		if len(batch) > 0 {
-			in.safeExecute(batch)
+			t := &turn{}
+			in.safeExecute(batch, t)
+			building = !t.handedOff
 		}
 	}
 }
+
+// turn is one leader's turn at building, through the transactions of one
+// batch (a failed batch runs again in parts): handedOff once a commit has
+// let the next batch start.
+type turn struct{ handedOff bool }
+
+// handOff is called as a transaction of t's batch, built in build, starts
+// its commit. When commits have been taking longer than builds (a disk slow
+// to sync), the next batch starts building now instead of after the
+// commit, in a new leader if a slot is free.
+func (in *Inbox) handOff(t *turn, build time.Duration) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.buildTime = average(in.buildTime, build)
+	if t.handedOff || in.commitTime <= in.buildTime {
+		return
+	}
+	t.handedOff = true
+	in.building = false
+	if len(in.pending) > 0 && in.claim() {
+		go in.lead()
+	}
+}
+
+// committed records how long a commit took, for handOff.
+func (in *Inbox) committed(took time.Duration) {
+	in.mu.Lock()
+	in.commitTime = average(in.commitTime, took)
+	in.mu.Unlock()
+}
+
+// average moves a moving average an eighth of the way to x: a few slow
+// syncs in a row turn handOff on, one does not.
+func average(avg, x time.Duration) time.Duration { return avg + (x-avg)/8 }
 
 // safeExecute runs execute and, should anything in it panic outside a
 // delivery's work (which execute recovers itself), fails the batch's
 // undecided deliveries instead of leaving their callers waiting and this
 // leader's slot taken.
-func (in *Inbox) safeExecute(batch []*request) {
+func (in *Inbox) safeExecute(batch []*request, t *turn) {
 	defer func() {
 		if p := recover(); p != nil {
 			for _, r := range batch {
@@ -181,7 +251,7 @@ func (in *Inbox) safeExecute(batch []*request) {
 			}
 		}
 	}()
-	in.execute(batch)
+	in.execute(batch, t)
 }
 
 // runWork runs r's work, turning a panic into an error that names it (with
@@ -213,12 +283,12 @@ type errItem struct {
 func (e *errItem) Error() string { return e.err.Error() }
 func (e *errItem) Unwrap() error { return e.err }
 
-func (in *Inbox) execute(batch []*request) {
+func (in *Inbox) execute(batch []*request, t *turn) {
 	// The batch belongs to no one caller: its statements carry none's
 	// values, and no caller giving up cancels it.
 	ctx, cancel := context.WithTimeout(context.Background(), txTimeout)
 	defer cancel()
-	err := in.transact(ctx, batch, func(tx pgx.Tx, fresh map[[16]byte]bool) error {
+	err := in.transact(ctx, batch, t, func(tx pgx.Tx, fresh map[[16]byte]bool) error {
 		w := &Work{Tx: tx}
 		for _, r := range batch {
 			if !fresh[r.d.ID] { // recorded before, or an earlier copy in this batch
@@ -253,8 +323,8 @@ func (in *Inbox) execute(batch []*request) {
 				rest = append(rest, r)
 			}
 		}
-		in.execute(rest)
-		in.execute([]*request{item.r})
+		in.execute(rest, t)
+		in.execute([]*request{item.r}, t)
 		return
 	case !postgres.Unavailable(err):
 		// Something else in the batch failed: every delivery its own
@@ -262,7 +332,7 @@ func (in *Inbox) execute(batch []*request) {
 		// each and Hasura's retry, not a transaction each.)
 		for _, r := range batch {
 			r.dup = false
-			in.execute([]*request{r})
+			in.execute([]*request{r}, t)
 		}
 		return
 	}
@@ -277,11 +347,13 @@ func (in *Inbox) execute(batch []*request) {
 
 // transact records batch in a new transaction and runs fn in it with the
 // ids recorded there (the deliveries not recorded before), then commits;
-// if fn fails it rolls back.
+// if fn fails it rolls back. As it commits it offers t's turn at building
+// to the next batch (handOff).
 //
 // Recording first tries the one round trip of recordAllNew; when that
 // cannot tell new from old it records the batch with recordNew.
-func (in *Inbox) transact(ctx context.Context, batch []*request, fn func(tx pgx.Tx, fresh map[[16]byte]bool) error) error {
+func (in *Inbox) transact(ctx context.Context, batch []*request, t *turn, fn func(tx pgx.Tx, fresh map[[16]byte]bool) error) error {
+	start := time.Now()
 	conn, err := in.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -301,7 +373,13 @@ func (in *Inbox) transact(ctx context.Context, batch []*request, fn func(tx pgx.
 	if err := fn(tx, fresh); err != nil {
 		return errors.Join(err, ignoreClosed(tx.Rollback(ctx)))
 	}
-	return tx.Commit(ctx)
+	commit := time.Now()
+	in.handOff(t, commit.Sub(start))
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	in.committed(time.Since(commit))
+	return nil
 }
 
 func ignoreClosed(err error) error {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
 	"github.com/shala-edu/shala/internal/fault"
@@ -19,6 +20,21 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func setup(t *testing.T) (*inbox.Inbox, func(q string, args ...any) int) {
+	t.Helper()
+	b := setupBundle(t)
+	return b.in, b.count
+}
+
+// bundle is what a test of the inbox needs beyond the inbox itself: its
+// database, to reach it as another replica or to change its tables.
+type bundle struct {
+	in    *inbox.Inbox
+	pool  *pgxpool.Pool
+	queue *queue.Client
+	count func(q string, args ...any) int
+}
+
+func setupBundle(t *testing.T) *bundle {
 	t.Helper()
 	pool := pgtest.New(t)
 	workers := river.NewWorkers()
@@ -34,7 +50,7 @@ func setup(t *testing.T) (*inbox.Inbox, func(q string, args ...any) int) {
 		}
 		return n
 	}
-	return inbox.New(pool, q), count
+	return &bundle{in: inbox.New(pool, q), pool: pool, queue: q, count: count}
 }
 
 func delivery(id uuid.UUID) inbox.Delivery {

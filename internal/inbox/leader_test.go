@@ -54,6 +54,13 @@ func guard[T any](t *testing.T, ch <-chan T, what string) T {
 func holdLeader(t *testing.T, in *inbox.Inbox) (release func()) {
 	t.Helper()
 	in.MaxInFlight = 1
+	return holdBatch(t, in)
+}
+
+// holdBatch makes in build a batch whose one delivery's work blocks until
+// the returned function is called (or the test ends).
+func holdBatch(t *testing.T, in *inbox.Inbox) (release func()) {
+	t.Helper()
 	started, hold := make(chan struct{}), make(chan struct{})
 	go func() {
 		_, err := in.Receive(context.Background(), delivery(uuid.New()), func(context.Context, *inbox.Work) error {

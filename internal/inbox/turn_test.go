@@ -1,0 +1,161 @@
+package inbox_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shala-edu/shala/internal/inbox"
+)
+
+// holdCommits makes every commit of a transaction that recorded a delivery
+// wait until the returned function is called (or the test ends): a
+// deferred trigger on the inbox takes an advisory lock the test holds.
+// waiting says how many commits wait for it.
+func holdCommits(t *testing.T, b *bundle) (release func(), waiting func() int) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := b.pool.Exec(ctx, `
+		CREATE FUNCTION test_hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$;
+		CREATE CONSTRAINT TRIGGER test_hold_commit AFTER INSERT ON webhook_inbox
+			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_hold_commit()`); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := b.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(4242)`); err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	release = func() {
+		if released {
+			return
+		}
+		released = true
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock(4242)`); err != nil {
+			t.Error(err)
+		}
+		conn.Release()
+	}
+	t.Cleanup(release)
+	waiting = func() int {
+		return b.count(`SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`)
+	}
+	return release, waiting
+}
+
+// receiveAsync delivers a new delivery on a goroutine; its work signals on
+// ran, and its caller's error arrives on the returned channel.
+func receiveAsync(in *inbox.Inbox, ran chan<- struct{}) <-chan error {
+	answered := make(chan error, 1)
+	go func() {
+		_, err := in.Receive(context.Background(), delivery(uuid.New()), func(context.Context, *inbox.Work) error {
+			if ran != nil {
+				ran <- struct{}{}
+			}
+			return nil
+		})
+		answered <- err
+	}()
+	return answered
+}
+
+func TestBatchesTakeTurns(t *testing.T) {
+	t.Parallel()
+
+	t.Run("a delivery waits while a batch is built, though a slot is free", func(t *testing.T) {
+		t.Parallel()
+		in, count := setup(t)
+		release := holdBatch(t, in)
+		answered := receiveAsync(in, nil)
+		waitPending(t, in, 1)
+		if got := in.Running(); got != 1 {
+			t.Errorf("got %d transactions while one batch is built, want 1 (of %d slots)", got, in.MaxInFlight)
+		}
+		release()
+		if err := guard(t, answered, "the waiting delivery answered"); err != nil {
+			t.Errorf("waiting delivery: %v", err)
+		}
+		if got := count(`SELECT count(*) FROM webhook_inbox`); got != 2 {
+			t.Errorf("got %d deliveries recorded, want 2", got)
+		}
+	})
+
+	// The next batch waits for the commit when commits are quicker than
+	// builds, and when no slot is free.
+	for _, tc := range []struct {
+		name          string
+		slots         int
+		build, commit time.Duration
+	}{
+		{"when commits are quicker than builds the next batch waits for the commit", 2, time.Hour, time.Millisecond},
+		{"no more transactions than MaxInFlight, though commits are slower", 1, time.Millisecond, time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupBundle(t)
+			in := b.in
+			in.MaxInFlight = tc.slots
+			in.SetAverages(tc.build, tc.commit)
+			releaseCommits, waiting := holdCommits(t, b)
+			first := receiveAsync(in, nil)
+			waitFor(t, "the first batch commits", func() bool { return waiting() == 1 })
+			second := receiveAsync(in, nil)
+			waitPending(t, in, 1)
+			if got := in.Running(); got != 1 {
+				t.Errorf("got %d transactions during a commit, want 1", got)
+			}
+			releaseCommits()
+			for i, answered := range []<-chan error{first, second} {
+				if err := guard(t, answered, "a delivery answered"); err != nil {
+					t.Errorf("delivery %d: %v", i+1, err)
+				}
+			}
+		})
+	}
+
+	t.Run("when commits are slower than builds the next batch is built during the commit", func(t *testing.T) {
+		t.Parallel()
+		b := setupBundle(t)
+		in := b.in
+		in.SetAverages(time.Millisecond, time.Hour)
+		releaseCommits, _ := holdCommits(t, b)
+		releaseWork := holdBatch(t, in)
+		ran := make(chan struct{}, 1)
+		second := receiveAsync(in, ran)
+		waitPending(t, in, 1)
+		releaseWork() // the first batch commits, and hands the next its turn
+		// Every commit waits for releaseCommits: the first has not committed.
+		guard(t, ran, "the second delivery's work ran while the first batch committed")
+		if got := in.Running(); got != 2 {
+			t.Errorf("got %d transactions, want 2: one committing, one built", got)
+		}
+		releaseCommits()
+		if err := guard(t, second, "the second delivery answered"); err != nil {
+			t.Errorf("second delivery: %v", err)
+		}
+		if got := b.count(`SELECT count(*) FROM webhook_inbox`); got != 2 {
+			t.Errorf("got %d deliveries recorded, want 2", got)
+		}
+	})
+
+	t.Run("builds and commits are measured", func(t *testing.T) {
+		t.Parallel()
+		in, _ := setup(t)
+		if build, commit := in.Averages(); build != 0 || commit != 0 {
+			t.Fatalf("a new inbox: got averages %v and %v, want none", build, commit)
+		}
+		if err := guard(t, receiveAsync(in, nil), "a delivery answered"); err != nil {
+			t.Fatal(err)
+		}
+		if build, commit := in.Averages(); build <= 0 || commit <= 0 {
+			t.Errorf("after a delivery: got averages %v to build and %v to commit, want both measured", build, commit)
+		}
+	})
+}
