@@ -9,15 +9,17 @@
 // a batch is being built, new deliveries queue and the next transaction
 // takes up to MaxBatch of them, with one multi-row inbox insert, one
 // multi-row job insert and one commit (one fsync) for all. One batch is
-// built at a time; the next starts when the last has committed, or as soon
-// as it starts to commit when commits have been taking longer than builds
-// (a slow disk), up to MaxInFlight transactions open. BEGIN and
+// built at a time: the next starts when the last has committed — or
+// sooner, in another transaction (at most MaxInFlight open), when the last
+// is slow: it starts to commit while commits have been taking longer than
+// builds (a disk slow to sync), it has taken longer than PassAfter (its
+// work waits on a lock), or it failed and runs again in parts. BEGIN and
 // the inbox insert travel in one round trip when every delivery of the
 // batch is new, as almost all are; a batch holding a redelivery rolls that
 // back and is recorded the slower way that tells new from old. A delivery
-// whose work fails makes its batch retry each delivery in its own
-// transaction, so one bad delivery never fails the others. At low load a
-// delivery runs alone, immediately.
+// whose work fails makes the rest of its batch run again together, and then
+// it alone, so one bad delivery never fails the others. At low load a
+// delivery runs alone, as soon as no other batch is being built.
 package inbox
 
 import (
@@ -66,6 +68,7 @@ func (w *Work) Enqueue(args river.JobArgs, opts *river.InsertOpts) {
 const (
 	DefaultMaxInFlight = 2
 	DefaultMaxBatch    = 128
+	DefaultPassAfter   = 50 * time.Millisecond
 	// txTimeout bounds one batch transaction; it does not depend on any one
 	// caller's context, so a caller giving up does not abort the others.
 	txTimeout = 30 * time.Second
@@ -76,9 +79,15 @@ type Inbox struct {
 	pool  *pgxpool.Pool
 	queue queue.Inserter
 
-	// MaxInFlight caps the transactions open at once (one building, the
-	// others committing); MaxBatch caps deliveries per transaction.
+	// MaxInFlight caps the transactions open at once; MaxBatch caps
+	// deliveries per transaction.
 	MaxInFlight, MaxBatch int
+
+	// PassAfter is how long a batch may take before the next may start in
+	// another transaction: longer than a healthy batch takes on a slow
+	// machine, so only a batch waiting on something (a lock, a stalled
+	// disk) lets it.
+	PassAfter time.Duration
 
 	mu       sync.Mutex
 	pending  []*request
@@ -108,7 +117,7 @@ type request struct {
 
 // New returns an inbox writing to pool and enqueuing with q.
 func New(pool *pgxpool.Pool, q queue.Inserter) *Inbox {
-	return &Inbox{pool: pool, queue: q, MaxInFlight: DefaultMaxInFlight, MaxBatch: DefaultMaxBatch}
+	return &Inbox{pool: pool, queue: q, MaxInFlight: DefaultMaxInFlight, MaxBatch: DefaultMaxBatch, PassAfter: DefaultPassAfter}
 }
 
 // Receive records d and runs fn in the same transaction. If d was recorded
@@ -146,10 +155,11 @@ func (in *Inbox) Receive(ctx context.Context, d Delivery, fn func(ctx context.Co
 // being built and a transaction slot is free; the caller holds mu and
 // starts a leader when it says yes.
 //
-// One batch is built at a time because two would only share the CPU: each
-// would be smaller, so the work per delivery greater (three round trips
-// and a commit a batch), and neither done sooner. What a second
-// transaction can overlap is a commit waiting on the disk (handOff).
+// One batch is built at a time because, with Postgres on the same few
+// cores (measured on two), two would only share the CPU: each would be
+// smaller, so the work per delivery greater (three round trips and a
+// commit a batch), and neither done sooner. What a second transaction can
+// overlap is waiting: a commit on the disk, work on a lock (pass).
 func (in *Inbox) claim() bool {
 	if in.building || in.running >= in.MaxInFlight {
 		return false
@@ -160,9 +170,8 @@ func (in *Inbox) claim() bool {
 }
 
 // lead builds batches until nothing is pending, then gives up its slot. It
-// starts as the builder; a batch that hands off the building during its
-// commit (handOff) leaves this leader to build again only if no one else
-// does by then.
+// starts as the builder; a batch that passed its turn (pass) leaves this
+// leader to build again only if no one else does by then.
 func (in *Inbox) lead() {
 	building := true
 	for {
@@ -196,44 +205,67 @@ func (in *Inbox) lead() {
 		in.mu.Unlock()
 		if len(batch) > 0 {
 			t := &turn{}
+			slow := time.AfterFunc(in.PassAfter, func() { in.pass(t) })
 			in.safeExecute(batch, t)
-			building = !t.handedOff
+			slow.Stop()
+			in.mu.Lock()
+			t.over = true // a timer that fired meanwhile passes nothing now
+			building = !t.passed
+			in.mu.Unlock()
 		}
 	}
 }
 
 // turn is one leader's turn at building, through the transactions of one
-// batch (a failed batch runs again in parts): handedOff once a commit has
-// let the next batch start.
-type turn struct{ handedOff bool }
+// batch (a failed batch runs again in parts). Its fields are guarded by
+// mu: passed once the next batch may start, over once the batch is done.
+type turn struct{ passed, over bool }
 
-// handOff is called as a transaction of t's batch, built in build, starts
-// its commit. When commits have been taking longer than builds (a disk slow
-// to sync), the next batch starts building now instead of after the
-// commit, in a new leader if a slot is free.
-func (in *Inbox) handOff(t *turn, build time.Duration) {
+// pass lets the next batch start now, in another leader if deliveries wait
+// and a slot is free, instead of after t's batch: once per turn, and not
+// after the batch is over.
+func (in *Inbox) pass(t *turn) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.buildTime = average(in.buildTime, build)
-	if t.handedOff || in.commitTime <= in.buildTime {
+	in.passLocked(t)
+}
+
+func (in *Inbox) passLocked(t *turn) {
+	if t.passed || t.over {
 		return
 	}
-	t.handedOff = true
+	t.passed = true
 	in.building = false
 	if len(in.pending) > 0 && in.claim() {
 		go in.lead()
 	}
 }
 
-// committed records how long a commit took, for handOff.
+// handOff is called as a transaction of t's batch, built in build (from
+// before it took a connection until its commit), starts its commit. When
+// commits have been taking longer than builds (a disk slow to sync), the
+// next batch starts now instead of after the commit (pass).
+func (in *Inbox) handOff(t *turn, build time.Duration) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.buildTime = average(in.buildTime, build)
+	if in.commitTime > in.buildTime {
+		in.passLocked(t)
+	}
+}
+
+// committed records how long a commit took, failed or not, for handOff.
 func (in *Inbox) committed(took time.Duration) {
 	in.mu.Lock()
 	in.commitTime = average(in.commitTime, took)
 	in.mu.Unlock()
 }
 
-// average moves a moving average an eighth of the way to x: a few slow
-// syncs in a row turn handOff on, one does not.
+// average moves a moving average an eighth of the way to x. One commit
+// much slower than the usual build (a stall) turns handOff on for the next
+// few dozen batches; builds and commits that then come back to their usual
+// times turn it off again. (Builds are shorter while it is on, batches
+// being smaller, so near the line it keeps whichever mode it is in.)
 func average(avg, x time.Duration) time.Duration { return avg + (x-avg)/8 }
 
 // safeExecute runs execute and, should anything in it panic outside a
@@ -315,7 +347,9 @@ func (in *Inbox) execute(batch []*request, t *turn) {
 	case errors.As(err, &item):
 		// One delivery's work failed (or panicked, or ran out of time): the
 		// rest run again together first, so their answers do not wait for
-		// it, then it runs alone, so the failure stays with it.
+		// it, then it runs alone, so the failure stays with it. Deliveries
+		// received meanwhile need not wait for either.
+		in.pass(t)
 		rest := make([]*request, 0, len(batch)-1)
 		for _, r := range batch {
 			r.dup = false
@@ -330,6 +364,7 @@ func (in *Inbox) execute(batch []*request, t *turn) {
 		// Something else in the batch failed: every delivery its own
 		// transaction. (An unreachable database fails them all: one 503
 		// each and Hasura's retry, not a transaction each.)
+		in.pass(t)
 		for _, r := range batch {
 			r.dup = false
 			in.execute([]*request{r}, t)
@@ -347,8 +382,8 @@ func (in *Inbox) execute(batch []*request, t *turn) {
 
 // transact records batch in a new transaction and runs fn in it with the
 // ids recorded there (the deliveries not recorded before), then commits;
-// if fn fails it rolls back. As it commits it offers t's turn at building
-// to the next batch (handOff).
+// if fn fails it rolls back. As it commits it may pass t's turn at
+// building to the next batch (handOff).
 //
 // Recording first tries the one round trip of recordAllNew; when that
 // cannot tell new from old it records the batch with recordNew.
@@ -375,11 +410,9 @@ func (in *Inbox) transact(ctx context.Context, batch []*request, t *turn, fn fun
 	}
 	commit := time.Now()
 	in.handOff(t, commit.Sub(start))
-	if err := tx.Commit(ctx); err != nil {
-		return err
-	}
+	err = tx.Commit(ctx)
 	in.committed(time.Since(commit))
-	return nil
+	return err
 }
 
 func ignoreClosed(err error) error {

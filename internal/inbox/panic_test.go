@@ -14,7 +14,7 @@ import (
 
 // A panic in one delivery's work fails that delivery alone (with the panic
 // in its error) and leaves the inbox working — also when the batch runs on
-// the hand-off goroutine, where nothing else would recover it.
+// a leader goroutine, where nothing else would recover it.
 func TestPanicInWorkFailsOnlyThatDelivery(t *testing.T) {
 	t.Parallel()
 	in, _ := setup(t)
@@ -25,7 +25,7 @@ func TestPanicInWorkFailsOnlyThatDelivery(t *testing.T) {
 		}
 	}
 	// Queue a panicking delivery and a healthy one behind a busy leader, so
-	// the hand-off goroutine runs their batch.
+	// a leader goroutine runs their batch.
 	var wg sync.WaitGroup
 	release := holdLeader(t, in)
 	errs := make([]error, 2)

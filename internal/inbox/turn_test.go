@@ -2,6 +2,8 @@ package inbox_test
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,6 +74,7 @@ func TestBatchesTakeTurns(t *testing.T) {
 	t.Run("a delivery waits while a batch is built, though a slot is free", func(t *testing.T) {
 		t.Parallel()
 		in, count := setup(t)
+		in.PassAfter = time.Hour
 		release := holdBatch(t, in)
 		answered := receiveAsync(in, nil)
 		waitPending(t, in, 1)
@@ -102,6 +105,7 @@ func TestBatchesTakeTurns(t *testing.T) {
 			b := setupBundle(t)
 			in := b.in
 			in.MaxInFlight = tc.slots
+			in.PassAfter = time.Hour
 			in.SetAverages(tc.build, tc.commit)
 			releaseCommits, waiting := holdCommits(t, b)
 			first := receiveAsync(in, nil)
@@ -124,6 +128,7 @@ func TestBatchesTakeTurns(t *testing.T) {
 		t.Parallel()
 		b := setupBundle(t)
 		in := b.in
+		in.PassAfter = time.Hour
 		in.SetAverages(time.Millisecond, time.Hour)
 		releaseCommits, _ := holdCommits(t, b)
 		releaseWork := holdBatch(t, in)
@@ -142,6 +147,77 @@ func TestBatchesTakeTurns(t *testing.T) {
 		}
 		if got := b.count(`SELECT count(*) FROM webhook_inbox`); got != 2 {
 			t.Errorf("got %d deliveries recorded, want 2", got)
+		}
+	})
+
+	t.Run("a leader that passed its turn does not build beside the next builder", func(t *testing.T) {
+		t.Parallel()
+		b := setupBundle(t)
+		in := b.in
+		in.PassAfter = time.Hour
+		in.SetAverages(time.Millisecond, time.Hour)
+		releaseCommits, waiting := holdCommits(t, b)
+		first := receiveAsync(in, nil)
+		waitFor(t, "the first batch commits", func() bool { return waiting() == 1 })
+		releaseWork := holdBatch(t, in) // the next builder, whose work waits
+		releaseCommits()
+		if err := guard(t, first, "the first delivery answered"); err != nil {
+			t.Fatalf("first delivery: %v", err)
+		}
+		waitFor(t, "the first leader gave up its slot", func() bool { return in.Running() == 1 })
+		third := receiveAsync(in, nil)
+		waitPending(t, in, 1)
+		if got := in.Running(); got != 1 {
+			t.Errorf("got %d transactions while one batch is built, want 1", got)
+		}
+		releaseWork()
+		if err := guard(t, third, "the third delivery answered"); err != nil {
+			t.Errorf("third delivery: %v", err)
+		}
+	})
+
+	t.Run("a batch slower than PassAfter lets the next start beside it", func(t *testing.T) {
+		t.Parallel()
+		in, _ := setup(t)
+		in.PassAfter = time.Millisecond
+		releaseWork := holdBatch(t, in) // its work waits, as on a lock
+		// No clock is read: the delivery is answered only if the timer
+		// passed the turn, whenever it fired.
+		if err := guard(t, receiveAsync(in, nil), "a delivery answered beside the waiting batch"); err != nil {
+			t.Errorf("delivery: %v", err)
+		}
+		releaseWork()
+	})
+
+	t.Run("a failed batch lets the next start while it runs again in parts", func(t *testing.T) {
+		t.Parallel()
+		in, _ := setup(t)
+		in.PassAfter = time.Hour
+		releaseFirst := holdBatch(t, in)
+		good := receiveAsync(in, nil)
+		alone, unblock := make(chan struct{}, 1), make(chan struct{})
+		t.Cleanup(func() { close(unblock) })
+		var calls atomic.Int32
+		bad := make(chan error, 1)
+		go func() {
+			_, err := in.Receive(context.Background(), delivery(uuid.New()), func(context.Context, *inbox.Work) error {
+				if calls.Add(1) == 1 {
+					return errors.New("refused in its batch")
+				}
+				alone <- struct{}{}
+				<-unblock // alone, it waits, as on a lock
+				return errors.New("refused alone")
+			})
+			bad <- err
+		}()
+		waitPending(t, in, 2)
+		releaseFirst()
+		if err := guard(t, good, "the good delivery answered"); err != nil {
+			t.Errorf("good delivery: %v", err)
+		}
+		guard(t, alone, "the failing delivery runs alone")
+		if err := guard(t, receiveAsync(in, nil), "a new delivery answered while the failing one runs alone"); err != nil {
+			t.Errorf("new delivery: %v", err)
 		}
 	})
 
