@@ -15,6 +15,11 @@
 // commits, and how many of each took over 25 ms: a stall of the disk's
 // fsync shows there, in both, and is not the ack path's.
 //
+// The line also says how often the inbox let a batch start beside one not
+// yet done (passes: as it committed, commits being slower than builds; as
+// it took longer than PassAfter; as it failed): rare when the ack path is
+// healthy.
+//
 // Beside both runs a probe writes and fdatasyncs one 8 KiB page every
 // 10 ms, beside the database's data directory but outside Postgres
 // (benchdb.ProbeDisk; -probe=false turns it off): its slow syncs show when
@@ -148,6 +153,7 @@ func run() (err error) {
 		walSyncs = fmt.Sprintf("%d took=%.0fms mean=%.2fms", n, ms(took), ms(took)/float64(max(n, 1)))
 	}
 	acks, p50, p99, failures := res.PerSecond, res.P50, res.P99, res.Failures
+	passCommit, passSlow, passFailed := a.Inbox.Passes()
 	serverP99, serverSlow := served.summary(slowAt)
 	// Every acknowledged delivery must be in the inbox: a 2xx for work that
 	// was not recorded would be a bug, not a speed-up.
@@ -166,10 +172,10 @@ func run() (err error) {
 			verdict += "; the probe's slow syncs alone went past 25ms for 1%+ of the webhook run"
 		}
 	}
-	fmt.Printf("bench/events: webhook acks/s=%.0f p50=%.2fms p99=%.2fms failures=%d recorded=%d server-p99=%.2fms server>25ms=%d | durable 1-row INSERT ceiling=%.0f tx/s p50=%.2fms p99=%.2fms raw-p99=%.2fms commits>25ms=%d | ratio=%.2f (target >=0.50 at p99<=25ms: %s) | disk probe (8 KiB write+fdatasync every 10ms beside the data directory, outside Postgres): probe-webhook: %s probe-ceiling: %s | during the run: postgres-wal-syncs=%s checkpoints=%d wal-segments-created=%d gc=%d gc-max-pause=%.2fms | clients=%d duration=%s workers=%d driver=%s cpus=%d\n",
+	fmt.Printf("bench/events: webhook acks/s=%.0f p50=%.2fms p99=%.2fms failures=%d recorded=%d server-p99=%.2fms server>25ms=%d | durable 1-row INSERT ceiling=%.0f tx/s p50=%.2fms p99=%.2fms raw-p99=%.2fms commits>25ms=%d | ratio=%.2f (target >=0.50 at p99<=25ms: %s) | disk probe (8 KiB write+fdatasync every 10ms beside the data directory, outside Postgres): probe-webhook: %s probe-ceiling: %s | during the run: postgres-wal-syncs=%s checkpoints=%d wal-segments-created=%d gc=%d gc-max-pause=%.2fms passes: commit=%d slow=%d failed=%d | clients=%d duration=%s workers=%d driver=%s cpus=%d\n",
 		acks, ms(p50), ms(p99), failures, recorded, ms(serverP99), serverSlow, ceiling.Rate, ms(ceiling.P50), ms(ceiling.P99), ms(ceiling.RawP99), ceiling.Slow,
 		ratio, verdict, webhookDisk, ceilingDisk, walSyncs, checkpointsDuring, walCreated, gcAfter.NumGC-gcBefore.NumGC,
-		ms(maxPause(&gcBefore, &gcAfter)), *clients, *duration, *workers, *driver, runtime.NumCPU())
+		ms(maxPause(&gcBefore, &gcAfter)), passCommit, passSlow, passFailed, *clients, *duration, *workers, *driver, runtime.NumCPU())
 	return nil
 }
 

@@ -12,8 +12,9 @@
 // built at a time: the next starts when the last has committed — or
 // sooner, in another transaction (at most MaxInFlight open), when the last
 // is slow: it starts to commit while commits have been taking longer than
-// builds (a disk slow to sync), it has taken longer than PassAfter (its
-// work waits on a lock), or it failed and runs again in parts. BEGIN and
+// builds (a disk slow to sync), it has taken longer than PassAfter (it
+// waits for a connection, on a lock or on the disk), or it failed and runs
+// again in parts. BEGIN and
 // the inbox insert travel in one round trip when every delivery of the
 // batch is new, as almost all are; a batch holding a redelivery rolls that
 // back and is recorded the slower way that tells new from old. A delivery
@@ -83,10 +84,12 @@ type Inbox struct {
 	// deliveries per transaction.
 	MaxInFlight, MaxBatch int
 
-	// PassAfter is how long a batch may take before the next may start in
+	// PassAfter is how long a batch may take, from before it takes a
+	// connection until its commit's answer, before the next may start in
 	// another transaction: longer than a healthy batch takes on a slow
-	// machine, so only a batch waiting on something (a lock, a stalled
-	// disk) lets it.
+	// machine, so only a batch waiting on something (a connection, a lock,
+	// a stalled disk) lets it. 0 lets every batch's next start at once, so
+	// batches are built side by side.
 	PassAfter time.Duration
 
 	mu       sync.Mutex
@@ -103,6 +106,8 @@ type Inbox struct {
 	// recordAllNew and by recordNew.
 	slowFor                  atomic.Int32
 	fastBatches, slowBatches atomic.Int64
+	// passes counts the turns passed, by why (Passes).
+	passes [passReasons]atomic.Int64
 }
 
 type request struct {
@@ -205,7 +210,7 @@ func (in *Inbox) lead() {
 		in.mu.Unlock()
 		if len(batch) > 0 {
 			t := &turn{}
-			slow := time.AfterFunc(in.PassAfter, func() { in.pass(t) })
+			slow := time.AfterFunc(in.PassAfter, func() { in.pass(t, passSlow) })
 			in.safeExecute(batch, t)
 			slow.Stop()
 			in.mu.Lock()
@@ -221,20 +226,37 @@ func (in *Inbox) lead() {
 // mu: passed once the next batch may start, over once the batch is done.
 type turn struct{ passed, over bool }
 
-// pass lets the next batch start now, in another leader if deliveries wait
-// and a slot is free, instead of after t's batch: once per turn, and not
-// after the batch is over.
-func (in *Inbox) pass(t *turn) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.passLocked(t)
+// Why a batch passed its turn.
+const (
+	passCommit  = iota // it started to commit, and commits have been slower than builds
+	passSlow           // it took longer than PassAfter
+	passFailed         // it failed and runs again in parts
+	passReasons        // how many reasons
+)
+
+// Passes is how many batches let the next start before they were done:
+// as they started to commit, because commits have been slower than
+// builds; because they took longer than PassAfter; because they failed.
+func (in *Inbox) Passes() (commit, slow, failed int64) {
+	return in.passes[passCommit].Load(), in.passes[passSlow].Load(), in.passes[passFailed].Load()
 }
 
-func (in *Inbox) passLocked(t *turn) {
+// pass lets the next batch start now, in another leader if deliveries wait
+// and a slot is free, instead of after t's batch: once per turn, and not
+// after the batch is over. It is the only way a turn ends early: a second
+// pass, or a late one, would end the turn of whoever builds by then.
+func (in *Inbox) pass(t *turn, why int) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.passLocked(t, why)
+}
+
+func (in *Inbox) passLocked(t *turn, why int) {
 	if t.passed || t.over {
 		return
 	}
 	t.passed = true
+	in.passes[why].Add(1)
 	in.building = false
 	if len(in.pending) > 0 && in.claim() {
 		go in.lead()
@@ -244,13 +266,18 @@ func (in *Inbox) passLocked(t *turn) {
 // handOff is called as a transaction of t's batch, built in build (from
 // before it took a connection until its commit), starts its commit. When
 // commits have been taking longer than builds (a disk slow to sync), the
-// next batch starts now instead of after the commit (pass).
+// next batch starts now instead of after the commit (pass). A batch that
+// has passed already — slow, or failed — is not a usual build and is left
+// out of the average.
 func (in *Inbox) handOff(t *turn, build time.Duration) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if t.passed {
+		return
+	}
 	in.buildTime = average(in.buildTime, build)
 	if in.commitTime > in.buildTime {
-		in.passLocked(t)
+		in.passLocked(t, passCommit)
 	}
 }
 
@@ -349,7 +376,7 @@ func (in *Inbox) execute(batch []*request, t *turn) {
 		// rest run again together first, so their answers do not wait for
 		// it, then it runs alone, so the failure stays with it. Deliveries
 		// received meanwhile need not wait for either.
-		in.pass(t)
+		in.pass(t, passFailed)
 		rest := make([]*request, 0, len(batch)-1)
 		for _, r := range batch {
 			r.dup = false
@@ -364,7 +391,7 @@ func (in *Inbox) execute(batch []*request, t *turn) {
 		// Something else in the batch failed: every delivery its own
 		// transaction. (An unreachable database fails them all: one 503
 		// each and Hasura's retry, not a transaction each.)
-		in.pass(t)
+		in.pass(t, passFailed)
 		for _, r := range batch {
 			r.dup = false
 			in.execute([]*request{r}, t)

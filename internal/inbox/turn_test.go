@@ -3,6 +3,7 @@ package inbox_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -138,6 +139,9 @@ func TestBatchesTakeTurns(t *testing.T) {
 		releaseWork() // the first batch commits, and hands the next its turn
 		// Every commit waits for releaseCommits: the first has not committed.
 		guard(t, ran, "the second delivery's work ran while the first batch committed")
+		if commit, slow, failed := in.Passes(); commit < 1 || slow != 0 || failed != 0 {
+			t.Errorf("got passes commit=%d slow=%d failed=%d, want the first's as it committed", commit, slow, failed)
+		}
 		if got := in.Running(); got != 2 {
 			t.Errorf("got %d transactions, want 2: one committing, one built", got)
 		}
@@ -186,40 +190,68 @@ func TestBatchesTakeTurns(t *testing.T) {
 		if err := guard(t, receiveAsync(in, nil), "a delivery answered beside the waiting batch"); err != nil {
 			t.Errorf("delivery: %v", err)
 		}
+		if _, slow, _ := in.Passes(); slow < 1 {
+			t.Errorf("got %d slow passes, want the waiting batch's", slow)
+		}
 		releaseWork()
 	})
 
-	t.Run("a failed batch lets the next start while it runs again in parts", func(t *testing.T) {
-		t.Parallel()
-		in, _ := setup(t)
-		in.PassAfter = time.Hour
-		releaseFirst := holdBatch(t, in)
-		good := receiveAsync(in, nil)
-		alone, unblock := make(chan struct{}, 1), make(chan struct{})
-		t.Cleanup(func() { close(unblock) })
-		var calls atomic.Int32
-		bad := make(chan error, 1)
-		go func() {
-			_, err := in.Receive(context.Background(), delivery(uuid.New()), func(context.Context, *inbox.Work) error {
-				if calls.Add(1) == 1 {
+	// A batch that fails runs again in parts: without the failing work, then
+	// that alone (its work failed), or each delivery alone (anything else
+	// failed, here the inbox's CHECK on a delivery). New deliveries need not
+	// wait for the parts.
+	for _, tc := range []struct {
+		name string
+		bad  inbox.Delivery
+	}{
+		{"a batch whose work failed lets the next start while it runs again in parts", delivery(uuid.New())},
+		{"a batch the inbox refused lets the next start while it runs again in parts",
+			inbox.Delivery{ID: uuid.New(), Kind: "event", Name: "", Op: "INSERT"}}, // the name's CHECK refuses it
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in, _ := setup(t)
+			in.PassAfter = time.Hour
+			in.SetAverages(time.Hour, 0) // no pass as a part commits
+			releaseFirst := holdBatch(t, in)
+			alone, unblock := make(chan struct{}, 1), make(chan struct{})
+			var once sync.Once
+			unblockAll := func() { once.Do(func() { close(unblock) }) }
+			t.Cleanup(unblockAll)
+			var calls atomic.Int32
+			go func() {
+				_, _ = in.Receive(context.Background(), delivery(uuid.New()), func(context.Context, *inbox.Work) error {
+					if calls.Add(1) == 1 && tc.bad.Name != "" {
+						return nil // in the batch, before the bad work fails it
+					}
+					alone <- struct{}{}
+					<-unblock // run again, it waits, as on a lock
+					return nil
+				})
+			}()
+			waitPending(t, in, 1)
+			refused := make(chan error, 1)
+			go func() {
+				_, err := in.Receive(context.Background(), tc.bad, func(context.Context, *inbox.Work) error {
 					return errors.New("refused in its batch")
-				}
-				alone <- struct{}{}
-				<-unblock // alone, it waits, as on a lock
-				return errors.New("refused alone")
-			})
-			bad <- err
-		}()
-		waitPending(t, in, 2)
-		releaseFirst()
-		if err := guard(t, good, "the good delivery answered"); err != nil {
-			t.Errorf("good delivery: %v", err)
-		}
-		guard(t, alone, "the failing delivery runs alone")
-		if err := guard(t, receiveAsync(in, nil), "a new delivery answered while the failing one runs alone"); err != nil {
-			t.Errorf("new delivery: %v", err)
-		}
-	})
+				})
+				refused <- err
+			}()
+			waitPending(t, in, 2)
+			releaseFirst()
+			guard(t, alone, "a part of the failed batch runs again and waits")
+			if err := guard(t, receiveAsync(in, nil), "a new delivery answered while a part waits"); err != nil {
+				t.Errorf("new delivery: %v", err)
+			}
+			if commit, slow, failed := in.Passes(); commit != 0 || slow != 0 || failed != 1 {
+				t.Errorf("got passes commit=%d slow=%d failed=%d, want the failed batch's", commit, slow, failed)
+			}
+			unblockAll()
+			if err := guard(t, refused, "the bad delivery answered"); err == nil {
+				t.Error("bad delivery: got no error, want one")
+			}
+		})
+	}
 
 	t.Run("builds and commits are measured", func(t *testing.T) {
 		t.Parallel()
