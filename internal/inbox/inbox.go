@@ -14,10 +14,10 @@
 // is slow: it starts to commit while commits have been taking longer than
 // builds (a disk slow to sync), it has taken longer than PassAfter (it
 // waits for a connection, on a lock or on the disk), or it failed and runs
-// again in parts. BEGIN and
-// the inbox insert travel in one round trip when every delivery of the
-// batch is new, as almost all are; a batch holding a redelivery rolls that
-// back and is recorded the slower way that tells new from old. A delivery
+// again in parts. BEGIN and the inbox insert travel in one round trip when
+// every delivery of the batch is new, as almost all are; a batch holding a
+// redelivery rolls that back and is recorded the slower way that tells new
+// from old. A delivery
 // whose work fails makes the rest of its batch run again together, and then
 // it alone, so one bad delivery never fails the others. At low load a
 // delivery runs alone, as soon as no other batch is being built.
