@@ -17,10 +17,10 @@
 // again in parts. BEGIN and the inbox insert travel in one round trip when
 // every delivery of the batch is new, as almost all are; a batch holding a
 // redelivery rolls that back and is recorded the slower way that tells new
-// from old. A delivery
-// whose work fails makes the rest of its batch run again together, and then
-// it alone, so one bad delivery never fails the others. At low load a
-// delivery runs alone, as soon as no other batch is being built.
+// from old. A delivery whose work fails makes the rest of its batch run
+// again together, and then it alone, so one bad delivery never fails the
+// others. At low load a delivery runs alone, as soon as no other batch is
+// being built.
 package inbox
 
 import (

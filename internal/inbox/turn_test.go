@@ -53,6 +53,18 @@ func holdCommits(t *testing.T, b *bundle) (release func(), waiting func() int) {
 	return release, waiting
 }
 
+// setupHeldCommits is a bundle whose inbox has measured builds and commits
+// as given (so whether a commit passes the turn is known) and never passes
+// a turn for taking long, and whose commits wait (holdCommits).
+func setupHeldCommits(t *testing.T, build, commit time.Duration) (b *bundle, releaseCommits func(), waiting func() int) {
+	t.Helper()
+	b = setupBundle(t)
+	b.in.PassAfter = time.Hour
+	b.in.SetAverages(build, commit)
+	releaseCommits, waiting = holdCommits(t, b)
+	return b, releaseCommits, waiting
+}
+
 // receiveAsync delivers a new delivery on a goroutine; its work signals on
 // ran, and its caller's error arrives on the returned channel.
 func receiveAsync(in *inbox.Inbox, ran chan<- struct{}) <-chan error {
@@ -103,12 +115,9 @@ func TestBatchesTakeTurns(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b := setupBundle(t)
+			b, releaseCommits, waiting := setupHeldCommits(t, tc.build, tc.commit)
 			in := b.in
 			in.MaxInFlight = tc.slots
-			in.PassAfter = time.Hour
-			in.SetAverages(tc.build, tc.commit)
-			releaseCommits, waiting := holdCommits(t, b)
 			first := receiveAsync(in, nil)
 			waitFor(t, "the first batch commits", func() bool { return waiting() == 1 })
 			second := receiveAsync(in, nil)
@@ -127,11 +136,8 @@ func TestBatchesTakeTurns(t *testing.T) {
 
 	t.Run("when commits are slower than builds the next batch is built during the commit", func(t *testing.T) {
 		t.Parallel()
-		b := setupBundle(t)
+		b, releaseCommits, _ := setupHeldCommits(t, time.Millisecond, time.Hour)
 		in := b.in
-		in.PassAfter = time.Hour
-		in.SetAverages(time.Millisecond, time.Hour)
-		releaseCommits, _ := holdCommits(t, b)
 		releaseWork := holdBatch(t, in)
 		ran := make(chan struct{}, 1)
 		second := receiveAsync(in, ran)
@@ -156,11 +162,8 @@ func TestBatchesTakeTurns(t *testing.T) {
 
 	t.Run("a leader that passed its turn does not build beside the next builder", func(t *testing.T) {
 		t.Parallel()
-		b := setupBundle(t)
+		b, releaseCommits, waiting := setupHeldCommits(t, time.Millisecond, time.Hour)
 		in := b.in
-		in.PassAfter = time.Hour
-		in.SetAverages(time.Millisecond, time.Hour)
-		releaseCommits, waiting := holdCommits(t, b)
 		first := receiveAsync(in, nil)
 		waitFor(t, "the first batch commits", func() bool { return waiting() == 1 })
 		releaseWork := holdBatch(t, in) // the next builder, whose work waits
