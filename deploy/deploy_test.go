@@ -20,6 +20,7 @@ import (
 
 	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/bbb"
+	"github.com/shala-edu/shala/internal/blob"
 	"github.com/shala-edu/shala/internal/eventlog"
 	"github.com/shala-edu/shala/internal/export"
 	"github.com/shala-edu/shala/internal/forms"
@@ -74,6 +75,7 @@ func exported(t *testing.T) map[string]bool {
 	analytics.NewMetrics(r, pool)
 	pdf.NewMetrics(r)
 	vault.NewMetrics(r)
+	blob.NewMetrics(r)
 	return r.names
 }
 

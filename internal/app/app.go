@@ -184,6 +184,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.Analytics = analytics.NewSender(a.Pool, cfg.PostHogKey.Reveal(), cfg.PostHogHost, 0, log, analytics.NewMetrics(a.Registry, a.Pool))
 	a.onClose(a.Analytics.Close)
 
+	blob.NewMetrics(a.Registry)
 	if a.Bucket, err = openBucket(ctx, cfg, log); err != nil {
 		return nil, err
 	}

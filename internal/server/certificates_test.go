@@ -28,6 +28,7 @@ import (
 	"github.com/shala-edu/shala/internal/certificate/certtest"
 	"github.com/shala-edu/shala/internal/pdf"
 	"github.com/shala-edu/shala/internal/pgtest"
+	"github.com/shala-edu/shala/internal/promtest"
 )
 
 type certBundle struct {
@@ -502,6 +503,14 @@ func TestOtherStateAdmissionWithUploadedDocuments(t *testing.T) {
 	status, out := upload(pdfDoc, token)
 	if status != 201 || out["contentType"] != "application/pdf" {
 		t.Fatalf("upload: got %d %v", status, out)
+	}
+	// The stored document and the aborted 3 MiB write are on the app's
+	// /metrics registry (process totals: other tests write too).
+	for status, want := range map[string]float64{"OK": 1, "Canceled": 1} {
+		labels := map[string]string{"provider": "fileblob", "method": "NewWriter", "status": status}
+		if got := promtest.Value(t, b.reg, "shala_blob_calls_total", labels); got < want {
+			t.Errorf("shala_blob_calls_total%v = %v; want ≥ %v", labels, got, want)
+		}
 	}
 	doc := out["id"]
 	in := with(with(anushka(aadhaar.Complete("78901234567"), "A/5"), "transferSource", "OTHER_STATE"),
