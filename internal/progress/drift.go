@@ -52,8 +52,17 @@ FULL JOIN (SELECT school_id, grade, coalesce(section, 'A') AS section, count(*):
 WHERE k.students IS DISTINCT FROM f.students
 ORDER BY 1`
 
+// unitDriftSQL lists the classes and subjects whose kept number of units
+// differs from what assessment_unit says now.
+const unitDriftSQL = `SELECT format('units assessment %s class %s %s: kept %s, counted %s', coalesce(k.assessment_id, f.assessment_id),
+	coalesce(k.grade, f.grade), coalesce(k.subject, f.subject), coalesce(k.units, 0), coalesce(f.units, 0))
+FROM assessment_unit_count k FULL JOIN assessment_unit_totals f
+	ON (k.assessment_id, k.grade, k.subject) = (f.assessment_id, f.grade, f.subject)
+WHERE k.units IS DISTINCT FROM f.units
+ORDER BY 1`
+
 // Drift counts every counter from scratch and returns each place the
-// maintained counters (progress and class enrolment) differ from the count
+// maintained counters (progress, class enrolment, units) differ from the count
 // (nil when none do): the check that the triggers keep them right. It
 // reads every result, so it is for tests, benchmarks and operators, never
 // for serving.
@@ -66,7 +75,11 @@ func Drift(ctx context.Context, q Querier) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if diffs = append(diffs, classes...); len(diffs) == 0 {
+	units, err := lines(ctx, q, unitDriftSQL)
+	if err != nil {
+		return nil, err
+	}
+	if diffs = append(append(diffs, classes...), units...); len(diffs) == 0 {
 		return nil, nil
 	}
 	return diffs, nil
@@ -94,12 +107,14 @@ func lines(ctx context.Context, q Querier, sql string, args ...any) ([]string, e
 	return out, nil
 }
 
-// Rebuild counts every counter from scratch: the progress rows, each
-// class's enrolment (its version bumped) and a scope row for every
+// Rebuild counts every counter from scratch: the progress rows, the units
+// each class and subject counts, each class's enrolment (its version
+// bumped) and a scope row for every
 // (district, session) with a deadline. Bulk loads that bypass the triggers
 // (the state-scale seed) call it once at the end.
 func Rebuild(ctx context.Context, q Querier) error {
 	_, err := q.Exec(ctx, `SELECT assessment_progress_rebuild(NULL);
+		SELECT assessment_unit_count_refresh();
 		INSERT INTO school_class AS c (school_id, grade, section, students)
 		SELECT school_id, grade, coalesce(section, 'A'), count(*) FROM student WHERE status = 'ACTIVE' AND enabled GROUP BY 1, 2, 3
 		ON CONFLICT (school_id, grade, section) DO UPDATE SET students = EXCLUDED.students, version = c.version + 1;

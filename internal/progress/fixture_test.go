@@ -160,6 +160,16 @@ func (f *fixture) mustResult(a, school, student uuid.UUID, subject string, compo
 	}
 }
 
+// version is the school's listing version (its ETag).
+func (f *fixture) version(school uuid.UUID) string {
+	f.t.Helper()
+	v, err := f.store.Version(f.ctx, school)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return v
+}
+
 // noDrift fails the test if the maintained counters differ from a recount.
 func (f *fixture) noDrift(when string) {
 	f.t.Helper()

@@ -114,6 +114,12 @@ func (a *Assessment) appendJSON(b []byte) []byte {
 			b = append(b, `{"subject":`...)
 			b = appendString(b, c.Subjects[j].Subject)
 			b = c.Subjects[j].Counts.appendFields(b)
+			b = append(b, `,"tspUnitsExpected":`...)
+			if n := c.Subjects[j].TSPUnitsExpected; n == nil {
+				b = append(b, "null"...)
+			} else {
+				b = strconv.AppendInt(b, int64(*n), 10)
+			}
 			b = append(b, '}')
 		}
 		b = append(b, "]}"...)

@@ -25,7 +25,8 @@ func describe(l *progress.Listing) []string {
 		for _, c := range a.Classes {
 			out = append(out, fmt.Sprintf("%s %d-%s: enrolled %d final %v", a.Name, c.Grade, c.Section, c.Enrolled, c.Final))
 			for _, s := range c.Subjects {
-				out = append(out, fmt.Sprintf("%s %d-%s %s: %s", a.Name, c.Grade, c.Section, s.Subject, counts(s.Counts)))
+				out = append(out, fmt.Sprintf("%s %d-%s %s: %s of %s", a.Name, c.Grade, c.Section, s.Subject, counts(s.Counts),
+					expected(s.TSPUnitsExpected)))
 			}
 		}
 	}
@@ -34,6 +35,14 @@ func describe(l *progress.Listing) []string {
 
 func counts(c progress.Counts) string {
 	return fmt.Sprintf("%d/%d/%d/%d/%d tsp %d/%d/%d", c.Students, c.Present, c.Absent, c.Scored, c.Passed, c.TSPUnits, c.TSPPresent, c.TSPCleared)
+}
+
+// expected renders a class subject's units: "-" when none are defined.
+func expected(n *int) string {
+	if n == nil {
+		return "-"
+	}
+	return fmt.Sprint(*n)
 }
 
 func diffLines(got, want []string) string {
@@ -114,19 +123,19 @@ func TestListingShowsTheSchoolsProgressAndNoOtherSchools(t *testing.T) {
 		"X: classes 3 final 1 enrolled 5 | 5/4/1/4/2 tsp 1/3/2",
 		"X HINDI: 2 of 4", "X MATHEMATICS: 3 of 4", "X SCIENCE: 0 of 1",
 		"X 6-A: enrolled 3 final false",
-		"X 6-A HINDI: 1/1/0/1/0 tsp 0/0/0",
-		"X 6-A MATHEMATICS: 3/2/1/2/1 tsp 1/3/2",
+		"X 6-A HINDI: 1/1/0/1/0 tsp 0/0/0 of 1",
+		"X 6-A MATHEMATICS: 3/2/1/2/1 tsp 1/3/2 of 1",
 		"X 6-B: enrolled 1 final true",
-		"X 6-B HINDI: 1/1/0/1/1 tsp 0/0/0",
-		"X 6-B MATHEMATICS: 0/0/0/0/0 tsp 0/0/0",
+		"X 6-B HINDI: 1/1/0/1/1 tsp 0/0/0 of 1",
+		"X 6-B MATHEMATICS: 0/0/0/0/0 tsp 0/0/0 of 1",
 		"X 7-A: enrolled 1 final false",
-		"X 7-A SCIENCE: 0/0/0/0/0 tsp 0/0/0",
+		"X 7-A SCIENCE: 0/0/0/0/0 tsp 0/0/0 of 1",
 		"Y: classes 2 final 0 enrolled 4 | 3/2/1/2/1 tsp 0/0/0",
 		"Y HINDI: 3 of 4",
 		"Y 6-A: enrolled 3 final false",
-		"Y 6-A HINDI: 3/2/1/2/1 tsp 0/0/0",
+		"Y 6-A HINDI: 3/2/1/2/1 tsp 0/0/0 of 1",
 		"Y 6-B: enrolled 1 final false",
-		"Y 6-B HINDI: 0/0/0/0/0 tsp 0/0/0",
+		"Y 6-B HINDI: 0/0/0/0/0 tsp 0/0/0 of 1",
 	}
 	if got := describe(l); !slices.Equal(got, want) {
 		t.Errorf("school A's listing:\n%s\ngot:\n%s", diffLines(got, want), strings.Join(got, "\n"))
@@ -146,12 +155,12 @@ func TestListingShowsTheSchoolsProgressAndNoOtherSchools(t *testing.T) {
 		"X: classes 1 final 0 enrolled 1 | 1/1/0/1/1 tsp 0/0/0",
 		"X HINDI: 0 of 1", "X MATHEMATICS: 1 of 1",
 		"X 6-A: enrolled 1 final false",
-		"X 6-A HINDI: 0/0/0/0/0 tsp 0/0/0",
-		"X 6-A MATHEMATICS: 1/1/0/1/1 tsp 0/0/0",
+		"X 6-A HINDI: 0/0/0/0/0 tsp 0/0/0 of 1",
+		"X 6-A MATHEMATICS: 1/1/0/1/1 tsp 0/0/0 of 1",
 		"Y: classes 1 final 0 enrolled 1 | 0/0/0/0/0 tsp 0/0/0",
 		"Y HINDI: 0 of 1",
 		"Y 6-A: enrolled 1 final false",
-		"Y 6-A HINDI: 0/0/0/0/0 tsp 0/0/0",
+		"Y 6-A HINDI: 0/0/0/0/0 tsp 0/0/0 of 1",
 	}
 	if got := describe(lb); !slices.Equal(got, wantB) {
 		t.Errorf("school B's listing:\n%s\ngot:\n%s", diffLines(got, wantB), strings.Join(got, "\n"))
@@ -218,14 +227,7 @@ func TestNotModifiedWhenTheVersionMatches(t *testing.T) {
 func TestVersionChangesWithWhatTheListingShows(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	version := func() string {
-		t.Helper()
-		v, err := w.store.Version(w.ctx, w.a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	version := func() string { return w.version(w.a) }
 	listing := func() []string {
 		t.Helper()
 		l, err := w.store.Listing(w.ctx, w.a)

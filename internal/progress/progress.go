@@ -114,8 +114,14 @@ type Class struct {
 	Subjects []Counted `json:"subjects"`
 }
 
-// Counted is a class's progress in one subject.
+// Counted is a class's progress in one subject. TSPUnitsExpected is how
+// many units (learning objectives, units or questions: assessment_unit) the
+// class counts in the subject — "TSPUnits of TSPUnitsExpected" — 1 for a
+// NONE assessment, nil when the state has defined none for the class and
+// subject (then any unit name is taken). TSPUnits counts every count
+// written, so it can exceed it when units were withdrawn after counting.
 type Counted struct {
 	Subject string `json:"subject"`
 	Counts
+	TSPUnitsExpected *int `json:"tspUnitsExpected"`
 }

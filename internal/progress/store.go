@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -24,22 +25,105 @@ const CodeNoSuchSchool fault.Code = "NO_SUCH_SCHOOL"
 
 // format is part of every ETag: change it when the listing's shape or
 // meaning changes, so apps holding an old listing fetch the new one.
-const format = "listing/1"
+const format = "listing/2"
 
 // Store reads listings and versions.
 type Store struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	units unitCache
 }
 
 // NewStore returns a Store on pool.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
+// unitKey is a class and subject of an assessment.
+type unitKey struct {
+	assessment uuid.UUID
+	grade      int
+	subject    string
+}
+
+// unitCache holds assessment_unit_count as of one assessment_unit_version:
+// the numbers are the state's, the same in every school's listing, so a
+// listing reads them from here instead of joining them in again.
+type unitCache struct {
+	mu      sync.Mutex
+	version int64
+	units   map[unitKey]int
+}
+
+// unitCountsSQL reads the kept numbers of units; unitVersionSQL their
+// version.
+const (
+	unitCountsSQL  = `SELECT assessment_id, grade, subject, units FROM assessment_unit_count`
+	unitVersionSQL = `SELECT version FROM assessment_unit_version WHERE id`
+)
+
+func scanUnits(rows pgx.Rows) (map[unitKey]int, error) {
+	units := map[unitKey]int{}
+	_, err := collect(rows, func(r pgx.Row) (struct{}, error) {
+		var k unitKey
+		var n int
+		err := r.Scan((*[16]byte)(&k.assessment), &k.grade, &k.subject, &n)
+		units[k] = n
+		return struct{}{}, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("unit counts: %w", err)
+	}
+	return units, nil
+}
+
+// unitsAt returns the number of units of each class and subject as of
+// version, read again when the cache holds another version; ok is false
+// when the database has moved past version since (the caller's snapshot
+// is older than any numbers it can still read).
+func (s *Store) unitsAt(ctx context.Context, version int64) (units map[unitKey]int, ok bool, err error) {
+	c := &s.units
+	c.mu.Lock()
+	if c.units != nil && c.version == version {
+		defer c.mu.Unlock()
+		return c.units, true, nil
+	}
+	c.mu.Unlock()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+	b.Queue(unitVersionSQL)
+	b.Queue(unitCountsSQL)
+	b.Queue("COMMIT")
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, false, err
+	}
+	var at int64
+	if err := br.QueryRow().Scan(&at); err != nil {
+		return nil, false, fmt.Errorf("unit counts version: %w", err)
+	}
+	rows, _ := br.Query()
+	if units, err = scanUnits(rows); err != nil {
+		return nil, false, err
+	}
+	if _, err := br.Exec(); err != nil { // COMMIT
+		return nil, false, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.units == nil || at > c.version {
+		c.version, c.units = at, units
+	}
+	return units, at == version, nil
+}
+
 // versionSQL is everything a school's ETag is made of, in one statement of
 // index reads: the school's district and session, its scope's version, the
-// sum and number of its class versions, and the current academic year.
+// sum and number of its class versions, the current academic year, and the
+// version of the units each class and subject counts (one row for the
+// state: assessment_unit_version).
 const versionSQL = `SELECT s.district, s.session,
 	coalesce((SELECT v.version FROM assessment_scope v WHERE v.district = s.district AND v.session = s.session), 0),
-	c.sum, c.count, (SELECT y.id FROM academic_year y WHERE y.is_current)
+	c.sum, c.count, (SELECT y.id FROM academic_year y WHERE y.is_current),
+	(SELECT u.version FROM assessment_unit_version u WHERE u.id)
 FROM school s,
 	LATERAL (SELECT coalesce(sum(version), 0)::bigint AS sum, count(*) AS count FROM school_class WHERE school_id = s.id) c
 WHERE s.id = $1`
@@ -48,10 +132,11 @@ type version struct {
 	district, session string
 	scope, sum, count int64
 	year              *string
+	units             int64
 }
 
 func (v version) etag(school uuid.UUID) string {
-	b, err := json.Marshal([]any{format, school, v.district, v.session, v.scope, v.sum, v.count, v.year})
+	b, err := json.Marshal([]any{format, school, v.district, v.session, v.scope, v.sum, v.count, v.year, v.units})
 	if err != nil {
 		panic(err) // strings and numbers always marshal
 	}
@@ -61,7 +146,7 @@ func (v version) etag(school uuid.UUID) string {
 
 func scanVersion(row pgx.Row, school uuid.UUID) (version, error) {
 	var v version
-	err := row.Scan(&v.district, &v.session, &v.scope, &v.sum, &v.count, &v.year)
+	err := row.Scan(&v.district, &v.session, &v.scope, &v.sum, &v.count, &v.year, &v.units)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return v, fault.New(fault.NotFound, CodeNoSuchSchool, "school %s does not exist", school)
 	}
@@ -94,12 +179,22 @@ func (s *Store) Listing(ctx context.Context, school uuid.UUID, ifNoneMatch ...st
 			return &Listing{ETag: etag, NotModified: true, Assessments: []Assessment{}}, nil
 		}
 	}
-	l, err := read(ctx, s.pool, school)
-	if err != nil {
-		return nil, postgres.Translate(err, "assessment listing")
+	// A listing whose snapshot is older than the unit numbers that can
+	// still be read (master data changed in between) is read again.
+	for attempt := 1; ; attempt++ {
+		l, err := s.read(ctx, school, attempt == 3)
+		if errors.Is(err, errUnitsMoved) {
+			continue
+		}
+		if err != nil {
+			return nil, postgres.Translate(err, "assessment listing")
+		}
+		return l, nil
 	}
-	return l, nil
 }
+
+// errUnitsMoved: the unit numbers changed after the listing's snapshot.
+var errUnitsMoved = errors.New("unit counts changed during the listing")
 
 // visibleSQL is the assessments open to school $1: enabled, with a deadline
 // for its district and session, of the current academic year when one is
@@ -147,8 +242,11 @@ type progressRow struct {
 }
 
 // read assembles the listing from one snapshot: its queries run in one
-// repeatable-read transaction, sent in one round trip.
-func read(ctx context.Context, pool *pgxpool.Pool, school uuid.UUID) (*Listing, error) {
+// repeatable-read transaction, sent in one round trip; the number of units
+// of each class and subject comes from the cache of its version. When the
+// cache can only give newer numbers it returns errUnitsMoved, unless last,
+// when it reads them in the listing's own snapshot.
+func (s *Store) read(ctx context.Context, school uuid.UUID, last bool) (*Listing, error) {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 	b.Queue(versionSQL, school)
@@ -157,8 +255,11 @@ func read(ctx context.Context, pool *pgxpool.Pool, school uuid.UUID) (*Listing, 
 	b.Queue(classesSQL, school)
 	b.Queue(progressSQL, school)
 	b.Queue(finalSQL, school)
+	if last {
+		b.Queue(unitCountsSQL)
+	}
 	b.Queue("COMMIT")
-	br := pool.SendBatch(ctx, b)
+	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
 
 	if _, err := br.Exec(); err != nil {
@@ -178,14 +279,9 @@ func read(ctx context.Context, pool *pgxpool.Pool, school uuid.UUID) (*Listing, 
 	if err != nil {
 		return nil, fmt.Errorf("listing assessments: %w", err)
 	}
-	type gradeSubject struct {
-		assessment uuid.UUID
-		grade      int
-		subject    string
-	}
 	rows, _ = br.Query()
-	subjects, err := collect(rows, func(r pgx.Row) (gradeSubject, error) {
-		var g gradeSubject
+	subjects, err := collect(rows, func(r pgx.Row) (unitKey, error) {
+		var g unitKey
 		err := r.Scan((*[16]byte)(&g.assessment), &g.grade, &g.subject)
 		return g, err
 	})
@@ -226,6 +322,29 @@ func read(ctx context.Context, pool *pgxpool.Pool, school uuid.UUID) (*Listing, 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing final classes: %w", err)
+	}
+	var units map[unitKey]int
+	if last {
+		rows, _ = br.Query()
+		if units, err = scanUnits(rows); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := br.Exec(); err != nil { // COMMIT
+		return nil, err
+	}
+	// Only now, with the listing's connection back in the pool: a reader
+	// holding one while waiting for another could leave none for anyone.
+	if err := br.Close(); err != nil {
+		return nil, err
+	}
+	if !last {
+		var ok bool
+		if units, ok, err = s.unitsAt(ctx, v.units); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, errUnitsMoved
+		}
 	}
 
 	// Assemble per assessment.
@@ -275,6 +394,15 @@ func read(ctx context.Context, pool *pgxpool.Pool, school uuid.UUID) (*Listing, 
 	for i := range assessments {
 		a := &assessments[i]
 		bd := builds[a.ID]
+		expected := func(grade int, subject string) *int {
+			if a.UnitType == "NONE" { // each class and subject counted once
+				return new(1)
+			}
+			if n, ok := units[unitKey{a.ID, grade, subject}]; ok {
+				return new(n)
+			}
+			return nil
+		}
 		completion := map[string]*Subject{}
 		for k, c := range bd.classes {
 			names := slices.Clone(bd.grades[k.grade])
@@ -286,7 +414,8 @@ func read(ctx context.Context, pool *pgxpool.Pool, school uuid.UUID) (*Listing, 
 			slices.Sort(names)
 			for _, s := range names {
 				counts := bd.counts[k][s]
-				c.Subjects = append(c.Subjects, Counted{Subject: s, Counts: counts})
+				c.Subjects = append(c.Subjects, Counted{Subject: s, Counts: counts,
+					TSPUnitsExpected: expected(k.grade, s)})
 				a.Totals.add(counts)
 				sc := completion[s]
 				if sc == nil {
@@ -315,10 +444,7 @@ func read(ctx context.Context, pool *pgxpool.Pool, school uuid.UUID) (*Listing, 
 			a.Classes = []Class{}
 		}
 	}
-	if _, err := br.Exec(); err != nil { // COMMIT
-		return nil, err
-	}
-	return &Listing{ETag: v.etag(school), Assessments: assessments}, br.Close()
+	return &Listing{ETag: v.etag(school), Assessments: assessments}, nil
 }
 
 // collect reads rows with scan into a slice (never nil).

@@ -1,0 +1,11 @@
+DROP TRIGGER learning_objective_unit_count ON learning_objective;
+DROP TRIGGER assessment_question_unit_count ON assessment_question;
+DROP TRIGGER unit_bundle_item_unit_count ON unit_bundle_item;
+DROP TRIGGER assessment_bundle_unit_count ON assessment_bundle;
+DROP TRIGGER assessment_subject_unit_count ON assessment_subject;
+DROP TRIGGER assessment_unit_count ON assessment;
+DROP FUNCTION assessment_unit_count_changed();
+DROP FUNCTION assessment_unit_count_refresh();
+DROP VIEW assessment_unit_totals;
+DROP TABLE assessment_unit_version;
+DROP TABLE assessment_unit_count;
