@@ -18,6 +18,7 @@ import (
 // milliseconds, with its method and status (a gcerrors code: OK,
 // NotFound, Internal, …), and the bytes read and written.
 const (
+	blobScope         = "gocloud.dev/blob"
 	latencyInstrument = "gocloud.dev/blob/latency"
 	readInstrument    = "gocloud.dev/blob/bytes_read"
 	writeInstrument   = "gocloud.dev/blob/bytes_written"
@@ -44,15 +45,23 @@ var (
 func processReader() *sdkmetric.ManualReader {
 	installOnce.Do(func() {
 		reader = sdkmetric.NewManualReader()
-		otel.SetMeterProvider(sdkmetric.NewMeterProvider(
-			sdkmetric.WithReader(reader),
-			sdkmetric.WithView(sdkmetric.NewView(
-				sdkmetric.Instrument{Name: latencyInstrument},
-				sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: durationBoundsMS}},
-			)),
-		))
+		otel.SetMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithView(blobOnly)))
 	})
 	return reader
+}
+
+// blobOnly keeps gocloud.dev/blob's instruments, its latency in
+// durationBoundsMS, and drops every other library's (the Google API
+// client's HTTP metrics, say), which nothing would read.
+func blobOnly(inst sdkmetric.Instrument) (sdkmetric.Stream, bool) {
+	s := sdkmetric.Stream{Name: inst.Name, Description: inst.Description, Unit: inst.Unit}
+	switch {
+	case inst.Scope.Name != blobScope:
+		s.Aggregation = sdkmetric.AggregationDrop{}
+	case inst.Name == latencyInstrument:
+		s.Aggregation = sdkmetric.AggregationExplicitBucketHistogram{Boundaries: durationBoundsMS}
+	}
+	return s, true
 }
 
 // Metrics makes the process's bucket calls visible to Prometheus, read
@@ -62,7 +71,8 @@ func processReader() *sdkmetric.ManualReader {
 // shala_blob_bytes_total{provider,direction} (read, written). A call's
 // method is gocloud.dev's: Attributes, Copy, Delete, ListPage,
 // NewRangeReader (a read, from opening to Close) and NewWriter (a write,
-// to Close).
+// to Close). The provider is the driver's package (fileblob, s3blob) —
+// "driver" for a bucket opened with ?prefix=, which gocloud.dev wraps.
 type Metrics struct {
 	reader   *sdkmetric.ManualReader
 	calls    *prometheus.Desc
@@ -79,7 +89,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Blob storage calls by provider (fileblob, s3blob), method and status (OK or the gocloud.dev error code).",
 			[]string{"provider", "method", "status"}, nil),
 		duration: prometheus.NewDesc("shala_blob_call_duration_seconds",
-			"Blob storage call latency by provider and method (reads and writes until Close), in whole milliseconds.",
+			"Blob storage call latency by provider and method (reads and writes until Close), measured in whole milliseconds.",
 			[]string{"provider", "method"}, nil),
 		bytes: prometheus.NewDesc("shala_blob_bytes_total",
 			"Bytes read from and written to blob storage, by provider and direction (read, written).",
@@ -107,6 +117,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	type key struct{ provider, method string }
 	durations := map[key]*histogram{}
 	for _, sm := range rm.ScopeMetrics {
+		if sm.Scope.Name != blobScope {
+			continue
+		}
 		provider := scopeProvider(sm)
 		for _, md := range sm.Metrics {
 			switch data := md.Data.(type) {

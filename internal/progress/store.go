@@ -11,10 +11,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/postgres"
@@ -31,6 +33,9 @@ const format = "listing/2"
 type Store struct {
 	pool  *pgxpool.Pool
 	units unitCache
+	// testBeforeUnits, when set, runs after a listing's snapshot and
+	// before its numbers of units are looked up (tests change them there).
+	testBeforeUnits func()
 }
 
 // NewStore returns a Store on pool.
@@ -43,20 +48,22 @@ type unitKey struct {
 	subject    string
 }
 
-// unitCache holds assessment_unit_count as of one assessment_unit_version:
-// the numbers are the state's, the same in every school's listing, so a
-// listing reads them from here instead of joining them in again.
+// unitCache holds assessment_unit_count as of one assessment_unit_version
+// token: the numbers are the state's, the same in every school's listing,
+// so a listing reads them from here instead of joining them in again.
+// Listings that miss it at once share one read.
 type unitCache struct {
-	mu      sync.Mutex
-	version int64
-	units   map[unitKey]int
+	mu    sync.Mutex
+	token string
+	units map[unitKey]int
+	read  singleflight.Group
 }
 
-// unitCountsSQL reads the kept numbers of units; unitVersionSQL their
-// version.
+// unitCountsSQL reads the kept numbers of units; unitTokenSQL their
+// version's token.
 const (
-	unitCountsSQL  = `SELECT assessment_id, grade, subject, units FROM assessment_unit_count`
-	unitVersionSQL = `SELECT version FROM assessment_unit_version WHERE id`
+	unitCountsSQL = `SELECT assessment_id, grade, subject, units FROM assessment_unit_count`
+	unitTokenSQL  = `SELECT token::text FROM assessment_unit_version WHERE id`
 )
 
 func scanUnits(rows pgx.Rows) (map[unitKey]int, error) {
@@ -75,44 +82,68 @@ func scanUnits(rows pgx.Rows) (map[unitKey]int, error) {
 }
 
 // unitsAt returns the number of units of each class and subject as of
-// version, read again when the cache holds another version; ok is false
-// when the database has moved past version since (the caller's snapshot
-// is older than any numbers it can still read).
-func (s *Store) unitsAt(ctx context.Context, version int64) (units map[unitKey]int, ok bool, err error) {
+// token, read again when the cache holds another; ok is false when the
+// database has moved on since (the caller's snapshot is older than any
+// numbers it can still read).
+func (s *Store) unitsAt(ctx context.Context, token string) (units map[unitKey]int, ok bool, err error) {
 	c := &s.units
 	c.mu.Lock()
-	if c.units != nil && c.version == version {
+	if c.units != nil && c.token == token {
 		defer c.mu.Unlock()
 		return c.units, true, nil
 	}
 	c.mu.Unlock()
+	type read struct {
+		token string
+		units map[unitKey]int
+	}
+	v, err, _ := c.read.Do("", func() (any, error) {
+		// Shared by every listing waiting: not cancelled with the first.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		token, units, err := s.readUnits(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// What the database holds now: newer than what the cache holds,
+		// or as new (a reader whose snapshot came later won the race).
+		c.mu.Lock()
+		c.token, c.units = token, units
+		c.mu.Unlock()
+		return read{token, units}, nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	r := v.(read)
+	return r.units, r.token == token, nil
+}
+
+// readUnits reads the numbers of units and their token in one snapshot.
+func (s *Store) readUnits(ctx context.Context) (string, map[unitKey]int, error) {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-	b.Queue(unitVersionSQL)
+	b.Queue(unitTokenSQL)
 	b.Queue(unitCountsSQL)
 	b.Queue("COMMIT")
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
-		return nil, false, err
+		return "", nil, err
 	}
-	var at int64
-	if err := br.QueryRow().Scan(&at); err != nil {
-		return nil, false, fmt.Errorf("unit counts version: %w", err)
+	var token string
+	if err := br.QueryRow().Scan(&token); err != nil {
+		return "", nil, fmt.Errorf("unit counts token: %w", err)
 	}
 	rows, _ := br.Query()
-	if units, err = scanUnits(rows); err != nil {
-		return nil, false, err
+	units, err := scanUnits(rows)
+	if err != nil {
+		return "", nil, err
 	}
 	if _, err := br.Exec(); err != nil { // COMMIT
-		return nil, false, err
+		return "", nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.units == nil || at > c.version {
-		c.version, c.units = at, units
-	}
-	return units, at == version, nil
+	return token, units, br.Close()
 }
 
 // versionSQL is everything a school's ETag is made of, in one statement of
@@ -123,7 +154,7 @@ func (s *Store) unitsAt(ctx context.Context, version int64) (units map[unitKey]i
 const versionSQL = `SELECT s.district, s.session,
 	coalesce((SELECT v.version FROM assessment_scope v WHERE v.district = s.district AND v.session = s.session), 0),
 	c.sum, c.count, (SELECT y.id FROM academic_year y WHERE y.is_current),
-	(SELECT u.version FROM assessment_unit_version u WHERE u.id)
+	(SELECT u.token::text FROM assessment_unit_version u WHERE u.id)
 FROM school s,
 	LATERAL (SELECT coalesce(sum(version), 0)::bigint AS sum, count(*) AS count FROM school_class WHERE school_id = s.id) c
 WHERE s.id = $1`
@@ -132,7 +163,7 @@ type version struct {
 	district, session string
 	scope, sum, count int64
 	year              *string
-	units             int64
+	units             string // assessment_unit_version's token
 }
 
 func (v version) etag(school uuid.UUID) string {
@@ -337,6 +368,9 @@ func (s *Store) read(ctx context.Context, school uuid.UUID, last bool) (*Listing
 	// holding one while waiting for another could leave none for anyone.
 	if err := br.Close(); err != nil {
 		return nil, err
+	}
+	if s.testBeforeUnits != nil {
+		s.testBeforeUnits()
 	}
 	if !last {
 		var ok bool

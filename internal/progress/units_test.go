@@ -2,11 +2,14 @@ package progress_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // TestListingSaysHowManyUnitsEachClassCounts: "k of n" — each class
@@ -122,8 +125,11 @@ func TestListingSaysHowManyUnitsEachClassCounts(t *testing.T) {
 }
 
 // TestUnitCountsHoldWithConcurrentMasterDataWriters: two transactions
-// adding units to the same class and subject at once: the second waits for
-// the first and counts its unit too, so it neither misses it nor fails.
+// adding units to the same class and subject at once. The numbers are
+// counted when a transaction commits, one transaction at a time: the
+// second, committing while the first is counting (SET CONSTRAINTS …
+// IMMEDIATE counts at once), waits for it and counts its unit too, so it
+// neither misses it nor fails.
 func TestUnitCountsHoldWithConcurrentMasterDataWriters(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
@@ -134,7 +140,8 @@ func TestUnitCountsHoldWithConcurrentMasterDataWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Rollback(context.WithoutCancel(w.ctx))
-	if _, err := first.Exec(w.ctx, `INSERT INTO learning_objective (grade, subject, code, description, is_unit) VALUES (6, 'HINDI', 'U6', 'u', true)`); err != nil {
+	if _, err := first.Exec(w.ctx, `INSERT INTO learning_objective (grade, subject, code, description, is_unit) VALUES (6, 'HINDI', 'U6', 'u', true);
+		SET CONSTRAINTS assessment_unit_recount IMMEDIATE`); err != nil {
 		t.Fatal(err)
 	}
 	second := make(chan error, 1)
@@ -142,8 +149,8 @@ func TestUnitCountsHoldWithConcurrentMasterDataWriters(t *testing.T) {
 		_, err := w.pool.Exec(w.ctx, `INSERT INTO learning_objective (grade, subject, code, description, is_unit) VALUES (6, 'HINDI', 'U7', 'u', true)`)
 		second <- err
 	}()
-	// The second writer waits for the first (the version row): wait until
-	// Postgres shows it waiting on a lock, then commit the first.
+	// The second writer's count waits for the first's: wait until Postgres
+	// shows it waiting on a lock, then commit the first.
 	for w.int(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
 		AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO learning_objective%'`) == 0 {
 		select {
@@ -162,4 +169,107 @@ func TestUnitCountsHoldWithConcurrentMasterDataWriters(t *testing.T) {
 		t.Errorf("class 6 HINDI: kept %d units; want 2 (one from each writer)", got)
 	}
 	w.noDrift("after both writers")
+}
+
+// TestUnitCountsAtCommit: a transaction that deletes an assessment's
+// subjects and writes them back (a builder save that changes nothing)
+// changes no number and no school's ETag; a writer at REPEATABLE READ that
+// cannot see a count committed after its snapshot fails to commit (and is
+// retried) instead of keeping a wrong number.
+func TestUnitCountsAtCommit(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	z, _ := w.assessment(spec{name: "Z", unitType: "UNIT", grades: map[int][]string{6: {"HINDI"}, 7: {"HINDI"}},
+		deadlines: map[string]string{"Shimla": "W"}})
+	w.exec(`INSERT INTO learning_objective (grade, subject, code, description, is_unit) VALUES (6, 'HINDI', 'U1', 'u', true)`)
+	solan := w.version(w.solan)
+	tx, err := w.pool.Begin(w.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(w.ctx))
+	for _, sql := range []string{`DELETE FROM assessment_subject WHERE assessment_id = $1`,
+		`INSERT INTO assessment_subject (assessment_id, grade, subject) VALUES ($1, 6, 'HINDI'), ($1, 7, 'HINDI')`} {
+		if _, err := tx.Exec(w.ctx, sql, z); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(w.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.version(w.solan); got != solan {
+		t.Errorf("a save that changed nothing moved a Solan school's ETag (%s → %s)", solan, got)
+	}
+
+	// REPEATABLE READ: its snapshot is taken before the other commits. The
+	// other adds class 7 SCIENCE to Z, where nothing is defined yet (no
+	// number changes); the REPEATABLE READ one defines its first unit, but
+	// cannot see that Z asks it.
+	rr, err := w.pool.BeginTx(w.ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Rollback(context.WithoutCancel(w.ctx))
+	if _, err := rr.Exec(w.ctx, `INSERT INTO learning_objective (grade, subject, code, description, is_unit) VALUES (7, 'SCIENCE', 'S1', 's', true)`); err != nil {
+		t.Fatal(err)
+	}
+	w.exec(`INSERT INTO assessment_subject (assessment_id, grade, subject) VALUES ($1, 7, 'SCIENCE')`, z)
+	err = rr.Commit(w.ctx)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "40001" {
+		t.Errorf("REPEATABLE READ commit after another count: %v; want a serialization failure (40001)", err)
+	}
+	w.noDrift("after the refused commit")
+}
+
+// TestBuilderSavesDoNotDeadlockOnUnitCounts: a save editing an assessment
+// (its scope's row locked first) and a save creating another (its new
+// scope first, then its subjects) at once: the numbers of units are
+// counted at commit, after every other lock, so neither waits for the
+// other in the wrong order.
+func TestBuilderSavesDoNotDeadlockOnUnitCounts(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	a, _ := w.assessment(spec{name: "A", unitType: "UNIT", grades: map[int][]string{6: {"HINDI"}}, deadlines: map[string]string{"Shimla": "W"}})
+	b, _ := w.assessment(spec{name: "B", unitType: "UNIT", grades: map[int][]string{6: {"HINDI"}}}) // being created: no deadline yet
+	w.exec(`INSERT INTO learning_objective (grade, subject, code, description, is_unit) VALUES (7, 'HINDI', 'U1', 'u', true)`)
+	begin := func() pgx.Tx {
+		t.Helper()
+		tx, err := w.pool.Begin(w.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tx.Rollback(context.WithoutCancel(w.ctx)) })
+		return tx
+	}
+	edit, create := begin(), begin()
+	if _, err := edit.Exec(w.ctx, `UPDATE assessment SET unit_type = unit_type, name = 'A edited' WHERE id = $1`, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := create.Exec(w.ctx, `INSERT INTO assessment_deadline (assessment_id, district, session, due_at) VALUES ($1, 'Solan', 'W', now() + interval '9 days')`, b); err != nil {
+		t.Fatal(err)
+	}
+	created := make(chan error, 1)
+	go func() {
+		_, err := create.Exec(w.ctx, `INSERT INTO assessment_subject (assessment_id, grade, subject) VALUES ($1, 7, 'HINDI')`, b)
+		if err == nil {
+			err = create.Commit(w.ctx)
+		}
+		created <- err
+	}()
+	// The edit now opens A in Solan too: it waits for the create's scope
+	// row until the create commits.
+	_, err := edit.Exec(w.ctx, `INSERT INTO assessment_deadline (assessment_id, district, session, due_at) VALUES ($1, 'Solan', 'W', now() + interval '9 days')`, a)
+	if err != nil {
+		t.Errorf("the edit: %v", err)
+	} else if err := edit.Commit(w.ctx); err != nil {
+		t.Errorf("the edit's commit: %v", err)
+	}
+	if err := <-created; err != nil {
+		t.Errorf("the create: %v", err)
+	}
+	if got := w.int(`SELECT units FROM assessment_unit_count WHERE assessment_id = $1 AND grade = 7`, b); got != 1 {
+		t.Errorf("B's class 7 HINDI: %d units; want 1", got)
+	}
+	w.noDrift("after both saves")
 }

@@ -1,10 +1,10 @@
 -- "k of n" in the school's listing: how many units (learning objectives,
 -- units or questions: assessment_unit) each class and subject of an
 -- assessment counts. The number is the same for every school, so it is kept
--- once, in assessment_unit_count, refreshed by the statements that change
--- what assessment_unit shows (master data, bundles, an assessment's
--- subjects or unit type), and a change of it bumps assessment_unit_version,
--- which every school's ETag includes.
+-- once, in assessment_unit_count, counted again when a transaction that
+-- changed what assessment_unit shows (master data, bundles, an assessment's
+-- subjects or unit type) commits; a change of any number gives
+-- assessment_unit_version a new token, which every school's ETag includes.
 
 CREATE TABLE assessment_unit_count (
   assessment_id uuid NOT NULL,
@@ -17,29 +17,30 @@ COMMENT ON TABLE assessment_unit_count IS 'Units (rows of assessment_unit) per a
 
 CREATE TABLE assessment_unit_version (
   id      boolean PRIMARY KEY DEFAULT true CHECK (id),
-  version bigint NOT NULL DEFAULT 0
+  version bigint NOT NULL DEFAULT 0,
+  token   uuid NOT NULL DEFAULT gen_random_uuid()
 );
 INSERT INTO assessment_unit_version DEFAULT VALUES;
-COMMENT ON TABLE assessment_unit_version IS 'One row: bumped in the transaction of every change to assessment_unit_count (part of every listing''s ETag)';
+COMMENT ON TABLE assessment_unit_version IS 'One row: a new token (and version + 1) in the transaction of every change to assessment_unit_count; the token is part of every listing''s ETag and keys shala''s cache of the numbers (random, so a restored or failed-over database never gives old numbers a token seen before)';
 
 CREATE VIEW assessment_unit_totals AS
 SELECT assessment_id, grade, subject, count(*)::int AS units
 FROM assessment_unit GROUP BY assessment_id, grade, subject;
 
 -- Brings assessment_unit_count to what assessment_unit says now and
--- returns how many rows changed (the version is bumped when any did).
--- Writers take the version row first, one at a time: at READ COMMITTED the
--- statements after the lock see everything committed before it was
--- granted, so two writers never both miss the other's change; at
--- REPEATABLE READ or SERIALIZABLE the second fails with a serialization
--- error and is retried like any other.
+-- returns how many rows changed (the token changes when any did). Writers
+-- go one at a time, each first updating the version row: at READ
+-- COMMITTED the statements after it see everything committed before it got
+-- the row, so two writers never both miss the other's change; at
+-- REPEATABLE READ or SERIALIZABLE, where they would not see it, the
+-- update fails with a serialization error and the transaction is retried.
 CREATE FUNCTION assessment_unit_count_refresh() RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
   gone int;
   came int;
 BEGIN
-  PERFORM 1 FROM assessment_unit_version FOR UPDATE;
+  UPDATE assessment_unit_version SET version = version WHERE id;
   DELETE FROM assessment_unit_count c WHERE NOT EXISTS (
     SELECT 1 FROM assessment_unit_totals f
     WHERE (f.assessment_id, f.grade, f.subject, f.units) = (c.assessment_id, c.grade, c.subject, c.units));
@@ -50,33 +51,58 @@ BEGIN
     WHERE (c.assessment_id, c.grade, c.subject) = (f.assessment_id, f.grade, f.subject));
   GET DIAGNOSTICS came = ROW_COUNT;
   IF gone + came > 0 THEN
-    UPDATE assessment_unit_version SET version = version + 1;
+    UPDATE assessment_unit_version SET version = version + 1, token = gen_random_uuid() WHERE id;
   END IF;
   RETURN gone + came;
 END;
 $$;
 
-CREATE FUNCTION assessment_unit_count_changed() RETURNS trigger
+-- The count runs once per transaction, when it commits: a statement that
+-- changes an input queues the transaction here (once), and the deferred
+-- trigger on the queue counts and takes the row out. Counting at commit
+-- means the version row is the last lock a transaction takes — a builder
+-- save holding its scopes' rows never waits for it while holding them and
+-- another holder waits for those (a deadlock) — and a save that deletes
+-- and writes back the same subjects changes no number and no ETag. A
+-- statement after SET CONSTRAINTS … IMMEDIATE queues the transaction again.
+CREATE TABLE assessment_unit_recount (
+  txid bigint PRIMARY KEY DEFAULT txid_current()
+);
+COMMENT ON TABLE assessment_unit_recount IS 'Transactions that changed an input of assessment_unit, waiting to commit (empty outside them)';
+
+CREATE FUNCTION assessment_unit_inputs_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM assessment_unit_count_refresh();
+  INSERT INTO assessment_unit_recount DEFAULT VALUES ON CONFLICT DO NOTHING;
   RETURN NULL;
 END;
 $$;
 
+CREATE FUNCTION assessment_unit_recount_at_commit() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM assessment_unit_recount WHERE txid = NEW.txid;
+  PERFORM assessment_unit_count_refresh();
+  RETURN NULL;
+END;
+$$;
+CREATE CONSTRAINT TRIGGER assessment_unit_recount AFTER INSERT ON assessment_unit_recount
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION assessment_unit_recount_at_commit();
+
 -- Every input of assessment_unit, once per statement (a changed
--- description or position changes no count; those statements do not fire).
+-- description, text or position changes no count; those statements do not
+-- fire).
 CREATE TRIGGER learning_objective_unit_count AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF grade, subject, is_unit, active
-  ON learning_objective FOR EACH STATEMENT EXECUTE FUNCTION assessment_unit_count_changed();
+  ON learning_objective FOR EACH STATEMENT EXECUTE FUNCTION assessment_unit_inputs_changed();
 CREATE TRIGGER assessment_question_unit_count AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF grade, subject, active
-  ON assessment_question FOR EACH STATEMENT EXECUTE FUNCTION assessment_unit_count_changed();
+  ON assessment_question FOR EACH STATEMENT EXECUTE FUNCTION assessment_unit_inputs_changed();
 CREATE TRIGGER unit_bundle_item_unit_count AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF bundle_id, learning_objective_id, question_id
-  ON unit_bundle_item FOR EACH STATEMENT EXECUTE FUNCTION assessment_unit_count_changed();
+  ON unit_bundle_item FOR EACH STATEMENT EXECUTE FUNCTION assessment_unit_inputs_changed();
 CREATE TRIGGER assessment_bundle_unit_count AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE
-  ON assessment_bundle FOR EACH STATEMENT EXECUTE FUNCTION assessment_unit_count_changed();
+  ON assessment_bundle FOR EACH STATEMENT EXECUTE FUNCTION assessment_unit_inputs_changed();
 CREATE TRIGGER assessment_subject_unit_count AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE
-  ON assessment_subject FOR EACH STATEMENT EXECUTE FUNCTION assessment_unit_count_changed();
+  ON assessment_subject FOR EACH STATEMENT EXECUTE FUNCTION assessment_unit_inputs_changed();
 CREATE TRIGGER assessment_unit_count AFTER DELETE OR TRUNCATE OR UPDATE OF unit_type
-  ON assessment FOR EACH STATEMENT EXECUTE FUNCTION assessment_unit_count_changed();
+  ON assessment FOR EACH STATEMENT EXECUTE FUNCTION assessment_unit_inputs_changed();
 
 SELECT assessment_unit_count_refresh();
