@@ -114,7 +114,6 @@ func lines(ctx context.Context, q Querier, sql string, args ...any) ([]string, e
 // (the state-scale seed) call it once at the end.
 func Rebuild(ctx context.Context, q Querier) error {
 	_, err := q.Exec(ctx, `SELECT assessment_progress_rebuild(NULL);
-		SELECT assessment_unit_count_refresh();
 		INSERT INTO school_class AS c (school_id, grade, section, students)
 		SELECT school_id, grade, coalesce(section, 'A'), count(*) FROM student WHERE status = 'ACTIVE' AND enabled GROUP BY 1, 2, 3
 		ON CONFLICT (school_id, grade, section) DO UPDATE SET students = EXCLUDED.students, version = c.version + 1;
@@ -124,7 +123,8 @@ func Rebuild(ctx context.Context, q Querier) error {
 		INSERT INTO school_class (school_id, grade, section)
 		SELECT DISTINCT school_id, grade, section FROM assessment_progress ON CONFLICT DO NOTHING;
 		INSERT INTO assessment_scope AS v (district, session) SELECT DISTINCT district, session FROM assessment_deadline
-		ON CONFLICT (district, session) DO UPDATE SET version = v.version + 1`)
+		ON CONFLICT (district, session) DO UPDATE SET version = v.version + 1;
+		SELECT assessment_unit_count_refresh()`) // last: the units' lock after the scopes', as a builder save takes them
 	if err != nil {
 		return fmt.Errorf("progress rebuild: %w", err)
 	}

@@ -97,7 +97,7 @@ func (s *Store) unitsAt(ctx context.Context, token string) (units map[unitKey]in
 		token string
 		units map[unitKey]int
 	}
-	v, err, _ := c.read.Do("", func() (any, error) {
+	ch := c.read.DoChan("", func() (any, error) {
 		// Shared by every listing waiting: not cancelled with the first.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
@@ -112,10 +112,16 @@ func (s *Store) unitsAt(ctx context.Context, token string) (units map[unitKey]in
 		c.mu.Unlock()
 		return read{token, units}, nil
 	})
-	if err != nil {
-		return nil, false, err
+	var res singleflight.Result
+	select {
+	case res = <-ch:
+	case <-ctx.Done():
+		return nil, false, ctx.Err() // the shared read goes on for the others
 	}
-	r := v.(read)
+	if res.Err != nil {
+		return nil, false, res.Err
+	}
+	r := res.Val.(read)
 	return r.units, r.token == token, nil
 }
 

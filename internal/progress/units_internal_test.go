@@ -2,6 +2,7 @@ package progress
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"testing"
 
@@ -82,6 +83,11 @@ func TestUnitCacheNeverServesOtherVersions(t *testing.T) {
 	exec(`DELETE FROM assessment_unit_count`)
 	if got, ok, err := s.unitsAt(ctx, now); err != nil || !ok || !maps.Equal(got, want) {
 		t.Errorf("unitsAt(%s) = %v, %v, %v; want %v from the cache", now, got, ok, err, want)
+	}
+	// A cache holding other numbers is never served for a token it does
+	// not hold: they are read again.
+	if got, ok, err := s.unitsAt(ctx, "a token never issued"); err != nil || ok || len(got) != 0 {
+		t.Errorf("unitsAt(another token) = %v, %v, %v; want the table as it is now (empty), not ok", got, ok, err)
 	}
 	exec(`SELECT assessment_unit_count_refresh()`)
 
@@ -177,6 +183,10 @@ func TestListingReadAgainWhenUnitsMoveUnderIt(t *testing.T) {
 	if reads != 1 || l.ETag != before {
 		t.Errorf("read %d times, ETag %s; want once, with the ETag from before the change (%s)", reads, l.ETag, before)
 	}
+	// U2 was inactive before this listing's toggle: its numbers are one unit.
+	if n := l.Assessments[0].Classes[0].Subjects[0].TSPUnitsExpected; n == nil || *n != 1 {
+		t.Errorf("tspUnitsExpected = %v; want 1 (the numbers of its snapshot)", deref(n))
+	}
 }
 
 func deref(n *int) any {
@@ -184,4 +194,47 @@ func deref(n *int) any {
 		return nil
 	}
 	return *n
+}
+
+// TestUnitsReadStopsWaitingWithItsCaller: a listing whose context ends
+// while the shared read of the numbers waits (the table locked) gives up
+// with its context's error; the read goes on for the others.
+func TestUnitsReadStopsWaitingWithItsCaller(t *testing.T) {
+	t.Parallel()
+	b := setupUnits(t)
+	lock, err := b.store.pool.Begin(b.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(b.ctx, `LOCK TABLE assessment_unit_count IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(b.ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := b.store.unitsAt(ctx, b.tokenNow())
+		done <- err
+	}()
+	// Cancel once the read waits on the lock.
+	for {
+		var waiting int
+		if err := b.store.pool.QueryRow(b.ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND query LIKE '%FROM assessment_unit_count%'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("unitsAt after its context ended: %v; want context.Canceled", err)
+	}
+	if err := lock.Rollback(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The shared read finishes for whoever asks next.
+	if _, ok, err := b.store.unitsAt(b.ctx, b.tokenNow()); err != nil || !ok {
+		t.Errorf("unitsAt after the lock: ok %v, %v", ok, err)
+	}
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/shala-edu/shala/internal/progress"
 )
 
 // TestListingSaysHowManyUnitsEachClassCounts: "k of n" — each class
@@ -272,4 +274,41 @@ func TestBuilderSavesDoNotDeadlockOnUnitCounts(t *testing.T) {
 		t.Errorf("B's class 7 HINDI: %d units; want 1", got)
 	}
 	w.noDrift("after both saves")
+}
+
+// TestRebuildAndBuilderSaveDoNotDeadlock: Rebuild (an operator repairing
+// drift, the seed) takes the units' lock after the scopes', in the order
+// a builder save takes them.
+func TestRebuildAndBuilderSaveDoNotDeadlock(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	a, _ := w.assessment(spec{name: "A", unitType: "UNIT", grades: map[int][]string{6: {"HINDI"}}, deadlines: map[string]string{"Shimla": "W"}})
+	save, err := w.pool.Begin(w.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer save.Rollback(context.WithoutCancel(w.ctx))
+	if _, err := save.Exec(w.ctx, `UPDATE assessment SET unit_type = unit_type, name = 'A edited' WHERE id = $1`, a); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt := make(chan error, 1)
+	go func() {
+		rebuilt <- pgx.BeginFunc(w.ctx, w.pool, func(tx pgx.Tx) error { return progress.Rebuild(w.ctx, tx) })
+	}()
+	// The rebuild waits for the save's scope row; then the save commits.
+	for w.int(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+		AND wait_event_type = 'Lock' AND query LIKE '%assessment_progress_rebuild%'`) == 0 {
+		select {
+		case err := <-rebuilt:
+			t.Fatalf("the rebuild did not wait for the save: %v", err)
+		default:
+		}
+	}
+	if err := save.Commit(w.ctx); err != nil {
+		t.Errorf("the save: %v", err)
+	}
+	if err := <-rebuilt; err != nil {
+		t.Errorf("the rebuild: %v", err)
+	}
+	w.noDrift("after both")
 }
