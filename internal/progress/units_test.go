@@ -97,6 +97,10 @@ func TestListingSaysHowManyUnitsEachClassCounts(t *testing.T) {
 			w.exec(`DELETE FROM assessment_bundle WHERE assessment_id = $1`, z)
 		}, true,
 			[]string{"Q 6-A HINDI of 2", "X 6-A HINDI of 1", "Z 6-A HINDI of 2", "Z 6-A MATHEMATICS of -", "Z 6-B HINDI of 2"}},
+		{"every learning objective truncated (and the bundles' items with them)", func() {
+			w.exec(`TRUNCATE learning_objective CASCADE`)
+		}, true,
+			[]string{"Q 6-A HINDI of -", "X 6-A HINDI of 1", "Z 6-A HINDI of -", "Z 6-A MATHEMATICS of -", "Z 6-B HINDI of -"}},
 	}
 	before := version()
 	for _, s := range steps {
