@@ -141,11 +141,7 @@ func TestUnitCountsHoldWithConcurrentMasterDataWriters(t *testing.T) {
 	w := newWorld(t)
 	w.assessment(spec{name: "Z", unitType: "UNIT", grades: map[int][]string{6: {"HINDI"}},
 		deadlines: map[string]string{"Shimla": "W"}})
-	first, err := w.pool.Begin(w.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.Rollback(context.WithoutCancel(w.ctx))
+	first := w.begin(pgx.TxOptions{})
 	if _, err := first.Exec(w.ctx, `INSERT INTO learning_objective (grade, subject, code, description, is_unit) VALUES (6, 'HINDI', 'U6', 'u', true);
 		SET CONSTRAINTS assessment_unit_recount IMMEDIATE`); err != nil {
 		t.Fatal(err)
@@ -157,14 +153,7 @@ func TestUnitCountsHoldWithConcurrentMasterDataWriters(t *testing.T) {
 	}()
 	// The second writer's count waits for the first's: wait until Postgres
 	// shows it waiting on a lock, then commit the first.
-	for w.int(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-		AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO learning_objective%'`) == 0 {
-		select {
-		case err := <-second:
-			t.Fatalf("the second writer did not wait for the first: %v", err)
-		default:
-		}
-	}
+	w.waitForLockWait("INSERT INTO learning_objective%", "the second writer", second)
 	if err := first.Commit(w.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -189,11 +178,7 @@ func TestUnitCountsAtCommit(t *testing.T) {
 		deadlines: map[string]string{"Shimla": "W"}})
 	w.exec(`INSERT INTO learning_objective (grade, subject, code, description, is_unit) VALUES (6, 'HINDI', 'U1', 'u', true)`)
 	solan := w.version(w.solan)
-	tx, err := w.pool.Begin(w.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.WithoutCancel(w.ctx))
+	tx := w.begin(pgx.TxOptions{})
 	for _, sql := range []string{`DELETE FROM assessment_subject WHERE assessment_id = $1`,
 		`INSERT INTO assessment_subject (assessment_id, grade, subject) VALUES ($1, 6, 'HINDI'), ($1, 7, 'HINDI')`} {
 		if _, err := tx.Exec(w.ctx, sql, z); err != nil {
@@ -211,16 +196,12 @@ func TestUnitCountsAtCommit(t *testing.T) {
 	// other adds class 7 SCIENCE to Z, where nothing is defined yet (no
 	// number changes); the REPEATABLE READ one defines its first unit, but
 	// cannot see that Z asks it.
-	rr, err := w.pool.BeginTx(w.ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rr.Rollback(context.WithoutCancel(w.ctx))
+	rr := w.begin(pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
 	if _, err := rr.Exec(w.ctx, `INSERT INTO learning_objective (grade, subject, code, description, is_unit) VALUES (7, 'SCIENCE', 'S1', 's', true)`); err != nil {
 		t.Fatal(err)
 	}
 	w.exec(`INSERT INTO assessment_subject (assessment_id, grade, subject) VALUES ($1, 7, 'SCIENCE')`, z)
-	err = rr.Commit(w.ctx)
+	err := rr.Commit(w.ctx)
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "40001" {
 		t.Errorf("REPEATABLE READ commit after another count: %v; want a serialization failure (40001)", err)
@@ -239,16 +220,7 @@ func TestBuilderSavesDoNotDeadlockOnUnitCounts(t *testing.T) {
 	a, _ := w.assessment(spec{name: "A", unitType: "UNIT", grades: map[int][]string{6: {"HINDI"}}, deadlines: map[string]string{"Shimla": "W"}})
 	b, _ := w.assessment(spec{name: "B", unitType: "UNIT", grades: map[int][]string{6: {"HINDI"}}}) // being created: no deadline yet
 	w.exec(`INSERT INTO learning_objective (grade, subject, code, description, is_unit) VALUES (7, 'HINDI', 'U1', 'u', true)`)
-	begin := func() pgx.Tx {
-		t.Helper()
-		tx, err := w.pool.Begin(w.ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { tx.Rollback(context.WithoutCancel(w.ctx)) })
-		return tx
-	}
-	edit, create := begin(), begin()
+	edit, create := w.begin(pgx.TxOptions{}), w.begin(pgx.TxOptions{})
 	if _, err := edit.Exec(w.ctx, `UPDATE assessment SET unit_type = unit_type, name = 'A edited' WHERE id = $1`, a); err != nil {
 		t.Fatal(err)
 	}
@@ -287,11 +259,7 @@ func TestRebuildAndBuilderSaveDoNotDeadlock(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	a, _ := w.assessment(spec{name: "A", unitType: "UNIT", grades: map[int][]string{6: {"HINDI"}}, deadlines: map[string]string{"Shimla": "W"}})
-	save, err := w.pool.Begin(w.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer save.Rollback(context.WithoutCancel(w.ctx))
+	save := w.begin(pgx.TxOptions{})
 	if _, err := save.Exec(w.ctx, `UPDATE assessment SET unit_type = unit_type, name = 'A edited' WHERE id = $1`, a); err != nil {
 		t.Fatal(err)
 	}
@@ -300,14 +268,7 @@ func TestRebuildAndBuilderSaveDoNotDeadlock(t *testing.T) {
 		rebuilt <- pgx.BeginFunc(w.ctx, w.pool, func(tx pgx.Tx) error { return progress.Rebuild(w.ctx, tx) })
 	}()
 	// The rebuild waits for the save's scope row; then the save commits.
-	for w.int(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-		AND wait_event_type = 'Lock' AND query LIKE '%assessment_progress_rebuild%'`) == 0 {
-		select {
-		case err := <-rebuilt:
-			t.Fatalf("the rebuild did not wait for the save: %v", err)
-		default:
-		}
-	}
+	w.waitForLockWait("%assessment_progress_rebuild%", "the rebuild", rebuilt)
 	if err := save.Commit(w.ctx); err != nil {
 		t.Errorf("the save: %v", err)
 	}
@@ -315,4 +276,31 @@ func TestRebuildAndBuilderSaveDoNotDeadlock(t *testing.T) {
 		t.Errorf("the rebuild: %v", err)
 	}
 	w.noDrift("after both")
+}
+
+// begin opens a transaction the test ends; it is rolled back at cleanup
+// if the test did not commit it.
+func (f *fixture) begin(opts pgx.TxOptions) pgx.Tx {
+	f.t.Helper()
+	tx, err := f.pool.BeginTx(f.ctx, opts)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { tx.Rollback(context.WithoutCancel(f.ctx)) })
+	return tx
+}
+
+// waitForLockWait returns once Postgres shows a statement like pattern
+// waiting on a lock; it fails the test if done reports first (the
+// statement did not wait).
+func (f *fixture) waitForLockWait(pattern, what string, done <-chan error) {
+	f.t.Helper()
+	for f.int(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+		AND wait_event_type = 'Lock' AND query LIKE $1`, pattern) == 0 {
+		select {
+		case err := <-done:
+			f.t.Fatalf("%s did not wait: %v", what, err)
+		default:
+		}
+	}
 }
