@@ -139,8 +139,13 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 					durations[k].add(dp)
 				}
 			case metricdata.Sum[int64]:
-				direction := map[string]string{readInstrument: "read", writeInstrument: "written"}[md.Name]
-				if direction == "" {
+				var direction string
+				switch md.Name {
+				case readInstrument:
+					direction = "read"
+				case writeInstrument:
+					direction = "written"
+				default:
 					continue
 				}
 				var total int64
