@@ -11,3 +11,7 @@ func SetRulesClock(r *Rules, now func() time.Time) { r.settings.now = now }
 
 // SetOnParse makes p call f whenever it parses a submission's XML.
 func SetOnParse(p *Pipeline, f func()) { p.onParse = f }
+
+// SetInDecide makes p call f inside a processing transaction, once it holds
+// the instanceID's and the form row's locks.
+func SetInDecide(p *Pipeline, f func()) { p.inDecide = f }

@@ -23,12 +23,13 @@ type Listed struct {
 	MD5                    string // hex MD5 of the definition as stored
 }
 
-// Latest returns the latest version of every data-collection form and, when
-// builders is true, of every assessment builder, ordered by form id.
+// Latest returns the latest version of every OPEN data-collection form and,
+// when builders is true, of every OPEN assessment builder, ordered by form
+// id (CLOSING and CLOSED forms are no longer offered, as in ODK Central).
 func (c *Catalog) Latest(ctx context.Context, builders bool) ([]Listed, error) {
 	rows, err := c.pool.Query(ctx, `SELECT DISTINCT ON (v.form_id) v.form_id, v.title, v.version, md5(v.xform)
 		FROM form_version v JOIN form f ON f.id = v.form_id
-		WHERE f.purpose = 'DATA_COLLECTION' OR (f.purpose = 'ASSESSMENT_BUILDER' AND $1)
+		WHERE f.state = 'OPEN' AND (f.purpose = 'DATA_COLLECTION' OR (f.purpose = 'ASSESSMENT_BUILDER' AND $1))
 		ORDER BY v.form_id, v.registered_at DESC`, builders)
 	if err != nil {
 		return nil, postgres.Translate(err, "forms")

@@ -29,6 +29,9 @@ type run struct {
 	// target is the instanceID of the accepted version this edit replaces
 	// (set by checkEdit); "" for an original.
 	target string
+	// formState is the form's state as read under lockForm; "" when the
+	// form is not registered.
+	formState string
 }
 
 // step decides an outcome, or returns nil to let the next step decide.
@@ -43,6 +46,12 @@ func (r *run) decide(ctx context.Context, tx pgx.Tx) (outcome, error) {
 	if err := lockInstances(ctx, tx, r.sub.InstanceID, r.sub.DeprecatedID); err != nil {
 		return outcome{}, err
 	}
+	if err := r.lockForm(ctx, tx); err != nil {
+		return outcome{}, err
+	}
+	if r.p.inDecide != nil {
+		r.p.inDecide()
+	}
 	now, err := load(ctx, tx, r.st.id, true, false)
 	if err != nil {
 		return outcome{}, err
@@ -53,7 +62,7 @@ func (r *run) decide(ctx context.Context, tx pgx.Tx) (outcome, error) {
 	if err := r.claim(ctx, tx); err != nil {
 		return outcome{}, err
 	}
-	for _, s := range []step{r.checkForm, r.checkEdit, r.checkLateOriginal, r.checkValues, r.write} {
+	for _, s := range []step{r.checkForm, r.checkOpen, r.checkEdit, r.checkLateOriginal, r.checkValues, r.write} {
 		out, err := s(ctx, tx)
 		if err != nil || out != nil {
 			if out == nil {

@@ -76,6 +76,9 @@ type Pipeline struct {
 	afterRead func()
 	// onParse, when set (tests), runs whenever a submission's XML is parsed.
 	onParse func()
+	// inDecide, when set (tests), runs inside a processing transaction once
+	// it holds its locks on the instanceID and the form row.
+	inDecide func()
 }
 
 // Input is a submission as it arrived.
@@ -140,7 +143,7 @@ func (p *Pipeline) Receive(ctx context.Context, in Input) (*Result, error) {
 // final status, the response, its answers and flags. It declines (done is
 // false) whatever needs the general path — XML that does not parse, an
 // unknown form, an edit, an assessment builder, an instanceID already used or
-// already replaced by an edit, anything the database refuses — and nothing is
+// already replaced by an edit, a closed form, anything the database refuses — and nothing is
 // written then: the general path stores the raw XML first and sorts it out.
 // On the benchmark this is what the 34-answer survey needs to keep up (one
 // round trip instead of nine).
@@ -163,11 +166,13 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input, pre parsed) (res *
 	// fails the batch. No lock is needed against a concurrent edit: an
 	// edit is accepted only once the version it names is committed
 	// (UNKNOWN_EDIT otherwise), and the instanceID's unique index settles
-	// a concurrent copy.
+	// a concurrent copy. Nor when the form is closed: the general path
+	// records the refusal (under the form row's lock, see checkOpen).
 	const insert = `INSERT INTO form_submission (id, xml, xml_sha256, instance_id, form_id, form_version, status, error_code, errors,
 		source, collector_id, submitted_by, submitted_role, processed_at)
 		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, nullif($12, ''), nullif($13, ''), now()
-		WHERE NOT EXISTS (SELECT 1 FROM form_submission WHERE deprecated_id = $4 AND status = 'accepted')`
+		WHERE NOT EXISTS (SELECT 1 FROM form_submission WHERE deprecated_id = $4 AND status = 'accepted')
+		  AND NOT EXISTS (SELECT 1 FROM form WHERE id = $5 AND state = 'CLOSED')`
 	if len(errs) > 0 {
 		b.Queue(insert, id, string(in.XML), pre.sum, sub.InstanceID, sub.FormID, sub.Version, StatusRejected, CodeInvalidValue, errs,
 			in.Source, in.CollectorID, in.SubmittedBy, in.Role)
@@ -332,9 +337,11 @@ type stored struct {
 }
 
 // processable reports whether the submission may be processed: one never
-// processed, or one rejected only because its form was not registered then.
+// processed, or one rejected only because its form was not registered, or
+// was closed, then.
 func (s *stored) processable() bool {
-	return s.status == StatusReceived || (s.status == StatusRejected && s.code != nil && *s.code == string(CodeUnknownForm))
+	return s.status == StatusReceived || (s.status == StatusRejected && s.code != nil &&
+		(*s.code == string(CodeUnknownForm) || *s.code == string(CodeFormClosed)))
 }
 
 // load reads submission id through q; lock locks the row (in a

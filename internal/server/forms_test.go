@@ -377,25 +377,10 @@ func TestOpenRosaFormListAndDownload(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("builder collector: %d %v", status, out)
 	}
-	ids := func(token string) []string {
-		resp, err := b.client.Get(b.url + "/openrosa/key/" + token + "/formList")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		list.Forms = nil
-		_ = xml.Unmarshal(raw, &list)
-		var out []string
-		for _, f := range list.Forms {
-			out = append(out, f.FormID)
-		}
-		return out
-	}
-	if got := ids(out["token"].(string)); len(got) != 2 {
+	if got := b.formIDs(t, out["token"].(string)); len(got) != 2 {
 		t.Errorf("builder collector's forms %v, want the survey and the builder", got)
 	}
-	if got := ids(token); len(got) != 1 || got[0] != "household_survey" {
+	if got := b.formIDs(t, token); len(got) != 1 || got[0] != "household_survey" {
 		t.Errorf("field collector's forms %v, want only the survey", got)
 	}
 }

@@ -130,6 +130,7 @@ func addRoutes(r chi.Router, d Deps) {
 		small.Method(http.MethodPost, "/saveFormRule", actions.SaveFormRule(d.Log, d.Catalog, d.Rules))
 		small.Method(http.MethodPost, "/saveFormReceipt", actions.SaveFormReceipt(d.Log, d.Catalog, d.Rules))
 		small.Method(http.MethodPost, "/saveBuilderMapping", actions.SaveBuilderMapping(d.Log, d.Catalog))
+		small.Method(http.MethodPost, "/setFormState", actions.SetFormState(d.Log, d.Catalog))
 		r.With(capBody(hasura.ActionBodyLimit(forms.MaxSubmissionBytes))).
 			Method(http.MethodPost, "/submitForm", actions.SubmitForm(d.Log, d.Pipeline))
 		small.Method(http.MethodPost, "/createCollector", actions.CreateCollector(d.Log, d.Collectors, d.PublicURL))
