@@ -13,5 +13,5 @@ func SetRulesClock(r *Rules, now func() time.Time) { r.settings.now = now }
 func SetOnParse(p *Pipeline, f func()) { p.onParse = f }
 
 // SetInDecide makes p call f inside a processing transaction, once it holds
-// the instanceID's and the form row's locks.
+// the instanceIDs' locks and the form's state lock.
 func SetInDecide(p *Pipeline, f func()) { p.inDecide = f }

@@ -23,10 +23,6 @@ const (
 	StateClosed = "CLOSED"
 )
 
-// CodeFormClosed: a submission of a CLOSED form. It is kept, rejected, and
-// processed again when the form opens (OPEN or CLOSING) again.
-const CodeFormClosed fault.Code = "FORM_CLOSED"
-
 // StateChange is what SetState did.
 type StateChange struct {
 	FormID, State, Previous string
@@ -36,11 +32,12 @@ type StateChange struct {
 	Waiting int
 }
 
-// SetState sets form id's state. Opening a CLOSED form (OPEN or CLOSING)
-// puts the submissions it refused back for processing, in the same
-// transaction. A processing that read the form CLOSED holds the form row
-// (checkOpen) until its refusal commits, so the change waits for it and
-// then puts it back: no refusal outlives the closing.
+// SetState sets form id's state. Any state but CLOSED puts the submissions
+// refused as FORM_CLOSED back for processing, in the same transaction. It
+// holds the form's state lock (formStateKey) exclusively: a processing that
+// read the form CLOSED holds it shared until its refusal commits, so the
+// change waits for it and then puts it back — no refusal outlives the
+// closing — and the processings after it read the new state.
 func (c *Catalog) SetState(ctx context.Context, id, state string) (*StateChange, error) {
 	switch {
 	case id == "":
@@ -50,24 +47,38 @@ func (c *Catalog) SetState(ctx context.Context, id, state string) (*StateChange,
 	}
 	ch := &StateChange{FormID: id, State: state}
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `SELECT state FROM form WHERE id = $1 FOR UPDATE`, id).Scan(&ch.Previous)
+		// Two statements: the second's snapshot is taken once the lock is
+		// held, after the refusals it waited for committed.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+formStateKey+`)`, id); err != nil {
+			return err
+		}
+		err := tx.QueryRow(ctx, `SELECT state FROM form WHERE id = $1 FOR NO KEY UPDATE`, id).Scan(&ch.Previous)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return &fault.Error{Kind: fault.NotFound, Code: CodeUnknownForm, Field: "formId",
 				Message: fmt.Sprintf("formId: form %q is not registered", id)}
 		}
-		if err != nil || ch.Previous == state {
+		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE form SET state = $2 WHERE id = $1`, id, state); err != nil {
-			return err
+		if ch.Previous != state {
+			if _, err := tx.Exec(ctx, `UPDATE form SET state = $2 WHERE id = $1`, id, state); err != nil {
+				return err
+			}
 		}
-		if ch.Previous == StateClosed {
+		if state != StateClosed {
+			// Not only after CLOSED: a refusal left while the form was open
+			// (written by SQL, or across a migration) goes back too. The
+			// code is in the text so that the partial index
+			// form_submission_form_closed serves every plan.
 			tag, err := tx.Exec(ctx, `UPDATE form_submission SET status = 'received', error_code = NULL, errors = NULL, processed_at = NULL
-				WHERE form_id = $1 AND status = 'rejected' AND error_code = $2`, id, CodeFormClosed)
+				WHERE form_id = $1 AND status = 'rejected' AND error_code = '`+string(CodeFormClosed)+`'`, id)
 			if err != nil {
 				return err
 			}
 			ch.Waiting = int(tag.RowsAffected())
+		}
+		if ch.Previous == state && ch.Waiting == 0 {
+			return nil
 		}
 		return analytics.Record(ctx, tx, analytics.System, "form_state_changed", map[string]any{
 			"form_id": id, "state": state, "previous": ch.Previous, "waiting_submissions": ch.Waiting,
@@ -79,27 +90,10 @@ func (c *Catalog) SetState(ctx context.Context, id, state string) (*StateChange,
 	return ch, nil
 }
 
-// checkOpen refuses a submission of a CLOSED form (FORM_CLOSED). The form
-// row was read under a shared lock at the start of the transaction
-// (lockForm), so a SetState that opens the form waits for this refusal
-// to commit and puts it back.
-func (r *run) checkOpen(context.Context, pgx.Tx) (*outcome, error) {
-	if r.formState != StateClosed {
-		return nil, nil
-	}
-	out := refused(fault.New(fault.Conflict, CodeFormClosed, "form %s is closed: it takes no more submissions", r.sub.FormID), "/"+r.sub.Root)
-	return &out, nil
-}
-
-// lockForm reads the submission's form state under a shared lock on the
-// form row, taken before the submission's own row: SetState takes the form
-// row first too, then the submissions it puts back. No row (a form not
-// registered) reads as "".
-func (r *run) lockForm(ctx context.Context, tx pgx.Tx) error {
-	err := tx.QueryRow(ctx, `SELECT state FROM form WHERE id = $1 FOR SHARE`, r.sub.FormID).Scan(&r.formState)
-	if errors.Is(err, pgx.ErrNoRows) {
-		r.formState = ""
-		return nil
-	}
-	return err
-}
+// formStateKey is the advisory lock key of form $1's state: taken
+// exclusively by SetState, shared by a processing (lockForm). An advisory
+// lock, not the form row's: row share locks would write the busy form row
+// (multixacts), make registrations and metadata edits of the form wait for
+// every processing, and let a stream of processings starve SetState, where
+// a waiting advisory lock is served before later shared requests.
+const formStateKey = `hashtextextended('form_state:' || $1, 0)`

@@ -39,7 +39,11 @@ type step func(ctx context.Context, tx pgx.Tx) (*outcome, error)
 
 // decide runs the steps in order under the instance locks and returns the
 // first outcome. An outcome with no status means another processing of the
-// submission decided it first.
+// submission decided it first. Locks are taken in one order: the
+// instanceIDs' (lockInstances), the form's state lock shared (lockForm),
+// the version's lock shared when the version is not registered, then the
+// submission's row; SetState and Register take their lock and then the
+// rows they put back, so neither waits on a processing in a cycle.
 func (r *run) decide(ctx context.Context, tx pgx.Tx) (outcome, error) {
 	// One at a time per instanceID, edits with what they edit; then
 	// whoever got here first has decided.
@@ -48,6 +52,14 @@ func (r *run) decide(ctx context.Context, tx pgx.Tx) (outcome, error) {
 	}
 	if err := r.lockForm(ctx, tx); err != nil {
 		return outcome{}, err
+	}
+	if r.def == nil {
+		// The version's lock before the row's, as Register takes them
+		// (exclusively, then the rows it puts back): checkForm asks again
+		// under it.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared(`+versionLockKey+`)`, r.sub.FormID, r.sub.Version); err != nil {
+			return outcome{}, err
+		}
 	}
 	if r.p.inDecide != nil {
 		r.p.inDecide()
@@ -58,6 +70,9 @@ func (r *run) decide(ctx context.Context, tx pgx.Tx) (outcome, error) {
 	}
 	if !now.processable() {
 		return outcome{}, nil
+	}
+	if err := r.replaceWaiting(ctx, tx); err != nil {
+		return outcome{}, err
 	}
 	if err := r.claim(ctx, tx); err != nil {
 		return outcome{}, err
@@ -72,6 +87,36 @@ func (r *run) decide(ctx context.Context, tx pgx.Tx) (outcome, error) {
 		}
 	}
 	return outcome{}, fmt.Errorf("submission %s: no step decided", r.st.id)
+}
+
+// replaceWaiting retires the copy holding this submission's instanceID when
+// it is an older copy still waiting for its form — put back for processing,
+// or rejected as UNKNOWN_FORM or FORM_CLOSED — of the same form and edit
+// (deprecatedID), with other content, from the same sender (collector, user
+// and role all the same): ODK Collect resends a form saved again under its
+// instanceID with changed content (its end time at least), and ODK Central,
+// which stores neither refusal, would take the newer copy. The older copy
+// is kept as a duplicate of this one (so are the copies that pointed at
+// it), and this one claims the instanceID. It runs under the instanceID's
+// lock, which every processing of the older copy takes too; "older" is by
+// arrival (received_at, then id), so copies processed out of order keep
+// the last to arrive. A copy of anything already decided — accepted, or
+// refused for its content — is not replaced: the claim then finds it
+// (errTaken) and a different copy is a conflict.
+func (r *run) replaceWaiting(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `WITH self AS (SELECT received_at, id FROM form_submission WHERE id = $1),
+		retired AS (
+			UPDATE form_submission h SET status = 'duplicate', duplicate_of = $1, error_code = NULL, errors = NULL, processed_at = now()
+			FROM self
+			WHERE h.instance_id = $2 AND h.id <> $1 AND h.form_id = $3 AND h.deprecated_id IS NOT DISTINCT FROM nullif($4, '')
+			  AND (h.status = 'received' OR (h.status = 'rejected' AND h.error_code IN ('`+string(CodeUnknownForm)+`', '`+string(CodeFormClosed)+`')))
+			  AND h.xml_sha256 IS DISTINCT FROM $5
+			  AND h.collector_id IS NOT DISTINCT FROM $6 AND h.submitted_by IS NOT DISTINCT FROM $7 AND h.submitted_role IS NOT DISTINCT FROM $8
+			  AND (h.received_at, h.id) < (self.received_at, self.id)
+			RETURNING h.id)
+		UPDATE form_submission d SET duplicate_of = $1 FROM retired WHERE d.duplicate_of = retired.id`,
+		r.st.id, r.sub.InstanceID, r.sub.FormID, r.sub.DeprecatedID, r.st.sum, r.st.collectorID, r.st.by, r.st.role)
+	return err
 }
 
 // claim records the header the document carries on the row; the unique
@@ -113,6 +158,34 @@ func (r *run) checkForm(ctx context.Context, tx pgx.Tx) (*outcome, error) {
 		return &out, nil
 	}
 	return nil, nil
+}
+
+// checkOpen refuses a submission of a CLOSED form (FORM_CLOSED: kept,
+// and put back when the form opens). The state was read under the form's
+// shared state lock (lockForm), which this transaction holds until the
+// refusal commits.
+func (r *run) checkOpen(context.Context, pgx.Tx) (*outcome, error) {
+	if r.formState != StateClosed {
+		return nil, nil
+	}
+	out := refused(fault.New(fault.Conflict, CodeFormClosed, "form %s is closed: it takes no more submissions", r.sub.FormID), "/"+r.sub.Root)
+	return &out, nil
+}
+
+// lockForm takes the form's state lock shared (formStateKey) and then
+// reads its state ("" when the form is not registered): a second
+// statement, whose snapshot sees a SetState that committed while it
+// waited.
+func (r *run) lockForm(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared(`+formStateKey+`)`, r.sub.FormID); err != nil {
+		return err
+	}
+	err := tx.QueryRow(ctx, `SELECT state FROM form WHERE id = $1`, r.sub.FormID).Scan(&r.formState)
+	if errors.Is(err, pgx.ErrNoRows) {
+		r.formState = ""
+		return nil
+	}
+	return err
 }
 
 // checkValues rejects values that do not fit their fields, with every

@@ -61,6 +61,9 @@ const (
 	CodeVersionExists fault.Code = "VERSION_EXISTS"
 	// CodePurposeConflict: the form id is registered with another purpose.
 	CodePurposeConflict fault.Code = "FORM_PURPOSE_CONFLICT"
+	// CodeFormClosed: a submission of a CLOSED form (SetState); processed
+	// again once the form opens.
+	CodeFormClosed fault.Code = "FORM_CLOSED"
 )
 
 // Pipeline is the one way submissions become rows.
@@ -77,7 +80,7 @@ type Pipeline struct {
 	// onParse, when set (tests), runs whenever a submission's XML is parsed.
 	onParse func()
 	// inDecide, when set (tests), runs inside a processing transaction once
-	// it holds its locks on the instanceID and the form row.
+	// it holds the instanceIDs' locks and the form's state lock.
 	inDecide func()
 }
 
@@ -143,8 +146,9 @@ func (p *Pipeline) Receive(ctx context.Context, in Input) (*Result, error) {
 // final status, the response, its answers and flags. It declines (done is
 // false) whatever needs the general path — XML that does not parse, an
 // unknown form, an edit, an assessment builder, an instanceID already used or
-// already replaced by an edit, a closed form, anything the database refuses — and nothing is
-// written then: the general path stores the raw XML first and sorts it out.
+// already replaced by an edit, a closed form, anything the database refuses
+// — and nothing is written then: the general path stores the raw XML first
+// and sorts it out.
 // On the benchmark this is what the 34-answer survey needs to keep up (one
 // round trip instead of nine).
 func (p *Pipeline) receiveFast(ctx context.Context, in Input, pre parsed) (res *Result, done bool, err error) {
@@ -167,7 +171,7 @@ func (p *Pipeline) receiveFast(ctx context.Context, in Input, pre parsed) (res *
 	// edit is accepted only once the version it names is committed
 	// (UNKNOWN_EDIT otherwise), and the instanceID's unique index settles
 	// a concurrent copy. Nor when the form is closed: the general path
-	// records the refusal (under the form row's lock, see checkOpen).
+	// records the refusal (under the form's state lock, see checkOpen).
 	const insert = `INSERT INTO form_submission (id, xml, xml_sha256, instance_id, form_id, form_version, status, error_code, errors,
 		source, collector_id, submitted_by, submitted_role, processed_at)
 		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, nullif($12, ''), nullif($13, ''), now()
@@ -340,8 +344,13 @@ type stored struct {
 // processed, or one rejected only because its form was not registered, or
 // was closed, then.
 func (s *stored) processable() bool {
-	return s.status == StatusReceived || (s.status == StatusRejected && s.code != nil &&
-		(*s.code == string(CodeUnknownForm) || *s.code == string(CodeFormClosed)))
+	return s.status == StatusReceived || (s.status == StatusRejected && waits(s.code))
+}
+
+// waits reports whether a rejected submission's code keeps it waiting to be
+// processed again: its form not registered, or closed.
+func waits(code *string) bool {
+	return code != nil && (*code == string(CodeUnknownForm) || *code == string(CodeFormClosed))
 }
 
 // load reads submission id through q; lock locks the row (in a
@@ -465,7 +474,9 @@ func lockInstances(ctx context.Context, tx pgx.Tx, keys ...string) error {
 
 // duplicate handles a submission whose instanceID is already used: the same
 // XML is the same submission (answered with the first one's result, the
-// first one processed now if it never was); different XML is a conflict.
+// first one processed now if it never was); different XML is a conflict
+// (a newer copy of one still waiting for its form took its place before
+// claiming: run.replaceWaiting).
 func (p *Pipeline) duplicate(ctx context.Context, st *stored, sub *xform.Submission, depth int) (*Result, error) {
 	var first uuid.UUID
 	var firstSum []byte

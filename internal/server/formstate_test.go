@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/shala-edu/shala/internal/forms"
 )
 
 // formIDs are the forms a collector's formList offers.
@@ -123,6 +126,20 @@ func TestSetFormState(t *testing.T) {
 		}
 	})
 
+	t.Run("a new version keeps the state", func(t *testing.T) {
+		def := strings.Replace(xformFile(t, "household_survey.xml"), `version="2026111501"`, `version="2026111502"`, 1)
+		status, out := b.action(t, "registerForm", "admin", map[string]any{"xform": def, "purpose": "DATA_COLLECTION"})
+		if status != 200 || out["version"] != "2026111502" {
+			t.Fatalf("registerForm: %d %v", status, out)
+		}
+		if n := b.count(t, `SELECT count(*) FROM form WHERE id = 'household_survey' AND state = 'CLOSING'`); n != 1 {
+			t.Error("registering a version changed the state")
+		}
+		if got := b.formIDs(t, token); len(got) != 0 {
+			t.Errorf("formList offers %v, want nothing", got)
+		}
+	})
+
 	t.Run("a retry after the closing is told it was stored", func(t *testing.T) {
 		set("CLOSED")
 		_, _, err := b.nested(t, "household_survey", "teacher-1", householdVersion, "uuid:closing-nested-1", household)
@@ -141,4 +158,53 @@ func TestSetFormState(t *testing.T) {
 			t.Error("form.state is not OPEN")
 		}
 	})
+}
+
+// An assessment builder an admin closed refuses new assessments on all
+// three ways in (submitForm, OpenRosa from a builder collector, a row
+// inserted through Hasura), keeping each; opening it again lets the sweep
+// create all three.
+func TestClosedBuilderOnEveryPath(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.samarthReady(t)
+	b.startWorkers(t)
+	ctx := context.Background()
+	status, out := b.action(t, "createCollector", "admin", map[string]any{"name": "राज्य समन्वयक", "phone": "9816077777", "buildsAssessments": true})
+	if status != 200 {
+		t.Fatalf("createCollector: %d %v", status, out)
+	}
+	token := out["token"].(string)
+	if status, out := b.action(t, "setFormState", "admin", map[string]any{"formId": "external", "state": "CLOSED"}); status != 200 {
+		t.Fatalf("setFormState: %d %v", status, out)
+	}
+	if status, out := b.action(t, "submitForm", "state_admin", map[string]any{"xml": samarth(t, "uuid:7d2e4b10-93c1-4f6a-b8e2-0000000c10a1")}); status != 409 || code(out) != "FORM_CLOSED" {
+		t.Errorf("submitForm: %d %v, want 409 FORM_CLOSED", status, out)
+	}
+	if resp, out := b.submit(t, token, samarth(t, "uuid:7d2e4b10-93c1-4f6a-b8e2-0000000c10b1"), nil); resp.StatusCode != 409 || !strings.Contains(out.Message, "closed") {
+		t.Errorf("OpenRosa: %d %q, want 409 saying the form is closed", resp.StatusCode, out.Message)
+	}
+	id := b.hasuraInsert(t, samarth(t, "uuid:7d2e4b10-93c1-4f6a-b8e2-0000000c10c1"), "state_admin")
+	b.waitFor(t, "the Hasura insert to be processed", func() bool {
+		return b.count(t, `SELECT count(*) FROM form_submission WHERE id = $1 AND status <> 'received'`, id) == 1
+	})
+	if n := b.count(t, `SELECT count(*) FROM form_submission WHERE status = 'rejected' AND error_code = 'FORM_CLOSED'`); n != 3 {
+		t.Errorf("%d builders kept as FORM_CLOSED, want 3", n)
+	}
+	if n := b.count(t, `SELECT count(*) FROM assessment`); n != 0 {
+		t.Errorf("%d assessments from a closed builder", n)
+	}
+	status, out = b.action(t, "setFormState", "admin", map[string]any{"formId": "external", "state": "OPEN"})
+	if status != 200 || out["waitingSubmissions"] != float64(3) {
+		t.Fatalf("reopening: %d %v, want 3 waiting", status, out)
+	}
+	if _, err := forms.Reconcile(ctx, b.pool, b.queue, 0); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor(t, "the swept builders to create their assessments", func() bool {
+		return b.count(t, `SELECT count(*) FROM assessment`) == 3
+	})
+	if n := b.count(t, `SELECT count(*) FROM form_submission WHERE status = 'accepted'`); n != 3 {
+		t.Errorf("%d builders accepted, want 3", n)
+	}
 }
