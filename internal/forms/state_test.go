@@ -373,6 +373,37 @@ func TestNewerCopyReplacesAWaitingOne(t *testing.T) {
 		accepted(f, newer, "6")
 	})
 
+	t.Run("a later copy not yet processed wins over the put-back one", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		closed(f)
+		first, err := send(f, read(t, "household_submission.xml"), "teacher-1")
+		if fault.As(err).Code != forms.CodeFormClosed {
+			t.Fatalf("first copy: %v", err)
+		}
+		// The newer copy inserted through Hasura, its event not delivered
+		// yet when the form opens and the sweep takes the older copy first.
+		var newer uuid.UUID
+		if err := f.pool.QueryRow(ctx, `INSERT INTO form_submission (xml, source, submitted_by, submitted_role)
+			VALUES ($1, 'hasura', 'teacher-1', 'school') RETURNING id`, string(changed(t))).Scan(&newer); err != nil {
+			t.Fatal(err)
+		}
+		if n := reopen(f); n != 1 {
+			t.Errorf("%d put back, want the first copy", n)
+		}
+		res, err := f.pipeline.Process(ctx, first.SubmissionID)
+		if err != nil || res.Status != forms.StatusAccepted || res.SubmissionID != newer {
+			t.Errorf("the put-back copy processed: %+v %v, want the newer copy's acceptance", res, err)
+		}
+		if got := f.rooms(); !slices.Equal(got, []string{"6"}) {
+			t.Errorf("rooms %v, want the newer copy's 6", got)
+		}
+		if n := f.count(`SELECT count(*) FROM form_submission WHERE id = $1 AND status = 'duplicate' AND duplicate_of = $2`, first.SubmissionID, newer); n != 1 {
+			t.Error("the first copy is not kept as the newer one's duplicate")
+		}
+		accepted(f, newer, "6")
+	})
+
 	t.Run("another form's copy does not retire it", func(t *testing.T) {
 		t.Parallel()
 		f := setup(t)

@@ -71,6 +71,16 @@ func (r *run) decide(ctx context.Context, tx pgx.Tx) (outcome, error) {
 	if !now.processable() {
 		return outcome{}, nil
 	}
+	if now.held {
+		// A waiting copy processed again: a later copy of it stored and
+		// not processed yet is processed first, and takes its place.
+		if pe, err := r.laterCopy(ctx, tx); err != nil || pe != nil {
+			if err == nil {
+				err = pe
+			}
+			return outcome{}, err
+		}
+	}
 	if err := r.replaceWaiting(ctx, tx); err != nil {
 		return outcome{}, err
 	}
@@ -117,6 +127,42 @@ func (r *run) replaceWaiting(ctx context.Context, tx pgx.Tx) error {
 		UPDATE form_submission d SET duplicate_of = $1 FROM retired WHERE d.duplicate_of = retired.id`,
 		r.st.id, r.sub.InstanceID, r.sub.FormID, r.sub.DeprecatedID, r.st.sum, r.st.collectorID, r.st.by, r.st.role)
 	return err
+}
+
+// laterCopy finds a copy of this submission that replaceWaiting would let
+// take its place — the same instanceID, form and edit, other content, the
+// same sender, arrived later — stored and not processed yet (a Hasura
+// insert whose event is late, a crash before processing): the sweep takes
+// the oldest first, and the later copy must win.
+func (r *run) laterCopy(ctx context.Context, tx pgx.Tx) (*pendingError, error) {
+	rows, err := tx.Query(ctx, `SELECT s.id, s.xml FROM form_submission s, form_submission self
+		WHERE self.id = $1 AND s.status = 'received' AND s.instance_id IS NULL AND s.id <> $1 AND strpos(s.xml, $2) > 0
+		  AND s.collector_id IS NOT DISTINCT FROM self.collector_id AND s.submitted_by IS NOT DISTINCT FROM self.submitted_by
+		  AND s.submitted_role IS NOT DISTINCT FROM self.submitted_role AND s.xml_sha256 IS DISTINCT FROM self.xml_sha256
+		  AND (s.received_at, s.id) > (self.received_at, self.id)
+		ORDER BY s.received_at DESC, s.id DESC LIMIT 20`, r.st.id, r.sub.InstanceID)
+	if err != nil {
+		return nil, err
+	}
+	type raw struct {
+		id  uuid.UUID
+		xml string
+	}
+	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (raw, error) {
+		var c raw
+		err := row.Scan(&c.id, &c.xml)
+		return c, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range found {
+		sub, err := xform.ParseSubmission([]byte(c.xml))
+		if err == nil && sub.InstanceID == r.sub.InstanceID && sub.FormID == r.sub.FormID && sub.DeprecatedID == r.sub.DeprecatedID {
+			return &pendingError{id: c.id}, nil
+		}
+	}
+	return nil, nil
 }
 
 // claim records the header the document carries on the row; the unique
@@ -222,7 +268,8 @@ func findVersion(ctx context.Context, tx pgx.Tx, instanceID string, self uuid.UU
 }
 
 // pendingError asks for a stored, not yet processed submission to be
-// processed before the one that needs it (an edit of it) is decided.
+// processed before the one that needs it (an edit of it, or a waiting copy
+// it takes the place of: laterCopy) is decided.
 type pendingError struct{ id uuid.UUID }
 
 func (e *pendingError) Error() string { return "submission " + e.id.String() + " is not processed yet" }

@@ -305,8 +305,10 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int, pre *pa
 	case errors.Is(err, errRegistered) && depth < maxDepth:
 		return p.process(ctx, id, depth+1, pre)
 	case errors.As(err, &pe) && depth < maxDepth:
-		// What this edit names is stored but not processed yet: process it
-		// first (outside this transaction, which held its lock), then this.
+		// What this one waits for — what an edit names, a later copy that
+		// takes a waiting copy's place — is stored but not processed yet:
+		// process it first (outside this transaction, which held its
+		// lock), then this.
 		if _, err := p.process(ctx, pe.id, depth+1, nil); err != nil {
 			if k := fault.KindOf(err); k == fault.Internal || k == fault.Unavailable {
 				return nil, err
@@ -338,6 +340,9 @@ type stored struct {
 	code        *string
 	collectorID *uuid.UUID
 	role, by    *string
+	// held: the row holds its instanceID (claimed by an earlier
+	// processing: a copy waiting for its form, or put back).
+	held bool
 }
 
 // processable reports whether the submission may be processed: one never
@@ -357,15 +362,17 @@ func waits(code *string) bool {
 // transaction) so that the status read is the one processing decides on;
 // withXML reads the XML too (not when it was parsed on arrival).
 func load(ctx context.Context, q querier, id uuid.UUID, lock, withXML bool) (*stored, error) {
-	query := `SELECT xml, xml_sha256, status, error_code, collector_id, submitted_role, submitted_by FROM form_submission WHERE id = $1`
+	query := `SELECT xml, xml_sha256, status, error_code, collector_id, submitted_role, submitted_by, instance_id IS NOT NULL
+		FROM form_submission WHERE id = $1`
 	if !withXML {
-		query = `SELECT '', xml_sha256, status, error_code, collector_id, submitted_role, submitted_by FROM form_submission WHERE id = $1`
+		query = `SELECT '', xml_sha256, status, error_code, collector_id, submitted_role, submitted_by, instance_id IS NOT NULL
+		FROM form_submission WHERE id = $1`
 	}
 	if lock {
 		query += ` FOR UPDATE`
 	}
 	s := &stored{id: id}
-	if err := q.QueryRow(ctx, query, id).Scan(&s.xml, &s.sum, &s.status, &s.code, &s.collectorID, &s.role, &s.by); err != nil {
+	if err := q.QueryRow(ctx, query, id).Scan(&s.xml, &s.sum, &s.status, &s.code, &s.collectorID, &s.role, &s.by, &s.held); err != nil {
 		return nil, err
 	}
 	return s, nil
