@@ -141,28 +141,9 @@ func (r *run) laterCopy(ctx context.Context, tx pgx.Tx) (*pendingError, error) {
 		  AND s.submitted_role IS NOT DISTINCT FROM self.submitted_role AND s.xml_sha256 IS DISTINCT FROM self.xml_sha256
 		  AND (s.received_at, s.id) > (self.received_at, self.id)
 		ORDER BY s.received_at DESC, s.id DESC LIMIT 20`, r.st.id, r.sub.InstanceID)
-	if err != nil {
-		return nil, err
-	}
-	type raw struct {
-		id  uuid.UUID
-		xml string
-	}
-	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (raw, error) {
-		var c raw
-		err := row.Scan(&c.id, &c.xml)
-		return c, err
+	return firstUnread(rows, err, func(sub *xform.Submission) bool {
+		return sub.InstanceID == r.sub.InstanceID && sub.FormID == r.sub.FormID && sub.DeprecatedID == r.sub.DeprecatedID
 	})
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range found {
-		sub, err := xform.ParseSubmission([]byte(c.xml))
-		if err == nil && sub.InstanceID == r.sub.InstanceID && sub.FormID == r.sub.FormID && sub.DeprecatedID == r.sub.DeprecatedID {
-			return &pendingError{id: c.id}, nil
-		}
-	}
-	return nil, nil
 }
 
 // claim records the header the document carries on the row; the unique
@@ -280,6 +261,13 @@ func (e *pendingError) Error() string { return "submission " + e.id.String() + "
 func pending(ctx context.Context, tx pgx.Tx, instanceID string, self uuid.UUID) (*pendingError, error) {
 	rows, err := tx.Query(ctx, `SELECT id, xml FROM form_submission
 		WHERE status = 'received' AND instance_id IS NULL AND id <> $2 AND strpos(xml, $1) > 0 LIMIT 20`, instanceID, self)
+	return firstUnread(rows, err, func(sub *xform.Submission) bool { return sub.InstanceID == instanceID })
+}
+
+// firstUnread reads (id, xml) rows of stored, unprocessed submissions —
+// candidates found by their instanceID's text — and names the first whose
+// parsed header matches (nil when none does).
+func firstUnread(rows pgx.Rows, err error, match func(*xform.Submission) bool) (*pendingError, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +284,7 @@ func pending(ctx context.Context, tx pgx.Tx, instanceID string, self uuid.UUID) 
 		return nil, err
 	}
 	for _, r := range found {
-		if sub, err := xform.ParseSubmission([]byte(r.xml)); err == nil && sub.InstanceID == instanceID {
+		if sub, err := xform.ParseSubmission([]byte(r.xml)); err == nil && match(sub) {
 			return &pendingError{id: r.id}, nil
 		}
 	}
