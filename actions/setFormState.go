@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	"github.com/shala-edu/shala/hasura"
-	"github.com/shala-edu/shala/internal/fault"
 	"github.com/shala-edu/shala/internal/forms"
 )
 
@@ -14,17 +13,6 @@ import (
 type SetFormStateInput struct {
 	FormID string `json:"formId"`
 	State  string `json:"state"`
-}
-
-// Validate checks the arguments before anything is read.
-func (in *SetFormStateInput) Validate() error {
-	if in.FormID == "" {
-		return fault.Invalidf("formId", "must not be empty")
-	}
-	if in.State != forms.StateOpen && in.State != forms.StateClosing && in.State != forms.StateClosed {
-		return fault.Invalidf("state", "want OPEN, CLOSING or CLOSED, got %q", in.State)
-	}
-	return nil
 }
 
 // SetFormStateOutput is the SetFormStateOutput type.
@@ -37,7 +25,8 @@ type SetFormStateOutput struct {
 	WaitingSubmissions int `json:"waitingSubmissions"`
 }
 
-// SetFormState opens, closes or winds down a form (admin only): CLOSING
+// SetFormState opens, closes or winds down a form (admin only; the
+// arguments are checked by forms.Catalog.SetState, naming the field): CLOSING
 // and CLOSED forms leave the collectors' form list; CLOSED forms refuse
 // submissions (FORM_CLOSED, the XML kept) until they open again.
 func SetFormState(log *slog.Logger, catalog *forms.Catalog) http.Handler {

@@ -27,7 +27,7 @@ const (
 type StateChange struct {
 	FormID, State, Previous string
 	// Waiting is how many submissions refused while the form was closed
-	// were put back for processing (the reconcile sweep takes them within
+	// were put back for processing (the reconcile sweep takes them, 1,000
 	// a minute).
 	Waiting int
 }

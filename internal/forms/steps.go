@@ -40,9 +40,9 @@ type step func(ctx context.Context, tx pgx.Tx) (*outcome, error)
 // decide runs the steps in order under the instance locks and returns the
 // first outcome. An outcome with no status means another processing of the
 // submission decided it first. Locks are taken in one order: the
-// instanceIDs' (lockInstances), the form's state lock shared (lockForm),
-// the version's lock shared when the version is not registered, then the
-// submission's row; SetState and Register take their lock and then the
+// instanceIDs' (lockInstances), the form's state lock shared and the
+// version's lock shared when the version is not registered (lockForm),
+// then the submission's row; SetState and Register take their lock and then the
 // rows they put back, so neither waits on a processing in a cycle.
 func (r *run) decide(ctx context.Context, tx pgx.Tx) (outcome, error) {
 	// One at a time per instanceID, edits with what they edit; then
@@ -52,14 +52,6 @@ func (r *run) decide(ctx context.Context, tx pgx.Tx) (outcome, error) {
 	}
 	if err := r.lockForm(ctx, tx); err != nil {
 		return outcome{}, err
-	}
-	if r.def == nil {
-		// The version's lock before the row's, as Register takes them
-		// (exclusively, then the rows it puts back): checkForm asks again
-		// under it.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared(`+versionLockKey+`)`, r.sub.FormID, r.sub.Version); err != nil {
-			return outcome{}, err
-		}
 	}
 	if r.p.inDecide != nil {
 		r.p.inDecide()
@@ -199,20 +191,27 @@ func (r *run) checkOpen(context.Context, pgx.Tx) (*outcome, error) {
 	return &out, nil
 }
 
-// lockForm takes the form's state lock shared (formStateKey) and then
-// reads its state ("" when the form is not registered): a second
-// statement, whose snapshot sees a SetState that committed while it
-// waited.
+// lockForm takes the form's state lock shared (formStateKey) — and, when
+// the version is not registered, the version's lock shared, before the
+// submission's row as Register takes them (exclusively, then the rows it
+// puts back); checkForm asks again under it — and then reads the form's
+// state ("" when the form is not registered). One round trip: the
+// statements run one after the other, so the read's snapshot sees a
+// SetState that committed while the lock was awaited.
 func (r *run) lockForm(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared(`+formStateKey+`)`, r.sub.FormID); err != nil {
-		return err
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock_shared(`+formStateKey+`)`, r.sub.FormID)
+	if r.def == nil {
+		b.Queue(`SELECT pg_advisory_xact_lock_shared(`+versionLockKey+`)`, r.sub.FormID, r.sub.Version)
 	}
-	err := tx.QueryRow(ctx, `SELECT state FROM form WHERE id = $1`, r.sub.FormID).Scan(&r.formState)
-	if errors.Is(err, pgx.ErrNoRows) {
-		r.formState = ""
+	r.formState = ""
+	b.Queue(`SELECT state FROM form WHERE id = $1`, r.sub.FormID).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(&r.formState); !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
 		return nil
-	}
-	return err
+	})
+	return tx.SendBatch(ctx, b).Close()
 }
 
 // checkValues rejects values that do not fit their fields, with every
