@@ -5,24 +5,29 @@ package slowreadtest
 import (
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // Link is a request body that sends Chunk bytes of Data every Interval;
 // after StallAt bytes (if > 0) it sends nothing more until it is closed.
-// Sent is how many bytes went out. Close it once the answer is read: the
-// transport may still be reading it, and a stalled link's reader ends only
-// then.
+// Close it once the answer is read: the transport may still be reading it,
+// and a stalled link's reader ends only then.
 type Link struct {
 	Data     []byte
 	Chunk    int
 	Interval time.Duration
 	StallAt  int
-	Sent     int
 
+	sent       atomic.Int64
 	init, once sync.Once
 	closed     chan struct{}
 }
+
+// Sent is how many bytes went out so far. It may be read while the
+// transport is still reading the link (a request answered before its body
+// was sent).
+func (p *Link) Sent() int { return int(p.sent.Load()) }
 
 func (p *Link) done() chan struct{} {
 	p.init.Do(func() { p.closed = make(chan struct{}) })
@@ -31,22 +36,23 @@ func (p *Link) done() chan struct{} {
 
 // Read sends the next chunk at the link's pace.
 func (p *Link) Read(b []byte) (int, error) {
-	if p.Sent >= len(p.Data) {
+	sent := p.Sent()
+	if sent >= len(p.Data) {
 		return 0, io.EOF
 	}
-	if p.StallAt > 0 && p.Sent >= p.StallAt {
+	if p.StallAt > 0 && sent >= p.StallAt {
 		<-p.done() // the link is dead until the request is given up
 		return 0, io.ErrClosedPipe
 	}
-	if p.Sent > 0 {
+	if sent > 0 {
 		select {
 		case <-time.After(p.Interval): // the link's pace, not synchronisation
 		case <-p.done():
 			return 0, io.ErrClosedPipe
 		}
 	}
-	n := copy(b[:min(len(b), p.Chunk)], p.Data[p.Sent:])
-	p.Sent += n
+	n := copy(b[:min(len(b), p.Chunk)], p.Data[sent:])
+	p.sent.Add(int64(n))
 	return n, nil
 }
 
