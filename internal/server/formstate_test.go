@@ -185,8 +185,13 @@ func TestClosedBuilderOnEveryPath(t *testing.T) {
 		t.Errorf("OpenRosa: %d %q, want 409 saying the form is closed", resp.StatusCode, out.Message)
 	}
 	id := b.hasuraInsert(t, samarth(t, "uuid:7d2e4b10-93c1-4f6a-b8e2-0000000c10c1"), "state_admin")
-	b.waitFor(t, "the Hasura insert to be processed", func() bool {
-		return b.count(t, `SELECT count(*) FROM form_submission WHERE id = $1 AND status <> 'received'`, id) == 1
+	// Until its job is finished, not only its refusal committed: a job
+	// still running makes the sweep's insert of the same job a no-op
+	// (unique until finished), and only the next minute's sweep would
+	// take the submission.
+	b.waitFor(t, "the Hasura insert's job to finish", func() bool {
+		return b.count(t, `SELECT count(*) FROM form_submission WHERE id = $1 AND status <> 'received'`, id) == 1 &&
+			b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'forms.process' AND finalized_at IS NULL`) == 0
 	})
 	if n := b.count(t, `SELECT count(*) FROM form_submission WHERE status = 'rejected' AND error_code = 'FORM_CLOSED'`); n != 3 {
 		t.Errorf("%d builders kept as FORM_CLOSED, want 3", n)
