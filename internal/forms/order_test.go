@@ -148,6 +148,73 @@ func TestEditOfARefusedEdit(t *testing.T) {
 	}
 }
 
+// An edit that follows a refused edit back takes the locks it reaches
+// without waiting for them: a resend of the refused edit processed at the
+// same time holds the original's lock and waits for the refused edit's,
+// which the edit holds, so waiting would close a cycle that Postgres breaks
+// by failing one of the two (40P01). The edit runs again taking every lock
+// in order first, after the resend.
+func TestAnEditAndAResendOfTheRefusedEditItFollowsDoNotDeadlock(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.register("household_survey.xml", forms.DataCollection)
+	ctx := context.Background()
+	// firstInstance sorts before both: the resend takes the original's lock
+	// first, the edit the refused edit's and its own.
+	const refusedEdit, fixed = "uuid:aaaaaaaa-0000-4000-8000-0000000000b1", "uuid:aaaaaaaa-0000-4000-8000-0000000000b2"
+	orig, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "household_submission.xml"), Source: "openrosa"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := editOf(t, refusedEdit, "lots")
+	if res, err := f.pipeline.Receive(ctx, forms.Input{XML: refused, Source: "openrosa"}); err != nil || res.Status != forms.StatusRejected {
+		t.Fatalf("edit with a bad value: %+v %v", res, err)
+	}
+	stored := func(doc []byte) (id uuid.UUID) {
+		if err := f.pool.QueryRow(ctx, `INSERT INTO form_submission (xml, source) VALUES ($1, 'hasura') RETURNING id`, string(doc)).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	edit := stored(household(t, "<instanceID>"+firstInstance+"</instanceID>",
+		"<instanceID>"+fixed+"</instanceID><deprecatedID>"+refusedEdit+"</deprecatedID>", "<rooms>3</rooms>", "<rooms>5</rooms>"))
+	resend := stored(refused)
+	free, edited := f.pausedInDecide(edit)
+	type processed struct {
+		res *forms.Result
+		err error
+	}
+	resent := make(chan processed, 1)
+	go func() {
+		res, err := f.pipeline.Process(ctx, resend)
+		resent <- processed{res, err}
+	}()
+	// The resend holds the original's lock and waits for the refused edit's.
+	waitForAdvisoryWait(f, "form_submission:", resent)
+	free()
+	if err := <-edited; err != nil {
+		t.Fatalf("the edit: %v, want it accepted", err)
+	}
+	if got := <-resent; got.err != nil || got.res.Status != forms.StatusRejected || got.res.Code != forms.CodeInvalidValue {
+		t.Fatalf("the resend: %+v %v, want the refused edit's own answer (rejected, INVALID_VALUE)", got.res, got.err)
+	}
+	if n := f.count(`SELECT count(*) FROM form_submission WHERE id = $1 AND status = 'accepted' AND instance_id = $2`, edit, fixed); n != 1 {
+		t.Error("the edit is not the accepted version")
+	}
+	if n := f.count(`SELECT count(*) FROM form_submission WHERE id = $1 AND status = 'duplicate'`, resend); n != 1 {
+		t.Error("the resend is not kept as a duplicate of the refused edit")
+	}
+	if n := f.count(`SELECT count(*) FROM form_submission WHERE instance_id = $1 AND status = 'superseded'`, firstInstance); n != 1 {
+		t.Error("the original is not superseded")
+	}
+	if got := f.rooms(); len(got) != 1 || got[0] != "5" {
+		t.Errorf("rooms %v, want the edit's [5]", got)
+	}
+	if n := f.count(`SELECT count(*) FROM response WHERE id = $1 AND (SELECT count(*) FROM response) = 1`, *orig.ResponseID); n != 1 {
+		t.Error("the edit did not replace the original's response")
+	}
+}
+
 // An original and its edits processed at the same time end as if they had
 // come in order: an edit that finds its original stored but not processed
 // yet (a Hasura insert whose job has not run) processes it first; two edits

@@ -32,6 +32,10 @@ type run struct {
 	// formState is the form's state as read under lockForm; "" when the
 	// form is not registered.
 	formState string
+	// locked are the instanceIDs whose locks the transaction holds, sorted;
+	// first are the ones to take before anything else (a relockError of an
+	// earlier run: the versions an edit follows back).
+	locked, first []string
 }
 
 // step decides an outcome, or returns nil to let the next step decide.
@@ -43,11 +47,14 @@ type step func(ctx context.Context, tx pgx.Tx) (*outcome, error)
 // instanceIDs' (lockInstances), the form's state lock shared and the
 // version's lock shared when the version is not registered (lockForm),
 // then the submission's row; SetState and Register take their lock and then the
-// rows they put back, so neither waits on a processing in a cycle.
+// rows they put back, so neither waits on a processing in a cycle. A lock
+// needed later (checkEdit's walk back) is never waited for: lockMore.
 func (r *run) decide(ctx context.Context, tx pgx.Tx) (outcome, error) {
 	// One at a time per instanceID, edits with what they edit; then
 	// whoever got here first has decided.
-	if err := lockInstances(ctx, tx, r.sub.InstanceID, r.sub.DeprecatedID); err != nil {
+	var err error
+	r.target = ""
+	if r.locked, err = lockInstances(ctx, tx, append([]string{r.sub.InstanceID, r.sub.DeprecatedID}, r.first...)...); err != nil {
 		return outcome{}, err
 	}
 	if err := r.lockForm(ctx, tx); err != nil {
@@ -364,7 +371,7 @@ func (r *run) checkEdit(ctx context.Context, tx pgx.Tx) (*outcome, error) {
 				return nil, nil
 			}
 			instance = *v.deprecatedID
-			if err := lockInstances(ctx, tx, instance); err != nil {
+			if r.locked, err = lockMore(ctx, tx, r.locked, instance); err != nil {
 				return nil, err
 			}
 			if v, err = findVersion(ctx, tx, instance, r.st.id); err != nil {

@@ -291,13 +291,25 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int, pre *pa
 		r.answers, r.errs = def.Form.Answers(sub) // parsing only: outside the transaction
 	}
 	var out outcome
-	err = pgx.BeginFunc(ctx, p.Pool, func(tx pgx.Tx) error {
-		var err error
-		if out, err = r.decide(ctx, tx); err != nil {
-			return err
+	for attempt := 0; ; attempt++ {
+		err = pgx.BeginFunc(ctx, p.Pool, func(tx pgx.Tx) error {
+			var err error
+			if out, err = r.decide(ctx, tx); err != nil {
+				return err
+			}
+			return apply(ctx, tx, id, out)
+		})
+		// Each run again holds at least one more key, and a chain of
+		// edits is at most maxEditChain long.
+		var rl *relockError
+		if !errors.As(err, &rl) {
+			break
 		}
-		return apply(ctx, tx, id, out)
-	})
+		if attempt > maxEditChain {
+			return nil, fault.Wrap(err, fault.Unavailable, "", "the versions this edit follows are being processed: try again")
+		}
+		r.first = rl.keys
+	}
 	var pe *pendingError
 	switch {
 	case errors.Is(err, errTaken):
@@ -468,15 +480,46 @@ func apply(ctx context.Context, q execer, id uuid.UUID, out outcome) error {
 // instanceID, and of edits with the version they edit, one at a time (the
 // fast path takes none: see receiveFast). Keys are taken in
 // sorted order so two edits cannot deadlock.
-func lockInstances(ctx context.Context, tx pgx.Tx, keys ...string) error {
+func lockInstances(ctx context.Context, tx pgx.Tx, keys ...string) ([]string, error) {
 	keys = slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k == "" })
 	slices.Sort(keys)
-	for _, k := range slices.Compact(keys) {
+	keys = slices.Compact(keys)
+	for _, k := range keys {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('form_submission:' || $1, 0))`, k); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return keys, nil
+}
+
+// relockError: a processing needs another instanceID's lock after it took
+// its first ones (checkEdit following refused edits back), and another
+// processing holds it. Waiting for it there could close a cycle — that one
+// may be waiting for a lock this one holds — so the transaction is rolled
+// back and run again taking keys, in order, before anything else.
+type relockError struct{ keys []string }
+
+func (e *relockError) Error() string {
+	return fmt.Sprintf("instanceIDs %v are being processed: run again taking their locks first", e.keys)
+}
+
+// lockMore takes instance's lock in a transaction that holds the locks of
+// held (sorted) and maybe others (the form's), without waiting: when another
+// processing holds it, a relockError names every key this one needs.
+func lockMore(ctx context.Context, tx pgx.Tx, held []string, instance string) ([]string, error) {
+	if _, ok := slices.BinarySearch(held, instance); ok {
+		return held, nil
+	}
+	var got bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended('form_submission:' || $1, 0))`, instance).Scan(&got); err != nil {
+		return nil, err
+	}
+	keys := append(slices.Clone(held), instance)
+	slices.Sort(keys)
+	if !got {
+		return nil, &relockError{keys: keys}
+	}
+	return keys, nil
 }
 
 // duplicate handles a submission whose instanceID is already used: the same
