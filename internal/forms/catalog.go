@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -51,6 +52,9 @@ type Catalog struct {
 	pool *pgxpool.Pool
 	mu   sync.RWMutex
 	defs map[[2]string]*Definition
+	// stateWait bounds how long SetState waits for processings of the
+	// form in flight (StateLockWait when zero).
+	stateWait time.Duration
 }
 
 // NewCatalog returns a catalog on pool.

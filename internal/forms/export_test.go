@@ -15,3 +15,6 @@ func SetOnParse(p *Pipeline, f func()) { p.onParse = f }
 // SetInDecide makes p call f inside a processing transaction, once it holds
 // the instanceIDs' locks and the form's state lock.
 func SetInDecide(p *Pipeline, f func()) { p.inDecide = f }
+
+// SetStateWait makes c's SetState wait at most d for processings in flight.
+func SetStateWait(c *Catalog, d time.Duration) { c.stateWait = d }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shala-edu/shala/internal/analytics"
 	"github.com/shala-edu/shala/internal/fault"
@@ -46,7 +48,16 @@ func (c *Catalog) SetState(ctx context.Context, id, state string) (*StateChange,
 		return nil, fault.Invalidf("state", "want OPEN, CLOSING or CLOSED, got %q", state)
 	}
 	ch := &StateChange{FormID: id, State: state}
+	wait := c.stateWait
+	if wait == 0 {
+		wait = StateLockWait
+	}
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		// While it waits, processings of the form queue behind it: the
+		// wait is bounded, and the caller told to try again.
+		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, fmt.Sprintf("%dms", wait.Milliseconds())); err != nil {
+			return err
+		}
 		// Two statements: the second's snapshot is taken once the lock is
 		// held, after the refusals it waited for committed.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+formStateKey+`)`, id); err != nil {
@@ -84,11 +95,19 @@ func (c *Catalog) SetState(ctx context.Context, id, state string) (*StateChange,
 			"form_id": id, "state": state, "previous": ch.Previous, "waiting_submissions": ch.Waiting,
 		})
 	})
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "55P03" {
+		return nil, &fault.Error{Kind: fault.Unavailable, Code: fault.CodeUnavailable, Field: "formId", Err: err,
+			Message: fmt.Sprintf("formId: submissions of form %q were still being processed after %v: try again", id, wait)}
+	}
 	if err != nil {
 		return nil, postgres.Translate(err, "form "+id)
 	}
 	return ch, nil
 }
+
+// StateLockWait is how long SetState waits for the processings of the form
+// in flight (each well under a second) before it answers "try again".
+const StateLockWait = 5 * time.Second
 
 // formStateKey is the advisory lock key of form $1's state: taken
 // exclusively by SetState, shared by a processing (lockForm). An advisory

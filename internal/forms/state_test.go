@@ -202,6 +202,37 @@ func waitForAdvisoryWait[T any](f *fixture, prefix string, ended <-chan T) {
 	}
 }
 
+// A state change waits for the processings of the form in flight only so
+// long — processings that come after it queue behind it meanwhile — and
+// then tells the caller to try again, changing nothing.
+func TestAStateChangeWaitsForProcessingsABoundedTime(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.register("household_survey.xml", forms.DataCollection)
+	forms.SetStateWait(f.catalog, 100*time.Millisecond)
+	var id uuid.UUID
+	if err := f.pool.QueryRow(context.Background(), `INSERT INTO form_submission (xml, source) VALUES ($1, 'hasura') RETURNING id`,
+		string(read(t, "household_submission.xml"))).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	free, processed := f.pausedInDecide(id)
+	// A bound on the test, not on SetState: waiting for ever fails it here.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ch, err := f.catalog.SetState(ctx, "household_survey", forms.StateClosed)
+	if got := fault.As(err); got.Kind != fault.Unavailable || got.Code != fault.CodeUnavailable || got.Field != "formId" {
+		t.Fatalf("SetState while a processing holds the form: %+v %v, want UNAVAILABLE naming formId", ch, err)
+	}
+	if n := f.count(`SELECT count(*) FROM form WHERE id = 'household_survey' AND state = 'OPEN'`); n != 1 {
+		t.Error("a state change that gave up changed the form")
+	}
+	free()
+	if err := <-processed; err != nil {
+		t.Fatalf("the processing: %v, want it accepted", err)
+	}
+	f.setState(forms.StateClosed, forms.StateOpen, 0)
+}
+
 // A processing that read the form CLOSED holds the form's state lock until
 // its refusal commits: a reopening meanwhile waits for it and puts it back, so
 // no refusal outlives the closing.
