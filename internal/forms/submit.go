@@ -664,20 +664,31 @@ const ReconcileAfter = time.Minute
 func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		processed, err := queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return ProcessArgs{SubmissionID: id} },
-			`SELECT id FROM form_submission WHERE status = 'received'
-			AND received_at < now() - make_interval(secs => $1) ORDER BY received_at LIMIT 1000`, minAge.Seconds())
+			sweepNext(`status = 'received'`), minAge.Seconds())
 		if err != nil {
 			return err
 		}
 		checked, err := queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return CheckArgs{SubmissionID: id} },
 			// The source is in the text, not a parameter, so that every plan
 			// uses the partial index form_submission_graphql_unchecked.
-			`SELECT id FROM form_submission WHERE source = '`+SourceGraphQL+`' AND processed_at IS NULL
-			AND received_at < now() - make_interval(secs => $1) ORDER BY received_at LIMIT 1000`, minAge.Seconds())
+			sweepNext(`source = '`+SourceGraphQL+`' AND processed_at IS NULL`), minAge.Seconds())
 		n = processed + checked
 		return err
 	})
 	return n, err
+}
+
+// sweepNext selects the 1,000 submissions matching where (the predicate of
+// a partial index on (swept_at NULLS FIRST, received_at)) older than $1
+// seconds that were swept least recently — never first, then the oldest —
+// and marks them swept: a row whose job is still queued, or failing and
+// retried, goes to the back rather than holding the head of every sweep. A
+// row being processed right now is skipped.
+func sweepNext(where string) string {
+	return `WITH due AS (
+			SELECT id FROM form_submission WHERE ` + where + ` AND received_at < now() - make_interval(secs => $1)
+			ORDER BY swept_at NULLS FIRST, received_at LIMIT 1000 FOR NO KEY UPDATE SKIP LOCKED)
+		UPDATE form_submission s SET swept_at = now() FROM due WHERE s.id = due.id RETURNING s.id`
 }
 
 // ReconcileArgs asks for a sweep of unprocessed submissions (worked by a

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+
+	"github.com/shala-edu/shala/internal/forms"
 )
 
 func xformFile(t *testing.T, name string) string {
@@ -459,5 +461,44 @@ func TestFinalisingAClassSendsTheResultSMS(t *testing.T) {
 	}
 	if n := b.count(t, `SELECT count(*) FROM sms_request WHERE school_id = $1`, school); n != 1 {
 		t.Errorf("%d result requests after a manual re-invoke of a final class, want 1", n)
+	}
+}
+
+// The forms sweep takes the submissions it swept least recently first: a
+// thousand rows whose processing is still queued (or failing and retried)
+// never hold back one that has no job at all.
+func TestFormSweepIsNotHeldBackByRowsAlreadyQueued(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.registerHousehold(t)
+	ctx := context.Background()
+	doc := xformFile(t, "household_submission.xml")
+	// A sweep's worth of unprocessed rows, older than any other.
+	if _, err := b.pool.Exec(ctx, `INSERT INTO form_submission (xml, source, received_at)
+		SELECT $1, 'hasura', now() - interval '2 hours' - make_interval(secs => g) FROM generate_series(1, 1000) g`, doc); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := forms.Reconcile(ctx, b.pool, b.queue, forms.ReconcileAfter); err != nil || n != 1000 {
+		t.Fatalf("first sweep: %d jobs, %v; want 1000", n, err)
+	}
+	// Their jobs are still queued (no worker runs here) when one more row
+	// is left unprocessed.
+	var late uuid.UUID
+	if err := b.pool.QueryRow(ctx, `INSERT INTO form_submission (xml, source, received_at) VALUES ($1, 'hasura', now() - interval '1 hour') RETURNING id`,
+		strings.Replace(doc, "uuid:6f1c2d8e-3b4a-4e5f-9a7b-2c1d0e9f8a7b", "uuid:late-0001", 1)).Scan(&late); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := forms.Reconcile(ctx, b.pool, b.queue, forms.ReconcileAfter); err != nil || n != 1 {
+		t.Fatalf("second sweep: %d jobs, %v; want the late row's", n, err)
+	}
+	if n := b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'forms.process' AND args ->> 'submission_id' = $1`, late.String()); n != 1 {
+		t.Errorf("%d jobs for the late row, want 1", n)
+	}
+	// Next the rows swept longest ago, again.
+	if n, err := forms.Reconcile(ctx, b.pool, b.queue, forms.ReconcileAfter); err != nil || n != 0 {
+		t.Errorf("third sweep: %d jobs, %v; want none (all queued)", n, err)
+	}
+	if n := b.count(t, `SELECT count(*) FROM form_submission WHERE swept_at IS NULL`); n != 0 {
+		t.Errorf("%d rows never swept", n)
 	}
 }
