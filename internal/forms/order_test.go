@@ -215,6 +215,55 @@ func TestAnEditAndAResendOfTheRefusedEditItFollowsDoNotDeadlock(t *testing.T) {
 	}
 }
 
+// An edit that finds a lock it follows back taken runs again taking that
+// lock first, in order, and waits for it there: it does not give up while
+// another processing (a resend of the original) holds it.
+func TestAnEditWaitsInOrderForTheOriginalItFollowsBack(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.register("household_survey.xml", forms.DataCollection)
+	ctx := context.Background()
+	const refusedEdit, fixed = "uuid:aaaaaaaa-0000-4000-8000-0000000000c1", "uuid:aaaaaaaa-0000-4000-8000-0000000000c2"
+	if _, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "household_submission.xml"), Source: "openrosa"}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := f.pipeline.Receive(ctx, forms.Input{XML: editOf(t, refusedEdit, "lots"), Source: "openrosa"}); err != nil || res.Status != forms.StatusRejected {
+		t.Fatalf("edit with a bad value: %+v %v", res, err)
+	}
+	stored := func(doc []byte) (id uuid.UUID) {
+		if err := f.pool.QueryRow(ctx, `INSERT INTO form_submission (xml, source) VALUES ($1, 'hasura') RETURNING id`, string(doc)).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	resend := stored(read(t, "household_submission.xml"))
+	edit := stored(household(t, "<instanceID>"+firstInstance+"</instanceID>",
+		"<instanceID>"+fixed+"</instanceID><deprecatedID>"+refusedEdit+"</deprecatedID>", "<rooms>3</rooms>", "<rooms>5</rooms>"))
+	// The resend of the original holds the original's lock.
+	free, resent := f.pausedInDecide(resend)
+	edited := make(chan error, 1)
+	go func() {
+		_, err := f.pipeline.Process(ctx, edit)
+		edited <- err
+	}()
+	// The edit reaches the original's lock through the refused edit, and
+	// waits for it when it runs again.
+	waitForAdvisoryWait(f, "form_submission:", edited)
+	free()
+	if err := <-resent; err != nil {
+		t.Fatalf("the resend: %v, want the original's answer", err)
+	}
+	if err := <-edited; err != nil {
+		t.Fatalf("the edit: %v, want it accepted", err)
+	}
+	if n := f.count(`SELECT count(*) FROM form_submission WHERE id = $1 AND status = 'accepted'`, edit); n != 1 {
+		t.Error("the edit is not the accepted version")
+	}
+	if got := f.rooms(); len(got) != 1 || got[0] != "5" {
+		t.Errorf("rooms %v, want the edit's [5]", got)
+	}
+}
+
 // An original and its edits processed at the same time end as if they had
 // come in order: an edit that finds its original stored but not processed
 // yet (a Hasura insert whose job has not run) processes it first; two edits

@@ -52,15 +52,13 @@ func (c *Catalog) SetState(ctx context.Context, id, state string) (*StateChange,
 	if wait == 0 {
 		wait = StateLockWait
 	}
+	busy := false
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		// While it waits, processings of the form queue behind it: the
-		// wait is bounded, and the caller told to try again.
-		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, fmt.Sprintf("%dms", wait.Milliseconds())); err != nil {
-			return err
-		}
 		// Two statements: the second's snapshot is taken once the lock is
 		// held, after the refusals it waited for committed.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+formStateKey+`)`, id); err != nil {
+		if err := lockState(ctx, tx, id, wait); err != nil {
+			var pgErr *pgconn.PgError
+			busy = errors.As(err, &pgErr) && pgErr.Code == "55P03"
 			return err
 		}
 		err := tx.QueryRow(ctx, `SELECT state FROM form WHERE id = $1 FOR NO KEY UPDATE`, id).Scan(&ch.Previous)
@@ -95,14 +93,33 @@ func (c *Catalog) SetState(ctx context.Context, id, state string) (*StateChange,
 			"form_id": id, "state": state, "previous": ch.Previous, "waiting_submissions": ch.Waiting,
 		})
 	})
-	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "55P03" {
+	if busy {
 		return nil, &fault.Error{Kind: fault.Unavailable, Code: fault.CodeUnavailable, Field: "formId", Err: err,
-			Message: fmt.Sprintf("formId: submissions of form %q were still being processed after %v: try again", id, wait)}
+			Message: fmt.Sprintf("formId: submissions of form %q were still being processed after %v", id, wait)}
 	}
 	if err != nil {
 		return nil, postgres.Translate(err, "form "+id)
 	}
 	return ch, nil
+}
+
+// lockState takes form id's state lock exclusively in tx, waiting at most
+// wait: processings of the form that come meanwhile queue behind it. The
+// bound is on this lock only (lock_timeout set around it, then put back).
+func lockState(ctx context.Context, tx pgx.Tx, id string, wait time.Duration) error {
+	var was string
+	if err := tx.QueryRow(ctx, `SELECT current_setting('lock_timeout')`).Scan(&was); err != nil {
+		return err
+	}
+	// Whole milliseconds, at least one: 0 would mean no bound.
+	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, fmt.Sprintf("%dms", max(wait.Milliseconds(), 1))); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+formStateKey+`)`, id); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, was)
+	return err
 }
 
 // StateLockWait is how long SetState waits for the processings of the form

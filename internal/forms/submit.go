@@ -306,7 +306,7 @@ func (p *Pipeline) process(ctx context.Context, id uuid.UUID, depth int, pre *pa
 			break
 		}
 		if attempt > maxEditChain {
-			return nil, fault.Wrap(err, fault.Unavailable, "", "the versions this edit follows are being processed: try again")
+			return nil, fault.Wrap(err, fault.Unavailable, "", "the versions this edit follows back are being processed")
 		}
 		r.first = rl.keys
 	}
@@ -660,30 +660,40 @@ const ReconcileAfter = time.Minute
 
 // Reconcile enqueues processing for submissions left "received" (a crash
 // between storing and processing, Hasura inserts whose event never came),
-// and the check of responses inserted through Hasura left unchecked.
+// and the check of responses inserted through Hasura left unchecked: each
+// in a transaction of its own, so neither holds its rows while the other's
+// jobs are inserted.
 func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		processed, err := queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return ProcessArgs{SubmissionID: id} },
-			sweepNext(`status = 'received'`), minAge.Seconds())
-		if err != nil {
+	sweeps := []struct {
+		where string
+		job   func(uuid.UUID) river.JobArgs
+	}{
+		{`status = 'received'`, func(id uuid.UUID) river.JobArgs { return ProcessArgs{SubmissionID: id} }},
+		// The source is in the text, not a parameter, so that every plan
+		// uses the partial index form_submission_graphql_unchecked.
+		{`source = '` + SourceGraphQL + `' AND processed_at IS NULL`, func(id uuid.UUID) river.JobArgs { return CheckArgs{SubmissionID: id} }},
+	}
+	for _, s := range sweeps {
+		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			added, err := queue.EnqueueEach(ctx, tx, q, s.job, sweepNext(s.where), minAge.Seconds())
+			n += added
 			return err
+		})
+		if err != nil {
+			return n, err
 		}
-		checked, err := queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return CheckArgs{SubmissionID: id} },
-			// The source is in the text, not a parameter, so that every plan
-			// uses the partial index form_submission_graphql_unchecked.
-			sweepNext(`source = '`+SourceGraphQL+`' AND processed_at IS NULL`), minAge.Seconds())
-		n = processed + checked
-		return err
-	})
-	return n, err
+	}
+	return n, nil
 }
 
 // sweepNext selects the 1,000 submissions matching where (the predicate of
-// a partial index on (swept_at NULLS FIRST, received_at)) older than $1
-// seconds that were swept least recently — never first, then the oldest —
-// and marks them swept: a row whose job is still queued, or failing and
-// retried, goes to the back rather than holding the head of every sweep. A
-// row being processed right now is skipped.
+// a partial index on received_at) older than $1 seconds that were swept
+// least recently — never first, then the oldest — and marks them swept: a
+// row whose job is still queued, or failing and retried, goes to the back
+// rather than holding the head of every sweep. swept_at is in no index, so
+// the mark writes no index entry (a HOT update where the page has room),
+// and the sort is over the rows the partial index finds, few unless a
+// backlog built up. A row being processed right now is skipped.
 func sweepNext(where string) string {
 	return `WITH due AS (
 			SELECT id FROM form_submission WHERE ` + where + ` AND received_at < now() - make_interval(secs => $1)
