@@ -31,19 +31,22 @@ type PerIP struct {
 
 	mu       sync.Mutex
 	clients  map[string]*client
-	overflow *rate.Limiter
+	overflow *client
 	sweep    time.Time
 }
 
 type client struct {
 	lim  *rate.Limiter
 	seen time.Time
+	// held is how many requests hold one of the bucket's tokens without
+	// having taken it yet (Hold).
+	held int
 }
 
 // New allows each IP perSecond requests on average and burst at once.
 func New(perSecond float64, burst int) *PerIP {
 	return &PerIP{rate: rate.Limit(perSecond), burst: burst, clients: map[string]*client{},
-		overflow: rate.NewLimiter(rate.Limit(perSecond), burst)}
+		overflow: &client{lim: rate.NewLimiter(rate.Limit(perSecond), burst)}}
 }
 
 // refill is how long an idle client takes to have a full bucket again: it
@@ -55,15 +58,14 @@ func (p *PerIP) refill() time.Duration {
 	return max(time.Second, time.Duration(float64(p.burst)/float64(p.rate)*float64(time.Second)))
 }
 
-// Allow reports whether ip may make a request now.
-func (p *PerIP) Allow(ip string, now time.Time) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// client returns ip's bucket, made on first use (the overflow bucket when
+// MaxClients are remembered), forgetting clients idle long enough to have a
+// full bucket again. p.mu is held.
+func (p *PerIP) client(ip string, now time.Time) *client {
 	idle := p.refill()
 	if now.Sub(p.sweep) > idle || (len(p.clients) >= MaxClients && now.Sub(p.sweep) > time.Second) {
-		// Forget clients idle long enough to have a full bucket again.
 		for k, c := range p.clients {
-			if now.Sub(c.seen) > idle {
+			if now.Sub(c.seen) > idle && c.held == 0 {
 				delete(p.clients, k)
 			}
 		}
@@ -72,26 +74,43 @@ func (p *PerIP) Allow(ip string, now time.Time) bool {
 	c := p.clients[ip]
 	if c == nil {
 		if len(p.clients) >= MaxClients {
-			return p.overflow.AllowN(now, 1)
+			return p.overflow
 		}
 		c = &client{lim: rate.NewLimiter(p.rate, p.burst)}
 		p.clients[ip] = c
 	}
 	c.seen = now
-	return c.lim.AllowN(now, 1)
+	return c
 }
 
-// Exhausted reports whether ip has no request left now, without taking
-// one: for limits that count only failures (wrong codes), checked before
-// the work and charged after it.
-func (p *PerIP) Exhausted(ip string, now time.Time) bool {
+// Allow reports whether ip may make a request now, and takes one.
+func (p *PerIP) Allow(ip string, now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c := p.clients[ip]
-	if c == nil {
-		return len(p.clients) >= MaxClients && p.overflow.TokensAt(now) < 1
+	return p.client(ip, now).lim.AllowN(now, 1)
+}
+
+// Hold is for limits that count only failures (wrong codes): it reports
+// whether ip has a request left now beyond those its requests in flight
+// hold, and holds one until release is called. A request that failed takes
+// it (Allow) before releasing; one that did not gives it back. So requests
+// sent at once never do more work than the client has requests left.
+func (p *PerIP) Hold(ip string, now time.Time) (release func(), ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := p.client(ip, now)
+	if c.lim.TokensAt(now)-float64(c.held) < 1 {
+		return nil, false
 	}
-	return c.lim.TokensAt(now) < 1
+	c.held++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			c.held--
+			p.mu.Unlock()
+		})
+	}, true
 }
 
 // RetryAfter is the Retry-After, in seconds, of an answer beyond the limit.

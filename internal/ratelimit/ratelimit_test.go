@@ -96,3 +96,36 @@ func TestIPv6SharesABucketPer64(t *testing.T) {
 		t.Errorf("codes %v, want 204 204 429 (same /64) 204 (another /64)", codes)
 	}
 }
+
+// Hold counts the requests in flight against what is left: requests sent
+// at once get no more than the bucket holds; one that did not fail gives
+// its request back, one that failed takes it.
+func TestHoldCountsRequestsInFlight(t *testing.T) {
+	t.Parallel()
+	p := ratelimit.New(1.0/30, 3)
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	var held []func()
+	for i := range 3 {
+		release, ok := p.Hold("10.0.0.1", now)
+		if !ok {
+			t.Fatalf("hold %d of 3 refused", i)
+		}
+		held = append(held, release)
+	}
+	if _, ok := p.Hold("10.0.0.1", now); ok {
+		t.Fatal("a fourth request in flight allowed with three held of three")
+	}
+	if _, ok := p.Hold("10.0.0.2", now); !ok {
+		t.Error("another IP shares the first one's holds")
+	}
+	held[0]() // a hit: gives its request back
+	held[0]() // releasing twice gives back once
+	if _, ok := p.Hold("10.0.0.1", now); !ok {
+		t.Fatal("a request given back is not there again")
+	}
+	p.Allow("10.0.0.1", now) // a miss: takes its request …
+	held[1]()                // … then lets the hold go
+	if _, ok := p.Hold("10.0.0.1", now); ok {
+		t.Error("a failed request's hold came back: 3 − 1 taken − 2 held leaves none")
+	}
+}

@@ -116,18 +116,23 @@ func isLinkPreview(r *http.Request) bool {
 // call, or carry the signed join URL off to its servers.
 func Join(log *slog.Logger, rooms *lesson.Rooms, guesses *Guesses) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if guesses.blocked(w, r) {
-			return
-		}
 		ctx := r.Context()
 		token := chi.URLParam(r, "token")
+		release, ok := guesses.hold(w, r)
+		if !ok {
+			return
+		}
+		defer release()
 		nonce := pageHeaders(w)
+		// The token's look-up holds a guess; joining (a BBB call, maybe)
+		// does not, so a class behind one address joins at once.
+		if _, err := rooms.Status(ctx, token); err != nil {
+			charge(r, guesses, err)
+			lessonMessage(ctx, w, log, nonce, err)
+			return
+		}
+		release()
 		if isLinkPreview(r) {
-			if _, err := rooms.Status(ctx, token); err != nil {
-				charge(r, guesses, err)
-				lessonMessage(ctx, w, log, nonce, err)
-				return
-			}
 			renderLesson(ctx, w, log, http.StatusOK, "lesson_message", lessonPage{Title: "TeleKlasa", Nonce: nonce,
 				Hindi: "कक्षा में जुड़ने के लिए यह लिंक अपने फ़ोन पर खोलें।", English: "Open this link on your phone to join your lesson."})
 			return
@@ -158,9 +163,11 @@ func Join(log *slog.Logger, rooms *lesson.Rooms, guesses *Guesses) http.Handler 
 // {"state": "waiting"|"ready"}. One indexed query, no BBB call.
 func JoinStatus(log *slog.Logger, rooms *lesson.Rooms, guesses *Guesses) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if guesses.blocked(w, r) {
+		release, ok := guesses.hold(w, r)
+		if !ok {
 			return
 		}
+		defer release()
 		j, err := rooms.Status(r.Context(), chi.URLParam(r, "token"))
 		if err != nil {
 			charge(r, guesses, err)

@@ -35,9 +35,11 @@ type Minter interface {
 func ModeratorLink(log *slog.Logger, groups *lesson.Groups, minter Minter, appURL string, ttl time.Duration, guesses *Guesses) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		if guesses.blocked(w, r) {
+		release, ok := guesses.hold(w, r)
+		if !ok {
 			return
 		}
+		defer release()
 		nonce := pageHeaders(w)
 		m, err := groups.ModeratorByLink(ctx, chi.URLParam(r, "token"))
 		if err != nil {
@@ -45,6 +47,7 @@ func ModeratorLink(log *slog.Logger, groups *lesson.Groups, minter Minter, appUR
 			lessonMessage(ctx, w, log, nonce, err)
 			return
 		}
+		release()
 		if r.Method != http.MethodPost {
 			renderLesson(ctx, w, log, http.StatusOK, "lesson_signin", lessonPage{Title: "TeleKlasa", Nonce: nonce, Action: r.URL.RequestURI()})
 			return

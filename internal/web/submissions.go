@@ -45,15 +45,18 @@ func receiptJSON(r exam.Receipt) ReceiptJSON {
 func Submit(log *slog.Logger, exams *exam.Store, guesses *Guesses) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		if guesses.blocked(w, r) {
+		release, ok := guesses.hold(w, r)
+		if !ok {
 			return
 		}
+		defer release()
 		code := chi.URLParam(r, "uploadCode")
 		st, err := exams.StudentByCode(ctx, code)
 		if err != nil {
 			guesses.refuse(w, r, log, err)
 			return
 		}
+		release() // the upload itself holds no guess
 		ctx = logging.With(ctx, "exam_student_id", st.ID.String())
 		if err := exam.CanUpload(st, exams.Now()); err != nil {
 			writeError(ctx, w, log, err)
@@ -156,9 +159,11 @@ type StatusJSON struct {
 // many uploads are left and the exam's window. No names, no codes.
 func SubmissionStatus(log *slog.Logger, exams *exam.Store, guesses *Guesses) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if guesses.blocked(w, r) {
+		release, ok := guesses.hold(w, r)
+		if !ok {
 			return
 		}
+		defer release()
 		s, err := exams.Status(r.Context(), chi.URLParam(r, "uploadCode"))
 		if err != nil {
 			guesses.refuse(w, r, log, err)

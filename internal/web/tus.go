@@ -128,9 +128,11 @@ func (t *Tus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// tus 1.0.0: in every response but OPTIONS, shala's own errors too.
 		w.Header().Set("Tus-Resumable", "1.0.0")
 	}
-	if t.guesses.blocked(w, r) {
+	release, ok := t.guesses.hold(w, r)
+	if !ok {
 		return
 	}
+	defer release()
 	code := chi.URLParam(r, "uploadCode")
 	id := strings.Trim(chi.URLParam(r, "*"), "/")
 	tw := &tusWriter{ResponseWriter: w, code: code}
@@ -143,6 +145,7 @@ func (t *Tus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t.guesses.refuse(w, r, t.log, err)
 		return
 	}
+	release() // the upload itself holds no guess
 	ctx = logging.With(context.WithValue(ctx, studentKey{}, tusStudent{code: code, st: st}), "exam_student_id", st.ID.String())
 	now := t.exams.Now()
 	if id == "" {

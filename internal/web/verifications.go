@@ -32,14 +32,17 @@ type VerificationJSON struct {
 func Verification(log *slog.Logger, exams *exam.Store, links *Links, guesses *Guesses) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		if guesses.blocked(w, r) {
+		release, ok := guesses.hold(w, r)
+		if !ok {
 			return
 		}
+		defer release()
 		f, err := exams.Verify(ctx, chi.URLParam(r, "code"))
 		if err != nil {
 			guesses.refuse(w, r, log, err)
 			return
 		}
+		release()
 		link, until, err := links.URL(ctx, f)
 		if err != nil {
 			writeError(ctx, w, log, err)

@@ -91,21 +91,25 @@ const (
 
 // Guesses counts wrong upload and verification codes per client IP. A
 // client out of guesses is answered 429 before its code is even looked up,
-// so a hit cannot be told from a miss once the budget is spent. It is per
-// process, like every shala rate limit.
+// so a hit cannot be told from a miss once the budget is spent; a code being
+// looked up holds one of the client's guesses, so requests sent at once
+// look up no more codes than it has guesses left. It is per process, like
+// every shala rate limit.
 type Guesses struct{ lim *ratelimit.PerIP }
 
 // NewGuesses returns the guess counter code endpoints share.
 func NewGuesses() *Guesses { return &Guesses{lim: ratelimit.New(GuessRate, GuessBurst)} }
 
-// blocked answers 429 with Retry-After if r's client has no guess left.
-func (g *Guesses) blocked(w http.ResponseWriter, r *http.Request) bool {
-	if !g.lim.Exhausted(ratelimit.ClientKey(r), time.Now()) {
-		return false
+// hold answers 429 with Retry-After if r's client has no guess left, and
+// otherwise holds one while its code is looked up. The caller defers
+// release; a wrong code is charged (wrong, refuse) before it runs.
+func (g *Guesses) hold(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	release, ok = g.lim.Hold(ratelimit.ClientKey(r), time.Now())
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(g.lim.RetryAfter()))
+		ratelimit.WriteTooMany(w)
 	}
-	w.Header().Set("Retry-After", strconv.Itoa(g.lim.RetryAfter()))
-	ratelimit.WriteTooMany(w)
-	return true
+	return release, ok
 }
 
 // wrong charges r's client one guess.

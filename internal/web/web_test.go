@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -502,6 +503,47 @@ func TestWrongCodesAreRateLimited(t *testing.T) {
 	// Out of guesses, a right code is refused too: a hit cannot be told
 	// from a miss.
 	wantStatus(t, f.upload(t, code, "a.pdf", pdf(100, 0)), http.StatusTooManyRequests)
+}
+
+// Wrong codes sent at once are limited as if sent one by one: a code being
+// looked up holds one of the client's guesses, so no more codes are looked
+// up than it has guesses left.
+func TestWrongCodesSentAtOnceAreRateLimitedToo(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	_ = f.student(t)
+	const sent = 100
+	codes := make([]int, sent)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range sent {
+		wg.Go(func() {
+			<-start
+			resp, err := http.Get(fmt.Sprintf("%s/verifications/zzzzzz%03d", f.url, i))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		})
+	}
+	close(start)
+	wg.Wait()
+	looked, limited := 0, 0
+	for _, c := range codes {
+		switch c {
+		case http.StatusNotFound:
+			looked++
+		case http.StatusTooManyRequests:
+			limited++
+		}
+	}
+	// One more guess may have come back during the run (one per 30 s).
+	if looked > web.GuessBurst+1 || looked+limited != sent {
+		t.Errorf("%d wrong codes looked up and %d refused of %d sent at once, want at most %d looked up and the rest refused",
+			looked, limited, sent, web.GuessBurst)
+	}
 }
 
 func TestExpiry(t *testing.T) {
