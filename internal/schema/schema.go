@@ -219,12 +219,13 @@ func Status(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) error {
 	if err != nil {
 		return err
 	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
+	// The connection goes back before River's check takes one of its own: a
+	// caller holding one while asking for a second can starve the pool.
+	var done map[int64]applied
+	err = pool.AcquireFunc(ctx, func(conn *pgxpool.Conn) error {
+		done, err = appliedMigrations(ctx, conn.Conn())
 		return err
-	}
-	defer conn.Release()
-	done, err := appliedMigrations(ctx, conn.Conn())
+	})
 	if err != nil {
 		return err
 	}

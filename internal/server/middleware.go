@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -98,13 +99,38 @@ func healthz() http.HandlerFunc {
 	}
 }
 
+// readiness runs the readiness check for every /readyz at once: one check
+// at a time, its answer reused for a second. /readyz is unauthenticated and
+// a check takes pool connections, so a burst of probes must not take the
+// pool from the requests the service is for.
+type readiness struct {
+	ready func(context.Context) error
+
+	mu  sync.Mutex
+	at  time.Time
+	err error
+}
+
+func (c *readiness) check(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.IsZero() && time.Since(c.at) < time.Second {
+		return c.err
+	}
+	// Not the prober's context: a prober that hangs up must not make
+	// the answer the others get a cancellation.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	c.err, c.at = c.ready(ctx), time.Now()
+	return c.err
+}
+
 func readyz(log *slog.Logger, ready func(context.Context) error) http.HandlerFunc {
+	c := &readiness{ready: ready}
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if ready != nil {
-			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-			defer cancel()
-			if err := ready(ctx); err != nil {
+			if err := c.check(r.Context()); err != nil {
 				// The reason goes to the log: probes are unauthenticated and
 				// database errors name users and hosts.
 				log.WarnContext(r.Context(), "not ready", "err", err)

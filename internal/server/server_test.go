@@ -360,6 +360,43 @@ func TestDatabaseDownAnswers503WithRetryAfter(t *testing.T) {
 	}
 }
 
+// A burst of readiness probes (unauthenticated) never takes the pool: one
+// check runs at a time, and none holds a connection while it asks for
+// another. Before, as many probes as the pool had connections each held one
+// and waited for a second, and every request stalled for 3 s.
+func TestABurstOfReadinessProbesLeavesThePoolAlone(t *testing.T) {
+	t.Parallel()
+	pool, err := pgxpool.New(context.Background(), pgtest.URL(t)+"&pool_max_conns=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	b := setupWithPool(t, pool)
+	const probes = 20
+	codes := make([]int, probes)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range probes {
+		wg.Go(func() {
+			<-start
+			r, err := b.client.Get(b.url + "/readyz")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			r.Body.Close()
+			codes[i] = r.StatusCode
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Fatalf("probe %d: %d, want 200 (codes %v)", i, c, codes)
+		}
+	}
+}
+
 func TestProbesAndMetrics(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
