@@ -140,10 +140,6 @@ func Files(log *slog.Logger, exams *exam.Store, links *Links) http.Handler {
 			forbidden(w, r, "malformed")
 			return
 		}
-		if links.now().Unix() >= exp {
-			forbidden(w, r, "expired; ask for a new one with the verification code")
-			return
-		}
 		f, state, err := exams.FileByID(ctx, id)
 		if err != nil && fault.KindOf(err) != fault.NotFound {
 			writeError(ctx, w, log, err)
@@ -153,8 +149,15 @@ func Files(log *slog.Logger, exams *exam.Store, links *Links) http.Handler {
 			forbidden(w, r, "signature does not match")
 			return
 		}
+		// The file's state before the link's time: a link never outlives
+		// its file, so one past its time whose file expired (or was
+		// replaced) is 410, as the file is.
 		if err := exams.Available(f, state); err != nil {
 			writeError(ctx, w, log, err)
+			return
+		}
+		if links.now().Unix() >= exp {
+			forbidden(w, r, "expired; ask for a new one with the verification code")
 			return
 		}
 		rd, err := links.bucket.NewReader(ctx, f.BlobKey, nil)

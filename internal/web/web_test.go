@@ -691,7 +691,17 @@ func TestDownloadLinks(t *testing.T) {
 			t.Errorf("link expires %v, file %v: want the file's expiry", late.DownloadURLExpiresAt, late.ExpiresAt)
 		}
 		f.clock.Add(100 * time.Second)
-		wantError(t, f.get(t, late.DownloadURL), http.StatusForbidden, "FORBIDDEN")
+		// The file expired with the link: 410, as the file is.
+		wantError(t, f.get(t, late.DownloadURL), http.StatusGone, "EXPIRED")
+	})
+	t.Run("a link past its time whose file is still there: 403", func(t *testing.T) {
+		t.Parallel()
+		f, _, v, _ := setupFile(t)
+		f.clock.Add(exam.LinkLifetime)
+		e := wantError(t, f.get(t, v.DownloadURL), http.StatusForbidden, "FORBIDDEN")
+		if !strings.Contains(e.Message, "ask for a new one") {
+			t.Errorf("403 message %q does not say to ask for a new link", e.Message)
+		}
 	})
 }
 
