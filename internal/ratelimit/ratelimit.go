@@ -136,11 +136,6 @@ func (p *PerIP) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// WriteTooMany writes the 429 body (the caller sets Retry-After).
-func WriteTooMany(w http.ResponseWriter) {
-	httperr.JSON(w, nil, fault.New(fault.RateLimited, "", "too many requests; try again shortly"))
-}
-
 // ClientKey is the key r's client is limited under: the connection's IP,
 // or its /64 for IPv6.
 func ClientKey(r *http.Request) string {

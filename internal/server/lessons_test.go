@@ -394,6 +394,23 @@ func TestJoinLinkGuessing(t *testing.T) {
 	if resp, _ := b.get(t, "/j/"+g.Students[0].Token); resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("a valid token out of guesses: %d, want 429", resp.StatusCode)
 	}
+	// The phone gets the bilingual page, not JSON; the waiting page's
+	// poll gets JSON; the moderator's link a page too (the same budget).
+	resp, page = b.get(t, "/j/"+g.Students[0].Token)
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") ||
+		!strings.Contains(page, "Too many tries") || !strings.Contains(page, "कोशिश") {
+		t.Errorf("429 page: %s %q, want the bilingual page", ct, page)
+	}
+	resp, page = b.get(t, "/j/"+g.Students[0].Token+"/status")
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") ||
+		!strings.Contains(page, "RATE_LIMITED") {
+		t.Errorf("429 status poll: %d %s %q, want JSON RATE_LIMITED", resp.StatusCode, resp.Header.Get("Content-Type"), page)
+	}
+	resp, page = b.get(t, "/m/"+strings.Repeat("Z", 43))
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(page, "Too many tries") {
+		t.Errorf("429 moderator link: %d %s, want the page", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
 }
 
 func TestHeartbeatEndpoint(t *testing.T) {

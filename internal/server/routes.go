@@ -64,13 +64,12 @@ func addRoutes(r chi.Router, d Deps) {
 		links := web.NewLinks(d.Blobs, web.LinkKey(d.WebhookSecret), d.PublicURL, exams.Now)
 		public := ratelimit.New(d.PublicRate, d.PublicBurst).Middleware
 		r.Route("/submissions/{uploadCode}", func(r chi.Router) {
-			r.Use(public)
 			// A student's phone may be slow: read at any speed above the
 			// floor (tus has its own per-read deadline and resumes).
-			r.With(slowread.Middleware(d.Upload)).Method(http.MethodPost, "/", web.Submit(d.Log, exams, guesses))
-			r.Method(http.MethodGet, "/", web.SubmissionStatus(d.Log, exams, guesses))
+			r.With(public, slowread.Middleware(d.Upload)).Method(http.MethodPost, "/", web.Submit(d.Log, exams, guesses))
+			r.With(public).Method(http.MethodGet, "/", web.SubmissionStatus(d.Log, exams, guesses))
 			if d.TusDir != "" {
-				r.Handle("/tus/*", web.NewTus(d.Log, exams, guesses, d.TusDir, d.PublicURL))
+				r.With(httperr.Use(web.TusWriteError), public).Handle("/tus/*", web.NewTus(d.Log, exams, guesses, d.TusDir, d.PublicURL))
 			}
 		})
 		r.With(public).Method(http.MethodGet, "/verifications/{code}", web.Verification(d.Log, exams, links, guesses))
@@ -104,13 +103,16 @@ func addRoutes(r chi.Router, d Deps) {
 	// (tokens in the path: rate limited per IP, wrong tokens limited
 	// further), and BBB nodes' heartbeats (signed with the node's secret).
 	tokens := web.NewGuesses()
+	// The pages answer their refusals as pages (the rate limits' too);
+	// the waiting page's status poll as JSON.
+	page := httperr.Use(web.LessonPageError(d.Log))
 	r.Route("/j/{token}", func(r chi.Router) {
-		r.Use(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware)
-		r.Method(http.MethodGet, "/", web.Join(d.Log, d.Lessons, tokens))
-		r.Method(http.MethodGet, "/status", web.JoinStatus(d.Log, d.Lessons, tokens))
+		limit := ratelimit.New(d.PublicRate, d.PublicBurst).Middleware
+		r.With(page, limit).Method(http.MethodGet, "/", web.Join(d.Log, d.Lessons, tokens))
+		r.With(limit).Method(http.MethodGet, "/status", web.JoinStatus(d.Log, d.Lessons, tokens))
 	})
 	r.Route("/m/{token}", func(r chi.Router) {
-		r.Use(ratelimit.New(d.PublicRate, d.PublicBurst).Middleware)
+		r.Use(page, ratelimit.New(d.PublicRate, d.PublicBurst).Middleware)
 		link := web.ModeratorLink(d.Log, d.LessonGroups, d.ModeratorMinter, d.ModeratorAppURL, d.ModeratorTokenTTL, tokens)
 		r.Method(http.MethodGet, "/", link)
 		r.Method(http.MethodPost, "/", link)

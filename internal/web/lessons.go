@@ -73,6 +73,10 @@ func lessonMessage(ctx context.Context, w http.ResponseWriter, log *slog.Logger,
 	case f.Kind == fault.NotFound:
 		p.Hindi, p.English = "यह लिंक सही नहीं है, या बदल दिया गया है। नया लिंक माँगें।",
 			"This link is not valid, or it was replaced. Ask for your new link."
+	case f.Kind == fault.RateLimited:
+		// Retry-After is set by whoever refused.
+		p.Hindi = "इस कनेक्शन से बहुत बार कोशिश हुई है। थोड़ी देर रुककर लिंक फिर से खोलें।"
+		p.English = "Too many tries from this connection. Wait a little and open the link again."
 	case f.Code == lesson.CodeTooManySessions:
 		p.Hindi = "यह लिंक पहले से दो उपकरणों पर कक्षा में है। एक को बंद करके फिर से खोलें।"
 		p.English = "This link is already in the lesson on two devices. Close one of them and open the link again."
@@ -88,6 +92,15 @@ func lessonMessage(ctx context.Context, w http.ResponseWriter, log *slog.Logger,
 			"The lesson cannot be reached right now. Try again in a minute."
 	}
 	renderLesson(ctx, w, log, status, "lesson_message", p)
+}
+
+// LessonPageError answers errors on the lesson pages a phone opens (/j/{token},
+// /m/{token}) — those of the rate limits in front of them too (httperr.Use)
+// — as the bilingual message page, not JSON.
+func LessonPageError(log *slog.Logger) httperr.Writer {
+	return func(w http.ResponseWriter, r *http.Request, err error) {
+		lessonMessage(r.Context(), w, log, pageHeaders(w), err)
+	}
 }
 
 // linkPreviewers mark, in User-Agent, the fetchers messaging apps and

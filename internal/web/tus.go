@@ -122,6 +122,16 @@ func NewTus(log *slog.Logger, exams *exam.Store, guesses *Guesses, dir, publicUR
 	return t
 }
 
+// TusWriteError is the error writer of the tus routes (httperr.Use): JSON,
+// with the Tus-Resumable header tus 1.0.0 wants in every answer but
+// OPTIONS's — the rate limit's in front of them too.
+func TusWriteError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Method != http.MethodOptions {
+		w.Header().Set("Tus-Resumable", "1.0.0")
+	}
+	httperr.JSON(w, r, err)
+}
+
 func (t *Tus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if r.Method != http.MethodOptions {

@@ -343,6 +343,19 @@ func TestTusErrorsSpeakTus(t *testing.T) {
 	}
 }
 
+// The public rate limit in front of the tus routes speaks tus too.
+func TestTusRateLimitSpeaksTus(t *testing.T) {
+	t.Parallel()
+	f := setup(t, func(c *config.Config) { c.PublicRate, c.PublicBurst = 0.001, 1 })
+	code := f.student(t)
+	f.tus(t, http.MethodHead, "/submissions/"+code+"/tus/"+strings.Repeat("0", 48), nil, nil).Body.Close()
+	resp := f.tus(t, http.MethodHead, "/submissions/"+code+"/tus/"+strings.Repeat("0", 48), nil, nil)
+	wantStatus(t, resp, http.StatusTooManyRequests)
+	if got := resp.Header.Get("Tus-Resumable"); got != "1.0.0" || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("429: Tus-Resumable %q, Retry-After %q; want 1.0.0 and a wait", got, resp.Header.Get("Retry-After"))
+	}
+}
+
 func TestExamWindow(t *testing.T) {
 	t.Parallel()
 	f := setup(t)

@@ -107,7 +107,8 @@ func (g *Guesses) hold(w http.ResponseWriter, r *http.Request) (release func(), 
 	release, ok = g.lim.Hold(ratelimit.ClientKey(r), time.Now())
 	if !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(g.lim.RetryAfter()))
-		ratelimit.WriteTooMany(w)
+		// In the route's format: a page on the pages phones open.
+		httperr.Write(w, r, fault.New(fault.RateLimited, "", "too many tries; try again shortly"))
 	}
 	return release, ok
 }
