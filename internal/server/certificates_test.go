@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -314,6 +315,13 @@ func TestLeavingCertificate(t *testing.T) {
 		if status != 200 || !strings.Contains(page, "अनुष्का ठाकुर") || !strings.Contains(page, "Valid certificate") {
 			t.Errorf("verify page: %d", status)
 		}
+		// A valid certificate's page shows what the certificate shows (a
+		// revoked one's shows none of it: see "revoked").
+		for _, want := range personal {
+			if !strings.Contains(page, want) {
+				t.Errorf("the valid certificate's page does not show %q", want)
+			}
+		}
 		status, _, page = b.get(t, "/verify/"+uuid.NewString())
 		if status != 404 || strings.Contains(page, "अनुष्का") {
 			t.Errorf("unknown certificate: %d", status)
@@ -403,8 +411,28 @@ func TestLeavingCertificate(t *testing.T) {
 		if status, _, page := b.get(t, fmt.Sprintf("/verify/%s", id)); status != 200 || !strings.Contains(page, "Revoked") {
 			t.Errorf("revoked page: %d", status)
 		}
+		// The pages of a revoked certificate, by id and by the scanned
+		// payload, say it is revoked, when, and by which school — and show
+		// none of the child's personal data.
+		for _, path := range []string{fmt.Sprintf("/verify/%s", id), "/verify?c=" + url.QueryEscape(qr2)} {
+			status, hdr, page := b.get(t, path)
+			if status != 200 || !strings.Contains(page, "Revoked") || !strings.Contains(page, "निरस्त") ||
+				!strings.Contains(page, "Revoked on / निरस्त करने की तिथि") || !strings.Contains(page, "30-11-2026") ||
+				!strings.Contains(page, "राजकीय वरिष्ठ माध्यमिक पाठशाला कोटखाई") || hdr.Get("Cache-Control") != "no-store" {
+				t.Errorf("%s: got %d Cache-Control %q, want 200 no-store saying revoked, when and by which school:\n%s", path, status, hdr.Get("Cache-Control"), page)
+			}
+			for _, field := range append([]string{"प्रिया शर्मा"}, personal...) {
+				if strings.Contains(page, field) {
+					t.Errorf("%s: the revoked certificate's page shows %q", path, field)
+				}
+			}
+		}
 	})
 }
+
+// personal is what the certificates of anushka's records show about the
+// child besides the name: parents' names and date of birth.
+var personal = []string{"राजेश ठाकुर", "सुनीता देवी", "04-03-2013"}
 
 // TestCertificateRoundTrip: issue → the PDF job renders it → GET pdfUrl →
 // the QR read back from the printed page (pdftoppm + a QR decoder) →
@@ -436,6 +464,11 @@ func TestCertificateRoundTrip(t *testing.T) {
 	status, hdr, body := b.get(t, "/certificates/"+id.String()+"/pdf")
 	if status != 200 || hdr.Get("Content-Type") != "application/pdf" {
 		t.Fatalf("pdf: got %d %s", status, hdr.Get("Content-Type"))
+	}
+	// No copy may outlive a revocation: the PDF is never stored by the
+	// browser or a proxy (it was cached for 5 minutes).
+	if got := hdr.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("pdf Cache-Control: got %q, want no-store", got)
 	}
 	scanned := certtest.ScanPDF(t, []byte(body))
 	if scanned != qr {

@@ -23,6 +23,10 @@ const PDFRetryAfter = 5
 // unknown id, 410 for a revoked certificate.
 func CertificatePDF(log *slog.Logger, certs *certificate.Store, bucket *blob.Bucket) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Never stored, by the browser or a proxy: a revocation answers
+		// 410 at once, with no cached copy still served, and the child's
+		// data stays off shared disks.
+		w.Header().Set("Cache-Control", "no-store")
 		id, err := uuid.Parse(chi.URLParam(r, "id"))
 		if err != nil {
 			http.NotFound(w, r)
@@ -60,7 +64,6 @@ func CertificatePDF(log *slog.Logger, certs *certificate.Store, bucket *blob.Buc
 		defer rd.Close()
 		w.Header().Set("Content-Type", "application/pdf")
 		w.Header().Set("Content-Disposition", `inline; filename="slc-`+id.String()+`.pdf"`)
-		w.Header().Set("Cache-Control", "private, max-age=300")
 		if _, err := rd.WriteTo(w); err != nil && !errors.Is(err, http.ErrHandlerTimeout) {
 			log.DebugContext(r.Context(), "write certificate pdf", "err", err)
 		}
