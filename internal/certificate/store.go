@@ -516,7 +516,7 @@ func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge
 		}
 		if len(abandoned) > 0 {
 			if _, err := tx.Exec(ctx, `UPDATE leaving_certificate c
-				SET pdf_error = format('rendering stopped: %s render jobs ended discarded with no error recorded (their process stopped during the last attempt?); their errors are in River UI', a.discarded),
+				SET pdf_error = format('rendering stopped after %s render jobs ended discarded with no failure recorded here (a process stopped during a last attempt?); their errors are in River UI', a.discarded),
 				    pdf_failed_at = now()
 				FROM unnest($1::uuid[], $2::bigint[]) AS a (id, discarded)
 				WHERE c.id = a.id AND c.pdf_key IS NULL AND c.pdf_error IS NULL`, abandoned, discarded); err != nil {
