@@ -27,7 +27,8 @@ func PDFURL(publicURL string, id uuid.UUID) string {
 
 // IssueLeavingCertificate removes a student from the school and issues the
 // signed certificate (school role: its own students; admins: any). The PDF
-// renders in a job; pdfUrl answers 202 until it is ready.
+// renders in a job; pdfUrl answers 202 until it is ready, or 422 PDF_FAILED
+// once making it failed (the reason is on the certificate row).
 func IssueLeavingCertificate(log *slog.Logger, certs *certificate.Store, publicURL string) http.Handler {
 	return hasura.NewAction("issueLeavingCertificate", log, func(ctx context.Context, a *hasura.Action[certificate.IssueInput]) (IssueLeavingCertificateOutput, error) {
 		scope, err := scopeOf(a.Session)

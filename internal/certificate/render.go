@@ -38,8 +38,33 @@ func (w *RenderWorker) Timeout(*river.Job[RenderArgs]) time.Duration { return qu
 
 // Work renders and stores the PDF, then records where it is. Done twice
 // (a retry after the store but before the record) it writes the same file
-// again.
+// again. Its last attempt, failing, records why on the certificate
+// (pdf_error): the certificate shows it, pdfUrl answers PDF_FAILED instead
+// of "being prepared", and Reconcile does not queue the render again. The
+// job still ends discarded, with its errors, in River.
 func (w *RenderWorker) Work(ctx context.Context, job *river.Job[RenderArgs]) error {
+	err := w.work(ctx, job)
+	if err == nil || job.Attempt < job.MaxAttempts {
+		return err
+	}
+	// Recorded even when the render ran out of time.
+	gctx, cancel := queue.WithGrace(ctx)
+	defer cancel()
+	msg := fmt.Sprintf("%d attempts failed; the last: %v", job.Attempt, err)
+	if r := []rune(msg); len(r) > maxPDFError {
+		msg = string(r[:maxPDFError-1]) + "…"
+	}
+	if _, rerr := w.Pool.Exec(gctx, `UPDATE leaving_certificate SET pdf_error = $2, pdf_failed_at = now()
+		WHERE id = $1 AND pdf_key IS NULL`, job.Args.CertificateID, msg); rerr != nil {
+		return fmt.Errorf("%w (and recording the failure on the certificate: %v)", err, rerr)
+	}
+	return err
+}
+
+// maxPDFError is the longest pdf_error (characters) the table takes.
+const maxPDFError = 1000
+
+func (w *RenderWorker) work(ctx context.Context, job *river.Job[RenderArgs]) error {
 	if w.Renderer == nil || w.Bucket == nil {
 		return errors.New("no PDF renderer or blob storage in this process")
 	}
@@ -62,6 +87,8 @@ func (w *RenderWorker) Work(ctx context.Context, job *river.Job[RenderArgs]) err
 	if err := w.Bucket.WriteAll(ctx, key, pdf, &blob.WriterOptions{ContentType: "application/pdf"}); err != nil {
 		return fmt.Errorf("store certificate pdf: %w", err)
 	}
-	_, err = w.Pool.Exec(ctx, `UPDATE leaving_certificate SET pdf_key = $2, pdf_ready_at = now() WHERE id = $1 AND pdf_key IS NULL`, r.ID, key)
+	// A render an operator retried after a failure clears it.
+	_, err = w.Pool.Exec(ctx, `UPDATE leaving_certificate SET pdf_key = $2, pdf_ready_at = now(), pdf_error = NULL, pdf_failed_at = NULL
+		WHERE id = $1 AND pdf_key IS NULL`, r.ID, key)
 	return err
 }

@@ -129,6 +129,9 @@ const (
 	CodeAlreadyUsed fault.Code = "ALREADY_USED"
 	CodeRevoked     fault.Code = "REVOKED"
 	CodeNotLeaving  fault.Code = "NOT_ACTIVE"
+	// CodePDFFailed answers pdfUrl for a certificate whose PDF could not be
+	// made (its rendering stopped, pdf_error on the row).
+	CodePDFFailed fault.Code = "PDF_FAILED"
 )
 
 func indexOf(list []string, v string) (int, error) {

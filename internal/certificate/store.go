@@ -251,8 +251,11 @@ func (s *Store) Revoke(ctx context.Context, c Caller, id uuid.UUID, reason strin
 // Record is a certificate row as the verification page and the PDF need it.
 type Record struct {
 	Snapshot
-	Payload    string
-	PDFKey     string
+	Payload string
+	PDFKey  string
+	// PDFError is why the PDF could not be made, once its rendering
+	// stopped (see RenderWorker and Reconcile); empty otherwise.
+	PDFError   string
 	RevokedAt  *time.Time
 	AdmittedAt *time.Time
 }
@@ -268,19 +271,20 @@ type querier interface {
 
 func get(ctx context.Context, q querier, id uuid.UUID) (*Record, error) {
 	r := &Record{}
-	var father, mother, category, section, stream, admission, desc, pdf *string
+	var father, mother, category, section, stream, admission, desc, pdf, pdfError *string
 	var reason string
 	err := q.QueryRow(ctx, `SELECT id, issuer_udise, issuer_name, student_name, father_name, mother_name, date_of_birth,
 			gender, category, grade, section, stream, admission_number, admission_date, leaving_date, reason, description,
-			issued_at, key_id, payload, pdf_key, revoked_at, admitted_at
+			issued_at, key_id, payload, pdf_key, pdf_error, revoked_at, admitted_at
 		FROM leaving_certificate WHERE id = $1`, id).Scan(&r.ID, &r.IssuerUDISE, &r.IssuerName, &r.Name, &father, &mother,
 		&r.DateOfBirth, &r.Gender, &category, &r.Grade, &section, &stream, &admission, &r.AdmissionDate, &r.LeavingDate,
-		&reason, &desc, &r.IssuedAt, &r.KeyID, &r.Payload, &pdf, &r.RevokedAt, &r.AdmittedAt)
+		&reason, &desc, &r.IssuedAt, &r.KeyID, &r.Payload, &pdf, &pdfError, &r.RevokedAt, &r.AdmittedAt)
 	if err != nil {
 		return nil, postgres.Translate(err, "certificate "+id.String())
 	}
 	r.FatherName, r.MotherName, r.Category, r.Section = deref(father), deref(mother), deref(category), deref(section)
 	r.Stream, r.AdmissionNumber, r.Description, r.PDFKey = deref(stream), deref(admission), deref(desc), deref(pdf)
+	r.PDFError = deref(pdfError)
 	r.Reason = Reason(reason)
 	return r, nil
 }
@@ -464,20 +468,66 @@ func (ReconcileArgs) Kind() string { return "certificate.reconcile" }
 // sweep enqueues its job again.
 const ReconcileAfter = 2 * time.Minute
 
+// MaxRenderRequeues is how many times Reconcile queues again the render of
+// a certificate whose render jobs ended discarded without recording why
+// (counted since its last recorded failure, while River keeps discarded
+// jobs: 7 days); the next time, it records the failure instead.
+const MaxRenderRequeues = 3
+
 // Reconcile enqueues render jobs for certificates older than minAge that
-// have no PDF and no job waiting or running (their job was lost or ended
-// discarded): the 500 it takes are all ones that need it, so a backlog of
-// queued renders never hides a lost one. It is the queue.Sweep of
-// ReconcileArgs.
+// have no PDF, no recorded failure and no job waiting or running (their
+// job was lost or ended discarded): the 500 it takes are all ones that
+// need it, so a backlog of queued renders never hides a lost one. A render
+// job whose last attempt fails records its error on the certificate
+// (RenderWorker), which ends its rendering; one that ends discarded with
+// nothing recorded — River's rescuer discards the job of a process killed
+// in its last attempt — is queued again MaxRenderRequeues times, and then
+// the sweep records the failure itself, so no certificate is rendered for
+// ever. It is the queue.Sweep of ReconcileArgs.
 func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		n, err = queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return RenderArgs{CertificateID: id} },
-			`SELECT c.id FROM leaving_certificate c
-			WHERE c.pdf_key IS NULL AND c.issued_at < now() - make_interval(secs => $1)
+		// Discarded jobs count from the last recorded failure: an
+		// operator who clears pdf_error gives the render new rounds.
+		rows, err := tx.Query(ctx, `SELECT c.id,
+				(SELECT count(*) FROM river_job j WHERE j.kind = $2 AND j.args ->> 'certificate_id' = c.id::text
+				   AND j.state = 'discarded' AND j.created_at > coalesce(c.pdf_failed_at, '-infinity'))
+			FROM leaving_certificate c
+			WHERE c.pdf_key IS NULL AND c.pdf_error IS NULL AND c.issued_at < now() - make_interval(secs => $1)
 			  AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.kind = $2
 			        AND j.args ->> 'certificate_id' = c.id::text
 			        AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled'))
 			ORDER BY c.issued_at LIMIT 500`, minAge.Seconds(), RenderArgs{}.Kind())
+		if err != nil {
+			return err
+		}
+		var again, abandoned []uuid.UUID
+		var discarded []int64
+		var id uuid.UUID
+		var d int64
+		if _, err := pgx.ForEachRow(rows, []any{&id, &d}, func() error {
+			if d > MaxRenderRequeues {
+				abandoned, discarded = append(abandoned, id), append(discarded, d)
+			} else {
+				again = append(again, id)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(abandoned) > 0 {
+			if _, err := tx.Exec(ctx, `UPDATE leaving_certificate c
+				SET pdf_error = format('rendering stopped after %s render jobs ended discarded with no failure recorded here (a process stopped during a last attempt?); their errors are in River UI', a.discarded),
+				    pdf_failed_at = now()
+				FROM unnest($1::uuid[], $2::bigint[]) AS a (id, discarded)
+				WHERE c.id = a.id AND c.pdf_key IS NULL AND c.pdf_error IS NULL`, abandoned, discarded); err != nil {
+				return fmt.Errorf("record abandoned certificate pdfs: %w", err)
+			}
+		}
+		if len(again) == 0 {
+			return nil
+		}
+		n, err = queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return RenderArgs{CertificateID: id} },
+			`SELECT unnest($1::uuid[])`, again)
 		return err
 	})
 	return n, err

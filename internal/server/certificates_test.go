@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +28,7 @@ import (
 	"github.com/shala-edu/shala/internal/app/apptest"
 	"github.com/shala-edu/shala/internal/certificate"
 	"github.com/shala-edu/shala/internal/certificate/certtest"
+	"github.com/shala-edu/shala/internal/config"
 	"github.com/shala-edu/shala/internal/pdf"
 	"github.com/shala-edu/shala/internal/pgtest"
 	"github.com/shala-edu/shala/internal/promtest"
@@ -39,12 +42,23 @@ type certBundle struct {
 
 func certSetup(t *testing.T) *certBundle {
 	t.Helper()
+	return certSetupWith(t, nil, app.Options{})
+}
+
+// certSetupWith is certSetup with configure applied to the configuration
+// (when not nil) and opts (its Pool is set here).
+func certSetupWith(t *testing.T, configure func(*config.Config), opts app.Options) *certBundle {
+	t.Helper()
 	pool := pgtest.New(t)
 	ctx := context.Background()
 	cfg := apptest.Config(t)
 	cfg.WebhookSecret = secret
 	cfg.PublicRate, cfg.PublicBurst = 1000, 1000
-	a := apptest.New(t, cfg, app.Options{Pool: pool})
+	if configure != nil {
+		configure(cfg)
+	}
+	opts.Pool = pool
+	a := apptest.New(t, cfg, opts)
 	now := func() time.Time { return time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC) }
 	a.Students.Now, a.Certificates.Now = now, now
 	srv := httptest.NewServer(a.Handler())
@@ -314,6 +328,13 @@ func TestLeavingCertificate(t *testing.T) {
 		if status != 200 || !strings.Contains(page, "अनुष्का ठाकुर") || !strings.Contains(page, "Valid certificate") {
 			t.Errorf("verify page: %d", status)
 		}
+		// A valid certificate's page shows what the certificate shows (a
+		// revoked one's shows none of it: see "revoked").
+		for _, want := range personal {
+			if !strings.Contains(page, want) {
+				t.Errorf("the valid certificate's page does not show %q", want)
+			}
+		}
 		status, _, page = b.get(t, "/verify/"+uuid.NewString())
 		if status != 404 || strings.Contains(page, "अनुष्का") {
 			t.Errorf("unknown certificate: %d", status)
@@ -403,8 +424,28 @@ func TestLeavingCertificate(t *testing.T) {
 		if status, _, page := b.get(t, fmt.Sprintf("/verify/%s", id)); status != 200 || !strings.Contains(page, "Revoked") {
 			t.Errorf("revoked page: %d", status)
 		}
+		// The pages of a revoked certificate, by id and by the scanned
+		// payload, say it is revoked, when, and by which school — and show
+		// none of the child's personal data.
+		for _, path := range []string{fmt.Sprintf("/verify/%s", id), "/verify?c=" + url.QueryEscape(qr2)} {
+			status, hdr, page := b.get(t, path)
+			if status != 200 || !strings.Contains(page, "Revoked") || !strings.Contains(page, "निरस्त") ||
+				!strings.Contains(page, "Revoked on / निरस्त करने की तिथि") || !strings.Contains(page, "30-11-2026") ||
+				!strings.Contains(page, "राजकीय वरिष्ठ माध्यमिक पाठशाला कोटखाई") || hdr.Get("Cache-Control") != "no-store" {
+				t.Errorf("%s: got %d Cache-Control %q, want 200 no-store saying revoked, when and by which school:\n%s", path, status, hdr.Get("Cache-Control"), page)
+			}
+			for _, field := range append([]string{"प्रिया शर्मा"}, personal...) {
+				if strings.Contains(page, field) {
+					t.Errorf("%s: the revoked certificate's page shows %q", path, field)
+				}
+			}
+		}
 	})
 }
+
+// personal is what the certificates of anushka's records show about the
+// child besides the name: parents' names and date of birth.
+var personal = []string{"राजेश ठाकुर", "सुनीता देवी", "04-03-2013"}
 
 // TestCertificateRoundTrip: issue → the PDF job renders it → GET pdfUrl →
 // the QR read back from the printed page (pdftoppm + a QR decoder) →
@@ -436,6 +477,11 @@ func TestCertificateRoundTrip(t *testing.T) {
 	status, hdr, body := b.get(t, "/certificates/"+id.String()+"/pdf")
 	if status != 200 || hdr.Get("Content-Type") != "application/pdf" {
 		t.Fatalf("pdf: got %d %s", status, hdr.Get("Content-Type"))
+	}
+	// No copy may outlive a revocation: the PDF is never stored by the
+	// browser or a proxy (it was cached for 5 minutes).
+	if got := hdr.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("pdf Cache-Control: got %q, want no-store", got)
 	}
 	scanned := certtest.ScanPDF(t, []byte(body))
 	if scanned != qr {
@@ -644,6 +690,178 @@ func TestCertificateReconcile(t *testing.T) {
 	if n := b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'certificate.render'`); n != 501 {
 		t.Errorf("got %d render jobs, want one per certificate (501)", n)
 	}
+}
+
+// issueOne registers a student in school A and issues their certificate;
+// it returns the certificate's id and its pdfUrl's path.
+func (b *certBundle) issueOne(t *testing.T, aadhaarNo, admission string) (uuid.UUID, string) {
+	t.Helper()
+	status, out := b.as(t, b.schoolA, "registerStudent", map[string]any{"student": anushka(aadhaar.Complete(aadhaarNo), admission)})
+	if status != 200 {
+		t.Fatalf("register: %d %v", status, out)
+	}
+	status, out = b.as(t, b.schoolA, "issueLeavingCertificate", map[string]any{"studentId": out["id"], "reason": "HEALTH", "leavingDate": "2026-11-30"})
+	if status != 200 {
+		t.Fatalf("issue: %d %v", status, out)
+	}
+	return uuid.MustParse(out["certificateId"].(string)), strings.TrimPrefix(out["pdfUrl"].(string), "https://shala.example")
+}
+
+// wantPDFFailed checks that pdfUrl answers the recorded failure (422
+// PDF_FAILED, not 202 "being prepared") and that the certificate row
+// carries it, with an error containing reason.
+func (b *certBundle) wantPDFFailed(t *testing.T, id uuid.UUID, pdfPath, reason string) {
+	t.Helper()
+	status, hdr, body := b.get(t, pdfPath)
+	var out map[string]any
+	_ = json.Unmarshal([]byte(body), &out)
+	if status != 422 || code(out) != "PDF_FAILED" || hdr.Get("Retry-After") != "" || hdr.Get("Cache-Control") != "no-store" {
+		t.Errorf("pdfUrl of a certificate whose PDF failed: got %d Retry-After %q Cache-Control %q %s, want 422 PDF_FAILED, no-store",
+			status, hdr.Get("Retry-After"), hdr.Get("Cache-Control"), body)
+	}
+	if n := b.count(t, `SELECT count(*) FROM leaving_certificate WHERE id = $1 AND pdf_key IS NULL
+		AND pdf_failed_at IS NOT NULL AND pdf_error LIKE '%' || $2 || '%'`, id, reason); n != 1 {
+		t.Errorf("the certificate row does not record the failure (pdf_failed_at, pdf_error with %q)", reason)
+	}
+}
+
+// failingChromium is a Chromium that cannot start: every render fails.
+func failingChromium(t *testing.T) func(*config.Config) {
+	return func(cfg *config.Config) { cfg.Chromium = filepath.Join(t.TempDir(), "no-chromium") }
+}
+
+// fastRetry retries failed jobs after 10 ms instead of River's attempt⁴ s.
+type fastRetry struct{}
+
+func (fastRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(10 * time.Millisecond) }
+
+// TestCertificatePDFFailureIsRecorded: a render that always fails (here
+// Chromium cannot start), worked by shala's own River workers, ends after
+// its job's attempts with the failure recorded on the certificate row:
+// pdfUrl answers 422 PDF_FAILED instead of 202 "being prepared" for ever,
+// and the reconcile sweep does not queue the render again (it queued a
+// new round of 10 attempts each time the last was discarded, for ever).
+func TestCertificatePDFFailureIsRecorded(t *testing.T) {
+	t.Parallel()
+	b := certSetupWith(t, failingChromium(t), app.Options{RetryPolicy: fastRetry{}})
+	ctx := context.Background()
+	id, pdfPath := b.issueOne(t, "23579135791", "A/5")
+	finished := apptest.JobsFinished(t, b.app)
+	apptest.Start(t, b.app)
+	discarded := func() int {
+		return b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'certificate.render' AND state = 'discarded' AND attempt = 10`)
+	}
+	finished.Await(t, "the render job discarded after its 10 attempts", func() bool { return discarded() == 1 })
+	for i := range 3 {
+		if n, err := certificate.Reconcile(ctx, b.pool, b.queue, certificate.ReconcileAfter); err != nil || n != 0 {
+			t.Errorf("sweep %d after the failure: enqueued %d (%v), want 0", i+1, n, err)
+		}
+	}
+	if n := b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'certificate.render'`); n != 1 {
+		t.Errorf("got %d render jobs, want the one that failed", n)
+	}
+	b.wantPDFFailed(t, id, pdfPath, "chromium")
+}
+
+// okRenderer prints a fixed page: the render works again (an operator
+// fixed what failed).
+type okRenderer struct{}
+
+func (okRenderer) Render(context.Context, string, string) ([]byte, error) {
+	return []byte("%PDF-1.4 rendered\n"), nil
+}
+
+// TestCertificateRenderRoundsBounded: render jobs that end discarded
+// without recording anything (River's rescuer discards the job of a
+// process killed in its last attempt) are queued again by the sweep
+// MaxRenderRequeues times, then the sweep records the failure on the
+// certificate and queues no more (it queued a job every round, for ever).
+// An operator's retry (clearing pdf_error) gives the render new rounds, and
+// a render that works serves the PDF and clears the failure.
+func TestCertificateRenderRoundsBounded(t *testing.T) {
+	t.Parallel()
+	b := certSetup(t)
+	ctx := context.Background()
+	id, pdfPath := b.issueOne(t, "97531975319", "A/6")
+	// The rescuer's discard of a job whose process died in its last attempt.
+	killed := func() {
+		t.Helper()
+		if _, err := b.pool.Exec(ctx, `UPDATE river_job SET state = 'discarded', attempt = max_attempts, finalized_at = now()
+			WHERE kind = 'certificate.render' AND state = 'available'`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweep := func() int {
+		t.Helper()
+		n, err := certificate.Reconcile(ctx, b.pool, b.queue, certificate.ReconcileAfter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for round := range certificate.MaxRenderRequeues + 5 {
+		killed()
+		want := 0
+		if round < certificate.MaxRenderRequeues {
+			want = 1
+		}
+		if n := sweep(); n != want {
+			t.Errorf("sweep %d: enqueued %d, want %d", round+1, n, want)
+		}
+	}
+	if n := b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'certificate.render'`); n != 1+certificate.MaxRenderRequeues {
+		t.Errorf("got %d render jobs, want the first and %d requeues", n, certificate.MaxRenderRequeues)
+	}
+	b.wantPDFFailed(t, id, pdfPath, "discarded")
+
+	// The operator's retry (README): clear pdf_error; the next sweep queues
+	// the render again, with its own rounds.
+	if _, err := b.pool.Exec(ctx, `UPDATE leaving_certificate SET pdf_error = NULL WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _ := b.get(t, pdfPath); status != 202 {
+		t.Errorf("pdfUrl after the retry: got %d, want 202 being prepared", status)
+	}
+	if n := sweep(); n != 1 {
+		t.Errorf("sweep after the retry: enqueued %d, want 1", n)
+	}
+	w := &certificate.RenderWorker{Pool: b.pool, Bucket: b.bucket, Renderer: okRenderer{}, PublicURL: "https://shala.example"}
+	if err := w.Work(ctx, &river.Job[certificate.RenderArgs]{JobRow: &rivertype.JobRow{Attempt: 1, MaxAttempts: 10},
+		Args: certificate.RenderArgs{CertificateID: id}}); err != nil {
+		t.Fatal(err)
+	}
+	if status, hdr, body := b.get(t, pdfPath); status != 200 || hdr.Get("Content-Type") != "application/pdf" || !strings.HasPrefix(body, "%PDF-") {
+		t.Errorf("pdfUrl after the render worked: got %d %s", status, hdr.Get("Content-Type"))
+	}
+	if n := b.count(t, `SELECT count(*) FROM leaving_certificate WHERE id = $1 AND pdf_key IS NOT NULL AND pdf_error IS NULL AND pdf_failed_at IS NULL`, id); n != 1 {
+		t.Error("the rendered certificate still records a failure")
+	}
+}
+
+// TestCertificateRenderFinalAttempt: a render worker's last attempt that
+// fails records why on the certificate (any earlier attempt records
+// nothing: River retries it), whatever fails — here a process with no
+// renderer at all.
+func TestCertificateRenderFinalAttempt(t *testing.T) {
+	t.Parallel()
+	b := certSetup(t)
+	ctx := context.Background()
+	id, pdfPath := b.issueOne(t, "86420864208", "A/7")
+	w := &certificate.RenderWorker{Pool: b.pool, Bucket: b.bucket, PublicURL: "https://shala.example"}
+	work := func(attempt int) error {
+		return w.Work(ctx, &river.Job[certificate.RenderArgs]{JobRow: &rivertype.JobRow{Attempt: attempt, MaxAttempts: 10},
+			Args: certificate.RenderArgs{CertificateID: id}})
+	}
+	if err := work(9); err == nil {
+		t.Fatal("a render without a renderer worked")
+	}
+	if status, _, _ := b.get(t, pdfPath); status != 202 {
+		t.Errorf("pdfUrl after a failed attempt River retries: got %d, want 202", status)
+	}
+	if err := work(10); err == nil {
+		t.Fatal("a render without a renderer worked")
+	}
+	b.wantPDFFailed(t, id, pdfPath, "no PDF renderer")
 }
 
 // TestPromoteStudentsSection: a section is named in promoteStudents as in

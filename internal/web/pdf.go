@@ -19,10 +19,15 @@ import (
 const PDFRetryAfter = 5
 
 // CertificatePDF serves GET /certificates/{id}/pdf: the PDF once its job
-// has rendered it, 202 "being prepared" with Retry-After before, 404 for an
-// unknown id, 410 for a revoked certificate.
+// has rendered it, 202 "being prepared" with Retry-After before, 422
+// PDF_FAILED once its rendering stopped (the reason is on the certificate
+// row, not here), 404 for an unknown id, 410 for a revoked certificate.
 func CertificatePDF(log *slog.Logger, certs *certificate.Store, bucket *blob.Bucket) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Never stored, by the browser or a proxy: a revocation answers
+		// 410 at once, with no cached copy still served, and the child's
+		// data stays off shared disks.
+		w.Header().Set("Cache-Control", "no-store")
 		id, err := uuid.Parse(chi.URLParam(r, "id"))
 		if err != nil {
 			http.NotFound(w, r)
@@ -39,6 +44,12 @@ func CertificatePDF(log *slog.Logger, certs *certificate.Store, bucket *blob.Buc
 			return
 		case rec.RevokedAt != nil:
 			http.Error(w, "this certificate was revoked", http.StatusGone)
+			return
+		case rec.PDFKey == "" && rec.PDFError != "":
+			// Not the error itself: this link is public, and the
+			// issuing school reads why on the certificate.
+			writeError(r.Context(), w, log, fault.New(fault.Unprocessable, certificate.CodePDFFailed,
+				"the PDF of this certificate could not be made; the issuing school sees why on the certificate and can ask shala's operators to make it again"))
 			return
 		case rec.PDFKey == "":
 			w.Header().Set("Retry-After", strconv.Itoa(PDFRetryAfter))
@@ -60,7 +71,6 @@ func CertificatePDF(log *slog.Logger, certs *certificate.Store, bucket *blob.Buc
 		defer rd.Close()
 		w.Header().Set("Content-Type", "application/pdf")
 		w.Header().Set("Content-Disposition", `inline; filename="slc-`+id.String()+`.pdf"`)
-		w.Header().Set("Cache-Control", "private, max-age=300")
 		if _, err := rd.WriteTo(w); err != nil && !errors.Is(err, http.ErrHandlerTimeout) {
 			log.DebugContext(r.Context(), "write certificate pdf", "err", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -18,10 +19,23 @@ var pages embed.FS
 
 var verifyPage = template.Must(template.New("verify.html").Funcs(certificate.TemplateFuncs()).ParseFS(pages, "templates/verify.html"))
 
-// verdict is what the page says.
+// verdict is what the page says. A revoked certificate's page shows none of
+// the child's personal data — only that it is revoked, when, and by which
+// school (Revoked) — so Snapshot is set only for a certificate that is
+// valid or was used for an admission.
 type verdict struct {
 	State    string // valid, revoked, used, invalid, unknown
 	Snapshot *certificate.Snapshot
+	Revoked  *revocation
+}
+
+// revocation is what a revoked certificate's page says about it. Not the
+// reason: the issuing school writes it freely ("name misspelt as …") and it
+// may name the child.
+type revocation struct {
+	At                      time.Time
+	IssuerName, IssuerUDISE string
+	CertificateID           string
 }
 
 func render(w http.ResponseWriter, log *slog.Logger, r *http.Request, status int, v verdict) {
@@ -37,7 +51,8 @@ func render(w http.ResponseWriter, log *slog.Logger, r *http.Request, status int
 
 // VerifyByID serves GET /verify/{id}: a small mobile-first page saying
 // whether certificate id is valid, revoked or already used, with what the
-// certificate shows; 404 and no personal data for an unknown id.
+// certificate shows (for a revoked one only when and by which school);
+// 404 and no personal data for an unknown id.
 func VerifyByID(log *slog.Logger, certs *certificate.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := uuid.Parse(chi.URLParam(r, "id"))
@@ -60,19 +75,20 @@ func VerifyByID(log *slog.Logger, certs *certificate.Store) http.Handler {
 }
 
 func recordVerdict(rec *certificate.Record) verdict {
-	v := verdict{State: "valid", Snapshot: &rec.Snapshot}
 	switch {
 	case rec.RevokedAt != nil:
-		v.State = "revoked"
+		return verdict{State: "revoked", Revoked: &revocation{At: *rec.RevokedAt, IssuerName: rec.IssuerName,
+			IssuerUDISE: rec.IssuerUDISE, CertificateID: rec.ID.String()}}
 	case rec.AdmittedAt != nil:
-		v.State = "used"
+		return verdict{State: "used", Snapshot: &rec.Snapshot}
 	}
-	return v
+	return verdict{State: "valid", Snapshot: &rec.Snapshot}
 }
 
 // VerifyPayload serves GET /verify?c=<payload>: the page for a scanned QR
 // (a camera app opens a URL holding the payload). An invalid payload — bad
-// format, unknown key, bad signature — shows no data at all.
+// format, unknown key, bad signature — shows no data at all, and a revoked
+// one none of the child's, as on /verify/{id}.
 func VerifyPayload(log *slog.Logger, certs *certificate.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		payload := r.URL.Query().Get("c")
