@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -200,6 +201,76 @@ func TestLostExpansionIsQueuedAgain(t *testing.T) {
 	f.newClient(true)
 	if s := f.waitFor(id, "DONE", "FAILED"); s.Status != "DONE" || s.Sent != 1 {
 		t.Fatalf("request %+v, want DONE with its one message sent", s)
+	}
+	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 0 {
+		t.Errorf("sweep after it finished: %d queued, %v; want none", n, err)
+	}
+}
+
+// A request whose progress job is gone after its expansion finished —
+// deleted by an operator in River UI, or discarded — stayed PROCESSING for
+// ever: only that job finishes a request. The sweep queues it again (once,
+// however many replicas sweep), leaves a request alone while its job is
+// waiting, and the request finishes with its counts.
+func TestLostProgressIsQueuedAgain(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	f.student("आरव", 6, "A", "+919816000001")
+	f.student("प्रिया", 6, "A", "+919816000002")
+	f.student("विवेक", 6, "A", "+919816000003")
+	f.student("कविता", 6, "A", nil) // no phone: skipped
+	f.gw.Script("9816000003", cdactest.Behaviour{Answer: "ERROR : 406 Invalid mobile number\r\n"})
+	id := f.request("MEETING", map[string]string{"meeting_date": "5 दिसंबर"}, nil)
+	q := f.newClient(false)
+	// The request's progress job, snoozed far ahead: the expansion's own
+	// insert is then a duplicate of it, so this is the job that would
+	// finish the request.
+	progress, err := q.Insert(ctx, sms.ProgressArgs{RequestID: id}, &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 1 {
+		t.Fatalf("sweep of the new request: %d queued, %v; want its expansion", n, err)
+	}
+	f.newClient(true)
+	f.jobs.Await(t, "the expansion and every send to finish", func() bool {
+		return f.count(`SELECT count(*) FROM sms_request WHERE id = $1 AND expanded_at IS NOT NULL`, id) == 1 &&
+			f.count(`SELECT count(*) FROM sms_message WHERE request_id = $1 AND status IN ('queued', 'sending')`, id) == 0 &&
+			f.count(`SELECT count(*) FROM river_job WHERE kind IN ('sms.expand', 'sms.send_batch', 'sms.send')
+				AND args ->> 'request_id' = $1::text AND finalized_at IS NULL`, id) == 0
+	})
+	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 0 {
+		t.Fatalf("sweep with the progress job waiting: %d queued, %v; want none", n, err)
+	}
+	// The operator deletes the progress job.
+	if _, err := f.pool.Exec(ctx, `DELETE FROM river_job WHERE id = $1`, progress.Job.ID); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.state(id); s.Status != "PROCESSING" || s.Sent != 0 {
+		t.Fatalf("before the sweep: %+v, want PROCESSING with nothing counted (nothing else finishes it)", s)
+	}
+	// Two replicas sweep at once: one progress job.
+	var swept [2]int
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i := range swept {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			swept[i], errs[i] = sms.Reconcile(ctx, f.pool, q, 0)
+		}()
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil || swept[0]+swept[1] != 1 {
+		t.Fatalf("two sweeps at once: %v queued, errors %v; want one progress job in all", swept, errs)
+	}
+	if n := f.count(`SELECT count(*) FROM river_job WHERE kind = 'sms.progress' AND args ->> 'request_id' = $1::text`, id); n != 1 {
+		t.Errorf("%d progress jobs, want 1", n)
+	}
+	s := f.waitFor(id, "DONE", "FAILED")
+	if want := (requestState{Status: "DONE", Remarks: "2 of 3 sent, 1 failed, 1 skipped", Total: 3, Sent: 2, Failed: 1, Skipped: 1, Messages: 3}); s != want {
+		t.Errorf("request %+v, want %+v", s, want)
 	}
 	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 0 {
 		t.Errorf("sweep after it finished: %d queued, %v; want none", n, err)
