@@ -161,7 +161,7 @@ func TestStuckSweepSparesMessagesWhoseBatchIsQueued(t *testing.T) {
 // An expansion whose job is gone before it finished — discarded by River's
 // rescuer when its process was killed in the last attempt — is queued
 // again by the sweep and the request finishes; one with a job, or done, is
-// left alone.
+// left alone; one lost more times than it is queued again is given up.
 func TestLostExpansionIsQueuedAgain(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
@@ -179,7 +179,8 @@ func TestLostExpansionIsQueuedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another whose expansion was discarded once more than the sweep
-	// queues again (it kills its process every time, say): left alone.
+	// queues again (it kills its process every time, say): not queued
+	// again, but given up (TestHopelessExpansionIsGivenUp).
 	hopeless := f.request("MEETING", map[string]string{"meeting_date": "6 दिसंबर"}, nil)
 	if _, err := f.pool.Exec(ctx, `UPDATE sms_request SET status = 'PROCESSING' WHERE id = $1`, hopeless); err != nil {
 		t.Fatal(err)
@@ -195,6 +196,9 @@ func TestLostExpansionIsQueuedAgain(t *testing.T) {
 	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 1 {
 		t.Fatalf("sweep: %d queued, %v; want the lost expansion queued again, not the hopeless one", n, err)
 	}
+	if s := f.state(hopeless); s.Status != "FAILED" || !strings.Contains(s.Remarks, fmt.Sprintf("stopped %d times", sms.MaxExpandRequeues+1)) {
+		t.Errorf("hopeless request %+v, want FAILED saying its expansion was stopped %d times", s, sms.MaxExpandRequeues+1)
+	}
 	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 0 {
 		t.Fatalf("second sweep: %d queued, %v; want none (its job is queued)", n, err)
 	}
@@ -204,6 +208,56 @@ func TestLostExpansionIsQueuedAgain(t *testing.T) {
 	}
 	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 0 {
 		t.Errorf("sweep after it finished: %d queued, %v; want none", n, err)
+	}
+}
+
+// An expansion lost more times than the sweep queues it again used to
+// leave its request PROCESSING with no final state (and queued again once
+// River deleted the discarded jobs). The sweep gives it up as its last
+// attempt would: what was queued is sent and the request finishes; with
+// nothing queued it fails saying why.
+func TestHopelessExpansionIsGivenUp(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	hopeless := func(vars map[string]string) uuid.UUID {
+		id := f.request("MEETING", vars, nil)
+		if _, err := f.pool.Exec(ctx, `UPDATE sms_request SET status = 'PROCESSING' WHERE id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		for range sms.MaxExpandRequeues + 1 {
+			if _, err := f.pool.Exec(ctx, `INSERT INTO river_job (args, attempt, attempted_at, kind, max_attempts, priority, queue, state, finalized_at, scheduled_at)
+				VALUES (jsonb_build_object('request_id', $1::text), 25, now() - interval '2 minutes', $2, 25, 1, 'default', 'discarded', now(), now() - interval '2 minutes')`,
+				id, sms.ExpandArgs{}.Kind()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return id
+	}
+	nothing := hopeless(map[string]string{"meeting_date": "5 दिसंबर"})
+	// Its first page went out before the kills.
+	partial := hopeless(map[string]string{"meeting_date": "6 दिसंबर"})
+	if _, err := f.pool.Exec(ctx, `INSERT INTO sms_message (request_id, phone, body, status, attempts, provider, provider_message_id, sent_at)
+		VALUES ($1, '+919816012345', 'body', 'sent', 1, 'cdac', 'cdac-1', now())`, partial); err != nil {
+		t.Fatal(err)
+	}
+	q := f.newClient(false)
+	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 1 {
+		t.Fatalf("sweep: %d queued, %v; want the progress job of the request with a message queued", n, err)
+	}
+	want := fmt.Sprintf("recipients could not be resolved: the expansion was stopped %d times before it finished", sms.MaxExpandRequeues+1)
+	if s := f.state(nothing); s.Status != "FAILED" || !strings.HasPrefix(s.Remarks, want) {
+		t.Errorf("request with nothing queued: %+v, want FAILED with remarks %q", s, want)
+	}
+	f.newClient(true)
+	if s := f.waitFor(partial, "DONE", "FAILED"); s.Status != "DONE" || s.Total != 1 || s.Sent != 1 || s.Remarks != "1 of 1 sent" {
+		t.Errorf("request with a message queued: %+v, want DONE with what was queued sent", s)
+	}
+	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 0 {
+		t.Errorf("sweep after both ended: %d queued, %v; want none", n, err)
+	}
+	if n := f.count(`SELECT count(*) FROM river_job WHERE kind = 'sms.expand' AND state <> 'discarded'`); n != 0 {
+		t.Errorf("%d expansions queued again, want none", n)
 	}
 }
 
