@@ -754,7 +754,7 @@ func giveUpExpansions(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter,
 			}
 			if !queued {
 				return failRequest(ctx, tx, id, fmt.Sprintf(
-					"recipients could not be resolved: the expansion was stopped %d times before it finished (its process was killed each time)",
+					"recipients could not be resolved: the expansion was stopped %d times before it finished (its job was discarded each time)",
 					discarded))
 			}
 			following, err := finishExpansion(ctx, tx, q, id)
@@ -802,12 +802,15 @@ func reconcileProgress(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter
 // whose jobs were discarded.
 const MaxExpandRequeues = 3
 
-// ReconcileAfter is how long a request may stay QUEUED before the sweep
-// takes it: Hasura normally delivers within seconds.
+// ReconcileAfter is how old a request must be before the sweep takes it:
+// Hasura normally delivers within seconds, and a live expansion or progress
+// job is never missing for long (a request's progress job is added in the
+// transaction that marks it expanded).
 const ReconcileAfter = 2 * time.Minute
 
-// ReconcileArgs asks for a sweep of requests whose event never arrived
-// (worked by a queue.SweepWorker running Reconcile).
+// ReconcileArgs asks for a sweep of requests whose event never arrived or
+// whose expansion or progress job was lost (worked by a queue.SweepWorker
+// running Reconcile).
 type ReconcileArgs struct{ queue.PerMinute }
 
 // Kind is the River job kind.
