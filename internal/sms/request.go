@@ -734,6 +734,7 @@ func giveUpExpansions(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter,
 	}
 	var errs []error
 	for _, id := range ids {
+		var following bool // counted once committed
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 			// Again under the row's lock: another replica's sweep may have
 			// ended it since.
@@ -757,14 +758,13 @@ func giveUpExpansions(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter,
 					"recipients could not be resolved: the expansion was stopped %d times before it finished (its job was discarded each time)",
 					discarded))
 			}
-			following, err := finishExpansion(ctx, tx, q, id)
-			if following {
-				n++
-			}
+			following, err = finishExpansion(ctx, tx, q, id)
 			return err
 		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("give up the expansion of sms request %s: %w", id, err))
+		} else if following {
+			n++
 		}
 	}
 	return n, errors.Join(errs...)
