@@ -658,8 +658,8 @@ func skipSummary(ctx context.Context, tx pgx.Tx, id uuid.UUID, skipped int) (str
 // a job count towards the 500: a request whose job is waiting, running or
 // retrying is not selected, so rows that keep failing do not hold the head
 // of the sweep. Replicas sweeping at once add each job once: the kinds are
-// unique by request while a job is waiting or running, and the rows a sweep
-// takes are locked (SKIP LOCKED).
+// unique by request while a job is waiting or running, and the QUEUED,
+// give-up and progress sweeps lock the rows they take (SKIP LOCKED).
 func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
 	expanding, err := reconcileExpansions(ctx, pool, q, minAge)
 	n += expanding
