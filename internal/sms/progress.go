@@ -16,8 +16,12 @@ import (
 )
 
 // ProgressArgs asks for a request's counts and status to be brought up to
-// date with its messages. Unique by request while one is pending or running;
-// a delivery report arriving after the request finished starts a new one.
+// date with its messages. Unique by request while one is waiting or running
+// (queue.UniqueUntilFinished). The expansion enqueues it once; Reconcile
+// enqueues it again for a request still open whose job is gone (deleted by an
+// operator, discarded). A delivery report arriving after the request finished
+// starts no new one: RecordStatuses adjusts the finished request's counts
+// itself, and its status stays.
 type ProgressArgs struct {
 	RequestID uuid.UUID `json:"request_id" river:"unique"`
 }

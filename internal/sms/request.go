@@ -222,16 +222,25 @@ func (w *ExpandWorker) Work(ctx context.Context, job *river.Job[ExpandArgs]) err
 // finishes as usual; with nothing queued it fails with the error.
 func (w *ExpandWorker) giveUp(ctx context.Context, id uuid.UUID, cause error) error {
 	return pgx.BeginFunc(ctx, w.Pool, func(tx pgx.Tx) error {
-		var queued bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sms_message WHERE request_id = $1 AND status <> 'undeliverable')`, id).
-			Scan(&queued); err != nil {
+		queued, err := anyQueued(ctx, tx, id)
+		if err != nil {
 			return err
 		}
 		if queued {
-			return finishExpansion(ctx, tx, id)
+			_, err := finishExpansion(ctx, tx, river.ClientFromContext[pgx.Tx](ctx), id)
+			return err
 		}
 		return failRequest(ctx, tx, id, "recipients could not be resolved: "+truncate(MaskText(cause.Error())))
 	})
+}
+
+// anyQueued reports whether an expansion of request id queued a message to
+// send, so that ending it early still sends what it queued.
+func anyQueued(ctx context.Context, tx pgx.Tx, id uuid.UUID) (bool, error) {
+	var queued bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sms_message WHERE request_id = $1 AND status <> 'undeliverable')`, id).
+		Scan(&queued)
+	return queued, err
 }
 
 type recipient struct {
@@ -319,7 +328,8 @@ func (w *ExpandWorker) page(ctx context.Context, id uuid.UUID) (done bool, err e
 			return err
 		}
 		if done {
-			return finishExpansion(ctx, tx, id)
+			_, err := finishExpansion(ctx, tx, river.ClientFromContext[pgx.Tx](ctx), id)
+			return err
 		}
 		return nil
 	})
@@ -562,23 +572,27 @@ func appendNew(list []string, items ...string) []string {
 }
 
 // finishExpansion records the recipient count and starts following
-// progress; a request with nobody to send to fails with the reasons.
-func finishExpansion(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
+// progress with q (following: a progress job was added, not found queued
+// already); a request with nobody to send to fails with the reasons.
+func finishExpansion(ctx context.Context, tx pgx.Tx, q queue.Inserter, id uuid.UUID) (following bool, err error) {
 	var total, skipped int
 	if err := tx.QueryRow(ctx, `UPDATE sms_request SET expanded_at = now(),
 			recipients_total = (SELECT count(*) FROM sms_message WHERE request_id = $1 AND status <> 'undeliverable')
 		WHERE id = $1 RETURNING recipients_total, skipped`, id).Scan(&total, &skipped); err != nil {
-		return err
+		return false, err
 	}
 	if total == 0 {
 		summary, err := skipSummary(ctx, tx, id, skipped)
 		if err != nil {
-			return err
+			return false, err
 		}
-		return failRequest(ctx, tx, id, "nothing to send: no recipient has a valid Indian mobile number"+summary)
+		return false, failRequest(ctx, tx, id, "nothing to send: no recipient has a valid Indian mobile number"+summary)
 	}
-	_, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, ProgressArgs{RequestID: id}, nil)
-	return err
+	res, err := q.InsertTx(ctx, tx, ProgressArgs{RequestID: id}, nil)
+	if err != nil {
+		return false, fmt.Errorf("enqueue progress of request %s: %w", id, err)
+	}
+	return !res.UniqueSkippedAsDuplicate, nil
 }
 
 // skipSummary lists why recipients were skipped, for remarks.
@@ -617,18 +631,48 @@ func skipSummary(ctx context.Context, tx pgx.Tx, id uuid.UUID, skipped int) (str
 	return " (skipped: " + strings.Join(parts, ", ") + ")", nil
 }
 
-// Reconcile finds requests still QUEUED after minAge — their event never
-// reached shala (Hasura down or absent, retries exhausted, rows written by
-// plain SQL or by shala's own producers) — and accepts them as the trigger
-// would. It also finds requests older than minAge whose expansion never
-// finished and has no job left — discarded by River's rescuer when its
-// process was killed in the last attempt, or deleted by an operator — and
-// queues their expansion again, which resumes at its cursor: at most
-// MaxExpandRequeues times while River keeps the discarded jobs (7 days), so
-// a request whose expansion kills its process every time is not run
-// forever. (An expansion that gives up after its attempts finishes or
-// fails its request, so it is not taken again.)
+// Reconcile sweeps the requests nothing else would move on, each older
+// than minAge, and returns how many jobs it added:
+//
+//   - still QUEUED: their event never reached shala (Hasura down or absent,
+//     retries exhausted, rows written by plain SQL or by shala's own
+//     producers). They are accepted as the trigger would.
+//   - PROCESSING, not expanded, with no expansion job left — discarded by
+//     River's rescuer when its process was killed in the last attempt, or
+//     deleted by an operator. The expansion is queued again and resumes at
+//     its cursor, at most MaxExpandRequeues times while River keeps the
+//     discarded jobs (7 days). (An expansion that gives up after its
+//     attempts finishes or fails its request, so it is not taken again.)
+//   - the same once those requeues are spent (an expansion that kills its
+//     process every time): the sweep gives it up as its last attempt would.
+//     What was queued is sent and the request finishes; with nothing queued
+//     it is FAILED, its remarks saying why. It never stays PROCESSING.
+//   - PROCESSING and expanded, with no progress job waiting or running —
+//     deleted or cancelled by an operator, or discarded. Its progress job
+//     is queued again: only that job finishes the request (DONE or FAILED)
+//     and fails its stuck messages after StuckAfter.
+//
+// Each kind is swept in its own transaction (and each give-up in its own),
+// so one that fails holds back none of the others. Requests are taken
+// oldest first, at most 500 of a kind per sweep, and only those that need
+// a job count towards the 500: a request whose job is waiting, running or
+// retrying is not selected, so rows that keep failing do not hold the head
+// of the sweep. Replicas sweeping at once add each job once: the kinds are
+// unique by request while a job is waiting or running, and the QUEUED,
+// give-up and progress sweeps lock the rows they take (SKIP LOCKED).
 func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
+	expanding, err := reconcileExpansions(ctx, pool, q, minAge)
+	n += expanding
+	gaveUp, gerr := giveUpExpansions(ctx, pool, q, minAge)
+	n += gaveUp
+	following, ferr := reconcileProgress(ctx, pool, q, minAge)
+	n += following
+	return n, errors.Join(err, gerr, ferr)
+}
+
+// reconcileExpansions accepts requests left QUEUED and queues again the
+// expansions lost before they finished.
+func reconcileExpansions(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
 	expand := func(id uuid.UUID) river.JobArgs { return ExpandArgs{RequestID: id} }
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		queued, err := queue.EnqueueEach(ctx, tx, q, expand,
@@ -652,19 +696,121 @@ func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge
 		n = queued + lost
 		return err
 	})
-	return n, err
+	if err != nil {
+		return 0, fmt.Errorf("sweep sms requests to expand: %w", err)
+	}
+	return n, nil
+}
+
+// unexpandedGivenUp selects (and with FOR UPDATE, locks) the requests whose
+// expansion was lost more than MaxExpandRequeues times and has no job left,
+// with how many of its jobs were discarded.
+const unexpandedGivenUp = `SELECT r.id, d.n FROM sms_request r,
+	  LATERAL (SELECT count(*) AS n FROM river_job j WHERE j.kind = $2 AND j.args ->> 'request_id' = r.id::text
+	             AND j.state = 'discarded') d
+	WHERE r.status = 'PROCESSING' AND r.expanded_at IS NULL AND r.created_at < now() - make_interval(secs => $1)
+	  AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.kind = $2 AND j.args ->> 'request_id' = r.id::text
+	                    AND j.state IN ('available', 'completed', 'pending', 'retryable', 'running', 'scheduled'))
+	  AND d.n > $3`
+
+// giveUpExpansions ends the requests whose expansion was lost more times
+// than it is queued again, each in its own transaction, as the expansion's
+// last attempt would: what was queued is sent and the request finishes;
+// with nothing queued it is FAILED with the reason. It returns how many progress jobs it
+// added.
+func giveUpExpansions(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
+	kind := ExpandArgs{}.Kind()
+	rows, err := pool.Query(ctx, unexpandedGivenUp+` ORDER BY r.created_at LIMIT 100`, minAge.Seconds(), kind, MaxExpandRequeues)
+	if err != nil {
+		return 0, fmt.Errorf("sweep sms requests whose expansion was lost: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (uuid.UUID, error) {
+		var id uuid.UUID
+		var discarded int
+		return id, row.Scan(&id, &discarded)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sweep sms requests whose expansion was lost: %w", err)
+	}
+	var errs []error
+	for _, id := range ids {
+		var following bool // counted once committed
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			// Again under the row's lock: another replica's sweep may have
+			// ended it since.
+			var got uuid.UUID
+			var discarded int
+			err := tx.QueryRow(ctx, unexpandedGivenUp+` AND r.id = $4 FOR UPDATE OF r SKIP LOCKED`,
+				minAge.Seconds(), kind, MaxExpandRequeues, id).Scan(&got, &discarded)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			// As the expansion's last attempt would (ExpandWorker.giveUp).
+			queued, err := anyQueued(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if !queued {
+				return failRequest(ctx, tx, id, fmt.Sprintf(
+					"recipients could not be resolved: the expansion was stopped %d times before it finished (its job was discarded each time)",
+					discarded))
+			}
+			following, err = finishExpansion(ctx, tx, q, id)
+			return err
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("give up the expansion of sms request %s: %w", id, err))
+		} else if following {
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// reconcileProgress queues again the progress job of the expanded requests
+// still PROCESSING that have none waiting or running. The states that count
+// are those in which ProgressArgs is unique, so the sweep selects exactly
+// the requests for which an insert adds a job.
+func reconcileProgress(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
+	var live []string
+	for _, s := range (ProgressArgs{}).InsertOpts().UniqueOpts.ByState {
+		live = append(live, string(s))
+	}
+	progress := func(id uuid.UUID) river.JobArgs { return ProgressArgs{RequestID: id} }
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		// The request's row is locked (a progress run holds it while it
+		// recounts, and is live then) and checked again once locked: a
+		// request its progress finished meanwhile is not taken.
+		n, err = queue.EnqueueEach(ctx, tx, q, progress,
+			`SELECT r.id FROM sms_request r
+			WHERE r.status = 'PROCESSING' AND r.expanded_at IS NOT NULL AND r.created_at < now() - make_interval(secs => $1)
+			  AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.kind = $2 AND j.args ->> 'request_id' = r.id::text
+			                    AND j.state::text = ANY ($3))
+			ORDER BY r.created_at LIMIT 500 FOR UPDATE OF r SKIP LOCKED`, minAge.Seconds(), ProgressArgs{}.Kind(), live)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sweep sms requests without progress: %w", err)
+	}
+	return n, nil
 }
 
 // MaxExpandRequeues is how many times Reconcile queues again an expansion
 // whose jobs were discarded.
 const MaxExpandRequeues = 3
 
-// ReconcileAfter is how long a request may stay QUEUED before the sweep
-// takes it: Hasura normally delivers within seconds.
+// ReconcileAfter is how old a request must be before the sweep takes it:
+// Hasura normally delivers within seconds, and a live expansion or progress
+// job is never missing for long (a request's progress job is added in the
+// transaction that marks it expanded).
 const ReconcileAfter = 2 * time.Minute
 
-// ReconcileArgs asks for a sweep of requests whose event never arrived
-// (worked by a queue.SweepWorker running Reconcile).
+// ReconcileArgs asks for a sweep of requests whose event never arrived or
+// whose expansion or progress job was lost (worked by a queue.SweepWorker
+// running Reconcile).
 type ReconcileArgs struct{ queue.PerMinute }
 
 // Kind is the River job kind.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -160,7 +161,7 @@ func TestStuckSweepSparesMessagesWhoseBatchIsQueued(t *testing.T) {
 // An expansion whose job is gone before it finished — discarded by River's
 // rescuer when its process was killed in the last attempt — is queued
 // again by the sweep and the request finishes; one with a job, or done, is
-// left alone.
+// left alone; one lost more times than it is queued again is given up.
 func TestLostExpansionIsQueuedAgain(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
@@ -178,7 +179,8 @@ func TestLostExpansionIsQueuedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another whose expansion was discarded once more than the sweep
-	// queues again (it kills its process every time, say): left alone.
+	// queues again (it kills its process every time, say): not queued
+	// again, but given up (TestHopelessExpansionIsGivenUp).
 	hopeless := f.request("MEETING", map[string]string{"meeting_date": "6 दिसंबर"}, nil)
 	if _, err := f.pool.Exec(ctx, `UPDATE sms_request SET status = 'PROCESSING' WHERE id = $1`, hopeless); err != nil {
 		t.Fatal(err)
@@ -194,12 +196,135 @@ func TestLostExpansionIsQueuedAgain(t *testing.T) {
 	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 1 {
 		t.Fatalf("sweep: %d queued, %v; want the lost expansion queued again, not the hopeless one", n, err)
 	}
+	if s := f.state(hopeless); s.Status != "FAILED" || !strings.Contains(s.Remarks, fmt.Sprintf("stopped %d times", sms.MaxExpandRequeues+1)) {
+		t.Errorf("hopeless request %+v, want FAILED saying its expansion was stopped %d times", s, sms.MaxExpandRequeues+1)
+	}
 	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 0 {
 		t.Fatalf("second sweep: %d queued, %v; want none (its job is queued)", n, err)
 	}
 	f.newClient(true)
 	if s := f.waitFor(id, "DONE", "FAILED"); s.Status != "DONE" || s.Sent != 1 {
 		t.Fatalf("request %+v, want DONE with its one message sent", s)
+	}
+	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 0 {
+		t.Errorf("sweep after it finished: %d queued, %v; want none", n, err)
+	}
+}
+
+// An expansion lost more times than the sweep queues it again used to
+// leave its request PROCESSING with no final state (and queued again once
+// River deleted the discarded jobs). The sweep gives it up as its last
+// attempt would: what was queued is sent and the request finishes; with
+// nothing queued it fails saying why.
+func TestHopelessExpansionIsGivenUp(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	hopeless := func(vars map[string]string) uuid.UUID {
+		id := f.request("MEETING", vars, nil)
+		if _, err := f.pool.Exec(ctx, `UPDATE sms_request SET status = 'PROCESSING' WHERE id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		for range sms.MaxExpandRequeues + 1 {
+			if _, err := f.pool.Exec(ctx, `INSERT INTO river_job (args, attempt, attempted_at, kind, max_attempts, priority, queue, state, finalized_at, scheduled_at)
+				VALUES (jsonb_build_object('request_id', $1::text), 25, now() - interval '2 minutes', $2, 25, 1, 'default', 'discarded', now(), now() - interval '2 minutes')`,
+				id, sms.ExpandArgs{}.Kind()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return id
+	}
+	nothing := hopeless(map[string]string{"meeting_date": "5 दिसंबर"})
+	// Its first page went out before the kills.
+	partial := hopeless(map[string]string{"meeting_date": "6 दिसंबर"})
+	if _, err := f.pool.Exec(ctx, `INSERT INTO sms_message (request_id, phone, body, status, attempts, provider, provider_message_id, sent_at)
+		VALUES ($1, '+919816012345', 'body', 'sent', 1, 'cdac', 'cdac-1', now())`, partial); err != nil {
+		t.Fatal(err)
+	}
+	q := f.newClient(false)
+	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 1 {
+		t.Fatalf("sweep: %d queued, %v; want the progress job of the request with a message queued", n, err)
+	}
+	want := fmt.Sprintf("recipients could not be resolved: the expansion was stopped %d times before it finished", sms.MaxExpandRequeues+1)
+	if s := f.state(nothing); s.Status != "FAILED" || !strings.HasPrefix(s.Remarks, want) {
+		t.Errorf("request with nothing queued: %+v, want FAILED with remarks %q", s, want)
+	}
+	f.newClient(true)
+	if s := f.waitFor(partial, "DONE", "FAILED"); s.Status != "DONE" || s.Total != 1 || s.Sent != 1 || s.Remarks != "1 of 1 sent" {
+		t.Errorf("request with a message queued: %+v, want DONE with what was queued sent", s)
+	}
+	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 0 {
+		t.Errorf("sweep after both ended: %d queued, %v; want none", n, err)
+	}
+	if n := f.count(`SELECT count(*) FROM river_job WHERE kind = 'sms.expand' AND state <> 'discarded'`); n != 0 {
+		t.Errorf("%d expansions queued again, want none", n)
+	}
+}
+
+// A request whose progress job is gone after its expansion finished —
+// deleted by an operator in River UI, or discarded — stayed PROCESSING for
+// ever: only that job finishes a request. The sweep queues it again (once,
+// however many replicas sweep), leaves a request alone while its job is
+// waiting, and the request finishes with its counts.
+func TestLostProgressIsQueuedAgain(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	f.student("आरव", 6, "A", "+919816000001")
+	f.student("प्रिया", 6, "A", "+919816000002")
+	f.student("विवेक", 6, "A", "+919816000003")
+	f.student("कविता", 6, "A", nil) // no phone: skipped
+	f.gw.Script("9816000003", cdactest.Behaviour{Answer: "ERROR : 406 Invalid mobile number\r\n"})
+	id := f.request("MEETING", map[string]string{"meeting_date": "5 दिसंबर"}, nil)
+	q := f.newClient(false)
+	// The request's progress job, snoozed far ahead: the expansion's own
+	// insert is then a duplicate of it, so this is the job that would
+	// finish the request.
+	progress, err := q.Insert(ctx, sms.ProgressArgs{RequestID: id}, &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 1 {
+		t.Fatalf("sweep of the new request: %d queued, %v; want its expansion", n, err)
+	}
+	f.newClient(true)
+	f.jobs.Await(t, "the expansion and every send to finish", func() bool {
+		return f.count(`SELECT count(*) FROM sms_request WHERE id = $1 AND expanded_at IS NOT NULL`, id) == 1 &&
+			f.count(`SELECT count(*) FROM sms_message WHERE request_id = $1 AND status IN ('queued', 'sending')`, id) == 0 &&
+			f.count(`SELECT count(*) FROM river_job WHERE kind IN ('sms.expand', 'sms.send_batch', 'sms.send')
+				AND args ->> 'request_id' = $1::text AND finalized_at IS NULL`, id) == 0
+	})
+	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 0 {
+		t.Fatalf("sweep with the progress job waiting: %d queued, %v; want none", n, err)
+	}
+	// The operator deletes the progress job.
+	if _, err := f.pool.Exec(ctx, `DELETE FROM river_job WHERE id = $1`, progress.Job.ID); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.state(id); s.Status != "PROCESSING" || s.Sent != 0 {
+		t.Fatalf("before the sweep: %+v, want PROCESSING with nothing counted (nothing else finishes it)", s)
+	}
+	// Two replicas sweep at once: one progress job.
+	var swept [2]int
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i := range swept {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			swept[i], errs[i] = sms.Reconcile(ctx, f.pool, q, 0)
+		}()
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil || swept[0]+swept[1] != 1 {
+		t.Fatalf("two sweeps at once: %v queued, errors %v; want one progress job in all", swept, errs)
+	}
+	if n := f.count(`SELECT count(*) FROM river_job WHERE kind = 'sms.progress' AND args ->> 'request_id' = $1::text`, id); n != 1 {
+		t.Errorf("%d progress jobs, want 1", n)
+	}
+	s := f.waitFor(id, "DONE", "FAILED")
+	if want := (requestState{Status: "DONE", Remarks: "2 of 3 sent, 1 failed, 1 skipped", Total: 3, Sent: 2, Failed: 1, Skipped: 1, Messages: 3}); s != want {
+		t.Errorf("request %+v, want %+v", s, want)
 	}
 	if n, err := sms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 0 {
 		t.Errorf("sweep after it finished: %d queued, %v; want none", n, err)

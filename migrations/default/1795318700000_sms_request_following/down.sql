@@ -1,0 +1,1 @@
+DROP INDEX sms_request_following;
