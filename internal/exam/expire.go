@@ -2,7 +2,9 @@ package exam
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -207,15 +209,30 @@ func (s *Store) retryLater(ctx context.Context, tx pgx.Tx, q queue.Inserter, fai
 	return nil
 }
 
+// MaxDeleteRequeues is how many times the sweep queues a blob's deletion
+// again after its job was lost or discarded (each job retries for about
+// three weeks): a key the storage refuses for good is not retried for
+// ever. It stays recorded in storage_failure; an operator who mended the
+// cause sets exam_upload.delete_requeues = 0, and the next sweep queues it.
+const MaxDeleteRequeues = 3
+
 // requeue queues deletion jobs for blobs of uploads left undeleted longer
-// than ReconcileAfter (a job lost or discarded). Jobs are unique while
-// queued, so blobs whose job is still retrying are not doubled.
+// than ReconcileAfter (a job lost or discarded), ExpireBatch a sweep: those
+// it swept least recently (delete_swept_at: never first, then the oldest),
+// marking them swept. Jobs are unique while queued, so a blob whose job is
+// still retrying is not doubled, and it goes to the back instead of holding
+// the head of every sweep — a thousand deletions failing through a storage
+// outage never keep a lost one from being queued. A row whose deletion was
+// queued again MaxDeleteRequeues times is left. delete_swept_at is in no
+// index: the sort is over what exam_upload_blob_pending finds, and the
+// mark writes no index entry.
 func (s *Store) requeue(ctx context.Context, q queue.Inserter, now time.Time) (int, error) {
 	var n int
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT id, blob_key FROM exam_upload
-			WHERE state <> 'active' AND deleted_at IS NULL AND state_changed_at < $1
-			ORDER BY state_changed_at LIMIT $2`, now.Add(-ReconcileAfter), ExpireBatch)
+			WHERE state <> 'active' AND deleted_at IS NULL AND state_changed_at < $1 AND delete_requeues < $3
+			ORDER BY delete_swept_at NULLS FIRST, state_changed_at LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED`,
+			now.Add(-ReconcileAfter), ExpireBatch, MaxDeleteRequeues)
 		if err != nil {
 			return err
 		}
@@ -224,17 +241,37 @@ func (s *Store) requeue(ctx context.Context, q queue.Inserter, now time.Time) (i
 			return err
 		}
 		jobs := make([]river.InsertManyParams, len(pending))
+		swept := make([]uuid.UUID, len(pending))
 		for i, a := range pending {
 			jobs[i] = river.InsertManyParams{Args: a}
+			swept[i] = a.UploadID
 		}
 		res, err := q.InsertManyTx(ctx, tx, jobs)
-		for _, r := range res {
-			if !r.UniqueSkippedAsDuplicate {
-				n++
-			}
+		if err != nil {
+			return err
 		}
+		// The uploads whose job is new, read from the jobs: RETURNING
+		// promises no order.
+		queued := []uuid.UUID{} // an empty array, not NULL (postgres.NilArgs)
+		for _, r := range res {
+			if r.UniqueSkippedAsDuplicate {
+				continue
+			}
+			var a DeleteBlobArgs
+			if err := json.Unmarshal(r.Job.EncodedArgs, &a); err != nil {
+				return fmt.Errorf("requeued job %d: %w", r.Job.ID, err)
+			}
+			queued = append(queued, a.UploadID)
+		}
+		n = len(queued)
+		_, err = tx.Exec(ctx, `UPDATE exam_upload SET delete_swept_at = $3,
+				delete_requeues = delete_requeues + CASE WHEN id = ANY($2::uuid[]) THEN 1 ELSE 0 END
+			WHERE id = ANY($1)`, swept, queued, now)
 		return err
 	})
+	if err != nil {
+		n = 0 // rolled back
+	}
 	return n, postgres.Translate(err, "exam_upload")
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -433,10 +434,11 @@ type execer interface {
 
 // apply records out on submission id — the one place a processing outcome
 // is written. It never overrides an outcome recorded meanwhile by another
-// processing of the submission (accepted, superseded, duplicate): inside the
-// processing transaction the row is locked and still undecided; outside it
-// (refusals recorded after a failed transaction) the status guard keeps the
-// first decision.
+// processing of the submission (accepted, superseded, duplicate, or a
+// rejection that does not wait for its form): inside the processing
+// transaction the row is locked and still undecided; outside it (refusals
+// recorded after a failed transaction, a processing given up) the status
+// guard keeps the first decision.
 func apply(ctx context.Context, q execer, id uuid.UUID, out outcome) error {
 	if out.status == "" {
 		return nil
@@ -464,7 +466,8 @@ func apply(ctx context.Context, q execer, id uuid.UUID, out outcome) error {
 	release := out.code == fault.CodeForbidden || out.code == CodeUnknownEdit
 	if _, err := q.Exec(ctx, `UPDATE form_submission SET status = $2, error_code = $3, errors = $4, duplicate_of = $5, processed_at = now(),
 			instance_id = CASE WHEN $6 THEN NULL ELSE instance_id END
-		WHERE id = $1 AND status IN ('received', 'rejected')`, id, out.status, code, errs, out.dupOf, release); err != nil {
+		WHERE id = $1 AND (status = 'received' OR status = 'rejected' AND error_code IN ($7, $8))`,
+		id, out.status, code, errs, out.dupOf, release, CodeUnknownForm, CodeFormClosed); err != nil {
 		return err
 	}
 	if out.status == StatusAccepted && out.replaces != "" {
@@ -626,14 +629,25 @@ type ProcessArgs struct {
 // Kind is the River job kind.
 func (ProcessArgs) Kind() string { return "forms.process" }
 
-// InsertOpts makes processing unique per submission.
+// processAttempts is how many times one job tries a processing. River's 25
+// (about three weeks of backoff) would leave the submitter without an
+// answer for weeks when processing fails for a reason no retry mends (a
+// bug, a panic); ten cover what does mend (a restart, a deploy, a lock held
+// by a migration: attempt⁴ seconds apart, the tenth about four hours after
+// the first). A database that stays down longer loses nothing: the job is
+// discarded, the row stays received and the sweep queues it again.
+const processAttempts = 10
+
+// InsertOpts makes processing unique per submission and tried
+// processAttempts times.
 func (ProcessArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: queue.UniqueUntilFinished()}
+	return river.InsertOpts{MaxAttempts: processAttempts, UniqueOpts: queue.UniqueUntilFinished()}
 }
 
 // ProcessWorker processes one submission. Refusals (unknown form, invalid
-// XML, conflicts) are recorded on the submission and end the job; only
-// failures to reach the database are retried.
+// XML, conflicts) are recorded on the submission and end the job; failures
+// are retried, and on the job's last attempt an unexpected one is recorded
+// too (see Work).
 type ProcessWorker struct {
 	river.WorkerDefaults[ProcessArgs]
 	Pipeline *Pipeline
@@ -645,12 +659,50 @@ type ProcessWorker struct {
 // River retries it).
 func (w *ProcessWorker) Timeout(*river.Job[ProcessArgs]) time.Duration { return queue.MaxTimeout }
 
-// Work processes job.Args.SubmissionID.
+// processFailed is the reason recorded on a submission whose processing
+// failed unexpectedly on every attempt: the submitters read it, so it says
+// nothing of the cause (which is logged).
+const processFailed = "could not be processed: it failed unexpectedly on every attempt; it is kept, and can be processed again once the fault is mended"
+
+// Work processes job.Args.SubmissionID. A failure is retried; on the job's
+// last attempt one that is not an unreachable or busy database is taken as
+// permanent — it would fail every retry, and every sweep after them, while
+// the submitter never hears — and recorded through apply: the submission
+// rejected with INTERNAL and a generic reason, the details logged. The
+// status guard keeps a decision another processing recorded meanwhile. A
+// panic counts as such a failure. An unreachable database does not give
+// up: the job is discarded, the row stays received, the sweep queues it
+// again. An operator puts a given-up submission back for processing with
+// UPDATE form_submission SET status = 'received', error_code = NULL,
+// errors = NULL, processed_at = NULL, swept_at = NULL WHERE id = … AND
+// error_code = 'INTERNAL'; the sweep takes it within a minute.
 func (w *ProcessWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
-	_, err := w.Pipeline.Process(ctx, job.Args.SubmissionID)
-	if err != nil && fault.KindOf(err) != fault.Internal && fault.KindOf(err) != fault.Unavailable {
+	err := w.process(ctx, job.Args.SubmissionID)
+	if err == nil {
+		return nil
+	}
+	if k := fault.KindOf(err); k != fault.Internal && k != fault.Unavailable {
 		return nil // recorded on the submission
 	}
+	if job.Attempt < job.MaxAttempts || fault.KindOf(err) == fault.Unavailable || postgres.Unavailable(err) {
+		return err
+	}
+	w.Pipeline.Log.ErrorContext(ctx, "submission processing failed for good", "submission_id", job.Args.SubmissionID,
+		"attempt", job.Attempt, "error", err)
+	out := outcome{status: StatusRejected, code: fault.CodeInternal, errors: []xform.FieldError{{Path: "", Reason: processFailed}}}
+	if rerr := apply(ctx, w.Pipeline.Pool, job.Args.SubmissionID, out); rerr != nil {
+		return errors.Join(err, postgres.Translate(rerr, "submission"))
+	}
+	return nil
+}
+
+func (w *ProcessWorker) process(ctx context.Context, id uuid.UUID) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic processing submission %s: %v\n%s", id, p, debug.Stack())
+		}
+	}()
+	_, err = w.Pipeline.Process(ctx, id)
 	return err
 }
 

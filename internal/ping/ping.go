@@ -102,14 +102,21 @@ const ReconcileAfter = time.Minute
 
 // Reconcile enqueues pong jobs (up to 1,000 per run) for pings older than
 // minAge that have none, and returns how many it enqueued. It is the
-// queue.Sweep of ReconcileArgs.
+// queue.Sweep of ReconcileArgs. It takes the pings it swept least recently
+// (swept_at: never first, then the oldest) and marks them swept, so pings
+// whose pong jobs are still queued or failing and retried go to the back
+// instead of filling every run and holding back one whose event never
+// came. A ping whose job was discarded is queued again when its turn
+// comes, with no bound: a pong fails only while the database does.
 func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		n, err = queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return PongArgs{PingID: id} },
-			`SELECT p.id FROM ping p
-			WHERE p.created_at < now() - make_interval(secs => $1)
-			  AND NOT EXISTS (SELECT 1 FROM pong WHERE pong.ping_id = p.id)
-			ORDER BY p.created_at LIMIT 1000`, minAge.Seconds())
+			`WITH due AS (
+				SELECT p.id FROM ping p
+				WHERE p.created_at < now() - make_interval(secs => $1)
+				  AND NOT EXISTS (SELECT 1 FROM pong WHERE pong.ping_id = p.id)
+				ORDER BY p.swept_at NULLS FIRST, p.created_at LIMIT 1000 FOR NO KEY UPDATE OF p SKIP LOCKED)
+			UPDATE ping p SET swept_at = now() FROM due WHERE p.id = due.id RETURNING p.id`, minAge.Seconds())
 		return err
 	})
 	return n, err
