@@ -5,6 +5,7 @@
 package ratelimit
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/netip"
@@ -39,8 +40,10 @@ type client struct {
 	lim  *rate.Limiter
 	seen time.Time
 	// held is how many requests hold one of the bucket's tokens without
-	// having taken it yet (Hold).
-	held int
+	// having taken it yet (Hold); freed, when not nil, is closed when one
+	// lets its hold go.
+	held  int
+	freed chan struct{}
 }
 
 // New allows each IP perSecond requests on average and burst at once.
@@ -90,27 +93,61 @@ func (p *PerIP) Allow(ip string, now time.Time) bool {
 	return p.client(ip, now).lim.AllowN(now, 1)
 }
 
-// Hold is for limits that count only failures (wrong codes): it reports
-// whether ip has a request left now beyond those its requests in flight
-// hold, and holds one until release is called. A request that failed takes
-// it (Allow) before releasing; one that did not gives it back. So requests
-// sent at once never do more work than the client has requests left.
-func (p *PerIP) Hold(ip string, now time.Time) (release func(), ok bool) {
+// HoldWait bounds how long Hold waits for requests in flight to end.
+const HoldWait = 5 * time.Second
+
+// Hold is for limits that count only failures (wrong codes): a request
+// holds one of ip's requests left while it works, and release lets it go —
+// after taking it (Allow) if the request failed. So requests sent at once
+// never do more work than the client has requests left. When all it has
+// left are held, Hold waits for one to be let go (at most HoldWait, or ctx),
+// since they may all succeed: a class behind one address sending right
+// codes at once is served. A client with nothing left is refused at once.
+func (p *PerIP) Hold(ctx context.Context, ip string, now time.Time) (release func(), ok bool) {
+	var timeout <-chan time.Time
+	for {
+		p.mu.Lock()
+		c := p.client(ip, now)
+		left := c.lim.TokensAt(now)
+		if left < 1 {
+			p.mu.Unlock()
+			return nil, false
+		}
+		if left-float64(c.held) >= 1 {
+			c.held++
+			p.mu.Unlock()
+			var once sync.Once
+			return func() { once.Do(func() { p.letGo(c) }) }, true
+		}
+		if c.freed == nil {
+			c.freed = make(chan struct{})
+		}
+		freed := c.freed
+		p.mu.Unlock()
+		if timeout == nil {
+			t := time.NewTimer(HoldWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return nil, false
+		case <-timeout:
+			return nil, false
+		}
+	}
+}
+
+// letGo ends one of c's holds and wakes the requests waiting for one.
+func (p *PerIP) letGo(c *client) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c := p.client(ip, now)
-	if c.lim.TokensAt(now)-float64(c.held) < 1 {
-		return nil, false
+	c.held--
+	if c.freed != nil {
+		close(c.freed)
+		c.freed = nil
 	}
-	c.held++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			p.mu.Lock()
-			c.held--
-			p.mu.Unlock()
-		})
-	}, true
 }
 
 // RetryAfter is the Retry-After, in seconds, of an answer beyond the limit.

@@ -1,6 +1,7 @@
 package ratelimit_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -98,34 +99,49 @@ func TestIPv6SharesABucketPer64(t *testing.T) {
 }
 
 // Hold counts the requests in flight against what is left: requests sent
-// at once get no more than the bucket holds; one that did not fail gives
-// its request back, one that failed takes it.
+// at once get no more than the bucket holds, the others wait for one to
+// end; one that did not fail gives its request back, one that failed takes
+// it; a client with nothing left is refused at once.
 func TestHoldCountsRequestsInFlight(t *testing.T) {
 	t.Parallel()
+	ctx := context.Background()
 	p := ratelimit.New(1.0/30, 3)
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	var held []func()
 	for i := range 3 {
-		release, ok := p.Hold("10.0.0.1", now)
+		release, ok := p.Hold(ctx, "10.0.0.1", now)
 		if !ok {
 			t.Fatalf("hold %d of 3 refused", i)
 		}
 		held = append(held, release)
 	}
-	if _, ok := p.Hold("10.0.0.1", now); ok {
-		t.Fatal("a fourth request in flight allowed with three held of three")
-	}
-	if _, ok := p.Hold("10.0.0.2", now); !ok {
+	if _, ok := p.Hold(ctx, "10.0.0.2", now); !ok {
 		t.Error("another IP shares the first one's holds")
 	}
-	held[0]() // a hit: gives its request back
+	// A fourth waits while the three are in flight …
+	got := make(chan bool, 1)
+	go func() {
+		_, ok := p.Hold(ctx, "10.0.0.1", now)
+		got <- ok
+	}()
+	held[0]() // … a hit gives its request back, and the fourth has it.
 	held[0]() // releasing twice gives back once
-	if _, ok := p.Hold("10.0.0.1", now); !ok {
-		t.Fatal("a request given back is not there again")
+	if !<-got {
+		t.Fatal("a request given back did not go to the one waiting")
 	}
-	p.Allow("10.0.0.1", now) // a miss: takes its request …
-	held[1]()                // … then lets the hold go
-	if _, ok := p.Hold("10.0.0.1", now); ok {
-		t.Error("a failed request's hold came back: 3 − 1 taken − 2 held leaves none")
+	// Now 3 held of 3: a miss takes its request and lets its hold go, which
+	// leaves 2 held of 2, and the next one waits until its context ends.
+	p.Allow("10.0.0.1", now)
+	held[1]()
+	short, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, ok := p.Hold(short, "10.0.0.1", now); ok {
+		t.Error("a hold beyond what is left was granted: 3 − 1 taken − 2 held leaves none")
+	}
+	// Spent: refused at once, without waiting for anything.
+	p.Allow("10.0.0.1", now)
+	p.Allow("10.0.0.1", now)
+	if _, ok := p.Hold(ctx, "10.0.0.1", now); ok {
+		t.Error("a client with nothing left got a hold")
 	}
 }

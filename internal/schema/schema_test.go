@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"testing"
 	"testing/fstest"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shala-edu/shala/internal/pgtest"
 	"github.com/shala-edu/shala/internal/schema"
@@ -30,6 +33,24 @@ func TestMigrateIsIdempotentOnTheTemplate(t *testing.T) {
 	}
 	if len(res.Applied) != 0 || len(res.RiverVersions) != 0 {
 		t.Errorf("rerun applied %d migrations and %d river versions, want none", len(res.Applied), len(res.RiverVersions))
+	}
+}
+
+// Status never holds a connection while asking for another (River's
+// check takes its own): on a one-connection pool it answers, where before
+// it waited for ever for a second connection.
+func TestStatusNeedsOneConnectionAtATime(t *testing.T) {
+	t.Parallel()
+	pool, err := pgxpool.New(context.Background(), pgtest.URL(t)+"&pool_max_conns=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	// A bound on the test, not on Status: waiting for ever fails it here.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := schema.Status(ctx, pool, migrations.Default()); err != nil {
+		t.Fatalf("Status on a one-connection pool: %v", err)
 	}
 }
 

@@ -105,6 +105,7 @@ func healthz() http.HandlerFunc {
 // pool from the requests the service is for.
 type readiness struct {
 	ready func(context.Context) error
+	now   func() time.Time
 
 	mu  sync.Mutex
 	at  time.Time
@@ -114,19 +115,19 @@ type readiness struct {
 func (c *readiness) check(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.at.IsZero() && time.Since(c.at) < time.Second {
+	if !c.at.IsZero() && c.now().Sub(c.at) < time.Second {
 		return c.err
 	}
 	// Not the prober's context: a prober that hangs up must not make
 	// the answer the others get a cancellation.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
-	c.err, c.at = c.ready(ctx), time.Now()
+	c.err, c.at = c.ready(ctx), c.now()
 	return c.err
 }
 
 func readyz(log *slog.Logger, ready func(context.Context) error) http.HandlerFunc {
-	c := &readiness{ready: ready}
+	c := &readiness{ready: ready, now: time.Now}
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if ready != nil {

@@ -138,18 +138,18 @@ func (t *Tus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// tus 1.0.0: in every response but OPTIONS, shala's own errors too.
 		w.Header().Set("Tus-Resumable", "1.0.0")
 	}
+	code := chi.URLParam(r, "uploadCode")
+	id := strings.Trim(chi.URLParam(r, "*"), "/")
+	tw := &tusWriter{ResponseWriter: w, code: code}
+	if r.Method == http.MethodOptions {
+		t.serve(ctx, tw, r, id) // a preflight looks nothing up
+		return
+	}
 	release, ok := t.guesses.hold(w, r)
 	if !ok {
 		return
 	}
 	defer release()
-	code := chi.URLParam(r, "uploadCode")
-	id := strings.Trim(chi.URLParam(r, "*"), "/")
-	tw := &tusWriter{ResponseWriter: w, code: code}
-	if r.Method == http.MethodOptions {
-		t.serve(ctx, tw, r, id)
-		return
-	}
 	st, err := t.exams.StudentByCode(ctx, code)
 	if err != nil {
 		t.guesses.refuse(w, r, t.log, err)

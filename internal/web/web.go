@@ -101,10 +101,11 @@ type Guesses struct{ lim *ratelimit.PerIP }
 func NewGuesses() *Guesses { return &Guesses{lim: ratelimit.New(GuessRate, GuessBurst)} }
 
 // hold answers 429 with Retry-After if r's client has no guess left, and
-// otherwise holds one while its code is looked up. The caller defers
-// release; a wrong code is charged (wrong, refuse) before it runs.
+// otherwise holds one while its code is looked up (waiting, when all it has
+// left are held, for a look-up to end). The caller defers release; a wrong
+// code is charged (wrong, refuse) before it runs.
 func (g *Guesses) hold(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
-	release, ok = g.lim.Hold(ratelimit.ClientKey(r), time.Now())
+	release, ok = g.lim.Hold(r.Context(), ratelimit.ClientKey(r), time.Now())
 	if !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(g.lim.RetryAfter()))
 		// In the route's format: a page on the pages phones open.

@@ -546,6 +546,38 @@ func TestWrongCodesSentAtOnceAreRateLimitedToo(t *testing.T) {
 	}
 }
 
+// Right codes sent at once from one address are all served: a look-up
+// waits for the ones in flight when all the guesses left are held, since
+// they may all be right (a class uploading behind one school address).
+func TestRightCodesSentAtOnceAreServed(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	code := f.student(t)
+	const sent = 40
+	codes := make([]int, sent)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range sent {
+		wg.Go(func() {
+			<-start
+			resp, err := http.Get(f.url + "/submissions/" + code)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Fatalf("request %d of %d sent at once with a right code: %d, want 200 (all: %v)", i, sent, c, codes)
+		}
+	}
+}
+
 func TestExpiry(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
