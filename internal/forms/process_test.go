@@ -135,6 +135,35 @@ func TestProcessingFailingForGood(t *testing.T) {
 	}
 }
 
+// Giving up takes the locks a processing takes: a processing deciding the
+// submission meanwhile (another replica, a resend) decides first, and the
+// give-up then leaves its decision alone.
+func TestGivingUpWaitsForAProcessingDecidingIt(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	f.register("household_survey.xml", forms.DataCollection)
+	id := f.storeReceived()
+	free, processed := f.pausedInDecide(id)
+	panics := &forms.Pipeline{Pool: f.pool, Catalog: forms.NewCatalog(f.pool), Rules: forms.NewRules(),
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	forms.SetOnParse(panics, func() { panic("boom") })
+	gaveUp := make(chan error, 1)
+	go func() { gaveUp <- processJob(ctx, &forms.ProcessWorker{Pipeline: panics}, id, processAttempts()) }()
+	// The give-up waits for the instanceID's lock the processing holds.
+	waitForAdvisoryWait(f, "form_submission:", gaveUp)
+	free()
+	if err := <-processed; err != nil {
+		t.Fatalf("the processing: %v, want it accepted", err)
+	}
+	if err := <-gaveUp; err != nil {
+		t.Fatalf("the give-up: %v", err)
+	}
+	if n := f.count(`SELECT count(*) FROM form_submission WHERE id = $1 AND status = 'accepted'`, id); n != 1 {
+		t.Error("the give-up overrode the processing's decision")
+	}
+}
+
 // TestProcessingDoesNotGiveUpWhileTheDatabaseIsDown: a processing that
 // cannot reach the database fails its last attempt too, recording
 // nothing: the row stays received for the sweep to queue again.

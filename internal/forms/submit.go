@@ -667,9 +667,9 @@ const processFailed = "could not be processed: it failed unexpectedly on every a
 // Work processes job.Args.SubmissionID. A failure is retried; on the job's
 // last attempt one that is not an unreachable or busy database is taken as
 // permanent — it would fail every retry, and every sweep after them, while
-// the submitter never hears — and recorded through apply: the submission
-// rejected with INTERNAL and a generic reason, the details logged. The
-// status guard keeps a decision another processing recorded meanwhile. A
+// the submitter never hears — and recorded (giveUp): the submission
+// rejected with INTERNAL and a generic reason, the details logged; a
+// processing deciding it meanwhile decides first. A
 // panic counts as such a failure. An unreachable database does not give
 // up: the job is discarded, the row stays received, the sweep queues it
 // again. An operator puts a given-up submission back for processing with
@@ -689,11 +689,33 @@ func (w *ProcessWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 	}
 	w.Pipeline.Log.ErrorContext(ctx, "submission processing failed for good", "submission_id", job.Args.SubmissionID,
 		"attempt", job.Attempt, "error", err)
-	out := outcome{status: StatusRejected, code: fault.CodeInternal, errors: []xform.FieldError{{Path: "", Reason: processFailed}}}
-	if rerr := apply(ctx, w.Pipeline.Pool, job.Args.SubmissionID, out); rerr != nil {
+	if rerr := w.Pipeline.giveUp(ctx, job.Args.SubmissionID); rerr != nil {
 		return errors.Join(err, postgres.Translate(rerr, "submission"))
 	}
 	return nil
+}
+
+// giveUp records submission id as rejected with INTERNAL (processFailed)
+// under the locks a processing takes — its instanceIDs', then its row — so
+// a processing deciding it meanwhile decides first, and only a submission
+// still waiting to be processed is given up.
+func (p *Pipeline) giveUp(ctx context.Context, id uuid.UUID) error {
+	st, err := load(ctx, p.Pool, id, false, true)
+	if err != nil || !st.processable() {
+		return err
+	}
+	keys := instanceKeys(st.xml)
+	return pgx.BeginFunc(ctx, p.Pool, func(tx pgx.Tx) error {
+		if _, err := lockInstances(ctx, tx, keys...); err != nil {
+			return err
+		}
+		now, err := load(ctx, tx, id, true, false)
+		if err != nil || !now.processable() {
+			return err
+		}
+		return apply(ctx, tx, id, outcome{status: StatusRejected, code: fault.CodeInternal,
+			errors: []xform.FieldError{{Path: "", Reason: processFailed}}})
+	})
 }
 
 func (w *ProcessWorker) process(ctx context.Context, id uuid.UUID) (err error) {
@@ -704,6 +726,21 @@ func (w *ProcessWorker) process(ctx context.Context, id uuid.UUID) (err error) {
 	}()
 	_, err = w.Pipeline.Process(ctx, id)
 	return err
+}
+
+// instanceKeys are the instanceIDs a processing of xml locks (its own and
+// the one it edits), none when it does not parse — or when parsing it
+// panics, which may be why its processing is given up.
+func instanceKeys(xml string) (keys []string) {
+	defer func() {
+		if recover() != nil {
+			keys = nil
+		}
+	}()
+	if sub, err := xform.ParseSubmission([]byte(xml)); err == nil {
+		keys = []string{sub.InstanceID, sub.DeprecatedID}
+	}
+	return keys
 }
 
 // ReconcileAfter is how long a submission may stay "received" before the
