@@ -77,13 +77,13 @@ func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs])
 			job.Args.RequestID, StuckAfter.String(), StuckAfter.Seconds()); err != nil {
 			return err
 		}
-		var expanded bool
+		var expanded, cutShort bool
 		// Lock the request before counting (reports lock messages, then
 		// the request): the count then includes every report committed
 		// before it, and later reports adjust what it writes.
-		err := tx.QueryRow(ctx, `SELECT status, school_id, type, recipients_total, skipped, expanded_at IS NOT NULL
+		err := tx.QueryRow(ctx, `SELECT status, school_id, type, recipients_total, skipped, expanded_at IS NOT NULL, expansion_cut_short
 			FROM sms_request WHERE id = $1 FOR UPDATE`, job.Args.RequestID).
-			Scan(&status, &schoolID, &typ, &total, &skipped, &expanded)
+			Scan(&status, &schoolID, &typ, &total, &skipped, &expanded, &cutShort)
 		if errors.Is(err, pgx.ErrNoRows) {
 			finished = true // deleted
 			return nil
@@ -126,6 +126,9 @@ func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs])
 				remarks += " (last error: " + last + ")"
 			}
 		}
+		if cutShort {
+			remarks += "; " + CutShortRemark
+		}
 		if _, err := tx.Exec(ctx, `UPDATE sms_request SET status = $2, remarks = $3, finished_at = now() WHERE id = $1`,
 			job.Args.RequestID, next, remarks); err != nil {
 			return err
@@ -148,3 +151,8 @@ func (w *ProgressWorker) Work(ctx context.Context, job *river.Job[ProgressArgs])
 	}
 	return nil
 }
+
+// CutShortRemark ends the remarks of a request whose expansion was given up
+// after it had queued some messages: those were sent, the students after
+// them were not messaged.
+const CutShortRemark = "stopped before every recipient was reached: the recipient list could not be completed, and students after those counted were not messaged"

@@ -227,7 +227,7 @@ func (w *ExpandWorker) giveUp(ctx context.Context, id uuid.UUID, cause error) er
 			return err
 		}
 		if queued {
-			_, err := finishExpansion(ctx, tx, river.ClientFromContext[pgx.Tx](ctx), id)
+			_, err := finishExpansion(ctx, tx, river.ClientFromContext[pgx.Tx](ctx), id, true)
 			return err
 		}
 		return failRequest(ctx, tx, id, "recipients could not be resolved: "+truncate(MaskText(cause.Error())))
@@ -328,7 +328,7 @@ func (w *ExpandWorker) page(ctx context.Context, id uuid.UUID) (done bool, err e
 			return err
 		}
 		if done {
-			_, err := finishExpansion(ctx, tx, river.ClientFromContext[pgx.Tx](ctx), id)
+			_, err := finishExpansion(ctx, tx, river.ClientFromContext[pgx.Tx](ctx), id, false)
 			return err
 		}
 		return nil
@@ -574,11 +574,13 @@ func appendNew(list []string, items ...string) []string {
 // finishExpansion records the recipient count and starts following
 // progress with q (following: a progress job was added, not found queued
 // already); a request with nobody to send to fails with the reasons.
-func finishExpansion(ctx context.Context, tx pgx.Tx, q queue.Inserter, id uuid.UUID) (following bool, err error) {
+// cutShort marks an expansion given up before it reached every recipient:
+// the request's remarks will say so (progress).
+func finishExpansion(ctx context.Context, tx pgx.Tx, q queue.Inserter, id uuid.UUID, cutShort bool) (following bool, err error) {
 	var total, skipped int
-	if err := tx.QueryRow(ctx, `UPDATE sms_request SET expanded_at = now(),
+	if err := tx.QueryRow(ctx, `UPDATE sms_request SET expanded_at = now(), expansion_cut_short = $2,
 			recipients_total = (SELECT count(*) FROM sms_message WHERE request_id = $1 AND status <> 'undeliverable')
-		WHERE id = $1 RETURNING recipients_total, skipped`, id).Scan(&total, &skipped); err != nil {
+		WHERE id = $1 RETURNING recipients_total, skipped`, id, cutShort).Scan(&total, &skipped); err != nil {
 		return false, err
 	}
 	if total == 0 {
@@ -758,7 +760,7 @@ func giveUpExpansions(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter,
 					"recipients could not be resolved: the expansion was stopped %d times before it finished (its job was discarded each time)",
 					discarded))
 			}
-			following, err = finishExpansion(ctx, tx, q, id)
+			following, err = finishExpansion(ctx, tx, q, id, true)
 			return err
 		})
 		if err != nil {

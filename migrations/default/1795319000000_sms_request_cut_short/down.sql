@@ -1,0 +1,1 @@
+ALTER TABLE sms_request DROP COLUMN expansion_cut_short;
