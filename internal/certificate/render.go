@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -50,7 +51,8 @@ func (w *RenderWorker) Work(ctx context.Context, job *river.Job[RenderArgs]) err
 	// Recorded even when the render ran out of time.
 	gctx, cancel := queue.WithGrace(ctx)
 	defer cancel()
-	msg := fmt.Sprintf("%d attempts failed; the last: %v", job.Attempt, err)
+	// Valid UTF-8 (Postgres refuses anything else), whatever the error says.
+	msg := strings.ToValidUTF8(fmt.Sprintf("%d attempts failed; the last: %v", job.Attempt, err), "?")
 	if r := []rune(msg); len(r) > maxPDFError {
 		msg = string(r[:maxPDFError-1]) + "…"
 	}
