@@ -16,13 +16,13 @@ import (
 	"github.com/shala-edu/shala/internal/queue"
 )
 
-// processAttempts is how many times a processing job is tried: its
-// InsertOpts', or River's default.
+// processAttempts is how many times a processing job plans to try (its
+// InsertOpts keep one more spare for a rescue).
 func processAttempts() int {
-	if n := (forms.ProcessArgs{}).InsertOpts().MaxAttempts; n > 0 {
-		return n
+	if got, want := (forms.ProcessArgs{}).InsertOpts().MaxAttempts, queue.WithSpare(forms.ProcessAttempts); got != want {
+		panic(fmt.Sprintf("ProcessArgs MaxAttempts %d, want %d (ProcessAttempts and a spare)", got, want))
 	}
-	return river.MaxAttemptsDefault
+	return forms.ProcessAttempts
 }
 
 // processJob works a processing job of submission at attempt (of
@@ -34,7 +34,7 @@ func processJob(ctx context.Context, w *forms.ProcessWorker, submission uuid.UUI
 		}
 	}()
 	return w.Work(ctx, &river.Job[forms.ProcessArgs]{
-		JobRow: &rivertype.JobRow{Attempt: attempt, MaxAttempts: processAttempts()},
+		JobRow: &rivertype.JobRow{Attempt: attempt, MaxAttempts: queue.WithSpare(processAttempts())},
 		Args:   forms.ProcessArgs{SubmissionID: submission}})
 }
 

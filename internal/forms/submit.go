@@ -629,19 +629,21 @@ type ProcessArgs struct {
 // Kind is the River job kind.
 func (ProcessArgs) Kind() string { return "forms.process" }
 
-// processAttempts is how many times one job tries a processing. River's 25
+// ProcessAttempts is how many times one job tries a processing. River's 25
 // (about three weeks of backoff) would leave the submitter without an
 // answer for weeks when processing fails for a reason no retry mends (a
 // bug, a panic); ten cover what does mend (a restart, a deploy, a lock held
 // by a migration: attempt⁴ seconds apart, the tenth about four hours after
 // the first). A database that stays down longer loses nothing: the job is
 // discarded, the row stays received and the sweep queues it again.
-const processAttempts = 10
+// The job keeps one attempt spare (queue.WithSpare), so a process killed
+// during the tenth is rescued and its retry still gives up.
+const ProcessAttempts = 10
 
 // InsertOpts makes processing unique per submission and tried
-// processAttempts times.
+// ProcessAttempts times, and once more after a kill in the last.
 func (ProcessArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: processAttempts, UniqueOpts: queue.UniqueUntilFinished()}
+	return river.InsertOpts{MaxAttempts: queue.WithSpare(ProcessAttempts), UniqueOpts: queue.UniqueUntilFinished()}
 }
 
 // ProcessWorker processes one submission. Refusals (unknown form, invalid
@@ -684,7 +686,7 @@ func (w *ProcessWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 	if k := fault.KindOf(err); k != fault.Internal && k != fault.Unavailable {
 		return nil // recorded on the submission
 	}
-	if job.Attempt < job.MaxAttempts || fault.KindOf(err) == fault.Unavailable || postgres.Unavailable(err) {
+	if !queue.LastAttempt(job.JobRow, ProcessAttempts) || fault.KindOf(err) == fault.Unavailable || postgres.Unavailable(err) {
 		return err
 	}
 	w.Pipeline.Log.ErrorContext(ctx, "submission processing failed for good", "submission_id", job.Args.SubmissionID,
