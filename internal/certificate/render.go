@@ -40,7 +40,7 @@ func (w *RenderWorker) Timeout(*river.Job[RenderArgs]) time.Duration { return qu
 // Work renders and stores the PDF, then records where it is. Done twice
 // (a retry after the store but before the record) it writes the same file
 // again. Its last attempt, failing, records why on the certificate
-// (pdf_error): the certificate shows it, pdfUrl answers PDF_FAILED instead
+// (pdf_error, which the admins read; pdf_failed_at): pdfUrl answers PDF_FAILED instead
 // of "being prepared", and Reconcile does not queue the render again. The
 // job still ends discarded, with its errors, in River.
 func (w *RenderWorker) Work(ctx context.Context, job *river.Job[RenderArgs]) error {
@@ -51,8 +51,8 @@ func (w *RenderWorker) Work(ctx context.Context, job *river.Job[RenderArgs]) err
 	// Recorded even when the render ran out of time.
 	gctx, cancel := queue.WithGrace(ctx)
 	defer cancel()
-	// Valid UTF-8 (Postgres refuses anything else), whatever the error says.
-	msg := strings.ToValidUTF8(fmt.Sprintf("%d attempts failed; the last: %v", job.Attempt, err), "?")
+	// Text Postgres takes (valid UTF-8, no NUL), whatever the error says.
+	msg := strings.ReplaceAll(strings.ToValidUTF8(fmt.Sprintf("%d attempts failed; the last: %v", job.Attempt, err), "?"), "\x00", "?")
 	if r := []rune(msg); len(r) > maxPDFError {
 		msg = string(r[:maxPDFError-1]) + "…"
 	}

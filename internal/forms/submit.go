@@ -686,8 +686,14 @@ func (w *ProcessWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) e
 	if k := fault.KindOf(err); k != fault.Internal && k != fault.Unavailable {
 		return nil // recorded on the submission
 	}
-	if !queue.LastAttempt(job.JobRow, ProcessAttempts) || fault.KindOf(err) == fault.Unavailable || postgres.Unavailable(err) {
+	if !queue.LastAttempt(job.JobRow, ProcessAttempts) {
 		return err
+	}
+	if fault.KindOf(err) == fault.Unavailable || postgres.Unavailable(err) {
+		// Ended (cancelled, its error kept), not retried hours later by
+		// the spare attempt: the row stays received, and the sweep queues
+		// it again within minutes of the database's return.
+		return river.JobCancel(err)
 	}
 	w.Pipeline.Log.ErrorContext(ctx, "submission processing failed for good", "submission_id", job.Args.SubmissionID,
 		"attempt", job.Attempt, "error", err)

@@ -171,7 +171,7 @@ func TestWhatNoRoleReads(t *testing.T) {
 		columns     []string
 	}{
 		{"student", "", []string{"aadhaar_hash", "aadhaar_ciphertext", "aadhaar_legacy"}},
-		{"leaving_certificate", "school", []string{"admitted_school_id", "admitted_student_id"}},
+		{"leaving_certificate", "school", []string{"admitted_school_id", "admitted_student_id", "pdf_error"}},
 	}
 	tables := map[string]metadata.Table{}
 	for _, tb := range m.Sources[0].Tables {

@@ -41,7 +41,12 @@ func TestMigrateIsIdempotentOnTheTemplate(t *testing.T) {
 // it waited for ever for a second connection.
 func TestStatusNeedsOneConnectionAtATime(t *testing.T) {
 	t.Parallel()
-	pool, err := pgxpool.New(context.Background(), pgtest.URL(t)+"&pool_max_conns=1")
+	cfg, err := pgxpool.ParseConfig(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -862,6 +863,27 @@ func TestCertificateRenderFinalAttempt(t *testing.T) {
 		t.Fatal("a render without a renderer worked")
 	}
 	b.wantPDFFailed(t, id, pdfPath, "no PDF renderer")
+}
+
+// failingRenderer is a PDF renderer whose every render fails with err.
+type failingRenderer struct{ err error }
+
+func (r failingRenderer) Render(context.Context, string, string) ([]byte, error) { return nil, r.err }
+
+// TestCertificateRenderFailureWithAnyText: a failure whose text Postgres
+// would refuse (a NUL, bytes that are not UTF-8) is still recorded.
+func TestCertificateRenderFailureWithAnyText(t *testing.T) {
+	t.Parallel()
+	b := certSetup(t)
+	ctx := context.Background()
+	id, pdfPath := b.issueOne(t, "86420864209", "A/8")
+	w := &certificate.RenderWorker{Pool: b.pool, Bucket: b.bucket, PublicURL: "https://shala.example",
+		Renderer: failingRenderer{errors.New("chromium: crashed\x00 at page \xff\xfe")}}
+	if err := w.Work(ctx, &river.Job[certificate.RenderArgs]{JobRow: &rivertype.JobRow{Attempt: 10, MaxAttempts: 10},
+		Args: certificate.RenderArgs{CertificateID: id}}); err == nil || strings.Contains(err.Error(), "recording the failure") {
+		t.Fatalf("last attempt: %v, want the render's error alone (the failure recorded)", err)
+	}
+	b.wantPDFFailed(t, id, pdfPath, "chromium: crashed? at page ?")
 }
 
 // TestPromoteStudentsSection: a section is named in promoteStudents as in

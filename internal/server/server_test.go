@@ -366,7 +366,12 @@ func TestDatabaseDownAnswers503WithRetryAfter(t *testing.T) {
 // and waited for a second, and every request stalled for 3 s.
 func TestABurstOfReadinessProbesLeavesThePoolAlone(t *testing.T) {
 	t.Parallel()
-	pool, err := pgxpool.New(context.Background(), pgtest.URL(t)+"&pool_max_conns=2")
+	cfg, err := pgxpool.ParseConfig(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

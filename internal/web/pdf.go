@@ -46,10 +46,10 @@ func CertificatePDF(log *slog.Logger, certs *certificate.Store, bucket *blob.Buc
 			http.Error(w, "this certificate was revoked", http.StatusGone)
 			return
 		case rec.PDFKey == "" && rec.PDFError != "":
-			// Not the error itself: this link is public, and the
-			// issuing school reads why on the certificate.
+			// Not the error itself: this link is public (the admins
+			// read why on the certificate).
 			writeError(r.Context(), w, log, fault.New(fault.Unprocessable, certificate.CodePDFFailed,
-				"the PDF of this certificate could not be made; the issuing school sees why on the certificate and can ask shala's operators to make it again"))
+				"the PDF of this certificate could not be made; the issuing school can ask shala's operators to make it again"))
 			return
 		case rec.PDFKey == "":
 			w.Header().Set("Retry-After", strconv.Itoa(PDFRetryAfter))
