@@ -148,6 +148,35 @@ func TestEditOfARefusedEdit(t *testing.T) {
 	}
 }
 
+// refusedEditOf are the replacements that make the sample an edit of it
+// (instance) that is refused: its rooms are not a number.
+func refusedEditOf(instance string) []string {
+	return []string{"<instanceID>" + firstInstance + "</instanceID>",
+		"<instanceID>" + instance + "</instanceID><deprecatedID>" + firstInstance + "</deprecatedID>", "<rooms>3</rooms>", "<rooms>lots</rooms>"}
+}
+
+// editOfARefusedEdit are the replacements that make the sample an edit
+// (instance) of the refused edit refused, with 5 rooms.
+func editOfARefusedEdit(instance, refused string) []string {
+	return []string{"<instanceID>" + firstInstance + "</instanceID>",
+		"<instanceID>" + instance + "</instanceID><deprecatedID>" + refused + "</deprecatedID>", "<rooms>3</rooms>", "<rooms>5</rooms>"}
+}
+
+// originalAndARefusedEdit receives the sample (accepted) and an edit of it
+// (refused) that is refused, and returns the original's result.
+func (f *fixture) originalAndARefusedEdit(refused string) *forms.Result {
+	f.t.Helper()
+	ctx := context.Background()
+	orig, err := f.pipeline.Receive(ctx, forms.Input{XML: read(f.t, "household_submission.xml"), Source: "openrosa"})
+	if err != nil || orig.Status != forms.StatusAccepted {
+		f.t.Fatalf("the original: %+v %v", orig, err)
+	}
+	if res, err := f.pipeline.Receive(ctx, forms.Input{XML: household(f.t, refusedEditOf(refused)...), Source: "openrosa"}); err != nil || res.Status != forms.StatusRejected {
+		f.t.Fatalf("edit with a bad value: %+v %v", res, err)
+	}
+	return orig
+}
+
 // An edit that follows a refused edit back takes the locks it reaches
 // without waiting for them: a resend of the refused edit processed at the
 // same time holds the original's lock and waits for the refused edit's,
@@ -162,23 +191,9 @@ func TestAnEditAndAResendOfTheRefusedEditItFollowsDoNotDeadlock(t *testing.T) {
 	// firstInstance sorts before both: the resend takes the original's lock
 	// first, the edit the refused edit's and its own.
 	const refusedEdit, fixed = "uuid:aaaaaaaa-0000-4000-8000-0000000000b1", "uuid:aaaaaaaa-0000-4000-8000-0000000000b2"
-	orig, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "household_submission.xml"), Source: "openrosa"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := editOf(t, refusedEdit, "lots")
-	if res, err := f.pipeline.Receive(ctx, forms.Input{XML: refused, Source: "openrosa"}); err != nil || res.Status != forms.StatusRejected {
-		t.Fatalf("edit with a bad value: %+v %v", res, err)
-	}
-	stored := func(doc []byte) (id uuid.UUID) {
-		if err := f.pool.QueryRow(ctx, `INSERT INTO form_submission (xml, source) VALUES ($1, 'hasura') RETURNING id`, string(doc)).Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		return id
-	}
-	edit := stored(household(t, "<instanceID>"+firstInstance+"</instanceID>",
-		"<instanceID>"+fixed+"</instanceID><deprecatedID>"+refusedEdit+"</deprecatedID>", "<rooms>3</rooms>", "<rooms>5</rooms>"))
-	resend := stored(refused)
+	orig := f.originalAndARefusedEdit(refusedEdit)
+	edit := f.storeReceived(editOfARefusedEdit(fixed, refusedEdit)...)
+	resend := f.storeReceived(refusedEditOf(refusedEdit)...)
 	free, edited := f.pausedInDecide(edit)
 	type processed struct {
 		res *forms.Result
@@ -224,21 +239,9 @@ func TestAnEditWaitsInOrderForTheOriginalItFollowsBack(t *testing.T) {
 	f.register("household_survey.xml", forms.DataCollection)
 	ctx := context.Background()
 	const refusedEdit, fixed = "uuid:aaaaaaaa-0000-4000-8000-0000000000c1", "uuid:aaaaaaaa-0000-4000-8000-0000000000c2"
-	if _, err := f.pipeline.Receive(ctx, forms.Input{XML: read(t, "household_submission.xml"), Source: "openrosa"}); err != nil {
-		t.Fatal(err)
-	}
-	if res, err := f.pipeline.Receive(ctx, forms.Input{XML: editOf(t, refusedEdit, "lots"), Source: "openrosa"}); err != nil || res.Status != forms.StatusRejected {
-		t.Fatalf("edit with a bad value: %+v %v", res, err)
-	}
-	stored := func(doc []byte) (id uuid.UUID) {
-		if err := f.pool.QueryRow(ctx, `INSERT INTO form_submission (xml, source) VALUES ($1, 'hasura') RETURNING id`, string(doc)).Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		return id
-	}
-	resend := stored(read(t, "household_submission.xml"))
-	edit := stored(household(t, "<instanceID>"+firstInstance+"</instanceID>",
-		"<instanceID>"+fixed+"</instanceID><deprecatedID>"+refusedEdit+"</deprecatedID>", "<rooms>3</rooms>", "<rooms>5</rooms>"))
+	f.originalAndARefusedEdit(refusedEdit)
+	resend := f.storeReceived()
+	edit := f.storeReceived(editOfARefusedEdit(fixed, refusedEdit)...)
 	// The resend of the original holds the original's lock.
 	free, resent := f.pausedInDecide(resend)
 	edited := make(chan error, 1)

@@ -505,21 +505,17 @@ func TestWrongCodesAreRateLimited(t *testing.T) {
 	wantStatus(t, f.upload(t, code, "a.pdf", pdf(100, 0)), http.StatusTooManyRequests)
 }
 
-// Wrong codes sent at once are limited as if sent one by one: a code being
-// looked up holds one of the client's guesses, so no more codes are looked
-// up than it has guesses left.
-func TestWrongCodesSentAtOnceAreRateLimitedToo(t *testing.T) {
-	t.Parallel()
-	f := setup(t)
-	_ = f.student(t)
-	const sent = 100
-	codes := make([]int, sent)
+// getAtOnce sends n GETs (the i-th to url(i)) as nearly at once as it can
+// and returns their statuses in order.
+func getAtOnce(t *testing.T, n int, url func(i int) string) []int {
+	t.Helper()
+	codes := make([]int, n)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
-	for i := range sent {
+	for i := range n {
 		wg.Go(func() {
 			<-start
-			resp, err := http.Get(fmt.Sprintf("%s/verifications/zzzzzz%03d", f.url, i))
+			resp, err := http.Get(url(i))
 			if err != nil {
 				t.Error(err)
 				return
@@ -530,6 +526,18 @@ func TestWrongCodesSentAtOnceAreRateLimitedToo(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
+	return codes
+}
+
+// Wrong codes sent at once are limited as if sent one by one: a code being
+// looked up holds one of the client's guesses, so no more codes are looked
+// up than it has guesses left.
+func TestWrongCodesSentAtOnceAreRateLimitedToo(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	_ = f.student(t)
+	const sent = 100
+	codes := getAtOnce(t, sent, func(i int) string { return fmt.Sprintf("%s/verifications/zzzzzz%03d", f.url, i) })
 	looked, limited := 0, 0
 	for _, c := range codes {
 		switch c {
@@ -554,23 +562,7 @@ func TestRightCodesSentAtOnceAreServed(t *testing.T) {
 	f := setup(t)
 	code := f.student(t)
 	const sent = 40
-	codes := make([]int, sent)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range sent {
-		wg.Go(func() {
-			<-start
-			resp, err := http.Get(f.url + "/submissions/" + code)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			codes[i] = resp.StatusCode
-		})
-	}
-	close(start)
-	wg.Wait()
+	codes := getAtOnce(t, sent, func(int) string { return f.url + "/submissions/" + code })
 	for i, c := range codes {
 		if c != http.StatusOK {
 			t.Fatalf("request %d of %d sent at once with a right code: %d, want 200 (all: %v)", i, sent, c, codes)
