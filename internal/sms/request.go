@@ -222,6 +222,16 @@ func (w *ExpandWorker) Work(ctx context.Context, job *river.Job[ExpandArgs]) err
 // finishes as usual; with nothing queued it fails with the error.
 func (w *ExpandWorker) giveUp(ctx context.Context, id uuid.UUID, cause error) error {
 	return pgx.BeginFunc(ctx, w.Pool, func(tx pgx.Tx) error {
+		// Only an expansion still unfinished: the last page may have
+		// committed though its commit reported an error.
+		var open bool
+		if err := tx.QueryRow(ctx, `SELECT status = 'PROCESSING' AND expanded_at IS NULL FROM sms_request WHERE id = $1 FOR UPDATE`, id).
+			Scan(&open); err != nil || !open {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil // deleted
+			}
+			return err
+		}
 		queued, err := anyQueued(ctx, tx, id)
 		if err != nil {
 			return err
