@@ -772,7 +772,10 @@ func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge
 	}
 	for _, s := range sweeps {
 		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			added, err := queue.EnqueueEach(ctx, tx, q, s.job, sweepNext(s.where), minAge.Seconds())
+			// The rows due swept least recently first: one whose job is
+			// queued or failing never holds the head of every sweep.
+			added, err := queue.EnqueueEach(ctx, tx, q, s.job, queue.LeastRecentlySwept("form_submission",
+				s.where+` AND received_at < now() - make_interval(secs => $1)`, "received_at", 1000), minAge.Seconds())
 			n += added
 			return err
 		})
@@ -781,21 +784,6 @@ func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge
 		}
 	}
 	return n, nil
-}
-
-// sweepNext selects the 1,000 submissions matching where (the predicate of
-// a partial index on received_at) older than $1 seconds that were swept
-// least recently — never first, then the oldest — and marks them swept: a
-// row whose job is still queued, or failing and retried, goes to the back
-// rather than holding the head of every sweep. swept_at is in no index, so
-// the mark writes no index entry (a HOT update where the page has room),
-// and the sort is over the rows the partial index finds, few unless a
-// backlog built up. A row being processed right now is skipped.
-func sweepNext(where string) string {
-	return `WITH due AS (
-			SELECT id FROM form_submission WHERE ` + where + ` AND received_at < now() - make_interval(secs => $1)
-			ORDER BY swept_at NULLS FIRST, received_at LIMIT 1000 FOR NO KEY UPDATE SKIP LOCKED)
-		UPDATE form_submission s SET swept_at = now() FROM due WHERE s.id = due.id RETURNING s.id`
 }
 
 // ReconcileArgs asks for a sweep of unprocessed submissions (worked by a

@@ -111,12 +111,8 @@ const ReconcileAfter = time.Minute
 func Reconcile(ctx context.Context, pool *pgxpool.Pool, q queue.Inserter, minAge time.Duration) (n int, err error) {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		n, err = queue.EnqueueEach(ctx, tx, q, func(id uuid.UUID) river.JobArgs { return PongArgs{PingID: id} },
-			`WITH due AS (
-				SELECT p.id FROM ping p
-				WHERE p.created_at < now() - make_interval(secs => $1)
-				  AND NOT EXISTS (SELECT 1 FROM pong WHERE pong.ping_id = p.id)
-				ORDER BY p.swept_at NULLS FIRST, p.created_at LIMIT 1000 FOR NO KEY UPDATE OF p SKIP LOCKED)
-			UPDATE ping p SET swept_at = now() FROM due WHERE p.id = due.id RETURNING p.id`, minAge.Seconds())
+			queue.LeastRecentlySwept("ping", `s.created_at < now() - make_interval(secs => $1)
+				AND NOT EXISTS (SELECT 1 FROM pong WHERE pong.ping_id = s.id)`, "created_at", 1000), minAge.Seconds())
 		return err
 	})
 	return n, err

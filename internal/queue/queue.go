@@ -9,6 +9,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -260,6 +261,22 @@ func EnqueueEach(ctx context.Context, tx pgx.Tx, q Inserter, job func(uuid.UUID)
 		}
 	}
 	return n, err
+}
+
+// LeastRecentlySwept is the statement a sweep that rotates gives
+// EnqueueEach: of table's rows matching where (written against the alias
+// s), the limit it swept least recently — its swept_at column NULL first
+// (never swept), then by s.age, oldest first — marked swept now, their ids
+// returned. A row whose job is still queued, or failing and retried, so goes
+// to the back instead of holding the head of every sweep; a row locked by
+// its worker right now is skipped. swept_at belongs in no index (the mark
+// then writes no index entry): the sort is over what where finds through
+// the table's own partial index.
+func LeastRecentlySwept(table, where, age string, limit int) string {
+	return fmt.Sprintf(`WITH due AS (
+			SELECT s.id FROM %[1]s s WHERE %[2]s
+			ORDER BY s.swept_at NULLS FIRST, s.%[3]s LIMIT %[4]d FOR NO KEY UPDATE OF s SKIP LOCKED)
+		UPDATE %[1]s s SET swept_at = now() FROM due WHERE s.id = due.id RETURNING s.id`, table, where, age, limit)
 }
 
 // PerMinute is embedded in the args of periodic jobs: at most one such job
