@@ -39,6 +39,12 @@ type fixture struct {
 	pipeline *forms.Pipeline
 }
 
+// freshPipeline is a pipeline on pool as a new process has it: nothing
+// cached, definitions read from the table; nothing logged.
+func freshPipeline(pool *pgxpool.Pool) *forms.Pipeline {
+	return &forms.Pipeline{Pool: pool, Catalog: forms.NewCatalog(pool), Rules: forms.NewRules(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
 func setup(t *testing.T) *fixture {
 	t.Helper()
 	pool := pgtest.New(t)

@@ -25,9 +25,14 @@ func withInstance(t *testing.T, id string, replace ...string) []byte {
 
 // editOf is an edit (meta/deprecatedID) of the first submission.
 func editOf(t *testing.T, instance, rooms string) []byte {
-	return household(t, "<instanceID>"+firstInstance+"</instanceID>",
-		"<instanceID>"+instance+"</instanceID><deprecatedID>"+firstInstance+"</deprecatedID>",
-		"<rooms>3</rooms>", "<rooms>"+rooms+"</rooms>")
+	return household(t, editReplacing(instance, firstInstance, rooms)...)
+}
+
+// editReplacing are the replacements that make the sample an edit
+// (instance) of the version of instanceID of, with rooms.
+func editReplacing(instance, of, rooms string) []string {
+	return []string{"<instanceID>" + firstInstance + "</instanceID>",
+		"<instanceID>" + instance + "</instanceID><deprecatedID>" + of + "</deprecatedID>", "<rooms>3</rooms>", "<rooms>" + rooms + "</rooms>"}
 }
 
 func (f *fixture) rooms() []string {
@@ -148,22 +153,9 @@ func TestEditOfARefusedEdit(t *testing.T) {
 	}
 }
 
-// refusedEditOf are the replacements that make the sample an edit of it
-// (instance) that is refused: its rooms are not a number.
-func refusedEditOf(instance string) []string {
-	return []string{"<instanceID>" + firstInstance + "</instanceID>",
-		"<instanceID>" + instance + "</instanceID><deprecatedID>" + firstInstance + "</deprecatedID>", "<rooms>3</rooms>", "<rooms>lots</rooms>"}
-}
-
-// editOfARefusedEdit are the replacements that make the sample an edit
-// (instance) of the refused edit refused, with 5 rooms.
-func editOfARefusedEdit(instance, refused string) []string {
-	return []string{"<instanceID>" + firstInstance + "</instanceID>",
-		"<instanceID>" + instance + "</instanceID><deprecatedID>" + refused + "</deprecatedID>", "<rooms>3</rooms>", "<rooms>5</rooms>"}
-}
-
 // originalAndARefusedEdit receives the sample (accepted) and an edit of it
-// (refused) that is refused, and returns the original's result.
+// (refused) that is refused (its rooms not a number), and returns the
+// original's result.
 func (f *fixture) originalAndARefusedEdit(refused string) *forms.Result {
 	f.t.Helper()
 	ctx := context.Background()
@@ -171,7 +163,7 @@ func (f *fixture) originalAndARefusedEdit(refused string) *forms.Result {
 	if err != nil || orig.Status != forms.StatusAccepted {
 		f.t.Fatalf("the original: %+v %v", orig, err)
 	}
-	if res, err := f.pipeline.Receive(ctx, forms.Input{XML: household(f.t, refusedEditOf(refused)...), Source: "openrosa"}); err != nil || res.Status != forms.StatusRejected {
+	if res, err := f.pipeline.Receive(ctx, forms.Input{XML: editOf(f.t, refused, "lots"), Source: "openrosa"}); err != nil || res.Status != forms.StatusRejected {
 		f.t.Fatalf("edit with a bad value: %+v %v", res, err)
 	}
 	return orig
@@ -192,8 +184,8 @@ func TestAnEditAndAResendOfTheRefusedEditItFollowsDoNotDeadlock(t *testing.T) {
 	// first, the edit the refused edit's and its own.
 	const refusedEdit, fixed = "uuid:aaaaaaaa-0000-4000-8000-0000000000b1", "uuid:aaaaaaaa-0000-4000-8000-0000000000b2"
 	orig := f.originalAndARefusedEdit(refusedEdit)
-	edit := f.storeReceived(editOfARefusedEdit(fixed, refusedEdit)...)
-	resend := f.storeReceived(refusedEditOf(refusedEdit)...)
+	edit := f.storeReceived(editReplacing(fixed, refusedEdit, "5")...)
+	resend := f.storeReceived(editReplacing(refusedEdit, firstInstance, "lots")...)
 	free, edited := f.pausedInDecide(edit)
 	type processed struct {
 		res *forms.Result
@@ -241,7 +233,7 @@ func TestAnEditWaitsInOrderForTheOriginalItFollowsBack(t *testing.T) {
 	const refusedEdit, fixed = "uuid:aaaaaaaa-0000-4000-8000-0000000000c1", "uuid:aaaaaaaa-0000-4000-8000-0000000000c2"
 	f.originalAndARefusedEdit(refusedEdit)
 	resend := f.storeReceived()
-	edit := f.storeReceived(editOfARefusedEdit(fixed, refusedEdit)...)
+	edit := f.storeReceived(editReplacing(fixed, refusedEdit, "5")...)
 	// The resend of the original holds the original's lock.
 	free, resent := f.pausedInDecide(resend)
 	edited := make(chan error, 1)

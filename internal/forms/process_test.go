@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 
 	"github.com/google/uuid"
@@ -73,12 +71,11 @@ func TestProcessingFailingForGood(t *testing.T) {
 	if _, err := f.pool.Exec(ctx, `UPDATE form_version SET xform = '<broken' WHERE form_id = 'household_survey'`); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// A new process: nothing cached, the definition read from the table.
-	p := &forms.Pipeline{Pool: f.pool, Catalog: forms.NewCatalog(f.pool), Rules: forms.NewRules(), Log: log}
+	p := freshPipeline(f.pool)
 	w := &forms.ProcessWorker{Pipeline: p}
 	// The other panics while parsing its XML.
-	panics := &forms.Pipeline{Pool: f.pool, Catalog: forms.NewCatalog(f.pool), Rules: forms.NewRules(), Log: log}
+	panics := freshPipeline(f.pool)
 	forms.SetOnParse(panics, func() { panic("boom") })
 	wp := &forms.ProcessWorker{Pipeline: panics}
 
@@ -127,7 +124,7 @@ func TestProcessingFailingForGood(t *testing.T) {
 	if n, err := forms.Reconcile(ctx, f.pool, q, 0); err != nil || n != 1 {
 		t.Errorf("the sweep after the put-back: %d jobs, %v; want 1", n, err)
 	}
-	mended := &forms.ProcessWorker{Pipeline: &forms.Pipeline{Pool: f.pool, Catalog: forms.NewCatalog(f.pool), Rules: forms.NewRules(), Log: log}}
+	mended := &forms.ProcessWorker{Pipeline: freshPipeline(f.pool)}
 	if err := processJob(ctx, mended, broken, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -146,8 +143,7 @@ func TestGivingUpWaitsForAProcessingDecidingIt(t *testing.T) {
 	f.register("household_survey.xml", forms.DataCollection)
 	id := f.storeReceived()
 	free, processed := f.pausedInDecide(id)
-	panics := &forms.Pipeline{Pool: f.pool, Catalog: forms.NewCatalog(f.pool), Rules: forms.NewRules(),
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	panics := freshPipeline(f.pool)
 	forms.SetOnParse(panics, func() { panic("boom") })
 	gaveUp := make(chan error, 1)
 	go func() { gaveUp <- processJob(ctx, &forms.ProcessWorker{Pipeline: panics}, id, processAttempts()) }()
@@ -179,8 +175,7 @@ func TestProcessingDoesNotGiveUpWhileTheDatabaseIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	down.Close()
-	w := &forms.ProcessWorker{Pipeline: &forms.Pipeline{Pool: down, Catalog: forms.NewCatalog(down), Rules: forms.NewRules(),
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+	w := &forms.ProcessWorker{Pipeline: freshPipeline(down)}
 	var cancel *river.JobCancelError
 	if err := processJob(ctx, w, id, processAttempts()); !errors.As(err, &cancel) {
 		t.Errorf("last attempt with the database down: %v, want the job ended (cancelled) for the sweep to queue it again", err)
